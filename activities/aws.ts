@@ -1,0 +1,123 @@
+/**
+ * AWS clients per (account, region). The worker's own credentials come from the usual chain
+ * (environment, profile, SSO, instance or container role); another account is reached by assuming
+ * the role configured for it, with credentials that refresh themselves before they expire, so a
+ * copy or a wait longer than one hour of credentials keeps working.
+ */
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import type { AwsTarget } from '../workflows/contracts';
+import { FailureType } from '../workflows/contracts';
+import { aws, failure } from './errors';
+
+export interface AwsSettings {
+  /** Endpoint for every service, e.g. the local sandbox; unset for real AWS. */
+  endpoint?: string;
+  /** Role to assume per account id. */
+  roleArns: Record<string, string>;
+  /** Role name assumed in any account without an entry in `roleArns` (arn:<partition>:iam::<account>:role/<name>). */
+  roleName?: string;
+  externalId?: string;
+  /** Session length of assumed roles; credentials refresh before this runs out. */
+  roleSessionSeconds: number;
+  /** Retries inside the SDK before an error reaches Temporal's retry policy. */
+  sdkMaxAttempts: number;
+  /** Explicit base credentials (tests, sandbox); otherwise the default provider chain. */
+  credentials?:
+    AwsCredentialIdentityProvider | { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+export interface AwsClients {
+  ec2(target: AwsTarget): Promise<EC2Client>;
+  /** Releases sockets; the worker calls it on shutdown. */
+  destroy(): void;
+}
+
+export function partitionOf(region: string): string {
+  if (region.startsWith('cn-')) return 'aws-cn';
+  if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  return 'aws';
+}
+
+export function roleArnFor(settings: AwsSettings, accountId: string, region: string): string | undefined {
+  const explicit = settings.roleArns[accountId];
+  if (explicit) return explicit;
+  if (settings.roleName) return `arn:${partitionOf(region)}:iam::${accountId}:role/${settings.roleName}`;
+  return undefined;
+}
+
+export function createAwsClients(settings: AwsSettings): AwsClients {
+  const clients = new Map<string, EC2Client>();
+  const stsClients: STSClient[] = [];
+  const ownAccount = new Map<string, Promise<string>>();
+
+  const base = (region: string) => ({
+    region,
+    maxAttempts: settings.sdkMaxAttempts,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+  });
+
+  async function callerAccount(region: string): Promise<string> {
+    let pending = ownAccount.get(region);
+    if (!pending) {
+      const sts = new STSClient(base(region));
+      stsClients.push(sts);
+      pending = aws('reading the worker identity (sts:GetCallerIdentity)', () =>
+        sts.send(new GetCallerIdentityCommand({})),
+      ).then((r) => r.Account ?? '');
+      pending.catch(() => ownAccount.delete(region));
+      ownAccount.set(region, pending);
+    }
+    return pending;
+  }
+
+  async function credentialsFor(target: AwsTarget): Promise<Record<string, unknown>> {
+    if (target.accountId === undefined) return {};
+    const roleArn = roleArnFor(settings, target.accountId, target.region);
+    if (roleArn) {
+      return {
+        credentials: fromTemporaryCredentials({
+          params: {
+            RoleArn: roleArn,
+            RoleSessionName: `amiflow-${target.accountId}`,
+            DurationSeconds: settings.roleSessionSeconds,
+            ...(settings.externalId ? { ExternalId: settings.externalId } : {}),
+          },
+          clientConfig: base(target.region),
+          ...(settings.credentials && typeof settings.credentials !== 'function'
+            ? { masterCredentials: settings.credentials }
+            : {}),
+        }),
+      };
+    }
+    const own = await callerAccount(target.region);
+    if (own !== target.accountId) {
+      throw failure(
+        FailureType.AwsUnauthorized,
+        `no role is configured for account ${target.accountId} and the worker's own credentials belong to ${own || 'another account'}; ` +
+          'set AMIFLOW_ROLE_ARNS (account=roleArn,…) or AMIFLOW_ROLE_NAME on the worker',
+      );
+    }
+    return {};
+  }
+
+  return {
+    async ec2(target) {
+      const key = `${target.accountId ?? 'self'}/${target.region}`;
+      let client = clients.get(key);
+      if (!client) {
+        client = new EC2Client({ ...base(target.region), ...(await credentialsFor(target)) });
+        clients.set(key, client);
+      }
+      return client;
+    },
+    destroy() {
+      for (const c of clients.values()) c.destroy();
+      for (const c of stsClients) c.destroy();
+      clients.clear();
+    },
+  };
+}

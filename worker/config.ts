@@ -1,0 +1,116 @@
+/**
+ * Typed worker and client configuration, read from the environment. Every setting has one name
+ * here; defaults give the local stack (dev server on localhost:7233, the worker's own AWS credentials).
+ */
+import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../workflows/contracts';
+import type { AwsSettings } from '../activities/aws';
+
+export interface TemporalSettings {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  /** mTLS client certificate and key (PEM paths), or an API key (Temporal Cloud). */
+  tls?: { certPath: string; keyPath: string; serverNameOverride?: string; serverRootCaPath?: string };
+  apiKey?: string;
+}
+
+export interface WorkerSettings {
+  temporal: TemporalSettings;
+  aws: AwsSettings;
+  maxConcurrentActivities: number;
+  maxConcurrentLocalActivities: number;
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ConfigError(`${name}=${raw} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** `111122223333=arn:aws:iam::111122223333:role/amiflow,444455556666=arn:…` or a JSON object. */
+export function parseRoleArns(raw: string | undefined): Record<string, string> {
+  if (!raw || raw.trim() === '') return {};
+  let pairs: [string, string][];
+  if (raw.trim().startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      throw new ConfigError('AMIFLOW_ROLE_ARNS is not valid JSON');
+    }
+    if (typeof parsed !== 'object' || parsed === null)
+      throw new ConfigError('AMIFLOW_ROLE_ARNS must be an object');
+    pairs = Object.entries(parsed as Record<string, unknown>).map(([k, v]) => [k, String(v)]);
+  } else {
+    pairs = raw.split(',').map((item) => {
+      const at = item.indexOf('=');
+      if (at < 0) throw new ConfigError(`AMIFLOW_ROLE_ARNS entry '${item}' must be account=roleArn`);
+      return [item.slice(0, at).trim(), item.slice(at + 1).trim()];
+    });
+  }
+  for (const [account, arn] of pairs) {
+    if (!/^\d{12}$/.test(account))
+      throw new ConfigError(`AMIFLOW_ROLE_ARNS: '${account}' is not a 12-digit account id`);
+    if (!new RegExp(`^arn:aws[a-z-]*:iam::${account}:role/[\\w+=,.@/-]+$`).test(arn))
+      throw new ConfigError(`AMIFLOW_ROLE_ARNS: '${arn}' is not an IAM role ARN in account ${account}`);
+  }
+  return Object.fromEntries(pairs);
+}
+
+export function readTemporalSettings(env: Env = process.env): TemporalSettings {
+  const certPath = env.TEMPORAL_TLS_CERT;
+  const keyPath = env.TEMPORAL_TLS_KEY;
+  if (Boolean(certPath) !== Boolean(keyPath))
+    throw new ConfigError('set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY, or neither');
+  return {
+    address: env.TEMPORAL_ADDRESS || 'localhost:7233',
+    namespace: env.TEMPORAL_NAMESPACE || DEFAULT_NAMESPACE,
+    taskQueue: env.AMIFLOW_TASK_QUEUE || DEFAULT_TASK_QUEUE,
+    ...(certPath && keyPath
+      ? {
+          tls: {
+            certPath,
+            keyPath,
+            ...(env.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: env.TEMPORAL_TLS_SERVER_NAME } : {}),
+            ...(env.TEMPORAL_TLS_CA ? { serverRootCaPath: env.TEMPORAL_TLS_CA } : {}),
+          },
+        }
+      : {}),
+    ...(env.TEMPORAL_API_KEY ? { apiKey: env.TEMPORAL_API_KEY } : {}),
+  };
+}
+
+export function readAwsSettings(env: Env = process.env): AwsSettings {
+  const roleName = env.AMIFLOW_ROLE_NAME;
+  if (roleName !== undefined && roleName !== '' && !/^[\w+=,.@/-]{1,64}$/.test(roleName))
+    throw new ConfigError(`AMIFLOW_ROLE_NAME=${roleName} is not an IAM role name`);
+  return {
+    ...(env.AMIFLOW_AWS_ENDPOINT ? { endpoint: env.AMIFLOW_AWS_ENDPOINT } : {}),
+    roleArns: parseRoleArns(env.AMIFLOW_ROLE_ARNS),
+    ...(roleName ? { roleName } : {}),
+    ...(env.AMIFLOW_ROLE_EXTERNAL_ID ? { externalId: env.AMIFLOW_ROLE_EXTERNAL_ID } : {}),
+    roleSessionSeconds: int(env, 'AMIFLOW_ROLE_SESSION_SECONDS', 3600, 900, 43200),
+    sdkMaxAttempts: int(env, 'AMIFLOW_AWS_MAX_ATTEMPTS', 3, 1, 10),
+  };
+}
+
+export function readWorkerSettings(env: Env = process.env): WorkerSettings {
+  return {
+    temporal: readTemporalSettings(env),
+    aws: readAwsSettings(env),
+    // Most activities wait on AWS and hold no CPU: many fit in one worker.
+    maxConcurrentActivities: int(env, 'AMIFLOW_MAX_CONCURRENT_ACTIVITIES', 500, 1, 10000),
+    maxConcurrentLocalActivities: int(env, 'AMIFLOW_MAX_CONCURRENT_LOCAL_ACTIVITIES', 100, 1, 10000),
+    shutdownGraceMs: int(env, 'AMIFLOW_SHUTDOWN_GRACE_MS', 30000, 0, 600000),
+  };
+}

@@ -1,0 +1,43 @@
+/** Builds the amiflow worker: the workflow bundle plus the activities bound to their AWS clients. */
+import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import type { ActivityDeps } from '../activities';
+import { createActivities } from '../activities';
+import { createAwsClients } from '../activities/aws';
+import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
+import type { WorkerSettings } from './config';
+
+export interface BuildWorkerOptions {
+  connection: NativeConnection;
+  settings: WorkerSettings;
+  /** Replace some activity dependencies (tests and benchmarks). */
+  deps?: Partial<ActivityDeps>;
+  /** Extra worker options (tests: a prebuilt bundle, a different identity). */
+  worker?: Partial<WorkerOptions>;
+}
+
+export const workflowsPath = require.resolve('../workflows');
+
+export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: Worker; deps: ActivityDeps }> {
+  const deps: ActivityDeps = {
+    aws: opts.deps?.aws ?? createAwsClients(opts.settings.aws),
+    clock: opts.deps?.clock ?? activityClock,
+    random: opts.deps?.random ?? Math.random,
+    policy: opts.deps?.policy ?? DEFAULT_POLL_POLICY,
+    ...(opts.deps?.onHeartbeat ? { onHeartbeat: opts.deps.onHeartbeat } : {}),
+  };
+  const worker = await Worker.create({
+    connection: opts.connection,
+    namespace: opts.settings.temporal.namespace,
+    taskQueue: opts.settings.temporal.taskQueue,
+    ...(opts.worker?.workflowBundle ? {} : { workflowsPath }),
+    activities: createActivities(deps),
+    maxConcurrentActivityTaskExecutions: opts.settings.maxConcurrentActivities,
+    maxConcurrentLocalActivityExecutions: opts.settings.maxConcurrentLocalActivities,
+    shutdownGraceTime: opts.settings.shutdownGraceMs,
+    // Waiting activities pace their own heartbeats to their heartbeat timeout; let them through.
+    maxHeartbeatThrottleInterval: '5m',
+    ...opts.worker,
+  });
+  return { worker, deps };
+}

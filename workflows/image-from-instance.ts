@@ -1,0 +1,244 @@
+/**
+ * imageFromInstance: make an AMI from an EC2 instance in one of three consistency modes, wait until
+ * it is available, and leave the instance in the state it started in, on every path.
+ */
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { InstanceStateReached } from '../activities/instances';
+import type {
+  AwsTarget,
+  ConsistencyMode,
+  ImageFromInstanceInput,
+  ImageFromInstanceResult,
+  Tags,
+} from './contracts';
+import {
+  DEFAULT_TIMEOUTS,
+  FailureType,
+  MANAGED_BY_VALUE,
+  SearchAttr,
+  TAG,
+  WORKFLOW_TYPES,
+  consistencyOf,
+  progressQuery,
+} from './contracts';
+import { Compensations } from './compensation';
+import { compensationCall, fastAwsCall, instanceWait, longImageWait } from './presets';
+import { Progress } from './progress';
+import { InvalidInputError, parseImageFromInstanceInput } from './validation';
+
+export const IMAGE_FROM_INSTANCE_STEPS = [
+  'describe instance',
+  'check image name',
+  'stop instance',
+  'create image',
+  'start instance',
+  'wait for image available',
+  'tag snapshots',
+] as const;
+
+const CONSISTENCY_NOTES: Record<ConsistencyMode | 'stopped', string> = {
+  stop: 'consistent: the instance was stopped, so every write was on disk when the snapshots began',
+  reboot: 'consistent: EC2 rebooted the instance, flushing OS buffers, before the snapshots began',
+  'no-reboot':
+    'crash-consistent only: the instance kept running and OS buffers were not flushed; ' +
+    'the image is what a power cut would leave on disk',
+  stopped: 'consistent: the instance was already stopped',
+};
+
+function local(summary: string, options: LocalActivityOptions = fastAwsCall) {
+  return { ...options, summary };
+}
+function remote(summary: string, options: ActivityOptions) {
+  return { ...options, summary };
+}
+
+const la = proxyLocalActivities<Activities>(fastAwsCall);
+const act = proxyActivities<Activities>(compensationCall);
+
+export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promise<ImageFromInstanceResult> {
+  const progress = new Progress(WORKFLOW_TYPES.imageFromInstance, IMAGE_FROM_INSTANCE_STEPS);
+  setHandler(progressQuery, () => progress.record);
+  const startedAt = new Date().toISOString();
+
+  let input: ImageFromInstanceInput;
+  try {
+    input = parseImageFromInstanceInput(rawInput);
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err;
+    progress.setPhase('failed', err);
+    throw ApplicationFailure.create({
+      type: FailureType.InvalidInput,
+      nonRetryable: true,
+      message: err.message,
+      details: [err.issues],
+    });
+  }
+
+  const { workflowId, runId } = workflowInfo();
+  const target: AwsTarget = {
+    region: input.region,
+    ...(input.accountId ? { accountId: input.accountId } : {}),
+  };
+  const ref = { target, instanceId: input.instanceId };
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...input.timeouts };
+  const owner = { target, imageName: input.imageName, workflowId, runId };
+  const comp = new Compensations(progress);
+  progress.resource('instanceId', input.instanceId);
+
+  const result = await comp.guard(async () => {
+    const instance = await progress.run('describe instance', () =>
+      la.describeInstance.executeWithOptions(local(`describe ${input.instanceId}`), [ref]),
+    );
+    if (instance.rootDeviceType === 'instance-store') {
+      throw ApplicationFailure.create({
+        type: FailureType.InstanceStoreRoot,
+        nonRetryable: true,
+        message: `instance ${input.instanceId} has an instance-store root volume; CreateImage works only for EBS-backed instances (bundle instance-store AMIs with the AMI tools instead)`,
+      });
+    }
+    if (instance.state !== 'running' && instance.state !== 'stopped') {
+      throw ApplicationFailure.create({
+        type: FailureType.InstanceStateUnsupported,
+        nonRetryable: true,
+        message: `instance ${input.instanceId} is '${instance.state}'; image it when it is running or stopped`,
+      });
+    }
+    const initialState = instance.state;
+    const stopFirst = input.mode === 'stop' && initialState === 'running';
+    const consistency = initialState === 'stopped' ? 'consistent' : consistencyOf(input.mode);
+
+    await progress.run('check image name', () =>
+      la.checkImageName.executeWithOptions(local(`check name '${input.imageName}' is free`), [owner]),
+    );
+
+    let restart: { discard(): void } | undefined;
+    let stopScheduledAt = 0;
+    if (stopFirst) {
+      restart = comp.add(
+        'start instance again',
+        () =>
+          act.startInstance.executeWithOptions(
+            remote(`restore: start ${input.instanceId}`, instanceWait(timeouts.instanceStateSeconds)),
+            [{ ...ref, deadline: Date.now() + timeouts.instanceStateSeconds * 1000 }],
+          ),
+        'stop instance',
+      );
+      stopScheduledAt = Date.now();
+      await progress.run('stop instance', () =>
+        act.stopInstance.executeWithOptions(
+          remote(
+            `stop ${input.instanceId} and wait until stopped`,
+            instanceWait(timeouts.instanceStateSeconds),
+          ),
+          [{ ...ref, deadline: Date.now() + timeouts.instanceStateSeconds * 1000 }],
+        ),
+      );
+    } else {
+      progress.skip('stop instance', initialState === 'stopped' ? 'already stopped' : `mode ${input.mode}`);
+    }
+
+    const made: { imageId?: string } = {}; // filled once CreateImage answers; read by the undo
+    comp.add(
+      'delete image and snapshots',
+      () =>
+        act.deleteImage.executeWithOptions(
+          remote(`undo: delete image '${input.imageName}'`, compensationCall),
+          [{ ...owner, ...(made.imageId ? { imageId: made.imageId } : {}) }],
+        ),
+      'create image',
+    );
+    const tags: Tags = {
+      ...input.tags,
+      [TAG.managedBy]: MANAGED_BY_VALUE,
+      [TAG.workflowId]: workflowId,
+      [TAG.runId]: runId,
+      [TAG.workflowType]: WORKFLOW_TYPES.imageFromInstance,
+      [TAG.sourceInstance]: input.instanceId,
+      [TAG.consistency]: consistency,
+    };
+    const created = await progress.run('create image', () =>
+      la.createImage.executeWithOptions(local(`create image '${input.imageName}' (${input.mode})`), [
+        {
+          ...owner,
+          instanceId: input.instanceId,
+          ...(input.description ? { description: input.description } : {}),
+          // Stopped already, or the caller chose no-reboot; only `reboot` lets EC2 reboot it.
+          noReboot: input.mode !== 'reboot' || initialState === 'stopped',
+          tags,
+        },
+      ]),
+    );
+    made.imageId = created.imageId;
+    progress.resource('imageId', created.imageId);
+    if (workflowInfo().typedSearchAttributes.get(SearchAttr.instanceId) !== undefined) {
+      upsertSearchAttributes([{ key: SearchAttr.imageId, value: created.imageId }]);
+    }
+
+    // Stop mode: the snapshots are point-in-time from CreateImage on, so the instance runs again
+    // now, while the snapshots copy; downtime does not include the wait for `available`.
+    let started: Promise<InstanceStateReached | undefined> = Promise.resolve(undefined);
+    if (stopFirst) {
+      started = progress
+        .run('start instance', () =>
+          act.startInstance.executeWithOptions(
+            remote(`start ${input.instanceId} again`, instanceWait(timeouts.instanceStateSeconds)),
+            [{ ...ref, deadline: Date.now() + timeouts.instanceStateSeconds * 1000 }],
+          ),
+        )
+        .then((r) => {
+          restart?.discard();
+          return r;
+        });
+    } else {
+      progress.skip(
+        'start instance',
+        initialState === 'stopped' ? 'was stopped: left stopped' : 'never stopped',
+      );
+    }
+    const available = progress.run('wait for image available', () =>
+      act.waitForImageAvailable.executeWithOptions(
+        remote(`wait for ${created.imageId} to be available`, longImageWait(timeouts.imageAvailableSeconds)),
+        [{ target, imageId: created.imageId, deadline: Date.now() + timeouts.imageAvailableSeconds * 1000 }],
+      ),
+    );
+    // Both settle before anything is undone, so a compensation never races a running step.
+    const [startOutcome, availableOutcome] = await Promise.allSettled([started, available]);
+    if (startOutcome.status === 'rejected') throw startOutcome.reason;
+    if (availableOutcome.status === 'rejected') throw availableOutcome.reason;
+
+    const tagged = await progress.run('tag snapshots', () =>
+      la.tagSnapshots.executeWithOptions(local(`tag snapshots of ${created.imageId}`), [
+        { target, imageId: created.imageId, tags },
+      ]),
+    );
+    const runningAgain = startOutcome.value;
+    const finalState: 'running' | 'stopped' = runningAgain ? 'running' : initialState;
+    return {
+      imageId: created.imageId,
+      imageName: input.imageName,
+      region: input.region,
+      ...(input.accountId ? { accountId: input.accountId } : {}),
+      snapshotIds: tagged.snapshotIds,
+      instanceId: input.instanceId,
+      mode: input.mode,
+      consistency,
+      consistencyNote: CONSISTENCY_NOTES[initialState === 'stopped' ? 'stopped' : input.mode],
+      instanceInitialState: initialState,
+      instanceFinalState: finalState,
+      downtimeSeconds: runningAgain ? Math.max(0, (runningAgain.at - stopScheduledAt) / 1000) : 0,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    };
+  });
+  progress.setPhase('succeeded');
+  return result;
+}

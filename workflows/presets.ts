@@ -1,0 +1,49 @@
+/**
+ * Named timeouts and retry policies for activity calls; call sites pick one, never literals.
+ * Short AWS calls run as local activities (one marker event each, no extra workflow task); waits
+ * run as heartbeating activities whose deadline is computed once by the workflow, so retries
+ * never extend it.
+ */
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+
+const awsRetry = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+} as const;
+
+/** One quick AWS call (describe, create, tag): seconds; throttling retried for a few minutes. */
+export const fastAwsCall: LocalActivityOptions = {
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '5m',
+  localRetryThreshold: '10s',
+  retry: awsRetry,
+};
+
+/** Waiting minutes for an instance to stop or run: heartbeats every ~48 s. */
+export function instanceWait(waitSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: `${waitSeconds + 120}s`,
+    heartbeatTimeout: '1m',
+    retry: { ...awsRetry, maximumAttempts: 10 },
+  };
+}
+
+/**
+ * Waiting hours for an image: heartbeats every ~4.8 min, so an hour of waiting costs about 13
+ * heartbeat actions; a crashed worker is noticed within the 6-minute heartbeat timeout.
+ */
+export function longImageWait(waitSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: `${waitSeconds + 600}s`,
+    heartbeatTimeout: '6m',
+    retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 20 },
+  };
+}
+
+/** Compensations: idempotent, retried patiently (they run when something already went wrong). */
+export const compensationCall: ActivityOptions = {
+  startToCloseTimeout: '20m',
+  heartbeatTimeout: '2m',
+  retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 30 },
+};
