@@ -20,6 +20,7 @@ export interface WorkerSettings {
   maxConcurrentActivities: number;
   maxConcurrentLocalActivities: number;
   shutdownGraceMs: number;
+  logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 }
 
 export class ConfigError extends Error {
@@ -104,6 +105,15 @@ export function readAwsSettings(env: Env = process.env): AwsSettings {
   };
 }
 
+const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+function logLevel(raw: string | undefined): WorkerSettings['logLevel'] {
+  if (raw === undefined || raw === '') return 'INFO';
+  const level = raw.toUpperCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new ConfigError(`AMIFLOW_LOG_LEVEL=${raw} must be one of ${LOG_LEVELS.join(', ')}`);
+  return level as WorkerSettings['logLevel'];
+}
+
 export function readWorkerSettings(env: Env = process.env): WorkerSettings {
   return {
     temporal: readTemporalSettings(env),
@@ -112,5 +122,6 @@ export function readWorkerSettings(env: Env = process.env): WorkerSettings {
     maxConcurrentActivities: int(env, 'AMIFLOW_MAX_CONCURRENT_ACTIVITIES', 500, 1, 10000),
     maxConcurrentLocalActivities: int(env, 'AMIFLOW_MAX_CONCURRENT_LOCAL_ACTIVITIES', 100, 1, 10000),
     shutdownGraceMs: int(env, 'AMIFLOW_SHUTDOWN_GRACE_MS', 30000, 0, 600000),
+    logLevel: logLevel(env.AMIFLOW_LOG_LEVEL),
   };
 }

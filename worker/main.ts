@@ -2,10 +2,11 @@
 import { NativeConnection } from '@temporalio/worker';
 import { readWorkerSettings } from './config';
 import { connectionOptions } from './connection';
-import { buildWorker } from './worker';
+import { buildWorker, installRuntime } from './worker';
 
 async function main(): Promise<void> {
   const settings = readWorkerSettings();
+  installRuntime(settings.logLevel);
   const connection = await NativeConnection.connect(await connectionOptions(settings.temporal));
   try {
     const { worker, deps } = await buildWorker({ connection, settings });

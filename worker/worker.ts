@@ -1,6 +1,6 @@
 /** Builds the amiflow worker: the workflow bundle plus the activities bound to their AWS clients. */
 import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../activities';
 import { createActivities } from '../activities';
 import { createAwsClients } from '../activities/aws';
@@ -14,6 +14,11 @@ export interface BuildWorkerOptions {
   deps?: Partial<ActivityDeps>;
   /** Extra worker options (tests: a prebuilt bundle, a different identity). */
   worker?: Partial<WorkerOptions>;
+}
+
+/** Sets the process-wide SDK log level; call once, before the first connection. */
+export function installRuntime(level: WorkerSettings['logLevel']): void {
+  Runtime.install({ logger: new DefaultLogger(level) });
 }
 
 export const workflowsPath = require.resolve('../workflows');
