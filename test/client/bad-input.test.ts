@@ -1,0 +1,119 @@
+/**
+ * Bad input is refused by the client library and the CLI with a message naming the field, before
+ * anything is started: no Temporal call, so no workflow, so no AWS call. (The workflow refuses the
+ * same inputs again at its start: test/workflows.)
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Client } from '@temporalio/client';
+import { AmiflowClient, InvalidInputError } from '../../client';
+import { UsageError, run } from '../../client/cli';
+import type { ImageFromInstanceInput } from '../../workflows/contracts';
+
+const GOOD: ImageFromInstanceInput = {
+  region: 'eu-west-1',
+  instanceId: 'i-0123456789abcdef0',
+  imageName: 'web-2026-11-28',
+  mode: 'stop',
+};
+
+/** A Temporal client that records every call made through it. */
+function recordingClient(): { client: AmiflowClient; calls: string[] } {
+  const calls: string[] = [];
+  const workflow = new Proxy(
+    {},
+    {
+      get: (_t, prop) => () => {
+        calls.push(String(prop));
+        return Promise.resolve({ firstExecutionRunId: 'run-1' });
+      },
+    },
+  );
+  return { client: AmiflowClient.fromClient({ workflow } as unknown as Client, 'amiflow'), calls };
+}
+
+const BAD: [string, Record<string, unknown>, string][] = [
+  ['malformed instance id', { instanceId: 'i-xyz' }, 'instanceId'],
+  ['instance id with capitals', { instanceId: 'i-0123456789ABCDEF0' }, 'instanceId'],
+  ['missing instance id', { instanceId: undefined }, 'instanceId'],
+  ['unknown mode', { mode: 'snapshot' }, 'mode'],
+  ['empty name', { imageName: '' }, 'imageName'],
+  ['name of 2 characters', { imageName: 'ab' }, 'imageName'],
+  ['name over 128 characters', { imageName: 'a'.repeat(129) }, 'imageName'],
+  ['name with forbidden characters', { imageName: 'web#1!' }, 'imageName'],
+  ['name with leading space', { imageName: ' web-1' }, 'imageName'],
+  ['bad region', { region: 'europe-west' }, 'region'],
+  ['missing region', { region: '' }, 'region'],
+  ['account id of 11 digits', { accountId: '12345678901' }, 'accountId'],
+  ['account id as a number', { accountId: 123456789012 }, 'accountId'],
+  ['negative timeout', { timeouts: { imageAvailableSeconds: -5 } }, 'timeouts.imageAvailableSeconds'],
+  ['fractional timeout', { timeouts: { instanceStateSeconds: 90.5 } }, 'timeouts.instanceStateSeconds'],
+  ['timeout over a week', { timeouts: { imageAvailableSeconds: 8 * 24 * 3600 } }, 'timeouts.imageAvailableSeconds'],
+  ['unknown timeout', { timeouts: { stopSeconds: 60 } }, 'timeouts.stopSeconds'],
+  ['reserved tag prefix aws:', { tags: { 'aws:cloudformation:stack': 'x' } }, 'tags.aws:cloudformation:stack'],
+  ['reserved tag prefix amiflow:', { tags: { 'amiflow:workflow-id': 'x' } }, 'tags.amiflow:workflow-id'],
+  ['tag value not a string', { tags: { owner: 7 } }, 'tags.owner'],
+  ['tag value over 256 characters', { tags: { owner: 'x'.repeat(257) } }, 'tags.owner'],
+  ['description over 255 characters', { description: 'd'.repeat(256) }, 'description'],
+  ['unknown field', { Mode: 'stop' }, 'Mode'],
+];
+
+describe('client library refuses bad input before starting anything', () => {
+  for (const [kind, change, field] of BAD) {
+    test(`${kind} → names ${field}`, async () => {
+      // GIVEN a client whose every Temporal call is recorded
+      const { client, calls } = recordingClient();
+      // WHEN a bad input is started
+      const err = await client.startImageFromInstance({ ...GOOD, ...change } as ImageFromInstanceInput).catch((e: unknown) => e);
+      // THEN it is refused, naming the field, and nothing reached Temporal
+      assert.ok(err instanceof InvalidInputError, `expected InvalidInputError, got ${String(err)}`);
+      assert.ok(
+        err.issues.some((i) => i.field === field),
+        `issues ${JSON.stringify(err.issues)} should name ${field}`,
+      );
+      assert.match(err.message, new RegExp(`${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+      assert.deepEqual(calls, []);
+    });
+  }
+
+  test('a good input is started once, with a deterministic workflow id', async () => {
+    const { client, calls } = recordingClient();
+    const started = await client.startImageFromInstance(GOOD);
+    assert.deepEqual(calls, ['start']);
+    assert.equal(started.workflowId, 'image-from-instance/eu-west-1/self/i-0123456789abcdef0/web-2026-11-28');
+  });
+});
+
+describe('CLI refuses bad input before connecting', () => {
+  const base = ['image', 'create', '--region', 'eu-west-1', '--instance', 'i-0123456789abcdef0', '--name', 'web-1', '--mode', 'stop'];
+  const cases: [string, string[], RegExp][] = [
+    ['bad instance flag', ['--instance', 'i-1'], /--instance: 'i-1' is not an EC2 instance id/],
+    ['bad mode', ['--mode', 'fast'], /--mode: 'fast' is not a consistency mode/],
+    ['bad account', ['--account', 'abc'], /--account: 'abc' is not an AWS account id/],
+    ['tag without =', ['--tag', 'owner'], /--tag: 'owner' must be key=value/],
+    ['duplicate tag', ['--tag', 'a=1', '--tag', 'a=2'], /key 'a' given twice/],
+    ['reserved tag', ['--tag', 'aws:x=1'], /--tag aws:x: tag keys starting with 'aws:' are reserved/],
+    ['timeout not a number', ['--available-timeout', 'soon'], /--available-timeout: 'soon' is not a number/],
+    ['negative timeout', ['--instance-timeout=-1'], /--instance-timeout: must be a whole number/],
+    ['unknown flag', ['--force'], /Unknown option '--force'/],
+    ['watch and no-wait', ['--watch', '--no-wait'], /exclude each other/],
+  ];
+  for (const [kind, extra, message] of cases) {
+    test(kind, async () => {
+      let connected = false;
+      const connect = () => {
+        connected = true;
+        return Promise.reject(new Error('must not connect'));
+      };
+      await assert.rejects(run([...base, ...extra], connect), message);
+      assert.equal(connected, false);
+    });
+  }
+
+  test('unknown command is a usage error', async () => {
+    await assert.rejects(
+      run(['image', 'delete'], () => Promise.reject(new Error('must not connect'))),
+      (e: unknown) => e instanceof UsageError && /unknown command 'image delete'/.test(e.message),
+    );
+  });
+});
