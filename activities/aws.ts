@@ -35,10 +35,18 @@ export interface AwsClients {
   destroy(): void;
 }
 
+const ISO_PARTITIONS: Record<string, string> = {
+  iso: 'aws-iso',
+  isob: 'aws-iso-b',
+  isoe: 'aws-iso-e',
+  isof: 'aws-iso-f',
+};
+
 export function partitionOf(region: string): string {
   if (region.startsWith('cn-')) return 'aws-cn';
   if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  return 'aws';
+  const iso = /^[a-z]{2}-(iso[a-z]?)-/.exec(region)?.[1];
+  return (iso && ISO_PARTITIONS[iso]) ?? 'aws';
 }
 
 export function roleArnFor(settings: AwsSettings, accountId: string, region: string): string | undefined {
@@ -49,7 +57,7 @@ export function roleArnFor(settings: AwsSettings, accountId: string, region: str
 }
 
 export function createAwsClients(settings: AwsSettings): AwsClients {
-  const clients = new Map<string, EC2Client>();
+  const clients = new Map<string, Promise<EC2Client>>();
   const stsClients: STSClient[] = [];
   const ownAccount = new Map<string, Promise<string>>();
 
@@ -105,17 +113,23 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
   }
 
   return {
-    async ec2(target) {
+    ec2(target) {
       const key = `${target.accountId ?? 'self'}/${target.region}`;
       let client = clients.get(key);
       if (!client) {
-        client = new EC2Client({ ...base(target.region), ...(await credentialsFor(target)) });
+        // Cache the promise: concurrent first calls share one client.
+        client = credentialsFor(target).then((creds) => new EC2Client({ ...base(target.region), ...creds }));
+        client.catch(() => clients.delete(key));
         clients.set(key, client);
       }
       return client;
     },
     destroy() {
-      for (const c of clients.values()) c.destroy();
+      for (const c of clients.values())
+        void c.then(
+          (client) => client.destroy(),
+          () => undefined,
+        );
       for (const c of stsClients) c.destroy();
       clients.clear();
     },

@@ -33,6 +33,8 @@ const SERVER = new Set([
 const TRANSIENT_STATE = new Set([
   'IncorrectInstanceState',
   'IncorrectState',
+  // A snapshot stays "in use" by its AMI for a short while after DeregisterImage.
+  'InvalidSnapshot.InUse',
   'PendingVerification',
   'ExpiredToken',
   'RequestExpired',

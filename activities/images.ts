@@ -97,7 +97,13 @@ export function snapshotIdsOf(image: Image): string[] {
 
 async function findByName(ec2: EC2Client, name: string): Promise<Image | undefined> {
   const out = await aws(`looking up image name '${name}'`, () =>
-    ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [name] }] })),
+    ec2.send(
+      new DescribeImagesCommand({
+        Owners: ['self'],
+        IncludeDisabled: true,
+        Filters: [{ Name: 'name', Values: [name] }],
+      }),
+    ),
   );
   return out.Images?.find((i) => i.Name === name);
 }
@@ -155,6 +161,8 @@ export function imageActivities(deps: ActivityDeps) {
         if (isAwsCode(err, 'InvalidAMIName.Duplicate')) {
           const again = nameStatus(await findByName(ec2, input.imageName), input);
           if (again.status === 'ours') return { imageId: again.imageId, created: false };
+          // Taken, yet not visible to DescribeImages: EC2's read-after-write lag. Retry to find it.
+          throw err;
         }
         rethrowAws(err, `creating image '${input.imageName}' from ${input.instanceId}`);
       }

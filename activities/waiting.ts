@@ -116,13 +116,17 @@ export async function waitUntil<S, P>(deps: WaitDeps, spec: WaitSpec<S, P>): Pro
     if (now - lastHeartbeat >= heartbeatEvery) {
       hb.progress = await spec.progress(state);
       hb.calls += spec.progressCalls;
-      ctx.heartbeat(hb);
-      deps.onHeartbeat?.(hb);
+      const details = { ...hb };
+      ctx.heartbeat(details);
+      deps.onHeartbeat?.(details);
       heartbeats += 1;
       lastHeartbeat = now;
     }
     const jittered = interval * (1 - deps.policy.jitter + 2 * deps.policy.jitter * deps.random());
-    await deps.clock.sleep(Math.max(0, Math.min(jittered, spec.deadline - now)));
+    // Wake no later than the next heartbeat is due: a poll interval added on top of it would let
+    // the gap between heartbeats exceed the heartbeat timeout (48 s + 14.85 s > 1 min).
+    const nextHeartbeatIn = lastHeartbeat + heartbeatEvery - now;
+    await deps.clock.sleep(Math.max(0, Math.min(jittered, spec.deadline - now, nextHeartbeatIn)));
     interval = Math.min(interval * deps.policy.backoff, deps.policy.maxIntervalMs);
   }
 }

@@ -53,11 +53,14 @@ export function parseRoleArns(raw: string | undefined): Record<string, string> {
       throw new ConfigError('AMIFLOW_ROLE_ARNS must be an object');
     pairs = Object.entries(parsed as Record<string, unknown>).map(([k, v]) => [k, String(v)]);
   } else {
-    pairs = raw.split(',').map((item) => {
-      const at = item.indexOf('=');
-      if (at < 0) throw new ConfigError(`AMIFLOW_ROLE_ARNS entry '${item}' must be account=roleArn`);
-      return [item.slice(0, at).trim(), item.slice(at + 1).trim()];
-    });
+    pairs = raw
+      .split(',')
+      .filter((item) => item.trim() !== '')
+      .map((item) => {
+        const at = item.indexOf('=');
+        if (at < 0) throw new ConfigError(`AMIFLOW_ROLE_ARNS entry '${item}' must be account=roleArn`);
+        return [item.slice(0, at).trim(), item.slice(at + 1).trim()];
+      });
   }
   for (const [account, arn] of pairs) {
     if (!/^\d{12}$/.test(account))

@@ -48,9 +48,17 @@ const BAD: [string, Record<string, unknown>, string][] = [
   ['account id as a number', { accountId: 123456789012 }, 'accountId'],
   ['negative timeout', { timeouts: { imageAvailableSeconds: -5 } }, 'timeouts.imageAvailableSeconds'],
   ['fractional timeout', { timeouts: { instanceStateSeconds: 90.5 } }, 'timeouts.instanceStateSeconds'],
-  ['timeout over a week', { timeouts: { imageAvailableSeconds: 8 * 24 * 3600 } }, 'timeouts.imageAvailableSeconds'],
+  [
+    'timeout over a week',
+    { timeouts: { imageAvailableSeconds: 8 * 24 * 3600 } },
+    'timeouts.imageAvailableSeconds',
+  ],
   ['unknown timeout', { timeouts: { stopSeconds: 60 } }, 'timeouts.stopSeconds'],
-  ['reserved tag prefix aws:', { tags: { 'aws:cloudformation:stack': 'x' } }, 'tags.aws:cloudformation:stack'],
+  [
+    'reserved tag prefix aws:',
+    { tags: { 'aws:cloudformation:stack': 'x' } },
+    'tags.aws:cloudformation:stack',
+  ],
   ['reserved tag prefix amiflow:', { tags: { 'amiflow:workflow-id': 'x' } }, 'tags.amiflow:workflow-id'],
   ['tag value not a string', { tags: { owner: 7 } }, 'tags.owner'],
   ['tag value over 256 characters', { tags: { owner: 'x'.repeat(257) } }, 'tags.owner'],
@@ -64,7 +72,7 @@ describe('client library refuses bad input before starting anything', () => {
       // GIVEN a client whose every Temporal call is recorded
       const { client, calls } = recordingClient();
       // WHEN a bad input is started
-      const err = await client.startImageFromInstance({ ...GOOD, ...change } as ImageFromInstanceInput).catch((e: unknown) => e);
+      const err = await client.startImageFromInstance({ ...GOOD, ...change }).catch((e: unknown) => e);
       // THEN it is refused, naming the field, and nothing reached Temporal
       assert.ok(err instanceof InvalidInputError, `expected InvalidInputError, got ${String(err)}`);
       assert.ok(
@@ -85,7 +93,18 @@ describe('client library refuses bad input before starting anything', () => {
 });
 
 describe('CLI refuses bad input before connecting', () => {
-  const base = ['image', 'create', '--region', 'eu-west-1', '--instance', 'i-0123456789abcdef0', '--name', 'web-1', '--mode', 'stop'];
+  const base = [
+    'image',
+    'create',
+    '--region',
+    'eu-west-1',
+    '--instance',
+    'i-0123456789abcdef0',
+    '--name',
+    'web-1',
+    '--mode',
+    'stop',
+  ];
   const cases: [string, string[], RegExp][] = [
     ['bad instance flag', ['--instance', 'i-1'], /--instance: 'i-1' is not an EC2 instance id/],
     ['bad mode', ['--mode', 'fast'], /--mode: 'fast' is not a consistency mode/],

@@ -1,0 +1,249 @@
+/**
+ * AWS error classification (activities/errors.ts), directly and through the activities: transient
+ * errors reach Temporal untouched (retried); permanent ones become non-retryable typed failures.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DescribeImagesCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { AwsErrorClass } from '../../activities/errors';
+import { aws, awsErrorCode, classifyAwsError, rethrowAws } from '../../activities/errors';
+import { FailureType } from '../../workflows/contracts';
+import {
+  IMAGE_ID,
+  INSTANCE_ID,
+  TARGET,
+  activityEnv,
+  awsError,
+  errorOf,
+  harness,
+  image,
+  nonRetryableFailure,
+} from './harness';
+
+interface Case {
+  name: string;
+  status: number;
+  expect: { retry: true; reason: string } | { retry: false; type: FailureType };
+}
+
+const retry = (reason: string) => ({ retry: true, reason }) as const;
+const fail = (type: FailureType) => ({ retry: false, type }) as const;
+
+const CASES: Case[] = [
+  // throttling: retried
+  { name: 'RequestLimitExceeded', status: 503, expect: retry('throttling') },
+  { name: 'RequestLimitExceeded', status: 400, expect: retry('throttling') },
+  { name: 'Throttling', status: 400, expect: retry('throttling') },
+  { name: 'ThrottlingException', status: 400, expect: retry('throttling') },
+  { name: 'TooManyRequests', status: 429, expect: retry('throttling') },
+  // server side: retried
+  { name: 'InternalError', status: 500, expect: retry('server') },
+  { name: 'ServiceUnavailable', status: 503, expect: retry('server') },
+  { name: 'Unavailable', status: 503, expect: retry('server') },
+  { name: 'SomethingNew', status: 503, expect: retry('server') },
+  { name: 'InsufficientInstanceCapacity', status: 400, expect: retry('server') },
+  // settle by themselves: retried
+  { name: 'IncorrectInstanceState', status: 400, expect: retry('transient-state') },
+  { name: 'InvalidSnapshot.InUse', status: 400, expect: retry('transient-state') },
+  // not found: permanent
+  { name: 'InvalidInstanceID.NotFound', status: 400, expect: fail(FailureType.AwsNotFound) },
+  { name: 'InvalidAMIID.NotFound', status: 400, expect: fail(FailureType.AwsNotFound) },
+  { name: 'InvalidAMIID.Unavailable', status: 400, expect: fail(FailureType.AwsNotFound) },
+  { name: 'InvalidSnapshot.NotFound', status: 400, expect: fail(FailureType.AwsNotFound) },
+  // malformed: permanent
+  { name: 'InvalidParameterValue', status: 400, expect: fail(FailureType.AwsMalformedRequest) },
+  { name: 'InvalidParameterCombination', status: 400, expect: fail(FailureType.AwsMalformedRequest) },
+  { name: 'InvalidAMIID.Malformed', status: 400, expect: fail(FailureType.AwsMalformedRequest) },
+  { name: 'InvalidInstanceID.Malformed', status: 400, expect: fail(FailureType.AwsMalformedRequest) },
+  { name: 'InvalidAMIName.Malformed', status: 400, expect: fail(FailureType.AwsMalformedRequest) },
+  { name: 'AnUnknownClientError', status: 400, expect: fail(FailureType.AwsMalformedRequest) },
+  // unauthorized: permanent
+  { name: 'UnauthorizedOperation', status: 403, expect: fail(FailureType.AwsUnauthorized) },
+  { name: 'AuthFailure', status: 401, expect: fail(FailureType.AwsUnauthorized) },
+  { name: 'AccessDenied', status: 403, expect: fail(FailureType.AwsUnauthorized) },
+  { name: 'OptInRequired', status: 403, expect: fail(FailureType.AwsUnauthorized) },
+  // quotas and policy: permanent
+  { name: 'AMIQuotaExceeded', status: 400, expect: fail(FailureType.AwsLimitExceeded) },
+  { name: 'SnapshotLimitExceeded', status: 400, expect: fail(FailureType.AwsLimitExceeded) },
+  { name: 'OperationNotPermitted', status: 400, expect: fail(FailureType.AwsPolicyRefused) },
+];
+
+function summary(c: AwsErrorClass) {
+  return c.retry ? { retry: true, reason: c.reason } : { retry: false, type: c.type };
+}
+
+void describe('classifyAwsError', () => {
+  for (const c of CASES) {
+    void it(`GIVEN ${c.name} (HTTP ${c.status}) WHEN classified THEN ${c.expect.retry ? `retry (${c.expect.reason})` : c.expect.type}`, () => {
+      const sdkError = awsError(c.name, c.status);
+      const plainObject = { name: c.name, $metadata: { httpStatusCode: c.status } };
+
+      for (const err of [sdkError, plainObject]) {
+        const got = classifyAwsError(err);
+        assert.equal(got.code, c.name);
+        assert.deepEqual(summary(got), c.expect);
+      }
+    });
+  }
+
+  void it('GIVEN a server fault without a status WHEN classified THEN retry (server)', () => {
+    assert.deepEqual(
+      summary(classifyAwsError({ name: 'Whatever', $fault: 'server', $metadata: {} })),
+      retry('server'),
+    );
+  });
+
+  void it('GIVEN a network error that never reached AWS WHEN classified THEN retry (network), its code kept', () => {
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    assert.deepEqual(classifyAwsError(reset), { retry: true, code: 'ECONNRESET', reason: 'network' });
+    const timeout = Object.assign(new Error('connect timed out'), { name: 'TimeoutError' });
+    assert.deepEqual(classifyAwsError(timeout), { retry: true, code: 'TimeoutError', reason: 'network' });
+  });
+
+  void it('GIVEN an XML-style error with Code WHEN its code is read THEN Code wins over name', () => {
+    assert.equal(awsErrorCode({ Code: 'InvalidAMIID.NotFound', name: 'Error' }), 'InvalidAMIID.NotFound');
+    assert.equal(awsErrorCode('not an object'), 'Unknown');
+  });
+});
+
+void describe('rethrowAws and aws()', () => {
+  void it('GIVEN a retryable error WHEN rethrown THEN it is the very same object', () => {
+    const throttled = awsError('Throttling', 400);
+    assert.throws(
+      () => rethrowAws(throttled, 'doing a thing'),
+      (err) => err === throttled,
+    );
+  });
+
+  void it('GIVEN a permanent error WHEN rethrown THEN a non-retryable ApplicationFailure with type, action, code, AWS message, cause and details', () => {
+    const denied = awsError(
+      'UnauthorizedOperation',
+      403,
+      'You are not authorized to perform this operation.',
+    );
+    let caught: unknown;
+    try {
+      rethrowAws(denied, `stopping instance ${INSTANCE_ID}`);
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof ApplicationFailure);
+    assert.equal(caught.type, FailureType.AwsUnauthorized);
+    assert.equal(caught.nonRetryable, true);
+    assert.equal(
+      caught.message,
+      `stopping instance ${INSTANCE_ID}: AWS refused with UnauthorizedOperation: You are not authorized to perform this operation.` +
+        ' (check the worker credentials or the role configured for this account)',
+    );
+    assert.equal(caught.cause, denied);
+    assert.deepEqual(caught.details, [{ awsCode: 'UnauthorizedOperation' }]);
+  });
+
+  void it('GIVEN a quota error WHEN rethrown THEN the message says to raise the quota', () => {
+    assert.throws(
+      () => rethrowAws(awsError('AMIQuotaExceeded', 400), 'creating image'),
+      (err) =>
+        err instanceof ApplicationFailure &&
+        err.message.endsWith('(raise the quota or clean up unused resources)'),
+    );
+  });
+
+  void it('GIVEN an ApplicationFailure already WHEN rethrown THEN it passes through unchanged', () => {
+    const already = ApplicationFailure.nonRetryable('already typed', FailureType.ImageFailed);
+    assert.throws(
+      () => rethrowAws(already, 'anything'),
+      (err) => err === already,
+    );
+  });
+
+  void it('GIVEN a call that succeeds WHEN wrapped in aws() THEN its value is returned', async () => {
+    assert.equal(await aws('reading', () => Promise.resolve(42)), 42);
+  });
+});
+
+void describe('AWS errors through an activity (describeInstance)', () => {
+  const ref = { target: TARGET, instanceId: INSTANCE_ID };
+
+  for (const [name, status] of [
+    ['RequestLimitExceeded', 503],
+    ['Throttling', 400],
+    ['TooManyRequests', 429],
+    ['InternalError', 500],
+    ['ServiceUnavailable', 503],
+  ] as const) {
+    void it(`GIVEN DescribeInstances answers ${name} (HTTP ${status}) WHEN describing THEN the SDK error reaches Temporal as is (retryable)`, async () => {
+      const h = harness();
+      const sdkError = awsError(name, status);
+      h.ec2Mock.on(DescribeInstancesCommand).rejects(sdkError);
+
+      const err = await errorOf(activityEnv().run(h.activities.describeInstance, ref));
+
+      assert.equal(err, sdkError);
+      assert.ok(!(err instanceof ApplicationFailure));
+    });
+  }
+
+  for (const [name, status, type] of [
+    ['UnauthorizedOperation', 403, FailureType.AwsUnauthorized],
+    ['AuthFailure', 401, FailureType.AwsUnauthorized],
+    ['InvalidParameterValue', 400, FailureType.AwsMalformedRequest],
+  ] as const) {
+    void it(`GIVEN DescribeInstances answers ${name} WHEN describing THEN ${type}, non-retryable, naming the action and the code`, async () => {
+      const h = harness();
+      h.ec2Mock.on(DescribeInstancesCommand).rejects(awsError(name, status, 'refused (simulated)'));
+
+      await nonRetryableFailure(
+        activityEnv().run(h.activities.describeInstance, ref),
+        type,
+        `reading instance ${INSTANCE_ID}`,
+        `AWS refused with ${name}`,
+        'refused (simulated)',
+      );
+    });
+  }
+
+  void it('GIVEN InvalidInstanceID.Malformed WHEN describing THEN InstanceNotFound (the id is wrong), non-retryable', async () => {
+    const h = harness();
+    h.ec2Mock.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.Malformed', 400));
+
+    await nonRetryableFailure(
+      activityEnv().run(h.activities.describeInstance, ref),
+      FailureType.InstanceNotFound,
+      INSTANCE_ID,
+    );
+  });
+});
+
+void describe('AWS errors through an activity (tagSnapshots reading the image)', () => {
+  const tagInput = { target: TARGET, imageId: IMAGE_ID, tags: {} };
+
+  void it('GIVEN InvalidAMIID.Malformed WHEN reading the image THEN AwsMalformedRequest, non-retryable, naming the image', async () => {
+    const h = harness();
+    h.ec2Mock.on(DescribeImagesCommand).rejects(awsError('InvalidAMIID.Malformed', 400));
+
+    await nonRetryableFailure(
+      activityEnv().run(h.activities.tagSnapshots, tagInput),
+      FailureType.AwsMalformedRequest,
+      `reading image ${IMAGE_ID}`,
+      'InvalidAMIID.Malformed',
+    );
+  });
+
+  void it('GIVEN an HTTP 500 WHEN reading the image THEN retryable, as is', async () => {
+    const h = harness();
+    const internal = awsError('InternalError', 500);
+    h.ec2Mock.on(DescribeImagesCommand).rejects(internal);
+
+    assert.equal(await errorOf(activityEnv().run(h.activities.tagSnapshots, tagInput)), internal);
+  });
+
+  void it('GIVEN the image is there WHEN no error occurs THEN no failure (control)', async () => {
+    const h = harness();
+    h.ec2Mock
+      .on(DescribeImagesCommand)
+      .resolves({ Images: [image('available', { BlockDeviceMappings: [] })] });
+
+    assert.deepEqual(await activityEnv().run(h.activities.tagSnapshots, tagInput), { snapshotIds: [] });
+  });
+});

@@ -1,0 +1,178 @@
+/** worker/config.ts: typed settings from the environment; bad values refused with a message naming the variable. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, parseRoleArns, readWorkerSettings } from '../../worker/config';
+
+const A = '111122223333';
+const B = '444455556666';
+const ARN_A = `arn:aws:iam::${A}:role/amiflow`;
+const ARN_B = `arn:aws-cn:iam::${B}:role/ops/amiflow-worker`;
+
+function refused(fn: () => unknown, ...messageContains: string[]): void {
+  assert.throws(fn, (err) => {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    for (const fragment of messageContains)
+      assert.ok(
+        err.message.includes(fragment),
+        `message ${JSON.stringify(err.message)} should contain ${fragment}`,
+      );
+    return true;
+  });
+}
+
+void describe('readWorkerSettings', () => {
+  void it('GIVEN an empty environment WHEN read THEN the local-stack defaults', () => {
+    assert.deepEqual(readWorkerSettings({}), {
+      temporal: { address: 'localhost:7233', namespace: 'default', taskQueue: 'amiflow' },
+      aws: { roleArns: {}, roleSessionSeconds: 3600, sdkMaxAttempts: 3 },
+      maxConcurrentActivities: 500,
+      maxConcurrentLocalActivities: 100,
+      shutdownGraceMs: 30_000,
+      logLevel: 'INFO',
+    });
+  });
+
+  void it('GIVEN every variable set WHEN read THEN each lands in its typed setting', () => {
+    const settings = readWorkerSettings({
+      TEMPORAL_ADDRESS: 'temporal.internal:7233',
+      TEMPORAL_NAMESPACE: 'amiflow-prod',
+      AMIFLOW_TASK_QUEUE: 'amiflow-eu',
+      TEMPORAL_TLS_CERT: '/etc/amiflow/client.pem',
+      TEMPORAL_TLS_KEY: '/etc/amiflow/client.key',
+      TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+      TEMPORAL_TLS_CA: '/etc/amiflow/ca.pem',
+      TEMPORAL_API_KEY: 'key-123',
+      AMIFLOW_AWS_ENDPOINT: 'http://127.0.0.1:5000',
+      AMIFLOW_ROLE_ARNS: `${A}=${ARN_A}`,
+      AMIFLOW_ROLE_NAME: 'amiflow-worker',
+      AMIFLOW_ROLE_EXTERNAL_ID: 'ext-1',
+      AMIFLOW_ROLE_SESSION_SECONDS: '7200',
+      AMIFLOW_AWS_MAX_ATTEMPTS: '5',
+      AMIFLOW_MAX_CONCURRENT_ACTIVITIES: '50',
+      AMIFLOW_MAX_CONCURRENT_LOCAL_ACTIVITIES: '20',
+      AMIFLOW_SHUTDOWN_GRACE_MS: '0',
+      AMIFLOW_LOG_LEVEL: 'debug',
+    });
+
+    assert.deepEqual(settings, {
+      temporal: {
+        address: 'temporal.internal:7233',
+        namespace: 'amiflow-prod',
+        taskQueue: 'amiflow-eu',
+        tls: {
+          certPath: '/etc/amiflow/client.pem',
+          keyPath: '/etc/amiflow/client.key',
+          serverNameOverride: 'temporal.internal',
+          serverRootCaPath: '/etc/amiflow/ca.pem',
+        },
+        apiKey: 'key-123',
+      },
+      aws: {
+        endpoint: 'http://127.0.0.1:5000',
+        roleArns: { [A]: ARN_A },
+        roleName: 'amiflow-worker',
+        externalId: 'ext-1',
+        roleSessionSeconds: 7200,
+        sdkMaxAttempts: 5,
+      },
+      maxConcurrentActivities: 50,
+      maxConcurrentLocalActivities: 20,
+      shutdownGraceMs: 0,
+      logLevel: 'DEBUG',
+    });
+  });
+
+  void it('GIVEN empty strings WHEN read THEN they count as unset', () => {
+    const settings = readWorkerSettings({
+      TEMPORAL_ADDRESS: '',
+      AMIFLOW_ROLE_SESSION_SECONDS: '',
+      AMIFLOW_ROLE_NAME: '',
+    });
+    assert.equal(settings.temporal.address, 'localhost:7233');
+    assert.equal(settings.aws.roleSessionSeconds, 3600);
+    assert.equal('roleName' in settings.aws, false);
+  });
+
+  for (const [name, value, range] of [
+    ['AMIFLOW_ROLE_SESSION_SECONDS', '600', 'from 900 to 43200'],
+    ['AMIFLOW_ROLE_SESSION_SECONDS', '43201', 'from 900 to 43200'],
+    ['AMIFLOW_ROLE_SESSION_SECONDS', 'one hour', 'from 900 to 43200'],
+    ['AMIFLOW_AWS_MAX_ATTEMPTS', '0', 'from 1 to 10'],
+    ['AMIFLOW_AWS_MAX_ATTEMPTS', '2.5', 'from 1 to 10'],
+    ['AMIFLOW_MAX_CONCURRENT_ACTIVITIES', '-1', 'from 1 to 10000'],
+    ['AMIFLOW_MAX_CONCURRENT_LOCAL_ACTIVITIES', '1e9', 'from 1 to 10000'],
+    ['AMIFLOW_SHUTDOWN_GRACE_MS', '-5', 'from 0 to 600000'],
+  ] as const) {
+    void it(`GIVEN ${name}=${value} WHEN read THEN refused, naming the variable, the value and the range`, () => {
+      refused(() => readWorkerSettings({ [name]: value }), `${name}=${value}`, 'whole number', range);
+    });
+  }
+
+  void it('GIVEN an unknown log level WHEN read THEN refused, listing the levels', () => {
+    refused(
+      () => readWorkerSettings({ AMIFLOW_LOG_LEVEL: 'verbose' }),
+      'AMIFLOW_LOG_LEVEL=verbose',
+      'TRACE, DEBUG, INFO',
+    );
+  });
+
+  void it('GIVEN a TLS certificate without its key WHEN read THEN refused, asking for both', () => {
+    refused(
+      () => readWorkerSettings({ TEMPORAL_TLS_CERT: '/c.pem' }),
+      'TEMPORAL_TLS_CERT',
+      'TEMPORAL_TLS_KEY',
+    );
+    refused(() => readWorkerSettings({ TEMPORAL_TLS_KEY: '/c.key' }), 'set both');
+  });
+
+  void it('GIVEN a role name that is not an IAM role name WHEN read THEN refused, naming the variable', () => {
+    refused(
+      () => readWorkerSettings({ AMIFLOW_ROLE_NAME: 'amiflow worker!' }),
+      'AMIFLOW_ROLE_NAME=amiflow worker!',
+    );
+    refused(() => readWorkerSettings({ AMIFLOW_ROLE_NAME: 'r'.repeat(65) }), 'AMIFLOW_ROLE_NAME');
+  });
+
+  void it('GIVEN bad role ARNs WHEN read THEN refused through readWorkerSettings too', () => {
+    refused(() => readWorkerSettings({ AMIFLOW_ROLE_ARNS: 'nonsense' }), 'AMIFLOW_ROLE_ARNS');
+  });
+});
+
+void describe('parseRoleArns', () => {
+  void it('GIVEN nothing WHEN parsed THEN no roles', () => {
+    assert.deepEqual(parseRoleArns(undefined), {});
+    assert.deepEqual(parseRoleArns(''), {});
+    assert.deepEqual(parseRoleArns('   '), {});
+  });
+
+  void it('GIVEN account=arn pairs with spaces, other partitions and role paths WHEN parsed THEN a map by account', () => {
+    assert.deepEqual(parseRoleArns(` ${A} = ${ARN_A} , ${B}=${ARN_B}`), { [A]: ARN_A, [B]: ARN_B });
+    assert.deepEqual(parseRoleArns(`${A}=${ARN_A},`), { [A]: ARN_A }, 'a trailing comma is tolerated');
+    const gov = `arn:aws-us-gov:iam::${A}:role/amiflow`;
+    assert.deepEqual(parseRoleArns(`${A}=${gov}`), { [A]: gov });
+  });
+
+  void it('GIVEN a JSON object WHEN parsed THEN the same map', () => {
+    assert.deepEqual(parseRoleArns(JSON.stringify({ [A]: ARN_A, [B]: ARN_B })), { [A]: ARN_A, [B]: ARN_B });
+  });
+
+  for (const [what, raw, ...fragments] of [
+    ['an entry without =', `${A}:${ARN_A}`, 'must be account=roleArn', `${A}:${ARN_A}`],
+    [
+      'an 11-digit account',
+      `11112222333=arn:aws:iam::11112222333:role/x`,
+      "'11112222333' is not a 12-digit account id",
+    ],
+    ['a letter in the account', `11112222333x=${ARN_A}`, 'not a 12-digit account id'],
+    ['a role of another account', `${B}=${ARN_A}`, `'${ARN_A}' is not an IAM role ARN in account ${B}`],
+    ['a user instead of a role', `${A}=arn:aws:iam::${A}:user/bob`, 'is not an IAM role ARN'],
+    ['not an ARN at all', `${A}=amiflow`, "'amiflow' is not an IAM role ARN"],
+    ['a role name with a space', `${A}=arn:aws:iam::${A}:role/ami flow`, 'is not an IAM role ARN'],
+    ['invalid JSON', `{"${A}": "${ARN_A}"`, 'not valid JSON'],
+    ['a JSON value that is not a string ARN', `{"${A}": 5}`, "'5' is not an IAM role ARN"],
+  ] as const) {
+    void it(`GIVEN ${what} WHEN parsed THEN refused with a message saying so`, () => {
+      refused(() => parseRoleArns(raw), 'AMIFLOW_ROLE_ARNS', ...fragments);
+    });
+  }
+});
