@@ -5,9 +5,10 @@
  * copy or a wait longer than one hour of credentials keeps working.
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
-import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { AwsTarget } from '../workflows/contracts';
 import { FailureType } from '../workflows/contracts';
 import { aws, failure } from './errors';
@@ -31,6 +32,8 @@ export interface AwsSettings {
 
 export interface AwsClients {
   ec2(target: AwsTarget): Promise<EC2Client>;
+  /** KMS in the same (account, region), with the same credentials as `ec2(target)`. */
+  kms(target: AwsTarget): Promise<KMSClient>;
   /** Releases sockets; the worker calls it on shutdown. */
   destroy(): void;
 }
@@ -56,8 +59,40 @@ export function roleArnFor(settings: AwsSettings, accountId: string, region: str
   return undefined;
 }
 
+/** Refresh assumed-role credentials this long before they expire (the SDK's own margin). */
+const REFRESH_MARGIN_MS = 5 * 60_000;
+
+/**
+ * One provider shared by an account's EC2 and KMS clients: it assumes the role once and again only
+ * when the credentials are about to expire, however many clients ask (and however concurrently).
+ */
+export function sharedProvider(provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
+  let current: AwsCredentialIdentity | undefined;
+  let pending: Promise<AwsCredentialIdentity> | undefined;
+  return () => {
+    const fresh =
+      current && (!current.expiration || current.expiration.getTime() - Date.now() > REFRESH_MARGIN_MS);
+    if (fresh && current) return Promise.resolve(current);
+    pending ??= provider().then(
+      (c) => {
+        current = c;
+        pending = undefined;
+        return c;
+      },
+      (err: unknown) => {
+        pending = undefined;
+        throw err;
+      },
+    );
+    return pending;
+  };
+}
+
 export function createAwsClients(settings: AwsSettings): AwsClients {
   const clients = new Map<string, Promise<EC2Client>>();
+  const kmsClients = new Map<string, Promise<KMSClient>>();
+  // One credential provider per (account, region), shared by its EC2 and KMS clients.
+  const credentials = new Map<string, Promise<Record<string, unknown>>>();
   const stsClients: STSClient[] = [];
   const ownAccount = new Map<string, Promise<string>>();
 
@@ -87,18 +122,20 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
     const roleArn = roleArnFor(settings, target.accountId, target.region);
     if (roleArn) {
       return {
-        credentials: fromTemporaryCredentials({
-          params: {
-            RoleArn: roleArn,
-            RoleSessionName: `amiflow-${target.accountId}`,
-            DurationSeconds: settings.roleSessionSeconds,
-            ...(settings.externalId ? { ExternalId: settings.externalId } : {}),
-          },
-          clientConfig: base(target.region),
-          ...(settings.credentials && typeof settings.credentials !== 'function'
-            ? { masterCredentials: settings.credentials }
-            : {}),
-        }),
+        credentials: sharedProvider(
+          fromTemporaryCredentials({
+            params: {
+              RoleArn: roleArn,
+              RoleSessionName: `amiflow-${target.accountId}`,
+              DurationSeconds: settings.roleSessionSeconds,
+              ...(settings.externalId ? { ExternalId: settings.externalId } : {}),
+            },
+            clientConfig: base(target.region),
+            ...(settings.credentials && typeof settings.credentials !== 'function'
+              ? { masterCredentials: settings.credentials }
+              : {}),
+          }),
+        ),
       };
     }
     const own = await callerAccount(target.region);
@@ -112,15 +149,39 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
     return {};
   }
 
+  function sharedCredentials(target: AwsTarget, key: string): Promise<Record<string, unknown>> {
+    let creds = credentials.get(key);
+    if (!creds) {
+      creds = credentialsFor(target);
+      creds.catch(() => credentials.delete(key));
+      credentials.set(key, creds);
+    }
+    return creds;
+  }
+
   return {
     ec2(target) {
       const key = `${target.accountId ?? 'self'}/${target.region}`;
       let client = clients.get(key);
       if (!client) {
         // Cache the promise: concurrent first calls share one client.
-        client = credentialsFor(target).then((creds) => new EC2Client({ ...base(target.region), ...creds }));
+        client = sharedCredentials(target, key).then(
+          (creds) => new EC2Client({ ...base(target.region), ...creds }),
+        );
         client.catch(() => clients.delete(key));
         clients.set(key, client);
+      }
+      return client;
+    },
+    kms(target) {
+      const key = `${target.accountId ?? 'self'}/${target.region}`;
+      let client = kmsClients.get(key);
+      if (!client) {
+        client = sharedCredentials(target, key).then(
+          (creds) => new KMSClient({ ...base(target.region), ...creds }),
+        );
+        client.catch(() => kmsClients.delete(key));
+        kmsClients.set(key, client);
       }
       return client;
     },
@@ -130,8 +191,15 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
           (client) => client.destroy(),
           () => undefined,
         );
+      for (const c of kmsClients.values())
+        void c.then(
+          (client) => client.destroy(),
+          () => undefined,
+        );
       for (const c of stsClients) c.destroy();
       clients.clear();
+      kmsClients.clear();
+      credentials.clear();
     },
   };
 }

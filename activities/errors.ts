@@ -28,6 +28,9 @@ const SERVER = new Set([
   'ServiceUnavailable',
   'Unavailable',
   'InsufficientInstanceCapacity',
+  // KMS
+  'KMSInternalException',
+  'DependencyTimeoutException',
 ]);
 /** States that settle by themselves: retrying later is the right answer. */
 const TRANSIENT_STATE = new Set([
@@ -61,6 +64,14 @@ const MALFORMED = new Set([
   'InvalidAMIName.Malformed',
   'InvalidAMIName.Duplicate',
   'IdempotentParameterMismatch',
+  // KMS
+  'InvalidArnException',
+  'InvalidGrantIdException',
+  'InvalidGrantTokenException',
+  'InvalidAliasNameException',
+  'MalformedPolicyDocumentException',
+  // EC2 sharing: an account, organization or OU that ModifyImageAttribute does not accept
+  'InvalidAMIAttributeItemValue',
 ]);
 const LIMITS = new Set([
   'ResourceLimitExceeded',
@@ -69,6 +80,9 @@ const LIMITS = new Set([
   'AMIQuotaExceeded',
   'TagLimitExceeded',
   'LimitExceededException',
+  // RunInstances: no vCPU quota or no free address left in the subnet
+  'VcpuLimitExceeded',
+  'InsufficientFreeAddressesInSubnet',
 ]);
 const POLICY = new Set([
   'OperationNotPermitted',
@@ -77,6 +91,11 @@ const POLICY = new Set([
   'InvalidKeyUsageException',
   'KMS.DisabledException',
   'UnsupportedOperation',
+  // RunInstances: the instance type (or an option) is not supported in that Availability Zone
+  'Unsupported',
+  // KMS: a key that cannot do what was asked (e.g. asymmetric, or not the key the data was encrypted with)
+  'UnsupportedOperationException',
+  'IncorrectKeyException',
 ]);
 
 interface AwsLikeError {

@@ -1,6 +1,10 @@
+import { copyingActivities } from './copying';
 import type { ActivityDeps } from './deps';
 import { imageActivities } from './images';
 import { instanceActivities } from './instances';
+import { kmsActivities } from './kms';
+import { launchActivities } from './launch';
+import { sharingActivities } from './sharing';
 
 export type { ActivityDeps } from './deps';
 
@@ -9,6 +13,10 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...instanceActivities(deps),
     ...imageActivities(deps),
+    ...sharingActivities(deps),
+    ...kmsActivities(deps),
+    ...copyingActivities(deps),
+    ...launchActivities(deps),
   };
 }
 

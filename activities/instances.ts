@@ -38,7 +38,7 @@ function where(t: AwsTarget): string {
   return `region ${t.region}${t.accountId ? `, account ${t.accountId}` : ''}`;
 }
 
-async function readInstance(ec2: EC2Client, ref: InstanceRef): Promise<Instance> {
+export async function readInstance(ec2: EC2Client, ref: InstanceRef): Promise<Instance> {
   let out;
   try {
     out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [ref.instanceId] }));

@@ -3,6 +3,7 @@
  * amiflow command line. Bad input is refused here, with the field named, before anything starts.
  *
  *   amiflow image create --region eu-west-1 --instance i-0abc… --name web-2026-11-28 --mode stop [--watch]
+ *   amiflow instance migrate --region eu-west-1 --instance i-0abc… --to-az eu-west-1b --source terminate [--watch]
  *   amiflow status <workflow-id> [--json]
  *   amiflow watch <workflow-id>
  *   amiflow result <workflow-id>
@@ -14,12 +15,28 @@ import { ConfigError } from '../worker/config';
 import { InvalidInputError, imageFromInstanceIssues } from '../workflows/validation';
 import { AmiflowClient, RunFailedError } from './index';
 import { progressPrinter, renderProgress } from './render';
+import { MIGRATE_USAGE, isMigrateResult, parseInstanceMigrate, runMigrate } from './cli-migrate';
+import { formatMigrateResult } from './migration';
+import {
+  DISTRIBUTION_USAGE,
+  DistributionUsageError,
+  parseImageCopy,
+  parseImageShare,
+  parseImageUnshare,
+  parseShareExpiry,
+  runCopy,
+  runShare,
+  runShareExpiry,
+  runUnshare,
+} from './cli-distribution';
 
 export const USAGE = `usage:
   amiflow image create --region <region> --instance <i-…> --name <image name> [--mode stop|reboot|no-reboot]
                        [--account <12 digits>] [--description <text>] [--tag key=value]…
                        [--instance-timeout <seconds>] [--available-timeout <seconds>]
                        [--id <workflow id>] [--watch | --no-wait] [--json]
+${DISTRIBUTION_USAGE}
+${MIGRATE_USAGE}
   amiflow status <workflow-id> [--json]
   amiflow watch <workflow-id>
   amiflow result <workflow-id>
@@ -170,6 +187,21 @@ export async function run(
       console.log(parsed.json ? JSON.stringify(result, null, 2) : formatResult(result));
       return 0;
     };
+  } else if (cmd === 'image' && sub === 'share') {
+    const parsed = parseImageShare(rest);
+    action = (client) => runShare(client, parsed, progressPrinter(process.stderr));
+  } else if (cmd === 'image' && sub === 'share-expiry') {
+    const parsed = parseShareExpiry(rest);
+    action = (client) => runShareExpiry(client, parsed);
+  } else if (cmd === 'image' && sub === 'unshare') {
+    const parsed = parseImageUnshare(rest);
+    action = (client) => runUnshare(client, parsed);
+  } else if (cmd === 'image' && sub === 'copy') {
+    const parsed = parseImageCopy(rest);
+    action = (client) => runCopy(client, parsed, progressPrinter(process.stderr));
+  } else if (cmd === 'instance' && sub === 'migrate') {
+    const parsed = parseInstanceMigrate(rest);
+    action = (client) => runMigrate(client, parsed, progressPrinter(process.stderr));
   } else if (cmd === 'status' && sub !== undefined) {
     const { id, json } = oneId([sub, ...rest], 'status');
     action = async (client) => {
@@ -184,7 +216,12 @@ export async function run(
   } else if (cmd === 'watch' && sub !== undefined) {
     const { id } = oneId([sub, ...rest], 'watch');
     action = async (client) => {
-      console.log(formatResult(await client.watch(id, progressPrinter(process.stderr))));
+      const result = await client.watch<unknown>(id, progressPrinter(process.stderr));
+      console.log(
+        isMigrateResult(result)
+          ? formatMigrateResult(result)
+          : formatResult(result as Parameters<typeof formatResult>[0]),
+      );
       return 0;
     };
   } else if (cmd === 'result' && sub !== undefined) {
@@ -238,11 +275,13 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
     if (
       err instanceof InvalidInputError ||
       err instanceof UsageError ||
+      err instanceof DistributionUsageError ||
       err instanceof ConfigError ||
       isArgError(err)
     ) {
       console.error(`amiflow: ${err.message}`);
-      if (err instanceof UsageError || isArgError(err)) console.error(USAGE);
+      if (err instanceof UsageError || err instanceof DistributionUsageError || isArgError(err))
+        console.error(USAGE);
       return 2;
     }
     if (err instanceof RunFailedError) {

@@ -8,6 +8,7 @@ import {
   Connection,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
+  WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { TemporalSettings } from '../worker/config';
@@ -20,8 +21,51 @@ import type {
 } from '../workflows/contracts';
 import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../workflows/contracts';
 import { parseImageFromInstanceInput } from '../workflows/validation';
+import type { MigrateInstanceInput } from '../workflows/contracts';
+import { parseMigrateInstanceInput } from '../workflows/migrate-validation';
+import { migrateSummary, migrateWorkflowId } from './migration';
+import type {
+  CopyImageInput,
+  ShareExpiryResult,
+  ShareExpiryUpdate,
+  ShareImageInput,
+  ShareRecord,
+} from '../workflows/contracts';
+import { setShareExpiryUpdate } from '../workflows/contracts';
+import {
+  parseCopyImageInput,
+  parseShareExpiryUpdate,
+  parseShareImageInput,
+  parseUnshareImageInput,
+} from '../workflows/share-validation';
+import {
+  copySummary,
+  copyWorkflowId,
+  shareSummary,
+  shareWorkflowId,
+  startRun,
+  unshareWorkflowId,
+} from './distribution';
 
 export { InvalidInputError } from '../workflows/validation';
+export { migrateWorkflowId } from './migration';
+export type {
+  MigrateInstanceInput,
+  MigrateInstanceOverrides,
+  MigrateInstanceResult,
+} from '../workflows/contracts';
+export { copyWorkflowId, shareWorkflowId, unshareWorkflowId } from './distribution';
+export type {
+  CopyDestination,
+  CopyImageInput,
+  CopyImageResult,
+  ShareExpiryUpdate,
+  ShareImageInput,
+  ShareImageResult,
+  ShareRecord,
+  UnshareImageInput,
+  UnshareImageResult,
+} from '../workflows/contracts';
 export type {
   ImageFromInstanceInput,
   ImageFromInstanceResult,
@@ -118,6 +162,125 @@ export class AmiflowClient {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
         throw new Error(
           `a run with id '${workflowId}' is already in progress for this instance and image name; watch it with 'amiflow watch ${workflowId}'`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Validates, then starts `shareImage`. With `durationSeconds` the run lasts until the share is
+   * withdrawn (change the end with `setShareExpiry`); without, it ends once the share is in place and
+   * its result is the record `startUnshareImage` takes.
+   */
+  async startShareImage(input: ShareImageInput, opts: StartOptions = {}): Promise<StartedRun> {
+    const valid = parseShareImageInput(input);
+    return startRun(this.temporal, {
+      workflowType: WORKFLOW_TYPES.shareImage,
+      args: [valid],
+      workflowId: opts.workflowId ?? shareWorkflowId(valid),
+      taskQueue: this.taskQueue,
+      summary: shareSummary(valid),
+      ...(opts.searchAttributes !== false
+        ? { searchAttributes: { imageId: valid.imageId, region: valid.region } }
+        : {}),
+    });
+  }
+
+  /** Validates, then starts `unshareImage`: withdraws what the share (its result) added, nothing else. */
+  async startUnshareImage(
+    share: ShareRecord,
+    opts: StartOptions & { deleteReencryptedCopy?: boolean } = {},
+  ): Promise<StartedRun> {
+    const record: ShareRecord = {
+      image: share.image,
+      sharedImageId: share.sharedImageId,
+      added: share.added,
+      ...(share.reencryptedCopy ? { reencryptedCopy: share.reencryptedCopy } : {}),
+    };
+    const valid = parseUnshareImageInput({
+      share: record,
+      ...(opts.deleteReencryptedCopy !== undefined
+        ? { deleteReencryptedCopy: opts.deleteReencryptedCopy }
+        : {}),
+    });
+    return startRun(this.temporal, {
+      workflowType: WORKFLOW_TYPES.unshareImage,
+      args: [valid],
+      workflowId: opts.workflowId ?? unshareWorkflowId(valid),
+      taskQueue: this.taskQueue,
+      summary: `Unshare ${record.sharedImageId} (${record.image.region})`,
+      ...(opts.searchAttributes !== false
+        ? { searchAttributes: { imageId: record.sharedImageId, region: record.image.region } }
+        : {}),
+    });
+  }
+
+  /** Validates, then starts `copyImage`. */
+  async startCopyImage(input: CopyImageInput, opts: StartOptions = {}): Promise<StartedRun> {
+    const valid = parseCopyImageInput(input);
+    return startRun(this.temporal, {
+      workflowType: WORKFLOW_TYPES.copyImage,
+      args: [valid],
+      workflowId: opts.workflowId ?? copyWorkflowId(valid),
+      taskQueue: this.taskQueue,
+      summary: copySummary(valid),
+      ...(opts.searchAttributes !== false
+        ? { searchAttributes: { imageId: valid.imageId, region: valid.region } }
+        : {}),
+    });
+  }
+
+  /**
+   * Moves the end of a running time-limited share: `{ expiresInSeconds: 0 }` withdraws it now,
+   * `{ expiresAt: '…' }` or `{ expiresInSeconds: n }` cuts it short or extends it. The workflow
+   * refuses a time that has passed or lies beyond the longest share.
+   */
+  async setShareExpiry(workflowId: string, update: ShareExpiryUpdate): Promise<ShareExpiryResult> {
+    const valid = parseShareExpiryUpdate(update);
+    try {
+      return await this.handle(workflowId).executeUpdate(setShareExpiryUpdate, { args: [valid] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError)
+        throw new RunFailedError(
+          `share ${workflowId} refused the new expiry: ${err.cause?.message ?? err.message}`,
+          workflowId,
+          err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
+          false,
+        );
+      throw err;
+    }
+  }
+
+  /**
+   * Validates, then starts `migrateInstance`: image the instance, launch an equivalent one in the
+   * target AZ, and (once it passed its checks) keep, stop or terminate the source. Read the result
+   * with `result<MigrateInstanceResult>(workflowId)`.
+   */
+  async startMigrateInstance(input: MigrateInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
+    const valid = parseMigrateInstanceInput(input);
+    const workflowId = opts.workflowId ?? migrateWorkflowId(valid);
+    try {
+      const handle = await this.temporal.workflow.start(WORKFLOW_TYPES.migrateInstance, {
+        args: [valid],
+        taskQueue: this.taskQueue,
+        workflowId,
+        staticSummary: migrateSummary(valid),
+        ...(opts.searchAttributes !== false
+          ? {
+              typedSearchAttributes: new TypedSearchAttributes([
+                { key: SearchAttr.instanceId, value: valid.instanceId },
+                { key: SearchAttr.region, value: valid.region },
+              ]),
+            }
+          : {}),
+      });
+      return { workflowId, runId: handle.firstExecutionRunId };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new Error(
+          `a migration of ${valid.instanceId} is already in progress as '${workflowId}'; watch it with 'amiflow watch ${workflowId}'`,
           { cause: err },
         );
       }

@@ -4,6 +4,7 @@
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   proxyActivities,
   proxyLocalActivities,
@@ -60,6 +61,13 @@ function local(summary: string, options: LocalActivityOptions = fastAwsCall) {
 function remote(summary: string, options: ActivityOptions) {
   return { ...options, summary };
 }
+/**
+ * For a step whose AWS call may still land after a cancellation (StopInstances, CreateImage): on
+ * cancel, wait until the activity has ended before undoing anything. With the default (TRY_CANCEL)
+ * the undo could run first and the late call land after it: a cancelled run left the instance
+ * stopped, or an image behind (test/e2e: "... call in flight WHEN ... cancelled").
+ */
+const settleBeforeUndo = { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED };
 
 const la = proxyLocalActivities<Activities>(fastAwsCall);
 const act = proxyActivities<Activities>(compensationCall);
@@ -135,10 +143,10 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
       stopScheduledAt = Date.now();
       await progress.run('stop instance', () =>
         act.stopInstance.executeWithOptions(
-          remote(
-            `stop ${input.instanceId} and wait until stopped`,
-            instanceWait(timeouts.instanceStateSeconds),
-          ),
+          remote(`stop ${input.instanceId} and wait until stopped`, {
+            ...instanceWait(timeouts.instanceStateSeconds),
+            ...settleBeforeUndo,
+          }),
           [{ ...ref, deadline: Date.now() + timeouts.instanceStateSeconds * 1000 }],
         ),
       );
@@ -166,16 +174,19 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
       [TAG.consistency]: consistency,
     };
     const created = await progress.run('create image', () =>
-      la.createImage.executeWithOptions(local(`create image '${input.imageName}' (${input.mode})`), [
-        {
-          ...owner,
-          instanceId: input.instanceId,
-          ...(input.description ? { description: input.description } : {}),
-          // Stopped already, or the caller chose no-reboot; only `reboot` lets EC2 reboot it.
-          noReboot: input.mode !== 'reboot' || initialState === 'stopped',
-          tags,
-        },
-      ]),
+      la.createImage.executeWithOptions(
+        local(`create image '${input.imageName}' (${input.mode})`, { ...fastAwsCall, ...settleBeforeUndo }),
+        [
+          {
+            ...owner,
+            instanceId: input.instanceId,
+            ...(input.description ? { description: input.description } : {}),
+            // Stopped already, or the caller chose no-reboot; only `reboot` lets EC2 reboot it.
+            noReboot: input.mode !== 'reboot' || initialState === 'stopped',
+            tags,
+          },
+        ],
+      ),
     );
     made.imageId = created.imageId;
     progress.resource('imageId', created.imageId);

@@ -1,2 +1,5 @@
 // The worker's workflowsPath: every workflow type amiflow registers.
 export { imageFromInstance } from './image-from-instance';
+export { shareImage, unshareImage } from './share-image';
+export { copyImage } from './copy-image';
+export { migrateInstance } from './migrate-instance';

@@ -5,6 +5,7 @@
  * never extend it.
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType } from '@temporalio/workflow';
 
 const awsRetry = {
   initialInterval: '1s',
@@ -41,9 +42,47 @@ export function longImageWait(waitSeconds: number): ActivityOptions {
   };
 }
 
+/**
+ * A quick AWS call whose effect can land after a cancellation (CopyImage, CreateGrant, adding
+ * permissions): on cancel the workflow waits until the call has ended before undoing anything, so
+ * the undo never runs first. (Temporal's effective default is TRY_CANCEL.)
+ */
+export const settledAwsCall: LocalActivityOptions = {
+  ...fastAwsCall,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
+
+/**
+ * Waiting hours for an AMI copy: as `longImageWait`, plus more patience with a busy region
+ * (throttling on DescribeImages while many copies run).
+ */
+export function copyWait(waitSeconds: number): ActivityOptions {
+  return {
+    ...longImageWait(waitSeconds),
+    retry: { ...awsRetry, maximumInterval: '2m', maximumAttempts: 30 },
+  };
+}
+
 /** Compensations: idempotent, retried patiently (they run when something already went wrong). */
 export const compensationCall: ActivityOptions = {
   startToCloseTimeout: '20m',
   heartbeatTimeout: '2m',
   retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 30 },
 };
+
+/** Waiting for a new instance to run and pass both status checks: minutes (Windows can take 15). */
+export function statusChecksWait(waitSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: `${waitSeconds + 120}s`,
+    heartbeatTimeout: '2m',
+    retry: { ...awsRetry, maximumAttempts: 10 },
+  };
+}
+
+/** `instanceWait` for a stop whose effect can land after a cancellation: the undo waits for it to end. */
+export function settledInstanceWait(waitSeconds: number): ActivityOptions {
+  return {
+    ...instanceWait(waitSeconds),
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  };
+}

@@ -55,6 +55,12 @@ export class Progress {
     this.publish();
   }
 
+  /** Updates a step's detail while it runs (e.g. a copy queued, copying, waiting). */
+  note(name: string, detail: string): void {
+    this.step(name).detail = detail;
+    this.publish();
+  }
+
   markCompensated(name: string): void {
     const step = this.record.steps.find((s) => s.name === name);
     if (step && step.state === 'done') step.state = 'compensated';

@@ -31,7 +31,7 @@ export const IMAGE_ID_RE = /^ami-([0-9a-f]{8}|[0-9a-f]{17})$/;
 const IMAGE_NAME_RE = /^[A-Za-z0-9()[\] ./\-'@_]+$/;
 const MAX_USER_TAGS = 40; // EC2 allows 50 per resource; amiflow writes up to 6 of its own.
 
-function show(value: unknown): string {
+export function show(value: unknown): string {
   if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
   try {
     return JSON.stringify(value) ?? String(value);
@@ -61,7 +61,7 @@ export const checkAccountId: Check = (issues, field, value) => {
     });
 };
 
-function checkInstanceId(issues: InputIssue[], field: string, value: unknown): void {
+export function checkInstanceId(issues: InputIssue[], field: string, value: unknown): void {
   if (typeof value !== 'string' || value === '')
     issues.push({ field, message: 'is required (e.g. i-0abc1234def567890)' });
   else if (!INSTANCE_RE.test(value))
@@ -71,7 +71,7 @@ function checkInstanceId(issues: InputIssue[], field: string, value: unknown): v
     });
 }
 
-function checkImageName(issues: InputIssue[], field: string, value: unknown): void {
+export function checkImageName(issues: InputIssue[], field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {
     issues.push({ field, message: 'is required: a name of 3 to 128 characters' });
     return;
@@ -88,7 +88,7 @@ function checkImageName(issues: InputIssue[], field: string, value: unknown): vo
   }
 }
 
-function checkTags(issues: InputIssue[], field: string, value: unknown): void {
+export function checkTags(issues: InputIssue[], field: string, value: unknown): void {
   if (value === undefined) return;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     issues.push({ field, message: 'must be an object of tag key → value strings' });
@@ -113,7 +113,13 @@ function checkTags(issues: InputIssue[], field: string, value: unknown): void {
   }
 }
 
-function checkSeconds(issues: InputIssue[], field: string, value: unknown, min: number, max: number): void {
+export function checkSeconds(
+  issues: InputIssue[],
+  field: string,
+  value: unknown,
+  min: number,
+  max: number,
+): void {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
     issues.push({
@@ -122,7 +128,7 @@ function checkSeconds(issues: InputIssue[], field: string, value: unknown, min: 
     });
 }
 
-function checkNoUnknownKeys(
+export function checkNoUnknownKeys(
   issues: InputIssue[],
   prefix: string,
   value: object,

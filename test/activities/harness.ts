@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { EC2Client, EC2ServiceException } from '@aws-sdk/client-ec2';
 import type { Image, Instance, InstanceStateName } from '@aws-sdk/client-ec2';
+import { KMSClient } from '@aws-sdk/client-kms';
 import type { Info } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -52,6 +53,10 @@ export class VirtualClock implements Clock {
 export interface Harness {
   ec2: EC2Client;
   ec2Mock: AwsClientStub<EC2Client>;
+  kms: KMSClient;
+  kmsMock: AwsClientStub<KMSClient>;
+  /** Every target an activity asked `aws.kms()` for. */
+  kmsTargets: AwsTarget[];
   clock: VirtualClock;
   deps: ActivityDeps;
   activities: Activities;
@@ -71,6 +76,15 @@ export function harness(opts: { random?: () => number; policy?: PollPolicy } = {
   ec2Mock.onAnyCommand().callsFake((input: unknown) => {
     throw new Error(`unexpected EC2 command in this test: ${JSON.stringify(input)}`);
   });
+  const kms = new KMSClient({
+    region: REGION,
+    credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' },
+  });
+  const kmsMock = mockClient(kms);
+  kmsMock.onAnyCommand().callsFake((input: unknown) => {
+    throw new Error(`unexpected KMS command in this test: ${JSON.stringify(input)}`);
+  });
+  const kmsTargets: AwsTarget[] = [];
   const clock = new VirtualClock();
   const targets: AwsTarget[] = [];
   const onHeartbeatCalls: unknown[] = [];
@@ -79,8 +93,13 @@ export function harness(opts: { random?: () => number; policy?: PollPolicy } = {
       targets.push(target);
       return Promise.resolve(ec2);
     },
+    kms(target) {
+      kmsTargets.push(target);
+      return Promise.resolve(kms);
+    },
     destroy() {
       ec2.destroy();
+      kms.destroy();
     },
   };
   const deps: ActivityDeps = {
@@ -90,7 +109,18 @@ export function harness(opts: { random?: () => number; policy?: PollPolicy } = {
     policy: opts.policy ?? DEFAULT_POLL_POLICY,
     onHeartbeat: (details) => onHeartbeatCalls.push(structuredClone(details)),
   };
-  return { ec2, ec2Mock, clock, deps, activities: createActivities(deps), targets, onHeartbeatCalls };
+  return {
+    ec2,
+    ec2Mock,
+    kms,
+    kmsMock,
+    kmsTargets,
+    clock,
+    deps,
+    activities: createActivities(deps),
+    targets,
+    onHeartbeatCalls,
+  };
 }
 
 const quietLogger = new DefaultLogger('ERROR', () => undefined);

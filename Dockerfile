@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# The amiflow worker. Multi-stage: compile TypeScript with the dev dependencies, then run the
+# compiled JavaScript with production dependencies only, as the unprivileged `node` user.
+# Debian (glibc), not Alpine: the Temporal worker's native core ships glibc builds.
+ARG NODE_IMAGE=node:20.19.5-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY workflows ./workflows
+COPY activities ./activities
+COPY worker ./worker
+COPY client ./client
+RUN npm run build
+
+FROM ${NODE_IMAGE} AS production-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=production-deps --chown=node:node /app/node_modules ./node_modules
+COPY --from=build --chown=node:node /app/dist ./dist
+COPY --chown=node:node package.json ./
+USER node
+# Worker.run() shuts down gracefully on SIGTERM: in-flight activities get AMIFLOW_SHUTDOWN_GRACE_MS.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/worker/main.js"]

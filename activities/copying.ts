@@ -1,0 +1,200 @@
+/**
+ * Copying an AMI into another region or account. CopyImage takes a ClientToken, derived here from
+ * the run and the destination, so a retried call returns the copy its earlier attempt started; the
+ * copy is also looked up by its tags first (describe before act), which covers endpoints that ignore
+ * tokens and retries after a token's lifetime. The copy carries the run's ownership tags from its
+ * creation (TagSpecifications), so compensation (`deleteImage`) can prove it is this run's.
+ */
+import { createHash } from 'node:crypto';
+import type { EC2Client, Image } from '@aws-sdk/client-ec2';
+import { CopyImageCommand, CreateTagsCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
+import type { AwsTarget, Tags } from '../workflows/contracts';
+import { FailureType, TAG, copyTagsOf } from '../workflows/contracts';
+import type { ActivityDeps } from './deps';
+import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { snapshotIdsOf, toAwsTags } from './images';
+import type { ImageLookup } from './sharing';
+import { ownedImage, userTagsOf } from './sharing';
+
+export interface CopySource {
+  imageId: string;
+  imageName: string;
+  description?: string;
+  ownerId: string;
+  /** Any of its snapshots is encrypted. */
+  encrypted: boolean;
+  snapshotIds: string[];
+  /** Its tags other than aws:* and amiflow:*, carried over to the copies. */
+  userTags: Tags;
+}
+
+export interface CopyImageActivityInput {
+  source: { region: string; imageId: string };
+  destination: AwsTarget;
+  imageName: string;
+  description?: string;
+  /** Encrypt the copy with this key (in the destination region); omitted: as the source. */
+  kmsKeyId?: string;
+  /** Tags for the copy and its snapshots; the ownership and source tags are added here. */
+  tags: Tags;
+  /** The run the copy belongs to: its ownership tags, and the ClientToken's seed. */
+  workflowId: string;
+  runId: string;
+  workflowType: string;
+  /** Tells apart two copies one run makes to the same place (a share's re-encrypted copy). */
+  purpose: 'copy' | 'reencrypt';
+}
+
+export interface CopiedImage {
+  imageId: string;
+  /** false when an earlier attempt had started it already (found by its tags). */
+  created: boolean;
+  clientToken: string;
+  awsCalls: number;
+}
+
+/**
+ * The ClientToken of one copy: the same for every attempt of the same run and destination (so a
+ * retry is answered with the first attempt's copy), different for another run of the same workflow
+ * id (a re-run after a rollback must not be handed the copy the rollback deregistered). ≤ 64 chars.
+ */
+export function copyClientToken(input: {
+  workflowId: string;
+  runId: string;
+  destination: AwsTarget;
+  purpose: string;
+}): string {
+  const seed = [
+    input.workflowId,
+    input.runId,
+    input.purpose,
+    input.destination.accountId ?? 'self',
+    input.destination.region,
+  ].join('\n');
+  return `amiflow-${createHash('sha256').update(seed).digest('base64url').slice(0, 40)}`;
+}
+
+/** The copy tags: the caller's, then the run's ownership and the source (which the lookup uses). */
+export function copyTags(input: CopyImageActivityInput): Tags {
+  return copyTagsOf(input);
+}
+
+async function findCopy(ec2: EC2Client, input: CopyImageActivityInput): Promise<Image | undefined> {
+  const out = await aws(`looking for this run's copy of ${input.source.imageId}`, () =>
+    ec2.send(
+      new DescribeImagesCommand({
+        Owners: ['self'],
+        IncludeDisabled: true,
+        Filters: [
+          { Name: `tag:${TAG.workflowId}`, Values: [input.workflowId] },
+          { Name: `tag:${TAG.runId}`, Values: [input.runId] },
+          { Name: `tag:${TAG.sourceImage}`, Values: [input.source.imageId] },
+        ],
+      }),
+    ),
+  );
+  return out.Images?.find((i) => i.ImageId !== undefined);
+}
+
+async function findByName(ec2: EC2Client, name: string): Promise<Image | undefined> {
+  const out = await aws(`looking up image name '${name}'`, () =>
+    ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [name] }] })),
+  );
+  return out.Images?.find((i) => i.Name === name);
+}
+
+function where(target: AwsTarget): string {
+  return `${target.region}${target.accountId ? ` (account ${target.accountId})` : ''}`;
+}
+
+export function copyingActivities(deps: ActivityDeps) {
+  return {
+    /** The source of a copy: owned by the account, available, with its name, tags and encryption. */
+    async describeCopySource(input: ImageLookup): Promise<CopySource> {
+      const ec2 = await deps.aws.ec2(input.target);
+      const image = await ownedImage(ec2, input);
+      return {
+        imageId: input.imageId,
+        imageName: image.Name ?? input.imageId,
+        ...(image.Description ? { description: image.Description } : {}),
+        ownerId: image.OwnerId ?? '',
+        encrypted: (image.BlockDeviceMappings ?? []).some((m) => m.Ebs?.Encrypted === true),
+        snapshotIds: snapshotIdsOf(image),
+        userTags: userTagsOf(image),
+      };
+    },
+
+    /**
+     * Starts the copy in the destination (the destination account's credentials when it has one:
+     * it becomes the owner) and returns its id at once; waiting is `waitForImageAvailable`.
+     */
+    async copyImage(input: CopyImageActivityInput): Promise<CopiedImage> {
+      const ec2 = await deps.aws.ec2(input.destination);
+      const clientToken = copyClientToken(input);
+      const tags = copyTags(input);
+      let awsCalls = 1;
+      const earlier = await findCopy(ec2, input);
+      if (earlier?.ImageId) return { imageId: earlier.ImageId, created: false, clientToken, awsCalls };
+      let imageId: string;
+      try {
+        awsCalls += 1;
+        const out = await ec2.send(
+          new CopyImageCommand({
+            SourceImageId: input.source.imageId,
+            SourceRegion: input.source.region,
+            Name: input.imageName,
+            ...(input.description ? { Description: input.description } : {}),
+            ClientToken: clientToken,
+            ...(input.kmsKeyId ? { Encrypted: true, KmsKeyId: input.kmsKeyId } : {}),
+            TagSpecifications: [
+              { ResourceType: 'image', Tags: toAwsTags(tags) },
+              { ResourceType: 'snapshot', Tags: toAwsTags(tags) },
+            ],
+          }),
+        );
+        if (!out.ImageId) throw new Error('CopyImage returned no ImageId');
+        imageId = out.ImageId;
+      } catch (err) {
+        if (isAwsCode(err, 'IdempotentParameterMismatch'))
+          throw failure(
+            FailureType.AwsMalformedRequest,
+            `copying ${input.source.imageId} to ${where(input.destination)}: EC2 refused ClientToken ${clientToken} ` +
+              '(IdempotentParameterMismatch): an earlier CopyImage of this run and destination used other parameters. ' +
+              'The token is unique to the run and destination, so another process is using this run id: start a new run',
+            { awsCode: 'IdempotentParameterMismatch', clientToken },
+          );
+        if (isAwsCode(err, 'InvalidAMIName.Duplicate')) {
+          awsCalls += 1;
+          const taken = await findByName(ec2, input.imageName);
+          const tagged: Record<string, string | undefined> = Object.fromEntries(
+            (taken?.Tags ?? []).map((t) => [t.Key ?? '', t.Value]),
+          );
+          if (
+            taken?.ImageId &&
+            tagged[TAG.workflowId] === input.workflowId &&
+            tagged[TAG.runId] === input.runId
+          )
+            return { imageId: taken.ImageId, created: false, clientToken, awsCalls };
+          throw failure(
+            FailureType.ImageNameTaken,
+            `an image named '${input.imageName}' already exists in ${where(input.destination)}` +
+              `${taken?.ImageId ? ` (${taken.ImageId})` : ''} and was not made by this run; ` +
+              'AMI names are unique per account and region: give the destination another name',
+            { imageId: taken?.ImageId },
+          );
+        }
+        rethrowAws(
+          err,
+          `copying ${input.source.imageId} from ${input.source.region} to ${where(input.destination)}`,
+        );
+      }
+      // TagSpecifications tag the copy as it is made; this also covers endpoints that ignore them
+      // (the sandbox), so that compensation can always prove the copy is this run's.
+      awsCalls += 1;
+      await aws(`tagging the copy ${imageId}`, () =>
+        ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: toAwsTags(tags) })),
+      );
+      return { imageId, created: true, clientToken, awsCalls };
+    },
+  };
+}

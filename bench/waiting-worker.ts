@@ -1,0 +1,99 @@
+/**
+ * The worker process of the memory benchmark (d), started by bench/worker-memory.ts with an IPC
+ * channel. It is the real worker (buildWorker, settings from the environment) with stub activities
+ * around the real `waitForImageAvailable`, whose fake EC2 keeps every image `pending` until the
+ * parent sends `release`. Answers `status` with its memory and the worker's own counters.
+ */
+import { getHeapStatistics } from 'node:v8';
+import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import type { PollPolicy } from '../activities/waiting';
+import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
+import { readWorkerSettings } from '../worker/config';
+import { connectionOptions } from '../worker/connection';
+import { buildWorker } from '../worker/worker';
+import { benchActivities } from './activities';
+import { FakeEc2 } from './fake-ec2';
+
+/** `status` with `gc`: collect garbage first (the process runs with --expose-gc), to see live memory. */
+export type ToWorker = { type: 'status'; gc?: boolean } | { type: 'release' };
+
+export interface WorkerReport {
+  type: 'status';
+  /** Distinct images some waiter has polled: the runs that are waiting right now. */
+  waiting: number;
+  images: number;
+  memory: NodeJS.MemoryUsage;
+  cachedWorkflows: number;
+  inFlightActivities: number;
+  heartbeatingActivities: number;
+  maxCachedWorkflows: number;
+  maxConcurrentActivities: number;
+  heapLimitMB: number;
+}
+
+/** Short polls, so released runs finish within seconds; heartbeats still follow the 6-minute timeout. */
+const POLICY: PollPolicy = { ...DEFAULT_POLL_POLICY, firstIntervalMs: 1_000, maxIntervalMs: 5_000 };
+
+async function main(): Promise<void> {
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }) } },
+  });
+  const settings = readWorkerSettings(process.env);
+  const cacheSetting = process.env.BENCH_MAX_CACHED_WORKFLOWS;
+  const maxCachedWorkflows = cacheSetting ? Number(cacheSetting) : undefined;
+  const codePath = process.env.BENCH_WORKFLOW_BUNDLE;
+  const connection = await NativeConnection.connect(await connectionOptions(settings.temporal));
+  const ec2 = new FakeEc2({ now: () => Date.now() });
+  try {
+    const activities = benchActivities({
+      ec2,
+      imageReadyAfterMs: Infinity,
+      deps: { clock: activityClock, random: Math.random, policy: POLICY },
+    });
+    const { worker } = await buildWorker({
+      connection,
+      settings,
+      deps: { aws: ec2.clients(), policy: POLICY },
+      worker: {
+        activities,
+        ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
+        ...(codePath ? { workflowBundle: { codePath } } : {}),
+      },
+    });
+    process.on('message', (message: ToWorker) => {
+      if (message.type === 'release') {
+        ec2.releaseAll();
+        return;
+      }
+      if (message.gc) global.gc?.();
+      const status = worker.getStatus();
+      const report: WorkerReport = {
+        type: 'status',
+        waiting: ec2.polledCount,
+        images: ec2.imageCount,
+        memory: process.memoryUsage(),
+        cachedWorkflows: status.numCachedWorkflows,
+        inFlightActivities: status.numInFlightNonLocalActivities,
+        heartbeatingActivities: status.numHeartbeatingActivities,
+        maxCachedWorkflows: worker.options.maxCachedWorkflows,
+        maxConcurrentActivities: settings.maxConcurrentActivities,
+        heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / 1e6),
+      };
+      process.send?.(report);
+    });
+    const running = worker.run();
+    process.send?.({ type: 'ready' });
+    await running;
+  } finally {
+    await connection.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.stack : err);
+    process.exit(1);
+  },
+);

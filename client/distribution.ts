@@ -1,0 +1,116 @@
+/**
+ * Client side of sharing and copying: deterministic workflow ids (the same request started twice
+ * runs once), static summaries for the Web UI, and the start call shared by the typed methods of
+ * `AmiflowClient` (`startShareImage`, `startUnshareImage`, `startCopyImage`, `setShareExpiry`).
+ */
+import { createHash } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import type { CopyImageInput, ShareImageInput, UnshareImageInput } from '../workflows/contracts';
+import { SearchAttr } from '../workflows/contracts';
+
+function digest(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 12);
+}
+
+function sorted(list: string[] | undefined): string[] {
+  return [...(list ?? [])].sort();
+}
+
+/** `share-image/<region>/<account|self>/<ami>/<digest of the targets and options>`. */
+export function shareWorkflowId(input: ShareImageInput): string {
+  const t = input.targets;
+  return `share-image/${input.region}/${input.accountId ?? 'self'}/${input.imageId}/${digest({
+    accounts: sorted(t.accountIds),
+    orgs: sorted(t.organizationArns),
+    ous: sorted(t.organizationalUnitArns),
+    public: t.public === true,
+    allowCopy: input.allowCopy === true,
+    reencryptWith: input.reencryptWith ?? null,
+  })}`;
+}
+
+/** `unshare-image/<region>/<account|self>/<shared ami>/<digest of what is withdrawn>`. */
+export function unshareWorkflowId(input: UnshareImageInput): string {
+  const s = input.share;
+  return `unshare-image/${s.image.region}/${s.image.accountId ?? 'self'}/${s.sharedImageId}/${digest(s.added)}`;
+}
+
+/** `copy-image/<region>/<account|self>/<ami>/<digest of the destinations>`. */
+export function copyWorkflowId(input: CopyImageInput): string {
+  const dests = input.destinations
+    .map((d) => `${d.accountId ?? input.accountId ?? 'self'}/${d.region}/${d.kmsKeyId ?? ''}/${d.name ?? ''}`)
+    .sort();
+  return `copy-image/${input.region}/${input.accountId ?? 'self'}/${input.imageId}/${digest(dests)}`;
+}
+
+export function shareSummary(input: ShareImageInput): string {
+  const t = input.targets;
+  const who = [
+    ...(t.accountIds ?? []),
+    ...(t.organizationArns ?? []).map((a) => a.split('/').pop() ?? a),
+    ...(t.organizationalUnitArns ?? []).map((a) => a.split('/').pop() ?? a),
+    ...(t.public ? ['everyone'] : []),
+  ];
+  const shown = who.length > 4 ? `${who.slice(0, 4).join(', ')} and ${who.length - 4} more` : who.join(', ');
+  return (
+    `Share ${input.imageId} (${input.region}) with ${shown}` +
+    (input.durationSeconds !== undefined ? ` for ${formatSeconds(input.durationSeconds)}` : '')
+  );
+}
+
+export function copySummary(input: CopyImageInput): string {
+  const where = input.destinations.map((d) => (d.accountId ? `${d.region}/${d.accountId}` : d.region));
+  const shown =
+    where.length > 4 ? `${where.slice(0, 4).join(', ')} and ${where.length - 4} more` : where.join(', ');
+  return `Copy ${input.imageId} (${input.region}) to ${shown}`;
+}
+
+export function formatSeconds(seconds: number): string {
+  if (seconds % 86400 === 0) return `${seconds / 86400} d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
+export interface StartSpec {
+  workflowType: string;
+  args: unknown[];
+  workflowId: string;
+  taskQueue: string;
+  summary: string;
+  /** AmiflowImageId / AmiflowRegion, unless the namespace lacks them (`searchAttributes: false`). */
+  searchAttributes?: { imageId: string; region: string };
+}
+
+/** Starts a run; a run with the same id still in progress is reported as such, with how to watch it. */
+export async function startRun(
+  client: Client,
+  spec: StartSpec,
+): Promise<{ workflowId: string; runId: string }> {
+  try {
+    const handle = await client.workflow.start(spec.workflowType, {
+      args: spec.args,
+      taskQueue: spec.taskQueue,
+      workflowId: spec.workflowId,
+      staticSummary: spec.summary,
+      ...(spec.searchAttributes
+        ? {
+            typedSearchAttributes: new TypedSearchAttributes([
+              { key: SearchAttr.imageId, value: spec.searchAttributes.imageId },
+              { key: SearchAttr.region, value: spec.searchAttributes.region },
+            ]),
+          }
+        : {}),
+    });
+    return { workflowId: spec.workflowId, runId: handle.firstExecutionRunId };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      throw new Error(
+        `a run with id '${spec.workflowId}' is already in progress for the same request; watch it with 'amiflow watch ${spec.workflowId}'`,
+        { cause: err },
+      );
+    throw err;
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Client side of `migrateInstance`: the deterministic workflow id, the Web UI summary, and the
+ * command-line result text.
+ */
+import type { MigrateInstanceInput, MigrateInstanceResult } from '../workflows/contracts';
+
+/**
+ * `migrate-instance/<region>/<account|self>/<instance>`: one migration of an instance at a time,
+ * whatever its target (a second start is refused while the first runs).
+ */
+export function migrateWorkflowId(input: MigrateInstanceInput): string {
+  return `migrate-instance/${input.region}/${input.accountId ?? 'self'}/${input.instanceId}`;
+}
+
+export function migrateSummary(input: MigrateInstanceInput): string {
+  const to = input.targetAvailabilityZone ?? input.overrides?.subnetId ?? '?';
+  return `Migrate ${input.instanceId} → ${to} (source: ${input.sourceAction}, ${input.region})`;
+}
+
+export function formatMigrateResult(r: MigrateInstanceResult): string {
+  return [
+    `instance ${r.sourceInstanceId} moved from ${r.sourceAvailabilityZone} to ${r.targetAvailabilityZone}: ` +
+      `new instance ${r.newInstanceId} (${r.instanceType}, ${r.subnetId}) is ${r.newInstanceState}`,
+    `  source ${r.sourceInstanceId} is ${r.sourceFinalState}` +
+      (r.downtimeSeconds > 0 ? ` (downtime ${r.downtimeSeconds.toFixed(1)} s)` : ''),
+    ...(r.elasticIp
+      ? [
+          `  Elastic IP ${r.elasticIp.publicIp} is on ${r.elasticIp.movedToNewInstance ? r.newInstanceId : r.sourceInstanceId}`,
+        ]
+      : []),
+    r.image.kept
+      ? `  intermediate image ${r.image.imageId} kept`
+      : r.image.deleted
+        ? `  intermediate image ${r.image.imageId} and its snapshots deleted`
+        : `  intermediate image ${r.image.imageId} was NOT deleted: ${r.image.error ?? 'unknown reason'}`,
+    ...(r.notCarriedOver.length ? [`  not carried over: ${r.notCarriedOver.join('; ')}`] : []),
+  ].join('\n');
+}

@@ -1,0 +1,264 @@
+/**
+ * activities/kms.ts at the SDK level: a grant per target account with exactly the parameters EC2
+ * needs, found again by its name on a retry (no second grant), withdrawn by name touching no other
+ * grant; keys checked before use (AWS managed, disabled, missing) with a message saying what to do.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  CreateGrantCommand,
+  DescribeKeyCommand,
+  KMSServiceException,
+  KeyManagerType,
+  KeyState,
+  ListGrantsCommand,
+  RevokeGrantCommand,
+} from '@aws-sdk/client-kms';
+import type { KeyMetadata } from '@aws-sdk/client-kms';
+import { ApplicationFailure } from '@temporalio/activity';
+import { FailureType, shareGrantName } from '../../workflows/contracts';
+import {
+  ACCOUNT,
+  REGION,
+  RUN_ID,
+  TARGET,
+  activityEnv,
+  errorOf,
+  harness,
+  nonRetryableFailure,
+} from './harness';
+
+const KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+const TARGETS = ['444455556666', '555566667777'];
+
+function kmsError(name: string, httpStatusCode: number): KMSServiceException {
+  return new KMSServiceException({
+    name,
+    $fault: httpStatusCode >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode, requestId: 'req-test' },
+    message: `simulated ${name}`,
+  });
+}
+
+const grantInput = { target: TARGET, keyArn: KEY_ARN, accountIds: TARGETS, runId: RUN_ID };
+
+void describe('grantKeyAccess', () => {
+  void it('GIVEN two target accounts and no grant yet WHEN access is granted THEN one CreateGrant each, with exactly the account root, the seven operations and a name from the run', async () => {
+    const h = harness();
+    h.kmsMock.on(ListGrantsCommand).resolves({ Grants: [], Truncated: false });
+    let n = 0;
+    h.kmsMock.on(CreateGrantCommand).callsFake(() => ({ GrantId: `grant-${++n}`, GrantToken: 'token' }));
+
+    const records = await activityEnv().run(h.activities.grantKeyAccess, grantInput);
+
+    assert.deepEqual(
+      h.kmsMock.commandCalls(CreateGrantCommand).map((c) => c.args[0].input),
+      TARGETS.map((account) => ({
+        KeyId: KEY_ARN,
+        GranteePrincipal: `arn:aws:iam::${account}:root`,
+        Operations: [
+          'DescribeKey',
+          'CreateGrant',
+          'Decrypt',
+          'GenerateDataKey',
+          'GenerateDataKeyWithoutPlaintext',
+          'ReEncryptFrom',
+          'ReEncryptTo',
+        ],
+        Name: `amiflow/${RUN_ID}/${account}`,
+      })),
+    );
+    assert.deepEqual(records, [
+      {
+        keyArn: KEY_ARN,
+        granteeAccountId: TARGETS[0],
+        grantId: 'grant-1',
+        grantName: shareGrantName(RUN_ID, TARGETS[0] ?? ''),
+      },
+      {
+        keyArn: KEY_ARN,
+        granteeAccountId: TARGETS[1],
+        grantId: 'grant-2',
+        grantName: shareGrantName(RUN_ID, TARGETS[1] ?? ''),
+      },
+    ]);
+    assert.deepEqual(h.kmsTargets, [TARGET], 'KMS in the key (image) account and region');
+  });
+
+  void it('GIVEN an earlier attempt made the first grant WHEN retried THEN the grant is found by name (across ListGrants pages) and only the missing one is made', async () => {
+    const h = harness();
+    const page1 = {
+      Grants: [
+        { GrantId: 'someone-elses', Name: 'backup-role', GranteePrincipal: 'arn:aws:iam::999988887777:root' },
+      ],
+      Truncated: true,
+      NextMarker: 'page-2',
+    };
+    const page2 = {
+      Grants: [
+        {
+          GrantId: 'grant-earlier',
+          Name: shareGrantName(RUN_ID, TARGETS[0] ?? ''),
+          GranteePrincipal: `arn:aws:iam::${TARGETS[0]}:root`,
+        },
+      ],
+      Truncated: false,
+    };
+    h.kmsMock
+      .on(ListGrantsCommand)
+      .callsFake((input: { Marker?: string }) => (input.Marker === 'page-2' ? page2 : page1));
+    h.kmsMock.on(CreateGrantCommand).resolves({ GrantId: 'grant-new' });
+
+    const records = await activityEnv({ attempt: 2 }).run(h.activities.grantKeyAccess, grantInput);
+
+    assert.deepEqual(
+      records.map((r) => [r.granteeAccountId, r.grantId]),
+      [
+        [TARGETS[0], 'grant-earlier'],
+        [TARGETS[1], 'grant-new'],
+      ],
+    );
+    assert.equal(h.kmsMock.commandCalls(CreateGrantCommand).length, 1);
+    assert.equal(
+      h.kmsMock.commandCalls(CreateGrantCommand)[0]?.args[0].input.GranteePrincipal,
+      `arn:aws:iam::${TARGETS[1]}:root`,
+    );
+  });
+
+  void it('GIVEN a China region WHEN access is granted THEN the grantee is in the aws-cn partition', async () => {
+    const h = harness();
+    h.kmsMock.on(ListGrantsCommand).resolves({ Grants: [] });
+    h.kmsMock.on(CreateGrantCommand).resolves({ GrantId: 'g' });
+
+    await activityEnv().run(h.activities.grantKeyAccess, {
+      ...grantInput,
+      target: { region: 'cn-north-1', accountId: ACCOUNT },
+      accountIds: ['444455556666'],
+    });
+
+    assert.equal(
+      h.kmsMock.commandCalls(CreateGrantCommand)[0]?.args[0].input.GranteePrincipal,
+      'arn:aws-cn:iam::444455556666:root',
+    );
+  });
+
+  void it('GIVEN KMS throttles WHEN granting THEN the error is rethrown as is (retried); AccessDenied is AwsUnauthorized, non-retryable', async () => {
+    const h = harness();
+    h.kmsMock.on(ListGrantsCommand).resolves({ Grants: [] });
+    const throttled = kmsError('ThrottlingException', 400);
+    h.kmsMock.on(CreateGrantCommand).rejectsOnce(throttled).rejects(kmsError('AccessDeniedException', 400));
+
+    assert.equal(await errorOf(activityEnv().run(h.activities.grantKeyAccess, grantInput)), throttled);
+    await nonRetryableFailure(
+      activityEnv().run(h.activities.grantKeyAccess, grantInput),
+      FailureType.AwsUnauthorized,
+      `granting account ${TARGETS[0]} the use of ${KEY_ARN}`,
+    );
+  });
+});
+
+void describe('revokeKeyGrants', () => {
+  void it("GIVEN this run's grants among others WHEN revoked THEN only this run's are revoked, by id, and a missing one is reported absent", async () => {
+    const h = harness();
+    h.kmsMock.on(ListGrantsCommand).resolves({
+      Grants: [
+        { GrantId: 'ours-1', Name: shareGrantName(RUN_ID, TARGETS[0] ?? '') },
+        { GrantId: 'theirs', Name: 'amiflow/another-run/444455556666' },
+        { GrantId: 'unnamed' },
+      ],
+    });
+    h.kmsMock.on(RevokeGrantCommand).resolves({});
+
+    const out = await activityEnv().run(h.activities.revokeKeyGrants, {
+      target: TARGET,
+      keyArn: KEY_ARN,
+      grantNames: TARGETS.map((a) => shareGrantName(RUN_ID, a)),
+    });
+
+    assert.deepEqual(
+      h.kmsMock.commandCalls(RevokeGrantCommand).map((c) => c.args[0].input),
+      [{ KeyId: KEY_ARN, GrantId: 'ours-1' }],
+    );
+    assert.deepEqual(out, {
+      revoked: [shareGrantName(RUN_ID, TARGETS[0] ?? '')],
+      absent: [shareGrantName(RUN_ID, TARGETS[1] ?? '')],
+    });
+  });
+
+  void it('GIVEN the grant disappears between listing and revoking WHEN revoked THEN that is success', async () => {
+    const h = harness();
+    h.kmsMock
+      .on(ListGrantsCommand)
+      .resolves({ Grants: [{ GrantId: 'ours-1', Name: shareGrantName(RUN_ID, ACCOUNT) }] });
+    h.kmsMock.on(RevokeGrantCommand).rejects(kmsError('NotFoundException', 400));
+
+    const out = await activityEnv().run(h.activities.revokeKeyGrants, {
+      target: TARGET,
+      keyArn: KEY_ARN,
+      grantNames: [shareGrantName(RUN_ID, ACCOUNT)],
+    });
+
+    assert.deepEqual(out.revoked, [shareGrantName(RUN_ID, ACCOUNT)]);
+  });
+});
+
+void describe('checkKmsKey', () => {
+  const meta = (extra: Partial<KeyMetadata>) => ({
+    KeyMetadata: {
+      KeyId: 'k',
+      Arn: KEY_ARN,
+      AWSAccountId: ACCOUNT,
+      KeyState: KeyState.Enabled,
+      Enabled: true,
+      ...extra,
+    },
+  });
+  const check = { target: TARGET, keyId: 'alias/aws/ebs', purpose: 'the copy to eu-west-1' };
+
+  void it('GIVEN the AWS managed key WHEN a shareable copy asks for it THEN KmsKeyUnusable naming the reason', async () => {
+    const h = harness();
+    h.kmsMock.on(DescribeKeyCommand).resolves(meta({ KeyManager: KeyManagerType.AWS }));
+
+    await nonRetryableFailure(
+      activityEnv().run(h.activities.checkKmsKey, {
+        ...check,
+        refuseAwsManaged: 'use a customer managed key',
+      }),
+      FailureType.KmsKeyUnusable,
+      'is an AWS managed key: use a customer managed key',
+    );
+  });
+
+  void it('GIVEN a disabled key WHEN checked THEN KmsKeyUnusable saying to enable it', async () => {
+    const h = harness();
+    h.kmsMock
+      .on(DescribeKeyCommand)
+      .resolves(meta({ KeyManager: KeyManagerType.CUSTOMER, KeyState: KeyState.Disabled, Enabled: false }));
+
+    await nonRetryableFailure(
+      activityEnv().run(h.activities.checkKmsKey, { ...check, keyId: KEY_ARN }),
+      FailureType.KmsKeyUnusable,
+      'is Disabled: enable it',
+    );
+  });
+
+  void it('GIVEN no such key in the region WHEN checked THEN KmsKeyUnusable, not a raw NotFound', async () => {
+    const h = harness();
+    h.kmsMock.on(DescribeKeyCommand).rejects(kmsError('NotFoundException', 400));
+
+    const err = await nonRetryableFailure(
+      activityEnv().run(h.activities.checkKmsKey, { ...check, keyId: 'alias/copies' }),
+      FailureType.KmsKeyUnusable,
+      `does not exist in ${REGION} (account ${ACCOUNT})`,
+    );
+    assert.ok(err instanceof ApplicationFailure);
+  });
+
+  void it('GIVEN a KMS server error WHEN checked THEN it is retried (rethrown as is)', async () => {
+    const h = harness();
+    const internal = kmsError('KMSInternalException', 500);
+    h.kmsMock.on(DescribeKeyCommand).rejects(internal);
+
+    assert.equal(await errorOf(activityEnv().run(h.activities.checkKmsKey, check)), internal);
+  });
+});

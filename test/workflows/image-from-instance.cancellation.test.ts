@@ -1,0 +1,176 @@
+/**
+ * imageFromInstance, cancelled while waiting for the image to be available: the image this run
+ * made is deleted, the instance ends in the state it started in, and the run ends cancelled.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../activities';
+import type { ConsistencyMode, InstanceState } from '../../workflows/contracts';
+import { timeSkippingEnv } from '../support/temporal';
+import type { ExpectedCall, Outcome } from './stub-activities';
+import {
+  ActivityLog,
+  IMAGE_ID,
+  assertCalls,
+  blockingUntilCancelled,
+  happyActivities,
+  imageInput,
+  outcomeOf,
+  RUN_TIMEOUT,
+  quietWorkerLogs,
+  recorded,
+  startImageFromInstance,
+  stepReached,
+  stepStates,
+  withWorker,
+} from './stub-activities';
+
+quietWorkerLogs();
+
+let env: TestWorkflowEnvironment;
+before(async () => {
+  env = await timeSkippingEnv();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+function assertCancelled(outcome: Outcome): void {
+  assert.ok(!outcome.ok, 'the run should not succeed');
+  assert.ok(
+    outcome.error instanceof WorkflowFailedError,
+    `not a WorkflowFailedError: ${String(outcome.error)}`,
+  );
+  assert.ok(outcome.error.cause instanceof CancelledFailure, `not cancelled: ${String(outcome.error.cause)}`);
+  assert.equal(outcome.progress.phase, 'cancelled');
+}
+
+const DELETE = 'delete image and snapshots';
+
+describe('imageFromInstance cancelled while waiting for the image', () => {
+  const cases: {
+    given: string;
+    mode: ConsistencyMode;
+    state: InstanceState;
+    /** What the workflow shows for 'start instance' when the cancel arrives. */
+    startStep: 'done' | 'skipped';
+    calls: ExpectedCall[];
+  }[] = [
+    {
+      given: 'a running instance in stop mode, already started again after CreateImage',
+      mode: 'stop',
+      state: 'running',
+      startStep: 'done',
+      calls: [
+        'describeInstance',
+        'checkImageName',
+        'stopInstance',
+        'createImage',
+        { concurrently: ['startInstance', 'waitForImageAvailable'] },
+        'deleteImage',
+      ],
+    },
+    {
+      given: 'a running instance in no-reboot mode (never stopped)',
+      mode: 'no-reboot',
+      state: 'running',
+      startStep: 'skipped',
+      calls: ['describeInstance', 'checkImageName', 'createImage', 'waitForImageAvailable', 'deleteImage'],
+    },
+    {
+      given: 'a stopped instance in stop mode (left stopped throughout)',
+      mode: 'stop',
+      state: 'stopped',
+      startStep: 'skipped',
+      calls: ['describeInstance', 'checkImageName', 'createImage', 'waitForImageAvailable', 'deleteImage'],
+    },
+  ];
+  for (const c of cases) {
+    it(
+      `GIVEN ${c.given} WHEN cancelled while waiting for the image THEN the image is deleted, the instance is left ${c.state}, and the run ends cancelled`,
+      RUN_TIMEOUT,
+      async () => {
+        const log = new ActivityLog();
+        const wait = blockingUntilCancelled();
+        const activities: Activities = {
+          ...happyActivities({ state: c.state }),
+          waitForImageAvailable: wait.fn,
+        };
+
+        const outcome = await withWorker(env, recorded(log, activities), async (taskQueue) => {
+          const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: c.mode }));
+          await wait.entered;
+          await stepReached(handle, 'start instance', [c.startStep]);
+
+          await handle.cancel();
+
+          const o = await outcomeOf(handle);
+          await wait.cancelled; // the waiting activity itself was stopped, not left polling
+          return o;
+        });
+
+        assertCancelled(outcome);
+        assertCalls(log, c.calls);
+        assert.equal(log.inputs('deleteImage')[0]?.imageId, IMAGE_ID);
+        // Instance state: every stop this run made is followed by a start that succeeded.
+        const stops = log.count('stopInstance');
+        assert.equal(log.count('startInstance'), stops);
+        if (c.state === 'stopped' || c.mode !== 'stop') assert.equal(stops, 0);
+        assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
+        assert.equal(stepStates(outcome.progress)['create image'], 'compensated');
+      },
+    );
+  }
+
+  it(
+    'GIVEN a running instance in stop mode that is still starting again WHEN cancelled while waiting THEN the image is deleted and the instance is started by the compensation',
+    RUN_TIMEOUT,
+    async () => {
+      const log = new ActivityLog();
+      const wait = blockingUntilCancelled();
+      const forwardStart = blockingUntilCancelled();
+      const happy = happyActivities({ state: 'running' });
+      let starts = 0;
+      const activities: Activities = {
+        ...happy,
+        waitForImageAvailable: wait.fn,
+        // The start after CreateImage hangs; the compensation's start (a second call) succeeds.
+        startInstance: (input) => {
+          starts += 1;
+          return starts === 1 ? forwardStart.fn() : happy.startInstance(input);
+        },
+      };
+
+      const outcome = await withWorker(env, recorded(log, activities), async (taskQueue) => {
+        const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' }));
+        await Promise.all([wait.entered, forwardStart.entered]);
+        await stepReached(handle, 'start instance', ['running']);
+
+        await handle.cancel();
+
+        const o = await outcomeOf(handle);
+        await Promise.all([wait.cancelled, forwardStart.cancelled]);
+        return o;
+      });
+
+      assertCancelled(outcome);
+      assertCalls(log, [
+        'describeInstance',
+        'checkImageName',
+        'stopInstance',
+        'createImage',
+        { concurrently: ['startInstance', 'waitForImageAvailable'] },
+        'deleteImage',
+        'startInstance',
+      ]);
+      assert.deepEqual(outcome.progress.compensations, [
+        { name: DELETE, state: 'done' },
+        { name: 'start instance again', state: 'done' },
+      ]);
+      assert.equal(stepStates(outcome.progress)['stop instance'], 'compensated');
+    },
+  );
+});

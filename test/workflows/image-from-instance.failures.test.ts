@@ -1,0 +1,405 @@
+/**
+ * imageFromInstance, failures: a non-retryable failure injected at every step of every mode, with
+ * the exact compensations that follow, in order; the failure chain the client sees; compensations
+ * that fail themselves; refusals before anything is changed.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { ConsistencyMode } from '../../workflows/contracts';
+import { FailureType } from '../../workflows/contracts';
+import { timeSkippingEnv } from '../support/temporal';
+import type { ActivityName, ExpectedCall } from './stub-activities';
+import {
+  ActivityLog,
+  IMAGE_ID,
+  INSTANCE_ID,
+  assertActivityCause,
+  assertActivityFailure,
+  assertCalls,
+  assertWorkflowFailure,
+  failed,
+  failing,
+  happyActivities,
+  imageInput,
+  RUN_TIMEOUT,
+  quietWorkerLogs,
+  recorded,
+  runImageFromInstance,
+  stepStates,
+} from './stub-activities';
+
+quietWorkerLogs();
+
+let env: TestWorkflowEnvironment;
+before(async () => {
+  env = await timeSkippingEnv();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+const LOCAL: ReadonlySet<ActivityName> = new Set([
+  'describeInstance',
+  'checkImageName',
+  'createImage',
+  'tagSnapshots',
+]);
+const STEP_OF: Partial<Record<ActivityName, string>> = {
+  describeInstance: 'describe instance',
+  checkImageName: 'check image name',
+  stopInstance: 'stop instance',
+  createImage: 'create image',
+  startInstance: 'start instance',
+  waitForImageAvailable: 'wait for image available',
+  tagSnapshots: 'tag snapshots',
+};
+const DELETE = 'delete image and snapshots';
+const RESTART = 'start instance again';
+
+interface FailureCase {
+  fail: ActivityName;
+  type: FailureType;
+  calls: ExpectedCall[];
+  /** Compensations that ran, in order (all succeed here). */
+  undone: string[];
+  /** How the image compensation identifies the image, when it runs. */
+  deleteBy?: 'name' | 'id';
+}
+
+const upToCreate: ExpectedCall[] = ['describeInstance', 'checkImageName', 'stopInstance', 'createImage'];
+const startAndWait: ExpectedCall = { concurrently: ['startInstance', 'waitForImageAvailable'] };
+
+/** A running instance in `stop` mode: stopped, imaged, started again while the image completes. */
+const STOP_MODE: FailureCase[] = [
+  { fail: 'describeInstance', type: 'InstanceNotFound', calls: ['describeInstance'], undone: [] },
+  {
+    fail: 'checkImageName',
+    type: 'ImageNameTaken',
+    calls: ['describeInstance', 'checkImageName'],
+    undone: [],
+  },
+  {
+    fail: 'stopInstance',
+    type: 'AwsUnauthorized',
+    calls: ['describeInstance', 'checkImageName', 'stopInstance', 'startInstance'],
+    undone: [RESTART],
+  },
+  {
+    fail: 'createImage',
+    type: 'AwsLimitExceeded',
+    calls: [...upToCreate, 'deleteImage', 'startInstance'],
+    undone: [DELETE, RESTART],
+    deleteBy: 'name',
+  },
+  {
+    // The start again failed, so the instance is still stopped: its compensation tries once more.
+    fail: 'startInstance',
+    type: 'InstanceStateUnsupported',
+    calls: [...upToCreate, startAndWait, 'deleteImage', 'startInstance'],
+    undone: [DELETE, RESTART],
+    deleteBy: 'id',
+  },
+  {
+    // The instance was already running again: only the image is undone.
+    fail: 'waitForImageAvailable',
+    type: 'ImageFailed',
+    calls: [...upToCreate, startAndWait, 'deleteImage'],
+    undone: [DELETE],
+    deleteBy: 'id',
+  },
+  {
+    fail: 'tagSnapshots',
+    type: 'AwsPolicyRefused',
+    calls: [...upToCreate, startAndWait, 'tagSnapshots', 'deleteImage'],
+    undone: [DELETE],
+    deleteBy: 'id',
+  },
+];
+
+/** `reboot` and `no-reboot` never stop the instance, so only the image is ever undone. */
+const NO_STOP_MODES: FailureCase[] = [
+  { fail: 'describeInstance', type: 'AwsUnauthorized', calls: ['describeInstance'], undone: [] },
+  {
+    fail: 'checkImageName',
+    type: 'ImageNameTaken',
+    calls: ['describeInstance', 'checkImageName'],
+    undone: [],
+  },
+  {
+    fail: 'createImage',
+    type: 'AwsMalformedRequest',
+    calls: ['describeInstance', 'checkImageName', 'createImage', 'deleteImage'],
+    undone: [DELETE],
+    deleteBy: 'name',
+  },
+  {
+    fail: 'waitForImageAvailable',
+    type: 'WaitTimedOut',
+    calls: ['describeInstance', 'checkImageName', 'createImage', 'waitForImageAvailable', 'deleteImage'],
+    undone: [DELETE],
+    deleteBy: 'id',
+  },
+  {
+    fail: 'tagSnapshots',
+    type: 'AwsLimitExceeded',
+    calls: [
+      'describeInstance',
+      'checkImageName',
+      'createImage',
+      'waitForImageAvailable',
+      'tagSnapshots',
+      'deleteImage',
+    ],
+    undone: [DELETE],
+    deleteBy: 'id',
+  },
+];
+
+const MODES: [ConsistencyMode, FailureCase[]][] = [
+  ['stop', STOP_MODE],
+  ['reboot', NO_STOP_MODES],
+  ['no-reboot', NO_STOP_MODES],
+];
+
+for (const [mode, cases] of MODES) {
+  describe(`imageFromInstance in ${mode} mode on a running instance, failing at each step`, () => {
+    for (const c of cases) {
+      it(
+        `GIVEN ${c.fail} fails with ${c.type} WHEN the run reaches it THEN it undoes exactly [${c.undone.join(', ')}] and fails with ${c.type}`,
+        RUN_TIMEOUT,
+        async () => {
+          const log = new ActivityLog();
+
+          const outcome = await runImageFromInstance(
+            env,
+            recorded(log, failing(happyActivities({ state: 'running' }), c.fail, c.type)),
+            imageInput({ mode }),
+          );
+
+          const cause = assertActivityFailure(failed(outcome), {
+            activityType: c.fail,
+            local: LOCAL.has(c.fail),
+            type: c.type,
+          });
+          assert.equal(cause.message, `injected ${c.type} in ${c.fail}`);
+          assertCalls(log, c.calls);
+          assert.equal(outcome.progress.phase, 'failed');
+          assert.match(outcome.progress.error ?? '', new RegExp(`injected ${c.type}`));
+          assert.deepEqual(
+            outcome.progress.compensations,
+            c.undone.map((name) => ({ name, state: 'done' })),
+          );
+          const steps = stepStates(outcome.progress);
+          assert.equal(steps[STEP_OF[c.fail] ?? '?'], 'failed');
+          if (c.undone.includes(DELETE) && c.fail !== 'createImage')
+            assert.equal(steps['create image'], 'compensated');
+          if (c.undone.includes(RESTART) && c.fail !== 'stopInstance')
+            assert.equal(steps['stop instance'], 'compensated');
+
+          // The image undo only ever touches the image this run made: by id once CreateImage answered,
+          // otherwise by its deterministic name and this run's tags.
+          const deletes = log.inputs('deleteImage');
+          assert.equal(deletes.length, c.deleteBy ? 1 : 0);
+          if (c.deleteBy) {
+            const [owner] = log.inputs('checkImageName');
+            assert.ok(owner);
+            assert.deepEqual(deletes[0], c.deleteBy === 'name' ? owner : { ...owner, imageId: IMAGE_ID });
+          }
+          if (c.undone.includes(RESTART)) {
+            const restart = log.inputs('startInstance').at(-1);
+            assert.equal(restart?.instanceId, INSTANCE_ID);
+            assert.deepEqual(restart?.target, { region: 'eu-west-1' });
+          }
+        },
+      );
+    }
+  });
+}
+
+describe('imageFromInstance compensations', () => {
+  it(
+    'GIVEN a stopped instance in stop mode WHEN waiting for the image fails THEN only the image is undone and the instance is never started',
+    RUN_TIMEOUT,
+    async () => {
+      const log = new ActivityLog();
+
+      const outcome = await runImageFromInstance(
+        env,
+        recorded(log, failing(happyActivities({ state: 'stopped' }), 'waitForImageAvailable', 'ImageFailed')),
+        imageInput({ mode: 'stop' }),
+      );
+
+      assertActivityFailure(failed(outcome), {
+        activityType: 'waitForImageAvailable',
+        local: false,
+        type: 'ImageFailed',
+      });
+      assertCalls(log, [
+        'describeInstance',
+        'checkImageName',
+        'createImage',
+        'waitForImageAvailable',
+        'deleteImage',
+      ]);
+      assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
+    },
+  );
+
+  it(
+    'GIVEN CreateImage fails and undoing the image fails too WHEN compensating THEN the instance is still started again and the run fails with CompensationFailed naming what was not undone',
+    RUN_TIMEOUT,
+    async () => {
+      const log = new ActivityLog();
+      const activities = failing(
+        failing(happyActivities({ state: 'running' }), 'createImage', 'AwsLimitExceeded'),
+        'deleteImage',
+        'AwsUnauthorized',
+        'always',
+      );
+
+      const outcome = await runImageFromInstance(
+        env,
+        recorded(log, activities),
+        imageInput({ mode: 'stop' }),
+      );
+
+      const failure = assertWorkflowFailure(failed(outcome), 'CompensationFailed');
+      assert.match(failure.message, /^injected AwsLimitExceeded in createImage; and undoing failed for: /);
+      assert.match(failure.message, new RegExp(`${DELETE} \\(.*injected AwsUnauthorized in deleteImage`));
+      assert.doesNotMatch(failure.message, new RegExp(RESTART));
+      assert.match(failure.message, /amiflow:workflow-id/);
+      // The original failure is kept as the cause (a local activity's: unwrapped, see stub-activities).
+      assert.ok(failure.cause instanceof ApplicationFailure);
+      assert.equal(failure.cause.type, 'AwsLimitExceeded');
+      assertCalls(log, [
+        'describeInstance',
+        'checkImageName',
+        'stopInstance',
+        'createImage',
+        'deleteImage',
+        'startInstance',
+      ]);
+      assert.deepEqual(
+        outcome.progress.compensations.map((c) => [c.name, c.state]),
+        [
+          [DELETE, 'failed'],
+          [RESTART, 'done'],
+        ],
+      );
+      assert.match(outcome.progress.compensations[0]?.error ?? '', /injected AwsUnauthorized/);
+      assert.equal(stepStates(outcome.progress)['stop instance'], 'compensated');
+    },
+  );
+
+  it(
+    'GIVEN waiting fails and the image undo fails WHEN compensating THEN CompensationFailed keeps the whole original chain as its cause',
+    RUN_TIMEOUT,
+    async () => {
+      const log = new ActivityLog();
+      const activities = failing(
+        failing(happyActivities({ state: 'running' }), 'waitForImageAvailable', 'ImageFailed'),
+        'deleteImage',
+        'AwsPolicyRefused',
+        'always',
+      );
+
+      const outcome = await runImageFromInstance(
+        env,
+        recorded(log, activities),
+        imageInput({ mode: 'no-reboot' }),
+      );
+
+      const failure = assertWorkflowFailure(failed(outcome), 'CompensationFailed');
+      const original = assertActivityCause(failure.cause, {
+        activityType: 'waitForImageAvailable',
+        local: false,
+        type: 'ImageFailed',
+      });
+      assert.equal(original.message, 'injected ImageFailed in waitForImageAvailable');
+      assert.deepEqual(
+        outcome.progress.compensations.map((c) => c.state),
+        ['failed'],
+      );
+    },
+  );
+
+  it(
+    'GIVEN the image undo hits a transient error first WHEN compensating THEN it is retried and the run fails with the original failure, not CompensationFailed',
+    RUN_TIMEOUT,
+    async () => {
+      const log = new ActivityLog();
+      const base = failing(happyActivities({ state: 'running' }), 'tagSnapshots', 'AwsPolicyRefused');
+      let deleteAttempts = 0;
+      const activities = {
+        ...base,
+        deleteImage: (input: Parameters<typeof base.deleteImage>[0]) => {
+          deleteAttempts += 1;
+          if (deleteAttempts === 1) throw new Error('socket hang up (transient)');
+          return base.deleteImage(input);
+        },
+      };
+
+      const outcome = await runImageFromInstance(
+        env,
+        recorded(log, activities),
+        imageInput({ mode: 'reboot' }),
+      );
+
+      assertActivityFailure(failed(outcome), {
+        activityType: 'tagSnapshots',
+        local: true,
+        type: 'AwsPolicyRefused',
+      });
+      assert.equal(log.count('deleteImage'), 2);
+      assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
+    },
+  );
+});
+
+describe('imageFromInstance refusals before any change', () => {
+  const refusals: { why: string; describe: Parameters<typeof happyActivities>[0]; type: FailureType }[] = [
+    {
+      why: 'an instance-store root volume',
+      describe: { state: 'running', rootDeviceType: 'instance-store' },
+      type: FailureType.InstanceStoreRoot,
+    },
+    {
+      why: "a 'stopping' instance",
+      describe: { state: 'stopping' },
+      type: FailureType.InstanceStateUnsupported,
+    },
+    {
+      why: "a 'pending' instance",
+      describe: { state: 'pending' },
+      type: FailureType.InstanceStateUnsupported,
+    },
+    {
+      why: 'a terminated instance',
+      describe: { state: 'terminated' },
+      type: FailureType.InstanceStateUnsupported,
+    },
+  ];
+  for (const r of refusals) {
+    it(
+      `GIVEN ${r.why} WHEN imaged in stop mode THEN the run fails with ${r.type} after describing it, and nothing is undone`,
+      RUN_TIMEOUT,
+      async () => {
+        const log = new ActivityLog();
+
+        const outcome = await runImageFromInstance(
+          env,
+          recorded(log, happyActivities(r.describe)),
+          imageInput({ mode: 'stop' }),
+        );
+
+        const failure = assertWorkflowFailure(failed(outcome), r.type);
+        assert.match(failure.message, new RegExp(INSTANCE_ID));
+        assertCalls(log, ['describeInstance']);
+        assert.deepEqual(outcome.progress.compensations, []);
+        assert.equal(outcome.progress.phase, 'failed');
+      },
+    );
+  }
+});

@@ -1,0 +1,130 @@
+/**
+ * imageFromInstance survives its worker: shut the worker down while the run waits for the image,
+ * start another on the same task queue, and the run completes there without repeating any
+ * finished step.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../activities';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import type { ActivityName } from './stub-activities';
+import {
+  ActivityLog,
+  IMAGE_ID,
+  assertCalls,
+  blockingUntilCancelled,
+  happyActivities,
+  imageInput,
+  localActivityMarkers,
+  outcomeOf,
+  RUN_TIMEOUT,
+  quietWorkerLogs,
+  recorded,
+  scheduledActivities,
+  startImageFromInstance,
+  startWorker,
+  stepReached,
+  stepStates,
+  succeeded,
+  withinBound,
+} from './stub-activities';
+
+quietWorkerLogs();
+
+let env: TestWorkflowEnvironment;
+before(async () => {
+  env = await timeSkippingEnv();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+describe('imageFromInstance resumed on another worker', () => {
+  it(
+    'GIVEN a stop-mode run waiting for its image WHEN its worker shuts down and another starts on the same task queue THEN the run completes there and no finished activity runs again',
+    RUN_TIMEOUT,
+    async () => {
+      const taskQueue = uniqueTaskQueue('resume');
+      const first = new ActivityLog();
+      const second = new ActivityLog();
+      const wait = blockingUntilCancelled();
+      const firstActivities: Activities = {
+        ...happyActivities({ state: 'running' }),
+        waitForImageAvailable: wait.fn,
+      };
+
+      // GIVEN: the first worker has run every step up to the wait, and the wait is in progress.
+      // Not caching the run keeps its workflow tasks off this worker's sticky queue: the test server
+      // never falls back from a dead worker's sticky queue (a real server does after its timeout).
+      const firstWorker = await startWorker(env, taskQueue, recorded(first, firstActivities), {
+        identity: 'first worker',
+        maxCachedWorkflows: 0,
+      });
+      const firstRun = firstWorker.run();
+      const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' }));
+      await withinBound(wait.entered, 'the first worker reaching the wait');
+      await stepReached(handle, 'start instance', ['done']);
+
+      // WHEN: it shuts down (its waiting activity is interrupted) and a second worker takes over.
+      firstWorker.shutdown();
+      await firstRun;
+      await wait.cancelled;
+      const secondWorker = await startWorker(
+        env,
+        taskQueue,
+        recorded(second, happyActivities({ state: 'running' })),
+        {
+          identity: 'second worker',
+        },
+      );
+      const outcome = await secondWorker.runUntil(withinBound(outcomeOf(handle), 'the resumed run'));
+
+      // THEN
+      const result = succeeded(outcome);
+      assert.equal(result.imageId, IMAGE_ID);
+      assert.equal(result.instanceFinalState, 'running');
+      assertCalls(first, [
+        'describeInstance',
+        'checkImageName',
+        'stopInstance',
+        'createImage',
+        { concurrently: ['startInstance', 'waitForImageAvailable'] },
+      ]);
+      assertCalls(second, ['waitForImageAvailable', 'tagSnapshots']);
+      const total = (name: ActivityName) => first.count(name) + second.count(name);
+      for (const finished of [
+        'describeInstance',
+        'checkImageName',
+        'stopInstance',
+        'createImage',
+        'startInstance',
+      ] as const) {
+        assert.equal(total(finished), 1, `${finished} ran ${total(finished)} times across both workers`);
+      }
+      assert.equal(total('deleteImage'), 0);
+      // The retried wait keeps the deadline the workflow computed once: retries never extend it.
+      assert.equal(
+        second.inputs('waitForImageAvailable')[0]?.deadline,
+        first.inputs('waitForImageAvailable')[0]?.deadline,
+      );
+      assert.ok(Object.values(stepStates(outcome.progress)).every((s) => s === 'done'));
+      // History agrees: each activity completed once, the wait by the second worker on its second attempt.
+      const started = (outcome.history.events ?? []).flatMap((e) => {
+        const a = e.activityTaskStartedEventAttributes;
+        return a ? [{ identity: a.identity, attempt: a.attempt }] : [];
+      });
+      assert.deepEqual(started, [
+        { identity: 'first worker', attempt: 1 }, // stopInstance
+        { identity: 'first worker', attempt: 1 }, // startInstance
+        { identity: 'second worker', attempt: 2 }, // waitForImageAvailable
+      ]);
+      assert.deepEqual(scheduledActivities(outcome.history), [
+        'stopInstance',
+        'startInstance',
+        'waitForImageAvailable',
+      ]);
+      assert.equal(localActivityMarkers(outcome.history), 4); // describe, check name, create, tag snapshots
+    },
+  );
+});

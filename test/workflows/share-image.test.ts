@@ -1,0 +1,394 @@
+/**
+ * shareImage and unshareImage on the time-skipping server with stub activities: a 30-day share
+ * withdrawn on time in seconds of wall time, withdrawing exactly what it added; the end moved by an
+ * update (extended, cut short, a bad one refused); aws/ebs refused or re-encrypted; grants for a
+ * customer managed key; compensation in reverse on failure and on cancellation.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../activities';
+import type { ShareImageResult, UnshareImageResult } from '../../workflows/contracts';
+import { FailureType, setShareExpiryUpdate, shareGrantName } from '../../workflows/contracts';
+import type { shareImage } from '../../workflows';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import type { RunOutcome } from './share-copy-stubs';
+import {
+  ACCOUNT_A,
+  ACCOUNT_B,
+  CMK_ARN,
+  DAY,
+  OWNER,
+  REENCRYPTED_IMAGE,
+  REENCRYPT_KEY,
+  SOURCE_IMAGE,
+  SOURCE_SNAPSHOTS,
+  outcome,
+  shareCopyActivities,
+  shareInput,
+  start,
+  stepIs,
+} from './share-copy-stubs';
+import {
+  ActivityLog,
+  assertActivityFailure,
+  assertCalls,
+  failing,
+  quietWorkerLogs,
+  recorded,
+  startWorker,
+  stepStates,
+} from './stub-activities';
+
+quietWorkerLogs();
+
+let env: TestWorkflowEnvironment;
+before(async () => {
+  env = await timeSkippingEnv();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+type ShareHandle = Awaited<ReturnType<typeof start<typeof shareImage>>>;
+
+/** Runs `fn` with a worker on its own task queue serving `activities`, recorded in `log`. */
+async function withShareWorker<T>(
+  log: ActivityLog,
+  activities: Activities,
+  fn: (taskQueue: string) => Promise<T>,
+): Promise<T> {
+  const taskQueue = uniqueTaskQueue('share');
+  const worker = await startWorker(env, taskQueue, recorded(log, activities));
+  return worker.runUntil(fn(taskQueue));
+}
+
+function succeeded<R>(o: RunOutcome<R>): R {
+  if (!o.ok) assert.fail(`expected success, the run failed: ${String(o.error)}`);
+  return o.result;
+}
+
+function failedWith(o: RunOutcome<unknown>): unknown {
+  if (o.ok) assert.fail(`expected a failure, the run succeeded: ${JSON.stringify(o.result)}`);
+  return o.error;
+}
+
+const ms = (iso: string | undefined) => Date.parse(iso ?? 'invalid');
+
+void describe('shareImage with an expiry', () => {
+  void it('GIVEN a 30-day share of a CMK-encrypted image to two accounts, one of which can launch it already, WHEN it runs THEN it adds only what was missing, and 30 days later withdraws exactly that, in seconds of wall time', async () => {
+    const log = new ActivityLog();
+    const activities = shareCopyActivities({
+      encryption: 'customer-managed-key',
+      launchPermissions: [{ userId: ACCOUNT_A }],
+      snapshotUserIds: [ACCOUNT_A],
+    });
+    const wallStart = Date.now();
+
+    const o = await withShareWorker(log, activities, async (tq) =>
+      outcome<ShareImageResult>(
+        await start(env, 'shareImage', tq, shareInput({ durationSeconds: 30 * DAY })),
+      ),
+    );
+    const wall = Date.now() - wallStart;
+
+    const r = succeeded(o);
+    // THEN: 30 days on the workflow clock, a few seconds on the wall clock
+    const shared = ms(r.withdrawnAt) - ms(r.sharedAt);
+    assert.ok(shared >= 30 * DAY * 1000 && shared < 30 * DAY * 1000 + 60_000, `shared for ${shared} ms`);
+    assert.equal(r.expiresAt, new Date(ms(r.sharedAt) + 30 * DAY * 1000).toISOString());
+    assert.ok(wall < 15_000, `took ${wall} ms of wall time`);
+    // THEN: what it added, and nothing it found
+    assert.deepEqual(r.added.launchPermissions, [{ userId: ACCOUNT_B }]);
+    assert.deepEqual(r.alreadyPresent.launchPermissions, [{ userId: ACCOUNT_A }]);
+    assert.deepEqual(
+      r.added.snapshotPermissions,
+      SOURCE_SNAPSHOTS.map((snapshotId) => ({ snapshotId, userIds: [ACCOUNT_B] })),
+    );
+    assert.deepEqual(
+      r.added.grants.map((g) => [g.keyArn, g.granteeAccountId]),
+      [
+        [CMK_ARN, ACCOUNT_A],
+        [CMK_ARN, ACCOUNT_B],
+      ],
+    );
+    assert.deepEqual(r.keyAccess[0]?.targetIamPolicy.Statement[1]?.Condition, {
+      Bool: { 'kms:GrantIsForAWSResource': true },
+    });
+    // THEN: grants, then create-volume, then launch; at the end the reverse, with the same entries
+    assertCalls(log, [
+      'describeImageForSharing',
+      'grantKeyAccess',
+      'addSnapshotPermissions',
+      'addLaunchPermissions',
+      'removeLaunchPermissions',
+      'removeSnapshotPermissions',
+      'revokeKeyGrants',
+    ]);
+    assert.deepEqual(log.inputs('removeLaunchPermissions')[0]?.permissions, [{ userId: ACCOUNT_B }]);
+    assert.deepEqual(log.inputs('removeSnapshotPermissions')[0]?.permissions, r.added.snapshotPermissions);
+    const runId = r.added.grants[0]?.grantName.split('/')[1] ?? '';
+    assert.deepEqual(log.inputs('revokeKeyGrants')[0]?.grantNames, [
+      shareGrantName(runId, ACCOUNT_A),
+      shareGrantName(runId, ACCOUNT_B),
+    ]);
+    assert.equal(stepStates(o.progress)['shared until expiry'], 'done');
+    assert.deepEqual(o.progress.compensations, []);
+    // THEN: 30 days of waiting is one timer: history stays small
+    assert.ok((o.history.events ?? []).length < 40, `${o.history.events?.length} history events`);
+  });
+
+  void it('GIVEN a 30-day share in place WHEN an update extends it to 40 days and a bad update is sent THEN the bad one is refused, the run goes on, and it is withdrawn at 40 days', async () => {
+    const log = new ActivityLog();
+    const o = await withShareWorker(log, shareCopyActivities(), async (tq) => {
+      const handle: ShareHandle = await start(
+        env,
+        'shareImage',
+        tq,
+        shareInput({ durationSeconds: 30 * DAY }),
+      );
+      await stepIs(handle, 'shared until expiry', ['running']);
+
+      const refused = await handle
+        .executeUpdate(setShareExpiryUpdate, { args: [{ expiresAt: '2001-01-01T00:00:00Z' }] })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      assert.ok(refused instanceof WorkflowUpdateFailedError, `refused: ${String(refused)}`);
+      assert.ok(refused.cause instanceof ApplicationFailure);
+      assert.equal(refused.cause.type, FailureType.InvalidInput);
+      assert.match(refused.cause.message, /expiresAt: .* has passed already; use expiresInSeconds: 0/);
+
+      const moved = await handle.executeUpdate(setShareExpiryUpdate, {
+        args: [{ expiresInSeconds: 40 * DAY }],
+      });
+      const r = await outcome<ShareImageResult>(handle);
+      return { ...r, moved };
+    });
+
+    const r = succeeded(o);
+    assert.equal(r.expiresAt, o.moved.expiresAt);
+    const shared = ms(r.withdrawnAt) - ms(r.sharedAt);
+    assert.ok(
+      shared >= 40 * DAY * 1000 && shared < 40 * DAY * 1000 + 60_000,
+      `shared for ${shared / 86_400_000} days`,
+    );
+    assert.equal(log.count('removeLaunchPermissions'), 1);
+  });
+
+  void it('GIVEN a 30-day share in place WHEN an update brings the end to now THEN it is withdrawn at once', async () => {
+    const log = new ActivityLog();
+    const o = await withShareWorker(log, shareCopyActivities(), async (tq) => {
+      const handle: ShareHandle = await start(
+        env,
+        'shareImage',
+        tq,
+        shareInput({ durationSeconds: 30 * DAY }),
+      );
+      await stepIs(handle, 'shared until expiry', ['running']);
+      await handle.executeUpdate(setShareExpiryUpdate, { args: [{ expiresInSeconds: 0 }] });
+      return outcome<ShareImageResult>(handle);
+    });
+
+    const r = succeeded(o);
+    assert.ok(ms(r.withdrawnAt) - ms(r.sharedAt) < 60_000);
+    assertCalls(log, [
+      'describeImageForSharing',
+      'addSnapshotPermissions',
+      'addLaunchPermissions',
+      'removeLaunchPermissions',
+      'removeSnapshotPermissions',
+    ]);
+  });
+
+  void it('GIVEN a time-limited share in place WHEN the run is cancelled THEN compensation withdraws what it added and it ends cancelled', async () => {
+    const log = new ActivityLog();
+    const o = await withShareWorker(
+      log,
+      shareCopyActivities({ encryption: 'customer-managed-key' }),
+      async (tq) => {
+        const handle: ShareHandle = await start(
+          env,
+          'shareImage',
+          tq,
+          shareInput({ durationSeconds: 7 * DAY }),
+        );
+        await stepIs(handle, 'shared until expiry', ['running']);
+        await handle.cancel();
+        return outcome<ShareImageResult>(handle);
+      },
+    );
+
+    const err = failedWith(o);
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
+    assert.deepEqual(
+      o.progress.compensations.map((c) => [c.name, c.state]),
+      [
+        ['remove launch permissions', 'done'],
+        ['remove snapshot permissions', 'done'],
+        [`revoke grants on ${CMK_ARN}`, 'done'],
+      ],
+    );
+    assert.equal(o.progress.phase, 'cancelled');
+  });
+});
+
+void describe('shareImage failures and encryption', () => {
+  void it('GIVEN an aws/ebs-encrypted image and no reencryptWith WHEN shared THEN AwsManagedKeyNotShareable with its message, and nothing is added', async () => {
+    const log = new ActivityLog();
+    const o = await withShareWorker(log, shareCopyActivities({ encryption: 'aws-managed-key' }), async (tq) =>
+      outcome(await start(env, 'shareImage', tq, shareInput())),
+    );
+
+    const cause = assertActivityFailure(failedWith(o), {
+      activityType: 'describeImageForSharing',
+      local: true,
+      type: FailureType.AwsManagedKeyNotShareable,
+    });
+    assert.equal(
+      cause.message,
+      `AMI ${SOURCE_IMAGE} is encrypted with the AWS managed key aws/ebs, which cannot be shared; copy it with a customer managed key (reencryptWith / --reencrypt-with)`,
+    );
+    assert.equal(log.inputs('describeImageForSharing')[0]?.refuseAwsManagedKey, true);
+    assertCalls(log, ['describeImageForSharing']);
+  });
+
+  void it('GIVEN an aws/ebs-encrypted image and reencryptWith a CMK WHEN shared THEN it is copied under the CMK in its region and the copy is shared, with grants on the CMK', async () => {
+    const log = new ActivityLog();
+    const o = await withShareWorker(log, shareCopyActivities({ encryption: 'aws-managed-key' }), async (tq) =>
+      outcome<ShareImageResult>(
+        await start(env, 'shareImage', tq, shareInput({ reencryptWith: REENCRYPT_KEY })),
+      ),
+    );
+
+    const r = succeeded(o);
+    assert.equal(r.sharedImageId, REENCRYPTED_IMAGE);
+    assert.equal(r.reencryptedCopy?.imageId, REENCRYPTED_IMAGE);
+    assertCalls(log, [
+      'describeImageForSharing',
+      'checkKmsKey',
+      'copyImage',
+      'waitForImageAvailable',
+      'tagSnapshots',
+      'describeImageForSharing',
+      'grantKeyAccess',
+      'addSnapshotPermissions',
+      'addLaunchPermissions',
+    ]);
+    const copy = log.inputs('copyImage')[0];
+    assert.deepEqual(
+      [copy?.destination, copy?.kmsKeyId, copy?.purpose],
+      [{ region: 'eu-west-1', accountId: OWNER }, REENCRYPT_KEY, 'reencrypt'],
+    );
+    assert.equal(log.inputs('addLaunchPermissions')[0]?.imageId, REENCRYPTED_IMAGE);
+  });
+
+  void it("GIVEN the launch permission step fails WHEN shared THEN the undos run newest first, that step's own included (its call may have landed): launch, create-volume permissions, then grants", async () => {
+    const log = new ActivityLog();
+    const activities = failing(
+      shareCopyActivities({ encryption: 'customer-managed-key' }),
+      'addLaunchPermissions',
+      FailureType.AwsPolicyRefused,
+    );
+    const o = await withShareWorker(log, activities, async (tq) =>
+      outcome(await start(env, 'shareImage', tq, shareInput())),
+    );
+
+    assertActivityFailure(failedWith(o), {
+      activityType: 'addLaunchPermissions',
+      local: true,
+      type: FailureType.AwsPolicyRefused,
+    });
+    assertCalls(log, [
+      'describeImageForSharing',
+      'grantKeyAccess',
+      'addSnapshotPermissions',
+      'addLaunchPermissions',
+      'removeLaunchPermissions',
+      'removeSnapshotPermissions',
+      'revokeKeyGrants',
+    ]);
+    assert.deepEqual(
+      o.progress.compensations.map((c) => c.name),
+      ['remove launch permissions', 'remove snapshot permissions', `revoke grants on ${CMK_ARN}`],
+    );
+    assert.deepEqual(log.inputs('removeLaunchPermissions')[0]?.permissions, [
+      { userId: ACCOUNT_A },
+      { userId: ACCOUNT_B },
+    ]);
+  });
+
+  void it('GIVEN a CMK-encrypted image and an organization target WHEN shared with grants THEN KmsGrantNeedsAccounts with the key-policy statements, before anything is added', async () => {
+    const log = new ActivityLog();
+    const org = 'arn:aws:organizations::111122223333:organization/o-a1b2c3d4e5';
+    const o = await withShareWorker(
+      log,
+      shareCopyActivities({ encryption: 'customer-managed-key' }),
+      async (tq) =>
+        outcome(
+          await start(
+            env,
+            'shareImage',
+            tq,
+            shareInput({ allowCopy: false, targets: { organizationArns: [org] } }),
+          ),
+        ),
+    );
+
+    const err = failedWith(o);
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.type, FailureType.KmsGrantNeedsAccounts);
+    assert.match(err.cause.message, /kmsAccess 'key-policy'/);
+    assertCalls(log, ['describeImageForSharing']);
+  });
+
+  void it("GIVEN the image owner's own account among the targets (found only at run time) WHEN shared THEN InvalidInput naming the field", async () => {
+    const log = new ActivityLog();
+    const { accountId: _owner, ...noOwner } = shareInput();
+    const o = await withShareWorker(log, shareCopyActivities(), async (tq) =>
+      outcome(
+        await start(env, 'shareImage', tq, { ...noOwner, targets: { accountIds: [ACCOUNT_A, OWNER] } }),
+      ),
+    );
+
+    const err = failedWith(o);
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.type, FailureType.InvalidInput);
+    assert.match(err.cause.message, /targets\.accountIds\[1\]: 111122223333 is the image's own account/);
+    assertCalls(log, ['describeImageForSharing']);
+  });
+});
+
+void describe('unshareImage', () => {
+  void it('GIVEN the record of an open-ended share WHEN unshared THEN exactly what it added is withdrawn, and the re-encrypted copy kept unless asked', async () => {
+    const log = new ActivityLog();
+    const o = await withShareWorker(
+      log,
+      shareCopyActivities({ encryption: 'customer-managed-key' }),
+      async (tq) => {
+        const shared = succeeded(
+          await outcome<ShareImageResult>(
+            await start(env, 'shareImage', tq, shareInput({ targets: { accountIds: [ACCOUNT_B] } })),
+          ),
+        );
+        return {
+          shared,
+          un: await outcome<UnshareImageResult>(await start(env, 'unshareImage', tq, { share: shared })),
+        };
+      },
+    );
+
+    const r = succeeded(o.un);
+    assert.deepEqual(r.withdrawn, o.shared.added);
+    assert.deepEqual(log.inputs('removeLaunchPermissions')[0]?.permissions, [{ userId: ACCOUNT_B }]);
+    assert.deepEqual(
+      log.inputs('revokeKeyGrants')[0]?.grantNames,
+      o.shared.added.grants.map((g) => g.grantName),
+    );
+    assert.equal(log.count('deleteImage'), 0);
+    assert.equal(stepStates(o.un.progress)['delete re-encrypted copy'], 'skipped');
+  });
+});

@@ -1,0 +1,82 @@
+/**
+ * What principals need on a customer managed key to launch or copy an image shared with them:
+ * an IAM policy for the target accounts, and the key-policy statements that stand in for grants.
+ * Pure: built in the workflow from facts the activities read, and returned in the share's result.
+ */
+import type { IamPolicyDocument, IamPolicyStatement, KeyAccessNeeded, ShareTargets } from './contracts';
+import { KMS_GRANT_OPERATIONS } from './contracts';
+import { partitionOfRegion } from './share-validation';
+
+const KMS_ACTIONS = KMS_GRANT_OPERATIONS.map((op) => `kms:${op}`);
+/** Use of the key without CreateGrant, which EC2 needs only for AWS resources (its volumes). */
+const USE_ACTIONS = KMS_ACTIONS.filter((a) => a !== 'kms:CreateGrant');
+
+/** The IAM policy principals in a target account need: use of the key, and grants for EC2 only. */
+export function targetIamPolicy(keyArn: string): IamPolicyDocument {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'UseKeyOfSharedImage', Effect: 'Allow', Action: USE_ACTIONS, Resource: keyArn },
+      {
+        Sid: 'LetEc2UseKeyOfSharedImage',
+        Effect: 'Allow',
+        Action: ['kms:CreateGrant'],
+        Resource: keyArn,
+        Condition: { Bool: { 'kms:GrantIsForAWSResource': true } },
+      },
+    ],
+  };
+}
+
+function orgIdOf(arn: string): string {
+  return /organization\/(o-[a-z0-9]+)$/.exec(arn)?.[1] ?? arn;
+}
+
+/** `o-…/*\/ou-…/*`: the organization path of everything under the OU, for aws:PrincipalOrgPaths. */
+function orgPathOf(ouArn: string): string {
+  const m = /ou\/(o-[a-z0-9]+)\/(ou-[a-z0-9-]+)$/.exec(ouArn);
+  return m ? `${m[1]}/*/${m[2]}/*` : ouArn;
+}
+
+/** Key-policy statements giving the targets the use of the key (one per kind of target). */
+export function keyPolicyStatements(region: string, targets: ShareTargets): IamPolicyStatement[] {
+  const partition = partitionOfRegion(region);
+  const statements: IamPolicyStatement[] = [];
+  if (targets.accountIds?.length)
+    statements.push({
+      Sid: 'SharedImageAccounts',
+      Effect: 'Allow',
+      Principal: { AWS: targets.accountIds.map((a) => `arn:${partition}:iam::${a}:root`) },
+      Action: KMS_ACTIONS,
+      Resource: '*',
+    });
+  if (targets.organizationArns?.length)
+    statements.push({
+      Sid: 'SharedImageOrganizations',
+      Effect: 'Allow',
+      Principal: { AWS: '*' },
+      Action: KMS_ACTIONS,
+      Resource: '*',
+      Condition: { StringEquals: { 'aws:PrincipalOrgID': targets.organizationArns.map(orgIdOf) } },
+    });
+  if (targets.organizationalUnitArns?.length)
+    statements.push({
+      Sid: 'SharedImageOrganizationalUnits',
+      Effect: 'Allow',
+      Principal: { AWS: '*' },
+      Action: KMS_ACTIONS,
+      Resource: '*',
+      Condition: {
+        'ForAnyValue:StringLike': { 'aws:PrincipalOrgPaths': targets.organizationalUnitArns.map(orgPathOf) },
+      },
+    });
+  return statements;
+}
+
+export function keyAccessNeeded(keyArn: string, region: string, targets: ShareTargets): KeyAccessNeeded {
+  return {
+    keyArn,
+    targetIamPolicy: targetIamPolicy(keyArn),
+    keyPolicyStatements: keyPolicyStatements(region, targets),
+  };
+}

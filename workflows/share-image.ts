@@ -1,0 +1,557 @@
+/**
+ * shareImage: give accounts, organizations or OUs launch permission on an AMI (and, if asked, the
+ * right to copy it), with the use of its customer managed key, recording exactly what it added so
+ * that the end of a time-limited share, `unshareImage` and compensation withdraw that and nothing else.
+ *
+ * unshareImage: withdraws what a share's record says it added.
+ */
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ShareableImage } from '../activities/sharing';
+import type {
+  AwsTarget,
+  KeyAccessNeeded,
+  KeyGrantRecord,
+  LaunchPermissionEntry,
+  ReencryptedCopy,
+  ShareAdded,
+  ShareImageInput,
+  ShareImageResult,
+  ShareRecord,
+  SnapshotPermissionEntry,
+  UnshareImageInput,
+  UnshareImageResult,
+} from './contracts';
+import {
+  DEFAULT_COPY_TIMEOUTS,
+  FailureType,
+  WORKFLOW_TYPES,
+  copyTagsOf,
+  progressQuery,
+  setShareExpiryUpdate,
+  shareGrantName,
+} from './contracts';
+import { Compensations } from './compensation';
+import { keyAccessNeeded } from './key-access';
+import { compensationCall, copyWait, fastAwsCall, settledAwsCall } from './presets';
+import { Progress } from './progress';
+import { parseShareImageInput, parseUnshareImageInput, shareExpiryIssues } from './share-validation';
+import type { InputIssue } from './validation';
+import { InvalidInputError, formatIssues } from './validation';
+
+export const SHARE_IMAGE_STEPS = [
+  'describe image',
+  're-encrypt with customer managed key',
+  'grant key access',
+  'add snapshot permissions',
+  'add launch permissions',
+  'shared until expiry',
+  'withdraw share',
+] as const;
+
+export const UNSHARE_IMAGE_STEPS = [
+  'withdraw launch permissions',
+  'withdraw snapshot permissions',
+  'revoke key grants',
+  'delete re-encrypted copy',
+] as const;
+
+const la = proxyLocalActivities<Activities>(fastAwsCall);
+const act = proxyActivities<Activities>(compensationCall);
+
+function local(summary: string, options: LocalActivityOptions = settledAwsCall) {
+  return { ...options, summary };
+}
+function remote(summary: string, options: ActivityOptions = compensationCall) {
+  return { ...options, summary };
+}
+
+/** Parses `raw` with `parse`; a bad input fails the run at once, non-retryable, naming every field. */
+export function parsedOrFail<T>(parse: (raw: unknown) => T, raw: unknown, progress: Progress): T {
+  try {
+    return parse(raw);
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err;
+    progress.setPhase('failed', err);
+    throw invalidInput(err.issues);
+  }
+}
+
+function invalidInput(issues: InputIssue[]): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.InvalidInput,
+    nonRetryable: true,
+    message: formatIssues(issues),
+    details: [issues],
+  });
+}
+
+function sameEntry(a: LaunchPermissionEntry, b: LaunchPermissionEntry): boolean {
+  return (
+    a.userId === b.userId &&
+    a.organizationArn === b.organizationArn &&
+    a.organizationalUnitArn === b.organizationalUnitArn &&
+    a.group === b.group
+  );
+}
+
+function describeEntry(p: LaunchPermissionEntry): string {
+  return p.userId ?? p.organizationArn ?? p.organizationalUnitArn ?? 'everyone';
+}
+
+export interface SharePlan {
+  launchToAdd: LaunchPermissionEntry[];
+  launchAlready: LaunchPermissionEntry[];
+  snapshotToAdd: SnapshotPermissionEntry[];
+  snapshotAlready: SnapshotPermissionEntry[];
+}
+
+/** What to add: the launch and create-volume permissions asked for that are not there already. */
+export function planShare(input: ShareImageInput, image: ShareableImage): SharePlan {
+  const accounts = input.targets.accountIds ?? [];
+  const wanted: LaunchPermissionEntry[] = [
+    ...accounts.map((userId) => ({ userId })),
+    ...(input.targets.organizationArns ?? []).map((organizationArn) => ({ organizationArn })),
+    ...(input.targets.organizationalUnitArns ?? []).map((organizationalUnitArn) => ({
+      organizationalUnitArn,
+    })),
+    ...(input.targets.public ? [{ group: 'all' as const }] : []),
+  ];
+  const present = (p: LaunchPermissionEntry) => image.launchPermissions.some((h) => sameEntry(h, p));
+  const snapshotToAdd: SnapshotPermissionEntry[] = [];
+  const snapshotAlready: SnapshotPermissionEntry[] = [];
+  if (input.allowCopy) {
+    for (const s of image.snapshots) {
+      const had = image.snapshotPermissions.find((p) => p.snapshotId === s.snapshotId)?.userIds ?? [];
+      const add = accounts.filter((a) => !had.includes(a));
+      const already = accounts.filter((a) => had.includes(a));
+      if (add.length) snapshotToAdd.push({ snapshotId: s.snapshotId, userIds: add });
+      if (already.length) snapshotAlready.push({ snapshotId: s.snapshotId, userIds: already });
+    }
+  }
+  return {
+    launchToAdd: wanted.filter((p) => !present(p)),
+    launchAlready: wanted.filter(present),
+    snapshotToAdd,
+    snapshotAlready,
+  };
+}
+
+/** `<name> reencrypted-<run>`, within EC2's 128 characters. */
+export function reencryptedNameFor(imageName: string, runId: string): string {
+  const suffix = ` reencrypted-${runId.slice(0, 8)}`;
+  return `${imageName.slice(0, 128 - suffix.length)}${suffix}`;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/**
+ * Withdraws what a share added: launch permissions first (targets stop seeing the image), then
+ * create-volume permissions, then key grants; optionally deletes the re-encrypted copy. Each call is
+ * idempotent, so a repeated withdrawal changes nothing.
+ */
+export async function withdrawShare(
+  record: ShareRecord,
+  opts: { deleteReencryptedCopy: boolean; progress?: Progress },
+): Promise<{ withdrawn: ShareAdded; deletedReencryptedCopy?: string }> {
+  const target: AwsTarget = {
+    region: record.image.region,
+    ...(record.image.accountId ? { accountId: record.image.accountId } : {}),
+  };
+  const { added } = record;
+  const step = async (name: string, run: boolean, fn: () => Promise<unknown>, why: string) => {
+    if (!opts.progress) {
+      if (run) await fn();
+    } else if (run) await opts.progress.run(name, fn);
+    else opts.progress.skip(name, why);
+  };
+  await step(
+    'withdraw launch permissions',
+    added.launchPermissions.length > 0,
+    () =>
+      act.removeLaunchPermissions.executeWithOptions(
+        remote(
+          `withdraw launch permissions on ${record.sharedImageId}: ${added.launchPermissions.map(describeEntry).join(', ')}`,
+        ),
+        [{ target, imageId: record.sharedImageId, permissions: added.launchPermissions }],
+      ),
+    'the share added none',
+  );
+  await step(
+    'withdraw snapshot permissions',
+    added.snapshotPermissions.length > 0,
+    () =>
+      act.removeSnapshotPermissions.executeWithOptions(
+        remote(`withdraw create-volume permissions on ${added.snapshotPermissions.length} snapshot(s)`),
+        [{ target, permissions: added.snapshotPermissions }],
+      ),
+    'the share added none',
+  );
+  const byKey = new Map<string, KeyGrantRecord[]>();
+  for (const g of added.grants) byKey.set(g.keyArn, [...(byKey.get(g.keyArn) ?? []), g]);
+  await step(
+    'revoke key grants',
+    byKey.size > 0,
+    () =>
+      Promise.all(
+        [...byKey].map(([keyArn, grants]) =>
+          act.revokeKeyGrants.executeWithOptions(remote(`revoke ${grants.length} grant(s) on ${keyArn}`), [
+            { target, keyArn, grantNames: grants.map((g) => g.grantName) },
+          ]),
+        ),
+      ),
+    'the share made no grant',
+  );
+  const copy = record.reencryptedCopy;
+  let deleted: string | undefined;
+  await step(
+    'delete re-encrypted copy',
+    opts.deleteReencryptedCopy && copy !== undefined,
+    async () => {
+      if (!copy) return;
+      await act.deleteImage.executeWithOptions(remote(`delete re-encrypted copy ${copy.imageId}`), [
+        {
+          target,
+          imageId: copy.imageId,
+          imageName: copy.imageName,
+          workflowId: copy.workflowId,
+          runId: copy.runId,
+        },
+      ]);
+      deleted = copy.imageId;
+    },
+    copy ? 'kept (deleteReencryptedCopy not set)' : 'the share made no copy',
+  );
+  return { withdrawn: added, ...(deleted ? { deletedReencryptedCopy: deleted } : {}) };
+}
+
+export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageResult> {
+  const progress = new Progress(WORKFLOW_TYPES.shareImage, SHARE_IMAGE_STEPS);
+  setHandler(progressQuery, () => progress.record);
+  const startedAt = Date.now();
+
+  // A time-limited share's end can be moved (or brought to now) by an update, until it is withdrawn.
+  let expiresAt: number | undefined;
+  let expiryChanged = false;
+  let withdrawing = false;
+  setHandler(
+    setShareExpiryUpdate,
+    (update) => {
+      const { issues, expiresAt: next } = shareExpiryIssues(update, Date.now(), startedAt);
+      if (next === undefined) throw invalidInput(issues); // the validator refused it already
+      expiresAt = next;
+      expiryChanged = true;
+      progress.resource('expiresAt', iso(next));
+      return { expiresAt: iso(next) };
+    },
+    {
+      validator: (update) => {
+        if ((rawInput as Partial<ShareImageInput>).durationSeconds === undefined)
+          throw ApplicationFailure.create({
+            type: FailureType.InvalidInput,
+            nonRetryable: true,
+            message:
+              'this share has no expiry (it was started without durationSeconds): withdraw it with unshareImage',
+          });
+        if (withdrawing)
+          throw ApplicationFailure.create({
+            type: FailureType.InvalidInput,
+            nonRetryable: true,
+            message: 'the share is being withdrawn already',
+          });
+        const { issues } = shareExpiryIssues(update, Date.now(), startedAt);
+        if (issues.length > 0) throw invalidInput(issues);
+      },
+    },
+  );
+
+  const input = parsedOrFail(parseShareImageInput, rawInput, progress);
+  const { workflowId, runId } = workflowInfo();
+  const target: AwsTarget = {
+    region: input.region,
+    ...(input.accountId ? { accountId: input.accountId } : {}),
+  };
+  const timeouts = { ...DEFAULT_COPY_TIMEOUTS, ...input.timeouts };
+  const kmsAccess = input.kmsAccess ?? 'grant';
+  const accounts = input.targets.accountIds ?? [];
+  const comp = new Compensations(progress);
+  const undos: { discard(): void }[] = [];
+  progress.resource('imageId', input.imageId);
+
+  const result = await comp.guard(async () => {
+    const image = await progress.run('describe image', () =>
+      la.describeImageForSharing.executeWithOptions(
+        local(`describe ${input.imageId}, its snapshots and their keys`, fastAwsCall),
+        // aws/ebs cannot be shared: refused right there, unless the image is re-encrypted first.
+        [{ target, imageId: input.imageId, refuseAwsManagedKey: input.reencryptWith === undefined }],
+      ),
+    );
+    const own = accounts.indexOf(image.ownerId);
+    if (own >= 0)
+      throw invalidInput([
+        {
+          field: `targets.accountIds[${own}]`,
+          message: `${image.ownerId} is the image's own account: an image is always available to its owner; name other accounts`,
+        },
+      ]);
+
+    let shared = image;
+    let reencrypted: ReencryptedCopy | undefined;
+    if (input.reencryptWith) {
+      const reencryptWith = input.reencryptWith;
+      const imageName = input.reencryptedName ?? reencryptedNameFor(image.imageName, runId);
+      const made: { imageId?: string } = {};
+      undos.push(
+        comp.add(
+          'delete re-encrypted copy',
+          () =>
+            act.deleteImage.executeWithOptions(remote(`undo: delete re-encrypted copy '${imageName}'`), [
+              { target, imageName, workflowId, runId, ...(made.imageId ? { imageId: made.imageId } : {}) },
+            ]),
+          're-encrypt with customer managed key',
+        ),
+      );
+      shared = await progress.run(
+        're-encrypt with customer managed key',
+        async () => {
+          await la.checkKmsKey.executeWithOptions(local(`check key ${reencryptWith}`, fastAwsCall), [
+            {
+              target,
+              keyId: reencryptWith,
+              purpose: `re-encrypting ${input.imageId}`,
+              refuseAwsManaged: 'a copy under it could not be shared either; use a customer managed key',
+            },
+          ]);
+          const tags = copyTagsOf({
+            tags: input.tags ?? {},
+            workflowId,
+            runId,
+            workflowType: WORKFLOW_TYPES.shareImage,
+            source: { region: input.region, imageId: input.imageId },
+          });
+          const copy = await la.copyImage.executeWithOptions(
+            local(`copy ${input.imageId} as '${imageName}' under ${reencryptWith}`),
+            [
+              {
+                source: { region: input.region, imageId: input.imageId },
+                destination: target,
+                imageName,
+                description: `${input.imageId} re-encrypted under ${reencryptWith} to share it (amiflow)`,
+                kmsKeyId: reencryptWith,
+                tags: input.tags ?? {},
+                workflowId,
+                runId,
+                workflowType: WORKFLOW_TYPES.shareImage,
+                purpose: 'reencrypt',
+              },
+            ],
+          );
+          made.imageId = copy.imageId;
+          progress.resource('reencryptedImageId', copy.imageId);
+          await act.waitForImageAvailable.executeWithOptions(
+            remote(`wait for the re-encrypted copy ${copy.imageId}`, copyWait(timeouts.copyAvailableSeconds)),
+            [{ target, imageId: copy.imageId, deadline: Date.now() + timeouts.copyAvailableSeconds * 1000 }],
+          );
+          await la.tagSnapshots.executeWithOptions(local(`tag snapshots of ${copy.imageId}`, fastAwsCall), [
+            { target, imageId: copy.imageId, tags },
+          ]);
+          reencrypted = { imageId: copy.imageId, imageName, kmsKeyId: reencryptWith, workflowId, runId };
+          return la.describeImageForSharing.executeWithOptions(
+            local(`describe ${copy.imageId}, its snapshots and their keys`, fastAwsCall),
+            [{ target, imageId: copy.imageId }],
+          );
+        },
+        `copy under ${reencryptWith}`,
+      );
+    } else {
+      progress.skip('re-encrypt with customer managed key', 'not asked (reencryptWith)');
+    }
+    const sharedImageId = shared.imageId;
+    if (shared.encryption !== 'unencrypted' && input.targets.public)
+      throw ApplicationFailure.create({
+        type: FailureType.AwsPolicyRefused,
+        nonRetryable: true,
+        message: `AMI ${sharedImageId} is encrypted: EC2 does not share encrypted AMIs publicly; share it with accounts, organizations or OUs`,
+      });
+
+    const plan = planShare(input, shared);
+    const customerKeys = shared.keys.filter((k) => k.keyManager === 'CUSTOMER');
+    const keyAccess: KeyAccessNeeded[] = customerKeys.map((k) =>
+      keyAccessNeeded(k.keyArn, input.region, input.targets),
+    );
+    const orgTargets =
+      (input.targets.organizationArns?.length ?? 0) + (input.targets.organizationalUnitArns?.length ?? 0);
+    if (customerKeys.length > 0 && kmsAccess === 'grant' && orgTargets > 0)
+      throw ApplicationFailure.create({
+        type: FailureType.KmsGrantNeedsAccounts,
+        nonRetryable: true,
+        message:
+          `AMI ${sharedImageId} is encrypted with the customer managed key ${customerKeys.map((k) => k.keyArn).join(', ')}; ` +
+          'KMS grants name accounts, so organizations and OUs can only be given the key through its key policy: ' +
+          "add the key-policy statements in this failure's details, then share with kmsAccess 'key-policy' (--kms-access key-policy)",
+        details: [keyAccess],
+      });
+
+    // Grants first, then create-volume permissions, then launch permissions: targets see the image
+    // only once they can use it. Each undo is registered before its step.
+    let grants: KeyGrantRecord[] = [];
+    if (customerKeys.length > 0 && kmsAccess === 'grant' && accounts.length > 0) {
+      const grantNames = accounts.map((a) => shareGrantName(runId, a));
+      for (const key of customerKeys)
+        undos.push(
+          comp.add(
+            `revoke grants on ${key.keyArn}`,
+            () =>
+              act.revokeKeyGrants.executeWithOptions(
+                remote(`undo: revoke this run's grants on ${key.keyArn}`),
+                [{ target, keyArn: key.keyArn, grantNames }],
+              ),
+            'grant key access',
+          ),
+        );
+      grants = await progress.run('grant key access', async () =>
+        (
+          await Promise.all(
+            customerKeys.map((key) =>
+              la.grantKeyAccess.executeWithOptions(
+                local(`grant ${accounts.length} account(s) the use of ${key.keyArn}`),
+                [{ target, keyArn: key.keyArn, accountIds: accounts, runId }],
+              ),
+            ),
+          )
+        ).flat(),
+      );
+    } else {
+      progress.skip(
+        'grant key access',
+        customerKeys.length === 0
+          ? `the image is ${shared.encryption === 'unencrypted' ? 'not encrypted' : 'not under a customer managed key'}`
+          : kmsAccess === 'key-policy'
+            ? "kmsAccess 'key-policy': the key policy gives access"
+            : 'no account targets',
+      );
+    }
+
+    if (plan.snapshotToAdd.length > 0) {
+      undos.push(
+        comp.add(
+          'remove snapshot permissions',
+          () =>
+            act.removeSnapshotPermissions.executeWithOptions(
+              remote('undo: withdraw create-volume permissions'),
+              [{ target, permissions: plan.snapshotToAdd }],
+            ),
+          'add snapshot permissions',
+        ),
+      );
+      await progress.run('add snapshot permissions', () =>
+        la.addSnapshotPermissions.executeWithOptions(
+          local(`let ${accounts.join(', ')} copy ${plan.snapshotToAdd.length} snapshot(s)`),
+          [{ target, permissions: plan.snapshotToAdd }],
+        ),
+      );
+    } else {
+      progress.skip(
+        'add snapshot permissions',
+        input.allowCopy ? 'every target account had it already' : 'not asked (allowCopy)',
+      );
+    }
+
+    if (plan.launchToAdd.length > 0) {
+      undos.push(
+        comp.add(
+          'remove launch permissions',
+          () =>
+            act.removeLaunchPermissions.executeWithOptions(
+              remote(`undo: withdraw launch permissions on ${sharedImageId}`),
+              [{ target, imageId: sharedImageId, permissions: plan.launchToAdd }],
+            ),
+          'add launch permissions',
+        ),
+      );
+      await progress.run('add launch permissions', () =>
+        la.addLaunchPermissions.executeWithOptions(
+          local(`share ${sharedImageId} with ${plan.launchToAdd.map(describeEntry).join(', ')}`),
+          [{ target, imageId: sharedImageId, permissions: plan.launchToAdd }],
+        ),
+      );
+    } else {
+      progress.skip('add launch permissions', 'every target had it already');
+    }
+
+    const sharedAt = Date.now();
+    const record: ShareImageResult = {
+      image: { ...target, imageId: input.imageId },
+      sharedImageId,
+      added: { launchPermissions: plan.launchToAdd, snapshotPermissions: plan.snapshotToAdd, grants },
+      ...(reencrypted ? { reencryptedCopy: reencrypted } : {}),
+      encryption: image.encryption,
+      alreadyPresent: { launchPermissions: plan.launchAlready, snapshotPermissions: plan.snapshotAlready },
+      keyAccess,
+      sharedAt: iso(sharedAt),
+    };
+    progress.resource('sharedImageId', sharedImageId);
+
+    if (input.durationSeconds === undefined) {
+      progress.skip('shared until expiry', 'no duration: the share stays until unshareImage withdraws it');
+      progress.skip('withdraw share', 'no duration');
+      return record;
+    }
+
+    // Time-limited: one durable timer, re-armed when an update moves the end.
+    expiresAt ??= sharedAt + input.durationSeconds * 1000;
+    const dueAt = iso(expiresAt);
+    progress.resource('expiresAt', dueAt);
+    await progress.run(
+      'shared until expiry',
+      async () => {
+        for (;;) {
+          const remaining = (expiresAt ?? 0) - Date.now();
+          if (remaining <= 0) return;
+          expiryChanged = false;
+          await condition(() => expiryChanged, remaining);
+        }
+      },
+      `until ${dueAt} (move it with the setShareExpiry update)`,
+    );
+    withdrawing = true;
+    await progress.run('withdraw share', () => withdrawShare(record, { deleteReencryptedCopy: false }));
+    for (const undo of undos) undo.discard();
+    return { ...record, expiresAt: iso(expiresAt), withdrawnAt: iso(Date.now()) };
+  });
+  progress.setPhase('succeeded');
+  return result;
+}
+
+export async function unshareImage(rawInput: UnshareImageInput): Promise<UnshareImageResult> {
+  const progress = new Progress(WORKFLOW_TYPES.unshareImage, UNSHARE_IMAGE_STEPS);
+  setHandler(progressQuery, () => progress.record);
+  const input = parsedOrFail(parseUnshareImageInput, rawInput, progress);
+  progress.resource('imageId', input.share.sharedImageId);
+  try {
+    const out = await withdrawShare(input.share, {
+      deleteReencryptedCopy: input.deleteReencryptedCopy === true,
+      progress,
+    });
+    progress.setPhase('succeeded');
+    return {
+      image: input.share.image,
+      sharedImageId: input.share.sharedImageId,
+      ...out,
+      finishedAt: iso(Date.now()),
+    };
+  } catch (err) {
+    progress.setPhase('failed', err);
+    throw err;
+  }
+}
