@@ -5,6 +5,7 @@ import type { AwsTarget, InstanceState } from '../workflows/contracts';
 import { FailureType } from '../workflows/contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import type { PollPolicy } from './waiting';
 import { waitUntil } from './waiting';
 
 export interface InstanceRef {
@@ -72,6 +73,18 @@ function refuseGone(ref: InstanceRef, state: InstanceState): void {
     );
 }
 
+/**
+ * Instances change state in seconds to a minute, and the instance is down while we wait: poll
+ * sooner and cap lower than for images (never slower than the worker's policy), so downtime is
+ * not stretched by a poll interval.
+ */
+export function instancePolicy(deps: ActivityDeps): Partial<PollPolicy> {
+  return {
+    firstIntervalMs: Math.min(deps.policy.firstIntervalMs, 500),
+    maxIntervalMs: Math.min(deps.policy.maxIntervalMs, 5_000),
+  };
+}
+
 export function instanceActivities(deps: ActivityDeps) {
   return {
     async describeInstance(ref: InstanceRef): Promise<InstanceInfo> {
@@ -98,13 +111,15 @@ export function instanceActivities(deps: ActivityDeps) {
           const state = stateOf(await readInstance(ec2, input));
           refuseGone(input, state);
           if ((state === 'running' || state === 'pending') && !stopSent) {
-            await aws(`stopping instance ${input.instanceId}`, () =>
+            const out = await aws(`stopping instance ${input.instanceId}`, () =>
               ec2.send(new StopInstancesCommand({ InstanceIds: [input.instanceId] })),
             );
             stopSent = true;
+            return out.StoppingInstances?.[0]?.CurrentState?.Name ?? 'stopping';
           }
           return state;
         },
+        policy: instancePolicy(deps),
         done: (state) => state === 'stopped',
         progress: (state) => ({ instanceState: state }),
         progressCalls: 0,
@@ -126,12 +141,14 @@ export function instanceActivities(deps: ActivityDeps) {
           const state = stateOf(await readInstance(ec2, input));
           refuseGone(input, state);
           if (state === 'stopped') {
-            await aws(`starting instance ${input.instanceId}`, () =>
+            const out = await aws(`starting instance ${input.instanceId}`, () =>
               ec2.send(new StartInstancesCommand({ InstanceIds: [input.instanceId] })),
             );
+            return out.StartingInstances?.[0]?.CurrentState?.Name ?? 'pending';
           }
           return state;
         },
+        policy: instancePolicy(deps),
         done: (state) => state === 'running',
         progress: (state) => ({ instanceState: state }),
         progressCalls: 0,

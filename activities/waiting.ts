@@ -57,6 +57,8 @@ export interface WaitSpec<S, P> {
   done: (state: S) => boolean;
   /** Progress shown in heartbeat details; may make one more AWS call, at heartbeat time only. */
   progress: (state: S) => P | Promise<P>;
+  /** Overrides of the worker's poll policy for this kind of wait (e.g. faster first polls). */
+  policy?: Partial<PollPolicy>;
   /** AWS calls one `progress` makes (0 when it only reads `state`). */
   progressCalls: number;
   /** Epoch ms after which the wait fails, shared by every attempt of the activity. */
@@ -81,15 +83,16 @@ export interface WaitOutcome<S> {
 
 export async function waitUntil<S, P>(deps: WaitDeps, spec: WaitSpec<S, P>): Promise<WaitOutcome<S>> {
   const ctx = Context.current();
+  const policy: PollPolicy = { ...deps.policy, ...spec.policy };
   const previous = ctx.info.heartbeatDetails as WaitHeartbeat<P> | undefined;
   const hb: WaitHeartbeat<P> = { calls: previous?.calls ?? 0, polls: previous?.polls ?? 0 };
   const heartbeatEvery =
     ctx.info.heartbeatTimeoutMs !== undefined && ctx.info.heartbeatTimeoutMs > 0
-      ? ctx.info.heartbeatTimeoutMs * deps.policy.heartbeatFraction
-      : deps.policy.defaultHeartbeatMs;
+      ? ctx.info.heartbeatTimeoutMs * policy.heartbeatFraction
+      : policy.defaultHeartbeatMs;
   let lastHeartbeat = -Infinity;
   let heartbeats = 0;
-  let interval = deps.policy.firstIntervalMs;
+  let interval = policy.firstIntervalMs;
 
   for (;;) {
     if (hb.calls >= spec.maxCalls) {
@@ -122,11 +125,11 @@ export async function waitUntil<S, P>(deps: WaitDeps, spec: WaitSpec<S, P>): Pro
       heartbeats += 1;
       lastHeartbeat = now;
     }
-    const jittered = interval * (1 - deps.policy.jitter + 2 * deps.policy.jitter * deps.random());
+    const jittered = interval * (1 - policy.jitter + 2 * policy.jitter * deps.random());
     // Wake no later than the next heartbeat is due: a poll interval added on top of it would let
     // the gap between heartbeats exceed the heartbeat timeout (48 s + 14.85 s > 1 min).
     const nextHeartbeatIn = lastHeartbeat + heartbeatEvery - now;
     await deps.clock.sleep(Math.max(0, Math.min(jittered, spec.deadline - now, nextHeartbeatIn)));
-    interval = Math.min(interval * deps.policy.backoff, deps.policy.maxIntervalMs);
+    interval = Math.min(interval * policy.backoff, policy.maxIntervalMs);
   }
 }

@@ -149,7 +149,33 @@ void describe('stopInstance', () => {
       InstanceIds: [INSTANCE_ID],
     });
     assert.deepEqual(out, { instanceId: INSTANCE_ID, state: 'stopped', at: h.clock.now(), awsCalls: 4 });
-    assert.deepEqual(h.clock.sleeps, [2_000, 3_200, 5_120], 'backs off between polls');
+    assert.deepEqual(h.clock.sleeps, [500, 800, 1_280], 'polls sooner than image waits, then backs off');
+  });
+
+  void it('GIVEN StopInstances answers that the instance is already stopped WHEN stopped THEN no further poll', async () => {
+    const h = harness();
+    statesInTurn(h, 'running');
+    h.ec2Mock
+      .on(StopInstancesCommand)
+      .resolves({
+        StoppingInstances: [{ InstanceId: INSTANCE_ID, CurrentState: { Name: 'stopped', Code: 80 } }],
+      });
+
+    await activityEnv({ heartbeatTimeoutMs: MINUTE }).run(h.activities.stopInstance, waitInput);
+
+    assert.deepEqual(commandNames(h.ec2Mock), ['DescribeInstances', 'StopInstances']);
+    assert.deepEqual(h.clock.sleeps, []);
+  });
+
+  void it('GIVEN a slow stop WHEN waiting THEN intervals back off to a 5 s ceiling, below the image ceiling', async () => {
+    const h = harness();
+    statesInTurn(h, 'running', ...Array<'stopping'>(12).fill('stopping'), 'stopped');
+    h.ec2Mock.on(StopInstancesCommand).resolves({});
+
+    await activityEnv({ heartbeatTimeoutMs: MINUTE }).run(h.activities.stopInstance, waitInput);
+
+    assert.equal(Math.max(...h.clock.sleeps), 5_000);
+    assert.ok(h.clock.sleeps.filter((ms) => ms === 5_000).length >= 3, `sleeps ${h.clock.sleeps.join(', ')}`);
   });
 
   void it('GIVEN a stopped instance WHEN stopped THEN no StopInstances is sent', async () => {
