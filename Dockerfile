@@ -13,6 +13,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker
 COPY client ./client
+COPY scripts/bundle-workflows.ts ./scripts/
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS production-deps
@@ -22,6 +23,8 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
+# The workflow bundle built by `npm run build`: no webpack at start, less memory.
+ENV AMIFLOW_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 WORKDIR /app
 COPY --from=production-deps --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist

@@ -35,7 +35,14 @@ export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: W
     connection: opts.connection,
     namespace: opts.settings.temporal.namespace,
     taskQueue: opts.settings.temporal.taskQueue,
-    ...(opts.worker?.workflowBundle ? {} : { workflowsPath }),
+    ...(opts.worker?.workflowBundle
+      ? {}
+      : opts.settings.workflowBundlePath
+        ? { workflowBundle: { codePath: opts.settings.workflowBundlePath } }
+        : { workflowsPath }),
+    ...(opts.settings.maxCachedWorkflows !== undefined
+      ? { maxCachedWorkflows: opts.settings.maxCachedWorkflows }
+      : {}),
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: opts.settings.maxConcurrentActivities,
     maxConcurrentLocalActivityExecutions: opts.settings.maxConcurrentLocalActivities,

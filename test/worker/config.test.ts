@@ -52,6 +52,8 @@ void describe('readWorkerSettings', () => {
       AMIFLOW_MAX_CONCURRENT_LOCAL_ACTIVITIES: '20',
       AMIFLOW_SHUTDOWN_GRACE_MS: '0',
       AMIFLOW_LOG_LEVEL: 'debug',
+      AMIFLOW_MAX_CACHED_WORKFLOWS: '100',
+      AMIFLOW_WORKFLOW_BUNDLE: '/app/dist/workflow-bundle.js',
     });
 
     assert.deepEqual(settings, {
@@ -79,7 +81,16 @@ void describe('readWorkerSettings', () => {
       maxConcurrentLocalActivities: 20,
       shutdownGraceMs: 0,
       logLevel: 'DEBUG',
+      maxCachedWorkflows: 100,
+      workflowBundlePath: '/app/dist/workflow-bundle.js',
     });
+  });
+
+  void it('GIVEN a negative workflow cache size WHEN read THEN refused naming the variable', () => {
+    assert.throws(
+      () => readWorkerSettings({ AMIFLOW_MAX_CACHED_WORKFLOWS: '-1' }),
+      /AMIFLOW_MAX_CACHED_WORKFLOWS=-1/,
+    );
   });
 
   void it('GIVEN empty strings WHEN read THEN they count as unset', () => {
