@@ -17,6 +17,7 @@ import type { AwsTarget, Tags } from '../workflows/contracts';
 import { FailureType, TAG } from '../workflows/contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { createImageWatch } from './image-watch';
 import { waitUntil } from './waiting';
 
 export interface ImageNameRef {
@@ -133,6 +134,8 @@ function nameStatus(image: Image | undefined, ref: ImageNameRef): ImageNameStatu
 const NOT_FOUND_GRACE_MS = 60_000;
 
 export function imageActivities(deps: ActivityDeps) {
+  // Shared by every wait in this worker: concurrent waits in one account and region share DescribeImages calls.
+  const imageWatch = createImageWatch(deps);
   return {
     /** Before anything is touched: is the name free, or already this workflow's? */
     async checkImageName(ref: ImageNameRef): Promise<ImageNameStatus> {
@@ -172,54 +175,59 @@ export function imageActivities(deps: ActivityDeps) {
     async waitForImageAvailable(input: ImageWaitInput): Promise<AvailableImage> {
       const ec2 = await deps.aws.ec2(input.target);
       const firstLookAt = deps.clock.now();
-      const out = await waitUntil<Image | undefined, ImageProgress>(deps, {
-        what: `image ${input.imageId} to become available`,
-        poll: async () => {
-          const image = await findById(ec2, input.imageId);
-          if (!image && deps.clock.now() - firstLookAt > NOT_FOUND_GRACE_MS)
-            throw failure(
-              FailureType.ImageNotFound,
-              `image ${input.imageId} disappeared while waiting for it (deregistered by someone else?)`,
+      const watch = imageWatch.open(input.target, input.imageId);
+      try {
+        const out = await waitUntil<Image | undefined, ImageProgress>(deps, {
+          what: `image ${input.imageId} to become available`,
+          poll: async () => {
+            const image = await watch.read();
+            if (!image && deps.clock.now() - firstLookAt > NOT_FOUND_GRACE_MS)
+              throw failure(
+                FailureType.ImageNotFound,
+                `image ${input.imageId} disappeared while waiting for it (deregistered by someone else?)`,
+              );
+            return image;
+          },
+          done: (image) => {
+            if (image?.State === 'failed' || image?.State === 'error' || image?.State === 'invalid') {
+              const reason = image.StateReason;
+              throw failure(
+                FailureType.ImageFailed,
+                `image ${input.imageId} ended in state '${image.State}': ${reason?.Code ?? 'no code'}: ${reason?.Message ?? 'no reason given'}`,
+                { stateReason: reason },
+              );
+            }
+            return image?.State === 'available';
+          },
+          progress: async (image) => {
+            const ids = image ? snapshotIdsOf(image) : [];
+            if (ids.length === 0) return { imageState: image?.State ?? 'not visible yet' };
+            const snaps = await aws('reading snapshot progress', () =>
+              ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: ids })),
             );
-          return image;
-        },
-        done: (image) => {
-          if (image?.State === 'failed' || image?.State === 'error' || image?.State === 'invalid') {
-            const reason = image.StateReason;
-            throw failure(
-              FailureType.ImageFailed,
-              `image ${input.imageId} ended in state '${image.State}': ${reason?.Code ?? 'no code'}: ${reason?.Message ?? 'no reason given'}`,
-              { stateReason: reason },
-            );
-          }
-          return image?.State === 'available';
-        },
-        progress: async (image) => {
-          const ids = image ? snapshotIdsOf(image) : [];
-          if (ids.length === 0) return { imageState: image?.State ?? 'not visible yet' };
-          const snaps = await aws('reading snapshot progress', () =>
-            ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: ids })),
-          );
-          return {
-            imageState: image?.State ?? 'pending',
-            snapshots: (snaps.Snapshots ?? []).map((s) => ({
-              snapshotId: s.SnapshotId ?? '?',
-              progress: s.Progress ?? '?',
-              state: s.State ?? '?',
-            })),
-          };
-        },
-        progressCalls: 1,
-        deadline: input.deadline,
-        maxCalls: 5_000,
-      });
-      return {
-        imageId: input.imageId,
-        snapshotIds: out.state ? snapshotIdsOf(out.state) : [],
-        awsCalls: out.calls,
-        polls: out.polls,
-        heartbeats: out.heartbeats,
-      };
+            return {
+              imageState: image?.State ?? 'pending',
+              snapshots: (snaps.Snapshots ?? []).map((s) => ({
+                snapshotId: s.SnapshotId ?? '?',
+                progress: s.Progress ?? '?',
+                state: s.State ?? '?',
+              })),
+            };
+          },
+          progressCalls: 1,
+          deadline: input.deadline,
+          maxCalls: 5_000,
+        });
+        return {
+          imageId: input.imageId,
+          snapshotIds: out.state ? snapshotIdsOf(out.state) : [],
+          awsCalls: out.calls,
+          polls: out.polls,
+          heartbeats: out.heartbeats,
+        };
+      } finally {
+        watch.close();
+      }
     },
 
     /** Tags the image's snapshots (CreateImage can tag them too, but not every EC2 endpoint accepts that). */

@@ -34,7 +34,9 @@ export interface PollPolicy {
 
 export const DEFAULT_POLL_POLICY: PollPolicy = {
   firstIntervalMs: 2_000,
-  maxIntervalMs: 13_500, // with 10% jitter: at most 14.85 s between AWS reaching the state and us seeing it
+  // With 10% jitter, at most 12.65 s between polls; plus an answer shared by a concurrent wait
+  // (image-watch.ts, at most 2 s old): the workflow sees `available` at most 14.65 s late.
+  maxIntervalMs: 11_500,
   backoff: 1.6,
   jitter: 0.1,
   heartbeatFraction: 0.8,
@@ -127,7 +129,7 @@ export async function waitUntil<S, P>(deps: WaitDeps, spec: WaitSpec<S, P>): Pro
     }
     const jittered = interval * (1 - policy.jitter + 2 * policy.jitter * deps.random());
     // Wake no later than the next heartbeat is due: a poll interval added on top of it would let
-    // the gap between heartbeats exceed the heartbeat timeout (48 s + 14.85 s > 1 min).
+    // the gap between heartbeats exceed the heartbeat timeout (48 s + 12.65 s > 1 min).
     const nextHeartbeatIn = lastHeartbeat + heartbeatEvery - now;
     await deps.clock.sleep(Math.max(0, Math.min(jittered, spec.deadline - now, nextHeartbeatIn)));
     interval = Math.min(interval * policy.backoff, policy.maxIntervalMs);

@@ -141,12 +141,12 @@ describe('imageFromInstance waiting hours for the image', () => {
       const availableAt = ec2.availableAt() ?? NaN;
       assert.equal(availableAt - startedAt, 2 * HOUR);
       const { maxIntervalMs, jitter } = DEFAULT_POLL_POLICY;
-      const longestGap = maxIntervalMs * (1 + jitter); // 14.85 s
+      const longestGap = maxIntervalMs * (1 + jitter); // 12.65 s
       const shortestGap = maxIntervalMs * (1 - jitter); // 12.15 s, once backed off (within 5 polls)
       // The wait saw the image within one poll interval of it becoming available.
       const lag = ec2.clock.now() - availableAt;
       assert.ok(lag >= 0 && lag <= longestGap, `seen ${lag} ms late`);
-      // One DescribeImages per poll: about 2 h / 13.5 s, bounded both ways by the jitter; above
+      // One DescribeImages per poll: about 2 h / 11.5 s, bounded both ways by the jitter; above
       // that, at most the 5 polls of the back-off ramp and one early wake per heartbeat.
       const calls = ec2.describeImagesCalls();
       assert.ok(
