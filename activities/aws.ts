@@ -6,6 +6,7 @@
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
@@ -34,6 +35,11 @@ export interface AwsClients {
   ec2(target: AwsTarget): Promise<EC2Client>;
   /** KMS in the same (account, region), with the same credentials as `ec2(target)`. */
   kms(target: AwsTarget): Promise<KMSClient>;
+  /**
+   * SSM (Parameter Store) in the same (account, region), same credentials. Optional in the type so
+   * test doubles that model EC2 alone need not provide it; `createAwsClients` always does.
+   */
+  ssm?(target: AwsTarget): Promise<SSMClient>;
   /** Releases sockets; the worker calls it on shutdown. */
   destroy(): void;
 }
@@ -91,6 +97,7 @@ export function sharedProvider(provider: AwsCredentialIdentityProvider): AwsCred
 export function createAwsClients(settings: AwsSettings): AwsClients {
   const clients = new Map<string, Promise<EC2Client>>();
   const kmsClients = new Map<string, Promise<KMSClient>>();
+  const ssmClients = new Map<string, Promise<SSMClient>>();
   // One credential provider per (account, region), shared by its EC2 and KMS clients.
   const credentials = new Map<string, Promise<Record<string, unknown>>>();
   const stsClients: STSClient[] = [];
@@ -173,6 +180,18 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
       }
       return client;
     },
+    ssm(target) {
+      const key = `${target.accountId ?? 'self'}/${target.region}`;
+      let client = ssmClients.get(key);
+      if (!client) {
+        client = sharedCredentials(target, key).then(
+          (creds) => new SSMClient({ ...base(target.region), ...creds }),
+        );
+        client.catch(() => ssmClients.delete(key));
+        ssmClients.set(key, client);
+      }
+      return client;
+    },
     kms(target) {
       const key = `${target.accountId ?? 'self'}/${target.region}`;
       let client = kmsClients.get(key);
@@ -191,6 +210,11 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
           (client) => client.destroy(),
           () => undefined,
         );
+      for (const c of ssmClients.values())
+        void c.then(
+          (client) => client.destroy(),
+          () => undefined,
+        );
       for (const c of kmsClients.values())
         void c.then(
           (client) => client.destroy(),
@@ -199,6 +223,7 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
       for (const c of stsClients) c.destroy();
       clients.clear();
       kmsClients.clear();
+      ssmClients.clear();
       credentials.clear();
     },
   };

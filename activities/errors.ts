@@ -21,6 +21,8 @@ const THROTTLING = new Set([
   'SlowDown',
   'EC2ThrottledException',
   'PriorRequestNotComplete',
+  // SSM: concurrent updates of one parameter
+  'TooManyUpdates',
 ]);
 const SERVER = new Set([
   'InternalError',
@@ -72,6 +74,10 @@ const MALFORMED = new Set([
   'MalformedPolicyDocumentException',
   // EC2 sharing: an account, organization or OU that ModifyImageAttribute does not accept
   'InvalidAMIAttributeItemValue',
+  // SSM Parameter Store
+  'HierarchyTypeMismatchException',
+  'ParameterPatternMismatchException',
+  'UnsupportedParameterType',
 ]);
 const LIMITS = new Set([
   'ResourceLimitExceeded',
@@ -83,6 +89,9 @@ const LIMITS = new Set([
   // RunInstances: no vCPU quota or no free address left in the subnet
   'VcpuLimitExceeded',
   'InsufficientFreeAddressesInSubnet',
+  // SSM Parameter Store
+  'ParameterLimitExceeded',
+  'ParameterMaxVersionLimitExceeded',
 ]);
 const POLICY = new Set([
   'OperationNotPermitted',

@@ -1,10 +1,16 @@
+import { allowedAmisActivities } from './allowed-amis';
+import { catalogueActivities } from './catalogue';
+import { complianceActivities } from './compliance';
 import { copyingActivities } from './copying';
 import type { ActivityDeps } from './deps';
+import { goldenActivities } from './golden';
 import { imageActivities } from './images';
 import { instanceActivities } from './instances';
 import { kmsActivities } from './kms';
 import { launchActivities } from './launch';
+import { retentionActivities } from './retention';
 import { sharingActivities } from './sharing';
+import { ssmActivities } from './ssm';
 
 export type { ActivityDeps } from './deps';
 
@@ -17,6 +23,12 @@ export function createActivities(deps: ActivityDeps) {
     ...kmsActivities(deps),
     ...copyingActivities(deps),
     ...launchActivities(deps),
+    ...catalogueActivities(deps),
+    ...complianceActivities(deps),
+    ...allowedAmisActivities(deps),
+    ...goldenActivities(deps),
+    ...retentionActivities(deps),
+    ...ssmActivities(deps),
   };
 }
 

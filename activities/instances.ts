@@ -30,8 +30,10 @@ export interface InstanceWaitInput extends InstanceRef {
 export interface InstanceStateReached {
   instanceId: string;
   state: InstanceState;
-  /** When this activity saw the state (epoch ms). */
+  /** When this activity saw the state (epoch ms, the worker's clock). */
   at: number;
+  /** When this activity asked EC2 for the change, or first saw it under way (same clock as `at`). */
+  actedAt?: number;
   awsCalls: number;
 }
 
@@ -105,12 +107,15 @@ export function instanceActivities(deps: ActivityDeps) {
     async stopInstance(input: InstanceWaitInput): Promise<InstanceStateReached> {
       const ec2 = await deps.aws.ec2(input.target);
       let stopSent = false;
+      let actedAt: number | undefined;
       const out = await waitUntil(deps, {
         what: `instance ${input.instanceId} to stop`,
         poll: async () => {
           const state = stateOf(await readInstance(ec2, input));
           refuseGone(input, state);
+          if (state === 'stopping') actedAt ??= deps.clock.now();
           if ((state === 'running' || state === 'pending') && !stopSent) {
+            actedAt = deps.clock.now();
             const out = await aws(`stopping instance ${input.instanceId}`, () =>
               ec2.send(new StopInstancesCommand({ InstanceIds: [input.instanceId] })),
             );
@@ -126,7 +131,13 @@ export function instanceActivities(deps: ActivityDeps) {
         deadline: input.deadline,
         maxCalls: 500,
       });
-      return { instanceId: input.instanceId, state: 'stopped', at: deps.clock.now(), awsCalls: out.calls };
+      return {
+        instanceId: input.instanceId,
+        state: 'stopped',
+        at: deps.clock.now(),
+        ...(actedAt !== undefined ? { actedAt } : {}),
+        awsCalls: out.calls,
+      };
     },
 
     /**

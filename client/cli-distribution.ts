@@ -398,6 +398,16 @@ export function formatUnshareResult(r: UnshareImageResult): string {
   );
 }
 
+/** A share, unshare or copy result for people, or undefined when `value` is none of them (`amiflow watch`). */
+export function formatDistributionResult(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if ('destinations' in value && 'outcome' in value) return formatCopyResult(value as CopyImageResult);
+  if ('withdrawn' in value && 'sharedImageId' in value)
+    return formatUnshareResult(value as UnshareImageResult);
+  if ('added' in value && 'sharedAt' in value) return formatShareResult(value as ShareImageResult);
+  return undefined;
+}
+
 type Printer = (p: WorkflowProgress) => void;
 
 /** Runs what the parsed command asks, once connected. */

@@ -20,6 +20,7 @@ import { formatMigrateResult } from './migration';
 import {
   DISTRIBUTION_USAGE,
   DistributionUsageError,
+  formatDistributionResult,
   parseImageCopy,
   parseImageShare,
   parseImageUnshare,
@@ -29,6 +30,9 @@ import {
   runShareExpiry,
   runUnshare,
 } from './cli-distribution';
+import { GUARDRAILS_USAGE, isGuardrailsCommand, parseGuardrails, runGuardrails } from './cli-guardrails';
+import { SCHEDULE_USAGE, ScheduleUsageError, prepareScheduleCommand } from './cli-schedules';
+import { PlanFileError } from './plan-file';
 
 export const USAGE = `usage:
   amiflow image create --region <region> --instance <i-…> --name <image name> [--mode stop|reboot|no-reboot]
@@ -37,6 +41,8 @@ export const USAGE = `usage:
                        [--id <workflow id>] [--watch | --no-wait] [--json]
 ${DISTRIBUTION_USAGE}
 ${MIGRATE_USAGE}
+${GUARDRAILS_USAGE}
+${SCHEDULE_USAGE}
   amiflow status <workflow-id> [--json]
   amiflow watch <workflow-id>
   amiflow result <workflow-id>
@@ -199,6 +205,13 @@ export async function run(
   } else if (cmd === 'image' && sub === 'copy') {
     const parsed = parseImageCopy(rest);
     action = (client) => runCopy(client, parsed, progressPrinter(process.stderr));
+  } else if (isGuardrailsCommand(cmd, sub)) {
+    const parsed = parseGuardrails(cmd, sub as string, rest);
+    action = (client) => runGuardrails(client, parsed);
+  } else if (['plan', 'schedule', 'golden', 'backup'].includes(cmd) && sub !== undefined) {
+    const prepared = await prepareScheduleCommand(cmd, sub, rest, progressPrinter(process.stderr));
+    if (!prepared) return 0; // done without a connection (plan validate)
+    action = prepared;
   } else if (cmd === 'instance' && sub === 'migrate') {
     const parsed = parseInstanceMigrate(rest);
     action = (client) => runMigrate(client, parsed, progressPrinter(process.stderr));
@@ -220,7 +233,7 @@ export async function run(
       console.log(
         isMigrateResult(result)
           ? formatMigrateResult(result)
-          : formatResult(result as Parameters<typeof formatResult>[0]),
+          : (formatDistributionResult(result) ?? formatResult(result as Parameters<typeof formatResult>[0])),
       );
       return 0;
     };
@@ -276,11 +289,18 @@ export async function main(argv = process.argv.slice(2)): Promise<number> {
       err instanceof InvalidInputError ||
       err instanceof UsageError ||
       err instanceof DistributionUsageError ||
+      err instanceof ScheduleUsageError ||
+      err instanceof PlanFileError ||
       err instanceof ConfigError ||
       isArgError(err)
     ) {
       console.error(`amiflow: ${err.message}`);
-      if (err instanceof UsageError || err instanceof DistributionUsageError || isArgError(err))
+      if (
+        err instanceof UsageError ||
+        err instanceof DistributionUsageError ||
+        err instanceof ScheduleUsageError ||
+        isArgError(err)
+      )
         console.error(USAGE);
       return 2;
     }

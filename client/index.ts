@@ -46,8 +46,58 @@ import {
   startRun,
   unshareWorkflowId,
 } from './distribution';
+import type {
+  AllowedAmisMode,
+  AllowedAmisState,
+  Catalogue,
+  CatalogueInput,
+  ComplianceReport,
+  ComplianceScanInput,
+  EnforceAllowedAmisInput,
+} from '../workflows/contracts';
+import type { ResolveOptions, ResolvedImage } from './catalogue';
+import { readCatalogue, resolveApprovedImage } from './catalogue';
+import type { ScheduleSpec } from './compliance';
+import {
+  lastComplianceReport,
+  runningComplianceReport,
+  scheduleComplianceScan,
+  startComplianceScan,
+} from './compliance';
+import { enforcementState, setAllowedAmisMode } from './enforcement';
+import type { ApprovalAck, ApprovalDecision, BackupInput, GoldenImageInput } from '../workflows/contracts';
+import { approveUpdate, rejectUpdate } from '../workflows/contracts';
+import {
+  parseApprovalDecision,
+  parseBackupInput,
+  parseGoldenImageInput,
+} from '../workflows/golden-validation';
+import {
+  backupSummary,
+  backupWorkflowId,
+  goldenSummary,
+  goldenWorkflowId,
+  manualScheduledTime,
+} from './golden';
+import { AmiflowSchedules } from './schedules';
 
 export { InvalidInputError } from '../workflows/validation';
+export { AmiflowSchedules } from './schedules';
+export type { ApplyReport, ScheduleDetails, ScheduleListItem } from './schedules';
+export { PlanFileError, loadPlanFile, parsePlan } from './plan-file';
+export type { Plan, PlanEntry } from './plan-file';
+export { backupWorkflowId, goldenWorkflowId } from './golden';
+export type {
+  ApprovalAck,
+  ApprovalDecision,
+  BackupInput,
+  BackupResult,
+  GoldenImageInput,
+  GoldenImageResult,
+  RetentionPolicy,
+} from '../workflows/contracts';
+export { NoApprovedImageError } from './catalogue';
+export type { ResolveOptions, ResolvedImage } from './catalogue';
 export { migrateWorkflowId } from './migration';
 export type {
   MigrateInstanceInput,
@@ -288,6 +338,154 @@ export class AmiflowClient {
     }
   }
 
+  // Guardrails: the approved-image catalogue, compliance scans, EC2 Allowed AMIs (see README).
+
+  /** The approved-image catalogue of accounts × regions, read by the worker (its roles). */
+  async listApprovedImages(input: CatalogueInput): Promise<Catalogue> {
+    return failedAsRunFailed('approved-images', () => readCatalogue(this.temporal, this.taskQueue, input));
+  }
+
+  /**
+   * The launch helper: the newest approved, available, non-deprecated image of `pipeline` in
+   * `region` (as `opts.accountId`, default the worker's own, has it approved). Throws
+   * `NoApprovedImageError` saying what the catalogue has instead.
+   */
+  async resolveApprovedImage(
+    pipeline: string,
+    region: string,
+    opts: ResolveOptions = {},
+  ): Promise<ResolvedImage> {
+    return failedAsRunFailed('approved-images', () =>
+      resolveApprovedImage(this.temporal, this.taskQueue, pipeline, region, opts),
+    );
+  }
+
+  /** Validates, then starts `complianceScan` as `compliance-scan/<name>`; its result is the report. */
+  async startComplianceScan(input: ComplianceScanInput): Promise<StartedRun> {
+    return startComplianceScan(this.temporal, this.taskQueue, input);
+  }
+
+  /** Runs the scan every `spec.every` or on `spec.cron` (a Temporal Schedule `compliance-scan/<name>`). */
+  async scheduleComplianceScan(
+    input: ComplianceScanInput,
+    spec: ScheduleSpec,
+  ): Promise<{ scheduleId: string }> {
+    return scheduleComplianceScan(this.temporal, this.taskQueue, input, spec);
+  }
+
+  /** The last completed report of scan `name` (by hand or scheduled), without scanning; undefined if none. */
+  async lastComplianceReport(name: string): Promise<ComplianceReport | undefined> {
+    return lastComplianceReport(this.temporal, name);
+  }
+
+  /** The report so far of the scan `name` running now (by query). */
+  async runningComplianceReport(name: string): Promise<ComplianceReport> {
+    return runningComplianceReport(this.temporal, name);
+  }
+
+  /** Sets EC2 Allowed AMIs for the enforcement `input.name`: `audit` first, then `enabled`; `off` restores. */
+  async setAllowedAmisMode(input: EnforceAllowedAmisInput, mode: AllowedAmisMode): Promise<AllowedAmisState> {
+    try {
+      return await setAllowedAmisMode(this.temporal, this.taskQueue, input, mode);
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError)
+        throw new RunFailedError(
+          `Allowed AMIs '${input.name}' refused ${mode}: ${err.cause?.message ?? err.message}`,
+          `enforce-allowed-amis/${input.name}`,
+          err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
+          false,
+        );
+      throw err;
+    }
+  }
+
+  /** The state of the enforcement `name` (what is set, what was there before); undefined when none runs. */
+  async allowedAmisState(name: string): Promise<AllowedAmisState | undefined> {
+    return enforcementState(this.temporal, name);
+  }
+
+  /** Schedules of golden pipelines and backup plans (create, list, describe, pause, trigger, backfill, apply a plan). */
+  get schedules(): AmiflowSchedules {
+    return new AmiflowSchedules(this.temporal, this.taskQueue);
+  }
+
+  /**
+   * Validates, then starts `goldenImage` now (Schedules start it otherwise). The run stands for
+   * `input.scheduledTime` (default: now), which makes its version and its workflow id: the same
+   * pipeline and time started twice runs once.
+   */
+  async startGoldenImage(input: GoldenImageInput, opts: StartOptions = {}): Promise<StartedRun> {
+    const valid = parseGoldenImageInput({
+      ...input,
+      scheduledTime: input.scheduledTime ?? manualScheduledTime(),
+    });
+    const scheduledTime = valid.scheduledTime ?? manualScheduledTime();
+    return startRun(this.temporal, {
+      workflowType: WORKFLOW_TYPES.goldenImage,
+      args: [valid],
+      workflowId: opts.workflowId ?? goldenWorkflowId({ ...valid, scheduledTime }),
+      taskQueue: this.taskQueue,
+      summary: goldenSummary(valid),
+      ...(opts.searchAttributes !== false
+        ? { searchAttributes: { imageId: '(pending)', region: valid.region } }
+        : {}),
+    });
+  }
+
+  /** Validates, then starts `backupInstances` now (Schedules start it otherwise). */
+  async startBackup(input: BackupInput, opts: StartOptions = {}): Promise<StartedRun> {
+    const valid = parseBackupInput({ ...input, scheduledTime: input.scheduledTime ?? manualScheduledTime() });
+    const scheduledTime = valid.scheduledTime ?? manualScheduledTime();
+    return startRun(this.temporal, {
+      workflowType: WORKFLOW_TYPES.backupInstances,
+      args: [valid],
+      workflowId: opts.workflowId ?? backupWorkflowId({ ...valid, scheduledTime }),
+      taskQueue: this.taskQueue,
+      summary: backupSummary(valid),
+    });
+  }
+
+  /** Approves the image a golden run waits on; refused (RunFailedError) when it is not waiting or `by` may not approve. */
+  async approveGoldenImage(workflowId: string, decision: ApprovalDecision): Promise<ApprovalAck> {
+    return this.decide(workflowId, 'approve', decision);
+  }
+
+  /** Rejects it: the run fails `ApprovalRejected` and undoes itself; the previous version stays current. */
+  async rejectGoldenImage(workflowId: string, decision: ApprovalDecision): Promise<ApprovalAck> {
+    return this.decide(workflowId, 'reject', decision);
+  }
+
+  private async decide(
+    workflowId: string,
+    kind: 'approve' | 'reject',
+    decision: ApprovalDecision,
+  ): Promise<ApprovalAck> {
+    const valid = parseApprovalDecision(decision);
+    try {
+      return await this.handle(workflowId).executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, {
+        args: [valid],
+      });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError)
+        throw new RunFailedError(
+          `${workflowId} refused to ${kind}: ${err.cause?.message ?? err.message}`,
+          workflowId,
+          err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
+          false,
+        );
+      throw err;
+    }
+  }
+
+  /** Golden runs waiting for approval (needs the Amiflow* search attributes; see README). */
+  async awaitingApproval(): Promise<{ workflowId: string; runId: string; startedAt: string }[]> {
+    const out: { workflowId: string; runId: string; startedAt: string }[] = [];
+    const query = `WorkflowType = '${WORKFLOW_TYPES.goldenImage}' AND ExecutionStatus = 'Running' AND AmiflowStep = 'awaiting approval'`;
+    for await (const w of this.temporal.workflow.list({ query }))
+      out.push({ workflowId: w.workflowId, runId: w.runId, startedAt: w.startTime.toISOString() });
+    return out;
+  }
+
   /** Waits for the result; failures and cancellation become `RunFailedError` with amiflow's failure type. */
   async result<T = ImageFromInstanceResult>(workflowId: string): Promise<T> {
     try {
@@ -355,6 +553,15 @@ export class AmiflowClient {
 
   handle(workflowId: string): WorkflowHandle {
     return this.temporal.workflow.getHandle(workflowId);
+  }
+}
+
+/** Runs `fn`; a failed run becomes `RunFailedError` (named by `what`) with amiflow's failure type. */
+async function failedAsRunFailed<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toRunFailed(err, what);
   }
 }
 

@@ -20,8 +20,20 @@ export const TAG = {
   /** On copies: the image and region they were copied from. */
   sourceImage: 'amiflow:source-image',
   sourceRegion: 'amiflow:source-region',
+  /** Approval, written by golden-image runs on approved images (with `sourceImage`): the catalogue reads them. */
+  pipeline: 'amiflow:pipeline',
+  version: 'amiflow:version',
+  approved: 'amiflow:approved',
+  approvedBy: 'amiflow:approved-by',
+  approvedAt: 'amiflow:approved-at',
+  /** Golden images: the scheduled time of the run that made it (a second run for the same time reuses it). */
+  scheduledTime: 'amiflow:scheduled-time',
+  /** Backups: the backup plan that made the image (with `sourceInstance`): retention counts per plan and instance. */
+  backupPlan: 'amiflow:backup-plan',
 } as const;
 export const MANAGED_BY_VALUE = 'amiflow';
+/** The value of `TAG.approved` on an approved image. */
+export const APPROVED_VALUE = 'true';
 /** User tags may not use these prefixes: `aws:` is reserved by AWS, `amiflow:` by us. */
 export const RESERVED_TAG_PREFIXES = ['aws:', 'amiflow:'] as const;
 
@@ -56,6 +68,17 @@ export const FailureType = {
   KmsKeyUnusable: 'KmsKeyUnusable',
   KmsGrantNeedsAccounts: 'KmsGrantNeedsAccounts',
   CopyFailed: 'CopyFailed',
+  // goldenImage / backupInstances
+  ValidationFailed: 'ValidationFailed',
+  ApprovalRejected: 'ApprovalRejected',
+  ApprovalTimedOut: 'ApprovalTimedOut',
+  BackupIncomplete: 'BackupIncomplete',
+  // guardrails: catalogue, complianceScan, enforceAllowedAmis
+  NoApprovedImage: 'NoApprovedImage',
+  AllowedAmisAuditFirst: 'AllowedAmisAuditFirst',
+  AllowedAmisManagedByPolicy: 'AllowedAmisManagedByPolicy',
+  AllowedAmisNoProviders: 'AllowedAmisNoProviders',
+  AllowedAmisChangedOutside: 'AllowedAmisChangedOutside',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -531,4 +554,493 @@ export const WORKFLOW_TYPES = {
   unshareImage: 'unshareImage',
   copyImage: 'copyImage',
   migrateInstance: 'migrateInstance',
+  goldenImage: 'goldenImage',
+  backupInstances: 'backupInstances',
+  approvedImages: 'approvedImages',
+  complianceScan: 'complianceScan',
+  enforceAllowedAmis: 'enforceAllowedAmis',
 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// Guardrails: the approved-image catalogue, complianceScan, EC2 Allowed AMIs enforcement
+// ---------------------------------------------------------------------------------------------
+
+/** In account lists: the worker's own account (no role assumed). */
+export const SELF_ACCOUNT = 'self';
+
+/**
+ * An image made outside amiflow that counts as approved anyway: one image (`imageId` with its
+ * `region`: image ids are regional), or every image of an owner (`owner`: a 12-digit account id, or
+ * `amazon`). `reason` is required: reports and policy reviews show it.
+ */
+export interface AllowListEntry {
+  imageId?: string;
+  region?: string;
+  owner?: string;
+  reason: string;
+}
+
+/** What `approvedImages` reads: approval tags in `accounts` × `regions`, plus the allow list. */
+export interface CatalogueInput {
+  /** Accounts whose approval tags define the catalogue: 12 digits or `self`. Default `['self']`. */
+  accounts?: string[];
+  regions: string[];
+  /** Only these pipelines' images; default every pipeline. */
+  pipelines?: string[];
+  allowList?: AllowListEntry[];
+  /** (account, region) reads at once; default 4. */
+  concurrency?: number;
+}
+
+/** Why an image is approved. */
+export type ApprovalBasis = 'approval-tags' | 'allow-list';
+
+export interface ApprovedImage {
+  imageId: string;
+  region: string;
+  /** The account that owns the image ('' for an allow-listed image that is not visible). */
+  ownerId: string;
+  name?: string;
+  pipeline?: string;
+  version?: string;
+  approvedBy?: string;
+  approvedAt?: string;
+  sourceImage?: string;
+  creationDate?: string;
+  /** EC2's state (`available`, `disabled`, …), or `not-visible` for an allow-listed id EC2 did not return. */
+  state: string;
+  deprecationTime?: string;
+  /** Its deprecation time has passed, or it is disabled: no longer for new launches. */
+  deprecated: boolean;
+  /** KMS keys of its snapshots: other accounts need their use to launch it. */
+  kmsKeyIds: string[];
+  basis: ApprovalBasis;
+  /** The allow list's reason. */
+  reason?: string;
+}
+
+export interface GuardrailError {
+  /** `self` or 12 digits. */
+  account: string;
+  region: string;
+  type?: string;
+  message: string;
+}
+
+export interface Catalogue {
+  images: ApprovedImage[];
+  /** Owners the allow list approves as a whole. */
+  allowedOwners: { owner: string; reason: string }[];
+  /** Reads that failed: the images approved there are missing from `images`. */
+  errors: GuardrailError[];
+  readAt: string;
+}
+
+/**
+ * How an instance's image stands: `approved` (in the catalogue or allow list, not deprecated),
+ * `approved-deprecated` (approved, but deprecated or disabled since: retired), `unknown` (exists,
+ * not approved), `missing` (EC2 no longer describes it: deregistered, or no longer shared).
+ */
+export const IMAGE_CLASSIFICATIONS = ['approved', 'approved-deprecated', 'unknown', 'missing'] as const;
+export type ImageClassification = (typeof IMAGE_CLASSIFICATIONS)[number];
+export type ClassificationCounts = Record<ImageClassification, number> & { instances: number };
+
+export interface ComplianceScanInput {
+  /** Names the scan (letters, digits, `-`, `_`, `.`): its workflow id, and where its last report is found. */
+  name: string;
+  /** Accounts to scan: 12 digits or `self`. Default `['self']`. */
+  accounts?: string[];
+  regions: string[];
+  /**
+   * Accounts whose approval tags define the catalogue (where golden-image pipelines run). Default
+   * `['self']`. Images a scanned account owns and has tagged approved count as well.
+   */
+  catalogueAccounts?: string[];
+  pipelines?: string[];
+  allowList?: AllowListEntry[];
+  /** (account, region) pairs scanned at once; default 4. */
+  concurrency?: number;
+  /** Non-approved instances listed per (account, region); the others are only counted. Default 100. */
+  maxFindingsPerTarget?: number;
+}
+
+/** One image in use in an (account, region), and how it stands. */
+export interface ImageUsage {
+  imageId: string;
+  classification: ImageClassification;
+  instances: number;
+  ownerId?: string;
+  name?: string;
+  pipeline?: string;
+  version?: string;
+  deprecationTime?: string;
+  basis?: ApprovalBasis;
+  /** EC2 Allowed AMIs' verdict (`ImageAllowed`), where the account has Allowed AMIs in audit or enabled mode. */
+  allowedByEc2?: boolean;
+}
+
+/** An instance whose image is not approved (or is retired). */
+export interface InstanceFinding {
+  instanceId: string;
+  imageId: string;
+  state: string;
+  classification: Exclude<ImageClassification, 'approved'>;
+  name?: string;
+  launchTime?: string;
+}
+
+export interface TargetReport {
+  /** `self` or 12 digits. */
+  account: string;
+  region: string;
+  status: 'scanned' | 'failed';
+  error?: string;
+  errorType?: string;
+  counts: ClassificationCounts;
+  images: ImageUsage[];
+  findings: InstanceFinding[];
+  /** Findings beyond `maxFindingsPerTarget`: counted, not listed. */
+  findingsOmitted: number;
+  awsCalls: number;
+  /** Throttled AWS calls, retried after a backoff. */
+  throttled: number;
+  warnings: string[];
+}
+
+export interface ComplianceReport {
+  name: string;
+  workflowId: string;
+  runId: string;
+  startedAt: string;
+  finishedAt?: string;
+  /** False while the scan runs: the `complianceReport` query then shows the report so far. */
+  complete: boolean;
+  accounts: string[];
+  regions: string[];
+  totals: ClassificationCounts;
+  /** Every target scanned and every instance found runs an approved, non-deprecated image. */
+  compliant: boolean;
+  byAccount: Record<string, ClassificationCounts>;
+  byRegion: Record<string, ClassificationCounts>;
+  /** In input order: accounts, then regions. */
+  targets: TargetReport[];
+  failedTargets: number;
+  catalogue: { images: number; errors: GuardrailError[] };
+  awsCalls: number;
+}
+
+export const complianceReportQuery = defineQuery<ComplianceReport>('complianceReport');
+
+/** `off` restores each account and region's settings as they were before amiflow changed them. */
+export const ALLOWED_AMIS_MODES = ['audit', 'enabled', 'off'] as const;
+export type AllowedAmisMode = (typeof ALLOWED_AMIS_MODES)[number];
+/** EC2's Allowed AMIs states. */
+export type AllowedImagesState = 'disabled' | 'audit-mode' | 'enabled';
+
+/** One EC2 `ImageCriterion`, with EC2's own field names, so settings read are restored exactly. */
+export interface AllowedImagesCriterion {
+  ImageProviders?: string[];
+  ImageNames?: string[];
+  MarketplaceProductCodes?: string[];
+  CreationDateCondition?: { MaximumDaysSinceCreated?: number };
+  DeprecationTimeCondition?: { MaximumDaysSinceDeprecated?: number };
+  [field: string]: unknown;
+}
+
+export interface AllowedImagesSettings {
+  state: AllowedImagesState;
+  criteria: AllowedImagesCriterion[];
+  /** `account`, or `declarative-policy` (an organization policy: the account cannot change it). */
+  managedBy?: string;
+}
+
+export interface EnforceAllowedAmisInput {
+  /** Names the enforcement (letters, digits, `-`, `_`, `.`): its workflow id. */
+  name: string;
+  /** Accounts: 12 digits or `self`. Default `['self']`. */
+  accounts?: string[];
+  regions: string[];
+  catalogueAccounts?: string[];
+  pipelines?: string[];
+  allowList?: AllowListEntry[];
+  concurrency?: number;
+  /** Carried across continue-as-new; callers leave it out. */
+  carried?: AllowedAmisState;
+}
+
+export interface AllowedAmisTarget {
+  account: string;
+  region: string;
+  /** The settings before amiflow's first change: what `off` restores. */
+  original?: AllowedImagesSettings;
+  /** What amiflow set last. */
+  applied?: AllowedImagesSettings & { at: string };
+  /** The last change's failure, if it failed here. */
+  error?: string;
+  warning?: string;
+}
+
+export interface AllowedAmisState {
+  name: string;
+  /** `none` until the first mode is set. */
+  mode: AllowedAmisMode | 'none';
+  /** When audit mode was first set: `enabled` is refused before it. */
+  auditSince?: string;
+  targets: AllowedAmisTarget[];
+  /** The last mode changes, newest last. */
+  changes: { mode: AllowedAmisMode; at: string; failedTargets: number }[];
+}
+
+export interface SetAllowedAmisMode {
+  mode: AllowedAmisMode;
+}
+
+export const setAllowedAmisModeUpdate = defineUpdate<AllowedAmisState, [SetAllowedAmisMode]>(
+  'setAllowedAmisMode',
+);
+export const allowedAmisStateQuery = defineQuery<AllowedAmisState>('allowedAmisState');
+
+// ---------------------------------------------------------------------------------------------
+// goldenImage, backupInstances and retention (runs started by Temporal Schedules)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Search attributes Temporal itself sets on a run a Schedule started: the time it was scheduled for
+ * (also appended to the schedule's workflow id) and the schedule's id. A golden run derives its
+ * version from the scheduled time, so a second run for the same time finds the image of the first.
+ */
+export const ScheduleAttr = {
+  scheduledStartTime: defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME),
+  scheduledById: defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD),
+} as const;
+
+/** What retirement keeps and removes, per region and account (golden) or per instance (backups). */
+export interface RetentionPolicy {
+  /** The newest N images are kept (at least 1: the newest is never retired). */
+  keep?: number;
+  /** Images older than this are retired too (never the newest). */
+  maxAgeSeconds?: number;
+  /**
+   * Retired images are first deprecated (EnableImageDeprecation) at retirement + this many seconds
+   * (0: at once). Unset: no deprecation stage (backups): retired images are deregistered directly.
+   */
+  deprecateAfterSeconds?: number;
+  /**
+   * Deregister (and delete the snapshots of) a retired image this long after its deprecation time
+   * (or at once without a deprecation stage), unless something still references it. Unset: never.
+   */
+  deregisterAfterSeconds?: number;
+  /** Turn on deregistration protection on the newest image (golden default: true). */
+  protectNewest?: boolean;
+}
+
+export const DEFAULT_GOLDEN_RETENTION = {
+  keep: 3,
+  deprecateAfterSeconds: 0,
+  deregisterAfterSeconds: 30 * 24 * 3600,
+  protectNewest: true,
+} as const satisfies RetentionPolicy;
+export const DEFAULT_BACKUP_RETENTION = {
+  keep: 7,
+  deregisterAfterSeconds: 0,
+  protectNewest: false,
+} as const satisfies RetentionPolicy;
+
+export type RetentionActionKind = 'protect' | 'deprecate' | 'deregister' | 'keep';
+
+/** One decision of retirement, and what came of it; the result lists every one. */
+export interface RetentionAction {
+  region: string;
+  accountId?: string;
+  imageId: string;
+  imageName?: string;
+  version?: string;
+  action: RetentionActionKind;
+  /** Why, for people: "newest approved", "3rd newest of 3 kept", "referenced by i-…", … */
+  reason: string;
+  /** `deprecate`: when the image becomes deprecated (ISO 8601). */
+  deprecateAt?: string;
+  /** Resources still using the image (ARNs): it is kept for them. */
+  references?: string[];
+  outcome: 'done' | 'skipped' | 'failed';
+  /** `deregister`: the snapshots deleted with it. */
+  deletedSnapshotIds?: string[];
+  error?: string;
+}
+
+export interface RetentionReport {
+  actions: RetentionAction[];
+  /** Failed actions (also in `actions`): retirement runs after the new image is committed, so they do not fail the run. */
+  failures: number;
+  /** Scopes (region, account) where retirement could not even look (e.g. not authorized): nothing was done there. */
+  errors: { region: string; accountId?: string; error: string }[];
+}
+
+/** Test launch of a golden image before anyone may use it. */
+export interface GoldenValidation {
+  /** The subnet the test instance is launched in (its AZ and VPC follow). */
+  subnetId: string;
+  /** Default t3.micro. */
+  instanceType?: string;
+  /** Default: the VPC's default security group. */
+  securityGroupIds?: string[];
+  /** An instance profile for the test instance (e.g. so it can reach what its boot checks need). */
+  instanceProfileArn?: string;
+  /** Longest wait for `running` and both status checks. Default 900 s. */
+  readyTimeoutSeconds?: number;
+  /**
+   * Optional health check, read from the instance's serial console (GetConsoleOutput): the image's
+   * boot writes `successMarker` to the console once its own checks pass (or `failureMarker` when
+   * they fail). No agent, network path or instance role is needed for this.
+   */
+  healthCheck?: { successMarker: string; failureMarker?: string; timeoutSeconds?: number };
+}
+
+export const DEFAULT_VALIDATION = {
+  instanceType: 't3.micro',
+  readyTimeoutSeconds: 900,
+  healthTimeoutSeconds: 900,
+} as const;
+
+/** Versions: `date` (`2026.01.15-030000`, from the scheduled time, UTC) or `semver` (`<series>.<n>`, n counting up). */
+export type GoldenVersioning = { scheme: 'date' } | { scheme: 'semver'; series: string };
+
+export interface GoldenDistribution {
+  /** Copies: other regions of the builder's account, or other accounts (assumed roles). */
+  copies?: CopyDestination[];
+  /** Share every image in the builder's account (the original and its same-account copies) with these. */
+  shareWith?: ShareTargets & { allowCopy?: boolean; kmsAccess?: KmsAccessMode };
+  concurrencyPerRegion?: number;
+}
+
+export interface GoldenImageInput extends AwsTarget {
+  /** The pipeline's name: in the image name, the tags, the workflow and schedule ids. */
+  pipeline: string;
+  /** The builder instance, kept patched by its owners: it is imaged, never changed otherwise. */
+  builderInstanceId: string;
+  /** `stop` (default: consistent, the builder is down for the CreateImage call) or `reboot`. */
+  mode?: 'stop' | 'reboot';
+  versioning?: GoldenVersioning;
+  /** Image name prefix; default the pipeline name. The name is `<prefix>-<version>`. */
+  imageNamePrefix?: string;
+  description?: string;
+  tags?: Tags;
+  /**
+   * The time this run stands for (ISO 8601). Runs a Schedule starts take it from Temporal's
+   * `TemporalScheduledStartTime`; manual runs from here, else their start time.
+   */
+  scheduledTime?: string;
+  validation?: GoldenValidation;
+  /** Present: a person must approve (the `approve` update) before the image is distributed. */
+  approval?: {
+    /** The run fails (and cleans up) when no decision came within this. Default 3 days. */
+    timeoutSeconds?: number;
+    /** Who may approve or reject; default anyone who can send the update. */
+    approvers?: string[];
+  };
+  distribution?: GoldenDistribution;
+  /** Publish the new image id as an SSM parameter (data type aws:ec2:image) in every region and account it is in. */
+  publish?: { parameterName: string };
+  retention?: RetentionPolicy;
+  timeouts?: ImageFromInstanceTimeouts & { copyAvailableSeconds?: number };
+}
+
+export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 3 * 24 * 3600;
+/** `approved-by` on images no person had to approve (the pipeline has no approval gate). */
+export const AUTO_APPROVER = 'amiflow:validation';
+
+export interface ApprovalDecision {
+  /** Who decided (a person or a system identity). */
+  by: string;
+  comment?: string;
+}
+export interface ApprovalAck {
+  workflowId: string;
+  imageId: string;
+  version: string;
+  decision: 'approved' | 'rejected';
+  at: string;
+}
+export const approveUpdate = defineUpdate<ApprovalAck, [ApprovalDecision]>('approve');
+export const rejectUpdate = defineUpdate<ApprovalAck, [ApprovalDecision]>('reject');
+
+export interface GoldenImageOut extends AwsTarget {
+  imageId: string;
+  role: 'original' | 'copy';
+  /** The SSM parameter written for it, if any. */
+  parameter?: { name: string; version?: number; previousValue?: string };
+  /** The share workflow that shared it, if any. */
+  shareWorkflowId?: string;
+}
+
+export interface GoldenImageResult {
+  pipeline: string;
+  version: string;
+  imageName: string;
+  scheduledTime: string;
+  scheduleId?: string;
+  /** True when an approved image for this pipeline and scheduled time existed already: nothing was made. */
+  reused: boolean;
+  builderInstanceId: string;
+  /** The AMI the builder runs (what the golden image was made from). */
+  builderImageId?: string;
+  images: GoldenImageOut[];
+  validation?: {
+    testInstanceId: string;
+    subnetId: string;
+    statusChecks: 'ok';
+    healthCheck?: { marker: string; seenAt: string };
+  };
+  approval: { by: string; at: string; comment?: string; gate: boolean };
+  retention: RetentionReport;
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface BackupSelector {
+  /** Instances carrying every one of these tags (running or stopped). */
+  tags: Tags;
+}
+
+export interface BackupInput extends AwsTarget {
+  /** The backup plan's name: in image names, tags, workflow and schedule ids. */
+  plan: string;
+  instanceIds?: string[];
+  selector?: BackupSelector;
+  /** `reboot` (default: consistent, one reboot, no stop) or `stop`. */
+  mode?: 'reboot' | 'stop';
+  /** Imaging an instance must begin within this long after the scheduled time; later ones are skipped. */
+  windowSeconds?: number;
+  retention?: Pick<RetentionPolicy, 'keep' | 'maxAgeSeconds'>;
+  /** Also copy each backup to another region of the same account (with its own retention there). */
+  copyTo?: { region: string; kmsKeyId?: string };
+  /** Instances imaged at once. Default 2. */
+  concurrency?: number;
+  tags?: Tags;
+  scheduledTime?: string;
+  timeouts?: ImageFromInstanceTimeouts & { copyAvailableSeconds?: number };
+}
+
+export type BackupStatus = 'backed-up' | 'failed' | 'skipped';
+
+export interface BackupOutcome {
+  instanceId: string;
+  status: BackupStatus;
+  imageId?: string;
+  imageName?: string;
+  copy?: { region: string; imageId?: string; error?: string };
+  downtimeSeconds?: number;
+  error?: string;
+}
+
+export interface BackupResult {
+  plan: string;
+  region: string;
+  accountId?: string;
+  scheduledTime: string;
+  mode: 'reboot' | 'stop';
+  instances: BackupOutcome[];
+  retention: RetentionReport;
+  startedAt: string;
+  finishedAt: string;
+}

@@ -129,7 +129,7 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
     );
 
     let restart: { discard(): void } | undefined;
-    let stopScheduledAt = 0;
+    let stoppedAt: number | undefined; // worker clock, like the start's `at`: downtime mixes no clocks
     if (stopFirst) {
       restart = comp.add(
         'start instance again',
@@ -140,8 +140,7 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
           ),
         'stop instance',
       );
-      stopScheduledAt = Date.now();
-      await progress.run('stop instance', () =>
+      const stopped = await progress.run('stop instance', () =>
         act.stopInstance.executeWithOptions(
           remote(`stop ${input.instanceId} and wait until stopped`, {
             ...instanceWait(timeouts.instanceStateSeconds),
@@ -150,6 +149,7 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
           [{ ...ref, deadline: Date.now() + timeouts.instanceStateSeconds * 1000 }],
         ),
       );
+      stoppedAt = stopped.actedAt ?? stopped.at;
     } else {
       progress.skip('stop instance', initialState === 'stopped' ? 'already stopped' : `mode ${input.mode}`);
     }
@@ -245,7 +245,8 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
       consistencyNote: CONSISTENCY_NOTES[initialState === 'stopped' ? 'stopped' : input.mode],
       instanceInitialState: initialState,
       instanceFinalState: finalState,
-      downtimeSeconds: runningAgain ? Math.max(0, (runningAgain.at - stopScheduledAt) / 1000) : 0,
+      downtimeSeconds:
+        runningAgain && stoppedAt !== undefined ? Math.max(0, (runningAgain.at - stoppedAt) / 1000) : 0,
       startedAt,
       finishedAt: new Date().toISOString(),
     };

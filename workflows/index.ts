@@ -3,3 +3,8 @@ export { imageFromInstance } from './image-from-instance';
 export { shareImage, unshareImage } from './share-image';
 export { copyImage } from './copy-image';
 export { migrateInstance } from './migrate-instance';
+export { goldenImage } from './golden-image';
+export { backupInstances } from './backup';
+export { approvedImages } from './approved-images';
+export { complianceScan } from './compliance-scan';
+export { enforceAllowedAmis } from './enforce-allowed-amis';

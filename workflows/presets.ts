@@ -86,3 +86,32 @@ export function settledInstanceWait(waitSeconds: number): ActivityOptions {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };
 }
+
+/**
+ * Reading a whole account and region (the guardrails' listings): minutes for a large fleet. It
+ * heartbeats per page and backs off throttling inside; Temporal retries what gets through.
+ */
+export const scanCall: ActivityOptions = {
+  startToCloseTimeout: '30m',
+  heartbeatTimeout: '2m',
+  retry: { ...awsRetry, maximumInterval: '2m', maximumAttempts: 8 },
+};
+
+/**
+ * Waiting seconds to minutes for AWS to settle on something it reports (SSM's asynchronous
+ * validation of an aws:ec2:image parameter, a marker on a test instance's console): heartbeats ~48 s.
+ */
+export function settleWait(waitSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: `${waitSeconds + 120}s`,
+    heartbeatTimeout: '1m',
+    retry: { ...awsRetry, maximumAttempts: 10 },
+  };
+}
+
+/** Retiring an image (deregister, delete its snapshots): one intent, heartbeating its progress, retried patiently. */
+export const retireCall: ActivityOptions = {
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '2m',
+  retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 10 },
+};

@@ -7,8 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import { CopyImageCommand, CreateTagsCommand, DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { KMSClient } from '@aws-sdk/client-kms';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { CopyImageCommand, CreateTagsCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import { AssumeRoleCommand, STSClient as RoleAssumingSTSClient } from '@aws-sdk/nested-clients/sts';
 import type { HttpRequest, HttpResponse } from '@smithy/types';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -16,7 +17,7 @@ import type { CopyImageActivityInput } from '../../activities/copying';
 import { copyClientToken } from '../../activities/copying';
 import { createActivities } from '../../activities';
 import type { AwsClients } from '../../activities/aws';
-import { createAwsClients } from '../../activities/aws';
+import { createAwsClients, sharedProvider } from '../../activities/aws';
 import { classifyAwsError } from '../../activities/errors';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
@@ -25,6 +26,7 @@ import {
   IMAGE_ID,
   REGION,
   RUN_ID,
+  T0,
   USER_TAGS,
   VirtualClock,
   WORKFLOW_ID,
@@ -418,5 +420,32 @@ void describe('copyImage across accounts', () => {
     } finally {
       clients.destroy();
     }
+  });
+});
+
+void describe('sharedProvider: one assumed role per account for its EC2 and KMS clients', () => {
+  void it('GIVEN concurrent first calls WHEN credentials are asked for THEN the role is assumed once; near expiry it is assumed again', async (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: T0 });
+    let calls = 0;
+    const provider = sharedProvider(() => {
+      calls += 1;
+      return Promise.resolve({
+        accessKeyId: `ASIA${calls}`,
+        secretAccessKey: 's',
+        expiration: new Date(Date.now() + 3600_000),
+      });
+    });
+
+    const [a, b] = await Promise.all([provider(), provider()]);
+    t.mock.timers.tick(50 * 60_000);
+    const c = await provider();
+    t.mock.timers.tick(6 * 60_000); // 4 minutes before expiry: inside the refresh margin
+    const d = await provider();
+
+    assert.deepEqual(
+      [a, b, c, d].map((x) => x.accessKeyId),
+      ['ASIA1', 'ASIA1', 'ASIA1', 'ASIA2'],
+    );
+    assert.equal(calls, 2);
   });
 });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { EC2Client, EC2ServiceException } from '@aws-sdk/client-ec2';
 import type { Image, Instance, InstanceStateName } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Info } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -57,6 +58,10 @@ export interface Harness {
   kmsMock: AwsClientStub<KMSClient>;
   /** Every target an activity asked `aws.kms()` for. */
   kmsTargets: AwsTarget[];
+  ssm: SSMClient;
+  ssmMock: AwsClientStub<SSMClient>;
+  /** Every target an activity asked `aws.ssm()` for. */
+  ssmTargets: AwsTarget[];
   clock: VirtualClock;
   deps: ActivityDeps;
   activities: Activities;
@@ -85,6 +90,15 @@ export function harness(opts: { random?: () => number; policy?: PollPolicy } = {
     throw new Error(`unexpected KMS command in this test: ${JSON.stringify(input)}`);
   });
   const kmsTargets: AwsTarget[] = [];
+  const ssm = new SSMClient({
+    region: REGION,
+    credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' },
+  });
+  const ssmMock = mockClient(ssm);
+  ssmMock.onAnyCommand().callsFake((input: unknown) => {
+    throw new Error(`unexpected SSM command in this test: ${JSON.stringify(input)}`);
+  });
+  const ssmTargets: AwsTarget[] = [];
   const clock = new VirtualClock();
   const targets: AwsTarget[] = [];
   const onHeartbeatCalls: unknown[] = [];
@@ -97,9 +111,14 @@ export function harness(opts: { random?: () => number; policy?: PollPolicy } = {
       kmsTargets.push(target);
       return Promise.resolve(kms);
     },
+    ssm(target) {
+      ssmTargets.push(target);
+      return Promise.resolve(ssm);
+    },
     destroy() {
       ec2.destroy();
       kms.destroy();
+      ssm.destroy();
     },
   };
   const deps: ActivityDeps = {
@@ -115,6 +134,9 @@ export function harness(opts: { random?: () => number; policy?: PollPolicy } = {
     kms,
     kmsMock,
     kmsTargets,
+    ssm,
+    ssmMock,
+    ssmTargets,
     clock,
     deps,
     activities: createActivities(deps),

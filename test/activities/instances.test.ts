@@ -148,18 +148,23 @@ void describe('stopInstance', () => {
     assert.deepEqual(h.ec2Mock.commandCalls(StopInstancesCommand)[0]?.args[0].input, {
       InstanceIds: [INSTANCE_ID],
     });
-    assert.deepEqual(out, { instanceId: INSTANCE_ID, state: 'stopped', at: h.clock.now(), awsCalls: 4 });
+    // Downtime starts when StopInstances went out (the clock then), not when we noticed `stopped`.
+    assert.deepEqual(out, {
+      instanceId: INSTANCE_ID,
+      state: 'stopped',
+      at: h.clock.now(),
+      actedAt: T0,
+      awsCalls: 4,
+    });
     assert.deepEqual(h.clock.sleeps, [500, 800, 1_280], 'polls sooner than image waits, then backs off');
   });
 
   void it('GIVEN StopInstances answers that the instance is already stopped WHEN stopped THEN no further poll', async () => {
     const h = harness();
     statesInTurn(h, 'running');
-    h.ec2Mock
-      .on(StopInstancesCommand)
-      .resolves({
-        StoppingInstances: [{ InstanceId: INSTANCE_ID, CurrentState: { Name: 'stopped', Code: 80 } }],
-      });
+    h.ec2Mock.on(StopInstancesCommand).resolves({
+      StoppingInstances: [{ InstanceId: INSTANCE_ID, CurrentState: { Name: 'stopped', Code: 80 } }],
+    });
 
     await activityEnv({ heartbeatTimeoutMs: MINUTE }).run(h.activities.stopInstance, waitInput);
 

@@ -165,11 +165,9 @@ void describe('describeImageForSharing', () => {
   void it('GIVEN an image another account owns WHEN described THEN ImageNotOwned naming the owner', async () => {
     const h = harness();
     // DescribeImages with Owners=self does not list it; without, it is visible (shared with us).
-    h.ec2Mock
-      .on(DescribeImagesCommand)
-      .callsFake((input: { Owners?: string[] }) => ({
-        Images: input.Owners ? [] : [owned({ OwnerId: OTHER })],
-      }));
+    h.ec2Mock.on(DescribeImagesCommand).callsFake((input: { Owners?: string[] }) => ({
+      Images: input.Owners ? [] : [owned({ OwnerId: OTHER })],
+    }));
 
     await nonRetryableFailure(
       activityEnv().run(h.activities.describeImageForSharing, {

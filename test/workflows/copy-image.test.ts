@@ -296,10 +296,13 @@ void describe('copyImage cancelled or resumed mid fan-out', () => {
       ],
     });
 
+    // Not caching the run keeps its workflow tasks off this worker's sticky queue, which the test
+    // server never falls back from once the worker is gone (a real server does after a timeout).
     const firstWorker = await startWorker(
       env,
       taskQueue,
       recorded(first, { ...happy, waitForImageAvailable: waits.fn }),
+      { maxCachedWorkflows: 0 },
     );
     const firstRun = firstWorker.run();
     const handle = await start<typeof copyImage>(env, 'copyImage', taskQueue, input);

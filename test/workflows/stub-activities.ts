@@ -115,8 +115,8 @@ export interface InstanceScenario {
   state?: InstanceState;
   rootDeviceType?: 'ebs' | 'instance-store';
   /**
-   * Seconds between the workflow scheduling the stop and the instance running again, as the stub
-   * startInstance reports it (its `at`). Default 75.
+   * Seconds between StopInstances (the stub stopInstance's `actedAt`) and the instance running
+   * again (the stub startInstance's `at`). Default 75.
    */
   downtimeSeconds?: number;
   /** Must match the input's `timeouts.instanceStateSeconds` (the stubs derive times from deadlines). */
@@ -149,6 +149,7 @@ export function happyActivities(scenario: InstanceScenario = {}): Activities {
         instanceId: input.instanceId,
         state: 'stopped',
         at: stopScheduledAt + 30_000,
+        actedAt: stopScheduledAt, // StopInstances sent at once: downtime starts here
         awsCalls: 4,
       });
     },

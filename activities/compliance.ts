@@ -1,0 +1,204 @@
+/**
+ * Compliance of one account and region: list its running and stopped instances (DescribeInstances,
+ * paginated with MaxResults and NextToken), describe the images they run in batches, and classify
+ * each image as approved, approved-deprecated, unknown or missing. Read-only.
+ */
+import type { Image, Instance } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { Context } from '@temporalio/activity';
+import type {
+  ApprovalBasis,
+  AwsTarget,
+  ClassificationCounts,
+  ImageClassification,
+  ImageUsage,
+  InstanceFinding,
+  TargetReport,
+} from '../workflows/contracts';
+import { SELF_ACCOUNT, TAG } from '../workflows/contracts';
+import { approvedByOwnTags, isRetired, tagsOf } from './catalogue';
+import type { ActivityDeps } from './deps';
+import type { ReadCounters } from './throttled-reads';
+import { describeImagesByIds, throttledRead } from './throttled-reads';
+
+/** What the scan needs to know of an approved image in this region. */
+export interface ApprovedRef {
+  imageId: string;
+  basis: ApprovalBasis;
+  pipeline?: string;
+  version?: string;
+  /** Retired as the catalogue saw it (the image as this account sees it is checked too). */
+  deprecated?: boolean;
+}
+
+export interface ScanInstancesInput {
+  target: AwsTarget;
+  /** The catalogue's approved images in the target's region (approval tags and allow-listed ids). */
+  approved: ApprovedRef[];
+  /** Owners the allow list approves as a whole (account ids, or aliases such as `amazon`). */
+  allowedOwners: string[];
+  /** Images the scanned account owns count as approved by their own tags only for these pipelines (all when absent). */
+  pipelines?: string[];
+  /** Non-approved instances listed; the others are only counted. */
+  maxFindings: number;
+}
+
+/** The instance states a scan lists (the others are on their way in or out). */
+export const SCANNED_STATES = ['running', 'stopped'] as const;
+/** DescribeInstances page size (EC2's maximum). */
+export const INSTANCE_PAGE = 1000;
+
+export function emptyCounts(): ClassificationCounts {
+  return { approved: 0, 'approved-deprecated': 0, unknown: 0, missing: 0, instances: 0 };
+}
+
+export function targetLabel(target: AwsTarget): string {
+  return target.accountId ?? SELF_ACCOUNT;
+}
+
+interface Classified {
+  classification: ImageClassification;
+  usage: Omit<ImageUsage, 'instances'>;
+}
+
+/** How one image stands, from the catalogue's view (`ref`) and this account's (`image`; undefined: not found). */
+export function classifyImage(
+  imageId: string,
+  image: Image | undefined,
+  ref: ApprovedRef | undefined,
+  input: Pick<ScanInstancesInput, 'allowedOwners' | 'pipelines'>,
+  now: number,
+): Classified {
+  if (!image) return { classification: 'missing', usage: { imageId, classification: 'missing' } };
+  const tags = tagsOf(image);
+  const owner = [image.OwnerId, image.ImageOwnerAlias].find((o) => o && input.allowedOwners.includes(o));
+  const basis: ApprovalBasis | undefined =
+    ref?.basis ??
+    (approvedByOwnTags(image, input.pipelines) ? 'approval-tags' : owner ? 'allow-list' : undefined);
+  const classification: ImageClassification = !basis
+    ? 'unknown'
+    : isRetired(image, now) || ref?.deprecated
+      ? 'approved-deprecated'
+      : 'approved';
+  const details = {
+    ownerId: image.OwnerId,
+    name: image.Name,
+    pipeline: ref?.pipeline ?? tags[TAG.pipeline],
+    version: ref?.version ?? tags[TAG.version],
+    deprecationTime: image.DeprecationTime,
+    basis,
+    allowedByEc2: image.ImageAllowed,
+  };
+  return {
+    classification,
+    usage: {
+      imageId,
+      classification,
+      ...Object.fromEntries(Object.entries(details).filter(([, v]) => v !== undefined && v !== '')),
+    },
+  };
+}
+
+const SEVERITY: Record<ImageClassification, number> = {
+  missing: 0,
+  unknown: 1,
+  'approved-deprecated': 2,
+  approved: 3,
+};
+
+export function complianceActivities(deps: ActivityDeps) {
+  return {
+    /** Lists the target's running and stopped instances and classifies the images they run. */
+    async scanInstances(input: ScanInstancesInput): Promise<TargetReport> {
+      const ctx = Context.current();
+      const ec2 = await deps.aws.ec2(input.target);
+      const counters: ReadCounters = { awsCalls: 0, throttled: 0 };
+      const where = `region ${input.target.region}${input.target.accountId ? `, account ${input.target.accountId}` : ''}`;
+      const instances: Instance[] = [];
+      let pages = 0;
+      const heartbeat = () => ctx.heartbeat({ pages, instances: instances.length });
+      let nextToken: string | undefined;
+      do {
+        const token = nextToken;
+        const out = await throttledRead(
+          deps,
+          counters,
+          `listing instances in ${where}`,
+          () =>
+            ec2.send(
+              new DescribeInstancesCommand({
+                Filters: [{ Name: 'instance-state-name', Values: [...SCANNED_STATES] }],
+                MaxResults: INSTANCE_PAGE,
+                ...(token ? { NextToken: token } : {}),
+              }),
+            ),
+          heartbeat,
+        );
+        pages += 1;
+        for (const r of out.Reservations ?? []) instances.push(...(r.Instances ?? []));
+        nextToken = out.NextToken;
+        heartbeat();
+      } while (nextToken);
+
+      const imageIds = [...new Set(instances.flatMap((i) => (i.ImageId ? [i.ImageId] : [])))];
+      const images = await describeImagesByIds(deps, ec2, imageIds, counters, heartbeat);
+      const refs = new Map(input.approved.map((a) => [a.imageId, a]));
+      const now = deps.clock.now();
+      const byImage = new Map(
+        imageIds.map((id) => [id, classifyImage(id, images.get(id), refs.get(id), input, now)]),
+      );
+
+      const counts = emptyCounts();
+      const perImage = new Map<string, number>();
+      const findings: InstanceFinding[] = [];
+      let findingsOmitted = 0;
+      for (const i of instances) {
+        const imageId = i.ImageId ?? '';
+        const classification = byImage.get(imageId)?.classification ?? 'missing';
+        counts[classification] += 1;
+        counts.instances += 1;
+        perImage.set(imageId, (perImage.get(imageId) ?? 0) + 1);
+        if (classification === 'approved') continue;
+        if (findings.length >= input.maxFindings) {
+          findingsOmitted += 1;
+          continue;
+        }
+        const name = i.Tags?.find((t) => t.Key === 'Name')?.Value;
+        findings.push({
+          instanceId: i.InstanceId ?? '',
+          imageId,
+          state: i.State?.Name ?? 'unknown',
+          classification,
+          ...(name ? { name } : {}),
+          ...(i.LaunchTime ? { launchTime: new Date(i.LaunchTime).toISOString() } : {}),
+        });
+      }
+      const usages: ImageUsage[] = [...byImage.values()]
+        .map((c) => ({ ...c.usage, instances: perImage.get(c.usage.imageId) ?? 0 }))
+        .sort(
+          (a, b) =>
+            SEVERITY[a.classification] - SEVERITY[b.classification] ||
+            b.instances - a.instances ||
+            a.imageId.localeCompare(b.imageId),
+        );
+      const warnings =
+        counts.missing > 0
+          ? [
+              `${counts.missing} instance(s) run images EC2 no longer describes (deregistered, or no longer shared)`,
+            ]
+          : [];
+      return {
+        account: targetLabel(input.target),
+        region: input.target.region,
+        status: 'scanned',
+        counts,
+        images: usages,
+        findings,
+        findingsOmitted,
+        awsCalls: counters.awsCalls,
+        throttled: counters.throttled,
+        warnings,
+      };
+    },
+  };
+}

@@ -1,0 +1,288 @@
+/**
+ * Retirement of old images (golden versions beyond retention, expired backups): find amiflow's
+ * images by their tags, ask EC2 what still uses them (DescribeImageReferences), deprecate them at a
+ * date, deregister them and delete their snapshots, and keep deregistration protection on the newest.
+ * What to do with which image is decided by the workflow (workflows/retention.ts, pure); each
+ * activity here is one intent, safe to repeat.
+ */
+import type { EC2Client, Image, ResourceTypeRequest } from '@aws-sdk/client-ec2';
+import {
+  DeleteSnapshotCommand,
+  DeregisterImageCommand,
+  DescribeImageReferencesCommand,
+  DescribeImagesCommand,
+  DisableImageDeregistrationProtectionCommand,
+  EnableImageDeprecationCommand,
+  EnableImageDeregistrationProtectionCommand,
+} from '@aws-sdk/client-ec2';
+import { Context } from '@temporalio/activity';
+import type { AwsTarget, Tags } from '../workflows/contracts';
+import { FailureType } from '../workflows/contracts';
+import type { ActivityDeps } from './deps';
+import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { snapshotIdsOf } from './images';
+
+/** An image amiflow manages, as retirement needs to see it. Plain data: it travels through history. */
+export interface ManagedImage {
+  imageId: string;
+  name?: string;
+  state: string;
+  creationDate?: string;
+  /** ISO 8601; set when the image is (or is scheduled to be) deprecated. */
+  deprecationTime?: string;
+  /** EC2's `DeregistrationProtection` (e.g. `disabled`, `enabled-with-cooldown`, `enabled-without-cooldown`). */
+  protection?: string;
+  protected: boolean;
+  tags: Tags;
+  snapshotIds: string[];
+}
+
+export interface ListManagedImagesInput {
+  target: AwsTarget;
+  /** Only images carrying every one of these tags. At least one: never "every image of the account". */
+  tags: Tags;
+}
+
+export interface ImageReferencesInput {
+  target: AwsTarget;
+  imageIds: string[];
+}
+
+export interface ProtectImageInput {
+  target: AwsTarget;
+  imageId: string;
+  /** EC2's 24-hour cooldown after protection is turned off again. Default false. */
+  withCooldown?: boolean;
+}
+
+export interface DeprecateImageInput {
+  target: AwsTarget;
+  imageId: string;
+  /** Epoch ms; EC2 needs a time in the future, rounded to the minute: later of this and a minute from now. */
+  deprecateAt: number;
+}
+
+export interface RetireImageInput {
+  target: AwsTarget;
+  imageId: string;
+  /** The image must carry all of these (its pipeline or backup plan): anything else is left alone. */
+  requiredTags: Tags;
+}
+
+export interface RetiredImage {
+  imageId: string;
+  deregistered: boolean;
+  deletedSnapshotIds: string[];
+  /** Set when the image is still in use: nothing was done. */
+  references?: string[];
+  /** Set when the image was gone already. */
+  note?: string;
+}
+
+/** What DescribeImageReferences checks: what could still launch from or point at the image. */
+export const REFERENCE_TYPES: ResourceTypeRequest[] = [
+  {
+    ResourceType: 'ec2:Instance',
+    // A terminated instance launches nothing any more.
+    ResourceTypeOptions: [
+      { OptionName: 'state-name', OptionValues: ['pending', 'running', 'stopping', 'stopped'] },
+    ],
+  },
+  {
+    ResourceType: 'ec2:LaunchTemplate',
+    ResourceTypeOptions: [{ OptionName: 'version-depth', OptionValues: ['20'] }],
+  },
+  { ResourceType: 'ssm:Parameter' },
+  { ResourceType: 'imagebuilder:ImageRecipe' },
+];
+const REFERENCE_BATCH = 50;
+const MAX_PAGES = 50;
+
+function tagsOf(image: Image): Tags {
+  return Object.fromEntries((image.Tags ?? []).flatMap((t) => (t.Key ? [[t.Key, t.Value ?? '']] : [])));
+}
+
+export function isProtected(protection: string | undefined): boolean {
+  return protection !== undefined && protection.toLowerCase().startsWith('enabled');
+}
+
+export function managedImageOf(image: Image): ManagedImage {
+  return {
+    imageId: image.ImageId ?? '',
+    ...(image.Name ? { name: image.Name } : {}),
+    state: image.State ?? 'unknown',
+    ...(image.CreationDate ? { creationDate: image.CreationDate } : {}),
+    ...(image.DeprecationTime ? { deprecationTime: image.DeprecationTime } : {}),
+    ...(image.DeregistrationProtection ? { protection: image.DeregistrationProtection } : {}),
+    protected: isProtected(image.DeregistrationProtection),
+    tags: tagsOf(image),
+    snapshotIds: snapshotIdsOf(image),
+  };
+}
+
+async function describeOne(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
+  try {
+    const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId], IncludeDeprecated: true }));
+    return out.Images?.find((i) => i.ImageId === imageId);
+  } catch (err) {
+    if (isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable')) return undefined;
+    rethrowAws(err, `reading image ${imageId}`);
+  }
+}
+
+/** Image id → ARNs of what references it (only images with references appear). */
+async function referencesOf(ec2: EC2Client, imageIds: string[]): Promise<Record<string, string[]>> {
+  const refs: Record<string, string[]> = {};
+  for (let i = 0; i < imageIds.length; i += REFERENCE_BATCH) {
+    const batch = imageIds.slice(i, i + REFERENCE_BATCH);
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const out = await aws(`reading what references ${batch.join(', ')} (DescribeImageReferences)`, () =>
+        ec2.send(
+          new DescribeImageReferencesCommand({
+            ImageIds: batch,
+            ResourceTypes: REFERENCE_TYPES,
+            ...(token ? { NextToken: token } : {}),
+          }),
+        ),
+      );
+      for (const r of out.ImageReferences ?? []) {
+        if (!r.ImageId) continue;
+        (refs[r.ImageId] ??= []).push(r.Arn ?? r.ResourceType ?? 'unknown resource');
+      }
+      token = out.NextToken;
+      pages += 1;
+    } while (token && pages < MAX_PAGES);
+  }
+  return refs;
+}
+
+export function retentionActivities(deps: ActivityDeps) {
+  return {
+    /** amiflow's images carrying every given tag, deprecated and disabled ones included. Read-only. */
+    async listManagedImages(input: ListManagedImagesInput): Promise<ManagedImage[]> {
+      const filters = Object.entries(input.tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
+      if (filters.length === 0)
+        throw failure(
+          FailureType.InvalidInput,
+          'listManagedImages needs at least one tag to select images by',
+        );
+      const ec2 = await deps.aws.ec2(input.target);
+      const images: ManagedImage[] = [];
+      let token: string | undefined;
+      let pages = 0;
+      do {
+        const out = await aws(`listing images tagged ${JSON.stringify(input.tags)}`, () =>
+          ec2.send(
+            new DescribeImagesCommand({
+              Owners: ['self'],
+              Filters: filters,
+              IncludeDeprecated: true,
+              IncludeDisabled: true,
+              ...(token ? { NextToken: token } : {}),
+            }),
+          ),
+        );
+        for (const image of out.Images ?? []) {
+          // Filters are exact in EC2; checked again so a lenient endpoint cannot widen the selection.
+          const tags = tagsOf(image);
+          if (image.ImageId && Object.entries(input.tags).every(([k, v]) => tags[k] === v))
+            images.push(managedImageOf(image));
+        }
+        token = out.NextToken;
+        pages += 1;
+      } while (token && pages < MAX_PAGES);
+      return images;
+    },
+
+    /** Image id → ARNs of the instances, launch templates, parameters and recipes that use it. Read-only. */
+    async findImageReferences(input: ImageReferencesInput): Promise<Record<string, string[]>> {
+      if (input.imageIds.length === 0) return {};
+      return referencesOf(await deps.aws.ec2(input.target), input.imageIds);
+    },
+
+    /** Turns deregistration protection on. Safe to repeat. */
+    async protectImage(input: ProtectImageInput): Promise<{ imageId: string }> {
+      const ec2 = await deps.aws.ec2(input.target);
+      await aws(`turning deregistration protection on for ${input.imageId}`, () =>
+        ec2.send(
+          new EnableImageDeregistrationProtectionCommand({
+            ImageId: input.imageId,
+            WithCooldown: input.withCooldown === true,
+          }),
+        ),
+      );
+      return { imageId: input.imageId };
+    },
+
+    /** Deprecates the image at a time (it stays usable by those who know its id). Safe to repeat. */
+    async deprecateImage(input: DeprecateImageInput): Promise<{ imageId: string; deprecateAt: string }> {
+      const ec2 = await deps.aws.ec2(input.target);
+      const minute = 60_000;
+      const at = Math.ceil(Math.max(input.deprecateAt, deps.clock.now() + minute) / minute) * minute;
+      await aws(`deprecating ${input.imageId}`, () =>
+        ec2.send(new EnableImageDeprecationCommand({ ImageId: input.imageId, DeprecateAt: new Date(at) })),
+      );
+      return { imageId: input.imageId, deprecateAt: new Date(at).toISOString() };
+    },
+
+    /**
+     * Deregisters the image and deletes its snapshots, unless something still references it (checked
+     * again here, right before) or it is not the caller's (its tags). Turns deregistration protection
+     * off first when it is on. Safe to repeat: the snapshot ids are kept in heartbeat details, so a
+     * retry after deregistration still deletes them.
+     */
+    async retireImage(input: RetireImageInput): Promise<RetiredImage> {
+      const ctx = Context.current();
+      const ec2 = await deps.aws.ec2(input.target);
+      const remembered = ctx.info.heartbeatDetails as { snapshotIds?: string[] } | undefined;
+      const image = await describeOne(ec2, input.imageId);
+      if (image) {
+        const tags = tagsOf(image);
+        const foreign = Object.entries(input.requiredTags).filter(([k, v]) => tags[k] !== v);
+        if (foreign.length > 0)
+          throw failure(
+            FailureType.AwsPolicyRefused,
+            `image ${input.imageId} lacks ${foreign.map(([k, v]) => `${k}=${v}`).join(', ')}: not retiring an image amiflow did not make for this plan`,
+          );
+        const refs = (await referencesOf(ec2, [input.imageId]))[input.imageId] ?? [];
+        if (refs.length > 0)
+          return { imageId: input.imageId, deregistered: false, deletedSnapshotIds: [], references: refs };
+      }
+      const snapshotIds = [
+        ...new Set([...(image ? snapshotIdsOf(image) : []), ...(remembered?.snapshotIds ?? [])]),
+      ];
+      ctx.heartbeat({ snapshotIds });
+      let deregistered = false;
+      if (image) {
+        if (isProtected(image.DeregistrationProtection))
+          await aws(`turning deregistration protection off for ${input.imageId}`, () =>
+            ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: input.imageId })),
+          );
+        try {
+          await ec2.send(new DeregisterImageCommand({ ImageId: input.imageId }));
+          deregistered = true;
+        } catch (err) {
+          if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
+            rethrowAws(err, `deregistering ${input.imageId}`);
+        }
+      }
+      const deletedSnapshotIds: string[] = [];
+      for (const snapshotId of snapshotIds) {
+        try {
+          await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
+          deletedSnapshotIds.push(snapshotId);
+        } catch (err) {
+          if (!isAwsCode(err, 'InvalidSnapshot.NotFound')) rethrowAws(err, `deleting snapshot ${snapshotId}`);
+        }
+      }
+      return {
+        imageId: input.imageId,
+        deregistered,
+        deletedSnapshotIds,
+        ...(image ? {} : { note: 'the image was gone already' }),
+      };
+    },
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * backupInstances on the time-skipping server with stub activities acting on the fleet model:
+ * instances chosen by id and by tag, imaged in reboot mode, copied to another region, old backups
+ * retired per instance in both regions; one instance failing leaves the others backed up (and its
+ * own old backups alone); a run that starts after its maintenance window images nothing.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../activities';
+import type { BackupResult } from '../../workflows/contracts';
+import { FailureType, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import {
+  ACCOUNT,
+  COPY_REGION,
+  Fleet,
+  REGION,
+  backupInput,
+  goldenActivities,
+  outcomeOf,
+} from './golden-stubs';
+import {
+  ActivityLog,
+  RUN_TIMEOUT,
+  assertWorkflowFailure,
+  injectedFailure,
+  quietWorkerLogs,
+  recorded,
+  startWorker,
+  uniqueWorkflowId,
+  withinBound,
+} from './stub-activities';
+
+quietWorkerLogs();
+
+let env: TestWorkflowEnvironment;
+before(async () => {
+  env = await timeSkippingEnv();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+const HERE = { region: REGION, accountId: ACCOUNT };
+const A = 'i-0a0a0a0a0a0a0a0a0';
+const B = 'i-0c0c0c0c0c0c0c0c0'; // what the stub's findInstancesByTags answers
+
+async function runBackup(activities: Activities, input: unknown) {
+  const taskQueue = uniqueTaskQueue('backup');
+  const worker = await startWorker(env, taskQueue, activities);
+  return worker.runUntil(
+    withinBound(
+      (async () =>
+        outcomeOf<BackupResult>(
+          await env.client.workflow.start('backupInstances', {
+            taskQueue,
+            workflowId: uniqueWorkflowId('backup/db-nightly'),
+            args: [input],
+          }),
+        ))(),
+      'the backup run',
+    ),
+  );
+}
+
+function seedBackups(fleet: Fleet, instanceId: string, n: number): string[] {
+  return Array.from(
+    { length: n },
+    (_, i) =>
+      fleet.add(HERE, {
+        name: `db-nightly-${instanceId}-old-${i}`,
+        creationDate: `2026-01-0${i + 1}T02:00:00.000Z`,
+        tags: {
+          [TAG.managedBy]: MANAGED_BY_VALUE,
+          [TAG.backupPlan]: 'db-nightly',
+          [TAG.sourceInstance]: instanceId,
+        },
+      }).imageId,
+  );
+}
+
+describe('backupInstances', () => {
+  it(
+    'GIVEN one instance by id, one by tag, three older backups of the first WHEN backed up in reboot mode with a copy and keep 2 THEN both are imaged (rebooting), copied, tagged, and the two oldest backups retired',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      const [oldest, older, old] = seedBackups(fleet, A, 3);
+      const log = new ActivityLog();
+
+      const outcome = await runBackup(
+        recorded(log, goldenActivities(fleet)),
+        backupInput({ selector: { tags: { backup: 'nightly' } }, copyTo: { region: COPY_REGION } }),
+      );
+
+      assert.ok(outcome.ok, outcome.ok ? '' : String(outcome.error));
+      const r = outcome.result;
+      assert.deepEqual(
+        r.instances.map((o) => [o.instanceId, o.status]),
+        [
+          [A, 'backed-up'],
+          [B, 'backed-up'],
+        ],
+      );
+      // reboot mode: EC2 reboots the instance during CreateImage; nothing is stopped.
+      assert.deepEqual(
+        log.inputs('createImage').map((i) => i.noReboot),
+        [false, false],
+      );
+      assert.equal(log.count('stopInstance'), 0);
+      for (const o of r.instances) {
+        const image = fleet.get(o.imageId ?? '');
+        assert.equal(image.tags[TAG.backupPlan], 'db-nightly');
+        assert.equal(image.tags[TAG.sourceInstance], o.instanceId);
+        assert.equal(image.name, `db-nightly-${o.instanceId}-2026.01.15-030000`);
+        assert.equal(fleet.get(o.copy?.imageId ?? '').region, COPY_REGION);
+        assert.equal(fleet.get(o.copy?.imageId ?? '').tags[TAG.backupPlan], 'db-nightly');
+      }
+      const deregistered = r.retention.actions.filter((a) => a.action === 'deregister').map((a) => a.imageId);
+      assert.deepEqual(deregistered.sort(), [oldest, older].sort());
+      assert.ok(fleet.images.has(old ?? ''), 'the 2nd newest backup of A is kept');
+      assert.ok(!fleet.images.has(oldest ?? '') && !fleet.images.has(older ?? ''));
+    },
+  );
+
+  it(
+    'GIVEN the second instance fails to image WHEN backed up THEN the first is backed up and retired as usual, the second keeps its old backups, and the run fails BackupIncomplete naming it',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      const bOld = seedBackups(fleet, B, 3);
+      const base = goldenActivities(fleet);
+      const activities: Activities = {
+        ...base,
+        createImage: (input) => {
+          if (input.instanceId === B) throw injectedFailure('createImage', FailureType.AwsLimitExceeded);
+          return base.createImage(input);
+        },
+      };
+
+      const outcome = await runBackup(
+        activities,
+        backupInput({ instanceIds: [A, B], retention: { keep: 1 } }),
+      );
+
+      assert.ok(!outcome.ok);
+      const failure = assertWorkflowFailure(outcome.error, FailureType.BackupIncomplete);
+      assert.match(failure.message, new RegExp(`${B} \\(failed`));
+      const [result] = failure.details as [BackupResult];
+      assert.deepEqual(
+        result.instances.map((o) => [o.instanceId, o.status]),
+        [
+          [A, 'backed-up'],
+          [B, 'failed'],
+        ],
+      );
+      for (const id of bOld)
+        assert.ok(fleet.images.has(id), 'no backup of B is retired after its backup failed');
+      assert.ok(result.retention.actions.every((a) => a.region === REGION));
+    },
+  );
+
+  it(
+    'GIVEN a run starting after its maintenance window WHEN it runs THEN no instance is imaged and the run says why',
+    RUN_TIMEOUT,
+    async () => {
+      const log = new ActivityLog();
+      const outcome = await runBackup(
+        recorded(log, goldenActivities(new Fleet())),
+        backupInput({ scheduledTime: '2026-01-01T01:00:00.000Z', windowSeconds: 3600, mode: 'stop' }),
+      );
+      assert.ok(!outcome.ok);
+      const failure = assertWorkflowFailure(outcome.error, FailureType.BackupIncomplete);
+      assert.match(failure.message, /outside the maintenance window/);
+      assert.equal(log.count('createImage'), 0);
+      assert.equal(log.count('stopInstance'), 0);
+    },
+  );
+});

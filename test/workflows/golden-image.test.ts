@@ -1,0 +1,566 @@
+/**
+ * goldenImage on the time-skipping server with stub activities acting on a small model of the
+ * fleet (test/workflows/golden-stubs.ts): a full run (image, validate, approve, copy, share, mark
+ * approved, publish, retire); approval granted, rejected and timed out; validation failing (nothing
+ * distributed, everything cleaned); a failure after distribution (everything undone, the previous
+ * image current again); retention picking exactly the right images; a run triggered twice for the
+ * same scheduled time making one image; semver versions counting up.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../activities';
+import type { GoldenImageResult, RetentionAction } from '../../workflows/contracts';
+import {
+  APPROVED_VALUE,
+  AUTO_APPROVER,
+  FailureType,
+  TAG,
+  approveUpdate,
+  rejectUpdate,
+} from '../../workflows/contracts';
+import { dateVersion, nextSemver } from '../../workflows/golden-image';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import {
+  ACCOUNT,
+  BASE_AMI,
+  CONSUMER,
+  COPY_REGION,
+  Fleet,
+  PARAMETER,
+  REGION,
+  SCHEDULED,
+  TEST_INSTANCE,
+  goldenActivities,
+  goldenInput,
+  outcomeOf,
+  startGolden,
+  stepIs,
+} from './golden-stubs';
+import {
+  ActivityLog,
+  RUN_TIMEOUT,
+  assertActivityFailure,
+  assertWorkflowFailure,
+  failing,
+  quietWorkerLogs,
+  recorded,
+  startWorker,
+  stepStates,
+  uniqueWorkflowId,
+  withinBound,
+} from './stub-activities';
+
+quietWorkerLogs();
+
+let env: TestWorkflowEnvironment;
+before(async () => {
+  env = await timeSkippingEnv();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+const HERE = { region: REGION, accountId: ACCOUNT };
+const THERE = { region: COPY_REGION, accountId: ACCOUNT };
+const DAY = 24 * 3600 * 1000;
+
+async function withGoldenWorker<T>(
+  activities: Activities,
+  fn: (taskQueue: string) => Promise<T>,
+): Promise<T> {
+  const taskQueue = uniqueTaskQueue('golden');
+  const worker = await startWorker(env, taskQueue, activities);
+  return worker.runUntil(withinBound(fn(taskQueue), `the runs on task queue ${taskQueue}`));
+}
+
+/** A fleet with last month's approved version in both regions, current in both parameters. */
+function fleetWithPreviousVersion(): { fleet: Fleet; previous: string; previousCopy: string } {
+  const fleet = new Fleet();
+  const at = '2026-01-01T03:00:00.000Z';
+  const previous = fleet.seedVersion(HERE, 'web', '2026.01.01-030000', at, { protected: true }).imageId;
+  const previousCopy = fleet.seedVersion(THERE, 'web', '2026.01.01-030000', at, { protected: true }).imageId;
+  fleet.setParameter(HERE, PARAMETER, previous);
+  fleet.setParameter(THERE, PARAMETER, previousCopy);
+  return { fleet, previous, previousCopy };
+}
+
+function newImages(fleet: Fleet, ...seeded: string[]) {
+  return [...fleet.images.values()].filter((i) => !seeded.includes(i.imageId));
+}
+
+const DISTRIBUTION: (keyof Activities)[] = [
+  'describeCopySource',
+  'copyImage',
+  'describeImageForSharing',
+  'addLaunchPermissions',
+  'readImageParameter',
+  'publishImageParameter',
+];
+
+describe('goldenImage: a full run', () => {
+  it(
+    'GIVEN a pipeline with validation, approval, a copy, a share and a parameter WHEN alice approves THEN both images are approved, shared, published, and retention protects the new one and keeps the previous',
+    RUN_TIMEOUT,
+    async () => {
+      const { fleet, previous, previousCopy } = fleetWithPreviousVersion();
+      const log = new ActivityLog();
+
+      const outcome = await withGoldenWorker(recorded(log, goldenActivities(fleet)), async (taskQueue) => {
+        const handle = await startGolden(env, taskQueue, goldenInput());
+        const waiting = await stepIs(handle, 'await approval', ['running']);
+        // The approver sees what they approve: the validation passed, the test instance is gone.
+        assert.equal(stepStates(waiting)['health check'], 'done');
+        assert.equal(stepStates(waiting)['terminate test instance'], 'done');
+        const ack = await handle.executeUpdate(approveUpdate, {
+          args: [{ by: 'alice', comment: 'CVE-2026-1 fixed' }],
+        });
+        assert.equal(ack.decision, 'approved');
+        assert.equal(ack.version, dateVersion(Date.parse(SCHEDULED)));
+        return outcomeOf<GoldenImageResult>(handle);
+      });
+
+      assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
+      const r = outcome.result;
+      assert.equal(r.version, '2026.01.15-030000');
+      assert.equal(r.imageName, 'web-2026.01.15-030000');
+      assert.equal(r.scheduledTime, SCHEDULED);
+      assert.equal(r.reused, false);
+      assert.equal(r.builderImageId, BASE_AMI);
+      assert.deepEqual(r.approval, {
+        by: 'alice',
+        at: r.approval.at,
+        comment: 'CVE-2026-1 fixed',
+        gate: true,
+      });
+      assert.deepEqual(r.validation, {
+        testInstanceId: TEST_INSTANCE,
+        subnetId: 'subnet-0123456789abcdef0',
+        statusChecks: 'ok',
+        healthCheck: {
+          marker: '[  12.3] amiflow-health: ok',
+          seenAt: r.validation?.healthCheck?.seenAt ?? '',
+        },
+      });
+      const [original, copy] = r.images;
+      assert.equal(r.images.length, 2);
+      assert.equal(original?.role, 'original');
+      assert.equal(copy?.role, 'copy');
+      assert.equal(copy?.region, COPY_REGION);
+
+      // Approval tags on every image, with lineage: the builder's AMI for the original, the original for the copy.
+      for (const img of r.images) {
+        const tags = fleet.get(img.imageId).tags;
+        assert.equal(tags[TAG.approved], APPROVED_VALUE);
+        assert.equal(tags[TAG.approvedBy], 'alice');
+        assert.equal(tags[TAG.pipeline], 'web');
+        assert.equal(tags[TAG.version], r.version);
+        assert.equal(tags[TAG.scheduledTime], SCHEDULED);
+        assert.equal(tags.team, 'web');
+      }
+      assert.equal(fleet.get(original?.imageId ?? '').tags[TAG.sourceImage], BASE_AMI);
+      assert.equal(fleet.get(copy?.imageId ?? '').tags[TAG.sourceImage], original?.imageId);
+      // Shared with the consumer account in both regions; published in both; previous values recorded.
+      assert.deepEqual(fleet.get(original?.imageId ?? '').launchPermissions, [CONSUMER]);
+      assert.deepEqual(fleet.get(copy?.imageId ?? '').launchPermissions, [CONSUMER]);
+      assert.equal(fleet.parameter(HERE, PARAMETER), original?.imageId);
+      assert.equal(fleet.parameter(THERE, PARAMETER), copy?.imageId);
+      assert.equal(original?.parameter?.previousValue, previous);
+      assert.equal(copy?.parameter?.previousValue, previousCopy);
+      // The test instance was launched from the new image and terminated as a step (not as an undo).
+      assert.deepEqual(
+        log.inputs('launchInstance').map((i) => i.imageId),
+        [original?.imageId],
+      );
+      assert.equal(log.count('terminateLaunchedInstance'), 1);
+      assert.ok(log.names().indexOf('terminateLaunchedInstance') < log.names().indexOf('copyImage'));
+
+      // Retention in each region: the new image newest and protected, the previous one kept (keep 2).
+      const byImage = (a: RetentionAction) => [a.region, a.imageId, a.action];
+      assert.deepEqual(
+        r.retention.actions.map(byImage).sort(),
+        [
+          [COPY_REGION, copy?.imageId, 'protect'],
+          [COPY_REGION, previousCopy, 'keep'],
+          [REGION, original?.imageId, 'protect'],
+          [REGION, previous, 'keep'],
+        ].sort(),
+      );
+      assert.equal(r.retention.failures, 0);
+      assert.equal(fleet.get(original?.imageId ?? '').protected, true);
+
+      assert.equal(outcome.progress.phase, 'succeeded');
+      assert.ok(
+        Object.values(stepStates(outcome.progress)).every((s) => s === 'done'),
+        JSON.stringify(stepStates(outcome.progress)),
+      );
+      const events = outcome.history.events?.length ?? 0;
+      console.log(`golden run (stub activities): ${events} history events in the parent workflow`);
+      assert.ok(events <= 150, `history has ${events} events`);
+    },
+  );
+});
+
+describe('goldenImage: the approval gate', () => {
+  it(
+    'GIVEN a run waiting for approval WHEN someone not among the approvers approves THEN it is refused; WHEN bob rejects THEN the run fails ApprovalRejected, the image is deleted and nothing was distributed',
+    RUN_TIMEOUT,
+    async () => {
+      const { fleet, previous } = fleetWithPreviousVersion();
+      const seeded = [...fleet.images.keys()];
+      const log = new ActivityLog();
+
+      const outcome = await withGoldenWorker(recorded(log, goldenActivities(fleet)), async (taskQueue) => {
+        const handle = await startGolden(env, taskQueue, goldenInput());
+        await stepIs(handle, 'await approval', ['running']);
+        await assert.rejects(
+          handle.executeUpdate(approveUpdate, { args: [{ by: 'mallory' }] }),
+          (err: unknown) =>
+            err instanceof WorkflowUpdateFailedError &&
+            /not one of this pipeline's approvers/.test(String(err.cause?.message)),
+        );
+        await handle.executeUpdate(rejectUpdate, { args: [{ by: 'bob', comment: 'nginx fails to start' }] });
+        return outcomeOf<GoldenImageResult>(handle);
+      });
+
+      assert.ok(!outcome.ok);
+      const failure = assertWorkflowFailure(outcome.error, FailureType.ApprovalRejected);
+      assert.match(failure.message, /bob rejected .* nginx fails to start/);
+      assert.deepEqual(newImages(fleet, ...seeded), [], 'the new image and its snapshots are deleted');
+      assert.equal(fleet.parameter(HERE, PARAMETER), previous, 'the previous approved image stays current');
+      for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+      assert.deepEqual(
+        outcome.progress.compensations.map((c) => [c.name, c.state]),
+        [['delete golden image', 'done']],
+      );
+    },
+  );
+
+  it(
+    'GIVEN a run waiting for approval WHEN no one decides within the timeout THEN it fails ApprovalTimedOut and cleans up, in seconds of wall time',
+    RUN_TIMEOUT,
+    async () => {
+      const { fleet, previous } = fleetWithPreviousVersion();
+      const seeded = [...fleet.images.keys()];
+      const log = new ActivityLog();
+      const started = Date.now();
+
+      const outcome = await withGoldenWorker(recorded(log, goldenActivities(fleet)), async (taskQueue) =>
+        outcomeOf<GoldenImageResult>(
+          await startGolden(env, taskQueue, goldenInput({ approval: { timeoutSeconds: 6 * 3600 } })),
+        ),
+      );
+
+      assert.ok(!outcome.ok);
+      assertWorkflowFailure(outcome.error, FailureType.ApprovalTimedOut);
+      assert.deepEqual(newImages(fleet, ...seeded), []);
+      assert.equal(fleet.parameter(HERE, PARAMETER), previous);
+      for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+      assert.ok(Date.now() - started < 30_000, '6 hours of waiting took seconds');
+    },
+  );
+
+  it(
+    'GIVEN a pipeline without an approval gate WHEN it runs THEN the images are approved by their validation and the approve update is refused',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      const outcome = await withGoldenWorker(goldenActivities(fleet), async (taskQueue) => {
+        const handle = await startGolden(
+          env,
+          taskQueue,
+          goldenInput({ approval: undefined, distribution: undefined }),
+        );
+        const result = await outcomeOf<GoldenImageResult>(handle);
+        await assert.rejects(handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] }));
+        return result;
+      });
+      assert.ok(outcome.ok);
+      assert.equal(outcome.result.approval.by, AUTO_APPROVER);
+      assert.equal(fleet.get(outcome.result.images[0]?.imageId ?? '').tags[TAG.approvedBy], AUTO_APPROVER);
+      assert.equal(stepStates(outcome.progress)['await approval'], 'skipped');
+    },
+  );
+});
+
+describe('goldenImage: failures clean up', () => {
+  for (const scenario of [
+    {
+      name: 'the health check finds the failure marker',
+      stub: { console: 'failure-marker' as const },
+      activity: 'checkConsoleHealth' as const,
+    },
+    {
+      name: 'the test instance fails its status checks',
+      stub: { statusChecks: 'impaired' as const },
+      activity: 'waitForInstanceReady' as const,
+    },
+  ])
+    it(
+      `GIVEN ${scenario.name} WHEN validating THEN the run fails, the test instance is terminated, the image deleted, nothing distributed and the previous image stays current`,
+      RUN_TIMEOUT,
+      async () => {
+        const { fleet, previous } = fleetWithPreviousVersion();
+        const seeded = [...fleet.images.keys()];
+        const log = new ActivityLog();
+
+        const outcome = await withGoldenWorker(
+          recorded(log, goldenActivities(fleet, scenario.stub)),
+          async (taskQueue) => outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, goldenInput())),
+        );
+
+        assert.ok(!outcome.ok);
+        assertActivityFailure(outcome.error, {
+          activityType: scenario.activity,
+          local: false,
+          type:
+            scenario.activity === 'checkConsoleHealth'
+              ? FailureType.ValidationFailed
+              : FailureType.InstanceChecksFailed,
+        });
+        assert.deepEqual(
+          outcome.progress.compensations.map((c) => [c.name, c.state]),
+          [
+            ['terminate test instance', 'done'],
+            ['delete golden image', 'done'],
+          ],
+        );
+        assert.deepEqual(
+          log.inputs('terminateLaunchedInstance').map((i) => i.instanceId),
+          [TEST_INSTANCE],
+        );
+        assert.deepEqual(newImages(fleet, ...seeded), []);
+        assert.equal(fleet.parameter(HERE, PARAMETER), previous);
+        assert.equal(
+          stepStates(outcome.progress)['await approval'],
+          'pending',
+          'no one was asked to approve',
+        );
+        for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+      },
+    );
+
+  it(
+    'GIVEN an approved image copied, shared and published in the original region WHEN publishing in the copy region fails THEN the parameter is put back, shares withdrawn, copy and image deleted: the previous version is current everywhere',
+    RUN_TIMEOUT,
+    async () => {
+      const { fleet, previous, previousCopy } = fleetWithPreviousVersion();
+      const seeded = [...fleet.images.keys()];
+      const base = goldenActivities(fleet);
+      const activities: Activities = {
+        ...base,
+        publishImageParameter: async (input) => {
+          if (input.target.region === COPY_REGION) {
+            // the original region's parameter is written first, so there is something to undo
+            await new Promise((r) => setTimeout(r, 50));
+            return failing(
+              base,
+              'publishImageParameter',
+              FailureType.AwsUnauthorized,
+              'always',
+            ).publishImageParameter(input);
+          }
+          return base.publishImageParameter(input);
+        },
+      };
+      const log = new ActivityLog();
+
+      const outcome = await withGoldenWorker(recorded(log, activities), async (taskQueue) => {
+        const handle = await startGolden(env, taskQueue, goldenInput({ approval: undefined }));
+        return outcomeOf<GoldenImageResult>(handle);
+      });
+
+      assert.ok(!outcome.ok);
+      assertActivityFailure(outcome.error, {
+        activityType: 'publishImageParameter',
+        local: false,
+        type: FailureType.AwsUnauthorized,
+      });
+      assert.deepEqual(newImages(fleet, ...seeded), [], 'original and copy deleted');
+      assert.equal(fleet.parameter(HERE, PARAMETER), previous);
+      assert.equal(fleet.parameter(THERE, PARAMETER), previousCopy);
+      assert.equal(log.count('removeLaunchPermissions'), 2, 'both shares withdrawn');
+      assert.deepEqual(
+        fleet.approvedOf(HERE, 'web').map((i) => i.imageId),
+        [previous],
+      );
+      const undone = outcome.progress.compensations.map((c) => c.name);
+      assert.ok(
+        undone.includes('delete copies') && undone.includes('delete golden image'),
+        undone.join(', '),
+      );
+      assert.ok(outcome.progress.compensations.every((c) => c.state === 'done'));
+    },
+  );
+});
+
+describe('goldenImage: retention', () => {
+  it(
+    'GIVEN five older approved versions (one referenced, two deprecated long ago, one recently) WHEN a new version is committed with keep 2 THEN exactly the right images are protected, kept, deprecated and deregistered',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      // The workflow's clock: earlier tests in this file skipped hours ahead of the wall clock.
+      const now = await env.currentTimeMs();
+      const ago = (days: number) => new Date(now - days * DAY).toISOString();
+      const v = (n: number, extra: Parameters<Fleet['seedVersion']>[4] = {}) =>
+        fleet.seedVersion(HERE, 'web', `2026.0${n}.01-030000`, `2026-0${n}-01T03:00:00.000Z`, extra).imageId;
+      const v1 = v(1, { deprecationTime: ago(1) });
+      const v2 = v(2, { deprecationTime: ago(40) });
+      const v3 = v(3, { deprecationTime: ago(40) });
+      const v4 = v(4);
+      const v5 = v(5, { protected: true });
+      fleet.references.set(v2, ['arn:aws:ec2:eu-west-1:111122223333:launch-template/lt-0123456789abcdef0']);
+      // Not for retention to touch: an unapproved leftover of the pipeline, another pipeline's image.
+      const leftover = fleet.add(HERE, { name: 'web-leftover', tags: { [TAG.pipeline]: 'web' } }).imageId;
+      const other = fleet.seedVersion(HERE, 'api', '2026.01.01-030000', '2026-01-01T03:00:00.000Z').imageId;
+
+      const outcome = await withGoldenWorker(goldenActivities(fleet), async (taskQueue) =>
+        outcomeOf<GoldenImageResult>(
+          await startGolden(
+            env,
+            taskQueue,
+            goldenInput({
+              approval: undefined,
+              validation: undefined,
+              publish: undefined,
+              distribution: { copies: [{ region: COPY_REGION }] },
+              retention: { keep: 2, deprecateAfterSeconds: 0, deregisterAfterSeconds: 30 * 24 * 3600 },
+            }),
+          ),
+        ),
+      );
+
+      assert.ok(outcome.ok, outcome.ok ? '' : String(outcome.error));
+      const r = outcome.result;
+      const newest = r.images[0]?.imageId ?? '';
+      const newestCopy = r.images[1]?.imageId ?? '';
+      const decided = (region: string) =>
+        r.retention.actions.filter((a) => a.region === region).map((a) => [a.imageId, a.action, a.outcome]);
+      assert.deepEqual(decided(REGION), [
+        [newest, 'protect', 'done'], // the newest approved: never retired, protected
+        [v5, 'keep', 'skipped'], // 2nd newest of keep 2
+        [v4, 'deprecate', 'done'], // beyond keep: deprecated now, deregistered in 30 days
+        [v3, 'deregister', 'done'], // deprecated 40 days ago, unreferenced
+        [v2, 'keep', 'skipped'], // deprecated 40 days ago, but a launch template still uses it
+        [v1, 'keep', 'skipped'], // deprecated a day ago: not due yet
+      ]);
+      // In the copy region the new copy is the only approved image: the last approved is kept (and protected).
+      assert.deepEqual(decided(COPY_REGION), [[newestCopy, 'protect', 'done']]);
+      const v2Action = r.retention.actions.find((a) => a.imageId === v2);
+      assert.deepEqual(v2Action?.references, [
+        'arn:aws:ec2:eu-west-1:111122223333:launch-template/lt-0123456789abcdef0',
+      ]);
+      assert.ok(!fleet.images.has(v3), 'v3 deregistered');
+      assert.deepEqual(r.retention.actions.find((a) => a.imageId === v3)?.deletedSnapshotIds?.length, 1);
+      assert.ok(fleet.get(v4).deprecationTime, 'v4 deprecated');
+      for (const kept of [v1, v2, v4, v5, leftover, other])
+        assert.ok(fleet.images.has(kept), `${kept} still exists`);
+      assert.equal(fleet.get(leftover).deprecationTime, undefined);
+    },
+  );
+});
+
+describe('goldenImage: versions and repeats', () => {
+  it(
+    'GIVEN a run for a scheduled time completed WHEN the same time is triggered again THEN the second run reuses the approved image and makes none; a duplicate start of a running id is refused',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      const log = new ActivityLog();
+      const input = goldenInput({ distribution: undefined, publish: undefined, validation: undefined });
+
+      const [first, second] = await withGoldenWorker(
+        recorded(log, goldenActivities(fleet)),
+        async (taskQueue) => {
+          const workflowId = uniqueWorkflowId('golden/web');
+          const handle = await startGolden(env, taskQueue, input, workflowId);
+          await stepIs(handle, 'await approval', ['running']);
+          // Triggered again while it runs: the same workflow id is refused by Temporal.
+          await assert.rejects(
+            startGolden(env, taskQueue, input, workflowId),
+            WorkflowExecutionAlreadyStartedError,
+          );
+          await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] });
+          const a = await outcomeOf<GoldenImageResult>(handle);
+          // Triggered again once it is done (a backfill over the same time, a re-run): nothing new is made.
+          const b = await outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, input, workflowId));
+          return [a, b];
+        },
+      );
+
+      assert.ok(first.ok && second.ok);
+      assert.equal(second.result.reused, true);
+      assert.equal(second.result.images[0]?.imageId, first.result.images[0]?.imageId);
+      assert.equal(second.result.version, first.result.version);
+      assert.equal(second.result.approval.by, 'alice');
+      assert.equal(log.count('createImage'), 1, 'one image for one scheduled time');
+      assert.equal(fleet.approvedOf(HERE, 'web').length, 1);
+      assert.equal(stepStates(second.progress)['image builder'], 'skipped');
+    },
+  );
+
+  it(
+    'GIVEN semver versioning in series 1.4 with 1.4.0 and 1.4.1 approved WHEN a run completes THEN it is 1.4.2',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      fleet.seedVersion(HERE, 'web', '1.4.0', '2026-01-01T03:00:00.000Z');
+      fleet.seedVersion(HERE, 'web', '1.4.1', '2026-02-01T03:00:00.000Z');
+      fleet.seedVersion(HERE, 'web', '1.3.9', '2025-12-01T03:00:00.000Z');
+
+      const outcome = await withGoldenWorker(goldenActivities(fleet), async (taskQueue) =>
+        outcomeOf<GoldenImageResult>(
+          await startGolden(
+            env,
+            taskQueue,
+            goldenInput({
+              versioning: { scheme: 'semver', series: '1.4' },
+              approval: undefined,
+              validation: undefined,
+              distribution: undefined,
+              publish: undefined,
+            }),
+          ),
+        ),
+      );
+
+      assert.ok(outcome.ok, outcome.ok ? '' : String(outcome.error));
+      assert.equal(outcome.result.version, '1.4.2');
+      assert.equal(outcome.result.imageName, 'web-1.4.2');
+    },
+  );
+
+  it('GIVEN version helpers THEN dates are UTC and sortable, and semver counts from 0', () => {
+    assert.equal(dateVersion(Date.parse('2026-03-04T05:06:07Z')), '2026.03.04-050607');
+    assert.equal(nextSemver('2.0', []), '2.0.0');
+    assert.equal(nextSemver('2.0', ['2.0.9', '2.0.10', '2.1.40', undefined, '2.0.x']), '2.0.11');
+  });
+
+  it(
+    'GIVEN a bad input WHEN started THEN it fails InvalidInput naming every field, with no activity run',
+    RUN_TIMEOUT,
+    async () => {
+      const log = new ActivityLog();
+      const outcome = await withGoldenWorker(
+        recorded(log, goldenActivities(new Fleet())),
+        async (taskQueue) =>
+          outcomeOf<GoldenImageResult>(
+            await startGolden(env, taskQueue, {
+              ...goldenInput(),
+              pipeline: 'Web Pipeline',
+              mode: 'no-reboot',
+              retention: { keep: 0 },
+              distribution: { copies: [{ region: REGION }] },
+            }),
+          ),
+      );
+      assert.ok(!outcome.ok);
+      const failure = assertWorkflowFailure(outcome.error, FailureType.InvalidInput);
+      for (const field of ['pipeline', 'mode', 'retention.keep', 'distribution.copies[0]'])
+        assert.ok(failure.message.includes(`${field}:`), `${field} not named in: ${failure.message}`);
+      assert.deepEqual(log.names(), []);
+    },
+  );
+});

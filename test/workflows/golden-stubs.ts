@@ -1,0 +1,466 @@
+/**
+ * Stubs for the goldenImage and backupInstances time-skipping tests: a small model of the images
+ * and SSM parameters of several (account, region) scopes ("the fleet"), and every activity those
+ * workflows and their children (imageFromInstance, copyImage, shareImage) call, acting on it as AWS
+ * would. Typed against the real activity signatures, built on `unplannedActivities()` (anything not
+ * planned fails loudly). Tests seed older versions, read the fleet afterwards and inject failures.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../activities';
+import type { ManagedImage } from '../../activities/retention';
+import type {
+  AwsTarget,
+  BackupInput,
+  GoldenImageInput,
+  InstanceState,
+  Tags,
+  WorkflowProgress,
+} from '../../workflows/contracts';
+import {
+  APPROVED_VALUE,
+  FailureType,
+  MANAGED_BY_VALUE,
+  TAG,
+  progressQuery,
+  shareGrantName,
+} from '../../workflows/contracts';
+import type { History } from './stub-activities';
+import { eventually, happyActivities, uniqueWorkflowId } from './stub-activities';
+
+export const REGION = 'eu-west-1';
+export const COPY_REGION = 'eu-central-1';
+export const ACCOUNT = '111122223333';
+export const CONSUMER = '444455556666';
+export const BUILDER = 'i-0b0b0b0b0b0b0b0b0';
+export const BASE_AMI = 'ami-0base0base0base00';
+export const SUBNET = 'subnet-0123456789abcdef0';
+export const TEST_INSTANCE = 'i-0eeeeeeeeeeeeeee1';
+export const PARAMETER = '/golden/web/latest';
+export const SCHEDULED = '2026-01-15T03:00:00.000Z';
+
+export interface FleetImage extends ManagedImage {
+  region: string;
+  accountId?: string;
+  launchPermissions: string[];
+}
+
+function key(t: AwsTarget): string {
+  return `${t.accountId ?? 'self'}/${t.region}`;
+}
+
+/** Images and parameters per (account, region), as EC2 and SSM would keep them. */
+export class Fleet {
+  readonly images = new Map<string, FleetImage>();
+  readonly parameters = new Map<string, string>();
+  readonly references = new Map<string, string[]>();
+  private seq = 0;
+  /** A fixed clock for seeded images' creation times. */
+  constructor(readonly epoch = Date.parse('2025-06-01T00:00:00Z')) {}
+
+  nextId(prefix: 'ami' | 'snap'): string {
+    this.seq += 1;
+    return `${prefix}-0${this.seq.toString(16).padStart(16, '0')}`;
+  }
+
+  add(t: AwsTarget, image: Partial<FleetImage> & { name: string; tags: Tags }): FleetImage {
+    const imageId = image.imageId ?? this.nextId('ami');
+    const made: FleetImage = {
+      imageId,
+      state: 'available',
+      creationDate: new Date(this.epoch + this.seq * 3600_000).toISOString(),
+      protected: false,
+      snapshotIds: [this.nextId('snap')],
+      launchPermissions: [],
+      region: t.region,
+      ...(t.accountId ? { accountId: t.accountId } : {}),
+      ...image,
+    };
+    this.images.set(imageId, made);
+    return made;
+  }
+
+  /** An approved version of `pipeline` made before the tests' runs. */
+  seedVersion(
+    t: AwsTarget,
+    pipeline: string,
+    version: string,
+    approvedAt: string,
+    extra: Partial<FleetImage> = {},
+  ): FleetImage {
+    return this.add(t, {
+      name: `${pipeline}-${version}`,
+      creationDate: approvedAt,
+      tags: {
+        [TAG.managedBy]: MANAGED_BY_VALUE,
+        [TAG.pipeline]: pipeline,
+        [TAG.version]: version,
+        [TAG.approved]: APPROVED_VALUE,
+        [TAG.approvedBy]: 'someone',
+        [TAG.approvedAt]: approvedAt,
+      },
+      ...extra,
+    });
+  }
+
+  in(t: AwsTarget): FleetImage[] {
+    return [...this.images.values()].filter((i) => key(i) === key(t));
+  }
+
+  get(imageId: string): FleetImage {
+    const i = this.images.get(imageId);
+    if (!i) throw new Error(`no image ${imageId} in the fleet`);
+    return i;
+  }
+
+  approvedOf(t: AwsTarget, pipeline: string): FleetImage[] {
+    return this.in(t).filter(
+      (i) => i.tags[TAG.pipeline] === pipeline && i.tags[TAG.approved] === APPROVED_VALUE,
+    );
+  }
+
+  parameter(t: AwsTarget, name: string): string | undefined {
+    return this.parameters.get(`${key(t)}:${name}`);
+  }
+
+  setParameter(t: AwsTarget, name: string, value: string | undefined): void {
+    if (value === undefined) this.parameters.delete(`${key(t)}:${name}`);
+    else this.parameters.set(`${key(t)}:${name}`, value);
+  }
+}
+
+export interface GoldenScenario {
+  /** What the health check finds on the console. Default: the success marker. */
+  console?: 'healthy' | 'failure-marker';
+  /** The test instance's status checks. Default ok. */
+  statusChecks?: 'ok' | 'impaired';
+  builderState?: InstanceState;
+}
+
+/** Every activity golden and backup runs (and their children) call, acting on `fleet`. */
+export function goldenActivities(fleet: Fleet, scenario: GoldenScenario = {}): Activities {
+  const base = happyActivities({ state: scenario.builderState ?? 'running' });
+  const terminated: string[] = [];
+  const findAny = (imageId: string) => fleet.images.get(imageId);
+  return {
+    ...base,
+    // imageFromInstance, on the fleet: a new id per image
+    checkImageName: (ref) => {
+      if (fleet.in(ref.target).some((i) => i.name === ref.imageName))
+        throw ApplicationFailure.create({
+          type: FailureType.ImageNameTaken,
+          nonRetryable: true,
+          message: `an image named '${ref.imageName}' already exists in ${ref.target.region}`,
+        });
+      return Promise.resolve({ status: 'free' });
+    },
+    createImage: (input) => {
+      const made = fleet.add(input.target, {
+        name: input.imageName,
+        tags: { ...input.tags },
+        state: 'pending',
+        creationDate: new Date().toISOString(), // as EC2 stamps it: newer than every seeded image
+      });
+      return Promise.resolve({ imageId: made.imageId, created: true });
+    },
+    waitForImageAvailable: (input) => {
+      const image = fleet.get(input.imageId);
+      image.state = 'available';
+      return Promise.resolve({
+        imageId: image.imageId,
+        snapshotIds: image.snapshotIds,
+        awsCalls: 3,
+        polls: 3,
+        heartbeats: 0,
+      });
+    },
+    tagSnapshots: (input) => Promise.resolve({ snapshotIds: fleet.get(input.imageId).snapshotIds }),
+    deleteImage: (input) => {
+      const found =
+        (input.imageId ? findAny(input.imageId) : undefined) ??
+        fleet.in(input.target).find((i) => i.name === input.imageName);
+      const ours =
+        found && found.tags[TAG.workflowId] === input.workflowId && found.tags[TAG.runId] === input.runId;
+      if (found && ours) fleet.images.delete(found.imageId);
+      return Promise.resolve({
+        ...(found ? { imageId: found.imageId } : {}),
+        deregistered: Boolean(found && ours),
+        deletedSnapshotIds: found && ours ? found.snapshotIds : [],
+      });
+    },
+    // goldenImage's own
+    readBuilderInstance: (ref) =>
+      Promise.resolve({
+        instanceId: ref.instanceId,
+        state: scenario.builderState ?? 'running',
+        rootDeviceType: 'ebs',
+        imageId: BASE_AMI,
+      }),
+    listManagedImages: (input) =>
+      Promise.resolve(
+        fleet
+          .in(input.target)
+          .filter((i) => Object.entries(input.tags).every(([k, v]) => i.tags[k] === v))
+          .map(({ region: _r, accountId: _a, launchPermissions: _l, ...m }) => structuredClone(m)),
+      ),
+    tagImage: (input) => {
+      const image = fleet.get(input.imageId);
+      Object.assign(image.tags, input.tags);
+      return Promise.resolve({
+        imageId: input.imageId,
+        snapshotIds: input.snapshots ? image.snapshotIds : [],
+      });
+    },
+    planTestLaunch: (input) =>
+      Promise.resolve({
+        instanceType: input.instanceType,
+        availabilityZone: `${input.target.region}a`,
+        subnetId: input.subnetId,
+        securityGroupIds: input.securityGroupIds ?? [],
+        blockDevices: [],
+        tags: input.tags,
+        disableApiTermination: false,
+        ebsOptimized: false,
+        monitoring: false,
+      }),
+    launchInstance: (input) =>
+      Promise.resolve({
+        instanceId: TEST_INSTANCE,
+        created: true,
+        clientToken: `amiflow-${input.owner.runId}`,
+      }),
+    waitForInstanceReady: (input) => {
+      if (scenario.statusChecks === 'impaired')
+        throw ApplicationFailure.create({
+          type: FailureType.InstanceChecksFailed,
+          nonRetryable: true,
+          message: `the new instance ${input.instanceId} failed its status checks (system: ok, instance: impaired)`,
+        });
+      return Promise.resolve({ instanceId: input.instanceId, at: input.deadline, awsCalls: 3 });
+    },
+    checkConsoleHealth: (input) => {
+      if (scenario.console === 'failure-marker')
+        throw ApplicationFailure.create({
+          type: FailureType.ValidationFailed,
+          nonRetryable: true,
+          message: `the test instance ${input.instanceId} reported failure on its console: ${input.failureMarker ?? 'FAILED'}`,
+        });
+      return Promise.resolve({
+        marker: input.successMarker,
+        line: `[  12.3] ${input.successMarker}`,
+        seenAt: input.deadline - 600_000,
+        awsCalls: 4,
+      });
+    },
+    terminateLaunchedInstance: (input) => {
+      terminated.push(input.instanceId ?? TEST_INSTANCE);
+      return Promise.resolve({ instanceId: input.instanceId ?? TEST_INSTANCE, terminated: true });
+    },
+    // copyImage, on the fleet
+    describeCopySource: (input) => {
+      const s = fleet.get(input.imageId);
+      return Promise.resolve({
+        imageId: s.imageId,
+        imageName: s.name ?? '',
+        ownerId: ACCOUNT,
+        encrypted: false,
+        snapshotIds: s.snapshotIds,
+        userTags: Object.fromEntries(Object.entries(s.tags).filter(([k]) => !k.startsWith('amiflow:'))),
+      });
+    },
+    copyImage: (input) => {
+      const made = fleet.add(input.destination, {
+        name: input.imageName,
+        state: 'pending',
+        creationDate: new Date().toISOString(),
+        tags: {
+          ...input.tags,
+          [TAG.managedBy]: MANAGED_BY_VALUE,
+          [TAG.workflowId]: input.workflowId,
+          [TAG.runId]: input.runId,
+          [TAG.workflowType]: input.workflowType,
+          [TAG.sourceImage]: input.source.imageId,
+          [TAG.sourceRegion]: input.source.region,
+        },
+      });
+      return Promise.resolve({
+        imageId: made.imageId,
+        created: true,
+        clientToken: `t-${made.imageId}`,
+        awsCalls: 2,
+      });
+    },
+    // shareImage, on the fleet
+    describeImageForSharing: (input) => {
+      const s = fleet.get(input.imageId);
+      return Promise.resolve({
+        imageId: s.imageId,
+        imageName: s.name ?? '',
+        ownerId: ACCOUNT,
+        snapshots: s.snapshotIds.map((snapshotId) => ({ snapshotId, encrypted: false })),
+        keys: [],
+        encryption: 'unencrypted',
+        launchPermissions: s.launchPermissions.map((userId) => ({ userId })),
+        snapshotPermissions: s.snapshotIds.map((snapshotId) => ({ snapshotId, userIds: [] })),
+        publicSnapshotIds: [],
+      });
+    },
+    addLaunchPermissions: (input) => {
+      const s = fleet.get(input.imageId);
+      for (const p of input.permissions) if (p.userId) s.launchPermissions.push(p.userId);
+      return Promise.resolve({ calls: 1, gone: [] });
+    },
+    removeLaunchPermissions: (input) => {
+      const s = findAny(input.imageId);
+      if (s)
+        s.launchPermissions = s.launchPermissions.filter(
+          (a) => !input.permissions.some((p) => p.userId === a),
+        );
+      return Promise.resolve({ calls: 1, gone: s ? [] : [input.imageId] });
+    },
+    addSnapshotPermissions: (input) => Promise.resolve({ calls: input.permissions.length, gone: [] }),
+    removeSnapshotPermissions: (input) => Promise.resolve({ calls: input.permissions.length, gone: [] }),
+    grantKeyAccess: (input) =>
+      Promise.resolve(
+        input.accountIds.map((a) => ({
+          keyArn: input.keyArn,
+          granteeAccountId: a,
+          grantId: `grant-${a}`,
+          grantName: shareGrantName(input.runId, a),
+        })),
+      ),
+    revokeKeyGrants: (input) => Promise.resolve({ revoked: input.grantNames, absent: [] }),
+    // SSM
+    readImageParameter: (input) => {
+      const value = fleet.parameter(input.target, input.name);
+      return Promise.resolve(
+        value !== undefined
+          ? { exists: true, value, version: 1, dataType: 'aws:ec2:image' }
+          : { exists: false },
+      );
+    },
+    publishImageParameter: (input) => {
+      fleet.setParameter(input.target, input.name, input.imageId);
+      return Promise.resolve({ name: input.name, value: input.imageId, version: 2, awsCalls: 3 });
+    },
+    restoreImageParameter: (input) => {
+      const now = fleet.parameter(input.target, input.name);
+      if (now !== input.publishedValue)
+        return Promise.resolve({ name: input.name, outcome: 'left: changed since' as const });
+      fleet.setParameter(input.target, input.name, input.previous);
+      return Promise.resolve({
+        name: input.name,
+        outcome: input.previous ? ('restored' as const) : ('deleted' as const),
+      });
+    },
+    // retention
+    findImageReferences: (input) =>
+      Promise.resolve(
+        Object.fromEntries(
+          input.imageIds.flatMap((id) => {
+            const refs = fleet.references.get(id);
+            return refs?.length ? [[id, refs]] : [];
+          }),
+        ),
+      ),
+    protectImage: (input) => {
+      fleet.get(input.imageId).protected = true;
+      return Promise.resolve({ imageId: input.imageId });
+    },
+    deprecateImage: (input) => {
+      const at = new Date(Math.ceil(input.deprecateAt / 60_000) * 60_000).toISOString();
+      fleet.get(input.imageId).deprecationTime = at;
+      return Promise.resolve({ imageId: input.imageId, deprecateAt: at });
+    },
+    retireImage: (input) => {
+      const image = fleet.get(input.imageId);
+      const refs = fleet.references.get(input.imageId);
+      if (refs?.length)
+        return Promise.resolve({
+          imageId: input.imageId,
+          deregistered: false,
+          deletedSnapshotIds: [],
+          references: refs,
+        });
+      fleet.images.delete(input.imageId);
+      return Promise.resolve({
+        imageId: input.imageId,
+        deregistered: true,
+        deletedSnapshotIds: image.snapshotIds,
+      });
+    },
+    findInstancesByTags: () => Promise.resolve(['i-0c0c0c0c0c0c0c0c0']),
+  };
+}
+
+/** A pipeline with every stage: validation with a health check, approval, a copy, a share, a parameter. */
+export function goldenInput(overrides: Partial<GoldenImageInput> = {}): GoldenImageInput {
+  return {
+    region: REGION,
+    accountId: ACCOUNT,
+    pipeline: 'web',
+    builderInstanceId: BUILDER,
+    mode: 'stop',
+    scheduledTime: SCHEDULED,
+    tags: { team: 'web' },
+    validation: {
+      subnetId: SUBNET,
+      healthCheck: { successMarker: 'amiflow-health: ok', failureMarker: 'amiflow-health: FAILED' },
+    },
+    approval: { timeoutSeconds: 24 * 3600, approvers: ['alice', 'bob'] },
+    distribution: { copies: [{ region: COPY_REGION }], shareWith: { accountIds: [CONSUMER] } },
+    publish: { parameterName: PARAMETER },
+    retention: { keep: 2, deprecateAfterSeconds: 0, deregisterAfterSeconds: 7 * 24 * 3600 },
+    ...overrides,
+  };
+}
+
+export function backupInput(overrides: Partial<BackupInput> = {}): BackupInput {
+  return {
+    region: REGION,
+    accountId: ACCOUNT,
+    plan: 'db-nightly',
+    instanceIds: ['i-0a0a0a0a0a0a0a0a0'],
+    mode: 'reboot',
+    scheduledTime: SCHEDULED,
+    retention: { keep: 2 },
+    ...overrides,
+  };
+}
+
+export function startGolden(
+  env: TestWorkflowEnvironment,
+  taskQueue: string,
+  input: unknown,
+  workflowId = uniqueWorkflowId('golden'),
+): Promise<WorkflowHandle> {
+  // Deliberately unchecked: tests also send inputs the client library would refuse.
+  return env.client.workflow.start('goldenImage', { taskQueue, workflowId, args: [input] });
+}
+
+export type GoldenOutcome<R> =
+  | { ok: true; result: R; progress: WorkflowProgress; history: History }
+  | { ok: false; error: unknown; progress: WorkflowProgress; history: History };
+
+export async function outcomeOf<R>(handle: WorkflowHandle): Promise<GoldenOutcome<R>> {
+  let settled: { ok: true; result: R } | { ok: false; error: unknown };
+  try {
+    settled = { ok: true, result: (await handle.result()) as R };
+  } catch (error) {
+    settled = { ok: false, error };
+  }
+  return { ...settled, progress: await handle.query(progressQuery), history: await handle.fetchHistory() };
+}
+
+/** Resolves once the run's progress shows `step` in one of `states`. */
+export function stepIs(
+  handle: WorkflowHandle,
+  step: string,
+  states: readonly string[],
+): Promise<WorkflowProgress> {
+  return eventually(`step '${step}' to be ${states.join(' or ')}`, async () => {
+    const p = await handle.query(progressQuery);
+    return p.steps.find((s) => s.name === step && states.includes(s.state)) ? p : undefined;
+  });
+}

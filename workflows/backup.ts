@@ -1,0 +1,252 @@
+/**
+ * backupInstances: consistent backups of chosen instances, what AWS Backup does without its gap
+ * (AWS Backup never reboots, so its AMIs are crash-consistent only). Started by a Schedule in a
+ * maintenance window: each instance (by id, or selected by tags) is imaged by a child
+ * `imageFromInstance` in `reboot` (default) or `stop` mode, optionally copied to another region
+ * (child `copyImage`), and old backups of that instance are retired per retention, in each region.
+ *
+ * - An instance whose imaging would begin after the window (scheduled time + `windowSeconds`) is
+ *   skipped: reboots and stops happen only inside it.
+ * - One instance failing does not cost the others their backups; the run then fails with
+ *   `BackupIncomplete`, naming each instance's outcome. A failed backup retires nothing of its
+ *   instance: the old backups are all it has.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  proxyLocalActivities,
+  setHandler,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { LocalActivityOptions } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type {
+  AwsTarget,
+  BackupInput,
+  BackupOutcome,
+  BackupResult,
+  CopyImageInput,
+  ImageFromInstanceInput,
+  RetentionReport,
+} from './contracts';
+import {
+  DEFAULT_BACKUP_RETENTION,
+  DEFAULT_TIMEOUTS,
+  FailureType,
+  MANAGED_BY_VALUE,
+  TAG,
+  WORKFLOW_TYPES,
+  progressQuery,
+} from './contracts';
+import { copyImage } from './copy-image';
+import { dateVersion, scheduledTimeOf } from './golden-image';
+import { parseBackupInput } from './golden-validation';
+import { imageFromInstance } from './image-from-instance';
+import { fastAwsCall } from './presets';
+import { Progress, errorMessage } from './progress';
+import type { RetentionScope } from './retention';
+import { applyRetention } from './retention';
+import { Semaphore } from './semaphore';
+import { parsedOrFail } from './share-image';
+
+export const BACKUP_STEPS = ['select instances', 'retire old backups'] as const;
+
+export function backupStep(instanceId: string): string {
+  return `back up ${instanceId}`;
+}
+
+/** Child workflow ids of a backup run, per instance. */
+export function backupChildIds(workflowId: string, instanceId: string) {
+  return { image: `${workflowId}/image/${instanceId}`, copy: `${workflowId}/copy/${instanceId}` };
+}
+
+const la = proxyLocalActivities<Activities>(fastAwsCall);
+
+function local(summary: string, options: LocalActivityOptions = fastAwsCall) {
+  return { ...options, summary };
+}
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export async function backupInstances(rawInput: BackupInput): Promise<BackupResult> {
+  const progress = new Progress(WORKFLOW_TYPES.backupInstances, BACKUP_STEPS);
+  setHandler(progressQuery, () => progress.record);
+  const startedAt = iso(Date.now());
+  const input = parsedOrFail(parseBackupInput, rawInput, progress);
+  const { workflowId } = workflowInfo();
+  const target: AwsTarget = {
+    region: input.region,
+    ...(input.accountId ? { accountId: input.accountId } : {}),
+  };
+  const scheduled = scheduledTimeOf(input);
+  const scheduledTime = iso(scheduled.at);
+  const stamp = dateVersion(scheduled.at);
+  const mode = input.mode ?? 'reboot';
+  const timeouts = { ...DEFAULT_TIMEOUTS, copyAvailableSeconds: 12 * 3600, ...input.timeouts };
+  const windowEnds =
+    input.windowSeconds !== undefined ? scheduled.at + input.windowSeconds * 1000 : undefined;
+  progress.resource('plan', input.plan);
+  progress.resource('scheduledTime', scheduledTime);
+
+  try {
+    const instanceIds = await progress.run('select instances', async () => {
+      const byTag = input.selector
+        ? await la.findInstancesByTags.executeWithOptions(
+            local(`find instances tagged ${JSON.stringify(input.selector.tags)}`),
+            [{ target, tags: input.selector.tags }],
+          )
+        : [];
+      return [...new Set([...(input.instanceIds ?? []), ...byTag])];
+    });
+    progress.note('select instances', instanceIds.length ? instanceIds.join(', ') : 'no instance matched');
+
+    const slots = new Semaphore(input.concurrency ?? 2);
+    const outcomes: BackupOutcome[] = instanceIds.map((instanceId) => ({ instanceId, status: 'skipped' }));
+    const backUp = async (instanceId: string, outcome: BackupOutcome): Promise<void> => {
+      const step = backupStep(instanceId);
+      await slots.withPermit(
+        () =>
+          progress
+            .run(step, async () => {
+              if (windowEnds !== undefined && Date.now() > windowEnds) {
+                outcome.error = `outside the maintenance window (it ended ${iso(windowEnds)}): not imaged`;
+                progress.note(step, outcome.error);
+                return;
+              }
+              const ids = backupChildIds(workflowId, instanceId);
+              const imageName = `${input.plan}-${instanceId}-${stamp}`;
+              const imageInput: ImageFromInstanceInput = {
+                ...target,
+                instanceId,
+                imageName,
+                description: `amiflow backup (plan ${input.plan}) of ${instanceId}, scheduled ${scheduledTime}`,
+                ...(input.tags ? { tags: input.tags } : {}),
+                mode,
+                timeouts: {
+                  instanceStateSeconds: timeouts.instanceStateSeconds,
+                  imageAvailableSeconds: timeouts.imageAvailableSeconds,
+                },
+              };
+              const child = await startChild(imageFromInstance, {
+                workflowId: ids.image,
+                args: [imageInput],
+                staticSummary: `Backup of ${instanceId} (${mode}, plan ${input.plan})`,
+              });
+              const image = await child.result();
+              outcome.status = 'backed-up';
+              outcome.imageId = image.imageId;
+              outcome.imageName = imageName;
+              outcome.downtimeSeconds = image.downtimeSeconds;
+              progress.resource(instanceId, image.imageId);
+              const backupTags = {
+                [TAG.backupPlan]: input.plan,
+                [TAG.sourceInstance]: instanceId,
+                [TAG.scheduledTime]: scheduledTime,
+              };
+              await la.tagImage.executeWithOptions(
+                local(`tag ${image.imageId} as plan ${input.plan}'s backup`),
+                [{ target, imageId: image.imageId, tags: backupTags, snapshots: true }],
+              );
+              const copyTo = input.copyTo;
+              if (copyTo) {
+                outcome.copy = { region: copyTo.region };
+                try {
+                  const copyInput: CopyImageInput = {
+                    ...target,
+                    imageId: image.imageId,
+                    destinations: [
+                      { region: copyTo.region, ...(copyTo.kmsKeyId ? { kmsKeyId: copyTo.kmsKeyId } : {}) },
+                    ],
+                    ...(input.tags ? { tags: input.tags } : {}),
+                    timeouts: { copyAvailableSeconds: timeouts.copyAvailableSeconds },
+                  };
+                  const copied = await startChild(copyImage, {
+                    workflowId: ids.copy,
+                    args: [copyInput],
+                    staticSummary: `Copy backup ${image.imageId} of ${instanceId} to ${copyTo.region}`,
+                  });
+                  const copyId = (await copied.result()).destinations[0]?.imageId;
+                  if (copyId) {
+                    outcome.copy.imageId = copyId;
+                    await la.tagImage.executeWithOptions(local(`tag the copy ${copyId} as a backup`), [
+                      {
+                        target: { ...target, region: copyTo.region },
+                        imageId: copyId,
+                        tags: backupTags,
+                        snapshots: true,
+                      },
+                    ]);
+                  }
+                } catch (err) {
+                  // The backup itself is good; the run reports the missing copy.
+                  outcome.copy.error = errorMessage(err);
+                  throw err;
+                }
+              }
+            })
+            .catch((err: unknown) => {
+              if (outcome.status !== 'backed-up') outcome.status = 'failed';
+              outcome.error = errorMessage(err);
+            }),
+        (ahead) => progress.note(step, `queued: ${ahead} ahead`),
+      );
+    };
+    await Promise.all(outcomes.map((o) => backUp(o.instanceId, o)));
+    if (CancellationScope.current().consideredCancelled)
+      throw new CancelledFailure(`backupInstances ${workflowId} was cancelled`);
+
+    // Retirement, per instance and region, only for instances backed up now.
+    const retention = { ...DEFAULT_BACKUP_RETENTION, ...input.retention };
+    const scopes: RetentionScope[] = outcomes
+      .filter((o) => o.status === 'backed-up')
+      .flatMap((o) => {
+        const selector = { [TAG.backupPlan]: input.plan, [TAG.sourceInstance]: o.instanceId };
+        const owned = { [TAG.managedBy]: MANAGED_BY_VALUE, ...selector };
+        return [
+          { target, selector, owned },
+          ...(input.copyTo && o.copy?.imageId
+            ? [{ target: { ...target, region: input.copyTo.region }, selector, owned }]
+            : []),
+        ];
+      });
+    const report: RetentionReport = await CancellationScope.nonCancellable(() =>
+      scopes.length > 0
+        ? progress.run('retire old backups', () => applyRetention(scopes, retention))
+        : Promise.resolve({ actions: [], failures: 0, errors: [] }),
+    );
+    if (scopes.length === 0) progress.skip('retire old backups', 'no instance was backed up now');
+    const result: BackupResult = {
+      plan: input.plan,
+      region: input.region,
+      ...(input.accountId ? { accountId: input.accountId } : {}),
+      scheduledTime,
+      mode,
+      instances: outcomes,
+      retention: report,
+      startedAt,
+      finishedAt: iso(Date.now()),
+    };
+    const incomplete = outcomes.filter((o) => o.status !== 'backed-up' || o.copy?.error);
+    if (incomplete.length > 0 || instanceIds.length === 0)
+      throw ApplicationFailure.create({
+        type: FailureType.BackupIncomplete,
+        nonRetryable: true,
+        message:
+          instanceIds.length === 0
+            ? `backup plan ${input.plan}: no instance to back up (none listed, none matched the selector)`
+            : `backup plan ${input.plan}: ${incomplete.length} of ${outcomes.length} instance(s) not (fully) backed up: ` +
+              incomplete
+                .map((o) => `${o.instanceId} (${o.status}: ${o.copy?.error ?? o.error ?? ''})`)
+                .join('; '),
+        details: [result],
+      });
+    progress.setPhase('succeeded');
+    return result;
+  } catch (err) {
+    progress.setPhase(CancellationScope.current().consideredCancelled ? 'cancelled' : 'failed', err);
+    throw err;
+  }
+}
