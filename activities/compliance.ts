@@ -9,13 +9,12 @@ import { Context } from '@temporalio/activity';
 import type {
   ApprovalBasis,
   AwsTarget,
-  ClassificationCounts,
   ImageClassification,
   ImageUsage,
   InstanceFinding,
   TargetReport,
 } from '../workflows/contracts';
-import { SELF_ACCOUNT, TAG } from '../workflows/contracts';
+import { SELF_ACCOUNT, TAG, emptyCounts } from '../workflows/contracts';
 import { approvedByOwnTags, isRetired, tagsOf } from './catalogue';
 import type { ActivityDeps } from './deps';
 import type { ReadCounters } from './throttled-reads';
@@ -47,10 +46,6 @@ export interface ScanInstancesInput {
 export const SCANNED_STATES = ['running', 'stopped'] as const;
 /** DescribeInstances page size (EC2's maximum). */
 export const INSTANCE_PAGE = 1000;
-
-export function emptyCounts(): ClassificationCounts {
-  return { approved: 0, 'approved-deprecated': 0, unknown: 0, missing: 0, instances: 0 };
-}
 
 export function targetLabel(target: AwsTarget): string {
   return target.accountId ?? SELF_ACCOUNT;
@@ -99,6 +94,20 @@ export function classifyImage(
   };
 }
 
+/** An instance as the report needs it. */
+type Seen = Omit<InstanceFinding, 'classification'>;
+
+function seen(i: Instance): Seen {
+  const name = i.Tags?.find((t) => t.Key === 'Name')?.Value;
+  return {
+    instanceId: i.InstanceId ?? '',
+    imageId: i.ImageId ?? '',
+    state: i.State?.Name ?? 'unknown',
+    ...(name ? { name } : {}),
+    ...(i.LaunchTime ? { launchTime: new Date(i.LaunchTime).toISOString() } : {}),
+  };
+}
+
 const SEVERITY: Record<ImageClassification, number> = {
   missing: 0,
   unknown: 1,
@@ -114,7 +123,8 @@ export function complianceActivities(deps: ActivityDeps) {
       const ec2 = await deps.aws.ec2(input.target);
       const counters: ReadCounters = { awsCalls: 0, throttled: 0 };
       const where = `region ${input.target.region}${input.target.accountId ? `, account ${input.target.accountId}` : ''}`;
-      const instances: Instance[] = [];
+      // Only what the report needs of each instance: a large fleet's pages are not kept whole.
+      const instances: Seen[] = [];
       let pages = 0;
       const heartbeat = () => ctx.heartbeat({ pages, instances: instances.length });
       let nextToken: string | undefined;
@@ -135,12 +145,12 @@ export function complianceActivities(deps: ActivityDeps) {
           heartbeat,
         );
         pages += 1;
-        for (const r of out.Reservations ?? []) instances.push(...(r.Instances ?? []));
+        for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) instances.push(seen(i));
         nextToken = out.NextToken;
         heartbeat();
       } while (nextToken);
 
-      const imageIds = [...new Set(instances.flatMap((i) => (i.ImageId ? [i.ImageId] : [])))];
+      const imageIds = [...new Set(instances.map((i) => i.imageId).filter((id) => id !== ''))];
       const images = await describeImagesByIds(deps, ec2, imageIds, counters, heartbeat);
       const refs = new Map(input.approved.map((a) => [a.imageId, a]));
       const now = deps.clock.now();
@@ -153,7 +163,7 @@ export function complianceActivities(deps: ActivityDeps) {
       const findings: InstanceFinding[] = [];
       let findingsOmitted = 0;
       for (const i of instances) {
-        const imageId = i.ImageId ?? '';
+        const { imageId } = i;
         const classification = byImage.get(imageId)?.classification ?? 'missing';
         counts[classification] += 1;
         counts.instances += 1;
@@ -163,15 +173,7 @@ export function complianceActivities(deps: ActivityDeps) {
           findingsOmitted += 1;
           continue;
         }
-        const name = i.Tags?.find((t) => t.Key === 'Name')?.Value;
-        findings.push({
-          instanceId: i.InstanceId ?? '',
-          imageId,
-          state: i.State?.Name ?? 'unknown',
-          classification,
-          ...(name ? { name } : {}),
-          ...(i.LaunchTime ? { launchTime: new Date(i.LaunchTime).toISOString() } : {}),
-        });
+        findings.push({ ...i, classification });
       }
       const usages: ImageUsage[] = [...byImage.values()]
         .map((c) => ({ ...c.usage, instances: perImage.get(c.usage.imageId) ?? 0 }))

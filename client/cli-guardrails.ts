@@ -11,6 +11,7 @@ import type {
   AllowListEntry,
   AllowedAmisMode,
   CatalogueInput,
+  ComplianceReport,
   ComplianceScanInput,
   EnforceAllowedAmisInput,
 } from '../workflows/contracts';
@@ -40,7 +41,8 @@ export const GUARDRAILS_USAGE = `  amiflow catalogue list --region <region>… [
                              [--catalogue-account …]… [--pipeline <name>]… [--allow-list <file>] [--json]
   amiflow guardrails status --name <name> [--json]
   amiflow guardrails policy (--iam | --kms) --region <region>… [--catalogue-account …]… [--pipeline <name>]…
-                            [--allow-list <file>] [--account <12 digits>]… [--include-deprecated] [--json]`;
+                            [--allow-list <file>] [--account <12 digits>]… [--include-deprecated]
+                            [--amiflow-role <role ARN>]… [--json]`;
 
 /** Exit code of `--strict` scans and reports that are not compliant. */
 export const NOT_COMPLIANT_EXIT = 3;
@@ -173,6 +175,7 @@ export type GuardrailsCommand =
       what: 'iam' | 'kms';
       targetAccounts: string[];
       includeDeprecated: boolean;
+      amiflowRoleArns: string[];
       json: boolean;
     };
 
@@ -319,7 +322,15 @@ export function parseGuardrails(cmd: string, sub: string, argv: string[]): Guard
       iam: { type: 'boolean', default: false },
       kms: { type: 'boolean', default: false },
       'include-deprecated': { type: 'boolean', default: false },
+      'amiflow-role': { type: 'string', multiple: true },
     });
+    const amiflowRoleArns = list(values, 'amiflow-role') ?? [];
+    amiflowRoleArns.forEach((arn, i) => {
+      if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(arn))
+        issues.push({ field: `--amiflow-role #${i + 1}`, message: `'${arn}' is not an IAM role ARN` });
+    });
+    if (values.kms === true && amiflowRoleArns.length)
+      issues.push({ field: '--amiflow-role', message: 'applies to --iam only' });
     if (values.iam === values.kms) issues.push({ field: '--iam', message: 'or --kms: give exactly one' });
     const { accounts, catalogueAccounts, ...scope } = scopeOf(values, issues);
     const targetAccounts = accounts ?? [];
@@ -343,6 +354,7 @@ export function parseGuardrails(cmd: string, sub: string, argv: string[]): Guard
       what: values.kms === true ? 'kms' : 'iam',
       targetAccounts,
       includeDeprecated: values['include-deprecated'] === true,
+      amiflowRoleArns,
       json: values.json === true,
     };
   }
@@ -376,9 +388,7 @@ export async function runGuardrails(client: AmiflowClient, c: GuardrailsCommand)
         if (c.json) console.log(JSON.stringify(started));
         return 0;
       }
-      const report = await client.result<Awaited<ReturnType<AmiflowClient['runningComplianceReport']>>>(
-        started.workflowId,
-      );
+      const report = await client.result<ComplianceReport>(started.workflowId);
       print(c.json, report, () => formatComplianceReport(report));
       return c.strict && !report.compliant ? NOT_COMPLIANT_EXIT : 0;
     }
@@ -400,8 +410,10 @@ export async function runGuardrails(client: AmiflowClient, c: GuardrailsCommand)
         : await client.lastComplianceReport(c.name);
       if (!report) {
         console.error(
-          `amiflow: no completed scan named '${c.name}' (within the namespace's retention); ` +
-            `a running one's report so far: amiflow compliance report --name ${c.name} --running`,
+          c.running
+            ? `amiflow: no scan named '${c.name}' is running; the last report: amiflow compliance report --name ${c.name}`
+            : `amiflow: no completed scan named '${c.name}' (within the namespace's retention); ` +
+                `a running one's report so far: amiflow compliance report --name ${c.name} --running`,
         );
         return 1;
       }
@@ -424,7 +436,7 @@ export async function runGuardrails(client: AmiflowClient, c: GuardrailsCommand)
     }
     case 'policy': {
       const catalogue = await client.listApprovedImages(c.input);
-      const opts = { includeDeprecated: c.includeDeprecated };
+      const opts = { includeDeprecated: c.includeDeprecated, amiflowRoleArns: c.amiflowRoleArns };
       const out =
         c.what === 'iam' ? launchPolicies(catalogue, opts) : keyPolicies(catalogue, c.targetAccounts, opts);
       print(c.json, out, () =>

@@ -12,10 +12,13 @@
  * overlap policy.)
  */
 import type { Client } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { ComplianceReport, ComplianceScanInput } from '../workflows/contracts';
 import { WORKFLOW_TYPES, complianceReportQuery } from '../workflows/contracts';
-import { parseComplianceScanInput } from '../workflows/guardrails-validation';
+import { checkName, parseComplianceScanInput } from '../workflows/guardrails-validation';
+import type { InputIssue } from '../workflows/validation';
+import { InvalidInputError } from '../workflows/validation';
 
 /** The id of a scan started by hand, and of the schedule that runs it (runs add `-<time>`). */
 export function complianceWorkflowId(name: string): string {
@@ -74,7 +77,7 @@ export async function scheduleComplianceScan(
   await temporal.schedule.create({
     scheduleId,
     spec: {
-      ...(spec.every ? { intervals: [{ every: spec.every as `${number}h` }] } : {}),
+      ...(spec.every ? { intervals: [{ every: spec.every as Duration }] } : {}),
       ...(spec.cron?.length ? { cronExpressions: spec.cron } : {}),
       ...(spec.timeZone ? { timezone: spec.timeZone } : {}),
     },
@@ -91,36 +94,60 @@ export async function scheduleComplianceScan(
   return { scheduleId };
 }
 
-/** The visibility query for a name's completed scans, by hand or by its schedule. */
-export function completedScansQuery(name: string): string {
+/** A scan name goes into a visibility query: refused unless it is a valid name (no quotes). */
+function validName(name: string): void {
+  const issues: InputIssue[] = [];
+  checkName(issues, 'name', name);
+  if (issues.length) throw new InvalidInputError(issues);
+}
+
+/** The visibility query for a name's scans in `status`, by hand or by its schedule. */
+export function scansQuery(name: string, status: 'Completed' | 'Running'): string {
   const id = complianceWorkflowId(name);
   return (
-    `WorkflowType = '${WORKFLOW_TYPES.complianceScan}' AND ExecutionStatus = 'Completed' AND ` +
+    `WorkflowType = '${WORKFLOW_TYPES.complianceScan}' AND ExecutionStatus = '${status}' AND ` +
     `(WorkflowId = '${id}' OR TemporalScheduledById = '${id}')`
   );
 }
 
-/** How many of the newest completed runs are looked at (visibility lists newest first). */
+/** How many of the newest runs are looked at (visibility lists newest first). */
 const LOOK_AT = 20;
+
+/** The newest run (by close time, else start time) of a name's scans in `status`. */
+async function newestScan(
+  temporal: Client,
+  name: string,
+  status: 'Completed' | 'Running',
+): Promise<{ workflowId: string; runId: string } | undefined> {
+  let newest: { workflowId: string; runId: string; at: number } | undefined;
+  let seen = 0;
+  for await (const run of temporal.workflow.list({ query: scansQuery(name, status) })) {
+    const at = (run.closeTime ?? run.startTime).getTime();
+    if (!newest || at > newest.at) newest = { workflowId: run.workflowId, runId: run.runId, at };
+    seen += 1;
+    if (seen >= LOOK_AT) break;
+  }
+  return newest;
+}
 
 /** The last completed report of scan `name`, or undefined when none completed (within retention). */
 export async function lastComplianceReport(
   temporal: Client,
   name: string,
 ): Promise<ComplianceReport | undefined> {
-  let newest: { workflowId: string; runId: string; closed: number } | undefined;
-  let seen = 0;
-  for await (const run of temporal.workflow.list({ query: completedScansQuery(name) })) {
-    const closed = run.closeTime?.getTime() ?? 0;
-    if (!newest || closed > newest.closed) newest = { workflowId: run.workflowId, runId: run.runId, closed };
-    seen += 1;
-    if (seen >= LOOK_AT) break;
-  }
+  validName(name);
+  const newest = await newestScan(temporal, name, 'Completed');
   if (!newest) return undefined;
   return (await temporal.workflow.getHandle(newest.workflowId, newest.runId).result()) as ComplianceReport;
 }
 
-/** The report of a running (or closed) scan, by query: so far while it runs. Needs a worker. */
-export async function runningComplianceReport(temporal: Client, name: string): Promise<ComplianceReport> {
-  return temporal.workflow.getHandle(complianceWorkflowId(name)).query(complianceReportQuery);
+/** The report so far of scan `name` running now (by hand or scheduled), by query; undefined if none runs. */
+export async function runningComplianceReport(
+  temporal: Client,
+  name: string,
+): Promise<ComplianceReport | undefined> {
+  validName(name);
+  const running = await newestScan(temporal, name, 'Running');
+  if (!running) return undefined;
+  return temporal.workflow.getHandle(running.workflowId, running.runId).query(complianceReportQuery);
 }

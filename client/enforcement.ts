@@ -71,9 +71,15 @@ export async function setAllowedAmisMode(
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
   }
+  const selection = {
+    ...(valid.catalogueAccounts ? { catalogueAccounts: valid.catalogueAccounts } : {}),
+    ...(valid.pipelines ? { pipelines: valid.pipelines } : {}),
+    ...(valid.allowList ? { allowList: valid.allowList } : {}),
+  };
+  // The latest catalogue selection holds for this change: a new allow-list entry is taken up.
   return temporal.workflow
     .getHandle(workflowId)
-    .executeUpdate(setAllowedAmisModeUpdate, { args: [{ mode }] });
+    .executeUpdate(setAllowedAmisModeUpdate, { args: [{ mode, selection }] });
 }
 
 /** Restores what the enforcement `name` changed, wherever it applies, and ends it. */

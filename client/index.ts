@@ -378,8 +378,8 @@ export class AmiflowClient {
     return lastComplianceReport(this.temporal, name);
   }
 
-  /** The report so far of the scan `name` running now (by query). */
-  async runningComplianceReport(name: string): Promise<ComplianceReport> {
+  /** The report so far of the scan `name` running now (by query); undefined when none runs. */
+  async runningComplianceReport(name: string): Promise<ComplianceReport | undefined> {
     return runningComplianceReport(this.temporal, name);
   }
 

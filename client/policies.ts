@@ -46,7 +46,15 @@ export interface LaunchPolicies {
 export interface LaunchPolicyOptions {
   /** Also allow deprecated approved images (default false: retired versions launch no more). */
   includeDeprecated?: boolean;
+  /**
+   * The roles amiflow's worker acts as: the deny policy then reserves the approval tags to them, so
+   * nobody else can mark an image approved (the tag conditions and the scan trust those tags).
+   */
+  amiflowRoleArns?: string[];
 }
+
+/** The tags that make an image approved: only amiflow may write them. */
+export const APPROVAL_TAG_KEYS = [TAG.approved, TAG.pipeline, TAG.version, TAG.approvedBy, TAG.approvedAt];
 
 function size(doc: PolicyDocument): number {
   return JSON.stringify(doc).length;
@@ -110,6 +118,19 @@ export function launchPolicies(catalogue: Catalogue, opts: LaunchPolicyOptions =
       Condition: { StringNotEquals: notApproved },
     },
   ];
+  const roles = [...new Set(opts.amiflowRoleArns ?? [])].sort();
+  if (roles.length)
+    // Condition key names ignore case (ec2:ResourceTag/AMIFLOW:APPROVED is the same key): so must this.
+    deny.push({
+      Sid: 'DenyApprovalTagsExceptByAmiflow',
+      Effect: 'Deny',
+      Action: 'ec2:CreateTags',
+      Resource: images,
+      Condition: {
+        'ForAnyValue:StringEqualsIgnoreCase': { 'aws:TagKeys': APPROVAL_TAG_KEYS },
+        ArnNotLike: { 'aws:PrincipalArn': roles },
+      },
+    });
 
   const allowDoc: PolicyDocument = { Version: '2012-10-17', Statement: allow };
   const denyDoc: PolicyDocument = { Version: '2012-10-17', Statement: deny };
@@ -120,6 +141,11 @@ export function launchPolicies(catalogue: Catalogue, opts: LaunchPolicyOptions =
       'tags of images shared from another account are not visible to it, so those match by id or owner',
     'the policies name image ids: generate them again when a golden-image run approves or retires a version',
   ];
+  if (!roles.length)
+    notes.push(
+      `anyone allowed ec2:CreateTags on images can tag one ${TAG.approved}=${APPROVED_VALUE} and pass the tag ` +
+        "statement (and the scan): give --amiflow-role <the worker's role ARN> to reserve the approval tags to amiflow",
+    );
   if (!ids.length && !owners.length)
     notes.push(
       'the catalogue has no approved image: the deny statement denies every image not tagged approved',

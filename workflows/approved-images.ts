@@ -128,11 +128,11 @@ export async function readCatalogue(
         reason: e.reason,
       });
   }
-  const order = (i: ApprovedImage) => `${spec.regions.indexOf(i.region)}`.padStart(4, '0');
+  const order = (i: ApprovedImage) => spec.regions.indexOf(i.region);
   return {
     images: [...images.values()].sort(
       (a, b) =>
-        order(a).localeCompare(order(b)) ||
+        order(a) - order(b) ||
         (a.pipeline ?? '').localeCompare(b.pipeline ?? '') ||
         (b.creationDate ?? '').localeCompare(a.creationDate ?? '') ||
         a.imageId.localeCompare(b.imageId),

@@ -22,6 +22,7 @@ import type {
 } from './contracts';
 import {
   IMAGE_CLASSIFICATIONS,
+  emptyCounts,
   SELF_ACCOUNT,
   WORKFLOW_TYPES,
   complianceReportQuery,
@@ -44,10 +45,6 @@ const scans = proxyActivities<Activities>(scanCall);
 export const MAX_REPORT_FINDINGS = 5_000;
 
 export const COMPLIANCE_SCAN_STEPS = ['read catalogue', 'scan instances'] as const;
-
-export function emptyCounts(): ClassificationCounts {
-  return { approved: 0, 'approved-deprecated': 0, unknown: 0, missing: 0, instances: 0 };
-}
 
 function add(into: ClassificationCounts, from: ClassificationCounts): void {
   for (const c of IMAGE_CLASSIFICATIONS) into[c] += from[c];

@@ -645,6 +645,10 @@ export const IMAGE_CLASSIFICATIONS = ['approved', 'approved-deprecated', 'unknow
 export type ImageClassification = (typeof IMAGE_CLASSIFICATIONS)[number];
 export type ClassificationCounts = Record<ImageClassification, number> & { instances: number };
 
+export function emptyCounts(): ClassificationCounts {
+  return { approved: 0, 'approved-deprecated': 0, unknown: 0, missing: 0, instances: 0 };
+}
+
 export interface ComplianceScanInput {
   /** Names the scan (letters, digits, `-`, `_`, `.`): its workflow id, and where its last report is found. */
   name: string;
@@ -787,12 +791,23 @@ export interface AllowedAmisState {
   /** When audit mode was first set: `enabled` is refused before it. */
   auditSince?: string;
   targets: AllowedAmisTarget[];
+  /** Where the criteria come from: as the last mode change gave it (or the start). */
+  selection: CatalogueSelection;
   /** The last mode changes, newest last. */
   changes: { mode: AllowedAmisMode; at: string; failedTargets: number }[];
 }
 
+/** The catalogue an enforcement derives its criteria from. */
+export interface CatalogueSelection {
+  catalogueAccounts?: string[];
+  pipelines?: string[];
+  allowList?: AllowListEntry[];
+}
+
 export interface SetAllowedAmisMode {
   mode: AllowedAmisMode;
+  /** A new catalogue selection for this and later changes (e.g. an allow list with a new entry). */
+  selection?: CatalogueSelection;
 }
 
 export const setAllowedAmisModeUpdate = defineUpdate<AllowedAmisState, [SetAllowedAmisMode]>(

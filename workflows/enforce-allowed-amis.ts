@@ -11,7 +11,9 @@
  *   amiflow's remains in place.
  *
  * The run lives as long as the enforcement does (an entity), so the settings to restore are never
- * lost with the workflow history's retention; it continues as new when its history grows.
+ * lost with the workflow history's retention; it continues as new when its history grows. A mode
+ * change may bring a new catalogue selection (catalogue accounts, pipelines, allow list): it holds
+ * for that change and the later ones. Its accounts and regions are fixed for its life.
  */
 import {
   ApplicationFailure,
@@ -131,6 +133,11 @@ export async function enforceAllowedAmis(rawInput: EnforceAllowedAmisInput): Pro
     name: input.name,
     mode: 'none',
     targets: accounts.flatMap((account) => input.regions.map((region) => ({ account, region }))),
+    selection: {
+      ...(input.catalogueAccounts ? { catalogueAccounts: input.catalogueAccounts } : {}),
+      ...(input.pipelines ? { pipelines: input.pipelines } : {}),
+      ...(input.allowList ? { allowList: input.allowList } : {}),
+    },
     changes: [],
   };
   setHandler(allowedAmisStateQuery, () => state);
@@ -145,10 +152,10 @@ export async function enforceAllowedAmis(rawInput: EnforceAllowedAmisInput): Pro
     const catalogue: Catalogue = await progress.run('read catalogue', () =>
       readCatalogue(
         {
-          accounts: input.catalogueAccounts ?? [SELF_ACCOUNT],
+          accounts: state.selection.catalogueAccounts ?? [SELF_ACCOUNT],
           regions: input.regions,
-          ...(input.pipelines ? { pipelines: input.pipelines } : {}),
-          ...(input.allowList ? { allowList: input.allowList } : {}),
+          ...(state.selection.pipelines ? { pipelines: state.selection.pipelines } : {}),
+          ...(state.selection.allowList ? { allowList: state.selection.allowList } : {}),
         },
         slots,
       ),
@@ -232,8 +239,9 @@ export async function enforceAllowedAmis(rawInput: EnforceAllowedAmisInput): Pro
     );
   };
 
-  const change = async ({ mode }: SetAllowedAmisMode): Promise<AllowedAmisState> =>
+  const change = async ({ mode, selection }: SetAllowedAmisMode): Promise<AllowedAmisState> =>
     oneChangeAtATime.withPermit(async () => {
+      if (selection && mode !== 'off') state.selection = selection;
       if (mode === 'off') await restore();
       else await enforce(mode);
       const failedTargets = state.targets.filter((t) => t.error !== undefined).length;

@@ -228,7 +228,17 @@ export function enforceAllowedAmisIssues(input: unknown): InputIssue[] {
 export function setAllowedAmisModeIssues(input: unknown): InputIssue[] {
   if (!isObject(input)) return [{ field: '(input)', message: 'must be an object' }];
   const issues: InputIssue[] = [];
-  checkNoUnknownKeys(issues, '', input, ['mode']);
+  checkNoUnknownKeys(issues, '', input, ['mode', 'selection']);
+  if (input.selection !== undefined) {
+    if (!isObject(input.selection)) issues.push({ field: 'selection', message: 'must be an object' });
+    else {
+      const sel = input.selection;
+      checkNoUnknownKeys(issues, 'selection.', sel, ['catalogueAccounts', 'pipelines', 'allowList']);
+      checkAccounts(issues, 'selection.catalogueAccounts', sel.catalogueAccounts);
+      checkPipelines(issues, 'selection.pipelines', sel.pipelines);
+      issues.push(...allowListIssues(sel.allowList, 'selection.allowList'));
+    }
+  }
   if (!ALLOWED_AMIS_MODES.includes(input.mode as never))
     issues.push({
       field: 'mode',

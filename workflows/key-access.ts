@@ -38,38 +38,61 @@ function orgPathOf(ouArn: string): string {
   return m ? `${m[1]}/*/${m[2]}/*` : ouArn;
 }
 
-/** Key-policy statements giving the targets the use of the key (one per kind of target). */
+/**
+ * Key-policy statements giving the targets the use of the key, two per kind of target: use of the
+ * key, and CreateGrant only for AWS resources (EC2 attaching the image's volumes), never for anything else.
+ */
 export function keyPolicyStatements(region: string, targets: ShareTargets): IamPolicyStatement[] {
   const partition = partitionOfRegion(region);
+  const forTargets = (
+    sid: string,
+    principal: IamPolicyStatement['Principal'],
+    condition?: IamPolicyStatement['Condition'],
+  ): IamPolicyStatement[] => [
+    {
+      Sid: sid,
+      Effect: 'Allow',
+      Principal: principal,
+      Action: USE_ACTIONS,
+      Resource: '*',
+      ...(condition ? { Condition: condition } : {}),
+    },
+    {
+      Sid: `${sid}Grants`,
+      Effect: 'Allow',
+      Principal: principal,
+      Action: ['kms:CreateGrant'],
+      Resource: '*',
+      Condition: { ...condition, Bool: { 'kms:GrantIsForAWSResource': true } },
+    },
+  ];
   const statements: IamPolicyStatement[] = [];
   if (targets.accountIds?.length)
-    statements.push({
-      Sid: 'SharedImageAccounts',
-      Effect: 'Allow',
-      Principal: { AWS: targets.accountIds.map((a) => `arn:${partition}:iam::${a}:root`) },
-      Action: KMS_ACTIONS,
-      Resource: '*',
-    });
+    statements.push(
+      ...forTargets('SharedImageAccounts', {
+        AWS: targets.accountIds.map((a) => `arn:${partition}:iam::${a}:root`),
+      }),
+    );
   if (targets.organizationArns?.length)
-    statements.push({
-      Sid: 'SharedImageOrganizations',
-      Effect: 'Allow',
-      Principal: { AWS: '*' },
-      Action: KMS_ACTIONS,
-      Resource: '*',
-      Condition: { StringEquals: { 'aws:PrincipalOrgID': targets.organizationArns.map(orgIdOf) } },
-    });
+    statements.push(
+      ...forTargets(
+        'SharedImageOrganizations',
+        { AWS: '*' },
+        { StringEquals: { 'aws:PrincipalOrgID': targets.organizationArns.map(orgIdOf) } },
+      ),
+    );
   if (targets.organizationalUnitArns?.length)
-    statements.push({
-      Sid: 'SharedImageOrganizationalUnits',
-      Effect: 'Allow',
-      Principal: { AWS: '*' },
-      Action: KMS_ACTIONS,
-      Resource: '*',
-      Condition: {
-        'ForAnyValue:StringLike': { 'aws:PrincipalOrgPaths': targets.organizationalUnitArns.map(orgPathOf) },
-      },
-    });
+    statements.push(
+      ...forTargets(
+        'SharedImageOrganizationalUnits',
+        { AWS: '*' },
+        {
+          'ForAnyValue:StringLike': {
+            'aws:PrincipalOrgPaths': targets.organizationalUnitArns.map(orgPathOf),
+          },
+        },
+      ),
+    );
   return statements;
 }
 

@@ -295,6 +295,11 @@ describe('plan files: good ones', () => {
     );
   });
 
+  it('GIVEN an unquoted 12-digit account id (even with a leading zero) THEN it is taken as written, not as a number', () => {
+    const plan = parsePlan(GOOD.replace("accountId: '111122223333'", 'accountId: 011122223333'), 'plan.yaml');
+    assert.equal(plan.entries[0]?.input.accountId, '011122223333');
+  });
+
   it('GIVEN durations and cron expressions THEN they are read as Temporal takes them', () => {
     assert.equal(parseDuration('1h30m'), 5400);
     assert.equal(parseDuration(90), 90);

@@ -164,6 +164,24 @@ void describe('enforceAllowedAmis', () => {
     });
   });
 
+  void it('GIVEN an owner added to the allow list after the audit WHEN enabled with the new list THEN the criteria include it', async () => {
+    const f = fleet();
+    const scope = input();
+    await withEnforceWorker(f, async (tq) => {
+      await setAllowedAmisMode(env.client, tq, scope, 'audit');
+      const wider = {
+        ...scope,
+        allowList: [...(scope.allowList ?? []), { owner: 'aws-marketplace', reason: 'licensed appliances' }],
+      };
+      const enabled = await setAllowedAmisMode(env.client, tq, wider, 'enabled');
+      assert.deepEqual(f.allowedSettings(ACCOUNT, 'eu-west-1').criteria, [
+        { ImageProviders: [TOOLING, 'amazon', 'aws-marketplace'] },
+      ]);
+      assert.deepEqual(enabled.selection.allowList, wider.allowList);
+      await setAllowedAmisMode(env.client, tq, scope, 'off');
+    });
+  });
+
   void it('GIVEN an enforcement never audited WHEN enabled THEN it is refused (AllowedAmisAuditFirst) and nothing is changed', async () => {
     const f = fleet();
     const scope = input();

@@ -8,7 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { GoldenImageResult, RetentionAction } from '../../workflows/contracts';
@@ -280,6 +285,39 @@ describe('goldenImage: the approval gate', () => {
       assert.equal(outcome.result.approval.by, AUTO_APPROVER);
       assert.equal(fleet.get(outcome.result.images[0]?.imageId ?? '').tags[TAG.approvedBy], AUTO_APPROVER);
       assert.equal(stepStates(outcome.progress)['await approval'], 'skipped');
+    },
+  );
+});
+
+describe('goldenImage: cancellation', () => {
+  it(
+    'GIVEN a run waiting for approval WHEN it is cancelled THEN it undoes itself (the image deleted) and ends cancelled, the previous version current',
+    RUN_TIMEOUT,
+    async () => {
+      const { fleet, previous } = fleetWithPreviousVersion();
+      const seeded = [...fleet.images.keys()];
+      const log = new ActivityLog();
+
+      const outcome = await withGoldenWorker(recorded(log, goldenActivities(fleet)), async (taskQueue) => {
+        const handle = await startGolden(env, taskQueue, goldenInput());
+        await stepIs(handle, 'await approval', ['running']);
+        await handle.cancel();
+        return outcomeOf<GoldenImageResult>(handle);
+      });
+
+      assert.ok(!outcome.ok);
+      assert.ok(
+        outcome.error instanceof WorkflowFailedError && outcome.error.cause instanceof CancelledFailure,
+        String(outcome.error),
+      );
+      assert.equal(outcome.progress.phase, 'cancelled');
+      assert.deepEqual(
+        outcome.progress.compensations.map((c) => [c.name, c.state]),
+        [['delete golden image', 'done']],
+      );
+      assert.deepEqual(newImages(fleet, ...seeded), []);
+      assert.equal(fleet.parameter(HERE, PARAMETER), previous);
+      for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
     },
   );
 });
