@@ -207,12 +207,12 @@ async function main(): Promise<void> {
       durations: new SandboxDurations(MODELLED),
     });
     printWallTime('sandbox as it is (state changes at once)', instant);
-    note('moto stops, starts and images at once, so the direct script waits for nothing; each amiflow wait');
+    note('moto stops, starts and images at once, so the direct script waits for nothing; amiflow pays');
     note(
-      `checks again ${seconds(DEFAULT_POLL_POLICY.firstIntervalMs, 0)} after its StopInstances/StartInstances (real EC2 is never that fast), so the`,
+      `Temporal's round trips (7 steps, 3 of them activities through the task queue) and its first instance poll: ${seconds(instant.temporalMedianMs - instant.directMedianMs, 2)} per run.`,
     );
     note(
-      `gap is 2 poll intervals + Temporal's own overhead: ${seconds(instant.temporalMedianMs - instant.directMedianMs - 2 * DEFAULT_POLL_POLICY.firstIntervalMs, 2)} per run.`,
+      'Against real EC2 (stop and start take tens of seconds, an image minutes to hours) that is noise: see the modelled row.',
     );
     printWallTime(
       `sandbox with modelled EC2 durations (${modelled.durations ?? ''}), both sides alike`,
