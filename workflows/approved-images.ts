@@ -26,7 +26,7 @@ import { DEFAULT_GUARDRAIL_CONCURRENCY, parseCatalogueInput } from './guardrails
 import { scanCall } from './presets';
 import { Progress, errorMessage } from './progress';
 import { Semaphore } from './semaphore';
-import { parsedOrFail } from './share-image';
+import { parsedOrFail } from './input';
 
 const reads = proxyActivities<Activities>(scanCall);
 

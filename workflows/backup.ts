@@ -49,7 +49,7 @@ import { Progress, errorMessage } from './progress';
 import type { RetentionScope } from './retention';
 import { applyRetention } from './retention';
 import { Semaphore } from './semaphore';
-import { parsedOrFail } from './share-image';
+import { parsedOrFail } from './input';
 
 export const BACKUP_STEPS = ['select instances', 'retire old backups'] as const;
 

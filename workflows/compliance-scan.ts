@@ -37,7 +37,7 @@ import {
 import { scanCall } from './presets';
 import { Progress } from './progress';
 import { Semaphore } from './semaphore';
-import { parsedOrFail } from './share-image';
+import { parsedOrFail } from './input';
 
 const scans = proxyActivities<Activities>(scanCall);
 

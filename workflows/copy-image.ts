@@ -41,7 +41,8 @@ import { Compensations } from './compensation';
 import { compensationCall, copyWait, fastAwsCall, settledAwsCall } from './presets';
 import { Progress, errorMessage } from './progress';
 import { Semaphores } from './semaphore';
-import { parsedOrFail, shareImage, withdrawShare } from './share-image';
+import { parsedOrFail } from './input';
+import { shareImage, withdrawShare } from './share-image';
 import { parseCopyImageInput } from './share-validation';
 
 const la = proxyLocalActivities<Activities>(fastAwsCall);

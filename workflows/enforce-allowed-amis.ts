@@ -52,7 +52,7 @@ import {
 import { fastAwsCall, settledAwsCall } from './presets';
 import { Progress } from './progress';
 import { Semaphore } from './semaphore';
-import { parsedOrFail } from './share-image';
+import { parsedOrFail } from './input';
 import { formatIssues } from './validation';
 
 const la = proxyLocalActivities<Activities>(fastAwsCall);

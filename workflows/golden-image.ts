@@ -70,7 +70,8 @@ import { imageFromInstance } from './image-from-instance';
 import { compensationCall, fastAwsCall, settleWait, settledAwsCall, statusChecksWait } from './presets';
 import { Progress } from './progress';
 import { applyRetention } from './retention';
-import { parsedOrFail, shareImage, withdrawShare } from './share-image';
+import { parsedOrFail } from './input';
+import { shareImage, withdrawShare } from './share-image';
 import { formatIssues } from './validation';
 
 export const GOLDEN_IMAGE_STEPS = [

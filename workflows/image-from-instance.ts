@@ -34,7 +34,8 @@ import {
 import { Compensations } from './compensation';
 import { compensationCall, fastAwsCall, instanceWait, longImageWait } from './presets';
 import { Progress } from './progress';
-import { InvalidInputError, parseImageFromInstanceInput } from './validation';
+import { parseImageFromInstanceInput } from './validation';
+import { parsedOrFail } from './input';
 
 export const IMAGE_FROM_INSTANCE_STEPS = [
   'describe instance',
@@ -77,19 +78,7 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
   setHandler(progressQuery, () => progress.record);
   const startedAt = new Date().toISOString();
 
-  let input: ImageFromInstanceInput;
-  try {
-    input = parseImageFromInstanceInput(rawInput);
-  } catch (err) {
-    if (!(err instanceof InvalidInputError)) throw err;
-    progress.setPhase('failed', err);
-    throw ApplicationFailure.create({
-      type: FailureType.InvalidInput,
-      nonRetryable: true,
-      message: err.message,
-      details: [err.issues],
-    });
-  }
+  const input = parsedOrFail(parseImageFromInstanceInput, rawInput, progress);
 
   const { workflowId, runId } = workflowInfo();
   const target: AwsTarget = {

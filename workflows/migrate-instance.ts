@@ -17,7 +17,6 @@
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import {
-  ApplicationFailure,
   CancellationScope,
   log,
   proxyActivities,
@@ -38,7 +37,6 @@ import type {
 } from './contracts';
 import {
   DEFAULT_MIGRATION_TIMEOUTS,
-  FailureType,
   MANAGED_BY_VALUE,
   SearchAttr,
   TAG,
@@ -58,7 +56,7 @@ import {
   statusChecksWait,
 } from './presets';
 import { Progress, errorMessage } from './progress';
-import { InvalidInputError } from './validation';
+import { parsedOrFail } from './input';
 
 export const MIGRATE_INSTANCE_STEPS = [
   'plan migration',
@@ -93,19 +91,7 @@ export async function migrateInstance(rawInput: MigrateInstanceInput): Promise<M
   setHandler(progressQuery, () => progress.record);
   const startedAt = new Date().toISOString();
 
-  let input: MigrateInstanceInput;
-  try {
-    input = parseMigrateInstanceInput(rawInput);
-  } catch (err) {
-    if (!(err instanceof InvalidInputError)) throw err;
-    progress.setPhase('failed', err);
-    throw ApplicationFailure.create({
-      type: FailureType.InvalidInput,
-      nonRetryable: true,
-      message: err.message,
-      details: [err.issues],
-    });
-  }
+  const input = parsedOrFail(parseMigrateInstanceInput, rawInput, progress);
 
   const { workflowId, runId } = workflowInfo();
   const target: AwsTarget = {

@@ -44,8 +44,7 @@ import { keyAccessNeeded } from './key-access';
 import { compensationCall, copyWait, fastAwsCall, settledAwsCall } from './presets';
 import { Progress } from './progress';
 import { parseShareImageInput, parseUnshareImageInput, shareExpiryIssues } from './share-validation';
-import type { InputIssue } from './validation';
-import { InvalidInputError, formatIssues } from './validation';
+import { invalidInput, parsedOrFail } from './input';
 
 export const SHARE_IMAGE_STEPS = [
   'describe image',
@@ -72,26 +71,6 @@ function local(summary: string, options: LocalActivityOptions = settledAwsCall) 
 }
 function remote(summary: string, options: ActivityOptions = compensationCall) {
   return { ...options, summary };
-}
-
-/** Parses `raw` with `parse`; a bad input fails the run at once, non-retryable, naming every field. */
-export function parsedOrFail<T>(parse: (raw: unknown) => T, raw: unknown, progress: Progress): T {
-  try {
-    return parse(raw);
-  } catch (err) {
-    if (!(err instanceof InvalidInputError)) throw err;
-    progress.setPhase('failed', err);
-    throw invalidInput(err.issues);
-  }
-}
-
-function invalidInput(issues: InputIssue[]): ApplicationFailure {
-  return ApplicationFailure.create({
-    type: FailureType.InvalidInput,
-    nonRetryable: true,
-    message: formatIssues(issues),
-    details: [issues],
-  });
 }
 
 function sameEntry(a: LaunchPermissionEntry, b: LaunchPermissionEntry): boolean {
