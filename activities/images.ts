@@ -88,6 +88,38 @@ function tagValue(image: Image, key: string): string | undefined {
   return image.Tags?.find((t) => t.Key === key)?.Value;
 }
 
+/**
+ * Deregisters `imageId` (when given) and then deletes `snapshotIds`; either already gone is fine.
+ * The caller checkpoints the snapshot ids in a heartbeat first, so a retry after deregistration
+ * still finds them.
+ */
+export async function deregisterWithSnapshots(
+  ec2: EC2Client,
+  imageId: string | undefined,
+  snapshotIds: string[],
+): Promise<{ deregistered: boolean; deletedSnapshotIds: string[] }> {
+  let deregistered = false;
+  if (imageId) {
+    try {
+      await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
+      deregistered = true;
+    } catch (err) {
+      if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
+        rethrowAws(err, `deregistering ${imageId}`);
+    }
+  }
+  const deletedSnapshotIds: string[] = [];
+  for (const snapshotId of snapshotIds) {
+    try {
+      await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
+      deletedSnapshotIds.push(snapshotId);
+    } catch (err) {
+      if (!isAwsCode(err, 'InvalidSnapshot.NotFound')) rethrowAws(err, `deleting snapshot ${snapshotId}`);
+    }
+  }
+  return { deregistered, deletedSnapshotIds };
+}
+
 function ownedBy(image: Image, ref: ImageNameRef): boolean {
   return tagValue(image, TAG.workflowId) === ref.workflowId && tagValue(image, TAG.runId) === ref.runId;
 }
@@ -265,25 +297,11 @@ export function imageActivities(deps: ActivityDeps) {
         ...new Set([...(image ? snapshotIdsOf(image) : []), ...(remembered?.snapshotIds ?? [])]),
       ];
       ctx.heartbeat({ imageId, snapshotIds });
-      let deregistered = false;
-      if (image?.ImageId) {
-        try {
-          await ec2.send(new DeregisterImageCommand({ ImageId: image.ImageId }));
-          deregistered = true;
-        } catch (err) {
-          if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
-            rethrowAws(err, `deregistering ${image.ImageId}`);
-        }
-      }
-      const deletedSnapshotIds: string[] = [];
-      for (const snapshotId of snapshotIds) {
-        try {
-          await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
-          deletedSnapshotIds.push(snapshotId);
-        } catch (err) {
-          if (!isAwsCode(err, 'InvalidSnapshot.NotFound')) rethrowAws(err, `deleting snapshot ${snapshotId}`);
-        }
-      }
+      const { deregistered, deletedSnapshotIds } = await deregisterWithSnapshots(
+        ec2,
+        image?.ImageId,
+        snapshotIds,
+      );
       return { ...(imageId ? { imageId } : {}), deregistered, deletedSnapshotIds };
     },
   };

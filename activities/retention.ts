@@ -7,8 +7,6 @@
  */
 import type { EC2Client, Image, ResourceTypeRequest } from '@aws-sdk/client-ec2';
 import {
-  DeleteSnapshotCommand,
-  DeregisterImageCommand,
   DescribeImageReferencesCommand,
   DescribeImagesCommand,
   DisableImageDeregistrationProtectionCommand,
@@ -20,7 +18,7 @@ import type { AwsTarget, Tags } from '../workflows/contracts';
 import { FailureType } from '../workflows/contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
-import { snapshotIdsOf } from './images';
+import { deregisterWithSnapshots, snapshotIdsOf } from './images';
 
 /** An image amiflow manages, as retirement needs to see it. Plain data: it travels through history. */
 export interface ManagedImage {
@@ -254,29 +252,15 @@ export function retentionActivities(deps: ActivityDeps) {
         ...new Set([...(image ? snapshotIdsOf(image) : []), ...(remembered?.snapshotIds ?? [])]),
       ];
       ctx.heartbeat({ snapshotIds });
-      let deregistered = false;
-      if (image) {
-        if (isProtected(image.DeregistrationProtection))
-          await aws(`turning deregistration protection off for ${input.imageId}`, () =>
-            ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: input.imageId })),
-          );
-        try {
-          await ec2.send(new DeregisterImageCommand({ ImageId: input.imageId }));
-          deregistered = true;
-        } catch (err) {
-          if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
-            rethrowAws(err, `deregistering ${input.imageId}`);
-        }
-      }
-      const deletedSnapshotIds: string[] = [];
-      for (const snapshotId of snapshotIds) {
-        try {
-          await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
-          deletedSnapshotIds.push(snapshotId);
-        } catch (err) {
-          if (!isAwsCode(err, 'InvalidSnapshot.NotFound')) rethrowAws(err, `deleting snapshot ${snapshotId}`);
-        }
-      }
+      if (image && isProtected(image.DeregistrationProtection))
+        await aws(`turning deregistration protection off for ${input.imageId}`, () =>
+          ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: input.imageId })),
+        );
+      const { deregistered, deletedSnapshotIds } = await deregisterWithSnapshots(
+        ec2,
+        image ? input.imageId : undefined,
+        snapshotIds,
+      );
       return {
         imageId: input.imageId,
         deregistered,
