@@ -24,7 +24,7 @@ const res = spawnSync(
     'tsx',
     '--test',
     '--test-reporter=spec',
-    `--test-concurrency=${process.env.AMIFLOW_TEST_CONCURRENCY ?? 2}`,
+    `--test-concurrency=${process.env.AMIFLOW_TEST_CONCURRENCY ?? 1}`,
     ...files,
   ],
   { stdio: 'inherit', env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } },

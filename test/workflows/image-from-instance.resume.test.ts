@@ -11,6 +11,7 @@ import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName } from './stub-activities';
 import {
   ActivityLog,
+  collapseReadOnlyRepeats,
   IMAGE_ID,
   assertCalls,
   blockingUntilCancelled,
@@ -84,7 +85,9 @@ describe('imageFromInstance resumed on another worker', () => {
       const result = succeeded(outcome);
       assert.equal(result.imageId, IMAGE_ID);
       assert.equal(result.instanceFinalState, 'running');
-      assertCalls(first, [
+      // The first worker keeps no workflow cache, so a read-only local activity (describe, name
+      // check) can run again when its task is replayed: local activities are at least once.
+      assertCalls(collapseReadOnlyRepeats(first), [
         'describeInstance',
         'checkImageName',
         'stopInstance',
@@ -93,13 +96,14 @@ describe('imageFromInstance resumed on another worker', () => {
       ]);
       assertCalls(second, ['waitForImageAvailable', 'tagSnapshots']);
       const total = (name: ActivityName) => first.count(name) + second.count(name);
-      for (const finished of [
-        'describeInstance',
-        'checkImageName',
-        'stopInstance',
-        'createImage',
-        'startInstance',
-      ] as const) {
+      for (const readOnly of ['describeInstance', 'checkImageName'] as const) {
+        assert.ok(
+          total(readOnly) >= 1 && second.count(readOnly) === 0,
+          `${readOnly} did not run on the second worker`,
+        );
+      }
+      // What changed AWS ran exactly once across both workers.
+      for (const finished of ['stopInstance', 'createImage', 'startInstance'] as const) {
         assert.equal(total(finished), 1, `${finished} ran ${total(finished)} times across both workers`);
       }
       assert.equal(total('deleteImage'), 0);

@@ -16,6 +16,7 @@ import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName, ExpectedCall } from './stub-activities';
 import {
   ActivityLog,
+  collapseReadOnlyRepeats,
   IMAGE_ID,
   SNAPSHOT_IDS,
   assertCalls,
@@ -611,7 +612,10 @@ describe('migrateInstance resumed on another worker', () => {
     // THEN
     const result = migrated(outcome);
     assert.equal(result.newInstanceId, NEW_ID);
-    assertCalls(first, [...UP_TO_LAUNCH, 'waitForInstanceReady']);
+    // The first worker keeps no workflow cache (see above), so a read-only local activity can run
+    // again when its task is replayed (local activities are at least once); collapse such repeats.
+    // Whatever changes AWS must still run exactly once: checked below.
+    assertCalls(collapseReadOnlyRepeats(first), [...UP_TO_LAUNCH, 'waitForInstanceReady']);
     assertCalls(second, [
       'waitForInstanceReady',
       'copyVolumeTags',
@@ -621,7 +625,7 @@ describe('migrateInstance resumed on another worker', () => {
     ]);
     const total = (name: ActivityName) => first.count(name) + second.count(name);
     assert.equal(total('launchInstance'), 1, 'one new instance, launched once');
-    for (const once of ['planMigration', 'stopInstance', 'createImage', 'waitForImageAvailable'] as const)
+    for (const once of ['stopInstance', 'createImage', 'waitForImageAvailable'] as const)
       assert.equal(total(once), 1, `${once} ran ${total(once)} times`);
     assert.equal(total('terminateLaunchedInstance'), 0);
     // The retried wait keeps the deadline the workflow computed once.

@@ -411,6 +411,20 @@ export async function stepReached(
 export type ExpectedCall = ActivityName | { concurrently: ActivityName[] };
 
 /** The exact calls, in order, except that each `concurrently` group may appear in any order. */
+/** Read-only local activities: repeating them is harmless, and a worker without a cache may. */
+const READ_ONLY_LOCAL: readonly ActivityName[] = ['describeInstance', 'checkImageName', 'planMigration'];
+
+/** The log with back-to-back repeats of a read-only local activity collapsed into one call. */
+export function collapseReadOnlyRepeats(log: ActivityLog): ActivityLog {
+  const collapsed = new ActivityLog();
+  for (const call of log.calls) {
+    const previous = collapsed.calls[collapsed.calls.length - 1];
+    if (previous?.name === call.name && READ_ONLY_LOCAL.includes(call.name)) continue;
+    collapsed.calls.push(call);
+  }
+  return collapsed;
+}
+
 export function assertCalls(log: ActivityLog, expected: ExpectedCall[]): void {
   const actual = log.names();
   const normalised: string[] = [];
