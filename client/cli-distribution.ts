@@ -23,6 +23,7 @@ import {
 } from '../workflows/share-validation';
 import type { InputIssue } from '../workflows/validation';
 import { InvalidInputError } from '../workflows/validation';
+import { followRun, parseTagFlags } from './cli-common';
 import type { AmiflowClient } from './index';
 
 export class DistributionUsageError extends Error {
@@ -60,19 +61,6 @@ export function durationSeconds(flag: string, raw: string | undefined): number |
       `--${flag}: '${raw}' is not a duration (e.g. 30d, 12h, 90m, or seconds)`,
     );
   return Math.round(Number(m[1]) * (UNITS[m[2] ?? 's'] ?? 1));
-}
-
-function tagsOf(raw: string[] | undefined): Record<string, string> | undefined {
-  if (!raw?.length) return undefined;
-  const out: Record<string, string> = {};
-  for (const t of raw) {
-    const at = t.indexOf('=');
-    if (at <= 0) throw new DistributionUsageError(`--tag: '${t}' must be key=value`);
-    const key = t.slice(0, at);
-    if (key in out) throw new DistributionUsageError(`--tag: key '${key}' given twice`);
-    out[key] = t.slice(at + 1);
-  }
-  return out;
 }
 
 function refuse(issues: InputIssue[], flagFor: (field: string) => string): void {
@@ -179,7 +167,7 @@ export function parseImageShare(argv: string[]): Parsed<ShareImageInput> {
   if (positionals.length) throw new DistributionUsageError(`unexpected argument '${positionals[0]}'`);
   const duration = durationSeconds('duration', values.duration);
   const copyTimeout = durationSeconds('copy-timeout', values['copy-timeout']);
-  const tags = tagsOf(values.tag);
+  const tags = parseTagFlags(values.tag, (m) => new DistributionUsageError(m));
   const input: ShareImageInput = {
     region: values.region ?? process.env.AWS_REGION ?? '',
     imageId: values.image ?? '',
@@ -253,7 +241,7 @@ export function parseImageCopy(argv: string[]): Parsed<CopyImageInput> {
   if (perRegion !== undefined && !/^\d+$/.test(perRegion))
     throw new DistributionUsageError(`--per-region: '${perRegion}' is not a whole number`);
   const copyTimeout = durationSeconds('copy-timeout', values['copy-timeout']);
-  const tags = tagsOf(values.tag);
+  const tags = parseTagFlags(values.tag, (m) => new DistributionUsageError(m));
   const input: CopyImageInput = {
     region: values.region ?? process.env.AWS_REGION ?? '',
     imageId: values.image ?? '',
@@ -416,20 +404,12 @@ export async function runShare(
   parsed: Parsed<ShareImageInput>,
   printer: Printer,
 ): Promise<number> {
-  const started = await client.startShareImage(parsed.input, parsed.id ? { workflowId: parsed.id } : {});
-  console.error(`started ${started.workflowId} (run ${started.runId})`);
   if (parsed.input.durationSeconds !== undefined && !parsed.watch && parsed.wait)
     console.error(
       `the share is withdrawn when it expires; this waits until then (--no-wait returns at once)`,
     );
-  if (!parsed.wait) {
-    if (parsed.json) console.log(JSON.stringify(started));
-    return 0;
-  }
-  const result = parsed.watch
-    ? await client.watch<ShareImageResult>(started.workflowId, printer)
-    : await client.result<ShareImageResult>(started.workflowId);
-  console.log(parsed.json ? JSON.stringify(result, null, 2) : formatShareResult(result));
+  const started = await client.startShareImage(parsed.input, parsed.id ? { workflowId: parsed.id } : {});
+  await followRun<ShareImageResult>(client, started, parsed, printer, formatShareResult);
   return 0;
 }
 
@@ -439,16 +419,8 @@ export async function runCopy(
   printer: Printer,
 ): Promise<number> {
   const started = await client.startCopyImage(parsed.input, parsed.id ? { workflowId: parsed.id } : {});
-  console.error(`started ${started.workflowId} (run ${started.runId})`);
-  if (!parsed.wait) {
-    if (parsed.json) console.log(JSON.stringify(started));
-    return 0;
-  }
-  const result = parsed.watch
-    ? await client.watch<CopyImageResult>(started.workflowId, printer)
-    : await client.result<CopyImageResult>(started.workflowId);
-  console.log(parsed.json ? JSON.stringify(result, null, 2) : formatCopyResult(result));
-  return result.outcome === 'complete' ? 0 : 1;
+  const result = await followRun<CopyImageResult>(client, started, parsed, printer, formatCopyResult);
+  return result === undefined || result.outcome === 'complete' ? 0 : 1;
 }
 
 export async function runUnshare(

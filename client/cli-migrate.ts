@@ -7,6 +7,7 @@ import type { MigrateInstanceInput, MigrateInstanceResult, WorkflowProgress } fr
 import { migrateInstanceIssues } from '../workflows/migrate-validation';
 import type { InputIssue } from '../workflows/validation';
 import { InvalidInputError } from '../workflows/validation';
+import { followRun } from './cli-common';
 import type { AmiflowClient } from './index';
 import { formatMigrateResult } from './migration';
 
@@ -143,14 +144,6 @@ export async function runMigrate(
   onProgress: (p: WorkflowProgress) => void,
 ): Promise<number> {
   const started = await client.startMigrateInstance(parsed.input, parsed.id ? { workflowId: parsed.id } : {});
-  console.error(`started ${started.workflowId} (run ${started.runId})`);
-  if (!parsed.wait) {
-    if (parsed.json) console.log(JSON.stringify(started));
-    return 0;
-  }
-  const result = parsed.watch
-    ? await client.watch<MigrateInstanceResult>(started.workflowId, onProgress)
-    : await client.result<MigrateInstanceResult>(started.workflowId);
-  console.log(parsed.json ? JSON.stringify(result, null, 2) : formatMigrateResult(result));
+  await followRun<MigrateInstanceResult>(client, started, parsed, onProgress, formatMigrateResult);
   return 0;
 }

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import type { ImageFromInstanceInput } from '../workflows/contracts';
 import { ConfigError } from '../worker/config';
 import { InvalidInputError, imageFromInstanceIssues } from '../workflows/validation';
+import { followRun, parseTagFlags } from './cli-common';
 import { AmiflowClient, RunFailedError } from './index';
 import { progressPrinter, renderProgress } from './render';
 import { MIGRATE_USAGE, isMigrateResult, parseInstanceMigrate, runMigrate } from './cli-migrate';
@@ -65,19 +66,6 @@ function seconds(flag: string, raw: string | undefined): number | undefined {
   return n;
 }
 
-function tags(raw: string[] | undefined): Record<string, string> | undefined {
-  if (!raw?.length) return undefined;
-  const out: Record<string, string> = {};
-  for (const t of raw) {
-    const at = t.indexOf('=');
-    if (at <= 0) throw new UsageError(`--tag: '${t}' must be key=value`);
-    const key = t.slice(0, at);
-    if (key in out) throw new UsageError(`--tag: key '${key}' given twice`);
-    out[key] = t.slice(at + 1);
-  }
-  return out;
-}
-
 /** Parses `image create` flags into a validated input; throws UsageError / InvalidInputError. */
 export function parseImageCreate(argv: string[]): {
   input: ImageFromInstanceInput;
@@ -116,7 +104,7 @@ export function parseImageCreate(argv: string[]): {
     mode: values.mode as ImageFromInstanceInput['mode'],
     ...(values.account !== undefined ? { accountId: values.account } : {}),
     ...(values.description !== undefined ? { description: values.description } : {}),
-    ...(values.tag ? { tags: tags(values.tag) } : {}),
+    ...(values.tag ? { tags: parseTagFlags(values.tag, (m) => new UsageError(m)) } : {}),
     ...(instanceTimeout !== undefined || availableTimeout !== undefined
       ? {
           timeouts: {
@@ -182,15 +170,7 @@ export async function run(
         parsed.input,
         parsed.id ? { workflowId: parsed.id } : {},
       );
-      console.error(`started ${started.workflowId} (run ${started.runId})`);
-      if (!parsed.wait) {
-        if (parsed.json) console.log(JSON.stringify(started));
-        return 0;
-      }
-      const result = parsed.watch
-        ? await client.watch(started.workflowId, progressPrinter(process.stderr))
-        : await client.result(started.workflowId);
-      console.log(parsed.json ? JSON.stringify(result, null, 2) : formatResult(result));
+      await followRun(client, started, parsed, progressPrinter(process.stderr), formatResult);
       return 0;
     };
   } else if (cmd === 'image' && sub === 'share') {
