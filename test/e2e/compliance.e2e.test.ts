@@ -17,16 +17,14 @@ import { after, before, describe, it } from 'node:test';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { CreateTagsCommand, DeregisterImageCommand } from '@aws-sdk/client-ec2';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { AmiflowClient, NoApprovedImageError } from '../../client';
+import type { AmiflowClient } from '../../client';
+import { NoApprovedImageError } from '../../client';
 import { run } from '../../client/cli';
 import { complianceWorkflowId } from '../../client/compliance';
-import { createAwsClients } from '../../activities/aws';
-import { readWorkerSettings } from '../../worker/config';
-import { buildWorker } from '../../worker/worker';
 import type { ComplianceReport } from '../../workflows/contracts';
 import { APPROVED_VALUE, TAG } from '../../workflows/contracts';
 import type { Moto } from '../support/moto';
-import { SANDBOX_ACCOUNT, SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
+import { SANDBOX_ACCOUNT, startMoto } from '../support/moto';
 import { installQuietRuntime } from '../support/runtime';
 import {
   SANDBOX_REGION,
@@ -35,7 +33,8 @@ import {
   sandboxEc2,
   stockEbsAmi,
 } from '../support/sandbox-ec2';
-import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { devServerEnv, workflowBundle } from '../support/temporal';
+import { withSandboxWorker } from '../support/sandbox-worker';
 import { eventually } from '../workflows/stub-activities';
 
 let env: TestWorkflowEnvironment;
@@ -43,25 +42,7 @@ let moto: Moto;
 let ec2: EC2Client;
 
 async function withWorker<T>(name: string, fn: (client: AmiflowClient) => Promise<T>): Promise<T> {
-  const taskQueue = uniqueTaskQueue(name);
-  const settings = readWorkerSettings({
-    AMIFLOW_AWS_ENDPOINT: moto.endpoint,
-    AMIFLOW_TASK_QUEUE: taskQueue,
-    AMIFLOW_SHUTDOWN_GRACE_MS: '500',
-  });
-  settings.aws.credentials = SANDBOX_CREDENTIALS;
-  const aws = createAwsClients(settings.aws);
-  const { worker } = await buildWorker({
-    connection: env.nativeConnection,
-    settings,
-    deps: { aws },
-    worker: { taskQueue, workflowBundle: await workflowBundle() },
-  });
-  try {
-    return await worker.runUntil(fn(AmiflowClient.fromClient(env.client, taskQueue)));
-  } finally {
-    aws.destroy();
-  }
+  return withSandboxWorker(env, moto.endpoint, name, fn);
 }
 
 /** Tags an image as a golden-image run marks an approved version. */

@@ -14,15 +14,12 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { ImageFromInstanceInput, WorkflowProgress } from '../../client';
-import { AmiflowClient, RunFailedError, imageWorkflowId } from '../../client';
-import { createAwsClients } from '../../activities/aws';
-import { readWorkerSettings } from '../../worker/config';
-import { buildWorker } from '../../worker/worker';
+import type { ImageFromInstanceInput, WorkflowProgress, AmiflowClient } from '../../client';
+import { RunFailedError, imageWorkflowId } from '../../client';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { recordHistory } from '../support/histories';
 import type { Moto } from '../support/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
+import { startMoto } from '../support/moto';
 import type { WorkerAwsHooks } from '../support/sandbox-ec2';
 import {
   SANDBOX_REGION,
@@ -33,7 +30,6 @@ import {
   launchInstance,
   observeInstanceState,
   observedDowntimeSeconds,
-  hookWorkerAws,
   ownImages,
   ownSnapshots,
   sandboxEc2,
@@ -43,7 +39,8 @@ import {
   tagMap,
 } from '../support/sandbox-ec2';
 import { installQuietRuntime } from '../support/runtime';
-import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { devServerEnv, workflowBundle } from '../support/temporal';
+import { withSandboxWorker } from '../support/sandbox-worker';
 
 const USER_TAGS = { Team: 'platform', 'cost-center': '4711' };
 
@@ -60,26 +57,7 @@ async function withWorker<T>(
   name: string,
   fn: (client: AmiflowClient, hooks: WorkerAwsHooks) => Promise<T>,
 ): Promise<T> {
-  const taskQueue = uniqueTaskQueue(name);
-  const settings = readWorkerSettings({
-    AMIFLOW_AWS_ENDPOINT: moto.endpoint,
-    AMIFLOW_TASK_QUEUE: taskQueue,
-    // A cancelled wait may still be sleeping inside the worker when the run closes; do not wait for it.
-    AMIFLOW_SHUTDOWN_GRACE_MS: '500',
-  });
-  settings.aws.credentials = SANDBOX_CREDENTIALS;
-  const hooks = hookWorkerAws(createAwsClients(settings.aws));
-  const { worker } = await buildWorker({
-    connection: env.nativeConnection,
-    settings,
-    deps: { aws: hooks.clients },
-    worker: { taskQueue, workflowBundle: await workflowBundle() },
-  });
-  try {
-    return await worker.runUntil(fn(AmiflowClient.fromClient(env.client, taskQueue), hooks));
-  } finally {
-    hooks.clients.destroy();
-  }
+  return withSandboxWorker(env, moto.endpoint, name, fn);
 }
 
 /**

@@ -26,15 +26,17 @@ import {
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { MigrateInstanceInput, MigrateInstanceResult, WorkflowProgress } from '../../client';
-import { AmiflowClient, RunFailedError } from '../../client';
-import { createAwsClients } from '../../activities/aws';
-import { readWorkerSettings } from '../../worker/config';
-import { buildWorker } from '../../worker/worker';
+import type {
+  MigrateInstanceInput,
+  MigrateInstanceResult,
+  WorkflowProgress,
+  AmiflowClient,
+} from '../../client';
+import { RunFailedError } from '../../client';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { imageChildWorkflowId } from '../../workflows/migrate-instance';
 import type { Moto } from '../support/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
+import { startMoto } from '../support/moto';
 import { installQuietRuntime } from '../support/runtime';
 import {
   SANDBOX_REGION,
@@ -46,7 +48,8 @@ import {
   stockEbsAmi,
   tagMap,
 } from '../support/sandbox-ec2';
-import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { devServerEnv, workflowBundle } from '../support/temporal';
+import { withSandboxWorker } from '../support/sandbox-worker';
 
 const ZONE_A = `${SANDBOX_REGION}a`;
 const ZONE_B = `${SANDBOX_REGION}b`;
@@ -59,25 +62,7 @@ let ec2: EC2Client;
 let stockAmi: string;
 
 async function withWorker<T>(name: string, fn: (client: AmiflowClient) => Promise<T>): Promise<T> {
-  const taskQueue = uniqueTaskQueue(name);
-  const settings = readWorkerSettings({
-    AMIFLOW_AWS_ENDPOINT: moto.endpoint,
-    AMIFLOW_TASK_QUEUE: taskQueue,
-    AMIFLOW_SHUTDOWN_GRACE_MS: '500',
-  });
-  settings.aws.credentials = SANDBOX_CREDENTIALS;
-  const aws = createAwsClients(settings.aws);
-  const { worker } = await buildWorker({
-    connection: env.nativeConnection,
-    settings,
-    deps: { aws },
-    worker: { taskQueue, workflowBundle: await workflowBundle() },
-  });
-  try {
-    return await worker.runUntil(fn(AmiflowClient.fromClient(env.client, taskQueue)));
-  } finally {
-    aws.destroy();
-  }
+  return withSandboxWorker(env, moto.endpoint, name, fn);
 }
 
 async function subnetIn(zone: string): Promise<{ subnetId: string; vpcId: string }> {

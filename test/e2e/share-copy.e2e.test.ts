@@ -20,22 +20,18 @@ import {
   ModifyImageAttributeCommand,
 } from '@aws-sdk/client-ec2';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { CopyImageResult, ShareImageResult, UnshareImageResult } from '../../client';
-import { AmiflowClient, RunFailedError } from '../../client';
-import { createAwsClients } from '../../activities/aws';
-import { readWorkerSettings } from '../../worker/config';
-import { buildWorker } from '../../worker/worker';
+import type { CopyImageResult, ShareImageResult, UnshareImageResult, AmiflowClient } from '../../client';
+import { RunFailedError } from '../../client';
 import type { DestinationOutcome } from '../../workflows/contracts';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
 import type { Moto } from '../support/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
+import { startMoto } from '../support/moto';
 import { installQuietRuntime } from '../support/runtime';
 import type { WorkerAwsHooks } from '../support/sandbox-ec2';
 import {
   SANDBOX_REGION,
   createImageDirectly,
   findImage,
-  hookWorkerAws,
   launchInstance,
   ownSnapshots,
   sandboxEc2,
@@ -44,7 +40,8 @@ import {
   stockEbsAmi,
   tagMap,
 } from '../support/sandbox-ec2';
-import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { devServerEnv, workflowBundle } from '../support/temporal';
+import { withSandboxWorker } from '../support/sandbox-worker';
 
 const TARGET_ACCOUNT = '444455556666';
 const OTHER_ACCOUNT = '555566667777';
@@ -66,25 +63,7 @@ async function withWorker<T>(
   name: string,
   fn: (client: AmiflowClient, hooks: WorkerAwsHooks) => Promise<T>,
 ): Promise<T> {
-  const taskQueue = uniqueTaskQueue(name);
-  const settings = readWorkerSettings({
-    AMIFLOW_AWS_ENDPOINT: moto.endpoint,
-    AMIFLOW_TASK_QUEUE: taskQueue,
-    AMIFLOW_SHUTDOWN_GRACE_MS: '500',
-  });
-  settings.aws.credentials = SANDBOX_CREDENTIALS;
-  const hooks = hookWorkerAws(createAwsClients(settings.aws));
-  const { worker } = await buildWorker({
-    connection: env.nativeConnection,
-    settings,
-    deps: { aws: hooks.clients },
-    worker: { taskQueue, workflowBundle: await workflowBundle() },
-  });
-  try {
-    return await worker.runUntil(fn(AmiflowClient.fromClient(env.client, taskQueue), hooks));
-  } finally {
-    hooks.clients.destroy();
-  }
+  return withSandboxWorker(env, moto.endpoint, name, fn);
 }
 
 /** An AMI of the sandbox account in the source region, with user tags. */
