@@ -21,6 +21,7 @@ import { ROOT } from './tools';
 export type History = proto.temporal.api.history.v1.IHistory;
 
 export const HISTORIES_DIR = path.join(ROOT, 'test', 'replay', 'histories');
+export const WORKFLOW_IDS_FILE = path.join(ROOT, 'test', 'replay', 'workflow-ids.json');
 
 export function recordingHistories(): boolean {
   return process.env.AMIFLOW_RECORD_HISTORIES === '1';
@@ -29,24 +30,57 @@ export function recordingHistories(): boolean {
 /** Saves the run's history as `<name>.json` when recording is on; otherwise does nothing. */
 export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
   if (!recordingHistories()) return;
-  const history = await handle.fetchHistory();
+  await saveHistory({ history: await handle.fetchHistory(), workflowId: handle.workflowId }, name);
+}
+
+/**
+ * Saves a run a test already fetched the history of (the time-skipping tier's outcome helpers do)
+ * as `<name>.json` when recording is on; otherwise does nothing. The workflow id goes to
+ * WORKFLOW_IDS_FILE: the history format does not hold it, and workflows that derive child ids from
+ * their own id only replay under the id they ran with.
+ */
+export async function saveHistory(
+  run: { history: History; workflowId: string },
+  name: string,
+): Promise<void> {
+  if (!recordingHistories()) return;
   await mkdir(HISTORIES_DIR, { recursive: true });
-  await writeFile(path.join(HISTORIES_DIR, `${name}.json`), `${toJson(history)}\n`);
+  await writeFile(path.join(HISTORIES_DIR, `${name}.json`), `${toJson(run.history)}\n`);
+  const ids = { ...(await workflowIds()), [name]: run.workflowId };
+  const sorted = Object.fromEntries(Object.entries(ids).sort(([a], [b]) => a.localeCompare(b)));
+  await writeFile(WORKFLOW_IDS_FILE, `${JSON.stringify(sorted, null, 2)}\n`);
+}
+
+/** The workflow id each recorded run had, by file name (`<name>.json`). */
+async function workflowIds(): Promise<Record<string, string>> {
+  try {
+    return JSON.parse(await readFile(WORKFLOW_IDS_FILE, 'utf8')) as Record<string, string>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
 }
 
 export interface RecordedHistory {
   /** The file name without `.json`. */
   name: string;
+  /** The id the run had (histories recorded before ids were kept replay under their name). */
+  workflowId: string;
   history: History;
 }
 
 export async function loadHistories(dir: string = HISTORIES_DIR): Promise<RecordedHistory[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+  const ids = await workflowIds();
   return Promise.all(
-    files.map(async (file) => ({
-      name: file.slice(0, -'.json'.length),
-      history: fromJson(JSON.parse(await readFile(path.join(dir, file), 'utf8'))),
-    })),
+    files.map(async (file) => {
+      const name = file.slice(0, -'.json'.length);
+      return {
+        name,
+        workflowId: ids[name] ?? name,
+        history: fromJson(JSON.parse(await readFile(path.join(dir, file), 'utf8'))),
+      };
+    }),
   );
 }
 

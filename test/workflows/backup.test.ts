@@ -6,10 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { BackupResult } from '../../workflows/contracts';
 import { FailureType, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
+import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
   ACCOUNT,
@@ -24,6 +27,7 @@ import {
   ActivityLog,
   RUN_TIMEOUT,
   assertWorkflowFailure,
+  blockingUntilCancelled,
   injectedFailure,
   quietWorkerLogs,
   recorded,
@@ -93,6 +97,7 @@ describe('backupInstances', () => {
         recorded(log, goldenActivities(fleet)),
         backupInput({ selector: { tags: { backup: 'nightly' } }, copyTo: { region: COPY_REGION } }),
       );
+      await saveHistory(outcome, 'backup-instances-reboot-copy-retain');
 
       assert.ok(outcome.ok, outcome.ok ? '' : String(outcome.error));
       const r = outcome.result;
@@ -143,6 +148,7 @@ describe('backupInstances', () => {
         activities,
         backupInput({ instanceIds: [A, B], retention: { keep: 1 } }),
       );
+      await saveHistory(outcome, 'backup-instances-incomplete');
 
       assert.ok(!outcome.ok);
       const failure = assertWorkflowFailure(outcome.error, FailureType.BackupIncomplete);
@@ -162,6 +168,53 @@ describe('backupInstances', () => {
   );
 
   it(
+    'GIVEN an instance being imaged WHEN the backup run is cancelled THEN its child deletes the new image, no old backup is retired, and the run ends cancelled',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      const seeded = seedBackups(fleet, A, 3);
+      const log = new ActivityLog();
+      const wait = blockingUntilCancelled();
+      const activities: Activities = { ...goldenActivities(fleet), waitForImageAvailable: wait.fn };
+      const taskQueue = uniqueTaskQueue('backup');
+      const worker = await startWorker(env, taskQueue, recorded(log, activities));
+
+      const outcome = await worker.runUntil(
+        withinBound(
+          (async () => {
+            const handle = await env.client.workflow.start('backupInstances', {
+              taskQueue,
+              workflowId: uniqueWorkflowId('backup/db-nightly'),
+              args: [backupInput()],
+            });
+            await wait.entered;
+            await handle.cancel();
+            const o = await outcomeOf<BackupResult>(handle);
+            await wait.cancelled;
+            return o;
+          })(),
+          'the cancelled backup run',
+        ),
+      );
+      await saveHistory(outcome, 'backup-instances-cancelled');
+
+      assert.ok(!outcome.ok);
+      assert.ok(
+        outcome.error instanceof WorkflowFailedError && outcome.error.cause instanceof CancelledFailure,
+        String(outcome.error),
+      );
+      assert.deepEqual(
+        [...fleet.images.keys()].sort(),
+        [...seeded].sort(),
+        'the new image deleted, old ones kept',
+      );
+      assert.equal(log.count('deleteImage'), 1);
+      assert.equal(log.count('retireImage'), 0);
+      assert.equal(outcome.progress.phase, 'cancelled');
+    },
+  );
+
+  it(
     'GIVEN a run starting after its maintenance window WHEN it runs THEN no instance is imaged and the run says why',
     RUN_TIMEOUT,
     async () => {
@@ -170,6 +223,7 @@ describe('backupInstances', () => {
         recorded(log, goldenActivities(new Fleet())),
         backupInput({ scheduledTime: '2026-01-01T01:00:00.000Z', windowSeconds: 3600, mode: 'stop' }),
       );
+      await saveHistory(outcome, 'backup-instances-outside-window');
       assert.ok(!outcome.ok);
       const failure = assertWorkflowFailure(outcome.error, FailureType.BackupIncomplete);
       assert.match(failure.message, /outside the maintenance window/);

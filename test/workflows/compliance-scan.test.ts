@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities, ActivityDeps } from '../../activities';
 import { createActivities } from '../../activities';
@@ -22,8 +22,10 @@ import type {
 import { APPROVED_VALUE, FailureType, TAG, complianceReportQuery } from '../../workflows/contracts';
 import { VirtualClock } from '../activities/harness';
 import { FakeFleet, awsFault } from '../support/fake-fleet';
+import { recordHistory, saveHistory } from '../support/histories';
 import { uniqueTaskQueue, timeSkippingEnv } from '../support/temporal';
 import {
+  blockingUntilCancelled,
   deferred,
   eventually,
   quietWorkerLogs,
@@ -197,7 +199,7 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
       },
     };
 
-    const { report, history, queried, callsAfterQuery, callsAtEnd, first, coldMs, warmMs, warm } =
+    const { report, history, workflowId, queried, callsAfterQuery, callsAtEnd, first, coldMs, warmMs, warm } =
       await withScanWorker(activities, async (tq) => {
         let t0 = Date.now();
         const handle = await startScan(tq, scanInput());
@@ -219,6 +221,7 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
           report,
           queried,
           history: await handle.fetchHistory(),
+          workflowId: handle.workflowId,
           callsAfterQuery,
           callsAtEnd,
           first,
@@ -227,6 +230,7 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
           warm,
         };
       });
+    await saveHistory({ history, workflowId }, 'compliance-scan-region-failed');
 
     // Every target, in input order; the failing one reported with AWS's refusal.
     assert.deepEqual(
@@ -313,7 +317,9 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
         return r.targets.length === 11 ? r : undefined;
       });
       gate.resolve();
-      return { partial, final: (await handle.result()) as ComplianceReport };
+      const final = (await handle.result()) as ComplianceReport;
+      await recordHistory(handle, 'compliance-scan-queried-midway');
+      return { partial, final };
     });
 
     assert.equal(partial.complete, false);
@@ -324,6 +330,34 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
     assert.equal(final.targets.length, 12);
   });
 
+  void it('GIVEN a scan waiting on its last region WHEN it is cancelled THEN its scan is cancelled and the run ends cancelled', async () => {
+    const f = fleet();
+    const real = activitiesOn(f);
+    const wait = blockingUntilCancelled();
+    const activities: Activities = {
+      ...real,
+      scanInstances: (input) =>
+        input.target.accountId === C && input.target.region === 'ap-southeast-2'
+          ? wait.fn()
+          : real.scanInstances(input),
+    };
+
+    const err = await withScanWorker(activities, async (tq) => {
+      const handle = await startScan(tq, scanInput());
+      await wait.entered;
+      await handle.cancel();
+      const cancelled = await handle.result().then(
+        () => assert.fail('the scan should have been cancelled'),
+        (e: unknown) => e,
+      );
+      await wait.cancelled;
+      await recordHistory(handle, 'compliance-scan-cancelled');
+      return cancelled;
+    });
+
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
+  });
+
   void it('GIVEN the catalogue account refusing one region WHEN scanned THEN that region’s approved images count as unknown, with a warning, and the catalogue error is in the report', async () => {
     const f = fleet();
     f.fail(TOOLING, 'eu-central-1', awsFault('AuthFailure', 401));
@@ -332,7 +366,9 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
         tq,
         scanInput({ accounts: [A], regions: ['eu-west-1', 'eu-central-1'] }),
       );
-      return { report: (await handle.result()) as ComplianceReport };
+      const report = (await handle.result()) as ComplianceReport;
+      await recordHistory(handle, 'compliance-scan-catalogue-unreadable');
+      return { report };
     });
 
     assert.deepEqual(
@@ -362,10 +398,12 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
         concurrency: 0,
         allowList: [{ imageId: 'ami-12' }],
       });
-      return handle.result().then(
+      const refused = await handle.result().then(
         () => assert.fail('the scan should have been refused'),
         (e: unknown) => e,
       );
+      await recordHistory(handle, 'compliance-scan-bad-input');
+      return refused;
     });
 
     assert.ok(err instanceof WorkflowFailedError);
@@ -398,24 +436,25 @@ void describe('approvedImages', () => {
       tags: { [TAG.approved]: APPROVED_VALUE, [TAG.pipeline]: 'batch', [TAG.version]: '7' },
     });
     f.fail(OTHER, 'us-east-1', awsFault('UnauthorizedOperation', 403));
-    const catalogue = await withScanWorker(
-      activitiesOn(f),
-      (tq) =>
-        env.client.workflow.execute('approvedImages', {
-          taskQueue: tq,
-          workflowId: uniqueWorkflowId('approved-images'),
-          args: [
-            {
-              accounts: [TOOLING, OTHER],
-              regions: ['eu-west-1', 'us-east-1'],
-              allowList: [
-                { imageId: community(0), region: 'eu-west-1', reason: 'vendor appliance, reviewed 2026-01' },
-                { owner: 'amazon', reason: 'EKS-optimized images' },
-              ],
-            },
-          ],
-        }) as Promise<Catalogue>,
-    );
+    const catalogue = await withScanWorker(activitiesOn(f), async (tq) => {
+      const handle = await env.client.workflow.start('approvedImages', {
+        taskQueue: tq,
+        workflowId: uniqueWorkflowId('approved-images'),
+        args: [
+          {
+            accounts: [TOOLING, OTHER],
+            regions: ['eu-west-1', 'us-east-1'],
+            allowList: [
+              { imageId: community(0), region: 'eu-west-1', reason: 'vendor appliance, reviewed 2026-01' },
+              { owner: 'amazon', reason: 'EKS-optimized images' },
+            ],
+          },
+        ],
+      });
+      const result = (await handle.result()) as Catalogue;
+      await recordHistory(handle, 'approved-images-merged');
+      return result;
+    });
 
     assert.deepEqual(
       catalogue.images.map((i) => [i.region, i.imageId, i.basis, i.pipeline ?? '', i.deprecated]),

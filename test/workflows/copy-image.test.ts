@@ -14,6 +14,7 @@ import type { Activities } from '../../activities';
 import type { CopyImageResult, DestinationOutcome } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
 import type { copyImage } from '../../workflows';
+import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { RunOutcome } from './share-copy-stubs';
 import {
@@ -80,6 +81,7 @@ void describe('copyImage fan-out', () => {
     const o = await withCopyWorker(log, shareCopyActivities(), async (tq) =>
       outcome<CopyImageResult>(await run(tq)),
     );
+    await saveHistory(o, 'copy-image-five-destinations');
 
     const r = succeeded(o);
     assert.equal(r.outcome, 'complete');
@@ -147,6 +149,7 @@ void describe('copyImage fan-out', () => {
         }),
       ),
     );
+    await saveHistory(o, 'copy-image-one-per-region');
 
     assert.equal(succeeded(o).outcome, 'complete');
     assert.equal(most, 1, 'at most one copy at a time in us-east-1');
@@ -165,6 +168,7 @@ void describe('copyImage fan-out', () => {
       },
     };
     const o = await withCopyWorker(log, activities, async (tq) => outcome(await run(tq)));
+    await saveHistory(o, 'copy-image-key-missing');
 
     assert.ok(!o.ok);
     assert.deepEqual(log.names(), ['describeCopySource', 'checkKmsKey']);
@@ -190,6 +194,7 @@ void describe('copyImage with one failed destination of five', () => {
       await waits.cancelled(4);
       return r;
     });
+    await saveHistory(o, 'copy-image-rollback');
 
     assert.ok(!o.ok);
     assert.ok(o.error instanceof WorkflowFailedError && o.error.cause instanceof ApplicationFailure);
@@ -229,6 +234,7 @@ void describe('copyImage with one failed destination of five', () => {
     const o = await withCopyWorker(log, activities, async (tq) =>
       outcome<CopyImageResult>(await run(tq, { partialFailure: 'keep' })),
     );
+    await saveHistory(o, 'copy-image-keep-partial');
 
     const r = succeeded(o);
     assert.equal(r.outcome, 'partial');
@@ -262,6 +268,7 @@ void describe('copyImage cancelled or resumed mid fan-out', () => {
       await waits.cancelled(5);
       return r;
     });
+    await saveHistory(o, 'copy-image-cancelled');
 
     assert.ok(!o.ok);
     assert.ok(
@@ -312,6 +319,7 @@ void describe('copyImage cancelled or resumed mid fan-out', () => {
     await waits.cancelled(4);
     const secondWorker = await startWorker(env, taskQueue, recorded(second, happy));
     const o = await secondWorker.runUntil(outcome<CopyImageResult>(handle));
+    await saveHistory(o, 'copy-image-resumed-on-another-worker');
 
     const r = succeeded(o);
     assert.equal(r.outcome, 'complete');

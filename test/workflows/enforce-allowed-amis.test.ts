@@ -18,6 +18,7 @@ import type { AllowedAmisState, EnforceAllowedAmisInput } from '../../workflows/
 import { APPROVED_VALUE, FailureType, TAG } from '../../workflows/contracts';
 import { VirtualClock } from '../activities/harness';
 import { FakeFleet } from '../support/fake-fleet';
+import { recordHistory, recordingHistories } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import { quietWorkerLogs, startWorker, withinBound } from './stub-activities';
 
@@ -81,6 +82,14 @@ async function withEnforceWorker<T>(f: FakeFleet, fn: (taskQueue: string) => Pro
   const taskQueue = uniqueTaskQueue('enforce');
   const worker = await startWorker(env, taskQueue, createActivities(deps));
   return worker.runUntil(withinBound(fn(taskQueue), `the enforcement on ${taskQueue}`));
+}
+
+/** When recording (test/replay), waits for the scope's run to end and saves its history. */
+async function recordEnded(scopeName: string, name: string): Promise<void> {
+  if (!recordingHistories()) return;
+  const handle = env.client.workflow.getHandle(enforcementWorkflowId(scopeName));
+  await handle.result();
+  await recordHistory(handle, name);
 }
 
 function mutations(f: FakeFleet): number {
@@ -161,6 +170,7 @@ void describe('enforceAllowedAmis', () => {
         .result()) as AllowedAmisState;
       assert.equal(result.mode, 'off');
       assert.equal(await enforcementState(env.client, scope.name), undefined);
+      await recordEnded(scope.name, 'enforce-allowed-amis-audit-enable-off');
     });
   });
 
@@ -197,6 +207,7 @@ void describe('enforceAllowedAmis', () => {
       assert.equal(cause.type, FailureType.AllowedAmisAuditFirst);
       assert.equal(mutations(f), 0);
       await setAllowedAmisMode(env.client, tq, scope, 'off');
+      await recordEnded(scope.name, 'enforce-allowed-amis-audit-first-refused');
     });
   });
 
@@ -224,6 +235,7 @@ void describe('enforceAllowedAmis', () => {
       assert.equal(f.allowedSettings(ACCOUNT, 'eu-west-1').state, 'disabled');
       assert.deepEqual(f.allowedSettings(ACCOUNT, 'us-east-1').criteria, THEIRS);
       assert.equal(f.count(ACCOUNT, 'us-east-1', 'ReplaceImageCriteriaInAllowedImagesSettingsCommand'), 0);
+      await recordEnded(scope.name, 'enforce-allowed-amis-declarative-policy');
     });
   });
 
@@ -250,6 +262,7 @@ void describe('enforceAllowedAmis', () => {
         undefined,
         'nothing of amiflow’s left: ended',
       );
+      await recordEnded(scope.name, 'enforce-allowed-amis-changed-outside');
     });
   });
 

@@ -26,6 +26,7 @@ import {
   rejectUpdate,
 } from '../../workflows/contracts';
 import { dateVersion, nextSemver } from '../../workflows/golden-image';
+import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
   ACCOUNT,
@@ -125,6 +126,7 @@ describe('goldenImage: a full run', () => {
         assert.equal(ack.version, dateVersion(Date.parse(SCHEDULED)));
         return outcomeOf<GoldenImageResult>(handle);
       });
+      await saveHistory(outcome, 'golden-image-approved');
 
       assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
       const r = outcome.result;
@@ -228,6 +230,7 @@ describe('goldenImage: the approval gate', () => {
         await handle.executeUpdate(rejectUpdate, { args: [{ by: 'bob', comment: 'nginx fails to start' }] });
         return outcomeOf<GoldenImageResult>(handle);
       });
+      await saveHistory(outcome, 'golden-image-rejected');
 
       assert.ok(!outcome.ok);
       const failure = assertWorkflowFailure(outcome.error, FailureType.ApprovalRejected);
@@ -256,6 +259,7 @@ describe('goldenImage: the approval gate', () => {
           await startGolden(env, taskQueue, goldenInput({ approval: { timeoutSeconds: 6 * 3600 } })),
         ),
       );
+      await saveHistory(outcome, 'golden-image-approval-timed-out');
 
       assert.ok(!outcome.ok);
       assertWorkflowFailure(outcome.error, FailureType.ApprovalTimedOut);
@@ -281,6 +285,7 @@ describe('goldenImage: the approval gate', () => {
         await assert.rejects(handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] }));
         return result;
       });
+      await saveHistory(outcome, 'golden-image-no-approval-gate');
       assert.ok(outcome.ok);
       assert.equal(outcome.result.approval.by, AUTO_APPROVER);
       assert.equal(fleet.get(outcome.result.images[0]?.imageId ?? '').tags[TAG.approvedBy], AUTO_APPROVER);
@@ -304,6 +309,7 @@ describe('goldenImage: cancellation', () => {
         await handle.cancel();
         return outcomeOf<GoldenImageResult>(handle);
       });
+      await saveHistory(outcome, 'golden-image-cancelled');
 
       assert.ok(!outcome.ok);
       assert.ok(
@@ -347,6 +353,7 @@ describe('goldenImage: failures clean up', () => {
           recorded(log, goldenActivities(fleet, scenario.stub)),
           async (taskQueue) => outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, goldenInput())),
         );
+        await saveHistory(outcome, `golden-image-validation-failed-${scenario.activity}`);
 
         assert.ok(!outcome.ok);
         assertActivityFailure(outcome.error, {
@@ -408,6 +415,7 @@ describe('goldenImage: failures clean up', () => {
         const handle = await startGolden(env, taskQueue, goldenInput({ approval: undefined }));
         return outcomeOf<GoldenImageResult>(handle);
       });
+      await saveHistory(outcome, 'golden-image-publish-failed');
 
       assert.ok(!outcome.ok);
       assertActivityFailure(outcome.error, {
@@ -469,6 +477,7 @@ describe('goldenImage: retention', () => {
           ),
         ),
       );
+      await saveHistory(outcome, 'golden-image-retention');
 
       assert.ok(outcome.ok, outcome.ok ? '' : String(outcome.error));
       const r = outcome.result;
@@ -563,6 +572,7 @@ describe('goldenImage: versions and repeats', () => {
           ),
         ),
       );
+      await saveHistory(outcome, 'golden-image-semver');
 
       assert.ok(outcome.ok, outcome.ok ? '' : String(outcome.error));
       assert.equal(outcome.result.version, '1.4.2');
@@ -594,6 +604,7 @@ describe('goldenImage: versions and repeats', () => {
             }),
           ),
       );
+      await saveHistory(outcome, 'golden-image-bad-input');
       assert.ok(!outcome.ok);
       const failure = assertWorkflowFailure(outcome.error, FailureType.InvalidInput);
       for (const field of ['pipeline', 'mode', 'retention.keep', 'distribution.copies[0]'])

@@ -440,8 +440,8 @@ export function startGolden(
 }
 
 export type GoldenOutcome<R> =
-  | { ok: true; result: R; progress: WorkflowProgress; history: History }
-  | { ok: false; error: unknown; progress: WorkflowProgress; history: History };
+  | { ok: true; result: R; progress: WorkflowProgress; history: History; workflowId: string }
+  | { ok: false; error: unknown; progress: WorkflowProgress; history: History; workflowId: string };
 
 export async function outcomeOf<R>(handle: WorkflowHandle): Promise<GoldenOutcome<R>> {
   let settled: { ok: true; result: R } | { ok: false; error: unknown };
@@ -450,7 +450,12 @@ export async function outcomeOf<R>(handle: WorkflowHandle): Promise<GoldenOutcom
   } catch (error) {
     settled = { ok: false, error };
   }
-  return { ...settled, progress: await handle.query(progressQuery), history: await handle.fetchHistory() };
+  return {
+    ...settled,
+    progress: await handle.query(progressQuery),
+    history: await handle.fetchHistory(),
+    workflowId: handle.workflowId,
+  };
 }
 
 /** Resolves once the run's progress shows `step` in one of `states`. */

@@ -12,6 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import { OWNER_TAG_COUNT } from '../../activities/launch';
 import type { FailureType } from '../../workflows/contracts';
+import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName, ExpectedCall } from './stub-activities';
 import {
@@ -77,6 +78,7 @@ describe('migrateInstance happy paths', () => {
     const log = new ActivityLog();
 
     const outcome = await runMigration(env, recorded(log, migrationActivities()), migrateInput());
+    await saveHistory(outcome, 'migrate-instance-terminate-source');
 
     const result = migrated(outcome);
     assertCalls(log, [
@@ -175,6 +177,7 @@ describe('migrateInstance happy paths', () => {
       recorded(log, migrationActivities({ elasticIp: false, volumeTags: false })),
       migrateInput({ sourceAction: 'keep', elasticIp: undefined }),
     );
+    await saveHistory(outcome, 'migrate-instance-keep-source');
 
     const result = migrated(outcome);
     assertCalls(log, [
@@ -207,6 +210,7 @@ describe('migrateInstance happy paths', () => {
       recorded(log, migrationActivities({ sourceState: 'stopped' })),
       migrateInput({ sourceAction: 'stop', keepImage: true, elasticIp: 'leave' }),
     );
+    await saveHistory(outcome, 'migrate-instance-stopped-source');
 
     const result = migrated(outcome);
     assertCalls(log, [
@@ -408,6 +412,7 @@ describe('migrateInstance failing at each step', () => {
       const activities = failing(migrationActivities(c.scenario), c.fail, c.type);
 
       const outcome = await runMigration(env, recorded(log, activities), migrateInput(c.input));
+      await saveHistory(outcome, `migrate-instance-failed-${c.fail}${label ? '-stopped-source' : ''}`);
 
       const error = migrationFailed(outcome);
       assert.deepEqual(failureChain(error), c.chain);
@@ -443,6 +448,7 @@ describe('migrateInstance failing at each step', () => {
     const activities = failing(migrationActivities(), 'deleteImage', 'AwsUnauthorized');
 
     const outcome = await runMigration(env, recorded(log, activities), migrateInput());
+    await saveHistory(outcome, 'migrate-instance-image-delete-failed');
 
     const result = migrated(outcome);
     assert.equal(result.sourceFinalState, 'terminated');
@@ -461,6 +467,7 @@ describe('migrateInstance failing at each step', () => {
       recorded(log, migrationActivities()),
       migrateInput({ targetAvailabilityZone: 'us-east-1b', sourceAction: 'delete' as never }),
     );
+    await saveHistory(outcome, 'migrate-instance-bad-input');
 
     assert.deepEqual(failureChain(migrationFailed(outcome)), [
       'WorkflowFailedError',
@@ -493,6 +500,7 @@ describe('migrateInstance cancelled', () => {
       await wait.cancelled;
       return o;
     });
+    await saveHistory(outcome, 'migrate-instance-cancelled-during-checks');
 
     assertCancelled(migrationFailed(outcome));
     assertCalls(log, [
@@ -528,6 +536,7 @@ describe('migrateInstance cancelled', () => {
       await wait.cancelled;
       return o;
     });
+    await saveHistory(outcome, 'migrate-instance-cancelled-during-image');
 
     assertCancelled(migrationFailed(outcome));
     assertCalls(log, [
@@ -564,6 +573,7 @@ describe('migrateInstance cancelled', () => {
       cancelSent.resolve();
       return migrationOutcome(handle);
     });
+    await saveHistory(outcome, 'migrate-instance-cancel-after-commit');
 
     const result = migrated(outcome);
     assert.equal(result.sourceFinalState, 'terminated');
@@ -608,6 +618,7 @@ describe('migrateInstance resumed on another worker', () => {
       recorded(second, migrationActivities({ sourceState: 'stopped' })),
     );
     const outcome = await secondWorker.runUntil(migrationOutcome(handle));
+    await saveHistory(outcome, 'migrate-instance-resumed-on-another-worker');
 
     // THEN
     const result = migrated(outcome);

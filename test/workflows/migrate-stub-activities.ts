@@ -131,8 +131,14 @@ export function migrationActivities(scenario: MigrationScenario = {}): Activitie
 }
 
 export type MigrationOutcome =
-  | { ok: true; result: MigrateInstanceResult; progress: WorkflowProgress; history: History }
-  | { ok: false; error: unknown; progress: WorkflowProgress; history: History };
+  | {
+      ok: true;
+      result: MigrateInstanceResult;
+      progress: WorkflowProgress;
+      history: History;
+      workflowId: string;
+    }
+  | { ok: false; error: unknown; progress: WorkflowProgress; history: History; workflowId: string };
 
 export function startMigration(
   env: TestWorkflowEnvironment,
@@ -157,7 +163,12 @@ export async function migrationOutcome(
   } catch (error) {
     settled = { ok: false, error };
   }
-  return { ...settled, progress: await handle.query(progressQuery), history: await handle.fetchHistory() };
+  return {
+    ...settled,
+    progress: await handle.query(progressQuery),
+    history: await handle.fetchHistory(),
+    workflowId: handle.workflowId,
+  };
 }
 
 /** Runs `fn` while a fresh worker serves a fresh task queue, then shuts the worker down. */

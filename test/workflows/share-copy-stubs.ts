@@ -250,8 +250,8 @@ export function start<T extends Workflow>(
 }
 
 export type RunOutcome<R> =
-  | { ok: true; result: R; progress: WorkflowProgress; history: History }
-  | { ok: false; error: unknown; progress: WorkflowProgress; history: History };
+  | { ok: true; result: R; progress: WorkflowProgress; history: History; workflowId: string }
+  | { ok: false; error: unknown; progress: WorkflowProgress; history: History; workflowId: string };
 
 export async function outcome<R>(handle: WorkflowHandle): Promise<RunOutcome<R>> {
   let settled: { ok: true; result: R } | { ok: false; error: unknown };
@@ -260,7 +260,12 @@ export async function outcome<R>(handle: WorkflowHandle): Promise<RunOutcome<R>>
   } catch (error) {
     settled = { ok: false, error };
   }
-  return { ...settled, progress: await handle.query(progressQuery), history: await handle.fetchHistory() };
+  return {
+    ...settled,
+    progress: await handle.query(progressQuery),
+    history: await handle.fetchHistory(),
+    workflowId: handle.workflowId,
+  };
 }
 
 /** Resolves once the run's progress shows `step` in one of `states`. */

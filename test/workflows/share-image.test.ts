@@ -13,6 +13,7 @@ import type { Activities } from '../../activities';
 import type { ShareImageResult, UnshareImageResult } from '../../workflows/contracts';
 import { FailureType, setShareExpiryUpdate, shareGrantName } from '../../workflows/contracts';
 import type { shareImage } from '../../workflows';
+import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { RunOutcome } from './share-copy-stubs';
 import {
@@ -92,6 +93,7 @@ void describe('shareImage with an expiry', () => {
         await start(env, 'shareImage', tq, shareInput({ durationSeconds: 30 * DAY })),
       ),
     );
+    await saveHistory(o, 'share-image-expiry-withdrawn');
     const wall = Date.now() - wallStart;
 
     const r = succeeded(o);
@@ -168,6 +170,7 @@ void describe('shareImage with an expiry', () => {
       const r = await outcome<ShareImageResult>(handle);
       return { ...r, moved };
     });
+    await saveHistory(o, 'share-image-expiry-extended-by-update');
 
     const r = succeeded(o);
     assert.equal(r.expiresAt, o.moved.expiresAt);
@@ -192,6 +195,7 @@ void describe('shareImage with an expiry', () => {
       await handle.executeUpdate(setShareExpiryUpdate, { args: [{ expiresInSeconds: 0 }] });
       return outcome<ShareImageResult>(handle);
     });
+    await saveHistory(o, 'share-image-expiry-ended-by-update');
 
     const r = succeeded(o);
     assert.ok(ms(r.withdrawnAt) - ms(r.sharedAt) < 60_000);
@@ -221,6 +225,7 @@ void describe('shareImage with an expiry', () => {
         return outcome<ShareImageResult>(handle);
       },
     );
+    await saveHistory(o, 'share-image-cancelled');
 
     const err = failedWith(o);
     assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
@@ -242,6 +247,7 @@ void describe('shareImage failures and encryption', () => {
     const o = await withShareWorker(log, shareCopyActivities({ encryption: 'aws-managed-key' }), async (tq) =>
       outcome(await start(env, 'shareImage', tq, shareInput())),
     );
+    await saveHistory(o, 'share-image-aws-managed-key-refused');
 
     const cause = assertActivityFailure(failedWith(o), {
       activityType: 'describeImageForSharing',
@@ -263,6 +269,7 @@ void describe('shareImage failures and encryption', () => {
         await start(env, 'shareImage', tq, shareInput({ reencryptWith: REENCRYPT_KEY })),
       ),
     );
+    await saveHistory(o, 'share-image-reencrypted');
 
     const r = succeeded(o);
     assert.equal(r.sharedImageId, REENCRYPTED_IMAGE);
@@ -296,6 +303,7 @@ void describe('shareImage failures and encryption', () => {
     const o = await withShareWorker(log, activities, async (tq) =>
       outcome(await start(env, 'shareImage', tq, shareInput())),
     );
+    await saveHistory(o, 'share-image-launch-permissions-failed');
 
     assertActivityFailure(failedWith(o), {
       activityType: 'addLaunchPermissions',
@@ -353,6 +361,7 @@ void describe('shareImage failures and encryption', () => {
         await start(env, 'shareImage', tq, { ...noOwner, targets: { accountIds: [ACCOUNT_A, OWNER] } }),
       ),
     );
+    await saveHistory(o, 'share-image-own-account-refused');
 
     const err = failedWith(o);
     assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
@@ -381,6 +390,7 @@ void describe('unshareImage', () => {
       },
     );
 
+    await saveHistory(o.un, 'unshare-image');
     const r = succeeded(o.un);
     assert.deepEqual(r.withdrawn, o.shared.added);
     assert.deepEqual(log.inputs('removeLaunchPermissions')[0]?.permissions, [{ userId: ACCOUNT_B }]);
