@@ -23,6 +23,7 @@ import { run } from '../../client/cli';
 import { complianceWorkflowId } from '../../client/compliance';
 import type { ComplianceReport } from '../../workflows/contracts';
 import { APPROVED_VALUE, TAG } from '../../workflows/contracts';
+import { recordHistory } from '../support/histories';
 import type { Moto } from '../support/moto';
 import { SANDBOX_ACCOUNT, startMoto } from '../support/moto';
 import { installQuietRuntime } from '../support/runtime';
@@ -108,6 +109,7 @@ void describe('guardrails end to end (dev server + moto + real worker + client)'
       const started = await client.startComplianceScan({ name, regions: [SANDBOX_REGION] });
       assert.equal(started.workflowId, complianceWorkflowId(name));
       const report = await client.result<ComplianceReport>(started.workflowId);
+      await recordHistory(client.handle(started.workflowId), 'e2e-compliance-scan');
       const scanMs = Date.now() - t0;
 
       const [target] = report.targets;

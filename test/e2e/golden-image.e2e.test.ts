@@ -37,6 +37,7 @@ import { AmiflowClient, loadPlanFile } from '../../client';
 import { readWorkerSettings } from '../../worker/config';
 import { buildWorker } from '../../worker/worker';
 import { APPROVED_VALUE, TAG } from '../../workflows/contracts';
+import { recordHistory } from '../support/histories';
 import type { Moto } from '../support/moto';
 import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
 import { installQuietRuntime } from '../support/runtime';
@@ -161,6 +162,7 @@ async function parameter(region: string): Promise<string | undefined> {
 /** Triggers the schedule, approves the run as alice once it waits, and returns its result and history size. */
 async function triggerAndApprove(
   amiflow: AmiflowClient,
+  recordAs: string,
 ): Promise<{ result: GoldenImageResult; events: number; seconds: number }> {
   const t0 = Date.now();
   const run = await amiflow.schedules.trigger(SCHEDULE, { waitForStart: true });
@@ -177,6 +179,7 @@ async function triggerAndApprove(
   assert.equal(ack.decision, 'approved');
   const result = await amiflow.result<GoldenImageResult>(run.workflowId);
   const history = await amiflow.handle(run.workflowId).fetchHistory();
+  await recordHistory(amiflow.handle(run.workflowId), recordAs);
   return { result, events: history.events?.length ?? 0, seconds: (Date.now() - t0) / 1000 };
 }
 
@@ -265,9 +268,9 @@ pipelines:
     const { first, second } = await worker.runUntil(async () => {
       const report = await amiflow.schedules.apply(await loadPlanFile(file));
       assert.deepEqual(report.created, [SCHEDULE]);
-      const first = await triggerAndApprove(amiflow);
+      const first = await triggerAndApprove(amiflow, 'e2e-golden-image-approved');
       await checkFirst(first.result);
-      const second = await triggerAndApprove(amiflow);
+      const second = await triggerAndApprove(amiflow, 'e2e-golden-image-approved-retiring-first');
       return { first, second };
     });
     aws.destroy();

@@ -35,6 +35,7 @@ import type {
 import { RunFailedError } from '../../client';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { imageChildWorkflowId } from '../../workflows/migrate-instance';
+import { recordHistory } from '../support/histories';
 import type { Moto } from '../support/moto';
 import { startMoto } from '../support/moto';
 import { installQuietRuntime } from '../support/runtime';
@@ -195,6 +196,7 @@ void describe('migrateInstance end to end (dev server + moto + real worker + cli
           (p) => progressSeen.push(p),
           100,
         );
+        await recordHistory(client.handle(run.workflowId), 'e2e-migrate-instance-terminate-move-eip');
         return {
           run,
           result,
@@ -291,7 +293,9 @@ void describe('migrateInstance end to end (dev server + moto + real worker + cli
         keepImage: true,
         imageName: `migrate-${src.instanceId}-kept`,
       });
-      return client.result<MigrateInstanceResult>(run.workflowId);
+      const migrated = await client.result<MigrateInstanceResult>(run.workflowId);
+      await recordHistory(client.handle(run.workflowId), 'e2e-migrate-instance-stop-keep-image');
+      return migrated;
     });
 
     assert.equal(await instanceState(ec2, src.instanceId), 'stopped');
@@ -321,6 +325,7 @@ void describe('migrateInstance end to end (dev server + moto + real worker + cli
           () => assert.fail('the migration should be refused'),
           (e: unknown) => e,
         );
+        await recordHistory(client.handle(run.workflowId), 'e2e-migrate-instance-elastic-ip-unhandled');
         return { failure, progress: await client.progress(run.workflowId) };
       });
       return { ...observed.value, changes: observed.changes };

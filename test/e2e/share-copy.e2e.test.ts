@@ -24,6 +24,7 @@ import type { CopyImageResult, ShareImageResult, UnshareImageResult, AmiflowClie
 import { RunFailedError } from '../../client';
 import type { DestinationOutcome } from '../../workflows/contracts';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
+import { recordHistory } from '../support/histories';
 import type { Moto } from '../support/moto';
 import { startMoto } from '../support/moto';
 import { installQuietRuntime } from '../support/runtime';
@@ -172,7 +173,10 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
         volumes: await Promise.all(snapshotIds.map(volumePermissions)),
       };
       const un = await client.startUnshareImage(shared);
-      return { shared, during, unshared: await client.result<UnshareImageResult>(un.workflowId) };
+      const unshared = await client.result<UnshareImageResult>(un.workflowId);
+      await recordHistory(client.handle(run.workflowId), 'e2e-share-image-open-ended');
+      await recordHistory(client.handle(un.workflowId), 'e2e-unshare-image');
+      return { shared, during, unshared };
     });
 
     // THEN the share recorded only what it added, and EC2 shows it
@@ -219,7 +223,9 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
       });
       const seen = await launchPermissions(imageId);
       await client.setShareExpiry(run.workflowId, { expiresInSeconds: 0 });
-      return { result: await client.result<ShareImageResult>(run.workflowId), seen };
+      const result = await client.result<ShareImageResult>(run.workflowId);
+      await recordHistory(client.handle(run.workflowId), 'e2e-share-image-ended-by-update');
+      return { result, seen };
     });
 
     assert.deepEqual(seen, [{ UserId: TARGET_ACCOUNT }]);
@@ -238,7 +244,9 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
         destinations: COPY_REGIONS.map((region) => ({ region })),
         tags: { purpose: 'dr' },
       });
-      return { result: await client.result<CopyImageResult>(run.workflowId), workflowId: run.workflowId };
+      const result = await client.result<CopyImageResult>(run.workflowId);
+      await recordHistory(client.handle(run.workflowId), 'e2e-copy-image-two-regions');
+      return { result, workflowId: run.workflowId };
     });
 
     assert.equal(result.outcome, 'complete');
@@ -297,6 +305,7 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
         ],
       });
       const failure = await failureOf(client, run.workflowId);
+      await recordHistory(client.handle(run.workflowId), 'e2e-copy-image-rollback');
       return { failure, workflowId: run.workflowId, progress: await client.progress(run.workflowId) };
     });
 

@@ -87,11 +87,22 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
       ran: ['removeLaunchPermissions', 'revokeKeyGrants'],
       events: [CANCEL],
     },
+    // e2e-*: recorded from the e2e tier (dev server + moto + the real worker and activities).
+    'e2e-share-image-open-ended': { closed: 'COMPLETED', ran: ['addLaunchPermissions'] },
+    'e2e-share-image-ended-by-update': {
+      closed: 'COMPLETED',
+      ran: ['removeLaunchPermissions'],
+      events: [UPDATE],
+    },
   },
   unshareImage: {
     'unshare-image': {
       closed: 'COMPLETED',
       ran: ['removeLaunchPermissions', 'removeSnapshotPermissions', 'revokeKeyGrants'],
+    },
+    'e2e-unshare-image': {
+      closed: 'COMPLETED',
+      ran: ['removeLaunchPermissions', 'removeSnapshotPermissions'],
     },
   },
   copyImage: {
@@ -110,6 +121,8 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
       ran: ['deleteImage', 'removeLaunchPermissions'],
       events: [CANCEL],
     },
+    'e2e-copy-image-two-regions': { closed: 'COMPLETED', ran: ['copyImage', 'tagSnapshots'] },
+    'e2e-copy-image-rollback': { closed: 'FAILED', ran: ['deleteImage'] },
   },
   migrateInstance: {
     'migrate-instance-terminate-source': {
@@ -162,6 +175,12 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
       ran: ['terminateSourceInstance'],
       events: [CANCEL],
     },
+    'e2e-migrate-instance-terminate-move-eip': {
+      closed: 'COMPLETED',
+      ran: ['moveElasticIp', 'terminateSourceInstance'],
+    },
+    'e2e-migrate-instance-stop-keep-image': { closed: 'COMPLETED', ran: ['launchInstance', 'stopInstance'] },
+    'e2e-migrate-instance-elastic-ip-unhandled': { closed: 'FAILED', ran: ['planMigration'] },
   },
   goldenImage: {
     'golden-image-approved': {
@@ -188,6 +207,12 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     },
     'golden-image-bad-input': { closed: 'FAILED' },
     'golden-image-cancelled': { closed: 'CANCELED', ran: ['deleteImage'], events: [CANCEL] },
+    'e2e-golden-image-approved': { closed: 'COMPLETED', ran: ['publishImageParameter'], events: [UPDATE] },
+    'e2e-golden-image-approved-retiring-first': {
+      closed: 'COMPLETED',
+      ran: ['publishImageParameter'],
+      events: [UPDATE],
+    },
   },
   backupInstances: {
     'backup-instances-reboot-copy-retain': {
@@ -211,6 +236,7 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'compliance-scan-catalogue-unreadable': { closed: 'COMPLETED', ran: ['listApprovedImages'] },
     'compliance-scan-bad-input': { closed: 'FAILED' },
     'compliance-scan-cancelled': { closed: 'CANCELED', ran: ['scanInstances'], events: [CANCEL] },
+    'e2e-compliance-scan': { closed: 'COMPLETED', ran: ['scanInstances'] },
   },
   enforceAllowedAmis: {
     'enforce-allowed-amis-audit-enable-off': {
