@@ -49,6 +49,25 @@ export default tseslint.config(
     },
   },
   {
+    // contracts/ is the bottom layer: workflows, activities, the worker and the client import it, so
+    // it imports none of them, nor Node or AWS (the workflow bundle carries it). Beside zod, only the
+    // SDK's definition helpers: search-attribute keys (common), query and update definitions (workflow).
+    files: ['contracts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!zod$|@temporalio/common$|@temporalio/workflow$|\\./).*',
+              message: 'contracts/ imports only zod, the SDK definition helpers and other contracts.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

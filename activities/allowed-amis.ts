@@ -16,8 +16,8 @@ import type {
   AllowedImagesSettings,
   AllowedImagesState,
   AwsTarget,
-} from '../workflows/contracts';
-import { FailureType } from '../workflows/contracts';
+} from '../contracts';
+import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure } from './errors';
 

@@ -10,8 +10,8 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import type { AwsTarget } from '../workflows/contracts';
-import { FailureType } from '../workflows/contracts';
+import type { AwsTarget } from '../contracts';
+import { FailureType } from '../contracts';
 import { aws, failure } from './errors';
 
 export interface AwsSettings {

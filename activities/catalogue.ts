@@ -6,8 +6,8 @@
 import type { Image } from '@aws-sdk/client-ec2';
 import { DescribeImagesCommand } from '@aws-sdk/client-ec2';
 import { Context } from '@temporalio/activity';
-import type { ApprovalBasis, ApprovedImage, AwsTarget } from '../workflows/contracts';
-import { APPROVED_VALUE, TAG } from '../workflows/contracts';
+import type { ApprovalBasis, ApprovedImage, AwsTarget } from '../contracts';
+import { APPROVED_VALUE, TAG } from '../contracts';
 import type { ActivityDeps } from './deps';
 import type { ReadCounters } from './throttled-reads';
 import { describeImagesByIds, throttledRead } from './throttled-reads';

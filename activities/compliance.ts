@@ -13,8 +13,8 @@ import type {
   ImageUsage,
   InstanceFinding,
   TargetReport,
-} from '../workflows/contracts';
-import { SELF_ACCOUNT, TAG, emptyCounts } from '../workflows/contracts';
+} from '../contracts';
+import { SELF_ACCOUNT, TAG, emptyCounts } from '../contracts';
 import { approvedByOwnTags, isRetired, tagsOf } from './catalogue';
 import type { ActivityDeps } from './deps';
 import type { ReadCounters } from './throttled-reads';

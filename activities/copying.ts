@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto';
 import type { EC2Client, Image } from '@aws-sdk/client-ec2';
 import { CopyImageCommand, CreateTagsCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
-import type { AwsTarget, Tags } from '../workflows/contracts';
-import { FailureType, TAG, copyTagsOf } from '../workflows/contracts';
+import type { AwsTarget, Tags } from '../contracts';
+import { FailureType, TAG, copyTagsOf } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { snapshotIdsOf, toAwsTags } from './images';

@@ -4,7 +4,7 @@
  * non-retryable `ApplicationFailure`s with a stable type and a message that says what to do.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { FailureType } from '../workflows/contracts';
+import { FailureType } from '../contracts';
 
 export type AwsErrorClass =
   | { retry: true; code: string; reason: 'throttling' | 'server' | 'network' | 'transient-state' | 'unknown' }

@@ -16,8 +16,8 @@ import {
   GetConsoleOutputCommand,
 } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { AwsTarget, InstanceState, Tags } from '../workflows/contracts';
-import { FailureType } from '../workflows/contracts';
+import type { AwsTarget, InstanceState, Tags } from '../contracts';
+import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { snapshotIdsOf, toAwsTags } from './images';

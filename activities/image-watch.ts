@@ -8,7 +8,7 @@
  */
 import type { EC2Client, Image } from '@aws-sdk/client-ec2';
 import { DescribeImagesCommand } from '@aws-sdk/client-ec2';
-import type { AwsTarget } from '../workflows/contracts';
+import type { AwsTarget } from '../contracts';
 import type { AwsClients } from './aws';
 import { isAwsCode, rethrowAws } from './errors';
 import type { Clock } from './waiting';

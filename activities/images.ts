@@ -13,8 +13,8 @@ import {
   DescribeSnapshotsCommand,
 } from '@aws-sdk/client-ec2';
 import { Context } from '@temporalio/activity';
-import type { AwsTarget, Tags } from '../workflows/contracts';
-import { FailureType, TAG } from '../workflows/contracts';
+import type { AwsTarget, Tags } from '../contracts';
+import { FailureType, TAG } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { createImageWatch } from './image-watch';

@@ -1,8 +1,8 @@
 /** EC2 instances: read the source, stop it and start it again, each waiting inside the activity. */
 import type { EC2Client, Instance } from '@aws-sdk/client-ec2';
 import { DescribeInstancesCommand, StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
-import type { AwsTarget, InstanceState } from '../workflows/contracts';
-import { FailureType } from '../workflows/contracts';
+import type { AwsTarget, InstanceState } from '../contracts';
+import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import type { PollPolicy } from './waiting';

@@ -11,8 +11,8 @@ import {
   ListGrantsCommand,
   RevokeGrantCommand,
 } from '@aws-sdk/client-kms';
-import type { AwsTarget, KeyGrantRecord } from '../workflows/contracts';
-import { FailureType, KMS_GRANT_OPERATIONS, shareGrantName } from '../workflows/contracts';
+import type { AwsTarget, KeyGrantRecord } from '../contracts';
+import { FailureType, KMS_GRANT_OPERATIONS, shareGrantName } from '../contracts';
 import { partitionOf } from './aws';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';

@@ -45,8 +45,8 @@ import type {
   MigrateInstanceOverrides,
   SourceAction,
   Tags,
-} from '../workflows/contracts';
-import { FailureType, RESERVED_TAG_PREFIXES, TAG } from '../workflows/contracts';
+} from '../contracts';
+import { FailureType, RESERVED_TAG_PREFIXES, TAG } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { toAwsTags } from './images';

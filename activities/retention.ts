@@ -14,8 +14,8 @@ import {
   EnableImageDeregistrationProtectionCommand,
 } from '@aws-sdk/client-ec2';
 import { Context } from '@temporalio/activity';
-import type { AwsTarget, Tags } from '../workflows/contracts';
-import { FailureType } from '../workflows/contracts';
+import type { AwsTarget, Tags } from '../contracts';
+import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { deregisterWithSnapshots, snapshotIdsOf } from './images';

@@ -19,8 +19,8 @@ import type {
   LaunchPermissionEntry,
   SnapshotPermissionEntry,
   Tags,
-} from '../workflows/contracts';
-import { FailureType, RESERVED_TAG_PREFIXES } from '../workflows/contracts';
+} from '../contracts';
+import { FailureType, RESERVED_TAG_PREFIXES } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { snapshotIdsOf } from './images';

@@ -7,8 +7,8 @@
  */
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
-import type { AwsTarget } from '../workflows/contracts';
-import { FailureType } from '../workflows/contracts';
+import type { AwsTarget } from '../contracts';
+import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { waitUntil } from './waiting';

@@ -6,7 +6,7 @@
  * heartbeat that reaches the server is a billable Temporal action.
  */
 import { Context } from '@temporalio/activity';
-import { FailureType } from '../workflows/contracts';
+import { FailureType } from '../contracts';
 import { failure } from './errors';
 
 export interface Clock {

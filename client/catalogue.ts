@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
-import type { ApprovedImage, Catalogue, CatalogueInput } from '../workflows/contracts';
-import { FailureType, SELF_ACCOUNT, WORKFLOW_TYPES } from '../workflows/contracts';
+import type { ApprovedImage, Catalogue, CatalogueInput } from '../contracts';
+import { FailureType, SELF_ACCOUNT, WORKFLOW_TYPES } from '../contracts';
 import { parseCatalogueInput } from '../workflows/guardrails-validation';
 
 /** `approved-images/<digest of the selection>`: identical reads at the same time share one run. */

@@ -14,8 +14,8 @@
 import type { Client } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { ComplianceReport, ComplianceScanInput } from '../workflows/contracts';
-import { WORKFLOW_TYPES, complianceReportQuery } from '../workflows/contracts';
+import type { ComplianceReport, ComplianceScanInput } from '../contracts';
+import { WORKFLOW_TYPES, complianceReportQuery } from '../contracts';
 import { checkName, parseComplianceScanInput } from '../workflows/guardrails-validation';
 import type { InputIssue } from '../workflows/validation';
 import { InvalidInputError } from '../workflows/validation';

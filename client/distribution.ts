@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import type { CopyImageInput, ShareImageInput, UnshareImageInput } from '../workflows/contracts';
-import { SearchAttr } from '../workflows/contracts';
+import type { CopyImageInput, ShareImageInput, UnshareImageInput } from '../contracts';
+import { SearchAttr } from '../contracts';
 
 function digest(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 12);

@@ -4,8 +4,8 @@
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import type { AllowedAmisMode, AllowedAmisState, EnforceAllowedAmisInput } from '../workflows/contracts';
-import { WORKFLOW_TYPES, allowedAmisStateQuery, setAllowedAmisModeUpdate } from '../workflows/contracts';
+import type { AllowedAmisMode, AllowedAmisState, EnforceAllowedAmisInput } from '../contracts';
+import { WORKFLOW_TYPES, allowedAmisStateQuery, setAllowedAmisModeUpdate } from '../contracts';
 import { parseEnforceAllowedAmisInput, parseSetAllowedAmisMode } from '../workflows/guardrails-validation';
 
 export function enforcementWorkflowId(name: string): string {

@@ -2,7 +2,7 @@
  * Client side of goldenImage and backupInstances started by hand (Schedules start them otherwise:
  * client/schedules.ts): deterministic workflow ids, Web UI summaries, and the result text.
  */
-import type { BackupInput, BackupResult, GoldenImageInput, GoldenImageResult } from '../workflows/contracts';
+import type { BackupInput, BackupResult, GoldenImageInput, GoldenImageResult } from '../contracts';
 
 /** The scheduled time a manual run stands for: now, to the second (what its version is made of). */
 export function manualScheduledTime(now = Date.now()): string {

@@ -18,10 +18,10 @@ import type {
   ImageFromInstanceInput,
   ImageFromInstanceResult,
   WorkflowProgress,
-} from '../workflows/contracts';
-import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../workflows/contracts';
+} from '../contracts';
+import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../contracts';
 import { parseImageFromInstanceInput } from '../workflows/validation';
-import type { MigrateInstanceInput } from '../workflows/contracts';
+import type { MigrateInstanceInput } from '../contracts';
 import { parseMigrateInstanceInput } from '../workflows/migrate-validation';
 import { migrateSummary, migrateWorkflowId } from './migration';
 import type {
@@ -30,8 +30,8 @@ import type {
   ShareExpiryUpdate,
   ShareImageInput,
   ShareRecord,
-} from '../workflows/contracts';
-import { setShareExpiryUpdate } from '../workflows/contracts';
+} from '../contracts';
+import { setShareExpiryUpdate } from '../contracts';
 import {
   parseCopyImageInput,
   parseShareExpiryUpdate,
@@ -54,7 +54,7 @@ import type {
   ComplianceReport,
   ComplianceScanInput,
   EnforceAllowedAmisInput,
-} from '../workflows/contracts';
+} from '../contracts';
 import type { ResolveOptions, ResolvedImage } from './catalogue';
 import { readCatalogue, resolveApprovedImage } from './catalogue';
 import type { ScheduleSpec } from './compliance';
@@ -65,8 +65,8 @@ import {
   startComplianceScan,
 } from './compliance';
 import { enforcementState, setAllowedAmisMode } from './enforcement';
-import type { ApprovalAck, ApprovalDecision, BackupInput, GoldenImageInput } from '../workflows/contracts';
-import { approveUpdate, rejectUpdate } from '../workflows/contracts';
+import type { ApprovalAck, ApprovalDecision, BackupInput, GoldenImageInput } from '../contracts';
+import { approveUpdate, rejectUpdate } from '../contracts';
 import {
   parseApprovalDecision,
   parseBackupInput,
@@ -95,7 +95,7 @@ export type {
   GoldenImageInput,
   GoldenImageResult,
   RetentionPolicy,
-} from '../workflows/contracts';
+} from '../contracts';
 export { NoApprovedImageError } from './catalogue';
 export type { ResolveOptions, ResolvedImage } from './catalogue';
 export { migrateWorkflowId } from './migration';
@@ -103,7 +103,7 @@ export type {
   MigrateInstanceInput,
   MigrateInstanceOverrides,
   MigrateInstanceResult,
-} from '../workflows/contracts';
+} from '../contracts';
 export { copyWorkflowId, shareWorkflowId, unshareWorkflowId } from './distribution';
 export type {
   CopyDestination,
@@ -115,12 +115,12 @@ export type {
   ShareRecord,
   UnshareImageInput,
   UnshareImageResult,
-} from '../workflows/contracts';
+} from '../contracts';
 export type {
   ImageFromInstanceInput,
   ImageFromInstanceResult,
   WorkflowProgress,
-} from '../workflows/contracts';
+} from '../contracts';
 
 export interface StartOptions {
   /** Defaults to a deterministic id, so the same request started twice runs once. */

@@ -2,7 +2,7 @@
  * Client side of `migrateInstance`: the deterministic workflow id, the Web UI summary, and the
  * command-line result text.
  */
-import type { MigrateInstanceInput, MigrateInstanceResult } from '../workflows/contracts';
+import type { MigrateInstanceInput, MigrateInstanceResult } from '../contracts';
 
 /**
  * `migrate-instance/<region>/<account|self>/<instance>`: one migration of an instance at a time,

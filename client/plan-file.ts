@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { Node as YamlNode } from 'yaml';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
-import type { BackupInput, GoldenImageInput } from '../workflows/contracts';
+import type { BackupInput, GoldenImageInput } from '../contracts';
 import { PLAN_NAME_RE, backupIssues, goldenImageIssues } from '../workflows/golden-validation';
 import type { InputIssue } from '../workflows/validation';
 import { show } from '../workflows/validation';

@@ -10,8 +10,8 @@
  * - KMS (image owner's keys): the key-policy statements that let the target accounts launch images
  *   whose snapshots are under a customer managed key, and the IAM policy their principals need.
  */
-import type { Catalogue, IamPolicyDocument } from '../workflows/contracts';
-import { APPROVED_VALUE, KMS_GRANT_OPERATIONS, TAG } from '../workflows/contracts';
+import type { Catalogue, IamPolicyDocument } from '../contracts';
+import { APPROVED_VALUE, KMS_GRANT_OPERATIONS, TAG } from '../contracts';
 import { targetIamPolicy } from '../workflows/key-access';
 import { partitionOfRegion } from '../workflows/share-validation';
 

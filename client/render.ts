@@ -1,5 +1,5 @@
 /** Renders a workflow's progress as a step list for terminals (live) and logs (line per change). */
-import type { StepState, WorkflowProgress } from '../workflows/contracts';
+import type { StepState, WorkflowProgress } from '../contracts';
 
 const MARK: Record<StepState, string> = {
   pending: '○',

@@ -8,7 +8,7 @@ import type {
   ClassificationCounts,
   ComplianceReport,
   ImageClassification,
-} from '../workflows/contracts';
+} from '../contracts';
 
 /** Left-aligned text columns, right-aligned number columns, two spaces apart. */
 export function table(head: string[], rows: (string | number)[][]): string {

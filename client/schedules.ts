@@ -18,7 +18,7 @@ import type {
   ScheduleOverlapPolicy,
 } from '@temporalio/client';
 import { ScheduleNotFoundError, WorkflowFailedError } from '@temporalio/client';
-import { SearchAttr, WORKFLOW_TYPES } from '../workflows/contracts';
+import { SearchAttr, WORKFLOW_TYPES } from '../contracts';
 import type { OverlapPolicy, Plan, PlanEntry } from './plan-file';
 import { entryKey } from './plan-file';
 

@@ -2,7 +2,7 @@
  * Typed worker and client configuration, read from the environment. Every setting has one name
  * here; defaults give the local stack (dev server on localhost:7233, the worker's own AWS credentials).
  */
-import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../workflows/contracts';
+import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../contracts';
 import type { AwsSettings } from '../activities/aws';
 
 export interface TemporalSettings {

@@ -20,8 +20,8 @@ import type {
   Catalogue,
   CatalogueInput,
   GuardrailError,
-} from './contracts';
-import { SELF_ACCOUNT, WORKFLOW_TYPES, progressQuery } from './contracts';
+} from '../contracts';
+import { SELF_ACCOUNT, WORKFLOW_TYPES, progressQuery } from '../contracts';
 import { DEFAULT_GUARDRAIL_CONCURRENCY, parseCatalogueInput } from './guardrails-validation';
 import { scanCall } from './presets';
 import { Progress, errorMessage } from './progress';

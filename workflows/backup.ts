@@ -30,7 +30,7 @@ import type {
   CopyImageInput,
   ImageFromInstanceInput,
   RetentionReport,
-} from './contracts';
+} from '../contracts';
 import {
   DEFAULT_BACKUP_RETENTION,
   DEFAULT_TIMEOUTS,
@@ -39,7 +39,7 @@ import {
   TAG,
   WORKFLOW_TYPES,
   progressQuery,
-} from './contracts';
+} from '../contracts';
 import { copyImage } from './copy-image';
 import { dateVersion, scheduledTimeOf } from './golden-image';
 import { parseBackupInput } from './golden-validation';

@@ -4,7 +4,7 @@
  * Their own failures are collected and reported, never swallowed.
  */
 import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
-import { FailureType } from './contracts';
+import { FailureType } from '../contracts';
 import type { Progress } from './progress';
 import { errorMessage } from './progress';
 

@@ -19,7 +19,7 @@ import type {
   ComplianceReport,
   ComplianceScanInput,
   TargetReport,
-} from './contracts';
+} from '../contracts';
 import {
   IMAGE_CLASSIFICATIONS,
   emptyCounts,
@@ -27,7 +27,7 @@ import {
   WORKFLOW_TYPES,
   complianceReportQuery,
   progressQuery,
-} from './contracts';
+} from '../contracts';
 import { failureOf, readCatalogue, targetName, targetOf } from './approved-images';
 import {
   DEFAULT_GUARDRAIL_CONCURRENCY,

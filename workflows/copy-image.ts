@@ -27,7 +27,7 @@ import type {
   ShareImageInput,
   ShareImageResult,
   Tags,
-} from './contracts';
+} from '../contracts';
 import {
   DEFAULT_COPY_CONCURRENCY_PER_REGION,
   DEFAULT_COPY_TIMEOUTS,
@@ -36,7 +36,7 @@ import {
   WORKFLOW_TYPES,
   copyTagsOf,
   progressQuery,
-} from './contracts';
+} from '../contracts';
 import { Compensations } from './compensation';
 import { compensationCall, copyWait, fastAwsCall, settledAwsCall } from './presets';
 import { Progress, errorMessage } from './progress';

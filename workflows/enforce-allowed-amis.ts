@@ -34,7 +34,7 @@ import type {
   Catalogue,
   EnforceAllowedAmisInput,
   SetAllowedAmisMode,
-} from './contracts';
+} from '../contracts';
 import {
   FailureType,
   SELF_ACCOUNT,
@@ -42,7 +42,7 @@ import {
   allowedAmisStateQuery,
   progressQuery,
   setAllowedAmisModeUpdate,
-} from './contracts';
+} from '../contracts';
 import { failureOf, readCatalogue, targetName, targetOf } from './approved-images';
 import {
   DEFAULT_GUARDRAIL_CONCURRENCY,

@@ -44,7 +44,7 @@ import type {
   ShareImageInput,
   ShareImageResult,
   Tags,
-} from './contracts';
+} from '../contracts';
 import {
   APPROVED_VALUE,
   AUTO_APPROVER,
@@ -61,7 +61,7 @@ import {
   approveUpdate,
   progressQuery,
   rejectUpdate,
-} from './contracts';
+} from '../contracts';
 import type { UndoHandle } from './compensation';
 import { Compensations } from './compensation';
 import { copyImage } from './copy-image';

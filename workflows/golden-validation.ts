@@ -4,8 +4,8 @@
  * AWS call). Pure and deterministic; the copy and share parts reuse the copyImage and shareImage
  * validators, with their field names mapped to where they sit in these inputs.
  */
-import type { ApprovalDecision, BackupInput, GoldenImageInput } from './contracts';
-import { MAX_TAGS_PER_RESOURCE } from './contracts';
+import type { ApprovalDecision, BackupInput, GoldenImageInput } from '../contracts';
+import { MAX_TAGS_PER_RESOURCE } from '../contracts';
 import { copyImageIssues, shareImageIssues } from './share-validation';
 import type { InputIssue } from './validation';
 import {

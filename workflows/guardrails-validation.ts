@@ -8,8 +8,8 @@ import type {
   ComplianceScanInput,
   EnforceAllowedAmisInput,
   SetAllowedAmisMode,
-} from './contracts';
-import { ALLOWED_AMIS_MODES, SELF_ACCOUNT } from './contracts';
+} from '../contracts';
+import { ALLOWED_AMIS_MODES, SELF_ACCOUNT } from '../contracts';
 import type { InputIssue } from './validation';
 import {
   IMAGE_ID_RE,

@@ -20,7 +20,7 @@ import type {
   ImageFromInstanceInput,
   ImageFromInstanceResult,
   Tags,
-} from './contracts';
+} from '../contracts';
 import {
   DEFAULT_TIMEOUTS,
   FailureType,
@@ -30,7 +30,7 @@ import {
   WORKFLOW_TYPES,
   consistencyOf,
   progressQuery,
-} from './contracts';
+} from '../contracts';
 import { Compensations } from './compensation';
 import { compensationCall, fastAwsCall, instanceWait, longImageWait } from './presets';
 import { Progress } from './progress';

@@ -1,6 +1,6 @@
 /** Input checks at workflow start: a bad input fails the run at once, non-retryable, naming every field. */
 import { ApplicationFailure } from '@temporalio/workflow';
-import { FailureType } from './contracts';
+import { FailureType } from '../contracts';
 import type { Progress } from './progress';
 import type { InputIssue } from './validation';
 import { InvalidInputError, formatIssues } from './validation';

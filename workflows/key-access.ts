@@ -3,8 +3,8 @@
  * an IAM policy for the target accounts, and the key-policy statements that stand in for grants.
  * Pure: built in the workflow from facts the activities read, and returned in the share's result.
  */
-import type { IamPolicyDocument, IamPolicyStatement, KeyAccessNeeded, ShareTargets } from './contracts';
-import { KMS_GRANT_OPERATIONS } from './contracts';
+import type { IamPolicyDocument, IamPolicyStatement, KeyAccessNeeded, ShareTargets } from '../contracts';
+import { KMS_GRANT_OPERATIONS } from '../contracts';
 import { partitionOfRegion } from './share-validation';
 
 const KMS_ACTIONS = KMS_GRANT_OPERATIONS.map((op) => `kms:${op}`);

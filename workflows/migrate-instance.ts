@@ -34,7 +34,7 @@ import type {
   MigrateInstanceInput,
   MigrateInstanceResult,
   Tags,
-} from './contracts';
+} from '../contracts';
 import {
   DEFAULT_MIGRATION_TIMEOUTS,
   MANAGED_BY_VALUE,
@@ -42,7 +42,7 @@ import {
   TAG,
   WORKFLOW_TYPES,
   progressQuery,
-} from './contracts';
+} from '../contracts';
 import type { UndoHandle } from './compensation';
 import { Compensations } from './compensation';
 import { imageFromInstance } from './image-from-instance';

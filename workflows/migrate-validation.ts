@@ -6,8 +6,8 @@
  * What only AWS can answer (does the AZ exist, is there a subnet there, does the source have an
  * Elastic IP) is checked by the workflow's first step, still before anything is touched.
  */
-import type { MigrateInstanceInput } from './contracts';
-import { ELASTIC_IP_ACTIONS, SOURCE_ACTIONS } from './contracts';
+import type { MigrateInstanceInput } from '../contracts';
+import { ELASTIC_IP_ACTIONS, SOURCE_ACTIONS } from '../contracts';
 import type { InputIssue } from './validation';
 import {
   InvalidInputError,

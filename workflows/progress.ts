@@ -3,7 +3,7 @@
  * Deterministic: timestamps come from the workflow clock.
  */
 import { setCurrentDetails } from '@temporalio/workflow';
-import type { StepProgress, WorkflowProgress } from './contracts';
+import type { StepProgress, WorkflowProgress } from '../contracts';
 
 export class Progress {
   readonly record: WorkflowProgress;

@@ -15,8 +15,8 @@ import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ManagedImage } from '../activities/retention';
-import type { AwsTarget, RetentionAction, RetentionPolicy, RetentionReport, Tags } from './contracts';
-import { TAG } from './contracts';
+import type { AwsTarget, RetentionAction, RetentionPolicy, RetentionReport, Tags } from '../contracts';
+import { TAG } from '../contracts';
 import { fastAwsCall, retireCall } from './presets';
 import { errorMessage } from './progress';
 

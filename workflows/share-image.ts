@@ -29,7 +29,7 @@ import type {
   SnapshotPermissionEntry,
   UnshareImageInput,
   UnshareImageResult,
-} from './contracts';
+} from '../contracts';
 import {
   DEFAULT_COPY_TIMEOUTS,
   FailureType,
@@ -38,7 +38,7 @@ import {
   progressQuery,
   setShareExpiryUpdate,
   shareGrantName,
-} from './contracts';
+} from '../contracts';
 import { Compensations } from './compensation';
 import { keyAccessNeeded } from './key-access';
 import { compensationCall, copyWait, fastAwsCall, settledAwsCall } from './presets';

@@ -3,8 +3,8 @@
  * the client (before anything starts) and the workflows (again at start, before any AWS call).
  * Pure and deterministic, like validation.ts, whose checks it reuses.
  */
-import type { CopyImageInput, ShareExpiryUpdate, ShareImageInput, UnshareImageInput } from './contracts';
-import { KMS_ACCESS_MODES, MAX_SHARE_SECONDS, PARTIAL_FAILURE_POLICIES } from './contracts';
+import type { CopyImageInput, ShareExpiryUpdate, ShareImageInput, UnshareImageInput } from '../contracts';
+import { KMS_ACCESS_MODES, MAX_SHARE_SECONDS, PARTIAL_FAILURE_POLICIES } from '../contracts';
 import type { InputIssue } from './validation';
 import {
   IMAGE_ID_RE,

@@ -2,8 +2,8 @@
  * Input validation shared by the client (before anything starts) and the workflow (again at start,
  * before any AWS call). Pure and deterministic: no I/O, safe inside the workflow sandbox.
  */
-import type { ImageFromInstanceInput } from './contracts';
-import { CONSISTENCY_MODES, RESERVED_TAG_PREFIXES } from './contracts';
+import type { ImageFromInstanceInput } from '../contracts';
+import { CONSISTENCY_MODES, RESERVED_TAG_PREFIXES } from '../contracts';
 
 export interface InputIssue {
   /** Dotted path of the offending field, e.g. `tags.Owner` or `timeouts.imageAvailableSeconds`. */

@@ -1,0 +1,133 @@
+/**
+ * Facts every feature shares: task queue, tag keys, failure type names, search-attribute keys,
+ * workflow type names, and the shapes every input builds on (where an AWS call goes, tags, modes).
+ */
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+
+export const DEFAULT_TASK_QUEUE = 'amiflow';
+export const DEFAULT_NAMESPACE = 'default';
+
+/** Tags written on everything amiflow creates, so retries find it and sweeps can prove nothing leaked. */
+export const TAG = {
+  managedBy: 'amiflow:managed-by',
+  workflowId: 'amiflow:workflow-id',
+  runId: 'amiflow:run-id',
+  workflowType: 'amiflow:workflow-type',
+  sourceInstance: 'amiflow:source-instance',
+  consistency: 'amiflow:consistency',
+  /** On copies: the image and region they were copied from. */
+  sourceImage: 'amiflow:source-image',
+  sourceRegion: 'amiflow:source-region',
+  /** Approval, written by golden-image runs on approved images (with `sourceImage`): the catalogue reads them. */
+  pipeline: 'amiflow:pipeline',
+  version: 'amiflow:version',
+  approved: 'amiflow:approved',
+  approvedBy: 'amiflow:approved-by',
+  approvedAt: 'amiflow:approved-at',
+  /** Golden images: the scheduled time of the run that made it (a second run for the same time reuses it). */
+  scheduledTime: 'amiflow:scheduled-time',
+  /** Backups: the backup plan that made the image (with `sourceInstance`): retention counts per plan and instance. */
+  backupPlan: 'amiflow:backup-plan',
+} as const;
+export const MANAGED_BY_VALUE = 'amiflow';
+/** The value of `TAG.approved` on an approved image. */
+export const APPROVED_VALUE = 'true';
+/** User tags may not use these prefixes: `aws:` is reserved by AWS, `amiflow:` by us. */
+export const RESERVED_TAG_PREFIXES = ['aws:', 'amiflow:'] as const;
+
+/** Stable failure types. Activities and workflows throw `ApplicationFailure` with one of these. */
+export const FailureType = {
+  InvalidInput: 'InvalidInput',
+  InstanceNotFound: 'InstanceNotFound',
+  InstanceStateUnsupported: 'InstanceStateUnsupported',
+  InstanceStoreRoot: 'InstanceStoreRoot',
+  ImageNotFound: 'ImageNotFound',
+  ImageNameTaken: 'ImageNameTaken',
+  ImageFailed: 'ImageFailed',
+  WaitTimedOut: 'WaitTimedOut',
+  AwsUnauthorized: 'AwsUnauthorized',
+  AwsMalformedRequest: 'AwsMalformedRequest',
+  AwsNotFound: 'AwsNotFound',
+  AwsLimitExceeded: 'AwsLimitExceeded',
+  AwsPolicyRefused: 'AwsPolicyRefused',
+  CompensationFailed: 'CompensationFailed',
+  // migrateInstance: refusals before anything is touched, and the new instance's checks
+  AvailabilityZoneUnknown: 'AvailabilityZoneUnknown',
+  AvailabilityZoneUnchanged: 'AvailabilityZoneUnchanged',
+  NoSubnetInZone: 'NoSubnetInZone',
+  ElasticIpUnhandled: 'ElasticIpUnhandled',
+  NetworkInterfacesUnhandled: 'NetworkInterfacesUnhandled',
+  MigrationUnsupported: 'MigrationUnsupported',
+  InstanceChecksFailed: 'InstanceChecksFailed',
+  // shareImage / copyImage
+  AwsManagedKeyNotShareable: 'AwsManagedKeyNotShareable',
+  ImageNotOwned: 'ImageNotOwned',
+  ImageNotAvailable: 'ImageNotAvailable',
+  KmsKeyUnusable: 'KmsKeyUnusable',
+  KmsGrantNeedsAccounts: 'KmsGrantNeedsAccounts',
+  CopyFailed: 'CopyFailed',
+  // goldenImage / backupInstances
+  ValidationFailed: 'ValidationFailed',
+  ApprovalRejected: 'ApprovalRejected',
+  ApprovalTimedOut: 'ApprovalTimedOut',
+  BackupIncomplete: 'BackupIncomplete',
+  // guardrails: catalogue, complianceScan, enforceAllowedAmis
+  NoApprovedImage: 'NoApprovedImage',
+  AllowedAmisAuditFirst: 'AllowedAmisAuditFirst',
+  AllowedAmisManagedByPolicy: 'AllowedAmisManagedByPolicy',
+  AllowedAmisNoProviders: 'AllowedAmisNoProviders',
+  AllowedAmisChangedOutside: 'AllowedAmisChangedOutside',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Search attributes for operators in the Web UI (registered by the dev-server helper and the compose setup). */
+export const SearchAttr = {
+  instanceId: defineSearchAttributeKey('AmiflowInstanceId', SearchAttributeType.KEYWORD),
+  imageId: defineSearchAttributeKey('AmiflowImageId', SearchAttributeType.KEYWORD),
+  region: defineSearchAttributeKey('AmiflowRegion', SearchAttributeType.KEYWORD),
+  step: defineSearchAttributeKey('AmiflowStep', SearchAttributeType.KEYWORD),
+} as const;
+/** Name → Temporal type, for `temporal operator search-attribute create` and the dev server. */
+export const SEARCH_ATTRIBUTE_TYPES: Record<string, 'Keyword'> = {
+  AmiflowInstanceId: 'Keyword',
+  AmiflowImageId: 'Keyword',
+  AmiflowRegion: 'Keyword',
+  AmiflowStep: 'Keyword',
+};
+
+/** Where an AWS call goes: a region, and an account when the worker must assume a role in it. */
+export interface AwsTarget {
+  region: string;
+  /** 12-digit account id; omitted means the worker's own credentials. */
+  accountId?: string;
+}
+
+export type Tags = Record<string, string>;
+
+/**
+ * - `stop`: stop, image, start again. Consistent; downtime = stop + CreateImage call + start.
+ * - `reboot`: EC2's default: EC2 reboots the instance during CreateImage. File-system consistent.
+ * - `no-reboot`: no downtime, crash-consistent only: OS buffers are not flushed.
+ */
+export const CONSISTENCY_MODES = ['stop', 'reboot', 'no-reboot'] as const;
+export type ConsistencyMode = (typeof CONSISTENCY_MODES)[number];
+export type Consistency = 'consistent' | 'crash-consistent';
+
+export function consistencyOf(mode: ConsistencyMode): Consistency {
+  return mode === 'no-reboot' ? 'crash-consistent' : 'consistent';
+}
+
+export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'shutting-down' | 'terminated';
+
+export const WORKFLOW_TYPES = {
+  imageFromInstance: 'imageFromInstance',
+  shareImage: 'shareImage',
+  unshareImage: 'unshareImage',
+  copyImage: 'copyImage',
+  migrateInstance: 'migrateInstance',
+  goldenImage: 'goldenImage',
+  backupInstances: 'backupInstances',
+  approvedImages: 'approvedImages',
+  complianceScan: 'complianceScan',
+  enforceAllowedAmis: 'enforceAllowedAmis',
+} as const;

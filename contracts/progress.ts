@@ -1,0 +1,25 @@
+/**
+ * The progress record every workflow keeps, answerable by query while it runs and after it closes.
+ */
+import { defineQuery } from '@temporalio/workflow';
+
+export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'compensated';
+
+export interface StepProgress {
+  name: string;
+  state: StepState;
+  startedAt?: string;
+  finishedAt?: string;
+  detail?: string;
+}
+
+export interface WorkflowProgress {
+  workflowType: string;
+  phase: 'running' | 'compensating' | 'succeeded' | 'failed' | 'cancelled';
+  steps: StepProgress[];
+  resources: Record<string, string>;
+  compensations: { name: string; state: 'done' | 'failed'; error?: string }[];
+  error?: string;
+}
+
+export const progressQuery = defineQuery<WorkflowProgress>('progress');
