@@ -1,24 +1,39 @@
 /**
  * imageFromInstance: image an instance (stop, reboot or no-reboot), tag it, start it again.
  */
-import type { AwsTarget, Consistency, ConsistencyMode, Tags } from './common';
+import { z } from 'zod';
+import type { Consistency, ConsistencyMode } from './common';
+import { CONSISTENCY_MODES } from './common';
+import { accountId, imageName, instanceId, region, seconds, userTags } from './fields';
+import { show, strictObject } from './issues';
 
-export interface ImageFromInstanceTimeouts {
+export const imageFromInstanceTimeoutsSchema = strictObject({
   /** Longest wait for the instance to stop, or to run again. Default 900 s. */
-  instanceStateSeconds?: number;
+  instanceStateSeconds: seconds(30, 24 * 3600).optional(),
   /** Longest wait for the image to become `available`. Default 4 h (large volumes take hours). */
-  imageAvailableSeconds?: number;
-}
+  imageAvailableSeconds: seconds(60, 7 * 24 * 3600).optional(),
+});
+export type ImageFromInstanceTimeouts = z.infer<typeof imageFromInstanceTimeoutsSchema>;
 
-export interface ImageFromInstanceInput extends AwsTarget {
-  instanceId: string;
-  imageName: string;
-  description?: string;
+export const imageFromInstanceInputSchema = strictObject({
+  region,
+  /** 12-digit account id; omitted means the worker's own credentials. */
+  accountId: accountId.optional(),
+  instanceId,
+  imageName,
+  description: z
+    .string({ error: 'must be a string of at most 255 characters' })
+    .max(255, { error: 'must be a string of at most 255 characters' })
+    .optional(),
   /** Tags for the image and its snapshots. */
-  tags?: Tags;
-  mode: ConsistencyMode;
-  timeouts?: ImageFromInstanceTimeouts;
-}
+  tags: userTags.optional(),
+  mode: z.enum(CONSISTENCY_MODES, {
+    error: (iss) =>
+      `${show(iss.input)} is not a consistency mode; use one of ${CONSISTENCY_MODES.join(', ')}`,
+  }),
+  timeouts: imageFromInstanceTimeoutsSchema.optional(),
+});
+export type ImageFromInstanceInput = z.infer<typeof imageFromInstanceInputSchema>;
 
 export interface ImageFromInstanceResult {
   imageId: string;

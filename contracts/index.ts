@@ -4,6 +4,7 @@
  * definitions. Imported by the workflow bundle, so nothing here may touch Node or AWS.
  */
 export * from './common';
+export * from './issues';
 export * from './progress';
 export * from './image';
 export * from './migrate';

@@ -1,0 +1,84 @@
+/**
+ * How a bad input is reported, everywhere: one issue per bad field, the field named by its dotted
+ * path (`tags.Owner`, `timeouts.imageAvailableSeconds`), the message saying what was wrong and what
+ * to do. The zod schemas in this folder produce these issues; the client shows them before anything
+ * starts and the workflow fails with them (InvalidInput) before any AWS call.
+ */
+import { z } from 'zod';
+
+// Zod 4 compiles object parsers with `new Function` when it may. Jitless keeps parsing free of
+// eval: the workflow sandbox stays deterministic, and the client and worker parse the same way.
+z.config({ jitless: true });
+
+export interface InputIssue {
+  /** Dotted path of the offending field, e.g. `tags.Owner` or `timeouts.imageAvailableSeconds`. */
+  field: string;
+  message: string;
+}
+
+export class InvalidInputError extends Error {
+  constructor(readonly issues: InputIssue[]) {
+    super(formatIssues(issues));
+    this.name = 'InvalidInputError';
+  }
+}
+
+export function formatIssues(issues: InputIssue[]): string {
+  return `invalid input: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`;
+}
+
+/** A value as a message quotes it: strings quoted and cut at 40 characters, the rest as JSON. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * A strict object: an unknown field is an issue naming that field and the known ones (a typo such
+ * as `noReboot` for `mode` must not pass silently); anything but an object "must be an object".
+ */
+export function strictObject<S extends z.ZodRawShape>(shape: S): z.ZodObject<S, z.core.$strict> {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (iss) =>
+      iss.code === 'unrecognized_keys' ? `is not a known field (known: ${known})` : 'must be an object',
+  });
+}
+
+/**
+ * The issues of a failed parse, as amiflow names them: the zod path joined with dots after `prefix`
+ * (`(input)` for the input itself), one issue per unknown field, unknown fields first.
+ */
+export function issuesOf(error: z.ZodError, prefix = ''): InputIssue[] {
+  const fieldOf = (path: readonly PropertyKey[]): string => {
+    const parts = [prefix, ...path.map(String)].filter((p) => p !== '');
+    return parts.length > 0 ? parts.join('.') : '(input)';
+  };
+  const unknown = error.issues.flatMap((i) =>
+    i.code === 'unrecognized_keys'
+      ? i.keys.map((k) => ({ field: fieldOf([...i.path, k]), message: i.message }))
+      : [],
+  );
+  const rest = error.issues
+    .filter((i) => i.code !== 'unrecognized_keys')
+    .map((i) => ({ field: fieldOf(i.path), message: i.message }));
+  return [...unknown, ...rest];
+}
+
+/** Every problem with `value` under `schema`, named from `prefix`; empty when it is valid. */
+export function issuesFor(schema: z.ZodType, value: unknown, prefix = ''): InputIssue[] {
+  const r = schema.safeParse(value);
+  return r.success ? [] : issuesOf(r.error, prefix);
+}
+
+/** Returns `value` typed when valid; throws `InvalidInputError` naming every bad field otherwise. */
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+  const issues = issuesFor(schema, value);
+  if (issues.length > 0) throw new InvalidInputError(issues);
+  // The caller's own object, not zod's copy: what was validated is what runs.
+  return value as z.infer<S>;
+}
