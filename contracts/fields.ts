@@ -85,7 +85,9 @@ export const userTags = z
 /** A whole number of seconds from `min` to `max`. */
 export function seconds(min: number, max: number) {
   const message = (v: unknown) => `must be a whole number of seconds from ${min} to ${max}, got ${show(v)}`;
-  // abort: one issue per bad value, however many bounds it misses.
-  const error = { error: (iss: { input: unknown }) => message(iss.input), abort: true };
-  return z.number(error).int(error).min(min, error).max(max, error).describe(`seconds, ${min} to ${max}`);
+  // One refinement, not .int().min().max(): one issue per bad value, however many bounds it misses.
+  return z
+    .number({ error: (iss) => message(iss.input) })
+    .refine((v) => Number.isInteger(v) && v >= min && v <= max, { error: (iss) => message(iss.input) })
+    .meta({ description: `seconds, ${min} to ${max}`, type: 'integer', minimum: min, maximum: max });
 }

@@ -51,12 +51,18 @@ export function strictObject<S extends z.ZodRawShape>(shape: S): z.ZodObject<S, 
 
 /**
  * The issues of a failed parse, as amiflow names them: the zod path joined with dots after `prefix`
- * (`(input)` for the input itself), one issue per unknown field, unknown fields first.
+ * (`(input)` for the input itself), one issue per unknown field, unknown fields first, then in the
+ * order of `fields` (an object's fields as declared), so a rule between fields (which zod runs
+ * last) reports where its field stands.
  */
-export function issuesOf(error: z.ZodError, prefix = ''): InputIssue[] {
+export function issuesOf(error: z.ZodError, prefix = '', fields: readonly string[] = []): InputIssue[] {
   const fieldOf = (path: readonly PropertyKey[]): string => {
     const parts = [prefix, ...path.map(String)].filter((p) => p !== '');
     return parts.length > 0 ? parts.join('.') : '(input)';
+  };
+  const rank = (path: readonly PropertyKey[]): number => {
+    const at = fields.indexOf(String(path[0]));
+    return at < 0 ? fields.length : at;
   };
   const unknown = error.issues.flatMap((i) =>
     i.code === 'unrecognized_keys'
@@ -65,14 +71,17 @@ export function issuesOf(error: z.ZodError, prefix = ''): InputIssue[] {
   );
   const rest = error.issues
     .filter((i) => i.code !== 'unrecognized_keys')
-    .map((i) => ({ field: fieldOf(i.path), message: i.message }));
+    .map((i, n) => ({ i, n }))
+    .sort((a, b) => rank(a.i.path) - rank(b.i.path) || a.n - b.n)
+    .map(({ i }) => ({ field: fieldOf(i.path), message: i.message }));
   return [...unknown, ...rest];
 }
 
 /** Every problem with `value` under `schema`, named from `prefix`; empty when it is valid. */
 export function issuesFor(schema: z.ZodType, value: unknown, prefix = ''): InputIssue[] {
   const r = schema.safeParse(value);
-  return r.success ? [] : issuesOf(r.error, prefix);
+  if (r.success) return [];
+  return issuesOf(r.error, prefix, schema instanceof z.ZodObject ? Object.keys(schema.shape) : []);
 }
 
 /** Returns `value` typed when valid; throws `InvalidInputError` naming every bad field otherwise. */
