@@ -12,20 +12,12 @@ import { createHash } from 'node:crypto';
 import type { Node as YamlNode } from 'yaml';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { BackupInput, GoldenImageInput } from '../contracts';
+import { OVERLAP_POLICIES, PLAN_API_VERSION, PLAN_DURATION_RE } from '../contracts/plan';
 import { PLAN_NAME_RE, backupIssues, goldenImageIssues } from '../workflows/golden-validation';
 import type { InputIssue } from '../workflows/validation';
 import { show } from '../workflows/validation';
 
-export const PLAN_API_VERSION = 'amiflow/v1';
-
-export const OVERLAP_POLICIES = [
-  'skip',
-  'buffer-one',
-  'buffer-all',
-  'cancel-other',
-  'terminate-other',
-  'allow-all',
-] as const;
+export { OVERLAP_POLICIES, PLAN_API_VERSION } from '../contracts/plan';
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
 
 /** When and how a Schedule starts an entry's runs. */
@@ -107,7 +99,6 @@ export function entryKey(entry: Pick<PlanEntry, 'kind' | 'name'>): string {
 // ---------------------------------------------------------------------------------------------
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-const DURATION_RE = /^(\d+[smhdw])+$/;
 
 /** Seconds of `90s`, `1h30m`, `3d`, or a whole number of seconds; undefined when it is not one. */
 export function parseDuration(value: unknown): number | undefined {
@@ -115,7 +106,7 @@ export function parseDuration(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const v = value.trim();
   if (/^\d+$/.test(v)) return Number(v);
-  if (!DURATION_RE.test(v)) return undefined;
+  if (!PLAN_DURATION_RE.test(v)) return undefined;
   let total = 0;
   for (const [, n, unit] of v.matchAll(/(\d+)([smhdw])/g))
     total += Number(n) * (UNIT_SECONDS[unit ?? 's'] ?? 0);
