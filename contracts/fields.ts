@@ -65,21 +65,27 @@ export const userTags = z
   .record(z.string(), z.string({ error: (iss) => `tag values must be strings, got ${show(iss.input)}` }), {
     error: 'must be an object of tag key → value strings',
   })
-  .superRefine((tags, ctx) => {
-    const entries = Object.entries(tags);
-    if (entries.length > MAX_USER_TAGS)
-      ctx.addIssue({
-        code: 'custom',
-        message: `has ${entries.length} tags; at most ${MAX_USER_TAGS} (EC2 allows 50, amiflow adds its own)`,
-      });
-    for (const [key, value] of entries) {
-      const issue = (message: string) => ctx.addIssue({ code: 'custom', message, path: [key] });
-      if (key.length < 1 || key.length > 128) issue('tag keys must be 1 to 128 characters');
-      const reserved = RESERVED_TAG_PREFIXES.find((p) => key.toLowerCase().startsWith(p));
-      if (reserved) issue(`tag keys starting with '${reserved}' are reserved`);
-      if (value.length > 256) issue(`tag values must be at most 256 characters, got ${value.length}`);
-    }
-  })
+  .superRefine(
+    (tags: Record<string, unknown>, ctx) => {
+      // Also when a value is not a string (reported by the record), so every bad tag is named at once.
+      if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) return;
+      const entries = Object.entries(tags);
+      if (entries.length > MAX_USER_TAGS)
+        ctx.addIssue({
+          code: 'custom',
+          message: `has ${entries.length} tags; at most ${MAX_USER_TAGS} (EC2 allows 50, amiflow adds its own)`,
+        });
+      for (const [key, value] of entries) {
+        const issue = (message: string) => ctx.addIssue({ code: 'custom', message, path: [key] });
+        if (key.length < 1 || key.length > 128) issue('tag keys must be 1 to 128 characters');
+        const reserved = RESERVED_TAG_PREFIXES.find((p) => key.toLowerCase().startsWith(p));
+        if (reserved) issue(`tag keys starting with '${reserved}' are reserved`);
+        if (typeof value === 'string' && value.length > 256)
+          issue(`tag values must be at most 256 characters, got ${value.length}`);
+      }
+    },
+    { when: () => true },
+  )
   .describe('Tag key → value; keys starting with aws: or amiflow: are reserved');
 
 /** A whole number of seconds from `min` to `max`. */

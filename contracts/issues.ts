@@ -64,13 +64,15 @@ export function issuesOf(error: z.ZodError, prefix = '', fields: readonly string
     const at = fields.indexOf(String(path[0]));
     return at < 0 ? fields.length : at;
   };
-  const unknown = error.issues.flatMap((i) =>
+  // One issue per unknown field; those of the input itself first, as a typo there explains the rest.
+  const all = error.issues.flatMap((i) =>
     i.code === 'unrecognized_keys'
-      ? i.keys.map((k) => ({ field: fieldOf([...i.path, k]), message: i.message }))
-      : [],
+      ? i.keys.map((k) => ({ path: [...i.path, k], message: i.message, top: i.path.length === 0 }))
+      : [{ path: i.path, message: i.message, top: false }],
   );
-  const rest = error.issues
-    .filter((i) => i.code !== 'unrecognized_keys')
+  const unknown = all.filter((i) => i.top).map((i) => ({ field: fieldOf(i.path), message: i.message }));
+  const rest = all
+    .filter((i) => !i.top)
     .map((i, n) => ({ i, n }))
     .sort((a, b) => rank(a.i.path) - rank(b.i.path) || a.n - b.n)
     .map(({ i }) => ({ field: fieldOf(i.path), message: i.message }));
