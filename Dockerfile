@@ -9,6 +9,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY contracts ./contracts
 COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker
