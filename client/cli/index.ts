@@ -125,9 +125,12 @@ function textOf(err: unknown, r: Reported): string {
   return String(r.error.message);
 }
 
-export async function main(argv = process.argv.slice(2)): Promise<number> {
+export async function main(
+  argv = process.argv.slice(2),
+  connect?: () => Promise<AmiflowClient>,
+): Promise<number> {
   try {
-    return await run(argv);
+    return await run(argv, connect);
   } catch (err) {
     const reported = describeError(err);
     // No stack trace: every error here says what was wrong; the JSON form is for programs.
