@@ -49,7 +49,7 @@ export async function run(argv: string[], connect?: () => Promise<AmiflowClient>
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     // Help and --version arrive as commander's own exit (exitOverride), not as errors.
-    if (err instanceof CommanderError && DONE_CODES.has(err.code)) {
+    if (err instanceof CommanderError && (DONE_CODES.has(err.code) || err.exitCode === 0)) {
       process.stdout.write(printed.out.join(''));
       return 0;
     }
