@@ -48,6 +48,17 @@ export function parseDuration(raw: string): number {
   return m[2] === undefined ? n : Math.round(n * (UNITS[m[2]] ?? 1));
 }
 
+/** Seconds as the largest whole unit (`86400` → `1d`): how schedules show an interval. */
+export function durationText(seconds: number): string {
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const)
+    if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  return `${seconds}s`;
+}
+
 export function parseWhole(raw: string): number {
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isInteger(n))

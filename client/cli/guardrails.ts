@@ -30,7 +30,7 @@ import { formatCatalogue, formatComplianceReport, formatEnforcement } from '../r
 import type { CliContext } from './context';
 import { emit, outputOf, withClient } from './context';
 import type { FlagSpec } from './flags';
-import { addFlags, inputFrom, parseDuration, parseWhole, refuse } from './flags';
+import { addFlags, durationText, inputFrom, parseDuration, parseWhole, refuse } from './flags';
 
 /** Exit code of `--strict` scans and reports that are not compliant. */
 export const NOT_COMPLIANT_EXIT = 3;
@@ -245,7 +245,7 @@ function registerCompliance(program: Command, ctx: CliContext): void {
         : [];
     const input = scanInput(opts, issues);
     const spec = {
-      ...(opts.every !== undefined ? { every: `${opts.every}s` } : {}),
+      ...(opts.every !== undefined ? { every: durationText(opts.every) } : {}),
       ...(opts.cron ? { cron: opts.cron } : {}),
       ...(opts.timeZone ? { timeZone: opts.timeZone } : {}),
     };

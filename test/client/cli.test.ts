@@ -252,6 +252,21 @@ describe('one duration syntax for every duration flag', () => {
       assert.deepEqual(pick(inputs[0] as Record<string, unknown>), expected);
     });
 
+  test('compliance schedule --every 36h: the interval reaches the schedule as 36h', async () => {
+    const specs: unknown[] = [];
+    const client = {
+      scheduleComplianceScan: (_input: unknown, spec: unknown) => {
+        specs.push(spec);
+        return Promise.resolve({ scheduleId: 'compliance/prod' });
+      },
+      close: () => Promise.resolve(),
+    } as unknown as AmiflowClient;
+    const argv = ['compliance', 'schedule', '--name', 'prod', '--region', 'eu-west-1'];
+    assert.equal(await run([...argv, '--every', '36h', '--json'], () => Promise.resolve(client)), 0);
+    assert.equal(await run([...argv, '--every', '86400', '--json'], () => Promise.resolve(client)), 0);
+    assert.deepEqual(specs, [{ every: '36h' }, { every: '1d' }]);
+  });
+
   test('every flag that takes a <duration> is parsed by the one duration parser', async () => {
     const durationFlags = leafCommands(tree()).flatMap((c) =>
       c.options.filter((o) => o.flags.includes('<duration>')).map((o) => `${commandPath(c)} ${o.long ?? ''}`),
