@@ -36,8 +36,10 @@ export function commandPath(cmd: Command): string {
 function plainMessage(message: string, code: string, cmd: Command): string {
   const text = message.replace(/^error: /, '');
   if (code === 'commander.invalidArgument') {
-    const m = /^option '(?:-\w, )?(--[\w-]+)[^']*' argument '[^']*' is invalid\. ([\s\S]*)$/.exec(text);
-    if (m) return `${m[1]}: ${m[2]}`;
+    const m = /^option '(?:-\w, )?(--[\w-]+)[^']*' argument '([^']*)' is invalid\. ([\s\S]*)$/.exec(text);
+    const choices = /^Allowed choices are (.*)\.$/.exec(m?.[3] ?? '');
+    if (m && choices) return `${m[1]}: '${m[2]}' is not one of ${choices[1]}`;
+    if (m) return `${m[1]}: ${m[3]}`;
   }
   if (code === 'commander.unknownCommand') {
     const m = /^unknown command '([^']+)'/.exec(text);

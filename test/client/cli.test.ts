@@ -108,6 +108,19 @@ describe('help and version', () => {
     assert.equal(out.trim(), pkg.version);
   });
 
+  test('`amiflow help` exits 0; nothing at all is a usage error, exit 2', async () => {
+    assert.equal((await captured(['help'])).code, 0);
+    const none = await captured([]);
+    assert.equal(none.code, 2);
+    assert.match(none.err, /^Usage: amiflow /);
+  });
+
+  test('an output format that does not exist is refused naming --output and the choices', async () => {
+    const { code, err } = await captured(['list', '--output', 'xml']);
+    assert.equal(code, 2);
+    assert.match(err, /--output: 'xml' is not one of text, json/);
+  });
+
   test('a group without its command prints the group help, exit 2', async () => {
     const { code, err } = await captured(['image']);
     assert.equal(code, 2);
