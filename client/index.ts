@@ -179,6 +179,11 @@ export class AmiflowClient {
     );
   }
 
+  /** Wraps a client over `connection`, which `close()` then closes (the CLI: client/connection.ts). */
+  static owning(client: Client, taskQueue: string, connection: Connection): AmiflowClient {
+    return new AmiflowClient(client, taskQueue, connection);
+  }
+
   /** Wraps an existing Temporal client (tests, services that already hold one). */
   static fromClient(client: Client, taskQueue: string): AmiflowClient {
     return new AmiflowClient(client, taskQueue);

@@ -112,9 +112,13 @@ describe('CLI refuses bad input before connecting', () => {
     ['tag without =', ['--tag', 'owner'], /--tag: 'owner' must be key=value/],
     ['duplicate tag', ['--tag', 'a=1', '--tag', 'a=2'], /key 'a' given twice/],
     ['reserved tag', ['--tag', 'aws:x=1'], /--tag aws:x: tag keys starting with 'aws:' are reserved/],
-    ['timeout not a number', ['--available-timeout', 'soon'], /--available-timeout: 'soon' is not a number/],
+    [
+      'timeout not a number',
+      ['--available-timeout', 'soon'],
+      /--available-timeout: 'soon' is not a duration/,
+    ],
     ['negative timeout', ['--instance-timeout=-1'], /--instance-timeout: must be a whole number/],
-    ['unknown flag', ['--force'], /Unknown option '--force'/],
+    ['unknown flag', ['--force'], /unknown option '--force'/],
     ['watch and no-wait', ['--watch', '--no-wait'], /exclude each other/],
   ];
   for (const [kind, extra, message] of cases) {

@@ -12,8 +12,8 @@ import { describe, test } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { AmiflowClient, InvalidInputError } from '../../client';
 import { compareVersions, currentApprovedImage } from '../../client/catalogue';
-import { parseGuardrails, readAllowList } from '../../client/cli-guardrails';
-import { main } from '../../client/cli';
+import { main, run } from '../../client/cli';
+import { readAllowList } from '../../client/cli/guardrails';
 import type { ApprovedImage, ComplianceScanInput } from '../../workflows/contracts';
 
 const GOOD: ComplianceScanInput = { name: 'prod-daily', regions: ['eu-west-1'] };
@@ -175,14 +175,23 @@ describe('amiflow guardrail commands refuse bad input before connecting', () => 
     });
   }
 
-  test('enforce off needs only the name: it restores what the enforcement covers', () => {
-    const parsed = parseGuardrails('guardrails', 'enforce', ['--name', 'prod', '--mode', 'off']);
-    assert.deepEqual(parsed, {
-      kind: 'enforce',
-      input: { name: 'prod', regions: [] },
-      mode: 'off',
-      json: false,
-    });
+  test('enforce off needs only the name: it restores what the enforcement covers', async () => {
+    // GIVEN a client that records what it is asked to enforce
+    const asked: unknown[] = [];
+    const client = {
+      setAllowedAmisMode: (input: unknown, mode: unknown) => {
+        asked.push({ input, mode });
+        return Promise.resolve({ name: 'prod', mode, targets: [] });
+      },
+      close: () => Promise.resolve(),
+    } as unknown as AmiflowClient;
+    // WHEN enforcement is turned off by name alone
+    const code = await run(['guardrails', 'enforce', '--name', 'prod', '--mode', 'off', '--json'], () =>
+      Promise.resolve(client),
+    );
+    // THEN only the name goes through, and nothing else is required
+    assert.equal(code, 0);
+    assert.deepEqual(asked, [{ input: { name: 'prod', regions: [] }, mode: 'off' }]);
   });
 });
 

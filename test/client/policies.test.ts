@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AmiflowClient } from '../../client';
-import { parseGuardrails, runGuardrails } from '../../client/cli-guardrails';
+import { run } from '../../client/cli';
 import type { KeyPolicies, LaunchPolicies, PolicyDocument, PolicyStatement } from '../../client/policies';
 import { POLICY_SIZE_LIMITS, keyPolicies, launchPolicies } from '../../client/policies';
 import type { ApprovedImage, Catalogue, IamPolicyStatement } from '../../workflows/contracts';
@@ -58,16 +58,24 @@ const CATALOGUE: Catalogue = {
 
 /** Runs `amiflow guardrails policy …` against a client that answers the catalogue; returns what it printed. */
 async function printed(argv: string[], catalogue: Catalogue = CATALOGUE): Promise<unknown> {
-  const client = { listApprovedImages: () => Promise.resolve(catalogue) } as unknown as AmiflowClient;
+  const client = {
+    listApprovedImages: () => Promise.resolve(catalogue),
+    close: () => Promise.resolve(),
+  } as unknown as AmiflowClient;
   const lines: string[] = [];
   const log = console.log;
   console.log = (...args: unknown[]) => lines.push(args.join(' '));
   try {
-    assert.equal(await runGuardrails(client, parseGuardrails('guardrails', 'policy', argv)), 0);
+    assert.equal(await run(['guardrails', 'policy', ...argv], () => Promise.resolve(client)), 0);
   } finally {
     console.log = log;
   }
   return JSON.parse(lines.join('\n'));
+}
+
+/** Runs `amiflow guardrails policy …` with a connection that must not be made. */
+function refusedWithoutConnecting(argv: string[]): Promise<number> {
+  return run(['guardrails', 'policy', ...argv], () => Promise.reject(new Error('must not connect')));
 }
 
 // --- IAM's evaluation, for the operators the statements use -----------------------------------
@@ -372,29 +380,21 @@ void describe('guardrails policy --iam --amiflow-role', () => {
     assert.ok(out.notes.some((n) => n.includes('--amiflow-role')));
   });
 
-  void it('GIVEN a role that is no role ARN, or with --kms WHEN parsed THEN refused naming --amiflow-role', () => {
-    assert.throws(
-      () =>
-        parseGuardrails('guardrails', 'policy', [
-          '--iam',
-          '--region',
-          'eu-west-1',
-          '--amiflow-role',
-          'amiflow',
-        ]),
+  void it('GIVEN a role that is no role ARN, or with --kms WHEN parsed THEN refused naming --amiflow-role', async () => {
+    await assert.rejects(
+      refusedWithoutConnecting(['--iam', '--region', 'eu-west-1', '--amiflow-role', 'amiflow']),
       /--amiflow-role #1: 'amiflow' is not an IAM role ARN/,
     );
-    assert.throws(
-      () =>
-        parseGuardrails('guardrails', 'policy', [
-          '--kms',
-          '--region',
-          'eu-west-1',
-          '--account',
-          '111122223333',
-          '--amiflow-role',
-          ROLE,
-        ]),
+    await assert.rejects(
+      refusedWithoutConnecting([
+        '--kms',
+        '--region',
+        'eu-west-1',
+        '--account',
+        '111122223333',
+        '--amiflow-role',
+        ROLE,
+      ]),
       /--amiflow-role: applies to --iam only/,
     );
   });
@@ -480,9 +480,9 @@ void describe('guardrails policy --kms', () => {
     assert.equal(call('999999999999', 'kms:Decrypt'), 'implicit-deny');
   });
 
-  void it('GIVEN --kms without target accounts WHEN parsed THEN it is refused naming --account', () => {
-    assert.throws(
-      () => parseGuardrails('guardrails', 'policy', ['--kms', '--region', 'eu-west-1']),
+  void it('GIVEN --kms without target accounts WHEN parsed THEN it is refused naming --account', async () => {
+    await assert.rejects(
+      refusedWithoutConnecting(['--kms', '--region', 'eu-west-1']),
       /--account: is required with --kms/,
     );
   });

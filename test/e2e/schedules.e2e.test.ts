@@ -18,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { AmiflowClient, loadPlanFile } from '../../client';
-import { formatScheduleDetails } from '../../client/cli-schedules';
+import { formatScheduleDetails } from '../../client/cli/plans';
 import type { BackupResult, GoldenImageResult } from '../../workflows/contracts';
 import { TAG } from '../../workflows/contracts';
 import { dateVersion } from '../../workflows/golden-image';

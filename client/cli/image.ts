@@ -1,0 +1,396 @@
+/**
+ * `amiflow image …`: create (from an instance), share, share-expiry, unshare, copy. Each command's
+ * flags are declared once below; the input is built from them and validated (naming the flag)
+ * before anything connects.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type {
+  CopyDestination,
+  CopyImageInput,
+  CopyImageResult,
+  ImageFromInstanceInput,
+  ImageFromInstanceResult,
+  ShareExpiryUpdate,
+  ShareImageInput,
+  ShareImageResult,
+  ShareRecord,
+  UnshareImageResult,
+} from '../../workflows/contracts';
+import {
+  copyImageIssues,
+  parseShareExpiryUpdate,
+  shareImageIssues,
+  unshareImageIssues,
+} from '../../workflows/share-validation';
+import { InvalidInputError, imageFromInstanceIssues } from '../../workflows/validation';
+import type { AmiflowClient } from '../index';
+import type { CliContext } from './context';
+import { emit, followRun, outputOf, withClient } from './context';
+import type { FlagSpec } from './flags';
+import {
+  ACCOUNT,
+  FOLLOW_FLAGS,
+  REGION,
+  TAG,
+  UsageError,
+  addFlags,
+  followIssues,
+  followOptions,
+  inputFrom,
+  parseDuration,
+  parseIsoTime,
+  parseWhole,
+  refuse,
+} from './flags';
+import { formatCopyResult, formatImageResult, formatShareResult, formatUnshareResult } from './image-format';
+
+export const MODES = ['stop', 'reboot', 'no-reboot'] as const;
+
+const CREATE_FLAGS: readonly FlagSpec[] = [
+  { ...REGION, help: 'AWS region of the instance' },
+  { flags: '--instance <i-…>', help: 'the instance to image', field: 'instanceId' },
+  { flags: '--name <image name>', help: 'name of the new image', field: 'imageName' },
+  {
+    flags: '--mode <mode>',
+    help: 'stop: stop, image, start again (consistent); reboot: EC2 reboots it; no-reboot: no downtime, crash-consistent',
+    field: 'mode',
+    choices: MODES,
+    default: 'reboot',
+  },
+  ACCOUNT,
+  { flags: '--description <text>', help: 'image description', field: 'description' },
+  TAG,
+  {
+    flags: '--instance-timeout <duration>',
+    help: 'longest wait for the instance to stop or start',
+    field: 'timeouts.instanceStateSeconds',
+    parse: parseDuration,
+  },
+  {
+    flags: '--available-timeout <duration>',
+    help: 'longest wait for the image to become available',
+    field: 'timeouts.imageAvailableSeconds',
+    parse: parseDuration,
+  },
+  ...FOLLOW_FLAGS,
+];
+
+const COPY_TIMEOUT: FlagSpec = {
+  flags: '--copy-timeout <duration>',
+  help: 'longest wait for a copy to become available',
+  field: 'timeouts.copyAvailableSeconds',
+  parse: parseDuration,
+};
+const REENCRYPT: FlagSpec = {
+  flags: '--reencrypt-with <CMK>',
+  help: 'customer managed KMS key (id, alias or ARN) to re-encrypt with',
+  field: 'reencryptWith',
+};
+
+const SHARE_FLAGS: readonly FlagSpec[] = [
+  REGION,
+  { flags: '--image <ami-…>', help: 'the image to share', field: 'imageId' },
+  ACCOUNT,
+  {
+    flags: '--target-account <12 digits>',
+    help: 'account to share with (repeatable)',
+    field: 'targets.accountIds',
+    repeat: true,
+  },
+  {
+    flags: '--target-org <ARN>',
+    help: 'organization to share with (repeatable)',
+    field: 'targets.organizationArns',
+    repeat: true,
+  },
+  {
+    flags: '--target-ou <ARN>',
+    help: 'organizational unit to share with (repeatable)',
+    field: 'targets.organizationalUnitArns',
+    repeat: true,
+  },
+  { flags: '--public', help: 'share with everyone (needs --allow-public)', field: 'targets.public' },
+  { flags: '--allow-public', help: 'confirms --public', field: 'allowPublic' },
+  {
+    flags: '--allow-copy',
+    help: 'also let the targets copy it (snapshot create-volume permission)',
+    field: 'allowCopy',
+  },
+  {
+    flags: '--kms-access <how>',
+    help: 'how targets get the CMK',
+    field: 'kmsAccess',
+    choices: ['grant', 'key-policy'],
+  },
+  REENCRYPT,
+  { flags: '--reencrypted-name <name>', help: 'name of the re-encrypted copy', field: 'reencryptedName' },
+  TAG,
+  {
+    flags: '--duration <duration>',
+    help: 'withdraw the share after this long',
+    field: 'durationSeconds',
+    parse: parseDuration,
+  },
+  COPY_TIMEOUT,
+  ...FOLLOW_FLAGS,
+];
+const SHARE_EXTRA = { targets: '--target-account/--target-org/--target-ou' };
+
+const COPY_FLAGS: readonly FlagSpec[] = [
+  REGION,
+  { flags: '--image <ami-…>', help: 'the image to copy', field: 'imageId' },
+  ACCOUNT,
+  {
+    flags: '--to <destination>',
+    help: 'region, or region=<r>[,account=<12 digits>][,kms=<key>][,name=<n>][,description=<t>] (repeatable)',
+    field: 'destinations',
+    repeat: true,
+    subfields: { accountId: 'account', kmsKeyId: 'kms' },
+  },
+  {
+    flags: '--policy <policy>',
+    help: 'on a failed destination: roll back all, or keep the rest',
+    field: 'partialFailure',
+    choices: ['rollback', 'keep'],
+  },
+  {
+    flags: '--per-region <n>',
+    help: 'copies at once per destination region',
+    field: 'concurrencyPerRegion',
+    parse: parseWhole,
+  },
+  REENCRYPT,
+  TAG,
+  COPY_TIMEOUT,
+  ...FOLLOW_FLAGS,
+];
+
+const DEST_KEYS: Record<string, keyof CopyDestination> = {
+  region: 'region',
+  account: 'accountId',
+  kms: 'kmsKeyId',
+  name: 'name',
+  description: 'description',
+};
+
+/** `eu-west-1`, or `region=eu-west-1,account=111122223333,kms=alias/copies,name=web-copy`. */
+export function parseDestination(raw: string, n: number): CopyDestination {
+  if (!raw.includes('=')) return { region: raw };
+  const out: Partial<Record<keyof CopyDestination, string>> = {};
+  for (const part of raw.split(',')) {
+    const at = part.indexOf('=');
+    const key = DEST_KEYS[part.slice(0, at).trim()];
+    if (at <= 0 || !key)
+      throw new UsageError(
+        `--to #${n}: '${part}' is not one of region=, account=, kms=, name=, description= (separated by commas)`,
+      );
+    if (out[key] !== undefined) throw new UsageError(`--to #${n}: '${part.slice(0, at)}' given twice`);
+    out[key] = part.slice(at + 1).trim();
+  }
+  return { region: out.region ?? '', ...out };
+}
+
+type Opts = Record<string, unknown>;
+
+function startOptions(id: string | undefined): { workflowId?: string } {
+  return id ? { workflowId: id } : {};
+}
+
+function registerCreate(image: Command, ctx: CliContext): void {
+  addFlags(
+    image
+      .command('create')
+      .description('image an instance (stop, image, start again; or reboot / no-reboot)'),
+    CREATE_FLAGS,
+  ).action(async (opts: Opts, cmd: Command) => {
+    const input = inputFrom(CREATE_FLAGS, opts) as unknown as ImageFromInstanceInput;
+    refuse(CREATE_FLAGS, [...imageFromInstanceIssues(input), ...followIssues(opts)]);
+    const follow = followOptions(opts);
+    const output = outputOf(cmd);
+    await withClient(ctx, async (client) => {
+      const started = await client.startImageFromInstance(input, startOptions(follow.id));
+      await followRun<ImageFromInstanceResult>(ctx, client, started, follow, output, formatImageResult);
+      return 0;
+    });
+  });
+}
+
+function registerShare(image: Command, ctx: CliContext): void {
+  addFlags(
+    image
+      .command('share')
+      .description('share an image with accounts, an organization or OUs (optionally for a time)'),
+    SHARE_FLAGS,
+  ).action(async (opts: Opts, cmd: Command) => {
+    const raw = inputFrom(SHARE_FLAGS, opts);
+    const input = { ...raw, targets: raw.targets ?? {} } as unknown as ShareImageInput;
+    refuse(SHARE_FLAGS, [...shareImageIssues(input), ...followIssues(opts)], SHARE_EXTRA);
+    const follow = followOptions(opts);
+    const output = outputOf(cmd);
+    await withClient(ctx, async (client) => {
+      if (input.durationSeconds !== undefined && !follow.watch && follow.wait)
+        console.error(
+          'the share is withdrawn when it expires; this waits until then (--no-wait returns at once)',
+        );
+      const started = await client.startShareImage(input, startOptions(follow.id));
+      await followRun<ShareImageResult>(ctx, client, started, follow, output, formatShareResult);
+      return 0;
+    });
+  });
+}
+
+function registerShareExpiry(image: Command, ctx: CliContext): void {
+  image
+    .command('share-expiry')
+    .description('move the end of a running time-limited share')
+    .argument('<share-workflow-id>', 'the share run')
+    .option('--in <duration>', 'end it this long from now', parseDuration)
+    .option('--at <ISO time>', 'end it at this time', parseIsoTime)
+    .option('--now', 'end it now')
+    .action(async (id: string, opts: { in?: number; at?: string; now?: boolean }, cmd: Command) => {
+      const given = [opts.in !== undefined, opts.at !== undefined, opts.now === true].filter(Boolean).length;
+      if (given !== 1) throw new UsageError('give exactly one of --in, --at and --now');
+      const update: ShareExpiryUpdate = opts.now
+        ? { expiresInSeconds: 0 }
+        : opts.at !== undefined
+          ? { expiresAt: opts.at }
+          : { expiresInSeconds: opts.in ?? 0 };
+      // Shape only: the workflow checks the time against its own clock.
+      try {
+        parseShareExpiryUpdate(update);
+      } catch (err) {
+        if (err instanceof InvalidInputError)
+          throw new InvalidInputError(
+            err.issues.map((i) => ({
+              ...i,
+              field:
+                ({ expiresAt: '--at', expiresInSeconds: '--in' } as Record<string, string>)[i.field] ??
+                i.field,
+            })),
+          );
+        throw err;
+      }
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        const { expiresAt } = await client.setShareExpiry(id, update);
+        emit(output, { workflowId: id, expiresAt }, () => `share ${id} now ends at ${expiresAt}`);
+        return 0;
+      });
+    });
+}
+
+/** A share result read from `--record <file>` (the JSON `image share --output json` printed). */
+function readShareRecord(file: string, deleteReencryptedCopy: boolean): ShareRecord {
+  let record: unknown;
+  try {
+    record = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(
+      `--record: cannot read '${file}' as JSON: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  const r = record as Partial<ShareRecord> | null;
+  const share = {
+    image: r?.image,
+    sharedImageId: r?.sharedImageId,
+    added: r?.added,
+    ...(r?.reencryptedCopy ? { reencryptedCopy: r.reencryptedCopy } : {}),
+  };
+  const issues = unshareImageIssues({ share, ...(deleteReencryptedCopy ? { deleteReencryptedCopy } : {}) });
+  if (issues.length)
+    throw new InvalidInputError(
+      issues.map((i) => ({ ...i, field: `--record ${i.field.replace(/^share\./, '')}` })),
+    );
+  return share as ShareRecord;
+}
+
+async function unshare(
+  client: AmiflowClient,
+  id: string | undefined,
+  given: ShareRecord | undefined,
+  deleteReencryptedCopy: boolean,
+  output: 'json' | 'text',
+): Promise<number> {
+  let record = given;
+  if (id) {
+    const status = (await client.handle(id).describe()).status.name;
+    if (status === 'RUNNING') {
+      // A time-limited share still running: end it now; it withdraws what it added itself.
+      const { expiresAt } = await client.setShareExpiry(id, { expiresInSeconds: 0 });
+      console.error(`share ${id} ends now (${expiresAt}); it withdraws what it added`);
+      const result = await client.result<ShareImageResult>(id);
+      emit(output, result, () => formatShareResult(result));
+      return 0;
+    }
+    const share = await client.result<ShareImageResult>(id);
+    if (share.withdrawnAt) {
+      emit(output, share, () => `share ${id} was withdrawn already, at ${share.withdrawnAt ?? '?'}`);
+      return 0;
+    }
+    record = share;
+  }
+  if (!record) throw new UsageError('nothing to unshare');
+  const started = await client.startUnshareImage(record, { deleteReencryptedCopy });
+  console.error(`started ${started.workflowId} (run ${started.runId})`);
+  const result = await client.result<UnshareImageResult>(started.workflowId);
+  emit(output, result, () => formatUnshareResult(result));
+  return 0;
+}
+
+function registerUnshare(image: Command, ctx: CliContext): void {
+  image
+    .command('unshare')
+    .description('withdraw what a share added (ends a running time-limited share now)')
+    .argument('[share-workflow-id]', 'the share run (or give --record)')
+    .option('--record <file>', "a share's JSON result, when its run is gone")
+    .option('--delete-reencrypted-copy', 'also delete the re-encrypted copy the share made')
+    .action(
+      async (
+        id: string | undefined,
+        opts: { record?: string; deleteReencryptedCopy?: boolean },
+        cmd: Command,
+      ) => {
+        if ((id !== undefined) === (opts.record !== undefined))
+          throw new UsageError('image unshare takes a share workflow id or --record <file>, one of them');
+        const del = opts.deleteReencryptedCopy === true;
+        const record = opts.record !== undefined ? readShareRecord(opts.record, del) : undefined;
+        const output = outputOf(cmd);
+        await withClient(ctx, async (client) => {
+          ctx.exitCode = await unshare(client, id, record, del, output);
+          return ctx.exitCode;
+        });
+      },
+    );
+}
+
+function registerCopy(image: Command, ctx: CliContext): void {
+  addFlags(
+    image.command('copy').description('copy an image to regions and accounts (optionally re-encrypted)'),
+    COPY_FLAGS,
+  ).action(async (opts: Opts, cmd: Command) => {
+    const raw = inputFrom(COPY_FLAGS, opts);
+    const to = (raw.destinations as string[] | undefined) ?? [];
+    const input = {
+      ...raw,
+      destinations: to.map((d, i) => parseDestination(d, i + 1)),
+    } as unknown as CopyImageInput;
+    refuse(COPY_FLAGS, [...copyImageIssues(input), ...followIssues(opts)]);
+    const follow = followOptions(opts);
+    const output = outputOf(cmd);
+    await withClient(ctx, async (client) => {
+      const started = await client.startCopyImage(input, startOptions(follow.id));
+      const result = await followRun<CopyImageResult>(ctx, client, started, follow, output, formatCopyResult);
+      return result === undefined || result.outcome === 'complete' ? 0 : 1;
+    });
+  });
+}
+
+export function registerImage(program: Command, ctx: CliContext): void {
+  const image = program.command('image').description('make, share, copy and withdraw images');
+  registerCreate(image, ctx);
+  registerShare(image, ctx);
+  registerShareExpiry(image, ctx);
+  registerUnshare(image, ctx);
+  registerCopy(image, ctx);
+}

@@ -1,0 +1,346 @@
+/**
+ * `amiflow plan …`, `schedule …`, `golden …`, `backup …`: plan files, the Temporal Schedules they
+ * declare, and golden-image and backup runs. Plan files are read and validated (every problem with
+ * its line and field) before anything connects; `plan validate` never connects.
+ */
+import type { Command } from 'commander';
+import { formatBackupResult, formatGoldenResult, isBackupResult } from '../golden';
+import type { OverlapPolicy, Plan, PlanEntry } from '../plan-file';
+import { OVERLAP_POLICIES, entryKey, loadPlanFile } from '../plan-file';
+import type { ApplyReport, ScheduleDetails } from '../schedules';
+import { scheduleIdOf } from '../schedules';
+import type { GoldenImageResult } from '../../workflows/contracts';
+import type { CliContext } from './context';
+import { emit, followRun, outputOf, withClient } from './context';
+import {
+  FOLLOW_FLAGS,
+  UsageError,
+  addFlags,
+  followIssues,
+  followOptions,
+  parseIsoTime,
+  refuse,
+} from './flags';
+
+function findEntry(plan: Plan, key: string, kind?: PlanEntry['kind']): PlanEntry {
+  const wanted = kind ? `${kind}/${key}` : key;
+  const entry = plan.entries.find((e) => entryKey(e) === wanted);
+  if (!entry)
+    throw new UsageError(
+      `${plan.source} declares no ${wanted} (it has: ${plan.entries.map(entryKey).join(', ') || 'nothing'})`,
+    );
+  return entry;
+}
+
+export function formatApplyReport(r: ApplyReport): string {
+  const line = (what: string, ids: string[]) => (ids.length ? [`  ${what}: ${ids.join(', ')}`] : []);
+  return [
+    `plan ${r.plan}${r.dryRun ? ' (dry run: nothing changed)' : ''}:`,
+    ...line(r.dryRun ? 'would create' : 'created', r.created),
+    ...line(r.dryRun ? 'would update' : 'updated', r.updated),
+    ...line('unchanged', r.unchanged),
+    ...line(r.dryRun ? 'would delete' : 'deleted', r.deleted),
+  ].join('\n');
+}
+
+export function formatScheduleDetails(d: ScheduleDetails): string {
+  return [
+    `${d.scheduleId}${d.paused ? '  PAUSED' : ''}${d.note ? `  (${d.note})` : ''}`,
+    `  runs ${d.workflowType} as ${d.workflowId}-<scheduled time> on task queue ${d.taskQueue}`,
+    `  when: ${d.when ?? '?'}; overlap ${d.overlap}; catch-up window ${d.catchupWindowSeconds} s${d.pauseOnFailure ? '; pauses on failure' : ''}`,
+    `  next: ${d.nextRuns.slice(0, 3).join(', ') || '(none)'}`,
+    `  taken ${d.actionsTaken}, skipped for overlap ${d.skippedOverlap}, missed catch-up ${d.missedCatchupWindow}`,
+    ...d.recentRuns
+      .slice(-5)
+      .map(
+        (r) =>
+          `  ${r.scheduledAt}  ${r.status.padEnd(10)} ${r.workflowId}${r.outcome ? `\n      ${r.outcome}` : ''}`,
+      ),
+  ].join('\n');
+}
+
+function overlapOf(raw: string | undefined): OverlapPolicy | undefined {
+  if (raw === undefined) return undefined;
+  if (!OVERLAP_POLICIES.includes(raw as OverlapPolicy))
+    throw new UsageError(`--overlap: '${raw}' is not one of ${OVERLAP_POLICIES.join(', ')}`);
+  return raw as OverlapPolicy;
+}
+
+const OVERLAP_HELP = 'what to do when a run is still going';
+
+function registerPlan(program: Command, ctx: CliContext): void {
+  const plan = program
+    .command('plan')
+    .description('plan files: golden pipelines, backups and their schedules');
+  plan
+    .command('validate')
+    .description('check a plan file (never connects)')
+    .argument('<plan-file>', 'plan file (YAML or JSON)')
+    .action(async (file: string, _opts: unknown, cmd: Command) => {
+      const p = await loadPlanFile(file);
+      emit(
+        outputOf(cmd),
+        { plan: p.name, schedules: p.entries.map((e) => scheduleIdOf(p.name, e)) },
+        () =>
+          `${p.source}: plan ${p.name} is valid: ` +
+          p.entries.map((e) => `${scheduleIdOf(p.name, e)} (line ${e.line})`).join(', '),
+      );
+    });
+  plan
+    .command('apply')
+    .description("make the plan's schedules exist as declared")
+    .argument('<plan-file>', 'plan file (YAML or JSON)')
+    .option('--dry-run', 'say what would change, change nothing')
+    .option('--no-prune', 'keep schedules of this plan that it no longer declares')
+    .option('--no-search-attributes', 'start runs without the Amiflow* search attributes')
+    .action(
+      async (
+        file: string,
+        opts: { dryRun?: boolean; prune: boolean; searchAttributes: boolean },
+        cmd: Command,
+      ) => {
+        const p = await loadPlanFile(file);
+        const output = outputOf(cmd);
+        await withClient(ctx, async (client) => {
+          const report = await client.schedules.apply(p, {
+            dryRun: opts.dryRun === true,
+            prune: opts.prune,
+            searchAttributes: opts.searchAttributes,
+          });
+          emit(output, report, () => formatApplyReport(report));
+          return 0;
+        });
+      },
+    );
+}
+
+function registerScheduleReads(schedule: Command, ctx: CliContext): void {
+  schedule
+    .command('list')
+    .description('amiflow schedules')
+    .option('--plan <name>', 'only those of this plan')
+    .action(async (opts: { plan?: string }, cmd: Command) => {
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        const items = await client.schedules.list(opts.plan ? { plan: opts.plan } : {});
+        emit(
+          output,
+          items,
+          () =>
+            items
+              .map(
+                (i) =>
+                  `${i.scheduleId}${i.paused ? '  PAUSED' : ''}  next ${i.nextRuns[0] ?? '-'}  last ${i.lastRun?.scheduledAt ?? '-'}`,
+              )
+              .join('\n') || '(no amiflow schedules)',
+        );
+        return 0;
+      });
+    });
+  schedule
+    .command('describe')
+    .description('one schedule: when, overlap, next and recent runs')
+    .argument('<schedule-id>')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        const d = await client.schedules.describe(id);
+        emit(output, d, () => formatScheduleDetails(d));
+        return 0;
+      });
+    });
+}
+
+function registerScheduleChanges(schedule: Command, ctx: CliContext): void {
+  for (const verb of ['create', 'update'] as const)
+    schedule
+      .command(verb)
+      .description(`${verb} one schedule from a plan file`)
+      .argument('<plan-file>')
+      .argument('<entry>', 'golden/<name> or backup/<name>')
+      .action(async (file: string, key: string, _opts: unknown, cmd: Command) => {
+        const p = await loadPlanFile(file);
+        const entry = findEntry(p, key);
+        const output = outputOf(cmd);
+        await withClient(ctx, async (client) => {
+          const id =
+            verb === 'create'
+              ? await client.schedules.create(p, entry)
+              : await client.schedules.update(p, entry);
+          emit(
+            output,
+            { scheduleId: id, [verb === 'create' ? 'created' : 'updated']: true },
+            () => `${verb}d ${id}`,
+          );
+          return 0;
+        });
+      });
+  for (const verb of ['pause', 'unpause'] as const)
+    schedule
+      .command(verb)
+      .description(`${verb} a schedule`)
+      .argument('<schedule-id>')
+      .option('--note <text>', 'why (shown by describe)')
+      .action(async (id: string, opts: { note?: string }, cmd: Command) => {
+        const output = outputOf(cmd);
+        await withClient(ctx, async (client) => {
+          await (verb === 'pause'
+            ? client.schedules.pause(id, opts.note)
+            : client.schedules.unpause(id, opts.note));
+          emit(
+            output,
+            { scheduleId: id, paused: verb === 'pause', ...(opts.note ? { note: opts.note } : {}) },
+            () => `${verb}d ${id}${opts.note ? `: ${opts.note}` : ''}`,
+          );
+          return 0;
+        });
+      });
+  schedule
+    .command('trigger')
+    .description('start a run now')
+    .argument('<schedule-id>')
+    .option('--overlap <policy>', OVERLAP_HELP)
+    .action(async (id: string, opts: { overlap?: string }, cmd: Command) => {
+      const overlap = overlapOf(opts.overlap);
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        const run = await client.schedules.trigger(id, {
+          ...(overlap ? { overlap } : {}),
+          waitForStart: true,
+        });
+        emit(output, { scheduleId: id, started: run ?? null }, () =>
+          run
+            ? `started ${run.workflowId} (run ${run.runId})`
+            : `triggered ${id}; no run started (skipped by the overlap policy?)`,
+        );
+        return 0;
+      });
+    });
+  schedule
+    .command('backfill')
+    .description('run the times a schedule would have run between two times')
+    .argument('<schedule-id>')
+    .option('--from <ISO time>', 'from', parseIsoTime)
+    .option('--to <ISO time>', 'to', parseIsoTime)
+    .option('--overlap <policy>', OVERLAP_HELP)
+    .action(async (id: string, opts: { from?: string; to?: string; overlap?: string }, cmd: Command) => {
+      if (opts.from === undefined || opts.to === undefined)
+        throw new UsageError('--from and --to are required');
+      const from = new Date(opts.from);
+      const to = new Date(opts.to);
+      if (!(from < to)) throw new UsageError('--from must be before --to');
+      const overlap = overlapOf(opts.overlap);
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        await client.schedules.backfill(id, from, to, overlap);
+        emit(
+          output,
+          { scheduleId: id, from: from.toISOString(), to: to.toISOString() },
+          () => `backfilled ${id} from ${from.toISOString()} to ${to.toISOString()}`,
+        );
+        return 0;
+      });
+    });
+  schedule
+    .command('delete')
+    .description('delete a schedule (runs it started are not affected)')
+    .argument('<schedule-id>')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        await client.schedules.delete(id);
+        emit(
+          output,
+          { scheduleId: id, deleted: true },
+          () => `deleted ${id} (runs it started are not affected)`,
+        );
+        return 0;
+      });
+    });
+}
+
+function registerStart(parent: Command, kind: 'golden' | 'backup', ctx: CliContext): void {
+  addFlags(
+    parent
+      .command('start')
+      .description(`start a ${kind === 'golden' ? 'golden-image pipeline' : 'backup'} run from a plan file`)
+      .argument('<plan-file>')
+      .argument(kind === 'golden' ? '<pipeline>' : '<backup-plan>'),
+    FOLLOW_FLAGS.filter((f) => !f.flags.startsWith('--id')),
+  ).action(async (file: string, name: string, opts: Record<string, unknown>, cmd: Command) => {
+    refuse([], followIssues(opts));
+    const follow = followOptions(opts);
+    const p = await loadPlanFile(file);
+    const entry = findEntry(p, name, kind);
+    const output = outputOf(cmd);
+    await withClient(ctx, async (client) => {
+      const started =
+        entry.kind === 'golden'
+          ? await client.startGoldenImage(entry.input)
+          : await client.startBackup(entry.input);
+      await followRun<unknown>(ctx, client, started, follow, output, (r) =>
+        isBackupResult(r) ? formatBackupResult(r) : formatGoldenResult(r as GoldenImageResult),
+      );
+      return 0;
+    });
+  });
+}
+
+function registerGolden(program: Command, ctx: CliContext): void {
+  const golden = program.command('golden').description('golden-image pipelines: start, approve, reject');
+  registerStart(golden, 'golden', ctx);
+  for (const verb of ['approve', 'reject'] as const)
+    golden
+      .command(verb)
+      .description(`${verb} the image a golden run waits with`)
+      .argument('<workflow-id>')
+      .option('--by <who>', 'who decides (a name or e-mail)')
+      .option('--comment <text>', 'why')
+      .action(async (id: string, opts: { by?: string; comment?: string }, cmd: Command) => {
+        if (!opts.by?.trim())
+          throw new UsageError(
+            `--by: say who ${verb === 'approve' ? 'approves' : 'rejects'} (a name or e-mail)`,
+          );
+        const decision = { by: opts.by, ...(opts.comment !== undefined ? { comment: opts.comment } : {}) };
+        const output = outputOf(cmd);
+        await withClient(ctx, async (client) => {
+          const ack =
+            verb === 'approve'
+              ? await client.approveGoldenImage(id, decision)
+              : await client.rejectGoldenImage(id, decision);
+          emit(
+            output,
+            ack,
+            () => `${ack.decision} ${ack.imageId} (version ${ack.version}) in ${ack.workflowId} at ${ack.at}`,
+          );
+          return 0;
+        });
+      });
+  golden
+    .command('pending')
+    .description('golden runs waiting for approval')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        const runs = await client.awaitingApproval();
+        emit(
+          output,
+          runs,
+          () =>
+            runs.map((r) => `${r.workflowId}  (since ${r.startedAt})`).join('\n') ||
+            '(no golden run waits for approval)',
+        );
+        return 0;
+      });
+    });
+}
+
+export function registerPlanCommands(program: Command, ctx: CliContext): void {
+  registerPlan(program, ctx);
+  const schedule = program.command('schedule').description('Temporal Schedules of plan files');
+  registerScheduleReads(schedule, ctx);
+  registerScheduleChanges(schedule, ctx);
+  registerGolden(program, ctx);
+  const backup = program.command('backup').description('consistent backups of instances');
+  registerStart(backup, 'backup', ctx);
+}

@@ -1,0 +1,141 @@
+/**
+ * Where the client connects, through Temporal's standard client configuration
+ * (`@temporalio/envconfig`: temporal.toml profiles, TEMPORAL_PROFILE, TEMPORAL_ADDRESS,
+ * TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*), with amiflow's own settings still honoured
+ * (AMIFLOW_TASK_QUEUE; TEMPORAL_TLS_CERT / _KEY / _CA as earlier releases read them) and command-line
+ * flags on top. Each setting remembers where it came from, so a failure can say so.
+ */
+import type { ConnectionOptions } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import type { ClientConfigProfile } from '@temporalio/envconfig';
+import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
+import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../workflows/contracts';
+import { AmiflowClient } from './index';
+
+export type Env = Record<string, string | undefined>;
+
+export interface ConnectionOverrides {
+  profile?: string;
+  address?: string;
+  namespace?: string;
+}
+
+export interface ResolvedConnection {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  /** Where address and namespace came from: `--address`, `TEMPORAL_ADDRESS`, `profile 'x' (…/temporal.toml)`, `default`. */
+  sources: { address: string; namespace: string };
+  options: ConnectionOptions;
+}
+
+export class ConnectionFailedError extends Error {
+  override name = 'ConnectionFailedError';
+  constructor(
+    readonly address: string,
+    readonly source: string,
+    cause: unknown,
+  ) {
+    super(
+      `cannot connect to Temporal at ${address} (address from ${source}): ${cause instanceof Error ? cause.message : String(cause)}. ` +
+        'Is the server up (npm run stack starts a local one)? Set the address with --address, TEMPORAL_ADDRESS or a temporal.toml profile.',
+      { cause },
+    );
+  }
+}
+
+export class ConnectionConfigError extends Error {
+  override name = 'ConnectionConfigError';
+}
+
+function defined(env: Env): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+function fileProfile(env: Env, profile: string | undefined): { values: ClientConfigProfile; where: string } {
+  const name = profile ?? env.TEMPORAL_PROFILE ?? 'default';
+  const file = env.TEMPORAL_CONFIG_FILE ?? 'temporal.toml in the user config directory';
+  try {
+    const values = loadClientConfigProfile({
+      ...(profile !== undefined ? { profile } : {}),
+      disableEnv: true,
+      overrideEnvVars: defined(env),
+    });
+    return { values, where: `profile '${name}' (${file})` };
+  } catch (err) {
+    throw new ConnectionConfigError(
+      `Temporal client configuration: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+}
+
+/** The connection the settings describe: flags, then environment, then the profile, then defaults. */
+export function resolveConnection(
+  overrides: ConnectionOverrides = {},
+  env: Env = process.env,
+): ResolvedConnection {
+  const file = fileProfile(env, overrides.profile);
+  let profile: ClientConfigProfile;
+  try {
+    profile = loadClientConfigProfile({
+      ...(overrides.profile !== undefined ? { profile: overrides.profile } : {}),
+      overrideEnvVars: defined(env),
+    });
+  } catch (err) {
+    throw new ConnectionConfigError(
+      `Temporal client configuration: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  const source = (
+    flag: string | undefined,
+    flagName: string,
+    envName: string,
+    fromFile: string | undefined,
+  ) => (flag !== undefined ? flagName : env[envName] ? envName : fromFile ? file.where : 'the default');
+  const sources = {
+    address: source(overrides.address, '--address', 'TEMPORAL_ADDRESS', file.values.address),
+    namespace: source(overrides.namespace, '--namespace', 'TEMPORAL_NAMESPACE', file.values.namespace),
+  };
+  // amiflow's earlier TLS variables keep working when the standard ones are not set.
+  if (!profile.tls && (env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_KEY)) {
+    if (!env.TEMPORAL_TLS_CERT || !env.TEMPORAL_TLS_KEY)
+      throw new ConnectionConfigError('set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY, or neither');
+    profile.tls = {
+      clientCert: { path: env.TEMPORAL_TLS_CERT },
+      clientKey: { path: env.TEMPORAL_TLS_KEY },
+      ...(env.TEMPORAL_TLS_CA ? { serverCACert: { path: env.TEMPORAL_TLS_CA } } : {}),
+      ...(env.TEMPORAL_TLS_SERVER_NAME ? { serverName: env.TEMPORAL_TLS_SERVER_NAME } : {}),
+    };
+  }
+  const address = overrides.address ?? profile.address ?? 'localhost:7233';
+  const connect = toClientOptions({ ...profile, address });
+  const { address: _a, apiKey, tls, metadata } = connect.connectionOptions;
+  return {
+    address,
+    namespace: overrides.namespace ?? connect.namespace ?? DEFAULT_NAMESPACE,
+    taskQueue: env.AMIFLOW_TASK_QUEUE || DEFAULT_TASK_QUEUE,
+    sources,
+    options: {
+      address,
+      ...(apiKey !== undefined ? { apiKey } : {}),
+      ...(tls !== undefined ? { tls } : {}),
+      ...(metadata !== undefined ? { metadata } : {}),
+      connectTimeout: '10s',
+    },
+  };
+}
+
+/** Connects as `resolved` says; a failure names the address and the setting it came from. */
+export async function connectResolved(resolved: ResolvedConnection): Promise<AmiflowClient> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect(resolved.options);
+  } catch (err) {
+    throw new ConnectionFailedError(resolved.address, resolved.sources.address, err);
+  }
+  return AmiflowClient.owning(
+    new Client({ connection, namespace: resolved.namespace }),
+    resolved.taskQueue,
+    connection,
+  );
+}
