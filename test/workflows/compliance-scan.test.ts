@@ -65,6 +65,7 @@ function plan(a: number, r: number): ClassificationCounts {
     approved,
     'approved-deprecated': deprecated,
     unknown,
+    'not-allowed': 0,
     missing,
     instances: approved + deprecated + unknown + missing,
   };
@@ -155,6 +156,7 @@ function sum(list: ClassificationCounts[]): ClassificationCounts {
     approved: 0,
     'approved-deprecated': 0,
     unknown: 0,
+    'not-allowed': 0,
     missing: 0,
     instances: 0,
   };
@@ -166,6 +168,7 @@ const EMPTY: ClassificationCounts = {
   approved: 0,
   'approved-deprecated': 0,
   unknown: 0,
+  'not-allowed': 0,
   missing: 0,
   instances: 0,
 };
