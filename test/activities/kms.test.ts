@@ -251,15 +251,13 @@ void describe('checkKmsKey', () => {
 
   void it('GIVEN a symmetric encrypt/decrypt customer managed key WHEN checked THEN accepted, its spec and usage reported', async () => {
     const h = harness();
-    h.kmsMock
-      .on(DescribeKeyCommand)
-      .resolves(
-        meta({
-          KeyManager: KeyManagerType.CUSTOMER,
-          KeySpec: 'SYMMETRIC_DEFAULT',
-          KeyUsage: 'ENCRYPT_DECRYPT',
-        }),
-      );
+    h.kmsMock.on(DescribeKeyCommand).resolves(
+      meta({
+        KeyManager: KeyManagerType.CUSTOMER,
+        KeySpec: 'SYMMETRIC_DEFAULT',
+        KeyUsage: 'ENCRYPT_DECRYPT',
+      }),
+    );
 
     const key = await activityEnv().run(h.activities.checkKmsKey, { ...check, keyId: KEY_ARN });
 
