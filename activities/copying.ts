@@ -123,12 +123,15 @@ async function findByName(ec2: EC2Client, name: string): Promise<Image | undefin
  */
 export const COPY_SETTLE_GRACE_MS = 4 * 60_000;
 const SETTLE_RETRY_DELAY_MS = 15_000;
+/**
+ * The grace counted in attempts, each retried `SETTLE_RETRY_DELAY_MS` after the last: a local
+ * activity's attempts all report their own schedule time, so elapsed time cannot be read from them.
+ */
+export const COPY_SETTLE_ATTEMPTS = COPY_SETTLE_GRACE_MS / SETTLE_RETRY_DELAY_MS;
 
-/** Retry in a while if the grace has not run out since the first attempt; otherwise fail with `final`. */
+/** Retry in a while if the grace has not run out; otherwise fail with `final`. */
 function settleOrFail(what: string, final: ApplicationFailure): never {
-  const info = Context.current().info;
-  const elapsed = info.currentAttemptScheduledTimestampMs - info.scheduledTimestampMs;
-  if (elapsed >= COPY_SETTLE_GRACE_MS) throw final;
+  if (Context.current().info.attempt > COPY_SETTLE_ATTEMPTS) throw final;
   throw ApplicationFailure.create({
     type: 'AwsNotSettled',
     nonRetryable: false,

@@ -461,9 +461,8 @@ void describe('copyImage: what settles by itself on real EC2', () => {
   const SOURCE_OWNER = '444455556666';
   const SOURCE_KEY = `arn:aws:kms:${REGION}:${SOURCE_OWNER}:key/0000aaaa-12ab-34cd-56ef-1234567890ab`;
   const crossInput: CopyImageActivityInput = { ...copyInput, sourceOwnerId: SOURCE_OWNER };
-  /** The first attempt, and an attempt scheduled `ms` after it. */
-  const attemptAfter = (ms: number) =>
-    activityEnv({ scheduledTimestampMs: T0, currentAttemptScheduledTimestampMs: T0 + ms });
+  /** The attempt made `ms` after the first, retries 15 s apart. */
+  const attemptAfter = (ms: number) => activityEnv({ attempt: 1 + Math.floor(ms / 15_000) });
 
   async function retryableAfter(p: Promise<unknown>, delayMs: number, ...fragments: string[]) {
     const err = await errorOf(p);
