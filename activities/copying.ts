@@ -18,7 +18,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../workflows/contracts';
 import { FailureType, TAG, copyTagsOf } from '../workflows/contracts';
 import type { ActivityDeps } from './deps';
-import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { NOT_SETTLED_FAILURE, aws, failure, isAwsCode, rethrowAws } from './errors';
 import { snapshotIdsOf, toAwsTags } from './images';
 import type { ImageLookup } from './sharing';
 import { ownedImage, userTagsOf } from './sharing';
@@ -133,7 +133,7 @@ export const COPY_SETTLE_ATTEMPTS = COPY_SETTLE_GRACE_MS / SETTLE_RETRY_DELAY_MS
 function settleOrFail(what: string, final: ApplicationFailure): never {
   if (Context.current().info.attempt > COPY_SETTLE_ATTEMPTS) throw final;
   throw ApplicationFailure.create({
-    type: 'AwsNotSettled',
+    type: NOT_SETTLED_FAILURE,
     nonRetryable: false,
     message: `${what}; retrying (EC2 and KMS settle within minutes)`,
     nextRetryDelay: SETTLE_RETRY_DELAY_MS,

@@ -243,6 +243,8 @@ export function rethrowAws(err: unknown, action: string): never {
 
 /** The type of the retryable failure a concurrency limit becomes (never final: only seen in retries). */
 export const CONCURRENCY_LIMIT_FAILURE = 'AwsConcurrencyLimit';
+/** The type of the retryable failure of a step waiting for AWS to settle (visibility, a held name). */
+export const NOT_SETTLED_FAILURE = 'AwsNotSettled';
 
 function hint(type: FailureType, code: string): string {
   if (IDEMPOTENCY_CONFLICT.has(code))
