@@ -8,7 +8,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import { fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { AwsTarget } from '../contracts';
 import { FailureType } from '../contracts';
@@ -22,8 +22,16 @@ export interface AwsSettings {
   /** Role name assumed in any account without an entry in `roleArns` (arn:<partition>:iam::<account>:role/<name>). */
   roleName?: string;
   externalId?: string;
-  /** Session length of assumed roles; credentials refresh before this runs out. */
+  /**
+   * Session length of assumed roles; credentials refresh before this runs out. Capped at one hour
+   * when the worker's own credentials are a role session (role chaining).
+   */
   roleSessionSeconds: number;
+  /**
+   * Region whose STS endpoint assumes roles and reads the worker identity. Unset: the target region,
+   * unless it is an opt-in region, then the partition's first region (always enabled).
+   */
+  stsRegion?: string;
   /** Retries inside the SDK before an error reaches Temporal's retry policy. */
   sdkMaxAttempts: number;
   /** Explicit base credentials (tests, sandbox); otherwise the default provider chain. */
@@ -65,6 +73,55 @@ export function roleArnFor(settings: AwsSettings, accountId: string, region: str
   return undefined;
 }
 
+/**
+ * Regions an account must opt in to. Their STS endpoint answers only accounts that have enabled them
+ * (RegionDisabledException otherwise), so STS calls for them go to the partition's first region,
+ * whose regional endpoint issues session tokens valid in every region
+ * (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_enable-regions.html).
+ */
+const OPT_IN_REGIONS = new Set([
+  'af-south-1',
+  'ap-east-1',
+  'ap-east-2',
+  'ap-south-2',
+  'ap-southeast-3',
+  'ap-southeast-4',
+  'ap-southeast-5',
+  'ap-southeast-6',
+  'ap-southeast-7',
+  'ca-west-1',
+  'eu-central-2',
+  'eu-south-1',
+  'eu-south-2',
+  'il-central-1',
+  'me-central-1',
+  'me-south-1',
+  'mx-central-1',
+]);
+const PARTITION_HOME: Record<string, string> = {
+  aws: 'us-east-1',
+  'aws-cn': 'cn-north-1',
+  'aws-us-gov': 'us-gov-west-1',
+};
+
+/** The region whose STS endpoint serves calls made for `region`. */
+export function stsRegionFor(settings: Pick<AwsSettings, 'stsRegion'>, region: string): string {
+  if (settings.stsRegion) return settings.stsRegion;
+  if (!OPT_IN_REGIONS.has(region)) return region;
+  return PARTITION_HOME[partitionOf(region)] ?? region;
+}
+
+/**
+ * Role chaining (assuming a role with a role session's credentials: an instance profile, a task or
+ * pod role, SSO) limits the new session to one hour; AssumeRole refuses more
+ * (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_terms-and-concepts.html#iam-term-role-chaining).
+ * Temporary base credentials (a session token) are taken as a role session.
+ */
+export const ROLE_CHAINING_MAX_SECONDS = 3600;
+export function sessionSecondsFor(requested: number, base: AwsCredentialIdentity): number {
+  return base.sessionToken ? Math.min(requested, ROLE_CHAINING_MAX_SECONDS) : requested;
+}
+
 /** Refresh assumed-role credentials this long before they expire (the SDK's own margin). */
 const REFRESH_MARGIN_MS = 5 * 60_000;
 
@@ -102,6 +159,15 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
   const credentials = new Map<string, Promise<Record<string, unknown>>>();
   const stsClients: STSClient[] = [];
   const ownAccount = new Map<string, Promise<string>>();
+  const baseCredentials: AwsCredentialIdentityProvider =
+    typeof settings.credentials === 'function'
+      ? settings.credentials
+      : settings.credentials
+        ? (() => {
+            const fixed = settings.credentials;
+            return () => Promise.resolve(fixed);
+          })()
+        : fromNodeProviderChain();
 
   const base = (region: string) => ({
     region,
@@ -113,7 +179,7 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
   async function callerAccount(region: string): Promise<string> {
     let pending = ownAccount.get(region);
     if (!pending) {
-      const sts = new STSClient(base(region));
+      const sts = new STSClient(base(stsRegionFor(settings, region)));
       stsClients.push(sts);
       pending = aws('reading the worker identity (sts:GetCallerIdentity)', () =>
         sts.send(new GetCallerIdentityCommand({})),
@@ -128,22 +194,22 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
     if (target.accountId === undefined) return {};
     const roleArn = roleArnFor(settings, target.accountId, target.region);
     if (roleArn) {
-      return {
-        credentials: sharedProvider(
-          fromTemporaryCredentials({
-            params: {
-              RoleArn: roleArn,
-              RoleSessionName: `amiflow-${target.accountId}`,
-              DurationSeconds: settings.roleSessionSeconds,
-              ...(settings.externalId ? { ExternalId: settings.externalId } : {}),
-            },
-            clientConfig: base(target.region),
-            ...(settings.credentials && typeof settings.credentials !== 'function'
-              ? { masterCredentials: settings.credentials }
-              : {}),
-          }),
-        ),
+      const accountId = target.accountId;
+      // The session length depends on the base credentials (role chaining), read at each refresh.
+      const assume: AwsCredentialIdentityProvider = async () => {
+        const masterCredentials = await baseCredentials();
+        return fromTemporaryCredentials({
+          params: {
+            RoleArn: roleArn,
+            RoleSessionName: `amiflow-${accountId}`,
+            DurationSeconds: sessionSecondsFor(settings.roleSessionSeconds, masterCredentials),
+            ...(settings.externalId ? { ExternalId: settings.externalId } : {}),
+          },
+          clientConfig: base(stsRegionFor(settings, target.region)),
+          masterCredentials,
+        })();
       };
+      return { credentials: sharedProvider(assume) };
     }
     const own = await callerAccount(target.region);
     if (own !== target.accountId) {

@@ -4,8 +4,9 @@
  * each image as approved, approved-deprecated, unknown or missing. Read-only.
  */
 import type { Image, Instance } from '@aws-sdk/client-ec2';
-import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
-import { Context } from '@temporalio/activity';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, GetAllowedImagesSettingsCommand } from '@aws-sdk/client-ec2';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type {
   ApprovalBasis,
   AwsTarget,
@@ -17,6 +18,7 @@ import type {
 import { SELF_ACCOUNT, TAG, emptyCounts } from '../contracts';
 import { approvedByOwnTags, isRetired, tagsOf } from './catalogue';
 import type { ActivityDeps } from './deps';
+import { awsErrorCode } from './errors';
 import type { ReadCounters } from './throttled-reads';
 import { describeImagesByIds, throttledRead } from './throttled-reads';
 
@@ -63,8 +65,17 @@ export function classifyImage(
   ref: ApprovedRef | undefined,
   input: Pick<ScanInstancesInput, 'allowedOwners' | 'pipelines'>,
   now: number,
+  allowedAmisEnabled = false,
 ): Classified {
-  if (!image) return { classification: 'missing', usage: { imageId, classification: 'missing' } };
+  if (!image) {
+    // With Allowed AMIs `enabled`, DescribeImages shows only allowed images: an image it does not
+    // describe is (most likely) not allowed, not deregistered.
+    const classification = allowedAmisEnabled ? 'not-allowed' : 'missing';
+    return {
+      classification,
+      usage: { imageId, classification, ...(allowedAmisEnabled ? { allowedByEc2: false } : {}) },
+    };
+  }
   const tags = tagsOf(image);
   const owner = [image.OwnerId, image.ImageOwnerAlias].find((o) => o && input.allowedOwners.includes(o));
   const basis: ApprovalBasis | undefined =
@@ -110,10 +121,39 @@ function seen(i: Instance): Seen {
 
 const SEVERITY: Record<ImageClassification, number> = {
   missing: 0,
-  unknown: 1,
-  'approved-deprecated': 2,
-  approved: 3,
+  'not-allowed': 1,
+  unknown: 2,
+  'approved-deprecated': 3,
+  approved: 4,
 };
+
+/**
+ * The account's Allowed AMIs state, read before its images: in state `enabled` EC2 leaves every
+ * image the criteria do not allow out of DescribeImages
+ * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-allowed-amis.html). A scan that cannot
+ * read it still scans, and says so.
+ */
+async function allowedAmisState(
+  deps: ActivityDeps,
+  ec2: EC2Client,
+  counters: ReadCounters,
+  where: string,
+): Promise<{ state?: string; warning?: string }> {
+  try {
+    const out = await throttledRead(deps, counters, `reading the Allowed AMIs state in ${where}`, () =>
+      ec2.send(new GetAllowedImagesSettingsCommand({})),
+    );
+    return { state: out.State ?? 'disabled' };
+  } catch (err) {
+    // Permanent AWS errors arrive typed, the AWS error as their cause.
+    const code = awsErrorCode(err instanceof ApplicationFailure && err.cause ? err.cause : err);
+    return {
+      warning:
+        `the Allowed AMIs state could not be read (${code}): if it is enabled, ` +
+        'images it does not allow are counted as missing',
+    };
+  }
+}
 
 export function complianceActivities(deps: ActivityDeps) {
   return {
@@ -125,6 +165,7 @@ export function complianceActivities(deps: ActivityDeps) {
       const where = `region ${input.target.region}${input.target.accountId ? `, account ${input.target.accountId}` : ''}`;
       // Only what the report needs of each instance: a large fleet's pages are not kept whole.
       const instances: Seen[] = [];
+      const allowed = await allowedAmisState(deps, ec2, counters, where);
       let pages = 0;
       const heartbeat = () => ctx.heartbeat({ pages, instances: instances.length });
       let nextToken: string | undefined;
@@ -155,7 +196,10 @@ export function complianceActivities(deps: ActivityDeps) {
       const refs = new Map(input.approved.map((a) => [a.imageId, a]));
       const now = deps.clock.now();
       const byImage = new Map(
-        imageIds.map((id) => [id, classifyImage(id, images.get(id), refs.get(id), input, now)]),
+        imageIds.map((id) => [
+          id,
+          classifyImage(id, images.get(id), refs.get(id), input, now, allowed.state === 'enabled'),
+        ]),
       );
 
       const counts = emptyCounts();
@@ -183,12 +227,20 @@ export function complianceActivities(deps: ActivityDeps) {
             b.instances - a.instances ||
             a.imageId.localeCompare(b.imageId),
         );
-      const warnings =
-        counts.missing > 0
+      const warnings = [
+        ...(allowed.warning ? [allowed.warning] : []),
+        ...(counts.missing > 0
           ? [
               `${counts.missing} instance(s) run images EC2 no longer describes (deregistered, or no longer shared)`,
             ]
-          : [];
+          : []),
+        ...(counts['not-allowed'] > 0
+          ? [
+              `${counts['not-allowed']} instance(s) run images the account's Allowed AMIs (enabled) does not allow: ` +
+                'EC2 hides them (or they were deregistered: EC2 cannot tell which while it is enabled)',
+            ]
+          : []),
+      ];
       return {
         account: targetLabel(input.target),
         region: input.target.region,

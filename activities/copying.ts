@@ -7,11 +7,18 @@
  */
 import { createHash } from 'node:crypto';
 import type { EC2Client, Image } from '@aws-sdk/client-ec2';
-import { CopyImageCommand, CreateTagsCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
+import {
+  CopyImageCommand,
+  CreateTagsCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+} from '@aws-sdk/client-ec2';
+import { DescribeKeyCommand } from '@aws-sdk/client-kms';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG, copyTagsOf } from '../contracts';
 import type { ActivityDeps } from './deps';
-import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { NOT_SETTLED_FAILURE, aws, failure, isAwsCode, rethrowAws } from './errors';
 import { snapshotIdsOf, toAwsTags } from './images';
 import type { ImageLookup } from './sharing';
 import { ownedImage, userTagsOf } from './sharing';
@@ -43,6 +50,11 @@ export interface CopyImageActivityInput {
   workflowType: string;
   /** Tells apart two copies one run makes to the same place (a share's re-encrypted copy). */
   purpose: 'copy' | 'reencrypt';
+  /**
+   * The source image's owner. When the destination is another account, the copy waits, as that
+   * account, until the shared image and its keys' grants are usable (they propagate after the share).
+   */
+  sourceOwnerId?: string;
 }
 
 export interface CopiedImage {
@@ -103,6 +115,104 @@ async function findByName(ec2: EC2Client, name: string): Promise<Image | undefin
   return out.Images?.find((i) => i.Name === name);
 }
 
+/**
+ * How long after its first attempt a copy keeps retrying what settles by itself: a name still held
+ * by an image deregistered moments ago (a re-run after a rollback), and a share that the destination
+ * account cannot see or use yet. Below the 5-minute schedule-to-close of the local activity, so the
+ * final answer is a failure that says what is wrong rather than a timeout.
+ */
+export const COPY_SETTLE_GRACE_MS = 4 * 60_000;
+const SETTLE_RETRY_DELAY_MS = 15_000;
+/**
+ * The grace counted in attempts, each retried `SETTLE_RETRY_DELAY_MS` after the last: a local
+ * activity's attempts all report their own schedule time, so elapsed time cannot be read from them.
+ */
+export const COPY_SETTLE_ATTEMPTS = COPY_SETTLE_GRACE_MS / SETTLE_RETRY_DELAY_MS;
+
+/** Retry in a while if the grace has not run out; otherwise fail with `final`. */
+function settleOrFail(what: string, final: ApplicationFailure): never {
+  if (Context.current().info.attempt > COPY_SETTLE_ATTEMPTS) throw final;
+  throw ApplicationFailure.create({
+    type: NOT_SETTLED_FAILURE,
+    nonRetryable: false,
+    message: `${what}; retrying (EC2 and KMS settle within minutes)`,
+    nextRetryDelay: SETTLE_RETRY_DELAY_MS,
+  });
+}
+
+/**
+ * A cross-account copy starts right after the share: launch permissions are eventually consistent,
+ * and a KMS grant can take minutes to be usable without a grant token, which CopyImage cannot take
+ * (https://docs.aws.amazon.com/kms/latest/developerguide/grants.html#terms-eventual-consistency).
+ * Checked as the destination account, in the source region: the image is visible, its snapshots
+ * too, and every key of theirs answers DescribeKey (an operation the share's grant allows).
+ * Otherwise CopyImage would be refused, or accepted and the copy end `failed` minutes later.
+ */
+async function awaitSourceUsable(deps: ActivityDeps, input: CopyImageActivityInput): Promise<number> {
+  const asDestination: AwsTarget = {
+    region: input.source.region,
+    ...(input.destination.accountId ? { accountId: input.destination.accountId } : {}),
+  };
+  const account = input.destination.accountId ?? 'the destination account';
+  const ec2 = await deps.aws.ec2(asDestination);
+  let calls = 1;
+  let visible: Image | undefined;
+  try {
+    const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [input.source.imageId] }));
+    visible = out.Images?.find((i) => i.ImageId === input.source.imageId);
+  } catch (err) {
+    if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
+      rethrowAws(err, `reading ${input.source.imageId} as account ${account}`);
+  }
+  if (!visible)
+    settleOrFail(
+      `image ${input.source.imageId} is not visible to account ${account} yet`,
+      failure(
+        FailureType.ImageNotFound,
+        `image ${input.source.imageId} in ${input.source.region} is still not visible to account ${account} ` +
+          `${COPY_SETTLE_GRACE_MS / 60_000} minutes after the share: check its launch permissions`,
+      ),
+    );
+  const snapshotIds = snapshotIdsOf(visible);
+  if (!(visible.BlockDeviceMappings ?? []).some((m) => m.Ebs?.Encrypted === true) || snapshotIds.length === 0)
+    return calls;
+  calls += 1;
+  const snaps = await aws(`reading the snapshots of ${input.source.imageId} as account ${account}`, () =>
+    ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds })),
+  ).catch((err: unknown) => {
+    if (err instanceof ApplicationFailure && err.type === FailureType.AwsNotFound) return { Snapshots: [] };
+    throw err;
+  });
+  if ((snaps.Snapshots ?? []).length < snapshotIds.length)
+    settleOrFail(
+      `the snapshots of ${input.source.imageId} are not visible to account ${account} yet`,
+      failure(
+        FailureType.ImageNotFound,
+        `the snapshots of ${input.source.imageId} are still not visible to account ${account}: check their create-volume permissions`,
+      ),
+    );
+  const keys = [...new Set((snaps.Snapshots ?? []).flatMap((x) => (x.KmsKeyId ? [x.KmsKeyId] : [])))];
+  const kms = keys.length > 0 ? await deps.aws.kms(asDestination) : undefined;
+  for (const key of keys) {
+    calls += 1;
+    try {
+      await kms?.send(new DescribeKeyCommand({ KeyId: key }));
+    } catch (err) {
+      if (!isAwsCode(err, 'AccessDeniedException', 'NotFoundException')) rethrowAws(err, `reading ${key}`);
+      settleOrFail(
+        `account ${account} cannot use KMS key ${key} yet (grant not effective)`,
+        failure(
+          FailureType.KmsKeyUnusable,
+          `account ${account} still cannot use KMS key ${key}, which encrypts ${input.source.imageId}: ` +
+            'grant it the key (the share does, with kmsAccess "grant") or allow it in the key policy',
+          { keyArn: key },
+        ),
+      );
+    }
+  }
+  return calls;
+}
+
 function where(target: AwsTarget): string {
   return `${target.region}${target.accountId ? ` (account ${target.accountId})` : ''}`;
 }
@@ -135,6 +245,8 @@ export function copyingActivities(deps: ActivityDeps) {
       let awsCalls = 1;
       const earlier = await findCopy(ec2, input);
       if (earlier?.ImageId) return { imageId: earlier.ImageId, created: false, clientToken, awsCalls };
+      if (input.sourceOwnerId !== undefined && input.destination.accountId !== input.sourceOwnerId)
+        awsCalls += await awaitSourceUsable(deps, input);
       let imageId: string;
       try {
         awsCalls += 1;
@@ -175,6 +287,17 @@ export function copyingActivities(deps: ActivityDeps) {
             tagged[TAG.runId] === input.runId
           )
             return { imageId: taken.ImageId, created: false, clientToken, awsCalls };
+          // EC2 keeps the name of a deregistered image reserved for a while: a re-run after a
+          // rollback meets it though no image of that name is visible. Wait for it to be freed.
+          if (!taken)
+            settleOrFail(
+              `the name '${input.imageName}' is still held in ${where(input.destination)} by an image no longer visible (deregistered moments ago?)`,
+              failure(
+                FailureType.ImageNameTaken,
+                `EC2 still refuses the name '${input.imageName}' in ${where(input.destination)} (InvalidAMIName.Duplicate) ` +
+                  `${COPY_SETTLE_GRACE_MS / 60_000} minutes on, though no image of that name is visible: give the destination another name`,
+              ),
+            );
           throw failure(
             FailureType.ImageNameTaken,
             `an image named '${input.imageName}' already exists in ${where(input.destination)}` +

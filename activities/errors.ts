@@ -1,13 +1,21 @@
 /**
  * AWS errors are classified here, once. Transient ones (throttling, 5xx, network, eventual
- * consistency) are rethrown untouched so Temporal retries them with backoff; permanent ones become
- * non-retryable `ApplicationFailure`s with a stable type and a message that says what to do.
+ * consistency) are rethrown untouched so Temporal retries them with backoff; concurrency limits are
+ * retried after the delay AWS asks for; permanent ones become non-retryable `ApplicationFailure`s
+ * with a stable type and a message that says what to do.
+ *
+ * Every code here is one an AWS API documents: EC2 https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html,
+ * KMS/STS/SSM in each action's "Errors" section and https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { FailureType } from '../contracts';
 
 export type AwsErrorClass =
-  | { retry: true; code: string; reason: 'throttling' | 'server' | 'network' | 'transient-state' | 'unknown' }
+  | {
+      retry: true;
+      code: string;
+      reason: 'throttling' | 'server' | 'network' | 'transient-state' | 'concurrency-limit' | 'unknown';
+    }
   | { retry: false; code: string; type: FailureType };
 
 const THROTTLING = new Set([
@@ -15,12 +23,8 @@ const THROTTLING = new Set([
   'Throttling',
   'ThrottlingException',
   'ThrottledException',
-  'RequestThrottled',
   'RequestThrottledException',
   'TooManyRequestsException',
-  'SlowDown',
-  'EC2ThrottledException',
-  'PriorRequestNotComplete',
   // SSM: concurrent updates of one parameter
   'TooManyUpdates',
 ]);
@@ -43,7 +47,25 @@ const TRANSIENT_STATE = new Set([
   'PendingVerification',
   'ExpiredToken',
   'RequestExpired',
+  // Two tag writes on one resource at once (our own retry racing its first attempt).
+  'ConcurrentTagAccess',
+  'InvalidState',
 ]);
+/**
+ * Concurrency limits of snapshots and copies: a CreateImage overlapping a DLM or AWS Backup snapshot
+ * of the same volume, or a busy destination region. They clear as the other work finishes, so they
+ * are retried, after at least the delay EC2 documents (15 s between snapshots of one volume, see
+ * https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html). The limit is per
+ * account and region, shared with everything else there: a run can only wait for its turn.
+ * CopyImage answers `ResourceLimitExceeded` when too many copies are in progress into a region.
+ */
+export const CONCURRENCY_LIMIT_DELAY_MS: Readonly<Record<string, number>> = {
+  SnapshotCreationPerVolumeRateExceeded: 15_000,
+  ConcurrentSnapshotLimitExceeded: 30_000,
+  ConcurrentCreateImageNoRebootLimitExceeded: 30_000,
+  PendingSnapshotLimitExceeded: 30_000,
+  ResourceLimitExceeded: 30_000,
+};
 const UNAUTHORIZED = new Set([
   'UnauthorizedOperation',
   'AuthFailure',
@@ -53,6 +75,11 @@ const UNAUTHORIZED = new Set([
   'SignatureDoesNotMatch',
   'OptInRequired',
   'Blocked',
+  // STS: the region's STS endpoint is not enabled for the account (not a malformed request).
+  'RegionDisabledException',
+  // KMS, SSM and STS spelling: the caller's session token has expired. A refreshed session
+  // cannot be had by repeating the call: the base credentials themselves are stale.
+  'ExpiredTokenException',
 ]);
 const MALFORMED = new Set([
   'InvalidParameterValue',
@@ -65,7 +92,6 @@ const MALFORMED = new Set([
   'InvalidRequest',
   'InvalidAMIName.Malformed',
   'InvalidAMIName.Duplicate',
-  'IdempotentParameterMismatch',
   // KMS
   'InvalidArnException',
   'InvalidGrantIdException',
@@ -78,12 +104,30 @@ const MALFORMED = new Set([
   'HierarchyTypeMismatchException',
   'ParameterPatternMismatchException',
   'UnsupportedParameterType',
+  'InvalidAllowedPatternException',
+  // RunInstances / CreateImage: a device mapping EC2 cannot honour.
+  'InvalidBlockDeviceMapping',
+  // STS: the session policy and tags do not fit the packed size.
+  'PackedPolicyTooLargeException',
+]);
+/**
+ * An idempotency token that points at something else than what was asked: repeating cannot help,
+ * and a new token (a new run) is needed.
+ */
+const IDEMPOTENCY_CONFLICT = new Set(['IdempotentParameterMismatch', 'IdempotentInstanceTerminated']);
+/** The key is unusable for this data: revoked (external key store), disabled, pending deletion, or not a KMS key id. */
+const KEY_UNUSABLE = new Set([
+  'CustomerKeyHasBeenRevoked',
+  'DisabledException',
+  'KMSInvalidStateException',
+  'InvalidKeyUsageException',
+  // SSM: the KeyId of a SecureString parameter is not a usable KMS key.
+  'InvalidKeyId',
 ]);
 const LIMITS = new Set([
-  'ResourceLimitExceeded',
   'InstanceLimitExceeded',
   'SnapshotLimitExceeded',
-  'AMIQuotaExceeded',
+  'VolumeLimitExceeded',
   'TagLimitExceeded',
   'LimitExceededException',
   // RunInstances: no vCPU quota or no free address left in the subnet
@@ -92,20 +136,37 @@ const LIMITS = new Set([
   // SSM Parameter Store
   'ParameterLimitExceeded',
   'ParameterMaxVersionLimitExceeded',
+  'HierarchyLevelLimitExceededException',
 ]);
 const POLICY = new Set([
   'OperationNotPermitted',
-  'DisabledException',
-  'KMSInvalidStateException',
-  'InvalidKeyUsageException',
-  'KMS.DisabledException',
   'UnsupportedOperation',
+  // An organization's tag policy refuses the tags (CreateTags, TagSpecifications).
+  'TagPolicyViolation',
+  // The instance type cannot attach encrypted volumes.
+  'EncryptedVolumesNotSupported',
+  // SSM PutParameter without Overwrite on a name that exists: someone else's parameter.
+  'ParameterAlreadyExists',
   // RunInstances: the instance type (or an option) is not supported in that Availability Zone
   'Unsupported',
   // KMS: a key that cannot do what was asked (e.g. asymmetric, or not the key the data was encrypted with)
   'UnsupportedOperationException',
   'IncorrectKeyException',
 ]);
+
+/** Every code named in the tables above (the table-driven test proves each one's class). */
+export const CLASSIFIED_CODES: readonly string[] = [
+  ...THROTTLING,
+  ...SERVER,
+  ...TRANSIENT_STATE,
+  ...Object.keys(CONCURRENCY_LIMIT_DELAY_MS),
+  ...UNAUTHORIZED,
+  ...IDEMPOTENCY_CONFLICT,
+  ...KEY_UNUSABLE,
+  ...MALFORMED,
+  ...LIMITS,
+  ...POLICY,
+];
 
 interface AwsLikeError {
   name?: string;
@@ -132,11 +193,15 @@ export function classifyAwsError(err: unknown): AwsErrorClass {
   const status = e.$metadata?.httpStatusCode;
   if (THROTTLING.has(code) || status === 429) return { retry: true, code, reason: 'throttling' };
   if (TRANSIENT_STATE.has(code)) return { retry: true, code, reason: 'transient-state' };
+  if (CONCURRENCY_LIMIT_DELAY_MS[code] !== undefined)
+    return { retry: true, code, reason: 'concurrency-limit' };
   if (SERVER.has(code) || (status !== undefined && status >= 500) || e.$fault === 'server')
     return { retry: true, code, reason: 'server' };
   if (UNAUTHORIZED.has(code)) return { retry: false, code, type: FailureType.AwsUnauthorized };
   if (code.endsWith('.NotFound') || code === 'InvalidAMIID.Unavailable' || code === 'NotFoundException')
     return { retry: false, code, type: FailureType.AwsNotFound };
+  if (IDEMPOTENCY_CONFLICT.has(code)) return { retry: false, code, type: FailureType.AwsMalformedRequest };
+  if (KEY_UNUSABLE.has(code)) return { retry: false, code, type: FailureType.KmsKeyUnusable };
   if (MALFORMED.has(code) || code.endsWith('.Malformed'))
     return { retry: false, code, type: FailureType.AwsMalformedRequest };
   if (LIMITS.has(code)) return { retry: false, code, type: FailureType.AwsLimitExceeded };
@@ -155,23 +220,42 @@ export function classifyAwsError(err: unknown): AwsErrorClass {
 export function rethrowAws(err: unknown, action: string): never {
   if (err instanceof ApplicationFailure) throw err;
   const c = classifyAwsError(err);
-  if (c.retry) throw err;
   const awsMessage = asAwsError(err).message ?? String(err);
+  if (c.retry && c.reason === 'concurrency-limit')
+    // Retryable, but not sooner than AWS asks: Temporal's own backoff starts at 1 s.
+    throw ApplicationFailure.create({
+      type: CONCURRENCY_LIMIT_FAILURE,
+      nonRetryable: false,
+      message: `${action}: AWS answered ${c.code} (${awsMessage}); retrying when other snapshots or copies have made room`,
+      nextRetryDelay: CONCURRENCY_LIMIT_DELAY_MS[c.code] ?? 30_000,
+      details: [{ awsCode: c.code }],
+      cause: err instanceof Error ? err : undefined,
+    });
+  if (c.retry) throw err;
   throw ApplicationFailure.create({
     type: c.type,
     nonRetryable: true,
-    message: `${action}: AWS refused with ${c.code}: ${awsMessage}${hint(c.type)}`,
+    message: `${action}: AWS refused with ${c.code}: ${awsMessage}${hint(c.type, c.code)}`,
     details: [{ awsCode: c.code }],
     cause: err instanceof Error ? err : undefined,
   });
 }
 
-function hint(type: FailureType): string {
+/** The type of the retryable failure a concurrency limit becomes (never final: only seen in retries). */
+export const CONCURRENCY_LIMIT_FAILURE = 'AwsConcurrencyLimit';
+/** The type of the retryable failure of a step waiting for AWS to settle (visibility, a held name). */
+export const NOT_SETTLED_FAILURE = 'AwsNotSettled';
+
+function hint(type: FailureType, code: string): string {
+  if (IDEMPOTENCY_CONFLICT.has(code))
+    return ' (the idempotency token was used for another request or a terminated instance: start a new run)';
   switch (type) {
     case FailureType.AwsUnauthorized:
       return ' (check the worker credentials or the role configured for this account)';
     case FailureType.AwsLimitExceeded:
       return ' (raise the quota or clean up unused resources)';
+    case FailureType.KmsKeyUnusable:
+      return ' (enable the key, restore it, or choose another customer managed key)';
     default:
       return '';
   }

@@ -202,7 +202,13 @@ export function goldenActivities(deps: ActivityDeps) {
       let snapshotIds: string[] = [];
       if (input.snapshots) {
         const out = await aws(`reading image ${input.imageId}`, () =>
-          ec2.send(new DescribeImagesCommand({ ImageIds: [input.imageId], IncludeDeprecated: true })),
+          ec2.send(
+            new DescribeImagesCommand({
+              ImageIds: [input.imageId],
+              IncludeDeprecated: true,
+              IncludeDisabled: true,
+            }),
+          ),
         );
         const image = out.Images?.find((i) => i.ImageId === input.imageId);
         if (!image)

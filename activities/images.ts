@@ -143,7 +143,8 @@ async function findByName(ec2: EC2Client, name: string): Promise<Image | undefin
 
 async function findById(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
   try {
-    const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    // A disabled image is left out unless asked for; undoing one must still find it.
+    const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId], IncludeDisabled: true }));
     return out.Images?.find((i) => i.ImageId === imageId);
   } catch (err) {
     if (isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable')) return undefined;

@@ -25,6 +25,9 @@ export interface KeyInfo {
   keyManager: 'AWS' | 'CUSTOMER';
   keyState: string;
   enabled: boolean;
+  /** EBS encrypts only with symmetric keys (`SYMMETRIC_DEFAULT`) used to encrypt and decrypt. */
+  keySpec?: string;
+  keyUsage?: string;
 }
 
 export interface CheckKeyInput {
@@ -68,6 +71,8 @@ function keyInfo(meta: KeyMetadata | undefined, keyId: string): KeyInfo {
     keyManager: meta.KeyManager === 'AWS' ? 'AWS' : 'CUSTOMER',
     keyState: meta.KeyState ?? 'Unknown',
     enabled: meta.Enabled ?? meta.KeyState === 'Enabled',
+    ...(meta.KeySpec ? { keySpec: meta.KeySpec } : {}),
+    ...(meta.KeyUsage ? { keyUsage: meta.KeyUsage } : {}),
   };
 }
 
@@ -118,6 +123,18 @@ export async function checkKey(kms: KMSClient, input: CheckKeyInput): Promise<Ke
       FailureType.KmsKeyUnusable,
       `KMS key ${key.keyArn} for ${input.purpose} is ${key.keyState}: enable it, or give another key`,
       { keyArn: key.keyArn, keyState: key.keyState },
+    );
+  // EBS supports only symmetric encryption keys
+  // (https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption.html#ebs-encryption-requirements).
+  if (
+    (key.keySpec !== undefined && key.keySpec !== 'SYMMETRIC_DEFAULT') ||
+    (key.keyUsage !== undefined && key.keyUsage !== 'ENCRYPT_DECRYPT')
+  )
+    throw failure(
+      FailureType.KmsKeyUnusable,
+      `KMS key ${key.keyArn} for ${input.purpose} is ${key.keySpec ?? 'of an unknown spec'} for ${key.keyUsage ?? 'an unknown usage'}: ` +
+        'EBS encrypts only with symmetric keys (SYMMETRIC_DEFAULT) for ENCRYPT_DECRYPT; give such a key',
+      { keyArn: key.keyArn, keySpec: key.keySpec, keyUsage: key.keyUsage },
     );
   if (input.refuseAwsManaged && key.keyManager === 'AWS')
     throw failure(

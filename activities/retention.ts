@@ -5,8 +5,9 @@
  * What to do with which image is decided by the workflow (workflows/retention.ts, pure); each
  * activity here is one intent, safe to repeat.
  */
-import type { EC2Client, Image, ResourceTypeRequest } from '@aws-sdk/client-ec2';
+import type { EC2Client, Image, LaunchPermission, ResourceTypeRequest } from '@aws-sdk/client-ec2';
 import {
+  DescribeImageAttributeCommand,
   DescribeImageReferencesCommand,
   DescribeImagesCommand,
   DisableImageDeregistrationProtectionCommand,
@@ -31,6 +32,8 @@ export interface ManagedImage {
   /** EC2's `DeregistrationProtection` (e.g. `disabled`, `enabled-with-cooldown`, `enabled-without-cooldown`). */
   protection?: string;
   protected: boolean;
+  /** Launchable by everyone: EC2 deprecates public AMIs at most 2 years ahead. Set only when true. */
+  public?: boolean;
   tags: Tags;
   snapshotIds: string[];
 }
@@ -58,6 +61,15 @@ export interface DeprecateImageInput {
   imageId: string;
   /** Epoch ms; EC2 needs a time in the future, rounded to the minute: later of this and a minute from now. */
   deprecateAt: number;
+  /** A public AMI: its deprecation time may be at most 2 years ahead instead of 10. */
+  public?: boolean;
+}
+
+export interface DeprecatedImage {
+  imageId: string;
+  deprecateAt: string;
+  /** Set when the asked time was beyond EC2's limit and the limit was used instead (ISO 8601). */
+  clampedFrom?: string;
 }
 
 export interface RetireImageInput {
@@ -65,6 +77,11 @@ export interface RetireImageInput {
   imageId: string;
   /** The image must carry all of these (its pipeline or backup plan): anything else is left alone. */
   requiredTags: Tags;
+  /**
+   * Retire it even when other accounts, an organization or everyone may launch it. Default false:
+   * DescribeImageReferences sees only this account's resources, so a shared image is kept.
+   */
+  retireShared?: boolean;
 }
 
 export interface RetiredImage {
@@ -75,6 +92,13 @@ export interface RetiredImage {
   references?: string[];
   /** Set when the image was gone already. */
   note?: string;
+  /** Set when it is shared (accounts, organizations, OUs, `public`) and `retireShared` was not: nothing was done. */
+  sharedWith?: string[];
+  /**
+   * Set when deregistration protection with cooldown holds it (ISO 8601): protection is off now and
+   * a later run retires it from this time on. Nothing else was done.
+   */
+  retireAfter?: string;
 }
 
 /** What DescribeImageReferences checks: what could still launch from or point at the image. */
@@ -93,7 +117,23 @@ export const REFERENCE_TYPES: ResourceTypeRequest[] = [
   { ResourceType: 'ssm:Parameter' },
   { ResourceType: 'imagebuilder:ImageRecipe' },
 ];
-const REFERENCE_BATCH = 50;
+/**
+ * DescribeImageReferences takes 1 to 10 image ids per call
+ * (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeImageReferences.html).
+ */
+export const REFERENCE_BATCH = 10;
+/**
+ * EnableImageDeprecation accepts a time at most 10 years ahead, 2 years for a public AMI
+ * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ami-deprecate.html).
+ */
+const YEAR_MS = 365 * 24 * 3600_000;
+export const MAX_DEPRECATION_AHEAD_MS = 10 * YEAR_MS;
+export const MAX_PUBLIC_DEPRECATION_AHEAD_MS = 2 * YEAR_MS;
+/**
+ * Protection enabled "with cooldown" keeps blocking deregistration for 24 hours after it is disabled
+ * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ami-deregistration-protection.html).
+ */
+export const PROTECTION_COOLDOWN_MS = 24 * 3600_000;
 const MAX_PAGES = 50;
 
 function tagsOf(image: Image): Tags {
@@ -113,6 +153,7 @@ export function managedImageOf(image: Image): ManagedImage {
     ...(image.DeprecationTime ? { deprecationTime: image.DeprecationTime } : {}),
     ...(image.DeregistrationProtection ? { protection: image.DeregistrationProtection } : {}),
     protected: isProtected(image.DeregistrationProtection),
+    ...(image.Public === true ? { public: true } : {}),
     tags: tagsOf(image),
     snapshotIds: snapshotIdsOf(image),
   };
@@ -120,7 +161,11 @@ export function managedImageOf(image: Image): ManagedImage {
 
 async function describeOne(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
   try {
-    const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId], IncludeDeprecated: true }));
+    // A disabled image is left out of DescribeImages unless asked for (IncludeDisabled), and would
+    // be taken for "gone already" with its snapshots left behind.
+    const out = await ec2.send(
+      new DescribeImagesCommand({ ImageIds: [imageId], IncludeDeprecated: true, IncludeDisabled: true }),
+    );
     return out.Images?.find((i) => i.ImageId === imageId);
   } catch (err) {
     if (isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable')) return undefined;
@@ -154,6 +199,51 @@ async function referencesOf(ec2: EC2Client, imageIds: string[]): Promise<Record<
     } while (token && pages < MAX_PAGES);
   }
   return refs;
+}
+
+/** Who else may launch the image: account ids, organization and OU ARNs, `public`. */
+async function sharedWith(ec2: EC2Client, imageId: string): Promise<string[]> {
+  const out = await aws(`reading who may launch ${imageId} (DescribeImageAttribute launchPermission)`, () =>
+    ec2.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' })),
+  );
+  return (out.LaunchPermissions ?? []).flatMap((p: LaunchPermission) =>
+    p.Group === 'all'
+      ? ['public']
+      : [p.UserId, p.OrganizationArn, p.OrganizationalUnitArn].filter((v): v is string => !!v),
+  );
+}
+
+/**
+ * When deregistration protection still blocks the image, the time it stops blocking (epoch ms):
+ * `enabled-with-cooldown` is turned off here and blocks for 24 hours more; `disabled-until <time>`
+ * (turned off earlier, still cooling down) blocks until then. Undefined: deregister now.
+ */
+async function protectionHold(
+  ec2: EC2Client,
+  image: Image,
+  imageId: string,
+  now: number,
+): Promise<number | undefined> {
+  const protection = (image.DeregistrationProtection ?? '').toLowerCase();
+  const until = /^disabled-until[\s-]*(.+)$/.exec(protection)?.[1];
+  if (until !== undefined) {
+    const at = Date.parse(until.toUpperCase());
+    if (Number.isNaN(at)) return now + PROTECTION_COOLDOWN_MS;
+    return at > now ? at : undefined;
+  }
+  if (!isProtected(protection)) return undefined;
+  await aws(`turning deregistration protection off for ${imageId}`, () =>
+    ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: imageId })),
+  );
+  return protection.includes('without') ? undefined : now + PROTECTION_COOLDOWN_MS;
+}
+
+/** The deprecation time EC2 accepts: at least a minute ahead, at most 10 (public: 2) years, whole minutes. */
+export function deprecationTime(askedMs: number, now: number, isPublic: boolean): number {
+  const minute = 60_000;
+  const ceiling = now + (isPublic ? MAX_PUBLIC_DEPRECATION_AHEAD_MS : MAX_DEPRECATION_AHEAD_MS);
+  const latest = Math.floor(ceiling / minute) * minute;
+  return Math.min(Math.ceil(Math.max(askedMs, now + minute) / minute) * minute, latest);
 }
 
 export function retentionActivities(deps: ActivityDeps) {
@@ -215,20 +305,24 @@ export function retentionActivities(deps: ActivityDeps) {
     },
 
     /** Deprecates the image at a time (it stays usable by those who know its id). Safe to repeat. */
-    async deprecateImage(input: DeprecateImageInput): Promise<{ imageId: string; deprecateAt: string }> {
+    async deprecateImage(input: DeprecateImageInput): Promise<DeprecatedImage> {
       const ec2 = await deps.aws.ec2(input.target);
-      const minute = 60_000;
-      const at = Math.ceil(Math.max(input.deprecateAt, deps.clock.now() + minute) / minute) * minute;
+      const at = deprecationTime(input.deprecateAt, deps.clock.now(), input.public === true);
       await aws(`deprecating ${input.imageId}`, () =>
         ec2.send(new EnableImageDeprecationCommand({ ImageId: input.imageId, DeprecateAt: new Date(at) })),
       );
-      return { imageId: input.imageId, deprecateAt: new Date(at).toISOString() };
+      return {
+        imageId: input.imageId,
+        deprecateAt: new Date(at).toISOString(),
+        ...(at < input.deprecateAt ? { clampedFrom: new Date(input.deprecateAt).toISOString() } : {}),
+      };
     },
 
     /**
      * Deregisters the image and deletes its snapshots, unless something still references it (checked
-     * again here, right before) or it is not the caller's (its tags). Turns deregistration protection
-     * off first when it is on. Safe to repeat: the snapshot ids are kept in heartbeat details, so a
+     * again here, right before), it is shared (unless `retireShared`) or it is not the caller's (its
+     * tags). Turns deregistration protection off first when it is on; with a cooldown, that is all
+     * it does (`retireAfter`), and a later run finishes. Safe to repeat: the snapshot ids are kept in heartbeat details, so a
      * retry after deregistration still deletes them.
      */
     async retireImage(input: RetireImageInput): Promise<RetiredImage> {
@@ -247,15 +341,31 @@ export function retentionActivities(deps: ActivityDeps) {
         const refs = (await referencesOf(ec2, [input.imageId]))[input.imageId] ?? [];
         if (refs.length > 0)
           return { imageId: input.imageId, deregistered: false, deletedSnapshotIds: [], references: refs };
+        // DescribeImageReferences lists only this account's resources: other accounts launching a
+        // shared image are invisible to it (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-ami-references.html).
+        if (input.retireShared !== true) {
+          const shared = await sharedWith(ec2, input.imageId);
+          if (shared.length > 0)
+            return {
+              imageId: input.imageId,
+              deregistered: false,
+              deletedSnapshotIds: [],
+              sharedWith: shared,
+            };
+        }
+        const hold = await protectionHold(ec2, image, input.imageId, deps.clock.now());
+        if (hold !== undefined)
+          return {
+            imageId: input.imageId,
+            deregistered: false,
+            deletedSnapshotIds: [],
+            retireAfter: new Date(hold).toISOString(),
+          };
       }
       const snapshotIds = [
         ...new Set([...(image ? snapshotIdsOf(image) : []), ...(remembered?.snapshotIds ?? [])]),
       ];
       ctx.heartbeat({ snapshotIds });
-      if (image && isProtected(image.DeregistrationProtection))
-        await aws(`turning deregistration protection off for ${input.imageId}`, () =>
-          ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: input.imageId })),
-        );
       const { deregistered, deletedSnapshotIds } = await deregisterWithSnapshots(
         ec2,
         image ? input.imageId : undefined,

@@ -10,6 +10,7 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotAttributeCommand,
   DescribeSnapshotsCommand,
+  GetImageBlockPublicAccessStateCommand,
   ModifyImageAttributeCommand,
   ModifySnapshotAttributeCommand,
 } from '@aws-sdk/client-ec2';
@@ -92,6 +93,26 @@ export function fromLaunchPermission(p: LaunchPermission): LaunchPermissionEntry
   if (p.OrganizationalUnitArn) return { organizationalUnitArn: p.OrganizationalUnitArn };
   if (p.Group === 'all') return { group: 'all' };
   return undefined;
+}
+
+/**
+ * Block public access for AMIs (`block-new-sharing`, on by default in new accounts) makes EC2 refuse
+ * to make any image public in that region
+ * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/block-public-access-to-amis.html): refused
+ * here, before anything is shared, with that reason rather than EC2's bare OperationNotPermitted.
+ */
+async function refuseIfPublicSharingBlocked(ec2: EC2Client, input: LaunchPermissionsInput): Promise<void> {
+  const out = await aws(`reading block public access for AMIs in ${input.target.region}`, () =>
+    ec2.send(new GetImageBlockPublicAccessStateCommand({})),
+  );
+  if (out.ImageBlockPublicAccessState === 'block-new-sharing')
+    throw failure(
+      FailureType.AwsPolicyRefused,
+      `image ${input.imageId} cannot be made public: block public access for AMIs is on (block-new-sharing) in ` +
+        `${input.target.region}${input.target.accountId ? ` for account ${input.target.accountId}` : ''}; ` +
+        'turn it off there (DisableImageBlockPublicAccess) if the image really must be public, or share with accounts, organizations or OUs',
+      { imageBlockPublicAccessState: out.ImageBlockPublicAccessState },
+    );
 }
 
 /** The image's tags other than AWS's and amiflow's own. */
@@ -232,6 +253,11 @@ export function sharingActivities(deps: ActivityDeps) {
     async addLaunchPermissions(input: LaunchPermissionsInput): Promise<PermissionsChanged> {
       if (input.permissions.length === 0) return { calls: 0, gone: [] };
       const ec2 = await deps.aws.ec2(input.target);
+      let calls = 1;
+      if (input.permissions.some((p) => p.group === 'all')) {
+        calls += 1;
+        await refuseIfPublicSharingBlocked(ec2, input);
+      }
       await aws(`sharing ${input.imageId} (ModifyImageAttribute launchPermission add)`, () =>
         ec2.send(
           new ModifyImageAttributeCommand({
@@ -240,7 +266,7 @@ export function sharingActivities(deps: ActivityDeps) {
           }),
         ),
       );
-      return { calls: 1, gone: [] };
+      return { calls, gone: [] };
     },
 
     /** Withdraws exactly these launch permissions; an image that is gone has nothing to withdraw. */

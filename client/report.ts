@@ -29,6 +29,7 @@ const COLUMNS: [ImageClassification, string][] = [
   ['approved', 'approved'],
   ['approved-deprecated', 'deprecated'],
   ['unknown', 'unknown'],
+  ['not-allowed', 'not allowed'],
   ['missing', 'missing'],
 ];
 

@@ -36,6 +36,11 @@ export interface RetentionPolicy {
   deregisterAfterSeconds?: number;
   /** Turn on deregistration protection on the newest image (golden default: true). */
   protectNewest?: boolean;
+  /**
+   * Deregister retired images that other accounts, organizations or everyone may launch. Default
+   * false: a shared image is kept and reported, since EC2 shows amiflow only this account's users.
+   */
+  retireShared?: boolean;
 }
 
 export const DEFAULT_GOLDEN_RETENTION = {
@@ -69,6 +74,10 @@ export interface RetentionAction {
   outcome: 'done' | 'skipped' | 'failed';
   /** `deregister`: the snapshots deleted with it. */
   deletedSnapshotIds?: string[];
+  /** Kept because these may launch it (account ids, organization/OU ARNs, `public`). */
+  sharedWith?: string[];
+  /** Deregistration protection's cooldown holds it until then (ISO 8601); a later run retires it. */
+  retireAfter?: string;
   error?: string;
 }
 

@@ -56,14 +56,21 @@ export interface Catalogue {
 /**
  * How an instance's image stands: `approved` (in the catalogue or allow list, not deprecated),
  * `approved-deprecated` (approved, but deprecated or disabled since: retired), `unknown` (exists,
- * not approved), `missing` (EC2 no longer describes it: deregistered, or no longer shared).
+ * not approved), `not-allowed` (hidden by the account's Allowed AMIs in state `enabled`: DescribeImages
+ * then shows only allowed images), `missing` (EC2 no longer describes it: deregistered, or no longer shared).
  */
-export const IMAGE_CLASSIFICATIONS = ['approved', 'approved-deprecated', 'unknown', 'missing'] as const;
+export const IMAGE_CLASSIFICATIONS = [
+  'approved',
+  'approved-deprecated',
+  'unknown',
+  'not-allowed',
+  'missing',
+] as const;
 export type ImageClassification = (typeof IMAGE_CLASSIFICATIONS)[number];
 export type ClassificationCounts = Record<ImageClassification, number> & { instances: number };
 
 export function emptyCounts(): ClassificationCounts {
-  return { approved: 0, 'approved-deprecated': 0, unknown: 0, missing: 0, instances: 0 };
+  return { approved: 0, 'approved-deprecated': 0, unknown: 0, 'not-allowed': 0, missing: 0, instances: 0 };
 }
 
 /** One image in use in an (account, region), and how it stands. */

@@ -108,6 +108,7 @@ export function readAwsSettings(env: Env = process.env): AwsSettings {
     ...(roleName ? { roleName } : {}),
     ...(env.AMIFLOW_ROLE_EXTERNAL_ID ? { externalId: env.AMIFLOW_ROLE_EXTERNAL_ID } : {}),
     roleSessionSeconds: int(env, 'AMIFLOW_ROLE_SESSION_SECONDS', 3600, 900, 43200),
+    ...(env.AMIFLOW_STS_REGION ? { stsRegion: env.AMIFLOW_STS_REGION } : {}),
     sdkMaxAttempts: int(env, 'AMIFLOW_AWS_MAX_ATTEMPTS', 3, 1, 10),
   };
 }

@@ -47,7 +47,8 @@ export const MAX_REPORT_FINDINGS = 5_000;
 export const COMPLIANCE_SCAN_STEPS = ['read catalogue', 'scan instances'] as const;
 
 function add(into: ClassificationCounts, from: ClassificationCounts): void {
-  for (const c of IMAGE_CLASSIFICATIONS) into[c] += from[c];
+  // `?? 0`: reports of scans recorded before a classification existed lack its count.
+  for (const c of IMAGE_CLASSIFICATIONS) into[c] += (from[c] as number | undefined) ?? 0;
   into.instances += from.instances;
 }
 

@@ -242,6 +242,7 @@ export async function copyImage(rawInput: CopyImageInput): Promise<CopyImageResu
                 runId,
                 workflowType: WORKFLOW_TYPES.copyImage,
                 purpose: 'copy',
+                ...(source.ownerId ? { sourceOwnerId: source.ownerId } : {}),
               },
             ]);
             made.imageId = copy.imageId;

@@ -113,6 +113,7 @@ export function checkRetention(
   checkSeconds(issues, `${field}.deprecateAfterSeconds`, value.deprecateAfterSeconds, 0, 10 * YEAR);
   checkSeconds(issues, `${field}.deregisterAfterSeconds`, value.deregisterAfterSeconds, 0, 10 * YEAR);
   checkBoolean(issues, `${field}.protectNewest`, value.protectNewest);
+  checkBoolean(issues, `${field}.retireShared`, value.retireShared);
 }
 
 function checkImageTimeouts(issues: InputIssue[], value: unknown): void {
@@ -328,6 +329,7 @@ export const GOLDEN_RETENTION_FIELDS = [
   'deprecateAfterSeconds',
   'deregisterAfterSeconds',
   'protectNewest',
+  'retireShared',
 ] as const;
 /** The longest version a name can get (`2026.01.15-030000`, or a semver series and a count). */
 const LONGEST_VERSION = '2026.01.15-030000';

@@ -28,6 +28,8 @@ export interface PlannedAction {
   reason: string;
   /** `deprecate`: epoch ms. */
   deprecateAt?: number;
+  /** A public image (EC2 clamps its deprecation time to 2 years). */
+  public?: boolean;
   references?: string[];
 }
 
@@ -71,6 +73,7 @@ export function planRetention(
       imageId: image.imageId,
       ...(image.name ? { imageName: image.name } : {}),
       ...(image.tags[TAG.version] ? { version: image.tags[TAG.version] } : {}),
+      ...(image.public ? { public: true } : {}),
     };
     const created = Date.parse(image.creationDate ?? image.tags[TAG.approvedAt] ?? '');
     const tooOld =
@@ -196,17 +199,41 @@ async function retireScope(scope: RetentionScope, policy: RetentionPolicy): Prom
         ]);
       } else if (a.action === 'deprecate') {
         const done = await la.deprecateImage.executeWithOptions(local(`deprecate ${a.imageId}`), [
-          { target, imageId: a.imageId, deprecateAt: a.deprecateAt ?? now },
+          {
+            target,
+            imageId: a.imageId,
+            deprecateAt: a.deprecateAt ?? now,
+            ...(a.public ? { public: true } : {}),
+          },
         ]);
         record.deprecateAt = done.deprecateAt;
+        if (done.clampedFrom)
+          record.reason += ` (asked ${done.clampedFrom}; EC2 deprecates at most ${a.public ? 2 : 10} years ahead)`;
       } else if (a.action === 'deregister') {
         const retired = await act.retireImage.executeWithOptions(
           remote(`deregister ${a.imageId} and delete its snapshots`),
-          [{ target, imageId: a.imageId, requiredTags: scope.owned }],
+          [
+            {
+              target,
+              imageId: a.imageId,
+              requiredTags: scope.owned,
+              ...(policy.retireShared ? { retireShared: true } : {}),
+            },
+          ],
         );
-        if (retired.references) {
+        const why = a.reason.split(':')[0] ?? a.reason;
+        if (retired.sharedWith) {
           record.action = 'keep';
-          record.reason = `${a.reason.split(':')[0] ?? a.reason}, but referenced by the time it was retired: kept`;
+          record.reason = `${why}, but shared with ${retired.sharedWith.join(', ')}, who may still launch it: kept (unshare it, or set retention.retireShared)`;
+          record.sharedWith = retired.sharedWith;
+          record.outcome = 'skipped';
+        } else if (retired.retireAfter) {
+          record.reason = `${why}: deregistration protection turned off; its 24-hour cooldown ends ${retired.retireAfter}: retire after that (a later run deregisters it)`;
+          record.retireAfter = retired.retireAfter;
+          record.outcome = 'skipped';
+        } else if (retired.references) {
+          record.action = 'keep';
+          record.reason = `${why}, but referenced by the time it was retired: kept`;
           record.references = retired.references;
           record.outcome = 'skipped';
         } else {

@@ -13,7 +13,13 @@ import { AssumeRoleCommand, STSClient as RoleAssumingSTSClient } from '@aws-sdk/
 import type { HttpRequest, HttpResponse } from '@smithy/types';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { AwsSettings } from '../../activities/aws';
-import { createAwsClients, partitionOf, roleArnFor } from '../../activities/aws';
+import {
+  createAwsClients,
+  partitionOf,
+  roleArnFor,
+  sessionSecondsFor,
+  stsRegionFor,
+} from '../../activities/aws';
 import { FailureType } from '../../workflows/contracts';
 import { ACCOUNT, REGION, T0, awsError, errorOf, nonRetryableFailure } from './harness';
 
@@ -319,6 +325,72 @@ void describe('createAwsClients without a role for the account', () => {
         FailureType.AwsUnauthorized,
         'sts:GetCallerIdentity',
         'AccessDenied',
+      );
+    } finally {
+      clients.destroy();
+    }
+  });
+});
+
+void describe('STS endpoints and session lengths on real AWS', () => {
+  for (const [region, stsRegion] of [
+    ['af-south-1', 'us-east-1'],
+    ['il-central-1', 'us-east-1'],
+    ['eu-west-1', 'eu-west-1'],
+    ['cn-north-1', 'cn-north-1'],
+  ] as const) {
+    void it(`GIVEN a target in ${region} WHEN STS is needed THEN it is asked in ${stsRegion} (opt-in regions may be disabled for the worker's account)`, () => {
+      assert.equal(stsRegionFor({}, region), stsRegion);
+    });
+  }
+
+  void it('GIVEN a role in an opt-in region WHEN an EC2 call is made THEN AssumeRole goes to us-east-1 and EC2 to the opt-in region', async () => {
+    const clients = createAwsClients(settings({ roleArns: { [ACCOUNT]: ROLE_ARN } }));
+    try {
+      const ec2 = await clients.ec2({ region: 'af-south-1', accountId: ACCOUNT });
+      const requests = fakeEc2Endpoint(ec2);
+
+      await describeInstances(ec2);
+
+      const stsClient = assumeRole.call(0).thisValue as RoleAssumingSTSClient;
+      assert.equal(await stsClient.config.region(), 'us-east-1');
+      assert.equal(requests[0]?.hostname, 'ec2.af-south-1.amazonaws.com');
+    } finally {
+      clients.destroy();
+    }
+  });
+
+  void it('GIVEN AMIFLOW_STS_REGION WHEN the worker identity is read for an opt-in region THEN GetCallerIdentity goes to that region', async () => {
+    workerSts.on(GetCallerIdentityCommand).resolves({ Account: ACCOUNT });
+    const clients = createAwsClients(settings({ stsRegion: 'eu-central-1' }));
+    try {
+      await clients.ec2({ region: 'me-south-1', accountId: ACCOUNT });
+      const stsClient = workerSts.call(0).thisValue as STSClient;
+      assert.equal(await stsClient.config.region(), 'eu-central-1');
+    } finally {
+      clients.destroy();
+    }
+  });
+
+  void it('GIVEN base credentials that are a role session and 2-hour sessions configured WHEN a role is assumed THEN DurationSeconds is 3600 (role chaining)', async () => {
+    const clients = createAwsClients(
+      settings({
+        roleArns: { [ACCOUNT]: ROLE_ARN },
+        roleSessionSeconds: 7200,
+        credentials: { accessKeyId: 'ASIAWORKERROLE', secretAccessKey: 's', sessionToken: 'worker-session' },
+      }),
+    );
+    try {
+      const ec2 = await clients.ec2({ region: REGION, accountId: ACCOUNT });
+      fakeEc2Endpoint(ec2);
+
+      await describeInstances(ec2);
+
+      assert.equal(assumeRole.commandCalls(AssumeRoleCommand)[0]?.args[0].input.DurationSeconds, 3600);
+      assert.equal(sessionSecondsFor(7200, { accessKeyId: 'AKID', secretAccessKey: 's' }), 7200);
+      assert.equal(
+        sessionSecondsFor(900, { accessKeyId: 'ASIA', secretAccessKey: 's', sessionToken: 't' }),
+        900,
       );
     } finally {
       clients.destroy();

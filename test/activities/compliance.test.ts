@@ -7,7 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DescribeImagesCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  GetAllowedImagesSettingsCommand,
+} from '@aws-sdk/client-ec2';
 import type { ScanInstancesInput } from '../../activities/compliance';
 import { INSTANCE_PAGE } from '../../activities/compliance';
 import { IMAGE_BATCH } from '../../activities/throttled-reads';
@@ -26,6 +30,7 @@ import {
   VirtualClock,
   activityEnv,
   awsError,
+  commandNames,
   harness,
   nonRetryableFailure,
 } from './harness';
@@ -119,7 +124,11 @@ void describe('scanInstances: pagination', () => {
       westImages.reduce((n, i) => n + i.instances, 0),
       2_500,
     );
-    assert.equal(reports[0]?.awsCalls, 3 + 3);
+    assert.equal(
+      reports[0]?.awsCalls,
+      1 + 3 + 3,
+      'Allowed AMIs state, 3 pages of instances, 3 batches of images',
+    );
     assert.equal(reports[0]?.findings.length, 100, 'findings capped at maxFindings');
     assert.equal(reports[0]?.findingsOmitted, 2_400);
   });
@@ -316,6 +325,7 @@ void describe('scanInstances: classification', () => {
       approved: 3,
       'approved-deprecated': 2,
       unknown: 2,
+      'not-allowed': 0,
       missing: 1,
       instances: 8,
     });
@@ -369,9 +379,93 @@ void describe('scanInstances: classification', () => {
       approved: 1,
       'approved-deprecated': 0,
       unknown: 0,
+      'not-allowed': 0,
       missing: 0,
       instances: 1,
     });
     assert.deepEqual(out.findings, []);
+  });
+});
+
+void describe('scanInstances: Allowed AMIs hides images', () => {
+  const ALLOWED = 'ami-0a0000000000000a1';
+  const HIDDEN = 'ami-0b0000000000000b1';
+
+  /** Two instances, one on an image DescribeImages shows and one on an image it leaves out. */
+  function fleetWithHiddenImage(h: ReturnType<typeof harness>) {
+    h.ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        {
+          Instances: [
+            { InstanceId: 'i-0a0000000000000a1', ImageId: ALLOWED, State: { Name: 'running' } },
+            { InstanceId: 'i-0b0000000000000b1', ImageId: HIDDEN, State: { Name: 'running' } },
+          ],
+        },
+      ],
+    });
+    h.ec2Mock
+      .on(DescribeImagesCommand)
+      .resolves({ Images: [{ ImageId: ALLOWED, OwnerId: '555500005555', State: 'available' }] });
+  }
+
+  void it('GIVEN Allowed AMIs enabled WHEN scanned THEN its state is read first, and the image DescribeImages leaves out is "not-allowed", not "missing"', async () => {
+    const h = harness();
+    fleetWithHiddenImage(h);
+    h.ec2Mock.on(GetAllowedImagesSettingsCommand).resolves({ State: 'enabled', ImageCriteria: [] });
+
+    const out = await activityEnv().run(h.activities.scanInstances, scanInput(REGION, { target: TARGET }));
+
+    assert.equal(commandNames(h.ec2Mock)[0], 'GetAllowedImagesSettings');
+    assert.equal(out.counts['not-allowed'], 1);
+    assert.equal(out.counts.missing, 0);
+    assert.equal(out.counts.unknown, 1);
+    assert.deepEqual(
+      out.findings.map((f) => [f.imageId, f.classification]),
+      [
+        [ALLOWED, 'unknown'],
+        [HIDDEN, 'not-allowed'],
+      ],
+    );
+    assert.deepEqual(
+      out.images.find((i) => i.imageId === HIDDEN),
+      {
+        imageId: HIDDEN,
+        classification: 'not-allowed',
+        allowedByEc2: false,
+        instances: 1,
+      },
+    );
+    assert.ok(
+      out.warnings.some((w) => w.includes('Allowed AMIs (enabled) does not allow')),
+      String(out.warnings),
+    );
+  });
+
+  for (const state of ['disabled', 'audit-mode']) {
+    void it(`GIVEN Allowed AMIs ${state} WHEN scanned THEN an image EC2 does not describe is "missing" (deregistered)`, async () => {
+      const h = harness();
+      fleetWithHiddenImage(h);
+      h.ec2Mock.on(GetAllowedImagesSettingsCommand).resolves({ State: state });
+
+      const out = await activityEnv().run(h.activities.scanInstances, scanInput(REGION, { target: TARGET }));
+
+      assert.equal(out.counts.missing, 1);
+      assert.equal(out.counts['not-allowed'], 0);
+    });
+  }
+
+  void it('GIVEN the state cannot be read (not authorized) WHEN scanned THEN the scan goes on, counts the image as missing and says why it may be wrong', async () => {
+    const h = harness();
+    fleetWithHiddenImage(h);
+    h.ec2Mock.on(GetAllowedImagesSettingsCommand).rejects(awsError('UnauthorizedOperation', 403));
+
+    const out = await activityEnv().run(h.activities.scanInstances, scanInput(REGION, { target: TARGET }));
+
+    assert.equal(out.status, 'scanned');
+    assert.equal(out.counts.missing, 1);
+    assert.ok(
+      out.warnings.some((w) => w.includes('Allowed AMIs state could not be read (UnauthorizedOperation)')),
+      String(out.warnings),
+    );
   });
 });

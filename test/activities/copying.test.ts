@@ -8,13 +8,20 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import type { EC2Client } from '@aws-sdk/client-ec2';
-import { CopyImageCommand, CreateTagsCommand, DescribeImagesCommand } from '@aws-sdk/client-ec2';
+import {
+  CopyImageCommand,
+  CreateTagsCommand,
+  DescribeImagesCommand,
+  DescribeSnapshotsCommand,
+} from '@aws-sdk/client-ec2';
 import type { KMSClient } from '@aws-sdk/client-kms';
+import { DescribeKeyCommand } from '@aws-sdk/client-kms';
+import { ApplicationFailure } from '@temporalio/activity';
 import { AssumeRoleCommand, STSClient as RoleAssumingSTSClient } from '@aws-sdk/nested-clients/sts';
 import type { HttpRequest, HttpResponse } from '@smithy/types';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { CopyImageActivityInput } from '../../activities/copying';
-import { copyClientToken } from '../../activities/copying';
+import { COPY_SETTLE_GRACE_MS, copyClientToken } from '../../activities/copying';
 import { createActivities } from '../../activities';
 import type { AwsClients } from '../../activities/aws';
 import { createAwsClients, sharedProvider } from '../../activities/aws';
@@ -447,5 +454,138 @@ void describe('sharedProvider: one assumed role per account for its EC2 and KMS 
       ['ASIA1', 'ASIA1', 'ASIA1', 'ASIA2'],
     );
     assert.equal(calls, 2);
+  });
+});
+
+void describe('copyImage: what settles by itself on real EC2', () => {
+  const SOURCE_OWNER = '444455556666';
+  const SOURCE_KEY = `arn:aws:kms:${REGION}:${SOURCE_OWNER}:key/0000aaaa-12ab-34cd-56ef-1234567890ab`;
+  const crossInput: CopyImageActivityInput = { ...copyInput, sourceOwnerId: SOURCE_OWNER };
+  /** The attempt made `ms` after the first, retries 15 s apart. */
+  const attemptAfter = (ms: number) => activityEnv({ attempt: 1 + Math.floor(ms / 15_000) });
+
+  async function retryableAfter(p: Promise<unknown>, delayMs: number, ...fragments: string[]) {
+    const err = await errorOf(p);
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.nonRetryable, false, err.message);
+    assert.equal(err.nextRetryDelay, delayMs);
+    for (const f of fragments) assert.ok(err.message.includes(f), err.message);
+  }
+
+  /** As the destination account in the source region, EC2 shows the shared source image (or not). */
+  function sourceAsDestination(h: ReturnType<typeof harness>, visible: boolean, encrypted = false) {
+    h.ec2Mock.on(DescribeImagesCommand).callsFake((input: { ImageIds?: string[] }) => {
+      if (!input.ImageIds) return { Images: [] };
+      if (!visible) throw awsError('InvalidAMIID.NotFound', 400);
+      return {
+        Images: [
+          image('available', {
+            OwnerId: SOURCE_OWNER,
+            BlockDeviceMappings: [
+              {
+                DeviceName: '/dev/xvda',
+                Ebs: { SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Encrypted: encrypted },
+              },
+            ],
+          }),
+        ],
+      };
+    });
+    h.ec2Mock.on(DescribeSnapshotsCommand).resolves({
+      Snapshots: [{ SnapshotId: 'snap-0aaaaaaaaaaaaaaa1', Encrypted: true, KmsKeyId: SOURCE_KEY }],
+    });
+    h.ec2Mock.on(CopyImageCommand).resolves({ ImageId: COPY_ID });
+    h.ec2Mock.on(CreateTagsCommand).resolves({});
+  }
+
+  void it('GIVEN a name EC2 still holds for a just-deregistered image (none visible) WHEN copied THEN retried in 15 s, not ImageNameTaken', async () => {
+    const h = harness();
+    h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    h.ec2Mock.on(CopyImageCommand).rejects(awsError('InvalidAMIName.Duplicate', 400));
+
+    await retryableAfter(attemptAfter(0).run(h.activities.copyImage, copyInput), 15_000, 'still held');
+  });
+
+  void it('GIVEN the name is still held after the grace WHEN copied again THEN ImageNameTaken, saying no image of that name is visible', async () => {
+    const h = harness();
+    h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
+    h.ec2Mock.on(CopyImageCommand).rejects(awsError('InvalidAMIName.Duplicate', 400));
+
+    await nonRetryableFailure(
+      attemptAfter(COPY_SETTLE_GRACE_MS).run(h.activities.copyImage, copyInput),
+      FailureType.ImageNameTaken,
+      'no image of that name is visible',
+    );
+  });
+
+  void it('GIVEN a cross-account copy right after the share WHEN the destination cannot see the image yet THEN no CopyImage; retried in 15 s, asked as the destination in the source region', async () => {
+    const h = harness();
+    sourceAsDestination(h, false);
+
+    await retryableAfter(attemptAfter(0).run(h.activities.copyImage, crossInput), 15_000, 'not visible');
+
+    assert.equal(h.ec2Mock.commandCalls(CopyImageCommand).length, 0);
+    assert.deepEqual(h.targets.at(-1), { region: REGION, accountId: ACCOUNT });
+  });
+
+  void it('GIVEN the image stays invisible past the grace WHEN copied THEN ImageNotFound naming the account and the launch permissions', async () => {
+    const h = harness();
+    sourceAsDestination(h, false);
+
+    await nonRetryableFailure(
+      attemptAfter(COPY_SETTLE_GRACE_MS).run(h.activities.copyImage, crossInput),
+      FailureType.ImageNotFound,
+      `not visible to account ${ACCOUNT}`,
+      'launch permissions',
+    );
+  });
+
+  void it('GIVEN an encrypted shared image whose key grant is not usable yet WHEN copied THEN no CopyImage, retried; once DescribeKey answers THEN copied', async () => {
+    const h = harness();
+    sourceAsDestination(h, true, true);
+    h.kmsMock
+      .on(DescribeKeyCommand)
+      .rejectsOnce(awsError('AccessDeniedException', 400))
+      .resolves({
+        KeyMetadata: {
+          KeyId: 'k',
+          Arn: SOURCE_KEY,
+          KeyManager: 'CUSTOMER',
+          KeyState: 'Enabled',
+          Enabled: true,
+        },
+      });
+
+    await retryableAfter(
+      attemptAfter(0).run(h.activities.copyImage, crossInput),
+      15_000,
+      'grant not effective',
+    );
+    assert.equal(h.ec2Mock.commandCalls(CopyImageCommand).length, 0);
+    assert.deepEqual(h.kmsTargets.at(-1), { region: REGION, accountId: ACCOUNT });
+    assert.equal(h.kmsMock.commandCalls(DescribeKeyCommand)[0]?.args[0].input.KeyId, SOURCE_KEY);
+
+    const out = await attemptAfter(20_000).run(h.activities.copyImage, crossInput);
+    assert.deepEqual([out.imageId, out.created], [COPY_ID, true]);
+  });
+
+  void it('GIVEN the grant never becomes usable WHEN the grace is over THEN KmsKeyUnusable naming the key and what to do', async () => {
+    const h = harness();
+    sourceAsDestination(h, true, true);
+    h.kmsMock.on(DescribeKeyCommand).rejects(awsError('AccessDeniedException', 400));
+
+    await nonRetryableFailure(
+      attemptAfter(COPY_SETTLE_GRACE_MS).run(h.activities.copyImage, crossInput),
+      FailureType.KmsKeyUnusable,
+      SOURCE_KEY,
+      'grant it the key',
+    );
+  });
+
+  void it('GIVEN a copy within the source account WHEN copied THEN no visibility check', async () => {
+    const h = harness();
+    mockFreshCopy(h);
+    await activityEnv().run(h.activities.copyImage, { ...copyInput, sourceOwnerId: ACCOUNT });
+    assert.deepEqual(commandNames(h.ec2Mock), ['DescribeImages', 'CopyImage', 'CreateTags']);
   });
 });

@@ -328,6 +328,21 @@ void describe('deleteImage', () => {
     assert.deepEqual(run.heartbeats, [{ imageId: IMAGE_ID, snapshotIds: [...SNAPSHOTS] }]);
   });
 
+  void it('GIVEN a disabled image of this run WHEN deleting THEN it is found (IncludeDisabled) and deregistered with its snapshots', async () => {
+    const h = harness();
+    // As EC2: a disabled image is left out of DescribeImages unless IncludeDisabled is set.
+    h.ec2Mock.on(DescribeImagesCommand).callsFake((input: { IncludeDisabled?: boolean }) => {
+      if (input.IncludeDisabled !== true) throw awsError('InvalidAMIID.NotFound', 400);
+      return { Images: [image('disabled')] };
+    });
+    h.ec2Mock.on(DeregisterImageCommand).resolves({});
+    h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
+
+    const out = await activityEnv().run(h.activities.deleteImage, byId);
+
+    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+  });
+
   void it('GIVEN creation failed before the image id was known WHEN deleting THEN the image is found by name and our tags', async () => {
     const h = harness();
     h.ec2Mock.on(DescribeImagesCommand, byName).resolves({ Images: [image('pending')] });

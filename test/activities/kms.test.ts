@@ -229,6 +229,41 @@ void describe('checkKmsKey', () => {
     );
   });
 
+  for (const [spec, usage] of [
+    ['RSA_2048', 'ENCRYPT_DECRYPT'],
+    ['ECC_NIST_P256', 'SIGN_VERIFY'],
+    ['HMAC_256', 'GENERATE_VERIFY_MAC'],
+  ] as const) {
+    void it(`GIVEN a ${spec} key for ${usage} WHEN checked for a copy THEN KmsKeyUnusable: EBS needs a symmetric encrypt/decrypt key`, async () => {
+      const h = harness();
+      h.kmsMock
+        .on(DescribeKeyCommand)
+        .resolves(meta({ KeyManager: KeyManagerType.CUSTOMER, KeySpec: spec, KeyUsage: usage }));
+
+      await nonRetryableFailure(
+        activityEnv().run(h.activities.checkKmsKey, { ...check, keyId: KEY_ARN }),
+        FailureType.KmsKeyUnusable,
+        `is ${spec} for ${usage}`,
+        'EBS encrypts only with symmetric keys',
+      );
+    });
+  }
+
+  void it('GIVEN a symmetric encrypt/decrypt customer managed key WHEN checked THEN accepted, its spec and usage reported', async () => {
+    const h = harness();
+    h.kmsMock.on(DescribeKeyCommand).resolves(
+      meta({
+        KeyManager: KeyManagerType.CUSTOMER,
+        KeySpec: 'SYMMETRIC_DEFAULT',
+        KeyUsage: 'ENCRYPT_DECRYPT',
+      }),
+    );
+
+    const key = await activityEnv().run(h.activities.checkKmsKey, { ...check, keyId: KEY_ARN });
+
+    assert.deepEqual([key.keySpec, key.keyUsage], ['SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT']);
+  });
+
   void it('GIVEN a disabled key WHEN checked THEN KmsKeyUnusable saying to enable it', async () => {
     const h = harness();
     h.kmsMock

@@ -10,14 +10,16 @@ import { describe, it } from 'node:test';
 import {
   DeleteSnapshotCommand,
   DeregisterImageCommand,
+  DescribeImageAttributeCommand,
   DescribeImageReferencesCommand,
   DescribeImagesCommand,
   DisableImageDeregistrationProtectionCommand,
   EnableImageDeprecationCommand,
   EnableImageDeregistrationProtectionCommand,
 } from '@aws-sdk/client-ec2';
+import type { DescribeImageReferencesCommandInput, DescribeImagesCommandInput } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/activity';
-import { REFERENCE_TYPES } from '../../activities/retention';
+import { REFERENCE_BATCH, REFERENCE_TYPES } from '../../activities/retention';
 import { FailureType, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import {
   IMAGE_ID,
@@ -106,40 +108,54 @@ describe('listManagedImages', () => {
 });
 
 describe('findImageReferences', () => {
-  it('GIVEN 60 images WHEN asking what references them THEN two batched DescribeImageReferences calls for live instances, launch templates, parameters and recipes, grouped by image', async () => {
+  it('GIVEN 60 images WHEN asking what references them THEN batches of at most 10 ids (the API maximum) for live instances, launch templates, parameters and recipes, grouped by image', async () => {
     const h = harness();
     const ids = Array.from({ length: 60 }, (_, i) => `ami-0${i.toString(16).padStart(16, '0')}`);
-    h.ec2Mock
-      .on(DescribeImageReferencesCommand)
-      .resolvesOnce({
-        ImageReferences: [
-          { ImageId: ids[0], ResourceType: 'ec2:LaunchTemplate', Arn: LT_ARN },
-          {
-            ImageId: ids[0],
-            ResourceType: 'ec2:Instance',
-            Arn: 'arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0',
-          },
-        ],
-        NextToken: 'more',
-      })
-      .resolvesOnce({ ImageReferences: [] })
-      .resolves({
-        ImageReferences: [
-          {
-            ImageId: ids[55],
-            ResourceType: 'ssm:Parameter',
-            Arn: 'arn:aws:ssm:eu-west-1:111122223333:parameter/pinned',
-          },
-        ],
-      });
+    let firstPage = true;
+    h.ec2Mock.on(DescribeImageReferencesCommand).callsFake((input: DescribeImageReferencesCommandInput) => {
+      // EC2 rejects more than 10 ids: the mock does too, so a bigger batch fails the test.
+      if ((input.ImageIds?.length ?? 0) > REFERENCE_BATCH) throw awsError('InvalidParameterValue', 400);
+      if (input.ImageIds?.includes(ids[0] ?? '') && firstPage) {
+        firstPage = false;
+        return {
+          ImageReferences: [
+            { ImageId: ids[0], ResourceType: 'ec2:LaunchTemplate', Arn: LT_ARN },
+            {
+              ImageId: ids[0],
+              ResourceType: 'ec2:Instance',
+              Arn: 'arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0',
+            },
+          ],
+          NextToken: 'more',
+        };
+      }
+      if (input.ImageIds?.includes(ids[55] ?? ''))
+        return {
+          ImageReferences: [
+            {
+              ImageId: ids[55],
+              ResourceType: 'ssm:Parameter',
+              Arn: 'arn:aws:ssm:eu-west-1:111122223333:parameter/pinned',
+            },
+          ],
+        };
+      return { ImageReferences: [] };
+    });
 
     const refs = await activityEnv().run(h.activities.findImageReferences, { target: TARGET, imageIds: ids });
 
     const calls = h.ec2Mock.commandCalls(DescribeImageReferencesCommand).map((c) => c.args[0].input);
-    assert.equal(calls.length, 3, 'two batches, the first with a second page');
-    assert.deepEqual(calls[0]?.ImageIds, ids.slice(0, 50));
+    assert.equal(REFERENCE_BATCH, 10);
+    assert.equal(calls.length, 7, 'six batches of ten, the first with a second page');
+    assert.deepEqual(calls[0]?.ImageIds, ids.slice(0, 10));
     assert.equal(calls[1]?.NextToken, 'more');
-    assert.deepEqual(calls[2]?.ImageIds, ids.slice(50));
+    assert.deepEqual(calls[1]?.ImageIds, ids.slice(0, 10));
+    assert.deepEqual(calls[6]?.ImageIds, ids.slice(50));
+    assert.deepEqual(
+      calls.flatMap((c, i) => (i === 1 ? [] : (c.ImageIds ?? []))),
+      ids,
+      'every id asked about exactly once',
+    );
     assert.deepEqual(calls[0]?.ResourceTypes, REFERENCE_TYPES);
     const instanceStates = REFERENCE_TYPES.find((t) => t.ResourceType === 'ec2:Instance')
       ?.ResourceTypeOptions?.[0]?.OptionValues;
@@ -212,6 +228,7 @@ describe('retireImage', () => {
       ],
     });
     h.ec2Mock.on(DescribeImageReferencesCommand).resolves({ ImageReferences: [] });
+    h.ec2Mock.on(DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
     h.ec2Mock.on(DisableImageDeregistrationProtectionCommand).resolves({ Return: 'false' });
     h.ec2Mock.on(DeregisterImageCommand).resolves({});
     h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
@@ -222,9 +239,15 @@ describe('retireImage', () => {
       requiredTags: OWNED,
     });
 
+    assert.deepEqual(
+      h.ec2Mock.commandCalls(DescribeImagesCommand)[0]?.args[0].input.IncludeDisabled,
+      true,
+      'a disabled image is invisible to DescribeImages unless asked for',
+    );
     assert.deepEqual(commandNames(h.ec2Mock), [
       'DescribeImages',
       'DescribeImageReferences',
+      'DescribeImageAttribute',
       'DisableImageDeregistrationProtection',
       'DeregisterImage',
       'DeleteSnapshot',
@@ -287,5 +310,182 @@ describe('retireImage', () => {
       deletedSnapshotIds: [SNAPSHOTS[1]],
       note: 'the image was gone already',
     });
+  });
+});
+
+describe('retireImage: what EC2 does not show or does not allow at once', () => {
+  function retirable(h: ReturnType<typeof harness>, extra: Parameters<typeof image>[1] = {}) {
+    h.ec2Mock
+      .on(DescribeImagesCommand)
+      .resolves({ Images: [image('available', { Tags: PIPELINE_TAGS, ...extra })] });
+    h.ec2Mock.on(DescribeImageReferencesCommand).resolves({ ImageReferences: [] });
+    h.ec2Mock.on(DeregisterImageCommand).resolves({});
+    h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
+  }
+  const ORG_ARN = 'arn:aws:organizations::111122223333:organization/o-abcdefghij';
+
+  it('GIVEN an unreferenced image other accounts, an organization and everyone may launch WHEN retired THEN kept, naming them, nothing deregistered', async () => {
+    const h = harness();
+    retirable(h);
+    h.ec2Mock.on(DescribeImageAttributeCommand).resolves({
+      ImageId: IMAGE_ID,
+      LaunchPermissions: [{ UserId: '444455556666' }, { OrganizationArn: ORG_ARN }, { Group: 'all' }],
+    });
+
+    const out = await activityEnv().run(h.activities.retireImage, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      requiredTags: OWNED,
+    });
+
+    assert.deepEqual(out, {
+      imageId: IMAGE_ID,
+      deregistered: false,
+      deletedSnapshotIds: [],
+      sharedWith: ['444455556666', ORG_ARN, 'public'],
+    });
+    assert.deepEqual(h.ec2Mock.commandCalls(DescribeImageAttributeCommand)[0]?.args[0].input, {
+      ImageId: IMAGE_ID,
+      Attribute: 'launchPermission',
+    });
+    assert.equal(h.ec2Mock.commandCalls(DeregisterImageCommand).length, 0);
+  });
+
+  it('GIVEN a shared image and retireShared WHEN retired THEN its launch permissions are not read and it is deregistered', async () => {
+    const h = harness();
+    retirable(h);
+
+    const out = await activityEnv().run(h.activities.retireImage, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      requiredTags: OWNED,
+      retireShared: true,
+    });
+
+    assert.equal(out.deregistered, true);
+    assert.deepEqual(commandNames(h.ec2Mock).slice(0, 3), [
+      'DescribeImages',
+      'DescribeImageReferences',
+      'DeregisterImage',
+    ]);
+  });
+
+  it('GIVEN protection enabled with cooldown WHEN retired THEN protection is turned off and the result says retire after 24 h; nothing deregistered', async () => {
+    const h = harness();
+    retirable(h, { DeregistrationProtection: 'enabled-with-cooldown' });
+    h.ec2Mock.on(DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+    h.ec2Mock.on(DisableImageDeregistrationProtectionCommand).resolves({ Return: 'disabled-until' });
+
+    const out = await activityEnv().run(h.activities.retireImage, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      requiredTags: OWNED,
+    });
+
+    assert.deepEqual(out, {
+      imageId: IMAGE_ID,
+      deregistered: false,
+      deletedSnapshotIds: [],
+      retireAfter: new Date(T0 + 24 * 3600_000).toISOString(),
+    });
+    assert.equal(h.ec2Mock.commandCalls(DisableImageDeregistrationProtectionCommand).length, 1);
+    assert.equal(h.ec2Mock.commandCalls(DeregisterImageCommand).length, 0);
+    assert.equal(h.ec2Mock.commandCalls(DeleteSnapshotCommand).length, 0);
+  });
+
+  it('GIVEN protection still cooling down WHEN retired again before the time THEN nothing is called but reads, and the same time is reported', async () => {
+    const h = harness();
+    retirable(h, { DeregistrationProtection: 'disabled-until 2025-01-01T20:00:00.000Z' });
+    h.ec2Mock.on(DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+
+    const out = await activityEnv().run(h.activities.retireImage, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      requiredTags: OWNED,
+    });
+
+    assert.equal(out.retireAfter, '2025-01-01T20:00:00.000Z');
+    assert.deepEqual(commandNames(h.ec2Mock), [
+      'DescribeImages',
+      'DescribeImageReferences',
+      'DescribeImageAttribute',
+    ]);
+  });
+
+  it('GIVEN a cooldown that has ended WHEN a later run retires it THEN deregistered with its snapshots', async () => {
+    const h = harness();
+    retirable(h, { DeregistrationProtection: 'disabled-until-2024-12-31T20:00:00.000Z' });
+    h.ec2Mock.on(DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+
+    const out = await activityEnv().run(h.activities.retireImage, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      requiredTags: OWNED,
+    });
+
+    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+  });
+
+  it('GIVEN a disabled image WHEN retired THEN it is found (IncludeDisabled) and deregistered with its snapshots, not "gone already"', async () => {
+    const h = harness();
+    // As EC2: a disabled image is left out unless IncludeDisabled is set.
+    h.ec2Mock.on(DescribeImagesCommand).callsFake((input: DescribeImagesCommandInput) => {
+      if (input.IncludeDisabled !== true) throw awsError('InvalidAMIID.NotFound', 400);
+      return { Images: [image('disabled', { Tags: PIPELINE_TAGS })] };
+    });
+    h.ec2Mock.on(DescribeImageReferencesCommand).resolves({ ImageReferences: [] });
+    h.ec2Mock.on(DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+    h.ec2Mock.on(DeregisterImageCommand).resolves({});
+    h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
+
+    const out = await activityEnv().run(h.activities.retireImage, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      requiredTags: OWNED,
+    });
+
+    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+  });
+});
+
+describe('deprecateImage: EC2 limits', () => {
+  const YEAR = 365 * 86_400_000;
+
+  for (const [isPublic, years] of [
+    [false, 10],
+    [true, 2],
+  ] as const) {
+    it(`GIVEN a ${isPublic ? 'public' : 'private'} image and a time 20 years ahead WHEN deprecated THEN EC2 is given ${years} years ahead and the asked time is reported`, async () => {
+      const h = harness();
+      h.ec2Mock.on(EnableImageDeprecationCommand).resolves({ Return: true });
+      const asked = T0 + 20 * YEAR;
+
+      const out = await activityEnv().run(h.activities.deprecateImage, {
+        target: TARGET,
+        imageId: IMAGE_ID,
+        deprecateAt: asked,
+        ...(isPublic ? { public: true } : {}),
+      });
+
+      const sent = h.ec2Mock.commandCalls(EnableImageDeprecationCommand)[0]?.args[0].input.DeprecateAt;
+      assert.equal(sent?.getTime(), T0 + years * YEAR);
+      assert.deepEqual(out, {
+        imageId: IMAGE_ID,
+        deprecateAt: new Date(T0 + years * YEAR).toISOString(),
+        clampedFrom: new Date(asked).toISOString(),
+      });
+    });
+  }
+
+  it('GIVEN a public image and a time one year ahead WHEN deprecated THEN sent as asked, nothing clamped', async () => {
+    const h = harness();
+    h.ec2Mock.on(EnableImageDeprecationCommand).resolves({ Return: true });
+    const out = await activityEnv().run(h.activities.deprecateImage, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      deprecateAt: T0 + YEAR,
+      public: true,
+    });
+    assert.deepEqual(out, { imageId: IMAGE_ID, deprecateAt: new Date(T0 + YEAR).toISOString() });
   });
 });

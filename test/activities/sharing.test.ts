@@ -11,6 +11,7 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotAttributeCommand,
   DescribeSnapshotsCommand,
+  GetImageBlockPublicAccessStateCommand,
   ModifyImageAttributeCommand,
   ModifySnapshotAttributeCommand,
 } from '@aws-sdk/client-ec2';
@@ -225,6 +226,42 @@ void describe('launch permissions', () => {
         },
       ],
     );
+  });
+
+  void it('GIVEN block public access for AMIs is on WHEN the image is made public THEN AwsPolicyRefused with that reason, and nothing shared', async () => {
+    const h = harness();
+    h.ec2Mock
+      .on(GetImageBlockPublicAccessStateCommand)
+      .resolves({ ImageBlockPublicAccessState: 'block-new-sharing' });
+
+    await nonRetryableFailure(
+      activityEnv().run(h.activities.addLaunchPermissions, {
+        target: TARGET,
+        imageId: IMAGE_ID,
+        permissions: [{ userId: OTHER }, { group: 'all' }],
+      }),
+      FailureType.AwsPolicyRefused,
+      'block public access for AMIs is on (block-new-sharing)',
+      REGION,
+    );
+    assert.equal(h.ec2Mock.commandCalls(ModifyImageAttributeCommand).length, 0);
+  });
+
+  void it('GIVEN block public access is off WHEN the image is made public THEN its state is read, then the image shared', async () => {
+    const h = harness();
+    h.ec2Mock
+      .on(GetImageBlockPublicAccessStateCommand)
+      .resolves({ ImageBlockPublicAccessState: 'unblocked' });
+    h.ec2Mock.on(ModifyImageAttributeCommand).resolves({});
+
+    const out = await activityEnv().run(h.activities.addLaunchPermissions, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      permissions: [{ group: 'all' }],
+    });
+
+    assert.deepEqual(commandNames(h.ec2Mock), ['GetImageBlockPublicAccessState', 'ModifyImageAttribute']);
+    assert.equal(out.calls, 2);
   });
 
   void it('GIVEN the permissions a share added WHEN withdrawn THEN exactly those are removed', async () => {

@@ -34,15 +34,29 @@ const REPORT: ComplianceReport = {
   complete: true,
   accounts: ['222200002222'],
   regions: ['eu-west-1', 'us-east-1'],
-  totals: { approved: 10, 'approved-deprecated': 1, unknown: 1, missing: 0, instances: 12 },
+  totals: { approved: 10, 'approved-deprecated': 1, unknown: 1, 'not-allowed': 0, missing: 0, instances: 12 },
   compliant: false,
   byAccount: {
-    '222200002222': { approved: 10, 'approved-deprecated': 1, unknown: 1, missing: 0, instances: 12 },
+    '222200002222': {
+      approved: 10,
+      'approved-deprecated': 1,
+      unknown: 1,
+      'not-allowed': 0,
+      missing: 0,
+      instances: 12,
+    },
   },
   byRegion: {},
   targets: [
     target('222200002222', 'eu-west-1', {
-      counts: { approved: 10, 'approved-deprecated': 1, unknown: 1, missing: 0, instances: 12 },
+      counts: {
+        approved: 10,
+        'approved-deprecated': 1,
+        unknown: 1,
+        'not-allowed': 0,
+        missing: 0,
+        instances: 12,
+      },
       throttled: 2,
       images: [
         {
@@ -83,8 +97,8 @@ describe('report tables', () => {
       text,
       /NOT COMPLIANT: 2 of 12 instance\(s\) run images that are not approved, and 1 account·region\(s\) could not be scanned/,
     );
-    assert.match(text, /222200002222\s+eu-west-1\s+12\s+10\s+1\s+1\s+0\s+ok, 2 throttled/);
-    assert.match(text, /222200002222\s+us-east-1\s+0\s+0\s+0\s+0\s+0\s+FAILED \(AwsUnauthorized\)/);
+    assert.match(text, /222200002222\s+eu-west-1\s+12\s+10\s+1\s+1\s+0\s+0\s+ok, 2 throttled/);
+    assert.match(text, /222200002222\s+us-east-1\s+0\s+0\s+0\s+0\s+0\s+0\s+FAILED \(AwsUnauthorized\)/);
     assert.match(text, /could not be scanned:\n {2}222200002222 us-east-1: listing instances/);
     assert.match(
       text,

@@ -120,6 +120,7 @@ void describe('guardrails end to end (dev server + moto + real worker + client)'
         approved: 2,
         'approved-deprecated': 0,
         unknown: 2,
+        'not-allowed': 0,
         missing: 1,
         instances: 5,
       });

@@ -232,3 +232,62 @@ describe('backupInstances', () => {
     },
   );
 });
+
+describe('backupInstances: retirement EC2 holds back', () => {
+  it(
+    'GIVEN an old backup shared with another account and one under a deregistration-protection cooldown WHEN retired THEN the first is kept naming the account, the second reported "retire after", and a later run retires it',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      const [oldest, older] = seedBackups(fleet, A, 3);
+      const retireAfter = '2026-01-16T03:00:00.000Z';
+      let cooling = true;
+      const base = goldenActivities(fleet);
+      const activities: Activities = {
+        ...base,
+        retireImage: (input) => {
+          if (input.imageId === oldest && input.retireShared !== true)
+            return Promise.resolve({
+              imageId: input.imageId,
+              deregistered: false,
+              deletedSnapshotIds: [],
+              sharedWith: ['444455556666'],
+            });
+          if (input.imageId === older && cooling)
+            return Promise.resolve({
+              imageId: input.imageId,
+              deregistered: false,
+              deletedSnapshotIds: [],
+              retireAfter,
+            });
+          return base.retireImage(input);
+        },
+      };
+
+      const first = await runBackup(activities, backupInput());
+
+      assert.ok(first.ok, first.ok ? '' : String(first.error));
+      const byImage = new Map(first.result.retention.actions.map((a) => [a.imageId, a]));
+      const shared = byImage.get(oldest ?? '');
+      assert.equal(shared?.action, 'keep');
+      assert.equal(shared?.outcome, 'skipped');
+      assert.deepEqual(shared?.sharedWith, ['444455556666']);
+      assert.match(shared?.reason ?? '', /shared with 444455556666, who may still launch it: kept/);
+      const held = byImage.get(older ?? '');
+      assert.equal(held?.action, 'deregister');
+      assert.equal(held?.outcome, 'skipped');
+      assert.equal(held?.retireAfter, retireAfter);
+      assert.match(held?.reason ?? '', new RegExp(`retire after that`));
+      assert.equal(first.result.retention.failures, 0, 'held back is not a failure');
+      assert.ok(fleet.images.has(oldest ?? '') && fleet.images.has(older ?? ''));
+
+      cooling = false;
+      const later = await runBackup(activities, backupInput({ scheduledTime: '2026-01-17T03:00:00.000Z' }));
+
+      assert.ok(later.ok, later.ok ? '' : String(later.error));
+      const done = later.result.retention.actions.find((a) => a.imageId === older);
+      assert.deepEqual([done?.action, done?.outcome], ['deregister', 'done']);
+      assert.ok(!fleet.images.has(older ?? ''), 'the later run retired it');
+    },
+  );
+});

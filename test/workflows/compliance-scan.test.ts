@@ -67,6 +67,7 @@ function plan(a: number, r: number): ClassificationCounts {
     approved,
     'approved-deprecated': deprecated,
     unknown,
+    'not-allowed': 0,
     missing,
     instances: approved + deprecated + unknown + missing,
   };
@@ -157,6 +158,7 @@ function sum(list: ClassificationCounts[]): ClassificationCounts {
     approved: 0,
     'approved-deprecated': 0,
     unknown: 0,
+    'not-allowed': 0,
     missing: 0,
     instances: 0,
   };
@@ -168,6 +170,7 @@ const EMPTY: ClassificationCounts = {
   approved: 0,
   'approved-deprecated': 0,
   unknown: 0,
+  'not-allowed': 0,
   missing: 0,
   instances: 0,
 };

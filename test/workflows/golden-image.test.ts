@@ -442,6 +442,46 @@ describe('goldenImage: failures clean up', () => {
 });
 
 describe('goldenImage: retention', () => {
+  for (const retireShared of [false, true]) {
+    it(
+      `GIVEN an old version shared with a consumer account WHEN retired ${retireShared ? 'with' : 'without'} retention.retireShared THEN it is ${retireShared ? 'deregistered' : 'kept, naming the account'}`,
+      RUN_TIMEOUT,
+      async () => {
+        const fleet = new Fleet();
+        const old = fleet.seedVersion(HERE, 'web', '2026.01.01-030000', '2026-01-01T03:00:00.000Z', {
+          launchPermissions: [CONSUMER],
+        }).imageId;
+
+        const outcome = await withGoldenWorker(goldenActivities(fleet), async (taskQueue) =>
+          outcomeOf<GoldenImageResult>(
+            await startGolden(
+              env,
+              taskQueue,
+              goldenInput({
+                approval: undefined,
+                validation: undefined,
+                publish: undefined,
+                distribution: undefined,
+                retention: { keep: 1, deregisterAfterSeconds: 0, ...(retireShared ? { retireShared } : {}) },
+              }),
+            ),
+          ),
+        );
+
+        assert.ok(outcome.ok, outcome.ok ? '' : String(outcome.error));
+        const action = outcome.result.retention.actions.find((a) => a.imageId === old);
+        if (retireShared) {
+          assert.deepEqual([action?.action, action?.outcome], ['deregister', 'done']);
+          assert.ok(!fleet.images.has(old));
+        } else {
+          assert.deepEqual([action?.action, action?.outcome], ['keep', 'skipped']);
+          assert.deepEqual(action?.sharedWith, [CONSUMER]);
+          assert.ok(fleet.images.has(old));
+        }
+      },
+    );
+  }
+
   it(
     'GIVEN five older approved versions (one referenced, two deprecated long ago, one recently) WHEN a new version is committed with keep 2 THEN exactly the right images are protected, kept, deprecated and deregistered',
     RUN_TIMEOUT,

@@ -383,6 +383,14 @@ export function goldenActivities(fleet: Fleet, scenario: GoldenScenario = {}): A
           deletedSnapshotIds: [],
           references: refs,
         });
+      // As the real activity: a shared image is kept unless the policy says retireShared.
+      if (image.launchPermissions.length > 0 && input.retireShared !== true)
+        return Promise.resolve({
+          imageId: input.imageId,
+          deregistered: false,
+          deletedSnapshotIds: [],
+          sharedWith: [...image.launchPermissions],
+        });
       fleet.images.delete(input.imageId);
       return Promise.resolve({
         imageId: input.imageId,
