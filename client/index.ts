@@ -14,11 +14,7 @@ import { ApplicationFailure, CancelledFailure, TypedSearchAttributes } from '@te
 import type { TemporalSettings } from '../worker/config';
 import { readTemporalSettings } from '../worker/config';
 import { connectionOptions } from '../worker/connection';
-import type {
-  ImageFromInstanceInput,
-  ImageFromInstanceResult,
-  WorkflowProgress,
-} from '../contracts';
+import type { ImageFromInstanceInput, ImageFromInstanceResult, WorkflowProgress } from '../contracts';
 import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../contracts';
 import { parseImageFromInstanceInput } from '../workflows/validation';
 import type { MigrateInstanceInput } from '../contracts';
@@ -99,11 +95,7 @@ export type {
 export { NoApprovedImageError } from './catalogue';
 export type { ResolveOptions, ResolvedImage } from './catalogue';
 export { migrateWorkflowId } from './migration';
-export type {
-  MigrateInstanceInput,
-  MigrateInstanceOverrides,
-  MigrateInstanceResult,
-} from '../contracts';
+export type { MigrateInstanceInput, MigrateInstanceOverrides, MigrateInstanceResult } from '../contracts';
 export { copyWorkflowId, shareWorkflowId, unshareWorkflowId } from './distribution';
 export type {
   CopyDestination,
@@ -116,11 +108,7 @@ export type {
   UnshareImageInput,
   UnshareImageResult,
 } from '../contracts';
-export type {
-  ImageFromInstanceInput,
-  ImageFromInstanceResult,
-  WorkflowProgress,
-} from '../contracts';
+export type { ImageFromInstanceInput, ImageFromInstanceResult, WorkflowProgress } from '../contracts';
 
 export interface StartOptions {
   /** Defaults to a deterministic id, so the same request started twice runs once. */
