@@ -30,6 +30,9 @@ export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: W
     random: opts.deps?.random ?? Math.random,
     policy: opts.deps?.policy ?? DEFAULT_POLL_POLICY,
     ...(opts.deps?.onHeartbeat ? { onHeartbeat: opts.deps.onHeartbeat } : {}),
+    ...(opts.deps?.consistencyWindowMs !== undefined
+      ? { consistencyWindowMs: opts.deps.consistencyWindowMs }
+      : {}),
   };
   const worker = await Worker.create({
     connection: opts.connection,
