@@ -20,7 +20,8 @@ import type {
   WorkflowProgress,
 } from '../workflows/contracts';
 import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../workflows/contracts';
-import { parseImageFromInstanceInput } from '../workflows/validation';
+import { regionProblem } from '../activities/regions';
+import { parseImageFromInstanceInput, useRegionCheck } from '../workflows/validation';
 import type { MigrateInstanceInput } from '../workflows/contracts';
 import { parseMigrateInstanceInput } from '../workflows/migrate-validation';
 import { migrateSummary, migrateWorkflowId } from './migration';
@@ -156,6 +157,9 @@ export class RunFailedError extends Error {
     super(message);
   }
 }
+
+// Regions are checked against the SDK's endpoint data before anything starts (AMIFLOW_EXTRA_REGIONS opts newer ones in).
+useRegionCheck(regionProblem);
 
 /** Deterministic id: one run per (region, account, instance, image name) at a time. */
 export function imageWorkflowId(input: ImageFromInstanceInput): string {

@@ -42,6 +42,16 @@ export function show(value: unknown): string {
 
 type Check = (issues: InputIssue[], field: string, value: unknown) => void;
 
+/**
+ * Whether a well-formed region exists, from the AWS SDK's endpoint data (activities/regions.ts).
+ * Installed by the client before anything starts; the workflow sandbox cannot load the SDK, so
+ * there only the pattern applies (and an unknown region then fails its first AWS call, permanently).
+ */
+let regionKnown: ((region: string) => string | undefined) | undefined;
+export function useRegionCheck(check: (region: string) => string | undefined): void {
+  regionKnown = check;
+}
+
 export const checkRegion: Check = (issues, field, value) => {
   if (typeof value !== 'string' || value === '')
     issues.push({ field, message: 'is required (e.g. eu-west-1)' });
@@ -50,6 +60,10 @@ export const checkRegion: Check = (issues, field, value) => {
       field,
       message: `${show(value)} is not an AWS region name (e.g. us-east-1, eu-central-2)`,
     });
+  else {
+    const problem = regionKnown?.(value);
+    if (problem) issues.push({ field, message: problem });
+  }
 };
 
 export const checkAccountId: Check = (issues, field, value) => {
