@@ -18,7 +18,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG, copyTagsOf } from '../contracts';
 import type { ActivityDeps } from './deps';
-import { NOT_SETTLED_FAILURE, aws, failure, isAwsCode, rethrowAws } from './errors';
+import { NOT_SETTLED_FAILURE, aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
 import { snapshotIdsOf, toAwsTags } from './images';
 import type { ImageLookup } from './sharing';
 import { ownedImage, userTagsOf } from './sharing';
@@ -63,6 +63,8 @@ export interface CopiedImage {
   created: boolean;
   clientToken: string;
   awsCalls: number;
+  /** The AWS error code that kept the run's tags off the copy for now (tagSnapshots writes them later). */
+  tagsPending?: string;
 }
 
 /**
@@ -312,11 +314,20 @@ export function copyingActivities(deps: ActivityDeps) {
         );
       }
       // TagSpecifications tag the copy as it is made; this also covers endpoints that ignore them
-      // (the sandbox), so that compensation can always prove the copy is this run's.
+      // (the sandbox), so that compensation can always prove the copy is this run's. The copy's id
+      // is returned even when this fails (NotFound: a new id is not visible to CreateTags yet;
+      // throttling; anything): failing here would hide the copy from the rollback. The tags are
+      // written again by tagSnapshots once the copy is available.
       awsCalls += 1;
-      await aws(`tagging the copy ${imageId}`, () =>
-        ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: toAwsTags(tags) })),
-      );
+      try {
+        await ec2.send(new CreateTagsCommand({ Resources: [imageId], Tags: toAwsTags(tags) }));
+      } catch (err) {
+        Context.current().log.warn('tagging the new copy failed; its id is kept and tagSnapshots tags it', {
+          imageId,
+          awsCode: awsErrorCode(err),
+        });
+        return { imageId, created: true, clientToken, awsCalls, tagsPending: awsErrorCode(err) };
+      }
       return { imageId, created: true, clientToken, awsCalls };
     },
   };

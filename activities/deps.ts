@@ -9,4 +9,6 @@ export interface ActivityDeps {
   policy: PollPolicy;
   /** Receives each waiting heartbeat's details (tests and benchmarks count them). */
   onHeartbeat?: (details: unknown) => void;
+  /** How long NotFound for an id AWS returned means "not visible yet" (default: AMIFLOW_CONSISTENCY_WINDOW, 3 min). */
+  consistencyWindowMs?: number;
 }

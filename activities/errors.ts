@@ -9,6 +9,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { FailureType } from '../contracts';
+import { regionOfHost, regionProblem } from './regions';
 
 export type AwsErrorClass =
   | {
@@ -170,6 +171,9 @@ export const CLASSIFIED_CODES: readonly string[] = [
 
 interface AwsLikeError {
   name?: string;
+  /** Node's DNS errors (ENOTFOUND) name the host they could not resolve. */
+  hostname?: string;
+  $response?: { headers?: Record<string, string | undefined> };
   Code?: string;
   code?: string;
   message?: string;
@@ -187,10 +191,29 @@ export function awsErrorCode(err: unknown): string {
   return e.Code ?? e.code ?? e.name ?? 'Unknown';
 }
 
+/**
+ * Answers that are no AWS error code yet can never succeed on retry: no endpoint exists for the
+ * region (DNS has no such host, and the SDK's partition data does not list the region), or the
+ * endpoint answered with an HTML page instead of an EC2 error (moto's "action has not been
+ * implemented"; EC2 itself always answers in XML).
+ */
+function endpointProblem(e: AwsLikeError, code: string): AwsErrorClass | undefined {
+  if (code === 'ENOTFOUND' && e.hostname) {
+    const region = regionOfHost(e.hostname);
+    if (region && regionProblem(region)) return { retry: false, code, type: FailureType.AwsUnknownRegion };
+  }
+  const contentType = e.$response?.headers?.['content-type'] ?? '';
+  if (code === 'Unknown' && e.$metadata?.httpStatusCode === 500 && contentType.startsWith('text/html'))
+    return { retry: false, code: 'NotImplemented', type: FailureType.AwsNotImplemented };
+  return undefined;
+}
+
 export function classifyAwsError(err: unknown): AwsErrorClass {
   const e = asAwsError(err);
   const code = awsErrorCode(err);
   const status = e.$metadata?.httpStatusCode;
+  const endpoint = endpointProblem(e, code);
+  if (endpoint) return endpoint;
   if (THROTTLING.has(code) || status === 429) return { retry: true, code, reason: 'throttling' };
   if (TRANSIENT_STATE.has(code)) return { retry: true, code, reason: 'transient-state' };
   if (CONCURRENCY_LIMIT_DELAY_MS[code] !== undefined)
@@ -256,6 +279,10 @@ function hint(type: FailureType, code: string): string {
       return ' (raise the quota or clean up unused resources)';
     case FailureType.KmsKeyUnusable:
       return ' (enable the key, restore it, or choose another customer managed key)';
+    case FailureType.AwsUnknownRegion:
+      return ' (no endpoint for that region: check the region name, or opt a region newer than the SDK in with AMIFLOW_EXTRA_REGIONS)';
+    case FailureType.AwsNotImplemented:
+      return ' (the endpoint answered HTTP 500 with an HTML page instead of an EC2 error: it does not implement this action, as moto does for actions it lacks)';
     default:
       return '';
   }

@@ -64,12 +64,13 @@ export function createImageWatch(
     } catch (err) {
       if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
         rethrowAws(err, `reading images ${ids.join(', ')}`);
-      // One unknown id fails the whole call: ask about each alone.
+      // One unknown id (typically one just made, not visible yet) fails the whole call: split the
+      // batch in halves and ask again, so k unknown ids among n cost about 2k·log2(n/k) calls
+      // instead of n, and the visible ones still get their answer.
       if (ids.length === 1) return found;
-      for (const id of ids) {
-        const one = await describe(group, [id]);
-        found.set(id, one.get(id));
-      }
+      const half = Math.ceil(ids.length / 2);
+      for (const part of [ids.slice(0, half), ids.slice(half)])
+        for (const [id, image] of await describe(group, part)) found.set(id, image);
       return found;
     }
   }

@@ -18,6 +18,7 @@ import { FailureType, TAG } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { createImageWatch } from './image-watch';
+import { consistencyWindowMs, notVisibleYet, withinWindow } from './consistency';
 import { waitUntil } from './waiting';
 
 export interface ImageNameRef {
@@ -78,6 +79,8 @@ export interface DeletedImage {
   imageId?: string;
   deregistered: boolean;
   deletedSnapshotIds: string[];
+  /** What the undo found when it deregistered nothing, in words (for the run's failure message). */
+  note?: string;
 }
 
 export function toAwsTags(tags: Tags): Tag[] {
@@ -97,6 +100,8 @@ export async function deregisterWithSnapshots(
   ec2: EC2Client,
   imageId: string | undefined,
   snapshotIds: string[],
+  /** Called with DeregisterImage's NotFound before it is taken as "already gone"; may throw instead. */
+  onImageNotFound?: (err: unknown) => void,
 ): Promise<{ deregistered: boolean; deletedSnapshotIds: string[] }> {
   let deregistered = false;
   if (imageId) {
@@ -106,6 +111,7 @@ export async function deregisterWithSnapshots(
     } catch (err) {
       if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
         rethrowAws(err, `deregistering ${imageId}`);
+      onImageNotFound?.(err);
     }
   }
   const deletedSnapshotIds: string[] = [];
@@ -163,9 +169,6 @@ function nameStatus(image: Image | undefined, ref: ImageNameRef): ImageNameStatu
   );
 }
 
-/** Sleeps that tolerate the read-after-write lag of EC2 (a new image can be invisible for a few seconds). */
-const NOT_FOUND_GRACE_MS = 60_000;
-
 export function imageActivities(deps: ActivityDeps) {
   // Shared by every wait in this worker: concurrent waits in one account and region share DescribeImages calls.
   const imageWatch = createImageWatch(deps);
@@ -214,10 +217,12 @@ export function imageActivities(deps: ActivityDeps) {
           what: `image ${input.imageId} to become available`,
           poll: async () => {
             const image = await watch.read();
-            if (!image && deps.clock.now() - firstLookAt > NOT_FOUND_GRACE_MS)
+            // Read-after-write: a new image can be invisible for a while; only after the window is it gone.
+            if (!image && deps.clock.now() - firstLookAt > consistencyWindowMs(deps))
               throw failure(
                 FailureType.ImageNotFound,
-                `image ${input.imageId} disappeared while waiting for it (deregistered by someone else?)`,
+                `image ${input.imageId} was not visible for the whole consistency window ` +
+                  `(${Math.round(consistencyWindowMs(deps) / 1000)}s): it was deregistered by someone else, or never made`,
               );
             return image;
           },
@@ -267,43 +272,104 @@ export function imageActivities(deps: ActivityDeps) {
     async tagSnapshots(input: TagSnapshotsInput): Promise<{ snapshotIds: string[] }> {
       const ec2 = await deps.aws.ec2(input.target);
       const image = await findById(ec2, input.imageId);
+      if (!image && withinWindow(deps)) throw notVisibleYet(deps, `image ${input.imageId} (to tag)`);
       if (!image)
         throw failure(
           FailureType.ImageNotFound,
           `image ${input.imageId} not found in region ${input.target.region}`,
         );
       const snapshotIds = snapshotIdsOf(image);
-      if (snapshotIds.length > 0) {
-        await aws(`tagging snapshots of ${input.imageId}`, () =>
-          ec2.send(new CreateTagsCommand({ Resources: snapshotIds, Tags: toAwsTags(input.tags) })),
+      // An image without this run's tags yet (a copy whose tagging failed right after CopyImage,
+      // on an endpoint that ignores TagSpecifications) gets them here too.
+      const untagged = input.tags[TAG.runId] !== undefined && tagValue(image, TAG.runId) === undefined;
+      const resources = [...(untagged ? [input.imageId] : []), ...snapshotIds];
+      if (resources.length > 0) {
+        await aws(`tagging ${untagged ? 'the image and ' : ''}snapshots of ${input.imageId}`, () =>
+          ec2.send(new CreateTagsCommand({ Resources: resources, Tags: toAwsTags(input.tags) })),
         );
       }
       return { snapshotIds };
     },
 
     /**
-     * Compensation: deregisters the image this workflow made and deletes its snapshots. Never touches
-     * an image without this workflow's tag. Safe to repeat: the snapshot ids are kept in heartbeat
-     * details, so a retry after deregistration still deletes them.
+     * Compensation: deregisters the image this workflow made and deletes its snapshots. Acts on the
+     * id it was handed (the run's own record); finds the image by name only when creation never
+     * answered. Within the consistency window an image it cannot see yet is "not visible yet" (a
+     * retryable failure), never "gone". Never touches an image tagged as another run's. Safe to
+     * repeat: the image and snapshot ids are kept in heartbeat details once seen, so a retry after
+     * deregistration still deletes the snapshots.
      */
     async deleteImage(input: DeleteImageInput): Promise<DeletedImage> {
       const ctx = Context.current();
       const ec2 = await deps.aws.ec2(input.target);
       const remembered = ctx.info.heartbeatDetails as
         { imageId?: string; snapshotIds?: string[] } | undefined;
-      let image = input.imageId ? await findById(ec2, input.imageId) : await findByName(ec2, input.imageName);
-      if (image && !ownedBy(image, input)) image = undefined; // not this run's: leave it alone
-      const imageId = image?.ImageId ?? remembered?.imageId ?? input.imageId;
+      const found = await findImageToDelete(ec2, input, remembered);
+      if ('note' in found) return found.note;
+      const { image, imageId } = found;
       const snapshotIds = [
         ...new Set([...(image ? snapshotIdsOf(image) : []), ...(remembered?.snapshotIds ?? [])]),
       ];
-      ctx.heartbeat({ imageId, snapshotIds });
+      if (image || snapshotIds.length > 0) ctx.heartbeat({ imageId, snapshotIds });
       const { deregistered, deletedSnapshotIds } = await deregisterWithSnapshots(
         ec2,
         image?.ImageId,
         snapshotIds,
+        (err) => {
+          // Seen a moment ago, unknown to DeregisterImage now: another endpoint's lag, not a deletion.
+          if (withinWindow(deps)) throw notVisibleYet(deps, `image ${imageId} (to deregister)`, err);
+        },
       );
-      return { ...(imageId ? { imageId } : {}), deregistered, deletedSnapshotIds };
+      return {
+        imageId,
+        deregistered,
+        deletedSnapshotIds,
+        ...(deregistered ? {} : { note: `image ${imageId} was already gone` }),
+      };
     },
   };
+
+  /**
+   * The image the undo should delete: by the handed id (or the one remembered from an earlier
+   * attempt), else by name and this run's tags. `note` when there is nothing of ours to delete.
+   */
+  async function findImageToDelete(
+    ec2: EC2Client,
+    input: DeleteImageInput,
+    remembered: { imageId?: string; snapshotIds?: string[] } | undefined,
+  ): Promise<{ image?: Image; imageId: string } | { note: DeletedImage }> {
+    const handedId = input.imageId ?? remembered?.imageId;
+    const seenBefore = handedId !== undefined && remembered?.imageId === handedId;
+    const image = handedId ? await findById(ec2, handedId) : await findByName(ec2, input.imageName);
+    if (!image?.ImageId) {
+      if (!seenBefore && withinWindow(deps))
+        throw notVisibleYet(
+          deps,
+          handedId ? `image ${handedId}` : `an image named '${input.imageName}' made by this run`,
+        );
+      if (handedId && seenBefore) return { imageId: handedId }; // deregistered by an earlier attempt
+      return {
+        note: {
+          ...(handedId ? { imageId: handedId } : {}),
+          deregistered: false,
+          deletedSnapshotIds: [],
+          note: handedId
+            ? `image ${handedId} was not found after the consistency window: already gone`
+            : `no image named '${input.imageName}' made by this run was found: none was made`,
+        },
+      };
+    }
+    if (ownedBy(image, input)) return { image, imageId: image.ImageId };
+    // Tags come with the image (TagSpecifications), but an endpoint may show them a moment later.
+    if (tagValue(image, TAG.runId) === undefined && handedId && withinWindow(deps))
+      throw notVisibleYet(deps, `the tags of image ${image.ImageId}`);
+    return {
+      note: {
+        imageId: image.ImageId,
+        deregistered: false,
+        deletedSnapshotIds: [],
+        note: `image ${image.ImageId} is not tagged as this run's: left alone`,
+      },
+    };
+  }
 }

@@ -47,6 +47,7 @@ import type {
   Tags,
 } from '../contracts';
 import { FailureType, RESERVED_TAG_PREFIXES, TAG } from '../contracts';
+import { isNotFound, notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { toAwsTags } from './images';
@@ -979,15 +980,31 @@ export function launchActivities(deps: ActivityDeps) {
       const found = input.instanceId
         ? await describeOptional(ec2, input.instanceId)
         : await findLaunched(ec2, input.owner);
-      if (!found?.InstanceId)
+      if (!found?.InstanceId) {
+        // RunInstances answered (or may have): within the window its instance can be invisible
+        // to DescribeInstances, by id and even more so by tag filter. Not "none launched" yet.
+        if (withinWindow(deps))
+          throw notVisibleYet(
+            deps,
+            input.instanceId
+              ? `instance ${input.instanceId}`
+              : `the instance launched by ${input.owner.runId}`,
+          );
         return {
           ...(input.instanceId ? { instanceId: input.instanceId } : {}),
           terminated: false,
-          note: 'no instance launched by this run was found',
+          note: input.instanceId
+            ? `instance ${input.instanceId} was not found after the consistency window: already gone`
+            : 'no instance launched by this run was found after the consistency window: none was launched',
         };
+      }
       const instanceId = found.InstanceId;
-      if (!launchedBy(found, input.owner))
+      if (!launchedBy(found, input.owner)) {
+        // Launched with its tags (TagSpecifications), which an endpoint may show a moment later.
+        if (input.instanceId && (found.Tags ?? []).length === 0 && withinWindow(deps))
+          throw notVisibleYet(deps, `the tags of instance ${instanceId}`);
         return { instanceId, terminated: false, note: 'not launched by this run: left alone' };
+      }
       const state = stateOf(found);
       if (state === 'terminated' || state === 'shutting-down') return { instanceId, terminated: true };
       if (await attribute(ec2, instanceId, 'disableApiTermination')) {
@@ -1000,9 +1017,14 @@ export function launchActivities(deps: ActivityDeps) {
           ),
         );
       }
-      await aws(`terminating instance ${instanceId}`, () =>
-        ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })),
-      );
+      try {
+        await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+      } catch (err) {
+        // Seen a moment ago, unknown to TerminateInstances now: another endpoint's lag.
+        if (isNotFound(err, 'instance') && withinWindow(deps))
+          throw notVisibleYet(deps, `instance ${instanceId} (to terminate)`, err);
+        rethrowAws(err, `terminating instance ${instanceId}`);
+      }
       return { instanceId, terminated: true };
     },
   };

@@ -9,7 +9,7 @@ import type { ConnectionOptions } from '@temporalio/client';
 import { Client, Connection } from '@temporalio/client';
 import type { ClientConfigProfile } from '@temporalio/envconfig';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
-import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../workflows/contracts';
+import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../contracts';
 import { AmiflowClient } from './index';
 
 export type Env = Record<string, string | undefined>;

@@ -16,7 +16,8 @@ import { readTemporalSettings } from '../worker/config';
 import { connectionOptions } from '../worker/connection';
 import type { ImageFromInstanceInput, ImageFromInstanceResult, WorkflowProgress } from '../contracts';
 import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../contracts';
-import { parseImageFromInstanceInput } from '../workflows/validation';
+import { regionProblem } from '../activities/regions';
+import { parseImageFromInstanceInput, useRegionCheck } from '../workflows/validation';
 import type { MigrateInstanceInput } from '../contracts';
 import { parseMigrateInstanceInput } from '../workflows/migrate-validation';
 import { migrateSummary, migrateWorkflowId } from './migration';
@@ -144,6 +145,9 @@ export class RunFailedError extends Error {
     super(message);
   }
 }
+
+// Regions are checked against the SDK's endpoint data before anything starts (AMIFLOW_EXTRA_REGIONS opts newer ones in).
+useRegionCheck(regionProblem);
 
 /** Deterministic id: one run per (region, account, instance, image name) at a time. */
 export function imageWorkflowId(input: ImageFromInstanceInput): string {

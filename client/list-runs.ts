@@ -4,7 +4,7 @@
  * into the query, so a value can never widen it (no quoting tricks reach the server).
  */
 import type { WorkflowExecutionInfo } from '@temporalio/client';
-import { SearchAttr, WORKFLOW_TYPES } from '../workflows/contracts';
+import { SearchAttr, WORKFLOW_TYPES } from '../contracts';
 import type { InputIssue } from '../workflows/validation';
 import { IMAGE_ID_RE, InvalidInputError, checkInstanceId, checkRegion } from '../workflows/validation';
 import type { AmiflowClient } from './index';

@@ -51,6 +51,11 @@ export const FailureType = {
   AwsLimitExceeded: 'AwsLimitExceeded',
   AwsPolicyRefused: 'AwsPolicyRefused',
   CompensationFailed: 'CompensationFailed',
+  // Eventual consistency and endpoints: an id AWS returned that is not visible yet (retryable),
+  // a region with no endpoint, an API the endpoint does not implement (both permanent)
+  NotVisibleYet: 'NotVisibleYet',
+  AwsUnknownRegion: 'AwsUnknownRegion',
+  AwsNotImplemented: 'AwsNotImplemented',
   // migrateInstance: refusals before anything is touched, and the new instance's checks
   AvailabilityZoneUnknown: 'AvailabilityZoneUnknown',
   AvailabilityZoneUnchanged: 'AvailabilityZoneUnchanged',

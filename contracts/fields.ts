@@ -25,11 +25,26 @@ function requiredMatching(re: RegExp, required: string, bad: (v: string) => stri
   });
 }
 
+/**
+ * Whether a well-formed region exists, from the AWS SDK's endpoint data (activities/regions.ts).
+ * Installed by the client before anything starts; the workflow sandbox cannot load the SDK, so
+ * there only the pattern applies (and an unknown region then fails its first AWS call, permanently).
+ */
+let regionKnown: ((region: string) => string | undefined) | undefined;
+export function useRegionCheck(check: (region: string) => string | undefined): void {
+  regionKnown = check;
+}
+
 export const region = requiredMatching(
   REGION_RE,
   'is required (e.g. eu-west-1)',
   (v) => `${show(v)} is not an AWS region name (e.g. us-east-1, eu-central-2)`,
-).describe('AWS region name, e.g. eu-west-1');
+)
+  .superRefine((v, ctx) => {
+    const problem = REGION_RE.test(v) ? regionKnown?.(v) : undefined;
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .describe('AWS region name, e.g. eu-west-1');
 
 const notAnAccount = (v: unknown) => `${show(v)} is not an AWS account id (exactly 12 digits, as a string)`;
 /** Omitted means the worker's own account (no role assumed). */

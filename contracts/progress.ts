@@ -18,7 +18,8 @@ export interface WorkflowProgress {
   phase: 'running' | 'compensating' | 'succeeded' | 'failed' | 'cancelled';
   steps: StepProgress[];
   resources: Record<string, string>;
-  compensations: { name: string; state: 'done' | 'failed'; error?: string }[];
+  /** `note`: what the undo found when it did less than undo (e.g. 'image ... was already gone'). */
+  compensations: { name: string; state: 'done' | 'failed'; error?: string; note?: string }[];
   error?: string;
 }
 

@@ -3,6 +3,7 @@ import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../activities';
 import { createActivities } from '../activities';
+import { parseConsistencyWindow } from '../activities/consistency';
 import { createAwsClients } from '../activities/aws';
 import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
 import type { WorkerSettings } from './config';
@@ -30,6 +31,9 @@ export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: W
     random: opts.deps?.random ?? Math.random,
     policy: opts.deps?.policy ?? DEFAULT_POLL_POLICY,
     ...(opts.deps?.onHeartbeat ? { onHeartbeat: opts.deps.onHeartbeat } : {}),
+    // Read once at start, so a bad AMIFLOW_CONSISTENCY_WINDOW stops the worker with its name.
+    consistencyWindowMs:
+      opts.deps?.consistencyWindowMs ?? parseConsistencyWindow(process.env.AMIFLOW_CONSISTENCY_WINDOW),
   };
   const worker = await Worker.create({
     connection: opts.connection,

@@ -3,7 +3,14 @@
  * registered undos run in reverse, in a non-cancellable scope. Each undo must be idempotent.
  * Their own failures are collected and reported, never swallowed.
  */
-import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  isCancellation,
+  log,
+  patched,
+} from '@temporalio/workflow';
 import { FailureType } from '../contracts';
 import type { Progress } from './progress';
 import { errorMessage } from './progress';
@@ -39,9 +46,13 @@ export class Compensations {
       for (const undo of [...this.undos].reverse()) {
         if (!undo.active) continue;
         try {
-          await undo.fn();
+          const note = noteOf(await undo.fn());
           undo.active = false;
-          this.progress.record.compensations.push({ name: undo.name, state: 'done' });
+          this.progress.record.compensations.push({
+            name: undo.name,
+            state: 'done',
+            ...(note !== undefined ? { note } : {}),
+          });
           if (undo.step) this.progress.markCompensated(undo.step);
         } catch (err) {
           const error = errorMessage(err);
@@ -56,14 +67,22 @@ export class Compensations {
 
   /**
    * Runs `body`; on any failure or cancellation runs the compensations and rethrows. A cancellation
-   * stays a cancellation; a failure whose compensation also failed becomes `CompensationFailed`
-   * naming what could not be undone, with the original failure as its cause.
+   * stays a cancellation, and so does a run whose cancellation was requested while a step was in
+   * flight, even when that step then ended otherwise (an activity timeout because its worker died,
+   * a failure): the caller asked to cancel, so the run ends CANCELLED once it is undone. A failure
+   * whose compensation also failed becomes `CompensationFailed` naming what could not be undone,
+   * with the original failure as its cause.
    */
   async guard<T>(body: () => Promise<T>): Promise<T> {
     try {
       return await body();
     } catch (err) {
-      const cancelled = isCancellation(err);
+      // Read before compensating: the root scope is cancelled once the run's cancellation was requested.
+      const cancelRequested =
+        !isCancellation(err) &&
+        CancellationScope.current().consideredCancelled &&
+        patched('cancel-requested-ends-cancelled');
+      const cancelled = isCancellation(err) || cancelRequested;
       this.progress.setPhase('compensating', err);
       const failures = await this.runAll();
       this.progress.setPhase(cancelled ? 'cancelled' : 'failed', err);
@@ -79,7 +98,36 @@ export class Compensations {
           cause: err instanceof Error ? err : undefined,
         });
       }
+      if (cancelRequested)
+        throw new CancelledFailure(
+          `cancelled as requested; the step in flight ended with: ${errorMessage(err)}; undone: ` +
+            this.summary() +
+            (failures.length > 0
+              ? '. Resources may be left behind: find them by the amiflow:workflow-id tag.'
+              : ''),
+          [failures],
+          err instanceof Error ? err : undefined,
+        );
       throw err;
     }
   }
+
+  /** What the compensations did, per undo, in words. */
+  summary(): string {
+    const done = this.progress.record.compensations;
+    if (done.length === 0) return 'nothing needed undoing';
+    return done
+      .map((c) =>
+        c.state === 'done'
+          ? `${c.name}: done${c.note ? ` (${c.note})` : ''}`
+          : `${c.name}: FAILED (${c.error ?? '?'})`,
+      )
+      .join('; ');
+  }
+}
+
+/** An undo's own account of what it found (`note` in DeletedImage, TerminatedInstance, ...). */
+function noteOf(result: unknown): string | undefined {
+  if (typeof result !== 'object' || result === null || !('note' in result)) return undefined;
+  return typeof result.note === 'string' ? result.note : undefined;
 }

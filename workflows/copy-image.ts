@@ -12,12 +12,14 @@ import {
   CancelledFailure,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { CopyImageActivityInput } from '../activities/copying';
 import type {
   AwsTarget,
   CopyDestination,
@@ -38,7 +40,7 @@ import {
   progressQuery,
 } from '../contracts';
 import { Compensations } from './compensation';
-import { compensationCall, copyWait, fastAwsCall, settledAwsCall } from './presets';
+import { compensationCall, copyWait, fastAwsCall, settledAwsActivity, settledAwsCall } from './presets';
 import { Progress, errorMessage } from './progress';
 import { Semaphores } from './semaphore';
 import { parsedOrFail } from './input';
@@ -213,16 +215,22 @@ export async function copyImage(rawInput: CopyImageInput): Promise<CopyImageResu
           progress.run(step, async () => {
             const made: { imageId?: string } = {};
             const undo = async () => {
-              await act.deleteImage.executeWithOptions(remote(`undo: delete the copy in ${label}`), [
-                {
-                  target,
-                  imageName: outcome.imageName,
-                  workflowId,
-                  runId,
-                  ...(made.imageId ? { imageId: made.imageId } : {}),
-                },
-              ]);
-              outcome.exists = false;
+              const undone = await act.deleteImage.executeWithOptions(
+                remote(`undo: delete the copy in ${label}`),
+                [
+                  {
+                    target,
+                    imageName: outcome.imageName,
+                    workflowId,
+                    runId,
+                    ...(made.imageId ? { imageId: made.imageId } : {}),
+                  },
+                ],
+              );
+              // What the undo really did: a copy it had to leave alone (not tagged as this run's) still exists.
+              outcome.exists = !undone.deregistered && (undone.note?.endsWith('left alone') ?? false);
+              if (undone.note)
+                outcome.error = [outcome.error, `undo: ${undone.note}`].filter(Boolean).join('; ');
               if (outcome.status === 'copied' || outcome.status === 'cancelled')
                 outcome.status = 'rolled-back';
             };
@@ -230,7 +238,7 @@ export async function copyImage(rawInput: CopyImageInput): Promise<CopyImageResu
             undoHandles.push(handle);
             undoNow.set(i, { undo, handle });
             progress.note(step, 'starting CopyImage');
-            const copy = await la.copyImage.executeWithOptions(local(`copy ${copyFrom} to ${label}`), [
+            const copyArgs: [CopyImageActivityInput] = [
               {
                 source: { region: input.region, imageId: copyFrom },
                 destination: target,
@@ -244,7 +252,15 @@ export async function copyImage(rawInput: CopyImageInput): Promise<CopyImageResu
                 purpose: 'copy',
                 ...(source.ownerId ? { sourceOwnerId: source.ownerId } : {}),
               },
-            ]);
+            ];
+            // Since 'copy-image-as-activity': a normal activity (CopyImage refills at 1/s per region,
+            // which can outlast a local activity's budget), visible as pending while it retries.
+            const copy = patched('copy-image-as-activity')
+              ? await act.copyImage.executeWithOptions(
+                  remote(`copy ${copyFrom} to ${label}`, settledAwsActivity),
+                  copyArgs,
+                )
+              : await la.copyImage.executeWithOptions(local(`copy ${copyFrom} to ${label}`), copyArgs);
             made.imageId = copy.imageId;
             outcome.imageId = copy.imageId;
             outcome.exists = true;
@@ -330,7 +346,8 @@ export async function copyImage(rawInput: CopyImageInput): Promise<CopyImageResu
         message:
           `copy to ${destinationLabel(first)} failed: ${first?.error ?? 'unknown error'}; ` +
           (policy === 'rollback'
-            ? "partial-failure policy 'rollback': every copy this run made is deregistered and its snapshots deleted"
+            ? "partial-failure policy 'rollback': the copies this run made are deregistered by their ids and their snapshots deleted " +
+              '(each destination in the details says whether its copy still exists, and what its undo found)'
             : 'every destination failed'),
         // The outcomes are read when the failure is reported, after compensation: they say what exists.
         details: [outcomes],

@@ -19,6 +19,7 @@ import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow
 import {
   CancellationScope,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -27,7 +28,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { MigrationPlan } from '../activities/launch';
+import type { LaunchInput, MigrationPlan } from '../activities/launch';
 import type {
   AwsTarget,
   ImageFromInstanceInput,
@@ -51,6 +52,7 @@ import {
   compensationCall,
   fastAwsCall,
   instanceWait,
+  settledAwsActivity,
   settledAwsCall,
   settledInstanceWait,
   statusChecksWait,
@@ -240,14 +242,14 @@ export async function migrateInstance(rawInput: MigrateInstanceInput): Promise<M
       'launch instance',
     );
     const spec = plan.launch;
+    const launchSummary = `launch ${spec.instanceType} from ${image.imageId} in ${spec.subnetId} (${zone})`;
+    const launchArgs: [LaunchInput] = [{ target, imageId: image.imageId, spec, owner, ownerTags }];
     const newInstance = await progress.run('launch instance', () =>
-      la.launchInstance.executeWithOptions(
-        local(
-          `launch ${spec.instanceType} from ${image.imageId} in ${spec.subnetId} (${zone})`,
-          settledAwsCall,
-        ),
-        [{ target, imageId: image.imageId, spec, owner, ownerTags }],
-      ),
+      // Since 'launch-instance-as-activity': a normal activity, as RunInstances may meet
+      // InsufficientInstanceCapacity for minutes, longer than a local activity's budget.
+      patched('launch-instance-as-activity')
+        ? act.launchInstance.executeWithOptions(remote(launchSummary, settledAwsActivity), launchArgs)
+        : la.launchInstance.executeWithOptions(local(launchSummary, settledAwsCall), launchArgs),
     );
     const newId = newInstance.instanceId;
     launched.instanceId = newId;

@@ -13,10 +13,17 @@ const awsRetry = {
   maximumInterval: '30s',
 } as const;
 
-/** One quick AWS call (describe, create, tag): seconds; throttling retried for a few minutes. */
+/**
+ * One quick AWS call (describe, create, tag): seconds, and a total budget of seconds too. A local
+ * activity is invisible while it retries (no pending activity in the Web UI, only timers in the
+ * history) and ends as "Local Activity timed out", so it must fail fast: throttling gets a few
+ * jittered retries here (the SDK's own, then these); a permanent answer (unknown region, action not
+ * implemented, access denied) fails at once with AWS's code. What may need longer is a normal
+ * activity (`settledAwsActivity`).
+ */
 export const fastAwsCall: LocalActivityOptions = {
-  startToCloseTimeout: '30s',
-  scheduleToCloseTimeout: '5m',
+  startToCloseTimeout: '15s',
+  scheduleToCloseTimeout: '40s',
   localRetryThreshold: '10s',
   retry: awsRetry,
 };
@@ -49,6 +56,18 @@ export function longImageWait(waitSeconds: number): ActivityOptions {
  */
 export const settledAwsCall: LocalActivityOptions = {
   ...fastAwsCall,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
+
+/**
+ * A start call that may need minutes of retries (CopyImage refills at 1/s per region; RunInstances
+ * meets InsufficientInstanceCapacity) and whose effect can land after a cancellation: a normal
+ * activity, visible as pending in the Web UI with its last failure, and the undo waits for it to end.
+ */
+export const settledAwsActivity: ActivityOptions = {
+  startToCloseTimeout: '1m',
+  scheduleToCloseTimeout: '15m',
+  retry: { ...awsRetry, maximumInterval: '1m' },
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
 

@@ -11,7 +11,7 @@ import { accountId, imageName, instanceId, region, seconds, userTags } from '../
 
 export type { InputIssue } from '../contracts';
 export { InvalidInputError, formatIssues, show } from '../contracts';
-export { IMAGE_ID_RE } from '../contracts/fields';
+export { IMAGE_ID_RE, useRegionCheck } from '../contracts/fields';
 
 type Check = (issues: InputIssue[], field: string, value: unknown) => void;
 

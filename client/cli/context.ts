@@ -3,7 +3,7 @@
  * output format (`--output json|text`, `--json`), and start → (wait | watch) → print.
  */
 import type { Command } from 'commander';
-import type { WorkflowProgress } from '../../workflows/contracts';
+import type { WorkflowProgress } from '../../contracts';
 import type { AmiflowClient, StartedRun } from '../index';
 import { progressPrinter } from '../render';
 import type { FollowOptions } from './flags';

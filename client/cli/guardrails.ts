@@ -14,8 +14,8 @@ import type {
   ComplianceReport,
   ComplianceScanInput,
   EnforceAllowedAmisInput,
-} from '../../workflows/contracts';
-import { ALLOWED_AMIS_MODES } from '../../workflows/contracts';
+} from '../../contracts';
+import { ALLOWED_AMIS_MODES } from '../../contracts';
 import {
   allowListIssues,
   catalogueInputIssues,

@@ -4,7 +4,7 @@ import type {
   ImageFromInstanceResult,
   ShareImageResult,
   UnshareImageResult,
-} from '../../workflows/contracts';
+} from '../../contracts';
 
 export function formatImageResult(r: ImageFromInstanceResult): string {
   return [

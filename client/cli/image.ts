@@ -16,7 +16,7 @@ import type {
   ShareImageResult,
   ShareRecord,
   UnshareImageResult,
-} from '../../workflows/contracts';
+} from '../../contracts';
 import {
   copyImageIssues,
   parseShareExpiryUpdate,

@@ -4,8 +4,8 @@
  * anything connects.
  */
 import type { Command } from 'commander';
-import type { MigrateInstanceInput, MigrateInstanceResult } from '../../workflows/contracts';
-import { ELASTIC_IP_ACTIONS } from '../../workflows/contracts';
+import type { MigrateInstanceInput, MigrateInstanceResult } from '../../contracts';
+import { ELASTIC_IP_ACTIONS } from '../../contracts';
 import { migrateInstanceIssues } from '../../workflows/migrate-validation';
 import { formatMigrateResult } from '../migration';
 import type { CliContext } from './context';

@@ -9,7 +9,7 @@ import type { OverlapPolicy, Plan, PlanEntry } from '../plan-file';
 import { OVERLAP_POLICIES, entryKey, loadPlanFile } from '../plan-file';
 import type { ApplyReport, ScheduleDetails } from '../schedules';
 import { scheduleIdOf } from '../schedules';
-import type { GoldenImageResult } from '../../workflows/contracts';
+import type { GoldenImageResult } from '../../contracts';
 import type { CliContext } from './context';
 import { emit, followRun, outputOf, withClient } from './context';
 import {

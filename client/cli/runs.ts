@@ -7,11 +7,7 @@ import type { RunFilter } from '../list-runs';
 import { RUN_STATUSES, WORKFLOW_TYPE_NAMES, formatRuns, listRuns, runFilterIssues } from '../list-runs';
 import { formatMigrateResult } from '../migration';
 import { renderProgress } from '../render';
-import type {
-  GoldenImageResult,
-  ImageFromInstanceResult,
-  MigrateInstanceResult,
-} from '../../workflows/contracts';
+import type { GoldenImageResult, ImageFromInstanceResult, MigrateInstanceResult } from '../../contracts';
 import type { CliContext } from './context';
 import { emit, outputOf, withClient } from './context';
 import type { FlagSpec } from './flags';

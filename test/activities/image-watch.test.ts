@@ -109,6 +109,25 @@ void describe('image watch', () => {
     assert.equal(await b.read(), undefined);
   });
 
+  void it('GIVEN one of 64 images in a batch is not visible yet WHEN polling THEN the batch is bisected (13 calls, not 65) and all others are answered', async () => {
+    const { watch, gone, asked } = setup();
+    gone.add(ami(40));
+    const handles = Array.from({ length: 64 }, (_, i) => watch.open(EU, ami(i + 1)));
+
+    assert.equal((await handles[0]!.read())?.ImageId, ami(1));
+
+    // 1 failing batch of 64, then halves down to the one unknown id: 1 + 2·log2(64) = 13 calls.
+    assert.equal(asked.length, 13);
+    assert.deepEqual(
+      asked.filter((x) => x.ids.length === 1).map((x) => x.ids),
+      [[ami(39)], [ami(40)]],
+      'only the unknown id and its neighbour in the last pair are asked about alone',
+    );
+    for (const [i, h] of handles.entries())
+      if (i > 0) assert.equal((await h.read())?.ImageId, i + 1 === 40 ? undefined : ami(i + 1));
+    assert.equal(asked.length, 13, 'every other wait used the shared answer');
+  });
+
   void it('GIVEN EC2 throttles WHEN polling THEN the throttling error reaches the reader as is (Temporal retries it)', async () => {
     const { watch, mock } = setup();
     const throttled = new EC2ServiceException({

@@ -354,13 +354,17 @@ void describe('deleteImage', () => {
     assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
   });
 
-  void it('GIVEN no image by that name WHEN deleting THEN nothing is touched', async () => {
+  void it('GIVEN no image by that name and the consistency window has passed WHEN deleting THEN nothing is touched', async () => {
     const h = harness();
     h.ec2Mock.on(DescribeImagesCommand, byName).resolves({ Images: [] });
 
     const out = await activityEnv().run(h.activities.deleteImage, nameRef);
 
-    assert.deepEqual(out, { deregistered: false, deletedSnapshotIds: [] });
+    assert.deepEqual(out, {
+      deregistered: false,
+      deletedSnapshotIds: [],
+      note: `no image named '${IMAGE_NAME}' made by this run was found: none was made`,
+    });
     assert.deepEqual(commandNames(h.ec2Mock), ['DescribeImages']);
   });
 
@@ -395,7 +399,12 @@ void describe('deleteImage', () => {
       heartbeatDetails: { imageId: IMAGE_ID, snapshotIds: [...SNAPSHOTS] },
     }).run(h.activities.deleteImage, byId);
 
-    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: false, deletedSnapshotIds: [...SNAPSHOTS] });
+    assert.deepEqual(out, {
+      imageId: IMAGE_ID,
+      deregistered: false,
+      deletedSnapshotIds: [...SNAPSHOTS],
+      note: `image ${IMAGE_ID} was already gone`,
+    });
     assert.deepEqual(commandNames(h.ec2Mock), ['DescribeImages', 'DeleteSnapshot', 'DeleteSnapshot']);
   });
 
@@ -431,7 +440,12 @@ void describe('deleteImage', () => {
       byId,
     );
 
-    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: false, deletedSnapshotIds: [SNAPSHOTS[1]] });
+    assert.deepEqual(out, {
+      imageId: IMAGE_ID,
+      deregistered: false,
+      deletedSnapshotIds: [SNAPSHOTS[1]],
+      note: `image ${IMAGE_ID} was already gone`,
+    });
     assert.equal(h.ec2Mock.commandCalls(DeregisterImageCommand).length, 1);
     assert.equal(h.ec2Mock.commandCalls(DeleteSnapshotCommand, { SnapshotId: SNAPSHOTS[1] }).length, 2);
   });
@@ -447,7 +461,12 @@ void describe('deleteImage', () => {
 
     const out = await activityEnv().run(h.activities.deleteImage, byId);
 
-    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: false, deletedSnapshotIds: [SNAPSHOTS[1]] });
+    assert.deepEqual(out, {
+      imageId: IMAGE_ID,
+      deregistered: false,
+      deletedSnapshotIds: [SNAPSHOTS[1]],
+      note: `image ${IMAGE_ID} was already gone`,
+    });
   });
 
   void it('GIVEN DeregisterImage is refused for lack of permission WHEN deleting THEN AwsUnauthorized, non-retryable, and no snapshot is deleted', async () => {

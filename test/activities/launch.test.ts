@@ -1098,7 +1098,7 @@ void describe('terminateLaunchedInstance (compensation)', () => {
     assert.deepEqual(commandNames(h.ec2Mock), ['DescribeInstances']);
   });
 
-  void it('GIVEN the instance is terminated already, or was never launched WHEN compensating again THEN nothing is sent', async () => {
+  void it('GIVEN the instance is terminated already, or none was launched and the consistency window has passed WHEN compensating again THEN nothing is sent', async () => {
     const gone = harness();
     gone.ec2Mock.on(DescribeInstancesCommand).resolves(reservation(ours({ State: { Name: 'terminated' } })));
     const never = harness();
@@ -1116,7 +1116,7 @@ void describe('terminateLaunchedInstance (compensation)', () => {
       await activityEnv().run(never.activities.terminateLaunchedInstance, { target: TARGET, owner }),
       {
         terminated: false,
-        note: 'no instance launched by this run was found',
+        note: 'no instance launched by this run was found after the consistency window: none was launched',
       },
     );
     assert.deepEqual(commandNames(gone.ec2Mock), ['DescribeInstances']);

@@ -253,8 +253,9 @@ void describe('waitForImageAvailable', () => {
     assert.deepEqual((run.heartbeats[0] as Heartbeat).progress, { imageState: 'not visible yet' });
   });
 
-  void it('GIVEN an image that stays invisible for more than a minute WHEN waiting THEN ImageNotFound, non-retryable', async () => {
+  void it('GIVEN an image that stays invisible for the whole consistency window (1 minute here) WHEN waiting THEN ImageNotFound, non-retryable', async () => {
     const h = harness();
+    h.deps.consistencyWindowMs = MINUTE;
     describeImagesAnswers(h, awsError('InvalidAMIID.NotFound', 400));
 
     await nonRetryableFailure(
@@ -264,9 +265,28 @@ void describe('waitForImageAvailable', () => {
       ),
       FailureType.ImageNotFound,
       IMAGE_ID,
-      'disappeared',
+      'not visible for the whole consistency window (60s)',
     );
     assert.ok(h.clock.now() - T0 > MINUTE && h.clock.now() - T0 < 2 * MINUTE);
+  });
+
+  void it('GIVEN an image invisible for two minutes, inside the default three-minute window WHEN waiting THEN it keeps looking and finds it', async () => {
+    const h = harness();
+    let visibleFrom = 0;
+    h.ec2Mock.on(DescribeImagesCommand).callsFake(() => {
+      if (h.clock.now() - T0 < 2 * MINUTE) throw awsError('InvalidAMIID.NotFound', 400);
+      visibleFrom ||= h.clock.now();
+      return Promise.resolve({ Images: [image('available')] });
+    });
+    h.ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+
+    const out = await activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT }).run(
+      h.activities.waitForImageAvailable,
+      input,
+    );
+
+    assert.equal(out.imageId, IMAGE_ID);
+    assert.ok(visibleFrom - T0 >= 2 * MINUTE);
   });
 
   void it('GIVEN a retry whose earlier attempts made 10 calls WHEN waiting THEN it counts on from heartbeatDetails', async () => {

@@ -4,6 +4,7 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createAwsClients } from '../../activities/aws';
+import { parseConsistencyWindow } from '../../activities/consistency';
 import { AmiflowClient } from '../../client';
 import { readWorkerSettings } from '../../worker/config';
 import { buildWorker } from '../../worker/worker';
@@ -31,7 +32,12 @@ export async function withSandboxWorker<T>(
   const { worker } = await buildWorker({
     connection: env.nativeConnection,
     settings,
-    deps: { aws: hooks.clients },
+    deps: {
+      aws: hooks.clients,
+      // The bare sandbox answers consistently, so a lookup that finds nothing need not wait minutes
+      // for a new id to show; a fault layer in front of it sets AMIFLOW_CONSISTENCY_WINDOW instead.
+      consistencyWindowMs: parseConsistencyWindow(process.env.AMIFLOW_CONSISTENCY_WINDOW || '2s'),
+    },
     worker: { taskQueue, workflowBundle: await workflowBundle() },
   });
   try {

@@ -204,7 +204,7 @@ void describe('copyImage with one failed destination of five', () => {
       failure.message,
       /copy to us-west-2 failed: .*ImageFailed|copy to us-west-2 failed: .*injected/,
     );
-    assert.match(failure.message, /every copy this run made is deregistered/);
+    assert.match(failure.message, /the copies this run made are deregistered by their ids/);
     const outcomes = failure.details?.[0] as DestinationOutcome[];
     assert.deepEqual(
       outcomes.map((d) => [d.region, d.status, d.exists]),

@@ -158,9 +158,11 @@ describe('migrateInstance happy paths', () => {
       JSON.stringify(steps),
     );
     assert.equal(outcome.progress.resources.newInstanceId, NEW_ID);
-    // Waits are activities, short calls local activities: the child is one child workflow.
+    // Waits and the launch (minutes of retries) are activities, short calls local activities: the
+    // child is one child workflow.
     assert.deepEqual(scheduledActivities(outcome.history), [
       'stopInstance',
+      'launchInstance',
       'waitForInstanceReady',
       'terminateSourceInstance',
       'deleteImage',
@@ -321,7 +323,8 @@ const FAILURES: FailureCase[] = [
     type: 'AwsLimitExceeded',
     calls: [...UP_TO_LAUNCH, 'terminateLaunchedInstance', 'deleteImage', 'startInstance'],
     undone: [TERMINATE, DELETE, RESTART],
-    chain: local('launchInstance', 'AwsLimitExceeded'),
+    // A normal activity since 'launch-instance-as-activity' (RunInstances may need minutes of retries).
+    chain: remote('launchInstance', 'AwsLimitExceeded'),
   },
   {
     fail: 'waitForInstanceReady',

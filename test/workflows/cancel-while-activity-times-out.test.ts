@@ -1,0 +1,103 @@
+/**
+ * Cancellation means cancelled: a run whose cancellation was requested ends CANCELLED, with its
+ * compensations run and reported, even when the step in flight then ends in a timeout because the
+ * worker running it died (it never heard of the cancellation, so it never reported it).
+ *
+ * The time-skipping server does not move its clock while an activity is in flight, so a real
+ * heartbeat timeout cannot be reached here without minutes of wall time (nor does the test server
+ * stop retrying a cancel-requested activity); the stub ends the cancelled step with a non-retryable
+ * failure other than a cancellation, which is what the guard decides on (a timeout is one). The
+ * e2e/chaos tier kills real workers.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../activities';
+import { timeSkippingEnv } from '../support/temporal';
+import {
+  ActivityLog,
+  RUN_TIMEOUT,
+  deferred,
+  happyActivities,
+  imageInput,
+  outcomeOf,
+  quietWorkerLogs,
+  recorded,
+  startImageFromInstance,
+  stepReached,
+  stepStates,
+  withWorker,
+} from './stub-activities';
+
+quietWorkerLogs();
+
+let env: TestWorkflowEnvironment;
+before(async () => {
+  env = await timeSkippingEnv();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+void describe('imageFromInstance cancelled while the stop runs on a worker that died', () => {
+  it(
+    'GIVEN stopInstance is in flight WHEN the run is cancelled and the activity then ends timed out (its worker died) THEN the run ends CANCELLED, the instance is started again, and the undo is reported',
+    RUN_TIMEOUT,
+    async () => {
+      const log = new ActivityLog();
+      const entered = deferred();
+      const happy = happyActivities({ state: 'running' });
+      const activities: Activities = {
+        ...happy,
+        // Stops, hears of the cancellation, and ends as a dead worker's activity does: timed out.
+        stopInstance: async () => {
+          const ctx = Context.current();
+          entered.resolve();
+          try {
+            for (;;) {
+              ctx.heartbeat();
+              await ctx.sleep(20); // the heartbeat pace of this stub, not a wait for something in the test
+            }
+          } catch {
+            throw ApplicationFailure.nonRetryable(
+              'activity heartbeat timeout (worker lost)',
+              'ActivityTimedOut',
+            );
+          }
+        },
+      };
+
+      const outcome = await withWorker(env, recorded(log, activities), async (taskQueue) => {
+        const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' }));
+        await entered.promise;
+        await stepReached(handle, 'stop instance', ['running']);
+
+        await handle.cancel();
+
+        return outcomeOf(handle);
+      });
+
+      assert.ok(!outcome.ok, 'the run should not succeed');
+      assert.ok(outcome.error instanceof WorkflowFailedError, String(outcome.error));
+      const cancelled = outcome.error.cause;
+      assert.ok(cancelled instanceof CancelledFailure, `not cancelled: ${String(cancelled)}`);
+      assert.match(outcome.progress.error ?? '', /heartbeat timeout \(worker lost\)/);
+      assert.equal(outcome.progress.phase, 'cancelled');
+      assert.deepEqual(outcome.progress.compensations, [{ name: 'start instance again', state: 'done' }]);
+      assert.equal(
+        log.count('startInstance'),
+        1,
+        'the instance this run stopped (or may have) is started again',
+      );
+      assert.equal(log.count('createImage'), 0);
+      assert.equal(
+        stepStates(outcome.progress)['stop instance'],
+        'failed',
+        'a step that failed is never shown as done',
+      );
+    },
+  );
+});
