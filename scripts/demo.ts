@@ -16,7 +16,7 @@ import { progressPrinter } from '../client/render';
 import { readWorkerSettings } from '../worker/config';
 import { connectionOptions } from '../worker/connection';
 import { buildWorker, installRuntime } from '../worker/worker';
-import { startLocalStack } from './local-stack';
+import { startLocalStack } from '../devkit/local-stack';
 
 async function main(): Promise<void> {
   const keep = process.argv.includes('--keep');
