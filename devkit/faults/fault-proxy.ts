@@ -39,7 +39,7 @@ export interface FaultProxy {
    * Resolves with the sandbox's answer to the next `action` call that is applied (a test acts
    * "right after CreateImage" by awaiting it; the caller may still be told a 5xx).
    */
-  nextApplied(action: string): Promise<string>;
+  nextApplied(action: string, match?: (body: string) => boolean): Promise<string>;
   /** Forget ids, transitions, tokens and counts (the sandbox itself is untouched). */
   reset(): void;
   stop(): Promise<void>;
@@ -73,7 +73,7 @@ export async function startFaultProxy(opts: {
   const model = new Ec2Model(() => options, now);
   const calls: Record<string, number> = {};
   const faults: Record<string, number> = {};
-  const waiting = new Map<string, ((body: string) => void)[]>();
+  const waiting = new Map<string, { match: (body: string) => boolean; resolve: (body: string) => void }[]>();
   const bump = (m: Record<string, number>, k: string): number => (m[k] = (m[k] ?? 0) + 1);
 
   async function forward(req: IncomingMessage, body: string, path = req.url ?? '/'): Promise<Forwarded> {
@@ -192,8 +192,13 @@ export async function startFaultProxy(opts: {
     const out = await forward(req, raw);
     if (out.status < 300) {
       await applied(call, out.body);
-      for (const resolve of waiting.get(call.action) ?? []) resolve(out.body);
-      waiting.delete(call.action);
+      const waiters = waiting.get(call.action) ?? [];
+      const answered = out.body;
+      for (const w of waiters.filter((x) => x.match(answered))) w.resolve(answered);
+      waiting.set(
+        call.action,
+        waiters.filter((x) => !x.match(body)),
+      );
       model.rememberToken(tokenKey, call.params, out.body);
       const { body, hidden } = model.rewrite(call.action, call.params, out.body);
       if (hidden > 0) faults.hiddenFromListing = (faults.hiddenFromListing ?? 0) + hidden;
@@ -278,8 +283,10 @@ export async function startFaultProxy(opts: {
       options = { ...options, ...patch };
     },
     stats: () => ({ calls: { ...calls }, faults: { ...faults } }),
-    nextApplied: (action) =>
-      new Promise<string>((resolve) => waiting.set(action, [...(waiting.get(action) ?? []), resolve])),
+    nextApplied: (action, match = () => true) =>
+      new Promise<string>((resolve) =>
+        waiting.set(action, [...(waiting.get(action) ?? []), { match, resolve }]),
+      ),
     reset,
     stop: () =>
       new Promise<void>((resolve) => {
