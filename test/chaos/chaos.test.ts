@@ -19,7 +19,7 @@ function bounded(overrides: Partial<ChaosOptions['plan']>, consistencyMs: number
   return {
     faults: { ...REALISTIC_FAULTS, seed: SEED, consistencyMs },
     plan: { imageRuns: 3, cancelledPerKind: 0, rollbacks: false, maxCancelMs: 6_000, ...overrides },
-    drive: { workerKills: 2, killEveryMs: 2_500, serverRestartAtMs: 4_000, deadlineMs: 150_000 },
+    drive: { workerKills: 2, killEveryMs: 1_200, serverRestartAtMs: 3_000, deadlineMs: 150_000 },
   };
 }
 
