@@ -73,6 +73,7 @@ export async function startFaultProxy(opts: {
   const model = new Ec2Model(() => options, now);
   const calls: Record<string, number> = {};
   const faults: Record<string, number> = {};
+  const inflight = new Map<string, Promise<void>>();
   const waiting = new Map<string, { match: (body: string) => boolean; resolve: (body: string) => void }[]>();
   const bump = (m: Record<string, number>, k: string): number => (m[k] = (m[k] ?? 0) + 1);
 
@@ -183,6 +184,27 @@ export async function startFaultProxy(opts: {
       });
     const token = TAKES_TOKEN.has(call.action) ? call.params.get('ClientToken') : null;
     const tokenKey = token ? `${call.region}|${call.action}|${token}` : undefined;
+    // EC2 answers concurrent calls with one token as one call: a second waits for the first.
+    const before = tokenKey ? inflight.get(tokenKey) : undefined;
+    if (before) await before;
+    let done = (): void => undefined;
+    if (tokenKey) inflight.set(tokenKey, new Promise<void>((r) => (done = r)));
+    try {
+      return await decideAndForward(call, req, raw, tokenKey, afterApply, answer);
+    } finally {
+      done();
+      if (tokenKey) inflight.delete(tokenKey);
+    }
+  }
+
+  async function decideAndForward(
+    call: Call,
+    req: IncomingMessage,
+    raw: string,
+    tokenKey: string | undefined,
+    afterApply: boolean,
+    answer: (a: FaultAnswer) => Forwarded,
+  ): Promise<Forwarded> {
     const early =
       model.notVisible(call.action, call.params) ??
       model.incorrectState(call.action, call.params) ??
@@ -197,7 +219,7 @@ export async function startFaultProxy(opts: {
       for (const w of waiters.filter((x) => x.match(answered))) w.resolve(answered);
       waiting.set(
         call.action,
-        waiters.filter((x) => !x.match(body)),
+        waiters.filter((x) => !x.match(answered)),
       );
       model.rememberToken(tokenKey, call.params, out.body);
       const { body, hidden } = model.rewrite(call.action, call.params, out.body);
