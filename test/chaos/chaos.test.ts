@@ -2,9 +2,9 @@
  * Tier 5, bounded for `npm test`: a short chaos session (devkit/chaos) with the fault layer on
  * (throttling, 5xx before and after apply, stopping/pending durations, images pending, latency),
  * the worker SIGKILLed and restarted and the dev server SIGKILLed once. `npm run chaos` is the full
- * size. The session with the consistency window and random cancellations waits for the fix of
- * branch ec2-semantics (issue 9 items 1-3): on main it finds runs that end FAILED after a
- * cancellation and images left behind.
+ * size. The session with the consistency window and random cancellations (AMIFLOW_CHAOS_WINDOW=1)
+ * waits for the fix of branch ec2-semantics (issue 9 items 1-3): on main it finds images and
+ * instances left behind by cancelled runs.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -37,7 +37,10 @@ describe('chaos tier (bounded)', () => {
 
   it(
     'GIVEN a 10 s consistency window WHEN runs of every kind are cancelled at random moments, some while the worker is dead, and a copy and a migrate roll back THEN every run ends as expected and nothing is left',
-    { todo: 'awaits the undo-path fix of branch ec2-semantics (issue 9 items 1-3)' },
+    // About 3 minutes: opt in with AMIFLOW_CHAOS_WINDOW=1 (the bounded tier above stays within a minute).
+    process.env.AMIFLOW_CHAOS_WINDOW === '1'
+      ? { todo: 'awaits the undo-path fix of branch ec2-semantics (issue 9 items 1-3)' }
+      : { skip: 'set AMIFLOW_CHAOS_WINDOW=1 to run it (about 3 minutes)' },
     async () => {
       installQuietRuntime();
       const report = await runChaos(bounded({ imageRuns: 1, cancelledPerKind: 1, rollbacks: true }, 10_000));
