@@ -36,6 +36,8 @@ import { withSandboxWorker } from '../../devkit/sandbox-worker';
 import { devServerEnv, workflowBundle } from '../../devkit/temporal';
 
 const AWAITS_FIX = 'awaits the undo-path fix of branch ec2-semantics (issue 9 items 1-3)';
+// Branch ec2-semantics reads the worker's window from here; it must cover the layer's (WINDOW_MS).
+process.env.AMIFLOW_CONSISTENCY_WINDOW ??= '30s';
 /** A window well inside issue 9's "done when" (10 s), short enough for the suite. */
 const WINDOW_MS = 8_000;
 
