@@ -68,7 +68,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'devkit/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',
@@ -80,6 +80,21 @@ export default tseslint.config(
           allowForKnownSafeCalls: [
             { from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] },
           ],
+        },
+      ],
+    },
+  },
+  {
+    // The local stack, scripts and benches are tooling: they may not lean on the tests.
+    // bench/share-copy.ts still borrows the share/copy workflow stubs until the one test harness
+    // (issue 12) gives them a home outside test/.
+    files: ['devkit/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts'],
+    ignores: ['bench/share-copy.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [{ group: ['**/test/*', '**/test/**'], message: 'Tooling imports devkit/, not test/.' }],
         },
       ],
     },

@@ -14,10 +14,10 @@ import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { DEFAULT_POLL_POLICY } from '../activities/waiting';
-import type { Moto } from '../test/support/moto';
-import { startMoto } from '../test/support/moto';
-import { timeSkippingEnv, workflowBundle } from '../test/support/temporal';
-import { temporalCli } from '../test/support/tools';
+import type { Moto } from '../devkit/moto';
+import { startMoto } from '../devkit/moto';
+import { timeSkippingEnv, workflowBundle } from '../devkit/temporal';
+import { temporalCli } from '../devkit/tools';
 import { DEFAULT_TIMEOUTS, SearchAttr } from '../workflows/contracts';
 import { compileForBench, OUT_DIR } from './compile';
 import type { HistoryRun } from './history';
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
 
   // c and d need the dev server; c also the sandbox ---------------------------------------------
   let moto: Moto | undefined;
-  // The dev server, as test/support starts it, but silent: under the 1,000-run load it logs the
+  // The dev server, as devkit/temporal.ts starts it, but silent: under the 1,000-run load it logs the
   // contexts that clients cancel, which is noise here.
   const dev = await TestWorkflowEnvironment.createLocal({
     server: {

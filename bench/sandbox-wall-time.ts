@@ -26,8 +26,8 @@ import { AmiflowClient } from '../client';
 import { readWorkerSettings } from '../worker/config';
 import { buildWorker } from '../worker/worker';
 import type { ImageFromInstanceResult } from '../workflows/contracts';
-import type { Moto } from '../test/support/moto';
-import { SANDBOX_CREDENTIALS } from '../test/support/moto';
+import type { Moto } from '../devkit/moto';
+import { SANDBOX_CREDENTIALS } from '../devkit/moto';
 import type { SandboxDurations } from './sandbox-durations';
 import { median } from './waiting-cost';
 

@@ -22,16 +22,16 @@ import { readWorkerSettings } from '../worker/config';
 import { buildWorker } from '../worker/worker';
 import type { AwsTarget, CopyImageResult } from '../workflows/contracts';
 import { longImageWait } from '../workflows/presets';
-import type { Moto } from '../test/support/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../test/support/moto';
+import type { Moto } from '../devkit/moto';
+import { SANDBOX_CREDENTIALS, startMoto } from '../devkit/moto';
 import {
   SANDBOX_REGION,
   createImageDirectly,
   launchInstance,
   sandboxEc2,
   stockEbsAmi,
-} from '../test/support/sandbox-ec2';
-import { devServerEnv, timeSkippingEnv, uniqueTaskQueue, workflowBundle } from '../test/support/temporal';
+} from '../devkit/sandbox-ec2';
+import { devServerEnv, timeSkippingEnv, uniqueTaskQueue, workflowBundle } from '../devkit/temporal';
 import { copyInput, shareCopyActivities } from '../test/workflows/share-copy-stubs';
 
 const DESTINATIONS = ['us-west-2', 'eu-west-1', 'eu-central-1', 'ap-southeast-2', 'ap-northeast-1'];

@@ -2,7 +2,9 @@
  * `npm run demo`: the main job on embedded defaults. Starts the local stack (Temporal dev server
  * with Web UI, AWS sandbox), a worker, launches a sample instance in the sandbox, images it in
  * `stop` mode through the client library with a live step view, then checks the outcome in EC2.
- * `npm run demo -- --keep` leaves the stack up afterwards to look around the Web UI.
+ * `npm run demo -- --keep` leaves the stack up afterwards to look around the Web UI;
+ * `npm run demo -- --realistic` puts the fault layer (devkit/faults, REALISTIC_FAULTS, AMIFLOW_FAULT_*
+ * to change them) between the worker and the sandbox: slow stops, ids not visible at once, throttling.
  */
 import {
   DescribeImagesCommand,
@@ -16,13 +18,25 @@ import { progressPrinter } from '../client/render';
 import { readWorkerSettings } from '../worker/config';
 import { connectionOptions } from '../worker/connection';
 import { buildWorker, installRuntime } from '../worker/worker';
-import { startLocalStack } from './local-stack';
+import type { FaultProxy } from '../devkit/faults';
+import { REALISTIC_FAULTS, describeFaults, faultOptionsFromEnv, startFaultProxy } from '../devkit/faults';
+import { startLocalStack } from '../devkit/local-stack';
 
 async function main(): Promise<void> {
   const keep = process.argv.includes('--keep');
   const t0 = Date.now();
   console.log('amiflow demo: starting the Temporal dev server and the AWS sandbox…');
   const stack = await startLocalStack();
+  let faults: FaultProxy | undefined;
+  if (process.argv.includes('--realistic')) {
+    faults = await startFaultProxy({
+      target: stack.awsEndpoint,
+      options: faultOptionsFromEnv(process.env, REALISTIC_FAULTS),
+    });
+    // The worker goes through the fault layer; the demo's own checks read the sandbox directly.
+    stack.env.AMIFLOW_AWS_ENDPOINT = faults.endpoint;
+    console.log(`  fault layer:     ${faults.endpoint} (${describeFaults(faults.options())})`);
+  }
   Object.assign(process.env, stack.env);
   console.log(`  Temporal Web UI: ${stack.uiUrl}\n  AWS sandbox:     ${stack.awsEndpoint}`);
 
@@ -96,6 +110,12 @@ Demo finished in ${((Date.now() - t0) / 1000).toFixed(1)} s.`);
     ec2.destroy();
     await client.close();
     await connection.close();
+    if (faults) {
+      const calls = Object.entries(faults.stats().calls).map(([k, v]) => `${k} ${v}`);
+      console.log(`AWS calls through the fault layer: ${calls.join(', ')}`);
+      console.log(`Faults injected: ${JSON.stringify(faults.stats().faults)}`);
+      await faults.stop();
+    }
     await stack.stop();
   }
 }

@@ -1,22 +1,2 @@
-/** Where the local tools are: environment overrides first, then what scripts/setup-tools.sh installed. */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-
-export const ROOT = path.resolve(__dirname, '..', '..');
-const VENV_BIN = path.join(ROOT, '.tools', 'venv', 'bin');
-
-function tool(envName: string, binary: string): string {
-  const override = process.env[envName];
-  if (override) return override;
-  const p = path.join(VENV_BIN, binary);
-  if (!existsSync(p)) {
-    throw new Error(
-      `${binary} is not installed: run 'npm run setup' (or set ${envName} to a binary of your own)`,
-    );
-  }
-  return p;
-}
-
-export const temporalCli = (): string => tool('AMIFLOW_TEMPORAL_CLI', 'temporal');
-export const temporalTestServer = (): string => tool('AMIFLOW_TEMPORAL_TEST_SERVER', 'temporal-test-server');
-export const motoServer = (): string => tool('AMIFLOW_MOTO_SERVER', 'moto_server');
+/** Moved to devkit/tools.ts (the local stack lives outside the tests); kept so existing imports compile. */
+export * from '../../devkit/tools';

@@ -1,0 +1,124 @@
+/**
+ * The chaos tier's stack: moto_server behind the fault layer, a Temporal dev server persisting to a
+ * SQLite file (so a SIGKILLed server comes back with every run), and the real worker as a child
+ * process (`worker/main.ts`, the production entry point) that can be SIGKILLed and restarted.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { workflowsPath } from '../../worker/worker';
+import type { FaultProxy } from '../faults/fault-proxy';
+import { startFaultProxy } from '../faults/fault-proxy';
+import type { FaultOptions } from '../faults/options';
+import type { DevServer } from '../local-stack';
+import { startDevServer, stopChild } from '../local-stack';
+import type { Moto } from '../moto';
+import { SANDBOX_CREDENTIALS, startMoto } from '../moto';
+import { freePort } from '../ports';
+import { ROOT } from '../tools';
+
+export interface ChaosStack {
+  moto: Moto;
+  proxy: FaultProxy;
+  temporalAddress: string;
+  taskQueue: string;
+  /** SIGKILLs the worker; `restartWorker` brings one back. */
+  killWorker(): Promise<void>;
+  restartWorker(): void;
+  workerAlive(): boolean;
+  /** SIGKILLs the dev server and starts it again on the same port and database file. */
+  restartServer(downMs: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const quiet = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-chaos-'));
+  const bundlePath = path.join(dir, 'workflow-bundle.js');
+  // Bundled once: each restarted worker loads it (AMIFLOW_WORKFLOW_BUNDLE) instead of running webpack.
+  const [moto, { code }, port] = await Promise.all([
+    startMoto(),
+    bundleWorkflowCode({ workflowsPath, logger: quiet }),
+    freePort(),
+  ]);
+  await writeFile(bundlePath, code);
+  const proxy = await startFaultProxy({ target: moto.endpoint, options: faults });
+  const dbFilename = path.join(dir, 'temporal.db');
+  let server: DevServer = await startDevServer({ port, dbFilename });
+  const taskQueue = `chaos-${process.pid}`;
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: server.address,
+    AMIFLOW_TASK_QUEUE: taskQueue,
+    AMIFLOW_AWS_ENDPOINT: proxy.endpoint,
+    AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    AMIFLOW_WORKFLOW_BUNDLE: bundlePath,
+    AMIFLOW_LOG_LEVEL: 'ERROR',
+    AMIFLOW_SHUTDOWN_GRACE_MS: '500',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  let worker: ChildProcess | undefined;
+  let stopping = false;
+
+  function spawnWorker(): void {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], {
+      env,
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+    worker = child;
+    // A worker that dies on its own (e.g. it lost the server) is brought back, as a supervisor would.
+    child.once('exit', () => {
+      if (worker === child && !stopping)
+        setTimeout(() => worker === child && !stopping && spawnWorker(), 500);
+    });
+  }
+  spawnWorker();
+
+  return {
+    moto,
+    proxy,
+    temporalAddress: server.address,
+    taskQueue,
+    async killWorker() {
+      const child = worker;
+      worker = undefined;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await gone;
+    },
+    restartWorker() {
+      if (!worker) spawnWorker();
+    },
+    workerAlive: () => worker !== undefined,
+    async restartServer(downMs) {
+      const gone = new Promise((r) => server.child.once('exit', r));
+      server.child.kill('SIGKILL');
+      await gone;
+      await new Promise((r) => setTimeout(r, downMs));
+      server = await startDevServer({ port, dbFilename });
+    },
+    async stop() {
+      stopping = true;
+      if (worker) await stopChild(worker);
+      await stopChild(server.child);
+      await proxy.stop();
+      await moto.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * What the fault layer does, as options (tests) or environment (demo, chaos tier). Every duration is
+ * in milliseconds; every rate is a probability per EC2 call. All zero/false means "the sandbox as
+ * it is, plus the gaps filled" (unique AMI names, ClientToken idempotency, CopyImage tags).
+ */
+export interface FaultOptions {
+  /** Seeds every random draw, so a failing run is reproduced by its seed. */
+  seed: number;
+  /** How long a new image, copy, snapshot or instance id stays invisible to Describe* and listings. */
+  consistencyMs: number;
+  /** Whether mutating calls (CreateTags, DeregisterImage, TerminateInstances…) on an invisible id fail NotFound too. */
+  mutatingNotFound: boolean;
+  /** How long an instance stays `stopping` after StopInstances (moto stops at once). */
+  stoppingMs: number;
+  /** How long an instance stays `pending` after RunInstances/StartInstances. */
+  pendingMs: number;
+  /** How long an instance's status checks stay `initializing` once it is running. */
+  statusChecksMs: number;
+  /** How long a new image stays `pending` (moto makes every image available at once). */
+  imagePendingMs: number;
+  /** Share of EC2 calls answered RequestLimitExceeded (HTTP 503) without reaching the sandbox. */
+  throttleRate: number;
+  /** Share of EC2 calls answered with a 5xx (InternalError / Unavailable). */
+  serverErrorRate: number;
+  /** Share of those 5xx that come after the call was applied (the caller sees a failure for a done call). */
+  serverErrorAfterApplyShare: number;
+  /** Latency added to every EC2 call, drawn uniformly from [min, max]. */
+  latencyMs: [number, number];
+}
+
+export const NO_FAULTS: FaultOptions = {
+  seed: 1,
+  consistencyMs: 0,
+  mutatingNotFound: false,
+  stoppingMs: 0,
+  pendingMs: 0,
+  statusChecksMs: 0,
+  imagePendingMs: 0,
+  throttleRate: 0,
+  serverErrorRate: 0,
+  serverErrorAfterApplyShare: 0.5,
+  latencyMs: [0, 0],
+};
+
+/**
+ * Close to what real EC2 does to a well-behaved client on a busy account, compressed in time:
+ * the figures the chaos tier and `npm run demo -- --realistic` use (issue 9's "done when").
+ */
+export const REALISTIC_FAULTS: FaultOptions = {
+  seed: 1,
+  consistencyMs: 10_000,
+  mutatingNotFound: true,
+  stoppingMs: 3_000,
+  pendingMs: 2_000,
+  statusChecksMs: 3_000,
+  imagePendingMs: 4_000,
+  throttleRate: 0.2,
+  serverErrorRate: 0.05,
+  serverErrorAfterApplyShare: 0.5,
+  latencyMs: [5, 40],
+};
+
+const ENV_PREFIX = 'AMIFLOW_FAULT_';
+
+function num(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number): number {
+  const raw = env[ENV_PREFIX + name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > max)
+    throw new Error(`${ENV_PREFIX}${name}=${raw} must be a number from 0 to ${max}`);
+  return value;
+}
+
+/**
+ * Options from AMIFLOW_FAULT_* variables on top of `base`: SEED, CONSISTENCY_MS, MUTATING_NOT_FOUND
+ * (0/1), STOPPING_MS, PENDING_MS, STATUS_CHECKS_MS, IMAGE_PENDING_MS, THROTTLE_RATE, SERVER_ERROR_RATE,
+ * SERVER_ERROR_AFTER_APPLY_SHARE, LATENCY_MS ("min-max" or one number).
+ */
+export function faultOptionsFromEnv(env: NodeJS.ProcessEnv, base: FaultOptions = NO_FAULTS): FaultOptions {
+  const latency = env[`${ENV_PREFIX}LATENCY_MS`];
+  let latencyMs = base.latencyMs;
+  if (latency) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(latency);
+    if (!m?.[1]) throw new Error(`${ENV_PREFIX}LATENCY_MS=${latency} must be "min-max" milliseconds`);
+    const min = Number(m[1]);
+    latencyMs = [min, m[2] ? Math.max(min, Number(m[2])) : min];
+  }
+  return {
+    seed: num(env, 'SEED', base.seed, 2 ** 32),
+    consistencyMs: num(env, 'CONSISTENCY_MS', base.consistencyMs, 3_600_000),
+    mutatingNotFound: (env[`${ENV_PREFIX}MUTATING_NOT_FOUND`] ?? (base.mutatingNotFound ? '1' : '0')) === '1',
+    stoppingMs: num(env, 'STOPPING_MS', base.stoppingMs, 3_600_000),
+    pendingMs: num(env, 'PENDING_MS', base.pendingMs, 3_600_000),
+    statusChecksMs: num(env, 'STATUS_CHECKS_MS', base.statusChecksMs, 3_600_000),
+    imagePendingMs: num(env, 'IMAGE_PENDING_MS', base.imagePendingMs, 3_600_000),
+    throttleRate: num(env, 'THROTTLE_RATE', base.throttleRate, 1),
+    serverErrorRate: num(env, 'SERVER_ERROR_RATE', base.serverErrorRate, 1),
+    serverErrorAfterApplyShare: num(
+      env,
+      'SERVER_ERROR_AFTER_APPLY_SHARE',
+      base.serverErrorAfterApplyShare,
+      1,
+    ),
+    latencyMs,
+  };
+}
+
+/** A one-line description for logs and reports. */
+export function describeFaults(o: FaultOptions): string {
+  return (
+    `seed=${o.seed} consistency=${o.consistencyMs}ms${o.mutatingNotFound ? ' (mutating calls too)' : ''} ` +
+    `stopping=${o.stoppingMs}ms pending=${o.pendingMs}ms status-checks=${o.statusChecksMs}ms ` +
+    `image-pending=${o.imagePendingMs}ms throttle=${o.throttleRate} 5xx=${o.serverErrorRate} ` +
+    `(after apply ${o.serverErrorAfterApplyShare}) latency=${o.latencyMs[0]}-${o.latencyMs[1]}ms`
+  );
+}

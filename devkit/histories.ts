@@ -1,0 +1,142 @@
+/**
+ * Recorded workflow histories for the replay tests (tier 4). The end-to-end tests save the history
+ * of each run they make when AMIFLOW_RECORD_HISTORIES=1:
+ *
+ *   AMIFLOW_RECORD_HISTORIES=1 node scripts/run-tests.mjs test/e2e
+ *
+ * Files are Temporal's standard JSON history format (what `temporal workflow show --output json`
+ * and the Web UI export), so a history downloaded from production replays the same way.
+ * Re-record after an intended change to a workflow's commands, and replay the histories of runs
+ * that may still be open in production against the new code before deploying it.
+ */
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import * as proto from '@temporalio/proto';
+import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
+import { ROOT } from './tools';
+
+export type History = proto.temporal.api.history.v1.IHistory;
+
+export const HISTORIES_DIR = path.join(ROOT, 'test', 'replay', 'histories');
+export const WORKFLOW_IDS_FILE = path.join(ROOT, 'test', 'replay', 'workflow-ids.json');
+
+export function recordingHistories(): boolean {
+  return process.env.AMIFLOW_RECORD_HISTORIES === '1';
+}
+
+/** Saves the run's history as `<name>.json` when recording is on; otherwise does nothing. */
+export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
+  if (!recordingHistories()) return;
+  await saveHistory({ history: await handle.fetchHistory(), workflowId: handle.workflowId }, name);
+}
+
+/**
+ * Saves a run a test already fetched the history of (the time-skipping tier's outcome helpers do)
+ * as `<name>.json` when recording is on; otherwise does nothing. The workflow id goes to
+ * WORKFLOW_IDS_FILE: the history format does not hold it, and workflows that derive child ids from
+ * their own id only replay under the id they ran with.
+ */
+export async function saveHistory(
+  run: { history: History; workflowId: string },
+  name: string,
+): Promise<void> {
+  if (!recordingHistories()) return;
+  await mkdir(HISTORIES_DIR, { recursive: true });
+  await writeFile(path.join(HISTORIES_DIR, `${name}.json`), `${toJson(run.history)}\n`);
+  const ids = { ...(await workflowIds()), [name]: run.workflowId };
+  const sorted = Object.fromEntries(Object.entries(ids).sort(([a], [b]) => a.localeCompare(b)));
+  await writeFile(WORKFLOW_IDS_FILE, `${JSON.stringify(sorted, null, 2)}\n`);
+}
+
+/** The workflow id each recorded run had, by file name (`<name>.json`). */
+async function workflowIds(): Promise<Record<string, string>> {
+  try {
+    return JSON.parse(await readFile(WORKFLOW_IDS_FILE, 'utf8')) as Record<string, string>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+}
+
+export interface RecordedHistory {
+  /** The file name without `.json`. */
+  name: string;
+  /** The id the run had (histories recorded before ids were kept replay under their name). */
+  workflowId: string;
+  history: History;
+}
+
+export async function loadHistories(dir: string = HISTORIES_DIR): Promise<RecordedHistory[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+  const ids = await workflowIds();
+  return Promise.all(
+    files.map(async (file) => {
+      const name = file.slice(0, -'.json'.length);
+      return {
+        name,
+        workflowId: ids[name] ?? name,
+        history: fromJson(JSON.parse(await readFile(path.join(dir, file), 'utf8'))),
+      };
+    }),
+  );
+}
+
+/** The type of each event, without the `EVENT_TYPE_` prefix, e.g. `WORKFLOW_EXECUTION_COMPLETED`. */
+export function eventTypes(history: History): string[] {
+  const names = proto.temporal.api.enums.v1.EventType;
+  return (history.events ?? []).map((e) => (names[e.eventType ?? 0] ?? '?').replace(/^EVENT_TYPE_/, ''));
+}
+
+// -----------------------------------------------------------------------------------------------
+// @temporalio/common 1.24's historyToJSON / historyFromJSON throw "type must be a Type" when npm
+// installs two copies of protobufjs 8 (one under @temporalio/common, one under @temporalio/proto,
+// because @grpc/proto-loader keeps protobufjs 7 at the top level): protojson's `instanceof Type`
+// check then compares types from different copies. When that happens, use the protojson of the
+// copy that @temporalio/proto's types come from; it writes and reads the very same format.
+// -----------------------------------------------------------------------------------------------
+
+interface ProtoJson {
+  toJson(type: unknown, message: unknown): unknown;
+  fromJson(type: unknown, json: unknown, options: { ignoreUnknownFields: boolean }): unknown;
+}
+
+function isSplitProtobufError(err: unknown): boolean {
+  return err instanceof TypeError && err.message === 'type must be a Type';
+}
+
+let fallback: { protojson: ProtoJson; historyType: unknown } | undefined;
+function protoOwnedJson(): { protojson: ProtoJson; historyType: unknown } {
+  if (!fallback) {
+    const fromProto = createRequire(require.resolve('@temporalio/proto'));
+    const protojson = fromProto('protobufjs/ext/protojson') as ProtoJson;
+    const root = patchProtobufRoot(proto as unknown as Record<string, unknown>) as unknown as {
+      lookupType(name: string): unknown;
+    };
+    fallback = { protojson, historyType: root.lookupType('temporal.api.history.v1.History') };
+  }
+  return fallback;
+}
+
+function toJson(history: History): string {
+  try {
+    return historyToJSON(history);
+  } catch (err) {
+    if (!isSplitProtobufError(err)) throw err;
+    const { protojson, historyType } = protoOwnedJson();
+    const message = proto.temporal.api.history.v1.History.fromObject(history);
+    return JSON.stringify(protojson.toJson(historyType, message), null, 2);
+  }
+}
+
+function fromJson(json: unknown): History {
+  try {
+    return historyFromJSON(json);
+  } catch (err) {
+    if (!isSplitProtobufError(err)) throw err;
+    const { protojson, historyType } = protoOwnedJson();
+    return protojson.fromJson(historyType, json, { ignoreUnknownFields: true }) as History;
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * The fault layer (devkit/faults) in front of a real moto_server, driven with the AWS SDK as the
+ * worker drives it. The layer's clock is the test's, so windows pass without sleeping. The sandbox
+ * is read directly (no layer) to tell what was really applied from what the caller was told.
+ */
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { EC2ServiceException } from '@aws-sdk/client-ec2';
+import {
+  CopyImageCommand,
+  CreateImageCommand,
+  CreateTagsCommand,
+  DescribeImagesCommand,
+  DescribeInstanceStatusCommand,
+  DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import type { FaultProxy } from '../../devkit/faults/fault-proxy';
+import { startFaultProxy } from '../../devkit/faults/fault-proxy';
+import { NO_FAULTS, faultOptionsFromEnv } from '../../devkit/faults/options';
+import { unitDraw } from '../../devkit/faults/random';
+import type { Moto } from '../../devkit/moto';
+import { SANDBOX_CREDENTIALS, startMoto } from '../../devkit/moto';
+import {
+  SANDBOX_REGION,
+  findImage,
+  instanceState,
+  launchInstance,
+  ownImages,
+  sandboxEc2,
+  snapshotIdsOfImage,
+  stockEbsAmi,
+  tagMap,
+} from '../../devkit/sandbox-ec2';
+
+let moto: Moto;
+let proxy: FaultProxy;
+/** The sandbox itself, without the layer: the truth. */
+let direct: EC2Client;
+/** The sandbox through the layer, with no SDK retries so every fault is seen. */
+let layered: EC2Client;
+let stockAmi: string;
+let now = 1_000_000;
+const clock = (): number => now;
+
+async function errorOf(p: Promise<unknown>): Promise<EC2ServiceException> {
+  try {
+    await p;
+  } catch (err) {
+    return err as EC2ServiceException;
+  }
+  throw new Error('expected the call to fail');
+}
+
+async function imageOf(instanceId: string, name: string): Promise<string> {
+  const out = await layered.send(
+    new CreateImageCommand({ InstanceId: instanceId, Name: name, NoReboot: true }),
+  );
+  assert.ok(out.ImageId);
+  return out.ImageId;
+}
+
+describe('fault layer in front of the sandbox', () => {
+  before(async () => {
+    moto = await startMoto();
+    proxy = await startFaultProxy({ target: moto.endpoint, clock });
+    direct = sandboxEc2(moto.endpoint);
+    layered = new EC2Client({
+      region: SANDBOX_REGION,
+      endpoint: proxy.endpoint,
+      credentials: SANDBOX_CREDENTIALS,
+      maxAttempts: 1,
+    });
+    stockAmi = await stockEbsAmi(direct);
+  });
+  after(async () => {
+    layered?.destroy();
+    direct?.destroy();
+    await proxy?.stop();
+    await moto?.stop();
+  });
+  beforeEach(async () => {
+    await moto.reset();
+    proxy.reset();
+    proxy.configure(NO_FAULTS);
+  });
+
+  it('GIVEN a 10 s consistency window WHEN an image is created THEN by id it is NotFound and listings omit it until the window has passed', async () => {
+    proxy.configure({ consistencyMs: 10_000 });
+    const instanceId = await launchInstance(direct, stockAmi);
+    const imageId = await imageOf(instanceId, 'window-1');
+    const snapshotIds = snapshotIdsOfImage((await findImage(direct, imageId))!);
+    assert.ok(snapshotIds.length > 0);
+
+    const byId = await errorOf(layered.send(new DescribeImagesCommand({ ImageIds: [imageId] })));
+    assert.equal(byId.name, 'InvalidAMIID.NotFound');
+    const bySnap = await errorOf(layered.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds })));
+    assert.equal(bySnap.name, 'InvalidSnapshot.NotFound');
+    const listed = await layered.send(new DescribeImagesCommand({ Owners: ['self'] }));
+    assert.deepEqual(listed.Images ?? [], []);
+    // A mutating call is not refused unless asked for.
+    await layered.send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: 'k', Value: 'v' }] }));
+
+    now += 10_000;
+    const later = await layered.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    assert.equal(later.Images?.[0]?.ImageId, imageId);
+    assert.equal(proxy.stats().faults.notVisible, 2);
+    assert.equal(proxy.stats().faults.hiddenFromListing, 1);
+  });
+
+  it('GIVEN mutating calls inside the window WHEN CreateTags names a new copy THEN it fails NotFound and the copy still exists', async () => {
+    proxy.configure({ consistencyMs: 5_000, mutatingNotFound: true });
+    const copy = await layered.send(
+      new CopyImageCommand({ SourceImageId: stockAmi, SourceRegion: SANDBOX_REGION, Name: 'copy-1' }),
+    );
+    assert.ok(copy.ImageId);
+    const err = await errorOf(
+      layered.send(new CreateTagsCommand({ Resources: [copy.ImageId], Tags: [{ Key: 'k', Value: 'v' }] })),
+    );
+    assert.equal(err.name, 'InvalidAMIID.NotFound');
+    assert.ok(await findImage(direct, copy.ImageId), 'the copy exists in the sandbox all along');
+  });
+
+  it('GIVEN stopping and pending durations WHEN an instance is stopped and started THEN the states show and calls in them fail IncorrectInstanceState', async () => {
+    proxy.configure({ stoppingMs: 3_000, pendingMs: 2_000, statusChecksMs: 4_000 });
+    const instanceId = await launchInstance(direct, stockAmi);
+    await layered.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
+    const seen = await layered.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    assert.equal(seen.Reservations?.[0]?.Instances?.[0]?.State?.Name, 'stopping');
+    const early = await errorOf(layered.send(new StartInstancesCommand({ InstanceIds: [instanceId] })));
+    assert.equal(early.name, 'IncorrectInstanceState');
+    assert.equal(await instanceState(direct, instanceId), 'stopped', 'the sandbox stopped it at once');
+
+    now += 3_000;
+    await layered.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
+    const pending = await layered.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    assert.equal(pending.Reservations?.[0]?.Instances?.[0]?.State?.Name, 'pending');
+    const stopEarly = await errorOf(layered.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
+    assert.equal(stopEarly.name, 'IncorrectInstanceState');
+
+    now += 2_000;
+    const checks = await layered.send(new DescribeInstanceStatusCommand({ InstanceIds: [instanceId] }));
+    assert.equal(checks.InstanceStatuses?.[0]?.InstanceStatus?.Status, 'initializing');
+    now += 4_000;
+    const ok = await layered.send(new DescribeInstanceStatusCommand({ InstanceIds: [instanceId] }));
+    assert.equal(ok.InstanceStatuses?.[0]?.InstanceStatus?.Status, 'ok');
+  });
+
+  it('GIVEN throttling at rate 1 WHEN any EC2 call is made THEN it fails RequestLimitExceeded without reaching the sandbox', async () => {
+    proxy.configure({ throttleRate: 1 });
+    const err = await errorOf(
+      layered.send(new RunInstancesCommand({ ImageId: stockAmi, MinCount: 1, MaxCount: 1 })),
+    );
+    assert.equal(err.name, 'RequestLimitExceeded');
+    assert.equal(err.$metadata.httpStatusCode, 503);
+    const running = await direct.send(new DescribeInstancesCommand({}));
+    assert.equal(running.Reservations?.length ?? 0, 0);
+    assert.deepEqual(proxy.stats(), { calls: { RunInstances: 1 }, faults: { throttled: 1 } });
+  });
+
+  it('GIVEN 5xx after apply WHEN CreateImage is called THEN the caller sees a 503 but the image exists, and its retry meets the unique name', async () => {
+    const instanceId = await launchInstance(direct, stockAmi);
+    proxy.configure({ serverErrorRate: 1, serverErrorAfterApplyShare: 1 });
+    const err = await errorOf(imageOf(instanceId, 'after-apply'));
+    assert.equal(err.$metadata.httpStatusCode, 503);
+    const made = await ownImages(direct);
+    assert.deepEqual(
+      made.map((i) => i.Name),
+      ['after-apply'],
+    );
+
+    proxy.configure({ serverErrorRate: 0 });
+    const retry = await errorOf(imageOf(instanceId, 'after-apply'));
+    assert.equal(retry.name, 'InvalidAMIName.Duplicate');
+    assert.match(retry.message, new RegExp(`in use by AMI ${made[0]?.ImageId}`));
+  });
+
+  it('GIVEN 5xx before apply WHEN CreateImage is called THEN nothing is made', async () => {
+    const instanceId = await launchInstance(direct, stockAmi);
+    proxy.configure({ serverErrorRate: 1, serverErrorAfterApplyShare: 0 });
+    const err = await errorOf(imageOf(instanceId, 'before-apply'));
+    assert.equal(err.name, 'InternalError');
+    assert.deepEqual(await ownImages(direct), []);
+  });
+
+  it('GIVEN a ClientToken WHEN CopyImage and RunInstances are repeated with it THEN one copy and one instance exist, and other parameters are refused', async () => {
+    const copy = () =>
+      layered.send(
+        new CopyImageCommand({
+          SourceImageId: stockAmi,
+          SourceRegion: SANDBOX_REGION,
+          Name: 'c',
+          ClientToken: 't-1',
+        }),
+      );
+    const first = await copy();
+    const second = await copy();
+    assert.equal(second.ImageId, first.ImageId);
+    assert.equal((await ownImages(direct)).length, 1);
+    const mismatch = await errorOf(
+      layered.send(
+        new CopyImageCommand({
+          SourceImageId: stockAmi,
+          SourceRegion: SANDBOX_REGION,
+          Name: 'd',
+          ClientToken: 't-1',
+        }),
+      ),
+    );
+    assert.equal(mismatch.name, 'IdempotentParameterMismatch');
+
+    const run = () =>
+      layered.send(
+        new RunInstancesCommand({ ImageId: stockAmi, MinCount: 1, MaxCount: 1, ClientToken: 'r-1' }),
+      );
+    const a = await run();
+    const b = await run();
+    assert.equal(b.Instances?.[0]?.InstanceId, a.Instances?.[0]?.InstanceId);
+    const all = await direct.send(new DescribeInstancesCommand({}));
+    assert.equal(all.Reservations?.flatMap((r) => r.Instances ?? []).length, 1);
+    assert.equal(proxy.stats().faults.tokenReplay, 2);
+  });
+
+  it('GIVEN CopyImage with tag specifications WHEN the copy is made THEN the copy and its snapshots carry the tags', async () => {
+    const out = await layered.send(
+      new CopyImageCommand({
+        SourceImageId: stockAmi,
+        SourceRegion: SANDBOX_REGION,
+        Name: 'tagged',
+        TagSpecifications: [
+          { ResourceType: 'image', Tags: [{ Key: 'amiflow:run', Value: 'r1' }] },
+          { ResourceType: 'snapshot', Tags: [{ Key: 'amiflow:run', Value: 'r1' }] },
+        ],
+      }),
+    );
+    const image = await findImage(direct, out.ImageId!);
+    assert.equal(tagMap(image?.Tags)['amiflow:run'], 'r1');
+    const snaps = await direct.send(
+      new DescribeSnapshotsCommand({ SnapshotIds: snapshotIdsOfImage(image!) }),
+    );
+    assert.ok((snaps.Snapshots ?? []).length > 0, 'the copy has snapshots');
+    for (const s of snaps.Snapshots ?? []) assert.equal(tagMap(s.Tags)['amiflow:run'], 'r1');
+  });
+
+  it('GIVEN images pending for 4 s WHEN a new image is described THEN it is pending, then available', async () => {
+    proxy.configure({ imagePendingMs: 4_000 });
+    const imageId = await imageOf(await launchInstance(direct, stockAmi), 'slow');
+    const first = await layered.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    assert.equal(first.Images?.[0]?.State, 'pending');
+    now += 4_000;
+    const later = await layered.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    assert.equal(later.Images?.[0]?.State, 'available');
+  });
+
+  it('GIVEN the same seed WHEN the same calls are made THEN the same calls are throttled; another seed throttles others', async () => {
+    const pattern = async (seed: number): Promise<string> => {
+      proxy.reset();
+      proxy.configure({ seed, throttleRate: 0.5 });
+      let out = '';
+      for (let i = 0; i < 16; i++) {
+        const ok = await layered.send(new DescribeImagesCommand({ Owners: ['self'] })).then(
+          () => true,
+          () => false,
+        );
+        out += ok ? '.' : 'T';
+      }
+      return out;
+    };
+    const a = await pattern(7);
+    assert.equal(await pattern(7), a);
+    assert.notEqual(await pattern(8), a);
+    assert.ok(a.includes('T') && a.includes('.'), a);
+  });
+});
+
+describe('fault layer options and draws', () => {
+  it('GIVEN AMIFLOW_FAULT_* variables WHEN read THEN they override the base, and a bad one is refused by name', () => {
+    const o = faultOptionsFromEnv({
+      AMIFLOW_FAULT_SEED: '42',
+      AMIFLOW_FAULT_CONSISTENCY_MS: '10000',
+      AMIFLOW_FAULT_MUTATING_NOT_FOUND: '1',
+      AMIFLOW_FAULT_THROTTLE_RATE: '0.2',
+      AMIFLOW_FAULT_LATENCY_MS: '5-40',
+    });
+    assert.equal(o.seed, 42);
+    assert.equal(o.consistencyMs, 10_000);
+    assert.equal(o.mutatingNotFound, true);
+    assert.equal(o.throttleRate, 0.2);
+    assert.deepEqual(o.latencyMs, [5, 40]);
+    assert.equal(o.stoppingMs, 0);
+    assert.throws(
+      () => faultOptionsFromEnv({ AMIFLOW_FAULT_THROTTLE_RATE: '2' }),
+      /AMIFLOW_FAULT_THROTTLE_RATE=2/,
+    );
+  });
+
+  it('GIVEN many keys WHEN drawn THEN draws are uniform enough and stable per (seed, key)', () => {
+    const draws = Array.from({ length: 10_000 }, (_, i) => unitDraw(3, `k|${i}`));
+    const below = draws.filter((d) => d < 0.2).length;
+    assert.ok(below > 1_800 && below < 2_200, `${below} of 10000 below 0.2`);
+    assert.equal(unitDraw(3, 'k|1'), draws[1]);
+    assert.ok(draws.every((d) => d >= 0 && d < 1));
+  });
+});
