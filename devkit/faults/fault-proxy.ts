@@ -8,6 +8,9 @@
  * durations with IncorrectInstanceState, images pending for a while, throttling, 5xx before and
  * after the call is applied, latency. Gaps of the sandbox filled: unique AMI names per account and
  * region, ClientToken idempotency for RunInstances and CopyImage, CopyImage tag specifications.
+ * AWS rules (aws-rules.ts): concurrency limit errors at a rate, names held after deregistration,
+ * launch permissions reaching the grantee late, Allowed AMIs (GetAllowedImagesSettings and the images
+ * it hides), DescribeImageReferences (answered from the sandbox's instances, at most 10 ids).
  * Only EC2 gets faults; STS, KMS and SSM pass through (counted). Every call is counted per action.
  *
  * Admin (JSON): GET /__faults/stats, POST /__faults/options (a partial FaultOptions), POST
@@ -16,6 +19,13 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import {
+  AwsRulesModel,
+  allowedImagesSettingsXml,
+  imageReferencesXml,
+  limitError,
+  refusedReferences,
+} from './aws-rules';
 import { Ec2Model } from './ec2-model';
 import type { FaultAnswer } from './ec2-model';
 import type { FaultOptions } from './options';
@@ -71,6 +81,7 @@ export async function startFaultProxy(opts: {
   let options: FaultOptions = { ...NO_FAULTS, ...opts.options };
   const now = opts.clock ?? Date.now;
   const model = new Ec2Model(() => options, now);
+  const rules = new AwsRulesModel(() => options, now);
   const calls: Record<string, number> = {};
   const faults: Record<string, number> = {};
   const inflight = new Map<string, Promise<void>>();
@@ -112,6 +123,8 @@ export async function startFaultProxy(opts: {
   async function gaps(call: Call): Promise<FaultAnswer | undefined> {
     const name = call.params.get('Name');
     if (!CREATES_IMAGE.has(call.action) || !name) return undefined;
+    const held = rules.heldName(call.region, name);
+    if (held) return held;
     const owned = await direct(call, {
       Action: 'DescribeImages',
       'Owner.1': 'self',
@@ -140,6 +153,25 @@ export async function startFaultProxy(opts: {
       model.created(allTags(body, 'snapshotId'));
     }
     if (/^(Run|Start|Stop|Terminate)Instances$/.test(action)) model.stateChanged(action, body);
+    if (action === 'ModifyImageAttribute') rules.launchPermissionAdded(call.params);
+  }
+
+  /** Actions the sandbox lacks, answered by the layer itself as EC2 would. */
+  async function modelled(call: Call): Promise<FaultAnswer | undefined> {
+    if (call.action === 'GetAllowedImagesSettings')
+      return { status: 200, body: allowedImagesSettingsXml(options.allowedAmis), fault: 'modelledAction' };
+    if (call.action !== 'DescribeImageReferences') return undefined;
+    const refused = refusedReferences(call.params);
+    if (refused) return refused;
+    const body = await imageReferencesXml(call.params, call.region, (p) => direct(call, p));
+    return { status: 200, body, fault: 'modelledAction' };
+  }
+
+  /** The name of the image a DeregisterImage names, read before the call (the name is held after it). */
+  async function nameBeforeDeregister(call: Call): Promise<string | undefined> {
+    const imageId = call.params.get('ImageId');
+    if (call.action !== 'DeregisterImage' || options.nameHeldMs <= 0 || !imageId) return undefined;
+    return firstTag(await direct(call, { Action: 'DescribeImages', 'ImageId.1': imageId }), 'name');
   }
 
   /** moto ignores CopyImage's TagSpecification; EC2 tags the copy (and its snapshots) with it. */
@@ -174,6 +206,9 @@ export async function startFaultProxy(opts: {
         body: errorXml('RequestLimitExceeded', 'Request limit exceeded.'),
         fault: 'throttled',
       });
+    const limited =
+      draw('limit') < options.limitErrorRate ? limitError(call.action, draw('limit-code')) : undefined;
+    if (limited) return answer(limited);
     const serverError = draw('5xx') < options.serverErrorRate;
     const afterApply = serverError && draw('5xx-when') < options.serverErrorAfterApplyShare;
     if (serverError && !afterApply)
@@ -209,11 +244,14 @@ export async function startFaultProxy(opts: {
       model.notVisible(call.action, call.params) ??
       model.incorrectState(call.action, call.params) ??
       model.replay(tokenKey, call.params) ??
-      (await gaps(call));
+      (await gaps(call)) ??
+      (await modelled(call));
     if (early) return answer(early);
+    const heldName = await nameBeforeDeregister(call);
     const out = await forward(req, raw);
     if (out.status < 300) {
       await applied(call, out.body);
+      if (heldName) rules.deregistered(call.region, heldName, call.params.get('ImageId') ?? '');
       const waiters = waiting.get(call.action) ?? [];
       const answered = out.body;
       for (const w of waiters.filter((x) => x.match(answered))) w.resolve(answered);
@@ -225,6 +263,12 @@ export async function startFaultProxy(opts: {
       const { body, hidden } = model.rewrite(call.action, call.params, out.body);
       if (hidden > 0) faults.hiddenFromListing = (faults.hiddenFromListing ?? 0) + hidden;
       out.body = body;
+      if (call.action === 'DescribeImages') {
+        const seen = rules.rewriteImages(call.params, out.body);
+        if (seen.hidden > 0) faults.shareNotVisible = (faults.shareNotVisible ?? 0) + seen.hidden;
+        if (seen.notAllowed > 0) faults.notAllowed = (faults.notAllowed ?? 0) + seen.notAllowed;
+        out.body = seen.body;
+      }
     }
     if (afterApply)
       return answer({
@@ -237,6 +281,7 @@ export async function startFaultProxy(opts: {
 
   function reset(): void {
     model.reset();
+    rules.reset();
     for (const m of [calls, faults]) for (const k of Object.keys(m)) delete m[k];
   }
 

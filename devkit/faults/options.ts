@@ -26,6 +26,25 @@ export interface FaultOptions {
   serverErrorAfterApplyShare: number;
   /** Latency added to every EC2 call, drawn uniformly from [min, max]. */
   latencyMs: [number, number];
+  /**
+   * Share of CreateImage and CopyImage calls refused with a concurrency limit error
+   * (SnapshotCreationPerVolumeRateExceeded, ConcurrentSnapshotLimitExceeded; ResourceLimitExceeded),
+   * not applied.
+   */
+  limitErrorRate: number;
+  /** How long a deregistered image's name stays taken (InvalidAMIName.Duplicate with no image of it visible). */
+  nameHeldMs: number;
+  /** How long after ModifyImageAttribute adds a launch permission DescribeImages `ExecutableBy` that account leaves the image out. */
+  shareVisibilityMs: number;
+  /** The account's Allowed AMIs settings (GetAllowedImagesSettings, which the sandbox lacks). */
+  allowedAmis: AllowedAmisModel;
+}
+
+/** Allowed AMIs as the layer models it: a state and image-provider criteria (account ids, `amazon`). */
+export interface AllowedAmisModel {
+  /** `enabled`: DescribeImages leaves out every image the criteria do not allow. */
+  state: 'disabled' | 'enabled' | 'audit-mode';
+  imageProviders: string[];
 }
 
 export const NO_FAULTS: FaultOptions = {
@@ -40,6 +59,10 @@ export const NO_FAULTS: FaultOptions = {
   serverErrorRate: 0,
   serverErrorAfterApplyShare: 0.5,
   latencyMs: [0, 0],
+  limitErrorRate: 0,
+  nameHeldMs: 0,
+  shareVisibilityMs: 0,
+  allowedAmis: { state: 'disabled', imageProviders: [] },
 };
 
 /**
@@ -58,6 +81,12 @@ export const REALISTIC_FAULTS: FaultOptions = {
   serverErrorRate: 0.05,
   serverErrorAfterApplyShare: 0.5,
   latencyMs: [5, 40],
+  // Not on by default in the chaos tier: each limit error holds a run 15 to 30 s (the delay EC2
+  // documents), and the chaos plan has no re-run or cross-account step for the others to meet.
+  limitErrorRate: 0,
+  nameHeldMs: 0,
+  shareVisibilityMs: 0,
+  allowedAmis: { state: 'disabled', imageProviders: [] },
 };
 
 const ENV_PREFIX = 'AMIFLOW_FAULT_';
@@ -74,7 +103,9 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number
 /**
  * Options from AMIFLOW_FAULT_* variables on top of `base`: SEED, CONSISTENCY_MS, MUTATING_NOT_FOUND
  * (0/1), STOPPING_MS, PENDING_MS, STATUS_CHECKS_MS, IMAGE_PENDING_MS, THROTTLE_RATE, SERVER_ERROR_RATE,
- * SERVER_ERROR_AFTER_APPLY_SHARE, LATENCY_MS ("min-max" or one number).
+ * SERVER_ERROR_AFTER_APPLY_SHARE, LATENCY_MS ("min-max" or one number), LIMIT_ERROR_RATE,
+ * NAME_HELD_MS, SHARE_VISIBILITY_MS, ALLOWED_AMIS_STATE (disabled/enabled/audit-mode) and
+ * ALLOWED_IMAGE_PROVIDERS (comma-separated account ids or `amazon`).
  */
 export function faultOptionsFromEnv(env: NodeJS.ProcessEnv, base: FaultOptions = NO_FAULTS): FaultOptions {
   const latency = env[`${ENV_PREFIX}LATENCY_MS`];
@@ -102,6 +133,27 @@ export function faultOptionsFromEnv(env: NodeJS.ProcessEnv, base: FaultOptions =
       1,
     ),
     latencyMs,
+    limitErrorRate: num(env, 'LIMIT_ERROR_RATE', base.limitErrorRate, 1),
+    nameHeldMs: num(env, 'NAME_HELD_MS', base.nameHeldMs, 3_600_000),
+    shareVisibilityMs: num(env, 'SHARE_VISIBILITY_MS', base.shareVisibilityMs, 3_600_000),
+    allowedAmis: allowedAmisFromEnv(env, base.allowedAmis),
+  };
+}
+
+function allowedAmisFromEnv(env: NodeJS.ProcessEnv, base: AllowedAmisModel): AllowedAmisModel {
+  const state = env[`${ENV_PREFIX}ALLOWED_AMIS_STATE`] || base.state;
+  if (state !== 'disabled' && state !== 'enabled' && state !== 'audit-mode')
+    throw new Error(`${ENV_PREFIX}ALLOWED_AMIS_STATE=${state} must be disabled, enabled or audit-mode`);
+  const providers = env[`${ENV_PREFIX}ALLOWED_IMAGE_PROVIDERS`];
+  return {
+    state,
+    imageProviders:
+      providers === undefined || providers === ''
+        ? base.imageProviders
+        : providers
+            .split(',')
+            .map((p) => p.trim())
+            .filter((p) => p !== ''),
   };
 }
 
@@ -111,6 +163,8 @@ export function describeFaults(o: FaultOptions): string {
     `seed=${o.seed} consistency=${o.consistencyMs}ms${o.mutatingNotFound ? ' (mutating calls too)' : ''} ` +
     `stopping=${o.stoppingMs}ms pending=${o.pendingMs}ms status-checks=${o.statusChecksMs}ms ` +
     `image-pending=${o.imagePendingMs}ms throttle=${o.throttleRate} 5xx=${o.serverErrorRate} ` +
-    `(after apply ${o.serverErrorAfterApplyShare}) latency=${o.latencyMs[0]}-${o.latencyMs[1]}ms`
+    `(after apply ${o.serverErrorAfterApplyShare}) latency=${o.latencyMs[0]}-${o.latencyMs[1]}ms ` +
+    `limit-errors=${o.limitErrorRate} name-held=${o.nameHeldMs}ms share-visibility=${o.shareVisibilityMs}ms ` +
+    `allowed-amis=${o.allowedAmis.state}${o.allowedAmis.imageProviders.length ? ` (${o.allowedAmis.imageProviders.join(',')})` : ''}`
   );
 }
