@@ -9,10 +9,12 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import type { MetricMeter } from '@temporalio/common';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { AwsTarget } from '../workflows/contracts';
 import { FailureType } from '../workflows/contracts';
 import { aws, failure } from './errors';
+import { AMIFLOW_USER_AGENT, awsTelemetry } from './aws-telemetry';
 
 export interface AwsSettings {
   /** Endpoint for every service, e.g. the local sandbox; unset for real AWS. */
@@ -94,7 +96,19 @@ export function sharedProvider(provider: AwsCredentialIdentityProvider): AwsCred
   };
 }
 
-export function createAwsClients(settings: AwsSettings): AwsClients {
+export interface AwsTelemetry {
+  /** Where AWS error counters go (the worker's runtime meter); none in tests that do not look. */
+  meter?: MetricMeter;
+}
+
+export function createAwsClients(settings: AwsSettings, telemetry: AwsTelemetry = {}): AwsClients {
+  const instrumentation = awsTelemetry(telemetry.meter);
+  const instrumented = <C extends { middlewareStack: { use(p: typeof instrumentation): void } }>(
+    client: C,
+  ): C => {
+    client.middlewareStack.use(instrumentation);
+    return client;
+  };
   const clients = new Map<string, Promise<EC2Client>>();
   const kmsClients = new Map<string, Promise<KMSClient>>();
   const ssmClients = new Map<string, Promise<SSMClient>>();
@@ -106,6 +120,7 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
   const base = (region: string) => ({
     region,
     maxAttempts: settings.sdkMaxAttempts,
+    customUserAgent: [AMIFLOW_USER_AGENT],
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   });
@@ -113,7 +128,7 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
   async function callerAccount(region: string): Promise<string> {
     let pending = ownAccount.get(region);
     if (!pending) {
-      const sts = new STSClient(base(region));
+      const sts = instrumented(new STSClient(base(region)));
       stsClients.push(sts);
       pending = aws('reading the worker identity (sts:GetCallerIdentity)', () =>
         sts.send(new GetCallerIdentityCommand({})),
@@ -172,8 +187,8 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
       let client = clients.get(key);
       if (!client) {
         // Cache the promise: concurrent first calls share one client.
-        client = sharedCredentials(target, key).then(
-          (creds) => new EC2Client({ ...base(target.region), ...creds }),
+        client = sharedCredentials(target, key).then((creds) =>
+          instrumented(new EC2Client({ ...base(target.region), ...creds })),
         );
         client.catch(() => clients.delete(key));
         clients.set(key, client);
@@ -184,8 +199,8 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
       const key = `${target.accountId ?? 'self'}/${target.region}`;
       let client = ssmClients.get(key);
       if (!client) {
-        client = sharedCredentials(target, key).then(
-          (creds) => new SSMClient({ ...base(target.region), ...creds }),
+        client = sharedCredentials(target, key).then((creds) =>
+          instrumented(new SSMClient({ ...base(target.region), ...creds })),
         );
         client.catch(() => ssmClients.delete(key));
         ssmClients.set(key, client);
@@ -196,8 +211,8 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
       const key = `${target.accountId ?? 'self'}/${target.region}`;
       let client = kmsClients.get(key);
       if (!client) {
-        client = sharedCredentials(target, key).then(
-          (creds) => new KMSClient({ ...base(target.region), ...creds }),
+        client = sharedCredentials(target, key).then((creds) =>
+          instrumented(new KMSClient({ ...base(target.region), ...creds })),
         );
         client.catch(() => kmsClients.delete(key));
         kmsClients.set(key, client);

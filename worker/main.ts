@@ -1,31 +1,100 @@
 /** The worker process: `npm start`. Scale out by running more copies on the same task queue. */
-import { NativeConnection } from '@temporalio/worker';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import type { Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
+import type { WorkerSettings } from './config';
 import { readWorkerSettings } from './config';
 import { connectionOptions } from './connection';
+import type { HealthServer, ReadinessCheck } from './health';
+import { cachedCheck, startHealthServer } from './health';
 import { buildWorker, installRuntime } from './worker';
+
+/** Readiness: this copy polls its queue, the server answers, and AWS credentials resolve. */
+function readinessChecks(
+  settings: WorkerSettings,
+  state: { worker?: Worker; connection?: NativeConnection },
+): ReadinessCheck[] {
+  const credentials = settings.aws.credentials ?? fromNodeProviderChain();
+  return [
+    {
+      name: 'task queue',
+      check: () =>
+        Promise.resolve(
+          state.worker?.getState() === 'RUNNING'
+            ? undefined
+            : `not polling ${settings.temporal.taskQueue} yet (${state.worker?.getState() ?? 'starting'})`,
+        ),
+    },
+    cachedCheck(
+      'temporal',
+      async () => {
+        if (!state.connection) throw new Error(`not connected to ${settings.temporal.address} yet`);
+        await state.connection.healthService.check({});
+      },
+      5_000,
+    ),
+    // Resolving may call STS, SSO or the instance metadata service: not on every probe.
+    cachedCheck(
+      'aws credentials',
+      () => (typeof credentials === 'function' ? credentials() : Promise.resolve(credentials)),
+      60_000,
+    ),
+  ];
+}
+
+async function connect(settings: WorkerSettings): Promise<NativeConnection> {
+  const t = settings.temporal;
+  try {
+    return await NativeConnection.connect(await connectionOptions(t));
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `cannot connect to Temporal at ${t.address} (from ${t.addressSource ?? 'TEMPORAL_ADDRESS'}), namespace ` +
+        `${t.namespace}: ${why}. Check the address, TLS (TEMPORAL_TLS_*) or API key (TEMPORAL_API_KEY).`,
+      { cause: err },
+    );
+  }
+}
 
 async function main(): Promise<void> {
   const settings = readWorkerSettings();
-  installRuntime(settings.logLevel);
-  const connection = await NativeConnection.connect(await connectionOptions(settings.temporal));
+  installRuntime(settings.logLevel, settings);
+  const log = Runtime.instance().logger;
+  const state: { worker?: Worker; connection?: NativeConnection } = {};
+  // Up before the connection and the workflow bundle, so probes see 503 (not refused) while starting.
+  const health: HealthServer | undefined = settings.healthAddress
+    ? await startHealthServer(settings.healthAddress, readinessChecks(settings, state))
+    : undefined;
   try {
-    const { worker, deps } = await buildWorker({ connection, settings });
+    state.connection = await connect(settings);
+    const { worker, deps } = await buildWorker({ connection: state.connection, settings });
+    state.worker = worker;
+    log.info('amiflow worker starting', {
+      address: settings.temporal.address,
+      namespace: settings.temporal.namespace,
+      taskQueue: settings.temporal.taskQueue,
+      ...(settings.aws.endpoint ? { awsEndpoint: settings.aws.endpoint } : {}),
+      ...(settings.metricsAddress ? { metrics: `http://${settings.metricsAddress}/metrics` } : {}),
+      ...(health ? { health: `http://${health.address}/readyz` } : {}),
+    });
     // Worker.run() shuts down gracefully on SIGINT/SIGTERM: in-flight activities get the grace time.
-    console.log(
-      `amiflow worker: ${settings.temporal.address} namespace=${settings.temporal.namespace} ` +
-        `taskQueue=${settings.temporal.taskQueue}${settings.aws.endpoint ? ` aws=${settings.aws.endpoint}` : ''}`,
-    );
     try {
       await worker.run();
     } finally {
       deps.aws.destroy();
     }
   } finally {
-    await connection.close();
+    await state.connection?.close();
+    await health?.close();
   }
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
+  // Through the runtime's logger when there is one, so a JSON stream stays JSON to its last line.
+  try {
+    Runtime.instance().logger.error(err instanceof Error ? err.message : String(err), { error: err });
+  } catch {
+    console.error(err instanceof Error ? err.message : err);
+  }
   process.exit(1);
 });

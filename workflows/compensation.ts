@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import { FailureType } from './contracts';
+import { countCompensation } from './metrics';
 import type { Progress } from './progress';
 import { errorMessage } from './progress';
 
@@ -39,13 +40,17 @@ export class Compensations {
       for (const undo of [...this.undos].reverse()) {
         if (!undo.active) continue;
         try {
+          log.info(`compensation started: ${undo.name}`, { compensation: undo.name });
           await undo.fn();
           undo.active = false;
+          countCompensation('done');
+          log.info(`compensation done: ${undo.name}`, { compensation: undo.name });
           this.progress.record.compensations.push({ name: undo.name, state: 'done' });
           if (undo.step) this.progress.markCompensated(undo.step);
         } catch (err) {
           const error = errorMessage(err);
           failures.push({ name: undo.name, error });
+          countCompensation('failed');
           this.progress.record.compensations.push({ name: undo.name, state: 'failed', error });
           log.error('compensation failed', { compensation: undo.name, error });
         }

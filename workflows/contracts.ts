@@ -88,6 +88,8 @@ export const SearchAttr = {
   imageId: defineSearchAttributeKey('AmiflowImageId', SearchAttributeType.KEYWORD),
   region: defineSearchAttributeKey('AmiflowRegion', SearchAttributeType.KEYWORD),
   step: defineSearchAttributeKey('AmiflowStep', SearchAttributeType.KEYWORD),
+  /** succeeded | succeeded-with-problems | failed | cancelled, set when the run ends. */
+  outcome: defineSearchAttributeKey('AmiflowOutcome', SearchAttributeType.KEYWORD),
 } as const;
 /** Name → Temporal type, for `temporal operator search-attribute create` and the dev server. */
 export const SEARCH_ATTRIBUTE_TYPES: Record<string, 'Keyword'> = {
@@ -95,6 +97,7 @@ export const SEARCH_ATTRIBUTE_TYPES: Record<string, 'Keyword'> = {
   AmiflowImageId: 'Keyword',
   AmiflowRegion: 'Keyword',
   AmiflowStep: 'Keyword',
+  AmiflowOutcome: 'Keyword',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -272,6 +275,10 @@ export interface WorkflowProgress {
   resources: Record<string, string>;
   compensations: { name: string; state: 'done' | 'failed'; error?: string }[];
   error?: string;
+  /** What went wrong in a run that still completed (a failed retirement): never a plain success. */
+  problems?: string[];
+  /** Set when the run ends; what the `AmiflowOutcome` search attribute says. */
+  outcome?: 'succeeded' | 'succeeded-with-problems' | 'failed' | 'cancelled';
 }
 
 export const progressQuery = defineQuery<WorkflowProgress>('progress');
