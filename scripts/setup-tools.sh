@@ -10,6 +10,21 @@ pins="$root/scripts/tool-versions.txt"
 venv="$root/.tools/venv"
 stamp="$venv/.amiflow-pins"
 
+# Validators for deploy/ (kubernetes-validate, cfn-lint): their own venv and stamp. Not fatal: the
+# deploy tests skip, saying why, without them.
+validators="$root/.tools/validators"
+validator_pins="$root/scripts/validator-versions.txt"
+validator_want="$(sha256sum "$validator_pins" | cut -d' ' -f1)"
+if [[ ! -f "$validators/.amiflow-pins" || "$(cat "$validators/.amiflow-pins")" != "$validator_want" ]]; then
+  echo "amiflow setup: installing pinned validators into .tools/validators (one time)..." >&2
+  if rm -rf "$validators" && "${PYTHON:-python3}" -m venv "$validators" \
+    && "$validators/bin/python" -m pip install --quiet --disable-pip-version-check -r "$validator_pins" >&2; then
+    echo "$validator_want" > "$validators/.amiflow-pins"
+  else
+    echo "amiflow setup: the validators did not install; test/deploy will skip their checks." >&2
+  fi
+fi
+
 if [[ -n "${AMIFLOW_TEMPORAL_CLI:-}" && -n "${AMIFLOW_TEMPORAL_TEST_SERVER:-}" && -n "${AMIFLOW_MOTO_SERVER:-}" ]]; then
   exit 0
 fi
