@@ -4,6 +4,7 @@
  * error is counted by service, operation and code (throttles apart) and logged once with the
  * request id AWS support asks for, through the activity's logger so the line carries the run's ids.
  */
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { Context } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 import type {
@@ -53,6 +54,28 @@ export function awsTelemetry(meter: MetricMeter | undefined): Pluggable<object, 
     'AWS API errors by service, operation, code',
   );
   const throttles = meter?.createCounter(METRIC.awsThrottles, undefined, 'AWS throttling answers');
+  const tracer = trace.getTracer('amiflow-aws');
+  function recordError(
+    activity: Context | undefined,
+    service: string,
+    operation: string,
+    code: string,
+    err: unknown,
+  ): void {
+    const c = classifyAwsError(err);
+    errors?.add(1, { service, operation, code });
+    if (c.retry && c.reason === 'throttling') throttles?.add(1, { service, operation });
+    const metadata = (err as { $metadata?: { requestId?: string; httpStatusCode?: number } }).$metadata;
+    activity?.log.warn(`AWS ${service}:${operation} failed with ${code}`, {
+      service,
+      operation,
+      code,
+      ...(metadata?.requestId ? { requestId: metadata.requestId } : {}),
+      ...(metadata?.httpStatusCode ? { httpStatus: metadata.httpStatusCode } : {}),
+      retryable: c.retry,
+      awsMessage: err instanceof Error ? err.message : String(err),
+    });
+  }
   return {
     applyToStack(stack) {
       stack.add(
@@ -66,27 +89,30 @@ export function awsTelemetry(meter: MetricMeter | undefined): Pluggable<object, 
                 ['amiflow-run', runReference(activity.info)],
               ];
             }
-            try {
-              return await next(args);
-            } catch (err) {
-              const { service, operation } = serviceAndOperation(context);
-              const code = awsErrorCode(err);
-              const c = classifyAwsError(err);
-              errors?.add(1, { service, operation, code });
-              if (c.retry && c.reason === 'throttling') throttles?.add(1, { service, operation });
-              const metadata = (err as { $metadata?: { requestId?: string; httpStatusCode?: number } })
-                .$metadata;
-              activity?.log.warn(`AWS ${service}:${operation} failed with ${code}`, {
-                service,
-                operation,
-                code,
-                ...(metadata?.requestId ? { requestId: metadata.requestId } : {}),
-                ...(metadata?.httpStatusCode ? { httpStatus: metadata.httpStatusCode } : {}),
-                retryable: c.retry,
-                awsMessage: err instanceof Error ? err.message : String(err),
-              });
-              throw err;
-            }
+            const { service, operation } = serviceAndOperation(context);
+            // A child of the activity's span when tracing is on; a no-op span otherwise.
+            return tracer.startActiveSpan(
+              `${service}.${operation}`,
+              {
+                kind: SpanKind.CLIENT,
+                attributes: { 'rpc.system': 'aws-api', 'rpc.service': service, 'rpc.method': operation },
+              },
+              async (span) => {
+                try {
+                  const out = await next(args);
+                  const requestId = out.output.$metadata.requestId;
+                  if (requestId) span.setAttribute('aws.request_id', requestId);
+                  return out;
+                } catch (err) {
+                  const code = awsErrorCode(err);
+                  span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+                  recordError(activity, service, operation, code, err);
+                  throw err;
+                } finally {
+                  span.end();
+                }
+              },
+            );
           },
         { step: 'initialize', name: 'amiflowTelemetry', priority: 'high' },
       );

@@ -7,6 +7,7 @@ import { readWorkerSettings } from './config';
 import { connectionOptions } from './connection';
 import type { HealthServer, ReadinessCheck } from './health';
 import { cachedCheck, startHealthServer } from './health';
+import { startTracing } from './tracing';
 import { buildWorker, installRuntime } from './worker';
 
 /** Readiness: this copy polls its queue, the server answers, and AWS credentials resolve. */
@@ -65,9 +66,21 @@ async function main(): Promise<void> {
   const health: HealthServer | undefined = settings.healthAddress
     ? await startHealthServer(settings.healthAddress, readinessChecks(settings, state))
     : undefined;
+  const tracing = startTracing();
+  if (tracing && settings.workflowBundlePath) {
+    // A prebuilt bundle lacks the tracing workflow interceptors: bundle at start instead.
+    log.warn('tracing is on: ignoring AMIFLOW_WORKFLOW_BUNDLE so workflow spans are traced', {
+      bundle: settings.workflowBundlePath,
+    });
+    delete settings.workflowBundlePath;
+  }
   try {
     state.connection = await connect(settings);
-    const { worker, deps } = await buildWorker({ connection: state.connection, settings });
+    const { worker, deps } = await buildWorker({
+      connection: state.connection,
+      settings,
+      ...(tracing ? { worker: { plugins: [tracing.plugin] } } : {}),
+    });
     state.worker = worker;
     log.info('amiflow worker starting', {
       address: settings.temporal.address,
@@ -76,6 +89,7 @@ async function main(): Promise<void> {
       ...(settings.aws.endpoint ? { awsEndpoint: settings.aws.endpoint } : {}),
       ...(settings.metricsAddress ? { metrics: `http://${settings.metricsAddress}/metrics` } : {}),
       ...(health ? { health: `http://${health.address}/readyz` } : {}),
+      tracing: tracing ? 'otlp' : 'off',
     });
     // Worker.run() shuts down gracefully on SIGINT/SIGTERM: in-flight activities get the grace time.
     try {
@@ -85,6 +99,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await state.connection?.close();
+    await tracing?.shutdown();
     await health?.close();
   }
 }

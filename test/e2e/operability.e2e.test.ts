@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import type { Server } from 'node:http';
+import { createServer } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -106,6 +108,35 @@ async function startWorkerProcess(extraEnv: Record<string, string> = {}): Promis
   };
 }
 
+interface OtlpSpan {
+  name: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+}
+
+/** An OTLP/HTTP (JSON) collector stub: keeps every span the worker exports. */
+async function startCollector(): Promise<{ endpoint: string; spans: OtlpSpan[]; server: Server }> {
+  const spans: OtlpSpan[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      if (req.url === '/v1/traces') {
+        const parsed = JSON.parse(body) as {
+          resourceSpans?: { scopeSpans?: { spans?: OtlpSpan[] }[] }[];
+        };
+        for (const rs of parsed.resourceSpans ?? [])
+          for (const ss of rs.scopeSpans ?? []) spans.push(...(ss.spans ?? []));
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { endpoint: `http://127.0.0.1:${port}`, spans, server };
+}
+
 /** The value of the first sample of `name` whose labels include every `labels` pair. */
 function sample(metrics: string, name: string, labels: Record<string, string> = {}): number | undefined {
   for (const line of metrics.split('\n')) {
@@ -128,7 +159,13 @@ after(async () => {
 
 void describe('the worker process, as operators see it', () => {
   void it('GIVEN a started worker WHEN it images one instance and fails one run THEN health, metrics and JSON logs tell the story', async () => {
-    const worker = await startWorkerProcess();
+    const collector = await startCollector();
+    const worker = await startWorkerProcess({
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '200',
+    });
+    let okRunId = '';
     try {
       // GIVEN: alive at once, not ready until it polls
       await eventually('/healthz to answer', async () =>
@@ -151,6 +188,7 @@ void describe('the worker process, as operators see it', () => {
         mode: 'stop',
       });
       await client.result(ok.workflowId);
+      okRunId = ok.runId;
       const bad = await client.startImageFromInstance({
         region: SANDBOX_REGION,
         instanceId: 'i-0123456789abcdef0',
@@ -220,7 +258,19 @@ void describe('the worker process, as operators see it', () => {
     } finally {
       worker.child.kill('SIGTERM');
       assert.equal(await worker.exited, 0, 'SIGTERM shuts the worker down cleanly');
+      collector.server.close();
     }
+
+    // THEN: the runs' spans reached the collector: workflow, activities, and AWS calls as children
+    assert.ok(okRunId);
+    const names = new Set(collector.spans.map((s) => s.name));
+    assert.ok(names.has('RunWorkflow:imageFromInstance'), `spans: ${[...names].join(', ')}`);
+    const createImage = collector.spans.find((s) => s.name === 'RunActivity:createImage');
+    assert.ok(createImage, 'the activity span arrived');
+    const awsCall = collector.spans.find((s) => s.name === 'ec2.CreateImage');
+    assert.ok(awsCall, 'the AWS call span arrived');
+    assert.equal(awsCall.parentSpanId, createImage.spanId, 'the AWS call is a child of its activity');
+    assert.equal(awsCall.traceId, createImage.traceId);
 
     // THEN: every stdout line is one JSON object; the runs' lines carry their ids
     assert.ok(worker.lines.length > 0);
