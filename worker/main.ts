@@ -1,12 +1,13 @@
 /** The worker process: `npm start`. Scale out by running more copies on the same task queue. */
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { Worker } from '@temporalio/worker';
-import { NativeConnection, Runtime } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
 import type { WorkerSettings } from './config';
 import { readWorkerSettings } from './config';
-import { connectionOptions } from './connection';
 import type { HealthServer, ReadinessCheck } from './health';
 import { cachedCheck, startHealthServer } from './health';
+import { connectWorker, workerConnectionPlan } from './temporal-profile';
 import { startTracing } from './tracing';
 import { buildWorker, installRuntime } from './worker';
 
@@ -43,20 +44,6 @@ function readinessChecks(
   ];
 }
 
-async function connect(settings: WorkerSettings): Promise<NativeConnection> {
-  const t = settings.temporal;
-  try {
-    return await NativeConnection.connect(await connectionOptions(t));
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new Error(
-      `cannot connect to Temporal at ${t.address} (from ${t.addressSource ?? 'TEMPORAL_ADDRESS'}), namespace ` +
-        `${t.namespace}: ${why}. Check the address, TLS (TEMPORAL_TLS_*) or API key (TEMPORAL_API_KEY).`,
-      { cause: err },
-    );
-  }
-}
-
 async function main(): Promise<void> {
   const settings = readWorkerSettings();
   installRuntime(settings.logLevel, settings);
@@ -75,7 +62,11 @@ async function main(): Promise<void> {
     delete settings.workflowBundlePath;
   }
   try {
-    state.connection = await connect(settings);
+    // temporal.toml profiles and the standard TEMPORAL_* variables, as the Temporal CLI reads them.
+    const plan = await workerConnectionPlan(settings.temporal);
+    settings.temporal.address = plan.address;
+    settings.temporal.namespace = plan.namespace;
+    state.connection = await connectWorker(plan);
     const { worker, deps } = await buildWorker({
       connection: state.connection,
       settings,
