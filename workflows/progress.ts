@@ -157,12 +157,18 @@ export class Progress {
   }
 }
 
+/**
+ * The error's message and, below it, each cause's that adds something: a timeout or an activity
+ * failure then still says what AWS answered last ("… timed out: … AWS refused with RequestLimitExceeded: …").
+ */
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = (err as Error & { cause?: unknown }).cause;
-    return cause instanceof Error && cause.message && cause.message !== err.message
-      ? `${err.message}: ${cause.message}`
-      : err.message;
+  if (!(err instanceof Error)) return String(err);
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current instanceof Error && depth < 4; depth += 1) {
+    const message = current.message;
+    if (message && !parts.some((p) => p.includes(message))) parts.push(message);
+    current = (current as Error & { cause?: unknown }).cause;
   }
-  return String(err);
+  return parts.join(': ');
 }
