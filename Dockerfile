@@ -2,7 +2,8 @@
 # The amiflow worker. Multi-stage: compile TypeScript with the dev dependencies, then run the
 # compiled JavaScript with production dependencies only, as the unprivileged `node` user.
 # Debian (glibc), not Alpine: the Temporal worker's native core ships glibc builds.
-ARG NODE_IMAGE=node:20.19.5-bookworm-slim
+# Node 24 LTS (Node 22 is supported too: NODE_IMAGE=node:22.x-bookworm-slim).
+ARG NODE_IMAGE=node:24.19.0-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
@@ -26,6 +27,9 @@ FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
 # The workflow bundle built by `npm run build`: no webpack at start, less memory.
 ENV AMIFLOW_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
+# Metrics (Prometheus) and health probes; logs are JSON lines (stdout is not a terminal here).
+ENV AMIFLOW_METRICS_ADDRESS=0.0.0.0:9464 AMIFLOW_HEALTH_ADDRESS=0.0.0.0:8080
+EXPOSE 9464 8080
 WORKDIR /app
 COPY --from=production-deps --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
@@ -33,4 +37,6 @@ COPY --chown=node:node package.json ./
 USER node
 # Worker.run() shuts down gracefully on SIGTERM: in-flight activities get AMIFLOW_SHUTDOWN_GRACE_MS.
 STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "dist/worker/main.js"]

@@ -9,10 +9,12 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import type { MetricMeter } from '@temporalio/common';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { AwsTarget } from '../contracts';
 import { FailureType } from '../contracts';
 import { aws, failure } from './errors';
+import { AMIFLOW_USER_AGENT, awsTelemetry } from './aws-telemetry';
 
 export interface AwsSettings {
   /** Endpoint for every service, e.g. the local sandbox; unset for real AWS. */
@@ -151,7 +153,19 @@ export function sharedProvider(provider: AwsCredentialIdentityProvider): AwsCred
   };
 }
 
-export function createAwsClients(settings: AwsSettings): AwsClients {
+export interface AwsTelemetry {
+  /** Where AWS error counters go (the worker's runtime meter); none in tests that do not look. */
+  meter?: MetricMeter;
+}
+
+export function createAwsClients(settings: AwsSettings, telemetry: AwsTelemetry = {}): AwsClients {
+  const instrumentation = awsTelemetry(telemetry.meter);
+  const instrumented = <C extends { middlewareStack: { use(p: typeof instrumentation): void } }>(
+    client: C,
+  ): C => {
+    client.middlewareStack.use(instrumentation);
+    return client;
+  };
   const clients = new Map<string, Promise<EC2Client>>();
   const kmsClients = new Map<string, Promise<KMSClient>>();
   const ssmClients = new Map<string, Promise<SSMClient>>();
@@ -172,6 +186,7 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
   const base = (region: string) => ({
     region,
     maxAttempts: settings.sdkMaxAttempts,
+    customUserAgent: [AMIFLOW_USER_AGENT],
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
   });
@@ -179,7 +194,7 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
   async function callerAccount(region: string): Promise<string> {
     let pending = ownAccount.get(region);
     if (!pending) {
-      const sts = new STSClient(base(stsRegionFor(settings, region)));
+      const sts = instrumented(new STSClient(base(stsRegionFor(settings, region))));
       stsClients.push(sts);
       pending = aws('reading the worker identity (sts:GetCallerIdentity)', () =>
         sts.send(new GetCallerIdentityCommand({})),
@@ -238,8 +253,8 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
       let client = clients.get(key);
       if (!client) {
         // Cache the promise: concurrent first calls share one client.
-        client = sharedCredentials(target, key).then(
-          (creds) => new EC2Client({ ...base(target.region), ...creds }),
+        client = sharedCredentials(target, key).then((creds) =>
+          instrumented(new EC2Client({ ...base(target.region), ...creds })),
         );
         client.catch(() => clients.delete(key));
         clients.set(key, client);
@@ -250,8 +265,8 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
       const key = `${target.accountId ?? 'self'}/${target.region}`;
       let client = ssmClients.get(key);
       if (!client) {
-        client = sharedCredentials(target, key).then(
-          (creds) => new SSMClient({ ...base(target.region), ...creds }),
+        client = sharedCredentials(target, key).then((creds) =>
+          instrumented(new SSMClient({ ...base(target.region), ...creds })),
         );
         client.catch(() => ssmClients.delete(key));
         ssmClients.set(key, client);
@@ -262,8 +277,8 @@ export function createAwsClients(settings: AwsSettings): AwsClients {
       const key = `${target.accountId ?? 'self'}/${target.region}`;
       let client = kmsClients.get(key);
       if (!client) {
-        client = sharedCredentials(target, key).then(
-          (creds) => new KMSClient({ ...base(target.region), ...creds }),
+        client = sharedCredentials(target, key).then((creds) =>
+          instrumented(new KMSClient({ ...base(target.region), ...creds })),
         );
         client.catch(() => kmsClients.delete(key));
         kmsClients.set(key, client);

@@ -4,7 +4,7 @@ import { DescribeInstancesCommand, StartInstancesCommand, StopInstancesCommand }
 import type { AwsTarget, InstanceState } from '../contracts';
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
-import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
 import type { PollPolicy } from './waiting';
 import { waitUntil } from './waiting';
 
@@ -46,7 +46,8 @@ export async function readInstance(ec2: EC2Client, ref: InstanceRef): Promise<In
   try {
     out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [ref.instanceId] }));
   } catch (err) {
-    if (isAwsCode(err, 'InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed')) throw notFound(ref);
+    if (isAwsCode(err, 'InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed'))
+      throw notFound(ref, `${awsErrorCode(err)}: ${err instanceof Error ? err.message : String(err)}`);
     rethrowAws(err, `reading instance ${ref.instanceId}`);
   }
   const instance = out.Reservations?.flatMap((r) => r.Instances ?? []).find(
@@ -56,10 +57,12 @@ export async function readInstance(ec2: EC2Client, ref: InstanceRef): Promise<In
   return instance;
 }
 
-function notFound(ref: InstanceRef) {
+/** `aws`: AWS's own code and message, when AWS said so (rather than an empty answer). */
+function notFound(ref: InstanceRef, aws?: string) {
   return failure(
     FailureType.InstanceNotFound,
-    `instance ${ref.instanceId} was not found in ${where(ref.target)}; check the id, region and account`,
+    `instance ${ref.instanceId} was not found in ${where(ref.target)}; check the id, region and account` +
+      (aws ? ` (AWS: ${aws})` : ''),
   );
 }
 

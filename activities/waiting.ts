@@ -7,7 +7,19 @@
  */
 import { Context } from '@temporalio/activity';
 import { FailureType } from '../contracts';
+import { METRIC } from '../workflows/metric-names';
 import { failure } from './errors';
+
+/** Waits polling AWS in this process, per activity type: the `amiflow_waits_in_flight` gauge. */
+const inFlight = new Map<string, number>();
+
+function trackWait(ctx: Context, delta: 1 | -1): void {
+  const type = ctx.info.activityType;
+  const n = (inFlight.get(type) ?? 0) + delta;
+  inFlight.set(type, n);
+  // The activity meter tags the gauge with activity_type (and task queue, namespace).
+  ctx.metricMeter.createGauge(METRIC.waitsInFlight, 'int', undefined, 'waits polling AWS now').set(n);
+}
 
 export interface Clock {
   now(): number;
@@ -85,6 +97,15 @@ export interface WaitOutcome<S> {
 
 export async function waitUntil<S, P>(deps: WaitDeps, spec: WaitSpec<S, P>): Promise<WaitOutcome<S>> {
   const ctx = Context.current();
+  trackWait(ctx, 1);
+  try {
+    return await pollUntil(ctx, deps, spec);
+  } finally {
+    trackWait(ctx, -1);
+  }
+}
+
+async function pollUntil<S, P>(ctx: Context, deps: WaitDeps, spec: WaitSpec<S, P>): Promise<WaitOutcome<S>> {
   const policy: PollPolicy = { ...deps.policy, ...spec.policy };
   const previous = ctx.info.heartbeatDetails as WaitHeartbeat<P> | undefined;
   const hb: WaitHeartbeat<P> = { calls: previous?.calls ?? 0, polls: previous?.polls ?? 0 };

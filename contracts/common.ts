@@ -91,6 +91,8 @@ export const SearchAttr = {
   imageId: defineSearchAttributeKey('AmiflowImageId', SearchAttributeType.KEYWORD),
   region: defineSearchAttributeKey('AmiflowRegion', SearchAttributeType.KEYWORD),
   step: defineSearchAttributeKey('AmiflowStep', SearchAttributeType.KEYWORD),
+  /** succeeded | succeeded-with-problems | failed | cancelled, set when the run ends. */
+  outcome: defineSearchAttributeKey('AmiflowOutcome', SearchAttributeType.KEYWORD),
 } as const;
 /** Name → Temporal type, for `temporal operator search-attribute create` and the dev server. */
 export const SEARCH_ATTRIBUTE_TYPES: Record<string, 'Keyword'> = {
@@ -98,6 +100,7 @@ export const SEARCH_ATTRIBUTE_TYPES: Record<string, 'Keyword'> = {
   AmiflowImageId: 'Keyword',
   AmiflowRegion: 'Keyword',
   AmiflowStep: 'Keyword',
+  AmiflowOutcome: 'Keyword',
 };
 
 /** Where an AWS call goes: a region, and an account when the worker must assume a role in it. */

@@ -21,6 +21,10 @@ export interface WorkflowProgress {
   /** `note`: what the undo found when it did less than undo (e.g. 'image ... was already gone'). */
   compensations: { name: string; state: 'done' | 'failed'; error?: string; note?: string }[];
   error?: string;
+  /** What went wrong in a run that still completed (a failed retirement): never a plain success. */
+  problems?: string[];
+  /** Set when the run ends; what the `AmiflowOutcome` search attribute says. */
+  outcome?: 'succeeded' | 'succeeded-with-problems' | 'failed' | 'cancelled';
 }
 
 export const progressQuery = defineQuery<WorkflowProgress>('progress');

@@ -34,7 +34,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { AwsClients } from '../activities/aws';
-import type { AllowedImagesCriterion, AwsTarget } from '../workflows/contracts';
+import type { AllowedImagesCriterion, AwsTarget } from '../contracts';
 
 /** The account the fleet's `self` (a target without accountId) acts as. */
 export const FLEET_SELF = '999988887777';

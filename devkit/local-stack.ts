@@ -7,7 +7,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { SEARCH_ATTRIBUTE_TYPES } from '../workflows/contracts';
+import { SEARCH_ATTRIBUTE_TYPES } from '../contracts';
 import type { Moto } from './moto';
 import { SANDBOX_CREDENTIALS, startMoto } from './moto';
 import { freePort, waitForPort } from './ports';

@@ -6,7 +6,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { SearchAttr } from '../workflows/contracts';
+import { SearchAttr } from '../contracts';
 import { workflowsPath } from '../worker/worker';
 import { temporalCli, temporalTestServer } from './tools';
 

@@ -20,3 +20,20 @@ function tool(envName: string, binary: string): string {
 export const temporalCli = (): string => tool('AMIFLOW_TEMPORAL_CLI', 'temporal');
 export const temporalTestServer = (): string => tool('AMIFLOW_TEMPORAL_TEST_SERVER', 'temporal-test-server');
 export const motoServer = (): string => tool('AMIFLOW_MOTO_SERVER', 'moto_server');
+
+const VALIDATORS_BIN = path.join(ROOT, '.tools', 'validators', 'bin');
+
+/**
+ * A validator installed by scripts/setup-tools.sh (scripts/validator-versions.txt), an override,
+ * or undefined with the reason, so a test can skip saying why rather than pass untested.
+ */
+export function validator(envName: string, binary: string): { path: string } | { missing: string } {
+  const override = process.env[envName];
+  if (override)
+    return existsSync(override) ? { path: override } : { missing: `${envName}=${override} does not exist` };
+  for (const dir of [VALIDATORS_BIN, VENV_BIN]) {
+    const p = path.join(dir, binary);
+    if (existsSync(p)) return { path: p };
+  }
+  return { missing: `${binary} is not installed: run 'npm run setup' (or set ${envName})` };
+}

@@ -7,6 +7,8 @@ import type { AwsSettings } from '../activities/aws';
 
 export interface TemporalSettings {
   address: string;
+  /** Where `address` came from, for messages: `TEMPORAL_ADDRESS` or `the default`. */
+  addressSource?: string;
   namespace: string;
   taskQueue: string;
   /** mTLS client certificate and key (PEM paths), or an API key (Temporal Cloud). */
@@ -25,6 +27,12 @@ export interface WorkerSettings {
   maxCachedWorkflows?: number;
   /** A workflow bundle built ahead (`npm run build` writes dist/workflow-bundle.js): faster start, ~45 MB less memory. */
   workflowBundlePath?: string;
+  /** `json` (one object per line) or `pretty`; json unless stdout is a terminal. */
+  logFormat: 'json' | 'pretty';
+  /** host:port of the Prometheus endpoint (`/metrics`); undefined when turned off. */
+  metricsAddress?: string;
+  /** host:port of `/healthz` and `/readyz`; undefined when turned off. */
+  healthAddress?: string;
 }
 
 export class ConfigError extends Error {
@@ -82,6 +90,7 @@ export function readTemporalSettings(env: Env = process.env): TemporalSettings {
     throw new ConfigError('set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY, or neither');
   return {
     address: env.TEMPORAL_ADDRESS || 'localhost:7233',
+    addressSource: env.TEMPORAL_ADDRESS ? 'TEMPORAL_ADDRESS' : 'the default (TEMPORAL_ADDRESS unset)',
     namespace: env.TEMPORAL_NAMESPACE || DEFAULT_NAMESPACE,
     taskQueue: env.AMIFLOW_TASK_QUEUE || DEFAULT_TASK_QUEUE,
     ...(certPath && keyPath
@@ -122,8 +131,41 @@ function logLevel(raw: string | undefined): WorkerSettings['logLevel'] {
   return level as WorkerSettings['logLevel'];
 }
 
-export function readWorkerSettings(env: Env = process.env): WorkerSettings {
+function logFormat(raw: string | undefined, stdoutIsTTY: boolean): WorkerSettings['logFormat'] {
+  if (raw === undefined || raw === '') return stdoutIsTTY ? 'pretty' : 'json';
+  if (raw !== 'json' && raw !== 'pretty')
+    throw new ConfigError(`AMIFLOW_LOG_FORMAT=${raw} must be json or pretty`);
+  return raw;
+}
+
+/** `host:port` (IPv6 in brackets), or `off`; a port alone listens on every interface. */
+export function listenAddress(env: Env, name: string, fallback: string): string | undefined {
+  const raw = env[name] === undefined || env[name] === '' ? fallback : (env[name] ?? fallback);
+  if (raw === 'off') return undefined;
+  const address = /^\d+$/.test(raw) ? `0.0.0.0:${raw}` : raw;
+  const m = /^(\[[0-9a-fA-F:]+\]|[\w.-]+):(\d{1,5})$/.exec(address);
+  const port = Number(m?.[2]);
+  if (!m || port > 65535)
+    throw new ConfigError(`${name}=${raw} must be host:port (e.g. 0.0.0.0:${fallback.split(':')[1]}) or off`);
+  return address;
+}
+
+/** Splits a `listenAddress` into what `http.Server.listen` takes. */
+export function hostAndPort(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
+}
+
+export function readWorkerSettings(
+  env: Env = process.env,
+  stdoutIsTTY: boolean = process.stdout.isTTY === true,
+): WorkerSettings {
+  const metricsAddress = listenAddress(env, 'AMIFLOW_METRICS_ADDRESS', '0.0.0.0:9464');
+  const healthAddress = listenAddress(env, 'AMIFLOW_HEALTH_ADDRESS', '0.0.0.0:8080');
   return {
+    logFormat: logFormat(env.AMIFLOW_LOG_FORMAT, stdoutIsTTY),
+    ...(metricsAddress ? { metricsAddress } : {}),
+    ...(healthAddress ? { healthAddress } : {}),
     temporal: readTemporalSettings(env),
     aws: readAwsSettings(env),
     // Most activities wait on AWS and hold no CPU: many fit in one worker.

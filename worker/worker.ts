@@ -1,12 +1,14 @@
 /** Builds the amiflow worker: the workflow bundle plus the activities bound to their AWS clients. */
 import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Runtime, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../activities';
 import { createActivities } from '../activities';
 import { parseConsistencyWindow } from '../activities/consistency';
 import { createAwsClients } from '../activities/aws';
 import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
 import type { WorkerSettings } from './config';
+import { METRIC } from '../workflows/metric-names';
+import { createLogger } from './logging';
 
 export interface BuildWorkerOptions {
   connection: NativeConnection;
@@ -17,16 +19,53 @@ export interface BuildWorkerOptions {
   worker?: Partial<WorkerOptions>;
 }
 
-/** Sets the process-wide SDK log level; call once, before the first connection. */
-export function installRuntime(level: WorkerSettings['logLevel']): void {
-  Runtime.install({ logger: new DefaultLogger(level) });
+export type TelemetrySettings = Pick<WorkerSettings, 'logLevel'> &
+  Partial<Pick<WorkerSettings, 'logFormat' | 'metricsAddress'>>;
+
+/**
+ * Installs the process-wide SDK runtime; call once, before the first connection. Every log line
+ * (amiflow's, the SDK's, and the Rust core's, forwarded) goes through one logger; with a metrics
+ * address, the core serves Prometheus there, with amiflow's metrics from the same meter.
+ */
+export function installRuntime(
+  level: WorkerSettings['logLevel'],
+  telemetry: Partial<TelemetrySettings> = {},
+): void {
+  Runtime.install({
+    logger: createLogger({
+      format: telemetry.logFormat ?? 'pretty',
+      level,
+      colour: telemetry.logFormat !== 'json' && process.stdout.isTTY === true,
+    }),
+    telemetryOptions: {
+      logging: { filter: { core: level, other: 'WARN' }, forward: {} },
+      ...(telemetry.metricsAddress
+        ? {
+            metrics: {
+              prometheus: {
+                bindAddress: telemetry.metricsAddress,
+                // Prometheus conventions: counters end in _total, durations are seconds.
+                countersTotalSuffix: true,
+                unitSuffix: true,
+                useSecondsForDurations: true,
+                // The default buckets end at 10 s; downtime takes minutes, an image up to hours.
+                histogramBucketOverrides: {
+                  [METRIC.instanceDowntime]: [15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600],
+                  [METRIC.imageWait]: [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800],
+                },
+              },
+            },
+          }
+        : {}),
+    },
+  });
 }
 
 export const workflowsPath = require.resolve('../workflows');
 
 export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: Worker; deps: ActivityDeps }> {
   const deps: ActivityDeps = {
-    aws: opts.deps?.aws ?? createAwsClients(opts.settings.aws),
+    aws: opts.deps?.aws ?? createAwsClients(opts.settings.aws, { meter: Runtime.instance().metricMeter }),
     clock: opts.deps?.clock ?? activityClock,
     random: opts.deps?.random ?? Math.random,
     policy: opts.deps?.policy ?? DEFAULT_POLL_POLICY,

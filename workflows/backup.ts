@@ -15,11 +15,13 @@ import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
+  patched,
   proxyLocalActivities,
   setHandler,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { SearchAttributePair } from '@temporalio/common';
 import type { LocalActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type {
@@ -36,6 +38,7 @@ import {
   DEFAULT_TIMEOUTS,
   FailureType,
   MANAGED_BY_VALUE,
+  SearchAttr,
   TAG,
   WORKFLOW_TYPES,
   progressQuery,
@@ -45,11 +48,12 @@ import { dateVersion, scheduledTimeOf } from './golden-image';
 import { parseBackupInput } from './golden-validation';
 import { imageFromInstance } from './image-from-instance';
 import { fastAwsCall } from './presets';
-import { Progress, errorMessage } from './progress';
+import { Progress, amiflowAttributesRegistered, errorMessage } from './progress';
 import type { RetentionScope } from './retention';
 import { applyRetention } from './retention';
 import { Semaphore } from './semaphore';
 import { parsedOrFail } from './input';
+import { countScheduleSkip } from './metrics';
 
 export const BACKUP_STEPS = ['select instances', 'retire old backups'] as const;
 
@@ -69,6 +73,19 @@ function local(summary: string, options: LocalActivityOptions = fastAwsCall) {
 }
 function iso(ms: number): string {
   return new Date(ms).toISOString();
+}
+
+/** Backup children made before this change carry no search attributes; the start commands differ. */
+export const BACKUP_CHILD_SEARCH_ATTRIBUTES_PATCH = 'amiflow-backup-child-search-attributes';
+
+/**
+ * Search attributes for a child run, so a search by instance finds the backups made of it (each
+ * child's id names the backup run). Only where the parent's own attributes show they are registered.
+ */
+function childAttributes(pairs: SearchAttributePair[]): { typedSearchAttributes?: SearchAttributePair[] } {
+  return amiflowAttributesRegistered() && patched(BACKUP_CHILD_SEARCH_ATTRIBUTES_PATCH)
+    ? { typedSearchAttributes: pairs }
+    : {};
 }
 
 export async function backupInstances(rawInput: BackupInput): Promise<BackupResult> {
@@ -113,6 +130,7 @@ export async function backupInstances(rawInput: BackupInput): Promise<BackupResu
             .run(step, async () => {
               if (windowEnds !== undefined && Date.now() > windowEnds) {
                 outcome.error = `outside the maintenance window (it ended ${iso(windowEnds)}): not imaged`;
+                countScheduleSkip('outside-window');
                 progress.note(step, outcome.error);
                 return;
               }
@@ -133,6 +151,10 @@ export async function backupInstances(rawInput: BackupInput): Promise<BackupResu
               const child = await startChild(imageFromInstance, {
                 workflowId: ids.image,
                 args: [imageInput],
+                ...childAttributes([
+                  { key: SearchAttr.instanceId, value: instanceId },
+                  { key: SearchAttr.region, value: input.region },
+                ]),
                 staticSummary: `Backup of ${instanceId} (${mode}, plan ${input.plan})`,
               });
               const image = await child.result();
@@ -166,6 +188,11 @@ export async function backupInstances(rawInput: BackupInput): Promise<BackupResu
                   const copied = await startChild(copyImage, {
                     workflowId: ids.copy,
                     args: [copyInput],
+                    ...childAttributes([
+                      { key: SearchAttr.instanceId, value: instanceId },
+                      { key: SearchAttr.imageId, value: image.imageId },
+                      { key: SearchAttr.region, value: copyTo.region },
+                    ]),
                     staticSummary: `Copy backup ${image.imageId} of ${instanceId} to ${copyTo.region}`,
                   });
                   const copyId = (await copied.result()).destinations[0]?.imageId;
@@ -218,6 +245,10 @@ export async function backupInstances(rawInput: BackupInput): Promise<BackupResu
         : Promise.resolve({ actions: [], failures: 0, errors: [] }),
     );
     if (scopes.length === 0) progress.skip('retire old backups', 'no instance was backed up now');
+    if (report.failures > 0 || report.errors.length > 0)
+      progress.problem(
+        `retire old backups: ${report.failures + report.errors.length} retirement action(s) failed`,
+      );
     const result: BackupResult = {
       plan: input.plan,
       region: input.region,

@@ -12,6 +12,7 @@ import {
   patched,
 } from '@temporalio/workflow';
 import { FailureType } from '../contracts';
+import { countCompensation } from './metrics';
 import type { Progress } from './progress';
 import { errorMessage } from './progress';
 
@@ -46,8 +47,14 @@ export class Compensations {
       for (const undo of [...this.undos].reverse()) {
         if (!undo.active) continue;
         try {
+          log.info(`compensation started: ${undo.name}`, { compensation: undo.name });
           const note = noteOf(await undo.fn());
           undo.active = false;
+          countCompensation('done');
+          log.info(`compensation done: ${undo.name}`, {
+            compensation: undo.name,
+            ...(note !== undefined ? { note } : {}),
+          });
           this.progress.record.compensations.push({
             name: undo.name,
             state: 'done',
@@ -57,6 +64,7 @@ export class Compensations {
         } catch (err) {
           const error = errorMessage(err);
           failures.push({ name: undo.name, error });
+          countCompensation('failed');
           this.progress.record.compensations.push({ name: undo.name, state: 'failed', error });
           log.error('compensation failed', { compensation: undo.name, error });
         }

@@ -46,6 +46,7 @@ import { Semaphores } from './semaphore';
 import { parsedOrFail } from './input';
 import { shareImage, withdrawShare } from './share-image';
 import { parseCopyImageInput } from './share-validation';
+import { countCopy } from './metrics';
 
 const la = proxyLocalActivities<Activities>(fastAwsCall);
 const act = proxyActivities<Activities>(compensationCall);
@@ -95,6 +96,7 @@ export async function copyImage(rawInput: CopyImageInput): Promise<CopyImageResu
   ]);
   setHandler(progressQuery, () => progress.record);
   const startedAt = new Date().toISOString();
+  progress.onEnd(countCopy);
   const input = parsedOrFail(parseCopyImageInput, rawInput, progress);
 
   const { workflowId, runId } = workflowInfo();

@@ -73,6 +73,7 @@ import { applyRetention } from './retention';
 import { parsedOrFail } from './input';
 import { shareImage, withdrawShare } from './share-image';
 import { formatIssues } from './validation';
+import { countScheduleSkip } from './metrics';
 
 export const GOLDEN_IMAGE_STEPS = [
   'plan version',
@@ -681,11 +682,14 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
         ),
       ),
     );
-    if (report.failures > 0 || report.errors.length > 0)
-      progress.note(
-        'retire old versions',
-        `${report.failures + report.errors.length} retirement action(s) failed: see the result`,
+    if (report.failures > 0 || report.errors.length > 0) {
+      const text = `${report.failures + report.errors.length} retirement action(s) failed: see the result`;
+      progress.note('retire old versions', text);
+      // Committed, yet not clean: the run completes, with problems, never as a plain success.
+      progress.problem(
+        `retire old versions: ${text}${report.errors.length ? ` (${report.errors.map((e) => `${e.region}: ${e.error}`).join('; ')})` : ''}`,
       );
+    }
     return {
       pipeline: input.pipeline,
       version,
@@ -708,6 +712,7 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
 
   /** An approved image for this pipeline and scheduled time exists: this run makes nothing. */
   function reuse(found: ManagedImage): GoldenImageResult {
+    countScheduleSkip('already-done');
     for (const step of GOLDEN_IMAGE_STEPS.slice(1))
       progress.skip(step, `reused ${found.imageId}: approved for ${scheduledTime} already`);
     progress.resource('imageId', found.imageId);

@@ -36,6 +36,7 @@ import { compensationCall, fastAwsCall, instanceWait, longImageWait } from './pr
 import { Progress } from './progress';
 import { parseImageFromInstanceInput } from './validation';
 import { parsedOrFail } from './input';
+import { countImage, recordDowntime, recordImageWait } from './metrics';
 
 export const IMAGE_FROM_INSTANCE_STEPS = [
   'describe instance',
@@ -79,6 +80,7 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
   const startedAt = new Date().toISOString();
 
   const input = parsedOrFail(parseImageFromInstanceInput, rawInput, progress);
+  progress.onEnd((outcome) => countImage(input.mode, outcome));
 
   const { workflowId, runId } = workflowInfo();
   const target: AwsTarget = {
@@ -204,6 +206,7 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
         initialState === 'stopped' ? 'was stopped: left stopped' : 'never stopped',
       );
     }
+    const createdAt = Date.now();
     const available = progress.run('wait for image available', () =>
       act.waitForImageAvailable.executeWithOptions(
         remote(`wait for ${created.imageId} to be available`, longImageWait(timeouts.imageAvailableSeconds)),
@@ -214,6 +217,7 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
     const [startOutcome, availableOutcome] = await Promise.allSettled([started, available]);
     if (startOutcome.status === 'rejected') throw startOutcome.reason;
     if (availableOutcome.status === 'rejected') throw availableOutcome.reason;
+    recordImageWait((Date.now() - createdAt) / 1000);
 
     const tagged = await progress.run('tag snapshots', () =>
       la.tagSnapshots.executeWithOptions(local(`tag snapshots of ${created.imageId}`), [
@@ -222,6 +226,9 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
     );
     const runningAgain = startOutcome.value;
     const finalState: 'running' | 'stopped' = runningAgain ? 'running' : initialState;
+    const downtimeSeconds =
+      runningAgain && stoppedAt !== undefined ? Math.max(0, (runningAgain.at - stoppedAt) / 1000) : 0;
+    if (stopFirst) recordDowntime(downtimeSeconds);
     return {
       imageId: created.imageId,
       imageName: input.imageName,
@@ -234,8 +241,7 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
       consistencyNote: CONSISTENCY_NOTES[initialState === 'stopped' ? 'stopped' : input.mode],
       instanceInitialState: initialState,
       instanceFinalState: finalState,
-      downtimeSeconds:
-        runningAgain && stoppedAt !== undefined ? Math.max(0, (runningAgain.at - stoppedAt) / 1000) : 0,
+      downtimeSeconds,
       startedAt,
       finishedAt: new Date().toISOString(),
     };

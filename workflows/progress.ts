@@ -2,11 +2,31 @@
  * The progress record a workflow keeps for the `progress` query and the Web UI's "current details".
  * Deterministic: timestamps come from the workflow clock.
  */
-import { setCurrentDetails } from '@temporalio/workflow';
+import { log, patched, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { StepProgress, WorkflowProgress } from '../contracts';
+import { SearchAttr } from '../contracts';
+import type { RunOutcome } from './metric-names';
+import { countRun } from './metrics';
+
+/**
+ * Runs started before this change set no outcome attribute when they end; the marker keeps their
+ * histories replaying (the upsert is a new command).
+ */
+export const OUTCOME_SEARCH_ATTRIBUTES_PATCH = 'amiflow-outcome-search-attributes';
+
+/**
+ * Whether this run may upsert amiflow's search attributes: the client (or the parent, or the
+ * schedule) started it with at least one, which it does only where they are registered. Upserting
+ * an unregistered attribute would fail every workflow task of the run.
+ */
+export function amiflowAttributesRegistered(): boolean {
+  const attrs = workflowInfo().typedSearchAttributes;
+  return Object.values(SearchAttr).some((key) => attrs.get(key) !== undefined);
+}
 
 export class Progress {
   readonly record: WorkflowProgress;
+  private readonly endHooks: ((outcome: RunOutcome) => void)[] = [];
 
   constructor(workflowType: string, stepNames: readonly string[]) {
     this.record = {
@@ -34,13 +54,16 @@ export class Progress {
     step.startedAt = new Date().toISOString();
     if (detail !== undefined) step.detail = detail;
     this.publish();
+    log.info(`step started: ${name}`, { step: name });
     try {
       const result = await fn();
       step.state = 'done';
+      log.info(`step done: ${name}`, { step: name });
       return result;
     } catch (err) {
       step.state = 'failed';
       step.detail = errorMessage(err);
+      log.info(`step failed: ${name}`, { step: name, error: step.detail });
       throw err;
     } finally {
       step.finishedAt = new Date().toISOString();
@@ -71,10 +94,45 @@ export class Progress {
     this.publish();
   }
 
+  /** Calls `fn` once with the run's outcome when it ends (per-workflow metrics). */
+  onEnd(fn: (outcome: RunOutcome) => void): void {
+    this.endHooks.push(fn);
+  }
+
+  /** Something went wrong that did not fail the run (a retirement that failed): it ends with problems. */
+  problem(text: string): void {
+    (this.record.problems ??= []).push(text);
+    log.warn(`problem: ${text}`);
+  }
+
   setPhase(phase: WorkflowProgress['phase'], error?: unknown): void {
     this.record.phase = phase;
     if (error !== undefined) this.record.error = errorMessage(error);
+    if (phase === 'succeeded' || phase === 'failed' || phase === 'cancelled') this.end(phase);
     this.publish();
+  }
+
+  /** The run's outcome: counted, logged, and shown in the Web UI's list through search attributes. */
+  private end(phase: 'succeeded' | 'failed' | 'cancelled'): void {
+    if (this.record.outcome !== undefined) return; // parsedOrFail and a guard may both end it
+    const outcome: RunOutcome =
+      phase === 'succeeded' && this.record.problems?.length ? 'succeeded-with-problems' : phase;
+    this.record.outcome = outcome;
+    countRun(outcome);
+    for (const hook of this.endHooks) hook(outcome);
+    const at = this.record.steps.find((s) => s.state === 'running' || s.state === 'failed')?.name;
+    log.info(`run ${outcome}`, {
+      outcome,
+      ...(this.record.error !== undefined ? { error: this.record.error } : {}),
+      ...(this.record.problems?.length ? { problems: this.record.problems } : {}),
+    });
+    if (!amiflowAttributesRegistered() || !patched(OUTCOME_SEARCH_ATTRIBUTES_PATCH)) return;
+    // The step attribute follows the end too: a cancelled run never stays "awaiting approval".
+    const step = outcome === 'succeeded' ? 'done' : at ? `${outcome} at ${at}` : outcome;
+    upsertSearchAttributes([
+      { key: SearchAttr.outcome, value: outcome },
+      { key: SearchAttr.step, value: step },
+    ]);
   }
 
   /** One line for the Web UI's "current details" panel (Markdown). */
@@ -84,20 +142,33 @@ export class Progress {
     const resources = Object.entries(this.record.resources)
       .map(([k, v]) => `${k}: \`${v}\``)
       .join(', ');
+    const problems = this.record.problems?.length
+      ? `\n\n⚠ ${this.record.problems.length} problem(s): ${this.record.problems.join('; ')}`
+      : '';
     setCurrentDetails(
-      `**${this.record.phase}** · ${done}/${this.record.steps.length} steps done` +
+      `**${this.record.outcome ?? this.record.phase}** · ${done}/${this.record.steps.length} steps done` +
         (running.length ? ` · now: ${running.join(', ')}` : '') +
-        (resources ? `\n\n${resources}` : ''),
+        (resources ? `\n\n${resources}` : '') +
+        problems +
+        (this.record.error !== undefined && this.record.phase !== 'running'
+          ? `\n\nerror: ${this.record.error}`
+          : ''),
     );
   }
 }
 
+/**
+ * The error's message and, below it, each cause's that adds something: a timeout or an activity
+ * failure then still says what AWS answered last ("… timed out: … AWS refused with RequestLimitExceeded: …").
+ */
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = (err as Error & { cause?: unknown }).cause;
-    return cause instanceof Error && cause.message && cause.message !== err.message
-      ? `${err.message}: ${cause.message}`
-      : err.message;
+  if (!(err instanceof Error)) return String(err);
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current instanceof Error && depth < 4; depth += 1) {
+    const message = current.message;
+    if (message && !parts.some((p) => p.includes(message))) parts.push(message);
+    current = (current as Error & { cause?: unknown }).cause;
   }
-  return String(err);
+  return parts.join(': ');
 }

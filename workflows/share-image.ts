@@ -45,6 +45,7 @@ import { compensationCall, copyWait, fastAwsCall, settledAwsCall } from './prese
 import { Progress } from './progress';
 import { parseShareImageInput, parseUnshareImageInput, shareExpiryIssues } from './share-validation';
 import { invalidInput, parsedOrFail } from './input';
+import { countShare } from './metrics';
 
 export const SHARE_IMAGE_STEPS = [
   'describe image',
@@ -254,6 +255,7 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
     },
   );
 
+  progress.onEnd(countShare);
   const input = parsedOrFail(parseShareImageInput, rawInput, progress);
   const { workflowId, runId } = workflowInfo();
   const target: AwsTarget = {

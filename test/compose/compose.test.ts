@@ -11,6 +11,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { readWorkerSettings } from '../../worker/config';
+import { temporalCli } from '../support/tools';
 import { DEFAULT_TASK_QUEUE, SEARCH_ATTRIBUTE_TYPES } from '../../workflows/contracts';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -168,6 +169,20 @@ void describe('docker-compose.yml', () => {
     assert.equal(version(service('temporal-setup')), version(service('temporal')));
   });
 
+  void it('GIVEN the dev server the tests use WHEN compared THEN compose runs the same server and UI releases', () => {
+    const res = spawnSync(temporalCli(), ['--version'], { encoding: 'utf8' });
+    const m = /Server (\d+\.\d+\.\d+), UI (\d+\.\d+\.\d+)/.exec(res.stdout);
+    assert.ok(m, `temporal --version names the server and UI: ${res.stdout}${res.stderr}`);
+    assert.equal(service('temporal').image, `temporalio/server:${m[1]}`);
+    assert.equal(service('temporal-ui').image, `temporalio/ui:${m[2]}`);
+  });
+
+  void it('GIVEN the worker WHEN read THEN a readiness healthcheck and the metrics port on loopback', () => {
+    const test = service('worker').healthcheck?.test;
+    assert.ok(Array.isArray(test) && test.join(' ').includes('/readyz'), 'the healthcheck asks /readyz');
+    assert.deepEqual(publishedContainerPorts(service('worker')), [9464]);
+  });
+
   void it('GIVEN the ports WHEN read THEN Temporal gRPC is on 7233 and the Web UI on 8080, on loopback', () => {
     assert.deepEqual(publishedContainerPorts(service('temporal')), [7233]);
     assert.deepEqual(publishedContainerPorts(service('temporal-ui')), [8080]);
@@ -310,10 +325,10 @@ void describe('Dockerfile', () => {
       );
   });
 
-  void it('GIVEN the base image WHEN read THEN it is a pinned Node 20 on Debian (the Temporal core needs glibc)', () => {
+  void it('GIVEN the base image WHEN read THEN it is a pinned Node 24 LTS on Debian (the Temporal core needs glibc)', () => {
     const image = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
     assert.ok(image, 'the base image is one ARG');
-    assert.match(image, /^node:20\.\d+\.\d+-bookworm-slim$/);
+    assert.match(image, /^node:24\.\d+\.\d+-bookworm-slim$/);
     const froms = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
     assert.ok(froms.length >= 2, 'multi-stage');
     for (const from of froms) assert.equal(from, '${NODE_IMAGE}');

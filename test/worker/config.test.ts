@@ -22,8 +22,16 @@ function refused(fn: () => unknown, ...messageContains: string[]): void {
 
 void describe('readWorkerSettings', () => {
   void it('GIVEN an empty environment WHEN read THEN the local-stack defaults', () => {
-    assert.deepEqual(readWorkerSettings({}), {
-      temporal: { address: 'localhost:7233', namespace: 'default', taskQueue: 'amiflow' },
+    assert.deepEqual(readWorkerSettings({}, false), {
+      temporal: {
+        address: 'localhost:7233',
+        addressSource: 'the default (TEMPORAL_ADDRESS unset)',
+        namespace: 'default',
+        taskQueue: 'amiflow',
+      },
+      logFormat: 'json',
+      metricsAddress: '0.0.0.0:9464',
+      healthAddress: '0.0.0.0:8080',
       aws: { roleArns: {}, roleSessionSeconds: 3600, sdkMaxAttempts: 3 },
       maxConcurrentActivities: 500,
       maxConcurrentLocalActivities: 100,
@@ -54,11 +62,15 @@ void describe('readWorkerSettings', () => {
       AMIFLOW_LOG_LEVEL: 'debug',
       AMIFLOW_MAX_CACHED_WORKFLOWS: '100',
       AMIFLOW_WORKFLOW_BUNDLE: '/app/dist/workflow-bundle.js',
+      AMIFLOW_LOG_FORMAT: 'pretty',
+      AMIFLOW_METRICS_ADDRESS: '127.0.0.1:9000',
+      AMIFLOW_HEALTH_ADDRESS: 'off',
     });
 
     assert.deepEqual(settings, {
       temporal: {
         address: 'temporal.internal:7233',
+        addressSource: 'TEMPORAL_ADDRESS',
         namespace: 'amiflow-prod',
         taskQueue: 'amiflow-eu',
         tls: {
@@ -83,7 +95,37 @@ void describe('readWorkerSettings', () => {
       logLevel: 'DEBUG',
       maxCachedWorkflows: 100,
       workflowBundlePath: '/app/dist/workflow-bundle.js',
+      logFormat: 'pretty',
+      metricsAddress: '127.0.0.1:9000',
     });
+  });
+
+  void it('GIVEN no log format WHEN stdout is a terminal THEN pretty, otherwise json', () => {
+    assert.equal(readWorkerSettings({}, true).logFormat, 'pretty');
+    assert.equal(readWorkerSettings({}, false).logFormat, 'json');
+    assert.equal(readWorkerSettings({ AMIFLOW_LOG_FORMAT: 'json' }, true).logFormat, 'json');
+  });
+
+  void it('GIVEN bad telemetry settings WHEN read THEN refused naming the variable and the value', () => {
+    refused(
+      () => readWorkerSettings({ AMIFLOW_LOG_FORMAT: 'xml' }),
+      'AMIFLOW_LOG_FORMAT=xml',
+      'json or pretty',
+    );
+    refused(
+      () => readWorkerSettings({ AMIFLOW_METRICS_ADDRESS: 'nowhere' }),
+      'AMIFLOW_METRICS_ADDRESS=nowhere',
+      'host:port',
+    );
+    refused(
+      () => readWorkerSettings({ AMIFLOW_HEALTH_ADDRESS: 'h:99999' }),
+      'AMIFLOW_HEALTH_ADDRESS=h:99999',
+    );
+  });
+
+  void it('GIVEN a bare port or IPv6 address WHEN read THEN a listen address', () => {
+    assert.equal(readWorkerSettings({ AMIFLOW_METRICS_ADDRESS: '9100' }).metricsAddress, '0.0.0.0:9100');
+    assert.equal(readWorkerSettings({ AMIFLOW_HEALTH_ADDRESS: '[::]:8081' }).healthAddress, '[::]:8081');
   });
 
   void it('GIVEN a negative workflow cache size WHEN read THEN refused naming the variable', () => {

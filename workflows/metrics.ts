@@ -1,0 +1,49 @@
+/**
+ * Workflow-side metrics through the workflow's metric meter. The SDK drops them while a history
+ * replays, so each run's end is counted once however often it is replayed; they add no command.
+ */
+import { metricMeter } from '@temporalio/workflow';
+import type { RunOutcome } from './metric-names';
+import { METRIC } from './metric-names';
+
+export function countRun(outcome: RunOutcome): void {
+  metricMeter.createCounter(METRIC.runs, undefined, 'amiflow runs ended, by outcome').add(1, { outcome });
+}
+
+export function countImage(mode: string, outcome: RunOutcome): void {
+  metricMeter
+    .createCounter(METRIC.imagesMade, undefined, 'images made from instances, by mode and outcome')
+    .add(1, { mode, outcome });
+}
+
+export function recordDowntime(seconds: number): void {
+  metricMeter
+    .createHistogram(METRIC.instanceDowntime, 'float', undefined, 'instance downtime of stop-mode images')
+    .record(seconds);
+}
+
+export function recordImageWait(seconds: number): void {
+  metricMeter
+    .createHistogram(METRIC.imageWait, 'float', undefined, 'CreateImage to available')
+    .record(seconds);
+}
+
+export function countCopy(outcome: RunOutcome): void {
+  metricMeter.createCounter(METRIC.copies, undefined, 'copyImage runs, by outcome').add(1, { outcome });
+}
+
+export function countShare(outcome: RunOutcome): void {
+  metricMeter.createCounter(METRIC.shares, undefined, 'shareImage runs, by outcome').add(1, { outcome });
+}
+
+export function countCompensation(outcome: 'done' | 'failed'): void {
+  metricMeter
+    .createCounter(METRIC.compensations, undefined, 'compensations run, by outcome')
+    .add(1, { outcome });
+}
+
+export function countScheduleSkip(reason: 'already-done' | 'outside-window'): void {
+  metricMeter
+    .createCounter(METRIC.scheduleRunsSkipped, undefined, 'scheduled runs that did nothing')
+    .add(1, { reason });
+}
