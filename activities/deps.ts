@@ -1,4 +1,5 @@
 import type { AwsClients } from './aws';
+import type { OpenTemporalReader } from './share-runs';
 import type { Clock, PollPolicy } from './waiting';
 
 /** Everything activities need from outside, injected by the worker (or a test). */
@@ -9,4 +10,11 @@ export interface ActivityDeps {
   policy: PollPolicy;
   /** Receives each waiting heartbeat's details (tests and benchmarks count them). */
   onHeartbeat?: (details: unknown) => void;
+  /** Reads other runs' records (a share's own result, for its withdrawal); the worker's own client. */
+  temporal?: OpenTemporalReader;
+  /**
+   * An STS endpoint besides AWS's own that approvers' proofs may be sent to: the sandbox's
+   * (the worker's `aws.endpoint`). Never set for real AWS.
+   */
+  stsEndpoint?: string;
 }

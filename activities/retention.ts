@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../workflows/contracts';
-import { FailureType } from '../workflows/contracts';
+import { APPROVED_VALUE, FailureType, TAG } from '../workflows/contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { deregisterWithSnapshots, snapshotIdsOf } from './images';
@@ -65,6 +65,14 @@ export interface RetireImageInput {
   imageId: string;
   /** The image must carry all of these (its pipeline or backup plan): anything else is left alone. */
   requiredTags: Tags;
+  /**
+   * Deregistration protection is someone's decision to keep the image: with this set it is honoured
+   * (nothing is done) instead of turned off. Retirement of old golden versions lifts the protection
+   * amiflow itself put on them; a share's re-encrypted copy honours it.
+   */
+  honourProtection?: boolean;
+  /** Leave the image alone when it is tagged approved (`amiflow:approved=true`). */
+  keepApproved?: boolean;
 }
 
 export interface RetiredImage {
@@ -73,6 +81,8 @@ export interface RetiredImage {
   deletedSnapshotIds: string[];
   /** Set when the image is still in use: nothing was done. */
   references?: string[];
+  /** Set when it was kept for another reason (deregistration protection, approved): nothing was done. */
+  keptBecause?: string;
   /** Set when the image was gone already. */
   note?: string;
 }
@@ -154,6 +164,14 @@ async function referencesOf(ec2: EC2Client, imageIds: string[]): Promise<Record<
     } while (token && pages < MAX_PAGES);
   }
   return refs;
+}
+
+function keptBecause(image: Image, input: RetireImageInput): string | undefined {
+  if (input.honourProtection && isProtected(image.DeregistrationProtection))
+    return `deregistration protection is on (${image.DeregistrationProtection ?? 'enabled'})`;
+  if (input.keepApproved && tagsOf(image)[TAG.approved] === APPROVED_VALUE)
+    return `it is an approved image (${TAG.approved}=${APPROVED_VALUE})`;
+  return undefined;
 }
 
 export function retentionActivities(deps: ActivityDeps) {
@@ -244,6 +262,9 @@ export function retentionActivities(deps: ActivityDeps) {
             FailureType.AwsPolicyRefused,
             `image ${input.imageId} lacks ${foreign.map(([k, v]) => `${k}=${v}`).join(', ')}: not retiring an image amiflow did not make for this plan`,
           );
+        const kept = keptBecause(image, input);
+        if (kept)
+          return { imageId: input.imageId, deregistered: false, deletedSnapshotIds: [], keptBecause: kept };
         const refs = (await referencesOf(ec2, [input.imageId]))[input.imageId] ?? [];
         if (refs.length > 0)
           return { imageId: input.imageId, deregistered: false, deletedSnapshotIds: [], references: refs };

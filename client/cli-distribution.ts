@@ -36,7 +36,7 @@ export const DISTRIBUTION_USAGE = `  amiflow image share --region <region> --ima
                       [--reencrypt-with <CMK id|alias|ARN>] [--reencrypted-name <name>] [--tag key=value]…
                       [--duration <30d|12h|90m|seconds>] [--id <workflow id>] [--watch | --no-wait] [--json]
   amiflow image share-expiry <share workflow id> (--in <duration> | --at <ISO time> | --now)
-  amiflow image unshare (<share workflow id> | --record <share result .json>) [--delete-reencrypted-copy] [--json]
+  amiflow image unshare <share workflow id> [--record <share result .json>, compared with the run's own] [--delete-reencrypted-copy] [--json]
   amiflow image copy --region <region> --image <ami-…> [--account <owner account>]
                      --to region=<region>[,account=<12 digits>][,kms=<key>][,name=<name>][,description=<text>]…
                      [--policy rollback|keep] [--per-region <n>] [--reencrypt-with <CMK>] [--tag key=value]…
@@ -287,7 +287,7 @@ export function parseShareExpiry(argv: string[]): { id: string; update: ShareExp
 }
 
 export function parseImageUnshare(argv: string[]): {
-  id?: string;
+  id: string;
   record?: ShareRecord;
   deleteReencryptedCopy: boolean;
   json: boolean;
@@ -302,12 +302,15 @@ export function parseImageUnshare(argv: string[]): {
       json: { type: 'boolean', default: false },
     },
   });
-  if ((positionals.length === 1) === (values.record !== undefined))
+  // The run's own result is what gets withdrawn; a record file is only compared with it.
+  if (positionals.length !== 1)
     throw new DistributionUsageError(
-      'image unshare takes a share workflow id or --record <file>, one of them',
+      "image unshare takes the share's workflow id (--record <file> is only compared with that run's own record)",
     );
+  const id = positionals[0] as string;
   const deleteReencryptedCopy = values['delete-reencrypted-copy'];
-  if (values.record === undefined) return { id: positionals[0], deleteReencryptedCopy, json: values.json };
+  refuse(unshareImageIssues({ shareWorkflowId: id }), () => '<share workflow id>');
+  if (values.record === undefined) return { id, deleteReencryptedCopy, json: values.json };
   let record: unknown;
   try {
     record = JSON.parse(readFileSync(values.record, 'utf8'));
@@ -324,10 +327,14 @@ export function parseImageUnshare(argv: string[]): {
     ...(r?.reencryptedCopy ? { reencryptedCopy: r.reencryptedCopy } : {}),
   };
   refuse(
-    unshareImageIssues({ share, ...(deleteReencryptedCopy ? { deleteReencryptedCopy } : {}) }),
-    (f) => `--record ${f.replace(/^share\./, '')}`,
+    unshareImageIssues({
+      share,
+      shareWorkflowId: id,
+      ...(deleteReencryptedCopy ? { deleteReencryptedCopy } : {}),
+    }),
+    (f) => (f === 'shareWorkflowId' ? '<share workflow id>' : `--record ${f.replace(/^share\./, '')}`),
   );
-  return { record: share as ShareRecord, deleteReencryptedCopy, json: values.json };
+  return { id, record: share as ShareRecord, deleteReencryptedCopy, json: values.json };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,8 +434,7 @@ export async function runUnshare(
   client: AmiflowClient,
   parsed: ReturnType<typeof parseImageUnshare>,
 ): Promise<number> {
-  let record = parsed.record;
-  if (parsed.id) {
+  {
     const status = (await client.handle(parsed.id).describe()).status.name;
     if (status === 'RUNNING') {
       // A time-limited share still running: end it now; it withdraws what it added itself.
@@ -443,11 +449,10 @@ export async function runUnshare(
       console.log(`share ${parsed.id} was withdrawn already, at ${share.withdrawnAt}`);
       return 0;
     }
-    record = share;
   }
-  if (!record) throw new DistributionUsageError('nothing to unshare');
-  const started = await client.startUnshareImage(record, {
+  const started = await client.startUnshareImage(parsed.id, {
     deleteReencryptedCopy: parsed.deleteReencryptedCopy,
+    ...(parsed.record ? { expected: parsed.record } : {}),
   });
   console.error(`started ${started.workflowId} (run ${started.runId})`);
   const result = await client.result<UnshareImageResult>(started.workflowId);

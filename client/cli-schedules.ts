@@ -22,7 +22,7 @@ export const SCHEDULE_USAGE = `  amiflow plan validate <plan.yaml> [--json]
   amiflow schedule backfill <schedule-id> --from <ISO time> --to <ISO time> [--overlap <policy>]
   amiflow schedule delete <schedule-id>
   amiflow golden start <plan.yaml> <pipeline> [--watch | --no-wait] [--json]
-  amiflow golden approve|reject <workflow-id> --by <who> [--comment <text>]
+  amiflow golden approve|reject <workflow-id> [--comment <text>]   (signed with your AWS credentials; the run records your verified IAM principal)
   amiflow golden pending
   amiflow backup start <plan.yaml> <backup plan> [--watch | --no-wait] [--json]`;
 
@@ -312,12 +312,9 @@ export async function prepareScheduleCommand(
       by: { type: 'string' },
       comment: { type: 'string' },
     });
-    if (typeof values.by !== 'string' || values.by.trim() === '')
-      throw new ScheduleUsageError(
-        `--by: say who ${sub === 'approve' ? 'approves' : 'rejects'} (a name or e-mail)`,
-      );
+    // --by is only a claim (kept for the record); who decides is what STS verifies for the proof.
     const decision = {
-      by: values.by,
+      ...(typeof values.by === 'string' ? { by: values.by } : {}),
       ...(typeof values.comment === 'string' ? { comment: values.comment } : {}),
     };
     return async (client) => {

@@ -20,7 +20,7 @@ import type {
   WorkflowProgress,
 } from '../workflows/contracts';
 import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../workflows/contracts';
-import { parseImageFromInstanceInput } from '../workflows/validation';
+import { InvalidInputError, parseImageFromInstanceInput } from '../workflows/validation';
 import type { MigrateInstanceInput } from '../workflows/contracts';
 import { parseMigrateInstanceInput } from '../workflows/migrate-validation';
 import { migrateSummary, migrateWorkflowId } from './migration';
@@ -67,6 +67,10 @@ import {
 import { enforcementState, setAllowedAmisMode } from './enforcement';
 import type { ApprovalAck, ApprovalDecision, BackupInput, GoldenImageInput } from '../workflows/contracts';
 import { approveUpdate, rejectUpdate } from '../workflows/contracts';
+import type { ApprovalSigning } from './approval-proof';
+import { presignApproval } from './approval-proof';
+import { approverPatternIssues } from '../workflows/approvers';
+import { approversOf } from './plan-file';
 import {
   parseApprovalDecision,
   parseBackupInput,
@@ -238,19 +242,33 @@ export class AmiflowClient {
     });
   }
 
-  /** Validates, then starts `unshareImage`: withdraws what the share (its result) added, nothing else. */
+  /**
+   * Validates, then starts `unshareImage` for a share run (its workflow id): the worker reads what
+   * that run added from its own result in Temporal and withdraws that, nothing else. `expected`, a
+   * record you hold (e.g. a saved result), is only compared with the run's: any difference refuses.
+   */
   async startUnshareImage(
-    share: ShareRecord,
-    opts: StartOptions & { deleteReencryptedCopy?: boolean } = {},
+    shareWorkflowId: string,
+    opts: StartOptions & {
+      deleteReencryptedCopy?: boolean;
+      shareRunId?: string;
+      expected?: ShareRecord;
+    } = {},
   ): Promise<StartedRun> {
-    const record: ShareRecord = {
-      image: share.image,
-      sharedImageId: share.sharedImageId,
-      added: share.added,
-      ...(share.reencryptedCopy ? { reencryptedCopy: share.reencryptedCopy } : {}),
-    };
+    const e = opts.expected;
     const valid = parseUnshareImageInput({
-      share: record,
+      shareWorkflowId,
+      ...(opts.shareRunId !== undefined ? { shareRunId: opts.shareRunId } : {}),
+      ...(e
+        ? {
+            share: {
+              image: e.image,
+              sharedImageId: e.sharedImageId,
+              added: e.added,
+              ...(e.reencryptedCopy ? { reencryptedCopy: e.reencryptedCopy } : {}),
+            },
+          }
+        : {}),
       ...(opts.deleteReencryptedCopy !== undefined
         ? { deleteReencryptedCopy: opts.deleteReencryptedCopy }
         : {}),
@@ -260,10 +278,7 @@ export class AmiflowClient {
       args: [valid],
       workflowId: opts.workflowId ?? unshareWorkflowId(valid),
       taskQueue: this.taskQueue,
-      summary: `Unshare ${record.sharedImageId} (${record.image.region})`,
-      ...(opts.searchAttributes !== false
-        ? { searchAttributes: { imageId: record.sharedImageId, region: record.image.region } }
-        : {}),
+      summary: `Unshare what ${shareWorkflowId} added`,
     });
   }
 
@@ -415,6 +430,11 @@ export class AmiflowClient {
    * pipeline and time started twice runs once.
    */
   async startGoldenImage(input: GoldenImageInput, opts: StartOptions = {}): Promise<StartedRun> {
+    const approverIssues = approverPatternIssues(
+      'approval.approvers',
+      approversOf((input as Partial<GoldenImageInput> | null)?.approval),
+    );
+    if (approverIssues.length > 0) throw new InvalidInputError(approverIssues);
     const valid = parseGoldenImageInput({
       ...input,
       scheduledTime: input.scheduledTime ?? manualScheduledTime(),
@@ -445,26 +465,47 @@ export class AmiflowClient {
     });
   }
 
-  /** Approves the image a golden run waits on; refused (RunFailedError) when it is not waiting or `by` may not approve. */
-  async approveGoldenImage(workflowId: string, decision: ApprovalDecision): Promise<ApprovalAck> {
-    return this.decide(workflowId, 'approve', decision);
+  /**
+   * Approves the image a golden run waits on, as whoever holds `signing.credentials` (default: the
+   * AWS SDK's default chain): the decision carries an STS GetCallerIdentity request presigned with
+   * them and bound to the run, which the worker verifies; the run records the verified principal
+   * ARN. Refused (RunFailedError) when it is not waiting or that principal may not approve.
+   */
+  async approveGoldenImage(
+    workflowId: string,
+    decision: ApprovalDecision = {},
+    signing: ApprovalSigning = {},
+  ): Promise<ApprovalAck> {
+    return this.decide(workflowId, 'approve', decision, signing);
   }
 
-  /** Rejects it: the run fails `ApprovalRejected` and undoes itself; the previous version stays current. */
-  async rejectGoldenImage(workflowId: string, decision: ApprovalDecision): Promise<ApprovalAck> {
-    return this.decide(workflowId, 'reject', decision);
+  /** Rejects it (same proof of identity): the run fails `ApprovalRejected` and undoes itself. */
+  async rejectGoldenImage(
+    workflowId: string,
+    decision: ApprovalDecision = {},
+    signing: ApprovalSigning = {},
+  ): Promise<ApprovalAck> {
+    return this.decide(workflowId, 'reject', decision, signing);
   }
 
   private async decide(
     workflowId: string,
     kind: 'approve' | 'reject',
     decision: ApprovalDecision,
+    signing: ApprovalSigning,
   ): Promise<ApprovalAck> {
-    const valid = parseApprovalDecision(decision);
+    // The rest of the decision is checked before anything is read or signed (the proof comes next).
+    parseApprovalDecision({ ...decision, proof: decision.proof ?? { url: '', headers: {} } });
+    // The proof names the run it is for: the run that is waiting now, and the update goes to that run.
+    const { runId } = await this.handle(workflowId).describe();
+    const valid = parseApprovalDecision({
+      ...decision,
+      proof: decision.proof ?? (await presignApproval(kind, workflowId, runId, signing)),
+    });
     try {
-      return await this.handle(workflowId).executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, {
-        args: [valid],
-      });
+      return await this.temporal.workflow
+        .getHandle(workflowId, runId)
+        .executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, { args: [valid] });
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError)
         throw new RunFailedError(

@@ -171,7 +171,7 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
         launch: await launchPermissions(imageId),
         volumes: await Promise.all(snapshotIds.map(volumePermissions)),
       };
-      const un = await client.startUnshareImage(shared);
+      const un = await client.startUnshareImage(run.workflowId);
       return { shared, during, unshared: await client.result<UnshareImageResult>(un.workflowId) };
     });
 

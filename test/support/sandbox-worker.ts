@@ -31,7 +31,11 @@ export async function withSandboxWorker<T>(
   const { worker } = await buildWorker({
     connection: env.nativeConnection,
     settings,
-    deps: { aws: hooks.clients },
+    // Share runs are read with the test's own client (the settings name no Temporal address).
+    deps: {
+      aws: hooks.clients,
+      temporal: () => Promise.resolve({ workflow: env.client.workflow, close: () => Promise.resolve() }),
+    },
     worker: { taskQueue, workflowBundle: await workflowBundle() },
   });
   try {
