@@ -19,7 +19,7 @@ export const SCHEDULE_USAGE = `  amiflow plan validate <plan.yaml> [--json]
   amiflow schedule create|update <plan.yaml> <golden/<name>|backup/<name>>
   amiflow schedule pause|unpause <schedule-id> [--note <text>]
   amiflow schedule trigger <schedule-id> [--overlap skip|buffer-one|buffer-all|cancel-other|terminate-other|allow-all]
-  amiflow schedule backfill <schedule-id> --from <ISO time> --to <ISO time> [--overlap <policy>]
+  amiflow schedule backfill <schedule-id> --from <ISO time> --to <ISO time> [--overlap <policy>] [--confirm-allow-all]   (at most AMIFLOW_MAX_BACKFILL_RUNS runs, default 50)
   amiflow schedule delete <schedule-id>
   amiflow golden start <plan.yaml> <pipeline> [--watch | --no-wait] [--json]
   amiflow golden approve|reject <workflow-id> [--comment <text>]   (signed with your AWS credentials; the run records your verified IAM principal)
@@ -243,14 +243,19 @@ export async function prepareScheduleCommand(
           from: { type: 'string' },
           to: { type: 'string' },
           overlap: { type: 'string' },
+          'confirm-allow-all': { type: 'boolean' },
         });
         const from = timeOf('from', values.from);
         const to = timeOf('to', values.to);
         if (!(from < to)) throw new ScheduleUsageError('--from must be before --to');
         const overlap = overlapOf(values.overlap);
         return async (client) => {
-          await client.schedules.backfill(id ?? '', from, to, overlap);
-          console.log(`backfilled ${id ?? ''} from ${from.toISOString()} to ${to.toISOString()}`);
+          const { runs } = await client.schedules.backfill(id ?? '', from, to, overlap, {
+            confirmAllowAll: values['confirm-allow-all'] === true,
+          });
+          console.log(
+            `backfilled ${id ?? ''} from ${from.toISOString()} to ${to.toISOString()}: ${runs} run(s)`,
+          );
           return 0;
         };
       }

@@ -71,6 +71,8 @@ import type { ApprovalSigning } from './approval-proof';
 import { presignApproval } from './approval-proof';
 import { approverPatternIssues } from '../workflows/approvers';
 import { approversOf } from './plan-file';
+import type { ScheduleBounds } from './bounds';
+import { RefusedError, checkAmiflowRun, readScheduleBounds } from './bounds';
 import {
   parseApprovalDecision,
   parseBackupInput,
@@ -89,6 +91,8 @@ export { InvalidInputError } from '../workflows/validation';
 export { AmiflowSchedules } from './schedules';
 export type { ApplyReport, ScheduleDetails, ScheduleListItem } from './schedules';
 export { PlanFileError, loadPlanFile, parsePlan } from './plan-file';
+export { DEFAULT_SCHEDULE_BOUNDS, RefusedError, readScheduleBounds } from './bounds';
+export type { ScheduleBounds } from './bounds';
 export type { Plan, PlanEntry } from './plan-file';
 export { backupWorkflowId, goldenWorkflowId } from './golden';
 export type {
@@ -171,21 +175,27 @@ export class AmiflowClient {
     readonly temporal: Client,
     readonly taskQueue: string,
     private readonly ownedConnection?: Connection,
+    /** The operator's bounds on schedules and backfills (see client/bounds.ts). */
+    readonly bounds: ScheduleBounds = readScheduleBounds(),
   ) {}
 
   /** Connects with the same settings as the worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, AMIFLOW_TASK_QUEUE…). */
-  static async connect(settings: TemporalSettings = readTemporalSettings()): Promise<AmiflowClient> {
+  static async connect(
+    settings: TemporalSettings = readTemporalSettings(),
+    bounds: ScheduleBounds = readScheduleBounds(),
+  ): Promise<AmiflowClient> {
     const connection = await Connection.connect(await connectionOptions(settings));
     return new AmiflowClient(
       new Client({ connection, namespace: settings.namespace }),
       settings.taskQueue,
       connection,
+      bounds,
     );
   }
 
   /** Wraps an existing Temporal client (tests, services that already hold one). */
-  static fromClient(client: Client, taskQueue: string): AmiflowClient {
-    return new AmiflowClient(client, taskQueue);
+  static fromClient(client: Client, taskQueue: string, bounds?: ScheduleBounds): AmiflowClient {
+    return new AmiflowClient(client, taskQueue, undefined, bounds);
   }
 
   async close(): Promise<void> {
@@ -385,7 +395,7 @@ export class AmiflowClient {
     input: ComplianceScanInput,
     spec: ScheduleSpec,
   ): Promise<{ scheduleId: string }> {
-    return scheduleComplianceScan(this.temporal, this.taskQueue, input, spec);
+    return scheduleComplianceScan(this.temporal, this.taskQueue, input, spec, this.bounds);
   }
 
   /** The last completed report of scan `name` (by hand or scheduled), without scanning; undefined if none. */
@@ -421,7 +431,7 @@ export class AmiflowClient {
 
   /** Schedules of golden pipelines and backup plans (create, list, describe, pause, trigger, backfill, apply a plan). */
   get schedules(): AmiflowSchedules {
-    return new AmiflowSchedules(this.temporal, this.taskQueue);
+    return new AmiflowSchedules(this.temporal, this.taskQueue, this.bounds);
   }
 
   /**
@@ -551,9 +561,19 @@ export class AmiflowClient {
     return { status: d.status.name as RunStatus, ...(progress ? { progress } : {}) };
   }
 
-  /** Requests cancellation: the run undoes what it did (compensation) and ends cancelled. */
+  /**
+   * Requests cancellation: the run undoes what it did (compensation) and ends cancelled. Refused
+   * (`RefusedError`) for a workflow that is not amiflow's (by type and id) and for a closed run,
+   * which has nothing left to cancel or undo.
+   */
   async cancel(workflowId: string): Promise<void> {
-    await this.handle(workflowId).cancel();
+    const d = await this.handle(workflowId).describe();
+    checkAmiflowRun(workflowId, d.type, 'cancel');
+    if (d.status.name !== 'RUNNING')
+      throw new RefusedError(
+        `run ${workflowId} is closed (${d.status.name.toLowerCase()}${d.closeTime ? ` at ${d.closeTime.toISOString()}` : ''}): there is nothing to cancel, and nothing will be undone`,
+      );
+    await this.temporal.workflow.getHandle(workflowId, d.runId).cancel();
   }
 
   /**
