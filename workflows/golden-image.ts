@@ -17,6 +17,7 @@
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -179,10 +180,17 @@ async function verifiedApprover(
       nonRetryable: true,
       message: 'a decision needs proof of who takes it (a presigned STS GetCallerIdentity request)',
     });
-  const who = await la.verifyApprover.executeWithOptions(
-    { ...fastAwsCall, summary: `verify who ${kind}s (STS GetCallerIdentity)` },
-    [{ proof: d.proof, binding: approvalBinding(kind, workflowId, runId) }],
-  );
+  let who: VerifiedApprover;
+  try {
+    who = await la.verifyApprover.executeWithOptions(
+      { ...fastAwsCall, summary: `verify who ${kind}s (STS GetCallerIdentity)` },
+      [{ proof: d.proof, binding: approvalBinding(kind, workflowId, runId) }],
+    );
+  } catch (err) {
+    // The update fails with the activity's own refusal (type ApproverNotVerified), not its wrapper.
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
+    throw err;
+  }
   if (approvers && approvers.length > 0 && !approverMatches(who.principalArn, approvers))
     throw ApplicationFailure.create({
       type: FailureType.ApproverNotVerified,

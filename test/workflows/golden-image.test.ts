@@ -13,7 +13,7 @@ import {
   WorkflowFailedError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { ApprovalDecision, GoldenImageResult, RetentionAction } from '../../workflows/contracts';
@@ -232,7 +232,10 @@ describe('goldenImage: the approval gate', () => {
           assert.rejects(
             handle.executeUpdate(approveUpdate, { args: [decision] }),
             (err: unknown) =>
-              err instanceof WorkflowUpdateFailedError && message.test(String(err.cause?.message)),
+              err instanceof WorkflowUpdateFailedError &&
+              err.cause instanceof ApplicationFailure &&
+              err.cause.type === FailureType.ApproverNotVerified &&
+              message.test(err.cause.message),
           );
         // A claimed name is only a claim.
         await refused({ by: BOB }, /needs proof of who takes it/);
