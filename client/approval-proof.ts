@@ -1,7 +1,7 @@
 /**
- * The approver's side of a verified approval: an STS GetCallerIdentity request presigned (SigV4,
- * query authentication) with the approver's own AWS credentials, short-lived, with the decision,
- * workflow id and run id in a signed header. The worker sends it to STS and records the ARN STS
+ * The approver's side of a verified approval: an STS GetCallerIdentity request signed (SigV4) with
+ * the approver's own AWS credentials, with the decision, workflow id and run id in a signed header;
+ * the worker accepts it for 15 minutes after its signing time (STS itself refuses older ones). The worker sends it to STS and records the ARN STS
  * answers (activities/approvers.ts); nothing here is trusted by the worker except that signature.
  */
 import type { BinaryLike } from 'node:crypto';
@@ -50,8 +50,6 @@ export interface ApprovalSigning {
   region?: string;
   /** STS endpoint; default `AWS_ENDPOINT_URL_STS` / `AWS_ENDPOINT_URL`, else the region's own. */
   endpoint?: string;
-  /** Validity; default 300 s (the worker accepts at most 900). */
-  expiresInSeconds?: number;
   /** Signing time (tests). */
   now?: Date;
 }
@@ -62,7 +60,7 @@ function stsEndpoint(region: string): string {
 }
 
 /** A proof that whoever holds `signing.credentials` takes this decision on this run. */
-export async function presignApproval(
+export async function signApproval(
   kind: 'approve' | 'reject',
   workflowId: string,
   runId: string,
@@ -82,7 +80,9 @@ export async function presignApproval(
     credentials: signing.credentials ?? fromNodeProviderChain(),
     sha256: NodeSha256,
   });
-  const signed = await signer.presign(
+  // Signed headers (not query authentication): the same proof for STS, and one a sandbox that
+  // routes by the Authorization header (moto) can answer too.
+  const signed = await signer.sign(
     {
       method: 'GET',
       protocol: endpoint.protocol,
@@ -92,13 +92,13 @@ export async function presignApproval(
       query: { Action: 'GetCallerIdentity', Version: '2011-06-15' },
       headers: { host: endpoint.host, [APPROVAL_BINDING_HEADER]: binding },
     },
-    { expiresIn: signing.expiresInSeconds ?? 300, ...(signing.now ? { signingDate: signing.now } : {}) },
+    signing.now ? { signingDate: signing.now } : {},
   );
-  const query = new URLSearchParams();
-  for (const [k, v] of Object.entries(signed.query ?? {}))
-    for (const value of Array.isArray(v) ? v : [v]) if (typeof value === 'string') query.append(k, value);
+  const headers = Object.fromEntries(
+    Object.entries(signed.headers).filter(([k]) => k.toLowerCase() !== 'host'),
+  );
   return {
-    url: `${endpoint.protocol}//${endpoint.host}/?${query.toString()}`,
-    headers: { [APPROVAL_BINDING_HEADER]: binding },
+    url: `${endpoint.protocol}//${endpoint.host}/?Action=GetCallerIdentity&Version=2011-06-15`,
+    headers,
   };
 }

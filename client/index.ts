@@ -68,7 +68,7 @@ import { enforcementState, setAllowedAmisMode } from './enforcement';
 import type { ApprovalAck, ApprovalDecision, BackupInput, GoldenImageInput } from '../workflows/contracts';
 import { approveUpdate, rejectUpdate } from '../workflows/contracts';
 import type { ApprovalSigning } from './approval-proof';
-import { presignApproval } from './approval-proof';
+import { signApproval } from './approval-proof';
 import { approverPatternIssues } from '../workflows/approvers';
 import { approversOf } from './plan-file';
 import type { ScheduleBounds } from './bounds';
@@ -477,7 +477,7 @@ export class AmiflowClient {
 
   /**
    * Approves the image a golden run waits on, as whoever holds `signing.credentials` (default: the
-   * AWS SDK's default chain): the decision carries an STS GetCallerIdentity request presigned with
+   * AWS SDK's default chain): the decision carries an STS GetCallerIdentity request signed with
    * them and bound to the run, which the worker verifies; the run records the verified principal
    * ARN. Refused (RunFailedError) when it is not waiting or that principal may not approve.
    */
@@ -510,7 +510,7 @@ export class AmiflowClient {
     const { runId } = await this.handle(workflowId).describe();
     const valid = parseApprovalDecision({
       ...decision,
-      proof: decision.proof ?? (await presignApproval(kind, workflowId, runId, signing)),
+      proof: decision.proof ?? (await signApproval(kind, workflowId, runId, signing)),
     });
     try {
       return await this.temporal.workflow

@@ -82,7 +82,6 @@ export const FailureType = {
   // trust boundary: a withdrawal that does not match what the named run made
   ShareRunRefused: 'ShareRunRefused',
   ApproverNotVerified: 'ApproverNotVerified',
-  ImageInUse: 'ImageInUse',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -996,8 +995,8 @@ export interface ApprovalDecision {
 }
 
 /**
- * An STS GetCallerIdentity request presigned with the approver's own AWS credentials (SigV4 query
- * authentication, at most 15 minutes), with the header `APPROVAL_BINDING_HEADER` signed into it
+ * An STS GetCallerIdentity request signed with the approver's own AWS credentials (SigV4, accepted
+ * for 15 minutes after its signing time), with the header `APPROVAL_BINDING_HEADER` signed into it
  * naming the decision, the workflow and the run: the worker sends it to STS, which answers with the
  * signer's ARN, and it cannot be replayed for another run or the other decision.
  */

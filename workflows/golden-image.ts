@@ -178,7 +178,8 @@ async function verifiedApprover(
     throw ApplicationFailure.create({
       type: FailureType.ApproverNotVerified,
       nonRetryable: true,
-      message: 'a decision needs proof of who takes it (a presigned STS GetCallerIdentity request)',
+      message:
+        'a decision needs proof of who takes it (an STS GetCallerIdentity request signed with your AWS credentials)',
     });
   let who: VerifiedApprover;
   try {
@@ -261,7 +262,7 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
         type: FailureType.ApproverNotVerified,
         nonRetryable: true,
         message:
-          'a decision needs proof of who takes it: an STS GetCallerIdentity request presigned with your AWS credentials (amiflow golden approve|reject does it; the library: approveGoldenImage)',
+          'a decision needs proof of who takes it: an STS GetCallerIdentity request signed with your AWS credentials (amiflow golden approve|reject does it; the library: approveGoldenImage)',
       });
   };
   setHandler(approveUpdate, decide('approved'), { validator });

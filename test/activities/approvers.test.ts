@@ -1,5 +1,5 @@
 /**
- * Verified approvers at the SDK level: the approver's client presigns an STS GetCallerIdentity
+ * Verified approvers at the SDK level: the approver's client signs an STS GetCallerIdentity
  * request with its own credentials and the decision bound into a signed header; `verifyApprover`
  * sends it only to STS (here a local stand-in the worker is configured to trust, as the sandbox is)
  * and maps the answer to the IAM principal; a proof addressed elsewhere, bound to another decision,
@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ActivityDeps } from '../../activities';
 import { approverActivities } from '../../activities/approvers';
-import { presignApproval } from '../../client/approval-proof';
+import { activityClock } from '../../activities/waiting';
+import { signApproval } from '../../client/approval-proof';
 import { approverMatches, approverPatternIssues, principalOf } from '../../workflows/approvers';
 import { APPROVAL_BINDING_HEADER, FailureType, approvalBinding } from '../../workflows/contracts';
 import { activityEnv, errorOf, nonRetryableFailure } from './harness';
@@ -49,21 +50,24 @@ after(() => {
 });
 
 function verify(stsEndpoint = sts) {
-  return approverActivities({ ...({} as ActivityDeps), ...(stsEndpoint ? { stsEndpoint } : {}) })
-    .verifyApprover;
+  return approverActivities({
+    ...({} as ActivityDeps),
+    clock: activityClock,
+    ...(stsEndpoint ? { stsEndpoint } : {}),
+  }).verifyApprover;
 }
 
-async function proof(kind: 'approve' | 'reject' = 'approve', expiresInSeconds = 300) {
-  return presignApproval(kind, WORKFLOW, RUN, {
+function proof(kind: 'approve' | 'reject' = 'approve', now?: Date) {
+  return signApproval(kind, WORKFLOW, RUN, {
     credentials: CREDENTIALS,
     region: 'eu-west-1',
     endpoint: sts,
-    expiresInSeconds,
+    ...(now ? { now } : {}),
   });
 }
 
-describe('presignApproval and verifyApprover', () => {
-  it("GIVEN a proof presigned with the approver's credentials WHEN verified THEN STS gets exactly it, with the signed binding header, and the assumed role is the principal", async () => {
+describe('signApproval and verifyApprover', () => {
+  it("GIVEN a proof signed with the approver's credentials WHEN verified THEN STS gets exactly it, with the signed binding header, and the assumed role is the principal", async () => {
     answer = { status: 200, body: identity(ALICE) };
     received.length = 0;
     const p = await proof();
@@ -78,15 +82,14 @@ describe('presignApproval and verifyApprover', () => {
       principalArn: 'arn:aws:iam::111122223333:role/image-approvers',
       account: '111122223333',
     });
-    const q = new URL(received[0]?.url ?? '', sts).searchParams;
-    assert.equal(q.get('Action'), 'GetCallerIdentity');
-    assert.equal(q.get('X-Amz-Expires'), '300');
+    assert.equal(new URL(received[0]?.url ?? '', sts).searchParams.get('Action'), 'GetCallerIdentity');
+    const auth = String(received[0]?.headers.authorization);
     assert.match(
-      q.get('X-Amz-Credential') ?? '',
-      /^AKIAEXAMPLEAPPROVER\/\d{8}\/eu-west-1\/sts\/aws4_request$/,
+      auth,
+      /^AWS4-HMAC-SHA256 Credential=AKIAEXAMPLEAPPROVER\/\d{8}\/eu-west-1\/sts\/aws4_request, /,
     );
-    assert.deepEqual((q.get('X-Amz-SignedHeaders') ?? '').split(';'), ['host', APPROVAL_BINDING_HEADER]);
-    assert.match(q.get('X-Amz-Signature') ?? '', /^[0-9a-f]{64}$/);
+    assert.match(auth, new RegExp(`SignedHeaders=[^,]*${APPROVAL_BINDING_HEADER}`));
+    assert.match(auth, /Signature=[0-9a-f]{64}$/);
     assert.equal(received[0]?.headers[APPROVAL_BINDING_HEADER], `approve ${RUN} ${WORKFLOW}`);
   });
 
@@ -122,12 +125,12 @@ describe('presignApproval and verifyApprover', () => {
     assert.equal(received.length, 0);
   });
 
-  it('GIVEN a proof valid for an hour WHEN verified THEN refused: a proof is for one decision, now', async () => {
-    const p = await proof('approve', 3600);
+  it('GIVEN a proof signed 20 minutes ago WHEN verified THEN refused: a proof is for one decision, now', async () => {
+    const p = await proof('approve', new Date(Date.now() - 20 * 60_000));
     await nonRetryableFailure(
       activityEnv().run(verify(), { proof: p, binding: approvalBinding('approve', WORKFLOW, RUN) }),
       FailureType.ApproverNotVerified,
-      'must expire within 900 s',
+      'accepted for 900 s after signing',
     );
   });
 

@@ -162,24 +162,20 @@ export function proofFor(
   callerArn: string,
   runId = handle.firstExecutionRunId,
 ): ApproverProof {
-  const q = new URLSearchParams({
-    Action: 'GetCallerIdentity',
-    Version: '2011-06-15',
-    'X-Amz-Algorithm': 'AWS4-HMAC-SHA256',
-    'X-Amz-Expires': '300',
-    'X-Amz-SignedHeaders': `host;${APPROVAL_BINDING_HEADER}`,
-    'X-Amz-Signature': 'stub',
-    caller: callerArn,
-  });
+  const signedAt = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
   return {
-    url: `${FAKE_STS}/?${q.toString()}`,
-    headers: { [APPROVAL_BINDING_HEADER]: approvalBinding(kind, handle.workflowId, runId) },
+    url: `${FAKE_STS}/?Action=GetCallerIdentity&Version=2011-06-15&caller=${encodeURIComponent(callerArn)}`,
+    headers: {
+      authorization: `AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/${signedAt.slice(0, 8)}/us-east-1/sts/aws4_request, SignedHeaders=host;${APPROVAL_BINDING_HEADER};x-amz-date, Signature=${'0'.repeat(64)}`,
+      'x-amz-date': signedAt,
+      [APPROVAL_BINDING_HEADER]: approvalBinding(kind, handle.workflowId, runId),
+    },
   };
 }
 
 /** The stub STS: the real proof checks, then the caller the proof names. */
 const verifyApprover: Activities['verifyApprover'] = (input) => {
-  const problem = proofProblem(input, FAKE_STS);
+  const problem = proofProblem(input, Date.now(), FAKE_STS);
   if (problem)
     throw ApplicationFailure.create({
       type: FailureType.ApproverNotVerified,
