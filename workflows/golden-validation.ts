@@ -525,7 +525,10 @@ export function approvalDecisionIssues(decision: unknown, approvers?: readonly s
   if (proof !== undefined) {
     const headers = isObject(proof) ? proof.headers : undefined;
     if (!isObject(proof) || typeof proof.url !== 'string' || proof.url.length > 4096)
-      issues.push({ field: 'proof.url', message: 'must be the URL of a signed STS GetCallerIdentity request' });
+      issues.push({
+        field: 'proof.url',
+        message: 'must be the URL of a signed STS GetCallerIdentity request',
+      });
     if (!isObject(headers) || !Object.values(headers).every((v) => typeof v === 'string'))
       issues.push({ field: 'proof.headers', message: 'must be the signed headers, names to strings' });
   } else if (
