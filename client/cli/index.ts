@@ -4,7 +4,8 @@
  * group); bad input is refused there, naming the flag, before anything connects.
  *
  * Exit codes: 0 done; 1 the run failed (or something asked for is not there); 2 bad input or
- * usage; 3 a --strict compliance check found violations; 130 the run was cancelled.
+ * usage, or a request the client library refused (out of the operator's bounds, not amiflow's to
+ * act on); 3 a --strict compliance check found violations; 130 the run was cancelled.
  */
 import { CommanderError } from 'commander';
 import { ConfigError } from '../../worker/config';
@@ -17,7 +18,7 @@ import {
   resolveConnection,
 } from '../connection';
 import type { AmiflowClient } from '../index';
-import { RunFailedError } from '../index';
+import { RefusedError, RunFailedError } from '../index';
 import { PlanFileError } from '../plan-file';
 import { newContext } from './context';
 import { UsageError } from './flags';
@@ -95,6 +96,8 @@ export function describeError(err: unknown): Reported {
       },
     };
   if (err instanceof UsageError) return { code: 2, error: { kind: 'usage', message: err.message } };
+  // The request itself was refused (bounds, not amiflow's, a closed run): asking again will not help.
+  if (err instanceof RefusedError) return { code: 2, error: { kind: 'refused', message: err.message } };
   if (err instanceof ConfigError || err instanceof ConnectionConfigError)
     return { code: 2, error: { kind: 'config', message: err.message } };
   if (err instanceof ConnectionFailedError)
@@ -122,6 +125,7 @@ function textOf(err: unknown, r: Reported): string {
       ? `cancelled: ${err.message}`
       : `failed${err.failureType ? ` (${err.failureType})` : ''}: ${err.message}`;
   if (err instanceof CommandLineError) return `${err.message}\n(see: ${err.commandPath} --help)`;
+  if (err instanceof RefusedError) return `refused: ${err.message}`;
   return String(r.error.message);
 }
 
