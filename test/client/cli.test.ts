@@ -499,6 +499,38 @@ describe('verified approvals and unshare by the share run', () => {
     assert.match(out, /approved ami-0123456789abcdef0 \(version 1\)/);
   });
 
+  test('GIVEN an approval the worker refuses (ApproverNotVerified) WHEN run THEN exit 2, refused with the reason and the type; the run is not reported as failed', async () => {
+    const client = {
+      approveGoldenImage: () =>
+        Promise.reject(
+          new RunFailedError(
+            "arn:aws:iam::111122223333:user/eve is not one of this pipeline's approvers",
+            'golden-image/p/web-1',
+            'ApproverNotVerified',
+            false,
+          ),
+        ),
+      close: () => Promise.resolve(),
+    } as unknown as AmiflowClient;
+    const { code, out, err } = await captured(['golden', 'approve', 'golden-image/p/web-1', '--json'], () =>
+      Promise.resolve(client),
+    );
+    assert.equal(code, 2);
+    assert.match(
+      err,
+      /^amiflow: refused \(ApproverNotVerified\): arn:aws:iam::111122223333:user\/eve is not one/,
+    );
+    assert.deepEqual(JSON.parse(out), {
+      error: {
+        kind: 'refused',
+        message: "arn:aws:iam::111122223333:user/eve is not one of this pipeline's approvers",
+        workflowId: 'golden-image/p/web-1',
+        failureType: 'ApproverNotVerified',
+      },
+      exitCode: 2,
+    });
+  });
+
   test('GIVEN image unshare <share run> --record WHEN run THEN the run is withdrawn by its id and the record is only passed on to be compared', async () => {
     const record = {
       image: { imageId: 'ami-0aaaaaaaaaaaaaaa1', region: 'eu-west-1' },
