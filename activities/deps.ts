@@ -1,4 +1,5 @@
 import type { AwsClients } from './aws';
+import type { OpenTemporalReader } from './share-runs';
 import type { Clock, PollPolicy } from './waiting';
 
 /** Everything activities need from outside, injected by the worker (or a test). */
@@ -11,4 +12,11 @@ export interface ActivityDeps {
   onHeartbeat?: (details: unknown) => void;
   /** How long NotFound for an id AWS returned means "not visible yet" (default: AMIFLOW_CONSISTENCY_WINDOW, 3 min). */
   consistencyWindowMs?: number;
+  /** Reads other runs' records (a share's own result, for its withdrawal); the worker's own client. */
+  temporal?: OpenTemporalReader;
+  /**
+   * An STS endpoint besides AWS's own that approvers' proofs may be sent to: the sandbox's
+   * (the worker's `aws.endpoint`). Never set for real AWS.
+   */
+  stsEndpoint?: string;
 }

@@ -1,4 +1,5 @@
 import { allowedAmisActivities } from './allowed-amis';
+import { approverActivities } from './approvers';
 import { catalogueActivities } from './catalogue';
 import { complianceActivities } from './compliance';
 import { copyingActivities } from './copying';
@@ -9,6 +10,7 @@ import { instanceActivities } from './instances';
 import { kmsActivities } from './kms';
 import { launchActivities } from './launch';
 import { retentionActivities } from './retention';
+import { shareRunActivities } from './share-runs';
 import { sharingActivities } from './sharing';
 import { ssmActivities } from './ssm';
 
@@ -20,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...instanceActivities(deps),
     ...imageActivities(deps),
     ...sharingActivities(deps),
+    ...shareRunActivities(deps),
     ...kmsActivities(deps),
     ...copyingActivities(deps),
     ...launchActivities(deps),
@@ -27,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...complianceActivities(deps),
     ...allowedAmisActivities(deps),
     ...goldenActivities(deps),
+    ...approverActivities(deps),
     ...retentionActivities(deps),
     ...ssmActivities(deps),
   };

@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
-import { FailureType } from '../contracts';
+import { APPROVED_VALUE, FailureType, TAG } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { deregisterWithSnapshots, snapshotIdsOf } from './images';
@@ -82,6 +82,14 @@ export interface RetireImageInput {
    * DescribeImageReferences sees only this account's resources, so a shared image is kept.
    */
   retireShared?: boolean;
+  /**
+   * Deregistration protection is someone's decision to keep the image: with this set it is honoured
+   * (nothing is done) instead of turned off. Retirement of old golden versions lifts the protection
+   * amiflow itself put on them; a share's re-encrypted copy honours it.
+   */
+  honourProtection?: boolean;
+  /** Leave the image alone when it is tagged approved (`amiflow:approved=true`). */
+  keepApproved?: boolean;
 }
 
 export interface RetiredImage {
@@ -90,6 +98,8 @@ export interface RetiredImage {
   deletedSnapshotIds: string[];
   /** Set when the image is still in use: nothing was done. */
   references?: string[];
+  /** Set when it was kept for another reason (deregistration protection, approved): nothing was done. */
+  keptBecause?: string;
   /** Set when the image was gone already. */
   note?: string;
   /** Set when it is shared (accounts, organizations, OUs, `public`) and `retireShared` was not: nothing was done. */
@@ -246,6 +256,15 @@ export function deprecationTime(askedMs: number, now: number, isPublic: boolean)
   return Math.min(Math.ceil(Math.max(askedMs, now + minute) / minute) * minute, latest);
 }
 
+/** Why the image is kept although it qualifies (someone's protection, an approved image), if it is. */
+function keptBecause(image: Image, input: RetireImageInput): string | undefined {
+  if (input.honourProtection && isProtected(image.DeregistrationProtection))
+    return `deregistration protection is on (${image.DeregistrationProtection ?? 'enabled'})`;
+  if (input.keepApproved && tagsOf(image)[TAG.approved] === APPROVED_VALUE)
+    return `it is an approved image (${TAG.approved}=${APPROVED_VALUE})`;
+  return undefined;
+}
+
 export function retentionActivities(deps: ActivityDeps) {
   return {
     /** amiflow's images carrying every given tag, deprecated and disabled ones included. Read-only. */
@@ -338,6 +357,9 @@ export function retentionActivities(deps: ActivityDeps) {
             FailureType.AwsPolicyRefused,
             `image ${input.imageId} lacks ${foreign.map(([k, v]) => `${k}=${v}`).join(', ')}: not retiring an image amiflow did not make for this plan`,
           );
+        const kept = keptBecause(image, input);
+        if (kept)
+          return { imageId: input.imageId, deregistered: false, deletedSnapshotIds: [], keptBecause: kept };
         const refs = (await referencesOf(ec2, [input.imageId]))[input.imageId] ?? [];
         if (refs.length > 0)
           return { imageId: input.imageId, deregistered: false, deletedSnapshotIds: [], references: refs };

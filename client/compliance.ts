@@ -19,6 +19,9 @@ import { WORKFLOW_TYPES, complianceReportQuery } from '../contracts';
 import { checkName, parseComplianceScanInput } from '../workflows/guardrails-validation';
 import type { InputIssue } from '../workflows/validation';
 import { InvalidInputError } from '../workflows/validation';
+import type { ScheduleBounds } from './bounds';
+import { checkScheduleInterval, readScheduleBounds } from './bounds';
+import { parseDuration } from './plan-file';
 
 /** The id of a scan started by hand, and of the schedule that runs it (runs add `-<time>`). */
 export function complianceWorkflowId(name: string): string {
@@ -70,9 +73,21 @@ export async function scheduleComplianceScan(
   taskQueue: string,
   input: ComplianceScanInput,
   spec: ScheduleSpec,
+  bounds: ScheduleBounds = readScheduleBounds(),
 ): Promise<{ scheduleId: string }> {
   const valid = parseComplianceScanInput(input);
   if (!spec.every === !spec.cron?.length) throw new Error('a schedule needs exactly one of every or cron');
+  const everySeconds = spec.every !== undefined ? parseDuration(spec.every) : undefined;
+  if (spec.every !== undefined && everySeconds === undefined)
+    throw new InvalidInputError([
+      { field: 'every', message: `'${spec.every}' is not a duration like 24h, 6h or 90m` },
+    ]);
+  checkScheduleInterval(
+    bounds,
+    'complianceScan',
+    { ...(everySeconds !== undefined ? { everySeconds } : {}), ...(spec.cron ? { cron: spec.cron } : {}) },
+    spec.every ? 'every' : 'cron',
+  );
   const scheduleId = complianceWorkflowId(valid.name);
   await temporal.schedule.create({
     scheduleId,

@@ -31,10 +31,12 @@ export function shareWorkflowId(input: ShareImageInput): string {
   })}`;
 }
 
-/** `unshare-image/<region>/<account|self>/<shared ami>/<digest of what is withdrawn>`. */
+/** `unshare-image/<share workflow id>/<share run id>`: one withdrawal per share run. */
 export function unshareWorkflowId(input: UnshareImageInput): string {
+  if (input.shareWorkflowId !== undefined)
+    return `unshare-image/${input.shareWorkflowId}/${input.shareRunId ?? 'latest'}`;
   const s = input.share;
-  return `unshare-image/${s.image.region}/${s.image.accountId ?? 'self'}/${s.sharedImageId}/${digest(s.added)}`;
+  return `unshare-image/${s?.image.region ?? ''}/${s?.image.accountId ?? 'self'}/${s?.sharedImageId ?? ''}/${digest(s?.added)}`;
 }
 
 /** `copy-image/<region>/<account|self>/<ami>/<digest of the destinations>`. */

@@ -17,7 +17,7 @@ import { connectionOptions } from '../worker/connection';
 import type { ImageFromInstanceInput, ImageFromInstanceResult, WorkflowProgress } from '../contracts';
 import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../contracts';
 import { regionProblem } from '../activities/regions';
-import { parseImageFromInstanceInput, useRegionCheck } from '../workflows/validation';
+import { InvalidInputError, parseImageFromInstanceInput, useRegionCheck } from '../workflows/validation';
 import type { MigrateInstanceInput } from '../contracts';
 import { parseMigrateInstanceInput } from '../workflows/migrate-validation';
 import { migrateSummary, migrateWorkflowId } from './migration';
@@ -64,6 +64,12 @@ import {
 import { enforcementState, setAllowedAmisMode } from './enforcement';
 import type { ApprovalAck, ApprovalDecision, BackupInput, GoldenImageInput } from '../contracts';
 import { approveUpdate, rejectUpdate } from '../contracts';
+import { approverPatternIssues } from '../workflows/approvers';
+import type { ApprovalSigning } from './approval-proof';
+import { signApproval } from './approval-proof';
+import { approversOf } from './plan-file';
+import type { ScheduleBounds } from './bounds';
+import { RefusedError, checkAmiflowRun, readScheduleBounds } from './bounds';
 import {
   parseApprovalDecision,
   parseBackupInput,
@@ -82,6 +88,8 @@ export { InvalidInputError } from '../workflows/validation';
 export { AmiflowSchedules } from './schedules';
 export type { ApplyReport, ScheduleDetails, ScheduleListItem } from './schedules';
 export { PlanFileError, loadPlanFile, parsePlan } from './plan-file';
+export { DEFAULT_SCHEDULE_BOUNDS, RefusedError, readScheduleBounds } from './bounds';
+export type { ScheduleBounds } from './bounds';
 export type { Plan, PlanEntry } from './plan-file';
 export { backupWorkflowId, goldenWorkflowId } from './golden';
 export type {
@@ -159,15 +167,21 @@ export class AmiflowClient {
     readonly temporal: Client,
     readonly taskQueue: string,
     private readonly ownedConnection?: Connection,
+    /** The operator's bounds on schedules and backfills (see client/bounds.ts). */
+    readonly bounds: ScheduleBounds = readScheduleBounds(),
   ) {}
 
   /** Connects with the same settings as the worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, AMIFLOW_TASK_QUEUE…). */
-  static async connect(settings: TemporalSettings = readTemporalSettings()): Promise<AmiflowClient> {
+  static async connect(
+    settings: TemporalSettings = readTemporalSettings(),
+    bounds: ScheduleBounds = readScheduleBounds(),
+  ): Promise<AmiflowClient> {
     const connection = await Connection.connect(await connectionOptions(settings));
     return new AmiflowClient(
       new Client({ connection, namespace: settings.namespace }),
       settings.taskQueue,
       connection,
+      bounds,
     );
   }
 
@@ -177,8 +191,8 @@ export class AmiflowClient {
   }
 
   /** Wraps an existing Temporal client (tests, services that already hold one). */
-  static fromClient(client: Client, taskQueue: string): AmiflowClient {
-    return new AmiflowClient(client, taskQueue);
+  static fromClient(client: Client, taskQueue: string, bounds?: ScheduleBounds): AmiflowClient {
+    return new AmiflowClient(client, taskQueue, undefined, bounds);
   }
 
   async close(): Promise<void> {
@@ -235,19 +249,33 @@ export class AmiflowClient {
     });
   }
 
-  /** Validates, then starts `unshareImage`: withdraws what the share (its result) added, nothing else. */
+  /**
+   * Validates, then starts `unshareImage` for a share run (its workflow id): the worker reads what
+   * that run added from its own result in Temporal and withdraws that, nothing else. `expected`, a
+   * record you hold (e.g. a saved result), is only compared with the run's: any difference refuses.
+   */
   async startUnshareImage(
-    share: ShareRecord,
-    opts: StartOptions & { deleteReencryptedCopy?: boolean } = {},
+    shareWorkflowId: string,
+    opts: StartOptions & {
+      deleteReencryptedCopy?: boolean;
+      shareRunId?: string;
+      expected?: ShareRecord;
+    } = {},
   ): Promise<StartedRun> {
-    const record: ShareRecord = {
-      image: share.image,
-      sharedImageId: share.sharedImageId,
-      added: share.added,
-      ...(share.reencryptedCopy ? { reencryptedCopy: share.reencryptedCopy } : {}),
-    };
+    const e = opts.expected;
     const valid = parseUnshareImageInput({
-      share: record,
+      shareWorkflowId,
+      ...(opts.shareRunId !== undefined ? { shareRunId: opts.shareRunId } : {}),
+      ...(e
+        ? {
+            share: {
+              image: e.image,
+              sharedImageId: e.sharedImageId,
+              added: e.added,
+              ...(e.reencryptedCopy ? { reencryptedCopy: e.reencryptedCopy } : {}),
+            },
+          }
+        : {}),
       ...(opts.deleteReencryptedCopy !== undefined
         ? { deleteReencryptedCopy: opts.deleteReencryptedCopy }
         : {}),
@@ -257,10 +285,7 @@ export class AmiflowClient {
       args: [valid],
       workflowId: opts.workflowId ?? unshareWorkflowId(valid),
       taskQueue: this.taskQueue,
-      summary: `Unshare ${record.sharedImageId} (${record.image.region})`,
-      ...(opts.searchAttributes !== false
-        ? { searchAttributes: { imageId: record.sharedImageId, region: record.image.region } }
-        : {}),
+      summary: `Unshare what ${shareWorkflowId} added`,
     });
   }
 
@@ -367,7 +392,7 @@ export class AmiflowClient {
     input: ComplianceScanInput,
     spec: ScheduleSpec,
   ): Promise<{ scheduleId: string }> {
-    return scheduleComplianceScan(this.temporal, this.taskQueue, input, spec);
+    return scheduleComplianceScan(this.temporal, this.taskQueue, input, spec, this.bounds);
   }
 
   /** The last completed report of scan `name` (by hand or scheduled), without scanning; undefined if none. */
@@ -403,7 +428,7 @@ export class AmiflowClient {
 
   /** Schedules of golden pipelines and backup plans (create, list, describe, pause, trigger, backfill, apply a plan). */
   get schedules(): AmiflowSchedules {
-    return new AmiflowSchedules(this.temporal, this.taskQueue);
+    return new AmiflowSchedules(this.temporal, this.taskQueue, this.bounds);
   }
 
   /**
@@ -412,6 +437,11 @@ export class AmiflowClient {
    * pipeline and time started twice runs once.
    */
   async startGoldenImage(input: GoldenImageInput, opts: StartOptions = {}): Promise<StartedRun> {
+    const approverIssues = approverPatternIssues(
+      'approval.approvers',
+      approversOf((input as Partial<GoldenImageInput> | null)?.approval),
+    );
+    if (approverIssues.length > 0) throw new InvalidInputError(approverIssues);
     const valid = parseGoldenImageInput({
       ...input,
       scheduledTime: input.scheduledTime ?? manualScheduledTime(),
@@ -442,26 +472,47 @@ export class AmiflowClient {
     });
   }
 
-  /** Approves the image a golden run waits on; refused (RunFailedError) when it is not waiting or `by` may not approve. */
-  async approveGoldenImage(workflowId: string, decision: ApprovalDecision): Promise<ApprovalAck> {
-    return this.decide(workflowId, 'approve', decision);
+  /**
+   * Approves the image a golden run waits on, as whoever holds `signing.credentials` (default: the
+   * AWS SDK's default chain): the decision carries an STS GetCallerIdentity request signed with
+   * them and bound to the run, which the worker verifies; the run records the verified principal
+   * ARN. Refused (RunFailedError) when it is not waiting or that principal may not approve.
+   */
+  async approveGoldenImage(
+    workflowId: string,
+    decision: ApprovalDecision = {},
+    signing: ApprovalSigning = {},
+  ): Promise<ApprovalAck> {
+    return this.decide(workflowId, 'approve', decision, signing);
   }
 
-  /** Rejects it: the run fails `ApprovalRejected` and undoes itself; the previous version stays current. */
-  async rejectGoldenImage(workflowId: string, decision: ApprovalDecision): Promise<ApprovalAck> {
-    return this.decide(workflowId, 'reject', decision);
+  /** Rejects it (same proof of identity): the run fails `ApprovalRejected` and undoes itself. */
+  async rejectGoldenImage(
+    workflowId: string,
+    decision: ApprovalDecision = {},
+    signing: ApprovalSigning = {},
+  ): Promise<ApprovalAck> {
+    return this.decide(workflowId, 'reject', decision, signing);
   }
 
   private async decide(
     workflowId: string,
     kind: 'approve' | 'reject',
     decision: ApprovalDecision,
+    signing: ApprovalSigning,
   ): Promise<ApprovalAck> {
-    const valid = parseApprovalDecision(decision);
+    // The rest of the decision is checked before anything is read or signed (the proof comes next).
+    parseApprovalDecision({ ...decision, proof: decision.proof ?? { url: '', headers: {} } });
+    // The proof names the run it is for: the run that is waiting now, and the update goes to that run.
+    const { runId } = await this.handle(workflowId).describe();
+    const valid = parseApprovalDecision({
+      ...decision,
+      proof: decision.proof ?? (await signApproval(kind, workflowId, runId, signing)),
+    });
     try {
-      return await this.handle(workflowId).executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, {
-        args: [valid],
-      });
+      return await this.temporal.workflow
+        .getHandle(workflowId, runId)
+        .executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, { args: [valid] });
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError)
         throw new RunFailedError(
@@ -507,9 +558,19 @@ export class AmiflowClient {
     return { status: d.status.name as RunStatus, ...(progress ? { progress } : {}) };
   }
 
-  /** Requests cancellation: the run undoes what it did (compensation) and ends cancelled. */
+  /**
+   * Requests cancellation: the run undoes what it did (compensation) and ends cancelled. Refused
+   * (`RefusedError`) for a workflow that is not amiflow's (by type and id) and for a closed run,
+   * which has nothing left to cancel or undo.
+   */
   async cancel(workflowId: string): Promise<void> {
-    await this.handle(workflowId).cancel();
+    const d = await this.handle(workflowId).describe();
+    checkAmiflowRun(workflowId, d.type, 'cancel');
+    if (d.status.name !== 'RUNNING')
+      throw new RefusedError(
+        `run ${workflowId} is closed (${d.status.name.toLowerCase()}${d.closeTime ? ` at ${d.closeTime.toISOString()}` : ''}): there is nothing to cancel, and nothing will be undone`,
+      );
+    await this.temporal.workflow.getHandle(workflowId, d.runId).cancel();
   }
 
   /**

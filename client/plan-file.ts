@@ -13,6 +13,7 @@ import type { Node as YamlNode } from 'yaml';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { BackupInput, GoldenImageInput } from '../contracts';
 import { OVERLAP_POLICIES, PLAN_API_VERSION, PLAN_DURATION_RE } from '../contracts/plan';
+import { approverPatternIssues } from '../workflows/approvers';
 import { PLAN_NAME_RE, backupIssues, goldenImageIssues } from '../workflows/golden-validation';
 import type { InputIssue } from '../workflows/validation';
 import { show } from '../workflows/validation';
@@ -455,7 +456,14 @@ function checkEntries(
       ctx,
     ) as Record<string, unknown>;
     if (kind === 'golden' && converted.approval === true) converted.approval = {};
-    const found: InputIssue[] = kind === 'golden' ? goldenImageIssues(converted) : backupIssues(converted);
+    const found: InputIssue[] =
+      kind === 'golden'
+        ? [
+            ...goldenImageIssues(converted),
+            // Plans name approvers as IAM principals: the worker verifies who approves by STS.
+            ...approverPatternIssues('approval.approvers', approversOf(converted.approval)),
+          ]
+        : backupIssues(converted);
     for (const issue of found)
       ctx.issues.push({
         path: planPathOf(issue.field, path, nameKey),
@@ -575,4 +583,11 @@ export async function loadPlanFile(file: string): Promise<Plan> {
     ]);
   }
   return parsePlan(text, file);
+}
+
+/** `approval.approvers` when the approval block is an object (its own checks name anything else). */
+export function approversOf(approval: unknown): unknown {
+  return typeof approval === 'object' && approval !== null && Object.hasOwn(approval, 'approvers')
+    ? (approval as { approvers?: unknown }).approvers
+    : undefined;
 }

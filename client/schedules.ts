@@ -18,9 +18,12 @@ import type {
   ScheduleOverlapPolicy,
 } from '@temporalio/client';
 import { ScheduleNotFoundError, WorkflowFailedError } from '@temporalio/client';
+import Long from 'long';
 import { SearchAttr, WORKFLOW_TYPES } from '../contracts';
 import type { OverlapPolicy, Plan, PlanEntry } from './plan-file';
 import { entryKey } from './plan-file';
+import type { ScheduleBounds } from './bounds';
+import { RefusedError, checkAmiflowSchedule, checkScheduleInterval, readScheduleBounds } from './bounds';
 
 export const SCHEDULE_PREFIX = 'amiflow/';
 
@@ -208,9 +211,20 @@ export class AmiflowSchedules {
   constructor(
     private readonly client: Client,
     private readonly taskQueue: string,
+    private readonly bounds: ScheduleBounds = readScheduleBounds(),
   ) {}
 
+  /** The entry's schedule; refused (`RefusedError`) when it would run more often than the operator allows. */
   compile(plan: Plan, entry: PlanEntry, opts: { searchAttributes?: boolean } = {}): CompiledSchedule {
+    checkScheduleInterval(
+      this.bounds,
+      entry.kind === 'golden' ? 'goldenImage' : 'backupInstances',
+      {
+        ...(entry.schedule.everySeconds !== undefined ? { everySeconds: entry.schedule.everySeconds } : {}),
+        ...(entry.schedule.cron ? { cron: entry.schedule.cron } : {}),
+      },
+      `${plan.name}: ${entry.kind} ${entry.name}: schedule`,
+    );
     return compileSchedule(plan, entry, { taskQueue: this.taskQueue, ...opts });
   }
 
@@ -389,10 +403,12 @@ export class AmiflowSchedules {
   }
 
   async pause(scheduleId: string, note?: string): Promise<void> {
+    checkAmiflowSchedule(scheduleId, 'pause');
     await this.handle(scheduleId).pause(note ?? 'paused with amiflow');
   }
 
   async unpause(scheduleId: string, note?: string): Promise<void> {
+    checkAmiflowSchedule(scheduleId, 'unpause');
     await this.handle(scheduleId).unpause(note ?? 'unpaused with amiflow');
   }
 
@@ -405,6 +421,7 @@ export class AmiflowSchedules {
     scheduleId: string,
     opts: { overlap?: OverlapPolicy; waitForStart?: boolean; timeoutMs?: number } = {},
   ): Promise<{ workflowId: string; runId: string } | undefined> {
+    checkAmiflowSchedule(scheduleId, 'trigger');
     const handle = this.handle(scheduleId);
     const before = opts.waitForStart ? await handle.describe() : undefined;
     await handle.trigger(opts.overlap ? temporalOverlap(opts.overlap) : undefined);
@@ -425,20 +442,57 @@ export class AmiflowSchedules {
     }
   }
 
-  /** Takes the actions the schedule would have taken between `from` and `to`, now. */
-  async backfill(scheduleId: string, from: Date, to: Date, overlap?: OverlapPolicy): Promise<void> {
+  /**
+   * Takes the actions the schedule would have taken between `from` and `to`, now: at most
+   * `maxBackfillRuns` of them (counted with Temporal's own matching times), and with `allow-all`
+   * overlap (every run at once) only when `confirmAllowAll` says so.
+   */
+  async backfill(
+    scheduleId: string,
+    from: Date,
+    to: Date,
+    overlap?: OverlapPolicy,
+    opts: { confirmAllowAll?: boolean } = {},
+  ): Promise<{ runs: number }> {
+    checkAmiflowSchedule(scheduleId, 'backfill');
     if (!(from < to))
       throw new RangeError(
         `backfill: --from (${from.toISOString()}) must be before --to (${to.toISOString()})`,
+      );
+    if (overlap === 'allow-all' && opts.confirmAllowAll !== true)
+      throw new RefusedError(
+        `backfill: overlap allow-all starts every run of the window at once; confirm it (confirmAllowAll) or use buffer-all, which runs them one after another`,
+      );
+    const runs = await this.matchingTimes(scheduleId, from, to);
+    if (runs > this.bounds.maxBackfillRuns)
+      throw new RefusedError(
+        `backfill: ${from.toISOString()} to ${to.toISOString()} would start ${runs > MATCH_COUNT_CAP ? `more than ${MATCH_COUNT_CAP}` : runs} runs; ` +
+          `at most ${this.bounds.maxBackfillRuns} per backfill (the operator's bound, AMIFLOW_MAX_BACKFILL_RUNS): narrow the window`,
       );
     await this.handle(scheduleId).backfill({
       start: from,
       end: to,
       ...(overlap ? { overlap: temporalOverlap(overlap) } : {}),
     });
+    return { runs };
+  }
+
+  /** How many times the schedule's spec matches in [from, to] (Temporal's own answer; capped). */
+  private async matchingTimes(scheduleId: string, from: Date, to: Date): Promise<number> {
+    const out = await this.client.workflowService.listScheduleMatchingTimes({
+      namespace: this.client.options.namespace,
+      scheduleId,
+      startTime: { seconds: Long.fromNumber(Math.floor(from.getTime() / 1000)) },
+      endTime: { seconds: Long.fromNumber(Math.ceil(to.getTime() / 1000)) },
+    });
+    return Math.min(out.startTime?.length ?? 0, MATCH_COUNT_CAP + 1);
   }
 
   async delete(scheduleId: string): Promise<void> {
+    checkAmiflowSchedule(scheduleId, 'delete');
     await this.handle(scheduleId).delete();
   }
 }
+
+/** Counting stops here: enough to say "more than" about a window from 1970. */
+const MATCH_COUNT_CAP = 100_000;

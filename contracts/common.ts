@@ -82,6 +82,9 @@ export const FailureType = {
   AllowedAmisManagedByPolicy: 'AllowedAmisManagedByPolicy',
   AllowedAmisNoProviders: 'AllowedAmisNoProviders',
   AllowedAmisChangedOutside: 'AllowedAmisChangedOutside',
+  // trust boundary: a withdrawal that does not match what the named run made
+  ShareRunRefused: 'ShareRunRefused',
+  ApproverNotVerified: 'ApproverNotVerified',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -148,7 +148,11 @@ export interface GoldenImageInput extends AwsTarget {
   approval?: {
     /** The run fails (and cleans up) when no decision came within this. Default 3 days. */
     timeoutSeconds?: number;
-    /** Who may approve or reject; default anyone who can send the update. */
+    /**
+     * Who may approve or reject: IAM role or user ARNs, `*` matching any characters within one
+     * name (`arn:aws:iam::111122223333:role/approver-*`). An assumed-role session counts as its
+     * role. Default: any principal whose identity STS verifies (still recorded by ARN).
+     */
     approvers?: string[];
   };
   distribution?: GoldenDistribution;
@@ -163,9 +167,41 @@ export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 3 * 24 * 3600;
 export const AUTO_APPROVER = 'amiflow:validation';
 
 export interface ApprovalDecision {
-  /** Who decided (a person or a system identity). */
-  by: string;
+  /**
+   * Who claims to decide. Only informative: with `proof`, the run records the principal ARN STS
+   * verified instead (runs from before verified approvals recorded this name as given).
+   */
+  by?: string;
   comment?: string;
+  /** The approver's identity, proven: see `ApproverProof`. Required by runs that verify approvers. */
+  proof?: ApproverProof;
+}
+
+/**
+ * An STS GetCallerIdentity request signed with the approver's own AWS credentials (SigV4, accepted
+ * for 15 minutes after its signing time), with the header `APPROVAL_BINDING_HEADER` signed into it
+ * naming the decision, the workflow and the run: the worker sends it to STS, which answers with the
+ * signer's ARN, and it cannot be replayed for another run or the other decision.
+ */
+export interface ApproverProof {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** The signed header that binds a proof to one decision on one run. */
+export const APPROVAL_BINDING_HEADER = 'x-amiflow-approval';
+
+export function approvalBinding(kind: 'approve' | 'reject', workflowId: string, runId: string): string {
+  return `${kind} ${runId} ${workflowId}`;
+}
+
+/** The caller identity STS answered for a proof, and the IAM principal it stands for. */
+export interface VerifiedApprover {
+  /** As STS returned it, e.g. `arn:aws:sts::111122223333:assumed-role/approvers/alice`. */
+  arn: string;
+  /** The IAM role or user: an assumed-role session maps to its role (`arn:aws:iam::…:role/approvers`). */
+  principalArn: string;
+  account: string;
 }
 export interface ApprovalAck {
   workflowId: string;
@@ -204,7 +240,15 @@ export interface GoldenImageResult {
     statusChecks: 'ok';
     healthCheck?: { marker: string; seenAt: string };
   };
-  approval: { by: string; at: string; comment?: string; gate: boolean };
+  approval: {
+    /** The verified principal ARN (runs from before verified approvals: the name given). */
+    by: string;
+    at: string;
+    comment?: string;
+    gate: boolean;
+    /** The caller identity STS returned for the approver's proof, as it returned it. */
+    verifiedArn?: string;
+  };
   retention: RetentionReport;
   startedAt: string;
   finishedAt: string;

@@ -202,7 +202,17 @@ export interface ShareExpiryResult {
 export const setShareExpiryUpdate = defineUpdate<ShareExpiryResult, [ShareExpiryUpdate]>('setShareExpiry');
 
 export interface UnshareImageInput {
-  share: ShareRecord;
+  /**
+   * The share run to withdraw (its workflow id; its latest run unless `shareRunId`). The run's own
+   * result in Temporal names what it added: that, and nothing else, is withdrawn.
+   */
+  shareWorkflowId?: string;
+  shareRunId?: string;
+  /**
+   * Optional with `shareWorkflowId`: a record the caller holds, only compared with the run's own
+   * (any difference refuses the unshare). Runs started before `shareWorkflowId` existed carry only this.
+   */
+  share?: ShareRecord;
   /** Also deregister the re-encrypted copy the share made, and delete its snapshots. Default false. */
   deleteReencryptedCopy?: boolean;
 }
@@ -213,5 +223,7 @@ export interface UnshareImageResult {
   /** What was withdrawn (including entries someone had already removed: withdrawing is idempotent). */
   withdrawn: ShareAdded;
   deletedReencryptedCopy?: string;
+  /** Asked to delete the re-encrypted copy, but it was kept: what still uses or protects it. */
+  keptReencryptedCopy?: { imageId: string; because: string[] };
   finishedAt: string;
 }

@@ -37,6 +37,8 @@ export async function withSandboxWorker<T>(
       // The bare sandbox answers consistently, so a lookup that finds nothing need not wait minutes
       // for a new id to show; a fault layer in front of it sets AMIFLOW_CONSISTENCY_WINDOW instead.
       consistencyWindowMs: parseConsistencyWindow(process.env.AMIFLOW_CONSISTENCY_WINDOW || '2s'),
+      // Share runs are read with the test's own client (the settings name no Temporal address).
+      temporal: () => Promise.resolve({ workflow: env.client.workflow, close: () => Promise.resolve() }),
     },
     worker: { taskQueue, workflowBundle: await workflowBundle() },
   });

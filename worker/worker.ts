@@ -1,4 +1,5 @@
 /** Builds the amiflow worker: the workflow bundle plus the activities bound to their AWS clients. */
+import { Client, Connection } from '@temporalio/client';
 import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
 import { Runtime, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../activities';
@@ -6,8 +7,10 @@ import { createActivities } from '../activities';
 import { parseConsistencyWindow } from '../activities/consistency';
 import { createAwsClients } from '../activities/aws';
 import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
-import type { WorkerSettings } from './config';
+import type { OpenTemporalReader } from '../activities/share-runs';
 import { METRIC } from '../workflows/metric-names';
+import type { TemporalSettings, WorkerSettings } from './config';
+import { connectionOptions } from './connection';
 import { createLogger } from './logging';
 
 export interface BuildWorkerOptions {
@@ -61,6 +64,17 @@ export function installRuntime(
   });
 }
 
+/** A client connection of the worker's own, for activities that read other runs (a share's record). */
+export function temporalReaderFor(t: TemporalSettings): OpenTemporalReader {
+  return async () => {
+    const connection = await Connection.connect(await connectionOptions(t));
+    return {
+      workflow: new Client({ connection, namespace: t.namespace }).workflow,
+      close: () => connection.close(),
+    };
+  };
+}
+
 export const workflowsPath = require.resolve('../workflows');
 
 export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: Worker; deps: ActivityDeps }> {
@@ -69,6 +83,8 @@ export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: W
     clock: opts.deps?.clock ?? activityClock,
     random: opts.deps?.random ?? Math.random,
     policy: opts.deps?.policy ?? DEFAULT_POLL_POLICY,
+    temporal: opts.deps?.temporal ?? temporalReaderFor(opts.settings.temporal),
+    ...(opts.settings.aws.endpoint ? { stsEndpoint: opts.settings.aws.endpoint } : {}),
     ...(opts.deps?.onHeartbeat ? { onHeartbeat: opts.deps.onHeartbeat } : {}),
     // Read once at start, so a bad AMIFLOW_CONSISTENCY_WINDOW stops the worker with its name.
     consistencyWindowMs:

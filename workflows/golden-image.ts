@@ -17,9 +17,11 @@
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -44,6 +46,7 @@ import type {
   ShareImageInput,
   ShareImageResult,
   Tags,
+  VerifiedApprover,
 } from '../contracts';
 import {
   APPROVED_VALUE,
@@ -58,11 +61,13 @@ import {
   SearchAttr,
   TAG,
   WORKFLOW_TYPES,
+  approvalBinding,
   approveUpdate,
   progressQuery,
   rejectUpdate,
 } from '../contracts';
 import type { UndoHandle } from './compensation';
+import { approverMatches } from './approvers';
 import { Compensations } from './compensation';
 import { copyImage } from './copy-image';
 import { approvalDecisionIssues, parseGoldenImageInput } from './golden-validation';
@@ -160,6 +165,43 @@ function iso(ms: number): string {
 const la = proxyLocalActivities<Activities>(fastAwsCall);
 const act = proxyActivities<Activities>(compensationCall);
 
+/**
+ * The approver's identity as STS verifies it (the `verifyApprover` activity), bound to this run and
+ * decision, and checked against the pipeline's approvers. The update fails otherwise; the run waits on.
+ */
+async function verifiedApprover(
+  kind: 'approve' | 'reject',
+  d: ApprovalDecision,
+  approvers: readonly string[] | undefined,
+): Promise<VerifiedApprover> {
+  const { workflowId, runId } = workflowInfo();
+  if (!d.proof)
+    throw ApplicationFailure.create({
+      type: FailureType.ApproverNotVerified,
+      nonRetryable: true,
+      message:
+        'a decision needs proof of who takes it (an STS GetCallerIdentity request signed with your AWS credentials)',
+    });
+  let who: VerifiedApprover;
+  try {
+    who = await la.verifyApprover.executeWithOptions(
+      { ...fastAwsCall, summary: `verify who ${kind}s (STS GetCallerIdentity)` },
+      [{ proof: d.proof, binding: approvalBinding(kind, workflowId, runId) }],
+    );
+  } catch (err) {
+    // The update fails with the activity's own refusal (type ApproverNotVerified), not its wrapper.
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
+    throw err;
+  }
+  if (approvers && approvers.length > 0 && !approverMatches(who.principalArn, approvers))
+    throw ApplicationFailure.create({
+      type: FailureType.ApproverNotVerified,
+      nonRetryable: true,
+      message: `${who.arn} (${who.principalArn}) is not one of this pipeline's approvers (${approvers.join(', ')})`,
+    });
+  return who;
+}
+
 export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenImageResult> {
   const progress = new Progress(WORKFLOW_TYPES.goldenImage, GOLDEN_IMAGE_STEPS);
   setHandler(progressQuery, () => progress.record);
@@ -167,13 +209,38 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
 
   // The approval gate: `approve` / `reject` updates, accepted only while the run waits for them.
   let awaiting: { imageId: string; version: string } | undefined;
-  let decision: (ApprovalDecision & { kind: 'approved' | 'rejected'; at: number }) | undefined;
+  let decision:
+    | { kind: 'approved' | 'rejected'; by: string; comment?: string; verifiedArn?: string; at: number }
+    | undefined;
   const approvers = (rawInput as Partial<GoldenImageInput> | undefined)?.approval?.approvers;
+  const notWaiting = () =>
+    ApplicationFailure.create({
+      type: FailureType.InvalidInput,
+      nonRetryable: true,
+      message: decision
+        ? `the image was ${decision.kind} already, by ${decision.by}`
+        : `this run is not waiting for approval (${(rawInput as Partial<GoldenImageInput> | undefined)?.approval ? 'not there yet, or past it' : 'its pipeline has no approval gate'})`,
+    });
   const decide =
     (kind: 'approved' | 'rejected') =>
-    (d: ApprovalDecision): ApprovalAck => {
+    async (d: ApprovalDecision): Promise<ApprovalAck> => {
+      let by = d.by ?? '';
+      let verifiedArn: string | undefined;
+      // Runs that took decisions before approvers were verified replay them as they were taken.
+      if (patched('verified-approvers')) {
+        const who = await verifiedApprover(kind === 'approved' ? 'approve' : 'reject', d, approvers);
+        if (!awaiting || decision) throw notWaiting(); // decided while STS answered
+        by = who.principalArn;
+        verifiedArn = who.arn;
+      }
       const at = Date.now();
-      decision = { kind, by: d.by, ...(d.comment ? { comment: d.comment } : {}), at };
+      decision = {
+        kind,
+        by,
+        ...(d.comment ? { comment: d.comment } : {}),
+        ...(verifiedArn ? { verifiedArn } : {}),
+        at,
+      };
       return {
         workflowId: workflowInfo().workflowId,
         imageId: awaiting?.imageId ?? '',
@@ -183,20 +250,20 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
       };
     };
   const validator = (d: ApprovalDecision): void => {
-    if (!awaiting || decision)
-      throw ApplicationFailure.create({
-        type: FailureType.InvalidInput,
-        nonRetryable: true,
-        message: decision
-          ? `the image was ${decision.kind} already, by ${decision.by}`
-          : `this run is not waiting for approval (${(rawInput as Partial<GoldenImageInput> | undefined)?.approval ? 'not there yet, or past it' : 'its pipeline has no approval gate'})`,
-      });
+    if (!awaiting || decision) throw notWaiting();
     const issues = approvalDecisionIssues(d, approvers);
     if (issues.length > 0)
       throw ApplicationFailure.create({
         type: FailureType.InvalidInput,
         nonRetryable: true,
         message: formatIssues(issues),
+      });
+    if (d.proof === undefined)
+      throw ApplicationFailure.create({
+        type: FailureType.ApproverNotVerified,
+        nonRetryable: true,
+        message:
+          'a decision needs proof of who takes it: an STS GetCallerIdentity request signed with your AWS credentials (amiflow golden approve|reject does it; the library: approveGoldenImage)',
       });
   };
   setHandler(approveUpdate, decide('approved'), { validator });
@@ -450,7 +517,7 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
             });
           return d;
         },
-        `${imageId} (${version}): send the approve or reject update (amiflow golden approve ${workflowId} --by <you>)`,
+        `${imageId} (${version}): send the approve or reject update, signed with your AWS credentials (amiflow golden approve ${workflowId})`,
       );
       if (withSearchAttributes) upsertSearchAttributes([{ key: SearchAttr.step, value: 'approved' }]);
       approval = {
@@ -458,6 +525,7 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
         at: iso(decided.at),
         ...(decided.comment ? { comment: decided.comment } : {}),
         gate: true,
+        ...(decided.verifiedArn ? { verifiedArn: decided.verifiedArn } : {}),
       };
     } else {
       progress.skip('await approval', 'no approval gate: approved by its validation');

@@ -507,18 +507,33 @@ export function parseBackupInput(input: unknown): BackupInput {
   return input as BackupInput;
 }
 
-/** Problems with an approve/reject decision; `approvers` (when set) limits who may decide. */
+/**
+ * Problems with an approve/reject decision. With a `proof` the approver is checked against
+ * `approvers` by the identity STS verifies for it (in the workflow); without one (runs from before
+ * verified approvals) `by` is matched against them as a name.
+ */
 export function approvalDecisionIssues(decision: unknown, approvers?: readonly string[]): InputIssue[] {
-  if (!isObject(decision)) return [{ field: '(decision)', message: 'must be an object { by, comment? }' }];
+  if (!isObject(decision))
+    return [{ field: '(decision)', message: 'must be an object { proof, by?, comment? }' }];
   const issues: InputIssue[] = [];
-  checkNoUnknownKeys(issues, '', decision, ['by', 'comment']);
-  checkText(issues, 'by', decision.by, 128, true);
+  checkNoUnknownKeys(issues, '', decision, ['by', 'comment', 'proof']);
+  const proof = decision.proof;
+  checkText(issues, 'by', decision.by, 128, proof === undefined);
   if (
     decision.comment !== undefined &&
     (typeof decision.comment !== 'string' || decision.comment.length > 1000)
   )
     issues.push({ field: 'comment', message: 'must be a string of at most 1000 characters' });
-  if (
+  if (proof !== undefined) {
+    const headers = isObject(proof) ? proof.headers : undefined;
+    if (!isObject(proof) || typeof proof.url !== 'string' || proof.url.length > 4096)
+      issues.push({
+        field: 'proof.url',
+        message: 'must be the URL of a signed STS GetCallerIdentity request',
+      });
+    if (!isObject(headers) || !Object.values(headers).every((v) => typeof v === 'string'))
+      issues.push({ field: 'proof.headers', message: 'must be the signed headers, names to strings' });
+  } else if (
     approvers &&
     approvers.length > 0 &&
     typeof decision.by === 'string' &&

@@ -3,18 +3,22 @@
  * right to copy it), with the use of its customer managed key, recording exactly what it added so
  * that the end of a time-limited share, `unshareImage` and compensation withdraw that and nothing else.
  *
- * unshareImage: withdraws what a share's record says it added.
+ * unshareImage: withdraws what a share run added, read from that run's own result in Temporal (a
+ * record the caller holds is only compared with it), and deletes its re-encrypted copy only through
+ * the checks retirement applies (tags of that run, nothing using it, not protected, not approved).
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import {
   ApplicationFailure,
   condition,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { ShareRunTruth } from '../activities/share-runs';
 import type { ShareableImage } from '../activities/sharing';
 import type {
   AwsTarget,
@@ -33,6 +37,8 @@ import type {
 import {
   DEFAULT_COPY_TIMEOUTS,
   FailureType,
+  MANAGED_BY_VALUE,
+  TAG,
   WORKFLOW_TYPES,
   copyTagsOf,
   progressQuery,
@@ -58,6 +64,7 @@ export const SHARE_IMAGE_STEPS = [
 ] as const;
 
 export const UNSHARE_IMAGE_STEPS = [
+  'read share run',
   'withdraw launch permissions',
   'withdraw snapshot permissions',
   'revoke key grants',
@@ -142,8 +149,17 @@ function iso(ms: number): string {
  */
 export async function withdrawShare(
   record: ShareRecord,
-  opts: { deleteReencryptedCopy: boolean; progress?: Progress },
-): Promise<{ withdrawn: ShareAdded; deletedReencryptedCopy?: string }> {
+  opts: {
+    deleteReencryptedCopy: boolean;
+    progress?: Progress;
+    /** Delete the copy through retirement's checks (its run's tags, references, protection, approval). */
+    retireCopy?: boolean;
+  },
+): Promise<{
+  withdrawn: ShareAdded;
+  deletedReencryptedCopy?: string;
+  keptReencryptedCopy?: { imageId: string; because: string[] };
+}> {
   const target: AwsTarget = {
     region: record.image.region,
     ...(record.image.accountId ? { accountId: record.image.accountId } : {}),
@@ -194,11 +210,37 @@ export async function withdrawShare(
   );
   const copy = record.reencryptedCopy;
   let deleted: string | undefined;
+  let kept: { imageId: string; because: string[] } | undefined;
   await step(
     'delete re-encrypted copy',
     opts.deleteReencryptedCopy && copy !== undefined,
     async () => {
       if (!copy) return;
+      if (opts.retireCopy) {
+        const retired = await act.retireImage.executeWithOptions(
+          remote(`delete re-encrypted copy ${copy.imageId} unless something uses or protects it`),
+          [
+            {
+              target,
+              imageId: copy.imageId,
+              requiredTags: {
+                [TAG.managedBy]: MANAGED_BY_VALUE,
+                [TAG.workflowId]: copy.workflowId,
+                [TAG.runId]: copy.runId,
+              },
+              honourProtection: true,
+              keepApproved: true,
+            },
+          ],
+        );
+        const because = [
+          ...(retired.references ?? []),
+          ...(retired.keptBecause ? [retired.keptBecause] : []),
+        ];
+        if (because.length > 0) kept = { imageId: copy.imageId, because };
+        else deleted = copy.imageId;
+        return;
+      }
       await act.deleteImage.executeWithOptions(remote(`delete re-encrypted copy ${copy.imageId}`), [
         {
           target,
@@ -212,7 +254,11 @@ export async function withdrawShare(
     },
     copy ? 'kept (deleteReencryptedCopy not set)' : 'the share made no copy',
   );
-  return { withdrawn: added, ...(deleted ? { deletedReencryptedCopy: deleted } : {}) };
+  return {
+    withdrawn: added,
+    ...(deleted ? { deletedReencryptedCopy: deleted } : {}),
+    ...(kept ? { keptReencryptedCopy: kept } : {}),
+  };
 }
 
 export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageResult> {
@@ -518,21 +564,97 @@ export async function unshareImage(rawInput: UnshareImageInput): Promise<Unshare
   const progress = new Progress(WORKFLOW_TYPES.unshareImage, UNSHARE_IMAGE_STEPS);
   setHandler(progressQuery, () => progress.record);
   const input = parsedOrFail(parseUnshareImageInput, rawInput, progress);
-  progress.resource('imageId', input.share.sharedImageId);
   try {
-    const out = await withdrawShare(input.share, {
+    // Runs started before the share run was read from Temporal replay as they ran (caller's record).
+    const fromRun = patched('unshare-reads-share-run');
+    const record = fromRun ? await shareRunRecord(input, progress) : legacyRecord(input, progress);
+    progress.resource('imageId', record.sharedImageId);
+    const out = await withdrawShare(record, {
       deleteReencryptedCopy: input.deleteReencryptedCopy === true,
       progress,
+      retireCopy: fromRun,
     });
     progress.setPhase('succeeded');
-    return {
-      image: input.share.image,
-      sharedImageId: input.share.sharedImageId,
-      ...out,
-      finishedAt: iso(Date.now()),
-    };
+    return { image: record.image, sharedImageId: record.sharedImageId, ...out, finishedAt: iso(Date.now()) };
   } catch (err) {
     progress.setPhase('failed', err);
     throw err;
   }
+}
+
+function legacyRecord(input: UnshareImageInput, progress: Progress): ShareRecord {
+  progress.skip('read share run', 'started before share runs were read');
+  if (!input.share) throw invalidInput([{ field: 'share', message: 'is required' }]);
+  return input.share;
+}
+
+/** The share run's own record, checked: see `shareRunIssues`. */
+async function shareRunRecord(input: UnshareImageInput, progress: Progress): Promise<ShareRecord> {
+  const shareWorkflowId = input.shareWorkflowId;
+  if (shareWorkflowId === undefined)
+    throw invalidInput([
+      {
+        field: 'shareWorkflowId',
+        message:
+          "is required: the share run whose own result names what it added (a caller's record is not trusted)",
+      },
+    ]);
+  const truth = await progress.run('read share run', () =>
+    la.readShareRun.executeWithOptions(
+      local(`read the result of share run ${shareWorkflowId}`, fastAwsCall),
+      [{ workflowId: shareWorkflowId, ...(input.shareRunId ? { runId: input.shareRunId } : {}) }],
+    ),
+  );
+  const issues = shareRunIssues(truth, input.share);
+  if (issues.length > 0)
+    throw ApplicationFailure.create({
+      type: FailureType.ShareRunRefused,
+      nonRetryable: true,
+      message: `refusing to withdraw share ${shareWorkflowId} (run ${truth.runId}): ${issues.join('; ')}`,
+      details: [issues],
+    });
+  const r = truth.result;
+  return {
+    image: r.image,
+    sharedImageId: r.sharedImageId,
+    added: r.added,
+    ...(r.reencryptedCopy ? { reencryptedCopy: r.reencryptedCopy } : {}),
+  };
+}
+
+/** JSON with object keys sorted: two records are the same whatever order their fields were written in. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
+}
+
+/**
+ * Why a share run's record cannot be withdrawn: it was withdrawn already; a grant not named for this
+ * run (`amiflow/<run id>/<account>`) or a copy not made by it (a result is the run's, but a grant name
+ * is what RevokeGrant acts on, so it is checked again); or the caller's record differs from the run's.
+ */
+export function shareRunIssues(truth: ShareRunTruth, claimed: ShareRecord | undefined): string[] {
+  const r = truth.result;
+  const issues: string[] = [];
+  if (r.withdrawnAt) issues.push(`it was withdrawn already, at ${r.withdrawnAt}`);
+  for (const g of r.added.grants)
+    if (g.grantName !== shareGrantName(truth.runId, g.granteeAccountId))
+      issues.push(`grant ${g.grantName} on ${g.keyArn} is not named for this run`);
+  const copy = r.reencryptedCopy;
+  if (copy && (copy.workflowId !== truth.workflowId || copy.runId !== truth.runId))
+    issues.push(
+      `the re-encrypted copy ${copy.imageId} names run ${copy.workflowId}/${copy.runId}, not this one`,
+    );
+  if (claimed) {
+    const fields = ['image', 'sharedImageId', 'added', 'reencryptedCopy'] as const;
+    const differ = fields.filter((f) => canonical(claimed[f] ?? null) !== canonical(r[f] ?? null));
+    if (differ.length > 0)
+      issues.push(
+        `the record given differs from the run's own in ${differ.join(', ')}: only the run's record is withdrawn`,
+      );
+  }
+  return issues;
 }

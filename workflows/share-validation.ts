@@ -321,11 +321,22 @@ export function parseShareImageInput(input: unknown): ShareImageInput {
 export function unshareImageIssues(input: unknown): InputIssue[] {
   if (!isObject(input)) return [{ field: '(input)', message: 'must be an object' }];
   const issues: InputIssue[] = [];
-  checkNoUnknownKeys(issues, '', input, ['share', 'deleteReencryptedCopy']);
+  checkNoUnknownKeys(issues, '', input, ['share', 'shareWorkflowId', 'shareRunId', 'deleteReencryptedCopy']);
   checkBoolean(issues, 'deleteReencryptedCopy', input.deleteReencryptedCopy);
+  checkRunRef(issues, 'shareWorkflowId', input.shareWorkflowId);
+  checkRunRef(issues, 'shareRunId', input.shareRunId);
+  if (input.shareRunId !== undefined && input.shareWorkflowId === undefined)
+    issues.push({ field: 'shareRunId', message: 'needs shareWorkflowId' });
   const share = input.share;
+  if (share === undefined && typeof input.shareWorkflowId === 'string') return issues;
   if (!isObject(share)) {
-    issues.push({ field: 'share', message: "is required: the share's record (the result of shareImage)" });
+    issues.push({
+      field: 'share',
+      message:
+        input.shareWorkflowId === undefined
+          ? "is required: the share run's workflow id (shareWorkflowId), whose own result names what it added"
+          : 'must be the record to compare with the share run (or left out)',
+    });
     return issues;
   }
   const image = share.image;
@@ -410,6 +421,16 @@ export function unshareImageIssues(input: unknown): InputIssue[] {
   if (input.deleteReencryptedCopy === true && copy === undefined)
     issues.push({ field: 'deleteReencryptedCopy', message: 'this share made no re-encrypted copy' });
   return issues;
+}
+
+/** A workflow or run id: printable, at most 1,000 characters (Temporal's own limit). */
+function checkRunRef(issues: InputIssue[], field: string, value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== 'string' || value === '' || value.length > 1000 || /[\u0000-\u001f\u007f]/.test(value))
+    issues.push({
+      field,
+      message: `${show(value)} is not a workflow or run id (printable, 1 to 1,000 characters)`,
+    });
 }
 
 export function parseUnshareImageInput(input: unknown): UnshareImageInput {

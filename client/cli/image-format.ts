@@ -63,7 +63,10 @@ export function formatUnshareResult(r: UnshareImageResult): string {
   return (
     `withdrawn from ${r.sharedImageId} (${r.image.region}): ${w.launchPermissions.length} launch permission(s), ` +
     `create-volume permissions on ${w.snapshotPermissions.length} snapshot(s), ${w.grants.length} KMS grant(s)` +
-    (r.deletedReencryptedCopy ? `; re-encrypted copy ${r.deletedReencryptedCopy} deleted` : '')
+    (r.deletedReencryptedCopy ? `; re-encrypted copy ${r.deletedReencryptedCopy} deleted` : '') +
+    (r.keptReencryptedCopy
+      ? `; re-encrypted copy ${r.keptReencryptedCopy.imageId} kept: ${r.keptReencryptedCopy.because.join('; ')}`
+      : '')
   );
 }
 

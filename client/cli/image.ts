@@ -280,8 +280,11 @@ function registerShareExpiry(image: Command, ctx: CliContext): void {
     });
 }
 
-/** A share result read from `--record <file>` (the JSON `image share --output json` printed). */
-function readShareRecord(file: string, deleteReencryptedCopy: boolean): ShareRecord {
+/**
+ * A share result read from `--record <file>` (the JSON `image share --output json` printed). It is
+ * only compared with the share run's own record in Temporal: any difference refuses the unshare.
+ */
+function readShareRecord(file: string, id: string, deleteReencryptedCopy: boolean): ShareRecord {
   let record: unknown;
   try {
     record = JSON.parse(readFileSync(file, 'utf8'));
@@ -297,41 +300,49 @@ function readShareRecord(file: string, deleteReencryptedCopy: boolean): ShareRec
     added: r?.added,
     ...(r?.reencryptedCopy ? { reencryptedCopy: r.reencryptedCopy } : {}),
   };
-  const issues = unshareImageIssues({ share, ...(deleteReencryptedCopy ? { deleteReencryptedCopy } : {}) });
+  const issues = unshareImageIssues({
+    share,
+    shareWorkflowId: id,
+    ...(deleteReencryptedCopy ? { deleteReencryptedCopy } : {}),
+  });
   if (issues.length)
     throw new InvalidInputError(
-      issues.map((i) => ({ ...i, field: `--record ${i.field.replace(/^share\./, '')}` })),
+      issues.map((i) => ({
+        ...i,
+        field: i.field === 'shareWorkflowId' ? UNSHARE_ID : `--record ${i.field.replace(/^share\./, '')}`,
+      })),
     );
   return share as ShareRecord;
 }
 
+const UNSHARE_ID = '<share-workflow-id>';
+
 async function unshare(
   client: AmiflowClient,
-  id: string | undefined,
-  given: ShareRecord | undefined,
+  id: string,
+  expected: ShareRecord | undefined,
   deleteReencryptedCopy: boolean,
   output: 'json' | 'text',
 ): Promise<number> {
-  let record = given;
-  if (id) {
-    const status = (await client.handle(id).describe()).status.name;
-    if (status === 'RUNNING') {
-      // A time-limited share still running: end it now; it withdraws what it added itself.
-      const { expiresAt } = await client.setShareExpiry(id, { expiresInSeconds: 0 });
-      console.error(`share ${id} ends now (${expiresAt}); it withdraws what it added`);
-      const result = await client.result<ShareImageResult>(id);
-      emit(output, result, () => formatShareResult(result));
-      return 0;
-    }
-    const share = await client.result<ShareImageResult>(id);
-    if (share.withdrawnAt) {
-      emit(output, share, () => `share ${id} was withdrawn already, at ${share.withdrawnAt ?? '?'}`);
-      return 0;
-    }
-    record = share;
+  const status = (await client.handle(id).describe()).status.name;
+  if (status === 'RUNNING') {
+    // A time-limited share still running: end it now; it withdraws what it added itself.
+    const { expiresAt } = await client.setShareExpiry(id, { expiresInSeconds: 0 });
+    console.error(`share ${id} ends now (${expiresAt}); it withdraws what it added`);
+    const result = await client.result<ShareImageResult>(id);
+    emit(output, result, () => formatShareResult(result));
+    return 0;
   }
-  if (!record) throw new UsageError('nothing to unshare');
-  const started = await client.startUnshareImage(record, { deleteReencryptedCopy });
+  const share = await client.result<ShareImageResult>(id);
+  if (share.withdrawnAt) {
+    emit(output, share, () => `share ${id} was withdrawn already, at ${share.withdrawnAt ?? '?'}`);
+    return 0;
+  }
+  // The worker reads what the run added from the run's own result; `expected` is only compared.
+  const started = await client.startUnshareImage(id, {
+    deleteReencryptedCopy,
+    ...(expected ? { expected } : {}),
+  });
   console.error(`started ${started.workflowId} (run ${started.runId})`);
   const result = await client.result<UnshareImageResult>(started.workflowId);
   emit(output, result, () => formatUnshareResult(result));
@@ -341,27 +352,26 @@ async function unshare(
 function registerUnshare(image: Command, ctx: CliContext): void {
   image
     .command('unshare')
-    .description('withdraw what a share added (ends a running time-limited share now)')
-    .argument('[share-workflow-id]', 'the share run (or give --record)')
-    .option('--record <file>', "a share's JSON result, when its run is gone")
+    .description(
+      "withdraw what a share run added, as the run's own record in Temporal names it (ends a running time-limited share now)",
+    )
+    .argument('<share-workflow-id>', 'the share run whose additions are withdrawn')
+    .option(
+      '--record <file>',
+      "a share's JSON result you kept: only compared with the run's own record (any difference refuses)",
+    )
     .option('--delete-reencrypted-copy', 'also delete the re-encrypted copy the share made')
-    .action(
-      async (
-        id: string | undefined,
-        opts: { record?: string; deleteReencryptedCopy?: boolean },
-        cmd: Command,
-      ) => {
-        if ((id !== undefined) === (opts.record !== undefined))
-          throw new UsageError('image unshare takes a share workflow id or --record <file>, one of them');
-        const del = opts.deleteReencryptedCopy === true;
-        const record = opts.record !== undefined ? readShareRecord(opts.record, del) : undefined;
-        const output = outputOf(cmd);
-        await withClient(ctx, async (client) => {
-          ctx.exitCode = await unshare(client, id, record, del, output);
-          return ctx.exitCode;
-        });
-      },
-    );
+    .action(async (id: string, opts: { record?: string; deleteReencryptedCopy?: boolean }, cmd: Command) => {
+      const del = opts.deleteReencryptedCopy === true;
+      const issues = unshareImageIssues({ shareWorkflowId: id });
+      if (issues.length) throw new InvalidInputError(issues.map((i) => ({ ...i, field: UNSHARE_ID })));
+      const record = opts.record !== undefined ? readShareRecord(opts.record, id, del) : undefined;
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        ctx.exitCode = await unshare(client, id, record, del, output);
+        return ctx.exitCode;
+      });
+    });
 }
 
 function registerCopy(image: Command, ctx: CliContext): void {

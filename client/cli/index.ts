@@ -4,9 +4,12 @@
  * group); bad input is refused there, naming the flag, before anything connects.
  *
  * Exit codes: 0 done; 1 the run failed (or something asked for is not there); 2 bad input or
- * usage; 3 a --strict compliance check found violations; 130 the run was cancelled.
+ * usage, or a refused request (out of the operator's bounds, not amiflow's to act on, an approver
+ * or a share record not verified); 3 a --strict compliance check found violations; 130 the run was
+ * cancelled.
  */
 import { CommanderError } from 'commander';
+import { FailureType } from '../../contracts';
 import { ConfigError } from '../../worker/config';
 import { InvalidInputError } from '../../workflows/validation';
 import type { ConnectionOverrides } from '../connection';
@@ -17,7 +20,7 @@ import {
   resolveConnection,
 } from '../connection';
 import type { AmiflowClient } from '../index';
-import { RunFailedError } from '../index';
+import { RefusedError, RunFailedError } from '../index';
 import { PlanFileError } from '../plan-file';
 import { newContext } from './context';
 import { UsageError } from './flags';
@@ -26,6 +29,13 @@ import { CommandLineError, buildProgram } from './program';
 
 export { UsageError } from './flags';
 export { buildProgram } from './program';
+
+/**
+ * Failures that refuse the request rather than report a failed run: an approval by someone not
+ * proven to be an approver (the golden run keeps waiting), an unshare whose record differs from the
+ * share run's own (nothing was withdrawn). Exit 2, as the library's own RefusedError.
+ */
+const REFUSALS: ReadonlySet<string> = new Set([FailureType.ApproverNotVerified, FailureType.ShareRunRefused]);
 
 /** Help and --version end with these commander codes: printed, exit 0. */
 const DONE_CODES = new Set(['commander.helpDisplayed', 'commander.version']);
@@ -95,12 +105,24 @@ export function describeError(err: unknown): Reported {
       },
     };
   if (err instanceof UsageError) return { code: 2, error: { kind: 'usage', message: err.message } };
+  // The request itself was refused (bounds, not amiflow's, a closed run): asking again will not help.
+  if (err instanceof RefusedError) return { code: 2, error: { kind: 'refused', message: err.message } };
   if (err instanceof ConfigError || err instanceof ConnectionConfigError)
     return { code: 2, error: { kind: 'config', message: err.message } };
   if (err instanceof ConnectionFailedError)
     return {
       code: 1,
       error: { kind: 'connection', message: err.message, address: err.address, source: err.source },
+    };
+  if (err instanceof RunFailedError && err.failureType !== undefined && REFUSALS.has(err.failureType))
+    return {
+      code: 2,
+      error: {
+        kind: 'refused',
+        message: err.message,
+        workflowId: err.workflowId,
+        failureType: err.failureType,
+      },
     };
   if (err instanceof RunFailedError)
     return {
@@ -117,6 +139,8 @@ export function describeError(err: unknown): Reported {
 }
 
 function textOf(err: unknown, r: Reported): string {
+  if (r.error.kind === 'refused')
+    return `refused${err instanceof RunFailedError ? ` (${err.failureType ?? ''})` : ''}: ${String(r.error.message)}`;
   if (err instanceof RunFailedError)
     return err.cancelled
       ? `cancelled: ${err.message}`

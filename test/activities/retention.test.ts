@@ -291,6 +291,49 @@ describe('retireImage', () => {
     assert.deepEqual(commandNames(h.ec2Mock), ['DescribeImages']);
   });
 
+  it("GIVEN a protected image WHEN retired honouring protection (a share's re-encrypted copy) THEN kept, protection left on, nothing deleted", async () => {
+    const h = harness();
+    h.ec2Mock.on(DescribeImagesCommand).resolves({
+      Images: [
+        image('available', {
+          Tags: PIPELINE_TAGS.slice(0, 2),
+          DeregistrationProtection: 'enabled-with-cooldown',
+        }),
+      ],
+    });
+
+    const out = await activityEnv().run(h.activities.retireImage, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      requiredTags: OWNED,
+      honourProtection: true,
+    });
+
+    assert.deepEqual(out, {
+      imageId: IMAGE_ID,
+      deregistered: false,
+      deletedSnapshotIds: [],
+      keptBecause: 'deregistration protection is on (enabled-with-cooldown)',
+    });
+    assert.deepEqual(commandNames(h.ec2Mock), ['DescribeImages']);
+  });
+
+  it('GIVEN an approved image WHEN retired keeping approved images THEN kept, nothing deleted', async () => {
+    const h = harness();
+    h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [image('available', { Tags: PIPELINE_TAGS })] });
+
+    const out = await activityEnv().run(h.activities.retireImage, {
+      target: TARGET,
+      imageId: IMAGE_ID,
+      requiredTags: OWNED,
+      keepApproved: true,
+    });
+
+    assert.equal(out.deregistered, false);
+    assert.match(out.keptBecause ?? '', /approved image/);
+    assert.deepEqual(commandNames(h.ec2Mock), ['DescribeImages']);
+  });
+
   it('GIVEN an attempt that deregistered the image and then failed WHEN retried THEN the snapshots remembered in its heartbeat are deleted', async () => {
     const h = harness();
     h.ec2Mock.on(DescribeImagesCommand).rejects(awsError('InvalidAMIID.NotFound', 400));

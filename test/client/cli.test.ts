@@ -473,3 +473,89 @@ test('docs/cli.md is the reference the command tree gives (npm run docs:cli)', (
   const current = readFileSync(path.join(ROOT, 'docs', 'cli.md'), 'utf8');
   assert.equal(current, `${cliReference()}\n`, 'docs/cli.md is stale: run npm run docs:cli');
 });
+
+describe('verified approvals and unshare by the share run', () => {
+  test('GIVEN golden approve without --by WHEN run THEN the library signs and sends the decision (no name needed), exit 0', async () => {
+    const decisions: unknown[] = [];
+    const ack = {
+      workflowId: 'golden-image/p/web-1',
+      imageId: 'ami-0123456789abcdef0',
+      version: '1',
+      decision: 'approved',
+      at: '2026-11-30T12:00:00Z',
+    };
+    const client = {
+      approveGoldenImage: (id: string, decision: unknown) => {
+        decisions.push([id, decision]);
+        return Promise.resolve(ack);
+      },
+      close: () => Promise.resolve(),
+    } as unknown as AmiflowClient;
+    const { code, out } = await captured(['golden', 'approve', ack.workflowId, '--comment', 'ok'], () =>
+      Promise.resolve(client),
+    );
+    assert.equal(code, 0);
+    assert.deepEqual(decisions, [[ack.workflowId, { comment: 'ok' }]]);
+    assert.match(out, /approved ami-0123456789abcdef0 \(version 1\)/);
+  });
+
+  test('GIVEN an approval the worker refuses (ApproverNotVerified) WHEN run THEN exit 2, refused with the reason and the type; the run is not reported as failed', async () => {
+    const client = {
+      approveGoldenImage: () =>
+        Promise.reject(
+          new RunFailedError(
+            "arn:aws:iam::111122223333:user/eve is not one of this pipeline's approvers",
+            'golden-image/p/web-1',
+            'ApproverNotVerified',
+            false,
+          ),
+        ),
+      close: () => Promise.resolve(),
+    } as unknown as AmiflowClient;
+    const { code, out, err } = await captured(['golden', 'approve', 'golden-image/p/web-1', '--json'], () =>
+      Promise.resolve(client),
+    );
+    assert.equal(code, 2);
+    assert.match(
+      err,
+      /^amiflow: refused \(ApproverNotVerified\): arn:aws:iam::111122223333:user\/eve is not one/,
+    );
+    assert.deepEqual(JSON.parse(out), {
+      error: {
+        kind: 'refused',
+        message: "arn:aws:iam::111122223333:user/eve is not one of this pipeline's approvers",
+        workflowId: 'golden-image/p/web-1',
+        failureType: 'ApproverNotVerified',
+      },
+      exitCode: 2,
+    });
+  });
+
+  test('GIVEN image unshare <share run> --record WHEN run THEN the run is withdrawn by its id and the record is only passed on to be compared', async () => {
+    const record = {
+      image: { imageId: 'ami-0aaaaaaaaaaaaaaa1', region: 'eu-west-1' },
+      sharedImageId: 'ami-0123456789abcdef0',
+      added: { launchPermissions: [{ userId: '444455556666' }], snapshotPermissions: [], grants: [] },
+    };
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'amiflow-unshare-')), 'share.json');
+    writeFileSync(file, JSON.stringify(record));
+    const starts: unknown[] = [];
+    const unshared = { ...record, withdrawn: record.added, finishedAt: '2026-11-30T12:00:00Z' };
+    const client = {
+      handle: () => ({ describe: () => Promise.resolve({ status: { name: 'COMPLETED' } }) }),
+      result: (id: string) =>
+        Promise.resolve(id === 'share-image/x' ? { ...record, sharedAt: 'then' } : unshared),
+      startUnshareImage: (id: string, opts: unknown) => {
+        starts.push([id, opts]);
+        return Promise.resolve({ workflowId: 'unshare-image/share-image/x/latest', runId: 'run-2' });
+      },
+      close: () => Promise.resolve(),
+    } as unknown as AmiflowClient;
+    const { code, out, err } = await captured(['image', 'unshare', 'share-image/x', '--record', file], () =>
+      Promise.resolve(client),
+    );
+    assert.equal(code, 0, err);
+    assert.deepEqual(starts, [['share-image/x', { deleteReencryptedCopy: false, expected: record }]]);
+    assert.match(out, /withdrawn from ami-0123456789abcdef0 \(eu-west-1\): 1 launch permission/);
+  });
+});

@@ -11,13 +11,24 @@ import { describe, it } from 'node:test';
 import type { AmiflowClient } from '../../client';
 import { run } from '../../client/cli';
 import type { KeyPolicies, LaunchPolicies, PolicyDocument, PolicyStatement } from '../../client/policies';
-import { POLICY_SIZE_LIMITS, keyPolicies, launchPolicies } from '../../client/policies';
+import {
+  POLICY_SIZE_LIMITS,
+  keyPolicies,
+  launchPolicies,
+  policyFindings,
+  roleWildcardWarnings,
+  workerPolicy,
+} from '../../client/policies';
 import type { ApprovedImage, Catalogue, IamPolicyStatement } from '../../workflows/contracts';
 
 const TOOLING = '111100001111';
 const TARGETS = ['333300003333', '222200002222'];
 const KEY_EU = `arn:aws:kms:eu-west-1:${TOOLING}:key/1111aaaa-11aa-11aa-11aa-111111111111`;
 const KEY_US = `arn:aws:kms:us-east-1:${TOOLING}:key/2222bbbb-22bb-22bb-22bb-222222222222`;
+const THROUGH_EC2_BY_TARGETS = {
+  StringEquals: { 'kms:CallerAccount': ['222200002222', '333300003333'] },
+  StringLike: { 'kms:ViaService': 'ec2.*.amazonaws.com' },
+};
 const KEY_OLD = `arn:aws:kms:eu-west-1:${TOOLING}:key/3333cccc-33cc-33cc-33cc-333333333333`;
 
 function image(imageId: string, region: string, extra: Partial<ApprovedImage> = {}): ApprovedImage {
@@ -110,6 +121,8 @@ function conditionHolds(condition: PolicyStatement['Condition'], ctx: Context): 
             .split(',')
             .some((a) => a !== '' && lower.includes(a.toLowerCase()));
         }
+        case 'StringLike':
+          return actual !== undefined && values.some((v) => glob(v, String(actual)));
         case 'ArnNotLike':
           return actual === undefined || !values.some((v) => glob(v, String(actual)));
         default:
@@ -152,7 +165,7 @@ const launch = (imageId: string, owner: string, tagged?: boolean): Context => ({
 });
 
 void describe('guardrails policy --iam', () => {
-  void it('GIVEN the catalogue WHEN printed as JSON THEN the allow policy has exactly the four statements, each with its resource and condition', async () => {
+  void it('GIVEN the catalogue WHEN printed as JSON THEN the allow policy has exactly three statements, each on images with its condition, and nothing that widens the principal', async () => {
     const out = (await printed([
       '--iam',
       '--region',
@@ -163,7 +176,7 @@ void describe('guardrails policy --iam', () => {
     ])) as LaunchPolicies;
 
     assert.equal(out.allow.Version, '2012-10-17');
-    const [ids, tagged, owners, others, ...rest] = out.allow.Statement;
+    const [ids, tagged, owners, ...rest] = out.allow.Statement;
     assert.equal(rest.length, 0);
     assert.deepEqual(ids, {
       Sid: 'AllowRunInstancesFromApprovedImageIds',
@@ -186,12 +199,10 @@ void describe('guardrails policy --iam', () => {
       Resource: 'arn:aws:ec2:*::image/*',
       Condition: { StringEquals: { 'ec2:Owner': ['amazon'] } },
     });
-    assert.deepEqual(others, {
-      Sid: 'AllowRunInstancesOnResourcesOtherThanImages',
-      Effect: 'Allow',
-      Action: 'ec2:RunInstances',
-      NotResource: 'arn:aws:ec2:*::image/*',
-    });
+    // Today's unconditioned Allow of RunInstances on everything but images is gone.
+    assert.ok(out.allow.Statement.every((st) => st.NotResource === undefined));
+    assert.deepEqual(policyFindings(out.allow), []);
+    assert.deepEqual(policyFindings(out.deny), []);
     assert.deepEqual(out.imageIds, { 'eu-west-1': [CURRENT_EU, VENDOR_EU], 'us-east-1': [CURRENT_US] });
   });
 
@@ -218,7 +229,7 @@ void describe('guardrails policy --iam', () => {
     });
   });
 
-  void it('GIVEN the generated policies WHEN launches are evaluated with IAM’s rules THEN approved, tagged and allowed-owner images launch, retired and unknown ones do not, and other resources are untouched', () => {
+  void it('GIVEN the generated policies WHEN launches are evaluated with IAM’s rules THEN approved, tagged and allowed-owner images launch, retired and unknown ones do not, and no other resource is granted', () => {
     const { allow, deny } = launchPolicies(CATALOGUE);
     const cases: [string, string, Context, 'allow' | 'implicit-deny', 'allow' | 'deny'][] = [
       [
@@ -281,7 +292,11 @@ void describe('guardrails policy --iam', () => {
       assert.equal(decide(withFullAccess, 'ec2:RunInstances', resource, ctx), byDeny, `deny policy, ${what}`);
     }
     const instance = `arn:aws:ec2:eu-west-1:${TARGETS[0]}:instance/*`;
-    assert.equal(decide(allow, 'ec2:RunInstances', instance, {}), 'allow');
+    assert.equal(
+      decide(allow, 'ec2:RunInstances', instance, {}),
+      'implicit-deny',
+      "the instance resource comes from the principal's own policy: attaching this widens nothing",
+    );
     assert.equal(
       decide(deny, 'ec2:RunInstances', instance, {}),
       'implicit-deny',
@@ -319,7 +334,7 @@ void describe('guardrails policy --iam', () => {
     });
     assert.deepEqual(
       out.allow.Statement.map((s) => s.Sid),
-      ['AllowRunInstancesFromImagesTaggedApproved', 'AllowRunInstancesOnResourcesOtherThanImages'],
+      ['AllowRunInstancesFromImagesTaggedApproved'],
     );
     assert.ok(out.notes.some((n) => n.includes('has no approved image')));
   });
@@ -437,6 +452,7 @@ void describe('guardrails policy --kms', () => {
           'kms:ReEncryptTo',
         ],
         Resource: '*',
+        Condition: THROUGH_EC2_BY_TARGETS,
       });
       assert.deepEqual(grant, {
         Sid: 'AllowApprovedImageAccountsGrantsForEc2',
@@ -444,8 +460,9 @@ void describe('guardrails policy --kms', () => {
         Principal: { AWS: principals },
         Action: 'kms:CreateGrant',
         Resource: '*',
-        Condition: { Bool: { 'kms:GrantIsForAWSResource': true } },
+        Condition: { ...THROUGH_EC2_BY_TARGETS, Bool: { 'kms:GrantIsForAWSResource': true } },
       });
+      assert.deepEqual(policyFindings({ Version: '2012-10-17', Statement: k.keyPolicyStatements }), []);
       const [useIam, grantIam, ...more] = k.targetAccountIamPolicy.Statement;
       assert.equal(more.length, 0);
       assert.equal(useIam?.Resource, k.keyArn);
@@ -465,7 +482,11 @@ void describe('guardrails policy --kms', () => {
         ? { ...extra }
         : undefined;
     const call = (account: string, action: string, ctx: Context = {}) => {
-      const scoped = asPrincipal(account, ctx);
+      const scoped = asPrincipal(account, {
+        'kms:CallerAccount': account,
+        'kms:ViaService': 'ec2.eu-west-1.amazonaws.com',
+        ...ctx,
+      });
       return scoped ? decide(policy, action, KEY_EU, scoped) : 'implicit-deny';
     };
     assert.equal(call('222200002222', 'kms:Decrypt'), 'allow');
@@ -478,6 +499,12 @@ void describe('guardrails policy --kms', () => {
     assert.equal(call('222200002222', 'kms:CreateGrant'), 'implicit-deny');
     assert.equal(call('222200002222', 'kms:ScheduleKeyDeletion'), 'implicit-deny');
     assert.equal(call('999999999999', 'kms:Decrypt'), 'implicit-deny');
+    // Not through EC2 (the target account's own code decrypting with the key): refused.
+    assert.equal(call('222200002222', 'kms:Decrypt', { 'kms:ViaService': undefined }), 'implicit-deny');
+    assert.equal(
+      call('222200002222', 'kms:Decrypt', { 'kms:ViaService': 'lambda.eu-west-1.amazonaws.com' }),
+      'implicit-deny',
+    );
   });
 
   void it('GIVEN --kms without target accounts WHEN parsed THEN it is refused naming --account', async () => {
@@ -485,5 +512,73 @@ void describe('guardrails policy --kms', () => {
       refusedWithoutConnecting(['--kms', '--region', 'eu-west-1']),
       /--account: is required with --kms/,
     );
+  });
+});
+
+void describe('policies checked statement by statement', () => {
+  void it("GIVEN today's allow statement (RunInstances on NotResource image/*) and an unconditioned key statement WHEN checked THEN each is a finding", () => {
+    const findings = policyFindings({
+      Version: '2012-10-17',
+      Statement: [
+        { Sid: 'Others', Effect: 'Allow', Action: 'ec2:RunInstances', NotResource: 'arn:aws:ec2:*::image/*' },
+        {
+          Sid: 'KeyUse',
+          Effect: 'Allow',
+          Principal: { AWS: ['arn:aws:iam::222200002222:root'] },
+          Action: ['kms:Decrypt', 'kms:CreateGrant'],
+          Resource: '*',
+        },
+        {
+          Sid: 'Cleanup',
+          Effect: 'Allow',
+          Action: 'ec2:DeregisterImage',
+          Resource: 'arn:aws:ec2:*::image/*',
+        },
+      ],
+    });
+    assert.deepEqual(
+      findings.map((f) => f.split(':')[0]),
+      ['Others', 'KeyUse', 'KeyUse', 'KeyUse', 'KeyUse', 'Cleanup'],
+    );
+    assert.match(findings[0] ?? '', /widens the principal/);
+    assert.ok(findings.some((f) => f.includes('kms:ViaService')));
+    assert.ok(findings.some((f) => f.includes('kms:CallerAccount / aws:PrincipalOrgID')));
+    assert.ok(findings.some((f) => f.includes('ec2:ResourceTag/amiflow:managed-by')));
+  });
+
+  void it('GIVEN --amiflow-role role/* or a name pattern WHEN generated THEN the notes warn that every matching role may mark images approved', () => {
+    const out = launchPolicies(CATALOGUE, { amiflowRoleArns: [`arn:aws:iam::${TOOLING}:role/*`] });
+    assert.ok(
+      out.notes.some((n) =>
+        /WARNING: --amiflow-role .*role\/\* matches every role of account 111100001111/.test(n),
+      ),
+    );
+    assert.match(roleWildcardWarnings([`arn:aws:iam::${TOOLING}:role/amiflow-*`])[0] ?? '', /is a pattern/);
+    assert.deepEqual(roleWildcardWarnings([`arn:aws:iam::${TOOLING}:role/amiflow-worker`]), []);
+  });
+
+  void it("GIVEN the worker's policy WHEN evaluated THEN it deregisters, deletes and terminates only what amiflow tagged, and grants keys only for the share's operations", () => {
+    const { policy, notes } = workerPolicy({ assumeRoleArns: ['arn:aws:iam::222200002222:role/amiflow'] });
+    assert.deepEqual(policyFindings(policy), []);
+    assert.ok(!notes.some((n) => n.startsWith('CHECK')));
+    const amiflows = { 'ec2:ResourceTag/amiflow:managed-by': 'amiflow' };
+    const img = imageArn('eu-west-1', 'ami-0d000000000000001');
+    assert.equal(decide(policy, 'ec2:DeregisterImage', img, amiflows), 'allow');
+    assert.equal(
+      decide(policy, 'ec2:DeregisterImage', img, {}),
+      'implicit-deny',
+      'an image amiflow did not make',
+    );
+    assert.equal(
+      decide(
+        policy,
+        'ec2:TerminateInstances',
+        `arn:aws:ec2:eu-west-1:${TOOLING}:instance/i-0123456789abcdef0`,
+        {},
+      ),
+      'implicit-deny',
+    );
+    const grant = policy.Statement.find((st) => st.Sid === 'GrantKeysOnlyForSharing');
+    assert.deepEqual(Object.keys(grant?.Condition ?? {}), ['ForAllValues:StringEquals']);
   });
 });

@@ -228,14 +228,18 @@ void describe('client library refuses a bad unshare record or expiry before any 
   void test('a record without what the share added → names share.added', async () => {
     const { client, calls } = recordingClient();
     const { added: _added, ...noAdded } = RECORD;
-    await assertRefused(client.startUnshareImage(noAdded as ShareRecord), 'share.added', calls);
+    await assertRefused(
+      client.startUnshareImage('share-image/x', { expected: noAdded as ShareRecord }),
+      'share.added',
+      calls,
+    );
   });
 
   void test('a launch permission naming two kinds of target → names it', async () => {
     const { client, calls } = recordingClient();
     const added = { ...RECORD.added, launchPermissions: [{ userId: '444455556666', organizationArn: ORG }] };
     await assertRefused(
-      client.startUnshareImage({ ...RECORD, added }),
+      client.startUnshareImage('share-image/x', { expected: { ...RECORD, added } }),
       'share.added.launchPermissions[0]',
       calls,
     );
@@ -359,15 +363,25 @@ void describe('CLI refuses bad share and copy input before connecting', () => {
     ],
     [
       'unshare record that cannot be read',
-      ['image', 'unshare', '--record', path.join(dir, 'missing.json')],
+      ['image', 'unshare', 'share-image/x', '--record', path.join(dir, 'missing.json')],
       /--record: cannot read/,
     ],
     [
       'unshare record with a bad image id',
-      ['image', 'unshare', '--record', badRecord],
+      ['image', 'unshare', 'share-image/x', '--record', badRecord],
       /--record sharedImageId: 'ami-nope' is not an AMI id/,
     ],
-    ['unshare with neither id nor record', ['image', 'unshare'], /a share workflow id or --record/],
+    ['unshare without the share run', ['image', 'unshare'], /missing required argument 'share-workflow-id'/],
+    [
+      'unshare with only a record (the run is what is withdrawn)',
+      ['image', 'unshare', '--record', badRecord],
+      /missing required argument 'share-workflow-id'/,
+    ],
+    [
+      'unshare of a workflow id with control characters',
+      ['image', 'unshare', 'share\u001b[2Jx'],
+      /<share-workflow-id>: .* is not a workflow or run id/,
+    ],
   ];
   for (const [kind, argv, message] of cases)
     void test(kind, async () => {

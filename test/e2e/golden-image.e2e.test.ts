@@ -133,6 +133,8 @@ class RetirementModel {
 }
 
 let env: TestWorkflowEnvironment;
+/** What moto's STS answers for the sandbox credentials: the approver the plan names. */
+const SANDBOX_APPROVER = 'arn:aws:iam::123456789012:user/moto';
 let moto: Moto;
 let ec2: EC2Client;
 let ec2Other: EC2Client;
@@ -159,7 +161,11 @@ async function parameter(region: string): Promise<string | undefined> {
   }
 }
 
-/** Triggers the schedule, approves the run as alice once it waits, and returns its result and history size. */
+/**
+ * Triggers the schedule, approves the run once it waits (signed with the sandbox credentials: the
+ * worker sends the proof to the sandbox's STS, which answers as moto's user), and returns its result
+ * and history size.
+ */
 async function triggerAndApprove(
   amiflow: AmiflowClient,
   recordAs: string,
@@ -175,7 +181,11 @@ async function triggerAndApprove(
     },
     60_000,
   );
-  const ack = await amiflow.approveGoldenImage(run.workflowId, { by: 'alice', comment: 'e2e' });
+  const ack = await amiflow.approveGoldenImage(
+    run.workflowId,
+    { comment: 'e2e' },
+    { credentials: SANDBOX_CREDENTIALS, endpoint: moto.endpoint, region: SANDBOX_REGION },
+  );
   assert.equal(ack.decision, 'approved');
   const result = await amiflow.result<GoldenImageResult>(run.workflowId);
   const history = await amiflow.handle(run.workflowId).fetchHistory();
@@ -208,7 +218,7 @@ pipelines:
     validation:
       subnetId: ${subnet}
       healthCheck: { successMarker: 'Linux version', timeout: 2m }
-    approval: { timeout: 1h, approvers: [alice] }
+    approval: { timeout: 1h, approvers: ['${SANDBOX_APPROVER}'] }
     distribution:
       copies: [{ region: ${OTHER_REGION} }]
     publish: { parameterName: ${PARAMETER} }
@@ -247,7 +257,7 @@ pipelines:
       ] as const) {
         const tags = tagMap((await findImage(client, img?.imageId ?? ''))?.Tags);
         assert.equal(tags[TAG.approved], APPROVED_VALUE);
-        assert.equal(tags[TAG.approvedBy], 'alice');
+        assert.equal(tags[TAG.approvedBy], SANDBOX_APPROVER);
         assert.equal(tags[TAG.pipeline], 'web');
         assert.equal(tags[TAG.version], r1.version);
         assert.equal(tags.team, 'platform');

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { AmiflowClient, loadPlanFile } from '../../client';
+import { AmiflowClient, DEFAULT_SCHEDULE_BOUNDS, loadPlanFile } from '../../client';
 import { formatScheduleDetails } from '../../client/cli/plans';
 import type { BackupResult, GoldenImageResult } from '../../workflows/contracts';
 import { TAG } from '../../workflows/contracts';
@@ -82,7 +82,11 @@ before(async () => {
   const taskQueue = uniqueTaskQueue('schedules');
   worker = await startWorker(env, taskQueue, goldenActivities(fleet));
   running = worker.run();
-  amiflow = AmiflowClient.fromClient(env.client, taskQueue);
+  // The operator allows this test's 2-second backup tick (the default bound is 1 h).
+  amiflow = AmiflowClient.fromClient(env.client, taskQueue, {
+    ...DEFAULT_SCHEDULE_BOUNDS,
+    minIntervalSeconds: { ...DEFAULT_SCHEDULE_BOUNDS.minIntervalSeconds, backupInstances: 1 },
+  });
   dir = await mkdtemp(path.join(tmpdir(), 'amiflow-schedules-'));
 });
 after(async () => {

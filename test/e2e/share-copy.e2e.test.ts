@@ -172,7 +172,7 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
         launch: await launchPermissions(imageId),
         volumes: await Promise.all(snapshotIds.map(volumePermissions)),
       };
-      const un = await client.startUnshareImage(shared);
+      const un = await client.startUnshareImage(run.workflowId);
       const unshared = await client.result<UnshareImageResult>(un.workflowId);
       await recordHistory(client.handle(run.workflowId), 'e2e-share-image-open-ended');
       await recordHistory(client.handle(un.workflowId), 'e2e-unshare-image');

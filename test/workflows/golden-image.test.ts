@@ -13,10 +13,10 @@ import {
   WorkflowFailedError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
-import type { GoldenImageResult, RetentionAction } from '../../workflows/contracts';
+import type { ApprovalDecision, GoldenImageResult, RetentionAction } from '../../workflows/contracts';
 import {
   APPROVED_VALUE,
   AUTO_APPROVER,
@@ -30,10 +30,14 @@ import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
   ACCOUNT,
+  ALICE_SESSION,
+  APPROVERS_ROLE,
   BASE_AMI,
+  BOB,
   CONSUMER,
   COPY_REGION,
   Fleet,
+  MALLORY,
   PARAMETER,
   REGION,
   SCHEDULED,
@@ -41,6 +45,7 @@ import {
   goldenActivities,
   goldenInput,
   outcomeOf,
+  proofFor,
   startGolden,
   stepIs,
 } from './golden-stubs';
@@ -120,7 +125,9 @@ describe('goldenImage: a full run', () => {
         assert.equal(stepStates(waiting)['health check'], 'done');
         assert.equal(stepStates(waiting)['terminate test instance'], 'done');
         const ack = await handle.executeUpdate(approveUpdate, {
-          args: [{ by: 'alice', comment: 'CVE-2026-1 fixed' }],
+          args: [
+            { by: 'alice', comment: 'CVE-2026-1 fixed', proof: proofFor(handle, 'approve', ALICE_SESSION) },
+          ],
         });
         assert.equal(ack.decision, 'approved');
         assert.equal(ack.version, dateVersion(Date.parse(SCHEDULED)));
@@ -135,11 +142,13 @@ describe('goldenImage: a full run', () => {
       assert.equal(r.scheduledTime, SCHEDULED);
       assert.equal(r.reused, false);
       assert.equal(r.builderImageId, BASE_AMI);
+      // The verified role is recorded, not the name alice typed.
       assert.deepEqual(r.approval, {
-        by: 'alice',
+        by: APPROVERS_ROLE,
         at: r.approval.at,
         comment: 'CVE-2026-1 fixed',
         gate: true,
+        verifiedArn: ALICE_SESSION,
       });
       assert.deepEqual(r.validation, {
         testInstanceId: TEST_INSTANCE,
@@ -160,7 +169,7 @@ describe('goldenImage: a full run', () => {
       for (const img of r.images) {
         const tags = fleet.get(img.imageId).tags;
         assert.equal(tags[TAG.approved], APPROVED_VALUE);
-        assert.equal(tags[TAG.approvedBy], 'alice');
+        assert.equal(tags[TAG.approvedBy], APPROVERS_ROLE);
         assert.equal(tags[TAG.pipeline], 'web');
         assert.equal(tags[TAG.version], r.version);
         assert.equal(tags[TAG.scheduledTime], SCHEDULED);
@@ -211,7 +220,7 @@ describe('goldenImage: a full run', () => {
 
 describe('goldenImage: the approval gate', () => {
   it(
-    'GIVEN a run waiting for approval WHEN someone not among the approvers approves THEN it is refused; WHEN bob rejects THEN the run fails ApprovalRejected, the image is deleted and nothing was distributed',
+    'GIVEN a run waiting for approval WHEN someone claims a listed approver without proof, proves another identity, or replays a proof made for another run or decision THEN each is refused; WHEN bob rejects with proof THEN the run fails ApprovalRejected, the image is deleted and nothing was distributed',
     RUN_TIMEOUT,
     async () => {
       const { fleet, previous } = fleetWithPreviousVersion();
@@ -221,20 +230,39 @@ describe('goldenImage: the approval gate', () => {
       const outcome = await withGoldenWorker(recorded(log, goldenActivities(fleet)), async (taskQueue) => {
         const handle = await startGolden(env, taskQueue, goldenInput());
         await stepIs(handle, 'await approval', ['running']);
-        await assert.rejects(
-          handle.executeUpdate(approveUpdate, { args: [{ by: 'mallory' }] }),
-          (err: unknown) =>
-            err instanceof WorkflowUpdateFailedError &&
-            /not one of this pipeline's approvers/.test(String(err.cause?.message)),
+        const refused = (decision: ApprovalDecision, message: RegExp) =>
+          assert.rejects(
+            handle.executeUpdate(approveUpdate, { args: [decision] }),
+            (err: unknown) =>
+              err instanceof WorkflowUpdateFailedError &&
+              err.cause instanceof ApplicationFailure &&
+              err.cause.type === FailureType.ApproverNotVerified &&
+              message.test(err.cause.message),
+          );
+        // A claimed name is only a claim.
+        await refused({ by: BOB }, /needs proof of who takes it/);
+        // A proven identity that is not an approver.
+        await refused(
+          { by: BOB, proof: proofFor(handle, 'approve', MALLORY) },
+          /mallory .* is not one of this pipeline's approvers/,
         );
-        await handle.executeUpdate(rejectUpdate, { args: [{ by: 'bob', comment: 'nginx fails to start' }] });
+        // Bob's proof for rejecting, or for another run, does not approve this one.
+        await refused({ proof: proofFor(handle, 'reject', BOB) }, /bound to 'reject .*', not to 'approve/);
+        await refused(
+          { proof: proofFor(handle, 'approve', BOB, 'another-run') },
+          /bound to 'approve another-run/,
+        );
+        assert.equal(log.count('verifyApprover'), 3, 'no proof, no call to STS');
+        await handle.executeUpdate(rejectUpdate, {
+          args: [{ comment: 'nginx fails to start', proof: proofFor(handle, 'reject', BOB) }],
+        });
         return outcomeOf<GoldenImageResult>(handle);
       });
       await saveHistory(outcome, 'golden-image-rejected');
 
       assert.ok(!outcome.ok);
       const failure = assertWorkflowFailure(outcome.error, FailureType.ApprovalRejected);
-      assert.match(failure.message, /bob rejected .* nginx fails to start/);
+      assert.match(failure.message, /user\/bob rejected .* nginx fails to start/);
       assert.deepEqual(newImages(fleet, ...seeded), [], 'the new image and its snapshots are deleted');
       assert.equal(fleet.parameter(HERE, PARAMETER), previous, 'the previous approved image stays current');
       for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
@@ -569,7 +597,9 @@ describe('goldenImage: versions and repeats', () => {
             startGolden(env, taskQueue, input, workflowId),
             WorkflowExecutionAlreadyStartedError,
           );
-          await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] });
+          await handle.executeUpdate(approveUpdate, {
+            args: [{ proof: proofFor(handle, 'approve', ALICE_SESSION) }],
+          });
           const a = await outcomeOf<GoldenImageResult>(handle);
           // Triggered again once it is done (a backfill over the same time, a re-run): nothing new is made.
           const b = await outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, input, workflowId));
@@ -581,7 +611,7 @@ describe('goldenImage: versions and repeats', () => {
       assert.equal(second.result.reused, true);
       assert.equal(second.result.images[0]?.imageId, first.result.images[0]?.imageId);
       assert.equal(second.result.version, first.result.version);
-      assert.equal(second.result.approval.by, 'alice');
+      assert.equal(second.result.approval.by, APPROVERS_ROLE);
       assert.equal(log.count('createImage'), 1, 'one image for one scheduled time');
       assert.equal(fleet.approvedOf(HERE, 'web').length, 1);
       assert.equal(stepStates(second.progress)['image builder'], 'skipped');

@@ -5,12 +5,15 @@
  * would. Typed against the real activity signatures, built on `unplannedActivities()` (anything not
  * planned fails loudly). Tests seed older versions, read the fleet afterwards and inject failures.
  */
-import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
+import { proofProblem } from '../../activities/approvers';
 import type { ManagedImage } from '../../activities/retention';
+import { principalOf } from '../../workflows/approvers';
 import type {
+  ApproverProof,
   AwsTarget,
   BackupInput,
   GoldenImageInput,
@@ -19,10 +22,12 @@ import type {
   WorkflowProgress,
 } from '../../workflows/contracts';
 import {
+  APPROVAL_BINDING_HEADER,
   APPROVED_VALUE,
   FailureType,
   MANAGED_BY_VALUE,
   TAG,
+  approvalBinding,
   progressQuery,
   shareGrantName,
 } from '../../workflows/contracts';
@@ -139,12 +144,57 @@ export interface GoldenScenario {
 }
 
 /** Every activity golden and backup runs (and their children) call, acting on `fleet`. */
+/** The pipeline's approvers: a role (its sessions approve) and one user. */
+export const APPROVERS_ROLE = 'arn:aws:iam::111122223333:role/image-approvers';
+export const BOB = 'arn:aws:iam::111122223333:user/bob';
+/** What STS answers for alice, who assumed the approvers' role. */
+export const ALICE_SESSION = 'arn:aws:sts::111122223333:assumed-role/image-approvers/alice';
+export const MALLORY = 'arn:aws:iam::999988887777:user/mallory';
+const FAKE_STS = 'http://sts.test';
+
+/**
+ * A proof as the approver's client makes it, for the stub STS: the caller it answers for rides in
+ * the URL (the real STS reads it from the signature, see test/activities/approvers.test.ts).
+ */
+export function proofFor(
+  handle: WorkflowHandleWithFirstExecutionRunId,
+  kind: 'approve' | 'reject',
+  callerArn: string,
+  runId = handle.firstExecutionRunId,
+): ApproverProof {
+  const signedAt = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
+  return {
+    url: `${FAKE_STS}/?Action=GetCallerIdentity&Version=2011-06-15&caller=${encodeURIComponent(callerArn)}`,
+    headers: {
+      authorization: `AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/${signedAt.slice(0, 8)}/us-east-1/sts/aws4_request, SignedHeaders=host;${APPROVAL_BINDING_HEADER};x-amz-date, Signature=${'0'.repeat(64)}`,
+      'x-amz-date': signedAt,
+      [APPROVAL_BINDING_HEADER]: approvalBinding(kind, handle.workflowId, runId),
+    },
+  };
+}
+
+/** The stub STS: the real proof checks, then the caller the proof names. */
+const verifyApprover: Activities['verifyApprover'] = (input) => {
+  const problem = proofProblem(input, Date.now(), FAKE_STS);
+  if (problem)
+    throw ApplicationFailure.create({
+      type: FailureType.ApproverNotVerified,
+      nonRetryable: true,
+      message: problem,
+    });
+  const arn = new URL(input.proof.url).searchParams.get('caller') ?? '';
+  const principal = principalOf(arn);
+  if (!principal) throw ApplicationFailure.nonRetryable(`no principal in ${arn}`);
+  return Promise.resolve({ arn, ...principal });
+};
+
 export function goldenActivities(fleet: Fleet, scenario: GoldenScenario = {}): Activities {
   const base = happyActivities({ state: scenario.builderState ?? 'running' });
   const terminated: string[] = [];
   const findAny = (imageId: string) => fleet.images.get(imageId);
   return {
     ...base,
+    verifyApprover,
     // imageFromInstance, on the fleet: a new id per image
     checkImageName: (ref) => {
       if (fleet.in(ref.target).some((i) => i.name === ref.imageName))
@@ -416,7 +466,7 @@ export function goldenInput(overrides: Partial<GoldenImageInput> = {}): GoldenIm
       subnetId: SUBNET,
       healthCheck: { successMarker: 'amiflow-health: ok', failureMarker: 'amiflow-health: FAILED' },
     },
-    approval: { timeoutSeconds: 24 * 3600, approvers: ['alice', 'bob'] },
+    approval: { timeoutSeconds: 24 * 3600, approvers: [APPROVERS_ROLE, BOB] },
     distribution: { copies: [{ region: COPY_REGION }], shareWith: { accountIds: [CONSUMER] } },
     publish: { parameterName: PARAMETER },
     retention: { keep: 2, deprecateAfterSeconds: 0, deregisterAfterSeconds: 7 * 24 * 3600 },
@@ -442,7 +492,7 @@ export function startGolden(
   taskQueue: string,
   input: unknown,
   workflowId = uniqueWorkflowId('golden'),
-): Promise<WorkflowHandle> {
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
   // Deliberately unchecked: tests also send inputs the client library would refuse.
   return env.client.workflow.start('goldenImage', { taskQueue, workflowId, args: [input] });
 }

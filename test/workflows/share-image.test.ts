@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Activities } from '../../activities';
+import type { Activities, ActivityDeps } from '../../activities';
+import { shareRunActivities } from '../../activities/share-runs';
 import type { ShareImageResult, UnshareImageResult } from '../../workflows/contracts';
 import { FailureType, setShareExpiryUpdate, shareGrantName } from '../../workflows/contracts';
 import type { shareImage } from '../../workflows';
@@ -371,21 +372,37 @@ void describe('shareImage failures and encryption', () => {
   });
 });
 
+/**
+ * The real `readShareRun`, reading the test server's own record of the share run (with a plain
+ * client: the test client's `result()` would unlock time skipping from inside an activity).
+ */
+function readingRuns(activities: Activities): Activities {
+  const workflow = new Client({ connection: env.connection, namespace: env.namespace }).workflow;
+  const { readShareRun } = shareRunActivities({
+    ...({} as ActivityDeps),
+    temporal: () => Promise.resolve({ workflow, close: () => Promise.resolve() }),
+  });
+  return { ...activities, readShareRun };
+}
+
+async function openEndedShare(tq: string, input = shareInput({ targets: { accountIds: [ACCOUNT_B] } })) {
+  const handle = await start(env, 'shareImage', tq, input);
+  return { workflowId: handle.workflowId, shared: succeeded(await outcome<ShareImageResult>(handle)) };
+}
+
 void describe('unshareImage', () => {
-  void it('GIVEN the record of an open-ended share WHEN unshared THEN exactly what it added is withdrawn, and the re-encrypted copy kept unless asked', async () => {
+  void it('GIVEN an open-ended share run WHEN unshared by its workflow id THEN exactly what the run added is withdrawn, read from its own result, and the re-encrypted copy kept unless asked', async () => {
     const log = new ActivityLog();
     const o = await withShareWorker(
       log,
-      shareCopyActivities({ encryption: 'customer-managed-key' }),
+      readingRuns(shareCopyActivities({ encryption: 'customer-managed-key' })),
       async (tq) => {
-        const shared = succeeded(
-          await outcome<ShareImageResult>(
-            await start(env, 'shareImage', tq, shareInput({ targets: { accountIds: [ACCOUNT_B] } })),
-          ),
-        );
+        const { workflowId, shared } = await openEndedShare(tq);
         return {
           shared,
-          un: await outcome<UnshareImageResult>(await start(env, 'unshareImage', tq, { share: shared })),
+          un: await outcome<UnshareImageResult>(
+            await start(env, 'unshareImage', tq, { shareWorkflowId: workflowId }),
+          ),
         };
       },
     );
@@ -398,7 +415,118 @@ void describe('unshareImage', () => {
       log.inputs('revokeKeyGrants')[0]?.grantNames,
       o.shared.added.grants.map((g) => g.grantName),
     );
-    assert.equal(log.count('deleteImage'), 0);
+    assert.equal(log.count('deleteImage') + log.count('retireImage'), 0);
+    assert.equal(stepStates(o.un.progress)['read share run'], 'done');
     assert.equal(stepStates(o.un.progress)['delete re-encrypted copy'], 'skipped');
+  });
+
+  void it("GIVEN a forged record naming another account's permission and a grant not made by amiflow WHEN unshared with a real share run THEN refused, nothing withdrawn", async () => {
+    const log = new ActivityLog();
+    const o = await withShareWorker(
+      log,
+      readingRuns(shareCopyActivities({ encryption: 'customer-managed-key' })),
+      async (tq) => {
+        const { workflowId, shared } = await openEndedShare(tq);
+        const forged = {
+          image: shared.image,
+          sharedImageId: shared.sharedImageId,
+          added: {
+            launchPermissions: [{ userId: ACCOUNT_A }],
+            snapshotPermissions: [{ snapshotId: SOURCE_SNAPSHOTS[0], userIds: [ACCOUNT_A] }],
+            grants: [
+              { keyArn: CMK_ARN, granteeAccountId: ACCOUNT_A, grantId: 'g-1', grantName: 'their-grant' },
+            ],
+          },
+        };
+        return outcome<UnshareImageResult>(
+          await start(env, 'unshareImage', tq, { shareWorkflowId: workflowId, share: forged }),
+        );
+      },
+    );
+
+    const err = failedWith(o);
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.type, FailureType.ShareRunRefused);
+    assert.match(err.cause.message, /differs from the run's own in added/);
+    assert.equal(log.count('removeLaunchPermissions'), 0);
+    assert.equal(log.count('removeSnapshotPermissions'), 0);
+    assert.equal(log.count('revokeKeyGrants'), 0);
+  });
+
+  void it('GIVEN only a hand-written record and no share run WHEN unshared THEN refused as invalid input before any activity', async () => {
+    const log = new ActivityLog();
+    const o = await withShareWorker(log, readingRuns(shareCopyActivities()), async (tq) => {
+      const { shared } = await openEndedShare(tq);
+      log.calls.length = 0;
+      return outcome<UnshareImageResult>(await start(env, 'unshareImage', tq, { share: shared }));
+    });
+
+    const err = failedWith(o);
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.type, FailureType.InvalidInput);
+    assert.match(err.cause.message, /shareWorkflowId: is required/);
+    assertCalls(log, []);
+  });
+
+  void it('GIVEN the id of a run that is not a share WHEN unshared THEN refused, nothing withdrawn', async () => {
+    const log = new ActivityLog();
+    const o = await withShareWorker(log, readingRuns(shareCopyActivities()), async (tq) => {
+      const { workflowId } = await openEndedShare(tq);
+      const unshare = await start(env, 'unshareImage', tq, { shareWorkflowId: workflowId });
+      assert.ok(succeeded(await outcome<UnshareImageResult>(unshare)).withdrawn.launchPermissions.length > 0);
+      log.calls.length = 0;
+      return outcome<UnshareImageResult>(
+        await start(env, 'unshareImage', tq, { shareWorkflowId: unshare.workflowId }),
+      );
+    });
+
+    const err = failedWith(o);
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.type, FailureType.ShareRunRefused);
+    assert.match(err.cause.message, /is a unshareImage run, not a shareImage run/);
+    assertCalls(log, ['readShareRun']);
+  });
+
+  void it("GIVEN a re-encrypted share whose copy an instance uses WHEN unshared with deleteReencryptedCopy THEN the copy goes through the retirement checks with the run's tags and is kept", async () => {
+    const log = new ActivityLog();
+    const activities: Activities = {
+      ...readingRuns(shareCopyActivities({ encryption: 'aws-managed-key' })),
+      retireImage: (input) =>
+        Promise.resolve({
+          imageId: input.imageId,
+          deregistered: false,
+          deletedSnapshotIds: [],
+          references: [`arn:aws:ec2:eu-west-1:${OWNER}:instance/i-0123456789abcdef0`],
+        }),
+    };
+    const o = await withShareWorker(log, activities, async (tq) => {
+      const { workflowId, shared } = await openEndedShare(
+        tq,
+        shareInput({ targets: { accountIds: [ACCOUNT_B] }, reencryptWith: REENCRYPT_KEY }),
+      );
+      return {
+        shared,
+        un: await outcome<UnshareImageResult>(
+          await start(env, 'unshareImage', tq, { shareWorkflowId: workflowId, deleteReencryptedCopy: true }),
+        ),
+      };
+    });
+
+    const r = succeeded(o.un);
+    const copy = o.shared.reencryptedCopy;
+    assert.ok(copy);
+    assert.equal(log.count('deleteImage'), 0);
+    const retire = log.inputs('retireImage')[0];
+    assert.equal(retire?.imageId, REENCRYPTED_IMAGE);
+    assert.deepEqual(retire?.requiredTags, {
+      'amiflow:managed-by': 'amiflow',
+      'amiflow:workflow-id': copy.workflowId,
+      'amiflow:run-id': copy.runId,
+    });
+    assert.equal(retire?.honourProtection, true);
+    assert.equal(retire?.keepApproved, true);
+    assert.equal(r.deletedReencryptedCopy, undefined);
+    assert.deepEqual(r.keptReencryptedCopy?.imageId, REENCRYPTED_IMAGE);
+    assert.match(r.keptReencryptedCopy?.because.join(' ') ?? '', /instance\/i-0123456789abcdef0/);
   });
 });
