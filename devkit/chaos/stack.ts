@@ -68,6 +68,10 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
     AMIFLOW_WORKFLOW_BUNDLE: bundlePath,
     AMIFLOW_LOG_LEVEL: 'ERROR',
     AMIFLOW_SHUTDOWN_GRACE_MS: '500',
+    // Ports of this session's own, so two stacks on one machine (a chaos run beside the test suite's
+    // bounded one) do not make each other's workers fail to bind and restart in a loop.
+    AMIFLOW_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
+    AMIFLOW_HEALTH_ADDRESS: `127.0.0.1:${await freePort()}`,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   let worker: ChildProcess | undefined;
