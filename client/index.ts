@@ -162,6 +162,23 @@ export function imageWorkflowId(input: ImageFromInstanceInput): string {
   return `image-from-instance/${input.region}/${input.accountId ?? 'self'}/${input.instanceId}/${input.imageName}`;
 }
 
+/** A closed run's outcome and, for `succeeded-with-problems`, what went wrong. */
+export interface RunOutcomeReport {
+  outcome?: NonNullable<WorkflowProgress['outcome']>;
+  problems?: string[];
+}
+
+const RUN_OUTCOMES: ReadonlySet<string> = new Set([
+  'succeeded',
+  'succeeded-with-problems',
+  'failed',
+  'cancelled',
+]);
+
+function isRunOutcome(value: unknown): value is NonNullable<WorkflowProgress['outcome']> {
+  return typeof value === 'string' && RUN_OUTCOMES.has(value);
+}
+
 export class AmiflowClient {
   private constructor(
     readonly temporal: Client,
@@ -556,6 +573,28 @@ export class AmiflowClient {
       progress = undefined; // no worker to answer the query right now
     }
     return { status: d.status.name as RunStatus, ...(progress ? { progress } : {}) };
+  }
+
+  /**
+   * How a closed run ended, as amiflow sees it: `succeeded-with-problems` for a run that completed
+   * yet did not do all it should (a failed retirement). Read from the progress query (which carries
+   * the problems); when no worker answers it, from the `AmiflowOutcome` search attribute (no
+   * problems listed); `{}` when neither says.
+   */
+  async runOutcome(workflowId: string): Promise<RunOutcomeReport> {
+    try {
+      const p = await this.progress(workflowId);
+      if (p.outcome) return { outcome: p.outcome, ...(p.problems?.length ? { problems: p.problems } : {}) };
+    } catch {
+      // no worker to answer the query right now: visibility still knows the outcome
+    }
+    try {
+      const d = await this.handle(workflowId).describe();
+      const outcome = d.typedSearchAttributes.get(SearchAttr.outcome);
+      return isRunOutcome(outcome) ? { outcome } : {};
+    } catch {
+      return {};
+    }
   }
 
   /**

@@ -4,23 +4,28 @@
  */
 import type { Command } from 'commander';
 import type { WorkflowProgress } from '../../contracts';
-import type { AmiflowClient, StartedRun } from '../index';
+import type { AmiflowClient, RunOutcomeReport, StartedRun } from '../index';
 import { progressPrinter } from '../render';
 import type { FollowOptions } from './flags';
 
 export type OutputFormat = 'json' | 'text';
+
+/** Exit code of a run that completed with problems (a failed retirement): done, yet not clean. */
+export const PROBLEMS_EXIT = 4;
 
 export interface CliContext {
   /** Connects to Temporal; called only once a command's input is valid. */
   connect: () => Promise<AmiflowClient>;
   /** The exit code the last action chose. */
   exitCode: number;
+  /** Set when a run printed as completed had problems: the action's 0 becomes PROBLEMS_EXIT. */
+  withProblems: boolean;
   /** Live step view (stderr, so stdout keeps only the result). */
   printer: () => (p: WorkflowProgress) => void;
 }
 
 export function newContext(connect: () => Promise<AmiflowClient>): CliContext {
-  return { connect, exitCode: 0, printer: () => progressPrinter(process.stderr) };
+  return { connect, exitCode: 0, withProblems: false, printer: () => progressPrinter(process.stderr) };
 }
 
 /** `--output json|text` (or `--json`) as given to this command or before it. */
@@ -41,7 +46,9 @@ export async function withClient(
 ): Promise<void> {
   const client = await ctx.connect();
   try {
-    ctx.exitCode = await fn(client);
+    const code = await fn(client);
+    // A run that completed with problems is never reported as a plain success, exit code included.
+    ctx.exitCode = code === 0 && ctx.withProblems ? PROBLEMS_EXIT : code;
   } finally {
     await client.close();
   }
@@ -67,6 +74,42 @@ export async function followRun<R>(
   const result = follow.watch
     ? await client.watch<R>(started.workflowId, ctx.printer())
     : await client.result<R>(started.workflowId);
-  emit(output, result, () => format(result));
+  await emitCompleted(ctx, client, started.workflowId, output, result, () => format(result));
   return result;
+}
+
+/** Text for people under a completed run's result: nothing for a clean run, its problems otherwise. */
+export function problemsText(end: RunOutcomeReport): string {
+  if (end.outcome !== 'succeeded-with-problems') return '';
+  const problems = end.problems?.length
+    ? end.problems.map((p) => `  - ${p}`)
+    : ['  (the problems are in the run: amiflow status <workflow-id> once a worker runs)'];
+  return ['', '⚠ succeeded with problems:', ...problems].join('\n');
+}
+
+/**
+ * Prints a completed run's result with how it ended: as JSON, the result's fields plus `outcome`
+ * and `problems`; as text, the result then its problems. Marks `ctx` so a run that completed with
+ * problems exits PROBLEMS_EXIT, never 0.
+ */
+export async function emitCompleted(
+  ctx: CliContext,
+  client: AmiflowClient,
+  workflowId: string,
+  output: OutputFormat,
+  result: unknown,
+  text: () => string,
+): Promise<void> {
+  const end = await client.runOutcome(workflowId);
+  if (end.outcome === 'succeeded-with-problems') ctx.withProblems = true;
+  emit(output, withOutcome(result, end), () => text() + problemsText(end));
+}
+
+/** `result` with `outcome`/`problems` added (an object result; others are wrapped under `result`). */
+export function withOutcome(result: unknown, end: RunOutcomeReport): unknown {
+  if (end.outcome === undefined) return result;
+  const fields = { outcome: end.outcome, ...(end.problems ? { problems: end.problems } : {}) };
+  return typeof result === 'object' && result !== null && !Array.isArray(result)
+    ? { ...result, ...fields }
+    : { result, ...fields };
 }

@@ -5,8 +5,9 @@
  *
  * Exit codes: 0 done; 1 the run failed (or something asked for is not there); 2 bad input or
  * usage, or a refused request (out of the operator's bounds, not amiflow's to act on, an approver
- * or a share record not verified); 3 a --strict compliance check found violations; 130 the run was
- * cancelled.
+ * or a share record not verified); 3 a --strict compliance check found violations; 4 the run
+ * completed with problems (e.g. a golden run whose retirement failed: printed as "succeeded with
+ * problems", never a plain success); 130 the run was cancelled.
  */
 import { CommanderError } from 'commander';
 import { FailureType } from '../../contracts';

@@ -6,10 +6,11 @@ import { formatBackupResult, formatGoldenResult, isBackupResult } from '../golde
 import type { RunFilter } from '../list-runs';
 import { RUN_STATUSES, WORKFLOW_TYPE_NAMES, formatRuns, listRuns, runFilterIssues } from '../list-runs';
 import { formatMigrateResult } from '../migration';
+import type { RunOutcomeReport } from '../index';
 import { renderProgress } from '../render';
 import type { GoldenImageResult, ImageFromInstanceResult, MigrateInstanceResult } from '../../contracts';
 import type { CliContext } from './context';
-import { emit, outputOf, withClient } from './context';
+import { emit, emitCompleted, outputOf, problemsText, withClient, withOutcome } from './context';
 import type { FlagSpec } from './flags';
 import { addFlags, inputFrom, parseWhole, refuse } from './flags';
 import { formatDistributionResult, formatImageResult } from './image-format';
@@ -87,11 +88,18 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const output = outputOf(cmd);
       await withClient(ctx, async (client) => {
         const s = await client.status(id);
+        // Status reports, it does not judge: exit 0 whatever the outcome, which is shown plainly.
+        const end: RunOutcomeReport = s.progress?.outcome
+          ? { outcome: s.progress.outcome, ...(s.progress.problems ? { problems: s.progress.problems } : {}) }
+          : {};
+        const state =
+          end.outcome === 'succeeded-with-problems' ? `${s.status} (succeeded with problems)` : s.status;
         emit(
           output,
-          s,
+          withOutcome(s, end),
           () =>
-            `${id}: ${s.status}\n${s.progress ? renderProgress(s.progress) : '(progress unavailable: no worker answered)'}`,
+            `${id}: ${state}\n${s.progress ? renderProgress(s.progress) : '(progress unavailable: no worker answered)'}` +
+            problemsText(end),
         );
         return 0;
       });
@@ -104,7 +112,7 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
       const output = outputOf(cmd);
       await withClient(ctx, async (client) => {
         const result = await client.watch<unknown>(id, ctx.printer());
-        emit(output, result, () => formatAnyResult(result));
+        await emitCompleted(ctx, client, id, output, result, () => formatAnyResult(result));
         return 0;
       });
     });
@@ -114,7 +122,8 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .argument('<workflow-id>')
     .action(async (id: string) => {
       await withClient(ctx, async (client) => {
-        console.log(JSON.stringify(await client.result(id), null, 2));
+        const result = await client.result(id);
+        await emitCompleted(ctx, client, id, 'json', result, () => '');
         return 0;
       });
     });

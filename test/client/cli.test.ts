@@ -72,6 +72,8 @@ function fakeClient(result: () => Promise<unknown>): { client: AmiflowClient; in
     startCopyImage: start,
     startMigrateInstance: start,
     result,
+    // No worker answers and no attribute says: the result is printed as it is.
+    runOutcome: () => Promise.resolve({}),
     close: () => Promise.resolve(),
   } as unknown as AmiflowClient;
   return { client, inputs };
