@@ -11,6 +11,7 @@ import type { ClientConfigProfile } from '@temporalio/envconfig';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../contracts';
 import { AmiflowClient } from './index';
+import { clientTracing } from './tracing';
 
 export type Env = Record<string, string | undefined>;
 
@@ -133,9 +134,16 @@ export async function connectResolved(resolved: ResolvedConnection): Promise<Ami
   } catch (err) {
     throw new ConnectionFailedError(resolved.address, resolved.sources.address, err);
   }
+  // With OTEL_EXPORTER_OTLP_ENDPOINT set, the run's trace starts here (client/tracing.ts).
+  const tracing = clientTracing();
   return AmiflowClient.owning(
-    new Client({ connection, namespace: resolved.namespace }),
+    new Client({
+      connection,
+      namespace: resolved.namespace,
+      ...(tracing ? { interceptors: tracing.interceptors } : {}),
+    }),
     resolved.taskQueue,
     connection,
+    tracing,
   );
 }

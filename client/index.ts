@@ -14,6 +14,8 @@ import { ApplicationFailure, CancelledFailure, TypedSearchAttributes } from '@te
 import type { TemporalSettings } from '../worker/config';
 import { readTemporalSettings } from '../worker/config';
 import { connectionOptions } from '../worker/connection';
+import type { ClientTracing } from './tracing';
+import { clientTracing } from './tracing';
 import type { ImageFromInstanceInput, ImageFromInstanceResult, WorkflowProgress } from '../contracts';
 import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../contracts';
 import { regionProblem } from '../activities/regions';
@@ -186,6 +188,8 @@ export class AmiflowClient {
     private readonly ownedConnection?: Connection,
     /** The operator's bounds on schedules and backfills (see client/bounds.ts). */
     readonly bounds: ScheduleBounds = readScheduleBounds(),
+    /** Client spans still buffered are sent on close (a CLI process ends right after). */
+    private readonly tracing?: ClientTracing,
   ) {}
 
   /** Connects with the same settings as the worker (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, AMIFLOW_TASK_QUEUE…). */
@@ -194,17 +198,31 @@ export class AmiflowClient {
     bounds: ScheduleBounds = readScheduleBounds(),
   ): Promise<AmiflowClient> {
     const connection = await Connection.connect(await connectionOptions(settings));
+    const tracing = clientTracing();
     return new AmiflowClient(
-      new Client({ connection, namespace: settings.namespace }),
+      new Client({
+        connection,
+        namespace: settings.namespace,
+        ...(tracing ? { interceptors: tracing.interceptors } : {}),
+      }),
       settings.taskQueue,
       connection,
       bounds,
+      tracing,
     );
   }
 
-  /** Wraps a client over `connection`, which `close()` then closes (the CLI: client/connection.ts). */
-  static owning(client: Client, taskQueue: string, connection: Connection): AmiflowClient {
-    return new AmiflowClient(client, taskQueue, connection);
+  /**
+   * Wraps a client over `connection`, which `close()` then closes (the CLI: client/connection.ts);
+   * `tracing`'s spans are flushed on close.
+   */
+  static owning(
+    client: Client,
+    taskQueue: string,
+    connection: Connection,
+    tracing?: ClientTracing,
+  ): AmiflowClient {
+    return new AmiflowClient(client, taskQueue, connection, undefined, tracing);
   }
 
   /** Wraps an existing Temporal client (tests, services that already hold one). */
@@ -213,7 +231,11 @@ export class AmiflowClient {
   }
 
   async close(): Promise<void> {
-    await this.ownedConnection?.close();
+    try {
+      await this.tracing?.flush();
+    } finally {
+      await this.ownedConnection?.close();
+    }
   }
 
   /** Validates, then starts `imageFromInstance`. Throws `InvalidInputError` naming each bad field. */

@@ -8,8 +8,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import type { Server } from 'node:http';
-import { createServer } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -17,6 +15,7 @@ import { AmiflowClient, RunFailedError } from '../../client';
 import { FailureType, SearchAttr } from '../../workflows/contracts';
 import type { Moto } from '../support/moto';
 import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
+import { startCollector } from '../support/otlp-collector';
 import { freePort } from '../support/ports';
 import { installQuietRuntime } from '../support/runtime';
 import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../support/sandbox-ec2';
@@ -106,35 +105,6 @@ async function startWorkerProcess(extraEnv: Record<string, string> = {}): Promis
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     healthUrl: `http://127.0.0.1:${healthPort}`,
   };
-}
-
-interface OtlpSpan {
-  name: string;
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-}
-
-/** An OTLP/HTTP (JSON) collector stub: keeps every span the worker exports. */
-async function startCollector(): Promise<{ endpoint: string; spans: OtlpSpan[]; server: Server }> {
-  const spans: OtlpSpan[] = [];
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      if (req.url === '/v1/traces') {
-        const parsed = JSON.parse(body) as {
-          resourceSpans?: { scopeSpans?: { spans?: OtlpSpan[] }[] }[];
-        };
-        for (const rs of parsed.resourceSpans ?? [])
-          for (const ss of rs.scopeSpans ?? []) spans.push(...(ss.spans ?? []));
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return { endpoint: `http://127.0.0.1:${port}`, spans, server };
 }
 
 /** The value of the first sample of `name` whose labels include every `labels` pair. */
