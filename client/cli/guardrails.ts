@@ -28,7 +28,7 @@ import { InvalidInputError, checkAccountId, checkRegion } from '../../workflows/
 import { keyPolicies, launchPolicies } from '../policies';
 import { formatCatalogue, formatComplianceReport, formatEnforcement } from '../report';
 import type { CliContext } from './context';
-import { emit, outputOf, withClient } from './context';
+import { emit, emitCompleted, outputOf, withClient } from './context';
 import type { FlagSpec } from './flags';
 import { addFlags, durationText, inputFrom, parseDuration, parseWhole, refuse } from './flags';
 
@@ -231,7 +231,9 @@ function registerCompliance(program: Command, ctx: CliContext): void {
           return 0;
         }
         const report = await client.result<ComplianceReport>(started.workflowId);
-        emit(output, report, () => formatComplianceReport(report));
+        await emitCompleted(ctx, client, started.workflowId, output, report, () =>
+          formatComplianceReport(report),
+        );
         return opts.strict === true && !report.compliant ? NOT_COMPLIANT_EXIT : 0;
       });
     });

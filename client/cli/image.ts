@@ -26,7 +26,7 @@ import {
 import { InvalidInputError, imageFromInstanceIssues } from '../../workflows/validation';
 import type { AmiflowClient } from '../index';
 import type { CliContext } from './context';
-import { emit, followRun, outputOf, withClient } from './context';
+import { emit, emitCompleted, followRun, outputOf, withClient } from './context';
 import type { FlagSpec } from './flags';
 import {
   ACCOUNT,
@@ -318,6 +318,7 @@ function readShareRecord(file: string, id: string, deleteReencryptedCopy: boolea
 const UNSHARE_ID = '<share-workflow-id>';
 
 async function unshare(
+  ctx: CliContext,
   client: AmiflowClient,
   id: string,
   expected: ShareRecord | undefined,
@@ -330,7 +331,7 @@ async function unshare(
     const { expiresAt } = await client.setShareExpiry(id, { expiresInSeconds: 0 });
     console.error(`share ${id} ends now (${expiresAt}); it withdraws what it added`);
     const result = await client.result<ShareImageResult>(id);
-    emit(output, result, () => formatShareResult(result));
+    await emitCompleted(ctx, client, id, output, result, () => formatShareResult(result));
     return 0;
   }
   const share = await client.result<ShareImageResult>(id);
@@ -345,7 +346,7 @@ async function unshare(
   });
   console.error(`started ${started.workflowId} (run ${started.runId})`);
   const result = await client.result<UnshareImageResult>(started.workflowId);
-  emit(output, result, () => formatUnshareResult(result));
+  await emitCompleted(ctx, client, started.workflowId, output, result, () => formatUnshareResult(result));
   return 0;
 }
 
@@ -368,8 +369,7 @@ function registerUnshare(image: Command, ctx: CliContext): void {
       const record = opts.record !== undefined ? readShareRecord(opts.record, id, del) : undefined;
       const output = outputOf(cmd);
       await withClient(ctx, async (client) => {
-        ctx.exitCode = await unshare(client, id, record, del, output);
-        return ctx.exitCode;
+        return unshare(ctx, client, id, record, del, output);
       });
     });
 }

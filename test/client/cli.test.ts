@@ -551,6 +551,7 @@ describe('verified approvals and unshare by the share run', () => {
         starts.push([id, opts]);
         return Promise.resolve({ workflowId: 'unshare-image/share-image/x/latest', runId: 'run-2' });
       },
+      runOutcome: () => Promise.resolve({ outcome: 'succeeded' }),
       close: () => Promise.resolve(),
     } as unknown as AmiflowClient;
     const { code, out, err } = await captured(['image', 'unshare', 'share-image/x', '--record', file], () =>
