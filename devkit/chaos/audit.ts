@@ -4,7 +4,7 @@
  * than one image, copy or instance for one run is a duplicate; an instance not in the state its
  * run should have left it in, or a run that ended otherwise than expected, is a wrong outcome.
  */
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client, Tag } from '@aws-sdk/client-ec2';
 import { DescribeImageAttributeCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { TAG } from '../../workflows/contracts';
 import { imagesTagged, instanceState, ownImages, ownSnapshots } from '../sandbox-ec2';
@@ -15,6 +15,8 @@ export interface SandboxContents {
   images: Set<string>;
   snapshots: Set<string>;
   instances: Set<string>;
+  /** What an orphan is, for the report: region, name, and the run that tagged it (amiflow:workflow-id). */
+  labels: Map<string, string>;
 }
 
 export interface Audit {
@@ -25,13 +27,30 @@ export interface Audit {
 }
 
 export async function contents(clients: Map<string, EC2Client>): Promise<SandboxContents> {
-  const out: SandboxContents = { images: new Set(), snapshots: new Set(), instances: new Set() };
-  for (const ec2 of clients.values()) {
-    for (const i of await ownImages(ec2)) out.images.add(i.ImageId ?? '');
-    for (const s of await ownSnapshots(ec2)) out.snapshots.add(s.SnapshotId ?? '');
+  const out: SandboxContents = {
+    images: new Set(),
+    snapshots: new Set(),
+    instances: new Set(),
+    labels: new Map(),
+  };
+  for (const [region, ec2] of clients) {
+    for (const i of await ownImages(ec2)) {
+      out.images.add(i.ImageId ?? '');
+      out.labels.set(i.ImageId ?? '', label(region, `name ${i.Name ?? '?'}`, i.Tags));
+    }
+    for (const s of await ownSnapshots(ec2)) {
+      out.snapshots.add(s.SnapshotId ?? '');
+      out.labels.set(s.SnapshotId ?? '', label(region, s.Description ?? '', s.Tags));
+    }
     for (const i of await liveInstances(ec2)) out.instances.add(i);
   }
   return out;
+}
+
+/** `in us-east-1, name x, run <workflow id>`: an untagged orphan says so, which matters as much. */
+function label(region: string, what: string, tags: Tag[] | undefined): string {
+  const run = tags?.find((t) => t.Key === TAG.workflowId)?.Value;
+  return [`in ${region}`, what, run ? `run ${run}` : `no ${TAG.workflowId} tag`].filter(Boolean).join(', ');
 }
 
 async function liveInstances(ec2: EC2Client): Promise<string[]> {
@@ -88,7 +107,10 @@ export async function audit(
   const now = await contents(clients);
   for (const kind of ['images', 'snapshots', 'instances'] as const)
     for (const id of now[kind])
-      if (!before[kind].has(id) && !reported.has(id)) a.orphans.push(`${kind.slice(0, -1)} ${id}`);
+      if (!before[kind].has(id) && !reported.has(id)) {
+        const what = now.labels.get(id);
+        a.orphans.push(`${kind.slice(0, -1)} ${id}${what ? ` (${what})` : ''}`);
+      }
   await permissionsLeft(home, records, a);
   return a;
 }

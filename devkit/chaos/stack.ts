@@ -5,6 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,14 +77,33 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
   };
   let worker: ChildProcess | undefined;
   let stopping = false;
+  // AMIFLOW_CHAOS_WORKER_LOG=<file>: every worker's stdout and stderr appended there, each start
+  // marked, so a worker that fails to start or poll after a restart shows why (otherwise discarded).
+  const logFile = process.env.AMIFLOW_CHAOS_WORKER_LOG;
+  const logFd = logFile ? openSync(logFile, 'a') : undefined;
+  let spawned = 0;
 
   function spawnWorker(): void {
+    spawned += 1;
+    const n = spawned;
+    if (logFd !== undefined) writeSync(logFd, `--- worker ${n} spawned at ${new Date().toISOString()}\n`);
+    const out = logFd ?? 'ignore';
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')], {
-      env,
+      env:
+        logFd !== undefined
+          ? { ...env, AMIFLOW_LOG_LEVEL: process.env.AMIFLOW_CHAOS_WORKER_LOG_LEVEL ?? 'INFO' }
+          : env,
       cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'ignore'],
+      stdio: ['ignore', out, out],
     });
     worker = child;
+    if (logFd !== undefined)
+      child.once('exit', (code, signal) =>
+        writeSync(
+          logFd,
+          `--- worker ${n} pid ${child.pid} exited (${signal ?? code}) at ${new Date().toISOString()}\n`,
+        ),
+      );
     // A worker that dies on its own (e.g. it lost the server) is brought back, as a supervisor would.
     child.once('exit', () => {
       if (worker === child && !stopping)
@@ -122,6 +142,7 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
       await stopChild(server.child);
       await proxy.stop();
       await moto.stop();
+      if (logFd !== undefined) closeSync(logFd);
       await rm(dir, { recursive: true, force: true });
     },
   };
