@@ -1,7 +1,7 @@
 /**
  * Infrastructure as code for each target account, generated (scripts/generate-account-iac.ts) so it
  * cannot drift from what amiflow does: the role the worker assumes there (its permissions, listed
- * once below per capability, as the README's Permissions section describes them), and the KMS
+ * once below per capability, as docs/production.md's Permissions section describes them), and the KMS
  * statements from the same functions `amiflow guardrails policy` prints (client/policies.ts:
  * `keyPolicies`). Rendered as a CloudFormation template (StackSet-ready: no account ids in it, all
  * parameters) and a Terraform module (JSON syntax, which Terraform reads as it reads HCL).
@@ -10,7 +10,7 @@ import type { Catalogue, IamPolicyDocument } from '../contracts';
 import type { PolicyStatement } from './policies';
 import { keyPolicies } from './policies';
 
-/** What the assumed role may do, per capability (README, Permissions). */
+/** What the assumed role may do, per capability (docs/production.md, Permissions). */
 export const TARGET_ROLE_STATEMENTS: readonly PolicyStatement[] = [
   {
     Sid: 'ImageInstances',

@@ -124,7 +124,7 @@ export type { ImageFromInstanceInput, ImageFromInstanceResult, WorkflowProgress 
 export interface StartOptions {
   /** Defaults to a deterministic id, so the same request started twice runs once. */
   workflowId?: string;
-  /** Set the Amiflow* search attributes (the namespace must have them registered; see README). */
+  /** Set the Amiflow* search attributes (the namespace must have them registered; docs/production.md). */
   searchAttributes?: boolean;
 }
 
@@ -399,7 +399,7 @@ export class AmiflowClient {
     }
   }
 
-  // Guardrails: the approved-image catalogue, compliance scans, EC2 Allowed AMIs (see README).
+  // Guardrails: the approved-image catalogue, compliance scans, EC2 Allowed AMIs (see docs/guardrails.md).
 
   /** The approved-image catalogue of accounts × regions, read by the worker (its roles). */
   async listApprovedImages(input: CatalogueInput): Promise<Catalogue> {
@@ -564,7 +564,7 @@ export class AmiflowClient {
     }
   }
 
-  /** Golden runs waiting for approval (needs the Amiflow* search attributes; see README). */
+  /** Golden runs waiting for approval (needs the Amiflow* search attributes; docs/production.md). */
   async awaitingApproval(): Promise<{ workflowId: string; runId: string; startedAt: string }[]> {
     const out: { workflowId: string; runId: string; startedAt: string }[] = [];
     const query = `WorkflowType = '${WORKFLOW_TYPES.goldenImage}' AND ExecutionStatus = 'Running' AND AmiflowStep = 'awaiting approval'`;

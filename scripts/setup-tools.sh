@@ -67,7 +67,7 @@ rm -rf "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$pins" >&2
 for bin in temporal temporal-test-server moto_server; do
   if [[ ! -x "$venv/bin/$bin" ]]; then
-    echo "amiflow setup: $bin is missing after install; see README (Tools) for the fallbacks." >&2
+    echo "amiflow setup: $bin is missing after install; see docs/testing.md (Tools) for the fallbacks." >&2
     exit 1
   fi
 done

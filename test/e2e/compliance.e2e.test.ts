@@ -6,9 +6,9 @@
  * the last report found by name (by hand and from a Temporal Schedule), the catalogue and the
  * launch helper.
  *
- * What moto does not model here (covered at the SDK level instead, see the README): EC2 Allowed
- * AMIs (every call answers HTTP 500: test/activities/allowed-amis.test.ts and
- * test/workflows/enforce-allowed-amis.test.ts), image deprecation (EnableImageDeprecation answers
+ * What moto does not model here (covered at the SDK level instead; docs/testing.md, "What the
+ * sandbox does not model"): EC2 Allowed AMIs (every call answers HTTP 500:
+ * test/activities/allowed-amis.test.ts and test/workflows/enforce-allowed-amis.test.ts), image deprecation (EnableImageDeprecation answers
  * HTTP 500; test/activities/catalogue.test.ts and compliance.test.ts), throttling, images shared across
  * accounts and the `ImageAllowed` verdict.
  */

@@ -3,8 +3,8 @@
  * are started here; the real worker talks to moto; the test drives it with the client library and
  * checks the sandbox from outside, region by region, with its own EC2 clients.
  *
- * What moto cannot do is covered at the SDK level (test/activities) and said in the README: it
- * has one account (no cross-account visibility, so no cross-account copy), makes unencrypted
+ * What moto cannot do is covered at the SDK level (test/activities) and said in docs/testing.md
+ * ("What the sandbox does not model"): it has one account (no cross-account visibility, so no cross-account copy), makes unencrypted
  * snapshots from encrypted volumes (so no KMS grant path), ignores CopyImage's ClientToken,
  * encryption and TagSpecifications (the copy activity tags the copy itself right after), and makes
  * copies `available` at once (a `failed` copy is injected with `hookWorkerAws`).
