@@ -1,25 +1,16 @@
 /**
  * Launching an equivalent instance in another Availability Zone, for `migrateInstance`:
  * - `planMigration` reads the source's whole configuration and the target AZ's network, and refuses,
- *   before anything is touched, what cannot move faithfully;
+ *   before anything is touched, what cannot move faithfully (the decisions are the pure functions of
+ *   `migration-plan.ts`; this file only reads EC2);
  * - `launchInstance` runs the plan from the intermediate AMI (ClientToken from the run, plus a lookup
- *   by the run's tags first, so a retry finds the instance instead of launching a second);
+ *   by the run's tags first, so a retry finds the instance instead of launching a second; the request
+ *   is `launch-request.ts`);
  * - `waitForInstanceReady` waits, heartbeating, until it runs and both status checks are `ok`;
  * - `copyVolumeTags`, `moveElasticIp`, `terminateSourceInstance`;
  * - `terminateLaunchedInstance`: the compensation; only ever an instance this run launched.
  */
-import { createHash } from 'node:crypto';
-import type {
-  _InstanceType,
-  Address,
-  EC2Client,
-  Instance,
-  InstanceNetworkInterface,
-  RunInstancesCommandInput,
-  Subnet,
-  Tag,
-  Volume,
-} from '@aws-sdk/client-ec2';
+import type { Address, EC2Client, Instance, PlacementGroup, Subnet, Volume } from '@aws-sdk/client-ec2';
 import {
   AssociateAddressCommand,
   CreateTagsCommand,
@@ -37,124 +28,46 @@ import {
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import type {
-  AwsTarget,
-  ElasticIpAction,
-  FailureType as FailureTypeName,
-  InstanceState,
-  MigrateInstanceOverrides,
-  SourceAction,
-  Tags,
-} from '../contracts';
-import { FailureType, RESERVED_TAG_PREFIXES, TAG } from '../contracts';
+import type { AwsTarget, Tags } from '../contracts';
+import { FailureType, TAG } from '../contracts';
 import { isNotFound, notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { toAwsTags } from './images';
 import type { InstanceWaitInput } from './instances';
 import { readInstance } from './instances';
+import type { LaunchInput, LaunchOwner } from './launch-request';
+import { launchClientToken, runInstancesRequest } from './launch-request';
+import type { MigrationPlan, MigrationPlanInput, Refusal } from './migration-plan';
+import {
+  carriesCpuCredits,
+  immediateRefusal,
+  instanceTypeRefusals,
+  launchSpec,
+  lifecycleRefusals,
+  namedSubnetRefusals,
+  noSubnetRefusal,
+  pickSubnet,
+  planNetwork,
+  planVolumes,
+  protectionRefusals,
+  refusalMessage,
+  stateOf,
+  tagRefusals,
+  userTags,
+  zoneRefusal,
+} from './migration-plan';
 import { waitUntil } from './waiting';
+
+// Where the shapes and pure helpers used to live: callers keep importing them from here.
+export type { LaunchInput, LaunchOwner } from './launch-request';
+export { launchClientToken, runInstancesRequest } from './launch-request';
+export type { BlockDeviceSpec, LaunchSpec, MigrationPlan, MigrationPlanInput } from './migration-plan';
+export { OWNER_TAG_COUNT, pickSubnet, userTags } from './migration-plan';
 
 // ---------------------------------------------------------------------------------------------
 // Shapes (plain data: they travel through workflow history)
 // ---------------------------------------------------------------------------------------------
-
-export interface MigrationPlanInput {
-  target: AwsTarget;
-  instanceId: string;
-  targetAvailabilityZone?: string;
-  sourceAction: SourceAction;
-  elasticIp?: ElasticIpAction;
-  extraNetworkInterfaces?: 'leave';
-  overrides?: MigrateInstanceOverrides;
-}
-
-export interface BlockDeviceSpec {
-  deviceName: string;
-  volumeSize: number;
-  volumeType: string;
-  /** io1, io2 and gp3 only. */
-  iops?: number;
-  /** gp3 only (MiB/s). */
-  throughput?: number;
-  deleteOnTermination: boolean;
-  encrypted: boolean;
-  /** The source volume's key: the new volume is encrypted with the same one. */
-  kmsKeyId?: string;
-}
-
-/** Everything RunInstances needs besides the image, the token and amiflow's own tags. */
-export interface LaunchSpec {
-  instanceType: string;
-  availabilityZone: string;
-  subnetId: string;
-  securityGroupIds: string[];
-  /** Set only when it must be explicit: the source's public-address choice differs from the subnet's default. */
-  associatePublicIpAddress?: boolean;
-  secondaryPrivateIpAddressCount?: number;
-  ipv6AddressCount?: number;
-  keyName?: string;
-  iamInstanceProfileArn?: string;
-  blockDevices: BlockDeviceSpec[];
-  /** The source's tags without `aws:` and `amiflow:` keys. */
-  tags: Tags;
-  /** Base64, as DescribeInstanceAttribute returns it and RunInstances takes it. */
-  userData?: string;
-  metadataOptions?: {
-    httpTokens?: string;
-    httpPutResponseHopLimit?: number;
-    httpEndpoint?: string;
-    httpProtocolIpv6?: string;
-    instanceMetadataTags?: string;
-  };
-  disableApiTermination: boolean;
-  ebsOptimized: boolean;
-  monitoring: boolean;
-  tenancy?: string;
-  placementGroupName?: string;
-  cpuCredits?: string;
-  shutdownBehavior?: string;
-  hibernation?: boolean;
-  enclave?: boolean;
-  privateDnsNameOptions?: {
-    hostnameType?: string;
-    enableResourceNameDnsARecord?: boolean;
-    enableResourceNameDnsAAAARecord?: boolean;
-  };
-}
-
-export interface MigrationPlan {
-  source: {
-    instanceId: string;
-    state: 'running' | 'stopped';
-    availabilityZone: string;
-    subnetId: string;
-    vpcId: string;
-    instanceType: string;
-    privateIpAddress?: string;
-    terminationProtected: boolean;
-  };
-  launch: LaunchSpec;
-  /** Each source volume's own tags, by device name, copied to the new volumes once they exist. */
-  volumeTags: Record<string, Tags>;
-  elasticIp?: { allocationId: string; publicIp: string; action: ElasticIpAction };
-  notCarriedOver: string[];
-}
-
-/** The run that launches: its ids are in the `amiflow:workflow-id` and `amiflow:run-id` tags. */
-export interface LaunchOwner {
-  workflowId: string;
-  runId: string;
-}
-
-export interface LaunchInput {
-  target: AwsTarget;
-  imageId: string;
-  spec: LaunchSpec;
-  owner: LaunchOwner;
-  /** amiflow's tags, on the instance (with the source's) and on its volumes. */
-  ownerTags: Tags;
-}
 
 export interface LaunchedInstance {
   instanceId: string;
@@ -199,161 +112,8 @@ export interface TerminatedInstance {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pure helpers (exported for the tier-2 tests)
-// ---------------------------------------------------------------------------------------------
-
-/** amiflow writes this many tags of its own on the new instance (see the workflow's ownerTags). */
-export const OWNER_TAG_COUNT = 5;
-const MAX_TAGS = 50;
-
-/**
- * RunInstances' idempotency token: the same for every attempt of one run, different for another
- * run of the same workflow id (EC2 keeps a token's answer for at least a day after the instance is
- * terminated, so a token from the workflow id alone would hand a re-run the old, terminated instance).
- */
-export function launchClientToken(owner: LaunchOwner): string {
-  const digest = createHash('sha256').update(`${owner.workflowId}\n${owner.runId}`).digest('hex');
-  return `amiflow-${digest.slice(0, 56)}`; // 64 characters, EC2's limit
-}
-
-/** Tags a user set, without the keys AWS (`aws:`) and amiflow (`amiflow:`) reserve. */
-export function userTags(tags: Tag[] | undefined): Tags {
-  const out: Tags = {};
-  for (const t of tags ?? []) {
-    if (!t.Key || RESERVED_TAG_PREFIXES.some((p) => t.Key?.toLowerCase().startsWith(p))) continue;
-    out[t.Key] = t.Value ?? '';
-  }
-  return out;
-}
-
-/** The RunInstances request for a plan: one line per attribute of the source it mirrors. */
-export function runInstancesRequest(input: LaunchInput): RunInstancesCommandInput {
-  const s = input.spec;
-  const nicForm = s.associatePublicIpAddress !== undefined || (s.secondaryPrivateIpAddressCount ?? 0) > 0;
-  const network: Partial<RunInstancesCommandInput> = nicForm
-    ? {
-        // AssociatePublicIpAddress and secondary addresses exist only on an interface specification.
-        NetworkInterfaces: [
-          {
-            DeviceIndex: 0,
-            SubnetId: s.subnetId,
-            Groups: s.securityGroupIds,
-            DeleteOnTermination: true,
-            ...(s.associatePublicIpAddress !== undefined
-              ? { AssociatePublicIpAddress: s.associatePublicIpAddress }
-              : {}),
-            ...(s.secondaryPrivateIpAddressCount
-              ? { SecondaryPrivateIpAddressCount: s.secondaryPrivateIpAddressCount }
-              : {}),
-            ...(s.ipv6AddressCount ? { Ipv6AddressCount: s.ipv6AddressCount } : {}),
-          },
-        ],
-      }
-    : {
-        SubnetId: s.subnetId,
-        SecurityGroupIds: s.securityGroupIds,
-        ...(s.ipv6AddressCount ? { Ipv6AddressCount: s.ipv6AddressCount } : {}),
-      };
-  const m = s.metadataOptions;
-  const dns = s.privateDnsNameOptions;
-  return {
-    ImageId: input.imageId,
-    MinCount: 1,
-    MaxCount: 1,
-    ClientToken: launchClientToken(input.owner),
-    InstanceType: s.instanceType as _InstanceType,
-    ...network,
-    Placement: {
-      AvailabilityZone: s.availabilityZone,
-      ...(s.tenancy ? { Tenancy: s.tenancy as 'dedicated' } : {}),
-      ...(s.placementGroupName ? { GroupName: s.placementGroupName } : {}),
-    },
-    ...(s.keyName ? { KeyName: s.keyName } : {}),
-    ...(s.iamInstanceProfileArn ? { IamInstanceProfile: { Arn: s.iamInstanceProfileArn } } : {}),
-    BlockDeviceMappings: s.blockDevices.map((d) => ({
-      DeviceName: d.deviceName,
-      // No SnapshotId: the AMI's snapshot for this device is used; these settings override the AMI's.
-      Ebs: {
-        VolumeSize: d.volumeSize,
-        VolumeType: d.volumeType as 'gp3',
-        DeleteOnTermination: d.deleteOnTermination,
-        ...(d.iops !== undefined ? { Iops: d.iops } : {}),
-        ...(d.throughput !== undefined ? { Throughput: d.throughput } : {}),
-        // An unencrypted source stays as the account's EBS encryption default makes it.
-        ...(d.encrypted ? { Encrypted: true, ...(d.kmsKeyId ? { KmsKeyId: d.kmsKeyId } : {}) } : {}),
-      },
-    })),
-    ...(s.userData ? { UserData: s.userData } : {}),
-    ...(m
-      ? {
-          MetadataOptions: {
-            ...(m.httpTokens ? { HttpTokens: m.httpTokens as 'required' } : {}),
-            ...(m.httpPutResponseHopLimit !== undefined
-              ? { HttpPutResponseHopLimit: m.httpPutResponseHopLimit }
-              : {}),
-            ...(m.httpEndpoint ? { HttpEndpoint: m.httpEndpoint as 'enabled' } : {}),
-            ...(m.httpProtocolIpv6 ? { HttpProtocolIpv6: m.httpProtocolIpv6 as 'enabled' } : {}),
-            ...(m.instanceMetadataTags ? { InstanceMetadataTags: m.instanceMetadataTags as 'enabled' } : {}),
-          },
-        }
-      : {}),
-    DisableApiTermination: s.disableApiTermination,
-    EbsOptimized: s.ebsOptimized,
-    Monitoring: { Enabled: s.monitoring },
-    ...(s.cpuCredits ? { CreditSpecification: { CpuCredits: s.cpuCredits } } : {}),
-    ...(s.shutdownBehavior ? { InstanceInitiatedShutdownBehavior: s.shutdownBehavior as 'stop' } : {}),
-    ...(s.hibernation ? { HibernationOptions: { Configured: true } } : {}),
-    ...(s.enclave ? { EnclaveOptions: { Enabled: true } } : {}),
-    ...(dns
-      ? {
-          PrivateDnsNameOptions: {
-            ...(dns.hostnameType ? { HostnameType: dns.hostnameType as 'ip-name' } : {}),
-            ...(dns.enableResourceNameDnsARecord !== undefined
-              ? { EnableResourceNameDnsARecord: dns.enableResourceNameDnsARecord }
-              : {}),
-            ...(dns.enableResourceNameDnsAAAARecord !== undefined
-              ? { EnableResourceNameDnsAAAARecord: dns.enableResourceNameDnsAAAARecord }
-              : {}),
-          },
-        }
-      : {}),
-    TagSpecifications: [
-      { ResourceType: 'instance', Tags: toAwsTags({ ...s.tags, ...input.ownerTags }) },
-      { ResourceType: 'volume', Tags: toAwsTags(input.ownerTags) },
-    ],
-  };
-}
-
-/**
- * The subnet to launch into, when several of the VPC's subnets are in the target AZ: one whose
- * public-address default matches the source's subnet (public stays public, private stays private),
- * then the one with the most free addresses, then the lowest id (deterministic).
- */
-export function pickSubnet(candidates: Subnet[], sourceSubnet: Subnet | undefined): Subnet | undefined {
-  const sourcePublic = sourceSubnet?.MapPublicIpOnLaunch === true;
-  return candidates
-    .filter((s) => s.SubnetId && (s.State === undefined || s.State === 'available'))
-    .filter((s) => (s.AvailableIpAddressCount ?? 0) > 0)
-    .sort(
-      (a, b) =>
-        Number((b.MapPublicIpOnLaunch === true) === sourcePublic) -
-          Number((a.MapPublicIpOnLaunch === true) === sourcePublic) ||
-        (b.AvailableIpAddressCount ?? 0) - (a.AvailableIpAddressCount ?? 0) ||
-        (a.SubnetId ?? '').localeCompare(b.SubnetId ?? ''),
-    )[0];
-}
-
-// ---------------------------------------------------------------------------------------------
 // AWS reads
 // ---------------------------------------------------------------------------------------------
-
-function where(t: AwsTarget): string {
-  return `region ${t.region}${t.accountId ? `, account ${t.accountId}` : ''}`;
-}
-
-function stateOf(i: Instance): InstanceState {
-  return i.State?.Name ?? 'pending';
-}
 
 function tagValue(i: Instance, key: string): string | undefined {
   return i.Tags?.find((t) => t.Key === key)?.Value;
@@ -442,22 +202,145 @@ async function describeOptional(ec2: EC2Client, instanceId: string): Promise<Ins
   }
 }
 
-interface Refusal {
-  type: FailureTypeName;
-  message: string;
-}
-
 function refuse(instanceId: string, refusals: Refusal[]): never {
   const [first] = refusals;
   if (!first) throw new Error('refuse() needs a reason');
-  throw failure(
-    first.type,
-    `instance ${instanceId} cannot be moved faithfully, nothing was changed: ${refusals.map((r) => r.message).join('; ')}`,
-    { refusals },
-  );
+  throw failure(first.type, refusalMessage(instanceId, refusals), { refusals });
 }
 
-const BURSTABLE_RE = /^t\d/;
+/** What the plan needs besides the instance, read at once (all read-only). */
+interface SourceFacts {
+  userData: string | undefined;
+  terminationProtected: boolean;
+  stopProtected: boolean;
+  shutdownBehavior: string | undefined;
+  sourceSubnet: Subnet | undefined;
+  volumes: Volume[];
+  /** The Elastic IPs associated with the instance. */
+  addresses: Address[];
+  credits: string | undefined;
+  placementGroup: PlacementGroup | undefined;
+}
+
+async function readSourceFacts(
+  ec2: EC2Client,
+  id: string,
+  i: Instance,
+  instanceType: string,
+  groupName: string | undefined,
+): Promise<SourceFacts> {
+  const volumeIds = (i.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.VolumeId ? [m.Ebs.VolumeId] : []));
+  const [
+    userData,
+    terminationProtected,
+    stopProtected,
+    shutdownBehavior,
+    sourceSubnets,
+    volumes,
+    addresses,
+    credits,
+    placementGroup,
+  ] = await Promise.all([
+    attribute(ec2, id, 'userData'),
+    attribute(ec2, id, 'disableApiTermination'),
+    attribute(ec2, id, 'disableApiStop'),
+    attribute(ec2, id, 'instanceInitiatedShutdownBehavior'),
+    subnetsById(ec2, [i.SubnetId ?? '']),
+    volumeIds.length
+      ? aws(`reading the volumes of ${id}`, () =>
+          ec2.send(new DescribeVolumesCommand({ VolumeIds: volumeIds })),
+        ).then((o) => o.Volumes ?? [])
+      : Promise.resolve<Volume[]>([]),
+    aws(`reading the Elastic IPs of ${id}`, () =>
+      ec2.send(new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [id] }] })),
+    ).then((o) => (o.Addresses ?? []).filter((a) => a.InstanceId === id)),
+    carriesCpuCredits(i.InstanceType, instanceType)
+      ? aws(`reading the CPU credit option of ${id}`, () =>
+          ec2.send(new DescribeInstanceCreditSpecificationsCommand({ InstanceIds: [id] })),
+        ).then((o) => o.InstanceCreditSpecifications?.[0]?.CpuCredits)
+      : Promise.resolve(undefined),
+    groupName
+      ? aws(`reading placement group ${groupName}`, () =>
+          ec2.send(new DescribePlacementGroupsCommand({ GroupNames: [groupName] })),
+        ).then((o) => o.PlacementGroups?.[0])
+      : Promise.resolve(undefined),
+  ]);
+  return {
+    userData,
+    terminationProtected,
+    stopProtected,
+    shutdownBehavior,
+    sourceSubnet: sourceSubnets[0],
+    volumes,
+    addresses,
+    credits,
+    placementGroup,
+  };
+}
+
+/**
+ * The subnet and AZ to launch into: the subnet the caller named, else the best of the source VPC's
+ * subnets in the target AZ. An impossible choice stops the plan at once; a named subnet of another
+ * VPC without security groups for it joins the plan's other refusals.
+ */
+async function targetSubnet(
+  ec2: EC2Client,
+  input: MigrationPlanInput,
+  i: Instance,
+  sourceSubnet: Subnet | undefined,
+  refusals: Refusal[],
+): Promise<{ subnet: Subnet; zone: string }> {
+  const id = input.instanceId;
+  const vpcId = i.VpcId ?? '';
+  const wanted = input.overrides?.subnetId;
+  if (wanted) {
+    const subnet = (await subnetsById(ec2, [wanted]))[0];
+    const checked = namedSubnetRefusals({
+      target: input.target,
+      subnetId: wanted,
+      subnet,
+      targetAvailabilityZone: input.targetAvailabilityZone,
+      sourceZone: i.Placement?.AvailabilityZone ?? '',
+      sourceVpcId: vpcId,
+      securityGroupsGiven: input.overrides?.securityGroupIds !== undefined,
+    });
+    // namedSubnetRefusals always refuses a subnet that does not exist.
+    if (checked.immediate || !subnet) refuse(id, checked.immediate ? [checked.immediate] : []);
+    refusals.push(...checked.deferred);
+    return { subnet, zone: subnet.AvailabilityZone ?? '' };
+  }
+  const zone = input.targetAvailabilityZone ?? '';
+  const badZone = zoneRefusal(input.target, zone, await zoneState(ec2, zone));
+  if (badZone) refuse(id, [badZone]);
+  const candidates = await aws(`listing the subnets of ${vpcId} in ${zone}`, () =>
+    ec2.send(
+      new DescribeSubnetsCommand({
+        Filters: [
+          { Name: 'vpc-id', Values: [vpcId] },
+          { Name: 'availability-zone', Values: [zone] },
+        ],
+      }),
+    ),
+  ).then((o) => (o.Subnets ?? []).filter((s) => s.VpcId === i.VpcId && s.AvailabilityZone === zone));
+  const subnet = pickSubnet(candidates, sourceSubnet);
+  if (!subnet) refuse(id, [noSubnetRefusal(vpcId, zone, candidates)]);
+  return { subnet, zone };
+}
+
+async function typeOffered(ec2: EC2Client, instanceType: string, zone: string): Promise<boolean> {
+  const out = await aws(`checking that ${instanceType} is offered in ${zone}`, () =>
+    ec2.send(
+      new DescribeInstanceTypeOfferingsCommand({
+        LocationType: 'availability-zone',
+        Filters: [
+          { Name: 'location', Values: [zone] },
+          { Name: 'instance-type', Values: [instanceType] },
+        ],
+      }),
+    ),
+  );
+  return (out.InstanceTypeOfferings ?? []).some((x) => x.InstanceType === instanceType);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Activities
@@ -468,361 +351,67 @@ export function launchActivities(deps: ActivityDeps) {
     /**
      * Reads everything the new instance must mirror and everything that could stop it from
      * mirroring the source, and refuses the latter, all before anything is changed. Read-only.
+     * Every decision is a pure function of migration-plan.ts; the refusals are reported together.
      */
     async planMigration(input: MigrationPlanInput): Promise<MigrationPlan> {
       const ec2 = await deps.aws.ec2(input.target);
       const id = input.instanceId;
       const i = await readInstance(ec2, { target: input.target, instanceId: id });
-      const state = stateOf(i);
-      if (state !== 'running' && state !== 'stopped')
-        throw failure(
-          FailureType.InstanceStateUnsupported,
-          `instance ${id} is '${state}'; migrate it when it is running or stopped`,
-        );
-      if (i.RootDeviceType === 'instance-store')
-        throw failure(
-          FailureType.InstanceStoreRoot,
-          `instance ${id} has an instance-store root volume, which cannot be imaged with CreateImage or moved; only EBS-backed instances can be migrated`,
-        );
-      const sourceZone = i.Placement?.AvailabilityZone ?? '';
-      if (input.targetAvailabilityZone !== undefined && input.targetAvailabilityZone === sourceZone)
-        refuse(id, [
-          {
-            type: FailureType.AvailabilityZoneUnchanged,
-            message: `it is already in ${sourceZone}; choose another Availability Zone`,
-          },
-        ]);
-      if (!i.SubnetId || !i.VpcId)
-        refuse(id, [
-          {
-            type: FailureType.MigrationUnsupported,
-            message: 'it is not in a VPC subnet; only VPC instances can be migrated',
-          },
-        ]);
-
-      const refusals: Refusal[] = [];
-      if (i.InstanceLifecycle === 'spot' || i.InstanceLifecycle === 'scheduled')
-        refusals.push({
-          type: FailureType.MigrationUnsupported,
-          message: `it is a ${i.InstanceLifecycle} instance; the new one would be on-demand`,
-        });
-      if (i.Placement?.Tenancy === 'host')
-        refusals.push({
-          type: FailureType.MigrationUnsupported,
-          message: `it runs on a Dedicated Host (${i.Placement.HostId ?? 'host tenancy'}), which belongs to one AZ`,
-        });
-
-      const volumeIds = (i.BlockDeviceMappings ?? []).flatMap((m) =>
-        m.Ebs?.VolumeId ? [m.Ebs.VolumeId] : [],
-      );
+      const stop = immediateRefusal(id, i, input.targetAvailabilityZone);
+      if (stop?.alone) throw failure(stop.type, stop.message);
+      if (stop) refuse(id, [{ type: stop.type, message: stop.message }]);
+      // immediateRefusal refused every other state.
+      const state = stateOf(i) as 'running' | 'stopped';
+      const refusals: Refusal[] = lifecycleRefusals(i);
       const instanceType = input.overrides?.instanceType ?? i.InstanceType ?? '';
       const groupName = i.Placement?.GroupName || undefined;
-      const [
-        userData,
-        terminationProtected,
-        stopProtected,
-        shutdownBehavior,
-        sourceSubnets,
-        volumes,
-        addresses,
-        credits,
-        placementGroup,
-      ] = await Promise.all([
-        attribute(ec2, id, 'userData'),
-        attribute(ec2, id, 'disableApiTermination'),
-        attribute(ec2, id, 'disableApiStop'),
-        attribute(ec2, id, 'instanceInitiatedShutdownBehavior'),
-        subnetsById(ec2, [i.SubnetId]),
-        volumeIds.length
-          ? aws(`reading the volumes of ${id}`, () =>
-              ec2.send(new DescribeVolumesCommand({ VolumeIds: volumeIds })),
-            ).then((o) => o.Volumes ?? [])
-          : Promise.resolve<Volume[]>([]),
-        aws(`reading the Elastic IPs of ${id}`, () =>
-          ec2.send(new DescribeAddressesCommand({ Filters: [{ Name: 'instance-id', Values: [id] }] })),
-        ).then((o) => (o.Addresses ?? []).filter((a) => a.InstanceId === id)),
-        BURSTABLE_RE.test(i.InstanceType ?? '') && BURSTABLE_RE.test(instanceType)
-          ? aws(`reading the CPU credit option of ${id}`, () =>
-              ec2.send(new DescribeInstanceCreditSpecificationsCommand({ InstanceIds: [id] })),
-            ).then((o) => o.InstanceCreditSpecifications?.[0]?.CpuCredits)
-          : Promise.resolve(undefined),
-        groupName
-          ? aws(`reading placement group ${groupName}`, () =>
-              ec2.send(new DescribePlacementGroupsCommand({ GroupNames: [groupName] })),
-            ).then((o) => o.PlacementGroups?.[0])
-          : Promise.resolve(undefined),
-      ]);
-
-      if (terminationProtected && input.sourceAction === 'terminate')
-        refusals.push({
-          type: FailureType.MigrationUnsupported,
-          message:
-            'it has termination protection (disableApiTermination) and the source action is terminate; ' +
-            "turn the protection off yourself or choose source action 'stop'",
-        });
-      if (stopProtected && state === 'running')
-        refusals.push({
-          type: FailureType.MigrationUnsupported,
-          message:
-            'it has stop protection (disableApiStop) and must be stopped to be imaged consistently; turn stop protection off for the migration',
-        });
-      if (placementGroup?.Strategy === 'cluster')
-        refusals.push({
-          type: FailureType.MigrationUnsupported,
-          message: `it is in cluster placement group ${groupName}, whose instances all share one AZ`,
-        });
-
-      // --- target AZ and subnet ----------------------------------------------------------
-      const sourceSubnet = sourceSubnets[0];
-      let subnet: Subnet | undefined;
-      let zone = input.targetAvailabilityZone;
-      const wantedSubnet = input.overrides?.subnetId;
-      if (wantedSubnet) {
-        subnet = (await subnetsById(ec2, [wantedSubnet]))[0];
-        if (!subnet)
-          refuse(id, [
-            {
-              type: FailureType.NoSubnetInZone,
-              message: `subnet ${wantedSubnet} (overrides.subnetId) was not found in ${where(input.target)}`,
-            },
-          ]);
-        if (zone !== undefined && subnet.AvailabilityZone !== zone)
-          refuse(id, [
-            {
-              type: FailureType.NoSubnetInZone,
-              message: `subnet ${wantedSubnet} is in ${subnet.AvailabilityZone}, not in the target ${zone}; name a subnet of ${zone} or leave targetAvailabilityZone out`,
-            },
-          ]);
-        zone = subnet.AvailabilityZone ?? '';
-        if (zone === sourceZone)
-          refuse(id, [
-            {
-              type: FailureType.AvailabilityZoneUnchanged,
-              message: `subnet ${wantedSubnet} is in ${zone}, where it already is; choose a subnet of another AZ`,
-            },
-          ]);
-        if (subnet.VpcId !== i.VpcId && !input.overrides?.securityGroupIds)
-          refusals.push({
-            type: FailureType.MigrationUnsupported,
-            message: `subnet ${wantedSubnet} is in ${subnet.VpcId}, the source in ${i.VpcId}; its security groups do not exist there: give overrides.securityGroupIds of ${subnet.VpcId}`,
-          });
-      } else {
-        zone = zone ?? '';
-        const zoneIs = await zoneState(ec2, zone);
-        if (zoneIs !== 'available')
-          refuse(id, [
-            {
-              type: FailureType.AvailabilityZoneUnknown,
-              message:
-                zoneIs === undefined
-                  ? `Availability Zone ${zone} does not exist in ${where(input.target)}; list them with 'aws ec2 describe-availability-zones'`
-                  : `Availability Zone ${zone} is ${zoneIs}; choose another`,
-            },
-          ]);
-        const candidates = await aws(`listing the subnets of ${i.VpcId} in ${zone}`, () =>
-          ec2.send(
-            new DescribeSubnetsCommand({
-              Filters: [
-                { Name: 'vpc-id', Values: [i.VpcId ?? ''] },
-                { Name: 'availability-zone', Values: [zone ?? ''] },
-              ],
-            }),
-          ),
-        ).then((o) => (o.Subnets ?? []).filter((s) => s.VpcId === i.VpcId && s.AvailabilityZone === zone));
-        subnet = pickSubnet(candidates, sourceSubnet);
-        if (!subnet)
-          refuse(id, [
-            {
-              type: FailureType.NoSubnetInZone,
-              message:
-                candidates.length === 0
-                  ? `its VPC ${i.VpcId} has no subnet in ${zone}; create one there, or name one with overrides.subnetId`
-                  : `the subnets of VPC ${i.VpcId} in ${zone} (${candidates.map((s) => s.SubnetId).join(', ')}) have no free address`,
-            },
-          ]);
-      }
-      const subnetId = subnet.SubnetId ?? '';
-      const offered = await aws(`checking that ${instanceType} is offered in ${zone}`, () =>
-        ec2.send(
-          new DescribeInstanceTypeOfferingsCommand({
-            LocationType: 'availability-zone',
-            Filters: [
-              { Name: 'location', Values: [zone ?? ''] },
-              { Name: 'instance-type', Values: [instanceType] },
-            ],
-          }),
-        ),
-      ).then((o) => (o.InstanceTypeOfferings ?? []).some((x) => x.InstanceType === instanceType));
-      if (!offered)
-        refusals.push({
-          type: FailureType.MigrationUnsupported,
-          message: `instance type ${instanceType} is not offered in ${zone}; choose another type (overrides.instanceType) or AZ`,
-        });
-
-      // --- network: addresses and interfaces ---------------------------------------------
-      const notCarriedOver: string[] = [];
-      const nics = i.NetworkInterfaces ?? [];
-      const primary: InstanceNetworkInterface | undefined =
-        nics.find((n) => n.Attachment?.DeviceIndex === 0) ?? nics[0];
-      const extras = nics.filter((n) => n !== primary);
-      if (extras.length > 0) {
-        const list = extras.map((n) => n.NetworkInterfaceId ?? '?').join(', ');
-        if (input.extraNetworkInterfaces !== 'leave')
-          refusals.push({
-            type: FailureType.NetworkInterfacesUnhandled,
-            message: `it has network interfaces besides its primary one (${list}), which cannot change AZ; pass extraNetworkInterfaces 'leave' to migrate without them (they stay with the source)`,
-          });
-        else notCarriedOver.push(`network interfaces ${list} (they stay with the source)`);
-      }
-      const eips: Address[] = addresses;
-      let elasticIp: MigrationPlan['elasticIp'];
-      if (eips.length > 0) {
-        const list = eips.map((a) => `${a.PublicIp ?? '?'} (${a.AllocationId ?? '?'})`).join(', ');
-        const first = eips[0];
-        if (input.elasticIp === undefined)
-          refusals.push({
-            type: FailureType.ElasticIpUnhandled,
-            message: `it has the Elastic IP ${list}; say what to do with it: elasticIp 'move' (to the new instance once it passed its checks) or 'leave' (it stays with the source)`,
-          });
-        else if (
-          input.elasticIp === 'move' &&
-          (eips.length > 1 || !first?.AllocationId || first.PrivateIpAddress !== i.PrivateIpAddress)
-        )
-          refusals.push({
-            type: FailureType.MigrationUnsupported,
-            message: `only one Elastic IP on the primary private address can be moved, and it has ${list}; move them yourself and pass elasticIp 'leave'`,
-          });
-        else if (first?.AllocationId) {
-          elasticIp = {
-            allocationId: first.AllocationId,
-            publicIp: first.PublicIp ?? '',
-            action: input.elasticIp,
-          };
-          if (input.elasticIp === 'leave')
-            notCarriedOver.push(`Elastic IP ${list} (it stays with the source)`);
-        }
-      } else if (i.PublicIpAddress) {
-        notCarriedOver.push(`public IP ${i.PublicIpAddress} (auto-assigned: the new instance gets another)`);
-      }
-      if (i.PrivateIpAddress)
-        notCarriedOver.push(`private IP ${i.PrivateIpAddress} (the new subnet has other addresses)`);
-      const targetPublic = subnet.MapPublicIpOnLaunch === true;
-      const wantPublic = eips.length > 0 ? undefined : i.PublicIpAddress !== undefined;
-      const secondaryIps = Math.max(0, (primary?.PrivateIpAddresses?.length ?? 1) - 1);
-      if (secondaryIps > 0)
-        notCarriedOver.push(`the values of ${secondaryIps} secondary private IP(s) (the count is kept)`);
-      const ipv6Count = primary?.Ipv6Addresses?.length ?? 0;
-      if (ipv6Count > 0 && !(subnet.Ipv6CidrBlockAssociationSet ?? []).length)
-        refusals.push({
-          type: FailureType.MigrationUnsupported,
-          message: `it has ${ipv6Count} IPv6 address(es) and subnet ${subnetId} has no IPv6 CIDR block`,
-        });
-
-      // --- volumes ----------------------------------------------------------------------
-      const blockDevices: BlockDeviceSpec[] = [];
-      const volumeTags: Record<string, Tags> = {};
-      for (const m of i.BlockDeviceMappings ?? []) {
-        const v = volumes.find((x) => x.VolumeId === m.Ebs?.VolumeId);
-        if (!m.DeviceName || !v) continue;
-        if (v.MultiAttachEnabled)
-          refusals.push({
-            type: FailureType.MigrationUnsupported,
-            message: `volume ${v.VolumeId} (${m.DeviceName}) is Multi-Attach enabled and shared with other instances`,
-          });
-        const type = v.VolumeType ?? 'gp3';
-        blockDevices.push({
-          deviceName: m.DeviceName,
-          volumeSize: v.Size ?? 1,
-          volumeType: type,
-          ...(['io1', 'io2', 'gp3'].includes(type) && v.Iops !== undefined ? { iops: v.Iops } : {}),
-          ...(type === 'gp3' && v.Throughput !== undefined ? { throughput: v.Throughput } : {}),
-          deleteOnTermination: m.Ebs?.DeleteOnTermination === true,
-          encrypted: v.Encrypted === true,
-          ...(v.Encrypted && v.KmsKeyId ? { kmsKeyId: v.KmsKeyId } : {}),
-        });
-        const tags = userTags(v.Tags);
-        if (Object.keys(tags).length > 0) volumeTags[m.DeviceName] = tags;
-      }
-
-      const tags = userTags(i.Tags);
-      if (Object.keys(tags).length + OWNER_TAG_COUNT > MAX_TAGS)
-        refusals.push({
-          type: FailureType.MigrationUnsupported,
-          message: `it has ${Object.keys(tags).length} tags; with amiflow's ${OWNER_TAG_COUNT} that is over EC2's ${MAX_TAGS} per resource`,
-        });
+      const facts = await readSourceFacts(ec2, id, i, instanceType, groupName);
+      refusals.push(
+        ...protectionRefusals({
+          state,
+          sourceAction: input.sourceAction,
+          terminationProtected: facts.terminationProtected,
+          stopProtected: facts.stopProtected,
+          placementGroupName: groupName,
+          placementStrategy: facts.placementGroup?.Strategy,
+        }),
+      );
+      const { subnet, zone } = await targetSubnet(ec2, input, i, facts.sourceSubnet, refusals);
+      refusals.push(...instanceTypeRefusals(await typeOffered(ec2, instanceType, zone), instanceType, zone));
+      const network = planNetwork(i, input, subnet, facts.addresses);
+      const volumes = planVolumes(i, facts.volumes);
+      refusals.push(...network.refusals, ...volumes.refusals, ...tagRefusals(userTags(i.Tags)));
       if (refusals.length > 0) refuse(id, refusals);
 
-      const md = i.MetadataOptions;
-      const dns = i.PrivateDnsNameOptions;
-      const launch: LaunchSpec = {
-        instanceType,
-        availabilityZone: zone,
-        subnetId,
-        securityGroupIds:
-          input.overrides?.securityGroupIds ??
-          (i.SecurityGroups ?? []).flatMap((g) => (g.GroupId ? [g.GroupId] : [])),
-        ...(wantPublic !== undefined && wantPublic !== targetPublic
-          ? { associatePublicIpAddress: wantPublic }
-          : {}),
-        ...(secondaryIps > 0 ? { secondaryPrivateIpAddressCount: secondaryIps } : {}),
-        ...(ipv6Count > 0 ? { ipv6AddressCount: ipv6Count } : {}),
-        ...(i.KeyName ? { keyName: i.KeyName } : {}),
-        ...(i.IamInstanceProfile?.Arn ? { iamInstanceProfileArn: i.IamInstanceProfile.Arn } : {}),
-        blockDevices,
-        tags,
-        ...(userData ? { userData } : {}),
-        ...(md
-          ? {
-              metadataOptions: {
-                ...(md.HttpTokens ? { httpTokens: md.HttpTokens } : {}),
-                ...(md.HttpPutResponseHopLimit !== undefined
-                  ? { httpPutResponseHopLimit: md.HttpPutResponseHopLimit }
-                  : {}),
-                ...(md.HttpEndpoint ? { httpEndpoint: md.HttpEndpoint } : {}),
-                ...(md.HttpProtocolIpv6 ? { httpProtocolIpv6: md.HttpProtocolIpv6 } : {}),
-                ...(md.InstanceMetadataTags ? { instanceMetadataTags: md.InstanceMetadataTags } : {}),
-              },
-            }
-          : {}),
-        disableApiTermination: terminationProtected,
-        ebsOptimized: i.EbsOptimized === true,
-        monitoring: i.Monitoring?.State === 'enabled' || i.Monitoring?.State === 'pending',
-        ...(i.Placement?.Tenancy === 'dedicated' ? { tenancy: 'dedicated' } : {}),
-        ...(groupName && placementGroup ? { placementGroupName: groupName } : {}),
-        ...(credits ? { cpuCredits: credits } : {}),
-        ...(shutdownBehavior ? { shutdownBehavior } : {}),
-        ...(i.HibernationOptions?.Configured ? { hibernation: true } : {}),
-        ...(i.EnclaveOptions?.Enabled ? { enclave: true } : {}),
-        ...(dns &&
-        (dns.HostnameType || dns.EnableResourceNameDnsARecord || dns.EnableResourceNameDnsAAAARecord)
-          ? {
-              privateDnsNameOptions: {
-                ...(dns.HostnameType ? { hostnameType: dns.HostnameType } : {}),
-                ...(dns.EnableResourceNameDnsARecord !== undefined
-                  ? { enableResourceNameDnsARecord: dns.EnableResourceNameDnsARecord }
-                  : {}),
-                ...(dns.EnableResourceNameDnsAAAARecord !== undefined
-                  ? { enableResourceNameDnsAAAARecord: dns.EnableResourceNameDnsAAAARecord }
-                  : {}),
-              },
-            }
-          : {}),
-      };
+      const launch = launchSpec(
+        i,
+        { instanceType, availabilityZone: zone, subnetId: subnet.SubnetId ?? '' },
+        input.overrides,
+        {
+          userData: facts.userData,
+          terminationProtected: facts.terminationProtected,
+          shutdownBehavior: facts.shutdownBehavior,
+          cpuCredits: facts.credits,
+          placementGroupName: groupName && facts.placementGroup ? groupName : undefined,
+        },
+        network,
+        volumes.blockDevices,
+      );
       return {
         source: {
           instanceId: id,
           state,
-          availabilityZone: sourceZone,
-          subnetId: i.SubnetId,
-          vpcId: i.VpcId,
+          availabilityZone: i.Placement?.AvailabilityZone ?? '',
+          subnetId: i.SubnetId ?? '',
+          vpcId: i.VpcId ?? '',
           instanceType: i.InstanceType ?? '',
           ...(i.PrivateIpAddress ? { privateIpAddress: i.PrivateIpAddress } : {}),
-          terminationProtected,
+          terminationProtected: facts.terminationProtected,
         },
         launch,
-        volumeTags,
-        ...(elasticIp ? { elasticIp } : {}),
-        notCarriedOver,
+        volumeTags: volumes.volumeTags,
+        ...(network.elasticIp ? { elasticIp: network.elasticIp } : {}),
+        notCarriedOver: network.notCarriedOver,
       };
     },
 
