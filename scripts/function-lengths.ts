@@ -1,7 +1,7 @@
 /**
  * Prints the longest functions under the given folders (default: workflows/ and activities/), so the
  * "no function over about 120 lines" rule (STYLE.md) can be checked rather than guessed:
- *   node --import tsx scripts/function-lengths.ts [--top N] [--over LINES] [folder ...]
+ *   node --import tsx scripts/function-lengths.ts [--top N] [--over LINES] [--by own|lines] [folder or file ...]
  * A function is any declaration, method, arrow or function expression. `lines` counts every line from
  * its first to its last, nested functions included (what a reader scrolls through); `own` leaves out
  * the functions nested in it (what a reader has to hold at once: an `xActivities(deps)` factory is
@@ -20,6 +20,7 @@ interface FunctionLength {
 }
 
 function sourceFiles(folder: string): string[] {
+  if (!statSync(folder).isDirectory()) return [folder];
   return readdirSync(folder).flatMap((entry) => {
     const full = path.join(folder, entry);
     if (statSync(full).isDirectory()) return sourceFiles(full);

@@ -15,14 +15,12 @@
  *   delete the image, start the source again). Once the new instance passed its checks (and took
  *   the Elastic IP) the migration is committed: the rest runs to its end, cancellation or not.
  */
-import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import {
   CancellationScope,
   log,
   patched,
   proxyActivities,
   proxyLocalActivities,
-  setHandler,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
@@ -32,20 +30,15 @@ import type { LaunchInput, MigrationPlan } from '../activities/launch';
 import type {
   AwsTarget,
   ImageFromInstanceInput,
+  ImageFromInstanceResult,
   MigrateInstanceInput,
   MigrateInstanceResult,
   Tags,
 } from '../contracts';
-import {
-  DEFAULT_MIGRATION_TIMEOUTS,
-  MANAGED_BY_VALUE,
-  SearchAttr,
-  TAG,
-  WORKFLOW_TYPES,
-  progressQuery,
-} from '../contracts';
+import { DEFAULT_MIGRATION_TIMEOUTS, MANAGED_BY_VALUE, SearchAttr, TAG, WORKFLOW_TYPES } from '../contracts';
+import type { Run } from './bootstrap';
+import { guarded, local, remote, startRun, targetOf } from './bootstrap';
 import type { UndoHandle } from './compensation';
-import { Compensations } from './compensation';
 import { imageFromInstance } from './image-from-instance';
 import { parseMigrateInstanceInput } from './migrate-validation';
 import {
@@ -57,8 +50,7 @@ import {
   settledInstanceWait,
   statusChecksWait,
 } from './presets';
-import { Progress, errorMessage } from './progress';
-import { parsedOrFail } from './input';
+import { errorMessage } from './progress';
 
 export const MIGRATE_INSTANCE_STEPS = [
   'plan migration',
@@ -78,327 +70,402 @@ export function imageChildWorkflowId(migrationWorkflowId: string): string {
   return `${migrationWorkflowId}/image`;
 }
 
-function local(summary: string, options: LocalActivityOptions = fastAwsCall) {
-  return { ...options, summary };
-}
-function remote(summary: string, options: ActivityOptions) {
-  return { ...options, summary };
-}
-
 const la = proxyLocalActivities<Activities>(fastAwsCall);
 const act = proxyActivities<Activities>(compensationCall);
 
+/** What every step of one migration run shares. */
+interface Migration extends Run<MigrateInstanceInput> {
+  target: AwsTarget;
+  sourceId: string;
+  source: { target: AwsTarget; instanceId: string };
+  timeouts: typeof DEFAULT_MIGRATION_TIMEOUTS & MigrateInstanceInput['timeouts'];
+  owner: { workflowId: string; runId: string };
+  ownerTags: Tags;
+  childId: string;
+  withSearchAttributes: boolean;
+}
+
+/** An absolute deadline for a wait of `seconds` from now (fixed once, so retries never extend it). */
+function deadline(seconds: number): number {
+  return Date.now() + seconds * 1000;
+}
+
 export async function migrateInstance(rawInput: MigrateInstanceInput): Promise<MigrateInstanceResult> {
-  const progress = new Progress(WORKFLOW_TYPES.migrateInstance, MIGRATE_INSTANCE_STEPS);
-  setHandler(progressQuery, () => progress.record);
-  const startedAt = new Date().toISOString();
-
-  const input = parsedOrFail(parseMigrateInstanceInput, rawInput, progress);
-
-  const { workflowId, runId } = workflowInfo();
-  const target: AwsTarget = {
-    region: input.region,
-    ...(input.accountId ? { accountId: input.accountId } : {}),
-  };
+  const run = startRun({
+    workflowType: WORKFLOW_TYPES.migrateInstance,
+    steps: MIGRATE_INSTANCE_STEPS,
+    parse: parseMigrateInstanceInput,
+    raw: rawInput,
+  });
+  const { input, progress, workflowId, runId } = run;
   const sourceId = input.instanceId;
-  const source = { target, instanceId: sourceId };
-  const timeouts = { ...DEFAULT_MIGRATION_TIMEOUTS, ...input.timeouts };
-  const deadline = (seconds: number) => Date.now() + seconds * 1000;
-  const owner = { workflowId, runId };
-  const ownerTags: Tags = {
-    [TAG.managedBy]: MANAGED_BY_VALUE,
-    [TAG.workflowId]: workflowId,
-    [TAG.runId]: runId,
-    [TAG.workflowType]: WORKFLOW_TYPES.migrateInstance,
-    [TAG.sourceInstance]: sourceId,
+  const target = targetOf(input);
+  const m: Migration = {
+    ...run,
+    target,
+    sourceId,
+    source: { target, instanceId: sourceId },
+    timeouts: { ...DEFAULT_MIGRATION_TIMEOUTS, ...input.timeouts },
+    owner: { workflowId, runId },
+    ownerTags: {
+      [TAG.managedBy]: MANAGED_BY_VALUE,
+      [TAG.workflowId]: workflowId,
+      [TAG.runId]: runId,
+      [TAG.workflowType]: WORKFLOW_TYPES.migrateInstance,
+      [TAG.sourceInstance]: sourceId,
+    },
+    childId: imageChildWorkflowId(workflowId),
+    withSearchAttributes: workflowInfo().typedSearchAttributes.get(SearchAttr.instanceId) !== undefined,
   };
-  const withSearchAttributes = workflowInfo().typedSearchAttributes.get(SearchAttr.instanceId) !== undefined;
-  const childId = imageChildWorkflowId(workflowId);
-  const comp = new Compensations(progress);
   progress.resource('sourceInstanceId', sourceId);
 
-  const result = await comp.guard(async () => {
+  return guarded(run, async () => {
     // 1. Read everything, refuse what cannot move faithfully. Nothing is changed before this passes.
-    const { plan, imageName } = await progress.run('plan migration', async () => {
-      const where = input.targetAvailabilityZone ?? input.overrides?.subnetId ?? '?';
-      const plan: MigrationPlan = await la.planMigration.executeWithOptions(
-        local(`read ${sourceId} and plan its launch in ${where}`),
-        [
-          {
-            target,
-            instanceId: sourceId,
-            sourceAction: input.sourceAction,
-            ...(input.targetAvailabilityZone ? { targetAvailabilityZone: input.targetAvailabilityZone } : {}),
-            ...(input.elasticIp ? { elasticIp: input.elasticIp } : {}),
-            ...(input.extraNetworkInterfaces ? { extraNetworkInterfaces: input.extraNetworkInterfaces } : {}),
-            ...(input.overrides ? { overrides: input.overrides } : {}),
-          },
-        ],
-      );
-      const imageName =
-        input.imageName ??
-        `amiflow-migrate-${sourceId}-to-${plan.launch.availabilityZone}-${runId.slice(0, 8)}`;
-      // The child checks the name too, but only after the source was stopped: check it now.
-      await la.checkImageName.executeWithOptions(local(`check name '${imageName}' is free`), [
-        { target, imageName, workflowId: childId, runId: '(not started yet)' },
-      ]);
-      return { plan, imageName };
-    });
+    const { plan, imageName } = await planStep(m);
     const zone = plan.launch.availabilityZone;
     progress.resource('targetAvailabilityZone', zone);
     progress.resource('subnetId', plan.launch.subnetId);
-
     // 2. Source action stop/terminate: stop it before it is imaged, so the image is its last state.
-    const wasRunning = plan.source.state === 'running';
-    const stopFirst = wasRunning && input.sourceAction !== 'keep';
-    let restartSource: UndoHandle | undefined;
-    let stoppedAt: number | undefined;
-    if (stopFirst) {
-      restartSource = comp.add(
-        'start source again',
-        () =>
-          act.startInstance.executeWithOptions(
-            remote(`restore: start ${sourceId} again`, instanceWait(timeouts.instanceStateSeconds)),
-            [{ ...source, deadline: deadline(timeouts.instanceStateSeconds) }],
-          ),
-        'stop source',
-      );
-      stoppedAt = Date.now();
-      await progress.run('stop source', () =>
-        act.stopInstance.executeWithOptions(
+    const stopped = await stopSourceStep(m, plan);
+    // 3. The image, by the reference workflow. It undoes itself when it fails or is cancelled.
+    const image = await imageSourceStep(m, zone, imageName);
+    // 4. Launch the equivalent instance in the target AZ; 5. it must run and pass both status checks
+    // (and take the Elastic IP) before anything happens to the source.
+    const launched = await launchStep(m, plan, image);
+    const { servingAt, moveBack } = await bringUpStep(m, plan, launched.newId);
+    // Committed: the new instance passed its checks. Nothing before this point is undone any more,
+    // and the rest runs to its end even when a cancellation arrives now.
+    for (const undo of [moveBack, launched.terminateNew, image.deleteUndo, stopped.restartSource])
+      undo?.discard();
+    return CancellationScope.nonCancellable(() =>
+      finishStep(m, { plan, image, newId: launched.newId, stopped, servingAt }),
+    );
+  });
+}
+
+async function planStep(m: Migration): Promise<{ plan: MigrationPlan; imageName: string }> {
+  const { input, target, sourceId } = m;
+  return m.progress.run('plan migration', async () => {
+    const where = input.targetAvailabilityZone ?? input.overrides?.subnetId ?? '?';
+    const plan: MigrationPlan = await la.planMigration.executeWithOptions(
+      local(`read ${sourceId} and plan its launch in ${where}`),
+      [
+        {
+          target,
+          instanceId: sourceId,
+          sourceAction: input.sourceAction,
+          ...(input.targetAvailabilityZone ? { targetAvailabilityZone: input.targetAvailabilityZone } : {}),
+          ...(input.elasticIp ? { elasticIp: input.elasticIp } : {}),
+          ...(input.extraNetworkInterfaces ? { extraNetworkInterfaces: input.extraNetworkInterfaces } : {}),
+          ...(input.overrides ? { overrides: input.overrides } : {}),
+        },
+      ],
+    );
+    const imageName =
+      input.imageName ??
+      `amiflow-migrate-${sourceId}-to-${plan.launch.availabilityZone}-${m.runId.slice(0, 8)}`;
+    // The child checks the name too, but only after the source was stopped: check it now.
+    await la.checkImageName.executeWithOptions(local(`check name '${imageName}' is free`), [
+      { target, imageName, workflowId: m.childId, runId: '(not started yet)' },
+    ]);
+    return { plan, imageName };
+  });
+}
+
+interface SourceStop {
+  wasRunning: boolean;
+  stopFirst: boolean;
+  restartSource?: UndoHandle;
+  stoppedAt?: number;
+}
+
+async function stopSourceStep(m: Migration, plan: MigrationPlan): Promise<SourceStop> {
+  const { input, sourceId, source, timeouts } = m;
+  const wasRunning = plan.source.state === 'running';
+  const stopFirst = wasRunning && input.sourceAction !== 'keep';
+  if (!stopFirst) {
+    m.progress.skip(
+      'stop source',
+      wasRunning ? 'source kept: the image step stops it and starts it again' : 'already stopped',
+    );
+    return { wasRunning, stopFirst };
+  }
+  const restartSource = m.comp.add(
+    'start source again',
+    () =>
+      act.startInstance.executeWithOptions(
+        remote(`restore: start ${sourceId} again`, instanceWait(timeouts.instanceStateSeconds)),
+        [{ ...source, deadline: deadline(timeouts.instanceStateSeconds) }],
+      ),
+    'stop source',
+  );
+  const stoppedAt = Date.now();
+  await m.progress.run('stop source', () =>
+    act.stopInstance.executeWithOptions(
+      remote(
+        `stop ${sourceId} before imaging it (source action ${input.sourceAction})`,
+        settledInstanceWait(timeouts.instanceStateSeconds),
+      ),
+      [{ ...source, deadline: deadline(timeouts.instanceStateSeconds) }],
+    ),
+  );
+  return { wasRunning, stopFirst, restartSource, stoppedAt };
+}
+
+type SourceImage = ImageFromInstanceResult & {
+  childRunId: string;
+  owner: { target: AwsTarget; imageName: string; workflowId: string; runId: string };
+  deleteUndo: UndoHandle;
+};
+
+async function imageSourceStep(m: Migration, zone: string, imageName: string): Promise<SourceImage> {
+  const { input, sourceId, childId, timeouts } = m;
+  const imageInput: ImageFromInstanceInput = {
+    region: input.region,
+    ...(input.accountId ? { accountId: input.accountId } : {}),
+    instanceId: sourceId,
+    imageName,
+    // CreateImage takes 255 characters; a caller's own workflow id may be long.
+    description: `amiflow: ${sourceId} moving to ${zone} (${m.workflowId})`.slice(0, 255),
+    mode: 'stop',
+    timeouts: {
+      instanceStateSeconds: timeouts.instanceStateSeconds,
+      imageAvailableSeconds: timeouts.imageAvailableSeconds,
+    },
+  };
+  const image = await m.progress.run(
+    'image source',
+    async () => {
+      const child = await startChild(imageFromInstance, {
+        workflowId: childId,
+        args: [imageInput],
+        staticSummary: `Image ${sourceId} for its move to ${zone}`,
+        ...(m.withSearchAttributes
+          ? {
+              typedSearchAttributes: [
+                { key: SearchAttr.instanceId, value: sourceId },
+                { key: SearchAttr.region, value: input.region },
+              ],
+            }
+          : {}),
+      });
+      return { ...(await child.result()), childRunId: child.firstExecutionRunId };
+    },
+    `child workflow ${childId}`,
+  );
+  m.progress.resource('imageId', image.imageId);
+  if (m.withSearchAttributes) upsertSearchAttributes([{ key: SearchAttr.imageId, value: image.imageId }]);
+  const owner = { target: m.target, imageName, workflowId: childId, runId: image.childRunId };
+  const deleteUndo = m.comp.add(
+    'delete intermediate image',
+    () =>
+      act.deleteImage.executeWithOptions(
+        remote(`undo: delete intermediate image ${image.imageId}`, compensationCall),
+        [{ ...owner, imageId: image.imageId }],
+      ),
+    'image source',
+  );
+  return { ...image, owner, deleteUndo };
+}
+
+async function launchStep(
+  m: Migration,
+  plan: MigrationPlan,
+  image: SourceImage,
+): Promise<{ newId: string; terminateNew: UndoHandle }> {
+  const { target, owner } = m;
+  const launched: { instanceId?: string } = {};
+  const terminateNew = m.comp.add(
+    'terminate new instance',
+    () =>
+      act.terminateLaunchedInstance.executeWithOptions(
+        remote(
+          `undo: terminate the new instance ${launched.instanceId ?? '(found by tag)'}`,
+          compensationCall,
+        ),
+        [{ target, owner, ...(launched.instanceId ? { instanceId: launched.instanceId } : {}) }],
+      ),
+    'launch instance',
+  );
+  const spec = plan.launch;
+  const launchSummary = `launch ${spec.instanceType} from ${image.imageId} in ${spec.subnetId} (${spec.availabilityZone})`;
+  const launchArgs: [LaunchInput] = [{ target, imageId: image.imageId, spec, owner, ownerTags: m.ownerTags }];
+  const newInstance = await m.progress.run('launch instance', () =>
+    // Since 'launch-instance-as-activity': a normal activity, as RunInstances may meet
+    // InsufficientInstanceCapacity for minutes, longer than a local activity's budget.
+    patched('launch-instance-as-activity')
+      ? act.launchInstance.executeWithOptions(remote(launchSummary, settledAwsActivity), launchArgs)
+      : la.launchInstance.executeWithOptions(local(launchSummary, settledAwsCall), launchArgs),
+  );
+  launched.instanceId = newInstance.instanceId;
+  m.progress.resource('newInstanceId', newInstance.instanceId);
+  return { newId: newInstance.instanceId, terminateNew };
+}
+
+/**
+ * The new instance passes its checks, gets its volumes' tags and the Elastic IP, and ends as the
+ * source started (a stopped source gives a stopped new instance). Returns when it started serving.
+ */
+async function bringUpStep(
+  m: Migration,
+  plan: MigrationPlan,
+  newId: string,
+): Promise<{ servingAt: number; moveBack?: UndoHandle }> {
+  const { target, sourceId, timeouts, progress } = m;
+  await progress.run('wait for status checks', () =>
+    act.waitForInstanceReady.executeWithOptions(
+      remote(
+        `wait for ${newId} to run and pass both status checks`,
+        statusChecksWait(timeouts.instanceReadySeconds),
+      ),
+      [{ target, instanceId: newId, deadline: deadline(timeouts.instanceReadySeconds) }],
+    ),
+  );
+  let servingAt = Date.now();
+
+  if (Object.keys(plan.volumeTags).length > 0) {
+    await progress.run('copy volume tags', () =>
+      la.copyVolumeTags.executeWithOptions(local(`copy the source volumes' tags to ${newId}'s`), [
+        { target, instanceId: newId, volumeTags: plan.volumeTags },
+      ]),
+    );
+  } else {
+    progress.skip('copy volume tags', 'the source volumes have no tags of their own');
+  }
+
+  let moveBack: UndoHandle | undefined;
+  const eip = plan.elasticIp;
+  if (eip?.action === 'move') {
+    moveBack = m.comp.add(
+      'move Elastic IP back',
+      () =>
+        act.moveElasticIp.executeWithOptions(
+          remote(`undo: move Elastic IP ${eip.publicIp} back to ${sourceId}`, compensationCall),
+          [{ target, allocationId: eip.allocationId, instanceId: sourceId }],
+        ),
+      'move Elastic IP',
+    );
+    await progress.run('move Elastic IP', () =>
+      la.moveElasticIp.executeWithOptions(
+        local(`move Elastic IP ${eip.publicIp} to ${newId}`, settledAwsCall),
+        [{ target, allocationId: eip.allocationId, instanceId: newId }],
+      ),
+    );
+    servingAt = Date.now();
+  } else {
+    progress.skip(
+      'move Elastic IP',
+      eip ? `left on the source as asked (${eip.publicIp})` : 'the source has no Elastic IP',
+    );
+  }
+
+  if (plan.source.state !== 'running') {
+    await progress.run('stop new instance', () =>
+      act.stopInstance.executeWithOptions(
+        remote(`stop ${newId}: the source was stopped`, settledInstanceWait(timeouts.instanceStateSeconds)),
+        [{ target, instanceId: newId, deadline: deadline(timeouts.instanceStateSeconds) }],
+      ),
+    );
+  } else {
+    progress.skip('stop new instance', 'the source was running');
+  }
+  return { servingAt, ...(moveBack ? { moveBack } : {}) };
+}
+
+interface Committed {
+  plan: MigrationPlan;
+  image: SourceImage;
+  newId: string;
+  stopped: SourceStop;
+  servingAt: number;
+}
+
+/** After the commit: the source as asked, the intermediate image deleted (or kept), the result. */
+async function finishStep(m: Migration, c: Committed): Promise<MigrateInstanceResult> {
+  const { input, sourceId, source, timeouts, progress } = m;
+  const { plan, image, newId, stopped } = c;
+  let sourceFinalState: MigrateInstanceResult['sourceFinalState'];
+  if (input.sourceAction === 'terminate') {
+    await progress.run(
+      'handle source',
+      () =>
+        act.terminateSourceInstance.executeWithOptions(
           remote(
-            `stop ${sourceId} before imaging it (source action ${input.sourceAction})`,
-            settledInstanceWait(timeouts.instanceStateSeconds),
+            `terminate the source ${sourceId}: ${newId} passed its checks`,
+            instanceWait(timeouts.instanceStateSeconds),
           ),
           [{ ...source, deadline: deadline(timeouts.instanceStateSeconds) }],
         ),
-      );
-    } else {
-      progress.skip(
-        'stop source',
-        wasRunning ? 'source kept: the image step stops it and starts it again' : 'already stopped',
-      );
-    }
+      `terminate ${sourceId}`,
+    );
+    sourceFinalState = 'terminated';
+  } else if (stopped.stopFirst) {
+    progress.skip('handle source', 'stopped before it was imaged; left stopped');
+    sourceFinalState = 'stopped';
+  } else {
+    sourceFinalState = image.instanceFinalState;
+    progress.skip('handle source', `kept ${sourceFinalState}`);
+  }
+  const imageOutcome = await deleteImageStep(m, image);
+  const spec = plan.launch;
+  const eip = plan.elasticIp;
+  return {
+    region: input.region,
+    ...(input.accountId ? { accountId: input.accountId } : {}),
+    sourceInstanceId: sourceId,
+    newInstanceId: newId,
+    sourceAvailabilityZone: plan.source.availabilityZone,
+    targetAvailabilityZone: spec.availabilityZone,
+    subnetId: spec.subnetId,
+    instanceType: spec.instanceType,
+    sourceInitialState: plan.source.state,
+    sourceFinalState,
+    newInstanceState: stopped.wasRunning ? 'running' : 'stopped',
+    ...(eip
+      ? {
+          elasticIp: {
+            allocationId: eip.allocationId,
+            publicIp: eip.publicIp,
+            movedToNewInstance: eip.action === 'move',
+          },
+        }
+      : {}),
+    image: imageOutcome,
+    downtimeSeconds:
+      stopped.stoppedAt !== undefined
+        ? Math.max(0, (c.servingAt - stopped.stoppedAt) / 1000)
+        : image.downtimeSeconds,
+    notCarriedOver: plan.notCarriedOver,
+    startedAt: m.startedAt,
+    finishedAt: new Date().toISOString(),
+  };
+}
 
-    // 3. The image, by the reference workflow. It undoes itself when it fails or is cancelled.
-    const imageInput: ImageFromInstanceInput = {
-      region: input.region,
-      ...(input.accountId ? { accountId: input.accountId } : {}),
-      instanceId: sourceId,
-      imageName,
-      // CreateImage takes 255 characters; a caller's own workflow id may be long.
-      description: `amiflow: ${sourceId} moving to ${zone} (${workflowId})`.slice(0, 255),
-      mode: 'stop',
-      timeouts: {
-        instanceStateSeconds: timeouts.instanceStateSeconds,
-        imageAvailableSeconds: timeouts.imageAvailableSeconds,
-      },
-    };
-    const image = await progress.run(
-      'image source',
-      async () => {
-        const child = await startChild(imageFromInstance, {
-          workflowId: childId,
-          args: [imageInput],
-          staticSummary: `Image ${sourceId} for its move to ${zone}`,
-          ...(withSearchAttributes
-            ? {
-                typedSearchAttributes: [
-                  { key: SearchAttr.instanceId, value: sourceId },
-                  { key: SearchAttr.region, value: input.region },
-                ],
-              }
-            : {}),
-        });
-        return { ...(await child.result()), childRunId: child.firstExecutionRunId };
-      },
-      `child workflow ${childId}`,
-    );
-    progress.resource('imageId', image.imageId);
-    if (withSearchAttributes) upsertSearchAttributes([{ key: SearchAttr.imageId, value: image.imageId }]);
-    const imageOwner = { target, imageName, workflowId: childId, runId: image.childRunId };
-    const deleteImageUndo = comp.add(
-      'delete intermediate image',
-      () =>
-        act.deleteImage.executeWithOptions(
-          remote(`undo: delete intermediate image ${image.imageId}`, compensationCall),
-          [{ ...imageOwner, imageId: image.imageId }],
-        ),
-      'image source',
-    );
-
-    // 4. Launch the equivalent instance in the target AZ.
-    const launched: { instanceId?: string } = {};
-    const terminateNew = comp.add(
-      'terminate new instance',
-      () =>
-        act.terminateLaunchedInstance.executeWithOptions(
-          remote(
-            `undo: terminate the new instance ${launched.instanceId ?? '(found by tag)'}`,
-            compensationCall,
-          ),
-          [{ target, owner, ...(launched.instanceId ? { instanceId: launched.instanceId } : {}) }],
-        ),
-      'launch instance',
-    );
-    const spec = plan.launch;
-    const launchSummary = `launch ${spec.instanceType} from ${image.imageId} in ${spec.subnetId} (${zone})`;
-    const launchArgs: [LaunchInput] = [{ target, imageId: image.imageId, spec, owner, ownerTags }];
-    const newInstance = await progress.run('launch instance', () =>
-      // Since 'launch-instance-as-activity': a normal activity, as RunInstances may meet
-      // InsufficientInstanceCapacity for minutes, longer than a local activity's budget.
-      patched('launch-instance-as-activity')
-        ? act.launchInstance.executeWithOptions(remote(launchSummary, settledAwsActivity), launchArgs)
-        : la.launchInstance.executeWithOptions(local(launchSummary, settledAwsCall), launchArgs),
-    );
-    const newId = newInstance.instanceId;
-    launched.instanceId = newId;
-    progress.resource('newInstanceId', newId);
-
-    // 5. It must run and pass both status checks before anything happens to the source.
-    await progress.run('wait for status checks', () =>
-      act.waitForInstanceReady.executeWithOptions(
-        remote(
-          `wait for ${newId} to run and pass both status checks`,
-          statusChecksWait(timeouts.instanceReadySeconds),
-        ),
-        [{ target, instanceId: newId, deadline: deadline(timeouts.instanceReadySeconds) }],
+/** The instance has moved; an image that cannot be deleted is reported, not a failed migration. */
+async function deleteImageStep(m: Migration, image: SourceImage): Promise<MigrateInstanceResult['image']> {
+  const imageOutcome: MigrateInstanceResult['image'] = {
+    imageId: image.imageId,
+    snapshotIds: image.snapshotIds,
+    kept: m.input.keepImage === true,
+    deleted: false,
+  };
+  if (m.input.keepImage) {
+    m.progress.skip('delete intermediate image', `kept as asked: ${image.imageId}`);
+    return imageOutcome;
+  }
+  try {
+    const deleted = await m.progress.run('delete intermediate image', () =>
+      act.deleteImage.executeWithOptions(
+        remote(`delete intermediate image ${image.imageId} and its snapshots`, compensationCall),
+        [{ ...image.owner, imageId: image.imageId }],
       ),
     );
-    let servingAt = Date.now();
-
-    if (Object.keys(plan.volumeTags).length > 0) {
-      await progress.run('copy volume tags', () =>
-        la.copyVolumeTags.executeWithOptions(local(`copy the source volumes' tags to ${newId}'s`), [
-          { target, instanceId: newId, volumeTags: plan.volumeTags },
-        ]),
-      );
-    } else {
-      progress.skip('copy volume tags', 'the source volumes have no tags of their own');
-    }
-
-    let moveBack: UndoHandle | undefined;
-    const eip = plan.elasticIp;
-    if (eip?.action === 'move') {
-      moveBack = comp.add(
-        'move Elastic IP back',
-        () =>
-          act.moveElasticIp.executeWithOptions(
-            remote(`undo: move Elastic IP ${eip.publicIp} back to ${sourceId}`, compensationCall),
-            [{ target, allocationId: eip.allocationId, instanceId: sourceId }],
-          ),
-        'move Elastic IP',
-      );
-      await progress.run('move Elastic IP', () =>
-        la.moveElasticIp.executeWithOptions(
-          local(`move Elastic IP ${eip.publicIp} to ${newId}`, settledAwsCall),
-          [{ target, allocationId: eip.allocationId, instanceId: newId }],
-        ),
-      );
-      servingAt = Date.now();
-    } else {
-      progress.skip(
-        'move Elastic IP',
-        eip ? `left on the source as asked (${eip.publicIp})` : 'the source has no Elastic IP',
-      );
-    }
-
-    // The new instance ends as the source started: a stopped source gives a stopped new instance.
-    if (!wasRunning) {
-      await progress.run('stop new instance', () =>
-        act.stopInstance.executeWithOptions(
-          remote(`stop ${newId}: the source was stopped`, settledInstanceWait(timeouts.instanceStateSeconds)),
-          [{ target, instanceId: newId, deadline: deadline(timeouts.instanceStateSeconds) }],
-        ),
-      );
-    } else {
-      progress.skip('stop new instance', 'the source was running');
-    }
-
-    // Committed: the new instance passed its checks. Nothing before this point is undone any more,
-    // and the rest runs to its end even when a cancellation arrives now.
-    for (const undo of [moveBack, terminateNew, deleteImageUndo, restartSource]) undo?.discard();
-    return CancellationScope.nonCancellable(async () => {
-      let sourceFinalState: MigrateInstanceResult['sourceFinalState'];
-      if (input.sourceAction === 'terminate') {
-        await progress.run(
-          'handle source',
-          () =>
-            act.terminateSourceInstance.executeWithOptions(
-              remote(
-                `terminate the source ${sourceId}: ${newId} passed its checks`,
-                instanceWait(timeouts.instanceStateSeconds),
-              ),
-              [{ ...source, deadline: deadline(timeouts.instanceStateSeconds) }],
-            ),
-          `terminate ${sourceId}`,
-        );
-        sourceFinalState = 'terminated';
-      } else if (stopFirst) {
-        progress.skip('handle source', 'stopped before it was imaged; left stopped');
-        sourceFinalState = 'stopped';
-      } else {
-        sourceFinalState = image.instanceFinalState;
-        progress.skip('handle source', `kept ${sourceFinalState}`);
-      }
-
-      const imageOutcome: MigrateInstanceResult['image'] = {
-        imageId: image.imageId,
-        snapshotIds: image.snapshotIds,
-        kept: input.keepImage === true,
-        deleted: false,
-      };
-      if (input.keepImage) {
-        progress.skip('delete intermediate image', `kept as asked: ${image.imageId}`);
-      } else {
-        // The instance has moved; an image that cannot be deleted is reported, not a failed migration.
-        try {
-          const deleted = await progress.run('delete intermediate image', () =>
-            act.deleteImage.executeWithOptions(
-              remote(`delete intermediate image ${image.imageId} and its snapshots`, compensationCall),
-              [{ ...imageOwner, imageId: image.imageId }],
-            ),
-          );
-          imageOutcome.deleted = deleted.deregistered;
-          if (!deleted.deregistered)
-            imageOutcome.error = 'the image was not found any more (deleted by someone else?)';
-        } catch (err) {
-          imageOutcome.error = errorMessage(err);
-          log.warn('intermediate image left behind', { imageId: image.imageId, error: imageOutcome.error });
-        }
-      }
-
-      const result: MigrateInstanceResult = {
-        region: input.region,
-        ...(input.accountId ? { accountId: input.accountId } : {}),
-        sourceInstanceId: sourceId,
-        newInstanceId: newId,
-        sourceAvailabilityZone: plan.source.availabilityZone,
-        targetAvailabilityZone: zone,
-        subnetId: spec.subnetId,
-        instanceType: spec.instanceType,
-        sourceInitialState: plan.source.state,
-        sourceFinalState,
-        newInstanceState: wasRunning ? 'running' : 'stopped',
-        ...(eip
-          ? {
-              elasticIp: {
-                allocationId: eip.allocationId,
-                publicIp: eip.publicIp,
-                movedToNewInstance: eip.action === 'move',
-              },
-            }
-          : {}),
-        image: imageOutcome,
-        downtimeSeconds:
-          stoppedAt !== undefined ? Math.max(0, (servingAt - stoppedAt) / 1000) : image.downtimeSeconds,
-        notCarriedOver: plan.notCarriedOver,
-        startedAt,
-        finishedAt: new Date().toISOString(),
-      };
-      return result;
-    });
-  });
-  progress.setPhase('succeeded');
-  return result;
+    imageOutcome.deleted = deleted.deregistered;
+    if (!deleted.deregistered)
+      imageOutcome.error = 'the image was not found any more (deleted by someone else?)';
+  } catch (err) {
+    imageOutcome.error = errorMessage(err);
+    log.warn('intermediate image left behind', { imageId: image.imageId, error: imageOutcome.error });
+  }
+  return imageOutcome;
 }
