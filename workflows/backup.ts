@@ -17,12 +17,9 @@ import {
   CancelledFailure,
   patched,
   proxyLocalActivities,
-  setHandler,
   startChild,
-  workflowInfo,
 } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
-import type { LocalActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type {
   AwsTarget,
@@ -41,18 +38,18 @@ import {
   SearchAttr,
   TAG,
   WORKFLOW_TYPES,
-  progressQuery,
 } from '../contracts';
+import type { Run } from './bootstrap';
+import { local, startRun, targetOf } from './bootstrap';
 import { copyImage } from './copy-image';
 import { dateVersion, scheduledTimeOf } from './golden-image';
 import { parseBackupInput } from './golden-validation';
 import { imageFromInstance } from './image-from-instance';
 import { fastAwsCall } from './presets';
-import { Progress, amiflowAttributesRegistered, errorMessage } from './progress';
+import { amiflowAttributesRegistered, errorMessage } from './progress';
 import type { RetentionScope } from './retention';
 import { applyRetention } from './retention';
 import { Semaphore } from './semaphore';
-import { parsedOrFail } from './input';
 import { countScheduleSkip } from './metrics';
 
 export const BACKUP_STEPS = ['select instances', 'retire old backups'] as const;
@@ -68,9 +65,6 @@ export function backupChildIds(workflowId: string, instanceId: string) {
 
 const la = proxyLocalActivities<Activities>(fastAwsCall);
 
-function local(summary: string, options: LocalActivityOptions = fastAwsCall) {
-  return { ...options, summary };
-}
 function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
@@ -88,32 +82,45 @@ function childAttributes(pairs: SearchAttributePair[]): { typedSearchAttributes?
     : {};
 }
 
+/** What every step of one backup run shares. */
+interface Backup extends Run<BackupInput> {
+  target: AwsTarget;
+  scheduledTime: string;
+  /** The scheduled time as a version stamp, in image names. */
+  stamp: string;
+  mode: NonNullable<BackupInput['mode']>;
+  timeouts: typeof DEFAULT_TIMEOUTS & { copyAvailableSeconds: number } & BackupInput['timeouts'];
+  /** Epoch ms after which no instance is imaged any more (the maintenance window's end). */
+  windowEnds?: number;
+}
+
 export async function backupInstances(rawInput: BackupInput): Promise<BackupResult> {
-  const progress = new Progress(WORKFLOW_TYPES.backupInstances, BACKUP_STEPS);
-  setHandler(progressQuery, () => progress.record);
-  const startedAt = iso(Date.now());
-  const input = parsedOrFail(parseBackupInput, rawInput, progress);
-  const { workflowId } = workflowInfo();
-  const target: AwsTarget = {
-    region: input.region,
-    ...(input.accountId ? { accountId: input.accountId } : {}),
-  };
+  const run = startRun({
+    workflowType: WORKFLOW_TYPES.backupInstances,
+    steps: BACKUP_STEPS,
+    parse: parseBackupInput,
+    raw: rawInput,
+  });
+  const { input, progress } = run;
   const scheduled = scheduledTimeOf(input);
-  const scheduledTime = iso(scheduled.at);
-  const stamp = dateVersion(scheduled.at);
-  const mode = input.mode ?? 'reboot';
-  const timeouts = { ...DEFAULT_TIMEOUTS, copyAvailableSeconds: 12 * 3600, ...input.timeouts };
-  const windowEnds =
-    input.windowSeconds !== undefined ? scheduled.at + input.windowSeconds * 1000 : undefined;
+  const b: Backup = {
+    ...run,
+    target: targetOf(input),
+    scheduledTime: iso(scheduled.at),
+    stamp: dateVersion(scheduled.at),
+    mode: input.mode ?? 'reboot',
+    timeouts: { ...DEFAULT_TIMEOUTS, copyAvailableSeconds: 12 * 3600, ...input.timeouts },
+    ...(input.windowSeconds !== undefined ? { windowEnds: scheduled.at + input.windowSeconds * 1000 } : {}),
+  };
   progress.resource('plan', input.plan);
-  progress.resource('scheduledTime', scheduledTime);
+  progress.resource('scheduledTime', b.scheduledTime);
 
   try {
     const instanceIds = await progress.run('select instances', async () => {
       const byTag = input.selector
         ? await la.findInstancesByTags.executeWithOptions(
             local(`find instances tagged ${JSON.stringify(input.selector.tags)}`),
-            [{ target, tags: input.selector.tags }],
+            [{ target: b.target, tags: input.selector.tags }],
           )
         : [];
       return [...new Set([...(input.instanceIds ?? []), ...byTag])];
@@ -122,162 +129,180 @@ export async function backupInstances(rawInput: BackupInput): Promise<BackupResu
 
     const slots = new Semaphore(input.concurrency ?? 2);
     const outcomes: BackupOutcome[] = instanceIds.map((instanceId) => ({ instanceId, status: 'skipped' }));
-    const backUp = async (instanceId: string, outcome: BackupOutcome): Promise<void> => {
-      const step = backupStep(instanceId);
-      await slots.withPermit(
-        () =>
-          progress
-            .run(step, async () => {
-              if (windowEnds !== undefined && Date.now() > windowEnds) {
-                outcome.error = `outside the maintenance window (it ended ${iso(windowEnds)}): not imaged`;
-                countScheduleSkip('outside-window');
-                progress.note(step, outcome.error);
-                return;
-              }
-              const ids = backupChildIds(workflowId, instanceId);
-              const imageName = `${input.plan}-${instanceId}-${stamp}`;
-              const imageInput: ImageFromInstanceInput = {
-                ...target,
-                instanceId,
-                imageName,
-                description: `amiflow backup (plan ${input.plan}) of ${instanceId}, scheduled ${scheduledTime}`,
-                ...(input.tags ? { tags: input.tags } : {}),
-                mode,
-                timeouts: {
-                  instanceStateSeconds: timeouts.instanceStateSeconds,
-                  imageAvailableSeconds: timeouts.imageAvailableSeconds,
-                },
-              };
-              const child = await startChild(imageFromInstance, {
-                workflowId: ids.image,
-                args: [imageInput],
-                ...childAttributes([
-                  { key: SearchAttr.instanceId, value: instanceId },
-                  { key: SearchAttr.region, value: input.region },
-                ]),
-                staticSummary: `Backup of ${instanceId} (${mode}, plan ${input.plan})`,
-              });
-              const image = await child.result();
-              outcome.status = 'backed-up';
-              outcome.imageId = image.imageId;
-              outcome.imageName = imageName;
-              outcome.downtimeSeconds = image.downtimeSeconds;
-              progress.resource(instanceId, image.imageId);
-              const backupTags = {
-                [TAG.backupPlan]: input.plan,
-                [TAG.sourceInstance]: instanceId,
-                [TAG.scheduledTime]: scheduledTime,
-              };
-              await la.tagImage.executeWithOptions(
-                local(`tag ${image.imageId} as plan ${input.plan}'s backup`),
-                [{ target, imageId: image.imageId, tags: backupTags, snapshots: true }],
-              );
-              const copyTo = input.copyTo;
-              if (copyTo) {
-                outcome.copy = { region: copyTo.region };
-                try {
-                  const copyInput: CopyImageInput = {
-                    ...target,
-                    imageId: image.imageId,
-                    destinations: [
-                      { region: copyTo.region, ...(copyTo.kmsKeyId ? { kmsKeyId: copyTo.kmsKeyId } : {}) },
-                    ],
-                    ...(input.tags ? { tags: input.tags } : {}),
-                    timeouts: { copyAvailableSeconds: timeouts.copyAvailableSeconds },
-                  };
-                  const copied = await startChild(copyImage, {
-                    workflowId: ids.copy,
-                    args: [copyInput],
-                    ...childAttributes([
-                      { key: SearchAttr.instanceId, value: instanceId },
-                      { key: SearchAttr.imageId, value: image.imageId },
-                      { key: SearchAttr.region, value: copyTo.region },
-                    ]),
-                    staticSummary: `Copy backup ${image.imageId} of ${instanceId} to ${copyTo.region}`,
-                  });
-                  const copyId = (await copied.result()).destinations[0]?.imageId;
-                  if (copyId) {
-                    outcome.copy.imageId = copyId;
-                    await la.tagImage.executeWithOptions(local(`tag the copy ${copyId} as a backup`), [
-                      {
-                        target: { ...target, region: copyTo.region },
-                        imageId: copyId,
-                        tags: backupTags,
-                        snapshots: true,
-                      },
-                    ]);
-                  }
-                } catch (err) {
-                  // The backup itself is good; the run reports the missing copy.
-                  outcome.copy.error = errorMessage(err);
-                  throw err;
-                }
-              }
-            })
-            .catch((err: unknown) => {
+    await Promise.all(
+      outcomes.map(async (outcome) => {
+        await slots.withPermit(
+          () =>
+            backUpInstance(b, outcome).catch((err: unknown) => {
               if (outcome.status !== 'backed-up') outcome.status = 'failed';
               outcome.error = errorMessage(err);
             }),
-        (ahead) => progress.note(step, `queued: ${ahead} ahead`),
-      );
-    };
-    await Promise.all(outcomes.map((o) => backUp(o.instanceId, o)));
-    if (CancellationScope.current().consideredCancelled)
-      throw new CancelledFailure(`backupInstances ${workflowId} was cancelled`);
-
-    // Retirement, per instance and region, only for instances backed up now.
-    const retention = { ...DEFAULT_BACKUP_RETENTION, ...input.retention };
-    const scopes: RetentionScope[] = outcomes
-      .filter((o) => o.status === 'backed-up')
-      .flatMap((o) => {
-        const selector = { [TAG.backupPlan]: input.plan, [TAG.sourceInstance]: o.instanceId };
-        const owned = { [TAG.managedBy]: MANAGED_BY_VALUE, ...selector };
-        return [
-          { target, selector, owned },
-          ...(input.copyTo && o.copy?.imageId
-            ? [{ target: { ...target, region: input.copyTo.region }, selector, owned }]
-            : []),
-        ];
-      });
-    const report: RetentionReport = await CancellationScope.nonCancellable(() =>
-      scopes.length > 0
-        ? progress.run('retire old backups', () => applyRetention(scopes, retention))
-        : Promise.resolve({ actions: [], failures: 0, errors: [] }),
+          (ahead) => progress.note(backupStep(outcome.instanceId), `queued: ${ahead} ahead`),
+        );
+      }),
     );
-    if (scopes.length === 0) progress.skip('retire old backups', 'no instance was backed up now');
-    if (report.failures > 0 || report.errors.length > 0)
-      progress.problem(
-        `retire old backups: ${report.failures + report.errors.length} retirement action(s) failed`,
-      );
+    if (CancellationScope.current().consideredCancelled)
+      throw new CancelledFailure(`backupInstances ${b.workflowId} was cancelled`);
+
+    const report = await retireOldBackups(b, outcomes);
     const result: BackupResult = {
       plan: input.plan,
       region: input.region,
       ...(input.accountId ? { accountId: input.accountId } : {}),
-      scheduledTime,
-      mode,
+      scheduledTime: b.scheduledTime,
+      mode: b.mode,
       instances: outcomes,
       retention: report,
-      startedAt,
+      startedAt: b.startedAt,
       finishedAt: iso(Date.now()),
     };
     const incomplete = outcomes.filter((o) => o.status !== 'backed-up' || o.copy?.error);
-    if (incomplete.length > 0 || instanceIds.length === 0)
-      throw ApplicationFailure.create({
-        type: FailureType.BackupIncomplete,
-        nonRetryable: true,
-        message:
-          instanceIds.length === 0
-            ? `backup plan ${input.plan}: no instance to back up (none listed, none matched the selector)`
-            : `backup plan ${input.plan}: ${incomplete.length} of ${outcomes.length} instance(s) not (fully) backed up: ` +
-              incomplete
-                .map((o) => `${o.instanceId} (${o.status}: ${o.copy?.error ?? o.error ?? ''})`)
-                .join('; '),
-        details: [result],
-      });
+    if (incomplete.length > 0 || instanceIds.length === 0) throw backupIncomplete(result, incomplete);
     progress.setPhase('succeeded');
     return result;
   } catch (err) {
     progress.setPhase(CancellationScope.current().consideredCancelled ? 'cancelled' : 'failed', err);
     throw err;
   }
+}
+
+/**
+ * One instance: imaged by a child imageFromInstance (unless the window has ended), tagged as the
+ * plan's backup, and copied to the copy region if asked. Fills `outcome` as it goes. Returns the
+ * step's own promise (no async wrapper): the fan-out's promise chain, and so the order of commands
+ * across instances, stays as it was before this was a function of its own.
+ */
+function backUpInstance(b: Backup, outcome: BackupOutcome): Promise<void> {
+  const { input, progress, target, timeouts } = b;
+  const { instanceId } = outcome;
+  const step = backupStep(instanceId);
+  return progress.run(step, async () => {
+    if (b.windowEnds !== undefined && Date.now() > b.windowEnds) {
+      outcome.error = `outside the maintenance window (it ended ${iso(b.windowEnds)}): not imaged`;
+      countScheduleSkip('outside-window');
+      progress.note(step, outcome.error);
+      return;
+    }
+    const ids = backupChildIds(b.workflowId, instanceId);
+    const imageName = `${input.plan}-${instanceId}-${b.stamp}`;
+    const imageInput: ImageFromInstanceInput = {
+      ...target,
+      instanceId,
+      imageName,
+      description: `amiflow backup (plan ${input.plan}) of ${instanceId}, scheduled ${b.scheduledTime}`,
+      ...(input.tags ? { tags: input.tags } : {}),
+      mode: b.mode,
+      timeouts: {
+        instanceStateSeconds: timeouts.instanceStateSeconds,
+        imageAvailableSeconds: timeouts.imageAvailableSeconds,
+      },
+    };
+    const child = await startChild(imageFromInstance, {
+      workflowId: ids.image,
+      args: [imageInput],
+      ...childAttributes([
+        { key: SearchAttr.instanceId, value: instanceId },
+        { key: SearchAttr.region, value: input.region },
+      ]),
+      staticSummary: `Backup of ${instanceId} (${b.mode}, plan ${input.plan})`,
+    });
+    const image = await child.result();
+    outcome.status = 'backed-up';
+    outcome.imageId = image.imageId;
+    outcome.imageName = imageName;
+    outcome.downtimeSeconds = image.downtimeSeconds;
+    progress.resource(instanceId, image.imageId);
+    const backupTags = {
+      [TAG.backupPlan]: input.plan,
+      [TAG.sourceInstance]: instanceId,
+      [TAG.scheduledTime]: b.scheduledTime,
+    };
+    await la.tagImage.executeWithOptions(local(`tag ${image.imageId} as plan ${input.plan}'s backup`), [
+      { target, imageId: image.imageId, tags: backupTags, snapshots: true },
+    ]);
+    const copyTo = input.copyTo;
+    if (!copyTo) return;
+    // The backup's copy in the copy region (child copyImage), tagged as a backup too.
+    outcome.copy = { region: copyTo.region };
+    try {
+      const copyInput: CopyImageInput = {
+        ...target,
+        imageId: image.imageId,
+        destinations: [{ region: copyTo.region, ...(copyTo.kmsKeyId ? { kmsKeyId: copyTo.kmsKeyId } : {}) }],
+        ...(input.tags ? { tags: input.tags } : {}),
+        timeouts: { copyAvailableSeconds: timeouts.copyAvailableSeconds },
+      };
+      const copied = await startChild(copyImage, {
+        workflowId: ids.copy,
+        args: [copyInput],
+        ...childAttributes([
+          { key: SearchAttr.instanceId, value: instanceId },
+          { key: SearchAttr.imageId, value: image.imageId },
+          { key: SearchAttr.region, value: copyTo.region },
+        ]),
+        staticSummary: `Copy backup ${image.imageId} of ${instanceId} to ${copyTo.region}`,
+      });
+      const copyId = (await copied.result()).destinations[0]?.imageId;
+      if (copyId) {
+        outcome.copy.imageId = copyId;
+        await la.tagImage.executeWithOptions(local(`tag the copy ${copyId} as a backup`), [
+          {
+            target: { ...target, region: copyTo.region },
+            imageId: copyId,
+            tags: backupTags,
+            snapshots: true,
+          },
+        ]);
+      }
+    } catch (err) {
+      // The backup itself is good; the run reports the missing copy.
+      outcome.copy.error = errorMessage(err);
+      throw err;
+    }
+  });
+}
+
+/** Retirement, per instance and region, only for instances backed up now; its failures are problems. */
+async function retireOldBackups(b: Backup, outcomes: BackupOutcome[]): Promise<RetentionReport> {
+  const { input, target, progress } = b;
+  const retention = { ...DEFAULT_BACKUP_RETENTION, ...input.retention };
+  const scopes: RetentionScope[] = outcomes
+    .filter((o) => o.status === 'backed-up')
+    .flatMap((o) => {
+      const selector = { [TAG.backupPlan]: input.plan, [TAG.sourceInstance]: o.instanceId };
+      const owned = { [TAG.managedBy]: MANAGED_BY_VALUE, ...selector };
+      return [
+        { target, selector, owned },
+        ...(input.copyTo && o.copy?.imageId
+          ? [{ target: { ...target, region: input.copyTo.region }, selector, owned }]
+          : []),
+      ];
+    });
+  const report: RetentionReport = await CancellationScope.nonCancellable(() =>
+    scopes.length > 0
+      ? progress.run('retire old backups', () => applyRetention(scopes, retention))
+      : Promise.resolve({ actions: [], failures: 0, errors: [] }),
+  );
+  if (scopes.length === 0) progress.skip('retire old backups', 'no instance was backed up now');
+  if (report.failures > 0 || report.errors.length > 0)
+    progress.problem(
+      `retire old backups: ${report.failures + report.errors.length} retirement action(s) failed`,
+    );
+  return report;
+}
+
+/** The run's failure when an instance was not (fully) backed up, or none was to be. */
+function backupIncomplete(result: BackupResult, incomplete: BackupOutcome[]): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.BackupIncomplete,
+    nonRetryable: true,
+    message:
+      result.instances.length === 0
+        ? `backup plan ${result.plan}: no instance to back up (none listed, none matched the selector)`
+        : `backup plan ${result.plan}: ${incomplete.length} of ${result.instances.length} instance(s) not (fully) backed up: ` +
+          incomplete
+            .map((o) => `${o.instanceId} (${o.status}: ${o.copy?.error ?? o.error ?? ''})`)
+            .join('; '),
+    details: [result],
+  });
 }
