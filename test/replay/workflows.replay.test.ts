@@ -52,6 +52,11 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'image-from-instance-name-taken': { closed: 'FAILED' },
     'image-from-instance-image-failed': { closed: 'FAILED', ran: ['deleteImage', 'startInstance'] },
     'image-from-instance-cancelled': { closed: 'CANCELED', ran: ['deleteImage'], events: [CANCEL] },
+    'image-from-instance-cancelled-undo-failed': {
+      closed: 'FAILED',
+      ran: ['deleteImage'],
+      events: [CANCEL],
+    },
     'image-from-instance-cancelled-during-stop': {
       closed: 'CANCELED',
       ran: ['startInstance'],
