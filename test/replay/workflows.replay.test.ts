@@ -206,6 +206,10 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
       closed: 'FAILED',
       ran: ['terminateLaunchedInstance', 'deleteImage'],
     },
+    'golden-image-validation-failed-launchInstance': {
+      closed: 'FAILED',
+      ran: ['launchInstance', 'terminateLaunchedInstance', 'deleteImage'],
+    },
     'golden-image-publish-failed': {
       closed: 'FAILED',
       ran: ['restoreImageParameter', 'removeLaunchPermissions', 'deleteImage'],
