@@ -360,9 +360,17 @@ export function imageActivities(deps: ActivityDeps) {
       };
     }
     if (ownedBy(image, input)) return { image, imageId: image.ImageId };
-    // Tags come with the image (TagSpecifications), but an endpoint may show them a moment later.
-    if (tagValue(image, TAG.runId) === undefined && handedId && withinWindow(deps))
-      throw notVisibleYet(deps, `the tags of image ${image.ImageId}`);
+    // Tags come with the image (TagSpecifications), but an endpoint may show them a moment later:
+    // an untagged image is "not proven ours yet", by id or by name alike. Found by name it is most
+    // likely this run's own (CreateImage applied, its answer lost), so concluding "not ours" at once
+    // would leave it behind; an image tagged as another run's is left alone at once.
+    if (tagValue(image, TAG.runId) === undefined && withinWindow(deps))
+      throw notVisibleYet(
+        deps,
+        handedId
+          ? `the tags of image ${image.ImageId}`
+          : `the tags of image ${image.ImageId} (named '${input.imageName}', maybe this run's)`,
+      );
     return {
       note: {
         imageId: image.ImageId,

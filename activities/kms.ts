@@ -11,9 +11,11 @@ import {
   ListGrantsCommand,
   RevokeGrantCommand,
 } from '@aws-sdk/client-kms';
+import { Context } from '@temporalio/activity';
 import type { AwsTarget, KeyGrantRecord } from '../contracts';
 import { FailureType, KMS_GRANT_OPERATIONS, shareGrantName } from '../contracts';
 import { partitionOf } from './aws';
+import { notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 
@@ -54,6 +56,12 @@ export interface RevokeKeyGrantsInput {
   keyArn: string;
   /** The grants' names: found by name, so an undo works even when the grant's id was never learnt. */
   grantNames: string[];
+}
+
+/** What `revokeKeyGrants` has revoked so far, kept in its heartbeat details for a retry. */
+interface RevokeProgress {
+  grantIds: string[];
+  names: string[];
 }
 
 export interface RevokedGrants {
@@ -195,28 +203,57 @@ export function kmsActivities(deps: ActivityDeps) {
       return records;
     },
 
-    /** Withdraws the named grants; grants that are gone already count as withdrawn. */
+    /**
+     * Withdraws the named grants; grants that are gone already count as withdrawn. KMS is eventually
+     * consistent too: a grant CreateGrant just made can be missing from ListGrants, or unknown to
+     * RevokeGrant, for seconds (AWS documents up to minutes). Within the consistency window neither
+     * means "never made" or "gone": the step fails retryably (NotVisibleYet) and Temporal asks again,
+     * so an undo racing a fresh grant does not leave it behind. Past the window a missing name is
+     * `absent`. The ids revoked are kept in heartbeat details, so a retry that still sees one listed
+     * (the same lag, the other way) takes RevokeGrant's NotFound for it as done.
+     */
     async revokeKeyGrants(input: RevokeKeyGrantsInput): Promise<RevokedGrants> {
       if (input.grantNames.length === 0) return { revoked: [], absent: [] };
       const kms = await deps.aws.kms(input.target);
+      const ctx = Context.current();
+      const earlier = ctx.info.heartbeatDetails as RevokeProgress | undefined;
+      const done: RevokeProgress = {
+        grantIds: [...(earlier?.grantIds ?? [])],
+        names: [...(earlier?.names ?? [])],
+      };
       const byName = new Map<string, string[]>();
       for (const g of await listGrants(kms, input.keyArn))
         if (g.Name && g.GrantId) byName.set(g.Name, [...(byName.get(g.Name) ?? []), g.GrantId]);
       const revoked: string[] = [];
-      const absent: string[] = [];
+      const missing: string[] = [];
       for (const name of input.grantNames) {
         const ids = byName.get(name) ?? [];
-        if (ids.length === 0) absent.push(name);
+        if (ids.length === 0) {
+          if (done.names.includes(name)) revoked.push(name);
+          else missing.push(name);
+          continue;
+        }
         for (const grantId of ids) {
           try {
             await kms.send(new RevokeGrantCommand({ KeyId: input.keyArn, GrantId: grantId }));
           } catch (err) {
             if (!isAwsCode(err, 'NotFoundException', 'InvalidGrantIdException'))
               rethrowAws(err, `revoking grant ${name} on ${input.keyArn}`);
+            // Listed a moment ago, unknown to RevokeGrant now: another endpoint's lag, not a revocation
+            // (unless an earlier attempt revoked it).
+            if (!done.grantIds.includes(grantId) && withinWindow(deps))
+              throw notVisibleYet(deps, `grant ${name} (${grantId}) on ${input.keyArn}, to revoke`, err);
           }
+          done.grantIds.push(grantId);
         }
-        if (ids.length > 0) revoked.push(name);
+        done.names.push(name);
+        ctx.heartbeat(done);
+        revoked.push(name);
       }
+      // Checked after revoking what is visible, so the retry has less left to do.
+      if (missing.length > 0 && withinWindow(deps))
+        throw notVisibleYet(deps, `grant(s) ${missing.join(', ')} on ${input.keyArn}`);
+      const absent = missing;
       return { revoked, absent };
     },
   };

@@ -93,7 +93,11 @@ export class Compensations {
       const cancelled = isCancellation(err) || cancelRequested;
       this.progress.setPhase('compensating', err);
       const failures = await this.runAll();
-      this.progress.setPhase(cancelled ? 'cancelled' : 'failed', err);
+      // A cancelled run whose undo failed left something behind: it must not read as a clean
+      // CANCELLED (operators alert on FAILED, and a cancellation looks like nothing to chase).
+      const leftBehind = failures.length > 0 && cancelled && patched('cancelled-undo-failed-fails');
+      this.progress.setPhase(cancelled && !leftBehind ? 'cancelled' : 'failed', err);
+      if (leftBehind) throw this.cancelledButLeftBehind(err, failures, cancelRequested);
       if (failures.length > 0 && !cancelled) {
         throw ApplicationFailure.create({
           type: FailureType.CompensationFailed,
@@ -118,6 +122,30 @@ export class Compensations {
         );
       throw err;
     }
+  }
+
+  /**
+   * The failure of a cancelled run whose undo did not finish: `CompensationFailed`, saying it was
+   * cancelled, naming each undo that failed and why, and what the others did; the cancellation (or
+   * the step's failure that met it) is its cause.
+   */
+  private cancelledButLeftBehind(
+    err: unknown,
+    failures: { name: string; error: string }[],
+    stepEndedOtherwise: boolean,
+  ): ApplicationFailure {
+    return ApplicationFailure.create({
+      type: FailureType.CompensationFailed,
+      nonRetryable: true,
+      message:
+        'cancelled as requested' +
+        (stepEndedOtherwise ? ` (the step in flight ended with: ${errorMessage(err)})` : '') +
+        '; but undoing failed for: ' +
+        failures.map((f) => `${f.name} (${f.error})`).join('; ') +
+        `; undone: ${this.summary()}. Resources may be left behind: find them by the amiflow:workflow-id tag.`,
+      details: [failures],
+      cause: err instanceof Error ? err : undefined,
+    });
   }
 
   /** What the compensations did, per undo, in words. */

@@ -30,6 +30,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { LaunchInput } from '../activities/launch';
 import type { ManagedImage } from '../activities/retention';
 import type { PublishedParameter } from '../activities/ssm';
 import type {
@@ -72,7 +73,14 @@ import { Compensations } from './compensation';
 import { copyImage } from './copy-image';
 import { approvalDecisionIssues, parseGoldenImageInput } from './golden-validation';
 import { imageFromInstance } from './image-from-instance';
-import { compensationCall, fastAwsCall, settleWait, settledAwsCall, statusChecksWait } from './presets';
+import {
+  compensationCall,
+  fastAwsCall,
+  settleWait,
+  settledAwsActivity,
+  settledAwsCall,
+  statusChecksWait,
+} from './presets';
 import { Progress } from './progress';
 import { applyRetention } from './retention';
 import { parsedOrFail } from './input';
@@ -408,25 +416,28 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
             },
           ],
         );
-        const made = await la.launchInstance.executeWithOptions(
-          // settled: on cancel the undo waits until the launch call has ended, so it cannot run first
-          local(`launch a ${planned.instanceType} from ${imageId} in ${planned.subnetId}`, settledAwsCall),
-          [
-            {
-              target,
-              imageId,
-              spec: planned,
-              owner,
-              ownerTags: {
-                [TAG.managedBy]: MANAGED_BY_VALUE,
-                [TAG.workflowId]: workflowId,
-                [TAG.runId]: runId,
-                [TAG.workflowType]: WORKFLOW_TYPES.goldenImage,
-                [TAG.pipeline]: input.pipeline,
-              },
+        const launchSummary = `launch a ${planned.instanceType} from ${imageId} in ${planned.subnetId}`;
+        const launchArgs: [LaunchInput] = [
+          {
+            target,
+            imageId,
+            spec: planned,
+            owner,
+            ownerTags: {
+              [TAG.managedBy]: MANAGED_BY_VALUE,
+              [TAG.workflowId]: workflowId,
+              [TAG.runId]: runId,
+              [TAG.workflowType]: WORKFLOW_TYPES.goldenImage,
+              [TAG.pipeline]: input.pipeline,
             },
-          ],
-        );
+          },
+        ];
+        // Settled: on cancel the undo waits until the launch call has ended, so it cannot run first.
+        // Since 'golden-launch-test-instance-as-activity' a normal activity, as in migrateInstance:
+        // RunInstances may meet InsufficientInstanceCapacity for minutes, past a local activity's budget.
+        const made = await (patched('golden-launch-test-instance-as-activity')
+          ? act.launchInstance.executeWithOptions(remote(launchSummary, settledAwsActivity), launchArgs)
+          : la.launchInstance.executeWithOptions(local(launchSummary, settledAwsCall), launchArgs));
         return { spec: planned, testInstance: made };
       });
       launched.instanceId = testInstance.instanceId;

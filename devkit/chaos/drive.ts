@@ -4,6 +4,7 @@
  * and waits for every run to close, riding out the server's absence.
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { AmiflowClient, RunFailedError } from '../../client';
 import { readTemporalSettings } from '../../worker/config';
 import { unitDraw } from '../faults/random';
@@ -23,11 +24,23 @@ export interface RunRecord {
   /** The cancellation reached a run that had already closed. */
   cancelTooLate?: boolean;
   cancelIssuedAt?: number;
+  /** Cancelled with the worker alive though the plan asked for a dead one: no kill was left to wait for. */
+  cancelledWithWorkerAlive?: boolean;
+  /**
+   * What the run was waiting on at its last look while open (pending activities with their attempt,
+   * last heartbeat and last failure): for a run that did not close in time, the reason why.
+   */
+  waitingOn?: string;
 }
 
 export interface Disruption {
   workerKills: number;
   serverRestarts: number;
+}
+
+/** The disruption in progress: what it has done so far, and whether more worker kills may come. */
+interface DisruptionState extends Disruption {
+  killsOver: boolean;
 }
 
 export interface DriveOptions {
@@ -97,6 +110,35 @@ async function start(client: AmiflowClient, run: PlannedRun, until: number): Pro
   return (await persist(until, s)).workflowId;
 }
 
+type PendingActivity = NonNullable<
+  Awaited<ReturnType<ReturnType<AmiflowClient['handle']>['describe']>>['raw']['pendingActivities']
+>[number];
+
+const secondsAgo = (t: Parameters<typeof optionalTsToMs>[0]) => {
+  const ms = optionalTsToMs(t);
+  return ms === undefined ? undefined : Math.round((Date.now() - ms) / 1000);
+};
+
+/** "stopInstance (attempt 1, STARTED, last heartbeat 52 s ago, ...)" for each pending activity. */
+function waitingOn(pending: PendingActivity[]): string {
+  if (pending.length === 0) return 'no pending activity (a workflow task, timer or child)';
+  return pending
+    .map((a) => {
+      const hb = secondsAgo(a.lastHeartbeatTime);
+      const started = secondsAgo(a.lastStartedTime);
+      const state = String(a.state ?? '?').replace('PENDING_ACTIVITY_STATE_', '');
+      return (
+        `${a.activityType?.name ?? '?'} (attempt ${a.attempt ?? 1}, ${state}` +
+        (started !== undefined ? `, started ${started} s ago` : '') +
+        (hb !== undefined ? `, last heartbeat ${hb} s ago` : ', no heartbeat') +
+        (a.lastWorkerIdentity ? ` on ${a.lastWorkerIdentity}` : '') +
+        (a.lastFailure?.message ? `, last failure: ${a.lastFailure.message}` : '') +
+        ')'
+      );
+    })
+    .join('; ');
+}
+
 /**
  * Waits for the run to close by describing it each second rather than by a long poll: a long poll
  * open when the server is SIGKILLed can hang for minutes. Run times are the server's own
@@ -110,9 +152,11 @@ async function settle(client: AmiflowClient, rec: RunRecord, until: number): Pro
       rec.endedAt = desc.closeTime?.getTime() ?? Date.now();
       break;
     }
+    if (desc) rec.waitingOn = waitingOn(desc.raw.pendingActivities ?? []);
     if (Date.now() > until) {
       rec.outcome = 'unsettled';
       rec.endedAt = Date.now();
+      rec.message = `${rec.workflowId} still open at the deadline, waiting on: ${rec.waitingOn ?? 'unknown (the server did not answer)'}`;
       return;
     }
     await pause(1000);
@@ -137,6 +181,7 @@ async function cancelLater(
   rec: RunRecord,
   until: number,
   closed: Promise<void>,
+  disruption: Pick<DisruptionState, 'killsOver'>,
   launched?: Promise<string>,
 ) {
   const at = rec.run.cancelAfterMs ?? 0;
@@ -147,16 +192,46 @@ async function cancelLater(
     rec.cancelTooLate = true;
     return;
   }
-  if (rec.run.cancelWhileWorkerDead) while (stack.workerAlive() && Date.now() < until) await pause(50);
+  // Waits for a worker death only while the disruption may still kill one: with --kills 0, or
+  // once every kill was made, the run is cancelled with the worker alive (and says so).
+  if (rec.run.cancelWhileWorkerDead) {
+    while (stack.workerAlive() && !disruption.killsOver && Date.now() < until) await pause(50);
+    if (stack.workerAlive()) rec.cancelledWithWorkerAlive = true;
+  }
   const desc = await persist(until, () => client.handle(rec.workflowId).describe());
   if (desc.status.name !== 'RUNNING') rec.cancelTooLate = true;
   rec.cancelIssuedAt = Date.now();
   await persist(until, () => client.cancel(rec.workflowId));
 }
 
-async function disrupt(stack: ChaosStack, o: DriveOptions, done: () => boolean): Promise<Disruption> {
-  const d: Disruption = { workerKills: 0, serverRestarts: 0 };
-  const t0 = Date.now();
+/** EC2 calls that change something: a worker making one has a step in flight. */
+const WORK = [
+  'CreateImage',
+  'StopInstances',
+  'StartInstances',
+  'RunInstances',
+  'CopyImage',
+  'ModifyImageAttribute',
+];
+
+/**
+ * SIGKILLs the worker `workerKills` times and the server once. Each kill waits for the (re)started
+ * worker to be ready and to have made an EC2 call that changes something, then the seeded pause: on
+ * a slow machine a worker takes many seconds to load, and a kill timed from a wall-clock start met
+ * workers that had not polled yet (proving nothing). The cap keeps a session without such calls going.
+ */
+async function disrupt(
+  stack: ChaosStack,
+  o: DriveOptions,
+  done: () => boolean,
+  d: DisruptionState,
+): Promise<Disruption> {
+  const until = Date.now() + o.deadlineMs;
+  const busy = async () => {
+    await stack.workerReady(until);
+    await Promise.race([...WORK.map((a) => stack.proxy.nextApplied(a)), pause(5 * o.killEveryMs)]);
+  };
+  await busy();
   const server = (async () => {
     if (o.serverRestartAtMs === undefined) return;
     await pause(o.serverRestartAtMs);
@@ -164,8 +239,9 @@ async function disrupt(stack: ChaosStack, o: DriveOptions, done: () => boolean):
     await stack.restartServer(1500);
     d.serverRestarts += 1;
   })();
-  while (d.workerKills < o.workerKills && !done() && Date.now() - t0 < o.deadlineMs) {
+  while (d.workerKills < o.workerKills && !done() && Date.now() < until) {
     const k = d.workerKills;
+    if (k > 0) await busy();
     await pause(o.killEveryMs * (0.5 + unitDraw(o.seed, `kill|${k}`)));
     if (done()) break;
     await stack.killWorker();
@@ -173,9 +249,10 @@ async function disrupt(stack: ChaosStack, o: DriveOptions, done: () => boolean):
     await pause(300 + 1200 * unitDraw(o.seed, `down|${k}`));
     stack.restartWorker();
   }
+  d.killsOver = true;
   await server;
   stack.restartWorker();
-  return d;
+  return { workerKills: d.workerKills, serverRestarts: d.serverRestarts };
 }
 
 export async function drive(stack: ChaosStack, runs: PlannedRun[], o: DriveOptions) {
@@ -189,7 +266,8 @@ export async function drive(stack: ChaosStack, runs: PlannedRun[], o: DriveOptio
     const records: RunRecord[] = [];
     const settled: Promise<void>[] = [];
     let open = runs.length;
-    const disruption = disrupt(stack, o, () => open === 0);
+    const state: DisruptionState = { workerKills: 0, serverRestarts: 0, killsOver: o.workerKills === 0 };
+    const disruption = disrupt(stack, o, () => open === 0, state);
     for (const run of runs) {
       const rec: RunRecord = {
         run,
@@ -206,7 +284,7 @@ export async function drive(stack: ChaosStack, runs: PlannedRun[], o: DriveOptio
       const closed = settle(client, rec, until);
       const cancelled =
         run.expect === 'cancelled'
-          ? cancelLater(client, stack, rec, until, closed, launched)
+          ? cancelLater(client, stack, rec, until, closed, state, launched)
           : Promise.resolve();
       settled.push(
         Promise.all([cancelled.catch(() => undefined), closed]).then(() => {

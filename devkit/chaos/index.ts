@@ -5,6 +5,16 @@
  * figures; test/chaos runs a bounded session in `npm test`. Everything random comes from the seed.
  */
 import type { EC2Client } from '@aws-sdk/client-ec2';
+import { msToNumber } from '@temporalio/common/lib/time';
+import type { ActivityOptions } from '@temporalio/workflow';
+import {
+  compensationCall,
+  copyWait,
+  instanceWait,
+  longImageWait,
+  settledAwsActivity,
+  statusChecksWait,
+} from '../../workflows/presets';
 import type { FaultOptions, FaultStats } from '../faults';
 import { describeFaults } from '../faults';
 import { sandboxEc2, SANDBOX_REGION } from '../sandbox-ec2';
@@ -15,6 +25,21 @@ import { drive } from './drive';
 import type { PlanShape } from './plan';
 import { COPY_REGIONS, makePlan } from './plan';
 import { startChaosStack } from './stack';
+
+/**
+ * How long Temporal may take, at most, to notice that an activity task was lost: its worker was
+ * SIGKILLed, or its completion report was dropped while the server was down (the SDK retries a report
+ * for about 10 s, and a dev server restarting on a slow machine can take longer). Nothing but the
+ * activity's heartbeat timeout (or, without one, its start-to-close timeout) ends such an attempt, so
+ * a run hit once can take this much longer: the longest of those timeouts among the activities chaos
+ * runs use (the image wait's 6-minute heartbeat timeout today). A session's deadline must allow it.
+ */
+export const LOST_TASK_RECOVERY_MS = Math.max(
+  ...[longImageWait(0), copyWait(0), instanceWait(0), statusChecksWait(0), compensationCall].map(
+    (o: ActivityOptions) => msToNumber(o.heartbeatTimeout ?? 0),
+  ),
+  msToNumber(settledAwsActivity.startToCloseTimeout ?? 0),
+);
 
 export interface ChaosOptions {
   faults: FaultOptions;
@@ -97,13 +122,17 @@ export function formatChaosReport(r: ChaosReport): string {
   const faults = Object.entries(r.aws.faults)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
+  const aliveCancels = r.records.filter((x) => x.cancelledWithWorkerAlive).length;
   const list = (title: string, items: string[]) =>
     items.length === 0 ? '' : `\n  ${title}:\n${items.map((i) => `    - ${i}`).join('\n')}`;
   return (
     [
       `chaos: seed ${r.seed}; faults: ${r.faults}`,
       `  runs: ${r.runs.total} (ok ${r.runs.completed}, failed ${r.runs.failed}, cancelled ${r.runs.cancelled}, unsettled ${r.runs.unsettled})`,
-      `  worker SIGKILLs ${r.workerKills}, server SIGKILLs ${r.serverRestarts}`,
+      `  worker SIGKILLs ${r.workerKills}, server SIGKILLs ${r.serverRestarts}` +
+        (aliveCancels > 0
+          ? `; ${aliveCancels} cancel(s) meant for a dead worker met a live one (no kill left)`
+          : ''),
       `  wrong outcomes ${r.audit.wrongOutcomes.length}, instances not in their state ${r.audit.wrongStates.length}, duplicates ${r.audit.duplicates.length}, orphans ${r.audit.orphans.length}`,
       `  run time of completed runs: p50 ${r.runSeconds.p50.toFixed(1)} s, p90 ${r.runSeconds.p90.toFixed(1)} s, max ${r.runSeconds.max.toFixed(1)} s; session ${r.wallSeconds.toFixed(1)} s`,
       `  AWS calls: ${calls}`,

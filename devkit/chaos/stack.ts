@@ -30,6 +30,12 @@ export interface ChaosStack {
   killWorker(): Promise<void>;
   restartWorker(): void;
   workerAlive(): boolean;
+  /**
+   * Resolves once the current worker answers ready on its health endpoint (connected and polling),
+   * or at `until`: the disruption times its kills from there, so on a slow machine a kill still
+   * meets a worker with work in flight rather than one still loading.
+   */
+  workerReady(until: number): Promise<boolean>;
   /** SIGKILLs the dev server and starts it again on the same port and database file. */
   restartServer(downMs: number): Promise<void>;
   stop(): Promise<void>;
@@ -58,6 +64,7 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
   const dbFilename = path.join(dir, 'temporal.db');
   let server: DevServer = await startDevServer({ port, dbFilename });
   const taskQueue = `chaos-${process.pid}`;
+  const healthAddress = `127.0.0.1:${await freePort()}`;
   const env = {
     ...process.env,
     TEMPORAL_ADDRESS: server.address,
@@ -72,7 +79,7 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
     // Ports of this session's own, so two stacks on one machine (a chaos run beside the test suite's
     // bounded one) do not make each other's workers fail to bind and restart in a loop.
     AMIFLOW_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
-    AMIFLOW_HEALTH_ADDRESS: `127.0.0.1:${await freePort()}`,
+    AMIFLOW_HEALTH_ADDRESS: healthAddress,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   let worker: ChildProcess | undefined;
@@ -129,6 +136,16 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
       if (!worker) spawnWorker();
     },
     workerAlive: () => worker !== undefined,
+    async workerReady(until) {
+      while (Date.now() < until) {
+        const ready = await fetch(`http://${healthAddress}/readyz`, { signal: AbortSignal.timeout(1000) })
+          .then((r) => r.ok)
+          .catch(() => false);
+        if (ready && worker !== undefined) return true;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return false;
+    },
     async restartServer(downMs) {
       const gone = new Promise((r) => server.child.once('exit', r));
       server.child.kill('SIGKILL');

@@ -129,6 +129,64 @@ void describe('deleteImage within the consistency window', () => {
     assert.equal(h.ec2Mock.commandCalls(DeregisterImageCommand).length, 0);
   });
 
+  void it('GIVEN no id was handed and the image found by name has no tags yet WHEN undoing THEN NotVisibleYet, not "none made" and nothing deregistered', async () => {
+    const h = harness();
+    h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [image('pending', { Tags: [] })] });
+
+    await notVisibleYet(
+      activityEnv(fresh).run(h.activities.deleteImage, nameRef),
+      `tags of image ${IMAGE_ID}`,
+      `'${IMAGE_NAME}'`,
+    );
+    assert.equal(h.ec2Mock.commandCalls(DeregisterImageCommand).length, 0);
+  });
+
+  void it("GIVEN the image found by name shows this run's tags on a later attempt WHEN undoing again THEN it is deregistered and its snapshots deleted", async () => {
+    const h = harness();
+    h.ec2Mock
+      .on(DescribeImagesCommand)
+      .resolvesOnce({ Images: [image('pending', { Tags: [] })] })
+      .resolves({ Images: [image('available')] });
+    h.ec2Mock.on(DeregisterImageCommand).resolves({});
+    h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
+
+    await errorOf(activityEnv(fresh).run(h.activities.deleteImage, nameRef));
+    h.clock.advance(5_000);
+    const out = await activityEnv({ ...fresh, attempt: 2 }).run(h.activities.deleteImage, nameRef);
+
+    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+  });
+
+  void it('GIVEN the image found by name is still untagged once the window has passed WHEN undoing THEN it is left alone, in words', async () => {
+    const h = harness();
+    h.deps.consistencyWindowMs = MINUTE;
+    h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [image('available', { Tags: [] })] });
+    h.clock.advance(MINUTE + 1);
+
+    const out = await activityEnv(fresh).run(h.activities.deleteImage, nameRef);
+
+    assert.equal(out.deregistered, false);
+    assert.match(out.note ?? '', /is not tagged as this run's: left alone/);
+    assert.equal(h.ec2Mock.commandCalls(DeregisterImageCommand).length, 0);
+  });
+
+  void it("GIVEN the image found by name is tagged as another run's WHEN undoing inside the window THEN it is left alone at once", async () => {
+    const h = harness();
+    const other = image('available', {
+      Tags: [
+        { Key: TAG.workflowId, Value: 'someone-else' },
+        { Key: TAG.runId, Value: 'another-run' },
+      ],
+    });
+    h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [other] });
+
+    const out = await activityEnv(fresh).run(h.activities.deleteImage, nameRef);
+
+    assert.equal(out.deregistered, false);
+    assert.match(out.note ?? '', /left alone/);
+    assert.equal(h.ec2Mock.commandCalls(DeregisterImageCommand).length, 0);
+  });
+
   void it('GIVEN DescribeImages shows the image but DeregisterImage answers NotFound WHEN undoing THEN NotVisibleYet, and the retry deregisters it', async () => {
     const h = harness();
     h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [image('available')] });

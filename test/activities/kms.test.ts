@@ -21,6 +21,7 @@ import {
   ACCOUNT,
   REGION,
   RUN_ID,
+  T0,
   TARGET,
   activityEnv,
   errorOf,
@@ -199,6 +200,83 @@ void describe('revokeKeyGrants', () => {
     });
 
     assert.deepEqual(out.revoked, [shareGrantName(RUN_ID, ACCOUNT)]);
+  });
+});
+
+void describe('revokeKeyGrants within the consistency window', () => {
+  /** The undo was scheduled at T0, where the virtual clock starts: inside the window. */
+  const fresh = { scheduledTimestampMs: T0 };
+  const OURS = shareGrantName(RUN_ID, ACCOUNT);
+  const revoke = { target: TARGET, keyArn: KEY_ARN, grantNames: [OURS] };
+
+  async function notVisibleYet(p: Promise<unknown>, fragment: string): Promise<void> {
+    const err = await errorOf(p);
+    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
+    assert.equal(err.type, FailureType.NotVisibleYet, err.message);
+    assert.equal(err.nonRetryable, false, 'not visible yet must be retried by Temporal');
+    assert.ok(err.message.includes(fragment), `${err.message} should contain ${fragment}`);
+  }
+
+  void it('GIVEN a grant just made is not listed yet WHEN undoing THEN NotVisibleYet (retried), not "absent"; the retry that sees it revokes it', async () => {
+    const h = harness();
+    h.kmsMock
+      .on(ListGrantsCommand)
+      .resolvesOnce({ Grants: [] })
+      .resolves({ Grants: [{ GrantId: 'ours-1', Name: OURS }] });
+    h.kmsMock.on(RevokeGrantCommand).resolves({});
+
+    await notVisibleYet(activityEnv(fresh).run(h.activities.revokeKeyGrants, revoke), OURS);
+    h.clock.advance(5_000);
+    const out = await activityEnv({ ...fresh, attempt: 2 }).run(h.activities.revokeKeyGrants, revoke);
+
+    assert.deepEqual(out, { revoked: [OURS], absent: [] });
+    assert.deepEqual(
+      h.kmsMock.commandCalls(RevokeGrantCommand).map((c) => c.args[0].input.GrantId),
+      ['ours-1'],
+    );
+  });
+
+  void it('GIVEN a listed grant is unknown to RevokeGrant yet WHEN undoing THEN NotVisibleYet, not "revoked"', async () => {
+    const h = harness();
+    h.kmsMock.on(ListGrantsCommand).resolves({ Grants: [{ GrantId: 'ours-1', Name: OURS }] });
+    h.kmsMock.on(RevokeGrantCommand).rejects(kmsError('NotFoundException', 400));
+
+    await notVisibleYet(activityEnv(fresh).run(h.activities.revokeKeyGrants, revoke), 'ours-1');
+  });
+
+  void it('GIVEN an earlier attempt revoked one grant and another was not listed yet WHEN retried THEN the revoked one counts as revoked (listed still or not) and nothing is revoked twice', async () => {
+    const h = harness();
+    const other = shareGrantName(RUN_ID, TARGETS[0] ?? '');
+    const both = { ...revoke, grantNames: [OURS, other] };
+    h.kmsMock
+      .on(ListGrantsCommand)
+      .resolvesOnce({ Grants: [{ GrantId: 'ours-1', Name: OURS }] })
+      .resolves({ Grants: [{ GrantId: 'other-1', Name: other }] });
+    h.kmsMock.on(RevokeGrantCommand).resolves({});
+    const first = activityEnv(fresh);
+
+    await notVisibleYet(first.run(h.activities.revokeKeyGrants, both), other);
+    const out = await activityEnv({ ...fresh, attempt: 2, heartbeatDetails: first.heartbeats.at(-1) }).run(
+      h.activities.revokeKeyGrants,
+      both,
+    );
+
+    assert.deepEqual(out, { revoked: [OURS, other], absent: [] });
+    assert.deepEqual(
+      h.kmsMock.commandCalls(RevokeGrantCommand).map((c) => c.args[0].input.GrantId),
+      ['ours-1', 'other-1'],
+    );
+  });
+
+  void it('GIVEN the grant is still not listed once the window has passed WHEN undoing THEN it is reported absent', async () => {
+    const h = harness();
+    h.deps.consistencyWindowMs = 60_000;
+    h.kmsMock.on(ListGrantsCommand).resolves({ Grants: [] });
+    h.clock.advance(60_001);
+
+    const out = await activityEnv(fresh).run(h.activities.revokeKeyGrants, revoke);
+
+    assert.deepEqual(out, { revoked: [], absent: [OURS] });
   });
 });
 

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChaosOptions } from '../../devkit/chaos';
-import { formatChaosReport, runChaos, violations } from '../../devkit/chaos';
+import { LOST_TASK_RECOVERY_MS, formatChaosReport, runChaos, violations } from '../../devkit/chaos';
 import { REALISTIC_FAULTS } from '../../devkit/faults';
 import { installQuietRuntime } from '../../devkit/runtime';
 
@@ -19,7 +19,16 @@ function bounded(overrides: Partial<ChaosOptions['plan']>, consistencyMs: number
   return {
     faults: { ...REALISTIC_FAULTS, seed: SEED, consistencyMs },
     plan: { imageRuns: 3, cancelledPerKind: 0, rollbacks: false, maxCancelMs: 6_000, ...overrides },
-    drive: { workerKills: 2, killEveryMs: 1_200, serverRestartAtMs: 3_000, deadlineMs: 150_000 },
+    // Kills are timed from the worker being ready, so they meet work in flight on any machine. A kill
+    // (or the server's) that meets a waiting activity costs that activity's heartbeat timeout before
+    // Temporal retries it (6 min for the image wait): the deadline allows one such recovery on top of
+    // the session's usual minute or two. A run still open past that is a finding, not slowness.
+    drive: {
+      workerKills: 2,
+      killEveryMs: 1_200,
+      serverRestartAtMs: 3_000,
+      deadlineMs: 150_000 + LOST_TASK_RECOVERY_MS,
+    },
   };
 }
 

@@ -52,6 +52,11 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'image-from-instance-name-taken': { closed: 'FAILED' },
     'image-from-instance-image-failed': { closed: 'FAILED', ran: ['deleteImage', 'startInstance'] },
     'image-from-instance-cancelled': { closed: 'CANCELED', ran: ['deleteImage'], events: [CANCEL] },
+    'image-from-instance-cancelled-undo-failed': {
+      closed: 'FAILED',
+      ran: ['deleteImage'],
+      events: [CANCEL],
+    },
     'image-from-instance-cancelled-during-stop': {
       closed: 'CANCELED',
       ran: ['startInstance'],
@@ -200,6 +205,10 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'golden-image-validation-failed-waitForInstanceReady': {
       closed: 'FAILED',
       ran: ['terminateLaunchedInstance', 'deleteImage'],
+    },
+    'golden-image-validation-failed-launchInstance': {
+      closed: 'FAILED',
+      ran: ['launchInstance', 'terminateLaunchedInstance', 'deleteImage'],
     },
     'golden-image-publish-failed': {
       closed: 'FAILED',

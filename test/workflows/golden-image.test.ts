@@ -415,6 +415,45 @@ describe('goldenImage: failures clean up', () => {
     );
 
   it(
+    'GIVEN RunInstances for the test instance is refused WHEN validating THEN the launch is a normal activity whose failure names it, the test instance is looked for by tag, the image deleted and nothing distributed',
+    RUN_TIMEOUT,
+    async () => {
+      const { fleet, previous } = fleetWithPreviousVersion();
+      const seeded = [...fleet.images.keys()];
+      const log = new ActivityLog();
+
+      const outcome = await withGoldenWorker(
+        recorded(log, failing(goldenActivities(fleet), 'launchInstance', FailureType.AwsUnauthorized)),
+        async (taskQueue) => outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, goldenInput())),
+      );
+      await saveHistory(outcome, 'golden-image-validation-failed-launchInstance');
+
+      assert.ok(!outcome.ok);
+      // A normal activity since 'golden-launch-test-instance-as-activity' (visible as pending in the Web UI).
+      assertActivityFailure(outcome.error, {
+        activityType: 'launchInstance',
+        local: false,
+        type: FailureType.AwsUnauthorized,
+      });
+      assert.deepEqual(
+        outcome.progress.compensations.map((c) => [c.name, c.state]),
+        [
+          ['terminate test instance', 'done'],
+          ['delete golden image', 'done'],
+        ],
+      );
+      // RunInstances never answered, so the undo looks for this run's instance by its tags.
+      assert.deepEqual(
+        log.inputs('terminateLaunchedInstance').map((i) => i.instanceId),
+        [undefined],
+      );
+      assert.deepEqual(newImages(fleet, ...seeded), []);
+      assert.equal(fleet.parameter(HERE, PARAMETER), previous);
+      for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+    },
+  );
+
+  it(
     'GIVEN an approved image copied, shared and published in the original region WHEN publishing in the copy region fails THEN the parameter is put back, shares withdrawn, copy and image deleted: the previous version is current everywhere',
     RUN_TIMEOUT,
     async () => {

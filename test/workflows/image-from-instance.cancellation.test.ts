@@ -5,17 +5,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
+import { ActivityFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { ConsistencyMode, InstanceState } from '../../workflows/contracts';
+import { FailureType } from '../../workflows/contracts';
+import { saveHistory } from '../support/histories';
 import { timeSkippingEnv } from '../support/temporal';
 import type { ExpectedCall, Outcome } from './stub-activities';
 import {
   ActivityLog,
   IMAGE_ID,
   assertCalls,
+  assertWorkflowFailure,
   blockingUntilCancelled,
+  failing,
   happyActivities,
   imageInput,
   outcomeOf,
@@ -171,6 +175,60 @@ describe('imageFromInstance cancelled while waiting for the image', () => {
         { name: 'start instance again', state: 'done' },
       ]);
       assert.equal(stepStates(outcome.progress)['stop instance'], 'compensated');
+    },
+  );
+
+  it(
+    'GIVEN the undo of a cancelled run fails WHEN cancelled while waiting for the image THEN the run fails CompensationFailed naming the image it left, not a clean CANCELLED',
+    RUN_TIMEOUT,
+    async () => {
+      const log = new ActivityLog();
+      const wait = blockingUntilCancelled();
+      const activities: Activities = {
+        ...failing(happyActivities({ state: 'stopped' }), 'deleteImage', FailureType.AwsUnauthorized),
+        waitForImageAvailable: wait.fn,
+      };
+
+      const { outcome, workflowId } = await withWorker(env, recorded(log, activities), async (taskQueue) => {
+        const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' }));
+        await wait.entered;
+
+        await handle.cancel();
+
+        return { outcome: await outcomeOf(handle), workflowId: handle.workflowId };
+      });
+      await saveHistory(
+        { history: outcome.history, workflowId },
+        'image-from-instance-cancelled-undo-failed',
+      );
+
+      assert.ok(!outcome.ok, 'the run should not succeed');
+      const failure = assertWorkflowFailure(outcome.error, FailureType.CompensationFailed);
+      assert.match(
+        failure.message,
+        /^cancelled as requested; but undoing failed for: delete image and snapshots \(/,
+      );
+      assert.match(failure.message, /injected AwsUnauthorized in deleteImage/);
+      assert.match(failure.message, /Resources may be left behind/);
+      // The cause is the cancellation that met the waiting step.
+      assert.ok(failure.cause instanceof ActivityFailure, `cause: ${String(failure.cause)}`);
+      assert.ok(
+        failure.cause.cause instanceof CancelledFailure,
+        `not cancelled: ${String(failure.cause.cause)}`,
+      );
+      assertCalls(log, [
+        'describeInstance',
+        'checkImageName',
+        'createImage',
+        'waitForImageAvailable',
+        'deleteImage',
+      ]);
+      assert.equal(outcome.progress.phase, 'failed');
+      assert.equal(outcome.progress.outcome, 'failed');
+      assert.deepEqual(
+        outcome.progress.compensations.map((c) => [c.name, c.state]),
+        [[DELETE, 'failed']],
+      );
     },
   );
 });
