@@ -26,7 +26,7 @@ function requiredMatching(re: RegExp, required: string, bad: (v: string) => stri
 }
 
 /**
- * Whether a well-formed region exists, from the AWS SDK's endpoint data (activities/regions.ts).
+ * Whether a well-formed region exists, from the AWS SDK's endpoint data (shared/regions.ts).
  * Installed by the client before anything starts; the workflow sandbox cannot load the SDK, so
  * there only the pattern applies (and an unknown region then fails its first AWS call, permanently).
  */
