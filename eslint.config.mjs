@@ -86,10 +86,7 @@ export default tseslint.config(
   },
   {
     // The local stack, scripts and benches are tooling: they may not lean on the tests.
-    // bench/share-copy.ts still borrows the share/copy workflow stubs until the one test harness
-    // (issue 12) gives them a home outside test/.
     files: ['devkit/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts'],
-    ignores: ['bench/share-copy.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

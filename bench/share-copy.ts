@@ -32,7 +32,7 @@ import {
   stockEbsAmi,
 } from '../devkit/sandbox-ec2';
 import { devServerEnv, timeSkippingEnv, uniqueTaskQueue, workflowBundle } from '../devkit/temporal';
-import { copyInput, shareCopyActivities } from '../test/workflows/share-copy-stubs';
+import { copyInput, shareCopyActivities } from '../devkit/fake-share-copy';
 
 const DESTINATIONS = ['us-west-2', 'eu-west-1', 'eu-central-1', 'ap-southeast-2', 'ap-northeast-1'];
 const RUNS = process.argv.includes('--quick') ? 1 : 3;

@@ -90,6 +90,21 @@ function human(seconds: number): string {
       : `${seconds} s`;
 }
 
+/** Why an interval or cron is shorter than the operator's bound for the type (naming the bound); undefined when it is not. */
+export function scheduleIntervalProblem(
+  bounds: ScheduleBounds,
+  type: ScheduledWorkflowType,
+  spec: { everySeconds?: number; cron?: readonly string[] },
+): string | undefined {
+  const min = bounds.minIntervalSeconds[type];
+  const shortest = Math.min(spec.everySeconds ?? Infinity, ...(spec.cron ?? []).map(cronMinIntervalSeconds));
+  if (shortest >= min) return undefined;
+  return (
+    `${type} runs at most every ${human(min)} (the operator's bound, ${ENV_KEYS[type]}); ` +
+    `this schedule would start one every ${shortest <= 0 ? 'moment' : human(shortest)}`
+  );
+}
+
 /** Refuses an interval or cron shorter than the operator's bound for the type, naming the bound. */
 export function checkScheduleInterval(
   bounds: ScheduleBounds,
@@ -97,13 +112,8 @@ export function checkScheduleInterval(
   spec: { everySeconds?: number; cron?: readonly string[] },
   field: string,
 ): void {
-  const min = bounds.minIntervalSeconds[type];
-  const shortest = Math.min(spec.everySeconds ?? Infinity, ...(spec.cron ?? []).map(cronMinIntervalSeconds));
-  if (shortest < min)
-    throw new RefusedError(
-      `${field}: ${type} runs at most every ${human(min)} (the operator's bound, ${ENV_KEYS[type]}); ` +
-        `this schedule would start one every ${shortest <= 0 ? 'moment' : human(shortest)}`,
-    );
+  const problem = scheduleIntervalProblem(bounds, type, spec);
+  if (problem) throw new RefusedError(`${field}: ${problem}`);
 }
 
 /** Where amiflow's workflow ids start, per workflow type (children extend their parent's id). */

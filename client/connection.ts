@@ -7,8 +7,9 @@
  */
 import type { ConnectionOptions } from '@temporalio/client';
 import { Client, Connection } from '@temporalio/client';
-import type { ClientConfigProfile } from '@temporalio/envconfig';
-import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
+import { toClientOptions } from '@temporalio/envconfig';
+import type { TemporalProfile } from '../worker/temporal-profile';
+import { readTemporalProfile } from '../worker/temporal-profile';
 import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../contracts';
 import { AmiflowClient } from './index';
 import { clientTracing } from './tracing';
@@ -49,65 +50,25 @@ export class ConnectionConfigError extends Error {
   override name = 'ConnectionConfigError';
 }
 
-function defined(env: Env): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-}
-
-function fileProfile(env: Env, profile: string | undefined): { values: ClientConfigProfile; where: string } {
-  const name = profile ?? env.TEMPORAL_PROFILE ?? 'default';
-  const file = env.TEMPORAL_CONFIG_FILE ?? 'temporal.toml in the user config directory';
-  try {
-    const values = loadClientConfigProfile({
-      ...(profile !== undefined ? { profile } : {}),
-      disableEnv: true,
-      overrideEnvVars: defined(env),
-    });
-    return { values, where: `profile '${name}' (${file})` };
-  } catch (err) {
-    throw new ConnectionConfigError(
-      `Temporal client configuration: ${err instanceof Error ? err.message : String(err)}`,
-    );
-  }
-}
-
 /** The connection the settings describe: flags, then environment, then the profile, then defaults. */
 export function resolveConnection(
   overrides: ConnectionOverrides = {},
   env: Env = process.env,
 ): ResolvedConnection {
-  const file = fileProfile(env, overrides.profile);
-  let profile: ClientConfigProfile;
+  // One reading of temporal.toml and the TEMPORAL_* variables, shared with the worker.
+  let read: TemporalProfile;
   try {
-    profile = loadClientConfigProfile({
-      ...(overrides.profile !== undefined ? { profile: overrides.profile } : {}),
-      overrideEnvVars: defined(env),
-    });
+    read = readTemporalProfile(env, overrides.profile);
   } catch (err) {
     throw new ConnectionConfigError(
       `Temporal client configuration: ${err instanceof Error ? err.message : String(err)}`,
     );
   }
-  const source = (
-    flag: string | undefined,
-    flagName: string,
-    envName: string,
-    fromFile: string | undefined,
-  ) => (flag !== undefined ? flagName : env[envName] ? envName : fromFile ? file.where : 'the default');
+  const { profile, sourceOf } = read;
   const sources = {
-    address: source(overrides.address, '--address', 'TEMPORAL_ADDRESS', file.values.address),
-    namespace: source(overrides.namespace, '--namespace', 'TEMPORAL_NAMESPACE', file.values.namespace),
+    address: overrides.address !== undefined ? '--address' : (sourceOf('address') ?? 'the default'),
+    namespace: overrides.namespace !== undefined ? '--namespace' : (sourceOf('namespace') ?? 'the default'),
   };
-  // amiflow's earlier TLS variables keep working when the standard ones are not set.
-  if (!profile.tls && (env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_KEY)) {
-    if (!env.TEMPORAL_TLS_CERT || !env.TEMPORAL_TLS_KEY)
-      throw new ConnectionConfigError('set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY, or neither');
-    profile.tls = {
-      clientCert: { path: env.TEMPORAL_TLS_CERT },
-      clientKey: { path: env.TEMPORAL_TLS_KEY },
-      ...(env.TEMPORAL_TLS_CA ? { serverCACert: { path: env.TEMPORAL_TLS_CA } } : {}),
-      ...(env.TEMPORAL_TLS_SERVER_NAME ? { serverName: env.TEMPORAL_TLS_SERVER_NAME } : {}),
-    };
-  }
   const address = overrides.address ?? profile.address ?? 'localhost:7233';
   const connect = toClientOptions({ ...profile, address });
   const { address: _a, apiKey, tls, metadata } = connect.connectionOptions;

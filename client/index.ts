@@ -18,7 +18,7 @@ import type { ClientTracing } from './tracing';
 import { clientTracing } from './tracing';
 import type { ImageFromInstanceInput, ImageFromInstanceResult, WorkflowProgress } from '../contracts';
 import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../contracts';
-import { regionProblem } from '../activities/regions';
+import { regionProblem } from '../shared/regions';
 import { InvalidInputError, parseImageFromInstanceInput, useRegionCheck } from '../workflows/validation';
 import type { MigrateInstanceInput } from '../contracts';
 import { parseMigrateInstanceInput } from '../workflows/migrate-validation';

@@ -7,13 +7,15 @@
  * plan that validates here starts runs that accept their input. Durations are written `90s`, `15m`,
  * `2h`, `3d`, `1w` (or a number of seconds); the workflow inputs take seconds (`…Seconds`).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import type { Node as YamlNode } from 'yaml';
-import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { BackupInput, GoldenImageInput } from '../contracts';
 import { OVERLAP_POLICIES, PLAN_API_VERSION, PLAN_DURATION_RE } from '../contracts/plan';
 import { approverPatternIssues } from '../workflows/approvers';
+import type { ScheduleBounds } from './bounds';
+import { scheduleIntervalProblem } from './bounds';
 import { PLAN_NAME_RE, backupIssues, goldenImageIssues } from '../workflows/golden-validation';
 import type { InputIssue } from '../workflows/validation';
 import { show } from '../workflows/validation';
@@ -198,17 +200,56 @@ function fieldOf(path: Path): string {
 /** Keys whose numbers are account ids: an unquoted 12-digit id is taken as written. */
 const ACCOUNT_KEYS = new Set(['accountId', 'accountIds', 'account']);
 
-/** The document as plain data; 12-digit numbers under account keys become the digits as written. */
-function toPlain(node: unknown, key?: string): unknown {
+/** A plan is a page or two of YAML; anything far larger is a mistake or an attack, refused unread. */
+export const MAX_PLAN_BYTES = 1024 * 1024;
+/**
+ * YAML aliases (`*defaults`) are resolved, but at most this many, and to at most `MAX_PLAN_NODES`
+ * values in all: a "billion laughs" document (aliases of aliases) cannot blow up in memory.
+ */
+export const MAX_PLAN_ALIASES = 100;
+const MAX_PLAN_NODES = 100_000;
+/** Keys that would reach an object's prototype in code that copies plain data around. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+interface PlainState {
+  doc: Document;
+  issues: { path: Path; message: string }[];
+  aliases: number;
+  nodes: number;
+}
+
+/**
+ * The document as plain data: maps become null-prototype objects, prototype keys are refused,
+ * aliases are resolved within bounds, 12-digit numbers under account keys become the digits as written.
+ */
+function toPlain(node: unknown, path: Path, st: PlainState, key?: string): unknown {
+  st.nodes += 1;
+  if (st.nodes > MAX_PLAN_NODES) return undefined;
+  if (isAlias(node)) {
+    st.aliases += 1;
+    if (st.aliases > MAX_PLAN_ALIASES) {
+      if (st.aliases === MAX_PLAN_ALIASES + 1)
+        st.issues.push({
+          path,
+          message: `uses more than ${MAX_PLAN_ALIASES} YAML aliases: write the values out`,
+        });
+      return undefined;
+    }
+    return toPlain(node.resolve(st.doc), path, st, key);
+  }
   if (isMap(node)) {
-    const out: Record<string, unknown> = {};
+    const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     for (const pair of node.items) {
       const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      out[k] = toPlain(pair.value, k);
+      if (FORBIDDEN_KEYS.has(k)) {
+        st.issues.push({ path: [...path, k], message: 'is not a plan key (it names an object prototype)' });
+        continue;
+      }
+      out[k] = toPlain(pair.value, [...path, k], st, k);
     }
     return out;
   }
-  if (isSeq(node)) return node.items.map((item) => toPlain(item, key));
+  if (isSeq(node)) return node.items.map((item, i) => toPlain(item, [...path, i], st, key));
   if (isScalar(node)) {
     if (typeof node.value === 'number' && key && ACCOUNT_KEYS.has(key) && /^\d{12}$/.test(node.source ?? ''))
       return node.source;
@@ -262,6 +303,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 interface Ctx {
   issues: { path: Path; message: string }[];
+  /** Each entry's index in its list (`pipelines[2]`), for issues found once entries are built. */
+  entryIndex: Map<PlanEntry, number>;
 }
 
 /** Plan entry (minus name/schedule) → workflow input: durations to seconds, named keys renamed. */
@@ -469,18 +512,24 @@ function checkEntries(
         path: planPathOf(issue.field, path, nameKey),
         message: planTerms(issue.message, nameKey),
       });
-    if (typeof name === 'string' && schedule)
-      entries.push(
+    if (typeof name === 'string' && schedule) {
+      const entry: PlanEntry =
         kind === 'golden'
           ? { kind, name, input: converted as unknown as GoldenImageInput, schedule, line: lineOf(path) }
-          : { kind, name, input: converted as unknown as BackupInput, schedule, line: lineOf(path) },
-      );
+          : { kind, name, input: converted as unknown as BackupInput, schedule, line: lineOf(path) };
+      ctx.entryIndex.set(entry, i);
+      entries.push(entry);
+    }
   });
   return entries;
 }
 
 /** Parses and validates a plan; throws `PlanFileError` listing every problem with line and field. */
-export function parsePlan(text: string, source = '(plan)'): Plan {
+export function parsePlan(text: string, source = '(plan)', bounds?: ScheduleBounds): Plan {
+  if (text.length > MAX_PLAN_BYTES)
+    throw new PlanFileError(source, [
+      { line: 1, column: 1, field: '(file)', message: `is larger than ${MAX_PLAN_BYTES} bytes: not a plan` },
+    ]);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0)
@@ -512,8 +561,8 @@ export function parsePlan(text: string, source = '(plan)'): Plan {
     }
     return { line: 1, column: 1 };
   };
-  const root = toPlain(doc.contents);
-  const ctx: Ctx = { issues: [] };
+  const ctx: Ctx = { issues: [], entryIndex: new Map() };
+  const root = toPlain(doc.contents, [], { doc, issues: ctx.issues, aliases: 0, nodes: 0 });
   const fail = (): never => {
     throw new PlanFileError(
       source,
@@ -556,6 +605,7 @@ export function parsePlan(text: string, source = '(plan)'): Plan {
     ...checkEntries('golden', root.pipelines, 'pipelines', defaults, ctx, lineOf),
     ...checkEntries('backup', root.backups, 'backups', defaults, ctx, lineOf),
   ];
+  if (bounds) checkIntervals(entries, bounds, ctx);
   if (root.pipelines === undefined && root.backups === undefined)
     ctx.issues.push({ path: [], message: 'declares nothing: add pipelines and/or backups' });
   if (ctx.issues.length > 0) fail();
@@ -568,9 +618,29 @@ export function parsePlan(text: string, source = '(plan)'): Plan {
   };
 }
 
-export async function loadPlanFile(file: string): Promise<Plan> {
+/**
+ * Entries scheduled more often than the operator's bound for their workflow type (client/bounds.ts),
+ * refused at validate already, not only when apply creates the schedule.
+ */
+function checkIntervals(entries: PlanEntry[], bounds: ScheduleBounds, ctx: Ctx): void {
+  entries.forEach((entry) => {
+    const list = entry.kind === 'golden' ? 'pipelines' : 'backups';
+    const type = entry.kind === 'golden' ? 'goldenImage' : 'backupInstances';
+    const problem = scheduleIntervalProblem(bounds, type, entry.schedule);
+    if (problem) {
+      const at = entry.schedule.everySeconds !== undefined ? 'every' : 'cron';
+      // The entry's index is its place among its kind's entries, which keep the file's order.
+      const index = ctx.entryIndex.get(entry) ?? 0;
+      ctx.issues.push({ path: [list, index, 'schedule', at], message: problem });
+    }
+  });
+}
+
+export async function loadPlanFile(file: string, bounds?: ScheduleBounds): Promise<Plan> {
   let text: string;
   try {
+    const size = (await stat(file)).size;
+    if (size > MAX_PLAN_BYTES) throw new Error(`it has ${size} bytes; a plan has at most ${MAX_PLAN_BYTES}`);
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new PlanFileError(file, [
@@ -582,7 +652,7 @@ export async function loadPlanFile(file: string): Promise<Plan> {
       },
     ]);
   }
-  return parsePlan(text, file);
+  return parsePlan(text, file, bounds);
 }
 
 /** `approval.approvers` when the approval block is an object (its own checks name anything else). */

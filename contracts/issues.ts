@@ -41,12 +41,40 @@ export function show(value: unknown): string {
  * A strict object: an unknown field is an issue naming that field and the known ones (a typo such
  * as `noReboot` for `mode` must not pass silently); anything but an object "must be an object".
  */
-export function strictObject<S extends z.ZodRawShape>(shape: S): z.ZodObject<S, z.core.$strict> {
+export function strictObject<S extends z.ZodRawShape>(
+  shape: S,
+  notAnObject = 'must be an object',
+): z.ZodObject<S, z.core.$strict> {
   const known = Object.keys(shape).join(', ');
   return z.strictObject(shape, {
     error: (iss) =>
-      iss.code === 'unrecognized_keys' ? `is not a known field (known: ${known})` : 'must be an object',
+      iss.code === 'unrecognized_keys' ? `is not a known field (known: ${known})` : notAnObject,
   });
+}
+
+/** Where a rule between fields reports: the path below the object it checks, and the message. */
+export type Report = (path: readonly (string | number)[], message: string) => void;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Adds the rules between an object's fields (the own account is no share target, a key must be in
+ * the copy's region). They run even when some field is bad, so every problem is named at once; the
+ * fields they read are therefore `unknown` and each rule checks the types it relies on.
+ */
+export function withRules<T extends z.ZodType>(
+  schema: T,
+  rules: (value: Record<string, unknown>, report: Report) => void,
+): T {
+  return schema.superRefine(
+    (value: unknown, ctx) => {
+      if (!isRecord(value)) return;
+      rules(value, (path, message) => ctx.addIssue({ code: 'custom', message, path: [...path] }));
+    },
+    { when: () => true },
+  );
 }
 
 /**
@@ -55,10 +83,19 @@ export function strictObject<S extends z.ZodRawShape>(shape: S): z.ZodObject<S, 
  * order of `fields` (an object's fields as declared), so a rule between fields (which zod runs
  * last) reports where its field stands.
  */
-export function issuesOf(error: z.ZodError, prefix = '', fields: readonly string[] = []): InputIssue[] {
+export function issuesOf(
+  error: z.ZodError,
+  prefix = '',
+  fields: readonly string[] = [],
+  whole = '(input)',
+): InputIssue[] {
+  // List items by index in brackets, as people write them: `destinations[0].region`.
   const fieldOf = (path: readonly PropertyKey[]): string => {
-    const parts = [prefix, ...path.map(String)].filter((p) => p !== '');
-    return parts.length > 0 ? parts.join('.') : '(input)';
+    const named = path.reduce<string>(
+      (at, p) => (typeof p === 'number' ? `${at}[${p}]` : at === '' ? String(p) : `${at}.${String(p)}`),
+      prefix,
+    );
+    return named === '' ? whole : named;
   };
   const rank = (path: readonly PropertyKey[]): number => {
     const at = fields.indexOf(String(path[0]));
@@ -79,11 +116,11 @@ export function issuesOf(error: z.ZodError, prefix = '', fields: readonly string
   return [...unknown, ...rest];
 }
 
-/** Every problem with `value` under `schema`, named from `prefix`; empty when it is valid. */
-export function issuesFor(schema: z.ZodType, value: unknown, prefix = ''): InputIssue[] {
+/** Every problem with `value` under `schema`, named from `prefix` (`whole`: the value itself); empty when it is valid. */
+export function issuesFor(schema: z.ZodType, value: unknown, prefix = '', whole = '(input)'): InputIssue[] {
   const r = schema.safeParse(value);
   if (r.success) return [];
-  return issuesOf(r.error, prefix, schema instanceof z.ZodObject ? Object.keys(schema.shape) : []);
+  return issuesOf(r.error, prefix, schema instanceof z.ZodObject ? Object.keys(schema.shape) : [], whole);
 }
 
 /** Returns `value` typed when valid; throws `InvalidInputError` naming every bad field otherwise. */

@@ -2,24 +2,70 @@
  * shareImage and unshareImage: launch and create-volume permissions, KMS access, expiry.
  */
 import { defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
 import type { AwsTarget, Tags } from './common';
 import { MANAGED_BY_VALUE, TAG } from './common';
+import {
+  ACCOUNT_RE,
+  KMS_ARN_RE,
+  ORG_ARN_RE,
+  OU_ARN_RE,
+  SNAPSHOT_ID_RE,
+  accountId,
+  arnPartitionProblem,
+  flag,
+  imageId,
+  imageName,
+  kmsKeyRef,
+  kmsKeyRegionProblems,
+  present,
+  region,
+  runRef,
+  seconds,
+  uniqueList,
+  userTags,
+} from './fields';
+import type { InputIssue } from './issues';
+import { issuesFor, show, strictObject, withRules } from './issues';
 
 /** An AMI: its region, the account that owns it (omitted: the worker's own) and its id. */
 export interface ImageRef extends AwsTarget {
   imageId: string;
 }
 
-/** Who a share is for. At least one target; EC2 shares launch permission with each. */
-export interface ShareTargets {
-  accountIds?: string[];
-  /** arn:aws:organizations::<management account>:organization/o-… */
-  organizationArns?: string[];
-  /** arn:aws:organizations::<management account>:ou/o-…/ou-… */
-  organizationalUnitArns?: string[];
-  /** Everyone (launch permission `Group=all`): refused unless the input also sets `allowPublic`. */
-  public?: boolean;
+function arnList(re: RegExp, what: string, example: string) {
+  const bad = (v: unknown) => `${show(v)} is not an ${what} ARN (${example})`;
+  return uniqueList(
+    z.string({ error: (iss) => bad(iss.input) }).regex(re, { error: (iss) => bad(iss.input) }),
+  );
 }
+
+/** Who a share is for. At least one target; EC2 shares launch permission with each. */
+export const shareTargetsSchema = strictObject(
+  {
+    accountIds: uniqueList(accountId).optional().describe('accounts to share with'),
+    /** arn:aws:organizations::<management account>:organization/o-… */
+    organizationArns: arnList(
+      ORG_ARN_RE,
+      'organization',
+      'arn:aws:organizations::111122223333:organization/o-exampleorgid',
+    )
+      .optional()
+      .describe('organizations to share with'),
+    /** arn:aws:organizations::<management account>:ou/o-…/ou-… */
+    organizationalUnitArns: arnList(
+      OU_ARN_RE,
+      'organizational unit',
+      'arn:aws:organizations::111122223333:ou/o-exampleorgid/ou-examplerootid-exampleouid',
+    )
+      .optional()
+      .describe('organizational units to share with'),
+    /** Everyone (launch permission `Group=all`): refused unless the input also sets `allowPublic`. */
+    public: flag.optional().describe('share with everyone (needs allowPublic)'),
+  },
+  'is required: an object with accountIds, organizationArns and/or organizationalUnitArns',
+);
+export type ShareTargets = z.infer<typeof shareTargetsSchema>;
 
 /**
  * How target accounts get the use of a customer managed key the image's snapshots are encrypted with:
@@ -28,6 +74,11 @@ export interface ShareTargets {
  */
 export const KMS_ACCESS_MODES = ['grant', 'key-policy'] as const;
 export type KmsAccessMode = (typeof KMS_ACCESS_MODES)[number];
+export const kmsAccessMode = z
+  .enum(KMS_ACCESS_MODES, {
+    error: (iss) => `${show(iss.input)} is not a KMS access mode; use one of ${KMS_ACCESS_MODES.join(', ')}`,
+  })
+  .describe('how targets get the CMK: a KMS grant per account, or your own key policy');
 
 /** Exactly the operations a target account needs on the key to launch or copy the shared image. */
 export const KMS_GRANT_OPERATIONS = [
@@ -81,25 +132,101 @@ export function shareGrantName(runId: string, accountId: string): string {
 /** Longest share amiflow keeps a timer for (a time-limited share); without a duration a share is open-ended. */
 export const MAX_SHARE_SECONDS = 366 * 24 * 3600;
 
-export interface ShareImageInput extends ImageRef {
-  targets: ShareTargets;
-  /** Must be true for `targets.public`: sharing with everyone is never a default. */
-  allowPublic?: boolean;
-  /** Also give target accounts create-volume permission on the snapshots, so they can copy the image. */
-  allowCopy?: boolean;
-  kmsAccess?: KmsAccessMode;
-  /**
-   * A customer managed key (id, alias or ARN, in the image's region): copy the image under this key
-   * first and share the copy. The way to share an image encrypted with the AWS managed key aws/ebs.
-   */
-  reencryptWith?: string;
-  /** Name of the re-encrypted copy; default `<image name>-<key id prefix>`. */
-  reencryptedName?: string;
-  /** Tags for the re-encrypted copy. */
-  tags?: Tags;
-  /** Withdraw the share after this many seconds (a durable timer; change it with `setShareExpiry`). */
-  durationSeconds?: number;
-  timeouts?: { copyAvailableSeconds?: number };
+/** A copy's longest wait for `available`. */
+export const copyTimeoutsSchema = strictObject({
+  copyAvailableSeconds: seconds(60, 7 * 24 * 3600).optional(),
+});
+
+export const shareImageInputSchema = withRules(
+  strictObject({
+    region,
+    accountId: accountId.optional(),
+    imageId,
+    targets: shareTargetsSchema,
+    /** Must be true for `targets.public`: sharing with everyone is never a default. */
+    allowPublic: flag.optional().describe('confirms a public share'),
+    /** Also give target accounts create-volume permission on the snapshots, so they can copy the image. */
+    allowCopy: flag.optional().describe('also let the targets copy it (snapshot create-volume permission)'),
+    kmsAccess: kmsAccessMode.optional(),
+    /**
+     * A customer managed key (id, alias or ARN, in the image's region): copy the image under this key
+     * first and share the copy. The way to share an image encrypted with the AWS managed key aws/ebs.
+     */
+    reencryptWith: kmsKeyRef('a copy under it could not be shared either; use a customer managed key')
+      .optional()
+      .describe('customer managed KMS key (id, alias or ARN) to re-encrypt with'),
+    /** Name of the re-encrypted copy; default `<image name>-<key id prefix>`. */
+    reencryptedName: imageName.optional().describe('name of the re-encrypted copy'),
+    /** Tags for the re-encrypted copy. */
+    tags: userTags.optional(),
+    /** Withdraw the share after this many seconds (a durable timer; change it with `setShareExpiry`). */
+    durationSeconds: seconds(60, MAX_SHARE_SECONDS).optional().describe('withdraw the share after this long'),
+    timeouts: copyTimeoutsSchema.optional(),
+  }),
+  (input, report) => {
+    const t =
+      typeof input.targets === 'object' && input.targets !== null
+        ? (input.targets as Record<string, unknown>)
+        : undefined;
+    if (t) shareTargetRules(input, t, report);
+    for (const problem of kmsKeyRegionProblems(input.reencryptWith, input.region))
+      report(['reencryptWith'], problem);
+    if (input.reencryptedName !== undefined && input.reencryptWith === undefined)
+      report(['reencryptedName'], 'names the re-encrypted copy: give reencryptWith too');
+  },
+);
+export type ShareImageInput = z.infer<typeof shareImageInputSchema>;
+
+const listOf = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/**
+ * The rules between a share's targets and the rest: not the owner, the region's partition, public
+ * only when allowed, someone named, copy permission only where EC2 can give it. Golden images'
+ * `distribution.shareWith` keeps them too (`at` is where the targets sit there).
+ */
+export function shareTargetRules(
+  input: Record<string, unknown>,
+  t: Record<string, unknown>,
+  report: (path: readonly (string | number)[], message: string) => void,
+  at: { targets: readonly string[]; allowCopy: readonly string[] } = {
+    targets: ['targets'],
+    allowCopy: ['allowCopy'],
+  },
+): void {
+  listOf(t.accountIds).forEach((id, i) => {
+    if (typeof id === 'string' && id === input.accountId)
+      report(
+        [...at.targets, 'accountIds', i],
+        `${id} is the image's own account: an image is always available to its owner; name other accounts`,
+      );
+  });
+  for (const key of ['organizationArns', 'organizationalUnitArns'] as const)
+    listOf(t[key]).forEach((arn, i) => {
+      const problem = arnPartitionProblem(arn, input.region);
+      if (problem) report([...at.targets, key, i], problem);
+    });
+  if (t.public === true && input.allowPublic !== true)
+    report(
+      [...at.targets, 'public'],
+      'sharing with everyone (launch permission Group=all) is refused unless allowPublic is true as well (--allow-public)',
+    );
+  const accounts = listOf(t.accountIds).length;
+  const orgs = listOf(t.organizationArns).length + listOf(t.organizationalUnitArns).length;
+  if (accounts + orgs === 0 && t.public !== true)
+    report(
+      at.targets,
+      'names no one: give at least one account id, organization ARN or organizational unit ARN',
+    );
+  if (input.allowCopy === true && t.public === true)
+    report(
+      at.allowCopy,
+      'with a public share it would make the snapshots public; share copies with accounts instead',
+    );
+  else if (input.allowCopy === true && accounts === 0 && orgs > 0)
+    report(
+      at.allowCopy,
+      'EC2 gives snapshot create-volume permission (needed to copy) only to accounts, not to organizations or OUs: list the accounts in targets.accountIds',
+    );
 }
 
 /** One launch permission, as EC2 names it; exactly one field is set. */
@@ -190,9 +317,58 @@ export interface ShareImageResult extends ShareRecord {
 }
 
 /** Change a time-limited share's end: a new time (`expiresAt`, ISO 8601) or seconds from now (0: now). */
-export interface ShareExpiryUpdate {
-  expiresAt?: string;
-  expiresInSeconds?: number;
+export const shareExpiryUpdateSchema = withRules(
+  strictObject({
+    expiresAt: z
+      .string({ error: (iss) => `${show(iss.input)} is not an ISO 8601 time` })
+      .refine((v) => !Number.isNaN(Date.parse(v)), {
+        error: (iss) => `${show(iss.input)} is not an ISO 8601 time`,
+      })
+      .optional(),
+    expiresInSeconds: seconds(0, MAX_SHARE_SECONDS).optional(),
+  }),
+  (update, report) => {
+    if ([update.expiresAt, update.expiresInSeconds].filter((v) => v !== undefined).length !== 1)
+      report([], 'give exactly one of expiresAt (ISO 8601 time) and expiresInSeconds (0: withdraw now)');
+  },
+);
+export type ShareExpiryUpdate = z.infer<typeof shareExpiryUpdateSchema>;
+
+/**
+ * Problems with a request to change a share's end, given the workflow clock and the share's start;
+ * `expiresAt` is the new end (epoch ms) when there are none. The shape first, then the times.
+ */
+export function shareExpiryIssues(
+  update: unknown,
+  now: number,
+  sharedSince: number,
+): { issues: InputIssue[]; expiresAt?: number } {
+  const issues = issuesFor(shareExpiryUpdateSchema, update, '', '(update)');
+  if (issues.length > 0) return { issues };
+  const u = update as ShareExpiryUpdate;
+  const field = u.expiresAt !== undefined ? 'expiresAt' : 'expiresInSeconds';
+  const expiresAt =
+    u.expiresAt !== undefined ? Date.parse(u.expiresAt) : now + (u.expiresInSeconds ?? 0) * 1000;
+  if (expiresAt < now)
+    return {
+      issues: [
+        {
+          field,
+          message: `${new Date(expiresAt).toISOString()} has passed already; use expiresInSeconds: 0 to withdraw now`,
+        },
+      ],
+    };
+  const latest = sharedSince + MAX_SHARE_SECONDS * 1000;
+  if (expiresAt > latest)
+    return {
+      issues: [
+        {
+          field,
+          message: `would end the share after ${new Date(latest).toISOString()}, ${MAX_SHARE_SECONDS / 86400} days after it began: the longest time-limited share`,
+        },
+      ],
+    };
+  return { issues, expiresAt };
 }
 
 export interface ShareExpiryResult {
@@ -201,21 +377,121 @@ export interface ShareExpiryResult {
 
 export const setShareExpiryUpdate = defineUpdate<ShareExpiryResult, [ShareExpiryUpdate]>('setShareExpiry');
 
-export interface UnshareImageInput {
-  /**
-   * The share run to withdraw (its workflow id; its latest run unless `shareRunId`). The run's own
-   * result in Temporal names what it added: that, and nothing else, is withdrawn.
-   */
-  shareWorkflowId?: string;
-  shareRunId?: string;
-  /**
-   * Optional with `shareWorkflowId`: a record the caller holds, only compared with the run's own
-   * (any difference refuses the unshare). Runs started before `shareWorkflowId` existed carry only this.
-   */
+const LAUNCH_PERMISSION_KINDS: Record<string, (v: string) => boolean> = {
+  userId: (v) => ACCOUNT_RE.test(v),
+  organizationArn: (v) => ORG_ARN_RE.test(v),
+  organizationalUnitArn: (v) => OU_ARN_RE.test(v),
+  group: (v) => v === 'all',
+};
+const launchPermissionSchema = z.unknown().superRefine((p, ctx) => {
+  const entries =
+    typeof p === 'object' && p !== null ? Object.entries(p).filter(([, v]) => v !== undefined) : [];
+  const [only] = entries;
+  const ok =
+    entries.length === 1 &&
+    only &&
+    typeof only[1] === 'string' &&
+    LAUNCH_PERMISSION_KINDS[only[0]]?.(only[1]);
+  if (!ok)
+    ctx.addIssue({
+      code: 'custom',
+      message: `${show(p)} is not one launch permission ({ userId } | { organizationArn } | { organizationalUnitArn } | { group: 'all' })`,
+    });
+});
+
+/**
+ * A share's record as its result gives it (so a ShareImageResult, with its other fields, is one):
+ * what unshareImage compares with the share run's own record.
+ */
+export const shareRecordSchema = withRules(
+  z.looseObject(
+    {
+      image: z.looseObject(
+        { region, accountId: accountId.optional(), imageId },
+        { error: 'is required: { region, accountId?, imageId }' },
+      ),
+      sharedImageId: imageId,
+      added: z.looseObject(
+        {
+          launchPermissions: z.array(launchPermissionSchema, { error: 'must be a list' }),
+          snapshotPermissions: z.array(
+            z.looseObject(
+              {
+                snapshotId: z
+                  .string({ error: 'must be a snapshot id (snap-…)' })
+                  .regex(SNAPSHOT_ID_RE, { error: 'must be a snapshot id (snap-…)' }),
+                userIds: z.array(accountId, { error: 'must be a list of 12-digit account ids' }),
+              },
+              { error: 'must be { snapshotId, userIds }' },
+            ),
+            { error: 'must be a list' },
+          ),
+          grants: z.array(
+            z.looseObject(
+              {
+                keyArn: z
+                  .string({ error: (iss) => `${show(iss.input)} is not a KMS key ARN` })
+                  .regex(KMS_ARN_RE, { error: (iss) => `${show(iss.input)} is not a KMS key ARN` }),
+                granteeAccountId: z.string({ error: 'is required' }).pipe(accountId),
+                grantId: present,
+                grantName: present,
+              },
+              { error: 'must be { keyArn, granteeAccountId, grantId, grantName }' },
+            ),
+            { error: 'must be a list' },
+          ),
+        },
+        { error: 'is required: what the share added' },
+      ),
+      reencryptedCopy: z
+        .looseObject({ imageId, imageName: present, workflowId: present, runId: present })
+        .optional(),
+    },
+    { error: 'must be the record to compare with the share run (or left out)' },
+  ),
+  (record, report) => {
+    const image = record.image as Record<string, unknown> | undefined;
+    const added = record.added as Record<string, unknown> | undefined;
+    listOf(added?.grants).forEach((g, i) => {
+      const keyArn = typeof g === 'object' && g !== null ? (g as Record<string, unknown>).keyArn : undefined;
+      for (const problem of kmsKeyRegionProblems(keyArn, image?.region))
+        report(['added', 'grants', i, 'keyArn'], problem);
+    });
+  },
+);
+
+export const unshareImageInputSchema = withRules(
+  strictObject({
+    /**
+     * The share run to withdraw (its workflow id; its latest run unless `shareRunId`). The run's own
+     * result in Temporal names what it added: that, and nothing else, is withdrawn.
+     */
+    shareWorkflowId: runRef.optional(),
+    shareRunId: runRef.optional(),
+    /**
+     * Optional with `shareWorkflowId`: a record the caller holds, only compared with the run's own
+     * (any difference refuses the unshare). Runs started before `shareWorkflowId` existed carry only this.
+     */
+    share: shareRecordSchema.optional(),
+    /** Also deregister the re-encrypted copy the share made, and delete its snapshots. Default false. */
+    deleteReencryptedCopy: flag.optional(),
+  }),
+  (input, report) => {
+    if (input.shareRunId !== undefined && input.shareWorkflowId === undefined)
+      report(['shareRunId'], 'needs shareWorkflowId');
+    if (input.share === undefined && input.shareWorkflowId === undefined)
+      report(
+        ['share'],
+        "is required: the share run's workflow id (shareWorkflowId), whose own result names what it added",
+      );
+    const share = input.share as Record<string, unknown> | undefined;
+    if (input.deleteReencryptedCopy === true && share !== undefined && share.reencryptedCopy === undefined)
+      report(['deleteReencryptedCopy'], 'this share made no re-encrypted copy');
+  },
+);
+export type UnshareImageInput = Omit<z.infer<typeof unshareImageInputSchema>, 'share'> & {
   share?: ShareRecord;
-  /** Also deregister the re-encrypted copy the share made, and delete its snapshots. Default false. */
-  deleteReencryptedCopy?: boolean;
-}
+};
 
 export interface UnshareImageResult {
   image: ImageRef;

@@ -66,11 +66,9 @@ export function readAllowList(file: string): AllowListEntry[] {
   if (issues.length)
     throw new InvalidInputError(
       issues.map((i) => {
-        const [, index, ...rest] = i.field.split('.');
-        const where =
-          index !== undefined
-            ? `: entry ${Number(index) + 1}${rest.length ? `: ${rest.join('.')}` : ''}`
-            : '';
+        // `allowList[1].imageId` → `entry 2: imageId`
+        const [, index, rest] = /^allowList\[(\d+)\]\.?(.*)$/.exec(i.field) ?? [];
+        const where = index !== undefined ? `: entry ${Number(index) + 1}${rest ? `: ${rest}` : ''}` : '';
         return { ...i, field: `${field}${where}` };
       }),
     );

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { formatBackupResult, formatGoldenResult, isBackupResult } from '../golden';
 import type { OverlapPolicy, Plan, PlanEntry } from '../plan-file';
+import { readScheduleBounds } from '../bounds';
 import { OVERLAP_POLICIES, entryKey, loadPlanFile } from '../plan-file';
 import type { ApplyReport, ScheduleDetails } from '../schedules';
 import { scheduleIdOf } from '../schedules';
@@ -77,7 +78,8 @@ function registerPlan(program: Command, ctx: CliContext): void {
     .description('check a plan file (never connects)')
     .argument('<plan-file>', 'plan file (YAML or JSON)')
     .action(async (file: string, _opts: unknown, cmd: Command) => {
-      const p = await loadPlanFile(file);
+      // The operator's shortest intervals too: a plan apply would refuse is refused here already.
+      const p = await loadPlanFile(file, readScheduleBounds());
       emit(
         outputOf(cmd),
         { plan: p.name, schedules: p.entries.map((e) => scheduleIdOf(p.name, e)) },

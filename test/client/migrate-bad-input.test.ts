@@ -56,7 +56,7 @@ const BAD: [string, Record<string, unknown>, string][] = [
   [
     'malformed security group id',
     { overrides: { securityGroupIds: ['sg-0123456789abcdef0', 'web'] } },
-    'overrides.securityGroupIds.1',
+    'overrides.securityGroupIds[1]',
   ],
   [
     'duplicate security group',

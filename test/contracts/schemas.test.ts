@@ -62,7 +62,7 @@ void describe('contracts as zod schemas', () => {
       (err: unknown) =>
         err instanceof InvalidInputError &&
         err.message ===
-          "invalid input: name: 'a/b' is not a valid name: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit; regions.1: 'eu-west-1' is listed twice",
+          "invalid input: name: 'a/b' is not a valid name: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit; regions[1]: 'eu-west-1' is listed twice",
     );
   });
 

@@ -415,13 +415,13 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
     assert.equal(cause.type, FailureType.InvalidInput);
     for (const field of [
       'name',
-      'accounts.0',
-      'accounts.2',
-      'regions.1',
+      'accounts[0]',
+      'accounts[2]',
+      'regions[1]',
       'concurrency',
-      'allowList.0.reason',
-      'allowList.0.imageId',
-      'allowList.0.region',
+      'allowList[0].reason',
+      'allowList[0].imageId',
+      'allowList[0].region',
     ])
       assert.ok(cause.message.includes(`${field}:`), `${field} in ${cause.message}`);
     assert.equal(f.totalCalls(), 0);

@@ -15,8 +15,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import type { ActivityDeps, Activities } from '../../activities';
-import { createActivities } from '../../activities';
+import type { Activities } from '../../activities';
 import type { InstanceState } from '../../workflows/contracts';
 import type {
   FailureType,
@@ -27,6 +26,7 @@ import type {
 import { DEFAULT_TIMEOUTS, progressQuery } from '../../workflows/contracts';
 import type { imageFromInstance } from '../../workflows';
 import { uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { unplannedActivities } from '../../devkit/fake-share-copy';
 
 export type ActivityName = keyof Activities;
 export type ActivityInput<K extends ActivityName> = Parameters<Activities[K]>[0];
@@ -73,23 +73,7 @@ export class ActivityLog {
   }
 }
 
-/**
- * Every activity the worker registers, each failing at once (non-retryable) with its name: the
- * base of every stub set, so that an activity a test did not plan for fails loudly, and adding an
- * activity to createActivities does not break the stubs of other workflows. The names come from the
- * real factory (it only builds closures; nothing runs).
- */
-export function unplannedActivities(): Activities {
-  const names = Object.keys(createActivities({} as ActivityDeps));
-  return Object.fromEntries(
-    names.map((name) => [
-      name,
-      () => {
-        throw ApplicationFailure.nonRetryable(`activity ${name} was not planned for in this test`);
-      },
-    ]),
-  ) as unknown as Activities;
-}
+export { unplannedActivities };
 
 /** Wraps each activity so that its calls land in `log` before the activity body runs. */
 export function recorded(log: ActivityLog, impl: Activities): Activities {
