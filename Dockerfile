@@ -15,6 +15,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker
 COPY client ./client
+COPY shared ./shared
 COPY scripts/bundle-workflows.ts ./scripts/
 RUN npm run build
 

@@ -113,7 +113,11 @@ export const copyImageInputSchema = withRules(
     /** For cross-account destinations of an aws/ebs-encrypted source: re-encrypt under this key to share it. */
     reencryptWith: kmsKeyRef(
       'a copy under it could not be shared with other accounts; use a customer managed key',
-    ).optional(),
+    )
+      .optional()
+      .describe(
+        'customer managed KMS key to re-encrypt under, for cross-account copies of an aws/ebs-encrypted image',
+      ),
     timeouts: copyTimeoutsSchema.optional(),
   }),
   (input, report) => {

@@ -340,10 +340,12 @@ export const allowListSchema = z
 
 /** Where the catalogue comes from (shared by the catalogue, the scan and the enforcement). */
 const selection = {
-  regions: regionList,
-  pipelines: pipelineList.optional(),
-  allowList: allowListSchema.optional(),
-  concurrency: whole(1, MAX_GUARDRAIL_CONCURRENCY).optional(),
+  regions: regionList.describe('regions to read'),
+  pipelines: pipelineList.optional().describe('golden pipelines whose approved images count'),
+  allowList: allowListSchema
+    .optional()
+    .describe('JSON or YAML list of images or owners allowed besides the catalogue'),
+  concurrency: whole(1, MAX_GUARDRAIL_CONCURRENCY).optional().describe('targets read at once'),
 };
 
 /** At most MAX_TARGETS accounts × regions per run. */
@@ -369,17 +371,17 @@ export type CatalogueInput = z.infer<typeof catalogueInputSchema>;
 
 export const complianceScanInputSchema = strictObject({
   /** The scan's name: its workflow id, and how the last report is found. */
-  name: guardrailName,
+  name: guardrailName.describe('name of the scan or enforcement'),
   /** Accounts scanned: 12 digits or `self`. Default `['self']`. */
-  accounts: accountList.optional(),
+  accounts: accountList.optional().describe('account: 12 digits, or self (the worker’s own)'),
   regions: selection.regions,
   /** Accounts whose approval tags define the catalogue. Default `['self']`. */
-  catalogueAccounts: accountList.optional(),
+  catalogueAccounts: accountList.optional().describe('account whose approved images count'),
   pipelines: selection.pipelines,
   allowList: selection.allowList,
   concurrency: selection.concurrency,
   /** Findings listed per account and region (counts are always complete). */
-  maxFindingsPerTarget: whole(0, 10_000).optional(),
+  maxFindingsPerTarget: whole(0, 10_000).optional().describe('findings kept per target'),
 }).superRefine(targetsBound, always);
 export type ComplianceScanInput = z.infer<typeof complianceScanInputSchema>;
 

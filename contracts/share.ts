@@ -134,7 +134,9 @@ export const MAX_SHARE_SECONDS = 366 * 24 * 3600;
 
 /** A copy's longest wait for `available`. */
 export const copyTimeoutsSchema = strictObject({
-  copyAvailableSeconds: seconds(60, 7 * 24 * 3600).optional(),
+  copyAvailableSeconds: seconds(60, 7 * 24 * 3600)
+    .optional()
+    .describe('longest wait for a copy to become available'),
 });
 
 export const shareImageInputSchema = withRules(

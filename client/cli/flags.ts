@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
 import type { InputIssue } from '../../workflows/validation';
 import { InvalidInputError } from '../../workflows/validation';
 
@@ -83,6 +84,67 @@ export function parseIsoTime(raw: string): string {
   return raw;
 }
 
+/** A field's schema and what wraps it: its description (on the field or a wrapper), default, list-ness. */
+function fieldSchema(
+  schema: z.ZodType,
+  field: string,
+): { inner: z.ZodType; description?: string; defaultValue?: unknown; list: boolean } {
+  let at: z.ZodType | undefined = schema;
+  let description: string | undefined;
+  let defaultValue: unknown;
+  let list = false;
+  const unwrap = () => {
+    for (;;) {
+      description ??= at?.description;
+      if (at instanceof z.ZodOptional || at instanceof z.ZodNullable) at = at.unwrap() as z.ZodType;
+      else if (at instanceof z.ZodDefault) {
+        defaultValue = at.def.defaultValue;
+        at = at.def.innerType as z.ZodType;
+      } else return;
+    }
+  };
+  for (const key of field.split('.')) {
+    description = undefined;
+    unwrap();
+    at = at instanceof z.ZodObject ? (at.shape as Record<string, z.ZodType>)[key] : undefined;
+    if (!at) throw new Error(`no field ${field} in the schema`);
+  }
+  unwrap();
+  if (at instanceof z.ZodArray) {
+    list = true;
+    at = at.element as z.ZodType;
+    unwrap();
+  }
+  return { inner: at, ...(description ? { description } : {}), defaultValue, list };
+}
+
+/**
+ * A flag for a field of an input schema: its help is the field's description, its choices the
+ * enum's values, a list field repeats, a number is read as a duration (`<duration>` flags) or a
+ * whole number. Help, completion and validation then read one declaration. `more` adds or overrides.
+ */
+export function schemaFlag(
+  flags: string,
+  schema: z.ZodType,
+  field: string,
+  more: Partial<FlagSpec> = {},
+): FlagSpec {
+  const { inner, description, defaultValue, list } = fieldSchema(schema, field);
+  const number = inner instanceof z.ZodNumber;
+  return {
+    flags,
+    help: description ?? field,
+    field,
+    ...(list ? { repeat: true } : {}),
+    ...(inner instanceof z.ZodEnum ? { choices: inner.options as readonly string[] } : {}),
+    ...(typeof defaultValue === 'string' || typeof defaultValue === 'boolean'
+      ? { default: defaultValue }
+      : {}),
+    ...(number ? { parse: flags.includes('<duration>') ? parseDuration : parseWhole } : {}),
+    ...more,
+  };
+}
+
 /** The commander attribute name of a flag (`--instance-timeout` → `instanceTimeout`, `--no-wait` → `wait`). */
 export function attributeOf(spec: FlagSpec): string {
   return new Option(spec.flags).attributeName();
@@ -91,7 +153,8 @@ export function attributeOf(spec: FlagSpec): string {
 /** Adds the declared flags to `cmd`. */
 export function addFlags(cmd: Command, specs: readonly FlagSpec[]): Command {
   for (const spec of specs) {
-    const option = new Option(spec.flags, spec.help);
+    const help = spec.repeat && !spec.help.includes('repeatable') ? `${spec.help} (repeatable)` : spec.help;
+    const option = new Option(spec.flags, help);
     if (spec.choices) option.choices(spec.choices);
     // After choices(): the validator, not commander, refuses a wrong choice, naming the flag and
     // saying what the choice means; the choices stay on the option for help and completion.

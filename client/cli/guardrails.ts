@@ -15,7 +15,7 @@ import type {
   ComplianceScanInput,
   EnforceAllowedAmisInput,
 } from '../../contracts';
-import { ALLOWED_AMIS_MODES } from '../../contracts';
+import { ALLOWED_AMIS_MODES, complianceScanInputSchema } from '../../contracts';
 import {
   allowListIssues,
   catalogueInputIssues,
@@ -30,7 +30,7 @@ import { formatCatalogue, formatComplianceReport, formatEnforcement } from '../r
 import type { CliContext } from './context';
 import { emit, emitCompleted, outputOf, withClient } from './context';
 import type { FlagSpec } from './flags';
-import { addFlags, durationText, inputFrom, parseDuration, parseWhole, refuse } from './flags';
+import { addFlags, durationText, inputFrom, parseDuration, refuse, schemaFlag } from './flags';
 
 /** Exit code of `--strict` scans and reports that are not compliant. */
 export const NOT_COMPLIANT_EXIT = 3;
@@ -75,49 +75,17 @@ export function readAllowList(file: string): AllowListEntry[] {
   return list as AllowListEntry[];
 }
 
-const NAME: FlagSpec = { flags: '--name <name>', help: 'name of the scan or enforcement', field: 'name' };
-const REGIONS: FlagSpec = {
-  flags: '--region <region>',
-  help: 'region (repeatable)',
-  field: 'regions',
-  repeat: true,
-};
-const ACCOUNTS: FlagSpec = {
-  flags: '--account <12 digits|self>',
-  help: 'account (repeatable; self: the worker’s own)',
-  field: 'accounts',
-  repeat: true,
-};
-const CATALOGUE_ACCOUNTS: FlagSpec = {
-  flags: '--catalogue-account <12 digits|self>',
-  help: 'account whose approved images count (repeatable)',
-  field: 'catalogueAccounts',
-  repeat: true,
-};
-const PIPELINES: FlagSpec = {
-  flags: '--pipeline <name>',
-  help: 'golden pipeline (repeatable)',
-  field: 'pipelines',
-  repeat: true,
-};
-const ALLOW_LIST: FlagSpec = {
-  flags: '--allow-list <file>',
-  help: 'JSON or YAML list of images or owners allowed besides the catalogue',
-  field: 'allowList',
-  parse: readAllowList,
-};
-const CONCURRENCY: FlagSpec = {
-  flags: '--concurrency <n>',
-  help: 'targets read at once',
-  field: 'concurrency',
-  parse: parseWhole,
-};
-const MAX_FINDINGS: FlagSpec = {
-  flags: '--max-findings <n>',
-  help: 'findings kept per target',
-  field: 'maxFindingsPerTarget',
-  parse: parseWhole,
-};
+// Help, repetition and parsing come from the scan's input schema (contracts/guardrails.ts).
+const scan = (flags: string, field: string, more?: Partial<FlagSpec>) =>
+  schemaFlag(flags, complianceScanInputSchema, field, more);
+const NAME = scan('--name <name>', 'name');
+const REGIONS = scan('--region <region>', 'regions');
+const ACCOUNTS = scan('--account <12 digits|self>', 'accounts');
+const CATALOGUE_ACCOUNTS = scan('--catalogue-account <12 digits|self>', 'catalogueAccounts');
+const PIPELINES = scan('--pipeline <name>', 'pipelines');
+const ALLOW_LIST = scan('--allow-list <file>', 'allowList', { parse: readAllowList });
+const CONCURRENCY = scan('--concurrency <n>', 'concurrency');
+const MAX_FINDINGS = scan('--max-findings <n>', 'maxFindingsPerTarget');
 
 const CATALOGUE_LIST: readonly FlagSpec[] = [REGIONS, ACCOUNTS, PIPELINES, ALLOW_LIST, CONCURRENCY];
 const SCAN: readonly FlagSpec[] = [

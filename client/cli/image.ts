@@ -24,6 +24,7 @@ import {
   unshareImageIssues,
 } from '../../workflows/share-validation';
 import { InvalidInputError, imageFromInstanceIssues } from '../../workflows/validation';
+import { copyImageInputSchema, imageFromInstanceInputSchema, shareImageInputSchema } from '../../contracts';
 import type { AmiflowClient } from '../index';
 import type { CliContext } from './context';
 import { emit, emitCompleted, followRun, outputOf, withClient } from './context';
@@ -40,129 +41,73 @@ import {
   inputFrom,
   parseDuration,
   parseIsoTime,
-  parseWhole,
   refuse,
+  schemaFlag,
 } from './flags';
 import { formatCopyResult, formatImageResult, formatShareResult, formatUnshareResult } from './image-format';
 
-export const MODES = ['stop', 'reboot', 'no-reboot'] as const;
+const create = (flags: string, field: string, more?: Partial<FlagSpec>) =>
+  schemaFlag(flags, imageFromInstanceInputSchema, field, more);
 
 const CREATE_FLAGS: readonly FlagSpec[] = [
   { ...REGION, help: 'AWS region of the instance' },
-  { flags: '--instance <i-…>', help: 'the instance to image', field: 'instanceId' },
-  { flags: '--name <image name>', help: 'name of the new image', field: 'imageName' },
-  {
-    flags: '--mode <mode>',
+  create('--instance <i-…>', 'instanceId', { help: 'the instance to image' }),
+  create('--name <image name>', 'imageName', { help: 'name of the new image' }),
+  create('--mode <mode>', 'mode', {
     help: 'stop: stop, image, start again (consistent); reboot: EC2 reboots it; no-reboot: no downtime, crash-consistent',
-    field: 'mode',
-    choices: MODES,
     default: 'reboot',
-  },
+  }),
   ACCOUNT,
-  { flags: '--description <text>', help: 'image description', field: 'description' },
+  create('--description <text>', 'description', { help: 'image description' }),
   TAG,
-  {
-    flags: '--instance-timeout <duration>',
+  create('--instance-timeout <duration>', 'timeouts.instanceStateSeconds', {
     help: 'longest wait for the instance to stop or start',
-    field: 'timeouts.instanceStateSeconds',
-    parse: parseDuration,
-  },
-  {
-    flags: '--available-timeout <duration>',
+  }),
+  create('--available-timeout <duration>', 'timeouts.imageAvailableSeconds', {
     help: 'longest wait for the image to become available',
-    field: 'timeouts.imageAvailableSeconds',
-    parse: parseDuration,
-  },
+  }),
   ...FOLLOW_FLAGS,
 ];
 
-const COPY_TIMEOUT: FlagSpec = {
-  flags: '--copy-timeout <duration>',
-  help: 'longest wait for a copy to become available',
-  field: 'timeouts.copyAvailableSeconds',
-  parse: parseDuration,
-};
-const REENCRYPT: FlagSpec = {
-  flags: '--reencrypt-with <CMK>',
-  help: 'customer managed KMS key (id, alias or ARN) to re-encrypt with',
-  field: 'reencryptWith',
-};
+const share = (flags: string, field: string, more?: Partial<FlagSpec>) =>
+  schemaFlag(flags, shareImageInputSchema, field, more);
+const copy = (flags: string, field: string, more?: Partial<FlagSpec>) =>
+  schemaFlag(flags, copyImageInputSchema, field, more);
 
+// Help, choices, repetition and parsing come from the input schemas (contracts/share.ts, copy.ts).
 const SHARE_FLAGS: readonly FlagSpec[] = [
   REGION,
-  { flags: '--image <ami-…>', help: 'the image to share', field: 'imageId' },
+  share('--image <ami-…>', 'imageId'),
   ACCOUNT,
-  {
-    flags: '--target-account <12 digits>',
-    help: 'account to share with (repeatable)',
-    field: 'targets.accountIds',
-    repeat: true,
-  },
-  {
-    flags: '--target-org <ARN>',
-    help: 'organization to share with (repeatable)',
-    field: 'targets.organizationArns',
-    repeat: true,
-  },
-  {
-    flags: '--target-ou <ARN>',
-    help: 'organizational unit to share with (repeatable)',
-    field: 'targets.organizationalUnitArns',
-    repeat: true,
-  },
-  { flags: '--public', help: 'share with everyone (needs --allow-public)', field: 'targets.public' },
-  { flags: '--allow-public', help: 'confirms --public', field: 'allowPublic' },
-  {
-    flags: '--allow-copy',
-    help: 'also let the targets copy it (snapshot create-volume permission)',
-    field: 'allowCopy',
-  },
-  {
-    flags: '--kms-access <how>',
-    help: 'how targets get the CMK',
-    field: 'kmsAccess',
-    choices: ['grant', 'key-policy'],
-  },
-  REENCRYPT,
-  { flags: '--reencrypted-name <name>', help: 'name of the re-encrypted copy', field: 'reencryptedName' },
+  share('--target-account <12 digits>', 'targets.accountIds'),
+  share('--target-org <ARN>', 'targets.organizationArns'),
+  share('--target-ou <ARN>', 'targets.organizationalUnitArns'),
+  share('--public', 'targets.public', { help: 'share with everyone (needs --allow-public)' }),
+  share('--allow-public', 'allowPublic'),
+  share('--allow-copy', 'allowCopy'),
+  share('--kms-access <how>', 'kmsAccess'),
+  share('--reencrypt-with <CMK>', 'reencryptWith'),
+  share('--reencrypted-name <name>', 'reencryptedName'),
   TAG,
-  {
-    flags: '--duration <duration>',
-    help: 'withdraw the share after this long',
-    field: 'durationSeconds',
-    parse: parseDuration,
-  },
-  COPY_TIMEOUT,
+  share('--duration <duration>', 'durationSeconds'),
+  share('--copy-timeout <duration>', 'timeouts.copyAvailableSeconds'),
   ...FOLLOW_FLAGS,
 ];
 const SHARE_EXTRA = { targets: '--target-account/--target-org/--target-ou' };
 
 const COPY_FLAGS: readonly FlagSpec[] = [
   REGION,
-  { flags: '--image <ami-…>', help: 'the image to copy', field: 'imageId' },
+  copy('--image <ami-…>', 'imageId'),
   ACCOUNT,
-  {
-    flags: '--to <destination>',
+  copy('--to <destination>', 'destinations', {
     help: 'region, or region=<r>[,account=<12 digits>][,kms=<key>][,name=<n>][,description=<t>] (repeatable)',
-    field: 'destinations',
-    repeat: true,
     subfields: { accountId: 'account', kmsKeyId: 'kms' },
-  },
-  {
-    flags: '--policy <policy>',
-    help: 'on a failed destination: roll back all, or keep the rest',
-    field: 'partialFailure',
-    choices: ['rollback', 'keep'],
-  },
-  {
-    flags: '--per-region <n>',
-    help: 'copies at once per destination region',
-    field: 'concurrencyPerRegion',
-    parse: parseWhole,
-  },
-  REENCRYPT,
+  }),
+  copy('--policy <policy>', 'partialFailure'),
+  copy('--per-region <n>', 'concurrencyPerRegion'),
+  copy('--reencrypt-with <CMK>', 'reencryptWith'),
   TAG,
-  COPY_TIMEOUT,
+  copy('--copy-timeout <duration>', 'timeouts.copyAvailableSeconds'),
   ...FOLLOW_FLAGS,
 ];
 

@@ -66,16 +66,7 @@ describe('plan files are parsed as untrusted input', () => {
   });
 
   it('GIVEN a YAML alias WHEN parsed THEN it is resolved like the value it names', () => {
-    const text = `apiVersion: amiflow/v1
-plan: team-web
-defaults:
-  timeZone: UTC
-backups:
-  - name: nightly
-    region: eu-west-1
-    instanceIds: &ids [i-0a0a0a0a0a0a0a0a0]
-    schedule: { every: 1d }
-  - name: weekly
+    const text = `${plan('    instanceIds: &ids [i-0a0a0a0a0a0a0a0a0]\n')}  - name: weekly
     region: eu-west-1
     instanceIds: *ids
     schedule: { every: 1w }
