@@ -6,6 +6,7 @@ import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow
 import {
   ActivityCancellationType,
   ApplicationFailure,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -32,7 +33,7 @@ import {
   progressQuery,
 } from '../contracts';
 import { Compensations } from './compensation';
-import { compensationCall, fastAwsCall, instanceWait, longImageWait } from './presets';
+import { compensationCall, fastAwsCall, instanceWait, longImageWait, settledAwsActivity } from './presets';
 import { Progress } from './progress';
 import { parseImageFromInstanceInput } from './validation';
 import { parsedOrFail } from './input';
@@ -164,20 +165,28 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
       [TAG.sourceInstance]: input.instanceId,
       [TAG.consistency]: consistency,
     };
+    const createSummary = `create image '${input.imageName}' (${input.mode})`;
+    const createArgs: Parameters<Activities['createImage']> = [
+      {
+        ...owner,
+        instanceId: input.instanceId,
+        ...(input.description ? { description: input.description } : {}),
+        // Stopped already, or the caller chose no-reboot; only `reboot` lets EC2 reboot it.
+        noReboot: input.mode !== 'reboot' || initialState === 'stopped',
+        tags,
+      },
+    ];
     const created = await progress.run('create image', () =>
-      la.createImage.executeWithOptions(
-        local(`create image '${input.imageName}' (${input.mode})`, { ...fastAwsCall, ...settleBeforeUndo }),
-        [
-          {
-            ...owner,
-            instanceId: input.instanceId,
-            ...(input.description ? { description: input.description } : {}),
-            // Stopped already, or the caller chose no-reboot; only `reboot` lets EC2 reboot it.
-            noReboot: input.mode !== 'reboot' || initialState === 'stopped',
-            tags,
-          },
-        ],
-      ),
+      // Since 'create-image-as-activity' a normal activity: the server records the step before
+      // CreateImage is sent. A local activity's result is recorded only when its workflow task
+      // completes; a worker SIGKILLed (or a server down) before that lost the record of an image
+      // EC2 had made, and a cancel arriving before the re-run reached this step left it behind.
+      patched('create-image-as-activity')
+        ? act.createImage.executeWithOptions(remote(createSummary, settledAwsActivity), createArgs)
+        : la.createImage.executeWithOptions(
+            local(createSummary, { ...fastAwsCall, ...settleBeforeUndo }),
+            createArgs,
+          ),
     );
     made.imageId = created.imageId;
     progress.resource('imageId', created.imageId);

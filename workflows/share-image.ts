@@ -47,7 +47,7 @@ import {
 } from '../contracts';
 import { Compensations } from './compensation';
 import { keyAccessNeeded } from './key-access';
-import { compensationCall, copyWait, fastAwsCall, settledAwsCall } from './presets';
+import { compensationCall, copyWait, fastAwsCall, settledAwsActivity, settledAwsCall } from './presets';
 import { Progress } from './progress';
 import { parseShareImageInput, parseUnshareImageInput, shareExpiryIssues } from './share-validation';
 import { invalidInput, parsedOrFail } from './input';
@@ -481,11 +481,15 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
           'add snapshot permissions',
         ),
       );
+      const summary = `let ${accounts.join(', ')} copy ${plan.snapshotToAdd.length} snapshot(s)`;
+      const args: Parameters<Activities['addSnapshotPermissions']> = [
+        { target, permissions: plan.snapshotToAdd },
+      ];
       await progress.run('add snapshot permissions', () =>
-        la.addSnapshotPermissions.executeWithOptions(
-          local(`let ${accounts.join(', ')} copy ${plan.snapshotToAdd.length} snapshot(s)`),
-          [{ target, permissions: plan.snapshotToAdd }],
-        ),
+        // See 'share-permissions-as-activities' below.
+        patched('share-permissions-as-activities')
+          ? act.addSnapshotPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
+          : la.addSnapshotPermissions.executeWithOptions(local(summary), args),
       );
     } else {
       progress.skip(
@@ -506,11 +510,19 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
           'add launch permissions',
         ),
       );
+      const summary = `share ${sharedImageId} with ${plan.launchToAdd.map(describeEntry).join(', ')}`;
+      const args: Parameters<Activities['addLaunchPermissions']> = [
+        { target, imageId: sharedImageId, permissions: plan.launchToAdd },
+      ];
       await progress.run('add launch permissions', () =>
-        la.addLaunchPermissions.executeWithOptions(
-          local(`share ${sharedImageId} with ${plan.launchToAdd.map(describeEntry).join(', ')}`),
-          [{ target, imageId: sharedImageId, permissions: plan.launchToAdd }],
-        ),
+        // Since 'share-permissions-as-activities' normal activities: the server records the step
+        // before the permission is added. A local activity's result is recorded only when its
+        // workflow task completes; a worker SIGKILLed (or a server down) before that lost the record
+        // of a permission EC2 had added, the re-run then took it for one that was there before, and
+        // neither the result nor a cancellation's undo withdrew it.
+        patched('share-permissions-as-activities')
+          ? act.addLaunchPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
+          : la.addLaunchPermissions.executeWithOptions(local(summary), args),
       );
     } else {
       progress.skip('add launch permissions', 'every target had it already');

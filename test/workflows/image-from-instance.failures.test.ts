@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ConsistencyMode } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
@@ -40,12 +40,8 @@ after(async () => {
   await env?.teardown();
 });
 
-const LOCAL: ReadonlySet<ActivityName> = new Set([
-  'describeInstance',
-  'checkImageName',
-  'createImage',
-  'tagSnapshots',
-]);
+// createImage is a normal activity since 'create-image-as-activity'.
+const LOCAL: ReadonlySet<ActivityName> = new Set(['describeInstance', 'checkImageName', 'tagSnapshots']);
 const STEP_OF: Partial<Record<ActivityName, string>> = {
   describeInstance: 'describe instance',
   checkImageName: 'check image name',
@@ -266,13 +262,17 @@ describe('imageFromInstance compensations', () => {
       );
 
       const failure = assertWorkflowFailure(failed(outcome), 'CompensationFailed');
-      assert.match(failure.message, /^injected AwsLimitExceeded in createImage; and undoing failed for: /);
+      assert.match(
+        failure.message,
+        /^Activity task failed: injected AwsLimitExceeded in createImage; and undoing failed for: /,
+      );
       assert.match(failure.message, new RegExp(`${DELETE} \\(.*injected AwsUnauthorized in deleteImage`));
       assert.doesNotMatch(failure.message, new RegExp(RESTART));
       assert.match(failure.message, /amiflow:workflow-id/);
-      // The original failure is kept as the cause (a local activity's: unwrapped, see stub-activities).
-      assert.ok(failure.cause instanceof ApplicationFailure);
-      assert.equal(failure.cause.type, 'AwsLimitExceeded');
+      // The original failure is kept as the cause (createImage's, a normal activity's since 'create-image-as-activity').
+      assert.ok(failure.cause instanceof ActivityFailure, `cause: ${String(failure.cause)}`);
+      assert.ok(failure.cause.cause instanceof ApplicationFailure);
+      assert.equal(failure.cause.cause.type, 'AwsLimitExceeded');
       assertCalls(log, [
         'describeInstance',
         'checkImageName',

@@ -295,7 +295,13 @@ const FAILURES: FailureCase[] = [
       'startInstance',
     ],
     undone: [RESTART],
-    chain: ['WorkflowFailedError', 'ChildWorkflowFailure', 'ApplicationFailure(AwsLimitExceeded)'],
+    // createImage is a normal activity in the child since 'create-image-as-activity'.
+    chain: [
+      'WorkflowFailedError',
+      'ChildWorkflowFailure',
+      'ActivityFailure(createImage)',
+      'ApplicationFailure(AwsLimitExceeded)',
+    ],
   },
   {
     fail: 'waitForImageAvailable',
