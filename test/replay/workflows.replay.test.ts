@@ -85,6 +85,15 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
       closed: 'FAILED',
       ran: ['removeLaunchPermissions', 'removeSnapshotPermissions', 'revokeKeyGrants'],
     },
+    'share-image-launch-permission-activity-failed': {
+      closed: 'FAILED',
+      ran: [
+        'addLaunchPermissions',
+        'removeLaunchPermissions',
+        'removeSnapshotPermissions',
+        'revokeKeyGrants',
+      ],
+    },
     'share-image-aws-managed-key-refused': { closed: 'FAILED' },
     'share-image-own-account-refused': { closed: 'FAILED' },
     'share-image-cancelled': {

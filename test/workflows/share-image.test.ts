@@ -305,7 +305,9 @@ void describe('shareImage failures and encryption', () => {
     const o = await withShareWorker(log, activities, async (tq) =>
       outcome(await start(env, 'shareImage', tq, shareInput())),
     );
-    await saveHistory(o, 'share-image-launch-permissions-failed');
+    // The first name holds the run from before 'share-permissions-as-activities' (local activities);
+    // keep it when re-recording, so runs open from then still replay.
+    await saveHistory(o, 'share-image-launch-permission-activity-failed');
 
     assertActivityFailure(failedWith(o), {
       activityType: 'addLaunchPermissions',
