@@ -4,6 +4,7 @@ import { catalogueActivities } from './catalogue';
 import { complianceActivities } from './compliance';
 import { copyingActivities } from './copying';
 import type { ActivityDeps } from './deps';
+import { freezeScriptActivities } from './freeze-scripts';
 import { goldenActivities } from './golden';
 import { imageActivities } from './images';
 import { instanceActivities } from './instances';
@@ -35,6 +36,7 @@ export function createActivities(deps: ActivityDeps) {
     ...retentionActivities(deps),
     ...ssmActivities(deps),
     ...runCommandActivities(deps),
+    ...freezeScriptActivities(deps),
   };
 }
 
