@@ -28,8 +28,15 @@ export const TAG = {
   scheduledTime: 'amiflow:scheduled-time',
   /** Backups: the backup plan that made the image (with `sourceInstance`): retention counts per plan and instance. */
   backupPlan: 'amiflow:backup-plan',
+  /**
+   * On instances, set by their operators: amiflow may run SSM commands there (app-consistent
+   * freeze/thaw). The worker's IAM policy allows ssm:SendCommand only on instances with this tag
+   * (= `RUN_COMMANDS_ALLOWED`) or with amiflow:managed-by=amiflow (instances amiflow launched).
+   */
+  runCommands: 'amiflow:run-commands',
 } as const;
 export const MANAGED_BY_VALUE = 'amiflow';
+export const RUN_COMMANDS_ALLOWED = 'allowed';
 /** The value of `TAG.approved` on an approved image. */
 export const APPROVED_VALUE = 'true';
 /** User tags may not use these prefixes: `aws:` is reserved by AWS, `amiflow:` by us. */
