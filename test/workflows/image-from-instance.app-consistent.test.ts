@@ -12,7 +12,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { CommandOutcome, CommandStatus } from '../../activities/run-command';
 import { FailureType, TAG } from '../../workflows/contracts';
+import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import type { Outcome } from './stub-activities';
 import {
   ActivityLog,
   IMAGE_ID,
@@ -91,6 +93,19 @@ function appActivities(pre: CommandOutcome = PRE_OK): Activities {
 
 const APP = { mode: 'app-consistent' as const };
 
+/**
+ * Runs the workflow to its end on a fresh worker and, with AMIFLOW_RECORD_HISTORIES=1, saves its
+ * history as `name` for the replay tier.
+ */
+async function runAndRecord(activities: Activities, input: unknown, name: string): Promise<Outcome> {
+  return withWorker(env, activities, async (taskQueue) => {
+    const handle = await startImageFromInstance(env, taskQueue, input);
+    const o = await outcomeOf(handle);
+    await saveHistory({ history: o.history, workflowId: handle.workflowId }, name);
+    return o;
+  });
+}
+
 describe('imageFromInstance app-consistent', () => {
   it(
     'GIVEN a running instance WHEN imaged app-consistent THEN quiesce, CreateImage (no reboot) and the thaw run in that order, and the result reports the freeze measured on the instance',
@@ -143,7 +158,11 @@ describe('imageFromInstance app-consistent', () => {
     RUN_TIMEOUT,
     async () => {
       const log = new ActivityLog();
-      const o = await runImageFromInstance(env, recorded(log, appActivities(PRE_FAILED)), imageInput(APP));
+      const o = await runAndRecord(
+        recorded(log, appActivities(PRE_FAILED)),
+        imageInput(APP),
+        'image-from-instance-app-consistent-pre-failed',
+      );
 
       const err = assertWorkflowFailure(failed(o), FailureType.QuiesceFailed);
       assert.match(
@@ -170,10 +189,10 @@ describe('imageFromInstance app-consistent', () => {
     RUN_TIMEOUT,
     async () => {
       const log = new ActivityLog();
-      const o = await runImageFromInstance(
-        env,
+      const o = await runAndRecord(
         recorded(log, appActivities(PRE_FAILED)),
         imageInput({ ...APP, appConsistent: { onPreFailure: 'crash-consistent', maxFreezeSeconds: 20 } }),
+        'image-from-instance-app-consistent-fell-back',
       );
 
       const result = succeeded(o);
@@ -253,6 +272,10 @@ describe('imageFromInstance app-consistent', () => {
         identity: 'second worker',
       });
       const o = await secondWorker.runUntil(withinBound(outcomeOf(handle), 'the resumed run'));
+      await saveHistory(
+        { history: o.history, workflowId: handle.workflowId },
+        'image-from-instance-app-consistent-resumed-thaw',
+      );
 
       const result = succeeded(o);
       assertCalls(collapseReadOnlyRepeats(first), [
@@ -298,6 +321,10 @@ describe('imageFromInstance app-consistent', () => {
         await handle.cancel();
         const out = await outcomeOf(handle);
         await freezing.cancelled;
+        await saveHistory(
+          { history: out.history, workflowId: handle.workflowId },
+          'image-from-instance-app-consistent-cancelled-frozen',
+        );
         return out;
       });
 
