@@ -50,7 +50,8 @@ function head(tag: string, what: string): string[] {
     '#!/bin/bash',
     `# amiflow app-consistent ${what} (run ${tag}); see docs/consistency-modes.md`,
     'set -u',
-    `STATE=/run/amiflow-freeze/${tag}`,
+    // /run on the instance; AMIFLOW_FREEZE_STATE only lets the tests run the scripts unprivileged.
+    `STATE="\${AMIFLOW_FREEZE_STATE:-/run/amiflow-freeze}/${tag}"`,
     `UNIT=amiflow-thaw-${tag}`,
     'ms() { date +%s%3N; }',
     'mkdir -p "$STATE" || { echo "cannot create $STATE" >&2; exit 70; }',

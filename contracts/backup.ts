@@ -2,7 +2,7 @@
  * backupInstances: scheduled, consistent backups of chosen instances, with retention.
  */
 import type { AwsTarget, Tags } from './common';
-import type { ImageFromInstanceTimeouts } from './image';
+import type { AppConsistentOptions, ImageFromInstanceTimeouts } from './image';
 import type { RetentionPolicy, RetentionReport } from './golden';
 
 export interface BackupSelector {
@@ -15,8 +15,13 @@ export interface BackupInput extends AwsTarget {
   plan: string;
   instanceIds?: string[];
   selector?: BackupSelector;
-  /** `reboot` (default: consistent, one reboot, no stop) or `stop`. */
-  mode?: 'reboot' | 'stop';
+  /**
+   * `reboot` (default: consistent, one reboot, no stop), `stop`, or `app-consistent` (no downtime:
+   * frozen over SSM for the CreateImage call; docs/consistency-modes.md).
+   */
+  mode?: 'reboot' | 'stop' | 'app-consistent';
+  /** Options of mode app-consistent, for every instance of the plan. */
+  appConsistent?: AppConsistentOptions;
   /** Imaging an instance must begin within this long after the scheduled time; later ones are skipped. */
   windowSeconds?: number;
   retention?: Pick<RetentionPolicy, 'keep' | 'maxAgeSeconds'>;
@@ -46,7 +51,7 @@ export interface BackupResult {
   region: string;
   accountId?: string;
   scheduledTime: string;
-  mode: 'reboot' | 'stop';
+  mode: 'reboot' | 'stop' | 'app-consistent';
   instances: BackupOutcome[];
   retention: RetentionReport;
   startedAt: string;

@@ -4,7 +4,7 @@
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineUpdate } from '@temporalio/workflow';
 import type { AwsTarget, Tags } from './common';
-import type { ImageFromInstanceTimeouts } from './image';
+import type { AppConsistentOptions, ImageFromInstanceTimeouts } from './image';
 import type { KmsAccessMode, ShareTargets } from './share';
 import type { CopyDestination } from './copy';
 
@@ -131,8 +131,13 @@ export interface GoldenImageInput extends AwsTarget {
   pipeline: string;
   /** The builder instance, kept patched by its owners: it is imaged, never changed otherwise. */
   builderInstanceId: string;
-  /** `stop` (default: consistent, the builder is down for the CreateImage call) or `reboot`. */
-  mode?: 'stop' | 'reboot';
+  /**
+   * `stop` (default: consistent, the builder is down for the CreateImage call), `reboot`, or
+   * `app-consistent` (no downtime: frozen over SSM for the CreateImage call).
+   */
+  mode?: 'stop' | 'reboot' | 'app-consistent';
+  /** Options of mode app-consistent. */
+  appConsistent?: AppConsistentOptions;
   versioning?: GoldenVersioning;
   /** Image name prefix; default the pipeline name. The name is `<prefix>-<version>`. */
   imageNamePrefix?: string;

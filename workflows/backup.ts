@@ -143,6 +143,9 @@ export async function backupInstances(rawInput: BackupInput): Promise<BackupResu
                 description: `amiflow backup (plan ${input.plan}) of ${instanceId}, scheduled ${scheduledTime}`,
                 ...(input.tags ? { tags: input.tags } : {}),
                 mode,
+                ...(mode === 'app-consistent' && input.appConsistent
+                  ? { appConsistent: input.appConsistent }
+                  : {}),
                 timeouts: {
                   instanceStateSeconds: timeouts.instanceStateSeconds,
                   imageAvailableSeconds: timeouts.imageAvailableSeconds,

@@ -5,7 +5,7 @@
  * validators, with their field names mapped to where they sit in these inputs.
  */
 import type { ApprovalDecision, BackupInput, GoldenImageInput } from '../contracts';
-import { MAX_TAGS_PER_RESOURCE } from '../contracts';
+import { MAX_TAGS_PER_RESOURCE, appConsistentOptionsSchema, issuesFor } from '../contracts';
 import { copyImageIssues, shareImageIssues } from './share-validation';
 import type { InputIssue } from './validation';
 import {
@@ -19,6 +19,17 @@ import {
   checkTags,
   show,
 } from './validation';
+
+/** `appConsistent`: the options of mode app-consistent (imageFromInstance's own schema), with that mode only. */
+function checkAppConsistent(issues: InputIssue[], mode: unknown, options: unknown): void {
+  if (options === undefined) return;
+  if (mode !== 'app-consistent')
+    issues.push({
+      field: 'appConsistent',
+      message: `applies to mode app-consistent only, not ${show(mode)}; drop it or set mode: app-consistent`,
+    });
+  else issues.push(...issuesFor(appConsistentOptionsSchema, options, 'appConsistent'));
+}
 
 /** Pipeline and backup-plan names: in image names, tags, workflow ids and schedule ids. */
 export const PLAN_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
@@ -311,6 +322,7 @@ const GOLDEN_FIELDS = [
   'pipeline',
   'builderInstanceId',
   'mode',
+  'appConsistent',
   'versioning',
   'imageNamePrefix',
   'description',
@@ -343,11 +355,17 @@ export function goldenImageIssues(input: unknown): InputIssue[] {
   checkAccountId(issues, 'accountId', input.accountId);
   checkName(issues, 'pipeline', input.pipeline, 'pipeline');
   checkInstanceId(issues, 'builderInstanceId', input.builderInstanceId);
-  if (input.mode !== undefined && input.mode !== 'stop' && input.mode !== 'reboot')
+  if (
+    input.mode !== undefined &&
+    input.mode !== 'stop' &&
+    input.mode !== 'reboot' &&
+    input.mode !== 'app-consistent'
+  )
     issues.push({
       field: 'mode',
-      message: `${show(input.mode)} is not a mode for a golden image: stop (consistent, default) or reboot; no-reboot images are crash-consistent only`,
+      message: `${show(input.mode)} is not a mode for a golden image: stop (consistent, default), reboot or app-consistent; no-reboot images are crash-consistent only`,
     });
+  checkAppConsistent(issues, input.mode, input.appConsistent);
   const v = input.versioning;
   if (v !== undefined) {
     if (!isObject(v) || (v.scheme !== 'date' && v.scheme !== 'semver'))
@@ -423,6 +441,7 @@ const BACKUP_FIELDS = [
   'instanceIds',
   'selector',
   'mode',
+  'appConsistent',
   'windowSeconds',
   'retention',
   'copyTo',
@@ -461,11 +480,17 @@ export function backupIssues(input: unknown): InputIssue[] {
       field: 'instanceIds',
       message: 'names no instance: give instanceIds or a selector (by tags)',
     });
-  if (input.mode !== undefined && input.mode !== 'reboot' && input.mode !== 'stop')
+  if (
+    input.mode !== undefined &&
+    input.mode !== 'reboot' &&
+    input.mode !== 'stop' &&
+    input.mode !== 'app-consistent'
+  )
     issues.push({
       field: 'mode',
-      message: `${show(input.mode)} is not a backup mode: reboot (default) or stop; no-reboot backups are crash-consistent only (what AWS Backup makes)`,
+      message: `${show(input.mode)} is not a backup mode: reboot (default), stop or app-consistent; no-reboot backups are crash-consistent only (what AWS Backup makes)`,
     });
+  checkAppConsistent(issues, input.mode, input.appConsistent);
   checkSeconds(issues, 'windowSeconds', input.windowSeconds, 60, 24 * 3600);
   checkRetention(issues, 'retention', input.retention, ['keep', 'maxAgeSeconds']);
   const c = input.copyTo;
