@@ -4,12 +4,14 @@ import { catalogueActivities } from './catalogue';
 import { complianceActivities } from './compliance';
 import { copyingActivities } from './copying';
 import type { ActivityDeps } from './deps';
+import { freezeScriptActivities } from './freeze-scripts';
 import { goldenActivities } from './golden';
 import { imageActivities } from './images';
 import { instanceActivities } from './instances';
 import { kmsActivities } from './kms';
 import { launchActivities } from './launch';
 import { retentionActivities } from './retention';
+import { runCommandActivities } from './run-command';
 import { shareRunActivities } from './share-runs';
 import { sharingActivities } from './sharing';
 import { ssmActivities } from './ssm';
@@ -33,6 +35,8 @@ export function createActivities(deps: ActivityDeps) {
     ...approverActivities(deps),
     ...retentionActivities(deps),
     ...ssmActivities(deps),
+    ...runCommandActivities(deps),
+    ...freezeScriptActivities(deps),
   };
 }
 

@@ -8,7 +8,7 @@
  */
 import type { Catalogue, IamPolicyDocument } from '../contracts';
 import type { PolicyStatement } from './policies';
-import { keyPolicies } from './policies';
+import { keyPolicies, runCommandStatements } from './policies';
 
 /** What the assumed role may do, per capability (docs/production.md, Permissions). */
 export const TARGET_ROLE_STATEMENTS: readonly PolicyStatement[] = [
@@ -115,6 +115,8 @@ export const TARGET_ROLE_STATEMENTS: readonly PolicyStatement[] = [
     Resource: '*',
     Condition: { StringLike: { 'kms:ViaService': 'ec2.*.amazonaws.com' } },
   },
+  // Mode app-consistent: freeze/thaw over SSM Run Command, on instances tagged for it (client/policies.ts).
+  ...runCommandStatements('${AWS::Partition}', '${AWS::AccountId}'),
   {
     Sid: 'PassInstanceProfileRoles',
     Effect: 'Allow',
@@ -174,13 +176,20 @@ type Json = Record<string, unknown>;
 const sub = (value: unknown): unknown =>
   typeof value === 'string' && value.includes('${') ? { 'Fn::Sub': value } : value;
 
-/** Resource strings with `${…}` placeholders become `Fn::Sub`s; everything else as is. */
+/** Resource and condition strings with `${…}` placeholders become `Fn::Sub`s; everything else as is. */
 function cfnStatement(s: PolicyStatement | IamPolicyDocument['Statement'][number]): Json {
   const out: Json = { ...s };
   for (const key of ['Resource', 'NotResource'] as const) {
     const v = out[key];
     if (v !== undefined) out[key] = Array.isArray(v) ? v.map(sub) : sub(v);
   }
+  if (s.Condition)
+    out.Condition = Object.fromEntries(
+      Object.entries(s.Condition).map(([op, keys]) => [
+        op,
+        Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, Array.isArray(v) ? v.map(sub) : sub(v)])),
+      ]),
+    );
   return out;
 }
 

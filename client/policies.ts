@@ -19,7 +19,13 @@
  * generated document; `guardrails policy` prints its findings with the notes).
  */
 import type { Catalogue, IamPolicyDocument } from '../contracts';
-import { APPROVED_VALUE, KMS_GRANT_OPERATIONS, MANAGED_BY_VALUE, TAG } from '../contracts';
+import {
+  APPROVED_VALUE,
+  KMS_GRANT_OPERATIONS,
+  MANAGED_BY_VALUE,
+  RUN_COMMANDS_ALLOWED,
+  TAG,
+} from '../contracts';
 import { targetIamPolicy } from '../workflows/key-access';
 import { partitionOfRegion } from '../workflows/share-validation';
 
@@ -371,6 +377,56 @@ export interface WorkerPolicyOptions {
 }
 
 /**
+ * SSM Run Command (app-consistent freeze/thaw, recipe steps): SendCommand only on instances tagged
+ * for it (amiflow:run-commands=allowed, set by their operators) or launched by amiflow, and only with
+ * the AWS-RunShellScript document (a document of your own needs its ARN added here); reading and
+ * cancelling commands, and the agents' status, cannot be scoped by resource.
+ */
+export function runCommandStatements(
+  partition: string,
+  /** The policy variable naming this account; IaC passes its own (`${AWS::AccountId}`). */
+  ownAccount = '${aws:PrincipalAccount}',
+): PolicyStatement[] {
+  const instances = `arn:${partition}:ec2:*:*:instance/*`;
+  return [
+    {
+      Sid: 'RunCommandsOnInstancesTaggedForIt',
+      Effect: 'Allow',
+      Action: 'ssm:SendCommand',
+      Resource: instances,
+      Condition: { StringEquals: { [`ssm:resourceTag/${TAG.runCommands}`]: RUN_COMMANDS_ALLOWED } },
+    },
+    {
+      Sid: 'RunCommandsOnInstancesAmiflowLaunched',
+      Effect: 'Allow',
+      Action: 'ssm:SendCommand',
+      Resource: instances,
+      Condition: { StringEquals: { [`ssm:resourceTag/${TAG.managedBy}`]: MANAGED_BY_VALUE } },
+    },
+    {
+      Sid: 'RunCommandsWithTheShellDocument',
+      Effect: 'Allow',
+      Action: 'ssm:SendCommand',
+      Resource: `arn:${partition}:ssm:*::document/AWS-RunShellScript`,
+    },
+    {
+      Sid: 'FollowCommands',
+      Effect: 'Allow',
+      Action: ['ssm:GetCommandInvocation', 'ssm:ListCommands', 'ssm:DescribeInstanceInformation'],
+      Resource: '*',
+    },
+    {
+      // A command is named by its id only: it cannot be scoped by tag, only to this account's own.
+      Sid: 'CancelOwnAccountCommands',
+      Effect: 'Allow',
+      Action: 'ssm:CancelCommand',
+      Resource: '*',
+      Condition: { StringEquals: { 'aws:ResourceAccount': ownAccount } },
+    },
+  ];
+}
+
+/**
  * The IAM policy of the worker's own role: reads; creating images, copies and test instances;
  * sharing; and destroying only resources tagged `amiflow:managed-by=amiflow` (what amiflow made).
  * KMS grants only for the operations a share gives (`kms:GrantOperations`).
@@ -428,6 +484,7 @@ export function workerPolicy(opts: WorkerPolicyOptions = {}): { policy: PolicyDo
       Action: ['kms:DescribeKey', 'kms:ListGrants', 'kms:RevokeGrant'],
       Resource: `arn:${p}:kms:*:*:key/*`,
     },
+    ...runCommandStatements(p),
     ...(opts.assumeRoleArns?.length
       ? [
           {
@@ -441,6 +498,8 @@ export function workerPolicy(opts: WorkerPolicyOptions = {}): { policy: PolicyDo
   ];
   const policy: PolicyDocument = { Version: '2012-10-17', Statement: statements };
   const notes = [
+    `SSM commands (mode app-consistent) run only on instances tagged ${TAG.runCommands}=${RUN_COMMANDS_ALLOWED} ` +
+      `or ${TAG.managedBy}=${MANAGED_BY_VALUE}, with AWS-RunShellScript; add the ARNs of your own SSM documents to use them`,
     `deregistering, deleting snapshots and terminating need ${TAG.managedBy}=${MANAGED_BY_VALUE} on the resource: ` +
       'amiflow tags everything it makes; migrate with --terminate-source needs TerminateInstances on the source instance as well',
     ...policyFindings(policy).map((f) => `CHECK: ${f}`),

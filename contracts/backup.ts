@@ -17,6 +17,7 @@ import {
 } from './fields';
 import type { RetentionReport } from './golden';
 import { imageAndCopyTimeoutsSchema, retentionPolicySchema } from './golden';
+import { appConsistentOptionsSchema, appConsistentRule } from './image';
 import { show, strictObject, withRules } from './issues';
 
 const backupSelectorSchema = strictObject(
@@ -34,7 +35,7 @@ const backupSelectorSchema = strictObject(
 );
 export type BackupSelector = z.infer<typeof backupSelectorSchema>;
 
-export const BACKUP_MODES = ['reboot', 'stop'] as const;
+export const BACKUP_MODES = ['reboot', 'stop', 'app-consistent'] as const;
 
 export const backupInputSchema = withRules(
   strictObject({
@@ -44,13 +45,18 @@ export const backupInputSchema = withRules(
     plan: planName('backup plan'),
     instanceIds: uniqueList(instanceId).optional(),
     selector: backupSelectorSchema.optional(),
-    /** `reboot` (default: consistent, one reboot, no stop) or `stop`. */
+    /**
+     * `reboot` (default: consistent, one reboot, no stop), `stop`, or `app-consistent` (no downtime:
+     * frozen over SSM for the CreateImage call; docs/consistency-modes.md).
+     */
     mode: z
       .enum(BACKUP_MODES, {
         error: (iss) =>
-          `${show(iss.input)} is not a backup mode: reboot (default) or stop; no-reboot backups are crash-consistent only (what AWS Backup makes)`,
+          `${show(iss.input)} is not a backup mode: reboot (default), stop or app-consistent; no-reboot backups are crash-consistent only (what AWS Backup makes)`,
       })
       .optional(),
+    /** Options of mode app-consistent, for every instance of the plan (refused with any other mode). */
+    appConsistent: appConsistentOptionsSchema.optional(),
     /** Imaging an instance must begin within this long after the scheduled time; later ones are skipped. */
     windowSeconds: seconds(60, 24 * 3600).optional(),
     retention: retentionPolicySchema.pick({ keep: true, maxAgeSeconds: true }).optional(),
@@ -69,6 +75,7 @@ export const backupInputSchema = withRules(
     const ids = input.instanceIds;
     if (!(Array.isArray(ids) && ids.length > 0) && input.selector === undefined)
       report(['instanceIds'], 'names no instance: give instanceIds or a selector (by tags)');
+    appConsistentRule(input, report);
     const c = input.copyTo;
     if (typeof c !== 'object' || c === null) return;
     const copyTo = c as Record<string, unknown>;
@@ -97,7 +104,7 @@ export interface BackupResult {
   region: string;
   accountId?: string;
   scheduledTime: string;
-  mode: 'reboot' | 'stop';
+  mode: (typeof BACKUP_MODES)[number];
   instances: BackupOutcome[];
   retention: RetentionReport;
   startedAt: string;

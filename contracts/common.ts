@@ -28,8 +28,15 @@ export const TAG = {
   scheduledTime: 'amiflow:scheduled-time',
   /** Backups: the backup plan that made the image (with `sourceInstance`): retention counts per plan and instance. */
   backupPlan: 'amiflow:backup-plan',
+  /**
+   * On instances, set by their operators: amiflow may run SSM commands there (app-consistent
+   * freeze/thaw). The worker's IAM policy allows ssm:SendCommand only on instances with this tag
+   * (= `RUN_COMMANDS_ALLOWED`) or with amiflow:managed-by=amiflow (instances amiflow launched).
+   */
+  runCommands: 'amiflow:run-commands',
 } as const;
 export const MANAGED_BY_VALUE = 'amiflow';
+export const RUN_COMMANDS_ALLOWED = 'allowed';
 /** The value of `TAG.approved` on an approved image. */
 export const APPROVED_VALUE = 'true';
 /** User tags may not use these prefixes: `aws:` is reserved by AWS, `amiflow:` by us. */
@@ -85,6 +92,8 @@ export const FailureType = {
   // trust boundary: a withdrawal that does not match what the named run made
   ShareRunRefused: 'ShareRunRefused',
   ApproverNotVerified: 'ApproverNotVerified',
+  // imageFromInstance mode app-consistent: the pre step (quiesce) failed and onPreFailure is `fail`
+  QuiesceFailed: 'QuiesceFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -119,12 +128,20 @@ export type Tags = Record<string, string>;
  * - `stop`: stop, image, start again. Consistent; downtime = stop + CreateImage call + start.
  * - `reboot`: EC2's default: EC2 reboots the instance during CreateImage. File-system consistent.
  * - `no-reboot`: no downtime, crash-consistent only: OS buffers are not flushed.
+ * - `app-consistent`: no downtime; a pre step over SSM (sync + fsfreeze, or the user's own) quiesces
+ *   the instance for the CreateImage call only, a post step thaws it (docs/consistency-modes.md).
  */
-export const CONSISTENCY_MODES = ['stop', 'reboot', 'no-reboot'] as const;
+export const CONSISTENCY_MODES = ['stop', 'reboot', 'no-reboot', 'app-consistent'] as const;
 export type ConsistencyMode = (typeof CONSISTENCY_MODES)[number];
-export type Consistency = 'consistent' | 'crash-consistent';
+/**
+ * What an image is: `application-consistent` when a pre step quiesced the instance (freeze, flush)
+ * for the whole CreateImage call; `crash-consistent` what a power cut would leave on disk.
+ */
+export type Consistency = 'consistent' | 'application-consistent' | 'crash-consistent';
 
+/** What a mode promises before the run (app-consistent may still fall back: see its result). */
 export function consistencyOf(mode: ConsistencyMode): Consistency {
+  if (mode === 'app-consistent') return 'application-consistent';
   return mode === 'no-reboot' ? 'crash-consistent' : 'consistent';
 }
 

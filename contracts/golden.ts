@@ -24,7 +24,7 @@ import {
   userTags,
   whole,
 } from './fields';
-import { imageFromInstanceTimeoutsSchema } from './image';
+import { appConsistentOptionsSchema, appConsistentRule, imageFromInstanceTimeoutsSchema } from './image';
 import type { InputIssue } from './issues';
 import { issuesFor, show, strictObject, withRules } from './issues';
 import { MAX_TAGS_PER_RESOURCE, kmsAccessMode, shareTargetRules, shareTargetsSchema } from './share';
@@ -252,13 +252,18 @@ export const goldenImageInputSchema = withRules(
     pipeline: planName('pipeline'),
     /** The builder instance, kept patched by its owners: it is imaged, never changed otherwise. */
     builderInstanceId: instanceId,
-    /** `stop` (default: consistent, the builder is down for the CreateImage call) or `reboot`. */
+    /**
+     * `stop` (default: consistent, the builder is down for the CreateImage call), `reboot`, or
+     * `app-consistent` (no downtime: frozen over SSM for the CreateImage call).
+     */
     mode: z
-      .enum(['stop', 'reboot'], {
+      .enum(['stop', 'reboot', 'app-consistent'], {
         error: (iss) =>
-          `${show(iss.input)} is not a mode for a golden image: stop (consistent, default) or reboot; no-reboot images are crash-consistent only`,
+          `${show(iss.input)} is not a mode for a golden image: stop (consistent, default), reboot or app-consistent; no-reboot images are crash-consistent only`,
       })
       .optional(),
+    /** Options of mode app-consistent (refused with any other mode). */
+    appConsistent: appConsistentOptionsSchema.optional(),
     versioning: goldenVersioningSchema.optional(),
     /** Image name prefix; default the pipeline name. The name is `<prefix>-<version>`. */
     imageNamePrefix: z.string({ error: 'must be a string' }).optional(),
@@ -299,6 +304,7 @@ function goldenRules(
   input: Record<string, unknown>,
   report: (path: readonly (string | number)[], message: string) => void,
 ): void {
+  appConsistentRule(input, report);
   const prefix = input.imageNamePrefix ?? input.pipeline;
   if (typeof prefix === 'string' && !imageName.safeParse(`${prefix}-${LONGEST_VERSION}`).success)
     report(

@@ -55,6 +55,8 @@ export function installRuntime(
                 histogramBucketOverrides: {
                   [METRIC.instanceDowntime]: [15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600],
                   [METRIC.imageWait]: [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800],
+                  // A freeze is seconds (the watchdog ends it at 30 s by default, 300 s at most).
+                  [METRIC.freezeDuration]: [0.5, 1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 300],
                 },
               },
             },

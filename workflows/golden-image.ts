@@ -340,6 +340,9 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
       ).slice(0, 255),
       ...(input.tags ? { tags: input.tags } : {}),
       mode: input.mode ?? 'stop',
+      ...(input.mode === 'app-consistent' && input.appConsistent
+        ? { appConsistent: input.appConsistent }
+        : {}),
       timeouts: {
         instanceStateSeconds: timeouts.instanceStateSeconds,
         imageAvailableSeconds: timeouts.imageAvailableSeconds,

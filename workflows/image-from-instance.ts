@@ -1,11 +1,12 @@
 /**
- * imageFromInstance: make an AMI from an EC2 instance in one of three consistency modes, wait until
+ * imageFromInstance: make an AMI from an EC2 instance in one of four consistency modes, wait until
  * it is available, and leave the instance in the state it started in, on every path.
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import {
   ActivityCancellationType,
   ApplicationFailure,
+  CancellationScope,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -32,6 +33,7 @@ import {
   consistencyOf,
   progressQuery,
 } from '../contracts';
+import { AppConsistentSteps, QUIESCE_STEP, resolveAppConsistent } from './app-consistent';
 import { Compensations } from './compensation';
 import { compensationCall, fastAwsCall, instanceWait, longImageWait, settledAwsActivity } from './presets';
 import { Progress } from './progress';
@@ -55,8 +57,20 @@ const CONSISTENCY_NOTES: Record<ConsistencyMode | 'stopped', string> = {
   'no-reboot':
     'crash-consistent only: the instance kept running and OS buffers were not flushed; ' +
     'the image is what a power cut would leave on disk',
+  'app-consistent':
+    'application-consistent: a pre step over SSM quiesced the instance (file systems frozen, or your own ' +
+    'script) for the CreateImage call, with no downtime, and the post step thawed it right after',
   stopped: 'consistent: the instance was already stopped',
 };
+const FELL_BACK_NOTE =
+  'crash-consistent only: the app-consistent pre step did not succeed, so the instance was imaged ' +
+  'without quiescing (onPreFailure: crash-consistent); see appConsistency.pre';
+const LAPSED_NOTE =
+  'crash-consistent only: the on-instance watchdog ended the freeze before CreateImage surely began ' +
+  '(maxFreezeSeconds too short for this run); see appConsistency';
+
+/** Runs started before mode app-consistent existed never take its branch; the marker names the change. */
+export const APP_CONSISTENT_PATCH = 'image-from-instance-app-consistent';
 
 function local(summary: string, options: LocalActivityOptions = fastAwsCall) {
   return { ...options, summary };
@@ -146,16 +160,30 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
       progress.skip('stop instance', initialState === 'stopped' ? 'already stopped' : `mode ${input.mode}`);
     }
 
+    // Mode app-consistent on a running instance: quiesced by the pre step just before CreateImage.
+    const app =
+      input.mode === 'app-consistent' && initialState === 'running' && patched(APP_CONSISTENT_PATCH)
+        ? new AppConsistentSteps(
+            { target, instanceId: input.instanceId, runKey: `${workflowId}/${runId}`, progress },
+            resolveAppConsistent(input.appConsistent),
+          )
+        : undefined;
+
+    if (input.mode === 'app-consistent' && !app)
+      progress.skip(QUIESCE_STEP, 'the instance is stopped: consistent without quiescing');
+
     const made: { imageId?: string } = {}; // filled once CreateImage answers; read by the undo
-    comp.add(
-      'delete image and snapshots',
-      () =>
-        act.deleteImage.executeWithOptions(
-          remote(`undo: delete image '${input.imageName}'`, compensationCall),
-          [{ ...owner, ...(made.imageId ? { imageId: made.imageId } : {}) }],
-        ),
-      'create image',
-    );
+    // Registered just before CreateImage (never earlier: a run that never called it has nothing to find).
+    const registerImageUndo = () =>
+      comp.add(
+        'delete image and snapshots',
+        () =>
+          act.deleteImage.executeWithOptions(
+            remote(`undo: delete image '${input.imageName}'`, compensationCall),
+            [{ ...owner, ...(made.imageId ? { imageId: made.imageId } : {}) }],
+          ),
+        'create image',
+      );
     const tags: Tags = {
       ...input.tags,
       [TAG.managedBy]: MANAGED_BY_VALUE,
@@ -165,29 +193,54 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
       [TAG.sourceInstance]: input.instanceId,
       [TAG.consistency]: consistency,
     };
-    const createSummary = `create image '${input.imageName}' (${input.mode})`;
-    const createArgs: Parameters<Activities['createImage']> = [
-      {
-        ...owner,
-        instanceId: input.instanceId,
-        ...(input.description ? { description: input.description } : {}),
-        // Stopped already, or the caller chose no-reboot; only `reboot` lets EC2 reboot it.
-        noReboot: input.mode !== 'reboot' || initialState === 'stopped',
-        tags,
-      },
-    ];
-    const created = await progress.run('create image', () =>
-      // Since 'create-image-as-activity' a normal activity: the server records the step before
-      // CreateImage is sent. A local activity's result is recorded only when its workflow task
-      // completes; a worker SIGKILLed (or a server down) before that lost the record of an image
-      // EC2 had made, and a cancel arriving before the re-run reached this step left it behind.
-      patched('create-image-as-activity')
-        ? act.createImage.executeWithOptions(remote(createSummary, settledAwsActivity), createArgs)
-        : la.createImage.executeWithOptions(
-            local(createSummary, { ...fastAwsCall, ...settleBeforeUndo }),
-            createArgs,
-          ),
-    );
+    const createImage = () => {
+      registerImageUndo();
+      const createSummary = `create image '${input.imageName}' (${input.mode})`;
+      const createArgs: Parameters<Activities['createImage']> = [
+        {
+          ...owner,
+          instanceId: input.instanceId,
+          ...(input.description ? { description: input.description } : {}),
+          // Stopped already, or the caller chose no-reboot or app-consistent; only `reboot` lets EC2 reboot it.
+          noReboot: input.mode !== 'reboot' || initialState === 'stopped',
+          tags,
+        },
+      ];
+      return progress.run('create image', () =>
+        // Since 'create-image-as-activity' a normal activity: the server records the step before
+        // CreateImage is sent. A local activity's result is recorded only when its workflow task
+        // completes; a worker SIGKILLed (or a server down) before that lost the record of an image
+        // EC2 had made, and a cancel arriving before the re-run reached this step left it behind.
+        patched('create-image-as-activity')
+          ? act.createImage.executeWithOptions(remote(createSummary, settledAwsActivity), createArgs)
+          : la.createImage.executeWithOptions(
+              local(createSummary, { ...fastAwsCall, ...settleBeforeUndo }),
+              createArgs,
+            ),
+      );
+    };
+    let created: Awaited<ReturnType<typeof createImage>>;
+    let consistencyNow: typeof consistency = consistency;
+    if (app) {
+      try {
+        if (!(await app.quiesce())) consistencyNow = 'crash-consistent';
+        tags[TAG.consistency] = consistencyNow;
+        created = await createImage();
+      } finally {
+        // The snapshots are point-in-time from CreateImage on: thaw now, on every path (a failure,
+        // a cancellation, or this run resumed on another worker all come through here).
+        await CancellationScope.nonCancellable(() => app.thaw());
+      }
+      if (consistencyNow === 'application-consistent' && !app.consistentThrough(Date.now())) {
+        consistencyNow = 'crash-consistent';
+        progress.problem(
+          `${LAPSED_NOTE} (the image's own amiflow:consistency tag may still say application-consistent)`,
+        );
+      }
+    } else {
+      created = await createImage();
+    }
+    tags[TAG.consistency] = consistencyNow;
     made.imageId = created.imageId;
     progress.resource('imageId', created.imageId);
     if (workflowInfo().typedSearchAttributes.get(SearchAttr.instanceId) !== undefined) {
@@ -238,6 +291,11 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
     const downtimeSeconds =
       runningAgain && stoppedAt !== undefined ? Math.max(0, (runningAgain.at - stoppedAt) / 1000) : 0;
     if (stopFirst) recordDowntime(downtimeSeconds);
+    const noteOf = (): string => {
+      if (initialState === 'stopped') return CONSISTENCY_NOTES.stopped;
+      if (app && consistencyNow === 'crash-consistent') return app.fellBack ? FELL_BACK_NOTE : LAPSED_NOTE;
+      return CONSISTENCY_NOTES[input.mode];
+    };
     return {
       imageId: created.imageId,
       imageName: input.imageName,
@@ -246,8 +304,9 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
       snapshotIds: tagged.snapshotIds,
       instanceId: input.instanceId,
       mode: input.mode,
-      consistency,
-      consistencyNote: CONSISTENCY_NOTES[initialState === 'stopped' ? 'stopped' : input.mode],
+      consistency: consistencyNow,
+      consistencyNote: noteOf(),
+      ...(app ? { appConsistency: app.report() } : {}),
       instanceInitialState: initialState,
       instanceFinalState: finalState,
       downtimeSeconds,

@@ -9,6 +9,8 @@ export const METRIC = {
   imagesMade: 'amiflow_images_made',
   /** Histogram: seconds the source instance was stopped by a `stop`-mode image. */
   instanceDowntime: 'amiflow_instance_downtime_seconds',
+  /** Histogram: seconds an app-consistent image kept the instance's file systems frozen (instance clock). */
+  freezeDuration: 'amiflow_freeze_duration_seconds',
   /** Histogram: seconds from CreateImage to the image being `available`. */
   imageWait: 'amiflow_image_wait_seconds',
   /** Gauge (per activity_type): waiting activities polling AWS on this worker right now. */

@@ -22,6 +22,17 @@ export function recordDowntime(seconds: number): void {
     .record(seconds);
 }
 
+export function recordFreeze(seconds: number, measuredBy: 'instance' | 'worker'): void {
+  metricMeter
+    .createHistogram(
+      METRIC.freezeDuration,
+      'float',
+      undefined,
+      'freeze of app-consistent images, pre step to thaw',
+    )
+    .record(seconds, { measured_by: measuredBy });
+}
+
 export function recordImageWait(seconds: number): void {
   metricMeter
     .createHistogram(METRIC.imageWait, 'float', undefined, 'CreateImage to available')

@@ -7,12 +7,25 @@ import type {
 } from '../../contracts';
 
 export function formatImageResult(r: ImageFromInstanceResult): string {
-  return [
+  const lines = [
     `image ${r.imageId} '${r.imageName}' is available in ${r.region}`,
     `  snapshots: ${r.snapshotIds.join(', ') || '(none)'}`,
     `  ${r.consistencyNote}`,
     `  instance ${r.instanceId} is ${r.instanceFinalState}${r.downtimeSeconds > 0 ? ` (downtime ${r.downtimeSeconds.toFixed(1)} s)` : ''}`,
-  ].join('\n');
+  ];
+  const a = r.appConsistency;
+  if (a) {
+    const freeze =
+      a.freezeSeconds !== undefined
+        ? `frozen ${a.freezeSeconds.toFixed(3)} s (measured by the ${a.freezeMeasuredBy ?? 'worker'})`
+        : 'freeze not measured';
+    lines.push(
+      `  ${a.quiesce}${a.frozen?.length ? ` of ${a.frozen.join(', ')}` : ''}: ${freeze}; watchdog ${a.maxFreezeSeconds} s`,
+      `  pre step ${a.pre.status}${a.pre.error ? ` (${a.pre.error})` : ''}; post step ${a.post.status}` +
+        `${a.post.thawedBy ? `, thawed by the ${a.post.thawedBy}` : ''}${a.post.error ? ` (${a.post.error})` : ''}`,
+    );
+  }
+  return lines.join('\n');
 }
 
 export function formatShareResult(r: ShareImageResult): string {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
 import type {
   CopyDestination,
   CopyImageInput,
@@ -46,6 +47,97 @@ import {
 } from './flags';
 import { formatCopyResult, formatImageResult, formatShareResult, formatUnshareResult } from './image-format';
 
+export const MODES = ['stop', 'reboot', 'no-reboot', 'app-consistent'] as const;
+
+/** A script given as a file: its text goes into the input (and so to the instance over SSM). */
+function scriptFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read script file '${path}': ${(err as Error).message}`);
+  }
+}
+
+/** Mode app-consistent: the pre step, its watchdog, its failure policy (docs/consistency-modes.md). */
+const APP_CONSISTENT_FLAGS: readonly FlagSpec[] = [
+  {
+    flags: '--freeze <mount point>',
+    help: 'app-consistent: freeze this file system (repeatable; default: every EBS data file system, never /)',
+    field: 'appConsistent.quiesce.mountPoints',
+    repeat: true,
+  },
+  {
+    flags: '--freeze-root',
+    help: 'app-consistent: allow freezing the root file system / (it can stall the SSM agent)',
+    field: 'appConsistent.quiesce.freezeRoot',
+  },
+  {
+    flags: '--pre-script <file>',
+    help: 'app-consistent: your own quiesce script (e.g. flush and lock a database) instead of fsfreeze',
+    field: 'appConsistent.quiesce.pre',
+    parse: scriptFile,
+  },
+  {
+    flags: '--post-script <file>',
+    help: 'app-consistent: the script that undoes --pre-script (also run by the watchdog)',
+    field: 'appConsistent.quiesce.post',
+    parse: scriptFile,
+  },
+  {
+    flags: '--pre-document <name>',
+    help: 'app-consistent: an SSM document that quiesces (with --post-document, --max-freeze-parameter)',
+    field: 'appConsistent.quiesce.preDocument',
+  },
+  {
+    flags: '--post-document <name>',
+    help: 'app-consistent: the SSM document that undoes --pre-document',
+    field: 'appConsistent.quiesce.postDocument',
+  },
+  {
+    flags: '--max-freeze-parameter <name>',
+    help: "app-consistent: the pre document's parameter that gets the max freeze (its watchdog)",
+    field: 'appConsistent.quiesce.maxFreezeParameter',
+  },
+  {
+    flags: '--max-freeze <duration>',
+    help: 'app-consistent: the on-instance watchdog thaws after this long (5s to 5m, default 30s)',
+    field: 'appConsistent.maxFreezeSeconds',
+    parse: parseDuration,
+  },
+  {
+    flags: '--on-pre-failure <policy>',
+    help: 'app-consistent: when the pre step fails: fail the run, or image crash-consistent and say so',
+    field: 'appConsistent.onPreFailure',
+    choices: ['fail', 'crash-consistent'],
+  },
+  {
+    flags: '--pre-timeout <duration>',
+    help: 'app-consistent: longest wait for the pre step (default 2m)',
+    field: 'appConsistent.preTimeoutSeconds',
+    parse: parseDuration,
+  },
+  {
+    flags: '--post-timeout <duration>',
+    help: 'app-consistent: longest wait for the thaw (default 2m)',
+    field: 'appConsistent.postTimeoutSeconds',
+    parse: parseDuration,
+  },
+];
+
+/** The quiesce kind the app-consistent flags given imply (the schema then names any flag that does not fit). */
+function withQuiesceKind(input: Record<string, unknown>): Record<string, unknown> {
+  const app = input.appConsistent as { quiesce?: Record<string, unknown> } | undefined;
+  const q = app?.quiesce;
+  if (!app || !q) return input;
+  const kind =
+    q.pre !== undefined || q.post !== undefined
+      ? 'script'
+      : q.preDocument !== undefined || q.postDocument !== undefined || q.maxFreezeParameter !== undefined
+        ? 'document'
+        : 'fsfreeze';
+  return { ...input, appConsistent: { ...app, quiesce: { kind, ...q } } };
+}
+
 const create = (flags: string, field: string, more?: Partial<FlagSpec>) =>
   schemaFlag(flags, imageFromInstanceInputSchema, field, more);
 
@@ -54,7 +146,9 @@ const CREATE_FLAGS: readonly FlagSpec[] = [
   create('--instance <i-…>', 'instanceId', { help: 'the instance to image' }),
   create('--name <image name>', 'imageName', { help: 'name of the new image' }),
   create('--mode <mode>', 'mode', {
-    help: 'stop: stop, image, start again (consistent); reboot: EC2 reboots it; no-reboot: no downtime, crash-consistent',
+    help:
+      'stop: stop, image, start again (consistent); reboot: EC2 reboots it; no-reboot: no downtime, crash-consistent; ' +
+      'app-consistent: no downtime, freeze (or your script) over SSM for the CreateImage call, then thaw',
     default: 'reboot',
   }),
   ACCOUNT,
@@ -66,6 +160,7 @@ const CREATE_FLAGS: readonly FlagSpec[] = [
   create('--available-timeout <duration>', 'timeouts.imageAvailableSeconds', {
     help: 'longest wait for the image to become available',
   }),
+  ...APP_CONSISTENT_FLAGS,
   ...FOLLOW_FLAGS,
 ];
 
@@ -146,10 +241,10 @@ function registerCreate(image: Command, ctx: CliContext): void {
   addFlags(
     image
       .command('create')
-      .description('image an instance (stop, image, start again; or reboot / no-reboot)'),
+      .description('image an instance (stop, image, start again; or reboot / no-reboot / app-consistent)'),
     CREATE_FLAGS,
   ).action(async (opts: Opts, cmd: Command) => {
-    const input = inputFrom(CREATE_FLAGS, opts) as unknown as ImageFromInstanceInput;
+    const input = withQuiesceKind(inputFrom(CREATE_FLAGS, opts)) as unknown as ImageFromInstanceInput;
     refuse(CREATE_FLAGS, [...imageFromInstanceIssues(input), ...followIssues(opts)]);
     const follow = followOptions(opts);
     const output = outputOf(cmd);

@@ -64,7 +64,75 @@ const BAD: [string, Record<string, unknown>, string][] = [
   ['tag value over 256 characters', { tags: { owner: 'x'.repeat(257) } }, 'tags.owner'],
   ['description over 255 characters', { description: 'd'.repeat(256) }, 'description'],
   ['unknown field', { Mode: 'stop' }, 'Mode'],
+  ...appConsistentBadInputs(),
 ];
+
+/** Mode app-consistent (issue 15): each one refused before anything starts, naming the field. */
+function appConsistentBadInputs(): [string, Record<string, unknown>, string][] {
+  const app = (appConsistent: unknown): Record<string, unknown> => ({
+    mode: 'app-consistent',
+    appConsistent,
+  });
+  const fsfreeze = (extra: Record<string, unknown>) => app({ quiesce: { kind: 'fsfreeze', ...extra } });
+  const doc = {
+    kind: 'document',
+    preDocument: 'Acme-FlushAndLock',
+    postDocument: 'Acme-Unlock',
+    maxFreezeParameter: 'maxSeconds',
+  };
+  const A = 'appConsistent';
+  return [
+    ['app-consistent options with another mode', { mode: 'no-reboot', appConsistent: {} }, A],
+    ['freeze limit below 5 s', app({ maxFreezeSeconds: 2 }), `${A}.maxFreezeSeconds`],
+    ['freeze limit over 300 s', app({ maxFreezeSeconds: 301 }), `${A}.maxFreezeSeconds`],
+    ['fractional freeze limit', app({ maxFreezeSeconds: 12.5 }), `${A}.maxFreezeSeconds`],
+    ['freeze limit as a string', app({ maxFreezeSeconds: '30' }), `${A}.maxFreezeSeconds`],
+    ['pre timeout below 10 s', app({ preTimeoutSeconds: 5 }), `${A}.preTimeoutSeconds`],
+    ['post timeout over 900 s', app({ postTimeoutSeconds: 901 }), `${A}.postTimeoutSeconds`],
+    ['unknown pre-failure policy', app({ onPreFailure: 'ignore' }), `${A}.onPreFailure`],
+    ['unknown app-consistent option', app({ freezeSeconds: 30 }), `${A}.freezeSeconds`],
+    ['unknown quiesce kind', app({ quiesce: { kind: 'vss' } }), `${A}.quiesce.kind`],
+    ['quiesce without a kind', app({ quiesce: {} }), `${A}.quiesce.kind`],
+    [
+      'root freeze without the explicit flag',
+      fsfreeze({ mountPoints: ['/data', '/'] }),
+      `${A}.quiesce.mountPoints`,
+    ],
+    ['relative mount point', fsfreeze({ mountPoints: ['data'] }), `${A}.quiesce.mountPoints.0`],
+    [
+      'mount point with shell characters',
+      fsfreeze({ mountPoints: ['/data;reboot'] }),
+      `${A}.quiesce.mountPoints.0`,
+    ],
+    ['mount point with ..', fsfreeze({ mountPoints: ['/data/../etc'] }), `${A}.quiesce.mountPoints.0`],
+    ['empty mount point list', fsfreeze({ mountPoints: [] }), `${A}.quiesce.mountPoints`],
+    ['mount point listed twice', fsfreeze({ mountPoints: ['/data', '/data'] }), `${A}.quiesce.mountPoints`],
+    ['freezeRoot not a boolean', fsfreeze({ freezeRoot: 'yes' }), `${A}.quiesce.freezeRoot`],
+    ['unknown fsfreeze option', fsfreeze({ devices: ['/dev/nvme1n1'] }), `${A}.quiesce.devices`],
+    [
+      'script without its post (thaw) script',
+      app({ quiesce: { kind: 'script', pre: 'mysql -e "FLUSH TABLES WITH READ LOCK"' } }),
+      `${A}.quiesce.post`,
+    ],
+    ['empty pre script', app({ quiesce: { kind: 'script', pre: '', post: 'true' } }), `${A}.quiesce.pre`],
+    [
+      'script over 16000 characters',
+      app({ quiesce: { kind: 'script', pre: 'x'.repeat(16_001), post: 'true' } }),
+      `${A}.quiesce.pre`,
+    ],
+    [
+      'document without maxFreezeParameter (no watchdog)',
+      app({ quiesce: { ...doc, maxFreezeParameter: undefined } }),
+      `${A}.quiesce.maxFreezeParameter`,
+    ],
+    ['malformed document name', app({ quiesce: { ...doc, preDocument: 'a b' } }), `${A}.quiesce.preDocument`],
+    [
+      'document parameter not a list',
+      app({ quiesce: { ...doc, preParameters: { db: 'main' } } }),
+      `${A}.quiesce.preParameters.db`,
+    ],
+  ];
+}
 
 describe('client library refuses bad input before starting anything', () => {
   for (const [kind, change, field] of BAD) {

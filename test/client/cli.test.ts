@@ -312,6 +312,7 @@ describe('shell completion, from the command tree', () => {
       'stop',
       'reboot',
       'no-reboot',
+      'app-consistent',
     ]);
     assert.deepEqual(completions(program, ['list', '--status', 'c']), [
       'completed',

@@ -581,4 +581,35 @@ void describe('policies checked statement by statement', () => {
     const grant = policy.Statement.find((st) => st.Sid === 'GrantKeysOnlyForSharing');
     assert.deepEqual(Object.keys(grant?.Condition ?? {}), ['ForAllValues:StringEquals']);
   });
+
+  void it("GIVEN the worker's policy WHEN it sends SSM commands (app-consistent) THEN only to instances tagged for it or launched by amiflow, only with AWS-RunShellScript, and it may follow and cancel them", () => {
+    const { policy, notes } = workerPolicy();
+    const instance = `arn:aws:ec2:eu-west-1:${TOOLING}:instance/i-0123456789abcdef0`;
+    const shell = 'arn:aws:ssm:eu-west-1::document/AWS-RunShellScript';
+    assert.equal(
+      decide(policy, 'ssm:SendCommand', instance, { 'ssm:resourceTag/amiflow:run-commands': 'allowed' }),
+      'allow',
+    );
+    assert.equal(
+      decide(policy, 'ssm:SendCommand', instance, { 'ssm:resourceTag/amiflow:managed-by': 'amiflow' }),
+      'allow',
+    );
+    assert.equal(decide(policy, 'ssm:SendCommand', instance, {}), 'implicit-deny', 'an instance not tagged');
+    assert.equal(
+      decide(policy, 'ssm:SendCommand', instance, { 'ssm:resourceTag/amiflow:run-commands': 'yes' }),
+      'implicit-deny',
+    );
+    assert.equal(decide(policy, 'ssm:SendCommand', shell, {}), 'allow');
+    assert.equal(
+      decide(policy, 'ssm:SendCommand', `arn:aws:ssm:eu-west-1::document/AWS-RunPowerShellScript`, {}),
+      'implicit-deny',
+    );
+    for (const action of ['ssm:GetCommandInvocation', 'ssm:ListCommands', 'ssm:DescribeInstanceInformation'])
+      assert.equal(decide(policy, action, '*', {}), 'allow', action);
+    const cancel = policy.Statement.find((st) => st.Sid === 'CancelOwnAccountCommands');
+    assert.deepEqual(cancel?.Condition, {
+      StringEquals: { 'aws:ResourceAccount': '${aws:PrincipalAccount}' },
+    });
+    assert.ok(notes.some((n) => /amiflow:run-commands=allowed/.test(n)));
+  });
 });

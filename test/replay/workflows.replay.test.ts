@@ -67,6 +67,22 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
       ran: ['deleteImage'],
       events: [CANCEL],
     },
+    // Mode app-consistent (issue 15): quiesce over SSM, CreateImage, thaw; and the thaw on every other path.
+    'image-from-instance-app-consistent': {
+      closed: 'COMPLETED',
+      ran: ['sendQuiesceCommand', 'waitForCommand', 'sendThawCommand'],
+    },
+    'image-from-instance-app-consistent-pre-failed': { closed: 'FAILED', ran: ['sendThawCommand'] },
+    'image-from-instance-app-consistent-fell-back': {
+      closed: 'COMPLETED',
+      ran: ['sendQuiesceCommand', 'sendThawCommand'],
+    },
+    'image-from-instance-app-consistent-cancelled-frozen': {
+      closed: 'CANCELED',
+      ran: ['cancelCommand', 'sendThawCommand'],
+      events: [CANCEL],
+    },
+    'image-from-instance-app-consistent-resumed-thaw': { closed: 'COMPLETED', ran: ['sendThawCommand'] },
   },
   shareImage: {
     'share-image-expiry-withdrawn': {
