@@ -192,6 +192,7 @@ function backUpInstance(b: Backup, outcome: BackupOutcome): Promise<void> {
       description: `amiflow backup (plan ${input.plan}) of ${instanceId}, scheduled ${b.scheduledTime}`,
       ...(input.tags ? { tags: input.tags } : {}),
       mode: b.mode,
+      ...(b.mode === 'app-consistent' && input.appConsistent ? { appConsistent: input.appConsistent } : {}),
       timeouts: {
         instanceStateSeconds: timeouts.instanceStateSeconds,
         imageAvailableSeconds: timeouts.imageAvailableSeconds,
