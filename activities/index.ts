@@ -1,5 +1,7 @@
 import { allowedAmisActivities } from './allowed-amis';
 import { approverActivities } from './approvers';
+import { buildActivities } from './build';
+import { buildStepActivities } from './build-steps';
 import { catalogueActivities } from './catalogue';
 import { complianceActivities } from './compliance';
 import { copyingActivities } from './copying';
@@ -34,6 +36,8 @@ export function createActivities(deps: ActivityDeps) {
     ...approverActivities(deps),
     ...retentionActivities(deps),
     ...ssmActivities(deps),
+    ...buildActivities(deps),
+    ...buildStepActivities(deps),
     ...runCommandActivities(deps),
   };
 }

@@ -301,6 +301,7 @@ export function parseRecipe(text: string, source: string, read: SourceReader): L
     ...(phases.validate.steps.length ? { validate: phases.validate.steps } : {}),
     ...(phases.test.steps.length ? { test: phases.test.steps } : {}),
     output: file.output,
+    ...(file.logs ? { logs: file.logs } : {}),
     ...(file.timeouts ? { timeouts: file.timeouts } : {}),
   };
   // The resolved recipe is what the workflow checks again; its issues point back at the file's step.

@@ -270,6 +270,13 @@ export const recipeTimeoutsSchema = strictObject({
   imageAvailableSeconds: seconds(60, 7 * 24 * 3600).optional(),
 });
 
+/** Where each step's full output goes besides the tail kept in the result (SSM writes it). */
+export const logsSchema = strictObject({
+  s3Bucket: matching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name').optional(),
+  s3KeyPrefix: z.string().max(500).optional(),
+  cloudWatchLogGroup: matching(/^[.\-_/#A-Za-z0-9]{1,512}$/, 'a CloudWatch Logs group name').optional(),
+});
+
 /** The workflow's input: a resolved recipe and where to build it. */
 export const buildImageInputSchema = strictObject({
   region,
@@ -281,6 +288,7 @@ export const buildImageInputSchema = strictObject({
   validate: steps('validate').optional(),
   test: steps('test').optional(),
   output: outputSchema,
+  logs: logsSchema.optional(),
   /** Build even when an image of the same content hash exists. */
   force: z.boolean({ error: 'must be true or false' }).optional(),
   timeouts: recipeTimeoutsSchema.optional(),
@@ -404,6 +412,7 @@ export const recipeFileSchema = strictObject({
   validate: z.array(recipeFileStepSchema, { error: 'must be a list of validate steps' }).optional(),
   test: z.array(recipeFileStepSchema, { error: 'must be a list of test steps' }).optional(),
   output: outputSchema,
+  logs: logsSchema.optional(),
   timeouts: recipeTimeoutsSchema.optional(),
 });
 export type RecipeFile = z.infer<typeof recipeFileSchema>;
