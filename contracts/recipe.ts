@@ -8,6 +8,7 @@
  * with parameters; client/recipe.ts loads it) and the resolved RECIPE the workflow takes (every
  * script and file sent as content, components expanded into plain steps). Both are declared here.
  */
+import { defineSignal } from '@temporalio/workflow';
 import { z } from 'zod';
 import { accountId, region, seconds, userTags } from './fields';
 import { show, strictObject } from './issues';
@@ -470,3 +471,6 @@ export const DEFAULT_RECIPE_TIMEOUTS = {
   imageAvailableSeconds: 4 * 3600,
 } as const;
 export const DEFAULT_KEEP_BUILDER_SECONDS = 4 * 3600;
+
+/** Ends a kept builder's debugging time at once: the run terminates it and ends. */
+export const releaseBuilderSignal = defineSignal('releaseBuilder');
