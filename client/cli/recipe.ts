@@ -6,9 +6,12 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import type { BuildImageInput } from '../../contracts/recipe';
+import type { BuildImageResult } from '../../contracts/recipe';
 import { loadRecipeFile } from '../recipe';
+import { formatBuildResult } from '../recipe-build';
 import type { CliContext } from './context';
-import { emit, outputOf } from './context';
+import { emit, followRun, outputOf, withClient } from './context';
+import { FOLLOW_FLAGS, addFlags, followIssues, followOptions, refuse } from './flags';
 
 /** One line per resolved step: phase, kind, name and what it runs. */
 export function describeSteps(input: BuildImageInput): string[] {
@@ -28,8 +31,41 @@ export function describeSteps(input: BuildImageInput): string[] {
   return lines;
 }
 
+/** `amiflow image build --recipe FILE`: registered under the `image` group, declared here with the recipes. */
+function registerImageBuild(program: Command, ctx: CliContext): void {
+  const image = program.commands.find((c) => c.name() === 'image');
+  if (!image) throw new Error('the image command group must be registered before image build');
+  addFlags(
+    image
+      .command('build')
+      .description(
+        'build an image from a recipe: builder, SSM steps, image, test instance (skips unchanged builds)',
+      )
+      .requiredOption('--recipe <file>', 'recipe file (YAML; amiflow recipe validate checks it)')
+      .option('--force', 'build even when an image of the same parent and recipe exists'),
+    FOLLOW_FLAGS,
+  ).action(
+    async (
+      opts: { recipe: string; force?: boolean; id?: string; watch?: boolean; wait?: boolean },
+      cmd: Command,
+    ) => {
+      const loaded = loadRecipeFile(opts.recipe);
+      refuse(FOLLOW_FLAGS, followIssues(opts));
+      for (const w of loaded.warnings) console.error(`warning: ${w}`);
+      const input = { ...loaded.input, ...(opts.force ? { force: true } : {}) };
+      const follow = followOptions(opts);
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        const started = await client.startBuildImage(input, follow.id ? { workflowId: follow.id } : {});
+        await followRun<BuildImageResult>(ctx, client, started, follow, output, formatBuildResult);
+        return 0;
+      });
+    },
+  );
+}
+
 export function registerRecipeCommands(program: Command, ctx: CliContext): void {
-  void ctx;
+  registerImageBuild(program, ctx);
   const recipe = program.command('recipe').description('image recipes: check and show them (never connects)');
   recipe
     .command('validate')
