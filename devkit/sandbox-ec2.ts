@@ -247,6 +247,9 @@ export function hookWorkerAws(inner: AwsClients): WorkerAwsHooks {
         return client;
       },
       kms: (target) => inner.kms(target),
+      // SSM (parameters, Run Command) passes through untouched: without it the sandbox worker
+      // could not run app-consistent images or publish parameters.
+      ...(inner.ssm ? { ssm: inner.ssm.bind(inner) } : {}),
       destroy: () => inner.destroy(),
     },
     setImageState(o) {

@@ -45,6 +45,10 @@ const TIMER = 'TIMER_FIRED';
 /** Every scenario recorded, by workflow type; the file is `<scenario>.json`. */
 const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
   buildImage: {
+    'build-image-e2e': {
+      closed: 'COMPLETED',
+      ran: ['launchBuildInstance', 'waitForCommand', 'tagBuildResource'],
+    },
     'build-image-happy': {
       closed: 'COMPLETED',
       ran: ['sendBuildStep', 'waitForCommand', 'tagBuildResource'],
