@@ -22,6 +22,7 @@ import type { Catalogue, IamPolicyDocument } from '../contracts';
 import { APPROVED_VALUE, KMS_GRANT_OPERATIONS, MANAGED_BY_VALUE, TAG } from '../contracts';
 import { targetIamPolicy } from '../workflows/key-access';
 import { partitionOfRegion } from '../workflows/share-validation';
+import { recipeBuildStatements } from './recipe-policies';
 
 export interface PolicyStatement {
   Sid: string;
@@ -428,6 +429,7 @@ export function workerPolicy(opts: WorkerPolicyOptions = {}): { policy: PolicyDo
       Action: ['kms:DescribeKey', 'kms:ListGrants', 'kms:RevokeGrant'],
       Resource: `arn:${p}:kms:*:*:key/*`,
     },
+    ...recipeBuildStatements(p),
     ...(opts.assumeRoleArns?.length
       ? [
           {
