@@ -1,5 +1,7 @@
 import { allowedAmisActivities } from './allowed-amis';
 import { approverActivities } from './approvers';
+import { buildActivities } from './build';
+import { buildStepActivities } from './build-steps';
 import { catalogueActivities } from './catalogue';
 import { complianceActivities } from './compliance';
 import { copyingActivities } from './copying';
@@ -37,6 +39,8 @@ export function createActivities(deps: ActivityDeps) {
     ...ssmActivities(deps),
     ...runCommandActivities(deps),
     ...freezeScriptActivities(deps),
+    ...buildActivities(deps),
+    ...buildStepActivities(deps),
   };
 }
 

@@ -9,6 +9,7 @@
 import type { Catalogue, IamPolicyDocument } from '../contracts';
 import type { PolicyStatement } from './policies';
 import { keyPolicies, runCommandStatements } from './policies';
+import { recipeBuildStatements } from './recipe-policies';
 
 /** What the assumed role may do, per capability (docs/production.md, Permissions). */
 export const TARGET_ROLE_STATEMENTS: readonly PolicyStatement[] = [
@@ -124,6 +125,8 @@ export const TARGET_ROLE_STATEMENTS: readonly PolicyStatement[] = [
     Resource: 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*',
     Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
   },
+  // Image builds from recipes: SSM Run Command on build instances only, the builder role only.
+  ...recipeBuildStatements('${AWS::Partition}', '${AWS::AccountId}'),
 ];
 
 /** Placeholders the statements from `keyPolicies` are generated with, resolved by `Fn::Sub`. */

@@ -85,6 +85,8 @@ import {
   manualScheduledTime,
 } from './golden';
 import { AmiflowSchedules } from './schedules';
+import type { BuildImageInput } from '../contracts/recipe';
+import { startBuildImageRun } from './recipe-build';
 
 export { InvalidInputError } from '../workflows/validation';
 export { AmiflowSchedules } from './schedules';
@@ -496,6 +498,11 @@ export class AmiflowClient {
         ? { searchAttributes: { imageId: '(pending)', region: valid.region } }
         : {}),
     });
+  }
+
+  /** Validates, then starts `buildImage` for a resolved recipe (`loadRecipeFile` resolves a file). */
+  async startBuildImage(input: BuildImageInput, opts: StartOptions = {}): Promise<StartedRun> {
+    return startBuildImageRun(this.temporal, this.taskQueue, input, opts);
   }
 
   /** Validates, then starts `backupInstances` now (Schedules start it otherwise). */

@@ -28,6 +28,7 @@ import {
 } from '../contracts';
 import { targetIamPolicy } from '../workflows/key-access';
 import { partitionOfRegion } from '../workflows/share-validation';
+import { recipeBuildStatements } from './recipe-policies';
 
 export interface PolicyStatement {
   Sid: string;
@@ -485,6 +486,7 @@ export function workerPolicy(opts: WorkerPolicyOptions = {}): { policy: PolicyDo
       Resource: `arn:${p}:kms:*:*:key/*`,
     },
     ...runCommandStatements(p),
+    ...recipeBuildStatements(p),
     ...(opts.assumeRoleArns?.length
       ? [
           {

@@ -158,4 +158,5 @@ export const WORKFLOW_TYPES = {
   approvedImages: 'approvedImages',
   complianceScan: 'complianceScan',
   enforceAllowedAmis: 'enforceAllowedAmis',
+  buildImage: 'buildImage',
 } as const;

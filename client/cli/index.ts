@@ -23,6 +23,7 @@ import {
 import type { AmiflowClient } from '../index';
 import { RefusedError, RunFailedError } from '../index';
 import { PlanFileError } from '../plan-file';
+import { RecipeFileError } from '../recipe';
 import { newContext } from './context';
 import { UsageError } from './flags';
 import { NotFoundError } from './guardrails';
@@ -94,6 +95,11 @@ export function describeError(err: unknown): Reported {
     return {
       code: 2,
       error: { kind: 'invalid-plan', message: err.message, file: err.source, issues: err.issues },
+    };
+  if (err instanceof RecipeFileError)
+    return {
+      code: 2,
+      error: { kind: 'invalid-recipe', message: err.message, file: err.source, issues: err.issues },
     };
   if (err instanceof CommandLineError)
     return {

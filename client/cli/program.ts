@@ -11,6 +11,7 @@ import { registerGuardrailCommands } from './guardrails';
 import { registerImage } from './image';
 import { registerInstance } from './instance';
 import { registerPlanCommands } from './plans';
+import { registerRecipeCommands } from './recipe';
 import { registerRunCommands } from './runs';
 import { UsageError } from './flags';
 
@@ -116,6 +117,7 @@ export function buildProgram(ctx: CliContext, printed: Printed = { out: [] }): C
       ),
     );
   registerImage(program, ctx);
+  registerRecipeCommands(program, ctx);
   registerInstance(program, ctx);
   registerRunCommands(program, ctx);
   registerPlanCommands(program, ctx);

@@ -44,6 +44,30 @@ const TIMER = 'TIMER_FIRED';
 
 /** Every scenario recorded, by workflow type; the file is `<scenario>.json`. */
 const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
+  buildImage: {
+    'build-image-e2e': {
+      closed: 'COMPLETED',
+      ran: ['launchBuildInstance', 'waitForCommand', 'tagBuildResource'],
+    },
+    'build-image-happy': {
+      closed: 'COMPLETED',
+      ran: ['sendBuildStep', 'waitForCommand', 'tagBuildResource'],
+    },
+    'build-image-ten-steps': { closed: 'COMPLETED', ran: ['sendBuildStep'] },
+    'build-image-unchanged': { closed: 'COMPLETED', ran: ['findUnchangedImage'] },
+    'build-image-resumed': { closed: 'COMPLETED', ran: ['waitForCommand'] },
+    'build-image-step-failed': { closed: 'FAILED', ran: ['terminateBuildInstance'] },
+    'build-image-builder-kept': {
+      closed: 'FAILED',
+      ran: ['tagBuildResource', 'terminateBuildInstance'],
+      events: [TIMER],
+    },
+    'build-image-cancelled-during-command': {
+      closed: 'CANCELED',
+      ran: ['cancelCommand', 'terminateBuildInstance'],
+      events: [CANCEL],
+    },
+  },
   imageFromInstance: {
     'image-from-instance-stop': { closed: 'COMPLETED', ran: ['stopInstance', 'startInstance'] },
     'image-from-instance-reboot': { closed: 'COMPLETED' },
