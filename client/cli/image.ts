@@ -47,7 +47,6 @@ import {
 } from './flags';
 import { formatCopyResult, formatImageResult, formatShareResult, formatUnshareResult } from './image-format';
 
-
 /** A script given as a file: its text goes into the input (and so to the instance over SSM). */
 function scriptFile(path: string): string {
   try {
