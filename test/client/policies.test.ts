@@ -582,7 +582,7 @@ void describe('policies checked statement by statement', () => {
     assert.deepEqual(Object.keys(grant?.Condition ?? {}), ['ForAllValues:StringEquals']);
   });
 
-  void it("GIVEN the worker's policy WHEN it sends SSM commands (app-consistent) THEN only to instances tagged for it or launched by amiflow, only with AWS-RunShellScript, and it may follow and cancel them", () => {
+  void it("GIVEN the worker's policy WHEN it sends SSM commands (app-consistent) THEN only to instances tagged for it or launched by amiflow, only with the shell (and build) documents, and it may follow and cancel them", () => {
     const { policy, notes } = workerPolicy();
     const instance = `arn:aws:ec2:eu-west-1:${TOOLING}:instance/i-0123456789abcdef0`;
     const shell = 'arn:aws:ssm:eu-west-1::document/AWS-RunShellScript';
@@ -601,8 +601,9 @@ void describe('policies checked statement by statement', () => {
     );
     assert.equal(decide(policy, 'ssm:SendCommand', shell, {}), 'allow');
     assert.equal(
-      decide(policy, 'ssm:SendCommand', `arn:aws:ssm:eu-west-1::document/AWS-RunPowerShellScript`, {}),
+      decide(policy, 'ssm:SendCommand', `arn:aws:ssm:eu-west-1::document/AWS-RunRemoteScript`, {}),
       'implicit-deny',
+      'a document neither mode app-consistent nor builds use',
     );
     for (const action of ['ssm:GetCommandInvocation', 'ssm:ListCommands', 'ssm:DescribeInstanceInformation'])
       assert.equal(decide(policy, action, '*', {}), 'allow', action);

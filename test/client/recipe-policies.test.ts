@@ -1,5 +1,5 @@
 /**
- * IAM for image builds: the worker may run commands only on the build instances amiflow launched,
+ * IAM for image builds: the worker may run commands only on the instances amiflow launched,
  * with the build documents, pass only the builder role and only to EC2; the account IaC carries the
  * same statements; the builder profile gets SSM's managed policy and only the output it writes.
  */
@@ -13,15 +13,16 @@ describe('recipe build permissions', () => {
   const statements = workerPolicy().policy.Statement;
   const bySid = (sid: string) => statements.find((s) => s.Sid === sid);
 
-  it('GIVEN the worker policy WHEN read THEN SendCommand on instances needs amiflow tags and a build role', () => {
-    const send = bySid('RunBuildStepsOnBuildInstances');
+  it('GIVEN the worker policy WHEN read THEN SendCommand reaches instances amiflow launched (builders are) with the build documents', () => {
+    // Instances: the Run Command statements shared with mode app-consistent (policies.ts).
+    const send = bySid('RunCommandsOnInstancesAmiflowLaunched');
     assert.deepEqual(send?.Resource, 'arn:aws:ec2:*:*:instance/*');
-    assert.deepEqual(send?.Condition, {
-      StringEquals: { 'ssm:resourceTag/amiflow:managed-by': 'amiflow' },
-      StringLike: { 'ssm:resourceTag/amiflow:build-role': '*' },
-    });
-    assert.deepEqual(bySid('RunBuildStepDocuments')?.Resource, [
+    assert.deepEqual(send?.Condition, { StringEquals: { 'ssm:resourceTag/amiflow:managed-by': 'amiflow' } });
+    assert.equal(
+      bySid('RunCommandsWithTheShellDocument')?.Resource,
       'arn:aws:ssm:*::document/AWS-RunShellScript',
+    );
+    assert.deepEqual(bySid('RunBuildStepDocuments')?.Resource, [
       'arn:aws:ssm:*::document/AWS-RunPowerShellScript',
       'arn:aws:ssm:*::document/AWS-RunPatchBaseline',
     ]);
@@ -35,9 +36,10 @@ describe('recipe build permissions', () => {
   });
 
   it('GIVEN the target-account role WHEN generated THEN it holds the build statements with its own account', () => {
-    const send = TARGET_ROLE_STATEMENTS.find((s) => s.Sid === 'RunBuildStepsOnBuildInstances');
-    assert.equal(send?.Resource, 'arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*');
-    assert.ok(TARGET_ROLE_STATEMENTS.some((s) => s.Sid === 'PassTheBuilderRoleOnly'));
+    const pass = TARGET_ROLE_STATEMENTS.find((s) => s.Sid === 'PassTheBuilderRoleOnly');
+    assert.equal(pass?.Resource, 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/amiflow-builder');
+    assert.ok(TARGET_ROLE_STATEMENTS.some((s) => s.Sid === 'RunBuildStepDocuments'));
+    assert.ok(TARGET_ROLE_STATEMENTS.some((s) => s.Sid === 'RunCommandsOnInstancesAmiflowLaunched'));
   });
 
   it('GIVEN step output sent to S3 and CloudWatch WHEN the builder profile policy is made THEN it writes only there', () => {

@@ -496,7 +496,7 @@ describe('buildImage', () => {
       assert.ok(run.error instanceof WorkflowFailedError);
       assert.ok(run.error.cause instanceof ApplicationFailure);
       assert.equal(run.error.cause.type, 'InvalidInput');
-      assert.match(run.error.cause.message, /build\.0\.kind: 'ansible' is not a step kind/);
+      assert.match(run.error.cause.message, /build\[0\]\.kind: 'ansible' is not a step kind/);
       assert.deepEqual(run.log.names(), []);
     },
   );
