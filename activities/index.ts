@@ -10,6 +10,7 @@ import { instanceActivities } from './instances';
 import { kmsActivities } from './kms';
 import { launchActivities } from './launch';
 import { retentionActivities } from './retention';
+import { rolloutActivities } from './rollout';
 import { shareRunActivities } from './share-runs';
 import { sharingActivities } from './sharing';
 import { ssmActivities } from './ssm';
@@ -33,6 +34,7 @@ export function createActivities(deps: ActivityDeps) {
     ...approverActivities(deps),
     ...retentionActivities(deps),
     ...ssmActivities(deps),
+    ...rolloutActivities(deps),
   };
 }
 

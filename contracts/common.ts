@@ -85,6 +85,13 @@ export const FailureType = {
   // trust boundary: a withdrawal that does not match what the named run made
   ShareRunRefused: 'ShareRunRefused',
   ApproverNotVerified: 'ApproverNotVerified',
+  // rolloutImage: a target that is not there or cannot be rolled out to, an alarm, a refresh
+  RolloutTargetNotFound: 'RolloutTargetNotFound',
+  RolloutTargetUnsupported: 'RolloutTargetUnsupported',
+  RolloutAlarm: 'RolloutAlarm',
+  RolloutAlarmNotFound: 'RolloutAlarmNotFound',
+  RefreshFailed: 'RefreshFailed',
+  RefreshConflict: 'RefreshConflict',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -141,4 +148,5 @@ export const WORKFLOW_TYPES = {
   approvedImages: 'approvedImages',
   complianceScan: 'complianceScan',
   enforceAllowedAmis: 'enforceAllowedAmis',
+  rolloutImage: 'rolloutImage',
 } as const;

@@ -238,6 +238,22 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'compliance-scan-cancelled': { closed: 'CANCELED', ran: ['scanInstances'], events: [CANCEL] },
     'e2e-compliance-scan': { closed: 'COMPLETED', ran: ['scanInstances'] },
   },
+  rolloutImage: {
+    'rollout-image-two-waves': {
+      closed: 'COMPLETED',
+      ran: ['startInstanceRefresh', 'waitForInstanceRefresh', 'watchRolloutAlarms'],
+      events: [TIMER],
+    },
+    'rollout-image-alarm-rollback': {
+      closed: 'FAILED',
+      ran: ['undoInstanceRefresh', 'restoreLaunchTemplateDefault'],
+    },
+    'rollout-image-cancelled': {
+      closed: 'CANCELED',
+      ran: ['undoInstanceRefresh', 'restoreLaunchTemplateDefault'],
+      events: [CANCEL],
+    },
+  },
   enforceAllowedAmis: {
     'enforce-allowed-amis-audit-enable-off': {
       closed: 'COMPLETED',
