@@ -8,7 +8,7 @@
  */
 import type { Catalogue, IamPolicyDocument } from '../contracts';
 import type { PolicyStatement } from './policies';
-import { keyPolicies } from './policies';
+import { keyPolicies, rolloutStatements } from './policies';
 
 /** What the assumed role may do, per capability (README, Permissions). */
 export const TARGET_ROLE_STATEMENTS: readonly PolicyStatement[] = [
@@ -122,6 +122,8 @@ export const TARGET_ROLE_STATEMENTS: readonly PolicyStatement[] = [
     Resource: 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*',
     Condition: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
   },
+  // Rollouts: launch templates and Auto Scaling groups tagged as rollout targets only.
+  ...rolloutStatements('${AWS::Partition}'),
 ];
 
 /** Placeholders the statements from `keyPolicies` are generated with, resolved by `Fn::Sub`. */

@@ -19,7 +19,13 @@
  * generated document; `guardrails policy` prints its findings with the notes).
  */
 import type { Catalogue, IamPolicyDocument } from '../contracts';
-import { APPROVED_VALUE, KMS_GRANT_OPERATIONS, MANAGED_BY_VALUE, TAG } from '../contracts';
+import {
+  APPROVED_VALUE,
+  KMS_GRANT_OPERATIONS,
+  MANAGED_BY_VALUE,
+  ROLLOUT_TARGET_VALUE,
+  TAG,
+} from '../contracts';
 import { targetIamPolicy } from '../workflows/key-access';
 import { partitionOfRegion } from '../workflows/share-validation';
 
@@ -428,6 +434,7 @@ export function workerPolicy(opts: WorkerPolicyOptions = {}): { policy: PolicyDo
       Action: ['kms:DescribeKey', 'kms:ListGrants', 'kms:RevokeGrant'],
       Resource: `arn:${p}:kms:*:*:key/*`,
     },
+    ...rolloutStatements(p),
     ...(opts.assumeRoleArns?.length
       ? [
           {
@@ -441,9 +448,49 @@ export function workerPolicy(opts: WorkerPolicyOptions = {}): { policy: PolicyDo
   ];
   const policy: PolicyDocument = { Version: '2012-10-17', Statement: statements };
   const notes = [
+    `rollouts change only launch templates and Auto Scaling groups tagged ${TAG.rolloutTarget}=${ROLLOUT_TARGET_VALUE}: tag those a rollout may change`,
     `deregistering, deleting snapshots and terminating need ${TAG.managedBy}=${MANAGED_BY_VALUE} on the resource: ` +
       'amiflow tags everything it makes; migrate with --terminate-source needs TerminateInstances on the source instance as well',
     ...policyFindings(policy).map((f) => `CHECK: ${f}`),
   ];
   return { policy, notes };
+}
+
+/**
+ * Rollouts: new launch-template versions and default changes, instance refreshes (start, cancel,
+ * roll back), only on launch templates and groups their owners tagged as rollout targets (EC2 and
+ * Auto Scaling both evaluate the resource's tags for these actions); reads of groups, refreshes and
+ * alarms, which take no resource-level conditions.
+ */
+export function rolloutStatements(p: string): PolicyStatement[] {
+  return [
+    {
+      Sid: 'RolloutLaunchTemplateVersions',
+      Effect: 'Allow',
+      Action: ['ec2:CreateLaunchTemplateVersion', 'ec2:ModifyLaunchTemplate'],
+      Resource: `arn:${p}:ec2:*:*:launch-template/*`,
+      Condition: { StringEquals: { [`ec2:ResourceTag/${TAG.rolloutTarget}`]: ROLLOUT_TARGET_VALUE } },
+    },
+    {
+      Sid: 'RolloutInstanceRefreshes',
+      Effect: 'Allow',
+      Action: [
+        'autoscaling:StartInstanceRefresh',
+        'autoscaling:CancelInstanceRefresh',
+        'autoscaling:RollbackInstanceRefresh',
+      ],
+      Resource: `arn:${p}:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/*`,
+      Condition: { StringEquals: { [`autoscaling:ResourceTag/${TAG.rolloutTarget}`]: ROLLOUT_TARGET_VALUE } },
+    },
+    {
+      Sid: 'RolloutReads',
+      Effect: 'Allow',
+      Action: [
+        'autoscaling:DescribeAutoScalingGroups',
+        'autoscaling:DescribeInstanceRefreshes',
+        'cloudwatch:DescribeAlarms',
+      ],
+      Resource: '*',
+    },
+  ];
 }

@@ -28,10 +28,14 @@ export const TAG = {
   scheduledTime: 'amiflow:scheduled-time',
   /** Backups: the backup plan that made the image (with `sourceInstance`): retention counts per plan and instance. */
   backupPlan: 'amiflow:backup-plan',
+  /** On launch templates and Auto Scaling groups their owners let rollouts change (the IAM policy's condition). */
+  rolloutTarget: 'amiflow:rollout-target',
 } as const;
 export const MANAGED_BY_VALUE = 'amiflow';
 /** The value of `TAG.approved` on an approved image. */
 export const APPROVED_VALUE = 'true';
+/** The value of `TAG.rolloutTarget` on a launch template or group a rollout may change. */
+export const ROLLOUT_TARGET_VALUE = 'true';
 /** User tags may not use these prefixes: `aws:` is reserved by AWS, `amiflow:` by us. */
 export const RESERVED_TAG_PREFIXES = ['aws:', 'amiflow:'] as const;
 
