@@ -90,7 +90,7 @@ function approvalGate(rawInput: unknown, live: () => { waiting: boolean; imageId
     if (issues.length > 0) throw refuse(formatIssues(issues));
     if (d.proof === undefined)
       throw refuse(
-        'a decision needs proof of who takes it: an STS GetCallerIdentity request signed with your AWS credentials (amiflow image rollout approve does it)',
+        'a decision needs proof of who takes it: an STS GetCallerIdentity request signed with your AWS credentials (amiflow golden approve <workflow id> does it: the same gate)',
         FailureType.ApproverNotVerified,
       );
   };
@@ -517,7 +517,7 @@ export async function rolloutImage(rawInput: RolloutImageInput): Promise<Rollout
             });
           return decided;
         },
-        `send the approve or reject update, signed with your AWS credentials (amiflow image rollout approve ${workflowInfo().workflowId})`,
+        `send the approve or reject update, signed with your AWS credentials (amiflow golden approve ${workflowInfo().workflowId})`,
       )
       .finally(() => (waitingForApproval = false));
     result.approval = { by: d.by, at: new Date(d.at).toISOString(), verifiedArn: d.verifiedArn };

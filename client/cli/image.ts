@@ -26,6 +26,7 @@ import {
 import { InvalidInputError, imageFromInstanceIssues } from '../../workflows/validation';
 import type { AmiflowClient } from '../index';
 import type { CliContext } from './context';
+import { registerRollout } from './rollout';
 import { emit, emitCompleted, followRun, outputOf, withClient } from './context';
 import type { FlagSpec } from './flags';
 import {
@@ -403,4 +404,5 @@ export function registerImage(program: Command, ctx: CliContext): void {
   registerShareExpiry(image, ctx);
   registerUnshare(image, ctx);
   registerCopy(image, ctx);
+  registerRollout(image, ctx);
 }
