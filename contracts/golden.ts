@@ -7,6 +7,7 @@ import type { AwsTarget, Tags } from './common';
 import type { ImageFromInstanceTimeouts } from './image';
 import type { KmsAccessMode, ShareTargets } from './share';
 import type { CopyDestination } from './copy';
+import type { GoldenRolloutStage, RolloutImageResult } from './rollout';
 
 /**
  * Search attributes Temporal itself sets on a run a Schedule started: the time it was scheduled for
@@ -160,6 +161,8 @@ export interface GoldenImageInput extends AwsTarget {
   publish?: { parameterName: string };
   retention?: RetentionPolicy;
   timeouts?: ImageFromInstanceTimeouts & { copyAvailableSeconds?: number };
+  /** Roll the approved image out to launch templates and Auto Scaling groups (child `rolloutImage`), last. */
+  rollout?: GoldenRolloutStage;
 }
 
 export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 3 * 24 * 3600;
@@ -250,6 +253,8 @@ export interface GoldenImageResult {
     verifiedArn?: string;
   };
   retention: RetentionReport;
+  /** The `rollout` stage's result; a rollout that failed (and rolled itself back) is a problem of the run instead. */
+  rollout?: RolloutImageResult;
   startedAt: string;
   finishedAt: string;
 }

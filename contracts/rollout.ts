@@ -309,3 +309,9 @@ export interface RolloutProgress {
   restored: RolloutRestore[];
 }
 export const rolloutProgressQuery = defineQuery<RolloutProgress>('rolloutProgress');
+
+/**
+ * The `rollout` stage a golden pipeline can end with: a rollout input without the image, which is
+ * the pipeline's new image in each region (the original or its copy in the pipeline's account).
+ */
+export type GoldenRolloutStage = Omit<RolloutImageInput, 'imageId' | 'imageIds'>;

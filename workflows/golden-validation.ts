@@ -6,6 +6,7 @@
  */
 import type { ApprovalDecision, BackupInput, GoldenImageInput } from '../contracts';
 import { MAX_TAGS_PER_RESOURCE } from '../contracts';
+import { rolloutStageIssues } from './rollout-plan';
 import { copyImageIssues, shareImageIssues } from './share-validation';
 import type { InputIssue } from './validation';
 import {
@@ -320,6 +321,7 @@ const GOLDEN_FIELDS = [
   'approval',
   'distribution',
   'publish',
+  'rollout',
   'retention',
   'timeouts',
 ] as const;
@@ -339,6 +341,7 @@ export function goldenImageIssues(input: unknown): InputIssue[] {
   if (!isObject(input)) return [{ field: '(input)', message: 'must be an object' }];
   const issues: InputIssue[] = [];
   checkNoUnknownKeys(issues, '', input, GOLDEN_FIELDS);
+  issues.push(...rolloutStageIssues(input.rollout));
   checkRegion(issues, 'region', input.region);
   checkAccountId(issues, 'accountId', input.accountId);
   checkName(issues, 'pipeline', input.pipeline, 'pipeline');

@@ -17,6 +17,29 @@ export function rolloutImageIssues(input: unknown): InputIssue[] {
   return [...issues, ...approverPatternIssues('approval.approvers', approvers)];
 }
 
+/** A golden pipeline's `rollout` stage: a rollout input without the image (the pipeline's own), fields under `rollout.`. */
+export function rolloutStageIssues(stage: unknown): InputIssue[] {
+  if (stage === undefined) return [];
+  if (typeof stage !== 'object' || stage === null || Array.isArray(stage))
+    return [{ field: 'rollout', message: 'must be an object: targets, waves, bake, approval, …' }];
+  const keys = Object.keys(stage);
+  const image = keys.filter((k) => k === 'imageId' || k === 'imageIds');
+  // The pipeline's image is the one rolled out: a stage that names one would roll out another.
+  const own = image.map((k) => ({
+    field: `rollout.${k}`,
+    message: "is the pipeline's new image: leave it out",
+  }));
+  return [
+    ...own,
+    ...rolloutImageIssues({ ...stage, imageId: PLACEHOLDER_IMAGE, imageIds: undefined }).map((i) => ({
+      ...i,
+      field: `rollout.${i.field}`,
+    })),
+  ];
+}
+
+const PLACEHOLDER_IMAGE = 'ami-00000000';
+
 /** Returns the input typed when valid; throws `InvalidInputError` naming every bad field otherwise. */
 export function parseRolloutImageInput(input: unknown): RolloutImageInput {
   const issues = rolloutImageIssues(input);

@@ -183,6 +183,7 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'e2e-migrate-instance-elastic-ip-unhandled': { closed: 'FAILED', ran: ['planMigration'] },
   },
   goldenImage: {
+    'golden-image-rollout-stage': { closed: 'COMPLETED' },
     'golden-image-approved': {
       closed: 'COMPLETED',
       ran: ['publishImageParameter', 'protectImage'],
