@@ -151,6 +151,16 @@ export const rolloutApprovalSchema = strictObject({
   timeoutSeconds: seconds(60, 30 * 24 * 3600).optional(),
 });
 
+/** The rollout settings a golden pipeline's `rollout` stage takes (the image is the pipeline's). */
+export const goldenRolloutStageSchema = strictObject({
+  targets: z.array(rolloutTargetSchema, { error: 'must be a list of targets' }).min(1).max(50),
+  setDefaultVersion: z.boolean({ error: 'must be true or false' }).optional(),
+  refresh: refreshPreferencesSchema.optional(),
+  waves: rolloutWavesSchema.optional(),
+  bake: rolloutBakeSchema.optional(),
+  approval: rolloutApprovalSchema.optional(),
+});
+
 export const rolloutImageInputSchema = strictObject({
   /** The image to roll out (in every target region: copy it there first). Or per region in `imageIds`. */
   imageId: matching(/^ami-([0-9a-f]{8}|[0-9a-f]{17})$/, 'an AMI id', 'ami-0abc1234def567890').optional(),
