@@ -247,6 +247,10 @@ export function hookWorkerAws(inner: AwsClients): WorkerAwsHooks {
         return client;
       },
       kms: (target) => inner.kms(target),
+      // The other services pass through untouched (rollouts: Auto Scaling and CloudWatch).
+      ...(inner.ssm ? { ssm: inner.ssm.bind(inner) } : {}),
+      ...(inner.autoScaling ? { autoScaling: inner.autoScaling.bind(inner) } : {}),
+      ...(inner.cloudWatch ? { cloudWatch: inner.cloudWatch.bind(inner) } : {}),
       destroy: () => inner.destroy(),
     },
     setImageState(o) {
