@@ -4,6 +4,8 @@
  * the role configured for it, with credentials that refresh themselves before they expire, so a
  * copy or a wait longer than one hour of credentials keeps working.
  */
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SSMClient } from '@aws-sdk/client-ssm';
@@ -50,6 +52,10 @@ export interface AwsClients {
    * test doubles that model EC2 alone need not provide it; `createAwsClients` always does.
    */
   ssm?(target: AwsTarget): Promise<SSMClient>;
+  /** Auto Scaling in the same (account, region), same credentials (rollouts); optional like `ssm`. */
+  autoScaling?(target: AwsTarget): Promise<AutoScalingClient>;
+  /** CloudWatch in the same (account, region), same credentials (a rollout's bake alarms). */
+  cloudWatch?(target: AwsTarget): Promise<CloudWatchClient>;
   /** Releases sockets; the worker calls it on shutdown. */
   destroy(): void;
 }
@@ -169,6 +175,23 @@ export function createAwsClients(settings: AwsSettings, telemetry: AwsTelemetry 
   const clients = new Map<string, Promise<EC2Client>>();
   const kmsClients = new Map<string, Promise<KMSClient>>();
   const ssmClients = new Map<string, Promise<SSMClient>>();
+  // Auto Scaling and CloudWatch clients (rollouts), one per (account, region) like the others.
+  const otherClients = new Map<string, Promise<{ destroy(): void }>>();
+  function cached<C extends { destroy(): void }>(
+    service: string,
+    target: AwsTarget,
+    make: (config: Record<string, unknown>) => C,
+  ): Promise<C> {
+    const key = `${target.accountId ?? 'self'}/${target.region}`;
+    const cacheKey = `${service}:${key}`;
+    let client = otherClients.get(cacheKey) as Promise<C> | undefined;
+    if (!client) {
+      client = sharedCredentials(target, key).then((creds) => make({ ...base(target.region), ...creds }));
+      client.catch(() => otherClients.delete(cacheKey));
+      otherClients.set(cacheKey, client);
+    }
+    return client;
+  }
   // One credential provider per (account, region), shared by its EC2 and KMS clients.
   const credentials = new Map<string, Promise<Record<string, unknown>>>();
   const stsClients: STSClient[] = [];
@@ -285,7 +308,19 @@ export function createAwsClients(settings: AwsSettings, telemetry: AwsTelemetry 
       }
       return client;
     },
+    autoScaling(target) {
+      return cached('autoscaling', target, (config) => instrumented(new AutoScalingClient(config)));
+    },
+    cloudWatch(target) {
+      return cached('cloudwatch', target, (config) => instrumented(new CloudWatchClient(config)));
+    },
     destroy() {
+      for (const c of otherClients.values())
+        void c.then(
+          (client) => client.destroy(),
+          () => undefined,
+        );
+      otherClients.clear();
       for (const c of clients.values())
         void c.then(
           (client) => client.destroy(),

@@ -14,6 +14,7 @@ import { kmsActivities } from './kms';
 import { launchActivities } from './launch';
 import { retentionActivities } from './retention';
 import { runCommandActivities } from './run-command';
+import { rolloutActivities } from './rollout';
 import { shareRunActivities } from './share-runs';
 import { sharingActivities } from './sharing';
 import { ssmActivities } from './ssm';
@@ -41,6 +42,7 @@ export function createActivities(deps: ActivityDeps) {
     ...freezeScriptActivities(deps),
     ...buildActivities(deps),
     ...buildStepActivities(deps),
+    ...rolloutActivities(deps),
   };
 }
 

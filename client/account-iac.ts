@@ -8,7 +8,7 @@
  */
 import type { Catalogue, IamPolicyDocument } from '../contracts';
 import type { PolicyStatement } from './policies';
-import { keyPolicies, runCommandStatements } from './policies';
+import { keyPolicies, rolloutStatements, runCommandStatements } from './policies';
 import { recipeBuildStatements } from './recipe-policies';
 
 /** What the assumed role may do, per capability (docs/production.md, Permissions). */
@@ -127,6 +127,8 @@ export const TARGET_ROLE_STATEMENTS: readonly PolicyStatement[] = [
   },
   // Image builds from recipes: SSM Run Command on build instances only, the builder role only.
   ...recipeBuildStatements('${AWS::Partition}', '${AWS::AccountId}'),
+  // Rollouts: launch templates and Auto Scaling groups tagged as rollout targets only.
+  ...rolloutStatements('${AWS::Partition}'),
 ];
 
 /** Placeholders the statements from `keyPolicies` are generated with, resolved by `Fn::Sub`. */

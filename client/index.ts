@@ -70,6 +70,9 @@ import { approverPatternIssues } from '../workflows/approvers';
 import type { ApprovalSigning } from './approval-proof';
 import { signApproval } from './approval-proof';
 import { approversOf } from './plan-file';
+import type { RolloutImageInput } from '../contracts';
+import { parseRolloutImageInput } from '../workflows/rollout-plan';
+import { rolloutSummary, rolloutWorkflowId } from './rollout';
 import type { ScheduleBounds } from './bounds';
 import { RefusedError, checkAmiflowRun, readScheduleBounds } from './bounds';
 import {
@@ -503,6 +506,31 @@ export class AmiflowClient {
   /** Validates, then starts `buildImage` for a resolved recipe (`loadRecipeFile` resolves a file). */
   async startBuildImage(input: BuildImageInput, opts: StartOptions = {}): Promise<StartedRun> {
     return startBuildImageRun(this.temporal, this.taskQueue, input, opts);
+  }
+
+  /**
+   * Validates, then starts `rolloutImage`: new launch-template versions and instance refreshes in
+   * waves (canary, bake under alarms, optional approval), rolled back on an alarm or failure.
+   * Approve or reject after the canary with `approveGoldenImage` / `rejectGoldenImage` (same gate).
+   */
+  async startRolloutImage(input: RolloutImageInput, opts: StartOptions = {}): Promise<StartedRun> {
+    const valid = parseRolloutImageInput(input);
+    const first = valid.targets[0];
+    return startRun(this.temporal, {
+      workflowType: WORKFLOW_TYPES.rolloutImage,
+      args: [valid],
+      workflowId: opts.workflowId ?? rolloutWorkflowId(valid),
+      taskQueue: this.taskQueue,
+      summary: rolloutSummary(valid),
+      ...(opts.searchAttributes !== false && first
+        ? {
+            searchAttributes: {
+              imageId: valid.imageId ?? valid.imageIds?.[first.region] ?? '',
+              region: first.region,
+            },
+          }
+        : {}),
+    });
   }
 
   /** Validates, then starts `backupInstances` now (Schedules start it otherwise). */

@@ -24,6 +24,7 @@ import {
   KMS_GRANT_OPERATIONS,
   MANAGED_BY_VALUE,
   RUN_COMMANDS_ALLOWED,
+  ROLLOUT_TARGET_VALUE,
   TAG,
 } from '../contracts';
 import { targetIamPolicy } from '../workflows/key-access';
@@ -487,6 +488,7 @@ export function workerPolicy(opts: WorkerPolicyOptions = {}): { policy: PolicyDo
     },
     ...runCommandStatements(p),
     ...recipeBuildStatements(p),
+    ...rolloutStatements(p),
     ...(opts.assumeRoleArns?.length
       ? [
           {
@@ -501,10 +503,50 @@ export function workerPolicy(opts: WorkerPolicyOptions = {}): { policy: PolicyDo
   const policy: PolicyDocument = { Version: '2012-10-17', Statement: statements };
   const notes = [
     `SSM commands (mode app-consistent) run only on instances tagged ${TAG.runCommands}=${RUN_COMMANDS_ALLOWED} ` +
-      `or ${TAG.managedBy}=${MANAGED_BY_VALUE}, with AWS-RunShellScript; add the ARNs of your own SSM documents to use them`,
+      `or ${TAG.managedBy}=${MANAGED_BY_VALUE}, with AWS-RunShellScript (builds also PowerShell and the patch baseline); add the ARNs of your own SSM documents to use them`,
+    `rollouts change only launch templates and Auto Scaling groups tagged ${TAG.rolloutTarget}=${ROLLOUT_TARGET_VALUE}: tag those a rollout may change`,
     `deregistering, deleting snapshots and terminating need ${TAG.managedBy}=${MANAGED_BY_VALUE} on the resource: ` +
       'amiflow tags everything it makes; migrate with --terminate-source needs TerminateInstances on the source instance as well',
     ...policyFindings(policy).map((f) => `CHECK: ${f}`),
   ];
   return { policy, notes };
+}
+
+/**
+ * Rollouts: new launch-template versions and default changes, instance refreshes (start, cancel,
+ * roll back), only on launch templates and groups their owners tagged as rollout targets (EC2 and
+ * Auto Scaling both evaluate the resource's tags for these actions); reads of groups, refreshes and
+ * alarms, which take no resource-level conditions.
+ */
+export function rolloutStatements(p: string): PolicyStatement[] {
+  return [
+    {
+      Sid: 'RolloutLaunchTemplateVersions',
+      Effect: 'Allow',
+      Action: ['ec2:CreateLaunchTemplateVersion', 'ec2:ModifyLaunchTemplate'],
+      Resource: `arn:${p}:ec2:*:*:launch-template/*`,
+      Condition: { StringEquals: { [`ec2:ResourceTag/${TAG.rolloutTarget}`]: ROLLOUT_TARGET_VALUE } },
+    },
+    {
+      Sid: 'RolloutInstanceRefreshes',
+      Effect: 'Allow',
+      Action: [
+        'autoscaling:StartInstanceRefresh',
+        'autoscaling:CancelInstanceRefresh',
+        'autoscaling:RollbackInstanceRefresh',
+      ],
+      Resource: `arn:${p}:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/*`,
+      Condition: { StringEquals: { [`autoscaling:ResourceTag/${TAG.rolloutTarget}`]: ROLLOUT_TARGET_VALUE } },
+    },
+    {
+      Sid: 'RolloutReads',
+      Effect: 'Allow',
+      Action: [
+        'autoscaling:DescribeAutoScalingGroups',
+        'autoscaling:DescribeInstanceRefreshes',
+        'cloudwatch:DescribeAlarms',
+      ],
+      Resource: '*',
+    },
+  ];
 }

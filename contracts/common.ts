@@ -34,11 +34,15 @@ export const TAG = {
    * (= `RUN_COMMANDS_ALLOWED`) or with amiflow:managed-by=amiflow (instances amiflow launched).
    */
   runCommands: 'amiflow:run-commands',
+  /** On launch templates and Auto Scaling groups their owners let rollouts change (the IAM policy's condition). */
+  rolloutTarget: 'amiflow:rollout-target',
 } as const;
 export const MANAGED_BY_VALUE = 'amiflow';
 export const RUN_COMMANDS_ALLOWED = 'allowed';
 /** The value of `TAG.approved` on an approved image. */
 export const APPROVED_VALUE = 'true';
+/** The value of `TAG.rolloutTarget` on a launch template or group a rollout may change. */
+export const ROLLOUT_TARGET_VALUE = 'true';
 /** User tags may not use these prefixes: `aws:` is reserved by AWS, `amiflow:` by us. */
 export const RESERVED_TAG_PREFIXES = ['aws:', 'amiflow:'] as const;
 
@@ -94,6 +98,13 @@ export const FailureType = {
   ApproverNotVerified: 'ApproverNotVerified',
   // imageFromInstance mode app-consistent: the pre step (quiesce) failed and onPreFailure is `fail`
   QuiesceFailed: 'QuiesceFailed',
+  // rolloutImage: a target that is not there or cannot be rolled out to, an alarm, a refresh
+  RolloutTargetNotFound: 'RolloutTargetNotFound',
+  RolloutTargetUnsupported: 'RolloutTargetUnsupported',
+  RolloutAlarm: 'RolloutAlarm',
+  RolloutAlarmNotFound: 'RolloutAlarmNotFound',
+  RefreshFailed: 'RefreshFailed',
+  RefreshConflict: 'RefreshConflict',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -159,4 +170,5 @@ export const WORKFLOW_TYPES = {
   complianceScan: 'complianceScan',
   enforceAllowedAmis: 'enforceAllowedAmis',
   buildImage: 'buildImage',
+  rolloutImage: 'rolloutImage',
 } as const;

@@ -27,6 +27,7 @@ import {
 import { appConsistentOptionsSchema, appConsistentRule, imageFromInstanceTimeoutsSchema } from './image';
 import type { InputIssue } from './issues';
 import { issuesFor, show, strictObject, withRules } from './issues';
+import type { GoldenRolloutStage, RolloutImageResult } from './rollout';
 import { MAX_TAGS_PER_RESOURCE, kmsAccessMode, shareTargetRules, shareTargetsSchema } from './share';
 
 /**
@@ -294,6 +295,12 @@ export const goldenImageInputSchema = withRules(
     publish: strictObject({ parameterName }, 'must be an object with parameterName').optional(),
     retention: retentionPolicySchema.optional(),
     timeouts: imageAndCopyTimeoutsSchema.optional(),
+    /**
+     * Roll the approved image out to launch templates and Auto Scaling groups (child `rolloutImage`),
+     * last. Checked by `rolloutStageIssues` (workflows/rollout-plan.ts): the rollout input's own
+     * schema, fields under `rollout.`, plus the approver patterns.
+     */
+    rollout: z.custom<GoldenRolloutStage>(() => true).optional(),
   }),
   goldenRules,
 );
@@ -473,6 +480,8 @@ export interface GoldenImageResult {
     verifiedArn?: string;
   };
   retention: RetentionReport;
+  /** The `rollout` stage's result; a rollout that failed (and rolled itself back) is a problem of the run instead. */
+  rollout?: RolloutImageResult;
   startedAt: string;
   finishedAt: string;
 }

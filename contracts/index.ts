@@ -13,3 +13,4 @@ export * from './copy';
 export * from './guardrails';
 export * from './golden';
 export * from './backup';
+export * from './rollout';

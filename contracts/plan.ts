@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { CONSISTENCY_MODES } from './common';
 import { accountId, imageName, instanceId, region, userTags } from './fields';
+import { goldenRolloutStageSchema } from './rollout';
 import { KMS_ACCESS_MODES } from './share';
 
 export const PLAN_API_VERSION = 'amiflow/v1';
@@ -114,6 +115,8 @@ const pipeline = strict({
   timeouts: strict({ instanceState: duration, imageAvailable: duration, copyAvailable: duration })
     .partial()
     .optional(),
+  /** Roll the approved image out last (contracts/rollout.ts; seconds, as the workflow takes them). */
+  rollout: goldenRolloutStageSchema.optional(),
   schedule,
 });
 

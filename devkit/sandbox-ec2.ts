@@ -247,9 +247,10 @@ export function hookWorkerAws(inner: AwsClients): WorkerAwsHooks {
         return client;
       },
       kms: (target) => inner.kms(target),
-      // SSM (parameters, Run Command) passes through untouched: without it the sandbox worker
-      // could not run app-consistent images or publish parameters.
+      // The other services pass through untouched (rollouts: Auto Scaling and CloudWatch).
       ...(inner.ssm ? { ssm: inner.ssm.bind(inner) } : {}),
+      ...(inner.autoScaling ? { autoScaling: inner.autoScaling.bind(inner) } : {}),
+      ...(inner.cloudWatch ? { cloudWatch: inner.cloudWatch.bind(inner) } : {}),
       destroy: () => inner.destroy(),
     },
     setImageState(o) {

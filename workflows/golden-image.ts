@@ -21,6 +21,8 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  executeChild,
+  isCancellation,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -41,6 +43,8 @@ import type {
   CopyImageResult,
   GoldenImageInput,
   GoldenImageOut,
+  GoldenRolloutStage,
+  RolloutImageResult,
   GoldenImageResult,
   ImageFromInstanceInput,
   RetentionReport,
@@ -81,7 +85,8 @@ import {
   settledAwsCall,
   statusChecksWait,
 } from './presets';
-import { Progress } from './progress';
+import { Progress, errorMessage } from './progress';
+import { rolloutImage } from './rollout-image';
 import { applyRetention } from './retention';
 import { parsedOrFail } from './input';
 import { shareImage, withdrawShare } from './share-image';
@@ -105,8 +110,12 @@ export const GOLDEN_IMAGE_STEPS = [
 ] as const;
 
 /** Child workflow ids of a golden run: found again under these after a restart. */
+/** Golden runs started before the rollout stage existed replay without it. */
+export const GOLDEN_ROLLOUT_STAGE_PATCH = 'golden-image-rollout-stage';
+
 export function goldenChildIds(workflowId: string) {
   return {
+    rollout: `${workflowId}/rollout`,
     image: `${workflowId}/image`,
     copy: `${workflowId}/copy`,
     share: (t: AwsTarget) => `${workflowId}/share/${t.accountId ?? 'self'}/${t.region}`,
@@ -772,6 +781,11 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
         `retire old versions: ${text}${report.errors.length ? ` (${report.errors.map((e) => `${e.region}: ${e.error}`).join('; ')})` : ''}`,
       );
     }
+    // 7. Rollout (optional): runs before it was added replay without it.
+    const rollout =
+      input.rollout && patched(GOLDEN_ROLLOUT_STAGE_PATCH)
+        ? await rolloutStage(input.rollout, images, ids.rollout)
+        : undefined;
     return {
       pipeline: input.pipeline,
       version,
@@ -785,12 +799,45 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
       ...(validation ? { validation } : {}),
       approval,
       retention: report,
+      ...(rollout ? { rollout } : {}),
       startedAt,
       finishedAt: iso(Date.now()),
     } satisfies GoldenImageResult;
   });
   progress.setPhase('succeeded');
   return outcome;
+
+  /**
+   * The committed image rolled out (child `rolloutImage`, the image per region as this account
+   * holds it). A rollout that fails has rolled itself back: the image stays approved and the run
+   * completes with the rollout as its problem. A cancellation cancels the rollout (it rolls back).
+   */
+  async function rolloutStage(
+    stage: GoldenRolloutStage,
+    images: GoldenImageOut[],
+    childId: string,
+  ): Promise<RolloutImageResult | undefined> {
+    const imageIds: Record<string, string> = {};
+    for (const img of images)
+      if ((img.accountId ?? '') === (input.accountId ?? '') && !imageIds[img.region])
+        imageIds[img.region] = img.imageId;
+    try {
+      return await progress.run(
+        'rollout',
+        () =>
+          executeChild(rolloutImage, {
+            workflowId: childId,
+            args: [{ ...stage, imageIds }],
+            staticSummary: `Roll out ${input.pipeline} ${Object.values(imageIds).join(', ')}`,
+          }),
+        `child workflow ${childId}`,
+      );
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      progress.problem(`rollout: ${errorMessage(err)}`);
+      return undefined;
+    }
+  }
 
   /** An approved image for this pipeline and scheduled time exists: this run makes nothing. */
   function reuse(found: ManagedImage): GoldenImageResult {

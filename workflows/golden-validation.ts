@@ -5,6 +5,7 @@
  * stay for their callers.
  */
 import type { ApprovalDecision, BackupInput, GoldenImageInput, InputIssue } from '../contracts';
+import { rolloutStageIssues } from './rollout-plan';
 import {
   InvalidInputError,
   approvalDecisionIssues,
@@ -17,11 +18,20 @@ import {
 export { MAX_GOLDEN_USER_TAGS, approvalDecisionIssues } from '../contracts';
 export { PLAN_NAME_RE } from '../contracts/fields';
 
-export const goldenImageIssues = (input: unknown): InputIssue[] => issuesFor(goldenImageInputSchema, input);
+/** The schema's issues, then the `rollout` stage's (the rollout input's own rules, under `rollout.`). */
+export const goldenImageIssues = (input: unknown): InputIssue[] => [
+  ...issuesFor(goldenImageInputSchema, input),
+  ...rolloutStageIssues(
+    typeof input === 'object' && input !== null ? (input as { rollout?: unknown }).rollout : undefined,
+  ),
+];
 export const backupIssues = (input: unknown): InputIssue[] => issuesFor(backupInputSchema, input);
 
-export const parseGoldenImageInput = (input: unknown): GoldenImageInput =>
-  parseWith(goldenImageInputSchema, input);
+export function parseGoldenImageInput(input: unknown): GoldenImageInput {
+  const issues = goldenImageIssues(input);
+  if (issues.length > 0) throw new InvalidInputError(issues);
+  return input as GoldenImageInput;
+}
 export const parseBackupInput = (input: unknown): BackupInput => parseWith(backupInputSchema, input);
 
 export function parseApprovalDecision(decision: unknown, approvers?: readonly string[]): ApprovalDecision {

@@ -9,3 +9,4 @@ export { approvedImages } from './approved-images';
 export { complianceScan } from './compliance-scan';
 export { enforceAllowedAmis } from './enforce-allowed-amis';
 export { buildImage } from './build-image';
+export { rolloutImage } from './rollout-image';

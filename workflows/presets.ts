@@ -134,3 +134,34 @@ export const retireCall: ActivityOptions = {
   heartbeatTimeout: '2m',
   retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 10 },
 };
+
+/**
+ * Waiting on an instance refresh (or its undo): minutes to hours. The wait returns at each status
+ * change or quarter of progress; heartbeats every ~1.6 min, so a lost worker is noticed in 2.
+ */
+export function refreshWait(waitSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: `${waitSeconds + 600}s`,
+    heartbeatTimeout: '2m',
+    retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 20 },
+  };
+}
+
+/** Undoing a rollout on one group: a rollback or a refresh back, waited on; patient like every undo. */
+export function refreshUndo(waitSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: `${waitSeconds + 600}s`,
+    heartbeatTimeout: '2m',
+    retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 30 },
+  };
+}
+
+/** A bake's alarm watch: one activity for the length of the bake, heartbeating; cancelled when the bake timer fires. */
+export function bakeWatch(bakeSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: `${bakeSeconds + 900}s`,
+    heartbeatTimeout: '2m',
+    retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 20 },
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
+  };
+}

@@ -28,6 +28,7 @@ import { InvalidInputError, imageFromInstanceIssues } from '../../workflows/vali
 import { copyImageInputSchema, imageFromInstanceInputSchema, shareImageInputSchema } from '../../contracts';
 import type { AmiflowClient } from '../index';
 import type { CliContext } from './context';
+import { registerRollout } from './rollout';
 import { emit, emitCompleted, followRun, outputOf, withClient } from './context';
 import type { FlagSpec } from './flags';
 import {
@@ -441,4 +442,5 @@ export function registerImage(program: Command, ctx: CliContext): void {
   registerShareExpiry(image, ctx);
   registerUnshare(image, ctx);
   registerCopy(image, ctx);
+  registerRollout(image, ctx);
 }

@@ -237,6 +237,7 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'e2e-migrate-instance-elastic-ip-unhandled': { closed: 'FAILED', ran: ['planMigration'] },
   },
   goldenImage: {
+    'golden-image-rollout-stage': { closed: 'COMPLETED' },
     'golden-image-approved': {
       closed: 'COMPLETED',
       ran: ['publishImageParameter', 'protectImage'],
@@ -295,6 +296,22 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'compliance-scan-bad-input': { closed: 'FAILED' },
     'compliance-scan-cancelled': { closed: 'CANCELED', ran: ['scanInstances'], events: [CANCEL] },
     'e2e-compliance-scan': { closed: 'COMPLETED', ran: ['scanInstances'] },
+  },
+  rolloutImage: {
+    'rollout-image-two-waves': {
+      closed: 'COMPLETED',
+      ran: ['startInstanceRefresh', 'waitForInstanceRefresh', 'watchRolloutAlarms'],
+      events: [TIMER],
+    },
+    'rollout-image-alarm-rollback': {
+      closed: 'FAILED',
+      ran: ['undoInstanceRefresh', 'restoreLaunchTemplateDefault'],
+    },
+    'rollout-image-cancelled': {
+      closed: 'CANCELED',
+      ran: ['undoInstanceRefresh', 'restoreLaunchTemplateDefault'],
+      events: [CANCEL],
+    },
   },
   enforceAllowedAmis: {
     'enforce-allowed-amis-audit-enable-off': {

@@ -1,0 +1,115 @@
+/**
+ * A golden pipeline ending with a `rollout` stage (child rolloutImage), on the time-skipping server
+ * with the golden stubs and the rollout model: the approved image is rolled out in waves; a rollout
+ * that an alarm rolls back leaves the image approved and the run completed with that problem.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../activities';
+import type { GoldenImageResult } from '../../workflows/contracts';
+import { saveHistory } from '../support/histories';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { ACCOUNT, Fleet, goldenActivities, goldenInput, outcomeOf, startGolden } from './golden-stubs';
+import { LT_ID, RolloutFleet, rolloutActivities } from './rollout-stubs';
+import { RUN_TIMEOUT, quietWorkerLogs, startWorker, withinBound } from './stub-activities';
+
+quietWorkerLogs();
+
+let env: TestWorkflowEnvironment;
+before(async () => {
+  env = await timeSkippingEnv();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+const ROLLOUT_ACTIVITIES = [
+  'resolveRolloutTarget',
+  'readRolloutAlarms',
+  'watchRolloutAlarms',
+  'createLaunchTemplateVersion',
+  'setDefaultLaunchTemplateVersion',
+  'restoreLaunchTemplateDefault',
+  'startInstanceRefresh',
+  'waitForInstanceRefresh',
+  'undoInstanceRefresh',
+] as const satisfies readonly (keyof Activities)[];
+
+function activities(golden: Fleet, rollout: RolloutFleet): Activities {
+  const r = rolloutActivities(rollout);
+  return { ...goldenActivities(golden), ...Object.fromEntries(ROLLOUT_ACTIVITIES.map((n) => [n, r[n]])) };
+}
+
+const STAGE = {
+  targets: [
+    {
+      region: 'eu-west-1',
+      accountId: ACCOUNT,
+      launchTemplates: [{ id: LT_ID }],
+      autoScalingGroups: [{ tag: { key: 'app' } }],
+    },
+  ],
+  waves: { canary: { group: 'web-a' } },
+  bake: { seconds: 300, alarms: ['web-5xx'] },
+};
+
+async function runGolden(golden: Fleet, rollout: RolloutFleet) {
+  const taskQueue = uniqueTaskQueue('golden-rollout');
+  const worker = await startWorker(env, taskQueue, activities(golden, rollout));
+  const input = goldenInput({
+    approval: undefined,
+    validation: undefined,
+    distribution: undefined,
+    publish: undefined,
+    rollout: STAGE,
+  });
+  return worker.runUntil(
+    withinBound(
+      startGolden(env, taskQueue, input).then((h) => outcomeOf<GoldenImageResult>(h)),
+      'the golden run with a rollout stage',
+    ),
+  );
+}
+
+describe('goldenImage: rollout stage', () => {
+  it(
+    'GIVEN a pipeline with a rollout stage WHEN the image is approved THEN it is rolled out in two waves to the launch template and both groups, and the result has the rollout',
+    RUN_TIMEOUT,
+    async () => {
+      const golden = new Fleet();
+      const rollout = new RolloutFleet(['web-a', 'web-b']);
+
+      const outcome = await runGolden(golden, rollout);
+      await saveHistory(outcome, 'golden-image-rollout-stage');
+
+      assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
+      const imageId = outcome.result.images[0]?.imageId ?? '';
+      assert.deepEqual(outcome.result.rollout?.imageIds, { 'eu-west-1': imageId });
+      assert.equal(outcome.result.rollout?.waves.length, 2);
+      assert.equal(rollout.imageOf('web-a'), imageId);
+      assert.equal(rollout.imageOf('web-b'), imageId);
+      assert.equal(outcome.progress.steps.find((s) => s.name === 'rollout')?.state, 'done');
+      assert.equal(outcome.progress.outcome, 'succeeded');
+    },
+  );
+
+  it(
+    'GIVEN a rollout stage WHEN an alarm fires in the canary bake THEN the rollout is rolled back, the image stays approved and the run completes with the rollout as its problem',
+    RUN_TIMEOUT,
+    async () => {
+      const golden = new Fleet();
+      const rollout = new RolloutFleet(['web-a', 'web-b']);
+      rollout.alarmInBake = { bake: 1, alarm: 'web-5xx' };
+
+      const outcome = await runGolden(golden, rollout);
+
+      assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
+      assert.equal(outcome.result.rollout, undefined);
+      assert.equal(outcome.progress.outcome, 'succeeded-with-problems');
+      assert.match(outcome.progress.problems?.[0] ?? '', /rollout: .*alarm during the bake: web-5xx/);
+      assert.equal(rollout.template.defaultVersion, 1);
+      assert.equal(rollout.group('web-b').refreshes.length, 0);
+    },
+  );
+});
