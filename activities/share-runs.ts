@@ -5,13 +5,21 @@
  * caller cannot forge.
  */
 import type { WorkflowClient } from '@temporalio/client';
-import type { ShareImageResult } from '../contracts';
-import { FailureType, WORKFLOW_TYPES } from '../contracts';
+import { Context } from '@temporalio/activity';
+import type { ImageRef, LedgerOutcome, LedgerRequest, ShareImageResult } from '../contracts';
+import {
+  FailureType,
+  SHARE_LEDGER_WORKFLOW_TYPE,
+  WORKFLOW_TYPES,
+  ledgerOutcomeUpdate,
+  ledgerRequestSignal,
+  shareLedgerWorkflowId,
+} from '../contracts';
 import type { ActivityDeps } from './deps';
 import { failure } from './errors';
 
 /** The part of a Temporal `WorkflowClient` this needs (a test gives the test server's). */
-export type TemporalReader = Pick<WorkflowClient, 'getHandle'>;
+export type TemporalReader = Pick<WorkflowClient, 'getHandle' | 'signalWithStart'>;
 
 /**
  * Opens a reader for one activity and closes it after: reading a share run is rare (one per
@@ -36,8 +44,47 @@ function refused(message: string) {
   return failure(FailureType.ShareRunRefused, message);
 }
 
-export function shareRunActivities(deps: ActivityDeps) {
+export interface ShareLedgerCall {
+  image: ImageRef;
+  request: LedgerRequest;
+}
+
+/**
+ * `ledgerScope` prefixes ledger workflow ids: tests that each run their own worker on their own task
+ * queue use it so that one test's ledger is not left on a queue nobody polls; production has none
+ * (one ledger per image for the whole namespace).
+ */
+export function shareRunActivities(deps: ActivityDeps, ledgerScope?: string) {
   return {
+    /**
+     * Sends `request` to the image's share ledger (started if none runs) and waits for its outcome.
+     * Safe to retry: the ledger answers a request id once and gives the same answer again.
+     */
+    async requestShareLedger(input: ShareLedgerCall): Promise<LedgerOutcome> {
+      if (!deps.temporal)
+        throw failure(
+          FailureType.ShareRunRefused,
+          'this worker has no Temporal client to reach the share ledger with (ActivityDeps.temporal)',
+        );
+      const client = await deps.temporal();
+      try {
+        const workflowId = `${ledgerScope ? `${ledgerScope}/` : ''}${shareLedgerWorkflowId(input.image)}`;
+        await client.workflow.signalWithStart(SHARE_LEDGER_WORKFLOW_TYPE, {
+          workflowId,
+          taskQueue: Context.current().info.taskQueue,
+          args: [{ image: input.image }],
+          signal: ledgerRequestSignal,
+          signalArgs: [input.request],
+          staticSummary: `Share ledger of ${input.image.imageId} (${input.image.region})`,
+        });
+        return await client.workflow
+          .getHandle(workflowId)
+          .executeUpdate(ledgerOutcomeUpdate, { args: [input.request.requestId] });
+      } finally {
+        await client.close();
+      }
+    },
+
     /**
      * The completed `shareImage` run's result. Refused (non-retryable) when the id names another
      * workflow type, a run still sharing (a time-limited share ends through its own expiry) or a run

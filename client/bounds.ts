@@ -10,6 +10,7 @@
  * - cancel, pause, unpause, trigger, backfill and delete only on amiflow's workflows and schedules,
  *   by workflow type and id prefix; cancelling a closed run says it is closed.
  */
+import { checkedId } from './trust-input';
 import { WORKFLOW_TYPES } from '../contracts';
 
 export type ScheduledWorkflowType = 'goldenImage' | 'backupInstances' | 'complianceScan';
@@ -137,6 +138,7 @@ const TYPES = new Set<string>(Object.values(WORKFLOW_TYPES));
 
 /** Refuses a workflow that is not amiflow's, by its type and id. */
 export function checkAmiflowRun(workflowId: string, workflowType: string, action: string): void {
+  checkedId('workflowId', workflowId);
   if (!TYPES.has(workflowType) || !AMIFLOW_WORKFLOW_ID_PREFIXES.some((p) => workflowId.startsWith(p)))
     throw new RefusedError(
       `${workflowId} is a ${workflowType} run, not one of amiflow's (types ${[...TYPES].join(', ')}; ids ` +
@@ -146,6 +148,7 @@ export function checkAmiflowRun(workflowId: string, workflowType: string, action
 
 /** Refuses a schedule id that is not amiflow's. */
 export function checkAmiflowSchedule(scheduleId: string, action: string): void {
+  checkedId('scheduleId', scheduleId, 'schedule id');
   if (!AMIFLOW_SCHEDULE_ID_PREFIXES.some((p) => scheduleId.startsWith(p)))
     throw new RefusedError(
       `schedule ${scheduleId} is not one of amiflow's (${AMIFLOW_SCHEDULE_ID_PREFIXES.map((p) => `${p}…`).join(', ')}): not going to ${action} it`,

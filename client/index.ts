@@ -90,6 +90,7 @@ import {
 import { AmiflowSchedules } from './schedules';
 import type { BuildImageInput } from '../contracts/recipe';
 import { startBuildImageRun } from './recipe-build';
+import { checkedId, ownAccountShareIssues, requirePlainInput } from './trust-input';
 
 export { InvalidInputError } from '../workflows/validation';
 export { AmiflowSchedules } from './schedules';
@@ -245,8 +246,8 @@ export class AmiflowClient {
 
   /** Validates, then starts `imageFromInstance`. Throws `InvalidInputError` naming each bad field. */
   async startImageFromInstance(input: ImageFromInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
-    const valid = parseImageFromInstanceInput(input);
-    const workflowId = opts.workflowId ?? imageWorkflowId(valid);
+    const valid = parseImageFromInstanceInput(requirePlainInput(input));
+    const workflowId = startId(opts) ?? imageWorkflowId(valid);
     try {
       const handle = await this.temporal.workflow.start(WORKFLOW_TYPES.imageFromInstance, {
         args: [valid],
@@ -280,11 +281,13 @@ export class AmiflowClient {
    * its result is the record `startUnshareImage` takes.
    */
   async startShareImage(input: ShareImageInput, opts: StartOptions = {}): Promise<StartedRun> {
-    const valid = parseShareImageInput(input);
+    const valid = parseShareImageInput(requirePlainInput(input));
+    const ownAccount = ownAccountShareIssues(valid);
+    if (ownAccount.length > 0) throw new InvalidInputError(ownAccount);
     return startRun(this.temporal, {
       workflowType: WORKFLOW_TYPES.shareImage,
       args: [valid],
-      workflowId: opts.workflowId ?? shareWorkflowId(valid),
+      workflowId: startId(opts) ?? shareWorkflowId(valid),
       taskQueue: this.taskQueue,
       summary: shareSummary(valid),
       ...(opts.searchAttributes !== false
@@ -306,6 +309,9 @@ export class AmiflowClient {
       expected?: ShareRecord;
     } = {},
   ): Promise<StartedRun> {
+    checkedId('shareWorkflowId', shareWorkflowId, 'share run (workflow id)');
+    requirePlainInput(opts, 'options');
+    if (opts.shareRunId !== undefined) checkedId('shareRunId', opts.shareRunId, 'run id');
     const e = opts.expected;
     const valid = parseUnshareImageInput({
       shareWorkflowId,
@@ -327,7 +333,7 @@ export class AmiflowClient {
     return startRun(this.temporal, {
       workflowType: WORKFLOW_TYPES.unshareImage,
       args: [valid],
-      workflowId: opts.workflowId ?? unshareWorkflowId(valid),
+      workflowId: startId(opts) ?? unshareWorkflowId(valid),
       taskQueue: this.taskQueue,
       summary: `Unshare what ${shareWorkflowId} added`,
     });
@@ -335,11 +341,11 @@ export class AmiflowClient {
 
   /** Validates, then starts `copyImage`. */
   async startCopyImage(input: CopyImageInput, opts: StartOptions = {}): Promise<StartedRun> {
-    const valid = parseCopyImageInput(input);
+    const valid = parseCopyImageInput(requirePlainInput(input));
     return startRun(this.temporal, {
       workflowType: WORKFLOW_TYPES.copyImage,
       args: [valid],
-      workflowId: opts.workflowId ?? copyWorkflowId(valid),
+      workflowId: startId(opts) ?? copyWorkflowId(valid),
       taskQueue: this.taskQueue,
       summary: copySummary(valid),
       ...(opts.searchAttributes !== false
@@ -354,7 +360,8 @@ export class AmiflowClient {
    * refuses a time that has passed or lies beyond the longest share.
    */
   async setShareExpiry(workflowId: string, update: ShareExpiryUpdate): Promise<ShareExpiryResult> {
-    const valid = parseShareExpiryUpdate(update);
+    checkedId('workflowId', workflowId);
+    const valid = parseShareExpiryUpdate(requirePlainInput(update, 'update'));
     try {
       return await this.handle(workflowId).executeUpdate(setShareExpiryUpdate, { args: [valid] });
     } catch (err) {
@@ -375,8 +382,8 @@ export class AmiflowClient {
    * with `result<MigrateInstanceResult>(workflowId)`.
    */
   async startMigrateInstance(input: MigrateInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
-    const valid = parseMigrateInstanceInput(input);
-    const workflowId = opts.workflowId ?? migrateWorkflowId(valid);
+    const valid = parseMigrateInstanceInput(requirePlainInput(input));
+    const workflowId = startId(opts) ?? migrateWorkflowId(valid);
     try {
       const handle = await this.temporal.workflow.start(WORKFLOW_TYPES.migrateInstance, {
         args: [valid],
@@ -428,6 +435,7 @@ export class AmiflowClient {
 
   /** Validates, then starts `complianceScan` as `compliance-scan/<name>`; its result is the report. */
   async startComplianceScan(input: ComplianceScanInput): Promise<StartedRun> {
+    requirePlainInput(input);
     return startComplianceScan(this.temporal, this.taskQueue, input);
   }
 
@@ -481,6 +489,7 @@ export class AmiflowClient {
    * pipeline and time started twice runs once.
    */
   async startGoldenImage(input: GoldenImageInput, opts: StartOptions = {}): Promise<StartedRun> {
+    requirePlainInput(input);
     const approverIssues = approverPatternIssues(
       'approval.approvers',
       approversOf((input as Partial<GoldenImageInput> | null)?.approval),
@@ -494,7 +503,7 @@ export class AmiflowClient {
     return startRun(this.temporal, {
       workflowType: WORKFLOW_TYPES.goldenImage,
       args: [valid],
-      workflowId: opts.workflowId ?? goldenWorkflowId({ ...valid, scheduledTime }),
+      workflowId: startId(opts) ?? goldenWorkflowId({ ...valid, scheduledTime }),
       taskQueue: this.taskQueue,
       summary: goldenSummary(valid),
       ...(opts.searchAttributes !== false
@@ -535,12 +544,13 @@ export class AmiflowClient {
 
   /** Validates, then starts `backupInstances` now (Schedules start it otherwise). */
   async startBackup(input: BackupInput, opts: StartOptions = {}): Promise<StartedRun> {
+    requirePlainInput(input);
     const valid = parseBackupInput({ ...input, scheduledTime: input.scheduledTime ?? manualScheduledTime() });
     const scheduledTime = valid.scheduledTime ?? manualScheduledTime();
     return startRun(this.temporal, {
       workflowType: WORKFLOW_TYPES.backupInstances,
       args: [valid],
-      workflowId: opts.workflowId ?? backupWorkflowId({ ...valid, scheduledTime }),
+      workflowId: startId(opts) ?? backupWorkflowId({ ...valid, scheduledTime }),
       taskQueue: this.taskQueue,
       summary: backupSummary(valid),
     });
@@ -705,9 +715,16 @@ export class AmiflowClient {
     return outcome;
   }
 
+  /** The run's handle; an id that is not one (empty, too long, control characters) is refused first. */
   handle(workflowId: string): WorkflowHandle {
-    return this.temporal.workflow.getHandle(workflowId);
+    return this.temporal.workflow.getHandle(checkedId('workflowId', workflowId));
   }
+}
+
+/** The caller's own workflow id (`opts.workflowId`), checked; undefined when none was given. */
+function startId(opts: StartOptions | null | undefined): string | undefined {
+  const id = opts?.workflowId;
+  return id === undefined ? undefined : checkedId('workflowId', id);
 }
 
 /** Runs `fn`; a failed run becomes `RunFailedError` (named by `what`) with amiflow's failure type. */

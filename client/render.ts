@@ -1,5 +1,6 @@
 /** Renders a workflow's progress as a step list for terminals (live) and logs (line per change). */
 import type { StepState, WorkflowProgress } from '../contracts';
+import { forTerminal } from './trust-input';
 
 const MARK: Record<StepState, string> = {
   pending: '○',
@@ -36,7 +37,8 @@ export function renderProgress(p: WorkflowProgress): string {
 export function progressPrinter(out: NodeJS.WriteStream = process.stdout): (p: WorkflowProgress) => void {
   let drawn = 0;
   return (p) => {
-    const text = renderProgress(p);
+    // Step details, resources and errors quote AWS and callers: no escape sequence of theirs runs here.
+    const text = forTerminal(renderProgress(p));
     if (out.isTTY && drawn > 0) out.write(`\x1b[${drawn}A\x1b[0J`);
     out.write(`${text}\n`);
     drawn = out.isTTY ? text.split('\n').length : 0;

@@ -23,6 +23,7 @@ import { SearchAttr, WORKFLOW_TYPES } from '../contracts';
 import type { OverlapPolicy, Plan, PlanEntry } from './plan-file';
 import { entryKey } from './plan-file';
 import type { ScheduleBounds } from './bounds';
+import { checkedId } from './trust-input';
 import { RefusedError, checkAmiflowSchedule, checkScheduleInterval, readScheduleBounds } from './bounds';
 
 export const SCHEDULE_PREFIX = 'amiflow/';
@@ -228,8 +229,9 @@ export class AmiflowSchedules {
     return compileSchedule(plan, entry, { taskQueue: this.taskQueue, ...opts });
   }
 
+  /** The schedule's handle; an id that is not one (empty, too long, control characters) is refused first. */
   handle(scheduleId: string): ScheduleHandle {
-    return this.client.schedule.getHandle(scheduleId);
+    return this.client.schedule.getHandle(checkedId('scheduleId', scheduleId, 'schedule id'));
   }
 
   /** The schedule's description, or undefined when it does not exist. */

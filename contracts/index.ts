@@ -9,6 +9,7 @@ export * from './progress';
 export * from './image';
 export * from './migrate';
 export * from './share';
+export * from './share-ledger';
 export * from './copy';
 export * from './guardrails';
 export * from './golden';

@@ -316,6 +316,11 @@ export interface ShareImageResult extends ShareRecord {
   /** Time-limited shares: when it was due to end, and when it was withdrawn (the run ends then). */
   expiresAt?: string;
   withdrawnAt?: string;
+  /**
+   * The share ledger (workflow id) the run holds its launch and create-volume permissions through;
+   * absent for runs before the ledger, which added and remove them on their own.
+   */
+  shareLedger?: string;
 }
 
 /** Change a time-limited share's end: a new time (`expiresAt`, ISO 8601) or seconds from now (0: now). */
@@ -503,5 +508,7 @@ export interface UnshareImageResult {
   deletedReencryptedCopy?: string;
   /** Asked to delete the re-encrypted copy, but it was kept: what still uses or protects it. */
   keptReencryptedCopy?: { imageId: string; because: string[] };
+  /** Permissions the share held that stay: another live share holds them too, or they predate amiflow. */
+  kept?: { permission: string; because: string }[];
   finishedAt: string;
 }

@@ -1,6 +1,7 @@
 // The worker's workflowsPath: every workflow type amiflow registers.
 export { imageFromInstance } from './image-from-instance';
 export { shareImage, unshareImage } from './share-image';
+export { shareLedger } from './share-ledger';
 export { copyImage } from './copy-image';
 export { migrateInstance } from './migrate-instance';
 export { goldenImage } from './golden-image';

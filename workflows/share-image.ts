@@ -21,6 +21,9 @@ import type { Activities } from '../activities';
 import type { ShareRunTruth } from '../activities/share-runs';
 import type { ShareableImage } from '../activities/sharing';
 import type {
+  LedgerKept,
+  LedgerOutcome,
+  LedgerRequest,
   AwsTarget,
   KeyAccessNeeded,
   KeyGrantRecord,
@@ -41,7 +44,9 @@ import {
   TAG,
   WORKFLOW_TYPES,
   copyTagsOf,
+  ledgerHolder,
   progressQuery,
+  shareLedgerWorkflowId,
   setShareExpiryUpdate,
   shareGrantName,
 } from '../contracts';
@@ -132,6 +137,94 @@ export function planShare(input: ShareImageInput, image: ShareableImage): ShareP
   };
 }
 
+export interface LedgerHold {
+  image: { region: string; accountId?: string; imageId: string };
+  holder: string;
+}
+
+/** Ledger calls wait their turn behind other shares of the image: minutes, retried. */
+const ledgerCall: ActivityOptions = { ...compensationCall, startToCloseTimeout: '10m' };
+
+function ledgerRequest(hold: LedgerHold, request: LedgerRequest, summary: string) {
+  return act.requestShareLedger.executeWithOptions(remote(summary, ledgerCall), [
+    { image: hold.image, request },
+  ]);
+}
+
+/** An outcome the ledger could not carry out fails the share with AWS's own failure type. */
+function ledgerFailed(out: LedgerOutcome, what: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: out.error?.type ?? FailureType.AwsPolicyRefused,
+    nonRetryable: true,
+    message: `${what}: ${out.error?.message ?? 'the share ledger refused it'}`,
+  });
+}
+
+/**
+ * Holds the share's launch (and, with allowCopy, create-volume) permissions through the image's
+ * ledger: it adds what amiflow does not hold yet, counts this run as a holder of the rest, and
+ * reports what predates amiflow. The undo (registered first) releases this run's holds.
+ */
+async function acquireThroughLedger(
+  hold: LedgerHold,
+  input: ShareImageInput,
+  shared: ShareableImage,
+  plan: SharePlan,
+  comp: Compensations,
+  undos: { discard(): void }[],
+  progress: Progress,
+): Promise<{ launch: LaunchPermissionEntry[]; snapshot: SnapshotPermissionEntry[]; before: SharePlan }> {
+  const accounts = input.targets.accountIds ?? [];
+  const wanted = [...plan.launchToAdd, ...plan.launchAlready];
+  const snapshots: SnapshotPermissionEntry[] = input.allowCopy
+    ? shared.snapshots
+        .map((s) => ({ snapshotId: s.snapshotId, userIds: accounts }))
+        .filter((s) => s.userIds.length)
+    : [];
+  undos.push(
+    comp.add(
+      'release permissions held through the share ledger',
+      async () => {
+        const out = await ledgerRequest(
+          hold,
+          { op: 'release', requestId: `${hold.holder}/release`, holder: hold.holder },
+          `undo: release what this run holds on ${hold.image.imageId}`,
+        );
+        if (out.error) throw ledgerFailed(out, "releasing this run's permissions");
+      },
+      'add launch permissions',
+    ),
+  );
+  progress.skip(
+    'add snapshot permissions',
+    input.allowCopy ? 'held through the share ledger, with the launch permissions' : 'not asked (allowCopy)',
+  );
+  const out = await progress.run('add launch permissions', () =>
+    ledgerRequest(
+      hold,
+      {
+        op: 'acquire',
+        requestId: `${hold.holder}/acquire`,
+        holder: hold.holder,
+        launchPermissions: wanted,
+        snapshotPermissions: snapshots,
+      },
+      `share ${hold.image.imageId} with ${wanted.map(describeEntry).join(', ')} through its share ledger`,
+    ),
+  );
+  if (out.error) throw ledgerFailed(out, `sharing ${hold.image.imageId}`);
+  return {
+    launch: out.launchPermissions,
+    snapshot: out.snapshotPermissions,
+    before: {
+      launchToAdd: [],
+      launchAlready: out.preexisting.launchPermissions,
+      snapshotToAdd: [],
+      snapshotAlready: out.preexisting.snapshotPermissions,
+    },
+  };
+}
+
 /** `<name> reencrypted-<run>`, within EC2's 128 characters. */
 export function reencryptedNameFor(imageName: string, runId: string): string {
   const suffix = ` reencrypted-${runId.slice(0, 8)}`;
@@ -154,9 +247,12 @@ export async function withdrawShare(
     progress?: Progress;
     /** Delete the copy through retirement's checks (its run's tags, references, protection, approval). */
     retireCopy?: boolean;
+    /** The share held its permissions through the image's ledger: release them there. */
+    ledger?: LedgerHold;
   },
 ): Promise<{
   withdrawn: ShareAdded;
+  kept?: LedgerKept[];
   deletedReencryptedCopy?: string;
   keptReencryptedCopy?: { imageId: string; because: string[] };
 }> {
@@ -171,28 +267,50 @@ export async function withdrawShare(
     } else if (run) await opts.progress.run(name, fn);
     else opts.progress.skip(name, why);
   };
-  await step(
-    'withdraw launch permissions',
-    added.launchPermissions.length > 0,
-    () =>
-      act.removeLaunchPermissions.executeWithOptions(
-        remote(
-          `withdraw launch permissions on ${record.sharedImageId}: ${added.launchPermissions.map(describeEntry).join(', ')}`,
+  let released: LedgerOutcome | undefined;
+  const ledger = opts.ledger;
+  if (ledger) {
+    // One release: the ledger removes what no other live share holds, and says what it kept.
+    await step(
+      'withdraw launch permissions',
+      true,
+      async () => {
+        released = await ledgerRequest(
+          ledger,
+          { op: 'release', requestId: `${ledger.holder}/release`, holder: ledger.holder },
+          `release what ${ledger.holder} holds on ${record.sharedImageId}`,
+        );
+        if (released.error) throw ledgerFailed(released, `withdrawing the share of ${record.sharedImageId}`);
+      },
+      '',
+    );
+    if (opts.progress)
+      opts.progress.skip('withdraw snapshot permissions', 'released through the share ledger');
+  }
+  if (!ledger)
+    await step(
+      'withdraw launch permissions',
+      added.launchPermissions.length > 0,
+      () =>
+        act.removeLaunchPermissions.executeWithOptions(
+          remote(
+            `withdraw launch permissions on ${record.sharedImageId}: ${added.launchPermissions.map(describeEntry).join(', ')}`,
+          ),
+          [{ target, imageId: record.sharedImageId, permissions: added.launchPermissions }],
         ),
-        [{ target, imageId: record.sharedImageId, permissions: added.launchPermissions }],
-      ),
-    'the share added none',
-  );
-  await step(
-    'withdraw snapshot permissions',
-    added.snapshotPermissions.length > 0,
-    () =>
-      act.removeSnapshotPermissions.executeWithOptions(
-        remote(`withdraw create-volume permissions on ${added.snapshotPermissions.length} snapshot(s)`),
-        [{ target, permissions: added.snapshotPermissions }],
-      ),
-    'the share added none',
-  );
+      'the share added none',
+    );
+  if (!ledger)
+    await step(
+      'withdraw snapshot permissions',
+      added.snapshotPermissions.length > 0,
+      () =>
+        act.removeSnapshotPermissions.executeWithOptions(
+          remote(`withdraw create-volume permissions on ${added.snapshotPermissions.length} snapshot(s)`),
+          [{ target, permissions: added.snapshotPermissions }],
+        ),
+      'the share added none',
+    );
   const byKey = new Map<string, KeyGrantRecord[]>();
   for (const g of added.grants) byKey.set(g.keyArn, [...(byKey.get(g.keyArn) ?? []), g]);
   await step(
@@ -255,7 +373,14 @@ export async function withdrawShare(
     copy ? 'kept (deleteReencryptedCopy not set)' : 'the share made no copy',
   );
   return {
-    withdrawn: added,
+    withdrawn: released
+      ? {
+          launchPermissions: released.launchPermissions,
+          snapshotPermissions: released.snapshotPermissions,
+          grants: added.grants,
+        }
+      : added,
+    ...(released ? { kept: released.kept } : {}),
     ...(deleted ? { deletedReencryptedCopy: deleted } : {}),
     ...(kept ? { keptReencryptedCopy: kept } : {}),
   };
@@ -469,73 +594,94 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
       );
     }
 
-    if (plan.snapshotToAdd.length > 0) {
-      undos.push(
-        comp.add(
-          'remove snapshot permissions',
-          () =>
-            act.removeSnapshotPermissions.executeWithOptions(
-              remote('undo: withdraw create-volume permissions'),
-              [{ target, permissions: plan.snapshotToAdd }],
-            ),
+    // Shares since the ledger hold their permissions through it (counted per share run, so that
+    // withdrawing one share never removes what another live share still needs); runs started
+    // before replay as they ran, adding and removing on their own.
+    // A share started by copyImage or goldenImage is withdrawn by its parent from its own record
+    // within that run (a transient share to copy from); it adds only what is missing, so it never
+    // removes what a ledger share holds.
+    const ledger =
+      workflowInfo().parent === undefined && patched('share-ledger')
+        ? { image: { ...target, imageId: sharedImageId }, holder: ledgerHolder(workflowId, runId) }
+        : undefined;
+    let held:
+      { launch: LaunchPermissionEntry[]; snapshot: SnapshotPermissionEntry[]; before: SharePlan } | undefined;
+    if (ledger) {
+      held = await acquireThroughLedger(ledger, input, shared, plan, comp, undos, progress);
+    } else {
+      if (plan.snapshotToAdd.length > 0) {
+        undos.push(
+          comp.add(
+            'remove snapshot permissions',
+            () =>
+              act.removeSnapshotPermissions.executeWithOptions(
+                remote('undo: withdraw create-volume permissions'),
+                [{ target, permissions: plan.snapshotToAdd }],
+              ),
+            'add snapshot permissions',
+          ),
+        );
+        const summary = `let ${accounts.join(', ')} copy ${plan.snapshotToAdd.length} snapshot(s)`;
+        const args: Parameters<Activities['addSnapshotPermissions']> = [
+          { target, permissions: plan.snapshotToAdd },
+        ];
+        await progress.run('add snapshot permissions', () =>
+          // See 'share-permissions-as-activities' below.
+          patched('share-permissions-as-activities')
+            ? act.addSnapshotPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
+            : la.addSnapshotPermissions.executeWithOptions(local(summary), args),
+        );
+      } else {
+        progress.skip(
           'add snapshot permissions',
-        ),
-      );
-      const summary = `let ${accounts.join(', ')} copy ${plan.snapshotToAdd.length} snapshot(s)`;
-      const args: Parameters<Activities['addSnapshotPermissions']> = [
-        { target, permissions: plan.snapshotToAdd },
-      ];
-      await progress.run('add snapshot permissions', () =>
-        // See 'share-permissions-as-activities' below.
-        patched('share-permissions-as-activities')
-          ? act.addSnapshotPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
-          : la.addSnapshotPermissions.executeWithOptions(local(summary), args),
-      );
-    } else {
-      progress.skip(
-        'add snapshot permissions',
-        input.allowCopy ? 'every target account had it already' : 'not asked (allowCopy)',
-      );
-    }
+          input.allowCopy ? 'every target account had it already' : 'not asked (allowCopy)',
+        );
+      }
 
-    if (plan.launchToAdd.length > 0) {
-      undos.push(
-        comp.add(
-          'remove launch permissions',
-          () =>
-            act.removeLaunchPermissions.executeWithOptions(
-              remote(`undo: withdraw launch permissions on ${sharedImageId}`),
-              [{ target, imageId: sharedImageId, permissions: plan.launchToAdd }],
-            ),
-          'add launch permissions',
-        ),
-      );
-      const summary = `share ${sharedImageId} with ${plan.launchToAdd.map(describeEntry).join(', ')}`;
-      const args: Parameters<Activities['addLaunchPermissions']> = [
-        { target, imageId: sharedImageId, permissions: plan.launchToAdd },
-      ];
-      await progress.run('add launch permissions', () =>
-        // Since 'share-permissions-as-activities' normal activities: the server records the step
-        // before the permission is added. A local activity's result is recorded only when its
-        // workflow task completes; a worker SIGKILLed (or a server down) before that lost the record
-        // of a permission EC2 had added, the re-run then took it for one that was there before, and
-        // neither the result nor a cancellation's undo withdrew it.
-        patched('share-permissions-as-activities')
-          ? act.addLaunchPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
-          : la.addLaunchPermissions.executeWithOptions(local(summary), args),
-      );
-    } else {
-      progress.skip('add launch permissions', 'every target had it already');
+      if (plan.launchToAdd.length > 0) {
+        undos.push(
+          comp.add(
+            'remove launch permissions',
+            () =>
+              act.removeLaunchPermissions.executeWithOptions(
+                remote(`undo: withdraw launch permissions on ${sharedImageId}`),
+                [{ target, imageId: sharedImageId, permissions: plan.launchToAdd }],
+              ),
+            'add launch permissions',
+          ),
+        );
+        const summary = `share ${sharedImageId} with ${plan.launchToAdd.map(describeEntry).join(', ')}`;
+        const args: Parameters<Activities['addLaunchPermissions']> = [
+          { target, imageId: sharedImageId, permissions: plan.launchToAdd },
+        ];
+        await progress.run('add launch permissions', () =>
+          // Since 'share-permissions-as-activities' normal activities: the server records the step
+          // before the permission is added. A local activity's result is recorded only when its
+          // workflow task completes; a worker SIGKILLed (or a server down) before that lost the record
+          // of a permission EC2 had added, the re-run then took it for one that was there before, and
+          // neither the result nor a cancellation's undo withdrew it.
+          patched('share-permissions-as-activities')
+            ? act.addLaunchPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
+            : la.addLaunchPermissions.executeWithOptions(local(summary), args),
+        );
+      } else {
+        progress.skip('add launch permissions', 'every target had it already');
+      }
     }
 
     const sharedAt = Date.now();
     const record: ShareImageResult = {
       image: { ...target, imageId: input.imageId },
       sharedImageId,
-      added: { launchPermissions: plan.launchToAdd, snapshotPermissions: plan.snapshotToAdd, grants },
+      added: held
+        ? { launchPermissions: held.launch, snapshotPermissions: held.snapshot, grants }
+        : { launchPermissions: plan.launchToAdd, snapshotPermissions: plan.snapshotToAdd, grants },
       ...(reencrypted ? { reencryptedCopy: reencrypted } : {}),
       encryption: image.encryption,
-      alreadyPresent: { launchPermissions: plan.launchAlready, snapshotPermissions: plan.snapshotAlready },
+      alreadyPresent: held
+        ? { launchPermissions: held.before.launchAlready, snapshotPermissions: held.before.snapshotAlready }
+        : { launchPermissions: plan.launchAlready, snapshotPermissions: plan.snapshotAlready },
+      ...(ledger ? { shareLedger: shareLedgerWorkflowId(ledger.image) } : {}),
       keyAccess,
       sharedAt: iso(sharedAt),
     };
@@ -564,7 +710,9 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
       `until ${dueAt} (move it with the setShareExpiry update)`,
     );
     withdrawing = true;
-    await progress.run('withdraw share', () => withdrawShare(record, { deleteReencryptedCopy: false }));
+    await progress.run('withdraw share', () =>
+      withdrawShare(record, { deleteReencryptedCopy: false, ...(ledger ? { ledger } : {}) }),
+    );
     for (const undo of undos) undo.discard();
     return { ...record, expiresAt: iso(expiresAt), withdrawnAt: iso(Date.now()) };
   });
@@ -579,12 +727,17 @@ export async function unshareImage(rawInput: UnshareImageInput): Promise<Unshare
   try {
     // Runs started before the share run was read from Temporal replay as they ran (caller's record).
     const fromRun = patched('unshare-reads-share-run');
-    const record = fromRun ? await shareRunRecord(input, progress) : legacyRecord(input, progress);
+    const read = fromRun ? await shareRunRecord(input, progress) : { record: legacyRecord(input, progress) };
+    const { record } = read;
     progress.resource('imageId', record.sharedImageId);
+    // A share that held its permissions through the image's ledger is released there, so what
+    // another live share still needs stays (runs before the ledger replay as they ran).
+    const ledger = read.ledger && patched('share-ledger') ? read.ledger : undefined;
     const out = await withdrawShare(record, {
       deleteReencryptedCopy: input.deleteReencryptedCopy === true,
       progress,
       retireCopy: fromRun,
+      ...(ledger ? { ledger } : {}),
     });
     progress.setPhase('succeeded');
     return { image: record.image, sharedImageId: record.sharedImageId, ...out, finishedAt: iso(Date.now()) };
@@ -601,7 +754,10 @@ function legacyRecord(input: UnshareImageInput, progress: Progress): ShareRecord
 }
 
 /** The share run's own record, checked: see `shareRunIssues`. */
-async function shareRunRecord(input: UnshareImageInput, progress: Progress): Promise<ShareRecord> {
+async function shareRunRecord(
+  input: UnshareImageInput,
+  progress: Progress,
+): Promise<{ record: ShareRecord; ledger?: LedgerHold }> {
   const shareWorkflowId = input.shareWorkflowId;
   if (shareWorkflowId === undefined)
     throw invalidInput([
@@ -626,12 +782,22 @@ async function shareRunRecord(input: UnshareImageInput, progress: Progress): Pro
       details: [issues],
     });
   const r = truth.result;
-  return {
+  const record: ShareRecord = {
     image: r.image,
     sharedImageId: r.sharedImageId,
     added: r.added,
     ...(r.reencryptedCopy ? { reencryptedCopy: r.reencryptedCopy } : {}),
   };
+  // The holder is the run Temporal names, never one the caller could choose.
+  return r.shareLedger
+    ? {
+        record,
+        ledger: {
+          image: { ...r.image, imageId: r.sharedImageId },
+          holder: ledgerHolder(truth.workflowId, truth.runId),
+        },
+      }
+    : { record };
 }
 
 /** JSON with object keys sorted: two records are the same whatever order their fields were written in. */

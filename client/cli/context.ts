@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { WorkflowProgress } from '../../contracts';
 import type { AmiflowClient, RunOutcomeReport, StartedRun } from '../index';
 import { progressPrinter } from '../render';
+import { forTerminal } from '../trust-input';
 import type { FollowOptions } from './flags';
 
 export type OutputFormat = 'json' | 'text';
@@ -34,9 +35,13 @@ export function outputOf(cmd: Command): OutputFormat {
   return g.json === true || g.output === 'json' ? 'json' : 'text';
 }
 
-/** Prints `value` as JSON or, for people, as `text()`; always on stdout. */
+/**
+ * Prints `value` as JSON or, for people, as `text()`; always on stdout. Text carries what AWS and
+ * people wrote (tag values, names, messages), so its control characters are made visible
+ * (`forTerminal`); JSON escapes them itself.
+ */
 export function emit(format: OutputFormat, value: unknown, text: () => string): void {
-  console.log(format === 'json' ? JSON.stringify(value, null, 2) : text());
+  console.log(format === 'json' ? JSON.stringify(value, null, 2) : forTerminal(text()));
 }
 
 /** Connects, runs `fn`, closes; `fn`'s number is the exit code. */
@@ -66,7 +71,7 @@ export async function followRun<R>(
   output: OutputFormat,
   format: (result: R) => string,
 ): Promise<R | undefined> {
-  console.error(`started ${started.workflowId} (run ${started.runId})`);
+  console.error(forTerminal(`started ${started.workflowId} (run ${started.runId})`));
   if (!follow.wait) {
     emit(output, started, () => started.workflowId);
     return undefined;

@@ -67,14 +67,27 @@ export function parseWhole(raw: string): number {
   return n;
 }
 
-/** `--tag key=value`, repeatable; a missing `=` or a key given twice is refused. */
+/**
+ * `--tag key=value`, repeatable; a missing `=` or a key given twice is refused. Keys are own
+ * properties only: `constructor` or `toString` are tag keys EC2 allows, not inherited names; `__proto__`
+ * would become the object's prototype rather than a tag, so it is refused with its name.
+ */
 export function parseTag(raw: string, previous: unknown): Record<string, string> {
-  const out = { ...((previous as Record<string, string> | undefined) ?? {}) };
+  const out: Record<string, string> = { ...((previous as Record<string, string> | undefined) ?? {}) };
   const at = raw.indexOf('=');
   if (at <= 0) throw new InvalidArgumentError(`'${raw}' must be key=value`);
   const key = raw.slice(0, at);
-  if (key in out) throw new InvalidArgumentError(`key '${key}' given twice`);
-  out[key] = raw.slice(at + 1);
+  if (key === '__proto__')
+    throw new InvalidArgumentError(
+      `the key '__proto__' is not accepted (it names no tag in JavaScript objects)`,
+    );
+  if (Object.hasOwn(out, key)) throw new InvalidArgumentError(`key '${key}' given twice`);
+  Object.defineProperty(out, key, {
+    value: raw.slice(at + 1),
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
   return out;
 }
 

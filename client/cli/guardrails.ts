@@ -28,6 +28,8 @@ import { InvalidInputError, checkAccountId, checkRegion } from '../../workflows/
 import { keyPolicies, launchPolicies } from '../policies';
 import { formatCatalogue, formatComplianceReport, formatEnforcement } from '../report';
 import type { CliContext } from './context';
+import { forTerminal } from '../trust-input';
+import { checkScheduleInterval, readScheduleBounds } from '../bounds';
 import { emit, emitCompleted, outputOf, withClient } from './context';
 import type { FlagSpec } from './flags';
 import { addFlags, durationText, inputFrom, parseDuration, refuse, schemaFlag } from './flags';
@@ -191,7 +193,7 @@ function registerCompliance(program: Command, ctx: CliContext): void {
       const output = outputOf(cmd);
       await withClient(ctx, async (client) => {
         const started = await client.startComplianceScan(input);
-        console.error(`started ${started.workflowId} (run ${started.runId})`);
+        console.error(forTerminal(`started ${started.workflowId} (run ${started.runId})`));
         if (opts.wait === false) {
           emit(output, started, () => started.workflowId);
           return 0;
@@ -211,7 +213,22 @@ function registerCompliance(program: Command, ctx: CliContext): void {
       (opts.every === undefined) === (opts.cron === undefined)
         ? [{ field: '--every', message: 'or --cron: give exactly one' }]
         : [];
+    if (opts.timeZone !== undefined && !isTimeZone(opts.timeZone))
+      issues.push({
+        field: '--time-zone',
+        message: `'${opts.timeZone}' is not an IANA time zone (e.g. Europe/Berlin)`,
+      });
     const input = scanInput(opts, issues);
+    // The operator's shortest interval is checked here too, before connecting, naming the flag.
+    checkScheduleInterval(
+      readScheduleBounds(),
+      'complianceScan',
+      {
+        ...(opts.every !== undefined ? { everySeconds: opts.every } : {}),
+        ...(opts.cron ? { cron: opts.cron } : {}),
+      },
+      opts.every !== undefined ? '--every' : '--cron',
+    );
     const spec = {
       ...(opts.every !== undefined ? { every: durationText(opts.every) } : {}),
       ...(opts.cron ? { cron: opts.cron } : {}),
@@ -383,4 +400,14 @@ export function registerGuardrailCommands(program: Command, ctx: CliContext): vo
   registerCatalogue(program, ctx);
   registerCompliance(program, ctx);
   registerGuardrails(program, ctx);
+}
+
+/** Whether the runtime's time-zone database knows `tz` (what Temporal's schedules accept). */
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return tz.trim() !== '';
+  } catch {
+    return false;
+  }
 }

@@ -79,7 +79,9 @@ export function formatUnshareResult(r: UnshareImageResult): string {
     (r.deletedReencryptedCopy ? `; re-encrypted copy ${r.deletedReencryptedCopy} deleted` : '') +
     (r.keptReencryptedCopy
       ? `; re-encrypted copy ${r.keptReencryptedCopy.imageId} kept: ${r.keptReencryptedCopy.because.join('; ')}`
-      : '')
+      : '') +
+    // What the share ledger kept: another live share still needs it, or it predates amiflow.
+    (r.kept?.length ? `\nkept:\n${r.kept.map((k) => `  ${k.permission}: ${k.because}`).join('\n')}` : '')
   );
 }
 

@@ -29,6 +29,7 @@ import { copyImageInputSchema, imageFromInstanceInputSchema, shareImageInputSche
 import type { AmiflowClient } from '../index';
 import type { CliContext } from './context';
 import { registerRollout } from './rollout';
+import { forTerminal, ownAccountShareIssues } from '../trust-input';
 import { emit, emitCompleted, followRun, outputOf, withClient } from './context';
 import type { FlagSpec } from './flags';
 import {
@@ -264,7 +265,11 @@ function registerShare(image: Command, ctx: CliContext): void {
   ).action(async (opts: Opts, cmd: Command) => {
     const raw = inputFrom(SHARE_FLAGS, opts);
     const input = { ...raw, targets: raw.targets ?? {} } as unknown as ShareImageInput;
-    refuse(SHARE_FLAGS, [...shareImageIssues(input), ...followIssues(opts)], SHARE_EXTRA);
+    refuse(
+      SHARE_FLAGS,
+      [...shareImageIssues(input), ...ownAccountShareIssues(input), ...followIssues(opts)],
+      SHARE_EXTRA,
+    );
     const follow = followOptions(opts);
     const output = outputOf(cmd);
     await withClient(ctx, async (client) => {
@@ -368,7 +373,7 @@ async function unshare(
   if (status === 'RUNNING') {
     // A time-limited share still running: end it now; it withdraws what it added itself.
     const { expiresAt } = await client.setShareExpiry(id, { expiresInSeconds: 0 });
-    console.error(`share ${id} ends now (${expiresAt}); it withdraws what it added`);
+    console.error(forTerminal(`share ${id} ends now (${expiresAt}); it withdraws what it added`));
     const result = await client.result<ShareImageResult>(id);
     await emitCompleted(ctx, client, id, output, result, () => formatShareResult(result));
     return 0;
@@ -383,7 +388,7 @@ async function unshare(
     deleteReencryptedCopy,
     ...(expected ? { expected } : {}),
   });
-  console.error(`started ${started.workflowId} (run ${started.runId})`);
+  console.error(forTerminal(`started ${started.workflowId} (run ${started.runId})`));
   const result = await client.result<UnshareImageResult>(started.workflowId);
   await emitCompleted(ctx, client, started.workflowId, output, result, () => formatUnshareResult(result));
   return 0;

@@ -24,6 +24,7 @@ import type { AmiflowClient } from '../index';
 import { RefusedError, RunFailedError } from '../index';
 import { PlanFileError } from '../plan-file';
 import { RecipeFileError } from '../recipe';
+import { forTerminal } from '../trust-input';
 import { newContext } from './context';
 import { UsageError } from './flags';
 import { NotFoundError } from './guardrails';
@@ -165,7 +166,8 @@ export async function main(
   } catch (err) {
     const reported = describeError(err);
     // No stack trace: every error here says what was wrong; the JSON form is for programs.
-    console.error(`amiflow: ${textOf(err, reported)}`);
+    // Messages quote what was given and what AWS said: control characters made visible.
+    console.error(forTerminal(`amiflow: ${textOf(err, reported)}`));
     if (wantsJson(argv))
       console.log(JSON.stringify({ error: reported.error, exitCode: reported.code }, null, 2));
     return reported.code;

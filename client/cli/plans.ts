@@ -11,6 +11,8 @@ import { OVERLAP_POLICIES, entryKey, loadPlanFile } from '../plan-file';
 import type { ApplyReport, ScheduleDetails } from '../schedules';
 import { scheduleIdOf } from '../schedules';
 import type { GoldenImageResult } from '../../contracts';
+import { PLAN_NAME_RE } from '../../workflows/golden-validation';
+import { InvalidInputError } from '../../contracts/issues';
 import type { CliContext } from './context';
 import { emit, followRun, outputOf, withClient } from './context';
 import {
@@ -122,6 +124,13 @@ function registerScheduleReads(schedule: Command, ctx: CliContext): void {
     .description('amiflow schedules')
     .option('--plan <name>', 'only those of this plan')
     .action(async (opts: { plan?: string }, cmd: Command) => {
+      if (opts.plan !== undefined && !PLAN_NAME_RE.test(opts.plan))
+        throw new InvalidInputError([
+          {
+            field: '--plan',
+            message: `'${opts.plan}' is not a plan name (lower-case letters, digits and '-')`,
+          },
+        ]);
       const output = outputOf(cmd);
       await withClient(ctx, async (client) => {
         const items = await client.schedules.list(opts.plan ? { plan: opts.plan } : {});

@@ -14,6 +14,9 @@ import { registerPlanCommands } from './plans';
 import { registerRecipeCommands } from './recipe';
 import { registerRunCommands } from './runs';
 import { UsageError } from './flags';
+import type { InputIssue } from '../../contracts/issues';
+import { InvalidInputError } from '../../contracts/issues';
+import { idIssues } from '../trust-input';
 
 /** Bad command-line syntax, found by commander: exit 2, with the command whose help lists the flags. */
 export class CommandLineError extends UsageError {
@@ -78,6 +81,20 @@ export function packageVersion(): string {
   return '0.0.0';
 }
 
+/** Refuses (InvalidInputError, exit 2) a workflow or schedule id argument or `--id` that is not one. */
+function checkCommandIds(cmd: Command): void {
+  const issues: InputIssue[] = [];
+  cmd.registeredArguments.forEach((arg, i) => {
+    const name = arg.name();
+    const value: unknown = cmd.processedArgs[i];
+    if (value === undefined || !/(?:^|-)(?:workflow|schedule)-id$/.test(name)) return;
+    issues.push(...idIssues(`<${name}>`, value, name.startsWith('schedule') ? 'schedule id' : 'workflow id'));
+  });
+  const id: unknown = cmd.opts<{ id?: unknown }>().id;
+  if (id !== undefined) issues.push(...idIssues('--id', id));
+  if (issues.length > 0) throw new InvalidInputError(issues);
+}
+
 /** Text commander would print on stdout (help, version), captured so `run` decides where it goes. */
 export interface Printed {
   out: string[];
@@ -116,6 +133,9 @@ export function buildProgram(ctx: CliContext, printed: Printed = { out: [] }): C
         'Temporal namespace (overrides the profile and TEMPORAL_NAMESPACE)',
       ),
     );
+  // Every id a command takes (positional `<…-id>` arguments, `--id`) is checked before its action
+  // runs, so a bad one is refused, naming it, before anything connects.
+  program.hook('preAction', (_program, action) => checkCommandIds(action));
   registerImage(program, ctx);
   registerRecipeCommands(program, ctx);
   registerInstance(program, ctx);

@@ -380,7 +380,7 @@ void describe('CLI refuses bad share and copy input before connecting', () => {
     [
       'unshare of a workflow id with control characters',
       ['image', 'unshare', 'share\u001b[2Jx'],
-      /<share-workflow-id>: .* is not a workflow or run id/,
+      /<share-workflow-id>: contains the control or invisible character U\+001B/,
     ],
   ];
   for (const [kind, argv, message] of cases)

@@ -121,6 +121,8 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
       events: [UPDATE],
     },
     'share-image-reencrypted': { closed: 'COMPLETED', ran: ['copyImage', 'addLaunchPermissions'] },
+    // Through the image's share ledger (patched('share-ledger')): held, then released at expiry.
+    'share-image-ledger-expiry-kept': { closed: 'COMPLETED', ran: ['requestShareLedger'], events: [TIMER] },
     'share-image-launch-permissions-failed': {
       closed: 'FAILED',
       ran: ['removeLaunchPermissions', 'removeSnapshotPermissions', 'revokeKeyGrants'],
@@ -150,6 +152,8 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     },
   },
   unshareImage: {
+    'unshare-image-ledger-kept': { closed: 'COMPLETED', ran: ['readShareRun', 'requestShareLedger'] },
+    'unshare-image-ledger-last-removes': { closed: 'COMPLETED', ran: ['readShareRun', 'requestShareLedger'] },
     'unshare-image': {
       closed: 'COMPLETED',
       ran: ['removeLaunchPermissions', 'removeSnapshotPermissions', 'revokeKeyGrants'],
@@ -159,6 +163,9 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
       ran: ['removeLaunchPermissions', 'removeSnapshotPermissions'],
     },
   },
+  // An entity workflow that stays open while shares hold permissions (no closed history yet; its
+  // code runs in test/workflows/share-ledger.test.ts, continue-as-new included).
+  shareLedger: {},
   copyImage: {
     'copy-image-five-destinations': { closed: 'COMPLETED', ran: ['copyImage', 'removeLaunchPermissions'] },
     'copy-image-one-per-region': { closed: 'COMPLETED', ran: ['copyImage'] },
@@ -373,6 +380,7 @@ void describe('replay of the recorded histories of every workflow type', () => {
   void it('GIVEN the workflow types the worker registers THEN each has recorded histories, with a failure or a cancellation among them wherever the workflow can undo', () => {
     assert.deepEqual(Object.keys(RECORDED).sort(), Object.keys(workflows).sort());
     for (const [type, scenarios] of Object.entries(RECORDED)) {
+      if (type === 'shareLedger') continue;
       const closes = new Set(Object.values(scenarios).map((s) => s.closed));
       assert.ok(closes.has('COMPLETED'), `${type} has a happy path`);
       if (type !== 'approvedImages' && type !== 'unshareImage' && type !== 'enforceAllowedAmis')

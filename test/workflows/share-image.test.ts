@@ -120,10 +120,12 @@ void describe('shareImage with an expiry', () => {
     assert.deepEqual(r.keyAccess[0]?.targetIamPolicy.Statement[1]?.Condition, {
       Bool: { 'kms:GrantIsForAWSResource': true },
     });
-    // THEN: grants, then create-volume, then launch; at the end the reverse, with the same entries
+    // THEN: grants, then create-volume, then launch (by the image's share ledger, after its own
+    // read of the image); at the end the reverse, with the same entries
     assertCalls(log, [
       'describeImageForSharing',
       'grantKeyAccess',
+      'describeImageForSharing',
       'addSnapshotPermissions',
       'addLaunchPermissions',
       'removeLaunchPermissions',
@@ -203,6 +205,7 @@ void describe('shareImage with an expiry', () => {
     assert.ok(ms(r.withdrawnAt) - ms(r.sharedAt) < 60_000);
     assertCalls(log, [
       'describeImageForSharing',
+      'describeImageForSharing',
       'addSnapshotPermissions',
       'addLaunchPermissions',
       'removeLaunchPermissions',
@@ -234,11 +237,11 @@ void describe('shareImage with an expiry', () => {
     assert.deepEqual(
       o.progress.compensations.map((c) => [c.name, c.state]),
       [
-        ['remove launch permissions', 'done'],
-        ['remove snapshot permissions', 'done'],
+        ['release permissions held through the share ledger', 'done'],
         [`revoke grants on ${CMK_ARN}`, 'done'],
       ],
     );
+    assert.equal(log.count('removeLaunchPermissions') + log.count('removeSnapshotPermissions'), 2);
     assert.equal(o.progress.phase, 'cancelled');
   });
 });
@@ -284,6 +287,7 @@ void describe('shareImage failures and encryption', () => {
       'tagSnapshots',
       'describeImageForSharing',
       'grantKeyAccess',
+      'describeImageForSharing',
       'addSnapshotPermissions',
       'addLaunchPermissions',
     ]);
@@ -309,14 +313,15 @@ void describe('shareImage failures and encryption', () => {
     // keep it when re-recording, so runs open from then still replay.
     await saveHistory(o, 'share-image-launch-permission-activity-failed');
 
-    assertActivityFailure(failedWith(o), {
-      activityType: 'addLaunchPermissions',
-      local: false,
-      type: FailureType.AwsPolicyRefused,
-    });
+    // The share ledger ran the step: it let go of what the failed request held, and the share
+    // fails with AWS's refusal, then revokes its grants.
+    const err = failedWith(o);
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure, String(err));
+    assert.equal(err.cause.type, FailureType.AwsPolicyRefused);
     assertCalls(log, [
       'describeImageForSharing',
       'grantKeyAccess',
+      'describeImageForSharing',
       'addSnapshotPermissions',
       'addLaunchPermissions',
       'removeLaunchPermissions',
@@ -325,7 +330,7 @@ void describe('shareImage failures and encryption', () => {
     ]);
     assert.deepEqual(
       o.progress.compensations.map((c) => c.name),
-      ['remove launch permissions', 'remove snapshot permissions', `revoke grants on ${CMK_ARN}`],
+      ['release permissions held through the share ledger', `revoke grants on ${CMK_ARN}`],
     );
     assert.deepEqual(log.inputs('removeLaunchPermissions')[0]?.permissions, [
       { userId: ACCOUNT_A },

@@ -9,13 +9,15 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowFailedError } from '@temporalio/client';
+import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import type { Activities } from '../../activities';
+import type { ActivityDeps, Activities } from '../../activities';
+import { createActivities } from '../../activities';
+import { shareRunActivities } from '../../activities/share-runs';
 import type { InstanceState } from '../../workflows/contracts';
 import type {
   FailureType,
@@ -256,11 +258,21 @@ export async function startWorker(
   activities: Activities,
   options: Partial<WorkerOptions> = {},
 ): Promise<Worker> {
+  // Shares hold their permissions through the image's share ledger, a workflow on this same worker
+  // whose AWS calls are these stubs: the real activity reaches it through the test server.
+  const workflow = new Client({ connection: env.connection, namespace: env.namespace }).workflow;
+  const { requestShareLedger } = shareRunActivities(
+    {
+      ...({} as ActivityDeps),
+      temporal: () => Promise.resolve({ workflow, close: () => Promise.resolve() }),
+    },
+    taskQueue,
+  );
   return Worker.create({
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: await workflowBundle(),
-    activities,
+    activities: { ...activities, requestShareLedger },
     maxHeartbeatThrottleInterval: '20ms',
     debugMode: true,
     ...options,

@@ -1,0 +1,263 @@
+/**
+ * Overlapping shares of one image no longer undo each other (issue 10, item 2): each share holds
+ * its launch and create-volume permissions through the image's share ledger, which removes one only
+ * when no other live share holds it. On the time-skipping server with an image whose permissions
+ * the stubs keep (so the ledger's own reads see what was added and removed).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Activities, ActivityDeps } from '../../activities';
+import { shareRunActivities } from '../../activities/share-runs';
+import type {
+  LaunchPermissionEntry,
+  LedgerOutcome,
+  LedgerRequest,
+  ShareImageResult,
+  UnshareImageResult,
+} from '../../workflows/contracts';
+import {
+  ledgerEntriesQuery,
+  ledgerOutcomeUpdate,
+  ledgerRequestSignal,
+  setShareExpiryUpdate,
+  shareLedgerWorkflowId,
+} from '../../workflows/contracts';
+import type { shareLedger } from '../../workflows';
+import { saveHistory } from '../support/histories';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import {
+  ACCOUNT_B,
+  DAY,
+  OWNER,
+  REGION,
+  SOURCE_IMAGE,
+  outcome,
+  shareCopyActivities,
+  shareInput,
+  start,
+  stepIs,
+} from './share-copy-stubs';
+import { ActivityLog, quietWorkerLogs, recorded, startWorker } from './stub-activities';
+
+quietWorkerLogs();
+
+let env: TestWorkflowEnvironment;
+before(async () => {
+  env = await timeSkippingEnv();
+});
+after(async () => {
+  await env?.teardown();
+});
+
+/** Stubs over an image whose launch permissions change as AWS would: adds and removes land. */
+function liveImage(): { activities: Activities; launch: LaunchPermissionEntry[] } {
+  const launch: LaunchPermissionEntry[] = [];
+  const base = shareCopyActivities({ launchPermissions: launch });
+  const same = (a: LaunchPermissionEntry, b: LaunchPermissionEntry) => a.userId === b.userId;
+  return {
+    launch,
+    activities: {
+      ...base,
+      addLaunchPermissions: (input) => {
+        for (const p of input.permissions) if (!launch.some((h) => same(h, p))) launch.push(p);
+        return base.addLaunchPermissions(input);
+      },
+      removeLaunchPermissions: (input) => {
+        for (const p of input.permissions) {
+          const i = launch.findIndex((h) => same(h, p));
+          if (i >= 0) launch.splice(i, 1);
+        }
+        return base.removeLaunchPermissions(input);
+      },
+    },
+  };
+}
+
+/** The real readShareRun (unshare reads the share run from the test server). */
+function withReadShareRun(activities: Activities): Activities {
+  const workflow = new Client({ connection: env.connection, namespace: env.namespace }).workflow;
+  const { readShareRun } = shareRunActivities({
+    ...({} as ActivityDeps),
+    temporal: () => Promise.resolve({ workflow, close: () => Promise.resolve() }),
+  });
+  return { ...activities, readShareRun };
+}
+
+async function withWorker<T>(
+  log: ActivityLog,
+  activities: Activities,
+  fn: (tq: string) => Promise<T>,
+): Promise<T> {
+  const tq = uniqueTaskQueue('ledger');
+  const worker = await startWorker(env, tq, recorded(log, withReadShareRun(activities)));
+  return worker.runUntil(fn(tq));
+}
+
+function ok<R>(o: Awaited<ReturnType<typeof outcome<R>>>): R {
+  if (!o.ok) assert.fail(`the run failed: ${String(o.error)}`);
+  return o.result;
+}
+
+const TO_B = { targets: { accountIds: [ACCOUNT_B] }, allowCopy: false };
+const B = [{ userId: ACCOUNT_B }];
+
+async function unshare(tq: string, shareWorkflowId: string) {
+  return outcome<UnshareImageResult>(await start(env, 'unshareImage', tq, { shareWorkflowId }));
+}
+
+void describe('share ledger: overlapping shares of one image', () => {
+  void it('GIVEN an open-ended and a 30-day share to the same account WHEN the open-ended one is withdrawn THEN access stays while the 30-day share lives, and its end removes it', async () => {
+    const log = new ActivityLog();
+    const { activities, launch } = liveImage();
+    const o = await withWorker(log, activities, async (tq) => {
+      const open = await start(env, 'shareImage', tq, shareInput(TO_B));
+      const openDone = ok(await outcome<ShareImageResult>(open));
+      const timed = await start(env, 'shareImage', tq, shareInput({ ...TO_B, durationSeconds: 30 * DAY }));
+      await stepIs(timed, 'shared until expiry', ['running']);
+      const un = await unshare(tq, open.workflowId);
+      const accessAfterFirst = [...launch];
+      await timed.executeUpdate(setShareExpiryUpdate, { args: [{ expiresInSeconds: 0 }] });
+      const timedDone = ok(await outcome<ShareImageResult>(timed));
+      return { openDone, timedDone, un, accessAfterFirst, timedId: timed.workflowId };
+    });
+    await saveHistory(o.un, 'unshare-image-ledger-kept');
+
+    // THEN both shares hold B (neither records it as "already present": it is amiflow's)
+    assert.deepEqual(o.openDone.added.launchPermissions, B);
+    assert.deepEqual(o.timedDone.added.launchPermissions, B);
+    assert.deepEqual(o.timedDone.alreadyPresent.launchPermissions, []);
+    assert.ok(o.openDone.shareLedger?.endsWith(`${REGION}/${OWNER}/${SOURCE_IMAGE}`));
+    // THEN withdrawing the first kept B, saying why; the 30-day share's end removed it
+    const un = ok(o.un);
+    assert.deepEqual(un.withdrawn.launchPermissions, []);
+    assert.equal(un.kept?.[0]?.permission, `launch:user:${ACCOUNT_B}`);
+    assert.match(un.kept?.[0]?.because ?? '', new RegExp(`still held by live share\\(s\\) ${o.timedId}/`));
+    assert.deepEqual(o.accessAfterFirst, B);
+    assert.equal(log.count('removeLaunchPermissions'), 1);
+    assert.deepEqual(log.inputs('removeLaunchPermissions')[0]?.permissions, B);
+    assert.deepEqual(launch, []);
+  });
+
+  void it('GIVEN the same two shares WHEN the 30-day one ends first THEN the open-ended share keeps access, and unsharing it removes it', async () => {
+    const log = new ActivityLog();
+    const { activities, launch } = liveImage();
+    const o = await withWorker(log, activities, async (tq) => {
+      const open = await start(env, 'shareImage', tq, shareInput(TO_B));
+      ok(await outcome<ShareImageResult>(open));
+      const timed = await start(env, 'shareImage', tq, shareInput({ ...TO_B, durationSeconds: 30 * DAY }));
+      const timedDone = await outcome<ShareImageResult>(timed); // 30 days pass on the test clock
+      const accessAfterExpiry = [...launch];
+      const removesAfterExpiry = log.count('removeLaunchPermissions');
+      const un = await unshare(tq, open.workflowId);
+      return { timedDone, accessAfterExpiry, removesAfterExpiry, un };
+    });
+    await saveHistory(o.timedDone, 'share-image-ledger-expiry-kept');
+    await saveHistory(o.un, 'unshare-image-ledger-last-removes');
+
+    assert.ok(ok(o.timedDone).withdrawnAt);
+    assert.deepEqual(o.accessAfterExpiry, B);
+    assert.equal(o.removesAfterExpiry, 0);
+    assert.deepEqual(ok(o.un).withdrawn.launchPermissions, B);
+    assert.deepEqual(launch, []);
+  });
+
+  void it('GIVEN three shares to the same account started at once WHEN all are withdrawn at once THEN exactly one removal, after the last', async () => {
+    const log = new ActivityLog();
+    const { activities, launch } = liveImage();
+    const o = await withWorker(log, activities, async (tq) => {
+      const shares = await Promise.all([1, 2, 3].map(() => start(env, 'shareImage', tq, shareInput(TO_B))));
+      const done = await Promise.all(shares.map((h) => outcome<ShareImageResult>(h)));
+      const entries = await env.client.workflow
+        .getHandle(
+          `${tq}/${shareLedgerWorkflowId({ region: REGION, accountId: OWNER, imageId: SOURCE_IMAGE })}`,
+        )
+        .query(ledgerEntriesQuery);
+      const uns = await Promise.all(shares.map((h) => unshare(tq, h.workflowId)));
+      return { done, entries, uns };
+    });
+    for (const d of o.done) assert.deepEqual(ok(d).added.launchPermissions, B);
+    assert.equal(o.entries.find((e) => e.key === `launch:user:${ACCOUNT_B}`)?.holders.length, 3);
+    const removed = o.uns.filter((u) => ok(u).withdrawn.launchPermissions.length > 0);
+    assert.equal(removed.length, 1);
+    assert.equal(o.uns.filter((u) => (ok(u).kept ?? []).length > 0).length, 2);
+    assert.equal(log.count('removeLaunchPermissions'), 1);
+    assert.deepEqual(launch, []);
+  });
+
+  void it('GIVEN a permission the account had before amiflow WHEN a share of it is withdrawn THEN it stays, recorded as already present', async () => {
+    const log = new ActivityLog();
+    const { activities, launch } = liveImage();
+    launch.push({ userId: ACCOUNT_B });
+    const o = await withWorker(log, activities, async (tq) => {
+      const h = await start(env, 'shareImage', tq, shareInput(TO_B));
+      const shared = ok(await outcome<ShareImageResult>(h));
+      return { shared, un: ok(await unshare(tq, h.workflowId)) };
+    });
+    assert.deepEqual(o.shared.added.launchPermissions, []);
+    assert.deepEqual(o.shared.alreadyPresent.launchPermissions, B);
+    assert.equal(log.count('removeLaunchPermissions'), 0);
+    assert.deepEqual(launch, B);
+  });
+});
+
+void describe('share ledger: its own life', () => {
+  void it('GIVEN a ledger past its history limit WHEN requests keep coming THEN it continues as new, keeping who holds what and the answers given', async () => {
+    const log = new ActivityLog();
+    const { activities } = liveImage();
+    const o = await withWorker(log, activities, async (tq) => {
+      const image = { region: REGION, accountId: OWNER, imageId: SOURCE_IMAGE };
+      const workflowId = `${tq}/${shareLedgerWorkflowId(image)}`;
+      const ask = async (
+        requestId: string,
+        op: 'acquire' | 'release',
+        holder: string,
+      ): Promise<LedgerOutcome> => {
+        const request: LedgerRequest =
+          op === 'acquire'
+            ? { op, requestId, holder, launchPermissions: B, snapshotPermissions: [] }
+            : { op, requestId, holder };
+        await env.client.workflow.signalWithStart<typeof shareLedger, [LedgerRequest]>('shareLedger', {
+          workflowId,
+          taskQueue: tq,
+          args: [{ image, continueAfterEvents: 20 }],
+          signal: ledgerRequestSignal,
+          signalArgs: [request],
+        });
+        return env.client.workflow
+          .getHandle(workflowId)
+          .executeUpdate(ledgerOutcomeUpdate, { args: [requestId] });
+      };
+      const handle = env.client.workflow.getHandle(workflowId);
+      const outcomes: LedgerOutcome[] = [await ask('s1/acquire', 'acquire', 'share-1/run')];
+      const firstRun = (await handle.describe()).runId;
+      for (let i = 2; i <= 6; i += 1) outcomes.push(await ask(`s${i}/acquire`, 'acquire', `share-${i}/run`));
+      // The same request asked again (a retried activity) is answered, not redone
+      const again = await ask('s1/acquire', 'acquire', 'share-1/run');
+      const entries = await handle.query(ledgerEntriesQuery);
+      const runNow = (await handle.describe()).runId;
+      const releases: LedgerOutcome[] = [];
+      for (let i = 1; i <= 6; i += 1) releases.push(await ask(`s${i}/release`, 'release', `share-${i}/run`));
+      return {
+        outcomes,
+        again,
+        entries,
+        firstRun,
+        runNow,
+        releases,
+        history: await handle.fetchHistory(),
+        workflowId,
+      };
+    });
+
+    assert.notEqual(o.runNow, o.firstRun, 'the ledger continued as new');
+    assert.deepEqual(o.again, o.outcomes[0]);
+    assert.deepEqual(o.entries.find((e) => e.key === `launch:user:${ACCOUNT_B}`)?.holders.length, 6);
+    assert.deepEqual(
+      o.releases.map((r) => r.launchPermissions.length),
+      [0, 0, 0, 0, 0, 1],
+    );
+    assert.equal(log.count('removeLaunchPermissions'), 1);
+  });
+});
