@@ -13,6 +13,7 @@ import { retentionActivities } from './retention';
 import { shareRunActivities } from './share-runs';
 import { sharingActivities } from './sharing';
 import { ssmActivities } from './ssm';
+import { releaseActivities } from './wait-lease';
 
 export type { ActivityDeps } from './deps';
 
@@ -33,6 +34,7 @@ export function createActivities(deps: ActivityDeps) {
     ...approverActivities(deps),
     ...retentionActivities(deps),
     ...ssmActivities(deps),
+    ...releaseActivities(deps.waits?.release),
   };
 }
 

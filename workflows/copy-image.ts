@@ -40,7 +40,14 @@ import {
   progressQuery,
 } from '../contracts';
 import { Compensations } from './compensation';
-import { compensationCall, copyWait, fastAwsCall, settledAwsActivity, settledAwsCall } from './presets';
+import {
+  compensationCall,
+  copyWait,
+  fastAwsCall,
+  imageWait,
+  settledAwsActivity,
+  settledAwsCall,
+} from './presets';
 import { Progress, errorMessage } from './progress';
 import { Semaphores } from './semaphore';
 import { parsedOrFail } from './input';
@@ -271,7 +278,7 @@ export async function copyImage(rawInput: CopyImageInput): Promise<CopyImageResu
             await act.waitForImageAvailable.executeWithOptions(
               remote(
                 `wait for the copy ${copy.imageId} in ${label}`,
-                copyWait(timeouts.copyAvailableSeconds),
+                imageWait(timeouts.copyAvailableSeconds, copyWait),
               ),
               [
                 {

@@ -32,7 +32,7 @@ import {
   progressQuery,
 } from '../contracts';
 import { Compensations } from './compensation';
-import { compensationCall, fastAwsCall, instanceWait, longImageWait } from './presets';
+import { compensationCall, fastAwsCall, imageWait, instanceWait, longImageWait } from './presets';
 import { Progress } from './progress';
 import { parseImageFromInstanceInput } from './validation';
 import { parsedOrFail } from './input';
@@ -209,7 +209,10 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
     const createdAt = Date.now();
     const available = progress.run('wait for image available', () =>
       act.waitForImageAvailable.executeWithOptions(
-        remote(`wait for ${created.imageId} to be available`, longImageWait(timeouts.imageAvailableSeconds)),
+        remote(
+          `wait for ${created.imageId} to be available`,
+          imageWait(timeouts.imageAvailableSeconds, longImageWait),
+        ),
         [{ target, imageId: created.imageId, deadline: Date.now() + timeouts.imageAvailableSeconds * 1000 }],
       ),
     );

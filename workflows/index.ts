@@ -8,3 +8,4 @@ export { backupInstances } from './backup';
 export { approvedImages } from './approved-images';
 export { complianceScan } from './compliance-scan';
 export { enforceAllowedAmis } from './enforce-allowed-amis';
+export { waitLease } from './wait-lease';

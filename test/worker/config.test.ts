@@ -37,6 +37,7 @@ void describe('readWorkerSettings', () => {
       maxConcurrentLocalActivities: 100,
       shutdownGraceMs: 30_000,
       logLevel: 'INFO',
+      asyncWaits: true,
     });
   });
 
@@ -94,6 +95,7 @@ void describe('readWorkerSettings', () => {
       shutdownGraceMs: 0,
       logLevel: 'DEBUG',
       maxCachedWorkflows: 100,
+      asyncWaits: true,
       workflowBundlePath: '/app/dist/workflow-bundle.js',
       logFormat: 'pretty',
       metricsAddress: '127.0.0.1:9000',
