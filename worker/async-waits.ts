@@ -73,6 +73,8 @@ export interface AsyncWaits {
   leaseWorker: Worker;
   /** Runs `worker` and the lease worker; on shutdown hands every held wait to another worker first. */
   run(worker: Worker): Promise<void>;
+  /** What SIGTERM does: the workers stop polling and the held waits go to other workers at once. */
+  shutdown(worker: Worker): void;
 }
 
 export interface AsyncWaitsOptions {
@@ -124,6 +126,10 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
     watcher,
     release: clientRelease(opts.client),
     leaseWorker,
+    shutdown(worker) {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      void watcher.handOff();
+    },
     async run(worker) {
       // The worker stops polling on SIGTERM/SIGINT (Runtime's shutdown signals); hand the waits
       // off as it does, not after its grace time, so they resume elsewhere within seconds.
