@@ -33,6 +33,8 @@ export interface WorkerSettings {
    * (AMIFLOW_ASYNC_WAITS=on, the default; `off` polls inside each waiting activity as before).
    */
   asyncWaits: boolean;
+  /** DescribeImages calls per second per account and region for the image-wait watcher (EC2 refills 20/s). */
+  imageWaitCallsPerSecond: number;
   /** A workflow bundle built ahead (`npm run build` writes dist/workflow-bundle.js): faster start, ~45 MB less memory. */
   workflowBundlePath?: string;
   /** `json` (one object per line) or `pretty`; json unless stdout is a terminal. */
@@ -192,6 +194,7 @@ export function readWorkerSettings(
       ? { maxCachedWorkflows: int(env, 'AMIFLOW_MAX_CACHED_WORKFLOWS', 0, 0, 100000) }
       : {}),
     asyncWaits: onOff(env, 'AMIFLOW_ASYNC_WAITS', true),
+    imageWaitCallsPerSecond: int(env, 'AMIFLOW_IMAGE_WAIT_CALLS_PER_SECOND', 10, 1, 20),
     ...(env.AMIFLOW_WORKFLOW_BUNDLE ? { workflowBundlePath: env.AMIFLOW_WORKFLOW_BUNDLE } : {}),
   };
 }

@@ -114,7 +114,10 @@ export async function buildWorker(
           namespace: opts.settings.temporal.namespace,
           taskQueue: opts.worker?.taskQueue ?? opts.settings.temporal.taskQueue,
           aws: deps.aws,
-          watcher: { consistencyWindowMs: deps.consistencyWindowMs ?? 180_000 },
+          watcher: {
+            consistencyWindowMs: deps.consistencyWindowMs ?? 180_000,
+            callsPerSecond: opts.settings.imageWaitCallsPerSecond,
+          },
           log: (message, meta) => {
             Runtime.instance().logger.warn(message, meta);
           },

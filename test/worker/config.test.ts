@@ -38,6 +38,7 @@ void describe('readWorkerSettings', () => {
       shutdownGraceMs: 30_000,
       logLevel: 'INFO',
       asyncWaits: true,
+      imageWaitCallsPerSecond: 10,
     });
   });
 
@@ -96,6 +97,7 @@ void describe('readWorkerSettings', () => {
       logLevel: 'DEBUG',
       maxCachedWorkflows: 100,
       asyncWaits: true,
+      imageWaitCallsPerSecond: 10,
       workflowBundlePath: '/app/dist/workflow-bundle.js',
       logFormat: 'pretty',
       metricsAddress: '127.0.0.1:9000',
