@@ -1,6 +1,8 @@
 import type { AwsClients } from './aws';
+import type { ImageWaitWatcher } from './image-wait-watcher';
 import type { OpenTemporalReader } from './share-runs';
 import type { Clock, PollPolicy } from './waiting';
+import type { ReleaseWait } from './wait-lease';
 
 /** Everything activities need from outside, injected by the worker (or a test). */
 export interface ActivityDeps {
@@ -19,4 +21,9 @@ export interface ActivityDeps {
    * (the worker's `aws.endpoint`). Never set for real AWS.
    */
   stsEndpoint?: string;
+  /**
+   * The worker's image-wait watcher and the release of a lost lease's waits (issue 13): with them,
+   * `waitForImageAvailable` completes asynchronously; without (tests), it polls in the activity.
+   */
+  waits?: { watcher: ImageWaitWatcher; release: ReleaseWait };
 }

@@ -46,33 +46,48 @@ export interface ImageWatch {
   calls(): number;
 }
 
+/**
+ * Describes `ids` (at most 100) in as few DescribeImages calls as EC2 allows; an id EC2 does not
+ * show maps to undefined. `onCall` counts the calls made.
+ */
+export async function describeImageIds(
+  ec2: EC2Client,
+  ids: string[],
+  onCall: () => void,
+): Promise<Map<string, Image | undefined>> {
+  const found = new Map<string, Image | undefined>(ids.map((id) => [id, undefined]));
+  try {
+    onCall();
+    const out = await ec2.send(new DescribeImagesCommand({ ImageIds: ids }));
+    for (const image of out.Images ?? [])
+      if (image.ImageId && found.has(image.ImageId)) found.set(image.ImageId, image);
+    return found;
+  } catch (err) {
+    if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
+      rethrowAws(err, `reading images ${ids.join(', ')}`);
+    // One unknown id (typically one just made, not visible yet) fails the whole call: split the
+    // batch in halves and ask again, so k unknown ids among n cost about 2k·log2(n/k) calls
+    // instead of n, and the visible ones still get their answer.
+    if (ids.length === 1) return found;
+    const half = Math.ceil(ids.length / 2);
+    for (const part of [ids.slice(0, half), ids.slice(half)])
+      for (const [id, image] of await describeImageIds(ec2, part, onCall)) found.set(id, image);
+    return found;
+  }
+}
+
 export function createImageWatch(
   deps: { aws: AwsClients; clock: Clock },
   opts: ImageWatchOptions = DEFAULT_IMAGE_WATCH,
 ): ImageWatch {
   const groups = new Map<string, Group>();
 
-  async function describe(group: Group, ids: string[]): Promise<Map<string, Image | undefined>> {
-    const ec2 = await group.ec2();
-    const found = new Map<string, Image | undefined>(ids.map((id) => [id, undefined]));
-    try {
-      group.calls += 1;
-      const out = await ec2.send(new DescribeImagesCommand({ ImageIds: ids }));
-      for (const image of out.Images ?? [])
-        if (image.ImageId && found.has(image.ImageId)) found.set(image.ImageId, image);
-      return found;
-    } catch (err) {
-      if (!isAwsCode(err, 'InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'))
-        rethrowAws(err, `reading images ${ids.join(', ')}`);
-      // One unknown id (typically one just made, not visible yet) fails the whole call: split the
-      // batch in halves and ask again, so k unknown ids among n cost about 2k·log2(n/k) calls
-      // instead of n, and the visible ones still get their answer.
-      if (ids.length === 1) return found;
-      const half = Math.ceil(ids.length / 2);
-      for (const part of [ids.slice(0, half), ids.slice(half)])
-        for (const [id, image] of await describe(group, part)) found.set(id, image);
-      return found;
-    }
+  function describe(group: Group, ids: string[]): Promise<Map<string, Image | undefined>> {
+    return group.ec2().then((ec2) =>
+      describeImageIds(ec2, ids, () => {
+        group.calls += 1;
+      }),
+    );
   }
 
   async function refresh(group: Group, asker: string): Promise<void> {

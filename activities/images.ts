@@ -12,7 +12,7 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
 } from '@aws-sdk/client-ec2';
-import { Context } from '@temporalio/activity';
+import { CompleteAsyncError, Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG } from '../contracts';
 import type { ActivityDeps } from './deps';
@@ -207,8 +207,28 @@ export function imageActivities(deps: ActivityDeps) {
       }
     },
 
-    /** Waits until the image is `available`; `failed` is reported with AWS's reason, non-retryable. */
+    /**
+     * Waits until the image is `available`; `failed` is reported with AWS's reason, non-retryable.
+     * On a worker with a watcher the wait is handed to it and the activity returns at once, to be
+     * completed asynchronously; otherwise it polls here.
+     */
     async waitForImageAvailable(input: ImageWaitInput): Promise<AvailableImage> {
+      const info = Context.current().info;
+      if (deps.waits && info.workflowExecution) {
+        deps.waits.watcher.add({
+          token: info.taskToken,
+          ref: {
+            workflowId: info.workflowExecution.workflowId,
+            runId: info.workflowExecution.runId,
+            activityId: info.activityId,
+          },
+          target: input.target,
+          imageId: input.imageId,
+          deadline: input.deadline,
+          ...(info.heartbeatTimeoutMs ? { heartbeatTimeoutMs: info.heartbeatTimeoutMs } : {}),
+        });
+        throw new CompleteAsyncError();
+      }
       const ec2 = await deps.aws.ec2(input.target);
       const firstLookAt = deps.clock.now();
       const watch = imageWatch.open(input.target, input.imageId);

@@ -18,6 +18,7 @@ import { rolloutActivities } from './rollout';
 import { shareRunActivities } from './share-runs';
 import { sharingActivities } from './sharing';
 import { ssmActivities } from './ssm';
+import { releaseActivities } from './wait-lease';
 
 export type { ActivityDeps } from './deps';
 
@@ -43,6 +44,7 @@ export function createActivities(deps: ActivityDeps) {
     ...buildActivities(deps),
     ...buildStepActivities(deps),
     ...rolloutActivities(deps),
+    ...releaseActivities(deps.waits?.release),
   };
 }
 

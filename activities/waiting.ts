@@ -52,7 +52,9 @@ export const DEFAULT_POLL_POLICY: PollPolicy = {
   backoff: 1.6,
   jitter: 0.1,
   heartbeatFraction: 0.8,
-  defaultHeartbeatMs: 60_000,
+  // A wait without a heartbeat timeout (an async image wait run on a worker without a watcher)
+  // heartbeats for progress only: as often as today's 6-minute image wait did, no more.
+  defaultHeartbeatMs: 288_000,
 };
 
 /** What a waiting activity records in its heartbeats; read back on retry. */

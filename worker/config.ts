@@ -23,8 +23,18 @@ export interface WorkerSettings {
   maxConcurrentLocalActivities: number;
   shutdownGraceMs: number;
   logLevel: 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
-  /** Workflows kept in memory between tasks; waiting runs need none (evicted ones replay their short history). */
+  /**
+   * Workflows kept in memory between tasks; waiting runs need none (evicted ones replay their short
+   * history). Default DEFAULT_CACHED_WORKFLOWS (worker.ts), so thousands of waiting runs are not held.
+   */
   maxCachedWorkflows?: number;
+  /**
+   * Image waits completed asynchronously by one watcher per worker, with a per-worker lease
+   * (AMIFLOW_ASYNC_WAITS=on, the default; `off` polls inside each waiting activity as before).
+   */
+  asyncWaits: boolean;
+  /** DescribeImages calls per second per account and region for the image-wait watcher (EC2 refills 20/s). */
+  imageWaitCallsPerSecond: number;
   /** A workflow bundle built ahead (`npm run build` writes dist/workflow-bundle.js): faster start, ~45 MB less memory. */
   workflowBundlePath?: string;
   /** `json` (one object per line) or `pretty`; json unless stdout is a terminal. */
@@ -48,6 +58,13 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   if (!Number.isInteger(n) || n < min || n > max)
     throw new ConfigError(`${name}=${raw} must be a whole number from ${min} to ${max}`);
   return n;
+}
+
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'on' || raw === 'off') return raw === 'on';
+  throw new ConfigError(`${name}=${raw} must be on or off`);
 }
 
 /** `111122223333=arn:aws:iam::111122223333:role/amiflow,444455556666=arn:…` or a JSON object. */
@@ -176,6 +193,8 @@ export function readWorkerSettings(
     ...(env.AMIFLOW_MAX_CACHED_WORKFLOWS
       ? { maxCachedWorkflows: int(env, 'AMIFLOW_MAX_CACHED_WORKFLOWS', 0, 0, 100000) }
       : {}),
+    asyncWaits: onOff(env, 'AMIFLOW_ASYNC_WAITS', true),
+    imageWaitCallsPerSecond: int(env, 'AMIFLOW_IMAGE_WAIT_CALLS_PER_SECOND', 10, 1, 20),
     ...(env.AMIFLOW_WORKFLOW_BUNDLE ? { workflowBundlePath: env.AMIFLOW_WORKFLOW_BUNDLE } : {}),
   };
 }

@@ -3,9 +3,11 @@ import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
 import { Runtime } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
 import type { WorkerSettings } from './config';
 import { readWorkerSettings } from './config';
 import type { HealthServer, ReadinessCheck } from './health';
+import { connectionOptions } from './connection';
 import { cachedCheck, startHealthServer } from './health';
 import { connectWorker, workerConnectionPlan } from './temporal-profile';
 import { startTracing } from './tracing';
@@ -48,7 +50,7 @@ async function main(): Promise<void> {
   const settings = readWorkerSettings();
   installRuntime(settings.logLevel, settings);
   const log = Runtime.instance().logger;
-  const state: { worker?: Worker; connection?: NativeConnection } = {};
+  const state: { worker?: Worker; connection?: NativeConnection; clientConnection?: Connection } = {};
   // Up before the connection and the workflow bundle, so probes see 503 (not refused) while starting.
   const health: HealthServer | undefined = settings.healthAddress
     ? await startHealthServer(settings.healthAddress, readinessChecks(settings, state))
@@ -67,9 +69,22 @@ async function main(): Promise<void> {
     settings.temporal.address = plan.address;
     settings.temporal.namespace = plan.namespace;
     state.connection = await connectWorker(plan);
-    const { worker, deps } = await buildWorker({
+    // The image-wait watcher's client: async completion, cancellation reads, lease starts.
+    const clientConnection = settings.asyncWaits
+      ? await Connection.connect(await connectionOptions(settings.temporal))
+      : undefined;
+    state.clientConnection = clientConnection;
+    const { worker, deps, waits } = await buildWorker({
       connection: state.connection,
       settings,
+      ...(clientConnection
+        ? {
+            asyncWaitsClient: new Client({
+              connection: clientConnection,
+              namespace: settings.temporal.namespace,
+            }),
+          }
+        : {}),
       ...(tracing ? { worker: { plugins: [tracing.plugin] } } : {}),
     });
     state.worker = worker;
@@ -84,12 +99,13 @@ async function main(): Promise<void> {
     });
     // Worker.run() shuts down gracefully on SIGINT/SIGTERM: in-flight activities get the grace time.
     try {
-      await worker.run();
+      await (waits ? waits.run(worker) : worker.run());
     } finally {
       deps.aws.destroy();
     }
   } finally {
     await state.connection?.close();
+    await state.clientConnection?.close();
     await tracing?.shutdown();
     await health?.close();
   }

@@ -12,6 +12,15 @@ import { METRIC } from '../workflows/metric-names';
 import type { TemporalSettings, WorkerSettings } from './config';
 import { connectionOptions } from './connection';
 import { createLogger } from './logging';
+import type { AsyncWaits } from './async-waits';
+import { createAsyncWaits } from './async-waits';
+
+/**
+ * Workflows cached per worker unless AMIFLOW_MAX_CACHED_WORKFLOWS says otherwise: enough for the
+ * runs that are busy now; a waiting run is evicted and replays its short history when its wait ends
+ * (323 KB each cached, issue 13).
+ */
+export const DEFAULT_CACHED_WORKFLOWS = 100;
 
 export interface BuildWorkerOptions {
   connection: NativeConnection;
@@ -20,6 +29,11 @@ export interface BuildWorkerOptions {
   deps?: Partial<ActivityDeps>;
   /** Extra worker options (tests: a prebuilt bundle, a different identity). */
   worker?: Partial<WorkerOptions>;
+  /**
+   * A client for async completion: image waits go to one watcher with a lease (settings.asyncWaits).
+   * Run the result with `waits.run(worker)`, not `worker.run()`, or the lease is never held.
+   */
+  asyncWaitsClient?: Client;
 }
 
 export type TelemetrySettings = Pick<WorkerSettings, 'logLevel'> &
@@ -79,7 +93,9 @@ export function temporalReaderFor(t: TemporalSettings): OpenTemporalReader {
 
 export const workflowsPath = require.resolve('../workflows');
 
-export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: Worker; deps: ActivityDeps }> {
+export async function buildWorker(
+  opts: BuildWorkerOptions,
+): Promise<{ worker: Worker; deps: ActivityDeps; waits?: AsyncWaits }> {
   const deps: ActivityDeps = {
     aws: opts.deps?.aws ?? createAwsClients(opts.settings.aws, { meter: Runtime.instance().metricMeter }),
     clock: opts.deps?.clock ?? activityClock,
@@ -92,6 +108,24 @@ export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: W
     consistencyWindowMs:
       opts.deps?.consistencyWindowMs ?? parseConsistencyWindow(process.env.AMIFLOW_CONSISTENCY_WINDOW),
   };
+  const waits =
+    opts.asyncWaitsClient && opts.settings.asyncWaits
+      ? await createAsyncWaits({
+          client: opts.asyncWaitsClient,
+          connection: opts.connection,
+          namespace: opts.settings.temporal.namespace,
+          taskQueue: opts.worker?.taskQueue ?? opts.settings.temporal.taskQueue,
+          aws: deps.aws,
+          watcher: {
+            consistencyWindowMs: deps.consistencyWindowMs ?? 180_000,
+            callsPerSecond: opts.settings.imageWaitCallsPerSecond,
+          },
+          log: (message, meta) => {
+            Runtime.instance().logger.warn(message, meta);
+          },
+        })
+      : undefined;
+  if (waits) deps.waits = { watcher: waits.watcher, release: waits.release };
   const worker = await Worker.create({
     connection: opts.connection,
     namespace: opts.settings.temporal.namespace,
@@ -101,9 +135,7 @@ export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: W
       : opts.settings.workflowBundlePath
         ? { workflowBundle: { codePath: opts.settings.workflowBundlePath } }
         : { workflowsPath }),
-    ...(opts.settings.maxCachedWorkflows !== undefined
-      ? { maxCachedWorkflows: opts.settings.maxCachedWorkflows }
-      : {}),
+    maxCachedWorkflows: opts.settings.maxCachedWorkflows ?? DEFAULT_CACHED_WORKFLOWS,
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: opts.settings.maxConcurrentActivities,
     maxConcurrentLocalActivityExecutions: opts.settings.maxConcurrentLocalActivities,
@@ -112,5 +144,5 @@ export async function buildWorker(opts: BuildWorkerOptions): Promise<{ worker: W
     maxHeartbeatThrottleInterval: '5m',
     ...opts.worker,
   });
-  return { worker, deps };
+  return { worker, deps, ...(waits ? { waits } : {}) };
 }

@@ -38,7 +38,14 @@ import {
 import type { Run } from './bootstrap';
 import { guarded, local, remote, startRun, targetOf } from './bootstrap';
 import type { UndoHandle } from './compensation';
-import { compensationCall, copyWait, fastAwsCall, settledAwsActivity, settledAwsCall } from './presets';
+import {
+  compensationCall,
+  copyWait,
+  fastAwsCall,
+  imageWait,
+  settledAwsActivity,
+  settledAwsCall,
+} from './presets';
 import { errorMessage } from './progress';
 import { Semaphores } from './semaphore';
 import { shareImage, withdrawShare } from './share-image';
@@ -367,7 +374,10 @@ async function copyToDestination(c: CopyRun, f: FanOut, d: CopyDestination, i: n
         progress.resource(`copy ${label}`, copy.imageId);
         progress.note(step, `copying ${copy.imageId}`);
         await act.waitForImageAvailable.executeWithOptions(
-          remote(`wait for the copy ${copy.imageId} in ${label}`, copyWait(timeouts.copyAvailableSeconds)),
+          remote(
+            `wait for the copy ${copy.imageId} in ${label}`,
+            imageWait(timeouts.copyAvailableSeconds, copyWait),
+          ),
           [{ target, imageId: copy.imageId, deadline: Date.now() + timeouts.copyAvailableSeconds * 1000 }],
         );
         const tagged = await la.tagSnapshots.executeWithOptions(

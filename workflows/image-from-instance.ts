@@ -35,7 +35,14 @@ import {
 } from '../contracts';
 import { AppConsistentSteps, QUIESCE_STEP, resolveAppConsistent } from './app-consistent';
 import { Compensations } from './compensation';
-import { compensationCall, fastAwsCall, instanceWait, longImageWait, settledAwsActivity } from './presets';
+import {
+  compensationCall,
+  fastAwsCall,
+  imageWait,
+  instanceWait,
+  longImageWait,
+  settledAwsActivity,
+} from './presets';
 import { Progress } from './progress';
 import { parseImageFromInstanceInput } from './validation';
 import { parsedOrFail } from './input';
@@ -271,7 +278,10 @@ export async function imageFromInstance(rawInput: ImageFromInstanceInput): Promi
     const createdAt = Date.now();
     const available = progress.run('wait for image available', () =>
       act.waitForImageAvailable.executeWithOptions(
-        remote(`wait for ${created.imageId} to be available`, longImageWait(timeouts.imageAvailableSeconds)),
+        remote(
+          `wait for ${created.imageId} to be available`,
+          imageWait(timeouts.imageAvailableSeconds, longImageWait),
+        ),
         [{ target, imageId: created.imageId, deadline: Date.now() + timeouts.imageAvailableSeconds * 1000 }],
       ),
     );

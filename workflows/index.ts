@@ -11,3 +11,4 @@ export { complianceScan } from './compliance-scan';
 export { enforceAllowedAmis } from './enforce-allowed-amis';
 export { buildImage } from './build-image';
 export { rolloutImage } from './rollout-image';
+export { waitLease } from './wait-lease';

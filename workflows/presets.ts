@@ -5,7 +5,7 @@
  * never extend it.
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
-import { ActivityCancellationType } from '@temporalio/workflow';
+import { ActivityCancellationType, patched } from '@temporalio/workflow';
 
 const awsRetry = {
   initialInterval: '1s',
@@ -163,5 +163,51 @@ export function bakeWatch(bakeSeconds: number): ActivityOptions {
     heartbeatTimeout: '2m',
     retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 20 },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
+  };
+}
+
+/**
+ * An image wait completed asynchronously by the worker's watcher (issue 13): no heartbeat timeout
+ * (the worker's lease notices a crash, for all its waits at once), only a backstop past the
+ * deadline; retried without an attempt limit, since a hand-off on every deploy is a retry: the
+ * deadline bounds the wait (the watcher fails it there), not the attempt count.
+ */
+export function asyncImageWait(waitSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: `${waitSeconds + 600}s`,
+    scheduleToCloseTimeout: `${waitSeconds + 900}s`,
+    // Explicitly none: a proxy's default (compensationCall's 2 minutes) would otherwise apply.
+    heartbeatTimeout: undefined,
+    // Infinity, not unset: a proxy's default retry (compensationCall's 30 attempts) would apply.
+    retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: Number.POSITIVE_INFINITY },
+  };
+}
+
+/**
+ * Runs from this marker on wait for images with `asyncImageWait`; runs before it keep the options
+ * they started with (heartbeat timeout, attempt limit). Options only, yet behind a marker: which
+ * retries a run may take depends on them.
+ */
+export const ASYNC_IMAGE_WAIT_PATCH = 'amiflow-async-image-wait';
+
+/** The options of an image wait: `asyncImageWait`, or `before` for runs started before it. */
+export function imageWait(
+  waitSeconds: number,
+  before: (waitSeconds: number) => ActivityOptions,
+): ActivityOptions {
+  return patched(ASYNC_IMAGE_WAIT_PATCH) ? asyncImageWait(waitSeconds) : before(waitSeconds);
+}
+
+/**
+ * A worker's wait lease (activities/wait-lease.ts) on its own queue: one attempt, since a lost
+ * lease is what it exists to report; a worker that never picks it up loses it within 30 s.
+ */
+export function leaseHold(leaseQueue: string, tier: 'solo' | 'shared'): ActivityOptions {
+  return {
+    taskQueue: leaseQueue,
+    heartbeatTimeout: tier === 'shared' ? '1m' : '6m',
+    scheduleToStartTimeout: '30s',
+    startToCloseTimeout: '7h',
+    retry: { maximumAttempts: 1 },
   };
 }

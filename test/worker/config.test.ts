@@ -37,6 +37,8 @@ void describe('readWorkerSettings', () => {
       maxConcurrentLocalActivities: 100,
       shutdownGraceMs: 30_000,
       logLevel: 'INFO',
+      asyncWaits: true,
+      imageWaitCallsPerSecond: 10,
     });
   });
 
@@ -94,6 +96,8 @@ void describe('readWorkerSettings', () => {
       shutdownGraceMs: 0,
       logLevel: 'DEBUG',
       maxCachedWorkflows: 100,
+      asyncWaits: true,
+      imageWaitCallsPerSecond: 10,
       workflowBundlePath: '/app/dist/workflow-bundle.js',
       logFormat: 'pretty',
       metricsAddress: '127.0.0.1:9000',

@@ -1,0 +1,342 @@
+/**
+ * The worker's image-wait watcher (activities/image-wait-watcher.ts): waits handed over by their
+ * activities are polled in batches per account and region and settled through async completion;
+ * the lease keeper (activities/wait-lease.ts) follows the set of waits. EC2 is mocked at the SDK
+ * level, Temporal's async completion by a recorder; each round is driven by the test, no sleeps.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Image } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
+import { mockClient } from 'aws-sdk-client-mock';
+import type { AwsClients } from '../../activities/aws';
+import type { ImageWaitRequest, WaitCompletion, WaitRef } from '../../activities/image-wait-watcher';
+import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
+import type { AvailableImage } from '../../activities/images';
+import type { LeaseTurn, WaitLeaseInput } from '../../activities/wait-lease';
+import { WaitLeaseKeeper, releaseActivities, tierFor } from '../../activities/wait-lease';
+import type { AwsTarget } from '../../workflows/contracts';
+import { awsError } from './harness';
+
+const EU: AwsTarget = { region: 'eu-west-1', accountId: '111122223333' };
+const US: AwsTarget = { region: 'us-east-1', accountId: '111122223333' };
+const T0 = Date.UTC(2026, 0, 1);
+const ami = (n: number) => `ami-${n.toString(16).padStart(17, '0')}`;
+
+/** Records what the watcher tells Temporal; `cancelled` runs answer that their wait was cancelled. */
+class Completions implements WaitCompletion {
+  completed = new Map<string, AvailableImage>();
+  failed = new Map<string, ApplicationFailure>();
+  heartbeats: string[] = [];
+  cancellationsReported: string[] = [];
+  cancelled = new Set<string>();
+  cancelReads = 0;
+  down = false;
+  private id = (token: Uint8Array) => Buffer.from(token).toString();
+  complete(token: Uint8Array, result: AvailableImage) {
+    if (this.down) return Promise.reject(new Error('14 UNAVAILABLE'));
+    this.completed.set(this.id(token), result);
+    return Promise.resolve(true);
+  }
+  fail(token: Uint8Array, err: ApplicationFailure) {
+    if (this.down) return Promise.reject(new Error('14 UNAVAILABLE'));
+    this.failed.set(this.id(token), err);
+    return Promise.resolve(true);
+  }
+  heartbeat(token: Uint8Array) {
+    this.heartbeats.push(this.id(token));
+    return Promise.resolve(this.cancelled.has(this.id(token)) ? ('cancelled' as const) : ('ok' as const));
+  }
+  reportCancellation(token: Uint8Array) {
+    this.cancellationsReported.push(this.id(token));
+    return Promise.resolve();
+  }
+  cancelRequested(ref: WaitRef) {
+    this.cancelReads += 1;
+    return Promise.resolve(this.cancelled.has(ref.workflowId));
+  }
+}
+
+function setup(opts: Partial<typeof DEFAULT_WATCHER_OPTIONS> = {}) {
+  const ec2 = new EC2Client({ region: 'eu-west-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  const mock = mockClient(ec2);
+  const states = new Map<string, Image>();
+  const asked: { ids: string[] }[] = [];
+  let refuse: Error | undefined;
+  mock.on(DescribeImagesCommand).callsFake((input: { ImageIds?: string[] }) => {
+    if (refuse) throw refuse;
+    const ids = input.ImageIds ?? [];
+    asked.push({ ids });
+    return { Images: ids.flatMap((id) => (states.has(id) ? [states.get(id)] : [])) };
+  });
+  const aws: AwsClients = {
+    ec2: () => Promise.resolve(ec2),
+    kms: () => Promise.reject(new Error('no KMS here')),
+    destroy: () => ec2.destroy(),
+  };
+  let now = T0;
+  const sleeps: number[] = [];
+  const completion = new Completions();
+  const watcher = new ImageWaitWatcher(
+    {
+      aws,
+      completion,
+      now: () => now,
+      // The test drives rounds itself (pollRound); pacing between calls is recorded, not slept.
+      sleep: (ms) => {
+        sleeps.push(ms);
+        return Promise.resolve();
+      },
+      autoPoll: false,
+    },
+    { ...DEFAULT_WATCHER_OPTIONS, ...opts },
+  );
+  const wait = (
+    n: number,
+    target: AwsTarget = EU,
+    extra: Partial<ImageWaitRequest> = {},
+  ): ImageWaitRequest => ({
+    token: Buffer.from(`wf-${n}`),
+    ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
+    target,
+    imageId: ami(n),
+    deadline: T0 + 3600_000,
+    ...extra,
+  });
+  const set = (n: number, state: string, extra: Partial<Image> = {}) =>
+    states.set(ami(n), { ImageId: ami(n), State: state as Image['State'], ...extra });
+  return {
+    watcher,
+    completion,
+    asked,
+    sleeps,
+    wait,
+    set,
+    advance: (ms: number) => (now += ms),
+    refuseWith: (err: Error | undefined) => (refuse = err),
+  };
+}
+
+void describe('image wait watcher', () => {
+  void it('GIVEN 250 waits in one region and 1 in another WHEN a round polls THEN 3 DescribeImages calls answer the first region (100 ids each) and 1 the other, and available images are completed with their snapshots', async () => {
+    const { watcher, completion, asked, sleeps, wait, set } = setup();
+    for (let n = 1; n <= 250; n++)
+      set(n, n % 2 ? 'available' : 'pending', {
+        BlockDeviceMappings: [{ Ebs: { SnapshotId: `snap-${n}` } }],
+      });
+    set(999, 'available');
+    for (let n = 1; n <= 250; n++) watcher.add(wait(n));
+    watcher.add(wait(999, US));
+    await watcher.pollRound();
+    const us = asked.filter((a) => a.ids.includes(ami(999)));
+    assert.deepEqual(
+      us.map((a) => a.ids),
+      [[ami(999)]],
+      'the other region is asked on its own',
+    );
+    assert.deepEqual(
+      asked.filter((a) => !a.ids.includes(ami(999))).map((a) => a.ids.length),
+      [100, 100, 50],
+    );
+    // The budget (10 calls/s per account-region): the region's calls are spaced 100 ms apart.
+    assert.equal(sleeps.length, 2);
+    for (const ms of sleeps) assert.ok(ms > 0 && ms <= 100, `paced ${ms} ms`);
+    assert.equal(completion.completed.size, 126);
+    assert.deepEqual(completion.completed.get('wf-1')?.snapshotIds, ['snap-1']);
+    assert.equal(watcher.size(), 125, 'the pending ones are still held');
+  });
+
+  void it('GIVEN a wait WHEN its image ends failed THEN the token fails non-retryable with AWS reason, and no more polls ask about it', async () => {
+    const { watcher, completion, asked, wait, set } = setup();
+    set(1, 'failed', { StateReason: { Code: 'Client.InternalError', Message: 'snapshot failed' } });
+    watcher.add(wait(1));
+    await watcher.pollRound();
+    const err = completion.failed.get('wf-1');
+    assert.equal(err?.type, 'ImageFailed');
+    assert.equal(err?.nonRetryable, true);
+    assert.match(err?.message ?? '', /ended in state 'failed': Client.InternalError: snapshot failed/);
+    const calls = asked.length;
+    await watcher.pollRound();
+    assert.equal(asked.length, calls);
+    assert.equal(watcher.size(), 0);
+  });
+
+  void it('GIVEN a pending image WHEN the deadline passes THEN the wait fails WaitTimedOut, non-retryable, however many attempts it took', async () => {
+    const { watcher, completion, wait, set, advance } = setup();
+    set(1, 'pending');
+    watcher.add(wait(1, EU, { deadline: T0 + 60_000 }));
+    await watcher.pollRound();
+    assert.equal(completion.failed.size, 0);
+    advance(60_000);
+    await watcher.pollRound();
+    assert.equal(completion.failed.get('wf-1')?.type, 'WaitTimedOut');
+    assert.equal(completion.failed.get('wf-1')?.nonRetryable, true);
+  });
+
+  void it('GIVEN an image never visible WHEN the consistency window passes THEN ImageNotFound; within it the wait goes on', async () => {
+    const { watcher, completion, wait, advance } = setup({ consistencyWindowMs: 30_000 });
+    watcher.add(wait(1));
+    await watcher.pollRound();
+    assert.equal(completion.failed.size, 0);
+    advance(30_001);
+    await watcher.pollRound();
+    assert.equal(completion.failed.get('wf-1')?.type, 'ImageNotFound');
+  });
+
+  void it('GIVEN a run cancelled while its wait is held WHEN the next round runs THEN the wait is reported cancelled and its image is asked about no more', async () => {
+    const { watcher, completion, asked, wait, set } = setup();
+    set(1, 'pending');
+    set(2, 'pending');
+    watcher.add(wait(1));
+    watcher.add(wait(2));
+    await watcher.pollRound();
+    completion.cancelled.add('wf-1');
+    await watcher.pollRound();
+    assert.deepEqual(completion.cancellationsReported, ['wf-1']);
+    asked.length = 0;
+    await watcher.pollRound();
+    assert.deepEqual(
+      asked.map((a) => a.ids),
+      [[ami(2)]],
+    );
+    assert.equal(completion.heartbeats.length, 0, 'cancellation was read, not heartbeated (no Actions)');
+  });
+
+  void it('GIVEN a worker shutting down with waits held WHEN it hands off THEN every token fails retryable with a 1 s next retry, polls stop, and new waits are refused retryably', async () => {
+    const { watcher, completion, asked, wait, set } = setup();
+    for (let n = 1; n <= 3; n++) {
+      set(n, 'pending');
+      watcher.add(wait(n));
+    }
+    assert.equal(await watcher.handOff(), 3);
+    for (let n = 1; n <= 3; n++) {
+      const err = completion.failed.get(`wf-${n}`);
+      assert.equal(err?.nonRetryable, false);
+      assert.equal(err?.type, 'WorkerShuttingDown');
+      assert.equal(err?.nextRetryDelay, 1_000);
+    }
+    asked.length = 0;
+    await watcher.pollRound();
+    assert.equal(asked.length, 0);
+    assert.throws(
+      () => watcher.add(wait(4)),
+      (e: unknown) => e instanceof ApplicationFailure && !e.nonRetryable && e.type === 'WorkerShuttingDown',
+    );
+  });
+
+  void it('GIVEN throttling WHEN a round fails THEN the waits stay held and the next round answers; a permanent refusal fails them', async () => {
+    const { watcher, completion, wait, set, refuseWith } = setup();
+    set(1, 'available');
+    watcher.add(wait(1));
+    refuseWith(awsError('RequestLimitExceeded', 503));
+    await watcher.pollRound();
+    assert.equal(watcher.size(), 1);
+    refuseWith(undefined);
+    await watcher.pollRound();
+    assert.equal(completion.completed.size, 1);
+
+    set(2, 'pending');
+    watcher.add(wait(2));
+    refuseWith(awsError('UnauthorizedOperation', 403));
+    await watcher.pollRound();
+    assert.equal(completion.failed.get('wf-2')?.nonRetryable, true);
+  });
+
+  void it('GIVEN the Temporal server unreachable WHEN an image becomes available THEN the wait is kept and completed at the first round after the server is back', async () => {
+    const { watcher, completion, wait, set } = setup();
+    set(1, 'available');
+    watcher.add(wait(1));
+    completion.down = true;
+    await watcher.pollRound();
+    assert.equal(watcher.size(), 1);
+    completion.down = false;
+    await watcher.pollRound();
+    assert.equal(completion.completed.size, 1);
+  });
+
+  void it('GIVEN waits the run gave no heartbeat timeout WHEN rounds pass THEN no heartbeat is sent before progressEveryMs; a wait scheduled with a heartbeat timeout is heartbeated within it', async () => {
+    const { watcher, completion, wait, set, advance } = setup({ progressEveryMs: 1_800_000 });
+    set(1, 'pending');
+    set(2, 'pending');
+    watcher.add(wait(1));
+    watcher.add(wait(2, EU, { heartbeatTimeoutMs: 360_000 }));
+    for (let i = 0; i < 30; i++) {
+      advance(10_000);
+      await watcher.pollRound();
+    }
+    assert.equal(completion.heartbeats.filter((t) => t === 'wf-1').length, 0);
+    assert.equal(
+      completion.heartbeats.filter((t) => t === 'wf-2').length,
+      1,
+      '300 s: one heartbeat at 288 s',
+    );
+  });
+
+  void it('GIVEN 1,000 waits and a budget of 10 cancellation reads a second WHEN a 10 s round runs THEN 100 runs are read, round-robin', async () => {
+    const { watcher, completion, wait, set } = setup({ cancelChecksPerSecond: 10 });
+    for (let n = 1; n <= 1000; n++) {
+      set(n, 'pending');
+      watcher.add(wait(n));
+    }
+    await watcher.pollRound();
+    assert.equal(completion.cancelReads, 100);
+  });
+});
+
+void describe('wait lease', () => {
+  void it('GIVEN a count of waits THEN the lease is solo below 6 and shared from 6, back to solo at 2', () => {
+    assert.equal(tierFor(1, 'solo'), 'solo');
+    assert.equal(tierFor(6, 'solo'), 'shared');
+    assert.equal(tierFor(4, 'shared'), 'shared');
+    assert.equal(tierFor(2, 'shared'), 'solo');
+  });
+
+  void it('GIVEN a watcher WHEN its first wait arrives THEN one lease starts listing it; the held lease heartbeats the list and turns shared at 6 waits', async () => {
+    const { watcher, wait, set } = setup();
+    const started: { id: string; input: WaitLeaseInput }[] = [];
+    const keeper = new WaitLeaseKeeper(
+      watcher,
+      (id, input) => {
+        started.push({ id, input });
+        return Promise.resolve();
+      },
+      { leaseQueue: 'q-lease-w1', workerId: 'w1' },
+    );
+    set(1, 'pending');
+    watcher.add(wait(1));
+    watcher.add(wait(2));
+    assert.equal(started.length, 1);
+    assert.deepEqual(
+      started[0]?.input.refs.map((r) => r.workflowId),
+      ['wf-1'],
+    );
+    assert.equal(started[0]?.input.tier, 'solo');
+
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 360_000 });
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const turn: Promise<LeaseTurn> = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const });
+    for (let n = 3; n <= 6; n++) watcher.add(wait(n));
+    const out = await turn;
+    assert.equal(out.next, 'shared');
+    assert.equal(out.refs.length, 6);
+    assert.deepEqual(beats[0], {
+      refs: [1, 2].map((n) => ({ workflowId: `wf-${n}`, runId: 'run', activityId: '7' })),
+    });
+  });
+
+  void it('GIVEN a lost lease listing three waits WHEN releaseWaits runs THEN each is failed retryable by id (one already gone is counted so)', async () => {
+    const released: WaitRef[] = [];
+    const { releaseWaits } = releaseActivities((ref, err) => {
+      assert.equal(err.nonRetryable, false);
+      released.push(ref);
+      return Promise.resolve(ref.workflowId !== 'wf-3');
+    });
+    const refs = [1, 2, 3].map((n) => ({ workflowId: `wf-${n}`, runId: 'run', activityId: '7' }));
+    const out = await new MockActivityEnvironment().run(releaseWaits, { refs, lease: 'lease-1' });
+    assert.deepEqual(out, { released: 2, gone: 1 });
+    assert.deepEqual(released, refs);
+  });
+});

@@ -1,0 +1,200 @@
+/**
+ * Tier 3: image waits completed asynchronously by the worker's watcher (issue 13), with the dev
+ * server, moto and real workers built as production builds them (buildWorker with a client). moto
+ * makes images available at once, so the worker's DescribeImages answers are held at `pending`
+ * (hookWorkerAws) until the test lets the image become available.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
+import { createAwsClients } from '../../activities/aws';
+import type { ImageFromInstanceInput } from '../../client';
+import { AmiflowClient } from '../../client';
+import { readWorkerSettings } from '../../worker/config';
+import type { AsyncWaits } from '../../worker/async-waits';
+import { buildWorker } from '../../worker/worker';
+import type { Moto } from '../support/moto';
+import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
+import type { WorkerAwsHooks } from '../support/sandbox-ec2';
+import {
+  SANDBOX_REGION,
+  findImage,
+  hookWorkerAws,
+  launchInstance,
+  sandboxEc2,
+  stockEbsAmi,
+} from '../support/sandbox-ec2';
+import { installQuietRuntime } from '../support/runtime';
+import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+
+let env: TestWorkflowEnvironment;
+let moto: Moto;
+let ec2: EC2Client;
+let stockAmi: string;
+
+interface AsyncWorker {
+  worker: Worker;
+  waits: AsyncWaits;
+  hooks: WorkerAwsHooks;
+  running: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A real worker with async waits on `taskQueue`, running until `stop()`. */
+async function startAsyncWorker(taskQueue: string, identity: string): Promise<AsyncWorker> {
+  const settings = readWorkerSettings({ AMIFLOW_AWS_ENDPOINT: moto.endpoint, AMIFLOW_TASK_QUEUE: taskQueue });
+  settings.aws.credentials = SANDBOX_CREDENTIALS;
+  const hooks = hookWorkerAws(createAwsClients(settings.aws));
+  // A connection of its own: one process may not run two workers of one task queue on one connection.
+  const connection = await NativeConnection.connect({ address: env.address });
+  const built = await buildWorker({
+    connection,
+    settings,
+    asyncWaitsClient: env.client,
+    deps: { aws: hooks.clients, consistencyWindowMs: 2_000 },
+    worker: { taskQueue, identity, workflowBundle: await workflowBundle() },
+  });
+  const waits = built.waits;
+  assert.ok(waits, 'the worker completes image waits asynchronously');
+  const running = waits.run(built.worker);
+  return {
+    worker: built.worker,
+    waits,
+    hooks,
+    running,
+    async stop() {
+      waits.shutdown(built.worker);
+      await running;
+      hooks.clients.destroy();
+      await connection.close();
+    },
+  };
+}
+
+async function eventually<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function input(instanceId: string, imageName: string): ImageFromInstanceInput {
+  return { region: SANDBOX_REGION, instanceId, imageName, mode: 'no-reboot' };
+}
+
+void describe('async image waits end to end', () => {
+  before(async () => {
+    installQuietRuntime();
+    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
+    env = startedEnv;
+    moto = startedMoto;
+    ec2 = sandboxEc2(moto.endpoint);
+    stockAmi = await stockEbsAmi(ec2);
+  });
+
+  after(async () => {
+    ec2?.destroy();
+    await Promise.allSettled([env?.teardown(), moto?.stop()]);
+  });
+
+  void it('GIVEN a run waiting for a pending image WHEN it becomes available THEN the watcher completes the wait (one attempt, no activity slot held), and the worker lease that covered it ends releasing nothing', async () => {
+    const taskQueue = uniqueTaskQueue('async-wait');
+    const w = await startAsyncWorker(taskQueue, 'worker-a');
+    const client = AmiflowClient.fromClient(env.client, taskQueue);
+    const imageName = `async-${Date.now()}`;
+    w.hooks.setImageState({ imageName, state: 'pending' });
+    try {
+      const run = await client.startImageFromInstance(input(await launchInstance(ec2, stockAmi), imageName));
+      await eventually('the watcher to hold the wait', () =>
+        w.waits.watcher.size() === 1 ? true : undefined,
+      );
+      assert.equal(
+        w.worker.getStatus().numInFlightNonLocalActivities,
+        0,
+        'the waiting run holds no activity slot',
+      );
+      const leases = await eventually('a lease to start', async () => {
+        const found: string[] = [];
+        for await (const e of env.client.workflow.list({ query: `WorkflowType = 'waitLease'` }))
+          found.push(e.workflowId);
+        return found.length > 0 ? found : undefined;
+      });
+
+      w.hooks.setImageState(undefined);
+      const result = await client.result(run.workflowId);
+      assert.equal(result.imageId, (await findImage(ec2, result.imageId))?.ImageId);
+      const attempts = ((await client.handle(run.workflowId).fetchHistory()).events ?? []).filter(
+        (e) => e.activityTaskStartedEventAttributes?.attempt !== undefined,
+      );
+      assert.ok(attempts.every((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) === 1));
+      assert.ok(w.waits.watcher.stats.completed >= 1);
+      const lease = env.client.workflow.getHandle(leases[0] ?? '');
+      assert.deepEqual(await lease.result(), { released: 0 });
+    } finally {
+      await w.stop();
+    }
+  });
+
+  void it('GIVEN a worker holding a wait WHEN it shuts down (a rolling deploy) THEN the wait resumes on another worker within 5 s and the run completes there', async () => {
+    const taskQueue = uniqueTaskQueue('async-handoff');
+    const a = await startAsyncWorker(taskQueue, 'worker-a');
+    const client = AmiflowClient.fromClient(env.client, taskQueue);
+    const imageName = `handoff-${Date.now()}`;
+    a.hooks.setImageState({ imageName, state: 'pending' });
+    const run = await client.startImageFromInstance(input(await launchInstance(ec2, stockAmi), imageName));
+    await eventually('worker a to hold the wait', () => (a.waits.watcher.size() === 1 ? true : undefined));
+    const b = await startAsyncWorker(taskQueue, 'worker-b');
+    try {
+      const began = Date.now();
+      const stopped = a.stop();
+      await client.result(run.workflowId);
+      const resumeSeconds = (Date.now() - began) / 1000;
+      await stopped;
+      assert.equal(a.waits.watcher.stats.handedOff, 1);
+      assert.ok(resumeSeconds <= 5, `resumed after ${resumeSeconds} s`);
+      assert.equal(b.waits.watcher.stats.completed, 1, 'worker b completed it');
+    } finally {
+      await b.stop();
+    }
+  });
+
+  void it('GIVEN a run waiting for its image WHEN it is cancelled THEN its compensation starts at once and the watcher stops polling for it within one round', async () => {
+    const taskQueue = uniqueTaskQueue('async-cancel');
+    const w = await startAsyncWorker(taskQueue, 'worker-a');
+    const client = AmiflowClient.fromClient(env.client, taskQueue);
+    const imageName = `cancel-${Date.now()}`;
+    w.hooks.setImageState({ imageName, state: 'pending' });
+    try {
+      const run = await client.startImageFromInstance(input(await launchInstance(ec2, stockAmi), imageName));
+      await eventually('the watcher to hold the wait', () =>
+        w.waits.watcher.size() === 1 ? true : undefined,
+      );
+      const roundsBefore = w.waits.watcher.stats.rounds;
+      await client.handle(run.workflowId).cancel();
+      await assert.rejects(client.result(run.workflowId));
+      await eventually(
+        'the watcher to drop the wait',
+        () => (w.waits.watcher.size() === 0 ? true : undefined),
+        30_000,
+      );
+      assert.ok(w.waits.watcher.stats.rounds - roundsBefore <= 2, 'within one poll round');
+      const events = (await client.handle(run.workflowId).fetchHistory()).events ?? [];
+      assert.ok(
+        events.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deleteImage'),
+        'the undo ran',
+      );
+    } finally {
+      await w.stop();
+    }
+  });
+});

@@ -1,0 +1,171 @@
+/**
+ * The worker side of asynchronously completed image waits (issue 13): the watcher's Temporal client
+ * (async completion, cancellation reads, lease starts), the lease worker polling this process's own
+ * lease queue, and the hand-off on shutdown.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { ActivityCancelledError, ActivityNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import type { NativeConnection } from '@temporalio/worker';
+import { Runtime, Worker } from '@temporalio/worker';
+import { METRIC } from '../workflows/metric-names';
+import type { AwsClients } from '../activities/aws';
+import type { WaitCompletion, WatcherOptions } from '../activities/image-wait-watcher';
+import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../activities/image-wait-watcher';
+import type { ReleaseWait, WaitLeaseInput } from '../activities/wait-lease';
+import { WaitLeaseKeeper } from '../activities/wait-lease';
+
+/** PENDING_ACTIVITY_STATE_CANCEL_REQUESTED in temporal.api.enums.v1.PendingActivityState. */
+const CANCEL_REQUESTED: temporal.api.enums.v1.PendingActivityState = 3;
+
+async function answered(call: Promise<void>): Promise<boolean> {
+  try {
+    await call;
+    return true;
+  } catch (err) {
+    if (err instanceof ActivityNotFoundError) return false; // completed, cancelled or timed out already
+    throw err;
+  }
+}
+
+/** The watcher's view of Temporal, through a client of the worker's own. */
+export function clientCompletion(client: Client): WaitCompletion {
+  const activity = client.activity;
+  return {
+    complete: (token, result) => answered(activity.complete(token, result)),
+    fail: (token, err) => answered(activity.fail(token, err)),
+    async heartbeat(token, details) {
+      try {
+        await activity.heartbeat(token, details);
+        return 'ok';
+      } catch (err) {
+        if (err instanceof ActivityCancelledError) return 'cancelled';
+        if (err instanceof ActivityNotFoundError) return 'gone';
+        throw err;
+      }
+    },
+    async reportCancellation(token) {
+      await answered(activity.reportCancellation(token));
+    },
+    async cancelRequested(ref) {
+      try {
+        const d = await client.workflow.getHandle(ref.workflowId, ref.runId).describe();
+        if (d.status.name !== 'RUNNING') return true;
+        const pending = d.raw.pendingActivities?.find((a) => a.activityId === ref.activityId);
+        // Not pending any more: completed, or cancelled and settled; either way nobody waits for it.
+        return !pending || pending.state === CANCEL_REQUESTED;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return true;
+        throw err;
+      }
+    },
+  };
+}
+
+export function clientRelease(client: Client): ReleaseWait {
+  return (ref, err) => answered(client.activity.fail(ref, err));
+}
+
+export interface AsyncWaits {
+  watcher: ImageWaitWatcher;
+  release: ReleaseWait;
+  leaseWorker: Worker;
+  /** Runs `worker` and the lease worker; on shutdown hands every held wait to another worker first. */
+  run(worker: Worker): Promise<void>;
+  /** What SIGTERM does: the workers stop polling and the held waits go to other workers at once. */
+  shutdown(worker: Worker): void;
+}
+
+export interface AsyncWaitsOptions {
+  client: Client;
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  aws: AwsClients;
+  watcher?: Partial<WatcherOptions>;
+  log?: (message: string, meta: Record<string, unknown>) => void;
+}
+
+export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWaits> {
+  const workerId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const leaseQueue = `${opts.taskQueue}-lease-${workerId}`;
+  const watcher = new ImageWaitWatcher(
+    {
+      aws: opts.aws,
+      completion: clientCompletion(opts.client),
+      now: () => Date.now(),
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
+      ...(opts.log ? { log: opts.log } : {}),
+    },
+    { ...DEFAULT_WATCHER_OPTIONS, ...opts.watcher },
+  );
+  // amiflow_waits_in_flight counts the waits this worker holds, as the polling activities do (with
+  // their tags): a handed-off wait belongs to the watcher, no activity runs for it any more.
+  const inFlight = Runtime.instance().metricMeter.createGauge(
+    METRIC.waitsInFlight,
+    'int',
+    undefined,
+    'waits polling AWS now',
+  );
+  const gaugeTags = {
+    activityType: 'waitForImageAvailable',
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+  };
+  inFlight.set(0, gaugeTags);
+  watcher.onChange(() => inFlight.set(watcher.size(), gaugeTags));
+  const keeper = new WaitLeaseKeeper(
+    watcher,
+    async (workflowId, input: WaitLeaseInput) => {
+      await opts.client.workflow.start('waitLease', {
+        taskQueue: opts.taskQueue,
+        workflowId,
+        args: [input],
+        staticSummary: `wait lease of worker ${workerId}`,
+      });
+    },
+    { leaseQueue, workerId, ...(opts.log ? { log: opts.log } : {}) },
+  );
+  const leaseWorker = await Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: leaseQueue,
+    activities: keeper.activities(),
+    maxConcurrentActivityTaskExecutions: 4,
+    // The lease paces itself to its heartbeat timeout (6 min solo): let its heartbeats through.
+    maxHeartbeatThrottleInterval: '5m',
+    shutdownGraceTime: '5s',
+  });
+  return {
+    watcher,
+    release: clientRelease(opts.client),
+    leaseWorker,
+    shutdown(worker) {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      void watcher.handOff();
+    },
+    async run(worker) {
+      // The worker stops polling on SIGTERM/SIGINT (Runtime's shutdown signals); hand the waits
+      // off as it does, not after its grace time, so they resume elsewhere within seconds.
+      const handOff = () => {
+        void watcher.handOff().then((n) => opts.log?.('handed waits to other workers', { waits: n }));
+      };
+      process.once('SIGTERM', handOff);
+      process.once('SIGINT', handOff);
+      try {
+        await Promise.all([
+          worker.run().finally(() => {
+            if (leaseWorker.getState() === 'RUNNING') leaseWorker.shutdown();
+          }),
+          leaseWorker.run(),
+        ]);
+      } finally {
+        process.off('SIGTERM', handOff);
+        process.off('SIGINT', handOff);
+        await watcher.handOff();
+      }
+    },
+  };
+}
