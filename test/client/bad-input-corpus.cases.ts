@@ -339,8 +339,8 @@ const STARTS: [string, Start, Record<string, unknown>][] = [
     (c, i) => c.startImageFromInstance(i),
     IMAGE,
   ],
-  ['startShareImage', (c, i) => c.startShareImage(i), SHARE as unknown as Record<string, unknown>],
-  ['startCopyImage', (c, i) => c.startCopyImage(i), COPY as unknown as Record<string, unknown>],
+  ['startShareImage', (c, i) => c.startShareImage(i), SHARE],
+  ['startCopyImage', (c, i) => c.startCopyImage(i), COPY],
   [
     'startMigrateInstance',
     (c, i) => c.startMigrateInstance(i),

@@ -16,7 +16,6 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type { ActivityDeps, Activities } from '../../activities';
-import { createActivities } from '../../activities';
 import { shareRunActivities } from '../../activities/share-runs';
 import type { InstanceState } from '../../workflows/contracts';
 import type {
