@@ -70,16 +70,14 @@ describe('resolveParentImage', () => {
     });
     assert.equal(out.imageId, PARENT);
     assert.equal(out.source, `ssm:${name}`);
-    h.ssmMock
-      .on(GetParameterCommand, { Name: '/nope' })
-      .rejects(
-        new SSMServiceException({
-          name: 'ParameterNotFound',
-          $fault: 'client',
-          $metadata: { httpStatusCode: 400 },
-          message: 'not found',
-        }),
-      );
+    h.ssmMock.on(GetParameterCommand, { Name: '/nope' }).rejects(
+      new SSMServiceException({
+        name: 'ParameterNotFound',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+        message: 'not found',
+      }),
+    );
     await parentNotFound(
       activityEnv().run(h.activities.resolveParentImage, {
         target: TARGET,
@@ -186,17 +184,15 @@ describe('launchBuildInstance', () => {
 
   it('GIVEN an earlier attempt launched the builder WHEN retried THEN it is found by its tags and nothing is launched', async () => {
     const h = harness();
-    h.ec2Mock
-      .on(DescribeInstancesCommand)
-      .resolves({
-        Reservations: [
-          {
-            Instances: [
-              { InstanceId: 'i-0bbbbbbbbbbbbbbb1', InstanceType: 't3.small', State: { Name: 'pending' } },
-            ],
-          },
-        ],
-      });
+    h.ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        {
+          Instances: [
+            { InstanceId: 'i-0bbbbbbbbbbbbbbb1', InstanceType: 't3.small', State: { Name: 'pending' } },
+          ],
+        },
+      ],
+    });
     const out = await activityEnv().run(h.activities.launchBuildInstance, launchInput(['t3.small']));
     assert.equal(out.created, false);
     assert.equal(h.ec2Mock.commandCalls(RunInstancesCommand).length, 0);
@@ -254,13 +250,11 @@ describe('terminateBuildInstance', () => {
       { Key: TAG.runId, Value: RUN_ID },
       { Key: RECIPE_TAG.role, Value: 'builder' },
     ];
-    h.ec2Mock
-      .on(DescribeInstancesCommand)
-      .resolves({
-        Reservations: [
-          { Instances: [{ InstanceId: 'i-0bbbbbbbbbbbbbbb1', State: { Name: 'stopped' }, Tags: tags }] },
-        ],
-      });
+    h.ec2Mock.on(DescribeInstancesCommand).resolves({
+      Reservations: [
+        { Instances: [{ InstanceId: 'i-0bbbbbbbbbbbbbbb1', State: { Name: 'stopped' }, Tags: tags }] },
+      ],
+    });
     h.ec2Mock.on(TerminateInstancesCommand).resolves({});
     const out = await activityEnv().run(h.activities.terminateBuildInstance, {
       target: TARGET,

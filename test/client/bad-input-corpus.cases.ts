@@ -334,18 +334,10 @@ const NOT_INPUTS: [string, unknown][] = [
 
 type Start = (c: AmiflowClient, input: never) => Promise<unknown>;
 const STARTS: [string, Start, Record<string, unknown>][] = [
-  [
-    'startImageFromInstance',
-    (c, i) => c.startImageFromInstance(i),
-    IMAGE,
-  ],
+  ['startImageFromInstance', (c, i) => c.startImageFromInstance(i), IMAGE],
   ['startShareImage', (c, i) => c.startShareImage(i), SHARE],
   ['startCopyImage', (c, i) => c.startCopyImage(i), COPY],
-  [
-    'startMigrateInstance',
-    (c, i) => c.startMigrateInstance(i),
-    MIGRATE_IN,
-  ],
+  ['startMigrateInstance', (c, i) => c.startMigrateInstance(i), MIGRATE_IN],
   ['startComplianceScan', (c, i) => c.startComplianceScan(i), SCAN_IN],
   ['startGoldenImage', (c, i) => c.startGoldenImage(i), {}],
   ['startBackup', (c, i) => c.startBackup(i), {}],

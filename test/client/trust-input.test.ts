@@ -118,7 +118,7 @@ describe('terminal output carries no control characters of AWS or callers', () =
       main(['catalogue', 'list', '--region', 'eu-west-1'], () => Promise.resolve(fake)),
     );
     assert.equal(r.code, 0, r.err);
-     
+
     assert.doesNotMatch(r.out, /[\u0000-\u0008\u000b-\u001f\u007f]/);
     assert.match(r.out, /web\\u001b\]0;pwned\\u0007/);
     assert.match(r.out, /mallory\\u001b\[2J\\u000d/);
