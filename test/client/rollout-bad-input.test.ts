@@ -60,32 +60,32 @@ const CASES: [string, unknown, string, RegExp][] = [
     withInput(
       (i) => ((i.bake as Record<string, unknown>).alarms = ['arn:aws:sns:eu-west-1:111122223333:topic']),
     ),
-    'bake.alarms.0',
+    'bake.alarms[0]',
     /is not a CloudWatch alarm name .* or ARN/,
   ],
   [
     'an alarm name with surrounding spaces',
     withInput((i) => ((i.bake as Record<string, unknown>).alarms = [' web-5xx'])),
-    'bake.alarms.0',
+    'bake.alarms[0]',
     /no surrounding spaces/,
   ],
   ['no targets', withInput((i) => (i.targets = [])), 'targets', /at least one target/],
   [
     'a target naming nothing',
     withInput((i) => (i.targets = [{ region: 'eu-west-1' }])),
-    'targets.0',
+    'targets[0]',
     /names nothing/,
   ],
   [
     'a launch template with id and name',
     withInput((i) => (target(i).launchTemplates = [{ id: 'lt-0aaaaaaaaaaaaaaa1', name: 'web' }])),
-    'targets.0.launchTemplates.0',
+    'targets[0].launchTemplates[0]',
     /exactly one of id, name or tag/,
   ],
   [
     'a malformed launch template id',
     withInput((i) => (target(i).launchTemplates = [{ id: 'lt-xyz' }])),
-    'targets.0.launchTemplates.0.id',
+    'targets[0].launchTemplates[0].id',
     /is not a launch template id/,
   ],
   [
@@ -93,7 +93,7 @@ const CASES: [string, unknown, string, RegExp][] = [
     withInput(
       (i) => (target(i).autoScalingGroups = [{ name: 'arn:aws:autoscaling:eu-west-1:1:autoScalingGroup:x' }]),
     ),
-    'targets.0.autoScalingGroups.0.name',
+    'targets[0].autoScalingGroups[0].name',
     /is not an Auto Scaling group name/,
   ],
   [
@@ -125,7 +125,7 @@ const CASES: [string, unknown, string, RegExp][] = [
   [
     'the same region twice',
     withInput((i) => (i.targets = [target(i), target(i)])),
-    'targets.1',
+    'targets[1]',
     /repeats eu-west-1/,
   ],
   [
@@ -149,7 +149,7 @@ const CASES: [string, unknown, string, RegExp][] = [
   [
     'a bad region',
     withInput((i) => (target(i).region = 'eu-west-9x')),
-    'targets.0.region',
+    'targets[0].region',
     /is not an AWS region name/,
   ],
 ];
