@@ -92,8 +92,11 @@ describe('imageFromInstance happy path', () => {
           ?.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId;
       assert.ok(taskOf('startInstance') !== undefined);
       assert.equal(String(taskOf('startInstance')), String(taskOf('waitForImageAvailable')));
+      // CreateImage is a normal activity since 'create-image-as-activity': the server records the
+      // step before the call is sent (local activities are the reads and tags).
       assert.deepEqual(scheduledActivities(outcome.history), [
         'stopInstance',
+        'createImage',
         'startInstance',
         'waitForImageAvailable',
       ]);
