@@ -404,7 +404,7 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
           {
             target,
             imageName,
-            workflowId: built ? ids.build : ids.image,
+            workflowId: built ? built.imageRun.workflowId : ids.image,
             runId: image.childRunId,
             imageId,
           },
@@ -896,10 +896,13 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
             : {}),
         });
         const result = await handle.result();
+        // Forced, so never skipped: the image is this build's, tagged by its imageFromInstance run.
+        const imageRun = result.imageRun ?? { workflowId: ids.build, runId: handle.firstExecutionRunId };
         return {
           imageId: result.imageId,
           imageName: result.imageName,
-          childRunId: handle.firstExecutionRunId,
+          imageRun,
+          childRunId: imageRun.runId,
           builderInstanceId: result.builderInstanceId ?? '',
           build: {
             workflowId: ids.build,

@@ -13,7 +13,7 @@ import type { Activities } from '../../activities';
 import type { CommandOutcome } from '../../activities/run-command';
 import type { BuildImageInput } from '../../contracts/recipe';
 import type { GoldenImageResult } from '../../workflows/contracts';
-import { APPROVED_VALUE, TAG, approveUpdate } from '../../workflows/contracts';
+import { APPROVED_VALUE, TAG, approveUpdate, rejectUpdate } from '../../workflows/contracts';
 import { goldenChildIds } from '../../workflows/golden-image';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
@@ -105,7 +105,12 @@ function activities(fleet: Fleet, installFails = false): Activities {
   };
 }
 
-async function run(fleet: Fleet, log: ActivityLog, approve: boolean, installFails = false) {
+async function run(
+  fleet: Fleet,
+  log: ActivityLog,
+  decision: 'approve' | 'reject' | undefined,
+  installFails = false,
+) {
   const taskQueue = uniqueTaskQueue('golden-recipe');
   const worker = await startWorker(env, taskQueue, recorded(log, activities(fleet, installFails)));
   const { builderInstanceId: _builder, mode: _mode, ...rest } = goldenInput();
@@ -119,10 +124,10 @@ async function run(fleet: Fleet, log: ActivityLog, approve: boolean, installFail
     withinBound(
       (async () => {
         const handle = await startGolden(env, taskQueue, input);
-        if (approve) {
+        if (decision) {
           await stepIs(handle, 'await approval', ['running']);
-          await handle.executeUpdate(approveUpdate, {
-            args: [{ proof: proofFor(handle, 'approve', ALICE_SESSION) }],
+          await handle.executeUpdate(decision === 'approve' ? approveUpdate : rejectUpdate, {
+            args: [{ proof: proofFor(handle, decision, ALICE_SESSION) }],
           });
         }
         return outcomeOf<GoldenImageResult>(handle);
@@ -140,7 +145,7 @@ describe('goldenImage: a recipe as the source', () => {
       const fleet = new Fleet();
       const log = new ActivityLog();
 
-      const outcome = await run(fleet, log, true);
+      const outcome = await run(fleet, log, 'approve');
       await saveHistory(outcome, 'golden-image-recipe-source');
 
       assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
@@ -177,13 +182,30 @@ describe('goldenImage: a recipe as the source', () => {
   );
 
   it(
+    'GIVEN a recipe-built image WHEN the approver rejects it THEN golden deletes the image the build made (found by the tags of the run that made it)',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      const log = new ActivityLog();
+
+      const outcome = await run(fleet, log, 'reject');
+
+      assert.ok(!outcome.ok);
+      const deletions = log.inputs('deleteImage');
+      assert.equal(deletions.length, 1);
+      assert.equal(deletions[0]?.workflowId, `${goldenChildIds(outcome.workflowId).build}/image`);
+      assert.equal(fleet.images.size, 0, 'the rejected image and its snapshots are gone');
+    },
+  );
+
+  it(
     "GIVEN a recipe whose install step fails WHEN the golden run builds it THEN the run fails with the build's failure, the build terminated its builder, and golden undoes nothing",
     RUN_TIMEOUT,
     async () => {
       const fleet = new Fleet();
       const log = new ActivityLog();
 
-      const outcome = await run(fleet, log, false, true);
+      const outcome = await run(fleet, log, undefined, true);
       await saveHistory(outcome, 'golden-image-recipe-build-failed');
 
       assert.ok(!outcome.ok);
