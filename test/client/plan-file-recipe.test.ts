@@ -154,6 +154,14 @@ describe('plan files: a pipeline built from a recipe', () => {
       message: /'us-east-1' is not the pipeline's region 'eu-west-1'/,
     },
     {
+      kind: "a recipe for another account than the pipeline's",
+      pipeline: '    recipe: ../recipes/web.yaml',
+      recipe: RECIPE.replace('region: eu-west-1', "region: eu-west-1\naccountId: '444455556666'"),
+      line: 8,
+      field: 'pipelines[0].recipe.accountId',
+      message: /'444455556666' is not the pipeline's account '\(this account\)'/,
+    },
+    {
       kind: 'a recipe with a consistency mode (a build stops its own builder)',
       pipeline: '    recipe: ../recipes/web.yaml\n    mode: reboot',
       line: 9,
