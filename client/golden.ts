@@ -20,7 +20,8 @@ export function backupWorkflowId(input: BackupInput & { scheduledTime: string })
 
 export function goldenSummary(input: GoldenImageInput): string {
   const regions = [input.region, ...(input.distribution?.copies ?? []).map((c) => c.region)];
-  return `Golden image ${input.pipeline} from ${input.builderInstanceId} → ${[...new Set(regions)].join(', ')}`;
+  const source = input.recipe ? `recipe ${input.recipe.recipe}` : input.builderInstanceId;
+  return `Golden image ${input.pipeline} from ${source} → ${[...new Set(regions)].join(', ')}`;
 }
 
 export function backupSummary(input: BackupInput): string {

@@ -9,12 +9,14 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import nodePath from 'node:path';
 import type { Document, Node as YamlNode } from 'yaml';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { BackupInput, GoldenImageInput } from '../contracts';
 import { OVERLAP_POLICIES, PLAN_API_VERSION, PLAN_DURATION_RE } from '../contracts/plan';
 import { approverPatternIssues } from '../workflows/approvers';
 import type { ScheduleBounds } from './bounds';
+import { RecipeFileError, loadRecipeFile } from './recipe';
 import { scheduleIntervalProblem } from './bounds';
 import { PLAN_NAME_RE, backupIssues, goldenImageIssues } from '../workflows/golden-validation';
 import type { InputIssue } from '../workflows/validation';
@@ -305,6 +307,33 @@ interface Ctx {
   issues: { path: Path; message: string }[];
   /** Each entry's index in its list (`pipelines[2]`), for issues found once entries are built. */
   entryIndex: Map<PlanEntry, number>;
+  /** The plan's folder: a pipeline's `recipe` file is found relative to it. */
+  baseDir: string;
+}
+
+/**
+ * A pipeline's `recipe: <file>`, relative to the plan, loaded and resolved as `amiflow recipe
+ * validate` does (scripts and files read now, so the schedule carries the recipe as applied: apply
+ * again after changing it). Its problems are the plan's, at the `recipe` key, naming the recipe
+ * file's own line and field.
+ */
+function loadPipelineRecipe(value: unknown, at: Path, ctx: Ctx): unknown {
+  if (typeof value !== 'string' || value.trim() === '') {
+    ctx.issues.push({
+      path: at,
+      message: `${show(value)} is not a recipe file: give its path, relative to the plan (e.g. recipes/web.yaml)`,
+    });
+    return undefined;
+  }
+  const file = nodePath.resolve(ctx.baseDir, value);
+  try {
+    return loadRecipeFile(file).input;
+  } catch (err) {
+    if (!(err instanceof RecipeFileError)) throw err;
+    for (const i of err.issues)
+      ctx.issues.push({ path: at, message: `${value}:${i.line}:${i.column}: ${i.field}: ${i.message}` });
+    return undefined;
+  }
 }
 
 /** Plan entry (minus name/schedule) → workflow input: durations to seconds, named keys renamed. */
@@ -499,6 +528,12 @@ function checkEntries(
       ctx,
     ) as Record<string, unknown>;
     if (kind === 'golden' && converted.approval === true) converted.approval = {};
+    // After toInput: the resolved recipe's own keys (a step's timeoutSeconds, …) are the workflow's.
+    if (kind === 'golden' && settings.recipe !== undefined) {
+      const recipe = loadPipelineRecipe(settings.recipe, [...path, 'recipe'], ctx);
+      if (recipe === undefined) delete converted.recipe;
+      else converted.recipe = recipe;
+    }
     const found: InputIssue[] =
       kind === 'golden'
         ? [
@@ -507,11 +542,19 @@ function checkEntries(
             ...approverPatternIssues('approval.approvers', approversOf(converted.approval)),
           ]
         : backupIssues(converted);
-    for (const issue of found)
+    for (const issue of found) {
+      // A recipe that failed to load was reported above; its absence is no second problem.
+      if (
+        settings.recipe !== undefined &&
+        converted.recipe === undefined &&
+        issue.field === 'builderInstanceId'
+      )
+        continue;
       ctx.issues.push({
         path: planPathOf(issue.field, path, nameKey),
         message: planTerms(issue.message, nameKey),
       });
+    }
     if (typeof name === 'string' && schedule) {
       const entry: PlanEntry =
         kind === 'golden'
@@ -561,7 +604,9 @@ export function parsePlan(text: string, source = '(plan)', bounds?: ScheduleBoun
     }
     return { line: 1, column: 1 };
   };
-  const ctx: Ctx = { issues: [], entryIndex: new Map() };
+  // `(plan)` (text without a file): recipe files are found relative to the working directory.
+  const baseDir = source === '(plan)' ? process.cwd() : nodePath.dirname(nodePath.resolve(source));
+  const ctx: Ctx = { issues: [], entryIndex: new Map(), baseDir };
   const root = toPlain(doc.contents, [], { doc, issues: ctx.issues, aliases: 0, nodes: 0 });
   const fail = (): never => {
     throw new PlanFileError(

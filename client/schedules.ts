@@ -91,7 +91,7 @@ export function compileSchedule(plan: Plan, entry: PlanEntry, opts: CompileOptio
   const digest = createHash('sha256').update(JSON.stringify(declared)).digest('hex').slice(0, 16);
   const summary =
     entry.kind === 'golden'
-      ? `Golden image ${entry.name} (plan ${plan.name}) from ${entry.input.builderInstanceId}, ${entry.input.region}`
+      ? `Golden image ${entry.name} (plan ${plan.name}) from ${entry.input.builderInstanceId ?? `recipe ${entry.input.recipe?.recipe ?? '?'}`}, ${entry.input.region}`
       : `Backups ${entry.name} (plan ${plan.name}), ${entry.input.mode ?? 'reboot'}, ${entry.input.region}`;
   const options: ScheduleOptions = {
     scheduleId,

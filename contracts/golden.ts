@@ -25,6 +25,7 @@ import {
   whole,
 } from './fields';
 import { appConsistentOptionsSchema, appConsistentRule, imageFromInstanceTimeoutsSchema } from './image';
+import { buildImageInputSchema } from './recipe';
 import type { InputIssue } from './issues';
 import { issuesFor, show, strictObject, withRules } from './issues';
 import type { GoldenRolloutStage, RolloutImageResult } from './rollout';
@@ -251,8 +252,17 @@ export const goldenImageInputSchema = withRules(
     accountId: accountId.optional(),
     /** The pipeline's name: in the image name, the tags, the workflow and schedule ids. */
     pipeline: planName('pipeline'),
-    /** The builder instance, kept patched by its owners: it is imaged, never changed otherwise. */
-    builderInstanceId: instanceId,
+    /**
+     * The builder instance, kept patched by its owners: it is imaged, never changed otherwise.
+     * Exactly one of this and `recipe`.
+     */
+    builderInstanceId: instanceId.optional(),
+    /**
+     * Or build the image from a recipe (the resolved `buildImage` input, as `loadRecipeFile` makes
+     * it): the run starts `buildImage` as a child and takes its image. Exactly one of this and
+     * `builderInstanceId`; the recipe's region and account must be the pipeline's.
+     */
+    recipe: buildImageInputSchema.optional(),
     /**
      * `stop` (default: consistent, the builder is down for the CreateImage call), `reboot`, or
      * `app-consistent` (no downtime: frozen over SSM for the CreateImage call).
@@ -312,6 +322,7 @@ function goldenRules(
   report: (path: readonly (string | number)[], message: string) => void,
 ): void {
   appConsistentRule(input, report);
+  sourceRule(input, report);
   const prefix = input.imageNamePrefix ?? input.pipeline;
   if (typeof prefix === 'string' && !imageName.safeParse(`${prefix}-${LONGEST_VERSION}`).success)
     report(
@@ -346,6 +357,42 @@ function goldenRules(
       },
     );
   }
+}
+
+/**
+ * The image comes from exactly one source: a builder instance, or a recipe built for this run in
+ * the pipeline's own region and account (the image is validated, copied and shared from there).
+ */
+function sourceRule(
+  input: Record<string, unknown>,
+  report: (path: readonly (string | number)[], message: string) => void,
+): void {
+  const hasBuilder = input.builderInstanceId !== undefined;
+  const recipe = input.recipe;
+  if (hasBuilder && recipe !== undefined)
+    report(['recipe'], 'give either builderInstanceId or recipe, not both: the image comes from one source');
+  else if (!hasBuilder && recipe === undefined)
+    report(
+      ['builderInstanceId'],
+      'is required (the builder instance to image), unless recipe is given (build the image from a recipe)',
+    );
+  if (typeof recipe !== 'object' || recipe === null) return;
+  const r = recipe as Record<string, unknown>;
+  if (r.region !== undefined && r.region !== input.region)
+    report(
+      ['recipe', 'region'],
+      `${show(r.region)} is not the pipeline's region ${show(input.region)}: the recipe is built where the pipeline makes its image`,
+    );
+  if ((r.accountId ?? undefined) !== (input.accountId ?? undefined))
+    report(
+      ['recipe', 'accountId'],
+      `${show(r.accountId ?? '(this account)')} is not the pipeline's account ${show(input.accountId ?? '(this account)')}`,
+    );
+  if (input.mode !== undefined)
+    report(
+      ['mode'],
+      'applies to imaging a builder instance; a recipe build stops its own builder before imaging it',
+    );
 }
 
 export const DEFAULT_APPROVAL_TIMEOUT_SECONDS = 3 * 24 * 3600;
@@ -460,9 +507,12 @@ export interface GoldenImageResult {
   scheduleId?: string;
   /** True when an approved image for this pipeline and scheduled time existed already: nothing was made. */
   reused: boolean;
+  /** The builder imaged ('' for a recipe run that reused an approved image). */
   builderInstanceId: string;
-  /** The AMI the builder runs (what the golden image was made from). */
+  /** The AMI the builder runs (what the golden image was made from; a recipe's parent image). */
   builderImageId?: string;
+  /** A recipe run: the child `buildImage` that made the image. */
+  build?: { workflowId: string; recipe: string; contentHash: string; parentImageId: string };
   images: GoldenImageOut[];
   validation?: {
     testInstanceId: string;

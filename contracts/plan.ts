@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { CONSISTENCY_MODES } from './common';
 import { accountId, imageName, instanceId, region, userTags } from './fields';
+import { appConsistentOptionsSchema } from './image';
 import { goldenRolloutStageSchema } from './rollout';
 import { KMS_ACCESS_MODES } from './share';
 
@@ -55,8 +56,18 @@ const pipeline = strict({
   name: z.string().describe('the pipeline: schedule id amiflow/<plan>/<name>, image name prefix'),
   region: region.optional(),
   accountId: accountId.optional(),
-  builderInstanceId: instanceId.describe('the instance kept patched by its owners; amiflow images it'),
+  builderInstanceId: instanceId
+    .optional()
+    .describe('the instance kept patched by its owners; amiflow images it (or give recipe)'),
+  recipe: z
+    .string()
+    .optional()
+    .describe(
+      'or build the image from this recipe file (path relative to the plan; amiflow recipe validate)',
+    ),
   mode: z.enum(CONSISTENCY_MODES).optional(),
+  /** Options of mode app-consistent (seconds, as the workflow takes them). */
+  appConsistent: appConsistentOptionsSchema.optional(),
   versioning: z
     .union([
       strict({ scheme: z.literal('date') }),
@@ -127,6 +138,8 @@ const backup = strict({
   instanceIds: z.array(instanceId).optional(),
   selector: strict({ tags: userTags }).optional(),
   mode: z.enum(CONSISTENCY_MODES).optional(),
+  /** Options of mode app-consistent, for every instance (seconds, as the workflow takes them). */
+  appConsistent: appConsistentOptionsSchema.optional(),
   window: duration.optional().describe('instances not started within this long are skipped'),
   retention: strict(retention).partial().optional(),
   copyTo: strict({ region, kmsKeyId: z.string().optional() }).optional(),

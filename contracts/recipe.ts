@@ -461,6 +461,11 @@ export interface BuildImageResult {
   builderInstanceType?: string;
   testInstanceId?: string;
   snapshotIds: string[];
+  /**
+   * The `imageFromInstance` run that made the image (absent when skipped): the image carries its
+   * workflow and run id tags, so whoever takes the image over (a golden run) deletes it by these.
+   */
+  imageRun?: { workflowId: string; runId: string };
   steps: StepOutcome[];
   startedAt: string;
   finishedAt: string;

@@ -255,7 +255,7 @@ async function imageBuilder(
   ctx: Ctx,
   builderId: string,
   imageName: string,
-): Promise<ImageFromInstanceResult> {
+): Promise<ImageFromInstanceResult & { imageRun: { workflowId: string; runId: string } }> {
   const { input, target, progress, comp } = ctx;
   const timeouts = { ...DEFAULT_RECIPE_TIMEOUTS, ...input.timeouts };
   await progress.run('stop builder', () =>
@@ -307,7 +307,7 @@ async function imageBuilder(
     const result = await handle.result();
     child.imageId = result.imageId;
     progress.resource('imageId', result.imageId);
-    return result;
+    return { ...result, imageRun: { workflowId: child.workflowId, runId: handle.firstExecutionRunId } };
   });
 }
 
@@ -443,6 +443,7 @@ export async function buildImage(rawInput: BuildImageInput): Promise<BuildImageR
       builderInstanceType: builder.instanceType,
       ...(testInstanceId ? { testInstanceId } : {}),
       snapshotIds: image.snapshotIds,
+      imageRun: image.imageRun,
       steps: ctx.outcomes,
       startedAt,
       finishedAt: new Date().toISOString(),

@@ -71,11 +71,13 @@ import {
   progressQuery,
   rejectUpdate,
 } from '../contracts';
+import type { BuildImageInput } from '../contracts/recipe';
 import type { UndoHandle } from './compensation';
 import { approverMatches } from './approvers';
 import { Compensations } from './compensation';
 import { copyImage } from './copy-image';
 import { approvalDecisionIssues, parseGoldenImageInput } from './golden-validation';
+import { buildImage } from './build-image';
 import { imageFromInstance } from './image-from-instance';
 import {
   compensationCall,
@@ -112,11 +114,14 @@ export const GOLDEN_IMAGE_STEPS = [
 /** Child workflow ids of a golden run: found again under these after a restart. */
 /** Golden runs started before the rollout stage existed replay without it. */
 export const GOLDEN_ROLLOUT_STAGE_PATCH = 'golden-image-rollout-stage';
+/** Golden runs from before recipe sources replay as builder runs (only a recipe run takes the branch). */
+export const GOLDEN_RECIPE_SOURCE_PATCH = 'golden-image-recipe-source';
 
 export function goldenChildIds(workflowId: string) {
   return {
     rollout: `${workflowId}/rollout`,
     image: `${workflowId}/image`,
+    build: `${workflowId}/build`,
     copy: `${workflowId}/copy`,
     share: (t: AwsTarget) => `${workflowId}/share/${t.accountId ?? 'self'}/${t.region}`,
   };
@@ -309,14 +314,18 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
   const deadline = (seconds: number) => Date.now() + seconds * 1000;
   progress.resource('pipeline', input.pipeline);
   progress.resource('scheduledTime', scheduledTime);
+  // The schema lets exactly one source through; `patched` only where a recipe run takes the branch.
+  const recipe = input.recipe !== undefined && patched(GOLDEN_RECIPE_SOURCE_PATCH) ? input.recipe : undefined;
+  const builderInstanceId = input.builderInstanceId ?? '';
 
   const outcome = await comp.guard(async () => {
     // 1. The builder, and what the pipeline has made so far (for the version, and a repeat of this time).
     const { builder, existing } = await progress.run('plan version', async () => ({
-      builder: await la.readBuilderInstance.executeWithOptions(
-        local(`read builder ${input.builderInstanceId}`),
-        [{ target, instanceId: input.builderInstanceId }],
-      ),
+      builder: recipe
+        ? { imageId: undefined as string | undefined }
+        : await la.readBuilderInstance.executeWithOptions(local(`read builder ${builderInstanceId}`), [
+            { target, instanceId: builderInstanceId },
+          ]),
       existing: await la.listManagedImages.executeWithOptions(
         local(`list pipeline ${input.pipeline}'s images`),
         [{ target, tags: { [TAG.pipeline]: input.pipeline } }],
@@ -335,14 +344,15 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
             existing.map((i) => i.tags[TAG.version]),
           )
         : dateVersion(scheduled.at);
-    const imageName = `${input.imageNamePrefix ?? input.pipeline}-${version}`;
+    // A recipe's image is named by its own template (the build names it when it images the builder).
+    let imageName = `${input.imageNamePrefix ?? input.pipeline}-${version}`;
     progress.resource('version', version);
-    progress.resource('imageName', imageName);
+    if (!recipe) progress.resource('imageName', imageName);
 
     // 2. The image, by the reference workflow (it undoes itself when it fails or is cancelled).
     const imageInput: ImageFromInstanceInput = {
       ...target,
-      instanceId: input.builderInstanceId,
+      instanceId: builderInstanceId,
       imageName,
       description: (
         input.description ?? `amiflow golden image: pipeline ${input.pipeline} version ${version}`
@@ -357,26 +367,33 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
         imageAvailableSeconds: timeouts.imageAvailableSeconds,
       },
     };
-    const image = await progress.run(
-      'image builder',
-      async () => {
-        const child = await startChild(imageFromInstance, {
-          workflowId: ids.image,
-          args: [imageInput],
-          staticSummary: `Golden image ${imageName} from ${input.builderInstanceId}`,
-          ...(withSearchAttributes
-            ? {
-                typedSearchAttributes: [
-                  { key: SearchAttr.instanceId, value: input.builderInstanceId },
-                  { key: SearchAttr.region, value: input.region },
-                ],
-              }
-            : {}),
-        });
-        return { ...(await child.result()), childRunId: child.firstExecutionRunId };
-      },
-      `child workflow ${ids.image}`,
-    );
+    const built = recipe ? await buildFromRecipe(recipe, version) : undefined;
+    if (built) {
+      imageName = built.imageName;
+      progress.resource('imageName', imageName);
+    }
+    const image =
+      built ??
+      (await progress.run(
+        'image builder',
+        async () => {
+          const child = await startChild(imageFromInstance, {
+            workflowId: ids.image,
+            args: [imageInput],
+            staticSummary: `Golden image ${imageName} from ${builderInstanceId}`,
+            ...(withSearchAttributes
+              ? {
+                  typedSearchAttributes: [
+                    { key: SearchAttr.instanceId, value: builderInstanceId },
+                    { key: SearchAttr.region, value: input.region },
+                  ],
+                }
+              : {}),
+          });
+          return { ...(await child.result()), childRunId: child.firstExecutionRunId };
+        },
+        `child workflow ${ids.image}`,
+      ));
     const imageId = image.imageId;
     progress.resource('imageId', imageId);
     if (withSearchAttributes) upsertSearchAttributes([{ key: SearchAttr.imageId, value: imageId }]);
@@ -384,7 +401,13 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
       'delete golden image',
       () =>
         act.deleteImage.executeWithOptions(remote(`undo: delete ${imageId} and its snapshots`), [
-          { target, imageName, workflowId: ids.image, runId: image.childRunId, imageId },
+          {
+            target,
+            imageName,
+            workflowId: built ? built.imageRun.workflowId : ids.image,
+            runId: image.childRunId,
+            imageId,
+          },
         ]),
       'image builder',
     );
@@ -793,8 +816,9 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
       scheduledTime,
       ...(scheduled.scheduleId ? { scheduleId: scheduled.scheduleId } : {}),
       reused: false,
-      builderInstanceId: input.builderInstanceId,
+      builderInstanceId: built?.builderInstanceId ?? builderInstanceId,
       ...(builder.imageId ? { builderImageId: builder.imageId } : {}),
+      ...(built ? { builderImageId: built.build.parentImageId, build: built.build } : {}),
       images,
       ...(validation ? { validation } : {}),
       approval,
@@ -839,6 +863,59 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
     }
   }
 
+  /**
+   * The image, built from the recipe by a child `buildImage` (it undoes itself when it fails or is
+   * cancelled, so a failed build leaves golden nothing to undo). Always forced: each golden run
+   * makes a new version, and a skipped build would hand over an image an earlier run owns (its
+   * tags and its deletion on a later failure). The build's own test phase runs before golden's
+   * validation; the pipeline's tags and description go onto the built image.
+   */
+  async function buildFromRecipe(r: BuildImageInput, version: string) {
+    const child: BuildImageInput = {
+      ...r,
+      force: true,
+      output: {
+        ...r.output,
+        ...(input.tags ? { tags: { ...r.output.tags, ...input.tags } } : {}),
+        description: (
+          input.description ??
+          r.output.description ??
+          `amiflow golden image: pipeline ${input.pipeline} version ${version}`
+        ).slice(0, 255),
+      },
+    };
+    return await progress.run(
+      'image builder',
+      async () => {
+        const handle = await startChild(buildImage, {
+          workflowId: ids.build,
+          args: [child],
+          staticSummary: `Golden image of pipeline ${input.pipeline} ${version}: build recipe ${r.recipe}`,
+          ...(withSearchAttributes
+            ? { typedSearchAttributes: [{ key: SearchAttr.region, value: input.region }] }
+            : {}),
+        });
+        const result = await handle.result();
+        // Forced, so never skipped: the image is this build's, tagged by its imageFromInstance run.
+        const imageRun = result.imageRun ?? { workflowId: ids.build, runId: handle.firstExecutionRunId };
+        return {
+          imageId: result.imageId,
+          imageName: result.imageName,
+          imageRun,
+          childRunId: imageRun.runId,
+          builderInstanceId: result.builderInstanceId ?? '',
+          build: {
+            workflowId: ids.build,
+            recipe: result.recipe,
+            contentHash: result.contentHash,
+            parentImageId: result.parentImageId,
+          },
+        };
+      },
+      `child workflow ${ids.build}`,
+    );
+  }
+
   /** An approved image for this pipeline and scheduled time exists: this run makes nothing. */
   function reuse(found: ManagedImage): GoldenImageResult {
     countScheduleSkip('already-done');
@@ -853,7 +930,7 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
       scheduledTime,
       ...(scheduled.scheduleId ? { scheduleId: scheduled.scheduleId } : {}),
       reused: true,
-      builderInstanceId: input.builderInstanceId,
+      builderInstanceId,
       images: [{ ...target, imageId: found.imageId, role: 'original' }],
       approval: {
         by: found.tags[TAG.approvedBy] ?? '',

@@ -251,6 +251,12 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
   },
   goldenImage: {
     'golden-image-rollout-stage': { closed: 'COMPLETED' },
+    'golden-image-recipe-source': {
+      closed: 'COMPLETED',
+      ran: ['publishImageParameter', 'protectImage'],
+      events: [UPDATE, 'CHILD_WORKFLOW_EXECUTION_COMPLETED'],
+    },
+    'golden-image-recipe-build-failed': { closed: 'FAILED', events: ['CHILD_WORKFLOW_EXECUTION_FAILED'] },
     'golden-image-approved': {
       closed: 'COMPLETED',
       ran: ['publishImageParameter', 'protectImage'],
