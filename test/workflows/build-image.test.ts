@@ -470,13 +470,23 @@ describe('buildImage', () => {
     'GIVEN keepBuilderOnFailure WHEN a step fails THEN the builder is tagged with its end, kept for its TTL (hours pass in ms), then terminated',
     RUN_TIMEOUT,
     async () => {
-      const run = await runBuild(
-        buildActivities({ waitForCommand: (i) => Promise.resolve(outcome(i.commandId, 'Failed', 2)) }),
-        recipe({
-          builder: { instanceTypes: ['t3.small'], keepBuilderOnFailure: true, keepBuilderSeconds: 7200 },
-        }),
-        'build-image-builder-kept',
-      );
+      // A server of its own: the TTL passes by time skipping, which an activity some earlier test
+      // left pending on the shared server (its worker gone) would hold back.
+      const shared = env;
+      env = await timeSkippingEnv();
+      let run: Awaited<ReturnType<typeof runBuild>>;
+      try {
+        run = await runBuild(
+          buildActivities({ waitForCommand: (i) => Promise.resolve(outcome(i.commandId, 'Failed', 2)) }),
+          recipe({
+            builder: { instanceTypes: ['t3.small'], keepBuilderOnFailure: true, keepBuilderSeconds: 7200 },
+          }),
+          'build-image-builder-kept',
+        );
+      } finally {
+        await env.teardown();
+        env = shared;
+      }
       assert.ok(run.error instanceof WorkflowFailedError);
       assert.deepEqual(compensations(run.progress), ['keep builder for debugging, then terminate it: done']);
       const [kept] = run.log.inputs('tagBuildResource');
