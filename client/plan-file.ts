@@ -10,13 +10,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import nodePath from 'node:path';
-import type { Document, Node as YamlNode } from 'yaml';
+import type { Document } from 'yaml';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { BackupInput, GoldenImageInput } from '../contracts';
 import { OVERLAP_POLICIES, PLAN_API_VERSION, PLAN_DURATION_RE } from '../contracts/plan';
 import { approverPatternIssues } from '../workflows/approvers';
 import type { ScheduleBounds } from './bounds';
-import { RecipeFileError, loadRecipeFile } from './recipe';
+import { RecipeFileError, loadRecipeFile, positionIn } from './recipe';
 import { scheduleIntervalProblem } from './bounds';
 import { PLAN_NAME_RE, backupIssues, goldenImageIssues } from '../workflows/golden-validation';
 import type { InputIssue } from '../workflows/validation';
@@ -585,25 +585,8 @@ export function parsePlan(text: string, source = '(plan)', bounds?: ScheduleBoun
         message: e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? e.message,
       })),
     );
-  /** The line and column of the deepest node along `path` that exists. */
-  const position = (path: Path): { line: number; column: number } => {
-    const at = (offset: number) => {
-      const pos = lineCounter.linePos(offset);
-      return { line: pos.line, column: pos.col };
-    };
-    for (let n = path.length; n >= 0; n -= 1) {
-      const last = path[n - 1];
-      // A map entry is where its key is (a nested map's value starts on the next line).
-      const parent = n > 0 ? (doc.getIn(path.slice(0, n - 1), true) as YamlNode | undefined) : undefined;
-      if (isMap(parent) && typeof last === 'string') {
-        const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === last);
-        if (pair && isScalar(pair.key) && pair.key.range) return at(pair.key.range[0]);
-      }
-      const node = doc.getIn(path.slice(0, n), true) as YamlNode | undefined;
-      if (node && typeof node === 'object' && 'range' in node && node.range) return at(node.range[0]);
-    }
-    return { line: 1, column: 1 };
-  };
+  /** The line and column of the deepest node along a path that exists (recipe files use the same). */
+  const position = positionIn(doc, lineCounter);
   // `(plan)` (text without a file): recipe files are found relative to the working directory.
   const baseDir = source === '(plan)' ? process.cwd() : nodePath.dirname(nodePath.resolve(source));
   const ctx: Ctx = { issues: [], entryIndex: new Map(), baseDir };

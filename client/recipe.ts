@@ -337,7 +337,7 @@ function zodIssues(error: z.ZodError): { path: Path; message: string }[] {
 }
 
 /** The line and column of the deepest node along a path that exists (a map entry: where its key is). */
-function positionIn(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter) {
+export function positionIn(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter) {
   return (p: Path): { line: number; column: number } => {
     const at = (offset: number) => {
       const pos = lineCounter.linePos(offset);
