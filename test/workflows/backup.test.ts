@@ -5,7 +5,7 @@
  * own old backups alone); a run that starts after its maintenance window images nothing.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -13,7 +13,7 @@ import type { Activities } from '../../activities';
 import type { BackupResult } from '../../workflows/contracts';
 import { FailureType, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import {
   ACCOUNT,
   COPY_REGION,
@@ -39,12 +39,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const HERE = { region: REGION, accountId: ACCOUNT };
 const A = 'i-0a0a0a0a0a0a0a0a0';

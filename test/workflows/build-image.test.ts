@@ -7,7 +7,7 @@
  * terminated after its TTL; bad input refused before any AWS call.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -20,7 +20,7 @@ import type { BuildImageInput, BuildImageResult } from '../../contracts/recipe';
 import { RECIPE_TAG } from '../../contracts/recipe';
 import type { buildImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { timeSkippingEnvPerTest, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName, History } from './stub-activities';
 import {
   ActivityLog,
@@ -39,12 +39,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 const BUILDER = 'i-0bbbbbbbbbbbbbbb1';
@@ -470,23 +465,13 @@ describe('buildImage', () => {
     'GIVEN keepBuilderOnFailure WHEN a step fails THEN the builder is tagged with its end, kept for its TTL (hours pass in ms), then terminated',
     RUN_TIMEOUT,
     async () => {
-      // A server of its own: the TTL passes by time skipping, which an activity some earlier test
-      // left pending on the shared server (its worker gone) would hold back.
-      const shared = env;
-      env = await timeSkippingEnv();
-      let run: Awaited<ReturnType<typeof runBuild>>;
-      try {
-        run = await runBuild(
-          buildActivities({ waitForCommand: (i) => Promise.resolve(outcome(i.commandId, 'Failed', 2)) }),
-          recipe({
-            builder: { instanceTypes: ['t3.small'], keepBuilderOnFailure: true, keepBuilderSeconds: 7200 },
-          }),
-          'build-image-builder-kept',
-        );
-      } finally {
-        await env.teardown();
-        env = shared;
-      }
+      const run = await runBuild(
+        buildActivities({ waitForCommand: (i) => Promise.resolve(outcome(i.commandId, 'Failed', 2)) }),
+        recipe({
+          builder: { instanceTypes: ['t3.small'], keepBuilderOnFailure: true, keepBuilderSeconds: 7200 },
+        }),
+        'build-image-builder-kept',
+      );
       assert.ok(run.error instanceof WorkflowFailedError);
       assert.deepEqual(compensations(run.progress), ['keep builder for debugging, then terminate it: done']);
       const [kept] = run.log.inputs('tagBuildResource');

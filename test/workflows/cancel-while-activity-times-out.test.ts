@@ -10,13 +10,13 @@
  * e2e/chaos tier kills real workers.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
-import { timeSkippingEnv } from '../support/temporal';
+import { timeSkippingEnvPerTest } from '../support/temporal';
 import {
   ActivityLog,
   RUN_TIMEOUT,
@@ -35,12 +35,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 void describe('imageFromInstance cancelled while the stop runs on a worker that died', () => {
   it(

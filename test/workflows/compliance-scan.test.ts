@@ -6,7 +6,7 @@
  * closed (without scanning again), an unreadable catalogue region, and bad input refused at once.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -23,7 +23,7 @@ import { APPROVED_VALUE, FailureType, TAG, complianceReportQuery } from '../../w
 import { VirtualClock } from '../activities/harness';
 import { FakeFleet, awsFault } from '../support/fake-fleet';
 import { recordHistory, saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnv } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import {
   blockingUntilCancelled,
   deferred,
@@ -37,12 +37,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const TOOLING = '111100001111';
 const ACCOUNTS = ['222200002222', '333300003333', '444400004444'] as const;

@@ -6,7 +6,7 @@
  * never reported as "gone" or "none made", and the run ends as it should.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -14,7 +14,7 @@ import type { Activities } from '../../activities';
 import type { DestinationOutcome } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
 import type { copyImage } from '../../workflows';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import {
   NEW_ID,
   migrateInput,
@@ -43,12 +43,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 /** `impl`, after answering NotVisibleYet `times` times, as the real undo does inside the window. */
 function notVisibleFor<A extends unknown[], R>(

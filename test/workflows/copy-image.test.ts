@@ -5,7 +5,7 @@
  * `keep`; cancellation mid fan-out; resume on another worker mid fan-out without a second copy.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -15,7 +15,7 @@ import type { CopyImageResult, DestinationOutcome } from '../../workflows/contra
 import { FailureType } from '../../workflows/contracts';
 import type { copyImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import type { RunOutcome } from './share-copy-stubs';
 import {
   ACCOUNT_A,
@@ -34,12 +34,7 @@ import { ActivityLog, injectedFailure, quietWorkerLogs, recorded, startWorker } 
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 async function withCopyWorker<T>(
   log: ActivityLog,

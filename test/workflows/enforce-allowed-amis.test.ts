@@ -6,7 +6,7 @@
  * the others proceed; settings changed by someone else left alone on off; no owner to allow.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -19,18 +19,13 @@ import { APPROVED_VALUE, FailureType, TAG } from '../../workflows/contracts';
 import { VirtualClock } from '../activities/harness';
 import { FakeFleet } from '../support/fake-fleet';
 import { recordHistory, recordingHistories } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import { quietWorkerLogs, startWorker, withinBound } from './stub-activities';
 
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const TOOLING = '111100001111';
 const ACCOUNT = '222200002222';

@@ -7,7 +7,7 @@
  * same scheduled time making one image; semver versions counting up.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
@@ -27,7 +27,7 @@ import {
 } from '../../workflows/contracts';
 import { dateVersion, nextSemver } from '../../workflows/golden-image';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import {
   ACCOUNT,
   ALICE_SESSION,
@@ -66,12 +66,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const HERE = { region: REGION, accountId: ACCOUNT };
 const THERE = { region: COPY_REGION, accountId: ACCOUNT };

@@ -5,7 +5,7 @@
  * fails the golden run with the build's failure, and golden has nothing of its own to undo.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ChildWorkflowFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -16,7 +16,7 @@ import type { GoldenImageResult } from '../../workflows/contracts';
 import { APPROVED_VALUE, TAG, approveUpdate, rejectUpdate } from '../../workflows/contracts';
 import { goldenChildIds } from '../../workflows/golden-image';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import {
   ACCOUNT,
   ALICE_SESSION,
@@ -44,12 +44,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 const BUILD_BUILDER = 'i-0bbbbbbbbbbbbbbb1';

@@ -5,7 +5,7 @@
  * cancellation during the freeze.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -13,7 +13,7 @@ import type { Activities } from '../../activities';
 import type { CommandOutcome, CommandStatus } from '../../activities/run-command';
 import { FailureType, TAG } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import type { Outcome } from './stub-activities';
 import {
   ActivityLog,
@@ -43,12 +43,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const PRE = 'cmd-pre-0001';
 const THAW = 'cmd-thaw-0001';

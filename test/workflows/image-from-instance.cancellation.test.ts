@@ -3,7 +3,7 @@
  * made is deleted, the instance ends in the state it started in, and the run ends cancelled.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -11,7 +11,7 @@ import type { Activities } from '../../activities';
 import type { ConsistencyMode, InstanceState } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv } from '../support/temporal';
+import { timeSkippingEnvPerTest } from '../support/temporal';
 import type { ExpectedCall, Outcome } from './stub-activities';
 import {
   ActivityLog,
@@ -35,12 +35,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 function assertCancelled(outcome: Outcome): void {
   assert.ok(!outcome.ok, 'the run should not succeed');

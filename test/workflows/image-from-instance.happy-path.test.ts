@@ -5,11 +5,11 @@
  * the image to be available.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ConsistencyMode } from '../../workflows/contracts';
 import { DEFAULT_TIMEOUTS, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
-import { timeSkippingEnv } from '../support/temporal';
+import { timeSkippingEnvPerTest } from '../support/temporal';
 import {
   ActivityLog,
   IMAGE_ID,
@@ -30,12 +30,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 describe('imageFromInstance happy path', () => {
   it(

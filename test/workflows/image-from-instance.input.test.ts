@@ -4,10 +4,10 @@
  * `InvalidInput` naming the field, before any activity (so any AWS call) runs.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { InputIssue } from '../../workflows/validation';
-import { timeSkippingEnv } from '../support/temporal';
+import { timeSkippingEnvPerTest } from '../support/temporal';
 import {
   ActivityLog,
   assertWorkflowFailure,
@@ -26,12 +26,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const valid = imageInput();
 

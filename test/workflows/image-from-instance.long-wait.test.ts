@@ -4,12 +4,12 @@
  * bounded number of AWS calls, and the workflow history does not grow with the length of the wait.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
 import type { ConsistencyMode } from '../../workflows/contracts';
-import { timeSkippingEnv } from '../support/temporal';
+import { timeSkippingEnvPerTest } from '../support/temporal';
 import type { History, Outcome } from './stub-activities';
 import {
   ActivityLog,
@@ -37,12 +37,7 @@ import { virtualEc2 } from './virtual-ec2';
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

@@ -5,7 +5,7 @@
  * once the migration is committed, and resume on a new worker without a second new instance.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -13,7 +13,7 @@ import type { Activities } from '../../activities';
 import { OWNER_TAG_COUNT } from '../../activities/launch';
 import type { FailureType } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import type { ActivityName, ExpectedCall } from './stub-activities';
 import {
   ActivityLog,
@@ -50,12 +50,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 /** The child imageFromInstance on a source the migration stopped first: no stop, no start. */
 const CHILD_ON_STOPPED: ExpectedCall[] = [

@@ -4,12 +4,12 @@
  * that an alarm rolls back leaves the image approved and the run completed with that problem.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { GoldenImageResult } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import { ACCOUNT, Fleet, goldenActivities, goldenInput, outcomeOf, startGolden } from './golden-stubs';
 import { LT_ID, RolloutFleet, rolloutActivities } from './rollout-stubs';
 import { RUN_TIMEOUT, quietWorkerLogs, startWorker, withinBound } from './stub-activities';
@@ -17,12 +17,7 @@ import { RUN_TIMEOUT, quietWorkerLogs, startWorker, withinBound } from './stub-a
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const ROLLOUT_ACTIVITIES = [
   'resolveRolloutTarget',

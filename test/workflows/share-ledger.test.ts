@@ -5,7 +5,7 @@
  * the stubs keep (so the ledger's own reads see what was added and removed).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities, ActivityDeps } from '../../activities';
@@ -26,7 +26,7 @@ import {
 } from '../../workflows/contracts';
 import type { shareLedger } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import {
   ACCOUNT_B,
   DAY,
@@ -44,12 +44,7 @@ import { ActivityLog, quietWorkerLogs, recorded, startWorker } from './stub-acti
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 /** Stubs over an image whose launch permissions change as AWS would: adds and removes land. */
 function liveImage(): { activities: Activities; launch: LaunchPermissionEntry[] } {

@@ -4,7 +4,7 @@
  * today's code carries no heartbeat timeout and no attempt limit (its deadline bounds it).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Context } from '@temporalio/activity';
 import {
   ActivityFailure,
@@ -21,7 +21,7 @@ import type { HoldLeaseInput, LeaseTurn, ReleaseWaitsInput } from '../../activit
 import { ASYNC_IMAGE_WAIT_PATCH } from '../../workflows/presets';
 import { lastListed, waitLease } from '../../workflows/wait-lease';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
 import {
   RUN_TIMEOUT,
   happyActivities,
@@ -38,12 +38,7 @@ import {
 quietWorkerLogs();
 
 let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+timeSkippingEnvPerTest((e) => (env = e));
 
 const refs = (n: number): WaitRef[] =>
   Array.from({ length: n }, (_, i) => ({ workflowId: `wf-${i}`, runId: 'run', activityId: '9' }));
