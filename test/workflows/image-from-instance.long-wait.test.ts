@@ -104,8 +104,20 @@ async function longRun(
   return { outcome, ec2, log, wallMs: Date.now() - started };
 }
 
+/**
+ * The types of the events the run's commands and their results made, without the workflow task
+ * events: under load two results can land in one workflow task, which changes how many workflow
+ * tasks there are but not what the run did.
+ */
 function eventTypes(history: History): number[] {
-  return (history.events ?? []).map((e) => Number(e.eventType));
+  return (history.events ?? [])
+    .filter(
+      (e) =>
+        !e.workflowTaskScheduledEventAttributes &&
+        !e.workflowTaskStartedEventAttributes &&
+        !e.workflowTaskCompletedEventAttributes,
+    )
+    .map((e) => Number(e.eventType));
 }
 
 function timers(history: History): number {
@@ -197,7 +209,7 @@ describe('imageFromInstance waiting hours for the image', () => {
 
   for (const mode of ['stop', 'reboot', 'no-reboot'] as const) {
     it(
-      `GIVEN ${mode} mode WHEN the image takes 1 minute or 2 hours THEN history has the same events, no timers${mode === 'stop' ? ', and at most 30 events' : ''}`,
+      `GIVEN ${mode} mode WHEN the image takes 1 minute or 2 hours THEN history has the same events, no timers${mode === 'stop' ? ', and at most 36 events' : ''}`,
       RUN_TIMEOUT,
       async (t) => {
         const short = await longRun(mode, { availableAfterMs: MINUTE });
@@ -216,7 +228,8 @@ describe('imageFromInstance waiting hours for the image', () => {
         assert.deepEqual(longEvents, shortEvents);
         assert.equal(timers(long.outcome.history), 0);
         assert.equal(localActivityMarkers(long.outcome.history), 3); // createImage is a normal activity
-        if (mode === 'stop') assert.ok(longEvents.length <= 36, `${longEvents.length} events in a stop run`);
+        const all = long.outcome.history.events?.length ?? 0;
+        if (mode === 'stop') assert.ok(all <= 36, `${all} events in a stop run`);
       },
     );
   }
