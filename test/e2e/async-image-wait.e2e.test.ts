@@ -145,7 +145,7 @@ void describe('async image waits end to end', () => {
     }
   });
 
-  void it('GIVEN a worker holding a wait WHEN it shuts down (a rolling deploy) THEN the wait resumes on another worker within 5 s and the run completes there', async () => {
+  void it('GIVEN a worker holding a wait WHEN it shuts down (a rolling deploy) THEN the wait resumes on another worker at once (not after the 30 s shutdown grace) and the run completes there', async () => {
     const taskQueue = uniqueTaskQueue('async-handoff');
     const a = await startAsyncWorker(taskQueue, 'worker-a');
     const client = AmiflowClient.fromClient(env.client, taskQueue);
@@ -161,7 +161,10 @@ void describe('async image waits end to end', () => {
       const resumeSeconds = (Date.now() - began) / 1000;
       await stopped;
       assert.equal(a.waits.watcher.stats.handedOff, 1);
-      assert.ok(resumeSeconds <= 5, `resumed after ${resumeSeconds} s`);
+      // The hand-off fails the wait as retryable with a short retry; without it the wait would sit
+      // out the 30 s shutdown grace. 15 s tells the two apart on a loaded CI machine; the figure
+      // itself is the bench's (`resumeSeconds.sigterm` in `npm run bench -- --json`).
+      assert.ok(resumeSeconds <= 15, `resumed after ${resumeSeconds} s`);
       assert.equal(b.waits.watcher.stats.completed, 1, 'worker b completed it');
     } finally {
       await b.stop();
