@@ -42,7 +42,7 @@ import {
 import type { Run } from './bootstrap';
 import { local, startRun, targetOf } from './bootstrap';
 import { copyImage } from './copy-image';
-import { dateVersion, scheduledTimeOf } from './golden-image';
+import { dateVersion, scheduledTimeOf } from './golden/run';
 import { parseBackupInput } from './golden-validation';
 import { imageFromInstance } from './image-from-instance';
 import { fastAwsCall } from './presets';
