@@ -5,7 +5,7 @@
 import { patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { LaunchInput } from '../../activities/launch';
-import type { GoldenImageResult, GoldenImageInput, AwsTarget } from '../../contracts';
+import type { GoldenImageInput, GoldenImageResult } from '../../contracts';
 import { DEFAULT_VALIDATION, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../contracts';
 import { local, remote } from '../bootstrap';
 import {
@@ -142,7 +142,7 @@ async function healthCheck(
     run.progress.skip('health check', 'no health check configured: running and both status checks ok');
     return undefined;
   }
-  const target: AwsTarget = run.target;
+  const { target } = run;
   const healthSeconds = h.timeoutSeconds ?? DEFAULT_VALIDATION.healthTimeoutSeconds;
   const seen = await run.progress.run('health check', () =>
     act.checkConsoleHealth.executeWithOptions(
