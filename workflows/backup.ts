@@ -29,6 +29,7 @@ import type {
   CopyImageInput,
   ImageFromInstanceInput,
   RetentionReport,
+  Tags,
 } from '../contracts';
 import {
   DEFAULT_BACKUP_RETENTION,
@@ -42,7 +43,7 @@ import {
 import type { Run } from './bootstrap';
 import { local, startRun, targetOf } from './bootstrap';
 import { copyImage } from './copy-image';
-import { dateVersion, scheduledTimeOf } from './golden-image';
+import { dateVersion, scheduledTimeOf } from './golden/run';
 import { parseBackupInput } from './golden-validation';
 import { imageFromInstance } from './image-from-instance';
 import { fastAwsCall } from './presets';
@@ -173,7 +174,7 @@ export async function backupInstances(rawInput: BackupInput): Promise<BackupResu
  * across instances, stays as it was before this was a function of its own.
  */
 function backUpInstance(b: Backup, outcome: BackupOutcome): Promise<void> {
-  const { input, progress, target, timeouts } = b;
+  const { input, progress, target } = b;
   const { instanceId } = outcome;
   const step = backupStep(instanceId);
   return progress.run(step, async () => {
@@ -185,22 +186,9 @@ function backUpInstance(b: Backup, outcome: BackupOutcome): Promise<void> {
     }
     const ids = backupChildIds(b.workflowId, instanceId);
     const imageName = `${input.plan}-${instanceId}-${b.stamp}`;
-    const imageInput: ImageFromInstanceInput = {
-      ...target,
-      instanceId,
-      imageName,
-      description: `amiflow backup (plan ${input.plan}) of ${instanceId}, scheduled ${b.scheduledTime}`,
-      ...(input.tags ? { tags: input.tags } : {}),
-      mode: b.mode,
-      ...(b.mode === 'app-consistent' && input.appConsistent ? { appConsistent: input.appConsistent } : {}),
-      timeouts: {
-        instanceStateSeconds: timeouts.instanceStateSeconds,
-        imageAvailableSeconds: timeouts.imageAvailableSeconds,
-      },
-    };
     const child = await startChild(imageFromInstance, {
       workflowId: ids.image,
-      args: [imageInput],
+      args: [backupImageInput(b, instanceId, imageName)],
       ...childAttributes([
         { key: SearchAttr.instanceId, value: instanceId },
         { key: SearchAttr.region, value: input.region },
@@ -213,11 +201,7 @@ function backUpInstance(b: Backup, outcome: BackupOutcome): Promise<void> {
     outcome.imageName = imageName;
     outcome.downtimeSeconds = image.downtimeSeconds;
     progress.resource(instanceId, image.imageId);
-    const backupTags = {
-      [TAG.backupPlan]: input.plan,
-      [TAG.sourceInstance]: instanceId,
-      [TAG.scheduledTime]: b.scheduledTime,
-    };
+    const backupTags = backupTagsOf(b, instanceId);
     await la.tagImage.executeWithOptions(local(`tag ${image.imageId} as plan ${input.plan}'s backup`), [
       { target, imageId: image.imageId, tags: backupTags, snapshots: true },
     ]);
@@ -226,16 +210,9 @@ function backUpInstance(b: Backup, outcome: BackupOutcome): Promise<void> {
     // The backup's copy in the copy region (child copyImage), tagged as a backup too.
     outcome.copy = { region: copyTo.region };
     try {
-      const copyInput: CopyImageInput = {
-        ...target,
-        imageId: image.imageId,
-        destinations: [{ region: copyTo.region, ...(copyTo.kmsKeyId ? { kmsKeyId: copyTo.kmsKeyId } : {}) }],
-        ...(input.tags ? { tags: input.tags } : {}),
-        timeouts: { copyAvailableSeconds: timeouts.copyAvailableSeconds },
-      };
       const copied = await startChild(copyImage, {
         workflowId: ids.copy,
-        args: [copyInput],
+        args: [backupCopyInput(b, image.imageId, copyTo)],
         ...childAttributes([
           { key: SearchAttr.instanceId, value: instanceId },
           { key: SearchAttr.imageId, value: image.imageId },
@@ -261,6 +238,48 @@ function backUpInstance(b: Backup, outcome: BackupOutcome): Promise<void> {
       throw err;
     }
   });
+}
+
+/** The child imageFromInstance's input for one instance (the plan's mode, tags and timeouts). */
+function backupImageInput(b: Backup, instanceId: string, imageName: string): ImageFromInstanceInput {
+  const { input, target, timeouts } = b;
+  return {
+    ...target,
+    instanceId,
+    imageName,
+    description: `amiflow backup (plan ${input.plan}) of ${instanceId}, scheduled ${b.scheduledTime}`,
+    ...(input.tags ? { tags: input.tags } : {}),
+    mode: b.mode,
+    ...(b.mode === 'app-consistent' && input.appConsistent ? { appConsistent: input.appConsistent } : {}),
+    timeouts: {
+      instanceStateSeconds: timeouts.instanceStateSeconds,
+      imageAvailableSeconds: timeouts.imageAvailableSeconds,
+    },
+  };
+}
+
+/** The tags that make an image (and its copy) this plan's backup of this instance: retention selects by them. */
+function backupTagsOf(b: Backup, instanceId: string): Tags {
+  return {
+    [TAG.backupPlan]: b.input.plan,
+    [TAG.sourceInstance]: instanceId,
+    [TAG.scheduledTime]: b.scheduledTime,
+  };
+}
+
+/** The child copyImage's input: the backup to the copy region, under its key if one is named. */
+function backupCopyInput(
+  b: Backup,
+  imageId: string,
+  copyTo: NonNullable<BackupInput['copyTo']>,
+): CopyImageInput {
+  return {
+    ...b.target,
+    imageId,
+    destinations: [{ region: copyTo.region, ...(copyTo.kmsKeyId ? { kmsKeyId: copyTo.kmsKeyId } : {}) }],
+    ...(b.input.tags ? { tags: b.input.tags } : {}),
+    timeouts: { copyAvailableSeconds: b.timeouts.copyAvailableSeconds },
+  };
 }
 
 /** Retirement, per instance and region, only for instances backed up now; its failures are problems. */

@@ -309,6 +309,58 @@ async function copyToEveryDestination(
   return { undoHandles: f.undoHandles, failed: failed.length };
 }
 
+/**
+ * The undo of one destination: delete the copy (by id once CopyImage answered, else by name and
+ * tags), and record on the outcome what it really did.
+ */
+function destinationUndo(
+  c: CopyRun,
+  outcome: DestinationOutcome,
+  target: AwsTarget,
+  label: string,
+  made: { imageId?: string },
+): () => Promise<void> {
+  const { workflowId, runId } = c;
+  return async () => {
+    const undone = await act.deleteImage.executeWithOptions(remote(`undo: delete the copy in ${label}`), [
+      {
+        target,
+        imageName: outcome.imageName,
+        workflowId,
+        runId,
+        ...(made.imageId ? { imageId: made.imageId } : {}),
+      },
+    ]);
+    // What the undo really did: a copy it had to leave alone (not tagged as this run's) still exists.
+    outcome.exists = !undone.deregistered && (undone.note?.endsWith('left alone') ?? false);
+    if (undone.note) outcome.error = [outcome.error, `undo: ${undone.note}`].filter(Boolean).join('; ');
+    if (outcome.status === 'copied' || outcome.status === 'cancelled') outcome.status = 'rolled-back';
+  };
+}
+
+/** The CopyImage activity's input for one destination: this run's name, key, tags and ownership. */
+function copyActivityInput(
+  c: CopyRun,
+  f: FanOut,
+  d: CopyDestination,
+  imageName: string,
+  target: AwsTarget,
+): CopyImageActivityInput {
+  return {
+    source: { region: c.input.region, imageId: f.copyFrom },
+    destination: target,
+    imageName,
+    ...(d.description ? { description: d.description } : {}),
+    ...(d.kmsKeyId ? { kmsKeyId: d.kmsKeyId } : {}),
+    tags: f.tags,
+    workflowId: c.workflowId,
+    runId: c.runId,
+    workflowType: WORKFLOW_TYPES.copyImage,
+    purpose: 'copy',
+    ...(f.sourceOwnerId ? { sourceOwnerId: f.sourceOwnerId } : {}),
+  };
+}
+
 /** One destination: its undo registered first, then CopyImage, the wait, and its snapshots' tags. */
 async function copyToDestination(c: CopyRun, f: FanOut, d: CopyDestination, i: number): Promise<void> {
   const { input, progress, workflowId, runId, timeouts } = c;
@@ -320,43 +372,12 @@ async function copyToDestination(c: CopyRun, f: FanOut, d: CopyDestination, i: n
     () =>
       progress.run(step, async () => {
         const made: { imageId?: string } = {};
-        const undo = async () => {
-          const undone = await act.deleteImage.executeWithOptions(
-            remote(`undo: delete the copy in ${label}`),
-            [
-              {
-                target,
-                imageName: outcome.imageName,
-                workflowId,
-                runId,
-                ...(made.imageId ? { imageId: made.imageId } : {}),
-              },
-            ],
-          );
-          // What the undo really did: a copy it had to leave alone (not tagged as this run's) still exists.
-          outcome.exists = !undone.deregistered && (undone.note?.endsWith('left alone') ?? false);
-          if (undone.note) outcome.error = [outcome.error, `undo: ${undone.note}`].filter(Boolean).join('; ');
-          if (outcome.status === 'copied' || outcome.status === 'cancelled') outcome.status = 'rolled-back';
-        };
+        const undo = destinationUndo(c, outcome, target, label, made);
         const handle = c.comp.add(`delete the copy in ${label}`, undo, step);
         f.undoHandles.push(handle);
         f.undoNow.set(i, { undo, handle });
         progress.note(step, 'starting CopyImage');
-        const copyArgs: [CopyImageActivityInput] = [
-          {
-            source: { region: input.region, imageId: f.copyFrom },
-            destination: target,
-            imageName: outcome.imageName,
-            ...(d.description ? { description: d.description } : {}),
-            ...(d.kmsKeyId ? { kmsKeyId: d.kmsKeyId } : {}),
-            tags: f.tags,
-            workflowId,
-            runId,
-            workflowType: WORKFLOW_TYPES.copyImage,
-            purpose: 'copy',
-            ...(f.sourceOwnerId ? { sourceOwnerId: f.sourceOwnerId } : {}),
-          },
-        ];
+        const copyArgs: [CopyImageActivityInput] = [copyActivityInput(c, f, d, outcome.imageName, target)];
         // Since 'copy-image-as-activity': a normal activity (CopyImage refills at 1/s per region,
         // which can outlast a local activity's budget), visible as pending while it retries.
         const copy = patched('copy-image-as-activity')

@@ -14,7 +14,7 @@
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ManagedImage } from '../activities/retention';
+import type { ManagedImage, RetiredImage } from '../activities/retention';
 import type { AwsTarget, RetentionAction, RetentionPolicy, RetentionReport, Tags } from '../contracts';
 import { TAG } from '../contracts';
 import { fastAwsCall, retireCall } from './presets';
@@ -92,22 +92,38 @@ export function planRetention(
       return;
     }
     const why = index >= keep ? `beyond the ${keep} newest` : `older than ${policy.maxAgeSeconds ?? 0} s`;
-    const staged = policy.deprecateAfterSeconds !== undefined;
-    const existing = image.deprecationTime !== undefined ? Date.parse(image.deprecationTime) : NaN;
-    const deprecatedAt = !Number.isNaN(existing)
-      ? existing
-      : now + (policy.deprecateAfterSeconds ?? 0) * 1000;
-    const needsDeprecation = staged && Number.isNaN(existing);
-    const isDue =
-      policy.deregisterAfterSeconds !== undefined &&
-      (!staged || deprecatedAt + policy.deregisterAfterSeconds * 1000 <= now);
-    const refs = references[image.imageId] ?? [];
-    if (isDue) due.push(image.imageId);
-    if (isDue && refs.length === 0) {
-      actions.push({ ...base, action: 'deregister', reason: `${why}: deregistered with its snapshots` });
-    } else if (needsDeprecation) {
-      actions.push({
-        ...base,
+    const retired = retiredAction(image, policy, now, references[image.imageId] ?? [], why);
+    if (retired.due) due.push(image.imageId);
+    actions.push({ ...base, ...retired.action });
+  });
+  return { actions, due };
+}
+
+/**
+ * What becomes of an image past the kept ones: deprecated first (a staged policy), deregistered
+ * once due and unreferenced, else kept with the reason. `due`: its deregistration is due (ask
+ * DescribeImageReferences about it).
+ */
+function retiredAction(
+  image: ManagedImage,
+  policy: RetentionPolicy,
+  now: number,
+  refs: readonly string[],
+  why: string,
+): { due: boolean; action: Pick<PlannedAction, 'action' | 'reason' | 'deprecateAt' | 'references'> } {
+  const staged = policy.deprecateAfterSeconds !== undefined;
+  const existing = image.deprecationTime !== undefined ? Date.parse(image.deprecationTime) : NaN;
+  const deprecatedAt = !Number.isNaN(existing) ? existing : now + (policy.deprecateAfterSeconds ?? 0) * 1000;
+  const needsDeprecation = staged && Number.isNaN(existing);
+  const due =
+    policy.deregisterAfterSeconds !== undefined &&
+    (!staged || deprecatedAt + policy.deregisterAfterSeconds * 1000 <= now);
+  if (due && refs.length === 0)
+    return { due, action: { action: 'deregister', reason: `${why}: deregistered with its snapshots` } };
+  if (needsDeprecation)
+    return {
+      due,
+      action: {
         action: 'deprecate',
         reason:
           refs.length > 0
@@ -118,26 +134,23 @@ export function planRetention(
                 : ''),
         deprecateAt: deprecatedAt,
         ...(refs.length > 0 ? { references: [...refs] } : {}),
-      });
-    } else if (refs.length > 0) {
-      actions.push({
-        ...base,
-        action: 'keep',
-        reason: `${why}, but still referenced: kept`,
-        references: [...refs],
-      });
-    } else {
-      actions.push({
-        ...base,
-        action: 'keep',
-        reason:
-          policy.deregisterAfterSeconds === undefined
-            ? `${why}: deprecated; never deregistered (no deregisterAfterSeconds)`
-            : `${why}: deprecated since ${iso(deprecatedAt)}; deregistered from ${iso(deprecatedAt + policy.deregisterAfterSeconds * 1000)}`,
-      });
-    }
-  });
-  return { actions, due };
+      },
+    };
+  if (refs.length > 0)
+    return {
+      due,
+      action: { action: 'keep', reason: `${why}, but still referenced: kept`, references: [...refs] },
+    };
+  return {
+    due,
+    action: {
+      action: 'keep',
+      reason:
+        policy.deregisterAfterSeconds === undefined
+          ? `${why}: deprecated; never deregistered (no deregisterAfterSeconds)`
+          : `${why}: deprecated since ${iso(deprecatedAt)}; deregistered from ${iso(deprecatedAt + policy.deregisterAfterSeconds * 1000)}`,
+    },
+  };
 }
 
 export interface RetentionScope {
@@ -162,6 +175,44 @@ function where(t: AwsTarget): string {
   return `${t.region}${t.accountId ? ` · ${t.accountId}` : ''}`;
 }
 
+/** The report's line for a planned action, `done` until its call says otherwise. */
+function recordOf(target: AwsTarget, a: PlannedAction): RetentionAction {
+  return {
+    region: target.region,
+    ...(target.accountId ? { accountId: target.accountId } : {}),
+    imageId: a.imageId,
+    ...(a.imageName ? { imageName: a.imageName } : {}),
+    ...(a.version ? { version: a.version } : {}),
+    action: a.action,
+    reason: a.reason,
+    ...(a.references ? { references: a.references } : {}),
+    outcome: 'done',
+  };
+}
+
+/** What `retireImage` really did: kept (shared, referenced by now), waiting out a cooldown, or deregistered. */
+function recordRetired(record: RetentionAction, a: PlannedAction, retired: RetiredImage): void {
+  const why = a.reason.split(':')[0] ?? a.reason;
+  if (retired.sharedWith) {
+    record.action = 'keep';
+    record.reason = `${why}, but shared with ${retired.sharedWith.join(', ')}, who may still launch it: kept (unshare it, or set retention.retireShared)`;
+    record.sharedWith = retired.sharedWith;
+    record.outcome = 'skipped';
+  } else if (retired.retireAfter) {
+    record.reason = `${why}: deregistration protection turned off; its 24-hour cooldown ends ${retired.retireAfter}: retire after that (a later run deregisters it)`;
+    record.retireAfter = retired.retireAfter;
+    record.outcome = 'skipped';
+  } else if (retired.references) {
+    record.action = 'keep';
+    record.reason = `${why}, but referenced by the time it was retired: kept`;
+    record.references = retired.references;
+    record.outcome = 'skipped';
+  } else {
+    record.deletedSnapshotIds = retired.deletedSnapshotIds;
+    if (!retired.deregistered) record.reason += ' (it was gone already)';
+  }
+}
+
 async function retireScope(scope: RetentionScope, policy: RetentionPolicy): Promise<RetentionAction[]> {
   const { target } = scope;
   const images = await la.listManagedImages.executeWithOptions(
@@ -180,17 +231,7 @@ async function retireScope(scope: RetentionScope, policy: RetentionPolicy): Prom
   const plan = planRetention(images, policy, now, references);
   const out: RetentionAction[] = [];
   for (const a of plan.actions) {
-    const record: RetentionAction = {
-      region: target.region,
-      ...(target.accountId ? { accountId: target.accountId } : {}),
-      imageId: a.imageId,
-      ...(a.imageName ? { imageName: a.imageName } : {}),
-      ...(a.version ? { version: a.version } : {}),
-      action: a.action,
-      reason: a.reason,
-      ...(a.references ? { references: a.references } : {}),
-      outcome: 'done',
-    };
+    const record = recordOf(target, a);
     out.push(record);
     try {
       if (a.action === 'protect') {
@@ -221,25 +262,7 @@ async function retireScope(scope: RetentionScope, policy: RetentionPolicy): Prom
             },
           ],
         );
-        const why = a.reason.split(':')[0] ?? a.reason;
-        if (retired.sharedWith) {
-          record.action = 'keep';
-          record.reason = `${why}, but shared with ${retired.sharedWith.join(', ')}, who may still launch it: kept (unshare it, or set retention.retireShared)`;
-          record.sharedWith = retired.sharedWith;
-          record.outcome = 'skipped';
-        } else if (retired.retireAfter) {
-          record.reason = `${why}: deregistration protection turned off; its 24-hour cooldown ends ${retired.retireAfter}: retire after that (a later run deregisters it)`;
-          record.retireAfter = retired.retireAfter;
-          record.outcome = 'skipped';
-        } else if (retired.references) {
-          record.action = 'keep';
-          record.reason = `${why}, but referenced by the time it was retired: kept`;
-          record.references = retired.references;
-          record.outcome = 'skipped';
-        } else {
-          record.deletedSnapshotIds = retired.deletedSnapshotIds;
-          if (!retired.deregistered) record.reason += ' (it was gone already)';
-        }
+        recordRetired(record, a, retired);
       } else {
         record.outcome = 'skipped';
       }
