@@ -328,7 +328,8 @@ export function parseRecipe(text: string, source: string, read: SourceReader): L
   };
 }
 
-function zodIssues(error: z.ZodError): { path: Path; message: string }[] {
+/** A failed parse's issues by path, one per unknown key (plan files report the same way). */
+export function zodIssues(error: z.ZodError): { path: Path; message: string }[] {
   return error.issues.flatMap((i) =>
     i.code === 'unrecognized_keys'
       ? i.keys.map((k) => ({ path: [...(i.path as Path), k], message: i.message }))
