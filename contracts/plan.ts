@@ -225,6 +225,8 @@ const schedule = withRules(
   },
 );
 export type PlanFileSchedule = z.infer<typeof schedule>;
+/** A schedule's fields (the CLI's `--overlap` and `--note` of `schedule …` are derived from them). */
+export const planScheduleSchema = schedule;
 
 const retention = {
   keep: z.number().int().min(1).max(1000).describe('newest versions kept (the newest is never retired)'),
