@@ -24,7 +24,9 @@ import { approverPatternIssues } from '../workflows/approvers';
 import { backupIssues, goldenImageIssues } from '../workflows/golden-validation';
 import type { ScheduleBounds } from './bounds';
 import { scheduleIntervalProblem } from './bounds';
-import { RecipeFileError, loadRecipeFile, positionIn, zodIssues } from './recipe';
+import { RecipeFileError, loadRecipeFile } from './recipe';
+import type { FileIssue, Path } from './yaml-file';
+import { FileIssuesError, pathText, placedIssues, positionIn, syntaxIssues, zodIssues } from './yaml-file';
 
 export {
   OVERLAP_POLICIES,
@@ -85,24 +87,10 @@ export interface Plan {
   digest: string;
 }
 
-export interface PlanIssue {
-  line: number;
-  column: number;
-  field: string;
-  message: string;
-}
+export type PlanIssue = FileIssue;
 
-export class PlanFileError extends Error {
+export class PlanFileError extends FileIssuesError {
   override name = 'PlanFileError';
-  constructor(
-    readonly source: string,
-    readonly issues: PlanIssue[],
-  ) {
-    super(
-      `${source}: ${issues.length} problem(s):\n` +
-        issues.map((i) => `  ${source}:${i.line}:${i.column}: ${i.field}: ${i.message}`).join('\n'),
-    );
-  }
 }
 
 /** `golden/<name>` or `backup/<name>`: how the CLI names one entry. */
@@ -114,7 +102,6 @@ export function entryKey(entry: Pick<PlanEntry, 'kind' | 'name'>): string {
 // Reading the YAML safely
 // ---------------------------------------------------------------------------------------------
 
-type Path = (string | number)[];
 interface Issue {
   path: Path;
   message: string;
@@ -128,13 +115,6 @@ export const MAX_PLAN_ALIASES = 100;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 /** Keys whose numbers are account ids: an unquoted 12-digit id is taken as written (a leading 0 kept). */
 const ACCOUNT_KEYS = new Set(['accountId', 'accountIds', 'account']);
-
-function fieldOf(path: Path): string {
-  return path.reduce<string>(
-    (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p),
-    '',
-  );
-}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -348,7 +328,7 @@ function scheduleOf(s: PlanFileSchedule, defaults: Record<string, unknown>): Pla
  * name the same field, the workflow's message (the rule it runs at start) is kept.
  */
 function mergeIssues(schema: Issue[], workflow: Issue[]): Issue[] {
-  const key = (i: Issue) => fieldOf(i.path);
+  const key = (i: Issue) => pathText(i.path);
   const byWorkflow = new Set(workflow.map(key));
   const seen = new Set<string>();
   return [...schema.filter((i) => !byWorkflow.has(key(i))), ...workflow].filter((i) => {
@@ -359,18 +339,6 @@ function mergeIssues(schema: Issue[], workflow: Issue[]): Issue[] {
   });
 }
 
-function syntaxError(source: string, doc: Document): PlanFileError {
-  return new PlanFileError(
-    source,
-    doc.errors.map((e) => ({
-      line: e.linePos?.[0].line ?? 1,
-      column: e.linePos?.[0].col ?? 1,
-      field: '(syntax)',
-      message: e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? e.message,
-    })),
-  );
-}
-
 /** Parses and validates a plan; throws `PlanFileError` listing every problem with line and field. */
 export function parsePlan(text: string, source = '(plan)', bounds?: ScheduleBounds): Plan {
   if (text.length > MAX_PLAN_BYTES)
@@ -379,16 +347,11 @@ export function parsePlan(text: string, source = '(plan)', bounds?: ScheduleBoun
     ]);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) throw syntaxError(source, doc);
+  if (doc.errors.length > 0) throw new PlanFileError(source, syntaxIssues(doc));
   /** The line and column of the deepest node along a path that exists (recipe files use the same). */
   const position = positionIn(doc, lineCounter);
   const fail = (issues: Issue[]): never => {
-    throw new PlanFileError(
-      source,
-      issues
-        .map((i) => ({ ...position(i.path), field: fieldOf(i.path) || '(plan)', message: i.message }))
-        .sort((a, b) => a.line - b.line || a.column - b.column),
-    );
+    throw new PlanFileError(source, placedIssues(issues, position, '(plan)'));
   };
   const early: Issue[] = [];
   prepare(doc.contents, [], early);
