@@ -16,7 +16,7 @@ import type { GoldenImageResult } from '../../contracts';
 import { PLAN_NAME_RE } from '../../workflows/golden-validation';
 import { InvalidInputError } from '../../contracts/issues';
 import type { CliContext } from './context';
-import { emit, followRun, outputOf, withClient } from './context';
+import { emit, followRun, outputOf, reportAction, withClient } from './context';
 import {
   FOLLOW_FLAGS,
   UsageError,
@@ -166,14 +166,12 @@ function registerScheduleReads(schedule: Command, ctx: CliContext): void {
     .command('describe')
     .description('one schedule: when, overlap, next and recent runs')
     .argument('<schedule-id>')
-    .action(async (id: string, _opts: unknown, cmd: Command) => {
-      const output = outputOf(cmd);
-      await withClient(ctx, async (client) => {
+    .action(
+      reportAction(ctx, async (client, id) => {
         const d = await client.schedules.describe(id);
-        emit(output, d, () => formatScheduleDetails(d));
-        return 0;
-      });
-    });
+        return { value: d, text: () => formatScheduleDetails(d) };
+      }),
+    );
 }
 
 function registerScheduleChanges(schedule: Command, ctx: CliContext): void {
@@ -241,18 +239,15 @@ function registerScheduleChanges(schedule: Command, ctx: CliContext): void {
     .command('delete')
     .description('delete a schedule (runs it started are not affected)')
     .argument('<schedule-id>')
-    .action(async (id: string, _opts: unknown, cmd: Command) => {
-      const output = outputOf(cmd);
-      await withClient(ctx, async (client) => {
+    .action(
+      reportAction(ctx, async (client, id) => {
         await client.schedules.delete(id);
-        emit(
-          output,
-          { scheduleId: id, deleted: true },
-          () => `deleted ${id} (runs it started are not affected)`,
-        );
-        return 0;
-      });
-    });
+        return {
+          value: { scheduleId: id, deleted: true },
+          text: () => `deleted ${id} (runs it started are not affected)`,
+        };
+      }),
+    );
 }
 
 interface BackfillOptions {
