@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AwsTarget } from '../contracts';
+import type { CommandStatus } from '../contracts/common';
 import { FailureType } from '../contracts';
 import { notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
@@ -49,15 +50,8 @@ export interface SentCommand {
   reused: boolean;
 }
 
-export type CommandStatus =
-  | 'Success'
-  | 'Failed'
-  | 'TimedOut'
-  | 'Cancelled'
-  | 'Undeliverable'
-  | 'Terminated'
-  | 'DeliveryTimedOut'
-  | 'ExecutionTimedOut';
+/** One place for SSM's command statuses: the build and app-consistent step outcomes name them too. */
+export type { CommandStatus } from '../contracts/common';
 
 export interface CommandOutcome {
   commandId: string;

@@ -254,14 +254,7 @@ export class AmiflowClient {
         taskQueue: this.taskQueue,
         workflowId,
         staticSummary: `Image ${valid.instanceId} → '${valid.imageName}' (${valid.mode}, ${valid.region})`,
-        ...(opts.searchAttributes !== false
-          ? {
-              typedSearchAttributes: new TypedSearchAttributes([
-                { key: SearchAttr.instanceId, value: valid.instanceId },
-                { key: SearchAttr.region, value: valid.region },
-              ]),
-            }
-          : {}),
+        ...instanceSearchAttributes(opts, valid),
       });
       return { workflowId, runId: handle.firstExecutionRunId };
     } catch (err) {
@@ -390,14 +383,7 @@ export class AmiflowClient {
         taskQueue: this.taskQueue,
         workflowId,
         staticSummary: migrateSummary(valid),
-        ...(opts.searchAttributes !== false
-          ? {
-              typedSearchAttributes: new TypedSearchAttributes([
-                { key: SearchAttr.instanceId, value: valid.instanceId },
-                { key: SearchAttr.region, value: valid.region },
-              ]),
-            }
-          : {}),
+        ...instanceSearchAttributes(opts, valid),
       });
       return { workflowId, runId: handle.firstExecutionRunId };
     } catch (err) {
@@ -722,6 +708,20 @@ export class AmiflowClient {
 }
 
 /** The caller's own workflow id (`opts.workflowId`), checked; undefined when none was given. */
+/** A run about one instance is found by its instance and region (unless the caller opts out). */
+function instanceSearchAttributes(
+  opts: StartOptions,
+  on: { instanceId: string; region: string },
+): { typedSearchAttributes?: TypedSearchAttributes } {
+  if (opts.searchAttributes === false) return {};
+  return {
+    typedSearchAttributes: new TypedSearchAttributes([
+      { key: SearchAttr.instanceId, value: on.instanceId },
+      { key: SearchAttr.region, value: on.region },
+    ]),
+  };
+}
+
 function startId(opts: StartOptions | null | undefined): string | undefined {
   const id = opts?.workflowId;
   return id === undefined ? undefined : checkedId('workflowId', id);

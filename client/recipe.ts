@@ -8,45 +8,26 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Node as YamlNode } from 'yaml';
-import { LineCounter, isMap, isScalar, parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { LineCounter, parseDocument } from 'yaml';
 import type { BuildImageInput, Phase, RecipeFile, RecipeFileStep, RecipeStep } from '../contracts/recipe';
 import { PHASES, buildImageInputSchema, recipeFileSchema } from '../contracts/recipe';
 import { show } from '../contracts/issues';
+import type { FileIssue, Path } from './yaml-file';
+import { FileIssuesError, pathText, placedIssues, positionIn, syntaxIssues, zodIssues } from './yaml-file';
 
-type Path = (string | number)[];
+export { positionIn, zodIssues } from './yaml-file';
 
-export interface RecipeIssue {
-  line: number;
-  column: number;
-  field: string;
-  message: string;
-}
+export type RecipeIssue = FileIssue;
 
-export class RecipeFileError extends Error {
+export class RecipeFileError extends FileIssuesError {
   override name = 'RecipeFileError';
-  constructor(
-    readonly source: string,
-    readonly issues: RecipeIssue[],
-  ) {
-    super(
-      `${source}: ${issues.length} problem(s):\n` +
-        issues.map((i) => `  ${source}:${i.line}:${i.column}: ${i.field}: ${i.message}`).join('\n'),
-    );
-  }
 }
 
 /** Reads a file named by the recipe (relative to it); undefined when there is none. */
 export type SourceReader = (relative: string) => string | undefined;
 
 /** `build[2].script`, `components.base.steps[0].commands`: how a path reads in a message. */
-export function fieldOf(p: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of p)
-    out += typeof part === 'number' ? `[${part}]` : out === '' ? String(part) : `.${String(part)}`;
-  return out || '(recipe)';
-}
+export const fieldOf = (p: readonly PropertyKey[]): string => pathText(p) || '(recipe)';
 
 const PARAM_RE = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
 
@@ -265,24 +246,10 @@ export interface LoadedRecipe {
 export function parseRecipe(text: string, source: string, read: SourceReader): LoadedRecipe {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0)
-    throw new RecipeFileError(
-      source,
-      doc.errors.map((e) => ({
-        line: e.linePos?.[0].line ?? 1,
-        column: e.linePos?.[0].col ?? 1,
-        field: '(syntax)',
-        message: e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? e.message,
-      })),
-    );
+  if (doc.errors.length > 0) throw new RecipeFileError(source, syntaxIssues(doc));
   const position = positionIn(doc, lineCounter);
   const fail = (issues: { path: Path; message: string }[]): never => {
-    throw new RecipeFileError(
-      source,
-      issues
-        .map((i) => ({ ...position(i.path), field: fieldOf(i.path), message: i.message }))
-        .sort((a, b) => a.line - b.line || a.column - b.column),
-    );
+    throw new RecipeFileError(source, placedIssues(issues, position, '(recipe)'));
   };
   const raw: unknown = doc.toJS();
   const parsed = recipeFileSchema.safeParse(raw);
@@ -325,35 +292,6 @@ export function parseRecipe(text: string, source: string, read: SourceReader): L
     input,
     source,
     warnings: unused.length ? [`component(s) declared but never included: ${unused.join(', ')}`] : [],
-  };
-}
-
-function zodIssues(error: z.ZodError): { path: Path; message: string }[] {
-  return error.issues.flatMap((i) =>
-    i.code === 'unrecognized_keys'
-      ? i.keys.map((k) => ({ path: [...(i.path as Path), k], message: i.message }))
-      : [{ path: i.path as Path, message: i.message }],
-  );
-}
-
-/** The line and column of the deepest node along a path that exists (a map entry: where its key is). */
-export function positionIn(doc: ReturnType<typeof parseDocument>, lineCounter: LineCounter) {
-  return (p: Path): { line: number; column: number } => {
-    const at = (offset: number) => {
-      const pos = lineCounter.linePos(offset);
-      return { line: pos.line, column: pos.col };
-    };
-    for (let n = p.length; n >= 0; n -= 1) {
-      const last = p[n - 1];
-      const parent = n > 0 ? (doc.getIn(p.slice(0, n - 1), true) as YamlNode | undefined) : undefined;
-      if (isMap(parent) && typeof last === 'string') {
-        const pair = parent.items.find((it) => isScalar(it.key) && String(it.key.value) === last);
-        if (pair && isScalar(pair.key) && pair.key.range) return at(pair.key.range[0]);
-      }
-      const node = doc.getIn(p.slice(0, n), true) as YamlNode | undefined;
-      if (node && typeof node === 'object' && 'range' in node && node.range) return at(node.range[0]);
-    }
-    return { line: 1, column: 1 };
   };
 }
 

@@ -172,3 +172,14 @@ export const WORKFLOW_TYPES = {
   buildImage: 'buildImage',
   rolloutImage: 'rolloutImage',
 } as const;
+
+/** How an SSM Run Command invocation ended (GetCommandInvocation's status and status details). */
+export type CommandStatus =
+  | 'Success'
+  | 'Failed'
+  | 'TimedOut'
+  | 'Cancelled'
+  | 'Undeliverable'
+  | 'Terminated'
+  | 'DeliveryTimedOut'
+  | 'ExecutionTimedOut';

@@ -2,7 +2,7 @@
  * imageFromInstance: image an instance (stop, reboot, no-reboot or app-consistent), tag it, start it again.
  */
 import { z } from 'zod';
-import type { Consistency, ConsistencyMode } from './common';
+import type { CommandStatus, Consistency, ConsistencyMode } from './common';
 import { CONSISTENCY_MODES } from './common';
 import { accountId, imageName, instanceId, region, seconds, userTags } from './fields';
 import type { Report } from './issues';
@@ -197,17 +197,7 @@ export const DEFAULT_TIMEOUTS: Required<ImageFromInstanceTimeouts> = {
 };
 
 /** How an SSM command on the instance ended (activities/run-command.ts), or that it never ran. */
-export type StepCommandStatus =
-  | 'Success'
-  | 'Failed'
-  | 'TimedOut'
-  | 'Cancelled'
-  | 'Undeliverable'
-  | 'Terminated'
-  | 'DeliveryTimedOut'
-  | 'ExecutionTimedOut'
-  | 'not sent'
-  | 'error';
+export type StepCommandStatus = CommandStatus | 'not sent' | 'error';
 
 export interface AppConsistencyStep {
   status: StepCommandStatus;

@@ -10,6 +10,7 @@
  */
 import { defineSignal } from '@temporalio/workflow';
 import { z } from 'zod';
+import type { CommandStatus } from './common';
 import { accountId, region, seconds, userTags } from './fields';
 import { show, strictObject } from './issues';
 
@@ -426,16 +427,7 @@ export interface StepOutcome {
   phase: Phase;
   name: string;
   kind: StepKind;
-  status:
-    | 'Success'
-    | 'Failed'
-    | 'TimedOut'
-    | 'Cancelled'
-    | 'Undeliverable'
-    | 'Terminated'
-    | 'DeliveryTimedOut'
-    | 'ExecutionTimedOut'
-    | 'Rebooted';
+  status: CommandStatus | 'Rebooted';
   commandId?: string;
   exitCode?: number;
   stdoutTail?: string;

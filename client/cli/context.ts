@@ -44,6 +44,24 @@ export function emit(format: OutputFormat, value: unknown, text: () => string): 
   console.log(format === 'json' ? JSON.stringify(value, null, 2) : forTerminal(text()));
 }
 
+/**
+ * The action of a command about one thing (a run, a schedule) whose input needs no check: connect,
+ * `fn` does it and says what to print (as JSON `value`, for people `text()`), exit 0.
+ */
+export function reportAction<O = unknown>(
+  ctx: CliContext,
+  fn: (client: AmiflowClient, id: string, opts: O) => Promise<{ value: unknown; text: () => string }>,
+): (id: string, opts: O, cmd: Command) => Promise<void> {
+  return async (id, opts, cmd) => {
+    const output = outputOf(cmd);
+    await withClient(ctx, async (client) => {
+      const { value, text } = await fn(client, id, opts);
+      emit(output, value, text);
+      return 0;
+    });
+  };
+}
+
 /** Connects, runs `fn`, closes; `fn`'s number is the exit code. */
 export async function withClient(
   ctx: CliContext,

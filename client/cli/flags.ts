@@ -8,6 +8,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import type { InputIssue } from '../../workflows/validation';
 import { InvalidInputError } from '../../workflows/validation';
+import { issuesFor } from '../../contracts/issues';
 
 /** One flag of one command. */
 export interface FlagSpec {
@@ -29,6 +30,11 @@ export interface FlagSpec {
   value?: unknown;
   /** Names of sub-fields as typed by people (`destinations[0].accountId` → `--to #1 account`). */
   subfields?: Record<string, string>;
+  /**
+   * The schema of one value (a list flag: of each item), set by `schemaFlag` for commands whose
+   * values are not a workflow input checked as a whole: `flagIssues` checks them with it.
+   */
+  check?: z.ZodType;
 }
 
 export class UsageError extends Error {
@@ -154,8 +160,23 @@ export function schemaFlag(
       ? { default: defaultValue }
       : {}),
     ...(number ? { parse: flags.includes('<duration>') ? parseDuration : parseWhole } : {}),
+    check: inner,
     ...more,
   };
+}
+
+/**
+ * The problems with the given flags' values, each checked alone by the schema its flag was derived
+ * from, named by the field (pass them to `refuse`, which names the flag): for commands that send
+ * no workflow input to validate as a whole (a schedule's overlap policy, an approval's comment).
+ */
+export function flagIssues(specs: readonly FlagSpec[], opts: Record<string, unknown>): InputIssue[] {
+  return specs.flatMap((spec) => {
+    const value = opts[attributeOf(spec)];
+    if (!spec.check || !spec.field || value === undefined) return [];
+    const values: unknown[] = spec.repeat && Array.isArray(value) ? value : [value];
+    return values.flatMap((v) => issuesFor(spec.check as z.ZodType, v, spec.field, spec.field));
+  });
 }
 
 /** The commander attribute name of a flag (`--instance-timeout` → `instanceTimeout`, `--no-wait` → `wait`). */

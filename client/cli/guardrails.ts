@@ -90,16 +90,16 @@ const CONCURRENCY = scan('--concurrency <n>', 'concurrency');
 const MAX_FINDINGS = scan('--max-findings <n>', 'maxFindingsPerTarget');
 
 const CATALOGUE_LIST: readonly FlagSpec[] = [REGIONS, ACCOUNTS, PIPELINES, ALLOW_LIST, CONCURRENCY];
-const SCAN: readonly FlagSpec[] = [
-  NAME,
+/** Where a scan or an enforcement acts, and against which catalogue. */
+const TARGETS: readonly FlagSpec[] = [
   REGIONS,
   ACCOUNTS,
   CATALOGUE_ACCOUNTS,
   PIPELINES,
   ALLOW_LIST,
   CONCURRENCY,
-  MAX_FINDINGS,
 ];
+const SCAN: readonly FlagSpec[] = [NAME, ...TARGETS, MAX_FINDINGS];
 const SCHEDULE: readonly FlagSpec[] = [
   ...SCAN,
   { flags: '--every <duration>', help: 'run every (e.g. 6h, 1d)', parse: parseDuration },
@@ -109,12 +109,7 @@ const SCHEDULE: readonly FlagSpec[] = [
 const ENFORCE: readonly FlagSpec[] = [
   NAME,
   { flags: '--mode <mode>', help: 'audit first, then enabled; off restores', choices: ALLOWED_AMIS_MODES },
-  REGIONS,
-  ACCOUNTS,
-  CATALOGUE_ACCOUNTS,
-  PIPELINES,
-  ALLOW_LIST,
-  CONCURRENCY,
+  ...TARGETS,
 ];
 const POLICY: readonly FlagSpec[] = [
   { flags: '--iam', help: 'launch policies for the accounts that use the images' },

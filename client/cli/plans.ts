@@ -7,22 +7,26 @@ import type { Command } from 'commander';
 import { formatBackupResult, formatGoldenResult, isBackupResult } from '../golden';
 import type { OverlapPolicy, Plan, PlanEntry } from '../plan-file';
 import { readScheduleBounds } from '../bounds';
-import { OVERLAP_POLICIES, entryKey, loadPlanFile } from '../plan-file';
+import { entryKey, loadPlanFile } from '../plan-file';
+import { planScheduleSchema } from '../../contracts/plan';
+import { approvalDecisionSchema } from '../../contracts/golden';
 import type { ApplyReport, ScheduleDetails } from '../schedules';
 import { scheduleIdOf } from '../schedules';
 import type { GoldenImageResult } from '../../contracts';
 import { PLAN_NAME_RE } from '../../workflows/golden-validation';
 import { InvalidInputError } from '../../contracts/issues';
 import type { CliContext } from './context';
-import { emit, followRun, outputOf, withClient } from './context';
+import { emit, followRun, outputOf, reportAction, withClient } from './context';
 import {
   FOLLOW_FLAGS,
   UsageError,
   addFlags,
+  flagIssues,
   followIssues,
   followOptions,
   parseIsoTime,
   refuse,
+  schemaFlag,
 } from './flags';
 
 function findEntry(plan: Plan, key: string, kind?: PlanEntry['kind']): PlanEntry {
@@ -62,14 +66,24 @@ export function formatScheduleDetails(d: ScheduleDetails): string {
   ].join('\n');
 }
 
-function overlapOf(raw: string | undefined): OverlapPolicy | undefined {
-  if (raw === undefined) return undefined;
-  if (!OVERLAP_POLICIES.includes(raw as OverlapPolicy))
-    throw new UsageError(`--overlap: '${raw}' is not one of ${OVERLAP_POLICIES.join(', ')}`);
-  return raw as OverlapPolicy;
-}
+/** A schedule's flags, from the plan schema's schedule fields: help, choices and checks in one place. */
+const OVERLAP = schemaFlag('--overlap <policy>', planScheduleSchema, 'overlap', {
+  help: 'what to do when a run is still going',
+});
+const NOTE = schemaFlag('--note <text>', planScheduleSchema, 'note', { help: 'why (shown by describe)' });
+/** An approval's flags, from the decision the golden run takes. */
+const DECISION = [
+  schemaFlag('--by <who>', approvalDecisionSchema, 'by', {
+    help: 'a name for the record only (who decides is the principal STS verifies)',
+  }),
+  schemaFlag('--comment <text>', approvalDecisionSchema, 'comment', { help: 'why' }),
+];
 
-const OVERLAP_HELP = 'what to do when a run is still going';
+/** The overlap policy of `--overlap`, refused (naming the flag) when the schema refuses it. */
+function overlapOf(opts: { overlap?: string }): OverlapPolicy | undefined {
+  refuse([OVERLAP], flagIssues([OVERLAP], opts));
+  return opts.overlap as OverlapPolicy | undefined;
+}
 
 function registerPlan(program: Command, ctx: CliContext): void {
   const plan = program
@@ -152,14 +166,12 @@ function registerScheduleReads(schedule: Command, ctx: CliContext): void {
     .command('describe')
     .description('one schedule: when, overlap, next and recent runs')
     .argument('<schedule-id>')
-    .action(async (id: string, _opts: unknown, cmd: Command) => {
-      const output = outputOf(cmd);
-      await withClient(ctx, async (client) => {
+    .action(
+      reportAction(ctx, async (client, id) => {
         const d = await client.schedules.describe(id);
-        emit(output, d, () => formatScheduleDetails(d));
-        return 0;
-      });
-    });
+        return { value: d, text: () => formatScheduleDetails(d) };
+      }),
+    );
 }
 
 function registerScheduleChanges(schedule: Command, ctx: CliContext): void {
@@ -187,63 +199,55 @@ function registerScheduleChanges(schedule: Command, ctx: CliContext): void {
         });
       });
   for (const verb of ['pause', 'unpause'] as const)
-    schedule
-      .command(verb)
-      .description(`${verb} a schedule`)
-      .argument('<schedule-id>')
-      .option('--note <text>', 'why (shown by describe)')
-      .action(async (id: string, opts: { note?: string }, cmd: Command) => {
-        const output = outputOf(cmd);
-        await withClient(ctx, async (client) => {
-          await (verb === 'pause'
-            ? client.schedules.pause(id, opts.note)
-            : client.schedules.unpause(id, opts.note));
-          emit(
-            output,
-            { scheduleId: id, paused: verb === 'pause', ...(opts.note ? { note: opts.note } : {}) },
-            () => `${verb}d ${id}${opts.note ? `: ${opts.note}` : ''}`,
-          );
-          return 0;
-        });
-      });
-  schedule
-    .command('trigger')
-    .description('start a run now')
-    .argument('<schedule-id>')
-    .option('--overlap <policy>', OVERLAP_HELP)
-    .action(async (id: string, opts: { overlap?: string }, cmd: Command) => {
-      const overlap = overlapOf(opts.overlap);
+    addFlags(schedule.command(verb).description(`${verb} a schedule`).argument('<schedule-id>'), [
+      NOTE,
+    ]).action(async (id: string, opts: { note?: string }, cmd: Command) => {
+      refuse([NOTE], flagIssues([NOTE], opts));
       const output = outputOf(cmd);
       await withClient(ctx, async (client) => {
-        const run = await client.schedules.trigger(id, {
-          ...(overlap ? { overlap } : {}),
-          waitForStart: true,
-        });
-        emit(output, { scheduleId: id, started: run ?? null }, () =>
-          run
-            ? `started ${run.workflowId} (run ${run.runId})`
-            : `triggered ${id}; no run started (skipped by the overlap policy?)`,
+        await (verb === 'pause'
+          ? client.schedules.pause(id, opts.note)
+          : client.schedules.unpause(id, opts.note));
+        emit(
+          output,
+          { scheduleId: id, paused: verb === 'pause', ...(opts.note ? { note: opts.note } : {}) },
+          () => `${verb}d ${id}${opts.note ? `: ${opts.note}` : ''}`,
         );
         return 0;
       });
     });
+  addFlags(schedule.command('trigger').description('start a run now').argument('<schedule-id>'), [
+    OVERLAP,
+  ]).action(async (id: string, opts: { overlap?: string }, cmd: Command) => {
+    const overlap = overlapOf(opts);
+    const output = outputOf(cmd);
+    await withClient(ctx, async (client) => {
+      const run = await client.schedules.trigger(id, {
+        ...(overlap ? { overlap } : {}),
+        waitForStart: true,
+      });
+      emit(output, { scheduleId: id, started: run ?? null }, () =>
+        run
+          ? `started ${run.workflowId} (run ${run.runId})`
+          : `triggered ${id}; no run started (skipped by the overlap policy?)`,
+      );
+      return 0;
+    });
+  });
   registerBackfill(schedule, ctx);
   schedule
     .command('delete')
     .description('delete a schedule (runs it started are not affected)')
     .argument('<schedule-id>')
-    .action(async (id: string, _opts: unknown, cmd: Command) => {
-      const output = outputOf(cmd);
-      await withClient(ctx, async (client) => {
+    .action(
+      reportAction(ctx, async (client, id) => {
         await client.schedules.delete(id);
-        emit(
-          output,
-          { scheduleId: id, deleted: true },
-          () => `deleted ${id} (runs it started are not affected)`,
-        );
-        return 0;
-      });
-    });
+        return {
+          value: { scheduleId: id, deleted: true },
+          text: () => `deleted ${id} (runs it started are not affected)`,
+        };
+      }),
+    );
 }
 
 interface BackfillOptions {
@@ -254,15 +258,17 @@ interface BackfillOptions {
 }
 
 function registerBackfill(schedule: Command, ctx: CliContext): void {
-  schedule
-    .command('backfill')
-    .description(
-      'run the times a schedule would have run between two times (at most AMIFLOW_MAX_BACKFILL_RUNS runs, default 50)',
-    )
-    .argument('<schedule-id>')
-    .option('--from <ISO time>', 'from', parseIsoTime)
-    .option('--to <ISO time>', 'to', parseIsoTime)
-    .option('--overlap <policy>', OVERLAP_HELP)
+  addFlags(
+    schedule
+      .command('backfill')
+      .description(
+        'run the times a schedule would have run between two times (at most AMIFLOW_MAX_BACKFILL_RUNS runs, default 50)',
+      )
+      .argument('<schedule-id>')
+      .option('--from <ISO time>', 'from', parseIsoTime)
+      .option('--to <ISO time>', 'to', parseIsoTime),
+    [OVERLAP],
+  )
     .option(
       '--confirm-allow-all',
       'confirms --overlap allow-all, which starts every run of the window at once (buffer-all runs them one after another)',
@@ -273,7 +279,7 @@ function registerBackfill(schedule: Command, ctx: CliContext): void {
       const from = new Date(opts.from);
       const to = new Date(opts.to);
       if (!(from < to)) throw new UsageError('--from must be before --to');
-      const overlap = overlapOf(opts.overlap);
+      const overlap = overlapOf(opts);
       // Refused here, before connecting, naming the flag; the library refuses it too (RefusedError).
       if (overlap === 'allow-all' && opts.confirmAllowAll !== true)
         throw new UsageError(
@@ -325,34 +331,36 @@ function registerGolden(program: Command, ctx: CliContext): void {
   const golden = program.command('golden').description('golden-image pipelines: start, approve, reject');
   registerStart(golden, 'golden', ctx);
   for (const verb of ['approve', 'reject'] as const)
-    golden
-      .command(verb)
-      .description(
-        `${verb} the image a golden run waits with, as the IAM principal of your AWS credentials (the AWS SDK's default chain, e.g. AWS_PROFILE): the worker verifies it with STS and the run records it`,
-      )
-      .argument('<workflow-id>')
-      .option('--by <who>', 'a name for the record only (who decides is the principal STS verifies)')
-      .option('--comment <text>', 'why')
-      .action(async (id: string, opts: { by?: string; comment?: string }, cmd: Command) => {
-        // --by is only a claim; the proof is signed by the client library once connected.
-        const decision = {
-          ...(opts.by?.trim() ? { by: opts.by } : {}),
-          ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
-        };
-        const output = outputOf(cmd);
-        await withClient(ctx, async (client) => {
-          const ack =
-            verb === 'approve'
-              ? await client.approveGoldenImage(id, decision)
-              : await client.rejectGoldenImage(id, decision);
-          emit(
-            output,
-            ack,
-            () => `${ack.decision} ${ack.imageId} (version ${ack.version}) in ${ack.workflowId} at ${ack.at}`,
-          );
-          return 0;
-        });
+    addFlags(
+      golden
+        .command(verb)
+        .description(
+          `${verb} the image a golden run waits with, as the IAM principal of your AWS credentials (the AWS SDK's default chain, e.g. AWS_PROFILE): the worker verifies it with STS and the run records it`,
+        )
+        .argument('<workflow-id>'),
+      DECISION,
+    ).action(async (id: string, opts: { by?: string; comment?: string }, cmd: Command) => {
+      // Checked before connecting, naming the flag; the run checks the decision again.
+      refuse(DECISION, flagIssues(DECISION, opts));
+      // --by is only a claim; the proof is signed by the client library once connected.
+      const decision = {
+        ...(opts.by?.trim() ? { by: opts.by } : {}),
+        ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
+      };
+      const output = outputOf(cmd);
+      await withClient(ctx, async (client) => {
+        const ack =
+          verb === 'approve'
+            ? await client.approveGoldenImage(id, decision)
+            : await client.rejectGoldenImage(id, decision);
+        emit(
+          output,
+          ack,
+          () => `${ack.decision} ${ack.imageId} (version ${ack.version}) in ${ack.workflowId} at ${ack.at}`,
+        );
+        return 0;
       });
+    });
   golden
     .command('pending')
     .description('golden runs waiting for approval')

@@ -10,7 +10,15 @@ import type { RunOutcomeReport } from '../index';
 import { renderProgress } from '../render';
 import type { GoldenImageResult, ImageFromInstanceResult, MigrateInstanceResult } from '../../contracts';
 import type { CliContext } from './context';
-import { emit, emitCompleted, outputOf, problemsText, withClient, withOutcome } from './context';
+import {
+  emit,
+  emitCompleted,
+  outputOf,
+  problemsText,
+  reportAction,
+  withClient,
+  withOutcome,
+} from './context';
 import type { FlagSpec } from './flags';
 import { addFlags, inputFrom, parseWhole, refuse } from './flags';
 import { formatDistributionResult, formatImageResult } from './image-format';
@@ -84,9 +92,8 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .command('status')
     .description("a run's state and steps")
     .argument('<workflow-id>')
-    .action(async (id: string, _opts: unknown, cmd: Command) => {
-      const output = outputOf(cmd);
-      await withClient(ctx, async (client) => {
+    .action(
+      reportAction(ctx, async (client, id) => {
         const s = await client.status(id);
         // Status reports, it does not judge: exit 0 whatever the outcome, which is shown plainly.
         const end: RunOutcomeReport = s.progress?.outcome
@@ -94,16 +101,14 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
           : {};
         const state =
           end.outcome === 'succeeded-with-problems' ? `${s.status} (succeeded with problems)` : s.status;
-        emit(
-          output,
-          withOutcome(s, end),
-          () =>
+        return {
+          value: withOutcome(s, end),
+          text: () =>
             `${id}: ${state}\n${s.progress ? renderProgress(s.progress) : '(progress unavailable: no worker answered)'}` +
             problemsText(end),
-        );
-        return 0;
-      });
-    });
+        };
+      }),
+    );
   program
     .command('watch')
     .description('show the steps of a run live until it ends, then its result')
@@ -131,17 +136,14 @@ export function registerRunCommands(program: Command, ctx: CliContext): void {
     .command('cancel')
     .description('cancel a run: it undoes what it did, then ends cancelled')
     .argument('<workflow-id>')
-    .action(async (id: string, _opts: unknown, cmd: Command) => {
-      const output = outputOf(cmd);
-      await withClient(ctx, async (client) => {
+    .action(
+      reportAction(ctx, async (client, id) => {
         await client.cancel(id);
-        emit(
-          output,
-          { workflowId: id, cancellationRequested: true },
-          () =>
+        return {
+          value: { workflowId: id, cancellationRequested: true },
+          text: () =>
             `cancellation requested for ${id}: it undoes what it did, then ends cancelled (amiflow watch ${id})`,
-        );
-        return 0;
-      });
-    });
+        };
+      }),
+    );
 }

@@ -115,10 +115,10 @@ const BAD: { kind: string; text: string; line: number; field: string; message: R
     message: /never assume a time zone/,
   },
   {
-    kind: 'an unknown time zone',
+    kind: 'an unknown time zone in defaults (named where it is written)',
     text: withLine(4, '  timeZone: Mars/Olympus'),
-    line: 20,
-    field: 'pipelines[0].schedule',
+    line: 4,
+    field: 'defaults.timeZone',
     message: /not an IANA time zone/,
   },
   {
@@ -215,6 +215,27 @@ const BAD: { kind: string; text: string; line: number; field: string; message: R
     line: 29,
     field: 'backups[0].schedule.offset',
     message: /shorter than every/,
+  },
+  {
+    kind: 'a misspelt schedule key (the plan schema names the known ones)',
+    text: withLine(21, "      cron: '0 3 * * MON'\n      jiter: 5m"),
+    line: 22,
+    field: 'pipelines[0].schedule.jiter',
+    message: /not a known field \(known: cron, every, offset, timeZone.*jitter/,
+  },
+  {
+    kind: 'a negative number of seconds as a duration',
+    text: withLine(26, '    window: -5'),
+    line: 26,
+    field: 'backups[0].window',
+    message: /-5 is not a duration/,
+  },
+  {
+    kind: 'a plan name with capitals',
+    text: withLine(2, 'plan: Team-Web'),
+    line: 2,
+    field: 'plan',
+    message: /not a valid plan name/,
   },
 ];
 // The duplicate-name case, built explicitly: a second pipeline named web.
