@@ -5,10 +5,9 @@
  * own old backups alone); a run that starts after its maintenance window images nothing.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { BackupResult } from '../../workflows/contracts';
 import { FailureType, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
@@ -35,16 +34,11 @@ import {
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 const HERE = { region: REGION, accountId: ACCOUNT };
 const A = 'i-0a0a0a0a0a0a0a0a0';

@@ -7,7 +7,7 @@
  * terminated after its TTL; bad input refused before any AWS call.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -35,16 +35,11 @@ import {
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 const BUILDER = 'i-0bbbbbbbbbbbbbbb1';
@@ -127,8 +122,8 @@ async function outcomeOf(handle: WorkflowHandle<typeof buildImage>): Promise<Out
   return { ...settled, progress: await handle.query(progressQuery), history: await handle.fetchHistory() };
 }
 
-function start(taskQueue: string, input: unknown, workflowId = uniqueWorkflowId('build')) {
-  return env.client.workflow.start<typeof buildImage>('buildImage', {
+function start(taskQueue: string, input: unknown, on = env, workflowId = uniqueWorkflowId('build')) {
+  return on.client.workflow.start<typeof buildImage>('buildImage', {
     taskQueue,
     workflowId,
     args: [input as BuildImageInput],
@@ -139,13 +134,14 @@ async function runBuild(
   activities: Activities,
   input: unknown = recipe(),
   record?: string,
+  on: TestWorkflowEnvironment = env,
 ): Promise<Outcome & { log: ActivityLog }> {
   const log = new ActivityLog();
   const taskQueue = uniqueTaskQueue('build-image');
-  const worker = await startWorker(env, taskQueue, recorded(log, activities));
+  const worker = await startWorker(on, taskQueue, recorded(log, activities));
   const out = await worker.runUntil(
     withinBound(
-      start(taskQueue, input).then(async (h) => {
+      start(taskQueue, input, on).then(async (h) => {
         const o = await outcomeOf(h);
         if (record) await saveHistory({ history: o.history, workflowId: h.workflowId }, record);
         return o;
@@ -403,7 +399,7 @@ describe('buildImage', () => {
       const handle = await worker1.runUntil(
         withinBound(
           (async () => {
-            const h = await start(taskQueue, recipe(), workflowId);
+            const h = await start(taskQueue, recipe(), env, workflowId);
             await blocking.entered;
             return h;
           })(),
@@ -472,8 +468,7 @@ describe('buildImage', () => {
     async () => {
       // A server of its own: the TTL passes by time skipping, which an activity some earlier test
       // left pending on the shared server (its worker gone) would hold back.
-      const shared = env;
-      env = await timeSkippingEnv();
+      const own = await timeSkippingEnv();
       let run: Awaited<ReturnType<typeof runBuild>>;
       try {
         run = await runBuild(
@@ -482,10 +477,10 @@ describe('buildImage', () => {
             builder: { instanceTypes: ['t3.small'], keepBuilderOnFailure: true, keepBuilderSeconds: 7200 },
           }),
           'build-image-builder-kept',
+          own,
         );
       } finally {
-        await env.teardown();
-        env = shared;
+        await own.teardown();
       }
       assert.ok(run.error instanceof WorkflowFailedError);
       assert.deepEqual(compensations(run.progress), ['keep builder for debugging, then terminate it: done']);

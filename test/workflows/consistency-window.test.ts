@@ -6,10 +6,9 @@
  * never reported as "gone" or "none made", and the run ends as it should.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { DestinationOutcome } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
@@ -39,16 +38,11 @@ import {
   startWorker,
   withWorker,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 /** `impl`, after answering NotVisibleYet `times` times, as the real undo does inside the window. */
 function notVisibleFor<A extends unknown[], R>(

@@ -5,11 +5,10 @@
  * `keep`; cancellation mid fan-out; resume on another worker mid fan-out without a second copy.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { CopyImageResult, DestinationOutcome } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
@@ -30,16 +29,11 @@ import {
   start,
 } from './share-copy-stubs';
 import { ActivityLog, injectedFailure, quietWorkerLogs, recorded, startWorker } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 async function withCopyWorker<T>(
   log: ActivityLog,

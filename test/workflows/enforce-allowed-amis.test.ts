@@ -6,10 +6,9 @@
  * the others proceed; settings changed by someone else left alone on off; no owner to allow.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ActivityDeps } from '../../activities';
 import { createActivities } from '../../activities';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
@@ -21,16 +20,11 @@ import { FakeFleet } from '../support/fake-fleet';
 import { recordHistory, recordingHistories } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import { quietWorkerLogs, startWorker, withinBound } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 const TOOLING = '111100001111';
 const ACCOUNT = '222200002222';

@@ -5,10 +5,9 @@
  * fails the golden run with the build's failure, and golden has nothing of its own to undo.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ChildWorkflowFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { CommandOutcome } from '../../activities/run-command';
 import type { BuildImageInput } from '../../contracts/recipe';
@@ -40,16 +39,11 @@ import {
   startWorker,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 const BUILD_BUILDER = 'i-0bbbbbbbbbbbbbbb1';

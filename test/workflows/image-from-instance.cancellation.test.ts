@@ -3,10 +3,9 @@
  * made is deleted, the instance ends in the state it started in, and the run ends cancelled.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { ConsistencyMode, InstanceState } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
@@ -31,16 +30,11 @@ import {
   stepStates,
   withWorker,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 function assertCancelled(outcome: Outcome): void {
   assert.ok(!outcome.ok, 'the run should not succeed');

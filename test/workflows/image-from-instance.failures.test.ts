@@ -4,9 +4,8 @@
  * that fail themselves; refusals before anything is changed.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ConsistencyMode } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
 import { timeSkippingEnv } from '../support/temporal';
@@ -29,16 +28,11 @@ import {
   runImageFromInstance,
   stepStates,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 // createImage is a normal activity since 'create-image-as-activity'.
 const LOCAL: ReadonlySet<ActivityName> = new Set(['describeInstance', 'checkImageName', 'tagSnapshots']);

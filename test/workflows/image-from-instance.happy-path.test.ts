@@ -5,8 +5,7 @@
  * the image to be available.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import type { ConsistencyMode } from '../../workflows/contracts';
 import { DEFAULT_TIMEOUTS, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import { timeSkippingEnv } from '../support/temporal';
@@ -26,16 +25,11 @@ import {
   stepStates,
   succeeded,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 describe('imageFromInstance happy path', () => {
   it(

@@ -4,8 +4,7 @@
  * `InvalidInput` naming the field, before any activity (so any AWS call) runs.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import type { InputIssue } from '../../workflows/validation';
 import { timeSkippingEnv } from '../support/temporal';
 import {
@@ -22,16 +21,11 @@ import {
   scheduledActivities,
   succeeded,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 const valid = imageInput();
 

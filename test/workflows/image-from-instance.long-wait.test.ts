@@ -4,8 +4,7 @@
  * bounded number of AWS calls, and the workflow history does not grow with the length of the wait.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import type { Activities } from '../../activities';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
 import type { ConsistencyMode } from '../../workflows/contracts';
@@ -33,16 +32,11 @@ import {
 } from './stub-activities';
 import type { VirtualEc2, VirtualImageOptions } from './virtual-ec2';
 import { virtualEc2 } from './virtual-ec2';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

@@ -4,8 +4,7 @@
  * finished step.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import type { Activities } from '../../activities';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName } from './stub-activities';
@@ -30,16 +29,11 @@ import {
   succeeded,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 describe('imageFromInstance resumed on another worker', () => {
   it(

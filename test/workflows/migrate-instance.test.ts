@@ -5,10 +5,9 @@
  * once the migration is committed, and resume on a new worker without a second new instance.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import { OWNER_TAG_COUNT } from '../../activities/launch';
 import type { FailureType } from '../../workflows/contracts';
@@ -46,16 +45,11 @@ import {
   startMigration,
   withMigrationWorker,
 } from './migrate-stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 /** The child imageFromInstance on a source the migration stopped first: no stop, no start. */
 const CHILD_ON_STOPPED: ExpectedCall[] = [

@@ -4,8 +4,7 @@
  * that an alarm rolls back leaves the image approved and the run completed with that problem.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import type { Activities } from '../../activities';
 import type { GoldenImageResult } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
@@ -13,16 +12,11 @@ import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import { ACCOUNT, Fleet, goldenActivities, goldenInput, outcomeOf, startGolden } from './golden-stubs';
 import { LT_ID, RolloutFleet, rolloutActivities } from './rollout-stubs';
 import { RUN_TIMEOUT, quietWorkerLogs, startWorker, withinBound } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 const ROLLOUT_ACTIVITIES = [
   'resolveRolloutTarget',

@@ -6,10 +6,9 @@
  * refresh that resumes without a second refresh; the canary naming a group the targets lack.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { FailureType, rolloutProgressQuery } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
@@ -34,16 +33,11 @@ import {
   startWorker,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 async function run(fleet: RolloutFleet, log: ActivityLog, input: unknown) {
   const taskQueue = uniqueTaskQueue('rollout');

@@ -4,7 +4,7 @@
  * today's code carries no heartbeat timeout and no attempt limit (its deadline bounds it).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Context } from '@temporalio/activity';
 import {
   ActivityFailure,
@@ -13,7 +13,6 @@ import {
   TimeoutFailure,
   TimeoutType,
 } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import type { WaitRef } from '../../activities/image-wait-watcher';
@@ -34,16 +33,11 @@ import {
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
 quietWorkerLogs();
 
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 const refs = (n: number): WaitRef[] =>
   Array.from({ length: n }, (_, i) => ({ workflowId: `wf-${i}`, runId: 'run', activityId: '9' }));
