@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
@@ -30,7 +30,7 @@ import {
   stepStates,
   withWorker,
 } from './stub-activities';
-import { workflowEnv } from './harness';
+import { heartbeatUntilCancelled, workflowEnv } from './harness';
 
 quietWorkerLogs();
 
@@ -48,13 +48,9 @@ void describe('imageFromInstance cancelled while the stop runs on a worker that 
         ...happy,
         // Stops, hears of the cancellation, and ends as a dead worker's activity does: timed out.
         stopInstance: async () => {
-          const ctx = Context.current();
           entered.resolve();
           try {
-            for (;;) {
-              ctx.heartbeat();
-              await ctx.sleep(20); // the heartbeat pace of this stub, not a wait for something in the test
-            }
+            return await heartbeatUntilCancelled();
           } catch {
             throw ApplicationFailure.nonRetryable(
               'activity heartbeat timeout (worker lost)',

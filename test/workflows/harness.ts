@@ -12,12 +12,13 @@ import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { ActivityDeps, Activities } from '../../activities';
 import { shareRunActivities } from '../../activities/share-runs';
+import { installQuietRuntime } from '../../devkit/runtime';
 import type { FailureType, WorkflowProgress } from '../../workflows/contracts';
 import { progressQuery } from '../../workflows/contracts';
 import { uniqueTaskQueue, workflowBundle } from '../support/temporal';
@@ -105,6 +106,18 @@ export function deferred<T = void>(): Deferred<T> {
 }
 
 /**
+ * Heartbeats until the running activity is cancelled, then rethrows the cancellation: cancellation
+ * reaches an activity only through heartbeats, which the worker in `startWorker` lets through.
+ */
+export async function heartbeatUntilCancelled(): Promise<never> {
+  const ctx = Context.current();
+  for (;;) {
+    ctx.heartbeat();
+    await ctx.sleep(20); // the heartbeat pace of this stub, not a wait for something in the test
+  }
+}
+
+/**
  * Runs like a long AWS wait: heartbeats until the activity is cancelled (by the workflow, the
  * server, or the worker shutting down), then rethrows the cancellation. Cancellation reaches an
  * activity only through heartbeats, hence the loop; the worker in `startWorker` lets them through.
@@ -121,13 +134,9 @@ export function blockingUntilCancelled(): {
     entered: entered.promise,
     cancelled: cancelled.promise,
     fn: async () => {
-      const ctx = Context.current();
       entered.resolve();
       try {
-        for (;;) {
-          ctx.heartbeat();
-          await ctx.sleep(20); // the heartbeat pace of this stub, not a wait for something in the test
-        }
+        return await heartbeatUntilCancelled();
       } finally {
         cancelled.resolve();
       }
@@ -144,10 +153,7 @@ export function blockingUntilCancelled(): {
  * per test file (each file is its own process), before the environment starts.
  */
 export function quietWorkerLogs(): void {
-  Runtime.install({
-    logger: new DefaultLogger('ERROR'),
-    telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
-  });
+  installQuietRuntime();
 }
 
 /**
@@ -278,6 +284,30 @@ export function failed<R>(outcome: WorkflowOutcome<R>): unknown {
   return outcome.error;
 }
 
+/**
+ * A run cancelled while an activity blocks: started on a fresh worker by `start`, cancelled once
+ * `blocked` has entered (and `beforeCancel` has resolved), its outcome read once the blocked
+ * activity has seen its cancellation (so it was stopped, not left running).
+ */
+export function cancelledWhileBlocked<R>(
+  env: TestWorkflowEnvironment,
+  activities: Activities,
+  blocked: { entered: Promise<void>; cancelled: Promise<void> },
+  start: (taskQueue: string) => Promise<WorkflowHandle>,
+  options: { queuePrefix?: string; beforeCancel?: (handle: WorkflowHandle) => Promise<unknown> } = {},
+): Promise<WorkflowOutcome<R>> {
+  const run = async (taskQueue: string) => {
+    const handle = await start(taskQueue);
+    await blocked.entered;
+    await options.beforeCancel?.(handle);
+    await handle.cancel();
+    const outcome = await workflowOutcome<R>(handle);
+    await blocked.cancelled;
+    return outcome;
+  };
+  return withWorker(env, activities, run, options.queuePrefix);
+}
+
 /** Polls `probe` until it returns something other than undefined; fails after `timeoutMs`. */
 export async function eventually<T>(
   what: string,
@@ -384,6 +414,12 @@ export function assertWorkflowFailure(error: unknown, type: FailureType): Applic
   assert.equal(error.cause.type, type);
   assert.equal(error.cause.nonRetryable, true);
   return error.cause;
+}
+
+/** WorkflowFailedError → CancelledFailure: the run ended CANCELLED. */
+export function assertWorkflowCancelled(error: unknown): void {
+  assert.ok(error instanceof WorkflowFailedError, `not a WorkflowFailedError: ${String(error)}`);
+  assert.ok(error.cause instanceof CancelledFailure, `not cancelled: ${String(error.cause)}`);
 }
 
 export function stepStates(progress: WorkflowProgress): Record<string, string> {

@@ -6,11 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
 import { OWNER_TAG_COUNT } from '../../activities/launch';
-import type { FailureType } from '../../workflows/contracts';
+import type { FailureType, MigrateInstanceResult } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName, ExpectedCall } from './stub-activities';
@@ -45,7 +43,7 @@ import {
   startMigration,
   withMigrationWorker,
 } from './migrate-stub-activities';
-import { workflowEnv } from './harness';
+import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
 
 quietWorkerLogs();
 
@@ -481,10 +479,7 @@ describe('migrateInstance failing at each step', () => {
   });
 });
 
-function assertCancelled(error: unknown): void {
-  assert.ok(error instanceof WorkflowFailedError, `not a WorkflowFailedError: ${String(error)}`);
-  assert.ok(error.cause instanceof CancelledFailure, `not cancelled: ${String(error.cause)}`);
-}
+const assertCancelled = assertWorkflowCancelled;
 
 describe('migrateInstance cancelled', () => {
   it('GIVEN the new instance was launched and is being checked WHEN the run is cancelled THEN the new instance is terminated, the image deleted, the source started again, and the run ends cancelled', async () => {
@@ -492,17 +487,16 @@ describe('migrateInstance cancelled', () => {
     const wait = blockingUntilCancelled();
     const activities: Activities = { ...migrationActivities(), waitForInstanceReady: wait.fn };
 
-    const outcome = await withMigrationWorker(env, recorded(log, activities), async (taskQueue) => {
-      const handle = await startMigration(env, taskQueue, migrateInput());
-      await wait.entered;
-      await migrationStep(handle, 'launch instance', ['done']);
-
-      await handle.cancel();
-
-      const o = await migrationOutcome(handle);
-      await wait.cancelled;
-      return o;
-    });
+    const outcome = await cancelledWhileBlocked<MigrateInstanceResult>(
+      env,
+      recorded(log, activities),
+      wait,
+      (taskQueue) => startMigration(env, taskQueue, migrateInput()),
+      {
+        queuePrefix: 'migrate-instance',
+        beforeCancel: (handle) => migrationStep(handle, 'launch instance', ['done']),
+      },
+    );
     await saveHistory(outcome, 'migrate-instance-cancelled-during-checks');
 
     assertCancelled(migrationFailed(outcome));
@@ -531,14 +525,13 @@ describe('migrateInstance cancelled', () => {
     const wait = blockingUntilCancelled();
     const activities: Activities = { ...migrationActivities(), waitForImageAvailable: wait.fn };
 
-    const outcome = await withMigrationWorker(env, recorded(log, activities), async (taskQueue) => {
-      const handle = await startMigration(env, taskQueue, migrateInput());
-      await wait.entered;
-      await handle.cancel();
-      const o = await migrationOutcome(handle);
-      await wait.cancelled;
-      return o;
-    });
+    const outcome = await cancelledWhileBlocked<MigrateInstanceResult>(
+      env,
+      recorded(log, activities),
+      wait,
+      (taskQueue) => startMigration(env, taskQueue, migrateInput()),
+      { queuePrefix: 'migrate-instance' },
+    );
     await saveHistory(outcome, 'migrate-instance-cancelled-during-image');
 
     assertCancelled(migrationFailed(outcome));
