@@ -28,15 +28,12 @@ import {
   assertWorkflowFailure,
   blockingUntilCancelled,
   injectedFailure,
-  quietWorkerLogs,
   recorded,
   startWorker,
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -29,15 +29,12 @@ import {
   blockingUntilCancelled,
   happyActivities,
   injectedFailure,
-  quietWorkerLogs,
   recorded,
   startWorker,
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -23,7 +23,6 @@ import {
   happyActivities,
   imageInput,
   outcomeOf,
-  quietWorkerLogs,
   recorded,
   startImageFromInstance,
   stepReached,
@@ -31,8 +30,6 @@ import {
   withWorker,
 } from './stub-activities';
 import { heartbeatUntilCancelled, workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -27,14 +27,11 @@ import {
   blockingUntilCancelled,
   deferred,
   eventually,
-  quietWorkerLogs,
   startWorker,
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

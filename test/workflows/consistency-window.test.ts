@@ -33,14 +33,11 @@ import {
   blockingUntilCancelled,
   happyActivities,
   imageInput,
-  quietWorkerLogs,
   recorded,
   startImageFromInstance,
   startWorker,
 } from './stub-activities';
 import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -28,10 +28,8 @@ import {
   shareCopyActivities,
   start,
 } from './share-copy-stubs';
-import { ActivityLog, injectedFailure, quietWorkerLogs, recorded, startWorker } from './stub-activities';
+import { ActivityLog, injectedFailure, recorded, startWorker } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -19,10 +19,8 @@ import { VirtualClock } from '../activities/harness';
 import { FakeFleet } from '../support/fake-fleet';
 import { recordHistory, recordingHistories } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
-import { quietWorkerLogs, startWorker, withinBound } from './stub-activities';
+import { startWorker, withinBound } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -55,14 +55,11 @@ import {
   assertActivityFailure,
   assertWorkflowFailure,
   failing,
-  quietWorkerLogs,
   recorded,
   stepStates,
   uniqueWorkflowId,
 } from './stub-activities';
 import { withWorker, workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

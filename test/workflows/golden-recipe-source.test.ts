@@ -31,17 +31,8 @@ import {
   startGolden,
   stepIs,
 } from './golden-stubs';
-import {
-  ActivityLog,
-  RUN_TIMEOUT,
-  quietWorkerLogs,
-  recorded,
-  startWorker,
-  withinBound,
-} from './stub-activities';
+import { ActivityLog, RUN_TIMEOUT, recorded, startWorker, withinBound } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -157,11 +157,13 @@ export function quietWorkerLogs(): void {
 }
 
 /**
- * The file's workflow environment: `start`ed before its tests, torn down after them. What it
- * returns at once forwards to the environment `before` started, so a test file declares it in one
- * line and its tests still read `env.client`, `startWorker(env, ...)`.
+ * The file's workflow environment: `start`ed before its tests, torn down after them, with worker
+ * logs kept to errors (`quietWorkerLogs`). What it returns at once forwards to the environment
+ * `before` started, so a test file declares it in one line and its tests still read `env.client`,
+ * `startWorker(env, ...)`.
  */
 export function workflowEnv(start: () => Promise<TestWorkflowEnvironment>): TestWorkflowEnvironment {
+  quietWorkerLogs();
   let current: TestWorkflowEnvironment | undefined;
   before(async () => {
     current = await start();

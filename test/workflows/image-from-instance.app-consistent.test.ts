@@ -27,7 +27,6 @@ import {
   happyActivities,
   imageInput,
   outcomeOf,
-  quietWorkerLogs,
   recorded,
   runImageFromInstance,
   startImageFromInstance,
@@ -39,8 +38,6 @@ import {
   withinBound,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -22,7 +22,6 @@ import {
   imageInput,
   outcomeOf,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   startImageFromInstance,
   stepReached,
@@ -30,8 +29,6 @@ import {
   withWorker,
 } from './stub-activities';
 import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

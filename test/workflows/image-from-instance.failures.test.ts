@@ -23,14 +23,11 @@ import {
   happyActivities,
   imageInput,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   runImageFromInstance,
   stepStates,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

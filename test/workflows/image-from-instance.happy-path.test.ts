@@ -18,7 +18,6 @@ import {
   happyActivities,
   imageInput,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   runImageFromInstance,
   scheduledActivities,
@@ -26,8 +25,6 @@ import {
   succeeded,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

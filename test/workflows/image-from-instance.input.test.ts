@@ -15,15 +15,12 @@ import {
   imageInput,
   localActivityMarkers,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   runImageFromInstance,
   scheduledActivities,
   succeeded,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -24,7 +24,6 @@ import {
   localActivityMarkers,
   outcomeOf,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   startImageFromInstance,
   succeeded,
@@ -33,8 +32,6 @@ import {
 import type { VirtualEc2, VirtualImageOptions } from './virtual-ec2';
 import { virtualEc2 } from './virtual-ec2';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -19,7 +19,6 @@ import {
   localActivityMarkers,
   outcomeOf,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   scheduledActivities,
   startImageFromInstance,
@@ -30,8 +29,6 @@ import {
   withinBound,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

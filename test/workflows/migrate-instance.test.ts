@@ -21,7 +21,6 @@ import {
   blockingUntilCancelled,
   deferred,
   failing,
-  quietWorkerLogs,
   recorded,
   scheduledActivities,
   startWorker,
@@ -44,8 +43,6 @@ import {
   withMigrationWorker,
 } from './migrate-stub-activities';
 import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -11,10 +11,8 @@ import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import { ACCOUNT, Fleet, goldenActivities, goldenInput, outcomeOf, startGolden } from './golden-stubs';
 import { LT_ID, RolloutFleet, rolloutActivities } from './rollout-stubs';
-import { RUN_TIMEOUT, quietWorkerLogs, startWorker, withinBound } from './stub-activities';
+import { RUN_TIMEOUT, startWorker, withinBound } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

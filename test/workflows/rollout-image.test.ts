@@ -28,14 +28,11 @@ import {
   assertWorkflowFailure,
   blockingUntilCancelled,
   eventually,
-  quietWorkerLogs,
   recorded,
   startWorker,
   withinBound,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -26,7 +26,6 @@ import {
   happyActivities,
   imageInput,
   outcomeOf,
-  quietWorkerLogs,
   startImageFromInstance,
   startWorker,
   succeeded,
@@ -34,8 +33,6 @@ import {
   withinBound,
 } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(timeSkippingEnv);
 

@@ -14,17 +14,8 @@ import { FailureType, SearchAttr, WORKFLOW_TYPES, progressQuery } from '../../wo
 import { backupChildIds } from '../../workflows/backup';
 import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
 import { BUILDER, Fleet, REGION, backupInput, goldenActivities, goldenInput, stepIs } from './golden-stubs';
-import {
-  RUN_TIMEOUT,
-  eventually,
-  quietWorkerLogs,
-  startWorker,
-  uniqueWorkflowId,
-  withinBound,
-} from './stub-activities';
+import { RUN_TIMEOUT, eventually, startWorker, uniqueWorkflowId, withinBound } from './stub-activities';
 import { workflowEnv } from './harness';
-
-quietWorkerLogs();
 
 const env = workflowEnv(devServerEnv);
 
