@@ -21,6 +21,7 @@ import type { AutoScalingGroupRef, AwsTarget, RefreshState, RolloutRestore } fro
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { allPages, tagFilters } from './paging';
 import { waitUntil } from './waiting';
 
 export interface GroupInfo {
@@ -109,29 +110,18 @@ function launchTemplateOf(g: AutoScalingGroup, where: string): LaunchTemplateSpe
   );
 }
 
-async function groupsFor(asg: AutoScalingClient, ref: AutoScalingGroupRef): Promise<AutoScalingGroup[]> {
-  const out: AutoScalingGroup[] = [];
-  let token: string | undefined;
-  do {
-    const page = await asg.send(
-      new DescribeAutoScalingGroupsCommand({
-        ...(ref.name ? { AutoScalingGroupNames: [ref.name] } : {}),
-        ...(ref.tag
-          ? {
-              Filters: [
-                ref.tag.value !== undefined
-                  ? { Name: `tag:${ref.tag.key}`, Values: [ref.tag.value] }
-                  : { Name: 'tag-key', Values: [ref.tag.key] },
-              ],
-            }
-          : {}),
-        ...(token ? { NextToken: token } : {}),
-      }),
-    );
-    out.push(...(page.AutoScalingGroups ?? []));
-    token = page.NextToken;
-  } while (token);
-  return out;
+function groupsFor(asg: AutoScalingClient, ref: AutoScalingGroupRef): Promise<AutoScalingGroup[]> {
+  return allPages(
+    (token) =>
+      asg.send(
+        new DescribeAutoScalingGroupsCommand({
+          ...(ref.name ? { AutoScalingGroupNames: [ref.name] } : {}),
+          ...tagFilters(ref.tag),
+          ...token,
+        }),
+      ),
+    (page) => page.AutoScalingGroups,
+  );
 }
 
 /** Every group `refs` name, once each; a ref that finds nothing fails, naming it. */

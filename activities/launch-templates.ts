@@ -15,6 +15,7 @@ import type { AwsTarget, LaunchTemplateRef, RolloutRestore } from '../contracts'
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { allPages, tagFilters } from './paging';
 
 export interface LaunchTemplateInfo {
   launchTemplateId: string;
@@ -100,47 +101,37 @@ export async function findLaunchTemplates(
   return [...found.values()];
 }
 
-async function describeAll(ec2: EC2Client, ref: LaunchTemplateRef): Promise<LaunchTemplate[]> {
-  const out: LaunchTemplate[] = [];
-  let token: string | undefined;
-  do {
-    const page = await ec2.send(
-      new DescribeLaunchTemplatesCommand({
-        ...(ref.id ? { LaunchTemplateIds: [ref.id] } : {}),
-        ...(ref.name ? { LaunchTemplateNames: [ref.name] } : {}),
-        ...(ref.tag
-          ? {
-              Filters: [
-                ref.tag.value !== undefined
-                  ? { Name: `tag:${ref.tag.key}`, Values: [ref.tag.value] }
-                  : { Name: 'tag-key', Values: [ref.tag.key] },
-              ],
-            }
-          : {}),
-        ...(token ? { NextToken: token } : {}),
-      }),
-    );
-    out.push(...(page.LaunchTemplates ?? []));
-    token = page.NextToken;
-  } while (token);
-  return out;
+function describeAll(ec2: EC2Client, ref: LaunchTemplateRef): Promise<LaunchTemplate[]> {
+  return allPages(
+    (token) =>
+      ec2.send(
+        new DescribeLaunchTemplatesCommand({
+          ...(ref.id ? { LaunchTemplateIds: [ref.id] } : {}),
+          ...(ref.name ? { LaunchTemplateNames: [ref.name] } : {}),
+          ...tagFilters(ref.tag),
+          ...token,
+        }),
+      ),
+    (page) => page.LaunchTemplates,
+  );
 }
 
-async function versionsAfter(ec2: EC2Client, launchTemplateId: string, min: number) {
-  const out: LaunchTemplateVersion[] = [];
-  let token: string | undefined;
-  do {
-    const page = await ec2.send(
-      new DescribeLaunchTemplateVersionsCommand({
-        LaunchTemplateId: launchTemplateId,
-        MinVersion: String(min),
-        ...(token ? { NextToken: token } : {}),
-      }),
-    );
-    out.push(...(page.LaunchTemplateVersions ?? []));
-    token = page.NextToken;
-  } while (token);
-  return out;
+function versionsAfter(
+  ec2: EC2Client,
+  launchTemplateId: string,
+  min: number,
+): Promise<LaunchTemplateVersion[]> {
+  return allPages(
+    (token) =>
+      ec2.send(
+        new DescribeLaunchTemplateVersionsCommand({
+          LaunchTemplateId: launchTemplateId,
+          MinVersion: String(min),
+          ...token,
+        }),
+      ),
+    (page) => page.LaunchTemplateVersions,
+  );
 }
 
 async function currentDefault(ec2: EC2Client, launchTemplateId: string, action: string): Promise<number> {

@@ -7,20 +7,10 @@ import type { EC2Client, Image, Snapshot } from '@aws-sdk/client-ec2';
 import { DescribeImagesCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import type { AwsClients } from '../activities/aws';
 import type { Clock } from '../activities/waiting';
+import { VirtualClock } from '../devkit/virtual-clock';
 
-/** Virtual time: `sleep` moves the clock on at once, so an hour of waiting takes milliseconds. */
-export class VirtualClock implements Clock {
-  constructor(private t: number) {}
-
-  now(): number {
-    return this.t;
-  }
-
-  async sleep(ms: number): Promise<void> {
-    this.t += ms;
-    await Promise.resolve();
-  }
-}
+/** Virtual time (devkit's one virtual clock): an hour of waiting takes milliseconds. */
+export { VirtualClock };
 
 interface FakeImage {
   imageId: string;

@@ -17,8 +17,9 @@ import { mockClient } from 'aws-sdk-client-mock';
 import type { ActivityDeps, Activities } from '../../activities';
 import { createActivities } from '../../activities';
 import type { AwsClients } from '../../activities/aws';
-import type { Clock, PollPolicy } from '../../activities/waiting';
+import type { PollPolicy } from '../../activities/waiting';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
+import { VirtualClock as DevkitVirtualClock } from '../../devkit/virtual-clock';
 import type { AwsTarget, FailureType, Tags } from '../../workflows/contracts';
 import { TAG } from '../../workflows/contracts';
 
@@ -33,21 +34,10 @@ export const RUN_ID = '0b7a4c1e-0000-4000-8000-000000000001';
 /** 2025-01-01T00:00:00Z: the virtual clock starts here. */
 export const T0 = Date.UTC(2025, 0, 1);
 
-/** Virtual time: `sleep` records the duration and advances the clock without waiting. */
-export class VirtualClock implements Clock {
-  readonly sleeps: number[] = [];
-  constructor(private t: number = T0) {}
-  now(): number {
-    return this.t;
-  }
-  sleep(ms: number): Promise<void> {
-    this.sleeps.push(ms);
-    this.t += ms;
-    return Promise.resolve();
-  }
-  /** Time passing inside an AWS call (latency). */
-  advance(ms: number): void {
-    this.t += ms;
+/** The devkit's virtual clock, starting at T0. */
+export class VirtualClock extends DevkitVirtualClock {
+  constructor(start: number = T0) {
+    super(start);
   }
 }
 

@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { DescribeImageReferencesCommandInput, DescribeImagesCommandInput } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/activity';
+import type { RetireImageInput } from '../../activities/retention';
 import { REFERENCE_BATCH, REFERENCE_TYPES } from '../../activities/retention';
 import { FailureType, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import {
@@ -34,6 +35,7 @@ import {
   image,
   nonRetryableFailure,
 } from './harness';
+import type { Harness } from './harness';
 
 const PIPELINE_TAGS = [
   { Key: TAG.managedBy, Value: MANAGED_BY_VALUE },
@@ -41,6 +43,15 @@ const PIPELINE_TAGS = [
   { Key: TAG.approved, Value: 'true' },
 ];
 const OWNED = { [TAG.managedBy]: MANAGED_BY_VALUE, [TAG.pipeline]: 'web' };
+/** retireImage of IMAGE_ID, owned by the web pipeline, with `options`. */
+function retire(h: Harness, options: Partial<RetireImageInput> = {}) {
+  return activityEnv().run(h.activities.retireImage, {
+    target: TARGET,
+    imageId: IMAGE_ID,
+    requiredTags: OWNED,
+    ...options,
+  });
+}
 const LT_ARN = 'arn:aws:ec2:eu-west-1:111122223333:launch-template/lt-0123456789abcdef0';
 
 describe('listManagedImages', () => {
@@ -233,11 +244,7 @@ describe('retireImage', () => {
     h.ec2Mock.on(DeregisterImageCommand).resolves({});
     h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-    });
+    const out = await retire(h);
 
     assert.deepEqual(
       h.ec2Mock.commandCalls(DescribeImagesCommand)[0]?.args[0].input.IncludeDisabled,
@@ -263,11 +270,7 @@ describe('retireImage', () => {
       ImageReferences: [{ ImageId: IMAGE_ID, ResourceType: 'ec2:LaunchTemplate', Arn: LT_ARN }],
     });
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-    });
+    const out = await retire(h);
 
     assert.deepEqual(out, {
       imageId: IMAGE_ID,
@@ -284,7 +287,7 @@ describe('retireImage', () => {
       .on(DescribeImagesCommand)
       .resolves({ Images: [image('available', { Tags: [{ Key: TAG.pipeline, Value: 'api' }] })] });
     await nonRetryableFailure(
-      activityEnv().run(h.activities.retireImage, { target: TARGET, imageId: IMAGE_ID, requiredTags: OWNED }),
+      retire(h),
       FailureType.AwsPolicyRefused,
       'not retiring an image amiflow did not make',
     );
@@ -302,12 +305,7 @@ describe('retireImage', () => {
       ],
     });
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-      honourProtection: true,
-    });
+    const out = await retire(h, { honourProtection: true });
 
     assert.deepEqual(out, {
       imageId: IMAGE_ID,
@@ -322,12 +320,7 @@ describe('retireImage', () => {
     const h = harness();
     h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [image('available', { Tags: PIPELINE_TAGS })] });
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-      keepApproved: true,
-    });
+    const out = await retire(h, { keepApproved: true });
 
     assert.equal(out.deregistered, false);
     assert.match(out.keptBecause ?? '', /approved image/);
@@ -375,11 +368,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
       LaunchPermissions: [{ UserId: '444455556666' }, { OrganizationArn: ORG_ARN }, { Group: 'all' }],
     });
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-    });
+    const out = await retire(h);
 
     assert.deepEqual(out, {
       imageId: IMAGE_ID,
@@ -398,12 +387,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
     const h = harness();
     retirable(h);
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-      retireShared: true,
-    });
+    const out = await retire(h, { retireShared: true });
 
     assert.equal(out.deregistered, true);
     assert.deepEqual(commandNames(h.ec2Mock).slice(0, 3), [
@@ -419,11 +403,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
     h.ec2Mock.on(DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
     h.ec2Mock.on(DisableImageDeregistrationProtectionCommand).resolves({ Return: 'disabled-until' });
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-    });
+    const out = await retire(h);
 
     assert.deepEqual(out, {
       imageId: IMAGE_ID,
@@ -441,11 +421,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
     retirable(h, { DeregistrationProtection: 'disabled-until 2025-01-01T20:00:00.000Z' });
     h.ec2Mock.on(DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-    });
+    const out = await retire(h);
 
     assert.equal(out.retireAfter, '2025-01-01T20:00:00.000Z');
     assert.deepEqual(commandNames(h.ec2Mock), [
@@ -460,11 +436,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
     retirable(h, { DeregistrationProtection: 'disabled-until-2024-12-31T20:00:00.000Z' });
     h.ec2Mock.on(DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-    });
+    const out = await retire(h);
 
     assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
   });
@@ -481,11 +453,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
     h.ec2Mock.on(DeregisterImageCommand).resolves({});
     h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
 
-    const out = await activityEnv().run(h.activities.retireImage, {
-      target: TARGET,
-      imageId: IMAGE_ID,
-      requiredTags: OWNED,
-    });
+    const out = await retire(h);
 
     assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
   });

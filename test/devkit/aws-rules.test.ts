@@ -6,8 +6,8 @@
  * the sandbox is read directly (no layer) to tell what was applied.
  */
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
-import type { DescribeImagesCommandInput, EC2ServiceException } from '@aws-sdk/client-ec2';
+import { describe, it } from 'node:test';
+import type { DescribeImagesCommandInput } from '@aws-sdk/client-ec2';
 import {
   CopyImageCommand,
   CreateImageCommand,
@@ -19,75 +19,30 @@ import {
   ModifyImageAttributeCommand,
 } from '@aws-sdk/client-ec2';
 import { REFERENCE_ID_LIMIT, limitError } from '../../devkit/faults/aws-rules';
-import type { FaultProxy } from '../../devkit/faults/fault-proxy';
-import { startFaultProxy } from '../../devkit/faults/fault-proxy';
 import { NO_FAULTS, faultOptionsFromEnv } from '../../devkit/faults/options';
-import type { Moto } from '../../devkit/moto';
-import { SANDBOX_ACCOUNT, SANDBOX_CREDENTIALS, startMoto } from '../../devkit/moto';
-import {
-  SANDBOX_REGION,
-  createImageDirectly,
-  launchInstance,
-  ownImages,
-  sandboxEc2,
-  stockEbsAmi,
-} from '../../devkit/sandbox-ec2';
+import { SANDBOX_ACCOUNT, SANDBOX_CREDENTIALS } from '../../devkit/moto';
+import { SANDBOX_REGION, createImageDirectly, launchInstance, ownImages } from '../../devkit/sandbox-ec2';
+import type { LayeredSandbox } from './layered-sandbox';
+import { errorOf, useLayeredSandbox } from './layered-sandbox';
 
 const GRANTEE = '444455556666';
 
-let moto: Moto;
-let proxy: FaultProxy;
-/** The sandbox itself, without the layer: the truth. */
-let direct: EC2Client;
-/** The sandbox through the layer, with no SDK retries so every fault is seen. */
-let layered: EC2Client;
-let stockAmi: string;
+let sandbox: LayeredSandbox;
 let now = 5_000_000;
 const clock = (): number => now;
 
-async function errorOf(p: Promise<unknown>): Promise<EC2ServiceException> {
-  try {
-    await p;
-  } catch (err) {
-    return err as EC2ServiceException;
-  }
-  throw new Error('expected the call to fail');
-}
-
 async function visibleIds(input: DescribeImagesCommandInput): Promise<string[]> {
-  const out = await layered.send(new DescribeImagesCommand(input));
+  const out = await sandbox.layered.send(new DescribeImagesCommand(input));
   return (out.Images ?? []).flatMap((i) => (i.ImageId ? [i.ImageId] : []));
 }
 
 describe('AWS rules modelled by the fault layer', () => {
-  before(async () => {
-    moto = await startMoto();
-    proxy = await startFaultProxy({ target: moto.endpoint, clock });
-    direct = sandboxEc2(moto.endpoint);
-    layered = new EC2Client({
-      region: SANDBOX_REGION,
-      endpoint: proxy.endpoint,
-      credentials: SANDBOX_CREDENTIALS,
-      maxAttempts: 1,
-    });
-    stockAmi = await stockEbsAmi(direct);
-  });
-  after(async () => {
-    layered?.destroy();
-    direct?.destroy();
-    await proxy?.stop();
-    await moto?.stop();
-  });
-  beforeEach(async () => {
-    await moto.reset();
-    proxy.reset();
-    proxy.configure(NO_FAULTS);
-  });
+  sandbox = useLayeredSandbox(clock);
 
   it('GIVEN images, one launched from WHEN DescribeImageReferences names 11 ids THEN it is refused InvalidParameterValue, and 10 ids are answered with the instance that uses one', async () => {
-    const instanceId = await launchInstance(direct, stockAmi);
-    const used = await createImageDirectly(direct, instanceId, 'refs-used');
-    const user = await launchInstance(direct, used);
+    const instanceId = await launchInstance(sandbox.direct, sandbox.stockAmi);
+    const used = await createImageDirectly(sandbox.direct, instanceId, 'refs-used');
+    const user = await launchInstance(sandbox.direct, used);
     const ids = [
       used,
       ...Array.from({ length: REFERENCE_ID_LIMIT }, (_, i) => `ami-${String(i).padStart(17, '0')}`),
@@ -95,42 +50,44 @@ describe('AWS rules modelled by the fault layer', () => {
     const refs = { ResourceTypes: [{ ResourceType: 'ec2:Instance' as const }] };
 
     const refused = await errorOf(
-      layered.send(new DescribeImageReferencesCommand({ ImageIds: ids, ...refs })),
+      sandbox.layered.send(new DescribeImageReferencesCommand({ ImageIds: ids, ...refs })),
     );
     assert.equal(refused.name, 'InvalidParameterValue');
     assert.match(refused.message, /between 1 and 10 image ids \(it has 11\)/);
 
-    const out = await layered.send(
+    const out = await sandbox.layered.send(
       new DescribeImageReferencesCommand({ ImageIds: ids.slice(0, REFERENCE_ID_LIMIT), ...refs }),
     );
     assert.deepEqual(
       (out.ImageReferences ?? []).map((r) => [r.ImageId, r.ResourceType, r.Arn]),
       [[used, 'ec2:Instance', `arn:aws:ec2:${SANDBOX_REGION}:${SANDBOX_ACCOUNT}:instance/${user}`]],
     );
-    assert.equal(proxy.stats().faults.referenceIdLimit, 1);
+    assert.equal(sandbox.proxy.stats().faults.referenceIdLimit, 1);
   });
 
   it('GIVEN limit errors at rate 1 WHEN CreateImage and CopyImage are called THEN they fail with a concurrency limit code and nothing is applied; at rate 0 they succeed', async () => {
-    const instanceId = await launchInstance(direct, stockAmi);
-    proxy.configure({ limitErrorRate: 1 });
+    const instanceId = await launchInstance(sandbox.direct, sandbox.stockAmi);
+    sandbox.proxy.configure({ limitErrorRate: 1 });
     const created = await errorOf(
-      layered.send(new CreateImageCommand({ InstanceId: instanceId, Name: 'limited', NoReboot: true })),
+      sandbox.layered.send(
+        new CreateImageCommand({ InstanceId: instanceId, Name: 'limited', NoReboot: true }),
+      ),
     );
     assert.ok(
       ['SnapshotCreationPerVolumeRateExceeded', 'ConcurrentSnapshotLimitExceeded'].includes(created.name),
       created.name,
     );
     const copied = await errorOf(
-      layered.send(
-        new CopyImageCommand({ SourceImageId: stockAmi, SourceRegion: SANDBOX_REGION, Name: 'c' }),
+      sandbox.layered.send(
+        new CopyImageCommand({ SourceImageId: sandbox.stockAmi, SourceRegion: SANDBOX_REGION, Name: 'c' }),
       ),
     );
     assert.equal(copied.name, 'ResourceLimitExceeded');
-    assert.deepEqual(await ownImages(direct), [], 'a refused call is not applied');
-    assert.equal(proxy.stats().faults.limitExceeded, 2);
+    assert.deepEqual(await ownImages(sandbox.direct), [], 'a refused call is not applied');
+    assert.equal(sandbox.proxy.stats().faults.limitExceeded, 2);
 
-    proxy.configure({ limitErrorRate: 0 });
-    const out = await layered.send(
+    sandbox.proxy.configure({ limitErrorRate: 0 });
+    const out = await sandbox.layered.send(
       new CreateImageCommand({ InstanceId: instanceId, Name: 'limited', NoReboot: true }),
     );
     assert.ok(out.ImageId);
@@ -144,36 +101,46 @@ describe('AWS rules modelled by the fault layer', () => {
   });
 
   it('GIVEN a 60 s name hold WHEN an image is deregistered and its name reused THEN CreateImage and CopyImage fail InvalidAMIName.Duplicate, though no image of that name is visible, until the hold has passed', async () => {
-    proxy.configure({ nameHeldMs: 60_000 });
-    const instanceId = await launchInstance(direct, stockAmi);
-    const first = await createImageDirectly(direct, instanceId, 'held-name');
-    await layered.send(new DeregisterImageCommand({ ImageId: first }));
+    sandbox.proxy.configure({ nameHeldMs: 60_000 });
+    const instanceId = await launchInstance(sandbox.direct, sandbox.stockAmi);
+    const first = await createImageDirectly(sandbox.direct, instanceId, 'held-name');
+    await sandbox.layered.send(new DeregisterImageCommand({ ImageId: first }));
 
     assert.deepEqual(
       await visibleIds({ Owners: ['self'], Filters: [{ Name: 'name', Values: ['held-name'] }] }),
       [],
     );
     const again = await errorOf(
-      layered.send(new CreateImageCommand({ InstanceId: instanceId, Name: 'held-name', NoReboot: true })),
+      sandbox.layered.send(
+        new CreateImageCommand({ InstanceId: instanceId, Name: 'held-name', NoReboot: true }),
+      ),
     );
     assert.equal(again.name, 'InvalidAMIName.Duplicate');
     assert.match(again.message, new RegExp(first));
     const copy = await errorOf(
-      layered.send(
-        new CopyImageCommand({ SourceImageId: stockAmi, SourceRegion: SANDBOX_REGION, Name: 'held-name' }),
+      sandbox.layered.send(
+        new CopyImageCommand({
+          SourceImageId: sandbox.stockAmi,
+          SourceRegion: SANDBOX_REGION,
+          Name: 'held-name',
+        }),
       ),
     );
     assert.equal(copy.name, 'InvalidAMIName.Duplicate');
     // Another region does not hold it.
     const west = new EC2Client({
       region: 'us-west-2',
-      endpoint: proxy.endpoint,
+      endpoint: sandbox.proxy.endpoint,
       credentials: SANDBOX_CREDENTIALS,
       maxAttempts: 1,
     });
     try {
       const out = await west.send(
-        new CopyImageCommand({ SourceImageId: stockAmi, SourceRegion: SANDBOX_REGION, Name: 'held-name' }),
+        new CopyImageCommand({
+          SourceImageId: sandbox.stockAmi,
+          SourceRegion: SANDBOX_REGION,
+          Name: 'held-name',
+        }),
       );
       assert.ok(out.ImageId);
     } finally {
@@ -181,17 +148,21 @@ describe('AWS rules modelled by the fault layer', () => {
     }
 
     now += 60_000;
-    const later = await layered.send(
+    const later = await sandbox.layered.send(
       new CreateImageCommand({ InstanceId: instanceId, Name: 'held-name', NoReboot: true }),
     );
     assert.ok(later.ImageId);
-    assert.equal(proxy.stats().faults.nameHeld, 2);
+    assert.equal(sandbox.proxy.stats().faults.nameHeld, 2);
   });
 
   it('GIVEN a 30 s share visibility delay WHEN a launch permission is added THEN DescribeImages ExecutableBy the grantee leaves the image out until the delay has passed, and the owner sees it at once', async () => {
-    proxy.configure({ shareVisibilityMs: 30_000 });
-    const imageId = await createImageDirectly(direct, await launchInstance(direct, stockAmi), 'shared');
-    await layered.send(
+    sandbox.proxy.configure({ shareVisibilityMs: 30_000 });
+    const imageId = await createImageDirectly(
+      sandbox.direct,
+      await launchInstance(sandbox.direct, sandbox.stockAmi),
+      'shared',
+    );
+    await sandbox.layered.send(
       new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: [{ UserId: GRANTEE }] } }),
     );
 
@@ -201,30 +172,37 @@ describe('AWS rules modelled by the fault layer', () => {
     assert.deepEqual(await visibleIds({ ImageIds: [imageId] }), [imageId], 'the owner sees it');
     now += 30_000;
     assert.deepEqual(await visibleIds(asGrantee), [imageId]);
-    assert.equal(proxy.stats().faults.shareNotVisible, 1);
+    assert.equal(sandbox.proxy.stats().faults.shareNotVisible, 1);
   });
 
   it('GIVEN Allowed AMIs enabled for the account own images only WHEN images are described THEN GetAllowedImagesSettings says so and a stock image is left out by id and in listings; disabled or in audit mode, it is shown', async () => {
-    const own = await createImageDirectly(direct, await launchInstance(direct, stockAmi), 'own');
-    proxy.configure({ allowedAmis: { state: 'enabled', imageProviders: [SANDBOX_ACCOUNT] } });
+    const own = await createImageDirectly(
+      sandbox.direct,
+      await launchInstance(sandbox.direct, sandbox.stockAmi),
+      'own',
+    );
+    sandbox.proxy.configure({ allowedAmis: { state: 'enabled', imageProviders: [SANDBOX_ACCOUNT] } });
 
-    const settings = await layered.send(new GetAllowedImagesSettingsCommand({}));
+    const settings = await sandbox.layered.send(new GetAllowedImagesSettingsCommand({}));
     assert.equal(settings.State, 'enabled');
     assert.deepEqual(
       settings.ImageCriteria?.map((c) => c.ImageProviders),
       [[SANDBOX_ACCOUNT]],
     );
-    assert.deepEqual(await visibleIds({ ImageIds: [stockAmi, own] }), [own]);
-    assert.ok(!(await visibleIds({ Owners: ['amazon'] })).includes(stockAmi));
-    assert.ok((proxy.stats().faults.notAllowed ?? 0) >= 2);
+    assert.deepEqual(await visibleIds({ ImageIds: [sandbox.stockAmi, own] }), [own]);
+    assert.ok(!(await visibleIds({ Owners: ['amazon'] })).includes(sandbox.stockAmi));
+    assert.ok((sandbox.proxy.stats().faults.notAllowed ?? 0) >= 2);
 
-    proxy.configure({ allowedAmis: { state: 'enabled', imageProviders: ['amazon'] } });
-    assert.deepEqual(await visibleIds({ ImageIds: [stockAmi, own] }), [stockAmi]);
+    sandbox.proxy.configure({ allowedAmis: { state: 'enabled', imageProviders: ['amazon'] } });
+    assert.deepEqual(await visibleIds({ ImageIds: [sandbox.stockAmi, own] }), [sandbox.stockAmi]);
 
-    proxy.configure({ allowedAmis: { state: 'audit-mode', imageProviders: [] } });
-    assert.deepEqual((await visibleIds({ ImageIds: [stockAmi, own] })).sort(), [stockAmi, own].sort());
-    proxy.configure(NO_FAULTS);
-    assert.equal((await layered.send(new GetAllowedImagesSettingsCommand({}))).State, 'disabled');
+    sandbox.proxy.configure({ allowedAmis: { state: 'audit-mode', imageProviders: [] } });
+    assert.deepEqual(
+      (await visibleIds({ ImageIds: [sandbox.stockAmi, own] })).sort(),
+      [sandbox.stockAmi, own].sort(),
+    );
+    sandbox.proxy.configure(NO_FAULTS);
+    assert.equal((await sandbox.layered.send(new GetAllowedImagesSettingsCommand({}))).State, 'disabled');
   });
 
   it('GIVEN AMIFLOW_FAULT_* variables for the rules WHEN read THEN each lands in its option, and a bad state is refused naming the variable', () => {

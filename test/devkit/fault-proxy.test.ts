@@ -4,8 +4,7 @@
  * is read directly (no layer) to tell what was really applied from what the caller was told.
  */
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
-import type { EC2ServiceException } from '@aws-sdk/client-ec2';
+import { describe, it } from 'node:test';
 import {
   CopyImageCommand,
   CreateImageCommand,
@@ -14,50 +13,30 @@ import {
   DescribeInstanceStatusCommand,
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
-  EC2Client,
   RunInstancesCommand,
   StartInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import type { FaultProxy } from '../../devkit/faults/fault-proxy';
-import { startFaultProxy } from '../../devkit/faults/fault-proxy';
-import { NO_FAULTS, faultOptionsFromEnv } from '../../devkit/faults/options';
+import { faultOptionsFromEnv } from '../../devkit/faults/options';
 import { unitDraw } from '../../devkit/faults/random';
-import type { Moto } from '../../devkit/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../../devkit/moto';
 import {
   SANDBOX_REGION,
   findImage,
   instanceState,
   launchInstance,
   ownImages,
-  sandboxEc2,
   snapshotIdsOfImage,
-  stockEbsAmi,
   tagMap,
 } from '../../devkit/sandbox-ec2';
+import type { LayeredSandbox } from './layered-sandbox';
+import { errorOf, useLayeredSandbox } from './layered-sandbox';
 
-let moto: Moto;
-let proxy: FaultProxy;
-/** The sandbox itself, without the layer: the truth. */
-let direct: EC2Client;
-/** The sandbox through the layer, with no SDK retries so every fault is seen. */
-let layered: EC2Client;
-let stockAmi: string;
+let sandbox: LayeredSandbox;
 let now = 1_000_000;
 const clock = (): number => now;
 
-async function errorOf(p: Promise<unknown>): Promise<EC2ServiceException> {
-  try {
-    await p;
-  } catch (err) {
-    return err as EC2ServiceException;
-  }
-  throw new Error('expected the call to fail');
-}
-
 async function imageOf(instanceId: string, name: string): Promise<string> {
-  const out = await layered.send(
+  const out = await sandbox.layered.send(
     new CreateImageCommand({ InstanceId: instanceId, Name: name, NoReboot: true }),
   );
   assert.ok(out.ImageId);
@@ -65,133 +44,127 @@ async function imageOf(instanceId: string, name: string): Promise<string> {
 }
 
 describe('fault layer in front of the sandbox', () => {
-  before(async () => {
-    moto = await startMoto();
-    proxy = await startFaultProxy({ target: moto.endpoint, clock });
-    direct = sandboxEc2(moto.endpoint);
-    layered = new EC2Client({
-      region: SANDBOX_REGION,
-      endpoint: proxy.endpoint,
-      credentials: SANDBOX_CREDENTIALS,
-      maxAttempts: 1,
-    });
-    stockAmi = await stockEbsAmi(direct);
-  });
-  after(async () => {
-    layered?.destroy();
-    direct?.destroy();
-    await proxy?.stop();
-    await moto?.stop();
-  });
-  beforeEach(async () => {
-    await moto.reset();
-    proxy.reset();
-    proxy.configure(NO_FAULTS);
-  });
+  sandbox = useLayeredSandbox(clock);
 
   it('GIVEN a 10 s consistency window WHEN an image is created THEN by id it is NotFound and listings omit it until the window has passed', async () => {
-    proxy.configure({ consistencyMs: 10_000 });
-    const instanceId = await launchInstance(direct, stockAmi);
+    sandbox.proxy.configure({ consistencyMs: 10_000 });
+    const instanceId = await launchInstance(sandbox.direct, sandbox.stockAmi);
     const imageId = await imageOf(instanceId, 'window-1');
-    const snapshotIds = snapshotIdsOfImage((await findImage(direct, imageId))!);
+    const snapshotIds = snapshotIdsOfImage((await findImage(sandbox.direct, imageId))!);
     assert.ok(snapshotIds.length > 0);
 
-    const byId = await errorOf(layered.send(new DescribeImagesCommand({ ImageIds: [imageId] })));
+    const byId = await errorOf(sandbox.layered.send(new DescribeImagesCommand({ ImageIds: [imageId] })));
     assert.equal(byId.name, 'InvalidAMIID.NotFound');
-    const bySnap = await errorOf(layered.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds })));
+    const bySnap = await errorOf(
+      sandbox.layered.send(new DescribeSnapshotsCommand({ SnapshotIds: snapshotIds })),
+    );
     assert.equal(bySnap.name, 'InvalidSnapshot.NotFound');
-    const listed = await layered.send(new DescribeImagesCommand({ Owners: ['self'] }));
+    const listed = await sandbox.layered.send(new DescribeImagesCommand({ Owners: ['self'] }));
     assert.deepEqual(listed.Images ?? [], []);
     // A mutating call is not refused unless asked for.
-    await layered.send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: 'k', Value: 'v' }] }));
+    await sandbox.layered.send(
+      new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: 'k', Value: 'v' }] }),
+    );
 
     now += 10_000;
-    const later = await layered.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    const later = await sandbox.layered.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
     assert.equal(later.Images?.[0]?.ImageId, imageId);
-    assert.equal(proxy.stats().faults.notVisible, 2);
-    assert.equal(proxy.stats().faults.hiddenFromListing, 1);
+    assert.equal(sandbox.proxy.stats().faults.notVisible, 2);
+    assert.equal(sandbox.proxy.stats().faults.hiddenFromListing, 1);
   });
 
   it('GIVEN mutating calls inside the window WHEN CreateTags names a new copy THEN it fails NotFound and the copy still exists', async () => {
-    proxy.configure({ consistencyMs: 5_000, mutatingNotFound: true });
-    const copy = await layered.send(
-      new CopyImageCommand({ SourceImageId: stockAmi, SourceRegion: SANDBOX_REGION, Name: 'copy-1' }),
+    sandbox.proxy.configure({ consistencyMs: 5_000, mutatingNotFound: true });
+    const copy = await sandbox.layered.send(
+      new CopyImageCommand({ SourceImageId: sandbox.stockAmi, SourceRegion: SANDBOX_REGION, Name: 'copy-1' }),
     );
     assert.ok(copy.ImageId);
     const err = await errorOf(
-      layered.send(new CreateTagsCommand({ Resources: [copy.ImageId], Tags: [{ Key: 'k', Value: 'v' }] })),
+      sandbox.layered.send(
+        new CreateTagsCommand({ Resources: [copy.ImageId], Tags: [{ Key: 'k', Value: 'v' }] }),
+      ),
     );
     assert.equal(err.name, 'InvalidAMIID.NotFound');
-    assert.ok(await findImage(direct, copy.ImageId), 'the copy exists in the sandbox all along');
+    assert.ok(await findImage(sandbox.direct, copy.ImageId), 'the copy exists in the sandbox all along');
   });
 
   it('GIVEN stopping and pending durations WHEN an instance is stopped and started THEN the states show and calls in them fail IncorrectInstanceState', async () => {
-    proxy.configure({ stoppingMs: 3_000, pendingMs: 2_000, statusChecksMs: 4_000 });
-    const instanceId = await launchInstance(direct, stockAmi);
-    await layered.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
-    const seen = await layered.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    sandbox.proxy.configure({ stoppingMs: 3_000, pendingMs: 2_000, statusChecksMs: 4_000 });
+    const instanceId = await launchInstance(sandbox.direct, sandbox.stockAmi);
+    await sandbox.layered.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
+    const seen = await sandbox.layered.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
     assert.equal(seen.Reservations?.[0]?.Instances?.[0]?.State?.Name, 'stopping');
-    const early = await errorOf(layered.send(new StartInstancesCommand({ InstanceIds: [instanceId] })));
+    const early = await errorOf(
+      sandbox.layered.send(new StartInstancesCommand({ InstanceIds: [instanceId] })),
+    );
     assert.equal(early.name, 'IncorrectInstanceState');
-    assert.equal(await instanceState(direct, instanceId), 'stopped', 'the sandbox stopped it at once');
+    assert.equal(
+      await instanceState(sandbox.direct, instanceId),
+      'stopped',
+      'the sandbox stopped it at once',
+    );
 
     now += 3_000;
-    await layered.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
-    const pending = await layered.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    await sandbox.layered.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
+    const pending = await sandbox.layered.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
     assert.equal(pending.Reservations?.[0]?.Instances?.[0]?.State?.Name, 'pending');
-    const stopEarly = await errorOf(layered.send(new StopInstancesCommand({ InstanceIds: [instanceId] })));
+    const stopEarly = await errorOf(
+      sandbox.layered.send(new StopInstancesCommand({ InstanceIds: [instanceId] })),
+    );
     assert.equal(stopEarly.name, 'IncorrectInstanceState');
 
     now += 2_000;
-    const checks = await layered.send(new DescribeInstanceStatusCommand({ InstanceIds: [instanceId] }));
+    const checks = await sandbox.layered.send(
+      new DescribeInstanceStatusCommand({ InstanceIds: [instanceId] }),
+    );
     assert.equal(checks.InstanceStatuses?.[0]?.InstanceStatus?.Status, 'initializing');
     now += 4_000;
-    const ok = await layered.send(new DescribeInstanceStatusCommand({ InstanceIds: [instanceId] }));
+    const ok = await sandbox.layered.send(new DescribeInstanceStatusCommand({ InstanceIds: [instanceId] }));
     assert.equal(ok.InstanceStatuses?.[0]?.InstanceStatus?.Status, 'ok');
   });
 
   it('GIVEN throttling at rate 1 WHEN any EC2 call is made THEN it fails RequestLimitExceeded without reaching the sandbox', async () => {
-    proxy.configure({ throttleRate: 1 });
+    sandbox.proxy.configure({ throttleRate: 1 });
     const err = await errorOf(
-      layered.send(new RunInstancesCommand({ ImageId: stockAmi, MinCount: 1, MaxCount: 1 })),
+      sandbox.layered.send(new RunInstancesCommand({ ImageId: sandbox.stockAmi, MinCount: 1, MaxCount: 1 })),
     );
     assert.equal(err.name, 'RequestLimitExceeded');
     assert.equal(err.$metadata.httpStatusCode, 503);
-    const running = await direct.send(new DescribeInstancesCommand({}));
+    const running = await sandbox.direct.send(new DescribeInstancesCommand({}));
     assert.equal(running.Reservations?.length ?? 0, 0);
-    assert.deepEqual(proxy.stats(), { calls: { RunInstances: 1 }, faults: { throttled: 1 } });
+    assert.deepEqual(sandbox.proxy.stats(), { calls: { RunInstances: 1 }, faults: { throttled: 1 } });
   });
 
   it('GIVEN 5xx after apply WHEN CreateImage is called THEN the caller sees a 503 but the image exists, and its retry meets the unique name', async () => {
-    const instanceId = await launchInstance(direct, stockAmi);
-    proxy.configure({ serverErrorRate: 1, serverErrorAfterApplyShare: 1 });
+    const instanceId = await launchInstance(sandbox.direct, sandbox.stockAmi);
+    sandbox.proxy.configure({ serverErrorRate: 1, serverErrorAfterApplyShare: 1 });
     const err = await errorOf(imageOf(instanceId, 'after-apply'));
     assert.equal(err.$metadata.httpStatusCode, 503);
-    const made = await ownImages(direct);
+    const made = await ownImages(sandbox.direct);
     assert.deepEqual(
       made.map((i) => i.Name),
       ['after-apply'],
     );
 
-    proxy.configure({ serverErrorRate: 0 });
+    sandbox.proxy.configure({ serverErrorRate: 0 });
     const retry = await errorOf(imageOf(instanceId, 'after-apply'));
     assert.equal(retry.name, 'InvalidAMIName.Duplicate');
     assert.match(retry.message, new RegExp(`in use by AMI ${made[0]?.ImageId}`));
   });
 
   it('GIVEN 5xx before apply WHEN CreateImage is called THEN nothing is made', async () => {
-    const instanceId = await launchInstance(direct, stockAmi);
-    proxy.configure({ serverErrorRate: 1, serverErrorAfterApplyShare: 0 });
+    const instanceId = await launchInstance(sandbox.direct, sandbox.stockAmi);
+    sandbox.proxy.configure({ serverErrorRate: 1, serverErrorAfterApplyShare: 0 });
     const err = await errorOf(imageOf(instanceId, 'before-apply'));
     assert.equal(err.name, 'InternalError');
-    assert.deepEqual(await ownImages(direct), []);
+    assert.deepEqual(await ownImages(sandbox.direct), []);
   });
 
   it('GIVEN a ClientToken WHEN CopyImage and RunInstances are repeated with it THEN one copy and one instance exist, and other parameters are refused', async () => {
     const copy = () =>
-      layered.send(
+      sandbox.layered.send(
         new CopyImageCommand({
-          SourceImageId: stockAmi,
+          SourceImageId: sandbox.stockAmi,
           SourceRegion: SANDBOX_REGION,
           Name: 'c',
           ClientToken: 't-1',
@@ -200,11 +173,11 @@ describe('fault layer in front of the sandbox', () => {
     const first = await copy();
     const second = await copy();
     assert.equal(second.ImageId, first.ImageId);
-    assert.equal((await ownImages(direct)).length, 1);
+    assert.equal((await ownImages(sandbox.direct)).length, 1);
     const mismatch = await errorOf(
-      layered.send(
+      sandbox.layered.send(
         new CopyImageCommand({
-          SourceImageId: stockAmi,
+          SourceImageId: sandbox.stockAmi,
           SourceRegion: SANDBOX_REGION,
           Name: 'd',
           ClientToken: 't-1',
@@ -214,21 +187,21 @@ describe('fault layer in front of the sandbox', () => {
     assert.equal(mismatch.name, 'IdempotentParameterMismatch');
 
     const run = () =>
-      layered.send(
-        new RunInstancesCommand({ ImageId: stockAmi, MinCount: 1, MaxCount: 1, ClientToken: 'r-1' }),
+      sandbox.layered.send(
+        new RunInstancesCommand({ ImageId: sandbox.stockAmi, MinCount: 1, MaxCount: 1, ClientToken: 'r-1' }),
       );
     const a = await run();
     const b = await run();
     assert.equal(b.Instances?.[0]?.InstanceId, a.Instances?.[0]?.InstanceId);
-    const all = await direct.send(new DescribeInstancesCommand({}));
+    const all = await sandbox.direct.send(new DescribeInstancesCommand({}));
     assert.equal(all.Reservations?.flatMap((r) => r.Instances ?? []).length, 1);
-    assert.equal(proxy.stats().faults.tokenReplay, 2);
+    assert.equal(sandbox.proxy.stats().faults.tokenReplay, 2);
   });
 
   it('GIVEN CopyImage with tag specifications WHEN the copy is made THEN the copy and its snapshots carry the tags', async () => {
-    const out = await layered.send(
+    const out = await sandbox.layered.send(
       new CopyImageCommand({
-        SourceImageId: stockAmi,
+        SourceImageId: sandbox.stockAmi,
         SourceRegion: SANDBOX_REGION,
         Name: 'tagged',
         TagSpecifications: [
@@ -237,9 +210,9 @@ describe('fault layer in front of the sandbox', () => {
         ],
       }),
     );
-    const image = await findImage(direct, out.ImageId!);
+    const image = await findImage(sandbox.direct, out.ImageId!);
     assert.equal(tagMap(image?.Tags)['amiflow:run'], 'r1');
-    const snaps = await direct.send(
+    const snaps = await sandbox.direct.send(
       new DescribeSnapshotsCommand({ SnapshotIds: snapshotIdsOfImage(image!) }),
     );
     assert.ok((snaps.Snapshots ?? []).length > 0, 'the copy has snapshots');
@@ -247,22 +220,22 @@ describe('fault layer in front of the sandbox', () => {
   });
 
   it('GIVEN images pending for 4 s WHEN a new image is described THEN it is pending, then available', async () => {
-    proxy.configure({ imagePendingMs: 4_000 });
-    const imageId = await imageOf(await launchInstance(direct, stockAmi), 'slow');
-    const first = await layered.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    sandbox.proxy.configure({ imagePendingMs: 4_000 });
+    const imageId = await imageOf(await launchInstance(sandbox.direct, sandbox.stockAmi), 'slow');
+    const first = await sandbox.layered.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
     assert.equal(first.Images?.[0]?.State, 'pending');
     now += 4_000;
-    const later = await layered.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    const later = await sandbox.layered.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
     assert.equal(later.Images?.[0]?.State, 'available');
   });
 
   it('GIVEN the same seed WHEN the same calls are made THEN the same calls are throttled; another seed throttles others', async () => {
     const pattern = async (seed: number): Promise<string> => {
-      proxy.reset();
-      proxy.configure({ seed, throttleRate: 0.5 });
+      sandbox.proxy.reset();
+      sandbox.proxy.configure({ seed, throttleRate: 0.5 });
       let out = '';
       for (let i = 0; i < 16; i++) {
-        const ok = await layered.send(new DescribeImagesCommand({ Owners: ['self'] })).then(
+        const ok = await sandbox.layered.send(new DescribeImagesCommand({ Owners: ['self'] })).then(
           () => true,
           () => false,
         );

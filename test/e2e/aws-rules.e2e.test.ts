@@ -9,22 +9,16 @@
  * 15 s later (activities/errors.ts, activities/copying.ts), so those two take about 20 s each.
  */
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { beforeEach, describe, it } from 'node:test';
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { AmiflowClient } from '../../client';
 import { RunFailedError } from '../../client';
 import type { BackupResult, ComplianceReport, ImageFromInstanceResult } from '../../workflows/contracts';
 import { APPROVED_VALUE, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import { REFERENCE_ID_LIMIT } from '../../devkit/faults/aws-rules';
-import type { FaultProxy } from '../../devkit/faults/fault-proxy';
-import { startFaultProxy } from '../../devkit/faults/fault-proxy';
 import { NO_FAULTS } from '../../devkit/faults/options';
 import { unitDraw } from '../../devkit/faults/random';
-import type { Moto } from '../../devkit/moto';
-import { SANDBOX_ACCOUNT, startMoto } from '../../devkit/moto';
-import { installQuietRuntime } from '../../devkit/runtime';
+import { SANDBOX_ACCOUNT } from '../../devkit/moto';
 import {
   SANDBOX_REGION,
   createImageDirectly,
@@ -35,16 +29,12 @@ import {
   stockEbsAmi,
 } from '../../devkit/sandbox-ec2';
 import { withSandboxWorker } from '../../devkit/sandbox-worker';
-import { devServerEnv, workflowBundle } from '../../devkit/temporal';
+import { useE2eStack } from './stack';
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let proxy: FaultProxy;
-let ec2: EC2Client;
-let stockAmi: string;
+const stack = useE2eStack({ faultLayer: true, stockAmi: true });
 
 async function withWorker<T>(name: string, fn: (client: AmiflowClient) => Promise<T>): Promise<T> {
-  return withSandboxWorker(env, proxy.endpoint, name, (client) => fn(client));
+  return withSandboxWorker(stack.env, stack.proxy.endpoint, name, (client) => fn(client));
 }
 
 /**
@@ -63,32 +53,18 @@ function seedForOneLimitError(action: string, code: number, rate: number): numbe
 }
 
 describe('AWS rules through the fault layer (dev server, real worker)', () => {
-  before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    proxy = await startFaultProxy({ target: moto.endpoint });
-    ec2 = sandboxEc2(moto.endpoint);
-    stockAmi = await stockEbsAmi(ec2);
-  });
-  after(async () => {
-    ec2?.destroy();
-    await proxy?.stop();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
-  });
   beforeEach(() => {
-    proxy.reset();
-    proxy.configure(NO_FAULTS);
+    stack.proxy.reset();
+    stack.proxy.configure(NO_FAULTS);
   });
 
   it('GIVEN an instance with 12 older backups, one still launched from WHEN a backup keeping 1 runs THEN the 12 due are checked in batches of at most 10 ids, 11 deregistered and the referenced one kept', async () => {
     const plan = `refs-${Date.now()}`;
-    const instanceId = await launchInstance(ec2, stockAmi);
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
     const older: string[] = [];
     for (let i = 0; i < 12; i++) {
-      const imageId = await createImageDirectly(ec2, instanceId, `${plan}-old-${i}`);
-      await ec2.send(
+      const imageId = await createImageDirectly(stack.ec2, instanceId, `${plan}-old-${i}`);
+      await stack.ec2.send(
         new CreateTagsCommand({
           Resources: [imageId],
           Tags: [
@@ -104,7 +80,7 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
     }
     // The oldest is ranked last: it falls in the second batch of DescribeImageReferences.
     const referenced = older[0]!;
-    const user = await launchInstance(ec2, referenced);
+    const user = await launchInstance(stack.ec2, referenced);
 
     const result = await withWorker('rules-refs', async (client) => {
       const run = await client.startBackup({
@@ -126,20 +102,20 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
     );
     for (const imageId of older.slice(1)) {
       assert.equal(byImage[imageId]?.action, 'deregister', `${imageId}: ${JSON.stringify(byImage[imageId])}`);
-      assert.equal(await findImage(ec2, imageId), undefined, `${imageId} is deregistered`);
+      assert.equal(await findImage(stack.ec2, imageId), undefined, `${imageId} is deregistered`);
     }
-    assert.ok(await findImage(ec2, referenced), 'the referenced backup is still registered');
+    assert.ok(await findImage(stack.ec2, referenced), 'the referenced backup is still registered');
     const newest = result.instances[0]?.imageId;
-    assert.ok(newest && (await findImage(ec2, newest)), 'the new backup is kept');
-    const stats = proxy.stats();
+    assert.ok(newest && (await findImage(stack.ec2, newest)), 'the new backup is kept');
+    const stats = stack.proxy.stats();
     assert.equal(stats.faults.referenceIdLimit ?? 0, 0, 'no call named more than 10 ids');
     assert.ok((stats.calls.DescribeImageReferences ?? 0) >= Math.ceil(12 / REFERENCE_ID_LIMIT));
   });
 
   it('GIVEN CreateImage refused once with SnapshotCreationPerVolumeRateExceeded WHEN an image run images an instance THEN the step is retried and the run completes with one image', async () => {
     const rate = 0.5;
-    proxy.configure({ seed: seedForOneLimitError('CreateImage', 0, rate), limitErrorRate: rate });
-    const instanceId = await launchInstance(ec2, stockAmi);
+    stack.proxy.configure({ seed: seedForOneLimitError('CreateImage', 0, rate), limitErrorRate: rate });
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
 
     const { result, workflowId } = await withWorker('rules-limit', async (client) => {
       const run = await client.startImageFromInstance({
@@ -154,9 +130,9 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
       };
     });
 
-    assert.equal(proxy.stats().faults.limitExceeded, 1, 'the limit error was met');
-    assert.equal(proxy.stats().calls.CreateImage, 2, 'CreateImage was called again');
-    const made = await imagesTagged(ec2, TAG.workflowId, workflowId);
+    assert.equal(stack.proxy.stats().faults.limitExceeded, 1, 'the limit error was met');
+    assert.equal(stack.proxy.stats().calls.CreateImage, 2, 'CreateImage was called again');
+    const made = await imagesTagged(stack.ec2, TAG.workflowId, workflowId);
     assert.deepEqual(
       made.map((i) => i.ImageId),
       [result.imageId],
@@ -164,16 +140,16 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
   });
 
   it('GIVEN a copy rolled back after its destination name was refused elsewhere WHEN it is re-run with the same name while EC2 still holds it THEN the copy waits out the hold and completes', async () => {
-    proxy.configure({ nameHeldMs: 5_000 });
+    stack.proxy.configure({ nameHeldMs: 5_000 });
     const source = await createImageDirectly(
-      ec2,
-      await launchInstance(ec2, stockAmi),
+      stack.ec2,
+      await launchInstance(stack.ec2, stack.stockAmi),
       `rules-src-${Date.now()}`,
     );
     const name = `rules-copy-${Date.now()}`;
     const taken = `rules-taken-${Date.now()}`;
-    const eu = sandboxEc2(moto.endpoint, 'eu-west-1');
-    const west = sandboxEc2(moto.endpoint, 'us-west-2');
+    const eu = sandboxEc2(stack.moto.endpoint, 'eu-west-1');
+    const west = sandboxEc2(stack.moto.endpoint, 'us-west-2');
     try {
       await createImageDirectly(eu, await launchInstance(eu, await stockEbsAmi(eu)), taken);
       const { first, second } = await withWorker('rules-name', async (client) => {
@@ -199,7 +175,7 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
       });
 
       assert.ok(first instanceof RunFailedError && !first.cancelled, `run 1 ended ${String(first)}`);
-      assert.ok((proxy.stats().faults.nameHeld ?? 0) >= 1, 'the re-run met the held name');
+      assert.ok((stack.proxy.stats().faults.nameHeld ?? 0) >= 1, 'the re-run met the held name');
       const copies = await imagesTagged(west, TAG.workflowId, second);
       assert.deepEqual(
         copies.map((i) => i.Name),
@@ -213,11 +189,11 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
 
   it('GIVEN Allowed AMIs enabled for the account’s own images WHEN a compliance scan runs THEN an instance of a stock image is reported not-allowed, not missing', async () => {
     // Only this test's instances: the earlier tests' would be counted too.
-    await moto.reset();
-    proxy.configure({ allowedAmis: { state: 'enabled', imageProviders: [SANDBOX_ACCOUNT] } });
-    const builder = await launchInstance(ec2, stockAmi);
-    const approved = await createImageDirectly(ec2, builder, `rules-web-${Date.now()}`);
-    await ec2.send(
+    await stack.moto.reset();
+    stack.proxy.configure({ allowedAmis: { state: 'enabled', imageProviders: [SANDBOX_ACCOUNT] } });
+    const builder = await launchInstance(stack.ec2, stack.stockAmi);
+    const approved = await createImageDirectly(stack.ec2, builder, `rules-web-${Date.now()}`);
+    await stack.ec2.send(
       new CreateTagsCommand({
         Resources: [approved],
         Tags: [
@@ -229,7 +205,7 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
         ],
       }),
     );
-    const onApproved = await launchInstance(ec2, approved);
+    const onApproved = await launchInstance(stack.ec2, approved);
 
     const report = await withWorker('rules-allowed', async (client) => {
       const run = await client.startComplianceScan({
@@ -245,6 +221,6 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
     assert.equal(findings[onApproved], undefined, 'the approved instance is compliant');
     assert.equal(target?.counts.missing, 0, JSON.stringify(target?.counts));
     assert.ok((target?.counts['not-allowed'] ?? 0) >= 1);
-    assert.ok((proxy.stats().faults.notAllowed ?? 0) >= 1, 'the layer hid the stock image');
+    assert.ok((stack.proxy.stats().faults.notAllowed ?? 0) >= 1, 'the layer hid the stock image');
   });
 });

@@ -20,8 +20,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { describe, it } from 'node:test';
 import { DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import type {
   SSMClient,
@@ -29,22 +28,16 @@ import type {
   ServiceOutputTypes as SsmOutput,
 } from '@aws-sdk/client-ssm';
 import type { InitializeMiddleware } from '@smithy/types';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { loadRecipeFile } from '../../client/recipe';
 import type { BuildImageResult } from '../../contracts/recipe';
 import { RECIPE_TAG } from '../../contracts/recipe';
 import { TAG } from '../../workflows/contracts';
 import { recordHistory } from '../support/histories';
-import type { Moto } from '../support/moto';
-import { startMoto } from '../support/moto';
-import { installQuietRuntime } from '../support/runtime';
-import { SANDBOX_REGION, findImage, sandboxEc2, tagMap } from '../support/sandbox-ec2';
+import { SANDBOX_REGION, findImage, tagMap } from '../support/sandbox-ec2';
 import { withSandboxWorker } from '../support/sandbox-worker';
-import { devServerEnv, workflowBundle } from '../support/temporal';
+import { useE2eStack } from './stack';
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let ec2: EC2Client;
+const stack = useE2eStack();
 
 const RECIPE = `apiVersion: amiflow/v1
 recipe: e2e-web
@@ -106,26 +99,13 @@ function agentsOnline(ssm: SSMClient): void {
 }
 
 async function instancesOfRun(workflowId: string) {
-  const out = await ec2.send(
+  const out = await stack.ec2.send(
     new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG.workflowId}`, Values: [workflowId] }] }),
   );
   return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
 }
 
 void describe('buildImage end to end (dev server + moto + real worker + client)', () => {
-  before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    ec2 = sandboxEc2(moto.endpoint);
-  });
-
-  after(async () => {
-    ec2?.destroy();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
-  });
-
   void it('GIVEN a recipe with build, reboot, validate and test steps WHEN it is built THEN the image is available and tagged with its hash, no instance is left running, and the result lists the steps; a second build returns it unchanged', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'amiflow-recipe-'));
     await mkdir(path.join(dir, 'scripts'));
@@ -135,8 +115,8 @@ void describe('buildImage end to end (dev server + moto + real worker + client)'
 
     const started = Date.now();
     const { first, second, firstId } = await withSandboxWorker(
-      env,
-      moto.endpoint,
+      stack.env,
+      stack.moto.endpoint,
       'e2e-build',
       async (client, hooks) => {
         // The worker's SSM client for the region (cached, so the activities use this very client).
@@ -170,7 +150,7 @@ void describe('buildImage end to end (dev server + moto + real worker + client)'
       ],
     );
     assert.match(first.parentSource, /^ssm:\/aws\/service\/ami-amazon-linux-latest\//);
-    const image = await findImage(ec2, first.imageId);
+    const image = await findImage(stack.ec2, first.imageId);
     assert.equal(image?.State, 'available');
     const tags = tagMap(image?.Tags);
     assert.equal(tags[RECIPE_TAG.contentHash], first.contentHash);

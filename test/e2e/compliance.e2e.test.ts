@@ -13,10 +13,8 @@
  * accounts and the `ImageAllowed` verdict.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { describe, it } from 'node:test';
 import { CreateTagsCommand, DeregisterImageCommand } from '@aws-sdk/client-ec2';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { AmiflowClient } from '../../client';
 import { NoApprovedImageError } from '../../client';
 import { run } from '../../client/cli';
@@ -24,31 +22,21 @@ import { complianceWorkflowId } from '../../client/compliance';
 import type { ComplianceReport } from '../../workflows/contracts';
 import { APPROVED_VALUE, TAG } from '../../workflows/contracts';
 import { recordHistory } from '../support/histories';
-import type { Moto } from '../support/moto';
-import { SANDBOX_ACCOUNT, startMoto } from '../support/moto';
-import { installQuietRuntime } from '../support/runtime';
-import {
-  SANDBOX_REGION,
-  createImageDirectly,
-  launchInstance,
-  sandboxEc2,
-  stockEbsAmi,
-} from '../support/sandbox-ec2';
-import { devServerEnv, workflowBundle } from '../support/temporal';
+import { SANDBOX_ACCOUNT } from '../support/moto';
+import { SANDBOX_REGION, createImageDirectly, launchInstance, stockEbsAmi } from '../support/sandbox-ec2';
 import { withSandboxWorker } from '../support/sandbox-worker';
 import { eventually } from '../workflows/stub-activities';
+import { useE2eStack } from './stack';
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let ec2: EC2Client;
+const stack = useE2eStack();
 
 async function withWorker<T>(name: string, fn: (client: AmiflowClient) => Promise<T>): Promise<T> {
-  return withSandboxWorker(env, moto.endpoint, name, fn);
+  return withSandboxWorker(stack.env, stack.moto.endpoint, name, fn);
 }
 
 /** Tags an image as a golden-image run marks an approved version. */
 async function approve(imageId: string, pipeline: string, version: string): Promise<void> {
-  await ec2.send(
+  await stack.ec2.send(
     new CreateTagsCommand({
       Resources: [imageId],
       Tags: [
@@ -75,33 +63,20 @@ async function cliOutput(fn: () => Promise<number>): Promise<{ code: number; out
 }
 
 void describe('guardrails end to end (dev server + moto + real worker + client)', () => {
-  before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    ec2 = sandboxEc2(moto.endpoint);
-  });
-
-  after(async () => {
-    ec2?.destroy();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
-  });
-
   void it('GIVEN instances from an approved image, a stock image and a deregistered image WHEN scanned THEN each is classified as such, and the last report, the catalogue and the launch helper agree', async () => {
-    await moto.reset();
-    const stock = await stockEbsAmi(ec2);
-    const builder = await launchInstance(ec2, stock);
-    const v1 = await createImageDirectly(ec2, builder, 'web-1.0.0');
-    const v2 = await createImageDirectly(ec2, builder, 'web-1.1.0');
-    const doomed = await createImageDirectly(ec2, builder, 'scratch');
+    await stack.moto.reset();
+    const stock = await stockEbsAmi(stack.ec2);
+    const builder = await launchInstance(stack.ec2, stock);
+    const v1 = await createImageDirectly(stack.ec2, builder, 'web-1.0.0');
+    const v2 = await createImageDirectly(stack.ec2, builder, 'web-1.1.0');
+    const doomed = await createImageDirectly(stack.ec2, builder, 'scratch');
     await approve(v1, 'web', '1.0.0');
     await approve(v2, 'web', '1.1.0');
-    const onApproved = await launchInstance(ec2, v2);
-    const onOlderStopped = await launchInstance(ec2, v1, { stopped: true });
-    const onStock = await launchInstance(ec2, stock);
-    const onDeregistered = await launchInstance(ec2, doomed);
-    await ec2.send(new DeregisterImageCommand({ ImageId: doomed }));
+    const onApproved = await launchInstance(stack.ec2, v2);
+    const onOlderStopped = await launchInstance(stack.ec2, v1, { stopped: true });
+    const onStock = await launchInstance(stack.ec2, stock);
+    const onDeregistered = await launchInstance(stack.ec2, doomed);
+    await stack.ec2.send(new DeregisterImageCommand({ ImageId: doomed }));
     const name = `sandbox-${process.pid}`;
 
     await withWorker('compliance-e2e', async (client) => {
@@ -190,9 +165,9 @@ void describe('guardrails end to end (dev server + moto + real worker + client)'
   });
 
   void it('GIVEN a scan on a Temporal Schedule WHEN triggered THEN its run is found as the last report of that name', async () => {
-    await moto.reset();
-    const stock = await stockEbsAmi(ec2);
-    await launchInstance(ec2, stock);
+    await stack.moto.reset();
+    const stock = await stockEbsAmi(stack.ec2);
+    await launchInstance(stack.ec2, stock);
     const name = `scheduled-${process.pid}`;
 
     await withWorker('compliance-schedule-e2e', async (client) => {

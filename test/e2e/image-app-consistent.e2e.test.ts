@@ -10,67 +10,50 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import type { EC2Client } from '@aws-sdk/client-ec2';
 import { ListCommandsCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { commandComment } from '../../activities/run-command';
 import type { AmiflowClient, ImageFromInstanceInput } from '../../client';
 import { TAG } from '../../workflows/contracts';
 import { recordHistory } from '../support/histories';
-import type { Moto } from '../support/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
+import { SANDBOX_CREDENTIALS } from '../support/moto';
 import {
   SANDBOX_REGION,
   findImage,
   instanceState,
   launchInstance,
   observeInstanceState,
-  sandboxEc2,
-  stockEbsAmi,
   tagMap,
 } from '../support/sandbox-ec2';
-import { installQuietRuntime } from '../support/runtime';
 import { withSandboxWorker } from '../support/sandbox-worker';
-import { devServerEnv, workflowBundle } from '../support/temporal';
+import { useE2eStack } from './stack';
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let ec2: EC2Client;
+const stack = useE2eStack({ stockAmi: true });
 let ssm: SSMClient;
-let stockAmi: string;
 
 function withWorker<T>(name: string, fn: (client: AmiflowClient) => Promise<T>): Promise<T> {
-  return withSandboxWorker(env, moto.endpoint, name, (client) => fn(client));
+  return withSandboxWorker(stack.env, stack.moto.endpoint, name, (client) => fn(client));
 }
 
 void describe('imageFromInstance app-consistent end to end (dev server + moto + real worker + client)', () => {
-  before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    ec2 = sandboxEc2(moto.endpoint);
+  before(() => {
     ssm = new SSMClient({
       region: SANDBOX_REGION,
-      endpoint: moto.endpoint,
+      endpoint: stack.moto.endpoint,
       credentials: SANDBOX_CREDENTIALS,
       maxAttempts: 2,
     });
-    stockAmi = await stockEbsAmi(ec2);
   });
 
-  after(async () => {
-    ec2?.destroy();
+  after(() => {
     ssm?.destroy();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
   });
 
   beforeEach(async () => {
-    await moto.reset();
+    await stack.moto.reset();
   });
 
   void it('GIVEN a running instance WHEN imaged app-consistent THEN SSM got the quiesce then the thaw (once each, in that order), the image is application-consistent, the instance never stopped, and the freeze is reported', async () => {
-    const instanceId = await launchInstance(ec2, stockAmi);
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
     const imageName = `amiflow-e2e-app-consistent-${instanceId}`;
     const input: ImageFromInstanceInput = {
       region: SANDBOX_REGION,
@@ -82,7 +65,7 @@ void describe('imageFromInstance app-consistent end to end (dev server + moto + 
     };
 
     const { value, changes } = await withWorker('e2e-app-consistent', (client) =>
-      observeInstanceState(ec2, instanceId, async () => {
+      observeInstanceState(stack.ec2, instanceId, async () => {
         const run = await client.startImageFromInstance(input);
         const result = await client.result(run.workflowId);
         await recordHistory(client.handle(run.workflowId), 'image-from-instance-app-consistent');
@@ -145,10 +128,10 @@ void describe('imageFromInstance app-consistent end to end (dev server + moto + 
     assert.ok(commands.every((c) => c.InstanceIds?.includes(instanceId)));
 
     // THEN the image exists, tagged application-consistent, and the instance ran throughout
-    const image = await findImage(ec2, result.imageId);
+    const image = await findImage(stack.ec2, result.imageId);
     assert.equal(image?.State, 'available');
     assert.equal(tagMap(image?.Tags)[TAG.consistency], 'application-consistent');
-    assert.equal(await instanceState(ec2, instanceId), 'running');
+    assert.equal(await instanceState(stack.ec2, instanceId), 'running');
     assert.ok(
       changes.every((c) => c.state === 'running'),
       `the instance never left running: ${JSON.stringify(changes)}`,

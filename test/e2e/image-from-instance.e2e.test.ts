@@ -11,15 +11,11 @@
  * AMIFLOW_RECORD_HISTORIES=1 also saves each run's history under test/replay/histories/ (tier 4).
  */
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
-import type { EC2Client } from '@aws-sdk/client-ec2';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { beforeEach, describe, it } from 'node:test';
 import type { ImageFromInstanceInput, WorkflowProgress, AmiflowClient } from '../../client';
 import { RunFailedError, imageWorkflowId } from '../../client';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { recordHistory } from '../support/histories';
-import type { Moto } from '../support/moto';
-import { startMoto } from '../support/moto';
 import type { WorkerAwsHooks } from '../support/sandbox-ec2';
 import {
   SANDBOX_REGION,
@@ -32,22 +28,16 @@ import {
   observedDowntimeSeconds,
   ownImages,
   ownSnapshots,
-  sandboxEc2,
   snapshotIdsOfImage,
   snapshotsByIds,
-  stockEbsAmi,
   tagMap,
 } from '../support/sandbox-ec2';
-import { installQuietRuntime } from '../support/runtime';
-import { devServerEnv, workflowBundle } from '../support/temporal';
 import { withSandboxWorker } from '../support/sandbox-worker';
+import { useE2eStack } from './stack';
 
 const USER_TAGS = { Team: 'platform', 'cost-center': '4711' };
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let ec2: EC2Client;
-let stockAmi: string;
+const stack = useE2eStack({ stockAmi: true });
 
 /**
  * Runs `fn` with a real worker on a fresh task queue, against moto; the worker stops afterwards.
@@ -57,7 +47,7 @@ async function withWorker<T>(
   name: string,
   fn: (client: AmiflowClient, hooks: WorkerAwsHooks) => Promise<T>,
 ): Promise<T> {
-  return withSandboxWorker(env, moto.endpoint, name, fn);
+  return withSandboxWorker(stack.env, stack.moto.endpoint, name, fn);
 }
 
 /**
@@ -134,46 +124,32 @@ async function assertNothingLeft(
   before: { imageIds: string[]; snapshotIds: string[] },
   madeSnapshotIds: string[],
 ) {
-  assert.deepEqual(await imagesTagged(ec2, TAG.workflowId, workflowId), []);
-  assert.deepEqual((await ownImages(ec2)).map((i) => i.ImageId).sort(), before.imageIds);
-  assert.deepEqual((await ownSnapshots(ec2)).map((s) => s.SnapshotId).sort(), before.snapshotIds);
-  assert.deepEqual(await snapshotsByIds(ec2, madeSnapshotIds), []);
+  assert.deepEqual(await imagesTagged(stack.ec2, TAG.workflowId, workflowId), []);
+  assert.deepEqual((await ownImages(stack.ec2)).map((i) => i.ImageId).sort(), before.imageIds);
+  assert.deepEqual((await ownSnapshots(stack.ec2)).map((s) => s.SnapshotId).sort(), before.snapshotIds);
+  assert.deepEqual(await snapshotsByIds(stack.ec2, madeSnapshotIds), []);
 }
 
 async function accountContents() {
   return {
-    imageIds: (await ownImages(ec2)).map((i) => i.ImageId ?? '').sort(),
-    snapshotIds: (await ownSnapshots(ec2)).map((s) => s.SnapshotId ?? '').sort(),
+    imageIds: (await ownImages(stack.ec2)).map((i) => i.ImageId ?? '').sort(),
+    snapshotIds: (await ownSnapshots(stack.ec2)).map((s) => s.SnapshotId ?? '').sort(),
   };
 }
 
 void describe('imageFromInstance end to end (dev server + moto + real worker + client)', () => {
-  before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    ec2 = sandboxEc2(moto.endpoint);
-    stockAmi = await stockEbsAmi(ec2);
-  });
-
-  after(async () => {
-    ec2?.destroy();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
-  });
-
   beforeEach(async () => {
-    await moto.reset();
+    await stack.moto.reset();
   });
 
   for (const mode of ['stop', 'reboot', 'no-reboot'] as const) {
     void it(`GIVEN a running instance WHEN it is imaged in '${mode}' mode THEN the image is available and tagged, its snapshots tagged, the instance running`, async () => {
-      const instanceId = await launchInstance(ec2, stockAmi);
+      const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
       const imageName = `amiflow-e2e-${mode}-${instanceId}`;
 
       const progressSeen: WorkflowProgress[] = [];
       const { value, changes } = await withWorker(`e2e-${mode}`, (client) =>
-        observeInstanceState(ec2, instanceId, async () => {
+        observeInstanceState(stack.ec2, instanceId, async () => {
           const run = await client.startImageFromInstance(input(instanceId, mode, imageName));
           const result = await client.watch(run.workflowId, (p) => progressSeen.push(p), 100);
           await recordHistory(client.handle(run.workflowId), `image-from-instance-${mode}`);
@@ -191,10 +167,10 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
       assert.ok(result.snapshotIds.length > 0, 'the result names the snapshots');
 
       // THEN the instance is running, as the sandbox sees it
-      assert.equal(await instanceState(ec2, instanceId), 'running');
+      assert.equal(await instanceState(stack.ec2, instanceId), 'running');
 
       // THEN the image is available with the user's tags and amiflow's
-      const image = await findImage(ec2, result.imageId);
+      const image = await findImage(stack.ec2, result.imageId);
       assert.ok(image, `image ${result.imageId} exists`);
       assert.equal(image.State, 'available');
       assert.equal(image.Name, imageName);
@@ -204,7 +180,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
 
       // THEN each snapshot of the image carries the same tags
       assert.deepEqual([...result.snapshotIds].sort(), snapshotIdsOfImage(image).sort());
-      const snapshots = await snapshotsByIds(ec2, result.snapshotIds);
+      const snapshots = await snapshotsByIds(stack.ec2, result.snapshotIds);
       assert.equal(snapshots.length, result.snapshotIds.length);
       for (const snapshot of snapshots) assertTagged(tagMap(snapshot.Tags), run, amiflowTags);
 
@@ -253,11 +229,11 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
   }
 
   void it("GIVEN a stopped instance WHEN it is imaged in 'stop' mode THEN it stays stopped and the image is consistent", async () => {
-    const instanceId = await launchInstance(ec2, stockAmi, { stopped: true });
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi, { stopped: true });
     const imageName = `amiflow-e2e-stopped-${instanceId}`;
 
     const { value, changes } = await withWorker('e2e-stopped', (client) =>
-      observeInstanceState(ec2, instanceId, async () => {
+      observeInstanceState(stack.ec2, instanceId, async () => {
         const run = await client.startImageFromInstance(input(instanceId, 'stop', imageName));
         const result = await client.result(run.workflowId);
         await recordHistory(client.handle(run.workflowId), 'image-from-instance-stopped-instance');
@@ -270,13 +246,13 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
     assert.equal(result.instanceFinalState, 'stopped');
     assert.equal(result.consistency, 'consistent');
     assert.equal(result.downtimeSeconds, 0);
-    assert.equal(await instanceState(ec2, instanceId), 'stopped');
+    assert.equal(await instanceState(stack.ec2, instanceId), 'stopped');
     assert.deepEqual(
       changes.map((c) => c.state),
       ['stopped'],
       'the instance was never started',
     );
-    const image = await findImage(ec2, result.imageId);
+    const image = await findImage(stack.ec2, result.imageId);
     assert.equal(image?.State, 'available');
     assertTagged(tagMap(image?.Tags), run, {
       [TAG.sourceInstance]: instanceId,
@@ -285,13 +261,17 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
   });
 
   void it('GIVEN an image name another image already has WHEN a run asks for it THEN it fails with ImageNameTaken, the instance is never stopped and the other image is untouched', async () => {
-    const instanceId = await launchInstance(ec2, stockAmi);
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
     const imageName = `amiflow-e2e-taken-${instanceId}`;
-    const otherImageId = await createImageDirectly(ec2, await launchInstance(ec2, stockAmi), imageName);
+    const otherImageId = await createImageDirectly(
+      stack.ec2,
+      await launchInstance(stack.ec2, stack.stockAmi),
+      imageName,
+    );
     const before = await accountContents();
 
     const { value, changes } = await withWorker('e2e-name-taken', (client) =>
-      observeInstanceState(ec2, instanceId, async () => {
+      observeInstanceState(stack.ec2, instanceId, async () => {
         const { workflowId } = await client.startImageFromInstance(input(instanceId, 'stop', imageName));
         const failure = await runFailure(client, workflowId);
         await recordHistory(client.handle(workflowId), 'image-from-instance-name-taken');
@@ -303,13 +283,17 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
     assert.equal(failure.failureType, FailureType.ImageNameTaken);
     assert.equal(failure.cancelled, false);
     assert.match(failure.message, new RegExp(`'${imageName}' already exists .*\\(${otherImageId}\\)`));
-    assert.equal(await instanceState(ec2, instanceId), 'running');
+    assert.equal(await instanceState(stack.ec2, instanceId), 'running');
     assert.deepEqual(
       changes.map((c) => c.state),
       ['running'],
       'the instance was never stopped',
     );
-    assert.equal((await findImage(ec2, otherImageId))?.State, 'available', 'the other image is untouched');
+    assert.equal(
+      (await findImage(stack.ec2, otherImageId))?.State,
+      'available',
+      'the other image is untouched',
+    );
     await assertNothingLeft(workflowId, before, []);
     assert.equal(progress.phase, 'failed');
     assert.equal(progress.steps.find((s) => s.name === 'check image name')?.state, 'failed');
@@ -317,7 +301,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
   });
 
   void it("GIVEN an image that ends 'failed' WHEN imaged in 'stop' mode THEN the run fails with AWS's reason, the image and its snapshots are deleted and the instance runs", async () => {
-    const instanceId = await launchInstance(ec2, stockAmi);
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
     const imageName = `amiflow-e2e-failed-${instanceId}`;
     const before = await accountContents();
 
@@ -335,10 +319,10 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
 
     assert.equal(failure.failureType, FailureType.ImageFailed);
     assert.match(failure.message, /ended in state 'failed': Client\.InternalError: snapshot copy failed/);
-    assert.equal(await instanceState(ec2, instanceId), 'running');
+    assert.equal(await instanceState(stack.ec2, instanceId), 'running');
     const imageId = progress.resources.imageId;
     assert.ok(imageId, 'the run had made an image');
-    assert.equal(await findImage(ec2, imageId), undefined, `image ${imageId} is deregistered`);
+    assert.equal(await findImage(stack.ec2, imageId), undefined, `image ${imageId} is deregistered`);
     await assertNothingLeft(workflowId, before, []);
     assert.equal(progress.phase, 'failed');
     assert.deepEqual(progress.compensations, [{ name: 'delete image and snapshots', state: 'done' }]);
@@ -346,7 +330,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
   });
 
   void it("GIVEN a 'stop' run waiting for its image WHEN it is cancelled THEN the image and its snapshots are deleted, the instance runs and the run ends cancelled", async () => {
-    const instanceId = await launchInstance(ec2, stockAmi);
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
     const imageName = `amiflow-e2e-cancel-${instanceId}`;
     const before = await accountContents();
 
@@ -361,7 +345,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
           const waiting = p?.steps.find((s) => s.name === 'wait for image available')?.state === 'running';
           return waiting ? p?.resources.imageId : undefined;
         });
-        const image = await findImage(ec2, imageId);
+        const image = await findImage(stack.ec2, imageId);
         assert.ok(image, 'the image exists before the cancellation');
         const madeSnapshotIds = snapshotIdsOfImage(image);
         assert.ok(madeSnapshotIds.length > 0);
@@ -379,9 +363,9 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
     assert.equal(failure.cancelled, true);
     assert.equal(status, 'CANCELLED');
     assert.equal(progress.phase, 'cancelled');
-    assert.equal(await findImage(ec2, imageId), undefined, `image ${imageId} is deregistered`);
+    assert.equal(await findImage(stack.ec2, imageId), undefined, `image ${imageId} is deregistered`);
     await assertNothingLeft(workflowId, before, madeSnapshotIds);
-    assert.equal(await instanceState(ec2, instanceId), 'running');
+    assert.equal(await instanceState(stack.ec2, instanceId), 'running');
     assert.ok(
       progress.compensations.some((c) => c.name === 'delete image and snapshots' && c.state === 'done'),
       JSON.stringify(progress.compensations),
@@ -397,7 +381,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
   // wait for it). Whatever the timing, the instance must end as it started and nothing may be left.
 
   void it("GIVEN a StopInstances call in flight WHEN the 'stop' run is cancelled THEN the instance still ends running", async () => {
-    const instanceId = await launchInstance(ec2, stockAmi);
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
     const imageName = `amiflow-e2e-cancel-stop-${instanceId}`;
 
     const { failure, scheduledOnCancel } = await withWorker('e2e-cancel-stop', async (client, hooks) => {
@@ -415,13 +399,13 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
     });
 
     assert.equal(failure.cancelled, true);
-    assert.equal(await instanceState(ec2, instanceId), 'running');
-    assert.deepEqual(await ownImages(ec2), []);
+    assert.equal(await instanceState(stack.ec2, instanceId), 'running');
+    assert.deepEqual(await ownImages(stack.ec2), []);
     assert.deepEqual(scheduledOnCancel, [], 'nothing is undone while the stop is still in flight');
   });
 
   void it('GIVEN a CreateImage call in flight WHEN the run is cancelled THEN the image it makes is deleted too', async () => {
-    const instanceId = await launchInstance(ec2, stockAmi);
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
     const imageName = `amiflow-e2e-cancel-create-${instanceId}`;
     const before = await accountContents();
 
@@ -434,7 +418,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
         // 80% of the task timeout: 1.6 s here instead of 8 s.
         const runInput = input(instanceId, 'no-reboot', imageName);
         const workflowId = imageWorkflowId(runInput);
-        await env.client.workflow.start(WORKFLOW_TYPES.imageFromInstance, {
+        await stack.env.client.workflow.start(WORKFLOW_TYPES.imageFromInstance, {
           args: [runInput],
           taskQueue: client.taskQueue,
           workflowId,
@@ -454,7 +438,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
 
     assert.equal(failure.cancelled, true);
     await assertNothingLeft(workflowId, before, []);
-    assert.equal(await instanceState(ec2, instanceId), 'running');
+    assert.equal(await instanceState(stack.ec2, instanceId), 'running');
     assert.deepEqual(scheduledOnCancel, [], 'nothing is undone while CreateImage is still in flight');
   });
 });

@@ -10,8 +10,8 @@
  * DisableApiTermination on RunInstances, gp3 IOPS/throughput, status checks that take time or fail.
  */
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
-import type { EC2Client, Instance, Volume } from '@aws-sdk/client-ec2';
+import { beforeEach, describe, it } from 'node:test';
+import type { Instance, Volume } from '@aws-sdk/client-ec2';
 import {
   AllocateAddressCommand,
   AssociateAddressCommand,
@@ -25,7 +25,6 @@ import {
   DescribeVolumesCommand,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type {
   MigrateInstanceInput,
   MigrateInstanceResult,
@@ -36,38 +35,32 @@ import { RunFailedError } from '../../client';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { imageChildWorkflowId } from '../../workflows/migrate-instance';
 import { recordHistory } from '../support/histories';
-import type { Moto } from '../support/moto';
-import { startMoto } from '../support/moto';
-import { installQuietRuntime } from '../support/runtime';
 import {
   SANDBOX_REGION,
   instanceState,
   observeInstanceState,
   ownImages,
   ownSnapshots,
-  sandboxEc2,
   stockEbsAmi,
   tagMap,
 } from '../support/sandbox-ec2';
-import { devServerEnv, workflowBundle } from '../support/temporal';
 import { withSandboxWorker } from '../support/sandbox-worker';
+import { useE2eStack } from './stack';
 
 const ZONE_A = `${SANDBOX_REGION}a`;
 const ZONE_B = `${SANDBOX_REGION}b`;
 const USER_DATA = Buffer.from('#!/bin/sh\necho amiflow-e2e > /etc/motd\n').toString('base64');
 const SOURCE_TAGS = { Name: 'web-1', team: 'platform', 'cost-center': '4711' };
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let ec2: EC2Client;
+const stack = useE2eStack();
 let stockAmi: string;
 
 async function withWorker<T>(name: string, fn: (client: AmiflowClient) => Promise<T>): Promise<T> {
-  return withSandboxWorker(env, moto.endpoint, name, fn);
+  return withSandboxWorker(stack.env, stack.moto.endpoint, name, fn);
 }
 
 async function subnetIn(zone: string): Promise<{ subnetId: string; vpcId: string }> {
-  const out = await ec2.send(
+  const out = await stack.ec2.send(
     new DescribeSubnetsCommand({ Filters: [{ Name: 'availability-zone', Values: [zone] }] }),
   );
   const s = out.Subnets?.find((x) => x.DefaultForAz) ?? out.Subnets?.[0];
@@ -76,7 +69,7 @@ async function subnetIn(zone: string): Promise<{ subnetId: string; vpcId: string
 }
 
 async function describe1(instanceId: string): Promise<Instance> {
-  const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+  const out = await stack.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
   const i = out.Reservations?.[0]?.Instances?.[0];
   if (!i) throw new Error(`instance ${instanceId} not found`);
   return i;
@@ -85,7 +78,7 @@ async function describe1(instanceId: string): Promise<Instance> {
 async function volumesOf(instanceId: string): Promise<Map<string, Volume>> {
   const i = await describe1(instanceId);
   const ids = (i.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.VolumeId ? [m.Ebs.VolumeId] : []));
-  const out = await ec2.send(new DescribeVolumesCommand({ VolumeIds: ids }));
+  const out = await stack.ec2.send(new DescribeVolumesCommand({ VolumeIds: ids }));
   const byId = new Map((out.Volumes ?? []).map((v) => [v.VolumeId, v]));
   return new Map(
     (i.BlockDeviceMappings ?? []).flatMap((m) => {
@@ -99,12 +92,12 @@ async function volumesOf(instanceId: string): Promise<Map<string, Volume>> {
 async function launchSource(opts: { elasticIp?: boolean } = {}) {
   const a = await subnetIn(ZONE_A);
   const suffix = Math.random().toString(16).slice(2, 8);
-  const sg = await ec2.send(
+  const sg = await stack.ec2.send(
     new CreateSecurityGroupCommand({ GroupName: `web-${suffix}`, Description: 'web', VpcId: a.vpcId }),
   );
   const keyName = `ops-${suffix}`;
-  await ec2.send(new CreateKeyPairCommand({ KeyName: keyName }));
-  const out = await ec2.send(
+  await stack.ec2.send(new CreateKeyPairCommand({ KeyName: keyName }));
+  const out = await stack.ec2.send(
     new RunInstancesCommand({
       ImageId: stockAmi,
       MinCount: 1,
@@ -137,15 +130,15 @@ async function launchSource(opts: { elasticIp?: boolean } = {}) {
   if (!instanceId) throw new Error('RunInstances returned no instance');
   let allocationId: string | undefined;
   if (opts.elasticIp) {
-    const eip = await ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
+    const eip = await stack.ec2.send(new AllocateAddressCommand({ Domain: 'vpc' }));
     allocationId = eip.AllocationId;
-    await ec2.send(new AssociateAddressCommand({ AllocationId: allocationId, InstanceId: instanceId }));
+    await stack.ec2.send(new AssociateAddressCommand({ AllocationId: allocationId, InstanceId: instanceId }));
   }
   return { instanceId, securityGroupId: sg.GroupId ?? '', keyName, allocationId };
 }
 
 async function attribute(instanceId: string, name: 'userData' | 'disableApiTermination') {
-  const out = await ec2.send(
+  const out = await stack.ec2.send(
     new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: name }),
   );
   return name === 'userData' ? out.UserData?.Value : out.DisableApiTermination?.Value;
@@ -156,22 +149,9 @@ async function historyLength(client: AmiflowClient, workflowId: string): Promise
 }
 
 void describe('migrateInstance end to end (dev server + moto + real worker + client)', () => {
-  before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    ec2 = sandboxEc2(moto.endpoint);
-  });
-
-  after(async () => {
-    ec2?.destroy();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
-  });
-
   beforeEach(async () => {
-    await moto.reset();
-    stockAmi = await stockEbsAmi(ec2);
+    await stack.moto.reset();
+    stockAmi = await stockEbsAmi(stack.ec2);
   });
 
   void it("GIVEN a running instance in AZ a with an Elastic IP WHEN migrated to AZ b with source 'terminate' and elasticIp 'move' THEN the new one runs in b with the source's type, groups, key, tags, user data and volumes, holds the Elastic IP, the source is terminated and the intermediate image is gone", async () => {
@@ -189,7 +169,7 @@ void describe('migrateInstance end to end (dev server + moto + real worker + cli
     const progressSeen: WorkflowProgress[] = [];
     const began = Date.now();
     const { value, changes } = await withWorker('e2e-migrate', (client) =>
-      observeInstanceState(ec2, src.instanceId, async () => {
+      observeInstanceState(stack.ec2, src.instanceId, async () => {
         const run = await client.startMigrateInstance(input);
         const result = await client.watch<MigrateInstanceResult>(
           run.workflowId,
@@ -246,11 +226,13 @@ void describe('migrateInstance end to end (dev server + moto + real worker + cli
       assert.equal(tagMap(n?.Tags)[TAG.workflowId], run.workflowId, device);
     }
     // THEN the Elastic IP moved; the source is terminated; the intermediate image and its snapshots are gone
-    const eip = await ec2.send(new DescribeAddressesCommand({ AllocationIds: [src.allocationId ?? ''] }));
+    const eip = await stack.ec2.send(
+      new DescribeAddressesCommand({ AllocationIds: [src.allocationId ?? ''] }),
+    );
     assert.equal(eip.Addresses?.[0]?.InstanceId, result.newInstanceId);
-    assert.equal(await instanceState(ec2, src.instanceId), 'terminated');
-    assert.deepEqual(await ownImages(ec2), []);
-    const leftSnapshots = (await ownSnapshots(ec2)).filter((s) =>
+    assert.equal(await instanceState(stack.ec2, src.instanceId), 'terminated');
+    assert.deepEqual(await ownImages(stack.ec2), []);
+    const leftSnapshots = (await ownSnapshots(stack.ec2)).filter((s) =>
       result.image.snapshotIds.includes(s.SnapshotId ?? ''),
     );
     assert.deepEqual(leftSnapshots, []);
@@ -298,12 +280,12 @@ void describe('migrateInstance end to end (dev server + moto + real worker + cli
       return migrated;
     });
 
-    assert.equal(await instanceState(ec2, src.instanceId), 'stopped');
+    assert.equal(await instanceState(stack.ec2, src.instanceId), 'stopped');
     const fresh = await describe1(result.newInstanceId);
     assert.equal(fresh.State?.Name, 'running');
     assert.equal(fresh.Placement?.AvailabilityZone, ZONE_B);
     assert.deepEqual(tagMap(fresh.Tags).Name, SOURCE_TAGS.Name);
-    const images = await ec2.send(new DescribeImagesCommand({ ImageIds: [result.image.imageId] }));
+    const images = await stack.ec2.send(new DescribeImagesCommand({ ImageIds: [result.image.imageId] }));
     assert.equal(images.Images?.[0]?.State, 'available');
     assert.equal(images.Images?.[0]?.Name, `migrate-${src.instanceId}-kept`);
     assert.equal(result.image.kept, true);
@@ -314,7 +296,7 @@ void describe('migrateInstance end to end (dev server + moto + real worker + cli
     const src = await launchSource({ elasticIp: true });
 
     const { failure, changes, progress } = await withWorker('e2e-migrate-refused', async (client) => {
-      const observed = await observeInstanceState(ec2, src.instanceId, async () => {
+      const observed = await observeInstanceState(stack.ec2, src.instanceId, async () => {
         const run = await client.startMigrateInstance({
           region: SANDBOX_REGION,
           instanceId: src.instanceId,
@@ -338,8 +320,8 @@ void describe('migrateInstance end to end (dev server + moto + real worker + cli
       changes.map((c) => c.state),
       ['running'],
     );
-    assert.deepEqual(await ownImages(ec2), []);
-    const instances = await ec2.send(new DescribeInstancesCommand({}));
+    assert.deepEqual(await ownImages(stack.ec2), []);
+    const instances = await stack.ec2.send(new DescribeInstancesCommand({}));
     assert.equal(
       (instances.Reservations ?? []).flatMap((r) => r.Instances ?? []).length,
       1,

@@ -8,35 +8,31 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CloudWatchClient, PutMetricAlarmCommand, SetAlarmStateCommand } from '@aws-sdk/client-cloudwatch';
-import type { EC2Client } from '@aws-sdk/client-ec2';
 import {
   CreateLaunchTemplateCommand,
   DescribeImagesCommand,
   DescribeLaunchTemplateVersionsCommand,
   DescribeLaunchTemplatesCommand,
 } from '@aws-sdk/client-ec2';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { RunFailedError } from '../../client';
 import type { RolloutImageResult } from '../../workflows/contracts';
 import { FailureType, rolloutProgressQuery } from '../../workflows/contracts';
-import type { Moto } from '../support/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
-import { installQuietRuntime } from '../support/runtime';
-import { SANDBOX_REGION, sandboxEc2 } from '../support/sandbox-ec2';
+import { SANDBOX_CREDENTIALS } from '../support/moto';
+import { SANDBOX_REGION } from '../support/sandbox-ec2';
 import { withSandboxWorker } from '../support/sandbox-worker';
-import { devServerEnv, workflowBundle } from '../support/temporal';
 import { eventually } from '../workflows/stub-activities';
+import { useE2eStack } from './stack';
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let ec2: EC2Client;
+const stack = useE2eStack();
 let cw: CloudWatchClient;
 let images: [string, string, string];
 
 async function defaultImage(launchTemplateId: string): Promise<{ version: number; imageId: string }> {
-  const lt = await ec2.send(new DescribeLaunchTemplatesCommand({ LaunchTemplateIds: [launchTemplateId] }));
+  const lt = await stack.ec2.send(
+    new DescribeLaunchTemplatesCommand({ LaunchTemplateIds: [launchTemplateId] }),
+  );
   const version = lt.LaunchTemplates?.[0]?.DefaultVersionNumber ?? 0;
-  const v = await ec2.send(
+  const v = await stack.ec2.send(
     new DescribeLaunchTemplateVersionsCommand({
       LaunchTemplateId: launchTemplateId,
       Versions: [String(version)],
@@ -47,17 +43,12 @@ async function defaultImage(launchTemplateId: string): Promise<{ version: number
 
 describe('rolloutImage against the sandbox', () => {
   before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    ec2 = sandboxEc2(moto.endpoint);
     cw = new CloudWatchClient({
       region: SANDBOX_REGION,
-      endpoint: moto.endpoint,
+      endpoint: stack.moto.endpoint,
       credentials: SANDBOX_CREDENTIALS,
     });
-    const stock = await ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }));
+    const stock = await stack.ec2.send(new DescribeImagesCommand({ Owners: ['amazon'] }));
     const ids = (stock.Images ?? []).flatMap((i) => (i.ImageId ? [i.ImageId] : []));
     assert.ok(ids.length >= 3, 'the sandbox lists at least three stock AMIs');
     images = [ids[0] ?? '', ids[1] ?? '', ids[2] ?? ''];
@@ -75,15 +66,13 @@ describe('rolloutImage against the sandbox', () => {
     );
   });
 
-  after(async () => {
-    ec2?.destroy();
+  after(() => {
     cw?.destroy();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
   });
 
   it('GIVEN a launch template on image A WHEN image B is rolled out THEN B is the default version, and WHEN C is rolled out and an alarm fires during the bake THEN the default is B again and the failure says what was restored', async () => {
     const [a, b, c] = images;
-    const lt = await ec2.send(
+    const lt = await stack.ec2.send(
       new CreateLaunchTemplateCommand({
         LaunchTemplateName: 'web-servers',
         LaunchTemplateData: { ImageId: a, InstanceType: 't3.micro' },
@@ -96,7 +85,7 @@ describe('rolloutImage against the sandbox', () => {
     await cw.send(new SetAlarmStateCommand({ AlarmName: 'web-5xx', StateValue: 'OK', StateReason: 'e2e' }));
 
     // WHEN B is rolled out (by name), with a short bake watching the alarm
-    const first = await withSandboxWorker(env, moto.endpoint, 'e2e-rollout', async (client) => {
+    const first = await withSandboxWorker(stack.env, stack.moto.endpoint, 'e2e-rollout', async (client) => {
       const run = await client.startRolloutImage({
         imageId: b,
         targets: [{ region: SANDBOX_REGION, launchTemplates: [{ name: 'web-servers' }] }],
@@ -118,27 +107,32 @@ describe('rolloutImage against the sandbox', () => {
     );
 
     // WHEN C is rolled out and the alarm fires while the wave bakes
-    const failure = await withSandboxWorker(env, moto.endpoint, 'e2e-rollout-alarm', async (client) => {
-      const run = await client.startRolloutImage({
-        imageId: c,
-        targets: [{ region: SANDBOX_REGION, launchTemplates: [{ id: ltId }] }],
-        bake: { seconds: 120, alarms: ['web-5xx'], checkIntervalSeconds: 10 },
-      });
-      await eventually('the wave to bake', async () => {
-        const p = await client.handle(run.workflowId).query(rolloutProgressQuery);
-        return p.phase === 'baking' ? p : undefined;
-      });
-      assert.deepEqual(await defaultImage(ltId), { version: 3, imageId: c });
-      await cw.send(
-        new SetAlarmStateCommand({ AlarmName: 'web-5xx', StateValue: 'ALARM', StateReason: '5xx up' }),
-      );
-      try {
-        await client.result(run.workflowId);
-      } catch (err) {
-        return err;
-      }
-      return assert.fail('the rollout succeeded despite the alarm');
-    }).finally(() =>
+    const failure = await withSandboxWorker(
+      stack.env,
+      stack.moto.endpoint,
+      'e2e-rollout-alarm',
+      async (client) => {
+        const run = await client.startRolloutImage({
+          imageId: c,
+          targets: [{ region: SANDBOX_REGION, launchTemplates: [{ id: ltId }] }],
+          bake: { seconds: 120, alarms: ['web-5xx'], checkIntervalSeconds: 10 },
+        });
+        await eventually('the wave to bake', async () => {
+          const p = await client.handle(run.workflowId).query(rolloutProgressQuery);
+          return p.phase === 'baking' ? p : undefined;
+        });
+        assert.deepEqual(await defaultImage(ltId), { version: 3, imageId: c });
+        await cw.send(
+          new SetAlarmStateCommand({ AlarmName: 'web-5xx', StateValue: 'ALARM', StateReason: '5xx up' }),
+        );
+        try {
+          await client.result(run.workflowId);
+        } catch (err) {
+          return err;
+        }
+        return assert.fail('the rollout succeeded despite the alarm');
+      },
+    ).finally(() =>
       cw.send(new SetAlarmStateCommand({ AlarmName: 'web-5xx', StateValue: 'OK', StateReason: 'e2e' })),
     );
 

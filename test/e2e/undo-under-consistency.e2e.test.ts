@@ -7,19 +7,12 @@
  * or "none made"), and pass since the undo acts on the id it was handed within the window.
  */
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { beforeEach, describe, it } from 'node:test';
 import { DescribeInstancesCommand, DescribeSubnetsCommand } from '@aws-sdk/client-ec2';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { AmiflowClient, ImageFromInstanceInput } from '../../client';
 import { RunFailedError, imageWorkflowId } from '../../client';
 import { TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
-import type { FaultProxy } from '../../devkit/faults/fault-proxy';
-import { startFaultProxy } from '../../devkit/faults/fault-proxy';
 import { NO_FAULTS } from '../../devkit/faults/options';
-import type { Moto } from '../../devkit/moto';
-import { startMoto } from '../../devkit/moto';
-import { installQuietRuntime } from '../../devkit/runtime';
 import {
   SANDBOX_REGION,
   createImageDirectly,
@@ -32,21 +25,17 @@ import {
   stockEbsAmi,
 } from '../../devkit/sandbox-ec2';
 import { withSandboxWorker } from '../../devkit/sandbox-worker';
-import { devServerEnv, workflowBundle } from '../../devkit/temporal';
+import { useE2eStack } from './stack';
 
 // Branch ec2-semantics reads the worker's window from here; it must cover the layer's (WINDOW_MS).
 process.env.AMIFLOW_CONSISTENCY_WINDOW ??= '30s';
 /** A window well inside issue 9's "done when" (10 s), short enough for the suite. */
 const WINDOW_MS = 8_000;
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let proxy: FaultProxy;
-let ec2: EC2Client;
-let stockAmi: string;
+const stack = useE2eStack({ faultLayer: true, stockAmi: true });
 
 async function withWorker<T>(name: string, fn: (client: AmiflowClient) => Promise<T>): Promise<T> {
-  return withSandboxWorker(env, proxy.endpoint, name, (client) => fn(client));
+  return withSandboxWorker(stack.env, stack.proxy.endpoint, name, (client) => fn(client));
 }
 
 async function outcomeOf(client: AmiflowClient, workflowId: string): Promise<RunFailedError | 'completed'> {
@@ -61,7 +50,7 @@ async function outcomeOf(client: AmiflowClient, workflowId: string): Promise<Run
 
 /** Instances the run launched, read from the sandbox by the run's tag, with their states. */
 async function instancesOfRun(workflowId: string): Promise<{ id: string; state: string }[]> {
-  const out = await ec2.send(
+  const out = await stack.ec2.send(
     new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG.workflowId}`, Values: [workflowId] }] }),
   );
   return (out.Reservations ?? []).flatMap((r) =>
@@ -70,28 +59,14 @@ async function instancesOfRun(workflowId: string): Promise<{ id: string; state: 
 }
 
 describe('undo paths under a consistency window (fault layer, dev server, real worker)', () => {
-  before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    proxy = await startFaultProxy({ target: moto.endpoint });
-    ec2 = sandboxEc2(moto.endpoint);
-    stockAmi = await stockEbsAmi(ec2);
-  });
-  after(async () => {
-    ec2?.destroy();
-    await proxy?.stop();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
-  });
   beforeEach(() => {
-    proxy.reset();
-    proxy.configure({ ...NO_FAULTS, consistencyMs: WINDOW_MS, mutatingNotFound: true });
+    stack.proxy.reset();
+    stack.proxy.configure({ ...NO_FAULTS, consistencyMs: WINDOW_MS, mutatingNotFound: true });
   });
 
   it('GIVEN an image run WHEN it is cancelled right after CreateImage, inside the window THEN it ends CANCELLED with the image and its snapshots deleted', async () => {
-    const instanceId = await launchInstance(ec2, stockAmi);
-    const before = { images: await ownImages(ec2), snapshots: await ownSnapshots(ec2) };
+    const instanceId = await launchInstance(stack.ec2, stack.stockAmi);
+    const before = { images: await ownImages(stack.ec2), snapshots: await ownSnapshots(stack.ec2) };
     const runInput = {
       region: SANDBOX_REGION,
       instanceId,
@@ -100,10 +75,10 @@ describe('undo paths under a consistency window (fault layer, dev server, real w
     } satisfies ImageFromInstanceInput;
     const workflowId = imageWorkflowId(runInput);
     const outcome = await withWorker('undo-image', async (client) => {
-      const created = proxy.nextApplied('CreateImage');
+      const created = stack.proxy.nextApplied('CreateImage');
       // A short task timeout: while a local activity runs, the workflow sees the cancellation at
       // the next workflow task heartbeat (80 % of it).
-      await env.client.workflow.start(WORKFLOW_TYPES.imageFromInstance, {
+      await stack.env.client.workflow.start(WORKFLOW_TYPES.imageFromInstance, {
         args: [runInput],
         taskQueue: client.taskQueue,
         workflowId,
@@ -115,21 +90,21 @@ describe('undo paths under a consistency window (fault layer, dev server, real w
     });
 
     assert.ok(outcome !== 'completed' && outcome.cancelled, `the run ended ${String(outcome)}`);
-    assert.deepEqual(await imagesTagged(ec2, TAG.workflowId, workflowId), []);
-    assert.equal((await ownImages(ec2)).length, before.images.length, 'no image left behind');
-    assert.equal((await ownSnapshots(ec2)).length, before.snapshots.length, 'no snapshot left behind');
-    assert.equal(await instanceState(ec2, instanceId), 'running');
+    assert.deepEqual(await imagesTagged(stack.ec2, TAG.workflowId, workflowId), []);
+    assert.equal((await ownImages(stack.ec2)).length, before.images.length, 'no image left behind');
+    assert.equal((await ownSnapshots(stack.ec2)).length, before.snapshots.length, 'no snapshot left behind');
+    assert.equal(await instanceState(stack.ec2, instanceId), 'running');
   });
 
   it('GIVEN a copy to three regions, one refusing the name, and CreateTags NotFound right after CopyImage WHEN the run rolls back inside the window THEN it fails and no copy or snapshot is left anywhere', async () => {
     const source = await createImageDirectly(
-      ec2,
-      await launchInstance(ec2, stockAmi),
+      stack.ec2,
+      await launchInstance(stack.ec2, stack.stockAmi),
       `undo-copy-src-${Date.now()}`,
     );
     const taken = `undo-copy-taken-${Date.now()}`;
     const regions = ['us-west-2', 'eu-west-1', 'ap-southeast-2'];
-    const clients = regions.map((region) => sandboxEc2(moto.endpoint, region));
+    const clients = regions.map((region) => sandboxEc2(stack.moto.endpoint, region));
     try {
       // eu-west-1 already holds an image of that name: that destination fails for good, so the
       // run rolls back the other two copies while their ids are still invisible.
@@ -162,22 +137,22 @@ describe('undo paths under a consistency window (fault layer, dev server, real w
         assert.equal((await ownImages(c)).length, before[i]!.images.length, `${region}: image count changed`);
         assert.equal((await ownSnapshots(c)).length, before[i]!.snapshots.length, `${region}: snapshot left`);
       }
-      assert.ok((proxy.stats().faults.notVisible ?? 0) > 0, 'the window was in play');
+      assert.ok((stack.proxy.stats().faults.notVisible ?? 0) > 0, 'the window was in play');
     } finally {
       for (const c of clients) c.destroy();
     }
   });
 
   it('GIVEN a migration WHEN it is cancelled right after RunInstances, while the new instance is not visible yet THEN it ends CANCELLED, the new instance terminated and the source running', async () => {
-    const sourceId = await launchInstance(ec2, stockAmi);
-    const subnets = await ec2.send(
+    const sourceId = await launchInstance(stack.ec2, stack.stockAmi);
+    const subnets = await stack.ec2.send(
       new DescribeSubnetsCommand({
         Filters: [{ Name: 'availability-zone', Values: [`${SANDBOX_REGION}b`] }],
       }),
     );
     assert.ok(subnets.Subnets?.length, 'the sandbox has a subnet in the target zone');
     const { workflowId, outcome } = await withWorker('undo-migrate', async (client) => {
-      const launched = proxy.nextApplied('RunInstances');
+      const launched = stack.proxy.nextApplied('RunInstances');
       const run = await client.startMigrateInstance({
         region: SANDBOX_REGION,
         instanceId: sourceId,
@@ -196,6 +171,10 @@ describe('undo paths under a consistency window (fault layer, dev server, real w
       launchedByRun.every((i) => i.state === 'terminated' || i.state === 'shutting-down'),
       `instances of the run: ${JSON.stringify(launchedByRun)}`,
     );
-    assert.equal(await instanceState(ec2, sourceId), 'running', 'the source is back in its starting state');
+    assert.equal(
+      await instanceState(stack.ec2, sourceId),
+      'running',
+      'the source is back in its starting state',
+    );
   });
 });

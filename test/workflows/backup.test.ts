@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { BackupResult } from '../../workflows/contracts';
 import { FailureType, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
   ACCOUNT,
   COPY_REGION,
@@ -29,17 +28,14 @@ import {
   assertWorkflowFailure,
   blockingUntilCancelled,
   injectedFailure,
-  quietWorkerLogs,
   recorded,
   startWorker,
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const HERE = { region: REGION, accountId: ACCOUNT };
 const A = 'i-0a0a0a0a0a0a0a0a0';

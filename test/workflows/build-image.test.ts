@@ -11,7 +11,6 @@ import { describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { CommandOutcome } from '../../activities/run-command';
 import type { WorkflowProgress } from '../../contracts';
@@ -20,7 +19,7 @@ import type { BuildImageInput, BuildImageResult } from '../../contracts/recipe';
 import { RECIPE_TAG } from '../../contracts/recipe';
 import type { buildImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnvPerTest, uniqueTaskQueue } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName, History } from './stub-activities';
 import {
   ActivityLog,
@@ -29,17 +28,14 @@ import {
   blockingUntilCancelled,
   happyActivities,
   injectedFailure,
-  quietWorkerLogs,
   recorded,
   startWorker,
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 const BUILDER = 'i-0bbbbbbbbbbbbbbb1';
@@ -122,8 +118,8 @@ async function outcomeOf(handle: WorkflowHandle<typeof buildImage>): Promise<Out
   return { ...settled, progress: await handle.query(progressQuery), history: await handle.fetchHistory() };
 }
 
-function start(taskQueue: string, input: unknown, workflowId = uniqueWorkflowId('build')) {
-  return env.client.workflow.start<typeof buildImage>('buildImage', {
+function start(taskQueue: string, input: unknown, on = env, workflowId = uniqueWorkflowId('build')) {
+  return on.client.workflow.start<typeof buildImage>('buildImage', {
     taskQueue,
     workflowId,
     args: [input as BuildImageInput],
@@ -398,7 +394,7 @@ describe('buildImage', () => {
       const handle = await worker1.runUntil(
         withinBound(
           (async () => {
-            const h = await start(taskQueue, recipe(), workflowId);
+            const h = await start(taskQueue, recipe(), env, workflowId);
             await blocking.entered;
             return h;
           })(),

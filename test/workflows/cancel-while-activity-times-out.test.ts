@@ -11,12 +11,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
-import { timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import {
   ActivityLog,
   RUN_TIMEOUT,
@@ -24,18 +23,15 @@ import {
   happyActivities,
   imageInput,
   outcomeOf,
-  quietWorkerLogs,
   recorded,
   startImageFromInstance,
   stepReached,
   stepStates,
   withWorker,
 } from './stub-activities';
+import { heartbeatUntilCancelled, workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 void describe('imageFromInstance cancelled while the stop runs on a worker that died', () => {
   it(
@@ -49,13 +45,9 @@ void describe('imageFromInstance cancelled while the stop runs on a worker that 
         ...happy,
         // Stops, hears of the cancellation, and ends as a dead worker's activity does: timed out.
         stopInstance: async () => {
-          const ctx = Context.current();
           entered.resolve();
           try {
-            for (;;) {
-              ctx.heartbeat();
-              await ctx.sleep(20); // the heartbeat pace of this stub, not a wait for something in the test
-            }
+            return await heartbeatUntilCancelled();
           } catch {
             throw ApplicationFailure.nonRetryable(
               'activity heartbeat timeout (worker lost)',

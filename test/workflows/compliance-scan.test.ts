@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities, ActivityDeps } from '../../activities';
 import { createActivities } from '../../activities';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
@@ -23,21 +22,18 @@ import { APPROVED_VALUE, FailureType, TAG, complianceReportQuery } from '../../w
 import { VirtualClock } from '../activities/harness';
 import { FakeFleet, awsFault } from '../support/fake-fleet';
 import { recordHistory, saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { uniqueTaskQueue, timeSkippingEnv } from '../support/temporal';
 import {
   blockingUntilCancelled,
   deferred,
   eventually,
-  quietWorkerLogs,
   startWorker,
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const TOOLING = '111100001111';
 const ACCOUNTS = ['222200002222', '333300003333', '444400004444'] as const;

@@ -7,22 +7,23 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import type { DestinationOutcome } from '../../workflows/contracts';
+import type {
+  DestinationOutcome,
+  ImageFromInstanceResult,
+  MigrateInstanceResult,
+} from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
 import type { copyImage } from '../../workflows';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
   NEW_ID,
   migrateInput,
   migrationActivities,
-  migrationOutcome,
   migrationStep,
   startMigration,
-  withMigrationWorker,
 } from './migrate-stub-activities';
 import { OWNER, copyIdFor, copyInput, outcome, shareCopyActivities, start } from './share-copy-stubs';
 import {
@@ -32,18 +33,13 @@ import {
   blockingUntilCancelled,
   happyActivities,
   imageInput,
-  outcomeOf,
-  quietWorkerLogs,
   recorded,
   startImageFromInstance,
   startWorker,
-  withWorker,
 } from './stub-activities';
+import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 /** `impl`, after answering NotVisibleYet `times` times, as the real undo does inside the window. */
 function notVisibleFor<A extends unknown[], R>(
@@ -64,10 +60,7 @@ function notVisibleFor<A extends unknown[], R>(
   };
 }
 
-function assertCancelled(error: unknown): void {
-  assert.ok(error instanceof WorkflowFailedError, `not a WorkflowFailedError: ${String(error)}`);
-  assert.ok(error.cause instanceof CancelledFailure, `not cancelled: ${String(error.cause)}`);
-}
+const assertCancelled = assertWorkflowCancelled;
 
 void describe('undo by id within the consistency window', () => {
   it(
@@ -83,14 +76,12 @@ void describe('undo by id within the consistency window', () => {
         deleteImage: notVisibleFor(2, `image ${IMAGE_ID}`, happy.deleteImage),
       };
 
-      const o = await withWorker(env, recorded(log, activities), async (taskQueue) => {
-        const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' }));
-        await wait.entered;
-        await handle.cancel();
-        const r = await outcomeOf(handle);
-        await wait.cancelled;
-        return r;
-      });
+      const o = await cancelledWhileBlocked<ImageFromInstanceResult>(
+        env,
+        recorded(log, activities),
+        wait,
+        (taskQueue) => startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' })),
+      );
 
       assert.ok(!o.ok);
       assertCancelled(o.error);
@@ -117,15 +108,16 @@ void describe('undo by id within the consistency window', () => {
         terminateLaunchedInstance: notVisibleFor(2, `instance ${NEW_ID}`, happy.terminateLaunchedInstance),
       };
 
-      const o = await withMigrationWorker(env, recorded(log, activities), async (taskQueue) => {
-        const handle = await startMigration(env, taskQueue, migrateInput());
-        await wait.entered;
-        await migrationStep(handle, 'launch instance', ['done']);
-        await handle.cancel();
-        const r = await migrationOutcome(handle);
-        await wait.cancelled;
-        return r;
-      });
+      const o = await cancelledWhileBlocked<MigrateInstanceResult>(
+        env,
+        recorded(log, activities),
+        wait,
+        (taskQueue) => startMigration(env, taskQueue, migrateInput()),
+        {
+          queuePrefix: 'migrate-instance',
+          beforeCancel: (handle) => migrationStep(handle, 'launch instance', ['done']),
+        },
+      );
 
       assert.ok(!o.ok);
       assertCancelled(o.error);

@@ -9,13 +9,12 @@ import { describe, it } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { CopyImageResult, DestinationOutcome } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
 import type { copyImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { RunOutcome } from './share-copy-stubs';
 import {
   ACCOUNT_A,
@@ -29,12 +28,10 @@ import {
   shareCopyActivities,
   start,
 } from './share-copy-stubs';
-import { ActivityLog, injectedFailure, quietWorkerLogs, recorded, startWorker } from './stub-activities';
+import { ActivityLog, injectedFailure, recorded, startWorker } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 async function withCopyWorker<T>(
   log: ActivityLog,

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ActivityDeps } from '../../activities';
 import { createActivities } from '../../activities';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
@@ -19,13 +18,11 @@ import { APPROVED_VALUE, FailureType, TAG } from '../../workflows/contracts';
 import { VirtualClock } from '../activities/harness';
 import { FakeFleet } from '../support/fake-fleet';
 import { recordHistory, recordingHistories } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
-import { quietWorkerLogs, startWorker, withinBound } from './stub-activities';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { startWorker, withinBound } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const TOOLING = '111100001111';
 const ACCOUNT = '222200002222';

@@ -14,7 +14,6 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { ApprovalDecision, GoldenImageResult, RetentionAction } from '../../workflows/contracts';
 import {
@@ -27,7 +26,7 @@ import {
 } from '../../workflows/contracts';
 import { dateVersion, nextSemver } from '../../workflows/golden-image';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import {
   ACCOUNT,
   ALICE_SESSION,
@@ -42,6 +41,7 @@ import {
   REGION,
   SCHEDULED,
   TEST_INSTANCE,
+  type GoldenOutcome,
   goldenActivities,
   goldenInput,
   outcomeOf,
@@ -55,30 +55,27 @@ import {
   assertActivityFailure,
   assertWorkflowFailure,
   failing,
-  quietWorkerLogs,
   recorded,
-  startWorker,
   stepStates,
   uniqueWorkflowId,
-  withinBound,
 } from './stub-activities';
+import { withWorker, workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const HERE = { region: REGION, accountId: ACCOUNT };
 const THERE = { region: COPY_REGION, accountId: ACCOUNT };
 const DAY = 24 * 3600 * 1000;
 
-async function withGoldenWorker<T>(
-  activities: Activities,
-  fn: (taskQueue: string) => Promise<T>,
-): Promise<T> {
-  const taskQueue = uniqueTaskQueue('golden');
-  const worker = await startWorker(env, taskQueue, activities);
-  return worker.runUntil(withinBound(fn(taskQueue), `the runs on task queue ${taskQueue}`));
+function withGoldenWorker<T>(activities: Activities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  return withWorker(env, activities, fn, 'golden');
+}
+
+/** A goldenImage run of `input` to its end, on a fresh worker with `activities`. */
+function runGolden(activities: Activities, input: unknown = goldenInput()) {
+  return withGoldenWorker(activities, async (taskQueue) =>
+    outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, input)),
+  );
 }
 
 /** A fleet with last month's approved version in both regions, current in both parameters. */
@@ -104,6 +101,38 @@ const DISTRIBUTION: (keyof Activities)[] = [
   'readImageParameter',
   'publishImageParameter',
 ];
+
+/**
+ * THEN of a run whose validation failed: the test instance terminated (`terminated`: by id, or
+ * looked for by its tags when undefined), the new image deleted, nothing distributed and the
+ * previous version still current.
+ */
+function assertValidationUndone(
+  run: {
+    outcome: GoldenOutcome<GoldenImageResult>;
+    log: ActivityLog;
+    fleet: Fleet;
+    seeded: string[];
+    previous: string;
+  },
+  terminated: string | undefined,
+): void {
+  const { outcome, log, fleet, seeded, previous } = run;
+  assert.deepEqual(
+    outcome.progress.compensations.map((c) => [c.name, c.state]),
+    [
+      ['terminate test instance', 'done'],
+      ['delete golden image', 'done'],
+    ],
+  );
+  assert.deepEqual(
+    log.inputs('terminateLaunchedInstance').map((i) => i.instanceId),
+    [terminated],
+  );
+  assert.deepEqual(newImages(fleet, ...seeded), []);
+  assert.equal(fleet.parameter(HERE, PARAMETER), previous);
+  for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+}
 
 describe('goldenImage: a full run', () => {
   it(
@@ -277,10 +306,9 @@ describe('goldenImage: the approval gate', () => {
       const log = new ActivityLog();
       const started = Date.now();
 
-      const outcome = await withGoldenWorker(recorded(log, goldenActivities(fleet)), async (taskQueue) =>
-        outcomeOf<GoldenImageResult>(
-          await startGolden(env, taskQueue, goldenInput({ approval: { timeoutSeconds: 6 * 3600 } })),
-        ),
+      const outcome = await runGolden(
+        recorded(log, goldenActivities(fleet)),
+        goldenInput({ approval: { timeoutSeconds: 6 * 3600 } }),
       );
       await saveHistory(outcome, 'golden-image-approval-timed-out');
 
@@ -372,10 +400,7 @@ describe('goldenImage: failures clean up', () => {
         const seeded = [...fleet.images.keys()];
         const log = new ActivityLog();
 
-        const outcome = await withGoldenWorker(
-          recorded(log, goldenActivities(fleet, scenario.stub)),
-          async (taskQueue) => outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, goldenInput())),
-        );
+        const outcome = await runGolden(recorded(log, goldenActivities(fleet, scenario.stub)));
         await saveHistory(outcome, `golden-image-validation-failed-${scenario.activity}`);
 
         assert.ok(!outcome.ok);
@@ -387,25 +412,12 @@ describe('goldenImage: failures clean up', () => {
               ? FailureType.ValidationFailed
               : FailureType.InstanceChecksFailed,
         });
-        assert.deepEqual(
-          outcome.progress.compensations.map((c) => [c.name, c.state]),
-          [
-            ['terminate test instance', 'done'],
-            ['delete golden image', 'done'],
-          ],
-        );
-        assert.deepEqual(
-          log.inputs('terminateLaunchedInstance').map((i) => i.instanceId),
-          [TEST_INSTANCE],
-        );
-        assert.deepEqual(newImages(fleet, ...seeded), []);
-        assert.equal(fleet.parameter(HERE, PARAMETER), previous);
+        assertValidationUndone({ outcome, log, fleet, seeded, previous }, TEST_INSTANCE);
         assert.equal(
           stepStates(outcome.progress)['await approval'],
           'pending',
           'no one was asked to approve',
         );
-        for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
       },
     );
 
@@ -417,9 +429,8 @@ describe('goldenImage: failures clean up', () => {
       const seeded = [...fleet.images.keys()];
       const log = new ActivityLog();
 
-      const outcome = await withGoldenWorker(
+      const outcome = await runGolden(
         recorded(log, failing(goldenActivities(fleet), 'launchInstance', FailureType.AwsUnauthorized)),
-        async (taskQueue) => outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, goldenInput())),
       );
       await saveHistory(outcome, 'golden-image-validation-failed-launchInstance');
 
@@ -430,21 +441,8 @@ describe('goldenImage: failures clean up', () => {
         local: false,
         type: FailureType.AwsUnauthorized,
       });
-      assert.deepEqual(
-        outcome.progress.compensations.map((c) => [c.name, c.state]),
-        [
-          ['terminate test instance', 'done'],
-          ['delete golden image', 'done'],
-        ],
-      );
       // RunInstances never answered, so the undo looks for this run's instance by its tags.
-      assert.deepEqual(
-        log.inputs('terminateLaunchedInstance').map((i) => i.instanceId),
-        [undefined],
-      );
-      assert.deepEqual(newImages(fleet, ...seeded), []);
-      assert.equal(fleet.parameter(HERE, PARAMETER), previous);
-      for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+      assertValidationUndone({ outcome, log, fleet, seeded, previous }, undefined);
     },
   );
 
@@ -473,10 +471,7 @@ describe('goldenImage: failures clean up', () => {
       };
       const log = new ActivityLog();
 
-      const outcome = await withGoldenWorker(recorded(log, activities), async (taskQueue) => {
-        const handle = await startGolden(env, taskQueue, goldenInput({ approval: undefined }));
-        return outcomeOf<GoldenImageResult>(handle);
-      });
+      const outcome = await runGolden(recorded(log, activities), goldenInput({ approval: undefined }));
       await saveHistory(outcome, 'golden-image-publish-failed');
 
       assert.ok(!outcome.ok);
@@ -514,20 +509,15 @@ describe('goldenImage: retention', () => {
           launchPermissions: [CONSUMER],
         }).imageId;
 
-        const outcome = await withGoldenWorker(goldenActivities(fleet), async (taskQueue) =>
-          outcomeOf<GoldenImageResult>(
-            await startGolden(
-              env,
-              taskQueue,
-              goldenInput({
-                approval: undefined,
-                validation: undefined,
-                publish: undefined,
-                distribution: undefined,
-                retention: { keep: 1, deregisterAfterSeconds: 0, ...(retireShared ? { retireShared } : {}) },
-              }),
-            ),
-          ),
+        const outcome = await runGolden(
+          goldenActivities(fleet),
+          goldenInput({
+            approval: undefined,
+            validation: undefined,
+            publish: undefined,
+            distribution: undefined,
+            retention: { keep: 1, deregisterAfterSeconds: 0, ...(retireShared ? { retireShared } : {}) },
+          }),
         );
 
         assert.ok(outcome.ok, outcome.ok ? '' : String(outcome.error));
@@ -564,20 +554,15 @@ describe('goldenImage: retention', () => {
       const leftover = fleet.add(HERE, { name: 'web-leftover', tags: { [TAG.pipeline]: 'web' } }).imageId;
       const other = fleet.seedVersion(HERE, 'api', '2026.01.01-030000', '2026-01-01T03:00:00.000Z').imageId;
 
-      const outcome = await withGoldenWorker(goldenActivities(fleet), async (taskQueue) =>
-        outcomeOf<GoldenImageResult>(
-          await startGolden(
-            env,
-            taskQueue,
-            goldenInput({
-              approval: undefined,
-              validation: undefined,
-              publish: undefined,
-              distribution: { copies: [{ region: COPY_REGION }] },
-              retention: { keep: 2, deprecateAfterSeconds: 0, deregisterAfterSeconds: 30 * 24 * 3600 },
-            }),
-          ),
-        ),
+      const outcome = await runGolden(
+        goldenActivities(fleet),
+        goldenInput({
+          approval: undefined,
+          validation: undefined,
+          publish: undefined,
+          distribution: { copies: [{ region: COPY_REGION }] },
+          retention: { keep: 2, deprecateAfterSeconds: 0, deregisterAfterSeconds: 30 * 24 * 3600 },
+        }),
       );
       await saveHistory(outcome, 'golden-image-retention');
 
@@ -661,20 +646,15 @@ describe('goldenImage: versions and repeats', () => {
       fleet.seedVersion(HERE, 'web', '1.4.1', '2026-02-01T03:00:00.000Z');
       fleet.seedVersion(HERE, 'web', '1.3.9', '2025-12-01T03:00:00.000Z');
 
-      const outcome = await withGoldenWorker(goldenActivities(fleet), async (taskQueue) =>
-        outcomeOf<GoldenImageResult>(
-          await startGolden(
-            env,
-            taskQueue,
-            goldenInput({
-              versioning: { scheme: 'semver', series: '1.4' },
-              approval: undefined,
-              validation: undefined,
-              distribution: undefined,
-              publish: undefined,
-            }),
-          ),
-        ),
+      const outcome = await runGolden(
+        goldenActivities(fleet),
+        goldenInput({
+          versioning: { scheme: 'semver', series: '1.4' },
+          approval: undefined,
+          validation: undefined,
+          distribution: undefined,
+          publish: undefined,
+        }),
       );
       await saveHistory(outcome, 'golden-image-semver');
 
@@ -695,19 +675,13 @@ describe('goldenImage: versions and repeats', () => {
     RUN_TIMEOUT,
     async () => {
       const log = new ActivityLog();
-      const outcome = await withGoldenWorker(
-        recorded(log, goldenActivities(new Fleet())),
-        async (taskQueue) =>
-          outcomeOf<GoldenImageResult>(
-            await startGolden(env, taskQueue, {
-              ...goldenInput(),
-              pipeline: 'Web Pipeline',
-              mode: 'no-reboot',
-              retention: { keep: 0 },
-              distribution: { copies: [{ region: REGION }] },
-            }),
-          ),
-      );
+      const outcome = await runGolden(recorded(log, goldenActivities(new Fleet())), {
+        ...goldenInput(),
+        pipeline: 'Web Pipeline',
+        mode: 'no-reboot',
+        retention: { keep: 0 },
+        distribution: { copies: [{ region: REGION }] },
+      });
       await saveHistory(outcome, 'golden-image-bad-input');
       assert.ok(!outcome.ok);
       const failure = assertWorkflowFailure(outcome.error, FailureType.InvalidInput);

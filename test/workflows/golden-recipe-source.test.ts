@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ChildWorkflowFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { CommandOutcome } from '../../activities/run-command';
 import type { BuildImageInput } from '../../contracts/recipe';
@@ -16,7 +15,7 @@ import type { GoldenImageResult } from '../../workflows/contracts';
 import { APPROVED_VALUE, TAG, approveUpdate, rejectUpdate } from '../../workflows/contracts';
 import { goldenChildIds } from '../../workflows/golden-image';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
   ACCOUNT,
   ALICE_SESSION,
@@ -32,19 +31,10 @@ import {
   startGolden,
   stepIs,
 } from './golden-stubs';
-import {
-  ActivityLog,
-  RUN_TIMEOUT,
-  quietWorkerLogs,
-  recorded,
-  startWorker,
-  withinBound,
-} from './stub-activities';
+import { ActivityLog, RUN_TIMEOUT, recorded, startWorker, withinBound } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 const BUILD_BUILDER = 'i-0bbbbbbbbbbbbbbb1';

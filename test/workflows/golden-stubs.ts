@@ -5,7 +5,7 @@
  * would. Typed against the real activity signatures, built on `unplannedActivities()` (anything not
  * planned fails loudly). Tests seed older versions, read the fleet afterwards and inject failures.
  */
-import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
@@ -19,7 +19,6 @@ import type {
   GoldenImageInput,
   InstanceState,
   Tags,
-  WorkflowProgress,
 } from '../../workflows/contracts';
 import {
   APPROVAL_BINDING_HEADER,
@@ -28,11 +27,11 @@ import {
   MANAGED_BY_VALUE,
   TAG,
   approvalBinding,
-  progressQuery,
   shareGrantName,
 } from '../../workflows/contracts';
-import type { History } from './stub-activities';
-import { eventually, happyActivities, uniqueWorkflowId } from './stub-activities';
+import type { WorkflowOutcome } from './harness';
+import { happyActivities } from './stub-activities';
+import { uniqueWorkflowId } from './harness';
 
 export const REGION = 'eu-west-1';
 export const COPY_REGION = 'eu-central-1';
@@ -497,33 +496,5 @@ export function startGolden(
   return env.client.workflow.start('goldenImage', { taskQueue, workflowId, args: [input] });
 }
 
-export type GoldenOutcome<R> =
-  | { ok: true; result: R; progress: WorkflowProgress; history: History; workflowId: string }
-  | { ok: false; error: unknown; progress: WorkflowProgress; history: History; workflowId: string };
-
-export async function outcomeOf<R>(handle: WorkflowHandle): Promise<GoldenOutcome<R>> {
-  let settled: { ok: true; result: R } | { ok: false; error: unknown };
-  try {
-    settled = { ok: true, result: (await handle.result()) as R };
-  } catch (error) {
-    settled = { ok: false, error };
-  }
-  return {
-    ...settled,
-    progress: await handle.query(progressQuery),
-    history: await handle.fetchHistory(),
-    workflowId: handle.workflowId,
-  };
-}
-
-/** Resolves once the run's progress shows `step` in one of `states`. */
-export function stepIs(
-  handle: WorkflowHandle,
-  step: string,
-  states: readonly string[],
-): Promise<WorkflowProgress> {
-  return eventually(`step '${step}' to be ${states.join(' or ')}`, async () => {
-    const p = await handle.query(progressQuery);
-    return p.steps.find((s) => s.name === step && states.includes(s.state)) ? p : undefined;
-  });
-}
+export type GoldenOutcome<R> = WorkflowOutcome<R>;
+export { workflowOutcome as outcomeOf, stepReached as stepIs } from './harness';

@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { CommandOutcome, CommandStatus } from '../../activities/run-command';
 import { FailureType, TAG } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { Outcome } from './stub-activities';
 import {
   ActivityLog,
@@ -28,7 +27,6 @@ import {
   happyActivities,
   imageInput,
   outcomeOf,
-  quietWorkerLogs,
   recorded,
   runImageFromInstance,
   startImageFromInstance,
@@ -39,11 +37,9 @@ import {
   withWorker,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const PRE = 'cmd-pre-0001';
 const THAW = 'cmd-thaw-0001';

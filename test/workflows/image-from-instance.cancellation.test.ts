@@ -4,14 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
-import type { ConsistencyMode, InstanceState } from '../../workflows/contracts';
+import type { ConsistencyMode, ImageFromInstanceResult, InstanceState } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import type { ExpectedCall, Outcome } from './stub-activities';
 import {
   ActivityLog,
@@ -24,26 +22,19 @@ import {
   imageInput,
   outcomeOf,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   startImageFromInstance,
   stepReached,
   stepStates,
   withWorker,
 } from './stub-activities';
+import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 function assertCancelled(outcome: Outcome): void {
   assert.ok(!outcome.ok, 'the run should not succeed');
-  assert.ok(
-    outcome.error instanceof WorkflowFailedError,
-    `not a WorkflowFailedError: ${String(outcome.error)}`,
-  );
-  assert.ok(outcome.error.cause instanceof CancelledFailure, `not cancelled: ${String(outcome.error.cause)}`);
+  assertWorkflowCancelled(outcome.error);
   assert.equal(outcome.progress.phase, 'cancelled');
 }
 
@@ -99,17 +90,14 @@ describe('imageFromInstance cancelled while waiting for the image', () => {
           waitForImageAvailable: wait.fn,
         };
 
-        const outcome = await withWorker(env, recorded(log, activities), async (taskQueue) => {
-          const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: c.mode }));
-          await wait.entered;
-          await stepReached(handle, 'start instance', [c.startStep]);
-
-          await handle.cancel();
-
-          const o = await outcomeOf(handle);
-          await wait.cancelled; // the waiting activity itself was stopped, not left polling
-          return o;
-        });
+        // the waiting activity itself was stopped, not left polling
+        const outcome = await cancelledWhileBlocked<ImageFromInstanceResult>(
+          env,
+          recorded(log, activities),
+          wait,
+          (taskQueue) => startImageFromInstance(env, taskQueue, imageInput({ mode: c.mode })),
+          { beforeCancel: (handle) => stepReached(handle, 'start instance', [c.startStep]) },
+        );
 
         assertCancelled(outcome);
         assertCalls(log, c.calls);

@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ConsistencyMode } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
-import { timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import type { ActivityName, ExpectedCall } from './stub-activities';
 import {
   ActivityLog,
@@ -24,16 +23,13 @@ import {
   happyActivities,
   imageInput,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   runImageFromInstance,
   stepStates,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 // createImage is a normal activity since 'create-image-as-activity'.
 const LOCAL: ReadonlySet<ActivityName> = new Set(['describeInstance', 'checkImageName', 'tagSnapshots']);

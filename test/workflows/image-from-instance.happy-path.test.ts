@@ -6,10 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ConsistencyMode } from '../../workflows/contracts';
 import { DEFAULT_TIMEOUTS, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
-import { timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import {
   ActivityLog,
   IMAGE_ID,
@@ -19,18 +18,15 @@ import {
   happyActivities,
   imageInput,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   runImageFromInstance,
   scheduledActivities,
   stepStates,
   succeeded,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 describe('imageFromInstance happy path', () => {
   it(

@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { InputIssue } from '../../workflows/validation';
-import { timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import {
   ActivityLog,
   assertWorkflowFailure,
@@ -16,17 +15,14 @@ import {
   imageInput,
   localActivityMarkers,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   runImageFromInstance,
   scheduledActivities,
   succeeded,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const valid = imageInput();
 

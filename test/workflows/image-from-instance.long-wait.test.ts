@@ -5,11 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
 import type { ConsistencyMode } from '../../workflows/contracts';
-import { timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import type { History, Outcome } from './stub-activities';
 import {
   ActivityLog,
@@ -25,7 +24,6 @@ import {
   localActivityMarkers,
   outcomeOf,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   startImageFromInstance,
   succeeded,
@@ -33,11 +31,9 @@ import {
 } from './stub-activities';
 import type { VirtualEc2, VirtualImageOptions } from './virtual-ec2';
 import { virtualEc2 } from './virtual-ec2';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

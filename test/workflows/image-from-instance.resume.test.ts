@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName } from './stub-activities';
 import {
   ActivityLog,
@@ -20,7 +19,6 @@ import {
   localActivityMarkers,
   outcomeOf,
   RUN_TIMEOUT,
-  quietWorkerLogs,
   recorded,
   scheduledActivities,
   startImageFromInstance,
@@ -30,11 +28,9 @@ import {
   succeeded,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 describe('imageFromInstance resumed on another worker', () => {
   it(

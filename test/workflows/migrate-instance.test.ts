@@ -6,14 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import { OWNER_TAG_COUNT } from '../../activities/launch';
-import type { FailureType } from '../../workflows/contracts';
+import type { FailureType, MigrateInstanceResult } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName, ExpectedCall } from './stub-activities';
 import {
   ActivityLog,
@@ -24,7 +21,6 @@ import {
   blockingUntilCancelled,
   deferred,
   failing,
-  quietWorkerLogs,
   recorded,
   scheduledActivities,
   startWorker,
@@ -46,11 +42,9 @@ import {
   startMigration,
   withMigrationWorker,
 } from './migrate-stub-activities';
+import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 /** The child imageFromInstance on a source the migration stopped first: no stop, no start. */
 const CHILD_ON_STOPPED: ExpectedCall[] = [
@@ -482,10 +476,7 @@ describe('migrateInstance failing at each step', () => {
   });
 });
 
-function assertCancelled(error: unknown): void {
-  assert.ok(error instanceof WorkflowFailedError, `not a WorkflowFailedError: ${String(error)}`);
-  assert.ok(error.cause instanceof CancelledFailure, `not cancelled: ${String(error.cause)}`);
-}
+const assertCancelled = assertWorkflowCancelled;
 
 describe('migrateInstance cancelled', () => {
   it('GIVEN the new instance was launched and is being checked WHEN the run is cancelled THEN the new instance is terminated, the image deleted, the source started again, and the run ends cancelled', async () => {
@@ -493,17 +484,16 @@ describe('migrateInstance cancelled', () => {
     const wait = blockingUntilCancelled();
     const activities: Activities = { ...migrationActivities(), waitForInstanceReady: wait.fn };
 
-    const outcome = await withMigrationWorker(env, recorded(log, activities), async (taskQueue) => {
-      const handle = await startMigration(env, taskQueue, migrateInput());
-      await wait.entered;
-      await migrationStep(handle, 'launch instance', ['done']);
-
-      await handle.cancel();
-
-      const o = await migrationOutcome(handle);
-      await wait.cancelled;
-      return o;
-    });
+    const outcome = await cancelledWhileBlocked<MigrateInstanceResult>(
+      env,
+      recorded(log, activities),
+      wait,
+      (taskQueue) => startMigration(env, taskQueue, migrateInput()),
+      {
+        queuePrefix: 'migrate-instance',
+        beforeCancel: (handle) => migrationStep(handle, 'launch instance', ['done']),
+      },
+    );
     await saveHistory(outcome, 'migrate-instance-cancelled-during-checks');
 
     assertCancelled(migrationFailed(outcome));
@@ -532,14 +522,13 @@ describe('migrateInstance cancelled', () => {
     const wait = blockingUntilCancelled();
     const activities: Activities = { ...migrationActivities(), waitForImageAvailable: wait.fn };
 
-    const outcome = await withMigrationWorker(env, recorded(log, activities), async (taskQueue) => {
-      const handle = await startMigration(env, taskQueue, migrateInput());
-      await wait.entered;
-      await handle.cancel();
-      const o = await migrationOutcome(handle);
-      await wait.cancelled;
-      return o;
-    });
+    const outcome = await cancelledWhileBlocked<MigrateInstanceResult>(
+      env,
+      recorded(log, activities),
+      wait,
+      (taskQueue) => startMigration(env, taskQueue, migrateInput()),
+      { queuePrefix: 'migrate-instance' },
+    );
     await saveHistory(outcome, 'migrate-instance-cancelled-during-image');
 
     assertCancelled(migrationFailed(outcome));

@@ -4,22 +4,23 @@
  * activity signatures. The source instance's state is kept, so the child sees the source stopped
  * when the migration stopped it first, as EC2 would show it.
  */
-import assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { MigrationPlan } from '../../activities/launch';
-import type {
-  InstanceState,
-  MigrateInstanceInput,
-  MigrateInstanceResult,
-  WorkflowProgress,
-} from '../../workflows/contracts';
-import { progressQuery } from '../../workflows/contracts';
+import type { InstanceState, MigrateInstanceInput, MigrateInstanceResult } from '../../workflows/contracts';
 import type { migrateInstance } from '../../workflows';
-import { uniqueTaskQueue } from '../support/temporal';
-import type { History } from './stub-activities';
-import { INSTANCE_ID, eventually, happyActivities, startWorker, uniqueWorkflowId } from './stub-activities';
+import type { WorkflowOutcome } from './harness';
+import {
+  failed,
+  failureChain,
+  stepReached,
+  succeeded,
+  uniqueWorkflowId,
+  withWorker,
+  workflowOutcome,
+} from './harness';
+import { INSTANCE_ID, happyActivities } from './stub-activities';
 
 export const SOURCE_ID = INSTANCE_ID;
 export const NEW_ID = 'i-0abcdefabcdefabcd';
@@ -130,15 +131,7 @@ export function migrationActivities(scenario: MigrationScenario = {}): Activitie
   };
 }
 
-export type MigrationOutcome =
-  | {
-      ok: true;
-      result: MigrateInstanceResult;
-      progress: WorkflowProgress;
-      history: History;
-      workflowId: string;
-    }
-  | { ok: false; error: unknown; progress: WorkflowProgress; history: History; workflowId: string };
+export type MigrationOutcome = WorkflowOutcome<MigrateInstanceResult>;
 
 export function startMigration(
   env: TestWorkflowEnvironment,
@@ -154,32 +147,20 @@ export function startMigration(
   });
 }
 
-export async function migrationOutcome(
-  handle: WorkflowHandle<typeof migrateInstance>,
-): Promise<MigrationOutcome> {
-  let settled: { ok: true; result: MigrateInstanceResult } | { ok: false; error: unknown };
-  try {
-    settled = { ok: true, result: await handle.result() };
-  } catch (error) {
-    settled = { ok: false, error };
-  }
-  return {
-    ...settled,
-    progress: await handle.query(progressQuery),
-    history: await handle.fetchHistory(),
-    workflowId: handle.workflowId,
-  };
+export function migrationOutcome(handle: WorkflowHandle<typeof migrateInstance>): Promise<MigrationOutcome> {
+  return workflowOutcome<MigrateInstanceResult>(handle);
 }
 
-/** Runs `fn` while a fresh worker serves a fresh task queue, then shuts the worker down. */
-export async function withMigrationWorker<T>(
+/**
+ * Runs `fn` while a fresh worker serves a fresh task queue, then shuts the worker down (failing the
+ * test instead of hanging it if `fn` does not settle within the harness's bound).
+ */
+export function withMigrationWorker<T>(
   env: TestWorkflowEnvironment,
   activities: Activities,
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
-  const taskQueue = uniqueTaskQueue('migrate-instance');
-  const worker = await startWorker(env, taskQueue, activities);
-  return worker.runUntil(fn(taskQueue));
+  return withWorker(env, activities, fn, 'migrate-instance');
 }
 
 export async function runMigration(
@@ -192,43 +173,4 @@ export async function runMigration(
   );
 }
 
-export function migrated(outcome: MigrationOutcome): MigrateInstanceResult {
-  if (!outcome.ok) assert.fail(`expected success, the run failed: ${String(outcome.error)}`);
-  return outcome.result;
-}
-
-export function migrationFailed(outcome: MigrationOutcome): unknown {
-  if (outcome.ok) assert.fail(`expected a failure, the run succeeded: ${JSON.stringify(outcome.result)}`);
-  return outcome.error;
-}
-
-/** Resolves once the workflow's progress shows `step` in one of `states`. */
-export async function migrationStep(
-  handle: WorkflowHandle<typeof migrateInstance>,
-  step: string,
-  states: readonly string[],
-): Promise<WorkflowProgress> {
-  return eventually(`step '${step}' to be ${states.join(' or ')}`, async () => {
-    const progress = await handle.query(progressQuery);
-    const s = progress.steps.find((x) => x.name === step);
-    return s && states.includes(s.state) ? progress : undefined;
-  });
-}
-
-/**
- * The failure chain as names, outermost first, e.g. `['WorkflowFailedError', 'ChildWorkflowFailure',
- * 'ActivityFailure(createImage)', 'ApplicationFailure(AwsLimitExceeded)']`.
- */
-export function failureChain(err: unknown): string[] {
-  const out: string[] = [];
-  for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) {
-    const detail =
-      'activityType' in e
-        ? `(${String(e.activityType)})`
-        : 'type' in e && typeof e.type === 'string' && e.name === 'ApplicationFailure'
-          ? `(${e.type})`
-          : '';
-    out.push(`${e.name}${detail}`);
-  }
-  return out;
-}
+export { succeeded as migrated, failed as migrationFailed, stepReached as migrationStep, failureChain };

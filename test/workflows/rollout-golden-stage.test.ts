@@ -5,19 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { GoldenImageResult } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import { ACCOUNT, Fleet, goldenActivities, goldenInput, outcomeOf, startGolden } from './golden-stubs';
 import { LT_ID, RolloutFleet, rolloutActivities } from './rollout-stubs';
-import { RUN_TIMEOUT, quietWorkerLogs, startWorker, withinBound } from './stub-activities';
+import { RUN_TIMEOUT, startWorker, withinBound } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const ROLLOUT_ACTIVITIES = [
   'resolveRolloutTarget',

@@ -9,10 +9,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { FailureType, rolloutProgressQuery } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
   LT_ID,
   NEW_AMI,
@@ -29,16 +28,13 @@ import {
   assertWorkflowFailure,
   blockingUntilCancelled,
   eventually,
-  quietWorkerLogs,
   recorded,
   startWorker,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 async function run(fleet: RolloutFleet, log: ActivityLog, input: unknown) {
   const taskQueue = uniqueTaskQueue('rollout');

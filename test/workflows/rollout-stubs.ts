@@ -8,15 +8,10 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
 import type { RefreshStatus } from '../../activities/autoscaling';
-import type {
-  RefreshState,
-  RolloutImageInput,
-  RolloutImageResult,
-  WorkflowProgress,
-} from '../../workflows/contracts';
-import { progressQuery } from '../../workflows/contracts';
-import type { History } from './stub-activities';
-import { uniqueWorkflowId, unplannedActivities } from './stub-activities';
+import type { RefreshState, RolloutImageInput, RolloutImageResult } from '../../workflows/contracts';
+import type { WorkflowOutcome } from './harness';
+import { uniqueWorkflowId, workflowOutcome } from './harness';
+import { unplannedActivities } from './stub-activities';
 
 export const REGION = 'eu-west-1';
 export const NEW_AMI = 'ami-0aaaa1111bbbb2222';
@@ -234,18 +229,8 @@ export function startRollout(
   });
 }
 
-export type RolloutOutcome =
-  | { ok: true; result: RolloutImageResult; progress: WorkflowProgress; history: History; workflowId: string }
-  | { ok: false; error: unknown; progress: WorkflowProgress; history: History; workflowId: string };
+export type RolloutOutcome = WorkflowOutcome<RolloutImageResult>;
 
-export async function rolloutOutcome(handle: WorkflowHandle): Promise<RolloutOutcome> {
-  let settled: { ok: true; result: RolloutImageResult } | { ok: false; error: unknown };
-  try {
-    settled = { ok: true, result: (await handle.result()) as RolloutImageResult };
-  } catch (error) {
-    settled = { ok: false, error };
-  }
-  const progress = await handle.query(progressQuery);
-  const history = await handle.fetchHistory();
-  return { ...settled, progress, history, workflowId: handle.workflowId };
+export function rolloutOutcome(handle: WorkflowHandle): Promise<RolloutOutcome> {
+  return workflowOutcome<RolloutImageResult>(handle);
 }

@@ -1,38 +1,26 @@
 /**
- * Stub activities for the time-skipping workflow tests, typed against the real activity signatures
- * (`Activities` from activities/index.ts): a recorder that logs every call with its input, a happy
- * default for each activity, failure injection, and a stub that blocks (heartbeating) until it is
- * cancelled. Also the small harness the test files share: a worker per task queue, a run to its end
- * with its progress and history, and condition waits.
+ * The imageFromInstance fakes for the time-skipping workflow tests, typed against the real activity
+ * signatures (`Activities` from activities/index.ts): a happy default for each activity, as AWS
+ * answers for an EBS-backed instance, and starting and following an imageFromInstance run. The
+ * harness every workflow test shares (workers, recording, failure injection, waits, assertions) is
+ * ./harness.ts, re-exported here so the tests that import it from this file keep working.
  */
-import assert from 'node:assert/strict';
-import { setTimeout as delay } from 'node:timers/promises';
-import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
-import { Client, WorkflowFailedError } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkerOptions } from '@temporalio/worker';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import type { ActivityDeps, Activities } from '../../activities';
-import { shareRunActivities } from '../../activities/share-runs';
-import type { InstanceState } from '../../workflows/contracts';
+import type { Activities } from '../../activities';
 import type {
-  FailureType,
   ImageFromInstanceInput,
   ImageFromInstanceResult,
-  WorkflowProgress,
+  InstanceState,
 } from '../../workflows/contracts';
-import { DEFAULT_TIMEOUTS, progressQuery } from '../../workflows/contracts';
+import { DEFAULT_TIMEOUTS } from '../../workflows/contracts';
 import type { imageFromInstance } from '../../workflows';
-import { uniqueTaskQueue, workflowBundle } from '../support/temporal';
 import { unplannedActivities } from '../../devkit/fake-share-copy';
+import type { WorkflowOutcome } from './harness';
+import { uniqueWorkflowId, withWorker, workflowOutcome } from './harness';
 
-export type ActivityName = keyof Activities;
-export type ActivityInput<K extends ActivityName> = Parameters<Activities[K]>[0];
-export type ActivityCall = { [K in ActivityName]: { name: K; input: ActivityInput<K> } }[ActivityName];
-export type History = temporal.api.history.v1.IHistory;
+export * from './harness';
+export { unplannedActivities };
 
 export const INSTANCE_ID = 'i-0123456789abcdef0';
 export const IMAGE_ID = 'ami-0fedcba9876543210';
@@ -49,46 +37,6 @@ export function imageInput(overrides: Partial<ImageFromInstanceInput> = {}): Ima
     mode: 'stop',
     ...overrides,
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Recording
-// ---------------------------------------------------------------------------------------------
-
-/** Every activity call a worker made, in the order the worker started them. */
-export class ActivityLog {
-  readonly calls: ActivityCall[] = [];
-
-  names(): ActivityName[] {
-    return this.calls.map((c) => c.name);
-  }
-
-  count(name: ActivityName): number {
-    return this.calls.filter((c) => c.name === name).length;
-  }
-
-  inputs<K extends ActivityName>(name: K): ActivityInput<K>[] {
-    return this.calls
-      .filter((c): c is Extract<ActivityCall, { name: K }> => c.name === name)
-      .map((c) => c.input);
-  }
-}
-
-export { unplannedActivities };
-
-/** Wraps each activity so that its calls land in `log` before the activity body runs. */
-export function recorded(log: ActivityLog, impl: Activities): Activities {
-  function wrap<K extends ActivityName>(name: K): Activities[K] {
-    const fn = impl[name] as unknown as (input: ActivityInput<K>) => ReturnType<Activities[K]>;
-    const wrapped = (input: ActivityInput<K>): ReturnType<Activities[K]> => {
-      log.calls.push({ name, input } as ActivityCall);
-      return fn(input);
-    };
-    return wrapped as unknown as Activities[K];
-  }
-  const out = {} as Record<ActivityName, unknown>;
-  for (const name of Object.keys(impl) as ActivityName[]) out[name] = wrap(name);
-  return out as Activities;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,160 +112,6 @@ export function happyActivities(scenario: InstanceScenario = {}): Activities {
   };
 }
 
-export function injectedFailure(name: ActivityName, type: FailureType): ApplicationFailure {
-  return ApplicationFailure.create({ type, nonRetryable: true, message: `injected ${type} in ${name}` });
-}
-
-/**
- * `impl` with `name` failing non-retryably with `type`: on its first call only (`once`, so the same
- * activity can still succeed as a compensation) or on every call.
- */
-export function failing<K extends ActivityName>(
-  impl: Activities,
-  name: K,
-  type: FailureType,
-  times: 'once' | 'always' = 'once',
-): Activities {
-  const original = impl[name] as unknown as (input: ActivityInput<K>) => ReturnType<Activities[K]>;
-  let calls = 0;
-  const replaced = (input: ActivityInput<K>): ReturnType<Activities[K]> => {
-    calls += 1;
-    if (times === 'always' || calls === 1) throw injectedFailure(name, type);
-    return original(input);
-  };
-  return { ...impl, [name]: replaced };
-}
-
-export interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-}
-
-export function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-/**
- * Runs like a long AWS wait: heartbeats until the activity is cancelled (by the workflow, the
- * server, or the worker shutting down), then rethrows the cancellation. Cancellation reaches an
- * activity only through heartbeats, hence the loop; the worker in `startWorker` lets them through.
- * `entered` resolves once the activity runs; `cancelled` once it has seen its cancellation.
- */
-export function blockingUntilCancelled(): {
-  entered: Promise<void>;
-  cancelled: Promise<void>;
-  fn: () => Promise<never>;
-} {
-  const entered = deferred();
-  const cancelled = deferred();
-  return {
-    entered: entered.promise,
-    cancelled: cancelled.promise,
-    fn: async () => {
-      const ctx = Context.current();
-      entered.resolve();
-      try {
-        for (;;) {
-          ctx.heartbeat();
-          await ctx.sleep(20); // the heartbeat pace of this stub, not a wait for something in the test
-        }
-      } finally {
-        cancelled.resolve();
-      }
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Harness
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Keeps worker logs to errors: the injected failures would otherwise print a stack each. Call once
- * per test file (each file is its own process), before the environment starts.
- */
-export function quietWorkerLogs(): void {
-  Runtime.install({
-    logger: new DefaultLogger('ERROR'),
-    telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
-  });
-}
-
-/**
- * A worker for one test's own task queue. Heartbeats reach the server at once, so cancels do too.
- * Workflows run in the worker's own thread (`debugMode`, still inside the workflow sandbox): a
- * worker then starts in tens of milliseconds instead of spawning a thread and loading the bundle
- * again for every test (about a second each on a busy 2-core machine).
- */
-export async function startWorker(
-  env: TestWorkflowEnvironment,
-  taskQueue: string,
-  activities: Activities,
-  options: Partial<WorkerOptions> = {},
-): Promise<Worker> {
-  // Shares hold their permissions through the image's share ledger, a workflow on this same worker
-  // whose AWS calls are these stubs: the real activity reaches it through the test server.
-  const workflow = new Client({ connection: env.connection, namespace: env.namespace }).workflow;
-  const { requestShareLedger } = shareRunActivities(
-    {
-      ...({} as ActivityDeps),
-      temporal: () => Promise.resolve({ workflow, close: () => Promise.resolve() }),
-    },
-    taskQueue,
-  );
-  return Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities: { ...activities, requestShareLedger },
-    maxHeartbeatThrottleInterval: '20ms',
-    debugMode: true,
-    ...options,
-  });
-}
-
-/** Node test options for a test that runs workflows: a backstop above `RUN_BOUND_MS`. */
-export const RUN_TIMEOUT = { timeout: 120_000 };
-/** Wall time a test's runs may take before the test fails (a stuck workflow task retries forever). */
-export const RUN_BOUND_MS = 60_000;
-
-/** `work`, or a failure naming `what` once `ms` of wall time have passed without it settling. */
-export async function withinBound<T>(work: Promise<T>, what: string, ms = RUN_BOUND_MS): Promise<T> {
-  const timer = new AbortController();
-  const expired = delay(ms, undefined, { signal: timer.signal }).then(() =>
-    assert.fail(
-      `${what} did not finish within ${ms} ms of wall time (a workflow task failing and retrying?)`,
-    ),
-  );
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    timer.abort();
-  }
-}
-
-/**
- * Runs `fn` while a fresh worker serves a fresh task queue, then shuts the worker down. Fails the
- * test, instead of hanging it, if `fn` has not settled within `RUN_BOUND_MS`.
- */
-export async function withWorker<T>(
-  env: TestWorkflowEnvironment,
-  activities: Activities,
-  fn: (taskQueue: string) => Promise<T>,
-): Promise<T> {
-  const taskQueue = uniqueTaskQueue('image-from-instance');
-  const worker = await startWorker(env, taskQueue, activities);
-  return worker.runUntil(withinBound(fn(taskQueue), `the runs on task queue ${taskQueue}`));
-}
-
-let workflowIds = 0;
-export function uniqueWorkflowId(what: string): string {
-  workflowIds += 1;
-  return `${what}-${process.pid}-${workflowIds}`;
-}
-
 export function startImageFromInstance(
   env: TestWorkflowEnvironment,
   taskQueue: string,
@@ -332,21 +126,11 @@ export function startImageFromInstance(
   });
 }
 
-export type Outcome =
-  | { ok: true; result: ImageFromInstanceResult; progress: WorkflowProgress; history: History }
-  | { ok: false; error: unknown; progress: WorkflowProgress; history: History };
+export type Outcome = WorkflowOutcome<ImageFromInstanceResult>;
 
 /** Awaits the run's end (time skipping while it waits), then reads its progress and history. */
-export async function outcomeOf(handle: WorkflowHandle<typeof imageFromInstance>): Promise<Outcome> {
-  let settled: { ok: true; result: ImageFromInstanceResult } | { ok: false; error: unknown };
-  try {
-    settled = { ok: true, result: await handle.result() };
-  } catch (error) {
-    settled = { ok: false, error };
-  }
-  const progress = await handle.query(progressQuery);
-  const history = await handle.fetchHistory();
-  return { ...settled, progress, history };
+export function outcomeOf(handle: WorkflowHandle<typeof imageFromInstance>): Promise<Outcome> {
+  return workflowOutcome<ImageFromInstanceResult>(handle);
 }
 
 /** Starts a run on a fresh worker and task queue with `activities`, and awaits its outcome. */
@@ -358,143 +142,4 @@ export async function runImageFromInstance(
   return withWorker(env, activities, async (taskQueue) =>
     outcomeOf(await startImageFromInstance(env, taskQueue, input)),
   );
-}
-
-export function succeeded(outcome: Outcome): ImageFromInstanceResult {
-  if (!outcome.ok) assert.fail(`expected success, the run failed: ${String(outcome.error)}`);
-  return outcome.result;
-}
-
-export function failed(outcome: Outcome): unknown {
-  if (outcome.ok) assert.fail(`expected a failure, the run succeeded: ${JSON.stringify(outcome.result)}`);
-  return outcome.error;
-}
-
-/** Polls `probe` until it returns something other than undefined; fails after `timeoutMs`. */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(25);
-  }
-}
-
-/** Resolves once the workflow's own progress record shows `step` in one of `states`. */
-export async function stepReached(
-  handle: WorkflowHandle<typeof imageFromInstance>,
-  step: string,
-  states: readonly string[],
-): Promise<WorkflowProgress> {
-  return eventually(`step '${step}' to be ${states.join(' or ')}`, async () => {
-    const progress = await handle.query(progressQuery);
-    const s = progress.steps.find((x) => x.name === step);
-    return s && states.includes(s.state) ? progress : undefined;
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Assertions
-// ---------------------------------------------------------------------------------------------
-
-/** `{ concurrently: [...] }`: the workflow runs these at the same time, so they may start in any order. */
-export type ExpectedCall = ActivityName | { concurrently: ActivityName[] };
-
-/** The exact calls, in order, except that each `concurrently` group may appear in any order. */
-/** Read-only local activities: repeating them is harmless, and a worker without a cache may. */
-const READ_ONLY_LOCAL: readonly ActivityName[] = ['describeInstance', 'checkImageName', 'planMigration'];
-
-/** The log with back-to-back repeats of a read-only local activity collapsed into one call. */
-export function collapseReadOnlyRepeats(log: ActivityLog): ActivityLog {
-  const collapsed = new ActivityLog();
-  for (const call of log.calls) {
-    const previous = collapsed.calls[collapsed.calls.length - 1];
-    if (previous?.name === call.name && READ_ONLY_LOCAL.includes(call.name)) continue;
-    collapsed.calls.push(call);
-  }
-  return collapsed;
-}
-
-export function assertCalls(log: ActivityLog, expected: ExpectedCall[]): void {
-  const actual = log.names();
-  const normalised: string[] = [];
-  const wanted: string[] = [];
-  let i = 0;
-  for (const e of expected) {
-    if (typeof e === 'string') {
-      wanted.push(e);
-      normalised.push(actual[i] ?? '(none)');
-      i += 1;
-    } else {
-      wanted.push(...[...e.concurrently].sort());
-      normalised.push(...actual.slice(i, i + e.concurrently.length).sort());
-      i += e.concurrently.length;
-    }
-  }
-  normalised.push(...actual.slice(i));
-  assert.deepEqual(normalised, wanted, `activity calls were: ${actual.join(', ')}`);
-}
-
-/**
- * WorkflowFailedError → ActivityFailure(activityType) → ApplicationFailure(type), for a failure
- * that an activity raised. Local activities (describeInstance, checkImageName, createImage,
- * tagSnapshots) are the exception: Temporal hands their failure to the workflow unwrapped
- * (sdk-core #449), so the chain is WorkflowFailedError → ApplicationFailure(type).
- */
-export function assertActivityFailure(
-  error: unknown,
-  expected: { activityType: ActivityName; local: boolean; type: FailureType },
-): ApplicationFailure {
-  assert.ok(error instanceof WorkflowFailedError, `not a WorkflowFailedError: ${String(error)}`);
-  return assertActivityCause(error.cause, expected);
-}
-
-/** The part of the chain below the workflow failure: see `assertActivityFailure`. */
-export function assertActivityCause(
-  cause: unknown,
-  expected: { activityType: ActivityName; local: boolean; type: FailureType },
-): ApplicationFailure {
-  if (!expected.local) {
-    assert.ok(cause instanceof ActivityFailure, `cause is not an ActivityFailure: ${String(cause)}`);
-    assert.equal(cause.activityType, expected.activityType);
-    cause = cause.cause;
-  }
-  assert.ok(cause instanceof ApplicationFailure, `not an ApplicationFailure: ${String(cause)}`);
-  assert.equal(cause.type, expected.type);
-  assert.equal(cause.nonRetryable, true);
-  return cause;
-}
-
-/** WorkflowFailedError → ApplicationFailure(type), for a failure the workflow itself raised. */
-export function assertWorkflowFailure(error: unknown, type: FailureType): ApplicationFailure {
-  assert.ok(error instanceof WorkflowFailedError, `not a WorkflowFailedError: ${String(error)}`);
-  assert.ok(error.cause instanceof ApplicationFailure, `not an ApplicationFailure: ${String(error.cause)}`);
-  assert.equal(error.cause.type, type);
-  assert.equal(error.cause.nonRetryable, true);
-  return error.cause;
-}
-
-export function stepStates(progress: WorkflowProgress): Record<string, string> {
-  return Object.fromEntries(progress.steps.map((s) => [s.name, s.state]));
-}
-
-/** Activity types scheduled (regular activities) in history, in order. */
-export function scheduledActivities(history: History): string[] {
-  return (history.events ?? []).flatMap((e) =>
-    e.activityTaskScheduledEventAttributes?.activityType?.name
-      ? [e.activityTaskScheduledEventAttributes.activityType.name]
-      : [],
-  );
-}
-
-/** Local-activity markers in history (one per local activity that completed or failed). */
-export function localActivityMarkers(history: History): number {
-  return (history.events ?? []).filter(
-    (e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity',
-  ).length;
 }

@@ -14,29 +14,10 @@ import { DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client } from '@aws
 import { mockClient } from 'aws-sdk-client-mock';
 import type { Activities, ActivityDeps } from '../../activities';
 import { createActivities } from '../../activities';
-import type { Clock } from '../../activities/waiting';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
 import { DEFAULT_TIMEOUTS } from '../../workflows/contracts';
+import { VirtualClock } from '../../devkit/virtual-clock';
 import { IMAGE_ID, SNAPSHOT_IDS } from './stub-activities';
-
-/** Virtual epoch ms. `sleep` returns at once, having moved the clock on. */
-export class VirtualClock implements Clock {
-  private t = 0;
-
-  now(): number {
-    return this.t;
-  }
-
-  async sleep(ms: number): Promise<void> {
-    this.t += ms;
-    // Yield to the event loop, as a real sleep would, so heartbeats and the worker get a turn.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-
-  set(ms: number): void {
-    this.t = ms;
-  }
-}
 
 export interface VirtualImageOptions {
   /** Virtual ms from the start of the wait until the image is `available`; `never` keeps it pending. */
@@ -60,7 +41,8 @@ export interface VirtualEc2 {
 }
 
 export function virtualEc2(opts: VirtualImageOptions): VirtualEc2 {
-  const clock = new VirtualClock();
+  // Yields to the event loop on each sleep: the waiting activity heartbeats to a real worker.
+  const clock = new VirtualClock(0, { yieldToEventLoop: true });
   const client = new EC2Client({
     region: 'eu-west-1',
     credentials: { accessKeyId: 'virtual', secretAccessKey: 'virtual' },

@@ -13,7 +13,6 @@ import {
   TimeoutFailure,
   TimeoutType,
 } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import type { WaitRef } from '../../activities/image-wait-watcher';
@@ -21,24 +20,21 @@ import type { HoldLeaseInput, LeaseTurn, ReleaseWaitsInput } from '../../activit
 import { ASYNC_IMAGE_WAIT_PATCH } from '../../workflows/presets';
 import { lastListed, waitLease } from '../../workflows/wait-lease';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
   RUN_TIMEOUT,
   happyActivities,
   imageInput,
   outcomeOf,
-  quietWorkerLogs,
   startImageFromInstance,
   startWorker,
   succeeded,
   uniqueWorkflowId,
   withinBound,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 const refs = (n: number): WaitRef[] =>
   Array.from({ length: n }, (_, i) => ({ workflowId: `wf-${i}`, runId: 'run', activityId: '9' }));

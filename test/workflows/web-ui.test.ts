@@ -6,33 +6,18 @@
  * attribute says it was cancelled, not "awaiting approval".
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { GoldenImageResult } from '../../workflows/contracts';
 import { FailureType, SearchAttr, WORKFLOW_TYPES, progressQuery } from '../../workflows/contracts';
 import { backupChildIds } from '../../workflows/backup';
 import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
 import { BUILDER, Fleet, REGION, backupInput, goldenActivities, goldenInput, stepIs } from './golden-stubs';
-import {
-  RUN_TIMEOUT,
-  eventually,
-  quietWorkerLogs,
-  startWorker,
-  uniqueWorkflowId,
-  withinBound,
-} from './stub-activities';
+import { RUN_TIMEOUT, eventually, startWorker, uniqueWorkflowId, withinBound } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await devServerEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(devServerEnv, { per: 'file' });
 
 /** Started as the client and the schedules start them: with the attributes that apply. */
 function start(
