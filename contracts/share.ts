@@ -321,6 +321,12 @@ export interface ShareImageResult extends ShareRecord {
    * absent for runs before the ledger, which added and remove them on their own.
    */
   shareLedger?: string;
+  /**
+   * The holder this run is counted as in that ledger (`ledgerHolder(workflowId, runId)`). A parent
+   * (copyImage, goldenImage) withdraws its child share by releasing this hold; unshareImage never
+   * takes it from a record, only from the share run Temporal names.
+   */
+  shareLedgerHolder?: string;
 }
 
 /** Change a time-limited share's end: a new time (`expiresAt`, ISO 8601) or seconds from now (0: now). */

@@ -236,12 +236,24 @@ function iso(ms: number): string {
 }
 
 /**
+ * The hold a child share (copyImage's, goldenImage's) took through the image's ledger, as its result
+ * names it: its parent withdraws the share by releasing that hold, so a permission another live share
+ * holds stays. Only a share run's own result carries it (unshareImage builds its record without it, so
+ * a caller cannot name another run's hold); results of runs before the ledger name none, and their
+ * withdrawal removes what they added, as it ran.
+ */
+function childHold(record: ShareRecord | ShareImageResult): LedgerHold | undefined {
+  if (!('shareLedgerHolder' in record) || record.shareLedgerHolder === undefined) return undefined;
+  return { image: { ...record.image, imageId: record.sharedImageId }, holder: record.shareLedgerHolder };
+}
+
+/**
  * Withdraws what a share added: launch permissions first (targets stop seeing the image), then
  * create-volume permissions, then key grants; optionally deletes the re-encrypted copy. Each call is
  * idempotent, so a repeated withdrawal changes nothing.
  */
 export async function withdrawShare(
-  record: ShareRecord,
+  record: ShareRecord | ShareImageResult,
   opts: {
     deleteReencryptedCopy: boolean;
     progress?: Progress;
@@ -268,7 +280,7 @@ export async function withdrawShare(
     else opts.progress.skip(name, why);
   };
   let released: LedgerOutcome | undefined;
-  const ledger = opts.ledger;
+  const ledger = opts.ledger ?? childHold(record);
   if (ledger) {
     // One release: the ledger removes what no other live share holds, and says what it kept.
     await step(
@@ -574,12 +586,22 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
       grants = await progress.run('grant key access', async () =>
         (
           await Promise.all(
-            customerKeys.map((key) =>
-              la.grantKeyAccess.executeWithOptions(
-                local(`grant ${accounts.length} account(s) the use of ${key.keyArn}`),
-                [{ target, keyArn: key.keyArn, accountIds: accounts, runId }],
-              ),
-            ),
+            customerKeys.map((key) => {
+              const summary = `grant ${accounts.length} account(s) the use of ${key.keyArn}`;
+              const args: Parameters<Activities['grantKeyAccess']> = [
+                { target, keyArn: key.keyArn, accountIds: accounts, runId },
+              ];
+              // Since 'share-grants-as-activities' a normal activity, for the reason given at
+              // 'share-permissions-as-activities' below: CreateGrant mutates, and a local activity's
+              // result is lost with a worker that dies before its workflow task completes. A retry (or
+              // a 5xx after KMS applied it) is safe: grants are named for the run and account, the
+              // activity reuses a listed one, and KMS returns the existing grant for a CreateGrant
+              // with the same name and parameters. The undo above revokes by name, not by id, so it
+              // finds the grant even when CreateGrant's answer never arrived.
+              return patched('share-grants-as-activities')
+                ? act.grantKeyAccess.executeWithOptions(remote(summary, settledAwsActivity), args)
+                : la.grantKeyAccess.executeWithOptions(local(summary), args);
+            }),
           )
         ).flat(),
       );
@@ -597,13 +619,17 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
     // Shares since the ledger hold their permissions through it (counted per share run, so that
     // withdrawing one share never removes what another live share still needs); runs started
     // before replay as they ran, adding and removing on their own.
-    // A share started by copyImage or goldenImage is withdrawn by its parent from its own record
-    // within that run (a transient share to copy from); it adds only what is missing, so it never
-    // removes what a ledger share holds.
-    const ledger =
-      workflowInfo().parent === undefined && patched('share-ledger')
-        ? { image: { ...target, imageId: sharedImageId }, holder: ledgerHolder(workflowId, runId) }
-        : undefined;
+    // A share started by copyImage or goldenImage holds through the same ledger since
+    // 'child-shares-through-ledger': outside it, a permission a child added was counted by a later
+    // ledger share as there before amiflow (so never removed), and the child's withdrawal removed
+    // a permission a ledger share still needed. Its parent releases the child's hold (named in the
+    // result) when it withdraws the share; see `withdrawShare`.
+    const viaLedger =
+      (workflowInfo().parent === undefined || patched('child-shares-through-ledger')) &&
+      patched('share-ledger');
+    const ledger = viaLedger
+      ? { image: { ...target, imageId: sharedImageId }, holder: ledgerHolder(workflowId, runId) }
+      : undefined;
     let held:
       { launch: LaunchPermissionEntry[]; snapshot: SnapshotPermissionEntry[]; before: SharePlan } | undefined;
     if (ledger) {
@@ -681,7 +707,9 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
       alreadyPresent: held
         ? { launchPermissions: held.before.launchAlready, snapshotPermissions: held.before.snapshotAlready }
         : { launchPermissions: plan.launchAlready, snapshotPermissions: plan.snapshotAlready },
-      ...(ledger ? { shareLedger: shareLedgerWorkflowId(ledger.image) } : {}),
+      ...(ledger
+        ? { shareLedger: shareLedgerWorkflowId(ledger.image), shareLedgerHolder: ledger.holder }
+        : {}),
       keyAccess,
       sharedAt: iso(sharedAt),
     };
@@ -728,7 +756,15 @@ export async function unshareImage(rawInput: UnshareImageInput): Promise<Unshare
     // Runs started before the share run was read from Temporal replay as they ran (caller's record).
     const fromRun = patched('unshare-reads-share-run');
     const read = fromRun ? await shareRunRecord(input, progress) : { record: legacyRecord(input, progress) };
-    const { record } = read;
+    // Only a record's own fields: a hold in the ledger is released by the run Temporal names (below),
+    // never by one a caller's record names.
+    const { image, sharedImageId, added, reencryptedCopy } = read.record;
+    const record: ShareRecord = {
+      image,
+      sharedImageId,
+      added,
+      ...(reencryptedCopy ? { reencryptedCopy } : {}),
+    };
     progress.resource('imageId', record.sharedImageId);
     // A share that held its permissions through the image's ledger is released there, so what
     // another live share still needs stays (runs before the ledger replay as they ran).

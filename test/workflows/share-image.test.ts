@@ -40,6 +40,7 @@ import {
   failing,
   quietWorkerLogs,
   recorded,
+  scheduledActivities,
   startWorker,
   stepStates,
 } from './stub-activities';
@@ -139,6 +140,9 @@ void describe('shareImage with an expiry', () => {
     // THEN: 30 days of waiting is one timer: history stays small
     // (the permission steps are normal activities since 'share-permissions-as-activities': 3 events each)
     assert.ok((o.history.events ?? []).length < 50, `${o.history.events?.length} history events`);
+    // THEN: the grant is a normal activity (since 'share-grants-as-activities'): the server records
+    // CreateGrant's step before it runs, so a worker lost mid-call cannot drop the record of a grant
+    assert.ok(scheduledActivities(o.history).includes('grantKeyAccess'), 'grantKeyAccess scheduled');
   });
 
   void it('GIVEN a 30-day share in place WHEN an update extends it to 40 days and a bad update is sent THEN the bad one is refused, the run goes on, and it is withdrawn at 40 days', async () => {

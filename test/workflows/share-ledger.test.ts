@@ -201,50 +201,67 @@ void describe('share ledger: its own life', () => {
   void it('GIVEN a ledger past its history limit WHEN requests keep coming THEN it continues as new, keeping who holds what and the answers given', async () => {
     const log = new ActivityLog();
     const { activities } = liveImage();
-    const o = await withWorker(log, activities, async (tq) => {
-      const image = { region: REGION, accountId: OWNER, imageId: SOURCE_IMAGE };
-      const workflowId = `${tq}/${shareLedgerWorkflowId(image)}`;
-      const ask = async (
-        requestId: string,
-        op: 'acquire' | 'release',
-        holder: string,
-      ): Promise<LedgerOutcome> => {
-        const request: LedgerRequest =
-          op === 'acquire'
-            ? { op, requestId, holder, launchPermissions: B, snapshotPermissions: [] }
-            : { op, requestId, holder };
-        await env.client.workflow.signalWithStart<typeof shareLedger, [LedgerRequest]>('shareLedger', {
+    // A server of its own: the day this ledger idles is skipped on the test clock, and the ledgers
+    // earlier tests left waiting (their workers gone) would hold time skipping back on the shared one.
+    const own = await timeSkippingEnv();
+    const tq = uniqueTaskQueue('ledger-life');
+    const worker = await startWorker(own, tq, recorded(log, activities));
+    const o = await worker
+      .runUntil(async () => {
+        const image = { region: REGION, accountId: OWNER, imageId: SOURCE_IMAGE };
+        const workflowId = `${tq}/${shareLedgerWorkflowId(image)}`;
+        const ask = async (
+          requestId: string,
+          op: 'acquire' | 'release',
+          holder: string,
+        ): Promise<LedgerOutcome> => {
+          const request: LedgerRequest =
+            op === 'acquire'
+              ? { op, requestId, holder, launchPermissions: B, snapshotPermissions: [] }
+              : { op, requestId, holder };
+          await own.client.workflow.signalWithStart<typeof shareLedger, [LedgerRequest]>('shareLedger', {
+            workflowId,
+            taskQueue: tq,
+            args: [{ image, continueAfterEvents: 20 }],
+            signal: ledgerRequestSignal,
+            signalArgs: [request],
+          });
+          return own.client.workflow
+            .getHandle(workflowId)
+            .executeUpdate(ledgerOutcomeUpdate, { args: [requestId] });
+        };
+        const handle = own.client.workflow.getHandle(workflowId);
+        const outcomes: LedgerOutcome[] = [await ask('s1/acquire', 'acquire', 'share-1/run')];
+        const firstRun = (await handle.describe()).runId;
+        for (let i = 2; i <= 6; i += 1)
+          outcomes.push(await ask(`s${i}/acquire`, 'acquire', `share-${i}/run`));
+        // The same request asked again (a retried activity) is answered, not redone
+        const again = await ask('s1/acquire', 'acquire', 'share-1/run');
+        const entries = await handle.query(ledgerEntriesQuery);
+        const runNow = (await handle.describe()).runId;
+        const releases: LedgerOutcome[] = [];
+        for (let i = 1; i <= 6; i += 1)
+          releases.push(await ask(`s${i}/release`, 'release', `share-${i}/run`));
+        // Nobody holds anything now: a day without requests ends the ledger (skipped on the test clock)
+        await handle.result();
+        const first = await own.client.workflow.getHandle(workflowId, firstRun).fetchHistory();
+        await saveHistory({ history: first, workflowId }, 'share-ledger-overlapping-holds-continued');
+        await saveHistory(
+          { history: await handle.fetchHistory(), workflowId },
+          'share-ledger-released-idle-end',
+        );
+        return {
+          outcomes,
+          again,
+          entries,
+          firstRun,
+          runNow,
+          releases,
+          history: await handle.fetchHistory(),
           workflowId,
-          taskQueue: tq,
-          args: [{ image, continueAfterEvents: 20 }],
-          signal: ledgerRequestSignal,
-          signalArgs: [request],
-        });
-        return env.client.workflow
-          .getHandle(workflowId)
-          .executeUpdate(ledgerOutcomeUpdate, { args: [requestId] });
-      };
-      const handle = env.client.workflow.getHandle(workflowId);
-      const outcomes: LedgerOutcome[] = [await ask('s1/acquire', 'acquire', 'share-1/run')];
-      const firstRun = (await handle.describe()).runId;
-      for (let i = 2; i <= 6; i += 1) outcomes.push(await ask(`s${i}/acquire`, 'acquire', `share-${i}/run`));
-      // The same request asked again (a retried activity) is answered, not redone
-      const again = await ask('s1/acquire', 'acquire', 'share-1/run');
-      const entries = await handle.query(ledgerEntriesQuery);
-      const runNow = (await handle.describe()).runId;
-      const releases: LedgerOutcome[] = [];
-      for (let i = 1; i <= 6; i += 1) releases.push(await ask(`s${i}/release`, 'release', `share-${i}/run`));
-      return {
-        outcomes,
-        again,
-        entries,
-        firstRun,
-        runNow,
-        releases,
-        history: await handle.fetchHistory(),
-        workflowId,
-      };
-    });
+        };
+      })
+      .finally(() => own.teardown());
 
     assert.notEqual(o.runNow, o.firstRun, 'the ledger continued as new');
     assert.deepEqual(o.again, o.outcomes[0]);
