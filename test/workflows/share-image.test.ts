@@ -8,14 +8,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Client, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities, ActivityDeps } from '../../activities';
 import { shareRunActivities } from '../../activities/share-runs';
 import type { ShareImageResult, UnshareImageResult } from '../../workflows/contracts';
 import { FailureType, setShareExpiryUpdate, shareGrantName } from '../../workflows/contracts';
 import type { shareImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { RunOutcome } from './share-copy-stubs';
 import {
   ACCOUNT_A,
@@ -38,17 +37,14 @@ import {
   assertActivityFailure,
   assertCalls,
   failing,
-  quietWorkerLogs,
   recorded,
   scheduledActivities,
   startWorker,
   stepStates,
 } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 type ShareHandle = Awaited<ReturnType<typeof start<typeof shareImage>>>;
 

@@ -6,9 +6,8 @@
  * time-skipping server with stubs whose image keeps the launch permissions added and removed.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Client } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities, ActivityDeps } from '../../activities';
 import { shareRunActivities } from '../../activities/share-runs';
 import type {
@@ -27,17 +26,10 @@ import {
   start,
   stepIs,
 } from './share-copy-stubs';
-import { ActivityLog, deferred, quietWorkerLogs, recorded, startWorker } from './stub-activities';
+import { ActivityLog, deferred, recorded, startWorker } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-before(async () => {
-  env = await timeSkippingEnv();
-});
-after(async () => {
-  await env?.teardown();
-});
+const env = workflowEnv(timeSkippingEnv);
 
 const B = [{ userId: ACCOUNT_B }];
 const TO_B = { targets: { accountIds: [ACCOUNT_B] }, allowCopy: true };

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Client } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities, ActivityDeps } from '../../activities';
 import { shareRunActivities } from '../../activities/share-runs';
 import type {
@@ -26,7 +25,7 @@ import {
 } from '../../workflows/contracts';
 import type { shareLedger } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { uniqueTaskQueue, timeSkippingEnvPerTest } from '../support/temporal';
+import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
   ACCOUNT_B,
   DAY,
@@ -39,12 +38,10 @@ import {
   start,
   stepIs,
 } from './share-copy-stubs';
-import { ActivityLog, quietWorkerLogs, recorded, startWorker } from './stub-activities';
+import { ActivityLog, recorded, startWorker } from './stub-activities';
+import { workflowEnv } from './harness';
 
-quietWorkerLogs();
-
-let env: TestWorkflowEnvironment;
-timeSkippingEnvPerTest((e) => (env = e));
+const env = workflowEnv(timeSkippingEnv);
 
 /** Stubs over an image whose launch permissions change as AWS would: adds and removes land. */
 function liveImage(): { activities: Activities; launch: LaunchPermissionEntry[] } {
@@ -201,67 +198,62 @@ void describe('share ledger: its own life', () => {
   void it('GIVEN a ledger past its history limit WHEN requests keep coming THEN it continues as new, keeping who holds what and the answers given', async () => {
     const log = new ActivityLog();
     const { activities } = liveImage();
-    // A server of its own: the day this ledger idles is skipped on the test clock, and the ledgers
-    // earlier tests left waiting (their workers gone) would hold time skipping back on the shared one.
-    const own = await timeSkippingEnv();
+    // The day this ledger idles is skipped on the test clock: on the test's own server (workflowEnv),
+    // the ledgers earlier tests left waiting (their workers gone) cannot hold time skipping back.
     const tq = uniqueTaskQueue('ledger-life');
-    const worker = await startWorker(own, tq, recorded(log, activities));
-    const o = await worker
-      .runUntil(async () => {
-        const image = { region: REGION, accountId: OWNER, imageId: SOURCE_IMAGE };
-        const workflowId = `${tq}/${shareLedgerWorkflowId(image)}`;
-        const ask = async (
-          requestId: string,
-          op: 'acquire' | 'release',
-          holder: string,
-        ): Promise<LedgerOutcome> => {
-          const request: LedgerRequest =
-            op === 'acquire'
-              ? { op, requestId, holder, launchPermissions: B, snapshotPermissions: [] }
-              : { op, requestId, holder };
-          await own.client.workflow.signalWithStart<typeof shareLedger, [LedgerRequest]>('shareLedger', {
-            workflowId,
-            taskQueue: tq,
-            args: [{ image, continueAfterEvents: 20 }],
-            signal: ledgerRequestSignal,
-            signalArgs: [request],
-          });
-          return own.client.workflow
-            .getHandle(workflowId)
-            .executeUpdate(ledgerOutcomeUpdate, { args: [requestId] });
-        };
-        const handle = own.client.workflow.getHandle(workflowId);
-        const outcomes: LedgerOutcome[] = [await ask('s1/acquire', 'acquire', 'share-1/run')];
-        const firstRun = (await handle.describe()).runId;
-        for (let i = 2; i <= 6; i += 1)
-          outcomes.push(await ask(`s${i}/acquire`, 'acquire', `share-${i}/run`));
-        // The same request asked again (a retried activity) is answered, not redone
-        const again = await ask('s1/acquire', 'acquire', 'share-1/run');
-        const entries = await handle.query(ledgerEntriesQuery);
-        const runNow = (await handle.describe()).runId;
-        const releases: LedgerOutcome[] = [];
-        for (let i = 1; i <= 6; i += 1)
-          releases.push(await ask(`s${i}/release`, 'release', `share-${i}/run`));
-        // Nobody holds anything now: a day without requests ends the ledger (skipped on the test clock)
-        await handle.result();
-        const first = await own.client.workflow.getHandle(workflowId, firstRun).fetchHistory();
-        await saveHistory({ history: first, workflowId }, 'share-ledger-overlapping-holds-continued');
-        await saveHistory(
-          { history: await handle.fetchHistory(), workflowId },
-          'share-ledger-released-idle-end',
-        );
-        return {
-          outcomes,
-          again,
-          entries,
-          firstRun,
-          runNow,
-          releases,
-          history: await handle.fetchHistory(),
+    const worker = await startWorker(env, tq, recorded(log, activities));
+    const o = await worker.runUntil(async () => {
+      const image = { region: REGION, accountId: OWNER, imageId: SOURCE_IMAGE };
+      const workflowId = `${tq}/${shareLedgerWorkflowId(image)}`;
+      const ask = async (
+        requestId: string,
+        op: 'acquire' | 'release',
+        holder: string,
+      ): Promise<LedgerOutcome> => {
+        const request: LedgerRequest =
+          op === 'acquire'
+            ? { op, requestId, holder, launchPermissions: B, snapshotPermissions: [] }
+            : { op, requestId, holder };
+        await env.client.workflow.signalWithStart<typeof shareLedger, [LedgerRequest]>('shareLedger', {
           workflowId,
-        };
-      })
-      .finally(() => own.teardown());
+          taskQueue: tq,
+          args: [{ image, continueAfterEvents: 20 }],
+          signal: ledgerRequestSignal,
+          signalArgs: [request],
+        });
+        return env.client.workflow
+          .getHandle(workflowId)
+          .executeUpdate(ledgerOutcomeUpdate, { args: [requestId] });
+      };
+      const handle = env.client.workflow.getHandle(workflowId);
+      const outcomes: LedgerOutcome[] = [await ask('s1/acquire', 'acquire', 'share-1/run')];
+      const firstRun = (await handle.describe()).runId;
+      for (let i = 2; i <= 6; i += 1) outcomes.push(await ask(`s${i}/acquire`, 'acquire', `share-${i}/run`));
+      // The same request asked again (a retried activity) is answered, not redone
+      const again = await ask('s1/acquire', 'acquire', 'share-1/run');
+      const entries = await handle.query(ledgerEntriesQuery);
+      const runNow = (await handle.describe()).runId;
+      const releases: LedgerOutcome[] = [];
+      for (let i = 1; i <= 6; i += 1) releases.push(await ask(`s${i}/release`, 'release', `share-${i}/run`));
+      // Nobody holds anything now: a day without requests ends the ledger (skipped on the test clock)
+      await handle.result();
+      const first = await env.client.workflow.getHandle(workflowId, firstRun).fetchHistory();
+      await saveHistory({ history: first, workflowId }, 'share-ledger-overlapping-holds-continued');
+      await saveHistory(
+        { history: await handle.fetchHistory(), workflowId },
+        'share-ledger-released-idle-end',
+      );
+      return {
+        outcomes,
+        again,
+        entries,
+        firstRun,
+        runNow,
+        releases,
+        history: await handle.fetchHistory(),
+        workflowId,
+      };
+    });
 
     assert.notEqual(o.runNow, o.firstRun, 'the ledger continued as new');
     assert.deepEqual(o.again, o.outcomes[0]);
