@@ -31,6 +31,11 @@ export interface WaitLeaseInput {
   tier: LeaseTier;
   /** The waits held when the lease began (released if the worker never picks the lease up). */
   refs: WaitRef[];
+  /**
+   * The hold's heartbeat timeout per tier, from the worker's settings (AMIFLOW_WAIT_LEASE_*_TIMEOUT_MS);
+   * absent in leases started before it was a setting: LEASE_HEARTBEAT_TIMEOUT_MS.
+   */
+  heartbeatTimeoutMs?: Record<LeaseTier, number>;
 }
 
 export interface HoldLeaseInput {
@@ -62,6 +67,31 @@ export function tierFor(waits: number, current: LeaseTier): LeaseTier {
 /** Starts a lease workflow (the worker's Temporal client; a fake in tests). */
 export type StartLease = (workflowId: string, input: WaitLeaseInput) => Promise<void>;
 
+/** Whether a lease workflow is still open (the worker's Temporal client; a fake in tests). */
+export type LeaseOpen = (workflowId: string) => Promise<boolean>;
+
+/**
+ * How long a lease may go without a `holdWaitLease` of this worker running before the keeper asks
+ * whether it still exists: past the lease activity's 30 s schedule-to-start timeout, after which
+ * the lease workflow releases the waits and ends without the worker ever hearing of it.
+ */
+export const LEASE_UNHELD_CHECK_MS = 45_000;
+
+export interface LeaseKeeperOptions {
+  leaseQueue: string;
+  workerId: string;
+  /** The lease's heartbeat timeout per tier (WorkerSettings.waitLeaseTimeoutsMs); default LEASE_HEARTBEAT_TIMEOUT_MS. */
+  heartbeatTimeoutMs?: Record<LeaseTier, number>;
+  /**
+   * Given, the keeper checks every `checkEveryMs` (default 15 s) that a lease covers its waits: it
+   * starts one whose start failed (the server was away) and replaces one that ended unheld.
+   */
+  leaseOpen?: LeaseOpen;
+  checkEveryMs?: number;
+  now?: () => number;
+  log?: (m: string, meta: Record<string, unknown>) => void;
+}
+
 /**
  * Keeps exactly one lease running while the worker holds waits: starts one when the first wait
  * arrives, and lets it end when the last one goes.
@@ -71,37 +101,80 @@ export class WaitLeaseKeeper {
   private seq = 0;
   private dirty = true;
   private wake: (() => void) | undefined;
+  /** The lease workflow believed open, and when this worker last began or held it. */
+  private leaseId: string | undefined;
+  private holding = 0;
+  private lastHeld = 0;
+  private checking = false;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
 
   constructor(
     private readonly watcher: ImageWaitWatcher,
     private readonly startLease: StartLease,
-    private readonly opts: {
-      leaseQueue: string;
-      workerId: string;
-      log?: (m: string, meta: Record<string, unknown>) => void;
-    },
+    private readonly opts: LeaseKeeperOptions,
   ) {
+    this.now = opts.now ?? Date.now;
     watcher.onChange(() => {
       this.dirty = true;
       this.wake?.();
       if (!this.leased && watcher.size() > 0 && !watcher.isStopping()) this.begin();
     });
+    if (opts.leaseOpen) {
+      this.timer = setInterval(() => void this.check(), opts.checkEveryMs ?? 15_000);
+      this.timer.unref();
+    }
+  }
+
+  /** Stops the periodic check (the worker is shutting down). */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
   }
 
   private begin(): void {
     this.leased = true;
     this.seq += 1;
     const workflowId = `amiflow-wait-lease-${this.opts.workerId}-${this.seq}`;
+    this.leaseId = workflowId;
+    this.lastHeld = this.now();
     const input: WaitLeaseInput = {
       leaseQueue: this.opts.leaseQueue,
       tier: tierFor(this.watcher.size(), 'solo'),
       refs: this.watcher.refs(),
+      ...(this.opts.heartbeatTimeoutMs ? { heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs } : {}),
     };
     this.startLease(workflowId, input).catch((err: unknown) => {
-      // No lease: the waits keep their backstop timeout. The next change tries again.
-      this.leased = false;
+      // No lease: the waits keep their backstop timeout until the next change or check tries again.
+      if (this.leaseId === workflowId) this.leased = false;
       this.opts.log?.('could not start the wait lease', { workflowId, error: String(err) });
     });
+  }
+
+  /**
+   * Makes sure a lease covers the waits held. Without this, two ways left waits with no lease and
+   * a later SIGKILL stranded them until their backstop timeout (10+ minutes; issue 9): a lease start
+   * that failed while the server was away with no later change to retry it, and a lease whose hold
+   * was never picked up (its task lost in a server restart) that released the waits and ended,
+   * while this worker still believed it leased.
+   */
+  async check(): Promise<void> {
+    if (this.checking || this.watcher.isStopping()) return;
+    this.checking = true;
+    try {
+      if (!this.leased) {
+        if (this.watcher.size() > 0) this.begin();
+        return;
+      }
+      const id = this.leaseId;
+      if (this.holding > 0 || id === undefined || this.now() - this.lastHeld < LEASE_UNHELD_CHECK_MS) return;
+      const open = await (this.opts.leaseOpen?.(id) ?? Promise.resolve(true)).catch(() => true);
+      if (open || this.leaseId !== id || this.holding > 0) return;
+      this.opts.log?.('the wait lease ended unheld; starting another', { workflowId: id });
+      this.leased = false;
+      if (this.watcher.size() > 0) this.begin();
+    } finally {
+      this.checking = false;
+    }
   }
 
   /** The `holdWaitLease` activity, registered on the worker's own lease queue. */
@@ -119,6 +192,7 @@ export class WaitLeaseKeeper {
     const checkEveryMs = Math.min(10_000, timeoutMs / 6);
     const began = Date.now();
     let refs: WaitRef[] = [];
+    this.holding += 1;
     try {
       for (;;) {
         const n = this.watcher.size();
@@ -142,6 +216,8 @@ export class WaitLeaseKeeper {
       throw err;
     } finally {
       this.wake = undefined;
+      this.holding -= 1;
+      this.lastHeld = this.now();
     }
   }
 }

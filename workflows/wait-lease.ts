@@ -43,10 +43,11 @@ export async function waitLease(input: WaitLeaseInput): Promise<WaitLeaseResult>
   let tier: LeaseTier = input.tier;
   let refs = input.refs;
   for (let turn = 0; turn < TURNS_PER_RUN; turn++) {
-    const hold = proxyActivities<LeaseActivities>(leaseHold(input.leaseQueue, tier));
+    const options = leaseHold(input.leaseQueue, tier, input.heartbeatTimeoutMs);
+    const hold = proxyActivities<LeaseActivities>(options);
     try {
       const out = await hold.holdWaitLease.executeWithOptions(
-        { ...leaseHold(input.leaseQueue, tier), summary: `hold ${refs.length} waits (${tier})` },
+        { ...options, summary: `hold ${refs.length} waits (${tier})` },
         [{ tier }],
       );
       if (out.next === undefined) return { released: 0 };
