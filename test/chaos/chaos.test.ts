@@ -13,7 +13,8 @@ import { LOST_TASK_RECOVERY_MS, formatChaosReport, runChaos, violations } from '
 import { REALISTIC_FAULTS } from '../../devkit/faults';
 import { installQuietRuntime } from '../../devkit/runtime';
 
-const SEED = 20261130;
+// AMIFLOW_CHAOS_SEED=<n> replays the bounded session with another seed (its figures name the seed).
+const SEED = Number(process.env.AMIFLOW_CHAOS_SEED ?? 20261130);
 
 function bounded(overrides: Partial<ChaosOptions['plan']>, consistencyMs: number): ChaosOptions {
   return {
