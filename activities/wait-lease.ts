@@ -58,6 +58,8 @@ export interface ReleaseWaitsInput {
   lease: string;
 }
 
+const refKey = (r: WaitRef) => `${r.workflowId}/${r.runId}/${r.activityId}`;
+
 export function tierFor(waits: number, current: LeaseTier): LeaseTier {
   if (waits >= SHARED_FROM) return 'shared';
   if (waits <= SOLO_AT) return 'solo';
@@ -88,6 +90,13 @@ export interface LeaseKeeperOptions {
    */
   leaseOpen?: LeaseOpen;
   checkEveryMs?: number;
+  /**
+   * Records the hold's heartbeat at once, past the SDK's throttle (0.8 × timeout, up to 5 min): a
+   * wait added since the last flush is otherwise missing from what the lease releases on a crash.
+   */
+  recordNow?: (taskToken: Uint8Array, beat: LeaseHeartbeat) => Promise<void>;
+  /** Tells a lease whose hold has not started yet the waits it covers now (signal `waitLeaseRefs`). */
+  tellLease?: (workflowId: string, refs: WaitRef[]) => Promise<void>;
   now?: () => number;
   log?: (m: string, meta: Record<string, unknown>) => void;
 }
@@ -119,11 +128,56 @@ export class WaitLeaseKeeper {
       this.dirty = true;
       this.wake?.();
       if (!this.leased && watcher.size() > 0 && !watcher.isStopping()) this.begin();
+      else if (this.leased && this.holding === 0 && this.leaseId) this.tell(this.leaseId);
     });
     if (opts.leaseOpen) {
       this.timer = setInterval(() => void this.check(), opts.checkEveryMs ?? 15_000);
       this.timer.unref();
     }
+  }
+
+  private telling: Promise<void> | undefined;
+  private tellAgain = false;
+
+  /**
+   * Waits added between the lease's start and its hold are in neither the lease's input nor a
+   * heartbeat: a crash then would strand them until their backstop (issue 9, seen in the chaos
+   * tier). The lease hears of them by signal, one at a time, the latest list each.
+   */
+  private tell(workflowId: string): void {
+    const send = this.opts.tellLease;
+    if (!send) return;
+    if (this.telling) {
+      this.tellAgain = true;
+      return;
+    }
+    this.telling = (async () => {
+      do {
+        this.tellAgain = false;
+        await send(workflowId, this.watcher.refs()).catch((err: unknown) =>
+          this.opts.log?.('could not tell the wait lease its waits', { workflowId, error: String(err) }),
+        );
+      } while (this.tellAgain && this.holding === 0 && this.leaseId === workflowId);
+    })().finally(() => (this.telling = undefined));
+  }
+
+  private recording: Promise<void> | undefined;
+  private recordRefs: WaitRef[] | undefined;
+
+  /** Sends the newest list past the SDK's heartbeat throttle, one call at a time. */
+  private record(token: Uint8Array, refs: WaitRef[]): void {
+    const send = this.opts.recordNow;
+    if (!send) return;
+    this.recordRefs = refs;
+    if (this.recording) return;
+    this.recording = (async () => {
+      for (let next = this.recordRefs; next; next = this.recordRefs) {
+        this.recordRefs = undefined;
+        await send(token, { refs: next }).catch((err: unknown) =>
+          this.opts.log?.('could not record the wait lease heartbeat', { error: String(err) }),
+        );
+      }
+    })().finally(() => (this.recording = undefined));
   }
 
   /** Stops the periodic check (the worker is shutting down). */
@@ -191,7 +245,10 @@ export class WaitLeaseKeeper {
     // end of that window, so calling more often costs nothing and keeps the list recent.
     const checkEveryMs = Math.min(10_000, timeoutMs / 6);
     const began = Date.now();
-    let refs: WaitRef[] = [];
+    // The list as of now, not empty: a later turn of the lease starts with no change pending, and an
+    // empty first heartbeat would make a crash release nothing.
+    let refs: WaitRef[] = this.watcher.refs();
+    this.dirty = false;
     this.holding += 1;
     try {
       for (;;) {
@@ -201,8 +258,10 @@ export class WaitLeaseKeeper {
           return { refs: [] };
         }
         if (this.dirty) {
+          const before = new Set(refs.map(refKey));
           refs = this.watcher.refs();
           this.dirty = false;
+          if (refs.some((r) => !before.has(refKey(r)))) this.record(ctx.info.taskToken, refs);
         }
         const want = tierFor(n, input.tier);
         if (want !== input.tier || Date.now() - began >= LEASE_TURN_MS) return { next: want, refs };

@@ -132,6 +132,12 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
       leaseQueue,
       workerId,
       ...(opts.leaseTimeoutsMs ? { heartbeatTimeoutMs: opts.leaseTimeoutsMs } : {}),
+      recordNow: async (token, beat) => {
+        await opts.client.activity.heartbeat(token, beat);
+      },
+      tellLease: async (workflowId, refs) => {
+        await opts.client.workflow.getHandle(workflowId).signal('waitLeaseRefs', refs);
+      },
       leaseOpen: async (workflowId) => {
         try {
           return (await opts.client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';

@@ -26,6 +26,8 @@ const idle: WaitCompletion = {
 };
 
 function setup(opts: { refuseStarts?: number } = {}) {
+  const told: { id: string; refs: string[] }[] = [];
+  const recorded: string[][] = [];
   let now = T0;
   const aws: AwsClients = {
     ec2: () => Promise.reject(new Error('no EC2 here')),
@@ -57,6 +59,14 @@ function setup(opts: { refuseStarts?: number } = {}) {
       leaseOpen: (id) => Promise.resolve(open.has(id)),
       checkEveryMs: 3_600_000,
       now: () => now,
+      tellLease: (id, refs) => {
+        told.push({ id, refs: refs.map((r) => r.workflowId) });
+        return Promise.resolve();
+      },
+      recordNow: (_token, beat) => {
+        recorded.push(beat.refs.map((r) => r.workflowId));
+        return Promise.resolve();
+      },
     },
   );
   const wait = (n: number) => ({
@@ -66,7 +76,7 @@ function setup(opts: { refuseStarts?: number } = {}) {
     imageId: `ami-${n.toString(16).padStart(17, '0')}`,
     deadline: T0 + 3600_000,
   });
-  return { watcher, keeper, started, open, wait, advance: (ms: number) => (now += ms) };
+  return { watcher, keeper, started, open, wait, told, recorded, advance: (ms: number) => (now += ms) };
 }
 
 /** Lets the keeper's promise callbacks run (a refused start settles on a later tick). */
@@ -139,6 +149,58 @@ void describe('wait lease keeper', () => {
     // Leases started before the setting existed keep the 6 min / 1 min they ran with.
     assert.equal(leaseHold('q', 'solo').heartbeatTimeout, '6m');
     assert.equal(leaseHold('q', 'shared').heartbeatTimeout, '1m');
+    keeper.stop();
+  });
+
+  void it('GIVEN a lease started for one wait WHEN a second wait arrives before its hold runs THEN the lease is told both (a crash then releases both)', async () => {
+    const { watcher, keeper, started, told, wait } = setup();
+    watcher.add(wait(1));
+    watcher.add(wait(2));
+    await settle();
+    assert.deepEqual(
+      started[0]?.input.refs.map((r) => r.workflowId),
+      ['wf-1'],
+    );
+    assert.deepEqual(told.at(-1), { id: started[0]?.id, refs: ['wf-1', 'wf-2'] });
+    keeper.stop();
+  });
+
+  void it('GIVEN a hold running WHEN a wait is added THEN the new list is recorded at once, past the heartbeat throttle', async () => {
+    const { watcher, keeper, recorded, told, wait } = setup();
+    watcher.add(wait(1));
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 10_000 });
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const held = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const });
+    await settle();
+    const toldBefore = told.length;
+    watcher.add(wait(2));
+    await settle();
+    await settle();
+    assert.deepEqual(recorded, [['wf-1', 'wf-2']]);
+    assert.equal(told.length, toldBefore, 'a held lease hears by heartbeat, not by signal');
+    env.cancel();
+    await held.catch(() => undefined);
+    keeper.stop();
+  });
+
+  void it('GIVEN a later turn of the lease with no change pending WHEN it starts THEN its first heartbeat lists the waits, not nothing', async () => {
+    const { watcher, keeper, wait } = setup();
+    watcher.add(wait(1));
+    for (let turn = 0; turn < 2; turn++) {
+      const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 10_000 });
+      const beats: { refs: { workflowId: string }[] }[] = [];
+      env.on('heartbeat', (d: { refs: { workflowId: string }[] }) => beats.push(d));
+      const held = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const });
+      await settle();
+      assert.deepEqual(
+        beats[0]?.refs.map((r) => r.workflowId),
+        ['wf-1'],
+        `turn ${turn}`,
+      );
+      env.cancel();
+      await held.catch(() => undefined);
+    }
     keeper.stop();
   });
 });
