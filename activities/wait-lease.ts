@@ -31,6 +31,11 @@ export interface WaitLeaseInput {
   tier: LeaseTier;
   /** The waits held when the lease began (released if the worker never picks the lease up). */
   refs: WaitRef[];
+  /**
+   * The hold's heartbeat timeout per tier, from the worker's settings (AMIFLOW_WAIT_LEASE_*_TIMEOUT_MS);
+   * absent in leases started before it was a setting: LEASE_HEARTBEAT_TIMEOUT_MS.
+   */
+  heartbeatTimeoutMs?: Record<LeaseTier, number>;
 }
 
 export interface HoldLeaseInput {
@@ -53,6 +58,8 @@ export interface ReleaseWaitsInput {
   lease: string;
 }
 
+const refKey = (r: WaitRef) => `${r.workflowId}/${r.runId}/${r.activityId}`;
+
 export function tierFor(waits: number, current: LeaseTier): LeaseTier {
   if (waits >= SHARED_FROM) return 'shared';
   if (waits <= SOLO_AT) return 'solo';
@@ -61,6 +68,38 @@ export function tierFor(waits: number, current: LeaseTier): LeaseTier {
 
 /** Starts a lease workflow (the worker's Temporal client; a fake in tests). */
 export type StartLease = (workflowId: string, input: WaitLeaseInput) => Promise<void>;
+
+/** Whether a lease workflow is still open (the worker's Temporal client; a fake in tests). */
+export type LeaseOpen = (workflowId: string) => Promise<boolean>;
+
+/**
+ * How long a lease may go without a `holdWaitLease` of this worker running before the keeper asks
+ * whether it still exists: past the lease activity's 30 s schedule-to-start timeout, after which
+ * the lease workflow releases the waits and ends without the worker ever hearing of it.
+ */
+export const LEASE_UNHELD_CHECK_MS = 45_000;
+
+export interface LeaseKeeperOptions {
+  leaseQueue: string;
+  workerId: string;
+  /** The lease's heartbeat timeout per tier (WorkerSettings.waitLeaseTimeoutsMs); default LEASE_HEARTBEAT_TIMEOUT_MS. */
+  heartbeatTimeoutMs?: Record<LeaseTier, number>;
+  /**
+   * Given, the keeper checks every `checkEveryMs` (default 15 s) that a lease covers its waits: it
+   * starts one whose start failed (the server was away) and replaces one that ended unheld.
+   */
+  leaseOpen?: LeaseOpen;
+  checkEveryMs?: number;
+  /**
+   * Records the hold's heartbeat at once, past the SDK's throttle (0.8 × timeout, up to 5 min): a
+   * wait added since the last flush is otherwise missing from what the lease releases on a crash.
+   */
+  recordNow?: (taskToken: Uint8Array, beat: LeaseHeartbeat) => Promise<void>;
+  /** Tells a lease whose hold has not started yet the waits it covers now (signal `waitLeaseRefs`). */
+  tellLease?: (workflowId: string, refs: WaitRef[]) => Promise<void>;
+  now?: () => number;
+  log?: (m: string, meta: Record<string, unknown>) => void;
+}
 
 /**
  * Keeps exactly one lease running while the worker holds waits: starts one when the first wait
@@ -71,37 +110,125 @@ export class WaitLeaseKeeper {
   private seq = 0;
   private dirty = true;
   private wake: (() => void) | undefined;
+  /** The lease workflow believed open, and when this worker last began or held it. */
+  private leaseId: string | undefined;
+  private holding = 0;
+  private lastHeld = 0;
+  private checking = false;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
 
   constructor(
     private readonly watcher: ImageWaitWatcher,
     private readonly startLease: StartLease,
-    private readonly opts: {
-      leaseQueue: string;
-      workerId: string;
-      log?: (m: string, meta: Record<string, unknown>) => void;
-    },
+    private readonly opts: LeaseKeeperOptions,
   ) {
+    this.now = opts.now ?? Date.now;
     watcher.onChange(() => {
       this.dirty = true;
       this.wake?.();
       if (!this.leased && watcher.size() > 0 && !watcher.isStopping()) this.begin();
+      else if (this.leased && this.holding === 0 && this.leaseId) this.tell(this.leaseId);
     });
+    if (opts.leaseOpen) {
+      this.timer = setInterval(() => void this.check(), opts.checkEveryMs ?? 15_000);
+      this.timer.unref();
+    }
+  }
+
+  private telling: Promise<void> | undefined;
+  private tellAgain = false;
+
+  /**
+   * Waits added between the lease's start and its hold are in neither the lease's input nor a
+   * heartbeat: a crash then would strand them until their backstop (issue 9, seen in the chaos
+   * tier). The lease hears of them by signal, one at a time, the latest list each.
+   */
+  private tell(workflowId: string): void {
+    const send = this.opts.tellLease;
+    if (!send) return;
+    if (this.telling) {
+      this.tellAgain = true;
+      return;
+    }
+    this.telling = (async () => {
+      do {
+        this.tellAgain = false;
+        await send(workflowId, this.watcher.refs()).catch((err: unknown) =>
+          this.opts.log?.('could not tell the wait lease its waits', { workflowId, error: String(err) }),
+        );
+      } while (this.tellAgain && this.holding === 0 && this.leaseId === workflowId);
+    })().finally(() => (this.telling = undefined));
+  }
+
+  private recording: Promise<void> | undefined;
+  private recordRefs: WaitRef[] | undefined;
+
+  /** Sends the newest list past the SDK's heartbeat throttle, one call at a time. */
+  private record(token: Uint8Array, refs: WaitRef[]): void {
+    const send = this.opts.recordNow;
+    if (!send) return;
+    this.recordRefs = refs;
+    if (this.recording) return;
+    this.recording = (async () => {
+      for (let next = this.recordRefs; next; next = this.recordRefs) {
+        this.recordRefs = undefined;
+        await send(token, { refs: next }).catch((err: unknown) =>
+          this.opts.log?.('could not record the wait lease heartbeat', { error: String(err) }),
+        );
+      }
+    })().finally(() => (this.recording = undefined));
+  }
+
+  /** Stops the periodic check (the worker is shutting down). */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
   }
 
   private begin(): void {
     this.leased = true;
     this.seq += 1;
     const workflowId = `amiflow-wait-lease-${this.opts.workerId}-${this.seq}`;
+    this.leaseId = workflowId;
+    this.lastHeld = this.now();
     const input: WaitLeaseInput = {
       leaseQueue: this.opts.leaseQueue,
       tier: tierFor(this.watcher.size(), 'solo'),
       refs: this.watcher.refs(),
+      ...(this.opts.heartbeatTimeoutMs ? { heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs } : {}),
     };
     this.startLease(workflowId, input).catch((err: unknown) => {
-      // No lease: the waits keep their backstop timeout. The next change tries again.
-      this.leased = false;
+      // No lease: the waits keep their backstop timeout until the next change or check tries again.
+      if (this.leaseId === workflowId) this.leased = false;
       this.opts.log?.('could not start the wait lease', { workflowId, error: String(err) });
     });
+  }
+
+  /**
+   * Makes sure a lease covers the waits held. Without this, two ways left waits with no lease and
+   * a later SIGKILL stranded them until their backstop timeout (10+ minutes; issue 9): a lease start
+   * that failed while the server was away with no later change to retry it, and a lease whose hold
+   * was never picked up (its task lost in a server restart) that released the waits and ended,
+   * while this worker still believed it leased.
+   */
+  async check(): Promise<void> {
+    if (this.checking || this.watcher.isStopping()) return;
+    this.checking = true;
+    try {
+      if (!this.leased) {
+        if (this.watcher.size() > 0) this.begin();
+        return;
+      }
+      const id = this.leaseId;
+      if (this.holding > 0 || id === undefined || this.now() - this.lastHeld < LEASE_UNHELD_CHECK_MS) return;
+      const open = await (this.opts.leaseOpen?.(id) ?? Promise.resolve(true)).catch(() => true);
+      if (open || this.leaseId !== id || this.holding > 0) return;
+      this.opts.log?.('the wait lease ended unheld; starting another', { workflowId: id });
+      this.leased = false;
+      if (this.watcher.size() > 0) this.begin();
+    } finally {
+      this.checking = false;
+    }
   }
 
   /** The `holdWaitLease` activity, registered on the worker's own lease queue. */
@@ -118,7 +245,11 @@ export class WaitLeaseKeeper {
     // end of that window, so calling more often costs nothing and keeps the list recent.
     const checkEveryMs = Math.min(10_000, timeoutMs / 6);
     const began = Date.now();
-    let refs: WaitRef[] = [];
+    // The list as of now, not empty: a later turn of the lease starts with no change pending, and an
+    // empty first heartbeat would make a crash release nothing.
+    let refs: WaitRef[] = this.watcher.refs();
+    this.dirty = false;
+    this.holding += 1;
     try {
       for (;;) {
         const n = this.watcher.size();
@@ -127,8 +258,10 @@ export class WaitLeaseKeeper {
           return { refs: [] };
         }
         if (this.dirty) {
+          const before = new Set(refs.map(refKey));
           refs = this.watcher.refs();
           this.dirty = false;
+          if (refs.some((r) => !before.has(refKey(r)))) this.record(ctx.info.taskToken, refs);
         }
         const want = tierFor(n, input.tier);
         if (want !== input.tier || Date.now() - began >= LEASE_TURN_MS) return { next: want, refs };
@@ -142,6 +275,8 @@ export class WaitLeaseKeeper {
       throw err;
     } finally {
       this.wake = undefined;
+      this.holding -= 1;
+      this.lastHeld = this.now();
     }
   }
 }

@@ -14,7 +14,7 @@ import { METRIC } from '../workflows/metric-names';
 import type { AwsClients } from '../activities/aws';
 import type { WaitCompletion, WatcherOptions } from '../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../activities/image-wait-watcher';
-import type { ReleaseWait, WaitLeaseInput } from '../activities/wait-lease';
+import type { LeaseTier, ReleaseWait, WaitLeaseInput } from '../activities/wait-lease';
 import { WaitLeaseKeeper } from '../activities/wait-lease';
 
 /** PENDING_ACTIVITY_STATE_CANCEL_REQUESTED in temporal.api.enums.v1.PendingActivityState. */
@@ -85,6 +85,8 @@ export interface AsyncWaitsOptions {
   taskQueue: string;
   aws: AwsClients;
   watcher?: Partial<WatcherOptions>;
+  /** The lease's heartbeat timeouts (WorkerSettings.waitLeaseTimeoutsMs); default LEASE_HEARTBEAT_TIMEOUT_MS. */
+  leaseTimeoutsMs?: Record<LeaseTier, number>;
   log?: (message: string, meta: Record<string, unknown>) => void;
 }
 
@@ -126,7 +128,26 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
         staticSummary: `wait lease of worker ${workerId}`,
       });
     },
-    { leaseQueue, workerId, ...(opts.log ? { log: opts.log } : {}) },
+    {
+      leaseQueue,
+      workerId,
+      ...(opts.leaseTimeoutsMs ? { heartbeatTimeoutMs: opts.leaseTimeoutsMs } : {}),
+      recordNow: async (token, beat) => {
+        await opts.client.activity.heartbeat(token, beat);
+      },
+      tellLease: async (workflowId, refs) => {
+        await opts.client.workflow.getHandle(workflowId).signal('waitLeaseRefs', refs);
+      },
+      leaseOpen: async (workflowId) => {
+        try {
+          return (await opts.client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) return false;
+          throw err;
+        }
+      },
+      ...(opts.log ? { log: opts.log } : {}),
+    },
   );
   const leaseWorker = await Worker.create({
     connection: opts.connection,
@@ -164,6 +185,7 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
       } finally {
         process.off('SIGTERM', handOff);
         process.off('SIGINT', handOff);
+        keeper.stop();
         await watcher.handOff();
       }
     },

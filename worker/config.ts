@@ -33,6 +33,13 @@ export interface WorkerSettings {
    * (AMIFLOW_ASYNC_WAITS=on, the default; `off` polls inside each waiting activity as before).
    */
   asyncWaits: boolean;
+  /**
+   * Heartbeat timeout of the per-worker wait lease, per tier: how long after a worker dies its image
+   * waits resume on another (AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS, default 6 min, for fewer than 6
+   * waits; AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS, default 1 min, from 6). Shorter costs more
+   * heartbeats: one per 0.8 × timeout per worker, not per wait.
+   */
+  waitLeaseTimeoutsMs: { solo: number; shared: number };
   /** DescribeImages calls per second per account and region for the image-wait watcher (EC2 refills 20/s). */
   imageWaitCallsPerSecond: number;
   /** A workflow bundle built ahead (`npm run build` writes dist/workflow-bundle.js): faster start, ~45 MB less memory. */
@@ -173,6 +180,17 @@ export function hostAndPort(address: string): { host: string; port: number } {
   return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
 }
 
+/** The lease's heartbeat timeouts: 5 s to 1 h each, and the shared tier's no longer than the solo one. */
+function waitLeaseTimeouts(env: Env): WorkerSettings['waitLeaseTimeoutsMs'] {
+  const solo = int(env, 'AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS', 360_000, 5_000, 3_600_000);
+  const shared = int(env, 'AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS', Math.min(60_000, solo), 5_000, 3_600_000);
+  if (shared > solo)
+    throw new ConfigError(
+      `AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS=${shared} must not exceed AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS=${solo}: the shared tier is the one that reacts faster`,
+    );
+  return { solo, shared };
+}
+
 export function readWorkerSettings(
   env: Env = process.env,
   stdoutIsTTY: boolean = process.stdout.isTTY === true,
@@ -194,6 +212,7 @@ export function readWorkerSettings(
       ? { maxCachedWorkflows: int(env, 'AMIFLOW_MAX_CACHED_WORKFLOWS', 0, 0, 100000) }
       : {}),
     asyncWaits: onOff(env, 'AMIFLOW_ASYNC_WAITS', true),
+    waitLeaseTimeoutsMs: waitLeaseTimeouts(env),
     imageWaitCallsPerSecond: int(env, 'AMIFLOW_IMAGE_WAIT_CALLS_PER_SECOND', 10, 1, 20),
     ...(env.AMIFLOW_WORKFLOW_BUNDLE ? { workflowBundlePath: env.AMIFLOW_WORKFLOW_BUNDLE } : {}),
   };

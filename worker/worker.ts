@@ -116,6 +116,7 @@ export async function buildWorker(
           namespace: opts.settings.temporal.namespace,
           taskQueue: opts.worker?.taskQueue ?? opts.settings.temporal.taskQueue,
           aws: deps.aws,
+          leaseTimeoutsMs: opts.settings.waitLeaseTimeoutsMs,
           watcher: {
             consistencyWindowMs: deps.consistencyWindowMs ?? 180_000,
             callsPerSecond: opts.settings.imageWaitCallsPerSecond,

@@ -202,10 +202,16 @@ export function imageWait(
  * A worker's wait lease (activities/wait-lease.ts) on its own queue: one attempt, since a lost
  * lease is what it exists to report; a worker that never picks it up loses it within 30 s.
  */
-export function leaseHold(leaseQueue: string, tier: 'solo' | 'shared'): ActivityOptions {
+export function leaseHold(
+  leaseQueue: string,
+  tier: 'solo' | 'shared',
+  heartbeatTimeoutMs?: Record<'solo' | 'shared', number>,
+): ActivityOptions {
+  // The timeouts come in the lease's input (the worker's setting), so they are the same on replay.
+  const fallback = tier === 'shared' ? '1m' : '6m';
   return {
     taskQueue: leaseQueue,
-    heartbeatTimeout: tier === 'shared' ? '1m' : '6m',
+    heartbeatTimeout: heartbeatTimeoutMs ? heartbeatTimeoutMs[tier] : fallback,
     scheduleToStartTimeout: '30s',
     startToCloseTimeout: '7h',
     retry: { maximumAttempts: 1 },

@@ -9,7 +9,9 @@ import {
   ActivityFailure,
   TimeoutFailure,
   continueAsNew,
+  defineSignal,
   isCancellation,
+  setHandler,
   proxyActivities,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -24,6 +26,12 @@ type LeaseActivities = ReturnType<WaitLeaseKeeper['activities']>;
 const TURNS_PER_RUN = 100;
 
 const release = proxyActivities<Activities>(compensationCall);
+
+/**
+ * The waits the worker holds now, sent while the lease's hold has not started (activities/wait-lease.ts):
+ * released with the others if the hold never starts. A handler adds no command, so it is replay-safe.
+ */
+export const waitLeaseRefsSignal = defineSignal<[WaitRef[]]>('waitLeaseRefs');
 
 export interface WaitLeaseResult {
   /** Waits failed as retryable because the lease was lost. */
@@ -42,11 +50,15 @@ export function lastListed(err: unknown, known: WaitRef[]): WaitRef[] {
 export async function waitLease(input: WaitLeaseInput): Promise<WaitLeaseResult> {
   let tier: LeaseTier = input.tier;
   let refs = input.refs;
+  setHandler(waitLeaseRefsSignal, (now) => {
+    if (Array.isArray(now)) refs = now;
+  });
   for (let turn = 0; turn < TURNS_PER_RUN; turn++) {
-    const hold = proxyActivities<LeaseActivities>(leaseHold(input.leaseQueue, tier));
+    const options = leaseHold(input.leaseQueue, tier, input.heartbeatTimeoutMs);
+    const hold = proxyActivities<LeaseActivities>(options);
     try {
       const out = await hold.holdWaitLease.executeWithOptions(
-        { ...leaseHold(input.leaseQueue, tier), summary: `hold ${refs.length} waits (${tier})` },
+        { ...options, summary: `hold ${refs.length} waits (${tier})` },
         [{ tier }],
       );
       if (out.next === undefined) return { released: 0 };

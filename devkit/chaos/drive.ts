@@ -204,6 +204,21 @@ async function cancelLater(
   await persist(until, () => client.cancel(rec.workflowId));
 }
 
+/**
+ * The wait leases (workflows/wait-lease.ts) with their status and pending hold or release: for a
+ * run still open at the deadline, whether its image wait had a lease and what became of it.
+ */
+async function leaseStates(client: AmiflowClient): Promise<string> {
+  const out: string[] = [];
+  for await (const w of client.temporal.workflow.list({ query: "WorkflowType = 'waitLease'" })) {
+    const d = await client.temporal.workflow.getHandle(w.workflowId, w.runId).describe();
+    const pending =
+      d.status.name === 'RUNNING' ? ` waiting on ${waitingOn(d.raw.pendingActivities ?? [])}` : '';
+    out.push(`${w.workflowId} ${d.status.name}${pending}`);
+  }
+  return out.length === 0 ? 'none' : out.join(' | ');
+}
+
 /** EC2 calls that change something: a worker making one has a step in flight. */
 const WORK = [
   'CreateImage',
@@ -267,15 +282,29 @@ export async function drive(stack: ChaosStack, runs: PlannedRun[], o: DriveOptio
     const settled: Promise<void>[] = [];
     let open = runs.length;
     const state: DisruptionState = { workerKills: 0, serverRestarts: 0, killsOver: o.workerKills === 0 };
-    const disruption = disrupt(stack, o, () => open === 0, state);
+    let disruptionError: Error | undefined;
+    // Caught at once: a failed restart must not end the process as an unhandled rejection while
+    // runs are still being started; it is rethrown after every run settled, with the figures lost.
+    const disruption = disrupt(stack, o, () => open === 0, state).catch((err: unknown) => {
+      disruptionError = err instanceof Error ? err : new Error(String(err));
+      return { workerKills: state.workerKills, serverRestarts: state.serverRestarts };
+    });
     for (const run of runs) {
-      const rec: RunRecord = {
-        run,
-        workflowId: await start(client, run, until),
-        startedAt: Date.now(),
-        endedAt: 0,
-        outcome: 'unsettled',
-      };
+      // A start the server never answered before the deadline is a finding (the run is reported
+      // unsettled), not a crash of the driver that loses every other run's figures.
+      const workflowId = await start(client, run, until).catch((err: unknown) => {
+        records.push({
+          run,
+          workflowId: `(not started) ${run.name}`,
+          startedAt: Date.now(),
+          endedAt: Date.now(),
+          outcome: 'unsettled',
+          message: `could not start ${run.name}: ${err instanceof Error ? err.message : String(err)}`,
+        });
+        return undefined;
+      });
+      if (workflowId === undefined) continue;
+      const rec: RunRecord = { run, workflowId, startedAt: Date.now(), endedAt: 0, outcome: 'unsettled' };
       records.push(rec);
       const launched =
         run.cancelAfterMs === -1
@@ -292,8 +321,16 @@ export async function drive(stack: ChaosStack, runs: PlannedRun[], o: DriveOptio
         }),
       );
     }
+    open -= runs.length - settled.length;
     await Promise.all(settled);
-    return { records, disruption: await disruption };
+    if (records.some((r) => r.outcome === 'unsettled')) {
+      const leases = await leaseStates(client).catch((err: unknown) => `unreadable: ${String(err)}`);
+      for (const r of records)
+        if (r.outcome === 'unsettled') r.message = `${r.message ?? ''}; wait leases: ${leases}`;
+    }
+    const done = await disruption;
+    if (disruptionError !== undefined) throw disruptionError;
+    return { records, disruption: done };
   } finally {
     await client.close();
   }

@@ -9,9 +9,7 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import type { ActivityOptions } from '@temporalio/workflow';
 import {
   compensationCall,
-  copyWait,
   instanceWait,
-  longImageWait,
   settledAwsActivity,
   statusChecksWait,
 } from '../../workflows/presets';
@@ -24,7 +22,7 @@ import type { DriveOptions, RunRecord } from './drive';
 import { drive } from './drive';
 import type { PlanShape } from './plan';
 import { COPY_REGIONS, makePlan } from './plan';
-import { startChaosStack } from './stack';
+import { CHAOS_LEASE_TIMEOUT_MS, startChaosStack } from './stack';
 
 /**
  * How long Temporal may take, at most, to notice that an activity task was lost: its worker was
@@ -32,13 +30,16 @@ import { startChaosStack } from './stack';
  * for about 10 s, and a dev server restarting on a slow machine can take longer). Nothing but the
  * activity's heartbeat timeout (or, without one, its start-to-close timeout) ends such an attempt, so
  * a run hit once can take this much longer: the longest of those timeouts among the activities chaos
- * runs use (the image wait's 6-minute heartbeat timeout today). A session's deadline must allow it.
+ * runs use. Image and copy waits have none (the watcher completes them; runs before the async-wait
+ * patch used longImageWait's 6 minutes): the worker's wait lease brings them back, in the chaos
+ * stack within its lease timeout plus the release (which heartbeats under compensationCall).
  */
 export const LOST_TASK_RECOVERY_MS = Math.max(
-  ...[longImageWait(0), copyWait(0), instanceWait(0), statusChecksWait(0), compensationCall].map(
-    (o: ActivityOptions) => msToNumber(o.heartbeatTimeout ?? 0),
+  ...[instanceWait(0), statusChecksWait(0), compensationCall].map((o: ActivityOptions) =>
+    msToNumber(o.heartbeatTimeout ?? 0),
   ),
   msToNumber(settledAwsActivity.startToCloseTimeout ?? 0),
+  CHAOS_LEASE_TIMEOUT_MS + 30_000,
 );
 
 export interface ChaosOptions {

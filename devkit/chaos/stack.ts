@@ -41,6 +41,9 @@ export interface ChaosStack {
   stop(): Promise<void>;
 }
 
+/** The wait lease's heartbeat timeout in the chaos stack's workers (both tiers). */
+export const CHAOS_LEASE_TIMEOUT_MS = 10_000;
+
 const quiet = {
   log: () => undefined,
   trace: () => undefined,
@@ -76,6 +79,10 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
     AMIFLOW_WORKFLOW_BUNDLE: bundlePath,
     AMIFLOW_LOG_LEVEL: 'ERROR',
     AMIFLOW_SHUTDOWN_GRACE_MS: '500',
+    // A SIGKILLed worker's image waits come back within seconds, not the production 6 minutes: the
+    // worker's real setting (docs/configuration.md), so the session exercises the lease as shipped.
+    AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: String(CHAOS_LEASE_TIMEOUT_MS),
+    AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS: String(CHAOS_LEASE_TIMEOUT_MS),
     // Ports of this session's own, so two stacks on one machine (a chaos run beside the test suite's
     // bounded one) do not make each other's workers fail to bind and restart in a loop.
     AMIFLOW_METRICS_ADDRESS: `127.0.0.1:${await freePort()}`,
@@ -151,7 +158,17 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
       server.child.kill('SIGKILL');
       await gone;
       await new Promise((r) => setTimeout(r, downMs));
-      server = await startDevServer({ port, dbFilename });
+      // A server that fails to come back (its port not released yet, its database still locked on a
+      // loaded machine) is started again, as a supervisor would, rather than failing the session.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          server = await startDevServer({ port, dbFilename });
+          return;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 1000 * attempt));
+        }
+      }
     },
     async stop() {
       stopping = true;

@@ -38,8 +38,25 @@ void describe('readWorkerSettings', () => {
       shutdownGraceMs: 30_000,
       logLevel: 'INFO',
       asyncWaits: true,
+      waitLeaseTimeoutsMs: { solo: 360_000, shared: 60_000 },
       imageWaitCallsPerSecond: 10,
     });
+  });
+
+  void it('GIVEN the wait lease timeouts set WHEN read THEN both tiers take them; a shared tier slower than solo, or under 5 s, is refused', () => {
+    const read = (env: Record<string, string>) => readWorkerSettings(env, false).waitLeaseTimeoutsMs;
+    assert.deepEqual(
+      read({ AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: '15000', AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS: '10000' }),
+      { solo: 15_000, shared: 10_000 },
+    );
+    // A solo timeout under the shared default pulls the shared one down with it.
+    assert.deepEqual(read({ AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: '20000' }), { solo: 20_000, shared: 20_000 });
+    assert.throws(
+      () =>
+        read({ AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: '30000', AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS: '60000' }),
+      /AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS=60000 must not exceed/,
+    );
+    assert.throws(() => read({ AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: '1000' }), ConfigError);
   });
 
   void it('GIVEN every variable set WHEN read THEN each lands in its typed setting', () => {
@@ -67,6 +84,8 @@ void describe('readWorkerSettings', () => {
       AMIFLOW_LOG_FORMAT: 'pretty',
       AMIFLOW_METRICS_ADDRESS: '127.0.0.1:9000',
       AMIFLOW_HEALTH_ADDRESS: 'off',
+      AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: '120000',
+      AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS: '30000',
     });
 
     assert.deepEqual(settings, {
@@ -97,6 +116,7 @@ void describe('readWorkerSettings', () => {
       logLevel: 'DEBUG',
       maxCachedWorkflows: 100,
       asyncWaits: true,
+      waitLeaseTimeoutsMs: { solo: 120_000, shared: 30_000 },
       imageWaitCallsPerSecond: 10,
       workflowBundlePath: '/app/dist/workflow-bundle.js',
       logFormat: 'pretty',

@@ -1,0 +1,206 @@
+/**
+ * The wait lease keeper (activities/wait-lease.ts) keeps a lease over the waits its worker holds,
+ * also when the server loses one: a start refused while the server was away, or a lease whose hold
+ * was never picked up and that ended on its own. Issue 9: either left waits with no lease, and a
+ * later SIGKILL stranded them until their backstop timeout. The watcher and Temporal are fakes;
+ * the test drives the checks itself, no sleeps.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import type { WaitCompletion } from '../../activities/image-wait-watcher';
+import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
+import type { WaitLeaseInput } from '../../activities/wait-lease';
+import { LEASE_UNHELD_CHECK_MS, WaitLeaseKeeper } from '../../activities/wait-lease';
+import type { AwsClients } from '../../activities/aws';
+import { leaseHold } from '../../workflows/presets';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+const idle: WaitCompletion = {
+  complete: () => Promise.resolve(true),
+  fail: () => Promise.resolve(true),
+  heartbeat: () => Promise.resolve('ok'),
+  reportCancellation: () => Promise.resolve(),
+  cancelRequested: () => Promise.resolve(false),
+};
+
+function setup(opts: { refuseStarts?: number } = {}) {
+  const told: { id: string; refs: string[] }[] = [];
+  const recorded: string[][] = [];
+  let now = T0;
+  const aws: AwsClients = {
+    ec2: () => Promise.reject(new Error('no EC2 here')),
+    kms: () => Promise.reject(new Error('no KMS here')),
+    destroy: () => undefined,
+  };
+  const watcher = new ImageWaitWatcher(
+    { aws, completion: idle, now: () => now, sleep: () => Promise.resolve(), autoPoll: false },
+    DEFAULT_WATCHER_OPTIONS,
+  );
+  const started: { id: string; input: WaitLeaseInput }[] = [];
+  const open = new Set<string>();
+  let refuse = opts.refuseStarts ?? 0;
+  const keeper = new WaitLeaseKeeper(
+    watcher,
+    (id, input) => {
+      if (refuse > 0) {
+        refuse -= 1;
+        return Promise.reject(new Error('14 UNAVAILABLE: connection refused'));
+      }
+      started.push({ id, input });
+      open.add(id);
+      return Promise.resolve();
+    },
+    {
+      leaseQueue: 'q-lease-w1',
+      workerId: 'w1',
+      heartbeatTimeoutMs: { solo: 10_000, shared: 10_000 },
+      leaseOpen: (id) => Promise.resolve(open.has(id)),
+      checkEveryMs: 3_600_000,
+      now: () => now,
+      tellLease: (id, refs) => {
+        told.push({ id, refs: refs.map((r) => r.workflowId) });
+        return Promise.resolve();
+      },
+      recordNow: (_token, beat) => {
+        recorded.push(beat.refs.map((r) => r.workflowId));
+        return Promise.resolve();
+      },
+    },
+  );
+  const wait = (n: number) => ({
+    token: Buffer.from(`wf-${n}`),
+    ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
+    target: { region: 'eu-west-1', accountId: '111122223333' },
+    imageId: `ami-${n.toString(16).padStart(17, '0')}`,
+    deadline: T0 + 3600_000,
+  });
+  return { watcher, keeper, started, open, wait, told, recorded, advance: (ms: number) => (now += ms) };
+}
+
+/** Lets the keeper's promise callbacks run (a refused start settles on a later tick). */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+void describe('wait lease keeper', () => {
+  void it('GIVEN a lease start refused while the server was away WHEN nothing else changes and the keeper checks THEN it starts the lease', async () => {
+    const { watcher, keeper, started, wait } = setup({ refuseStarts: 1 });
+    watcher.add(wait(1));
+    await settle();
+    assert.equal(started.length, 0, 'the first start was refused');
+    await keeper.check();
+    assert.equal(started.length, 1);
+    assert.deepEqual(
+      started[0]?.input.refs.map((r) => r.workflowId),
+      ['wf-1'],
+    );
+    keeper.stop();
+  });
+
+  void it('GIVEN a lease whose hold never ran and that ended (its task lost) WHEN the keeper checks past the schedule-to-start window THEN a new lease lists the waits', async () => {
+    const { watcher, keeper, started, open, wait, advance } = setup();
+    watcher.add(wait(1));
+    watcher.add(wait(2));
+    assert.equal(started.length, 1);
+    const first = started[0]?.id ?? '';
+
+    // Still within the window, or still open: no new lease.
+    advance(LEASE_UNHELD_CHECK_MS - 1);
+    open.delete(first);
+    await keeper.check();
+    assert.equal(started.length, 1, 'too early to judge');
+    advance(2);
+    open.add(first);
+    await keeper.check();
+    assert.equal(started.length, 1, 'an open lease is left alone');
+
+    // The lease workflow released the waits and ended without this worker holding it.
+    open.delete(first);
+    await keeper.check();
+    assert.equal(started.length, 2);
+    assert.notEqual(started[1]?.id, first);
+    assert.deepEqual(
+      started[1]?.input.refs.map((r) => r.workflowId),
+      ['wf-1', 'wf-2'],
+    );
+    keeper.stop();
+  });
+
+  void it('GIVEN a lease being held WHEN its workflow reads as closed THEN the keeper does not start a second one', async () => {
+    const { watcher, keeper, started, open, wait, advance } = setup();
+    watcher.add(wait(1));
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 10_000 });
+    const held = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const });
+    advance(LEASE_UNHELD_CHECK_MS * 2);
+    open.clear();
+    await keeper.check();
+    assert.equal(started.length, 1);
+    env.cancel();
+    await held.catch(() => undefined);
+    keeper.stop();
+  });
+
+  void it('GIVEN the worker setting WHEN a lease starts THEN its input carries the timeouts and the hold takes them as its heartbeat timeout', () => {
+    const { watcher, keeper, started, wait } = setup();
+    watcher.add(wait(1));
+    const input = started[0]?.input;
+    assert.deepEqual(input?.heartbeatTimeoutMs, { solo: 10_000, shared: 10_000 });
+    assert.equal(leaseHold('q', 'solo', input?.heartbeatTimeoutMs).heartbeatTimeout, 10_000);
+    // Leases started before the setting existed keep the 6 min / 1 min they ran with.
+    assert.equal(leaseHold('q', 'solo').heartbeatTimeout, '6m');
+    assert.equal(leaseHold('q', 'shared').heartbeatTimeout, '1m');
+    keeper.stop();
+  });
+
+  void it('GIVEN a lease started for one wait WHEN a second wait arrives before its hold runs THEN the lease is told both (a crash then releases both)', async () => {
+    const { watcher, keeper, started, told, wait } = setup();
+    watcher.add(wait(1));
+    watcher.add(wait(2));
+    await settle();
+    assert.deepEqual(
+      started[0]?.input.refs.map((r) => r.workflowId),
+      ['wf-1'],
+    );
+    assert.deepEqual(told.at(-1), { id: started[0]?.id, refs: ['wf-1', 'wf-2'] });
+    keeper.stop();
+  });
+
+  void it('GIVEN a hold running WHEN a wait is added THEN the new list is recorded at once, past the heartbeat throttle', async () => {
+    const { watcher, keeper, recorded, told, wait } = setup();
+    watcher.add(wait(1));
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 10_000 });
+    const beats: unknown[] = [];
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const held = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const });
+    await settle();
+    const toldBefore = told.length;
+    watcher.add(wait(2));
+    await settle();
+    await settle();
+    assert.deepEqual(recorded, [['wf-1', 'wf-2']]);
+    assert.equal(told.length, toldBefore, 'a held lease hears by heartbeat, not by signal');
+    env.cancel();
+    await held.catch(() => undefined);
+    keeper.stop();
+  });
+
+  void it('GIVEN a later turn of the lease with no change pending WHEN it starts THEN its first heartbeat lists the waits, not nothing', async () => {
+    const { watcher, keeper, wait } = setup();
+    watcher.add(wait(1));
+    for (let turn = 0; turn < 2; turn++) {
+      const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 10_000 });
+      const beats: { refs: { workflowId: string }[] }[] = [];
+      env.on('heartbeat', (d: { refs: { workflowId: string }[] }) => beats.push(d));
+      const held = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const });
+      await settle();
+      assert.deepEqual(
+        beats[0]?.refs.map((r) => r.workflowId),
+        ['wf-1'],
+        `turn ${turn}`,
+      );
+      env.cancel();
+      await held.catch(() => undefined);
+    }
+    keeper.stop();
+  });
+});
