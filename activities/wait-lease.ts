@@ -31,6 +31,28 @@ export interface WaitLeaseInput {
   tier: LeaseTier;
   /** The waits held when the lease began (released if the worker never picks the lease up). */
   refs: WaitRef[];
+  /**
+   * The worker's AMIFLOW_WAIT_LEASE_HEARTBEAT_TIMEOUT: replaces both tiers' heartbeat timeout, so a
+   * crash is noticed sooner at the cost of more heartbeats (Actions). Absent: the tiers' own.
+   */
+  heartbeatTimeoutMs?: number;
+}
+
+/** Shortest lease heartbeat timeout accepted: the lease heartbeats every few seconds below it. */
+export const MIN_LEASE_HEARTBEAT_TIMEOUT_MS = 5_000;
+
+/** AMIFLOW_WAIT_LEASE_HEARTBEAT_TIMEOUT in milliseconds (a number, or with ms/s/m); undefined when unset. */
+export function parseLeaseHeartbeatTimeout(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(raw);
+  const n = Number(m?.[1]);
+  const unit = m?.[2] ?? 'ms';
+  const ms = Math.round(unit === 'm' ? n * 60_000 : unit === 's' ? n * 1000 : n);
+  if (!m || !(ms >= MIN_LEASE_HEARTBEAT_TIMEOUT_MS))
+    throw new Error(
+      `AMIFLOW_WAIT_LEASE_HEARTBEAT_TIMEOUT=${raw} must be a duration of at least ${MIN_LEASE_HEARTBEAT_TIMEOUT_MS} ms (15000, 15s, 1m)`,
+    );
+  return ms;
 }
 
 export interface HoldLeaseInput {
@@ -78,6 +100,7 @@ export class WaitLeaseKeeper {
     private readonly opts: {
       leaseQueue: string;
       workerId: string;
+      heartbeatTimeoutMs?: number;
       log?: (m: string, meta: Record<string, unknown>) => void;
     },
   ) {
@@ -96,6 +119,7 @@ export class WaitLeaseKeeper {
       leaseQueue: this.opts.leaseQueue,
       tier: tierFor(this.watcher.size(), 'solo'),
       refs: this.watcher.refs(),
+      ...(this.opts.heartbeatTimeoutMs ? { heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs } : {}),
     };
     this.startLease(workflowId, input).catch((err: unknown) => {
       // No lease: the waits keep their backstop timeout. The next change tries again.

@@ -15,7 +15,7 @@ import type { AwsClients } from '../activities/aws';
 import type { WaitCompletion, WatcherOptions } from '../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../activities/image-wait-watcher';
 import type { ReleaseWait, WaitLeaseInput } from '../activities/wait-lease';
-import { WaitLeaseKeeper } from '../activities/wait-lease';
+import { WaitLeaseKeeper, parseLeaseHeartbeatTimeout } from '../activities/wait-lease';
 
 /** PENDING_ACTIVITY_STATE_CANCEL_REQUESTED in temporal.api.enums.v1.PendingActivityState. */
 const CANCEL_REQUESTED: temporal.api.enums.v1.PendingActivityState = 3;
@@ -85,11 +85,17 @@ export interface AsyncWaitsOptions {
   taskQueue: string;
   aws: AwsClients;
   watcher?: Partial<WatcherOptions>;
+  /** Replaces the lease tiers' heartbeat timeout; default AMIFLOW_WAIT_LEASE_HEARTBEAT_TIMEOUT, else the tiers'. */
+  leaseHeartbeatTimeoutMs?: number;
   log?: (message: string, meta: Record<string, unknown>) => void;
 }
 
 export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWaits> {
   const workerId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  // Read at start, so a bad value stops the worker with its name.
+  const leaseHeartbeatTimeoutMs =
+    opts.leaseHeartbeatTimeoutMs ??
+    parseLeaseHeartbeatTimeout(process.env.AMIFLOW_WAIT_LEASE_HEARTBEAT_TIMEOUT);
   const leaseQueue = `${opts.taskQueue}-lease-${workerId}`;
   const watcher = new ImageWaitWatcher(
     {
@@ -126,7 +132,12 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
         staticSummary: `wait lease of worker ${workerId}`,
       });
     },
-    { leaseQueue, workerId, ...(opts.log ? { log: opts.log } : {}) },
+    {
+      leaseQueue,
+      workerId,
+      ...(leaseHeartbeatTimeoutMs ? { heartbeatTimeoutMs: leaseHeartbeatTimeoutMs } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+    },
   );
   const leaseWorker = await Worker.create({
     connection: opts.connection,

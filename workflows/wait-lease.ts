@@ -43,10 +43,16 @@ export async function waitLease(input: WaitLeaseInput): Promise<WaitLeaseResult>
   let tier: LeaseTier = input.tier;
   let refs = input.refs;
   for (let turn = 0; turn < TURNS_PER_RUN; turn++) {
-    const hold = proxyActivities<LeaseActivities>(leaseHold(input.leaseQueue, tier));
+    // The worker's own heartbeat timeout, when it set one, replaces the tier's (activity options
+    // only: the commands stay the same, so earlier leases replay).
+    const options = {
+      ...leaseHold(input.leaseQueue, tier),
+      ...(input.heartbeatTimeoutMs ? { heartbeatTimeout: input.heartbeatTimeoutMs } : {}),
+    };
+    const hold = proxyActivities<LeaseActivities>(options);
     try {
       const out = await hold.holdWaitLease.executeWithOptions(
-        { ...leaseHold(input.leaseQueue, tier), summary: `hold ${refs.length} waits (${tier})` },
+        { ...options, summary: `hold ${refs.length} waits (${tier})` },
         [{ tier }],
       );
       if (out.next === undefined) return { released: 0 };

@@ -16,7 +16,12 @@ import type { ImageWaitRequest, WaitCompletion, WaitRef } from '../../activities
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
 import type { AvailableImage } from '../../activities/images';
 import type { LeaseTurn, WaitLeaseInput } from '../../activities/wait-lease';
-import { WaitLeaseKeeper, releaseActivities, tierFor } from '../../activities/wait-lease';
+import {
+  WaitLeaseKeeper,
+  parseLeaseHeartbeatTimeout,
+  releaseActivities,
+  tierFor,
+} from '../../activities/wait-lease';
 import type { AwsTarget } from '../../workflows/contracts';
 import { VirtualTimers } from '../support/virtual-timers';
 import { awsError } from './harness';
@@ -405,6 +410,29 @@ void describe('wait lease', () => {
     assert.deepEqual(beats[0], {
       refs: [1, 2].map((n) => ({ workflowId: `wf-${n}`, runId: 'run', activityId: '7' })),
     });
+  });
+
+  void it('GIVEN AMIFLOW_WAIT_LEASE_HEARTBEAT_TIMEOUT WHEN read THEN a duration of at least 5 s is taken (ms by default) and carried by the lease; anything else stops the worker', () => {
+    assert.equal(parseLeaseHeartbeatTimeout(undefined), undefined);
+    assert.equal(parseLeaseHeartbeatTimeout(''), undefined);
+    assert.equal(parseLeaseHeartbeatTimeout('15000'), 15_000);
+    assert.equal(parseLeaseHeartbeatTimeout('15s'), 15_000);
+    assert.equal(parseLeaseHeartbeatTimeout('1m'), 60_000);
+    for (const bad of ['2s', 'soon', '-10s', '10 h'])
+      assert.throws(() => parseLeaseHeartbeatTimeout(bad), /AMIFLOW_WAIT_LEASE_HEARTBEAT_TIMEOUT/);
+
+    const { watcher, wait } = setup();
+    const started: WaitLeaseInput[] = [];
+    new WaitLeaseKeeper(
+      watcher,
+      (_id, input) => {
+        started.push(input);
+        return Promise.resolve();
+      },
+      { leaseQueue: 'q-lease-w1', workerId: 'w1', heartbeatTimeoutMs: 15_000 },
+    );
+    watcher.add(wait(1));
+    assert.equal(started[0]?.heartbeatTimeoutMs, 15_000);
   });
 
   void it('GIVEN a lost lease listing three waits WHEN releaseWaits runs THEN each is failed retryable by id (one already gone is counted so)', async () => {
