@@ -142,7 +142,10 @@ export class WaitLeaseKeeper {
     // end of that window, so calling more often costs nothing and keeps the list recent.
     const checkEveryMs = Math.min(10_000, timeoutMs / 6);
     const began = Date.now();
-    let refs: WaitRef[] = [];
+    // Every turn starts from the current list: a turn that began after the last change (a tier
+    // switch is one) would otherwise heartbeat an empty list, and a crash then would release nothing.
+    let refs: WaitRef[] = this.watcher.refs();
+    this.dirty = false;
     try {
       for (;;) {
         const n = this.watcher.size();

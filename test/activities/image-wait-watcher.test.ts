@@ -410,6 +410,17 @@ void describe('wait lease', () => {
     assert.deepEqual(beats[0], {
       refs: [1, 2].map((n) => ({ workflowId: `wf-${n}`, runId: 'run', activityId: '7' })),
     });
+
+    // The next turn (shared) lists all six from its first heartbeat, with no change in between:
+    // a crash right after a tier switch must still release every wait.
+    const shared = new MockActivityEnvironment({ heartbeatTimeoutMs: 60_000 });
+    const sharedBeats: { refs: WaitRef[] }[] = [];
+    shared.on('heartbeat', (d: { refs: WaitRef[] }) => sharedBeats.push(d));
+    const next = shared.run(keeper.activities().holdWaitLease, { tier: 'shared' as const });
+    await new Promise((r) => setImmediate(r));
+    await watcher.handOff();
+    assert.deepEqual(await next, { refs: [] });
+    assert.equal(sharedBeats[0]?.refs.length, 6);
   });
 
   void it('GIVEN AMIFLOW_WAIT_LEASE_HEARTBEAT_TIMEOUT WHEN read THEN a duration of at least 5 s is taken (ms by default) and carried by the lease; anything else stops the worker', () => {
