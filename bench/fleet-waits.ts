@@ -103,7 +103,7 @@ async function watcherMemory(n: number): Promise<{ heapMb: number; rssMb: number
  * account-region polled for a minute, then every image turns available just after the call that
  * last asked about it (the worst case); the lag is until its token is completed.
  */
-async function lagAt(
+export async function lagAt(
   n: number,
   callsPerSecond: number,
 ): Promise<{
@@ -165,7 +165,7 @@ async function lagAt(
 }
 
 /** Temporal Cloud counts: activity start/retry, each heartbeat that reaches the server, workflow start. */
-function actionsPerRunHour(waits: number) {
+export function actionsPerRunHour(waits: number) {
   const tier = waits >= SHARED_FROM ? 'shared' : 'solo';
   const leaseEvery = Math.min(LEASE_HEARTBEAT_TIMEOUT_MS[tier] * 0.8, 300_000);
   const leaseHeartbeatsPerHour = 3_600_000 / leaseEvery;
@@ -183,7 +183,7 @@ function actionsPerRunHour(waits: number) {
 }
 
 /** Today's wait: heartbeat timeout 6 min, heartbeats at 0.8 of it (~4.8 min), one activity start. */
-function todaysActionsPerRunHour(): number {
+export function todaysActionsPerRunHour(): number {
   return 1 + 3_600_000 / (360_000 * 0.8);
 }
 
@@ -258,7 +258,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+// `npm run bench` imports the measurements; run directly, this is `npm run bench:fleet-waits`.
+if (require.main === module)
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
