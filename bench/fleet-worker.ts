@@ -22,6 +22,7 @@ import { devServerEnv, workflowBundle } from '../devkit/temporal';
 import type { WorkerProcess } from '../devkit/worker-process';
 import { startWorkerProcess } from '../devkit/worker-process';
 import { METRIC } from '../workflows/metric-names';
+import { compileForBench } from './compile';
 
 export interface FleetWorkerFigures {
   idleRssMb: number;
@@ -55,7 +56,13 @@ interface Stack {
 async function startStack(): Promise<Stack> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-fleet-bench-'));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
-  const [env, moto, bundle] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
+  // Plain JavaScript, as `node dist/worker/main.js` runs in production: no TypeScript loader in the RSS.
+  const [env, moto, bundle, entry] = await Promise.all([
+    devServerEnv(),
+    startMoto(),
+    workflowBundle(),
+    compileForBench('worker/main.ts'),
+  ]);
   await writeFile(bundlePath, bundle.code);
   let skew = 0;
   const proxy = await startFaultProxy({
@@ -82,6 +89,7 @@ async function startStack(): Promise<Stack> {
         taskQueue,
         awsEndpoint: proxy.endpoint,
         bundlePath,
+        entry,
         env: { AMIFLOW_LOG_LEVEL: 'ERROR', AMIFLOW_SHUTDOWN_GRACE_MS: '5000' },
       });
       workers.push(w);
