@@ -140,6 +140,7 @@ export class ImageWaitWatcher {
   private readonly groups = new Map<string, Group>();
   private readonly listeners = new Set<() => void>();
   private cancelLoop: Promise<void> | undefined;
+  private handingOff: Promise<number> | undefined;
   private stopping = false;
   private cancelCursor = 0;
   readonly stats: WatcherStats = {
@@ -204,9 +205,17 @@ export class ImageWaitWatcher {
 
   /**
    * Shutdown: every held wait fails as retryable with a short next-retry delay, so Temporal hands it
-   * to a live worker in about `handOffRetryMs` instead of after a timeout. Polls stop.
+   * to a live worker in about `handOffRetryMs` instead of after a timeout. Polls stop. Every call
+   * returns the first call's promise: the worker's shutdown (SIGTERM, then run()'s end) awaits it
+   * before closing the connection its failures go through, or the waits would be left to their
+   * backstop timeout (hours) with the lease already ended.
    */
-  async handOff(): Promise<number> {
+  handOff(): Promise<number> {
+    this.handingOff ??= this.handOffOnce();
+    return this.handingOff;
+  }
+
+  private async handOffOnce(): Promise<number> {
     this.stopping = true;
     const all = [...this.held.values()];
     const running = [...[...this.groups.values()].map((g) => g.lane), this.cancelLoop].filter(

@@ -233,6 +233,27 @@ void describe('image wait watcher', () => {
     );
   });
 
+  void it('GIVEN a hand-off under way (SIGTERM) WHEN shutdown asks for it again THEN the second call resolves only once every wait was failed over, with the same count', async () => {
+    const { watcher, completion, wait } = setup();
+    for (let n = 1; n <= 3; n++) watcher.add(wait(n));
+    const slow: (() => void)[] = [];
+    const fail = completion.fail.bind(completion);
+    completion.fail = (token, err) =>
+      new Promise<boolean>((resolve) => slow.push(() => resolve(fail(token, err))));
+    const first = watcher.handOff();
+    let secondDone = false;
+    const second = watcher.handOff().then((n) => {
+      secondDone = true;
+      return n;
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(secondDone, false, 'the second call waits for the failures in flight');
+    for (const go of slow) go();
+    assert.equal(await second, 3);
+    assert.equal(await first, 3);
+    assert.equal(completion.failed.size, 3);
+  });
+
   void it('GIVEN throttling WHEN a round fails THEN the waits stay held and the next round answers; a permanent refusal fails them', async () => {
     const { watcher, completion, wait, set, refuseWith } = setup();
     set(1, 'available');
