@@ -5,6 +5,12 @@
  * 100 ids a call under a call budget per account-region (EC2 refills 20/s there, shared with every
  * other amiflow call), and completes or fails each token through Temporal's async completion client.
  *
+ * Each account-region has a lane that calls continuously under its budget, each call asking about
+ * the waits polled longest ago (new ones first) that are due again, so an image is asked about
+ * every max(pollIntervalMs, waits ÷ (maxIdsPerCall × callsPerSecond)): 10,000 waits in one region
+ * at 10 calls/s are each asked every 10 s, and the detection lag stays near 10 s, not a round
+ * plus an interval.
+ *
  * What a token costs in Temporal Actions is what the watcher sends for it: a progress heartbeat
  * every `progressEveryMs` (none when the run gave the wait no heartbeat timeout), plus its share of
  * the worker's lease (wait-lease.ts), which is what notices a crashed worker.
@@ -77,6 +83,8 @@ export interface ImageWaitRequest {
 interface Held extends ImageWaitRequest {
   key: string;
   addedAt: number;
+  /** When a call last asked about it; undefined until its first poll. */
+  lastPolledAt?: number;
   polls: number;
   calls: number;
   heartbeats: number;
@@ -108,14 +116,31 @@ export interface WatcherDeps {
 
 /** Waits arriving within this of the first share its first round. */
 const FIRST_POLL_DELAY_MS = 250;
+/** After a throttled or failed call, the lane pauses this long on top of its budget. */
+const BACKOFF_MS = 1_000;
+
+/** One account-region: its waits in poll order and its call budget. */
+interface Group {
+  key: string;
+  target: AwsTarget;
+  /** Never polled yet, in arrival order: asked about first. */
+  fresh: Map<string, Held>;
+  /** Polled, oldest poll first (a poll moves a wait to the end). */
+  polled: Map<string, Held>;
+  /** The earliest the next call may go out (the budget). */
+  nextCallAt: number;
+  lane?: Promise<void>;
+}
 
 const refKey = (ref: WaitRef): string => `${ref.workflowId}/${ref.runId}/${ref.activityId}`;
 const groupKey = (target: AwsTarget): string => `${target.accountId ?? 'self'}/${target.region}`;
 
 export class ImageWaitWatcher {
   private readonly held = new Map<string, Held>();
+  private readonly groups = new Map<string, Group>();
   private readonly listeners = new Set<() => void>();
-  private loop: Promise<void> | undefined;
+  private cancelLoop: Promise<void> | undefined;
+  private handingOff: Promise<number> | undefined;
   private stopping = false;
   private cancelCursor = 0;
   readonly stats: WatcherStats = {
@@ -139,7 +164,7 @@ export class ImageWaitWatcher {
     if (this.stopping) throw this.handOffFailure();
     const key = refKey(request.ref);
     const now = this.deps.now();
-    this.held.set(key, {
+    const h: Held = {
       ...request,
       key,
       addedAt: now,
@@ -147,10 +172,17 @@ export class ImageWaitWatcher {
       calls: 0,
       heartbeats: 0,
       lastHeartbeatAt: now,
-    });
+    };
+    const previous = this.held.get(key);
+    if (previous) this.unlink(previous);
+    this.held.set(key, h);
+    const group = this.groupOf(request.target);
+    group.fresh.set(key, h);
     this.changed();
-    // An idle watcher polls at once (after FIRST_POLL_DELAY_MS): a new wait does not wait for a round.
-    if (this.deps.autoPoll !== false) this.loop ??= this.run().finally(() => (this.loop = undefined));
+    if (this.deps.autoPoll === false) return;
+    // A new wait is asked about at once (after FIRST_POLL_DELAY_MS), ahead of the waits polled before.
+    group.lane ??= this.lane(group).finally(() => (group.lane = undefined));
+    this.cancelLoop ??= this.cancellations().finally(() => (this.cancelLoop = undefined));
   }
 
   size(): number {
@@ -173,80 +205,138 @@ export class ImageWaitWatcher {
 
   /**
    * Shutdown: every held wait fails as retryable with a short next-retry delay, so Temporal hands it
-   * to a live worker in about `handOffRetryMs` instead of after a timeout. Polls stop.
+   * to a live worker in about `handOffRetryMs` instead of after a timeout. Polls stop. Every call
+   * returns the first call's promise: the worker's shutdown (SIGTERM, then run()'s end) awaits it
+   * before closing the connection its failures go through, or the waits would be left to their
+   * backstop timeout (hours) with the lease already ended.
    */
-  async handOff(): Promise<number> {
+  handOff(): Promise<number> {
+    this.handingOff ??= this.handOffOnce();
+    return this.handingOff;
+  }
+
+  private async handOffOnce(): Promise<number> {
     this.stopping = true;
     const all = [...this.held.values()];
-    this.held.clear();
+    const running = [...[...this.groups.values()].map((g) => g.lane), this.cancelLoop].filter(
+      (p): p is Promise<void> => p !== undefined,
+    );
+    for (const h of all) this.unlink(h);
     this.changed();
     await inBatches(all, 50, async (h) => {
       await this.deps.completion.fail(h.token, this.handOffFailure()).catch(() => false);
       this.stats.handedOff += 1;
     });
-    await this.loop;
+    await Promise.all(running);
     return all.length;
   }
 
-  /** One round: every account-region polled, tokens settled, cancellations read. Tests call it directly. */
+  /**
+   * Every held wait asked about once now (oldest poll first, under the budget), then cancellations
+   * read. Tests drive the watcher with it; a running worker's lanes poll continuously instead.
+   */
   async pollRound(): Promise<void> {
     this.stats.rounds += 1;
-    const groups = new Map<string, Held[]>();
-    for (const h of this.held.values()) {
-      const g = groups.get(groupKey(h.target));
-      if (g) g.push(h);
-      else groups.set(groupKey(h.target), [h]);
-    }
-    await Promise.all([...groups.values()].map((g) => this.pollGroup(g)));
+    await Promise.all(
+      [...this.groups.values()].map(async (g) => {
+        const all = [...g.fresh.values(), ...g.polled.values()];
+        for (let i = 0; i < all.length && !this.stopping; i += this.opts.maxIdsPerCall)
+          await this.pollChunk(g, all.slice(i, i + this.opts.maxIdsPerCall));
+      }),
+    );
     await this.checkCancellations();
   }
 
-  private async run(): Promise<void> {
+  private groupOf(target: AwsTarget): Group {
+    const key = groupKey(target);
+    let g = this.groups.get(key);
+    if (!g) {
+      g = { key, target, fresh: new Map(), polled: new Map(), nextCallAt: -Infinity };
+      this.groups.set(key, g);
+    }
+    return g;
+  }
+
+  /** An account-region's lane: one call at a time under the budget, until it holds no waits. */
+  private async lane(group: Group): Promise<void> {
     // A moment for the waits arriving together (a fan-out's) to share the first calls.
     await this.deps.sleep(FIRST_POLL_DELAY_MS);
-    while (this.held.size > 0 && !this.stopping) {
-      const began = this.deps.now();
-      try {
-        await this.pollRound();
-      } catch (err) {
-        this.deps.log?.('image wait round failed; next round retries', { error: String(err) });
+    while (!this.stopping && this.groups.get(group.key) === group) {
+      const now = this.deps.now();
+      const due = this.due(group, now);
+      if (due.length > 0) {
+        await this.pollChunk(group, due);
+        continue;
       }
-      if (this.held.size === 0 || this.stopping) break;
-      await this.deps.sleep(Math.max(0, this.opts.pollIntervalMs - (this.deps.now() - began)));
+      const oldest = group.polled.values().next().value;
+      if (!oldest) return;
+      await this.deps.sleep(Math.max(10, (oldest.lastPolledAt ?? now) + this.opts.pollIntervalMs - now));
     }
   }
 
-  private async pollGroup(group: Held[]): Promise<void> {
-    const first = group[0];
-    if (!first) return;
-    const spacingMs = 1000 / this.opts.callsPerSecond;
-    let ec2;
-    try {
-      ec2 = await this.deps.aws.ec2(first.target);
-    } catch (err) {
-      await this.failGroupIfPermanent(group, err);
-      return;
+  /** Up to maxIdsPerCall waits to ask about now: new ones, then those polled longest ago and due again. */
+  private due(group: Group, now: number): Held[] {
+    const picked: Held[] = [];
+    for (const h of group.fresh.values()) {
+      if (picked.length >= this.opts.maxIdsPerCall) return picked;
+      picked.push(h);
     }
-    for (let i = 0; i < group.length; i += this.opts.maxIdsPerCall) {
+    for (const h of group.polled.values()) {
+      if (picked.length >= this.opts.maxIdsPerCall) break;
+      // Poll order: the first one not yet due means none after it is.
+      if ((h.lastPolledAt ?? -Infinity) > now - this.opts.pollIntervalMs) break;
+      picked.push(h);
+    }
+    return picked;
+  }
+
+  /** The budget: calls to one account-region spaced 1/callsPerSecond apart, bursts included. */
+  private async takeCall(group: Group): Promise<void> {
+    const wait = group.nextCallAt - this.deps.now();
+    if (wait > 0) await this.deps.sleep(wait);
+    group.nextCallAt = Math.max(this.deps.now(), group.nextCallAt) + 1000 / this.opts.callsPerSecond;
+  }
+
+  /** One DescribeImages call (more if ids are not visible yet) for `chunk`, and their tokens settled. */
+  private async pollChunk(group: Group, candidates: Held[]): Promise<void> {
+    const chunk = candidates.filter((h) => this.held.get(h.key) === h);
+    if (chunk.length === 0) return;
+    // Polled now, whatever the answer: the next call asks about the others first.
+    const at = this.deps.now();
+    for (const h of chunk) {
+      h.lastPolledAt = at;
+      group.fresh.delete(h.key);
+      group.polled.delete(h.key);
+      group.polled.set(h.key, h);
+    }
+    const ids = [...new Set(chunk.map((h) => h.imageId))];
+    let calls = 0;
+    try {
+      const ec2 = await this.deps.aws.ec2(group.target);
+      const images = await describeImageIds(ec2, ids, async () => {
+        await this.takeCall(group);
+        calls += 1;
+        this.stats.calls += 1;
+      });
+      await inBatches(chunk, 50, (h) => this.settle(h, images.get(h.imageId), calls));
+    } catch (err) {
+      // Throttled or failing: ease off this account-region beyond the budget for a moment.
+      group.nextCallAt = Math.max(group.nextCallAt, this.deps.now() + BACKOFF_MS);
+      await this.failGroupIfPermanent(chunk, err);
+    }
+  }
+
+  /** Cancellation reads every poll interval, while the watcher holds waits. */
+  private async cancellations(): Promise<void> {
+    while (!this.stopping && this.held.size > 0) {
+      await this.deps.sleep(this.opts.pollIntervalMs);
       if (this.stopping) return;
-      const chunk = group.slice(i, i + this.opts.maxIdsPerCall).filter((h) => this.held.has(h.key));
-      const ids = [...new Set(chunk.map((h) => h.imageId))];
-      if (ids.length === 0) continue;
-      let calls = 0;
-      const began = this.deps.now();
+      this.stats.rounds += 1;
       try {
-        const images = await describeImageIds(ec2, ids, () => {
-          calls += 1;
-        });
-        this.stats.calls += calls;
-        await inBatches(chunk, 50, (h) => this.settle(h, images.get(h.imageId), calls));
+        await this.checkCancellations();
       } catch (err) {
-        this.stats.calls += calls;
-        await this.failGroupIfPermanent(chunk, err);
+        this.deps.log?.('reading cancellations failed; the next round reads again', { error: String(err) });
       }
-      // The budget: calls spaced so this account-region never sees more than callsPerSecond from us.
-      const wait = calls * spacingMs - (this.deps.now() - began);
-      if (wait > 0 && i + this.opts.maxIdsPerCall < group.length) await this.deps.sleep(wait);
     }
   }
 
@@ -356,7 +446,7 @@ export class ImageWaitWatcher {
     send: () => Promise<boolean>,
     counter: 'completed' | 'failed' = 'failed',
   ): Promise<void> {
-    if (!this.held.has(h.key)) return;
+    if (this.held.get(h.key) !== h) return;
     try {
       await send();
       this.stats[counter] += 1;
@@ -371,7 +461,19 @@ export class ImageWaitWatcher {
   }
 
   private drop(h: Held): void {
-    if (this.held.delete(h.key)) this.changed();
+    if (this.held.get(h.key) !== h) return;
+    this.unlink(h);
+    this.changed();
+  }
+
+  private unlink(h: Held): void {
+    this.held.delete(h.key);
+    const key = groupKey(h.target);
+    const g = this.groups.get(key);
+    if (!g) return;
+    g.fresh.delete(h.key);
+    g.polled.delete(h.key);
+    if (g.fresh.size === 0 && g.polled.size === 0) this.groups.delete(key);
   }
 
   private changed(): void {

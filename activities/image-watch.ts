@@ -53,11 +53,12 @@ export interface ImageWatch {
 export async function describeImageIds(
   ec2: EC2Client,
   ids: string[],
-  onCall: () => void,
+  /** Before each call: counts it, and may wait for the caller's call budget. */
+  onCall: () => void | Promise<void>,
 ): Promise<Map<string, Image | undefined>> {
   const found = new Map<string, Image | undefined>(ids.map((id) => [id, undefined]));
   try {
-    onCall();
+    await onCall();
     const out = await ec2.send(new DescribeImagesCommand({ ImageIds: ids }));
     for (const image of out.Images ?? [])
       if (image.ImageId && found.has(image.ImageId)) found.set(image.ImageId, image);

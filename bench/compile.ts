@@ -9,7 +9,7 @@ import ts from 'typescript';
 
 const ROOT = path.resolve(__dirname, '..');
 export const OUT_DIR = path.join(ROOT, '.amiflow', 'bench');
-const SOURCES = ['activities', 'worker', 'workflows', 'bench'];
+const SOURCES = ['activities', 'worker', 'workflows', 'bench', 'contracts', 'client', 'devkit', 'shared'];
 
 async function tsFiles(dir: string): Promise<string[]> {
   const files: string[] = [];

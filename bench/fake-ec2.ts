@@ -20,6 +20,8 @@ interface FakeImage {
   availableAt: number;
   /** Clock time of the first DescribeImages answer that said `available`. */
   seenAvailableAt?: number;
+  /** Clock time of the last DescribeImages call that asked about it. */
+  lastAskedAt?: number;
   polled: boolean;
 }
 
@@ -60,6 +62,20 @@ export class FakeEc2 {
     for (const image of this.images.values()) image.availableAt = Math.min(image.availableAt, now);
   }
 
+  /**
+   * The worst case for detection: every image turns available just after the last call that asked
+   * about it, so its waiter only learns of it at the next one. Returns how many were released.
+   */
+  releaseEachAfterItsLastAsk(): number {
+    let n = 0;
+    for (const image of this.images.values())
+      if (image.lastAskedAt !== undefined) {
+        image.availableAt = Math.min(image.availableAt, image.lastAskedAt + 1);
+        n += 1;
+      }
+    return n;
+  }
+
   get imageCount(): number {
     return this.images.size;
   }
@@ -84,6 +100,7 @@ export class FakeEc2 {
       return {
         Images: found.map((image): Image => {
           image.polled = true;
+          image.lastAskedAt = now;
           const available = now >= image.availableAt;
           if (available) image.seenAvailableAt ??= now;
           return {

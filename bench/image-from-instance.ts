@@ -20,6 +20,8 @@ import { timeSkippingEnv, workflowBundle } from '../devkit/temporal';
 import { temporalCli } from '../devkit/tools';
 import { DEFAULT_TIMEOUTS, SearchAttr } from '../workflows/contracts';
 import { compileForBench, OUT_DIR } from './compile';
+import type { TodaysFigures } from './fleet-report';
+import { fleetArgs, fleetSection } from './fleet-report';
 import type { HistoryRun } from './history';
 import { measureHistory } from './history';
 import type { Row } from './report';
@@ -32,6 +34,9 @@ import type { MemoryFigures } from './worker-memory';
 import { measureModuleCost, measureWorkerMemory } from './worker-memory';
 
 const quick = process.argv.includes('--quick');
+const fleet = fleetArgs(process.argv);
+/** Today's design as the rest of the bench measured it, for section e's side-by-side figures. */
+const today: TodaysFigures = {};
 const REPEAT = {
   history: quick ? 1 : 3,
   hourOfWaiting: quick ? 4 : 20,
@@ -64,6 +69,12 @@ async function main(): Promise<void> {
       `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB${quick ? ' · QUICK (fewer repetitions)' : ''}`,
   );
   const rows: Row[] = [];
+  if (fleet.only) {
+    await fleetSection(fleet, rows, today);
+    heading('summary');
+    table(rows);
+    return;
+  }
   const [bundle, workerScript] = await Promise.all([
     workflowBundle(),
     compileForBench('bench/waiting-worker.ts'),
@@ -218,6 +229,7 @@ async function main(): Promise<void> {
       `sandbox with modelled EC2 durations (${modelled.durations ?? ''}), both sides alike`,
       modelled,
     );
+    today.overheadRatioModelled = modelled.ratio;
     rows.push({
       figure: 'c. wall time ratio, sandbox as it is',
       measured: `${instant.ratio.toFixed(1)}× (${seconds(instant.temporalMedianMs, 2)} / ${seconds(instant.directMedianMs, 2)})`,
@@ -268,6 +280,8 @@ async function main(): Promise<void> {
       maxCachedWorkflows: SMALL_CACHE,
       release: false,
     });
+    today.idleRssMb = prebundledIdle.idle.rssMB;
+    today.waitingRssMb = { runs: REPEAT.memoryRuns, rssMb: byDefault.waiting.rssMB };
     line(
       'fresh node | + @aws-sdk/client-ec2 | + @temporalio/worker',
       `${mib(modules.bareMB)} | +${mib(modules.ec2ClientMB)} | +${mib(modules.temporalWorkerMB)}`,
@@ -329,6 +343,7 @@ async function main(): Promise<void> {
     await dev.teardown();
   }
 
+  await fleetSection(fleet, rows, today);
   heading('summary');
   table(rows);
   console.log(

@@ -18,6 +18,7 @@ import type { AvailableImage } from '../../activities/images';
 import type { LeaseTurn, WaitLeaseInput } from '../../activities/wait-lease';
 import { WaitLeaseKeeper, releaseActivities, tierFor } from '../../activities/wait-lease';
 import type { AwsTarget } from '../../workflows/contracts';
+import { VirtualTimers } from '../support/virtual-timers';
 import { awsError } from './harness';
 
 const EU: AwsTarget = { region: 'eu-west-1', accountId: '111122223333' };
@@ -84,9 +85,10 @@ function setup(opts: Partial<typeof DEFAULT_WATCHER_OPTIONS> = {}) {
       aws,
       completion,
       now: () => now,
-      // The test drives rounds itself (pollRound); pacing between calls is recorded, not slept.
+      // The test drives rounds itself (pollRound); pacing between calls moves the clock, no sleep.
       sleep: (ms) => {
         sleeps.push(ms);
+        now += ms;
         return Promise.resolve();
       },
       autoPoll: false,
@@ -226,6 +228,27 @@ void describe('image wait watcher', () => {
     );
   });
 
+  void it('GIVEN a hand-off under way (SIGTERM) WHEN shutdown asks for it again THEN the second call resolves only once every wait was failed over, with the same count', async () => {
+    const { watcher, completion, wait } = setup();
+    for (let n = 1; n <= 3; n++) watcher.add(wait(n));
+    const slow: (() => void)[] = [];
+    const fail = completion.fail.bind(completion);
+    completion.fail = (token, err) =>
+      new Promise<boolean>((resolve) => slow.push(() => resolve(fail(token, err))));
+    const first = watcher.handOff();
+    let secondDone = false;
+    const second = watcher.handOff().then((n) => {
+      secondDone = true;
+      return n;
+    });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(secondDone, false, 'the second call waits for the failures in flight');
+    for (const go of slow) go();
+    assert.equal(await second, 3);
+    assert.equal(await first, 3);
+    assert.equal(completion.failed.size, 3);
+  });
+
   void it('GIVEN throttling WHEN a round fails THEN the waits stay held and the next round answers; a permanent refusal fails them', async () => {
     const { watcher, completion, wait, set, refuseWith } = setup();
     set(1, 'available');
@@ -285,6 +308,84 @@ void describe('image wait watcher', () => {
   });
 });
 
+/** A running watcher (its own lanes, autoPoll) on virtual time; every DescribeImages call is stamped. */
+function runningWatcher(waits: number, opts: Partial<typeof DEFAULT_WATCHER_OPTIONS>) {
+  const timers = new VirtualTimers(T0);
+  const ec2 = new EC2Client({ region: 'eu-west-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  const mock = mockClient(ec2);
+  const calls: number[] = [];
+  const askedAt = new Map<string, number[]>();
+  mock.on(DescribeImagesCommand).callsFake((input: { ImageIds?: string[] }) => {
+    const ids = input.ImageIds ?? [];
+    calls.push(timers.now());
+    for (const id of ids) askedAt.set(id, [...(askedAt.get(id) ?? []), timers.now()]);
+    return { Images: ids.map((id) => ({ ImageId: id, State: 'pending' as const })) };
+  });
+  const aws: AwsClients = {
+    ec2: () => Promise.resolve(ec2),
+    kms: () => Promise.reject(new Error('no KMS here')),
+    destroy: () => ec2.destroy(),
+  };
+  const watcher = new ImageWaitWatcher(
+    { aws, completion: new Completions(), now: timers.now, sleep: timers.sleep },
+    { ...DEFAULT_WATCHER_OPTIONS, ...opts },
+  );
+  for (let n = 1; n <= waits; n++)
+    watcher.add({
+      token: Buffer.from(`wf-${n}`),
+      ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
+      target: EU,
+      imageId: ami(n),
+      deadline: T0 + 24 * 3600_000,
+    });
+  return { timers, watcher, calls, askedAt };
+}
+
+void describe('image wait watcher: call budget', () => {
+  void it('GIVEN 3,000 waits in one region and a budget of 15 calls/s WHEN the watcher runs for a minute THEN no two calls are closer than 1/15 s, and every image is asked about every 2 s (oldest first, none starved)', async () => {
+    const { timers, watcher, calls, askedAt } = runningWatcher(3_000, {
+      callsPerSecond: 15,
+      pollIntervalMs: 1_000,
+    });
+    await timers.runUntil(T0 + 60_000);
+
+    // 30 calls of 100 ids a cycle at 15/s: a cycle every 2 s; the interval (1 s) is not what binds.
+    assert.ok(calls.length >= 15 * 58, `${calls.length} calls in a minute`);
+    for (let i = 1; i < calls.length; i++)
+      assert.ok(
+        (calls[i] ?? 0) - (calls[i - 1] ?? 0) >= 1000 / 15 - 1e-6,
+        `calls ${i - 1} and ${i} ${(calls[i] ?? 0) - (calls[i - 1] ?? 0)} ms apart`,
+      );
+    assert.equal(askedAt.size, 3_000, 'every image was asked about');
+    for (const [id, at] of askedAt) {
+      assert.ok(at.length >= 28, `${id} asked ${at.length} times`);
+      for (let i = 1; i < at.length; i++)
+        assert.ok(
+          (at[i] ?? 0) - (at[i - 1] ?? 0) <= 2_001,
+          `${id} waited ${(at[i] ?? 0) - (at[i - 1] ?? 0)} ms`,
+        );
+    }
+    const stopped = watcher.handOff();
+    await timers.runUntil(T0 + 120_000);
+    assert.equal(await stopped, 3_000);
+  });
+
+  void it('GIVEN 500 waits and a 10 s poll interval WHEN the watcher runs THEN it asks about each image every 10 s and no more: 5 calls per 10 s, not 15/s', async () => {
+    const { timers, watcher, calls, askedAt } = runningWatcher(500, { callsPerSecond: 15 });
+    await timers.runUntil(T0 + 60_000);
+
+    assert.ok(calls.length >= 25 && calls.length <= 35, `${calls.length} calls in a minute`);
+    for (const [id, at] of askedAt)
+      for (let i = 1; i < at.length; i++) {
+        const gap = (at[i] ?? 0) - (at[i - 1] ?? 0);
+        assert.ok(gap >= 10_000 - 1e-6 && gap <= 10_500, `${id} asked again after ${gap} ms`);
+      }
+    const stopped = watcher.handOff();
+    await timers.runUntil(T0 + 120_000);
+    await stopped;
+  });
+});
+
 void describe('wait lease', () => {
   void it('GIVEN a count of waits THEN the lease is solo below 6 and shared from 6, back to solo at 2', () => {
     assert.equal(tierFor(1, 'solo'), 'solo');
@@ -325,6 +426,17 @@ void describe('wait lease', () => {
     assert.deepEqual(beats[0], {
       refs: [1, 2].map((n) => ({ workflowId: `wf-${n}`, runId: 'run', activityId: '7' })),
     });
+
+    // The next turn (shared) lists all six from its first heartbeat, with no change in between:
+    // a crash right after a tier switch must still release every wait.
+    const shared = new MockActivityEnvironment({ heartbeatTimeoutMs: 60_000 });
+    const sharedBeats: { refs: WaitRef[] }[] = [];
+    shared.on('heartbeat', (d: { refs: WaitRef[] }) => sharedBeats.push(d));
+    const next = shared.run(keeper.activities().holdWaitLease, { tier: 'shared' as const });
+    await new Promise((r) => setImmediate(r));
+    await watcher.handOff();
+    assert.deepEqual(await next, { refs: [] });
+    assert.equal(sharedBeats[0]?.refs.length, 6);
   });
 
   void it('GIVEN a lost lease listing three waits WHEN releaseWaits runs THEN each is failed retryable by id (one already gone is counted so)', async () => {

@@ -1,0 +1,226 @@
+/**
+ * (e) Fleet-scale waits measured on a whole worker (issue 13): the production worker entry
+ * (`worker/main.ts`, lean runtime settings as in the Dockerfile) in a child process, against the
+ * dev server and moto behind the fault layer, whose images stay `pending` until the benchmark moves
+ * the layer's clock on. Resident memory is read from /proc of the worker process.
+ *
+ *   idle RSS; RSS (and peak) with N runs waiting; seconds until all N were waiting, and until all
+ *   were done after release; runs per minute and worker CPU per run with images available at once;
+ *   resume after SIGTERM and after SIGKILL of a worker holding waits (a second worker already up).
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { AmiflowClient } from '../client';
+import type { FaultProxy } from '../devkit/faults';
+import { startFaultProxy } from '../devkit/faults';
+import type { Moto } from '../devkit/moto';
+import { startMoto } from '../devkit/moto';
+import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../devkit/sandbox-ec2';
+import { devServerEnv, workflowBundle } from '../devkit/temporal';
+import type { WorkerProcess } from '../devkit/worker-process';
+import { startWorkerProcess } from '../devkit/worker-process';
+import { METRIC } from '../workflows/metric-names';
+import { compileForBench } from './compile';
+
+export interface FleetWorkerFigures {
+  idleRssMb: number;
+  waiting: {
+    runs: number;
+    rssMb: number;
+    peakMb: number;
+    secondsToAllWaiting: number;
+    secondsToAllDone: number;
+  }[];
+  throughput: { runs: number; perMinute: number; cpuMsPerRun: number };
+  resumeSeconds: { sigterm: number; sigkill: number; waits: number };
+  load: string;
+}
+
+const HOUR = 3_600_000;
+
+interface Stack {
+  env: TestWorkflowEnvironment;
+  moto: Moto;
+  proxy: FaultProxy;
+  client: AmiflowClient;
+  instanceId: string;
+  taskQueue: string;
+  startWorker(): Promise<WorkerProcess>;
+  /** Every image made so far (and pending) becomes available. */
+  release(): void;
+  stop(): Promise<void>;
+}
+
+async function startStack(): Promise<Stack> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-fleet-bench-'));
+  const bundlePath = path.join(dir, 'workflow-bundle.js');
+  // Plain JavaScript, as `node dist/worker/main.js` runs in production: no TypeScript loader in the RSS.
+  const [env, moto, bundle, entry] = await Promise.all([
+    devServerEnv(),
+    startMoto(),
+    workflowBundle(),
+    compileForBench('worker/main.ts'),
+  ]);
+  await writeFile(bundlePath, bundle.code);
+  let skew = 0;
+  const proxy = await startFaultProxy({
+    target: moto.endpoint,
+    options: { imagePendingMs: 1000 * HOUR },
+    clock: () => Date.now() + skew,
+  });
+  const ec2 = sandboxEc2(moto.endpoint);
+  // One instance imaged by every run (no-reboot, a distinct name each): the runs' own EC2 calls stay few.
+  const instanceId = await launchInstance(ec2, await stockEbsAmi(ec2));
+  ec2.destroy();
+  const taskQueue = `bench-fleet-${process.pid}`;
+  const workers: WorkerProcess[] = [];
+  return {
+    env,
+    moto,
+    proxy,
+    client: AmiflowClient.fromClient(env.client, taskQueue),
+    instanceId,
+    taskQueue,
+    async startWorker() {
+      const w = await startWorkerProcess({
+        temporalAddress: env.address,
+        taskQueue,
+        awsEndpoint: proxy.endpoint,
+        bundlePath,
+        entry,
+        env: { AMIFLOW_LOG_LEVEL: 'ERROR', AMIFLOW_SHUTDOWN_GRACE_MS: '5000' },
+      });
+      workers.push(w);
+      if (!(await w.ready(120_000))) throw new Error(`the worker never got ready: ${w.output()}`);
+      return w;
+    },
+    release() {
+      skew += 2000 * HOUR;
+    },
+    async stop() {
+      await Promise.all(workers.map((w) => w.kill('SIGKILL')));
+      await proxy.stop();
+      await Promise.allSettled([env.teardown(), moto.stop()]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number, everyMs = 500) {
+  const end = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+let named = 0;
+/** Starts `n` image runs, 50 at a time; returns their workflow ids. */
+async function startRuns(s: Stack, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = Array.from({ length: Math.min(50, n - i) }, () => `fleet-${process.pid}-${(named += 1)}`);
+    const started = await Promise.all(
+      batch.map((imageName) =>
+        s.client.startImageFromInstance(
+          { region: SANDBOX_REGION, instanceId: s.instanceId, imageName, mode: 'no-reboot' },
+          { searchAttributes: false },
+        ),
+      ),
+    );
+    ids.push(...started.map((r) => r.workflowId));
+  }
+  return ids;
+}
+
+async function running(s: Stack): Promise<number> {
+  const c = await s.env.client.workflow.count(
+    `WorkflowType = 'imageFromInstance' AND ExecutionStatus = 'Running' AND TaskQueue = '${s.taskQueue}'`,
+  );
+  return c.count;
+}
+
+/** Worker CPU (user + system) in ms, from /proc/<pid>/stat. */
+async function cpuMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of the line)
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+async function waitingPhase(s: Stack, w: WorkerProcess, runs: number) {
+  const began = Date.now();
+  await startRuns(s, runs);
+  await until(
+    `${runs} waits held`,
+    async () => (await w.metric(METRIC.waitsInFlight)) >= runs,
+    900_000,
+    1_000,
+  );
+  const secondsToAllWaiting = (Date.now() - began) / 1000;
+  await new Promise((r) => setTimeout(r, 3_000)); // let the last workflow tasks and GC settle
+  const mem = await w.memory();
+  const released = Date.now();
+  s.release();
+  await until('every run done', async () => (await running(s)) === 0, 600_000, 1_000);
+  return { runs, ...mem, secondsToAllWaiting, secondsToAllDone: (Date.now() - released) / 1000 };
+}
+
+/** Resume after a signal: `held` runs waiting on `from`, `to` already up; images available at the signal. */
+async function resumePhase(s: Stack, from: WorkerProcess, held: number, signal: NodeJS.Signals) {
+  await startRuns(s, held);
+  await until(`${held} waits held`, async () => (await from.metric(METRIC.waitsInFlight)) >= held, 300_000);
+  // The lease lists them within its heartbeat window (the SDK flushes the latest list by 0.8 × timeout).
+  await new Promise((r) => setTimeout(r, 12_000));
+  const to = await s.startWorker();
+  const signalled = Date.now();
+  s.release();
+  await from.kill(signal);
+  await until('every run done', async () => (await running(s)) === 0, 600_000, 250);
+  return { seconds: (Date.now() - signalled) / 1000, next: to };
+}
+
+export async function measureFleetWorker(opts: {
+  sizes: number[];
+  throughputRuns: number;
+  resumeWaits: number;
+}): Promise<FleetWorkerFigures> {
+  const s = await startStack();
+  try {
+    let w = await s.startWorker();
+    await new Promise((r) => setTimeout(r, 5_000)); // started, connected, idle
+    const idleRssMb = (await w.memory()).rssMb;
+    const waiting = [];
+    for (const n of opts.sizes) waiting.push(await waitingPhase(s, w, n));
+
+    s.proxy.configure({ imagePendingMs: 0 });
+    const cpu0 = await cpuMs(w.pid);
+    const t0 = Date.now();
+    await startRuns(s, opts.throughputRuns);
+    await until('the throughput runs done', async () => (await running(s)) === 0, 600_000, 250);
+    const seconds = (Date.now() - t0) / 1000;
+    const throughput = {
+      runs: opts.throughputRuns,
+      perMinute: (opts.throughputRuns * 60) / seconds,
+      cpuMsPerRun: ((await cpuMs(w.pid)) - cpu0) / opts.throughputRuns,
+    };
+    s.proxy.configure({ imagePendingMs: 1000 * HOUR });
+
+    const sigterm = await resumePhase(s, w, opts.resumeWaits, 'SIGTERM');
+    w = sigterm.next;
+    const sigkill = await resumePhase(s, w, opts.resumeWaits, 'SIGKILL');
+    return {
+      idleRssMb,
+      waiting,
+      throughput,
+      resumeSeconds: { sigterm: sigterm.seconds, sigkill: sigkill.seconds, waits: opts.resumeWaits },
+      load: os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' '),
+    };
+  } finally {
+    await s.stop();
+  }
+}

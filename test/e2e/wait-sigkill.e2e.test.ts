@@ -1,0 +1,214 @@
+/**
+ * Tier 3: a worker SIGKILLed while it holds image waits (issue 13). The worker is the production
+ * entry (`worker/main.ts`) in a child process, against the dev server and moto behind the fault
+ * layer, whose images stay `pending` until the test moves the layer's clock on. Its waits are
+ * completed asynchronously and covered by its lease; when it dies the lease times out and a second
+ * worker takes the waits over. The lease heartbeat timeouts are shortened to 10 s
+ * (AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS / _SHARED_TIMEOUT_MS) so the test stays well inside 90 s;
+ * production keeps 6 min / 1 min.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WaitRef } from '../../activities/image-wait-watcher';
+import type { LeaseHeartbeat } from '../../activities/wait-lease';
+import { AmiflowClient } from '../../client';
+import type { FaultProxy } from '../../devkit/faults';
+import { startFaultProxy } from '../../devkit/faults';
+import type { WorkerProcess } from '../../devkit/worker-process';
+import { startWorkerProcess } from '../../devkit/worker-process';
+import type { Moto } from '../support/moto';
+import { startMoto } from '../support/moto';
+import { SANDBOX_REGION, findImage, launchInstance, sandboxEc2, stockEbsAmi } from '../support/sandbox-ec2';
+import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+
+const WAITS = 6;
+const LEASE_TIMEOUT_MS = 10_000;
+
+let env: TestWorkflowEnvironment;
+let moto: Moto;
+let proxy: FaultProxy;
+let ec2: EC2Client;
+let stockAmi: string;
+let dir: string;
+let bundlePath: string;
+/** The fault layer's clock runs this far ahead of the wall clock (moving it on makes images available). */
+let skewMs = 0;
+
+async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The waits the running lease of `taskQueue`'s worker last heartbeated. */
+async function leasedRefs(): Promise<{ leaseId: string; refs: WaitRef[] } | undefined> {
+  for await (const e of env.client.workflow.list({
+    query: `WorkflowType = 'waitLease' AND ExecutionStatus = 'Running'`,
+  })) {
+    const d = await env.client.workflow.getHandle(e.workflowId).describe();
+    const payload = d.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    const beat = defaultPayloadConverter.fromPayload<LeaseHeartbeat>(payload);
+    return { leaseId: e.workflowId, refs: beat.refs };
+  }
+  return undefined;
+}
+
+async function rawLeases(): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for await (const e of env.client.workflow.list({ query: `WorkflowType = 'waitLease'` }))
+    out.push((await env.client.workflow.getHandle(e.workflowId).describe()).raw.pendingActivities);
+  return out;
+}
+
+void describe('a worker SIGKILLed with image waits in flight', () => {
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-wait-sigkill-'));
+    bundlePath = path.join(dir, 'workflow-bundle.js');
+    const [startedEnv, startedMoto, bundle] = await Promise.all([
+      devServerEnv(),
+      startMoto(),
+      workflowBundle(),
+    ]);
+    env = startedEnv;
+    moto = startedMoto;
+    await writeFile(bundlePath, bundle.code);
+    // Images stay pending for an hour of the layer's clock: only the test's skew makes them available.
+    proxy = await startFaultProxy({
+      target: moto.endpoint,
+      options: { imagePendingMs: 3_600_000 },
+      clock: () => Date.now() + skewMs,
+    });
+    ec2 = sandboxEc2(moto.endpoint);
+    stockAmi = await stockEbsAmi(ec2);
+  });
+
+  after(async () => {
+    ec2?.destroy();
+    await Promise.allSettled([env?.teardown(), proxy?.stop().then(() => moto?.stop())]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  void it(`GIVEN ${WAITS} image waits held by one worker WHEN it is SIGKILLed THEN its lease times out, a second worker takes every wait over and all runs complete, each image made and waited for to completion exactly once`, async () => {
+    const taskQueue = uniqueTaskQueue('wait-sigkill');
+    const workerEnv = {
+      AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: String(LEASE_TIMEOUT_MS),
+      AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS: String(LEASE_TIMEOUT_MS),
+      AMIFLOW_CONSISTENCY_WINDOW: '2s',
+      AMIFLOW_SHUTDOWN_GRACE_MS: '500',
+    };
+    const start = () =>
+      startWorkerProcess({
+        temporalAddress: env.address,
+        taskQueue,
+        awsEndpoint: proxy.endpoint,
+        bundlePath,
+        env: workerEnv,
+      });
+    const workers: WorkerProcess[] = [];
+    try {
+      const a = await start();
+      workers.push(a);
+      assert.ok(await a.ready(45_000), `worker a never got ready: ${a.output()}`);
+      const client = AmiflowClient.fromClient(env.client, taskQueue);
+      const instances = await Promise.all(Array.from({ length: WAITS }, () => launchInstance(ec2, stockAmi)));
+      const prefix = `sigkill-${Date.now()}`;
+      const runs = await Promise.all(
+        instances.map((instanceId, i) =>
+          client.startImageFromInstance({
+            region: SANDBOX_REGION,
+            instanceId,
+            imageName: `${prefix}-${i}`,
+            mode: 'no-reboot',
+          }),
+        ),
+      );
+      const runIds = new Set(runs.map((r) => r.workflowId));
+
+      // Worker a holds every wait, and its lease has recorded all of them.
+      const lease = await eventually(
+        `worker a's lease to list all ${WAITS} waits`,
+        async () => {
+          const l = await leasedRefs();
+          return l && l.refs.filter((r) => runIds.has(r.workflowId)).length === WAITS ? l : undefined;
+        },
+        45_000,
+      ).catch(async (err: unknown) => {
+        const pending = await Promise.all(
+          runs.map(async (r) => (await client.handle(r.workflowId).describe()).raw.pendingActivities),
+        );
+        throw new Error(
+          `${String(err)}; lease: ${JSON.stringify(await leasedRefs())} ${JSON.stringify(await rawLeases())}; in flight on a: ` +
+            `${await a.metric('amiflow_waits_in_flight')}; pending: ${JSON.stringify(pending)}; worker a: ${a.output()}`,
+        );
+      });
+      assert.equal(await a.metric('amiflow_waits_in_flight'), WAITS, 'worker a holds the waits');
+      // The second worker is up before the kill, so the figure is the hand-off, not a start.
+      const b = await start();
+      workers.push(b);
+      assert.ok(await b.ready(45_000), `worker b never got ready: ${b.output()}`);
+      assert.equal(await b.metric('amiflow_waits_in_flight'), 0, 'worker b took no wait while a was alive');
+
+      await a.kill('SIGKILL');
+      const killedAt = Date.now();
+      skewMs = 2 * 3_600_000; // every image is available from now on; only a live watcher can see it
+
+      const results = await Promise.all(runs.map((r) => client.result(r.workflowId)));
+      const resumeSeconds = (Date.now() - killedAt) / 1000;
+      assert.ok(
+        resumeSeconds <= LEASE_TIMEOUT_MS / 1000 + 25,
+        `all ${WAITS} runs done ${resumeSeconds.toFixed(1)} s after the kill`,
+      );
+      assert.deepEqual(await env.client.workflow.getHandle(lease.leaseId).result(), { released: WAITS });
+
+      // Each run made one image, distinct from the others, and it exists in the sandbox.
+      const imageIds = results.map((r) => r.imageId);
+      assert.equal(new Set(imageIds).size, WAITS);
+      for (const id of imageIds) assert.ok(await findImage(ec2, id), `${id} exists`);
+      assert.equal(proxy.stats().calls.CreateImage, WAITS, 'one CreateImage per run, none repeated');
+      // Each run's wait: the attempt worker a held was released by the lease, the next completed once.
+      for (const r of runs) {
+        const events = (await client.handle(r.workflowId).fetchHistory()).events ?? [];
+        const waitScheduled = events.filter(
+          (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'waitForImageAvailable',
+        );
+        assert.equal(waitScheduled.length, 1, `${r.workflowId}: one wait scheduled`);
+        const scheduledId = waitScheduled[0]?.eventId;
+        const started = events.find(
+          (e) =>
+            e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === scheduledId?.toString(),
+        );
+        assert.equal(
+          started?.activityTaskStartedEventAttributes?.attempt,
+          2,
+          `${r.workflowId}: resumed once`,
+        );
+        const completed = events.filter(
+          (e) =>
+            e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === scheduledId?.toString(),
+        );
+        assert.equal(completed.length, 1, `${r.workflowId}: the wait completed once`);
+      }
+      assert.equal(await b.metric('amiflow_waits_in_flight'), 0, 'worker b holds nothing afterwards');
+      console.log(
+        `resume after SIGKILL with ${WAITS} waits: ${resumeSeconds.toFixed(1)} s (lease timeout 10 s)`,
+      );
+    } finally {
+      await Promise.all(workers.map((w) => w.kill('SIGTERM')));
+    }
+  });
+});
