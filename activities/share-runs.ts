@@ -77,9 +77,15 @@ export function shareRunActivities(deps: ActivityDeps, ledgerScope?: string) {
           signalArgs: [input.request],
           staticSummary: `Share ledger of ${input.image.imageId} (${input.image.region})`,
         });
-        return await client.workflow
-          .getHandle(workflowId)
-          .executeUpdate(ledgerOutcomeUpdate, { args: [input.request.requestId] });
+        // The answer can wait behind other shares of the image for minutes: a worker shutting down
+        // (its grace ended) cancels this wait instead of hanging on it. The retry on another worker
+        // asks the same request id again, which the ledger answers once.
+        return await Promise.race([
+          client.workflow
+            .getHandle(workflowId)
+            .executeUpdate(ledgerOutcomeUpdate, { args: [input.request.requestId] }),
+          Context.current().cancelled,
+        ]);
       } finally {
         await client.close();
       }

@@ -15,6 +15,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -207,7 +208,14 @@ export async function shareLedger(input: ShareLedgerInput): Promise<void> {
   const ledger = new Ledger(input, target);
   const pending: LedgerRequest[] = [...(input.pending ?? [])];
   const answered = new Map((input.answered ?? []).map((o) => [o.requestId, o]));
-  const known = (id: string) => answered.has(id) || pending.some((p) => p.requestId === id);
+  /** The request being carried out: out of `pending`, not yet in `answered`. */
+  let carrying: string | undefined;
+  const known = (id: string) =>
+    answered.has(id) ||
+    pending.some((p) => p.requestId === id) ||
+    // Asked again while being carried out (its activity retried on another worker after the first
+    // went away): it used to be queued and carried out a second time.
+    (id === carrying && patched('share-ledger-dedupe-in-flight'));
 
   setHandler(ledgerEntriesQuery, () => [...ledger.entries.values()]);
   setHandler(ledgerRequestSignal, (req) => {
@@ -236,7 +244,9 @@ export async function shareLedger(input: ShareLedgerInput): Promise<void> {
     }
     const req = pending.shift();
     if (!req) continue;
+    carrying = req.requestId;
     answered.set(req.requestId, await ledger.carryOut(req));
+    carrying = undefined;
     for (const id of [...answered.keys()].slice(0, Math.max(0, answered.size - ANSWERS_KEPT)))
       answered.delete(id);
     const info = workflowInfo();

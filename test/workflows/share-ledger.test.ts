@@ -38,7 +38,7 @@ import {
   start,
   stepIs,
 } from './share-copy-stubs';
-import { ActivityLog, recorded, startWorker } from './stub-activities';
+import { ActivityLog, blockingUntilCancelled, recorded, startWorker, withinBound } from './stub-activities';
 import { workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
@@ -263,5 +263,64 @@ void describe('share ledger: its own life', () => {
       [0, 0, 0, 0, 0, 1],
     );
     assert.equal(log.count('removeLaunchPermissions'), 1);
+  });
+});
+
+/** The activity types the workflow `workflowId` scheduled, in order. */
+async function scheduled(workflowId: string): Promise<string[]> {
+  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).flatMap((e) => {
+    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+    return name ? [name] : [];
+  });
+}
+
+void describe('share ledger: a worker replaced in the middle of a request', () => {
+  void it('GIVEN the ledger adding a launch permission for a share WHEN that worker shuts down and another takes over THEN the share completes there, the ledger added it once, and unsharing removes it once', async () => {
+    const first = new ActivityLog();
+    const second = new ActivityLog();
+    const { activities, launch } = liveImage();
+    const adding = blockingUntilCancelled();
+    const tq = uniqueTaskQueue('ledger-handoff');
+    // No cache on the first worker: the test server never moves a gone worker's sticky queue on.
+    const firstWorker = await startWorker(
+      env,
+      tq,
+      recorded(first, withReadShareRun({ ...activities, addLaunchPermissions: adding.fn })),
+      { maxCachedWorkflows: 0 },
+    );
+    const firstRun = firstWorker.run();
+    const share = await start(env, 'shareImage', tq, shareInput(TO_B));
+    await withinBound(adding.entered, 'the ledger adding the launch permission');
+
+    // WHEN: the worker running the ledger's add (and the share's request) goes away mid-request
+    firstWorker.shutdown();
+    await firstRun;
+    await adding.cancelled;
+    const secondWorker = await startWorker(env, tq, recorded(second, withReadShareRun(activities)));
+    const o = await secondWorker.runUntil(
+      withinBound(
+        (async () => {
+          const shared = ok(await outcome<ShareImageResult>(share));
+          const accessWhileShared = [...launch];
+          const un = await unshare(tq, share.workflowId);
+          return { shared, accessWhileShared, un };
+        })(),
+        'the share and its withdrawal on the second worker',
+      ),
+    );
+
+    // THEN: one add command in the ledger (its retry ran on the second worker), one removal
+    assert.ok(o.un.ok, `the unshare failed: ${o.un.ok ? '' : String(o.un.error)}`);
+    assert.deepEqual(o.shared.added.launchPermissions, B);
+    assert.deepEqual(o.accessWhileShared, B);
+    assert.deepEqual(launch, [], 'the unshare removed it');
+    const ledgerId = `${tq}/${o.shared.shareLedger ?? assert.fail('the share names no ledger')}`;
+    const calls = await scheduled(ledgerId);
+    assert.equal(calls.filter((n) => n === 'addLaunchPermissions').length, 1, calls.join(', '));
+    assert.equal(calls.filter((n) => n === 'removeLaunchPermissions').length, 1, calls.join(', '));
+    assert.equal(first.count('addLaunchPermissions'), 1, 'the first worker began the add');
+    assert.equal(second.count('addLaunchPermissions'), 1, 'the second finished that same add');
+    assert.equal(second.count('removeLaunchPermissions'), 1);
   });
 });
