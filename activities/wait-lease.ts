@@ -11,6 +11,7 @@
  * the lease heartbeats every ~5 minutes instead (the `solo` tier), so a lone wait costs no more
  * Actions than today's heartbeating wait did, and resumes within 6 minutes as before.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ImageWaitWatcher, WaitRef } from './image-wait-watcher';
@@ -101,6 +102,10 @@ export interface LeaseKeeperOptions {
   log?: (m: string, meta: Record<string, unknown>) => void;
 }
 
+/** How often a refused `waitLeaseRefs` signal is sent again, and after how long between tries. */
+const TELL_ATTEMPTS = 5;
+const TELL_RETRY_MS = 1_000;
+
 /**
  * Keeps exactly one lease running while the worker holds waits: starts one when the first wait
  * arrives, and lets it end when the last one goes.
@@ -136,6 +141,8 @@ export class WaitLeaseKeeper {
     }
   }
 
+  /** The current lease's start: true once it has landed, false when it was refused. */
+  private starting: Promise<boolean> = Promise.resolve(true);
   private telling: Promise<void> | undefined;
   private tellAgain = false;
 
@@ -151,13 +158,27 @@ export class WaitLeaseKeeper {
       this.tellAgain = true;
       return;
     }
+    const stillUnheld = () => this.holding === 0 && this.leaseId === workflowId;
     this.telling = (async () => {
-      do {
+      // A signal sent before the lease's start has landed finds no workflow (the chaos tier lost a
+      // wait that way: the lease released only the waits it started with). Wait for the start.
+      if (!(await this.starting)) return;
+      for (let failures = 0; stillUnheld() && failures < TELL_ATTEMPTS;) {
         this.tellAgain = false;
-        await send(workflowId, this.watcher.refs()).catch((err: unknown) =>
-          this.opts.log?.('could not tell the wait lease its waits', { workflowId, error: String(err) }),
+        const told = await send(workflowId, this.watcher.refs()).then(
+          () => true,
+          (err: unknown) => {
+            this.opts.log?.('could not tell the wait lease its waits', { workflowId, error: String(err) });
+            return false;
+          },
         );
-      } while (this.tellAgain && this.holding === 0 && this.leaseId === workflowId);
+        if (told && !this.tellAgain) return;
+        // A refused signal (the server away) is sent again shortly; `check` tells it again later.
+        if (!told) {
+          failures += 1;
+          await delay(TELL_RETRY_MS);
+        }
+      }
     })().finally(() => (this.telling = undefined));
   }
 
@@ -197,11 +218,15 @@ export class WaitLeaseKeeper {
       refs: this.watcher.refs(),
       ...(this.opts.heartbeatTimeoutMs ? { heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs } : {}),
     };
-    this.startLease(workflowId, input).catch((err: unknown) => {
-      // No lease: the waits keep their backstop timeout until the next change or check tries again.
-      if (this.leaseId === workflowId) this.leased = false;
-      this.opts.log?.('could not start the wait lease', { workflowId, error: String(err) });
-    });
+    this.starting = this.startLease(workflowId, input).then(
+      () => true,
+      (err: unknown) => {
+        // No lease: the waits keep their backstop timeout until the next change or check tries again.
+        if (this.leaseId === workflowId) this.leased = false;
+        this.opts.log?.('could not start the wait lease', { workflowId, error: String(err) });
+        return false;
+      },
+    );
   }
 
   /**
@@ -220,7 +245,10 @@ export class WaitLeaseKeeper {
         return;
       }
       const id = this.leaseId;
-      if (this.holding > 0 || id === undefined || this.now() - this.lastHeld < LEASE_UNHELD_CHECK_MS) return;
+      if (this.holding > 0 || id === undefined) return;
+      // Not held yet: tell it the list again, in case a signal was lost (the server restarted).
+      this.tell(id);
+      if (this.now() - this.lastHeld < LEASE_UNHELD_CHECK_MS) return;
       const open = await (this.opts.leaseOpen?.(id) ?? Promise.resolve(true)).catch(() => true);
       if (open || this.leaseId !== id || this.holding > 0) return;
       this.opts.log?.('the wait lease ended unheld; starting another', { workflowId: id });

@@ -25,7 +25,7 @@ const idle: WaitCompletion = {
   cancelRequested: () => Promise.resolve(false),
 };
 
-function setup(opts: { refuseStarts?: number } = {}) {
+function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {}) {
   const told: { id: string; refs: string[] }[] = [];
   const recorded: string[][] = [];
   let now = T0;
@@ -49,7 +49,9 @@ function setup(opts: { refuseStarts?: number } = {}) {
         return Promise.reject(new Error('14 UNAVAILABLE: connection refused'));
       }
       started.push({ id, input });
-      open.add(id);
+      const land = () => void open.add(id);
+      if (opts.startLands) return opts.startLands.then(land);
+      land();
       return Promise.resolve();
     },
     {
@@ -60,6 +62,8 @@ function setup(opts: { refuseStarts?: number } = {}) {
       checkEveryMs: 3_600_000,
       now: () => now,
       tellLease: (id, refs) => {
+        // As Temporal answers a signal to a workflow whose start has not landed: not found.
+        if (!open.has(id)) return Promise.reject(new Error(`workflow not found: ${id}`));
         told.push({ id, refs: refs.map((r) => r.workflowId) });
         return Promise.resolve();
       },
@@ -161,6 +165,24 @@ void describe('wait lease keeper', () => {
       started[0]?.input.refs.map((r) => r.workflowId),
       ['wf-1'],
     );
+    assert.deepEqual(told.at(-1), { id: started[0]?.id, refs: ['wf-1', 'wf-2'] });
+    keeper.stop();
+  });
+
+  void it('GIVEN a lease whose start has not landed yet WHEN a second wait arrives THEN the lease is told both once its start lands (a signal sent before finds no workflow)', async () => {
+    let land = () => undefined as void;
+    const startLands = new Promise<void>((resolve) => (land = resolve));
+    const { watcher, keeper, started, told, wait } = setup({ startLands });
+    watcher.add(wait(1));
+    watcher.add(wait(2));
+    await settle();
+    assert.deepEqual(
+      started[0]?.input.refs.map((r) => r.workflowId),
+      ['wf-1'],
+    );
+    assert.deepEqual(told, [], 'nothing told before the lease exists');
+    land();
+    await settle();
     assert.deepEqual(told.at(-1), { id: started[0]?.id, refs: ['wf-1', 'wf-2'] });
     keeper.stop();
   });
