@@ -16,10 +16,15 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'import/no-cycle': 'error',
       eqeqeq: ['error', 'always'],
       'no-console': 'off',
     },
+  },
+  {
+    // Cycles matter in the layers that ship (a workflow bundle, the worker, the client), not between
+    // test files; checking every test file too made it 60 % of the lint's time.
+    files: ['{workflows,activities,contracts,client,worker,shared,devkit}/**/*.ts'],
+    rules: { 'import/no-cycle': ['error', { ignoreExternal: true }] },
   },
   {
     files: ['workflows/**/*.ts'],
@@ -95,5 +100,12 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    // Type-aware rules where the code ships; tests are linted without types, which halves the time
+    // of a cold `npm run lint` (the whole project's type information took over 30 s on 2 cores).
+    // Tests still get typecheck (`npm run typecheck`) and every rule that needs no type information.
+    files: ['test/**/*.ts'],
+    ...tseslint.configs.disableTypeChecked,
   },
 );

@@ -87,7 +87,6 @@ export class RolloutFleet {
 }
 
 /** The rollout's activities on the model. */
-/* eslint-disable @typescript-eslint/require-await -- the model answers at once; async keeps a throw a rejection, as in the real activities */
 export function rolloutActivities(fleet: RolloutFleet): Activities {
   const findRefresh = (group: string, id: string) => {
     const r = fleet.group(group).refreshes.find((x) => x.id === id);
@@ -195,8 +194,6 @@ export function rolloutActivities(fleet: RolloutFleet): Activities {
     },
   };
 }
-
-/* eslint-enable @typescript-eslint/require-await */
 
 /** A valid input over the model's groups; each test overrides what it is about. */
 export function rolloutInput(overrides: Partial<RolloutImageInput> = {}): RolloutImageInput {
