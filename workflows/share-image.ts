@@ -8,15 +8,7 @@
  * the checks retirement applies (tags of that run, nothing using it, not protected, not approved).
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
-import {
-  ApplicationFailure,
-  condition,
-  patched,
-  proxyActivities,
-  proxyLocalActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ApplicationFailure, condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ShareRunTruth } from '../activities/share-runs';
 import type { ShareableImage } from '../activities/sharing';
@@ -50,6 +42,7 @@ import {
   setShareExpiryUpdate,
   shareGrantName,
 } from '../contracts';
+import { act, la } from './bootstrap';
 import { Compensations } from './compensation';
 import { keyAccessNeeded } from './key-access';
 import { compensationCall, copyWait, fastAwsCall, settledAwsActivity, settledAwsCall } from './presets';
@@ -75,9 +68,6 @@ export const UNSHARE_IMAGE_STEPS = [
   'revoke key grants',
   'delete re-encrypted copy',
 ] as const;
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
 
 function local(summary: string, options: LocalActivityOptions = settledAwsCall) {
   return { ...options, summary };
