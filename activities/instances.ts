@@ -57,6 +57,20 @@ export async function readInstance(ec2: EC2Client, ref: InstanceRef): Promise<In
   return instance;
 }
 
+/**
+ * The instance, or undefined when EC2 does not know it (any more, or not yet: within the consistency
+ * window the caller decides what that means).
+ */
+export async function findInstance(ec2: EC2Client, instanceId: string): Promise<Instance | undefined> {
+  try {
+    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    return out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
+  } catch (err) {
+    if (isAwsCode(err, 'InvalidInstanceID.NotFound')) return undefined;
+    rethrowAws(err, `reading instance ${instanceId}`);
+  }
+}
+
 /** `aws`: AWS's own code and message, when AWS said so (rather than an empty answer). */
 function notFound(ref: InstanceRef, aws?: string) {
   return failure(
