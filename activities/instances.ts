@@ -5,7 +5,7 @@ import type { AwsTarget, InstanceState } from '../contracts';
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
-import type { PollPolicy } from './waiting';
+import type { PollPolicy, WaitSpec } from './waiting';
 import { waitUntil } from './waiting';
 
 export interface InstanceRef {
@@ -104,6 +104,22 @@ export function instancePolicy(deps: ActivityDeps): Partial<PollPolicy> {
   };
 }
 
+/** The rest of a stop's or start's wait: until the instance is in `target`, by the input's deadline. */
+function untilState(
+  deps: ActivityDeps,
+  input: InstanceWaitInput,
+  target: 'stopped' | 'running',
+): Omit<WaitSpec<string, { instanceState: string }>, 'what' | 'poll'> {
+  return {
+    policy: instancePolicy(deps),
+    done: (state) => state === target,
+    progress: (state) => ({ instanceState: state }),
+    progressCalls: 0,
+    deadline: input.deadline,
+    maxCalls: 500,
+  };
+}
+
 export function instanceActivities(deps: ActivityDeps) {
   return {
     async describeInstance(ref: InstanceRef): Promise<InstanceInfo> {
@@ -141,12 +157,7 @@ export function instanceActivities(deps: ActivityDeps) {
           }
           return state;
         },
-        policy: instancePolicy(deps),
-        done: (state) => state === 'stopped',
-        progress: (state) => ({ instanceState: state }),
-        progressCalls: 0,
-        deadline: input.deadline,
-        maxCalls: 500,
+        ...untilState(deps, input, 'stopped'),
       });
       return {
         instanceId: input.instanceId,
@@ -176,12 +187,7 @@ export function instanceActivities(deps: ActivityDeps) {
           }
           return state;
         },
-        policy: instancePolicy(deps),
-        done: (state) => state === 'running',
-        progress: (state) => ({ instanceState: state }),
-        progressCalls: 0,
-        deadline: input.deadline,
-        maxCalls: 500,
+        ...untilState(deps, input, 'running'),
       });
       return { instanceId: input.instanceId, state: 'running', at: deps.clock.now(), awsCalls: out.calls };
     },
