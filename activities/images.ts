@@ -12,6 +12,7 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
 } from '@aws-sdk/client-ec2';
+import type { ApplicationFailure } from '@temporalio/activity';
 import { CompleteAsyncError, Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG } from '../contracts';
@@ -169,6 +170,20 @@ function nameStatus(image: Image | undefined, ref: ImageNameRef): ImageNameStatu
   );
 }
 
+/**
+ * The failure of an image EC2 gave up on (`failed`, `error`, `invalid`), with its state reason;
+ * undefined for any other state, or none. Shared by every wait for an image (the watcher's too).
+ */
+export function imageFailure(imageId: string, image: Image | undefined): ApplicationFailure | undefined {
+  if (image?.State !== 'failed' && image?.State !== 'error' && image?.State !== 'invalid') return undefined;
+  const reason = image.StateReason;
+  return failure(
+    FailureType.ImageFailed,
+    `image ${imageId} ended in state '${image.State}': ${reason?.Code ?? 'no code'}: ${reason?.Message ?? 'no reason given'}`,
+    { stateReason: reason },
+  );
+}
+
 export function imageActivities(deps: ActivityDeps) {
   // Shared by every wait in this worker: concurrent waits in one account and region share DescribeImages calls.
   const imageWatch = createImageWatch(deps);
@@ -247,14 +262,8 @@ export function imageActivities(deps: ActivityDeps) {
             return image;
           },
           done: (image) => {
-            if (image?.State === 'failed' || image?.State === 'error' || image?.State === 'invalid') {
-              const reason = image.StateReason;
-              throw failure(
-                FailureType.ImageFailed,
-                `image ${input.imageId} ended in state '${image.State}': ${reason?.Code ?? 'no code'}: ${reason?.Message ?? 'no reason given'}`,
-                { stateReason: reason },
-              );
-            }
+            const failed = imageFailure(input.imageId, image);
+            if (failed) throw failed;
             return image?.State === 'available';
           },
           progress: async (image) => {
