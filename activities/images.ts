@@ -3,7 +3,7 @@
  * as a compensation. CreateImage takes no client token, so idempotency is a deterministic name plus
  * a tag naming the workflow: a retry finds the image its earlier attempt made instead of making a second.
  */
-import type { EC2Client, Image, Tag } from '@aws-sdk/client-ec2';
+import type { EC2Client, Filter, Image, Tag } from '@aws-sdk/client-ec2';
 import {
   CreateImageCommand,
   CreateTagsCommand,
@@ -168,6 +168,25 @@ function nameStatus(image: Image | undefined, ref: ImageNameRef): ImageNameStatu
       'by this workflow run; AMI names are unique per account and region: choose another name',
     { imageId: image.ImageId },
   );
+}
+
+/**
+ * One page of this account's images that match `filters`, deprecated and disabled ones included
+ * (retention and the catalogue must see every image they own, whatever its state).
+ */
+export function ownImagesPage(
+  filters: Filter[],
+  token: string | undefined,
+  maxResults?: number,
+): DescribeImagesCommand {
+  return new DescribeImagesCommand({
+    Owners: ['self'],
+    Filters: filters,
+    IncludeDeprecated: true,
+    IncludeDisabled: true,
+    ...(maxResults !== undefined ? { MaxResults: maxResults } : {}),
+    ...(token ? { NextToken: token } : {}),
+  });
 }
 
 /**
