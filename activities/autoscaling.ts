@@ -20,6 +20,7 @@ import {
 import type { AutoScalingGroupRef, AwsTarget, RefreshState, RolloutRestore } from '../contracts';
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
+import { optionalClient } from './aws';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { allPages, tagFilters } from './paging';
 import { waitUntil } from './waiting';
@@ -153,12 +154,7 @@ export async function findAutoScalingGroups(
 }
 
 export async function autoScalingOf(deps: ActivityDeps, target: AwsTarget): Promise<AutoScalingClient> {
-  if (!deps.aws.autoScaling)
-    throw failure(
-      FailureType.AwsMalformedRequest,
-      'this worker was built without an Auto Scaling client (AwsClients.autoScaling); rollouts need one',
-    );
-  return deps.aws.autoScaling(target);
+  return optionalClient(deps.aws, 'autoScaling', target, 'rollouts need one');
 }
 
 function statusOf(r: InstanceRefresh): RefreshStatus {

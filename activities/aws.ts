@@ -60,6 +60,40 @@ export interface AwsClients {
   destroy(): void;
 }
 
+/** The clients a worker may be built without (test doubles that model EC2 alone), by key. */
+interface OptionalClients {
+  ssm: SSMClient;
+  autoScaling: AutoScalingClient;
+  cloudWatch: CloudWatchClient;
+}
+
+const OPTIONAL_CLIENT_NAMES: Record<keyof OptionalClients, string> = {
+  ssm: 'an SSM client',
+  autoScaling: 'an Auto Scaling client',
+  cloudWatch: 'a CloudWatch client',
+};
+
+/**
+ * The optional client `key` for `target`. A worker built without it fails the activity at once,
+ * non-retryable (another attempt on the same worker cannot do better), saying what needs it.
+ */
+export async function optionalClient<K extends keyof OptionalClients>(
+  clients: AwsClients,
+  key: K,
+  target: AwsTarget,
+  neededFor: string,
+): Promise<OptionalClients[K]> {
+  // Indexed by a generic key TypeScript cannot relate AwsClients[K] to OptionalClients[K]; the
+  // interface above lists exactly AwsClients' optional makers and what each returns.
+  const make = clients[key] as ((target: AwsTarget) => Promise<OptionalClients[K]>) | undefined;
+  if (!make)
+    throw failure(
+      FailureType.AwsMalformedRequest,
+      `this worker was built without ${OPTIONAL_CLIENT_NAMES[key]} (AwsClients.${key}); ${neededFor}`,
+    );
+  return make.call(clients, target);
+}
+
 const ISO_PARTITIONS: Record<string, string> = {
   iso: 'aws-iso',
   isob: 'aws-iso-b',

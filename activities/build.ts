@@ -32,6 +32,7 @@ import { isNotFound, notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
 import { snapshotIdsOf, toAwsTags } from './images';
+import { findInstance } from './instances';
 
 export type BuildRole = 'builder' | 'test';
 
@@ -209,16 +210,6 @@ async function findBuildInstance(
     .find((i) => i.State?.Name !== 'terminated' && i.State?.Name !== 'shutting-down');
 }
 
-async function describeInstance(ec2: EC2Client, instanceId: string): Promise<Instance | undefined> {
-  try {
-    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
-    return out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
-  } catch (err) {
-    if (isNotFound(err, 'instance')) return undefined;
-    rethrowAws(err, `reading instance ${instanceId}`);
-  }
-}
-
 function parentNotFound(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: BuildFailure.ParentImageNotFound, nonRetryable: true, message });
 }
@@ -390,7 +381,7 @@ export function buildActivities(deps: ActivityDeps) {
     async terminateBuildInstance(input: TerminateBuildInstanceInput): Promise<TerminatedBuildInstance> {
       const ec2 = await deps.aws.ec2(input.target);
       const found = input.instanceId
-        ? await describeInstance(ec2, input.instanceId)
+        ? await findInstance(ec2, input.instanceId)
         : await findBuildInstance(ec2, input.owner, input.role);
       if (!found?.InstanceId) {
         // RunInstances answered (or may have): its instance can be invisible for a while.

@@ -4,11 +4,11 @@
  * included), and the allow-listed images made elsewhere as this account sees them.
  */
 import type { Image } from '@aws-sdk/client-ec2';
-import { DescribeImagesCommand } from '@aws-sdk/client-ec2';
 import { Context } from '@temporalio/activity';
 import type { ApprovalBasis, ApprovedImage, AwsTarget } from '../contracts';
 import { APPROVED_VALUE, TAG } from '../contracts';
 import type { ActivityDeps } from './deps';
+import { ownImagesPage } from './images';
 import type { ReadCounters } from './throttled-reads';
 import { describeImagesByIds, throttledRead } from './throttled-reads';
 
@@ -94,17 +94,7 @@ export function catalogueActivities(deps: ActivityDeps) {
           deps,
           counters,
           `listing approved images in ${where}`,
-          () =>
-            ec2.send(
-              new DescribeImagesCommand({
-                Owners: ['self'],
-                Filters: filters,
-                IncludeDeprecated: true,
-                IncludeDisabled: true,
-                MaxResults: 1000,
-                ...(token ? { NextToken: token } : {}),
-              }),
-            ),
+          () => ec2.send(ownImagesPage(filters, token, 1000)),
           heartbeat,
         );
         tagged.push(...(out.Images ?? []));

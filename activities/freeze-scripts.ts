@@ -198,18 +198,25 @@ function scriptPost(tag: string, spec: Extract<QuiesceSpec, { kind: 'script' }>)
   ].join('\n');
 }
 
+/** An SSM Run Command: the document and its parameters. */
+export interface SsmCommand {
+  documentName: string;
+  parameters: Record<string, string[]>;
+}
+
+/** A command run by the shell document (the `fsfreeze` and `script` kinds). */
+function shellCommand(command: string): SsmCommand {
+  return { documentName: SHELL_DOCUMENT, parameters: { commands: [command] } };
+}
+
 /** The document and parameters of the pre step for this spec. */
-export function preCommand(
-  spec: QuiesceSpec,
-  runKey: string,
-  max: number,
-): { documentName: string; parameters: Record<string, string[]> } {
+export function preCommand(spec: QuiesceSpec, runKey: string, max: number): SsmCommand {
   const tag = runTag(runKey);
   switch (spec.kind) {
     case 'fsfreeze':
-      return { documentName: SHELL_DOCUMENT, parameters: { commands: [fsfreezePre(tag, spec, max)] } };
+      return shellCommand(fsfreezePre(tag, spec, max));
     case 'script':
-      return { documentName: SHELL_DOCUMENT, parameters: { commands: [scriptPre(tag, spec, max)] } };
+      return shellCommand(scriptPre(tag, spec, max));
     case 'document':
       return {
         documentName: spec.preDocument,
@@ -219,16 +226,13 @@ export function preCommand(
 }
 
 /** The document and parameters of the post step (thaw) for this spec. */
-export function postCommand(
-  spec: QuiesceSpec,
-  runKey: string,
-): { documentName: string; parameters: Record<string, string[]> } {
+export function postCommand(spec: QuiesceSpec, runKey: string): SsmCommand {
   const tag = runTag(runKey);
   switch (spec.kind) {
     case 'fsfreeze':
-      return { documentName: SHELL_DOCUMENT, parameters: { commands: [fsfreezePost(tag)] } };
+      return shellCommand(fsfreezePost(tag));
     case 'script':
-      return { documentName: SHELL_DOCUMENT, parameters: { commands: [scriptPost(tag, spec)] } };
+      return shellCommand(scriptPost(tag, spec));
     case 'document':
       return { documentName: spec.postDocument, parameters: { ...spec.postParameters } };
   }

@@ -3,7 +3,7 @@
  * as a compensation. CreateImage takes no client token, so idempotency is a deterministic name plus
  * a tag naming the workflow: a retry finds the image its earlier attempt made instead of making a second.
  */
-import type { EC2Client, Image, Tag } from '@aws-sdk/client-ec2';
+import type { EC2Client, Filter, Image, Tag } from '@aws-sdk/client-ec2';
 import {
   CreateImageCommand,
   CreateTagsCommand,
@@ -12,6 +12,7 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
 } from '@aws-sdk/client-ec2';
+import type { ApplicationFailure } from '@temporalio/activity';
 import { CompleteAsyncError, Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG } from '../contracts';
@@ -169,6 +170,39 @@ function nameStatus(image: Image | undefined, ref: ImageNameRef): ImageNameStatu
   );
 }
 
+/**
+ * One page of this account's images that match `filters`, deprecated and disabled ones included
+ * (retention and the catalogue must see every image they own, whatever its state).
+ */
+export function ownImagesPage(
+  filters: Filter[],
+  token: string | undefined,
+  maxResults?: number,
+): DescribeImagesCommand {
+  return new DescribeImagesCommand({
+    Owners: ['self'],
+    Filters: filters,
+    IncludeDeprecated: true,
+    IncludeDisabled: true,
+    ...(maxResults !== undefined ? { MaxResults: maxResults } : {}),
+    ...(token ? { NextToken: token } : {}),
+  });
+}
+
+/**
+ * The failure of an image EC2 gave up on (`failed`, `error`, `invalid`), with its state reason;
+ * undefined for any other state, or none. Shared by every wait for an image (the watcher's too).
+ */
+export function imageFailure(imageId: string, image: Image | undefined): ApplicationFailure | undefined {
+  if (image?.State !== 'failed' && image?.State !== 'error' && image?.State !== 'invalid') return undefined;
+  const reason = image.StateReason;
+  return failure(
+    FailureType.ImageFailed,
+    `image ${imageId} ended in state '${image.State}': ${reason?.Code ?? 'no code'}: ${reason?.Message ?? 'no reason given'}`,
+    { stateReason: reason },
+  );
+}
+
 export function imageActivities(deps: ActivityDeps) {
   // Shared by every wait in this worker: concurrent waits in one account and region share DescribeImages calls.
   const imageWatch = createImageWatch(deps);
@@ -247,14 +281,8 @@ export function imageActivities(deps: ActivityDeps) {
             return image;
           },
           done: (image) => {
-            if (image?.State === 'failed' || image?.State === 'error' || image?.State === 'invalid') {
-              const reason = image.StateReason;
-              throw failure(
-                FailureType.ImageFailed,
-                `image ${input.imageId} ended in state '${image.State}': ${reason?.Code ?? 'no code'}: ${reason?.Message ?? 'no reason given'}`,
-                { stateReason: reason },
-              );
-            }
+            const failed = imageFailure(input.imageId, image);
+            if (failed) throw failed;
             return image?.State === 'available';
           },
           progress: async (image) => {

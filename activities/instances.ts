@@ -5,7 +5,7 @@ import type { AwsTarget, InstanceState } from '../contracts';
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
-import type { PollPolicy } from './waiting';
+import type { PollPolicy, WaitSpec } from './waiting';
 import { waitUntil } from './waiting';
 
 export interface InstanceRef {
@@ -57,6 +57,20 @@ export async function readInstance(ec2: EC2Client, ref: InstanceRef): Promise<In
   return instance;
 }
 
+/**
+ * The instance, or undefined when EC2 does not know it (any more, or not yet: within the consistency
+ * window the caller decides what that means).
+ */
+export async function findInstance(ec2: EC2Client, instanceId: string): Promise<Instance | undefined> {
+  try {
+    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
+    return out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
+  } catch (err) {
+    if (isAwsCode(err, 'InvalidInstanceID.NotFound')) return undefined;
+    rethrowAws(err, `reading instance ${instanceId}`);
+  }
+}
+
 /** `aws`: AWS's own code and message, when AWS said so (rather than an empty answer). */
 function notFound(ref: InstanceRef, aws?: string) {
   return failure(
@@ -87,6 +101,22 @@ export function instancePolicy(deps: ActivityDeps): Partial<PollPolicy> {
   return {
     firstIntervalMs: Math.min(deps.policy.firstIntervalMs, 500),
     maxIntervalMs: Math.min(deps.policy.maxIntervalMs, 5_000),
+  };
+}
+
+/** The rest of a stop's or start's wait: until the instance is in `target`, by the input's deadline. */
+function untilState(
+  deps: ActivityDeps,
+  input: InstanceWaitInput,
+  target: 'stopped' | 'running',
+): Omit<WaitSpec<string, { instanceState: string }>, 'what' | 'poll'> {
+  return {
+    policy: instancePolicy(deps),
+    done: (state) => state === target,
+    progress: (state) => ({ instanceState: state }),
+    progressCalls: 0,
+    deadline: input.deadline,
+    maxCalls: 500,
   };
 }
 
@@ -127,12 +157,7 @@ export function instanceActivities(deps: ActivityDeps) {
           }
           return state;
         },
-        policy: instancePolicy(deps),
-        done: (state) => state === 'stopped',
-        progress: (state) => ({ instanceState: state }),
-        progressCalls: 0,
-        deadline: input.deadline,
-        maxCalls: 500,
+        ...untilState(deps, input, 'stopped'),
       });
       return {
         instanceId: input.instanceId,
@@ -162,12 +187,7 @@ export function instanceActivities(deps: ActivityDeps) {
           }
           return state;
         },
-        policy: instancePolicy(deps),
-        done: (state) => state === 'running',
-        progress: (state) => ({ instanceState: state }),
-        progressCalls: 0,
-        deadline: input.deadline,
-        maxCalls: 500,
+        ...untilState(deps, input, 'running'),
       });
       return { instanceId: input.instanceId, state: 'running', at: deps.clock.now(), awsCalls: out.calls };
     },

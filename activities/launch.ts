@@ -35,7 +35,7 @@ import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { toAwsTags } from './images';
 import type { InstanceWaitInput } from './instances';
-import { readInstance } from './instances';
+import { findInstance, readInstance } from './instances';
 import type { LaunchInput, LaunchOwner } from './launch-request';
 import { launchClientToken, runInstancesRequest } from './launch-request';
 import type { MigrationPlan, MigrationPlanInput, Refusal } from './migration-plan';
@@ -190,16 +190,6 @@ async function findLaunched(ec2: EC2Client, owner: LaunchOwner): Promise<Instanc
     .filter((i) => launchedBy(i, owner));
   // Prefer one that is not on its way out; there is only ever one unless someone copied our tags.
   return found.find((i) => !['shutting-down', 'terminated'].includes(stateOf(i))) ?? found[0];
-}
-
-async function describeOptional(ec2: EC2Client, instanceId: string): Promise<Instance | undefined> {
-  try {
-    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
-    return out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === instanceId);
-  } catch (err) {
-    if (isAwsCode(err, 'InvalidInstanceID.NotFound')) return undefined;
-    rethrowAws(err, `reading instance ${instanceId}`);
-  }
 }
 
 function refuse(instanceId: string, refusals: Refusal[]): never {
@@ -484,7 +474,7 @@ export function launchActivities(deps: ActivityDeps) {
         deadline: input.deadline,
         maxCalls: 500,
       });
-      const described = await describeOptional(ec2, input.instanceId);
+      const described = await findInstance(ec2, input.instanceId);
       return {
         instanceId: input.instanceId,
         ...(described?.Placement?.AvailabilityZone
@@ -567,7 +557,7 @@ export function launchActivities(deps: ActivityDeps) {
     async terminateLaunchedInstance(input: TerminateLaunchedInput): Promise<TerminatedInstance> {
       const ec2 = await deps.aws.ec2(input.target);
       const found = input.instanceId
-        ? await describeOptional(ec2, input.instanceId)
+        ? await findInstance(ec2, input.instanceId)
         : await findLaunched(ec2, input.owner);
       if (!found?.InstanceId) {
         // RunInstances answered (or may have): within the window its instance can be invisible

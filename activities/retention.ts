@@ -19,7 +19,7 @@ import type { AwsTarget, Tags } from '../contracts';
 import { APPROVED_VALUE, FailureType, TAG } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
-import { deregisterWithSnapshots, snapshotIdsOf } from './images';
+import { deregisterWithSnapshots, ownImagesPage, snapshotIdsOf } from './images';
 
 /** An image amiflow manages, as retirement needs to see it. Plain data: it travels through history. */
 export interface ManagedImage {
@@ -281,15 +281,7 @@ export function retentionActivities(deps: ActivityDeps) {
       let pages = 0;
       do {
         const out = await aws(`listing images tagged ${JSON.stringify(input.tags)}`, () =>
-          ec2.send(
-            new DescribeImagesCommand({
-              Owners: ['self'],
-              Filters: filters,
-              IncludeDeprecated: true,
-              IncludeDisabled: true,
-              ...(token ? { NextToken: token } : {}),
-            }),
-          ),
+          ec2.send(ownImagesPage(filters, token)),
         );
         for (const image of out.Images ?? []) {
           // Filters are exact in EC2; checked again so a lenient endpoint cannot widen the selection.

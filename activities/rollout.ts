@@ -10,6 +10,7 @@ import { ALARM_ARN_RE, FailureType } from '../contracts';
 import type { GroupInfo } from './autoscaling';
 import { autoScalingActivities, autoScalingOf, findAutoScalingGroups } from './autoscaling';
 import type { ActivityDeps } from './deps';
+import { optionalClient } from './aws';
 import { aws, failure } from './errors';
 import type { LaunchTemplateInfo } from './launch-templates';
 import { findLaunchTemplates, launchTemplateActivities } from './launch-templates';
@@ -82,12 +83,7 @@ export function alarmScopes(
 }
 
 async function cloudWatchOf(deps: ActivityDeps, target: AwsTarget): Promise<CloudWatchClient> {
-  if (!deps.aws.cloudWatch)
-    throw failure(
-      FailureType.AwsMalformedRequest,
-      'this worker was built without a CloudWatch client (AwsClients.cloudWatch); a bake with alarms needs one',
-    );
-  return deps.aws.cloudWatch(target);
+  return optionalClient(deps.aws, 'cloudWatch', target, 'a bake with alarms needs one');
 }
 
 /** Each alarm's state, read in one DescribeAlarms call per (account, region) (100 names a call). */

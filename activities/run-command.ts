@@ -24,6 +24,7 @@ import type { CommandStatus } from '../contracts/common';
 import { FailureType } from '../contracts';
 import { notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
+import { optionalClient } from './aws';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { waitUntil } from './waiting';
 
@@ -167,12 +168,7 @@ function outcomeOf(
 }
 
 async function ssmOf(deps: ActivityDeps, target: AwsTarget): Promise<SSMClient> {
-  if (!deps.aws.ssm)
-    throw failure(
-      FailureType.AwsMalformedRequest,
-      'this worker was built without an SSM client (AwsClients.ssm); running commands on instances needs one',
-    );
-  return deps.aws.ssm(target);
+  return optionalClient(deps.aws, 'ssm', target, 'running commands on instances needs one');
 }
 
 /** The command an earlier attempt sent with this Comment to this instance, if SSM lists it. */

@@ -10,6 +10,7 @@ import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand } from
 import type { AwsTarget } from '../contracts';
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
+import { optionalClient } from './aws';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { waitUntil } from './waiting';
 
@@ -54,12 +55,7 @@ export interface RestoredParameter {
 }
 
 async function ssmOf(deps: ActivityDeps, target: AwsTarget): Promise<SSMClient> {
-  if (!deps.aws.ssm)
-    throw failure(
-      FailureType.AwsMalformedRequest,
-      'this worker was built without an SSM client (AwsClients.ssm); publishing parameters needs one',
-    );
-  return deps.aws.ssm(target);
+  return optionalClient(deps.aws, 'ssm', target, 'publishing parameters needs one');
 }
 
 async function read(ssm: SSMClient, name: string): Promise<ParameterState> {

@@ -5,13 +5,7 @@
  * images made elsewhere. Read-only. `readCatalogue` is shared with complianceScan and
  * enforceAllowedAmis, which start from the same catalogue.
  */
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  isCancellation,
-  proxyActivities,
-  setHandler,
-} from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type {
   AllowListEntry,
@@ -21,12 +15,13 @@ import type {
   CatalogueInput,
   GuardrailError,
 } from '../contracts';
-import { SELF_ACCOUNT, WORKFLOW_TYPES, progressQuery } from '../contracts';
+import { SELF_ACCOUNT, WORKFLOW_TYPES } from '../contracts';
+import { startRun } from './bootstrap';
 import { DEFAULT_GUARDRAIL_CONCURRENCY, parseCatalogueInput } from './guardrails-validation';
 import { scanCall } from './presets';
-import { Progress, errorMessage } from './progress';
+import type { Progress } from './progress';
+import { errorMessage } from './progress';
 import { Semaphore } from './semaphore';
-import { parsedOrFail } from './input';
 
 const reads = proxyActivities<Activities>(scanCall);
 
@@ -53,6 +48,25 @@ export interface CatalogueSpec {
   regions: string[];
   pipelines?: string[];
   allowList?: AllowListEntry[];
+}
+
+/** What a guardrail reads: `accounts` (none named: the worker's own) × `regions`, narrowed by `selection`. */
+export function catalogueSpec(
+  accounts: string[] | undefined,
+  regions: string[],
+  selection: { pipelines?: string[] | undefined; allowList?: AllowListEntry[] | undefined },
+): CatalogueSpec {
+  return {
+    accounts: accounts ?? [SELF_ACCOUNT],
+    regions,
+    ...(selection.pipelines ? { pipelines: selection.pipelines } : {}),
+    ...(selection.allowList ? { allowList: selection.allowList } : {}),
+  };
+}
+
+/** Counts the catalogue's reads on the `read catalogue` step, for the progress query. */
+export function notingReads(progress: Progress): (done: number, of: number) => void {
+  return (done, of) => progress.note('read catalogue', `${done}/${of} account·region reads done`);
 }
 
 /**
@@ -144,19 +158,18 @@ export async function readCatalogue(
 }
 
 export async function approvedImages(rawInput: CatalogueInput): Promise<Catalogue> {
-  const progress = new Progress(WORKFLOW_TYPES.approvedImages, ['read catalogue']);
-  setHandler(progressQuery, () => progress.record);
-  const input = parsedOrFail(parseCatalogueInput, rawInput, progress);
+  // No guarded(): reading the catalogue has nothing to undo.
+  const { input, progress } = startRun({
+    workflowType: WORKFLOW_TYPES.approvedImages,
+    steps: ['read catalogue'],
+    parse: parseCatalogueInput,
+    raw: rawInput,
+  });
   const catalogue = await progress.run('read catalogue', () =>
     readCatalogue(
-      {
-        accounts: input.accounts ?? [SELF_ACCOUNT],
-        regions: input.regions,
-        ...(input.pipelines ? { pipelines: input.pipelines } : {}),
-        ...(input.allowList ? { allowList: input.allowList } : {}),
-      },
+      catalogueSpec(input.accounts, input.regions, input),
       new Semaphore(input.concurrency ?? DEFAULT_GUARDRAIL_CONCURRENCY),
-      (done, of) => progress.note('read catalogue', `${done}/${of} account·region reads done`),
+      notingReads(progress),
     ),
   );
   progress.setPhase('succeeded');

@@ -16,11 +16,9 @@ import {
   CancellationScope,
   CancelledFailure,
   patched,
-  proxyLocalActivities,
   startChild,
 } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
-import type { Activities } from '../activities';
 import type {
   AwsTarget,
   BackupInput,
@@ -41,12 +39,11 @@ import {
   WORKFLOW_TYPES,
 } from '../contracts';
 import type { Run } from './bootstrap';
-import { local, startRun, targetOf } from './bootstrap';
+import { la, local, startRun, targetOf } from './bootstrap';
 import { copyImage } from './copy-image';
 import { dateVersion, scheduledTimeOf } from './golden/run';
 import { parseBackupInput } from './golden-validation';
 import { imageFromInstance } from './image-from-instance';
-import { fastAwsCall } from './presets';
 import { amiflowAttributesRegistered, errorMessage } from './progress';
 import type { RetentionScope } from './retention';
 import { applyRetention } from './retention';
@@ -63,8 +60,6 @@ export function backupStep(instanceId: string): string {
 export function backupChildIds(workflowId: string, instanceId: string) {
   return { image: `${workflowId}/image/${instanceId}`, copy: `${workflowId}/copy/${instanceId}` };
 }
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();

@@ -6,14 +6,20 @@
  * for the Web UI. None of it issues a command, so moving a workflow onto it changes no history.
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
-import { setHandler, workflowInfo } from '@temporalio/workflow';
-import type { AwsTarget } from '../contracts';
-import { progressQuery } from '../contracts';
+import { proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { AwsTarget, Tags } from '../contracts';
+import { MANAGED_BY_VALUE, TAG, progressQuery } from '../contracts';
 import { Compensations } from './compensation';
 import { parsedOrFail } from './input';
 import type { RunOutcome } from './metric-names';
 import { compensationCall, fastAwsCall } from './presets';
 import { Progress } from './progress';
+
+/** Quick AWS calls (describe, tag, one write), as local activities: options per call via `local()`. */
+export const la = proxyLocalActivities<Activities>(fastAwsCall);
+/** Activities that may outlast a local one (waits, undos): options per call via `remote()`. */
+export const act = proxyActivities<Activities>(compensationCall);
 
 export interface RunStart<I> {
   /** The workflow type, as the progress record and metrics name it. */
@@ -57,6 +63,19 @@ export async function guarded<I, T>(run: Run<I>, body: () => Promise<T>): Promis
   const result = await run.comp.guard(body);
   run.progress.setPhase('succeeded');
   return result;
+}
+
+/**
+ * The tags naming the run that made a resource (tags.ts): what retries, undos and sweeps find it by,
+ * and what destructive steps check before acting on it.
+ */
+export function ownerTags(workflowType: string, owner: { workflowId: string; runId: string }): Tags {
+  return {
+    [TAG.managedBy]: MANAGED_BY_VALUE,
+    [TAG.workflowId]: owner.workflowId,
+    [TAG.runId]: owner.runId,
+    [TAG.workflowType]: workflowType,
+  };
 }
 
 /** The account and region an input names (no account: the worker's own). */

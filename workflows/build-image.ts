@@ -11,20 +11,10 @@
  * the builder are terminated (or the builder is kept for debugging, for at most its TTL), and the
  * image and its snapshots are deleted.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
-import {
-  ApplicationFailure,
-  condition,
-  proxyActivities,
-  proxyLocalActivities,
-  setHandler,
-  startChild,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import { ApplicationFailure, condition, setHandler, startChild, workflowInfo } from '@temporalio/workflow';
 import type { LaunchedBuildInstance, ResolvedParent } from '../activities/build';
 import type { AwsTarget, ImageFromInstanceResult, Tags } from '../contracts';
-import { MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES, parseWith, progressQuery } from '../contracts';
+import { WORKFLOW_TYPES, parseWith } from '../contracts';
 import type { BuildImageInput, BuildImageResult, Phase, RecipeStep, StepOutcome } from '../contracts/recipe';
 import {
   BuildFailure,
@@ -35,12 +25,11 @@ import {
   buildImageInputSchema,
   releaseBuilderSignal,
 } from '../contracts/recipe';
-import type { UndoHandle } from './compensation';
-import { Compensations } from './compensation';
+import { act, guarded, la, local, ownerTags, remote, startRun, targetOf } from './bootstrap';
+import type { Compensations, UndoHandle } from './compensation';
 import { imageFromInstance } from './image-from-instance';
-import { parsedOrFail } from './input';
 import { compensationCall, fastAwsCall, instanceWait, settleWait, settledAwsActivity } from './presets';
-import { Progress } from './progress';
+import type { Progress } from './progress';
 
 /** The fixed steps; each recipe step adds `<phase>: <name>` in its place. */
 export const BUILD_IMAGE_STEPS = [
@@ -56,11 +45,6 @@ export const BUILD_IMAGE_STEPS = [
   'terminate test instance',
   'accept image',
 ] as const;
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
-
-const withSummary = (summary: string, options: ActivityOptions) => ({ ...options, summary });
 
 /** Name placeholders, from the workflow's clock (deterministic) and the hash. */
 export function renderImageName(
@@ -117,13 +101,13 @@ async function runPhase(ctx: Ctx, phase: Phase, instanceId: string): Promise<voi
       // Registered before the send: a cancellation while the command runs cancels it on the instance.
       const undo = comp.add(`cancel command of ${label}`, () =>
         sent.commandId
-          ? act.cancelCommand.executeWithOptions(withSummary(`undo: cancel ${label}`, compensationCall), [
+          ? act.cancelCommand.executeWithOptions(remote(`undo: cancel ${label}`, compensationCall), [
               { target, instanceId, commandId: sent.commandId },
             ])
           : Promise.resolve({ cancelled: false, note: 'no command was sent' }),
       );
       const command = await act.sendBuildStep.executeWithOptions(
-        withSummary(`send ${label}`, settledAwsActivity),
+        remote(`send ${label}`, settledAwsActivity),
         [
           {
             target,
@@ -140,7 +124,7 @@ async function runPhase(ctx: Ctx, phase: Phase, instanceId: string): Promise<voi
       // Delivery (or a reboot) may take minutes on top of the script's own timeout.
       const waitSeconds = timeoutSeconds + 600;
       const outcome = await act.waitForCommand.executeWithOptions(
-        withSummary(`wait for ${label} (${command.commandId})`, settleWait(waitSeconds)),
+        remote(`wait for ${label} (${command.commandId})`, settleWait(waitSeconds)),
         [{ target, instanceId, commandId: command.commandId, deadline: Date.now() + waitSeconds * 1000 }],
       );
       undo.discard();
@@ -174,7 +158,7 @@ async function launchAndWait(
   const made: { instanceId?: string } = {};
   const name = role === 'builder' ? 'builder' : 'test instance';
   const terminate = () =>
-    act.terminateBuildInstance.executeWithOptions(withSummary(`undo: terminate ${name}`, compensationCall), [
+    act.terminateBuildInstance.executeWithOptions(remote(`undo: terminate ${name}`, compensationCall), [
       { target, owner, role, ...(made.instanceId ? { instanceId: made.instanceId } : {}) },
     ]);
   const keep = role === 'builder' && input.builder.keepBuilderOnFailure === true;
@@ -186,37 +170,28 @@ async function launchAndWait(
   const tags: Tags = {
     ...input.builder.tags,
     Name: `amiflow-${role}/${input.recipe}`,
-    [TAG.managedBy]: MANAGED_BY_VALUE,
-    [TAG.workflowId]: owner.workflowId,
-    [TAG.runId]: owner.runId,
-    [TAG.workflowType]: WORKFLOW_TYPES.buildImage,
+    ...ownerTags(WORKFLOW_TYPES.buildImage, owner),
     [RECIPE_TAG.recipe]: input.recipe,
     [RECIPE_TAG.role]: role,
   };
   const launched = await progress.run(role === 'builder' ? 'launch builder' : 'launch test instance', () =>
-    act.launchBuildInstance.executeWithOptions(
-      withSummary(`launch ${name} from ${imageId}`, settledAwsActivity),
-      [
-        {
-          target,
-          imageId,
-          role,
-          owner,
-          builder: role === 'builder' ? input.builder : { ...input.builder, rootVolume: undefined },
-          ...(rootDeviceName && role === 'builder' ? { rootDeviceName } : {}),
-          tags,
-        },
-      ],
-    ),
+    act.launchBuildInstance.executeWithOptions(remote(`launch ${name} from ${imageId}`, settledAwsActivity), [
+      {
+        target,
+        imageId,
+        role,
+        owner,
+        builder: role === 'builder' ? input.builder : { ...input.builder, rootVolume: undefined },
+        ...(rootDeviceName && role === 'builder' ? { rootDeviceName } : {}),
+        tags,
+      },
+    ]),
   );
   made.instanceId = launched.instanceId;
   progress.resource(role === 'builder' ? 'builderInstanceId' : 'testInstanceId', launched.instanceId);
   await progress.run(role === 'builder' ? 'wait for builder agent' : 'wait for test agent', () =>
     act.waitForAgentOnline.executeWithOptions(
-      withSummary(
-        `wait for the SSM agent on ${launched.instanceId}`,
-        instanceWait(timeouts.instanceReadySeconds),
-      ),
+      remote(`wait for the SSM agent on ${launched.instanceId}`, instanceWait(timeouts.instanceReadySeconds)),
       [
         {
           target,
@@ -237,7 +212,7 @@ async function keepThenTerminate(ctx: Ctx, made: { instanceId?: string }, termin
   const ttl = ctx.input.builder.keepBuilderSeconds ?? DEFAULT_KEEP_BUILDER_SECONDS;
   if (made.instanceId) {
     const until = new Date(Date.now() + ttl * 1000).toISOString();
-    await act.tagBuildResource.executeWithOptions(withSummary('tag the kept builder', compensationCall), [
+    await act.tagBuildResource.executeWithOptions(remote('tag the kept builder', compensationCall), [
       { target: ctx.target, resourceId: made.instanceId, tags: { [RECIPE_TAG.keepUntil]: until } },
     ]);
     ctx.progress.note('launch builder', `builder ${made.instanceId} kept for debugging until ${until}`);
@@ -260,7 +235,7 @@ async function imageBuilder(
   const timeouts = { ...DEFAULT_RECIPE_TIMEOUTS, ...input.timeouts };
   await progress.run('stop builder', () =>
     act.stopInstance.executeWithOptions(
-      withSummary(`stop builder ${builderId}`, instanceWait(timeouts.instanceReadySeconds)),
+      remote(`stop builder ${builderId}`, instanceWait(timeouts.instanceReadySeconds)),
       [{ target, instanceId: builderId, deadline: Date.now() + timeouts.instanceReadySeconds * 1000 }],
     ),
   );
@@ -271,18 +246,15 @@ async function imageBuilder(
     'delete image and snapshots',
     () =>
       child.runId
-        ? act.deleteImage.executeWithOptions(
-            withSummary(`undo: delete image '${imageName}'`, compensationCall),
-            [
-              {
-                target,
-                imageName,
-                workflowId: child.workflowId,
-                runId: child.runId,
-                ...(child.imageId ? { imageId: child.imageId } : {}),
-              },
-            ],
-          )
+        ? act.deleteImage.executeWithOptions(remote(`undo: delete image '${imageName}'`, compensationCall), [
+            {
+              target,
+              imageName,
+              workflowId: child.workflowId,
+              runId: child.runId,
+              ...(child.imageId ? { imageId: child.imageId } : {}),
+            },
+          ])
         : Promise.resolve({ note: 'the image child never started' }),
     'image builder',
   );
@@ -336,16 +308,14 @@ function skippedResult(
 }
 
 export async function buildImage(rawInput: BuildImageInput): Promise<BuildImageResult> {
-  const progress = new Progress(WORKFLOW_TYPES.buildImage, BUILD_IMAGE_STEPS);
-  setHandler(progressQuery, () => progress.record);
-  const startedAt = new Date().toISOString();
-  const input = parsedOrFail((raw) => parseWith(buildImageInputSchema, raw), rawInput, progress);
-  const { workflowId, runId } = workflowInfo();
-  const target: AwsTarget = {
-    region: input.region,
-    ...(input.accountId ? { accountId: input.accountId } : {}),
-  };
-  const comp = new Compensations(progress);
+  const run = startRun({
+    workflowType: WORKFLOW_TYPES.buildImage,
+    steps: BUILD_IMAGE_STEPS,
+    parse: (raw) => parseWith(buildImageInputSchema, raw),
+    raw: rawInput,
+  });
+  const { input, progress, comp, startedAt } = run;
+  const target = targetOf(input);
   const ctx: Ctx = {
     input,
     target,
@@ -353,21 +323,20 @@ export async function buildImage(rawInput: BuildImageInput): Promise<BuildImageR
     comp,
     platform: input.builder.platform ?? 'linux',
     outcomes: [],
-    owner: { workflowId, runId },
+    owner: { workflowId: run.workflowId, runId: run.runId },
   };
 
-  const result = await comp.guard(async () => {
+  return guarded(run, async () => {
     const parent = await progress.run('resolve parent', () =>
-      la.resolveParentImage.executeWithOptions({ ...fastAwsCall, summary: 'resolve the parent image' }, [
+      la.resolveParentImage.executeWithOptions(local('resolve the parent image'), [
         { target, parent: input.parent },
       ]),
     );
     progress.resource('parentImageId', parent.imageId);
     const unchanged = await progress.run('check unchanged', () =>
-      la.findUnchangedImage.executeWithOptions(
-        { ...fastAwsCall, summary: 'look for an image of the same content' },
-        [{ target, parentImageId: parent.imageId, recipe: input }],
-      ),
+      la.findUnchangedImage.executeWithOptions(local('look for an image of the same content'), [
+        { target, parentImageId: parent.imageId, recipe: input },
+      ]),
     );
     if (unchanged.existing && input.force !== true) {
       for (const s of BUILD_IMAGE_STEPS.slice(2))
@@ -389,7 +358,7 @@ export async function buildImage(rawInput: BuildImageInput): Promise<BuildImageR
     await runPhase(ctx, 'validate', builder.instanceId);
     const image = await imageBuilder(ctx, builder.instanceId, imageName);
     await progress.run('terminate builder', () =>
-      act.terminateBuildInstance.executeWithOptions(withSummary('terminate the builder', compensationCall), [
+      act.terminateBuildInstance.executeWithOptions(remote('terminate the builder', compensationCall), [
         { target, owner: ctx.owner, role: 'builder', instanceId: builder.instanceId },
       ]),
     );
@@ -402,7 +371,7 @@ export async function buildImage(rawInput: BuildImageInput): Promise<BuildImageR
       await runPhase(ctx, 'test', tester.instanceId);
       await progress.run('terminate test instance', () =>
         act.terminateBuildInstance.executeWithOptions(
-          withSummary('terminate the test instance', compensationCall),
+          remote('terminate the test instance', compensationCall),
           [{ target, owner: ctx.owner, role: 'test', instanceId: tester.instanceId }],
         ),
       );
@@ -449,6 +418,4 @@ export async function buildImage(rawInput: BuildImageInput): Promise<BuildImageR
       finishedAt: new Date().toISOString(),
     };
   });
-  progress.setPhase('succeeded');
-  return result;
 }

@@ -26,18 +26,23 @@ import {
   SELF_ACCOUNT,
   WORKFLOW_TYPES,
   complianceReportQuery,
-  progressQuery,
 } from '../contracts';
-import { failureOf, readCatalogue, targetName, targetOf } from './approved-images';
+import {
+  catalogueSpec,
+  failureOf,
+  notingReads,
+  readCatalogue,
+  targetName,
+  targetOf,
+} from './approved-images';
+import { startRun } from './bootstrap';
 import {
   DEFAULT_GUARDRAIL_CONCURRENCY,
   DEFAULT_MAX_FINDINGS_PER_TARGET,
   parseComplianceScanInput,
 } from './guardrails-validation';
 import { scanCall } from './presets';
-import { Progress } from './progress';
 import { Semaphore } from './semaphore';
-import { parsedOrFail } from './input';
 
 const scans = proxyActivities<Activities>(scanCall);
 
@@ -87,12 +92,14 @@ export function failedTarget(account: string, region: string, err: unknown): Tar
   };
 }
 
-export async function complianceScan(rawInput: ComplianceScanInput): Promise<ComplianceReport> {
-  const progress = new Progress(WORKFLOW_TYPES.complianceScan, COMPLIANCE_SCAN_STEPS);
-  setHandler(progressQuery, () => progress.record);
+/**
+ * The report before anything is scanned. Its query is registered before the input is parsed, so even
+ * a scan refused for bad input answers it (with the name it was given, when it was a string).
+ */
+function emptyReport(rawInput: unknown): ComplianceReport {
   const { workflowId, runId } = workflowInfo();
   const raw = rawInput as Partial<ComplianceScanInput> | undefined;
-  const report: ComplianceReport = {
+  return {
     name: typeof raw?.name === 'string' ? raw.name : '',
     workflowId,
     runId,
@@ -109,8 +116,18 @@ export async function complianceScan(rawInput: ComplianceScanInput): Promise<Com
     catalogue: { images: 0, errors: [] },
     awsCalls: 0,
   };
+}
+
+export async function complianceScan(rawInput: ComplianceScanInput): Promise<ComplianceReport> {
+  const report = emptyReport(rawInput);
   setHandler(complianceReportQuery, () => report);
-  const input = parsedOrFail(parseComplianceScanInput, rawInput, progress);
+  // No guarded(): a read-only scan has nothing to undo.
+  const { input, progress } = startRun({
+    workflowType: WORKFLOW_TYPES.complianceScan,
+    steps: COMPLIANCE_SCAN_STEPS,
+    parse: parseComplianceScanInput,
+    raw: rawInput,
+  });
   const accounts = input.accounts ?? [SELF_ACCOUNT];
   report.accounts = accounts;
   report.regions = input.regions;
@@ -118,16 +135,7 @@ export async function complianceScan(rawInput: ComplianceScanInput): Promise<Com
   const maxFindings = input.maxFindingsPerTarget ?? DEFAULT_MAX_FINDINGS_PER_TARGET;
 
   const catalogue = await progress.run('read catalogue', () =>
-    readCatalogue(
-      {
-        accounts: input.catalogueAccounts ?? [SELF_ACCOUNT],
-        regions: input.regions,
-        ...(input.pipelines ? { pipelines: input.pipelines } : {}),
-        ...(input.allowList ? { allowList: input.allowList } : {}),
-      },
-      slots,
-      (done, of) => progress.note('read catalogue', `${done}/${of} account·region reads done`),
-    ),
+    readCatalogue(catalogueSpec(input.catalogueAccounts, input.regions, input), slots, notingReads(progress)),
   );
   report.catalogue = { images: catalogue.images.length, errors: catalogue.errors };
   const refs = approvedRefsByRegion(catalogue);

@@ -12,8 +12,6 @@ import {
   executeChild,
   isCancellation,
   patched,
-  proxyActivities,
-  proxyLocalActivities,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CopyImageActivityInput } from '../activities/copying';
@@ -36,24 +34,14 @@ import {
   copyTagsOf,
 } from '../contracts';
 import type { Run } from './bootstrap';
-import { guarded, local, remote, startRun, targetOf } from './bootstrap';
+import { act, guarded, la, local, remote, startRun, targetOf } from './bootstrap';
 import type { UndoHandle } from './compensation';
-import {
-  compensationCall,
-  copyWait,
-  fastAwsCall,
-  imageWait,
-  settledAwsActivity,
-  settledAwsCall,
-} from './presets';
+import { copyWait, fastAwsCall, imageWait, settledAwsActivity, settledAwsCall } from './presets';
 import { errorMessage } from './progress';
 import { Semaphores } from './semaphore';
 import { shareImage, withdrawShare } from './share-image';
 import { parseCopyImageInput } from './share-validation';
 import { countCopy } from './metrics';
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
 
 /** `eu-west-1` or `eu-west-1 · 111122223333`: a destination, for people. */
 export function destinationLabel(d: Partial<CopyDestination> | undefined): string {

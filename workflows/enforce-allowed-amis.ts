@@ -20,11 +20,9 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type {
   AllowedAmisState,
   AllowedAmisTarget,
@@ -40,22 +38,18 @@ import {
   SELF_ACCOUNT,
   WORKFLOW_TYPES,
   allowedAmisStateQuery,
-  progressQuery,
   setAllowedAmisModeUpdate,
 } from '../contracts';
-import { failureOf, readCatalogue, targetName, targetOf } from './approved-images';
+import { catalogueSpec, failureOf, readCatalogue, targetName, targetOf } from './approved-images';
+import { la, local, startRun } from './bootstrap';
 import {
   DEFAULT_GUARDRAIL_CONCURRENCY,
   parseEnforceAllowedAmisInput,
   setAllowedAmisModeIssues,
 } from './guardrails-validation';
-import { fastAwsCall, settledAwsCall } from './presets';
-import { Progress } from './progress';
+import { settledAwsCall } from './presets';
 import { Semaphore } from './semaphore';
-import { parsedOrFail } from './input';
 import { formatIssues } from './validation';
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
 
 /** EC2's limits on Allowed AMIs criteria. */
 export const MAX_CRITERIA = 10;
@@ -125,9 +119,13 @@ function plain(s: AllowedImagesSettings): AllowedImagesSettings {
 }
 
 export async function enforceAllowedAmis(rawInput: EnforceAllowedAmisInput): Promise<AllowedAmisState> {
-  const progress = new Progress(WORKFLOW_TYPES.enforceAllowedAmis, ['read catalogue', 'apply settings']);
-  setHandler(progressQuery, () => progress.record);
-  const input = parsedOrFail(parseEnforceAllowedAmisInput, rawInput, progress);
+  // No guarded(): a change that fails is recorded in its target, and the undo is mode off, by update.
+  const { input, progress } = startRun({
+    workflowType: WORKFLOW_TYPES.enforceAllowedAmis,
+    steps: ['read catalogue', 'apply settings'],
+    parse: parseEnforceAllowedAmisInput,
+    raw: rawInput,
+  });
   const accounts = input.accounts ?? [SELF_ACCOUNT];
   const state: AllowedAmisState = input.carried ?? {
     name: input.name,
@@ -150,15 +148,7 @@ export async function enforceAllowedAmis(rawInput: EnforceAllowedAmisInput): Pro
 
   const enforce = async (mode: 'audit' | 'enabled'): Promise<void> => {
     const catalogue: Catalogue = await progress.run('read catalogue', () =>
-      readCatalogue(
-        {
-          accounts: state.selection.catalogueAccounts ?? [SELF_ACCOUNT],
-          regions: input.regions,
-          ...(state.selection.pipelines ? { pipelines: state.selection.pipelines } : {}),
-          ...(state.selection.allowList ? { allowList: state.selection.allowList } : {}),
-        },
-        slots,
-      ),
+      readCatalogue(catalogueSpec(state.selection.catalogueAccounts, input.regions, state.selection), slots),
     );
     const allowedOwners = catalogue.allowedOwners.map((o) => o.owner);
     const plans = new Map(
@@ -190,7 +180,7 @@ export async function enforceAllowedAmis(rawInput: EnforceAllowedAmisInput): Pro
             const target = targetOf(t.account, t.region);
             // The settings before amiflow's first change are recorded (in history) before anything changes.
             t.original ??= await la.readAllowedImagesSettings.executeWithOptions(
-              { ...fastAwsCall, summary: `read Allowed AMIs settings in ${where}` },
+              local(`read Allowed AMIs settings in ${where}`),
               [{ target }],
             );
             const change = await la.setAllowedImagesSettings.executeWithOptions(

@@ -7,8 +7,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   patched,
-  proxyActivities,
-  proxyLocalActivities,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -21,18 +19,10 @@ import type {
   ImageFromInstanceResult,
   Tags,
 } from '../contracts';
-import {
-  DEFAULT_TIMEOUTS,
-  FailureType,
-  MANAGED_BY_VALUE,
-  SearchAttr,
-  TAG,
-  WORKFLOW_TYPES,
-  consistencyOf,
-} from '../contracts';
+import { DEFAULT_TIMEOUTS, FailureType, SearchAttr, TAG, WORKFLOW_TYPES, consistencyOf } from '../contracts';
 import { AppConsistentSteps, QUIESCE_STEP, resolveAppConsistent } from './app-consistent';
 import type { Run } from './bootstrap';
-import { guarded, local, remote, startRun, targetOf } from './bootstrap';
+import { act, guarded, la, local, ownerTags, remote, startRun, targetOf } from './bootstrap';
 import type { UndoHandle } from './compensation';
 import {
   compensationCall,
@@ -83,9 +73,6 @@ export const APP_CONSISTENT_PATCH = 'image-from-instance-app-consistent';
  * stopped, or an image behind (test/e2e: "... call in flight WHEN ... cancelled").
  */
 const settleBeforeUndo = { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED };
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
 
 /** What every step reads: the run (bootstrap) and the facts fixed by its input. */
 interface ImageRun extends Run<ImageFromInstanceInput> {
@@ -252,10 +239,7 @@ function quiescerFor(run: ImageRun, source: Source): AppConsistentSteps | undefi
 function imageTags(run: ImageRun, source: Source): Tags {
   return {
     ...run.input.tags,
-    [TAG.managedBy]: MANAGED_BY_VALUE,
-    [TAG.workflowId]: run.workflowId,
-    [TAG.runId]: run.runId,
-    [TAG.workflowType]: WORKFLOW_TYPES.imageFromInstance,
+    ...ownerTags(WORKFLOW_TYPES.imageFromInstance, run),
     [TAG.sourceInstance]: run.input.instanceId,
     [TAG.consistency]: source.consistency,
   };

@@ -19,13 +19,10 @@ import {
   CancellationScope,
   log,
   patched,
-  proxyActivities,
-  proxyLocalActivities,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { LaunchInput, MigrationPlan } from '../activities/launch';
 import type {
   AwsTarget,
@@ -35,15 +32,14 @@ import type {
   MigrateInstanceResult,
   Tags,
 } from '../contracts';
-import { DEFAULT_MIGRATION_TIMEOUTS, MANAGED_BY_VALUE, SearchAttr, TAG, WORKFLOW_TYPES } from '../contracts';
+import { DEFAULT_MIGRATION_TIMEOUTS, SearchAttr, TAG, WORKFLOW_TYPES } from '../contracts';
 import type { Run } from './bootstrap';
-import { guarded, local, remote, startRun, targetOf } from './bootstrap';
+import { act, guarded, la, local, ownerTags, remote, startRun, targetOf } from './bootstrap';
 import type { UndoHandle } from './compensation';
 import { imageFromInstance } from './image-from-instance';
 import { parseMigrateInstanceInput } from './migrate-validation';
 import {
   compensationCall,
-  fastAwsCall,
   instanceWait,
   settledAwsActivity,
   settledAwsCall,
@@ -69,9 +65,6 @@ export const MIGRATE_INSTANCE_STEPS = [
 export function imageChildWorkflowId(migrationWorkflowId: string): string {
   return `${migrationWorkflowId}/image`;
 }
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
 
 /** What every step of one migration run shares. */
 interface Migration extends Run<MigrateInstanceInput> {
@@ -108,10 +101,7 @@ export async function migrateInstance(rawInput: MigrateInstanceInput): Promise<M
     timeouts: { ...DEFAULT_MIGRATION_TIMEOUTS, ...input.timeouts },
     owner: { workflowId, runId },
     ownerTags: {
-      [TAG.managedBy]: MANAGED_BY_VALUE,
-      [TAG.workflowId]: workflowId,
-      [TAG.runId]: runId,
-      [TAG.workflowType]: WORKFLOW_TYPES.migrateInstance,
+      ...ownerTags(WORKFLOW_TYPES.migrateInstance, run),
       [TAG.sourceInstance]: sourceId,
     },
     childId: imageChildWorkflowId(workflowId),

@@ -4,6 +4,7 @@
  * run as heartbeating activities whose deadline is computed once by the workflow, so retries
  * never extend it.
  */
+import type { Duration } from '@temporalio/common';
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import { ActivityCancellationType, patched } from '@temporalio/workflow';
 
@@ -12,6 +13,18 @@ const awsRetry = {
   backoffCoefficient: 2,
   maximumInterval: '30s',
 } as const;
+
+/**
+ * A heartbeating activity: it may run `startToCloseTimeout`, a worker lost mid-run is noticed within
+ * `heartbeatTimeout`, and AWS errors retry with the shared backoff, as `retry` bounds it.
+ */
+function heartbeating(
+  startToCloseTimeout: Duration,
+  heartbeatTimeout: Duration,
+  retry: { maximumInterval?: Duration; maximumAttempts: number },
+): ActivityOptions {
+  return { startToCloseTimeout, heartbeatTimeout, retry: { ...awsRetry, ...retry } };
+}
 
 /**
  * One quick AWS call (describe, create, tag): seconds, and a total budget of seconds too. A local
@@ -30,11 +43,7 @@ export const fastAwsCall: LocalActivityOptions = {
 
 /** Waiting minutes for an instance to stop or run: heartbeats every ~48 s. */
 export function instanceWait(waitSeconds: number): ActivityOptions {
-  return {
-    startToCloseTimeout: `${waitSeconds + 120}s`,
-    heartbeatTimeout: '1m',
-    retry: { ...awsRetry, maximumAttempts: 10 },
-  };
+  return heartbeating(`${waitSeconds + 120}s`, '1m', { maximumAttempts: 10 });
 }
 
 /**
@@ -42,11 +51,7 @@ export function instanceWait(waitSeconds: number): ActivityOptions {
  * heartbeat actions; a crashed worker is noticed within the 6-minute heartbeat timeout.
  */
 export function longImageWait(waitSeconds: number): ActivityOptions {
-  return {
-    startToCloseTimeout: `${waitSeconds + 600}s`,
-    heartbeatTimeout: '6m',
-    retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 20 },
-  };
+  return heartbeating(`${waitSeconds + 600}s`, '6m', { maximumInterval: '1m', maximumAttempts: 20 });
 }
 
 /**
@@ -83,19 +88,14 @@ export function copyWait(waitSeconds: number): ActivityOptions {
 }
 
 /** Compensations: idempotent, retried patiently (they run when something already went wrong). */
-export const compensationCall: ActivityOptions = {
-  startToCloseTimeout: '20m',
-  heartbeatTimeout: '2m',
-  retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 30 },
-};
+export const compensationCall: ActivityOptions = heartbeating('20m', '2m', {
+  maximumInterval: '1m',
+  maximumAttempts: 30,
+});
 
 /** Waiting for a new instance to run and pass both status checks: minutes (Windows can take 15). */
 export function statusChecksWait(waitSeconds: number): ActivityOptions {
-  return {
-    startToCloseTimeout: `${waitSeconds + 120}s`,
-    heartbeatTimeout: '2m',
-    retry: { ...awsRetry, maximumAttempts: 10 },
-  };
+  return heartbeating(`${waitSeconds + 120}s`, '2m', { maximumAttempts: 10 });
 }
 
 /** `instanceWait` for a stop whose effect can land after a cancellation: the undo waits for it to end. */
@@ -110,58 +110,42 @@ export function settledInstanceWait(waitSeconds: number): ActivityOptions {
  * Reading a whole account and region (the guardrails' listings): minutes for a large fleet. It
  * heartbeats per page and backs off throttling inside; Temporal retries what gets through.
  */
-export const scanCall: ActivityOptions = {
-  startToCloseTimeout: '30m',
-  heartbeatTimeout: '2m',
-  retry: { ...awsRetry, maximumInterval: '2m', maximumAttempts: 8 },
-};
+export const scanCall: ActivityOptions = heartbeating('30m', '2m', {
+  maximumInterval: '2m',
+  maximumAttempts: 8,
+});
 
 /**
  * Waiting seconds to minutes for AWS to settle on something it reports (SSM's asynchronous
  * validation of an aws:ec2:image parameter, a marker on a test instance's console): heartbeats ~48 s.
  */
 export function settleWait(waitSeconds: number): ActivityOptions {
-  return {
-    startToCloseTimeout: `${waitSeconds + 120}s`,
-    heartbeatTimeout: '1m',
-    retry: { ...awsRetry, maximumAttempts: 10 },
-  };
+  return heartbeating(`${waitSeconds + 120}s`, '1m', { maximumAttempts: 10 });
 }
 
 /** Retiring an image (deregister, delete its snapshots): one intent, heartbeating its progress, retried patiently. */
-export const retireCall: ActivityOptions = {
-  startToCloseTimeout: '10m',
-  heartbeatTimeout: '2m',
-  retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 10 },
-};
+export const retireCall: ActivityOptions = heartbeating('10m', '2m', {
+  maximumInterval: '1m',
+  maximumAttempts: 10,
+});
 
 /**
  * Waiting on an instance refresh (or its undo): minutes to hours. The wait returns at each status
  * change or quarter of progress; heartbeats every ~1.6 min, so a lost worker is noticed in 2.
  */
 export function refreshWait(waitSeconds: number): ActivityOptions {
-  return {
-    startToCloseTimeout: `${waitSeconds + 600}s`,
-    heartbeatTimeout: '2m',
-    retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 20 },
-  };
+  return heartbeating(`${waitSeconds + 600}s`, '2m', { maximumInterval: '1m', maximumAttempts: 20 });
 }
 
 /** Undoing a rollout on one group: a rollback or a refresh back, waited on; patient like every undo. */
 export function refreshUndo(waitSeconds: number): ActivityOptions {
-  return {
-    startToCloseTimeout: `${waitSeconds + 600}s`,
-    heartbeatTimeout: '2m',
-    retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 30 },
-  };
+  return heartbeating(`${waitSeconds + 600}s`, '2m', { maximumInterval: '1m', maximumAttempts: 30 });
 }
 
 /** A bake's alarm watch: one activity for the length of the bake, heartbeating; cancelled when the bake timer fires. */
 export function bakeWatch(bakeSeconds: number): ActivityOptions {
   return {
-    startToCloseTimeout: `${bakeSeconds + 900}s`,
-    heartbeatTimeout: '2m',
-    retry: { ...awsRetry, maximumInterval: '1m', maximumAttempts: 20 },
+    ...heartbeating(`${bakeSeconds + 900}s`, '2m', { maximumInterval: '1m', maximumAttempts: 20 }),
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   };
 }

@@ -7,7 +7,6 @@
  * failure or a cancellation undoes every wave, newest first: refreshes rolled back (or refreshed
  * back), then previous default versions restored; the failure says what was restored.
  */
-import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import {
   ActivityFailure,
   ApplicationFailure,
@@ -15,7 +14,6 @@ import {
   condition,
   isCancellation,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
   sleep,
   workflowInfo,
@@ -41,34 +39,22 @@ import {
   approvalBinding,
   approveUpdate,
   formatIssues,
-  progressQuery,
   rejectUpdate,
   rolloutProgressQuery,
 } from '../contracts';
 import { approverMatches } from './approvers';
-import { Compensations } from './compensation';
+import { awaitDecision } from './golden/approval';
+import { guarded, la, local, remote, startRun, targetOf } from './bootstrap';
 import { approvalDecisionIssues } from './golden-validation';
-import { parsedOrFail } from './input';
-import { bakeWatch, fastAwsCall, refreshUndo, refreshWait, settledAwsCall } from './presets';
-import { Progress, errorMessage } from './progress';
+import { bakeWatch, refreshUndo, refreshWait, settledAwsCall } from './presets';
+import { errorMessage } from './progress';
 import type { PlannedGroup, PlannedTemplate, PlannedWave, ResolvedScope } from './rollout-plan';
 import { parseRolloutImageInput, planWaves, scopeKey } from './rollout-plan';
 import { Semaphore } from './semaphore';
 
 export const ROLLOUT_STEPS = ['resolve targets', 'check alarms'] as const;
 
-const la = proxyLocalActivities<Activities>(fastAwsCall);
 const act = proxyActivities<Activities>(refreshWait(DEFAULT_ROLLOUT.refreshTimeoutSeconds));
-
-function local(summary: string, options: LocalActivityOptions = fastAwsCall) {
-  return { ...options, summary };
-}
-function remote(summary: string, options: ActivityOptions) {
-  return { ...options, summary };
-}
-function targetOf(t: { region: string; accountId?: string | undefined }): AwsTarget {
-  return { region: t.region, ...(t.accountId ? { accountId: t.accountId } : {}) };
-}
 
 type Decision = {
   kind: 'approved' | 'rejected';
@@ -141,7 +127,6 @@ function approvalGate(rawInput: unknown, live: () => { waiting: boolean; imageId
 }
 
 export async function rolloutImage(rawInput: RolloutImageInput): Promise<RolloutImageResult> {
-  const progress = new Progress(WORKFLOW_TYPES.rolloutImage, ROLLOUT_STEPS);
   const live: RolloutProgress = {
     wave: 0,
     waves: 0,
@@ -150,19 +135,20 @@ export async function rolloutImage(rawInput: RolloutImageInput): Promise<Rollout
     launchTemplates: [],
     restored: [],
   };
-  setHandler(progressQuery, () => progress.record);
   setHandler(rolloutProgressQuery, () => live);
   let waitingForApproval = false;
   const imageLabel = (rawInput as Partial<RolloutImageInput> | undefined)?.imageId ?? 'per region';
   const gate = approvalGate(rawInput, () => ({ waiting: waitingForApproval, imageId: imageLabel }));
-  const startedAt = new Date().toISOString();
-
-  const input = parsedOrFail(parseRolloutImageInput, rawInput, progress);
-  const { runId } = workflowInfo();
+  const run = startRun({
+    workflowType: WORKFLOW_TYPES.rolloutImage,
+    steps: ROLLOUT_STEPS,
+    parse: parseRolloutImageInput,
+    raw: rawInput,
+  });
+  const { input, progress, comp, runId, startedAt } = run;
   const bakeSeconds = input.bake?.seconds ?? DEFAULT_ROLLOUT.bakeSeconds;
   const alarms = input.bake?.alarms ?? [];
   const refreshSeconds = input.refresh?.timeoutSeconds ?? DEFAULT_ROLLOUT.refreshTimeoutSeconds;
-  const comp = new Compensations(progress);
   const imageFor = (region: string) => input.imageId ?? input.imageIds?.[region] ?? '';
   const targets = input.targets.map(targetOf);
   /** The version this run made of each launch template (`<scope>/<id>`), for its groups in any wave. */
@@ -178,7 +164,7 @@ export async function rolloutImage(rawInput: RolloutImageInput): Promise<Rollout
   for (const t of targets) result.imageIds[t.region] = imageFor(t.region);
 
   try {
-    await comp.guard(async () => {
+    await guarded(run, async () => {
       const scopes: ResolvedScope[] = await progress.run('resolve targets', () =>
         Promise.all(
           input.targets.map(async (t) => ({
@@ -218,7 +204,6 @@ export async function rolloutImage(rawInput: RolloutImageInput): Promise<Rollout
     throw withRestored(err, live.restored);
   }
   live.phase = 'done';
-  progress.setPhase('succeeded');
   return { ...result, finishedAt: new Date().toISOString() };
 
   async function runWave(wave: PlannedWave, waves: number): Promise<void> {
@@ -500,23 +485,11 @@ export async function rolloutImage(rawInput: RolloutImageInput): Promise<Rollout
     const d = await progress
       .run(
         'await approval',
-        async () => {
-          const inTime = await condition(() => gate.decided() !== undefined, timeoutSeconds * 1000);
-          const decided = gate.decided();
-          if (!inTime || !decided)
-            throw ApplicationFailure.create({
-              type: FailureType.ApprovalTimedOut,
-              nonRetryable: true,
-              message: `no one approved or rejected the rollout after the canary within ${timeoutSeconds} s; it rolls back`,
-            });
-          if (decided.kind === 'rejected')
-            throw ApplicationFailure.create({
-              type: FailureType.ApprovalRejected,
-              nonRetryable: true,
-              message: `${decided.by} rejected the rollout after the canary${decided.comment ? `: ${decided.comment}` : ''}; it rolls back`,
-            });
-          return decided;
-        },
+        () =>
+          awaitDecision(gate.decided, timeoutSeconds, {
+            subject: 'the rollout after the canary',
+            then: 'it rolls back',
+          }),
         `send the approve or reject update, signed with your AWS credentials (amiflow golden approve ${workflowInfo().workflowId})`,
       )
       .finally(() => (waitingForApproval = false));

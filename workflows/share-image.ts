@@ -8,15 +8,7 @@
  * the checks retirement applies (tags of that run, nothing using it, not protected, not approved).
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
-import {
-  ApplicationFailure,
-  condition,
-  patched,
-  proxyActivities,
-  proxyLocalActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ApplicationFailure, condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ShareRunTruth } from '../activities/share-runs';
 import type { ShareableImage } from '../activities/sharing';
@@ -50,6 +42,8 @@ import {
   setShareExpiryUpdate,
   shareGrantName,
 } from '../contracts';
+import { act, la } from './bootstrap';
+import type { UndoHandle } from './compensation';
 import { Compensations } from './compensation';
 import { keyAccessNeeded } from './key-access';
 import { compensationCall, copyWait, fastAwsCall, settledAwsActivity, settledAwsCall } from './presets';
@@ -75,9 +69,6 @@ export const UNSHARE_IMAGE_STEPS = [
   'revoke key grants',
   'delete re-encrypted copy',
 ] as const;
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
 
 function local(summary: string, options: LocalActivityOptions = settledAwsCall) {
   return { ...options, summary };
@@ -398,6 +389,228 @@ export async function withdrawShare(
   };
 }
 
+/** What the steps of one share run work with. */
+interface ShareRun {
+  input: ShareImageInput;
+  target: AwsTarget;
+  progress: Progress;
+  comp: Compensations;
+  /** The undos that a withdrawal at expiry makes unneeded. */
+  undos: UndoHandle[];
+  workflowId: string;
+  runId: string;
+  accounts: string[];
+}
+
+/**
+ * Re-encryption, if asked: a copy of the image under the customer managed key (its undo, registered
+ * first, deletes it), waited on and its snapshots tagged; the copy is then what is shared.
+ */
+async function reencryptIfAsked(
+  run: ShareRun,
+  image: ShareableImage,
+): Promise<{ shared: ShareableImage; reencrypted?: ReencryptedCopy }> {
+  const { input, target, progress, comp, undos, workflowId, runId } = run;
+  if (!input.reencryptWith) {
+    progress.skip('re-encrypt with customer managed key', 'not asked (reencryptWith)');
+    return { shared: image };
+  }
+  const timeouts = { ...DEFAULT_COPY_TIMEOUTS, ...input.timeouts };
+  let reencrypted: ReencryptedCopy | undefined;
+  const reencryptWith = input.reencryptWith;
+  const imageName = input.reencryptedName ?? reencryptedNameFor(image.imageName, runId);
+  const made: { imageId?: string } = {};
+  undos.push(
+    comp.add(
+      'delete re-encrypted copy',
+      () =>
+        act.deleteImage.executeWithOptions(remote(`undo: delete re-encrypted copy '${imageName}'`), [
+          { target, imageName, workflowId, runId, ...(made.imageId ? { imageId: made.imageId } : {}) },
+        ]),
+      're-encrypt with customer managed key',
+    ),
+  );
+  const shared = await progress.run(
+    're-encrypt with customer managed key',
+    async () => {
+      await la.checkKmsKey.executeWithOptions(local(`check key ${reencryptWith}`, fastAwsCall), [
+        {
+          target,
+          keyId: reencryptWith,
+          purpose: `re-encrypting ${input.imageId}`,
+          refuseAwsManaged: 'a copy under it could not be shared either; use a customer managed key',
+        },
+      ]);
+      const tags = copyTagsOf({
+        tags: input.tags ?? {},
+        workflowId,
+        runId,
+        workflowType: WORKFLOW_TYPES.shareImage,
+        source: { region: input.region, imageId: input.imageId },
+      });
+      const copy = await la.copyImage.executeWithOptions(
+        local(`copy ${input.imageId} as '${imageName}' under ${reencryptWith}`),
+        [
+          {
+            source: { region: input.region, imageId: input.imageId },
+            destination: target,
+            imageName,
+            description: `${input.imageId} re-encrypted under ${reencryptWith} to share it (amiflow)`,
+            kmsKeyId: reencryptWith,
+            tags: input.tags ?? {},
+            workflowId,
+            runId,
+            workflowType: WORKFLOW_TYPES.shareImage,
+            purpose: 'reencrypt',
+          },
+        ],
+      );
+      made.imageId = copy.imageId;
+      progress.resource('reencryptedImageId', copy.imageId);
+      await act.waitForImageAvailable.executeWithOptions(
+        remote(`wait for the re-encrypted copy ${copy.imageId}`, copyWait(timeouts.copyAvailableSeconds)),
+        [{ target, imageId: copy.imageId, deadline: Date.now() + timeouts.copyAvailableSeconds * 1000 }],
+      );
+      await la.tagSnapshots.executeWithOptions(local(`tag snapshots of ${copy.imageId}`, fastAwsCall), [
+        { target, imageId: copy.imageId, tags },
+      ]);
+      reencrypted = { imageId: copy.imageId, imageName, kmsKeyId: reencryptWith, workflowId, runId };
+      return la.describeImageForSharing.executeWithOptions(
+        local(`describe ${copy.imageId}, its snapshots and their keys`, fastAwsCall),
+        [{ target, imageId: copy.imageId }],
+      );
+    },
+    `copy under ${reencryptWith}`,
+  );
+  return { shared, ...(reencrypted ? { reencrypted } : {}) };
+}
+
+/**
+ * The use of each customer managed key for the target accounts, by grants named for the run and
+ * account (the undo, registered first, revokes them by name).
+ */
+async function grantKeyAccessStep(
+  run: ShareRun,
+  shared: ShareableImage,
+  customerKeys: ShareableImage['keys'],
+  kmsAccess: 'grant' | 'key-policy',
+): Promise<KeyGrantRecord[]> {
+  const { target, progress, comp, undos, runId, accounts } = run;
+  if (customerKeys.length > 0 && kmsAccess === 'grant' && accounts.length > 0) {
+    const grantNames = accounts.map((a) => shareGrantName(runId, a));
+    for (const key of customerKeys)
+      undos.push(
+        comp.add(
+          `revoke grants on ${key.keyArn}`,
+          () =>
+            act.revokeKeyGrants.executeWithOptions(
+              remote(`undo: revoke this run's grants on ${key.keyArn}`),
+              [{ target, keyArn: key.keyArn, grantNames }],
+            ),
+          'grant key access',
+        ),
+      );
+    return await progress.run('grant key access', async () =>
+      (
+        await Promise.all(
+          customerKeys.map((key) => {
+            const summary = `grant ${accounts.length} account(s) the use of ${key.keyArn}`;
+            const args: Parameters<Activities['grantKeyAccess']> = [
+              { target, keyArn: key.keyArn, accountIds: accounts, runId },
+            ];
+            // Since 'share-grants-as-activities' a normal activity, for the reason given at
+            // 'share-permissions-as-activities' below: CreateGrant mutates, and a local activity's
+            // result is lost with a worker that dies before its workflow task completes. A retry (or
+            // a 5xx after KMS applied it) is safe: grants are named for the run and account, the
+            // activity reuses a listed one, and KMS returns the existing grant for a CreateGrant
+            // with the same name and parameters. The undo above revokes by name, not by id, so it
+            // finds the grant even when CreateGrant's answer never arrived.
+            return patched('share-grants-as-activities')
+              ? act.grantKeyAccess.executeWithOptions(remote(summary, settledAwsActivity), args)
+              : la.grantKeyAccess.executeWithOptions(local(summary), args);
+          }),
+        )
+      ).flat(),
+    );
+  } else {
+    progress.skip(
+      'grant key access',
+      customerKeys.length === 0
+        ? `the image is ${shared.encryption === 'unencrypted' ? 'not encrypted' : 'not under a customer managed key'}`
+        : kmsAccess === 'key-policy'
+          ? "kmsAccess 'key-policy': the key policy gives access"
+          : 'no account targets',
+    );
+  }
+  return [];
+}
+
+/**
+ * Create-volume, then launch permissions, added by this run itself (runs started before the share
+ * ledger): each undo is registered before its step.
+ */
+async function addPermissions(run: ShareRun, plan: SharePlan, sharedImageId: string): Promise<void> {
+  const { input, target, progress, comp, undos, accounts } = run;
+  if (plan.snapshotToAdd.length > 0) {
+    undos.push(
+      comp.add(
+        'remove snapshot permissions',
+        () =>
+          act.removeSnapshotPermissions.executeWithOptions(
+            remote('undo: withdraw create-volume permissions'),
+            [{ target, permissions: plan.snapshotToAdd }],
+          ),
+        'add snapshot permissions',
+      ),
+    );
+    const summary = `let ${accounts.join(', ')} copy ${plan.snapshotToAdd.length} snapshot(s)`;
+    const args: Parameters<Activities['addSnapshotPermissions']> = [
+      { target, permissions: plan.snapshotToAdd },
+    ];
+    await progress.run('add snapshot permissions', () =>
+      // See 'share-permissions-as-activities' below.
+      patched('share-permissions-as-activities')
+        ? act.addSnapshotPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
+        : la.addSnapshotPermissions.executeWithOptions(local(summary), args),
+    );
+  } else {
+    progress.skip(
+      'add snapshot permissions',
+      input.allowCopy ? 'every target account had it already' : 'not asked (allowCopy)',
+    );
+  }
+
+  if (plan.launchToAdd.length > 0) {
+    undos.push(
+      comp.add(
+        'remove launch permissions',
+        () =>
+          act.removeLaunchPermissions.executeWithOptions(
+            remote(`undo: withdraw launch permissions on ${sharedImageId}`),
+            [{ target, imageId: sharedImageId, permissions: plan.launchToAdd }],
+          ),
+        'add launch permissions',
+      ),
+    );
+    const summary = `share ${sharedImageId} with ${plan.launchToAdd.map(describeEntry).join(', ')}`;
+    const args: Parameters<Activities['addLaunchPermissions']> = [
+      { target, imageId: sharedImageId, permissions: plan.launchToAdd },
+    ];
+    await progress.run('add launch permissions', () =>
+      // Since 'share-permissions-as-activities' normal activities: the server records the step
+      // before the permission is added. A local activity's result is recorded only when its
+      // workflow task completes; a worker SIGKILLed (or a server down) before that lost the record
+      // of a permission EC2 had added, the re-run then took it for one that was there before, and
+      // neither the result nor a cancellation's undo withdrew it.
+      patched('share-permissions-as-activities')
+        ? act.addLaunchPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
+        : la.addLaunchPermissions.executeWithOptions(local(summary), args),
+    );
+  } else {
+    progress.skip('add launch permissions', 'every target had it already');
+  }
+}
+
 export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageResult> {
   const progress = new Progress(WORKFLOW_TYPES.shareImage, SHARE_IMAGE_STEPS);
   setHandler(progressQuery, () => progress.record);
@@ -445,11 +658,11 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
     region: input.region,
     ...(input.accountId ? { accountId: input.accountId } : {}),
   };
-  const timeouts = { ...DEFAULT_COPY_TIMEOUTS, ...input.timeouts };
   const kmsAccess = input.kmsAccess ?? 'grant';
   const accounts = input.targets.accountIds ?? [];
   const comp = new Compensations(progress);
-  const undos: { discard(): void }[] = [];
+  const undos: UndoHandle[] = [];
+  const run: ShareRun = { input, target, progress, comp, undos, workflowId, runId, accounts };
   progress.resource('imageId', input.imageId);
 
   const result = await comp.guard(async () => {
@@ -469,77 +682,7 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
         },
       ]);
 
-    let shared = image;
-    let reencrypted: ReencryptedCopy | undefined;
-    if (input.reencryptWith) {
-      const reencryptWith = input.reencryptWith;
-      const imageName = input.reencryptedName ?? reencryptedNameFor(image.imageName, runId);
-      const made: { imageId?: string } = {};
-      undos.push(
-        comp.add(
-          'delete re-encrypted copy',
-          () =>
-            act.deleteImage.executeWithOptions(remote(`undo: delete re-encrypted copy '${imageName}'`), [
-              { target, imageName, workflowId, runId, ...(made.imageId ? { imageId: made.imageId } : {}) },
-            ]),
-          're-encrypt with customer managed key',
-        ),
-      );
-      shared = await progress.run(
-        're-encrypt with customer managed key',
-        async () => {
-          await la.checkKmsKey.executeWithOptions(local(`check key ${reencryptWith}`, fastAwsCall), [
-            {
-              target,
-              keyId: reencryptWith,
-              purpose: `re-encrypting ${input.imageId}`,
-              refuseAwsManaged: 'a copy under it could not be shared either; use a customer managed key',
-            },
-          ]);
-          const tags = copyTagsOf({
-            tags: input.tags ?? {},
-            workflowId,
-            runId,
-            workflowType: WORKFLOW_TYPES.shareImage,
-            source: { region: input.region, imageId: input.imageId },
-          });
-          const copy = await la.copyImage.executeWithOptions(
-            local(`copy ${input.imageId} as '${imageName}' under ${reencryptWith}`),
-            [
-              {
-                source: { region: input.region, imageId: input.imageId },
-                destination: target,
-                imageName,
-                description: `${input.imageId} re-encrypted under ${reencryptWith} to share it (amiflow)`,
-                kmsKeyId: reencryptWith,
-                tags: input.tags ?? {},
-                workflowId,
-                runId,
-                workflowType: WORKFLOW_TYPES.shareImage,
-                purpose: 'reencrypt',
-              },
-            ],
-          );
-          made.imageId = copy.imageId;
-          progress.resource('reencryptedImageId', copy.imageId);
-          await act.waitForImageAvailable.executeWithOptions(
-            remote(`wait for the re-encrypted copy ${copy.imageId}`, copyWait(timeouts.copyAvailableSeconds)),
-            [{ target, imageId: copy.imageId, deadline: Date.now() + timeouts.copyAvailableSeconds * 1000 }],
-          );
-          await la.tagSnapshots.executeWithOptions(local(`tag snapshots of ${copy.imageId}`, fastAwsCall), [
-            { target, imageId: copy.imageId, tags },
-          ]);
-          reencrypted = { imageId: copy.imageId, imageName, kmsKeyId: reencryptWith, workflowId, runId };
-          return la.describeImageForSharing.executeWithOptions(
-            local(`describe ${copy.imageId}, its snapshots and their keys`, fastAwsCall),
-            [{ target, imageId: copy.imageId }],
-          );
-        },
-        `copy under ${reencryptWith}`,
-      );
-    } else {
-      progress.skip('re-encrypt with customer managed key', 'not asked (reencryptWith)');
-    }
+    const { shared, reencrypted } = await reencryptIfAsked(run, image);
     const sharedImageId = shared.imageId;
     if (shared.encryption !== 'unencrypted' && input.targets.public)
       throw ApplicationFailure.create({
@@ -568,53 +711,7 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
 
     // Grants first, then create-volume permissions, then launch permissions: targets see the image
     // only once they can use it. Each undo is registered before its step.
-    let grants: KeyGrantRecord[] = [];
-    if (customerKeys.length > 0 && kmsAccess === 'grant' && accounts.length > 0) {
-      const grantNames = accounts.map((a) => shareGrantName(runId, a));
-      for (const key of customerKeys)
-        undos.push(
-          comp.add(
-            `revoke grants on ${key.keyArn}`,
-            () =>
-              act.revokeKeyGrants.executeWithOptions(
-                remote(`undo: revoke this run's grants on ${key.keyArn}`),
-                [{ target, keyArn: key.keyArn, grantNames }],
-              ),
-            'grant key access',
-          ),
-        );
-      grants = await progress.run('grant key access', async () =>
-        (
-          await Promise.all(
-            customerKeys.map((key) => {
-              const summary = `grant ${accounts.length} account(s) the use of ${key.keyArn}`;
-              const args: Parameters<Activities['grantKeyAccess']> = [
-                { target, keyArn: key.keyArn, accountIds: accounts, runId },
-              ];
-              // Since 'share-grants-as-activities' a normal activity, for the reason given at
-              // 'share-permissions-as-activities' below: CreateGrant mutates, and a local activity's
-              // result is lost with a worker that dies before its workflow task completes. A retry (or
-              // a 5xx after KMS applied it) is safe: grants are named for the run and account, the
-              // activity reuses a listed one, and KMS returns the existing grant for a CreateGrant
-              // with the same name and parameters. The undo above revokes by name, not by id, so it
-              // finds the grant even when CreateGrant's answer never arrived.
-              return patched('share-grants-as-activities')
-                ? act.grantKeyAccess.executeWithOptions(remote(summary, settledAwsActivity), args)
-                : la.grantKeyAccess.executeWithOptions(local(summary), args);
-            }),
-          )
-        ).flat(),
-      );
-    } else {
-      progress.skip(
-        'grant key access',
-        customerKeys.length === 0
-          ? `the image is ${shared.encryption === 'unencrypted' ? 'not encrypted' : 'not under a customer managed key'}`
-          : kmsAccess === 'key-policy'
-            ? "kmsAccess 'key-policy': the key policy gives access"
-            : 'no account targets',
-      );
-    }
+    const grants = await grantKeyAccessStep(run, shared, customerKeys, kmsAccess);
 
     // Shares since the ledger hold their permissions through it (counted per share run, so that
     // withdrawing one share never removes what another live share still needs); runs started
@@ -635,64 +732,7 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
     if (ledger) {
       held = await acquireThroughLedger(ledger, input, shared, plan, comp, undos, progress);
     } else {
-      if (plan.snapshotToAdd.length > 0) {
-        undos.push(
-          comp.add(
-            'remove snapshot permissions',
-            () =>
-              act.removeSnapshotPermissions.executeWithOptions(
-                remote('undo: withdraw create-volume permissions'),
-                [{ target, permissions: plan.snapshotToAdd }],
-              ),
-            'add snapshot permissions',
-          ),
-        );
-        const summary = `let ${accounts.join(', ')} copy ${plan.snapshotToAdd.length} snapshot(s)`;
-        const args: Parameters<Activities['addSnapshotPermissions']> = [
-          { target, permissions: plan.snapshotToAdd },
-        ];
-        await progress.run('add snapshot permissions', () =>
-          // See 'share-permissions-as-activities' below.
-          patched('share-permissions-as-activities')
-            ? act.addSnapshotPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
-            : la.addSnapshotPermissions.executeWithOptions(local(summary), args),
-        );
-      } else {
-        progress.skip(
-          'add snapshot permissions',
-          input.allowCopy ? 'every target account had it already' : 'not asked (allowCopy)',
-        );
-      }
-
-      if (plan.launchToAdd.length > 0) {
-        undos.push(
-          comp.add(
-            'remove launch permissions',
-            () =>
-              act.removeLaunchPermissions.executeWithOptions(
-                remote(`undo: withdraw launch permissions on ${sharedImageId}`),
-                [{ target, imageId: sharedImageId, permissions: plan.launchToAdd }],
-              ),
-            'add launch permissions',
-          ),
-        );
-        const summary = `share ${sharedImageId} with ${plan.launchToAdd.map(describeEntry).join(', ')}`;
-        const args: Parameters<Activities['addLaunchPermissions']> = [
-          { target, imageId: sharedImageId, permissions: plan.launchToAdd },
-        ];
-        await progress.run('add launch permissions', () =>
-          // Since 'share-permissions-as-activities' normal activities: the server records the step
-          // before the permission is added. A local activity's result is recorded only when its
-          // workflow task completes; a worker SIGKILLed (or a server down) before that lost the record
-          // of a permission EC2 had added, the re-run then took it for one that was there before, and
-          // neither the result nor a cancellation's undo withdrew it.
-          patched('share-permissions-as-activities')
-            ? act.addLaunchPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
-            : la.addLaunchPermissions.executeWithOptions(local(summary), args),
-        );
-      } else {
-        progress.skip('add launch permissions', 'every target had it already');
-      }
+      await addPermissions(run, plan, sharedImageId);
     }
 
     const sharedAt = Date.now();

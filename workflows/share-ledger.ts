@@ -16,12 +16,9 @@ import {
   condition,
   continueAsNew,
   patched,
-  proxyActivities,
-  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type {
   AwsTarget,
   LaunchPermissionEntry,
@@ -34,10 +31,8 @@ import type {
   SnapshotPermissionEntry,
 } from '../contracts';
 import { ledgerEntriesQuery, ledgerOutcomeUpdate, ledgerRequestSignal } from '../contracts';
+import { act, la } from './bootstrap';
 import { compensationCall, fastAwsCall } from './presets';
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
 
 /** A ledger with nobody holding anything ends after this long without a request. */
 const IDLE_MS = 24 * 3600 * 1000;

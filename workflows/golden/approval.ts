@@ -7,12 +7,10 @@ import {
   ApplicationFailure,
   condition,
   patched,
-  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
 import type {
   ApprovalAck,
   ApprovalDecision,
@@ -29,14 +27,13 @@ import {
   approveUpdate,
   rejectUpdate,
 } from '../../contracts';
+import { la } from '../bootstrap';
 import { approverMatches } from '../approvers';
 import { approvalDecisionIssues } from '../golden-validation';
 import { fastAwsCall } from '../presets';
 import { formatIssues } from '../validation';
 import type { GoldenRun } from './run';
 import { iso } from './run';
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
 
 interface Decision {
   kind: 'approved' | 'rejected';
@@ -161,6 +158,36 @@ export function approvalGate(rawInput: GoldenImageInput): ApprovalGate {
   };
 }
 
+/**
+ * Waits up to `timeoutSeconds` for an approver's decision (golden runs and rollouts alike): none in
+ * time fails with `ApprovalTimedOut`, a rejection with `ApprovalRejected` naming who and why;
+ * `subject` is what was to be approved, `then` what the run does about it.
+ */
+export async function awaitDecision<
+  D extends { kind: 'approved' | 'rejected'; by: string; comment?: string },
+>(
+  decision: () => D | undefined,
+  timeoutSeconds: number,
+  { subject, then }: { subject: string; then: string },
+): Promise<D> {
+  const inTime = await condition(() => decision() !== undefined, timeoutSeconds * 1000);
+  const d = decision();
+  if (!inTime || !d)
+    throw ApplicationFailure.create({
+      type: FailureType.ApprovalTimedOut,
+      nonRetryable: true,
+      message: `no one approved or rejected ${subject} within ${timeoutSeconds} s; ${then}`,
+    });
+  if (d.kind === 'rejected')
+    throw ApplicationFailure.create({
+      type: FailureType.ApprovalRejected,
+      nonRetryable: true,
+      message: `${d.by} rejected ${subject}${d.comment ? `: ${d.comment}` : ''}; ${then}`,
+      details: [{ by: d.by, comment: d.comment }],
+    });
+  return d;
+}
+
 /** 4. Approval: a person, within the timeout; otherwise the run fails and undoes itself. */
 export async function awaitApproval(
   run: GoldenRun,
@@ -178,24 +205,11 @@ export async function awaitApproval(
   if (withSearchAttributes) upsertSearchAttributes([{ key: SearchAttr.step, value: 'awaiting approval' }]);
   const decided = await progress.run(
     'await approval',
-    async () => {
-      const inTime = await condition(() => gate.decision() !== undefined, timeoutSeconds * 1000);
-      const d = gate.decision();
-      if (!inTime || !d)
-        throw ApplicationFailure.create({
-          type: FailureType.ApprovalTimedOut,
-          nonRetryable: true,
-          message: `no one approved or rejected ${imageId} (${input.pipeline} ${version}) within ${timeoutSeconds} s; the run undoes itself and the previous approved image stays current`,
-        });
-      if (d.kind === 'rejected')
-        throw ApplicationFailure.create({
-          type: FailureType.ApprovalRejected,
-          nonRetryable: true,
-          message: `${d.by} rejected ${imageId} (${input.pipeline} ${version})${d.comment ? `: ${d.comment}` : ''}; the run undoes itself and the previous approved image stays current`,
-          details: [{ by: d.by, comment: d.comment }],
-        });
-      return d;
-    },
+    () =>
+      awaitDecision(gate.decision, timeoutSeconds, {
+        subject: `${imageId} (${input.pipeline} ${version})`,
+        then: 'the run undoes itself and the previous approved image stays current',
+      }),
     `${imageId} (${version}): send the approve or reject update, signed with your AWS credentials (amiflow golden approve ${run.workflowId})`,
   );
   if (withSearchAttributes) upsertSearchAttributes([{ key: SearchAttr.step, value: 'approved' }]);

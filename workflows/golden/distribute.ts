@@ -2,8 +2,7 @@
  * 5. Distribution: copies by a child `copyImage` (each undone by deleting it), then a child
  * `shareImage` per image in this account (each undone by withdrawing its share).
  */
-import { proxyActivities, startChild } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
+import { startChild } from '@temporalio/workflow';
 import type {
   CopyImageInput,
   CopyImageResult,
@@ -11,14 +10,11 @@ import type {
   ShareImageInput,
   ShareImageResult,
 } from '../../contracts';
-import { remote } from '../bootstrap';
+import { act, remote } from '../bootstrap';
 import { copyImage } from '../copy-image';
-import { compensationCall } from '../presets';
 import { shareImage, withdrawShare } from '../share-image';
 import type { GoldenRun } from './run';
 import { targetOfImage, where } from './run';
-
-const act = proxyActivities<Activities>(compensationCall);
 
 /** Copies the image to the configured destinations; returns the original and every copy made. */
 export async function copyStage(

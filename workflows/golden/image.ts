@@ -3,27 +3,17 @@
  * already), make the image (child `imageFromInstance` of the builder, or child `buildImage` of a
  * recipe), and tag it with the pipeline's version.
  */
-import {
-  proxyActivities,
-  proxyLocalActivities,
-  startChild,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
-import type { Activities } from '../../activities';
+import { startChild, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ManagedImage } from '../../activities/retention';
 import type { GoldenImageResult, ImageFromInstanceInput, Tags } from '../../contracts';
 import { APPROVED_VALUE, AUTO_APPROVER, SearchAttr, TAG } from '../../contracts';
 import type { BuildImageInput } from '../../contracts/recipe';
-import { local, remote } from '../bootstrap';
+import { act, la, local, remote } from '../bootstrap';
 import { buildImage } from '../build-image';
 import { imageFromInstance } from '../image-from-instance';
 import { countScheduleSkip } from '../metrics';
-import { compensationCall, fastAwsCall } from '../presets';
 import type { GoldenRun } from './run';
 import { GOLDEN_IMAGE_STEPS, dateVersion, iso, nextSemver } from './run';
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
 
 export interface PlannedVersion {
   version: string;

@@ -2,18 +2,13 @@
  * 6-7. The version committed to its consumers: every image tagged approved (what the catalogue and
  * guardrails read), then its id published as the SSM parameter launches resolve, per region and account.
  */
-import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
 import type { PublishedParameter } from '../../activities/ssm';
 import type { GoldenImageOut, GoldenImageResult, Tags } from '../../contracts';
 import { APPROVED_VALUE, TAG } from '../../contracts';
-import { local, remote } from '../bootstrap';
-import { compensationCall, fastAwsCall, settleWait } from '../presets';
+import { act, la, local, remote } from '../bootstrap';
+import { settleWait } from '../presets';
 import type { GoldenRun } from './run';
 import { deadline, targetOfImage, where } from './run';
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
 
 /** The approved tags, with each image's lineage (the builder's image, or the original a copy came from). */
 export async function markApproved(

@@ -2,25 +2,14 @@
  * 3. Validation: a test instance from the image must run, pass both status checks and (optionally)
  * report healthy on its console; it is terminated after, and by the undo on any failure.
  */
-import { patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
+import { patched } from '@temporalio/workflow';
 import type { LaunchInput } from '../../activities/launch';
 import type { GoldenImageInput, GoldenImageResult } from '../../contracts';
-import { DEFAULT_VALIDATION, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../contracts';
-import { local, remote } from '../bootstrap';
-import {
-  compensationCall,
-  fastAwsCall,
-  settleWait,
-  settledAwsActivity,
-  settledAwsCall,
-  statusChecksWait,
-} from '../presets';
+import { DEFAULT_VALIDATION, TAG, WORKFLOW_TYPES } from '../../contracts';
+import { act, la, local, ownerTags, remote } from '../bootstrap';
+import { settleWait, settledAwsActivity, settledAwsCall, statusChecksWait } from '../presets';
 import type { GoldenRun } from './run';
 import { deadline, iso } from './run';
-
-const la = proxyLocalActivities<Activities>(fastAwsCall);
-const act = proxyActivities<Activities>(compensationCall);
 
 type ValidationSpec = NonNullable<GoldenImageInput['validation']>;
 interface Owner {
@@ -113,10 +102,7 @@ async function launchTestInstance(
         spec: planned,
         owner,
         ownerTags: {
-          [TAG.managedBy]: MANAGED_BY_VALUE,
-          [TAG.workflowId]: owner.workflowId,
-          [TAG.runId]: owner.runId,
-          [TAG.workflowType]: WORKFLOW_TYPES.goldenImage,
+          ...ownerTags(WORKFLOW_TYPES.goldenImage, owner),
           [TAG.pipeline]: input.pipeline,
         },
       },
