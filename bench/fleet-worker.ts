@@ -55,6 +55,16 @@ interface Stack {
   stop(): Promise<void>;
 }
 
+const OVERRIDE = 'AMIFLOW_BENCH_WORKER_';
+
+function workerOverrides(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(process.env).flatMap(([k, v]) =>
+      k.startsWith(OVERRIDE) && v !== undefined ? [[k.slice(OVERRIDE.length), v]] : [],
+    ),
+  );
+}
+
 async function startStack(): Promise<Stack> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-fleet-bench-'));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
@@ -92,7 +102,9 @@ async function startStack(): Promise<Stack> {
         awsEndpoint: proxy.endpoint,
         bundlePath,
         entry,
-        env: { AMIFLOW_LOG_LEVEL: 'ERROR', AMIFLOW_SHUTDOWN_GRACE_MS: '5000' },
+        // AMIFLOW_BENCH_WORKER_* of the bench's own environment reach the worker without the prefix,
+        // to compare settings (AMIFLOW_BENCH_WORKER_AMIFLOW_MAX_CACHED_WORKFLOWS=10).
+        env: { AMIFLOW_LOG_LEVEL: 'ERROR', AMIFLOW_SHUTDOWN_GRACE_MS: '5000', ...workerOverrides() },
       });
       workers.push(w);
       if (!(await w.ready(120_000))) throw new Error(`the worker never got ready: ${w.output()}`);
