@@ -116,6 +116,9 @@ export interface WatcherDeps {
 
 /** Waits arriving within this of the first share its first round. */
 const FIRST_POLL_DELAY_MS = 250;
+/** Tries of a hand-off failure the server refused, and the pause after the first (doubling). */
+const HAND_OFF_TRIES = 3;
+const HAND_OFF_RETRY_MS = 250;
 /** After a throttled or failed call, the lane pauses this long on top of its budget. */
 const BACKOFF_MS = 1_000;
 
@@ -141,7 +144,12 @@ export class ImageWaitWatcher {
   private readonly listeners = new Set<() => void>();
   private cancelLoop: Promise<void> | undefined;
   private handingOff: Promise<number> | undefined;
+  /** Handed off, failure not landed yet (or never: the server refused each try). */
+  private readonly unlanded = new Map<string, Held>();
   private stopping = false;
+  /** Resolves at the hand-off, so sleeping lanes end at once instead of after their interval. */
+  private wakeStopped: () => void = () => undefined;
+  private readonly stopped = new Promise<void>((resolve) => (this.wakeStopped = resolve));
   private cancelCursor = 0;
   readonly stats: WatcherStats = {
     waits: 0,
@@ -207,25 +215,51 @@ export class ImageWaitWatcher {
    * Shutdown: every held wait fails as retryable with a short next-retry delay, so Temporal hands it
    * to a live worker in about `handOffRetryMs` instead of after a timeout. Polls stop. Every call
    * returns the first call's promise: the worker's shutdown (SIGTERM, then run()'s end) awaits it
-   * before closing the connection its failures go through, or the waits would be left to their
-   * backstop timeout (hours) with the lease already ended.
+   * before closing the connection its failures go through. A failure the server did not take is
+   * sent again (HAND_OFF_TRIES); what still did not land stays in `notHandedOff()`, and the lease
+   * (wait-lease.ts) releases those instead of ending, or they would sit until their backstop.
    */
   handOff(): Promise<number> {
     this.handingOff ??= this.handOffOnce();
     return this.handingOff;
   }
 
+  /** Waits being handed off whose failure has not landed (yet): what the lease must still release. */
+  notHandedOff(): WaitRef[] {
+    return [...this.unlanded.values()].map((h) => h.ref);
+  }
+
   private async handOffOnce(): Promise<number> {
     this.stopping = true;
+    this.wakeStopped();
     const all = [...this.held.values()];
     const running = [...[...this.groups.values()].map((g) => g.lane), this.cancelLoop].filter(
       (p): p is Promise<void> => p !== undefined,
     );
-    for (const h of all) this.unlink(h);
+    for (const h of all) {
+      this.unlink(h);
+      this.unlanded.set(h.key, h);
+    }
     this.changed();
     await inBatches(all, 50, async (h) => {
-      await this.deps.completion.fail(h.token, this.handOffFailure()).catch(() => false);
-      this.stats.handedOff += 1;
+      for (let tries = 1; ; tries++) {
+        try {
+          // false: the activity no longer waits (completed or cancelled meanwhile): nothing to hand off.
+          await this.deps.completion.fail(h.token, this.handOffFailure());
+          this.unlanded.delete(h.key);
+          this.stats.handedOff += 1;
+          return;
+        } catch (err) {
+          if (tries >= HAND_OFF_TRIES) {
+            this.deps.log?.('could not hand an image wait off; its lease releases it', {
+              workflowId: h.ref.workflowId,
+              error: String(err),
+            });
+            return;
+          }
+          await this.deps.sleep(HAND_OFF_RETRY_MS * tries);
+        }
+      }
     });
     await Promise.all(running);
     return all.length;
@@ -257,10 +291,15 @@ export class ImageWaitWatcher {
     return g;
   }
 
+  /** A sleep that ends early at the hand-off: a worker stopping does not wait out a poll interval. */
+  private nap(ms: number): Promise<void> {
+    return Promise.race([this.deps.sleep(ms), this.stopped]);
+  }
+
   /** An account-region's lane: one call at a time under the budget, until it holds no waits. */
   private async lane(group: Group): Promise<void> {
     // A moment for the waits arriving together (a fan-out's) to share the first calls.
-    await this.deps.sleep(FIRST_POLL_DELAY_MS);
+    await this.nap(FIRST_POLL_DELAY_MS);
     while (!this.stopping && this.groups.get(group.key) === group) {
       const now = this.deps.now();
       const due = this.due(group, now);
@@ -270,7 +309,7 @@ export class ImageWaitWatcher {
       }
       const oldest = group.polled.values().next().value;
       if (!oldest) return;
-      await this.deps.sleep(Math.max(10, (oldest.lastPolledAt ?? now) + this.opts.pollIntervalMs - now));
+      await this.nap(Math.max(10, (oldest.lastPolledAt ?? now) + this.opts.pollIntervalMs - now));
     }
   }
 
@@ -329,7 +368,7 @@ export class ImageWaitWatcher {
   /** Cancellation reads every poll interval, while the watcher holds waits. */
   private async cancellations(): Promise<void> {
     while (!this.stopping && this.held.size > 0) {
-      await this.deps.sleep(this.opts.pollIntervalMs);
+      await this.nap(this.opts.pollIntervalMs);
       if (this.stopping) return;
       this.stats.rounds += 1;
       try {

@@ -14,6 +14,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { WAIT_HAND_OFF_INCOMPLETE } from '../contracts/wait-lease';
 import type { ImageWaitWatcher, WaitRef } from './image-wait-watcher';
 
 export type LeaseTier = 'solo' | 'shared';
@@ -101,6 +102,9 @@ export interface LeaseKeeperOptions {
   now?: () => number;
   log?: (m: string, meta: Record<string, unknown>) => void;
 }
+
+/** How long a stopping worker's hold waits for its hand-off before releasing the rest through the lease. */
+export const HAND_OFF_WAIT_MS = 3_500;
 
 /** How often a refused `waitLeaseRefs` signal is sent again, and after how long between tries. */
 const TELL_ATTEMPTS = 5;
@@ -259,6 +263,29 @@ export class WaitLeaseKeeper {
     }
   }
 
+  /**
+   * The worker is stopping: the lease ends only once every wait's hand-off failure has landed. It
+   * used to end at once, and a hand-off whose failures did not reach the server (SIGTERM, 14 of 20
+   * waits in the fleet bench) left those waits on the stopped worker's attempt until their backstop
+   * (hours), with no lease left to release them. Waits still not handed off after `HAND_OFF_WAIT_MS`
+   * (inside the lease worker's 5 s shutdown grace) fail the hold with their list, and the lease
+   * workflow releases them from another worker; if even that report is lost, the lease times out and
+   * releases the list of its last heartbeat.
+   */
+  private async handedOff(): Promise<LeaseTurn> {
+    await Promise.race([this.watcher.handOff(), delay(HAND_OFF_WAIT_MS, undefined, { ref: false })]);
+    this.leased = false;
+    const left = this.watcher.notHandedOff();
+    if (left.length === 0) return { refs: [] };
+    const details: LeaseHeartbeat = { refs: left };
+    throw ApplicationFailure.create({
+      type: WAIT_HAND_OFF_INCOMPLETE,
+      nonRetryable: true,
+      message: `${left.length} waits of stopping worker ${this.opts.workerId} could not be handed off; the lease releases them`,
+      details: [details],
+    });
+  }
+
   /** The `holdWaitLease` activity, registered on the worker's own lease queue. */
   activities() {
     return {
@@ -281,7 +308,8 @@ export class WaitLeaseKeeper {
     try {
       for (;;) {
         const n = this.watcher.size();
-        if (this.watcher.isStopping() || n === 0) {
+        if (this.watcher.isStopping()) return await this.handedOff();
+        if (n === 0) {
           this.leased = false;
           return { refs: [] };
         }

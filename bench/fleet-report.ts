@@ -105,6 +105,7 @@ export async function fleetSection(args: FleetArgs, rows: Row[], today: TodaysFi
       sigterm: f.resumeSeconds.sigterm,
       sigkill: f.resumeSeconds.sigkill,
       waits: f.resumeSeconds.waits,
+      sigtermWorkerExit: f.sigtermExitSeconds,
     },
     actionsPerRunHour: {
       single: single.total,
@@ -151,6 +152,7 @@ function printFleet(f: FleetWorkerFigures, lagSeconds: number): void {
     `resume of ${f.resumeSeconds.waits} waits after SIGTERM | SIGKILL`,
     `${seconds(f.resumeSeconds.sigterm * 1000)} | ${seconds(f.resumeSeconds.sigkill * 1000)} (lease heartbeat timeout 60 s)`,
   );
+  line('SIGTERMed worker exited after', seconds(f.sigtermExitSeconds * 1000));
   line('detection lag, 10,000 waits (watcher, virtual time)', seconds(lagSeconds * 1000));
   note(`load average at end: ${f.load}`);
 }

@@ -101,7 +101,9 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
       ...(opts.log ? { log: opts.log } : {}),
     },
-    { ...DEFAULT_WATCHER_OPTIONS, ...opts.watcher },
+    // The stopped worker's pollers are down within ~0.1 s of SIGTERM, so the handed-off waits may be
+    // retried after 250 ms, not 1 s (a retry that still reaches it is refused and retried again).
+    { ...DEFAULT_WATCHER_OPTIONS, handOffRetryMs: 250, ...opts.watcher },
   );
   // amiflow_waits_in_flight counts the waits this worker holds, as the polling activities do (with
   // their tags): a handed-off wait belongs to the watcher, no activity runs for it any more.

@@ -11,6 +11,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { BatchSpanProcessor, NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { tracingWanted } from './otlp-wanted';
 
 export interface OtlpPipeline {
   resource: Resource;
@@ -18,11 +19,7 @@ export interface OtlpPipeline {
   provider: NodeTracerProvider;
 }
 
-/** True when the standard variables ask for traces. */
-export function tracingWanted(env: Record<string, string | undefined> = process.env): boolean {
-  if (env.OTEL_SDK_DISABLED === 'true') return false;
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-}
+export { tracingWanted };
 
 /**
  * A tracer provider exporting by OTLP, registered as the global one (W3C propagation and an

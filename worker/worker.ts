@@ -93,6 +93,16 @@ export function temporalReaderFor(t: TemporalSettings): OpenTemporalReader {
 
 export const workflowsPath = require.resolve('../workflows');
 
+/**
+ * The workflow bundle's source map without the sources' text (webpack `inline-nosources-source-map`):
+ * stack traces still map to file and line, while every worker stops holding ~2 MB of embedded
+ * sources in its main thread and its workflow thread (issue 13's idle RSS). Used by
+ * `npm run build`'s prebuilt bundle, the test kit's, and a worker that bundles at start.
+ */
+export function leanSourceMaps<C extends { devtool?: unknown }>(config: C): C {
+  return { ...config, devtool: 'inline-nosources-source-map' };
+}
+
 export async function buildWorker(
   opts: BuildWorkerOptions,
 ): Promise<{ worker: Worker; deps: ActivityDeps; waits?: AsyncWaits }> {
@@ -135,7 +145,7 @@ export async function buildWorker(
       ? {}
       : opts.settings.workflowBundlePath
         ? { workflowBundle: { codePath: opts.settings.workflowBundlePath } }
-        : { workflowsPath }),
+        : { workflowsPath, bundlerOptions: { webpackConfigHook: leanSourceMaps } }),
     maxCachedWorkflows: opts.settings.maxCachedWorkflows ?? DEFAULT_CACHED_WORKFLOWS,
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: opts.settings.maxConcurrentActivities,

@@ -7,6 +7,7 @@
  */
 import {
   ActivityFailure,
+  ApplicationFailure,
   TimeoutFailure,
   continueAsNew,
   defineSignal,
@@ -18,6 +19,7 @@ import {
 import type { Activities } from '../activities';
 import type { WaitRef } from '../activities/image-wait-watcher';
 import type { LeaseHeartbeat, LeaseTier, WaitLeaseInput, WaitLeaseKeeper } from '../activities/wait-lease';
+import { WAIT_HAND_OFF_INCOMPLETE } from '../contracts/wait-lease';
 import { compensationCall, leaseHold } from './presets';
 
 type LeaseActivities = ReturnType<WaitLeaseKeeper['activities']>;
@@ -38,11 +40,23 @@ export interface WaitLeaseResult {
   released: number;
 }
 
-/** The list the lease last recorded: its heartbeat when it timed out after starting, else `known`. */
+/**
+ * The list the lease last recorded: its heartbeat when it timed out after starting; the waits a
+ * stopping worker could not hand off when its hold says so (WAIT_HAND_OFF_INCOMPLETE); else `known`.
+ * Either way the same releaseWaits call follows, so histories from before either case replay.
+ */
 export function lastListed(err: unknown, known: WaitRef[]): WaitRef[] {
   if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
     const beat = err.cause.lastHeartbeatDetails as LeaseHeartbeat | undefined;
     if (beat && Array.isArray(beat.refs)) return beat.refs;
+  }
+  if (
+    err instanceof ActivityFailure &&
+    err.cause instanceof ApplicationFailure &&
+    err.cause.type === WAIT_HAND_OFF_INCOMPLETE
+  ) {
+    const left = err.cause.details?.[0] as LeaseHeartbeat | undefined;
+    if (left && Array.isArray(left.refs)) return left.refs;
   }
   return known;
 }
