@@ -6,13 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  CreateTagsCommand,
-  DescribeImagesCommand,
-  DescribeInstancesCommand,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-} from '@aws-sdk/client-ec2';
+import * as EC2 from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMServiceException } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LaunchBuildInstanceInput } from '../../activities/build';
@@ -21,7 +15,9 @@ import { recipeContentHash, stepCommand } from '../../activities/build-steps';
 import type { BuildImageInput } from '../../contracts/recipe';
 import { RECIPE_TAG } from '../../contracts/recipe';
 import { TAG } from '../../workflows/contracts';
-import { RUN_ID, TARGET, WORKFLOW_ID, activityEnv, awsError, errorOf, harness } from './harness';
+import { awsError, errorOf } from './failures';
+import { RUN_ID, TARGET, WORKFLOW_ID } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 const owner = { workflowId: WORKFLOW_ID, runId: RUN_ID };
@@ -45,7 +41,7 @@ describe('resolveParentImage', () => {
   it('GIVEN an AMI id WHEN resolved THEN it is described and returned with its root device', async () => {
     const h = harness();
     h.ec2Mock
-      .on(DescribeImagesCommand, { ImageIds: [PARENT] })
+      .on(EC2.DescribeImagesCommand, { ImageIds: [PARENT] })
       .resolves({ Images: [available(PARENT, '2026-01-01')] });
     const out = await activityEnv().run(h.activities.resolveParentImage, {
       target: TARGET,
@@ -62,7 +58,7 @@ describe('resolveParentImage', () => {
     const name = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64';
     h.ssmMock.on(GetParameterCommand, { Name: name }).resolves({ Parameter: { Name: name, Value: PARENT } });
     h.ec2Mock
-      .on(DescribeImagesCommand, { ImageIds: [PARENT] })
+      .on(EC2.DescribeImagesCommand, { ImageIds: [PARENT] })
       .resolves({ Images: [available(PARENT, '2026-01-01')] });
     const out = await activityEnv().run(h.activities.resolveParentImage, {
       target: TARGET,
@@ -91,7 +87,7 @@ describe('resolveParentImage', () => {
     const h = harness();
     const filter = { owners: ['amazon'], name: 'al2023-ami-*', architecture: 'x86_64' as const };
     h.ec2Mock
-      .on(DescribeImagesCommand)
+      .on(EC2.DescribeImagesCommand)
       .resolvesOnce({
         Images: [
           available('ami-0aaaaaaaaaaaaaaa2', '2026-01-02'),
@@ -105,7 +101,7 @@ describe('resolveParentImage', () => {
       parent: { filter },
     });
     assert.equal(out.imageId, 'ami-0aaaaaaaaaaaaaaa3');
-    const sent = h.ec2Mock.commandCalls(DescribeImagesCommand)[0]?.args[0].input;
+    const sent = h.ec2Mock.commandCalls(EC2.DescribeImagesCommand)[0]?.args[0].input;
     assert.deepEqual(sent?.Owners, ['amazon']);
     assert.deepEqual(sent?.Filters, [
       { Name: 'name', Values: ['al2023-ami-*'] },
@@ -120,7 +116,7 @@ describe('resolveParentImage', () => {
 
   it('GIVEN an AMI id that does not exist WHEN resolved THEN ParentImageNotFound', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeImagesCommand).rejects(awsError('InvalidAMIID.NotFound', 400));
+    h.ec2Mock.on(EC2.DescribeImagesCommand).rejects(awsError('InvalidAMIID.NotFound', 400));
     await parentNotFound(
       activityEnv().run(h.activities.resolveParentImage, { target: TARGET, parent: { imageId: PARENT } }),
       `parent image ${PARENT}`,
@@ -146,9 +142,9 @@ const launchInput = (types: string[]): LaunchBuildInstanceInput => ({
 describe('launchBuildInstance', () => {
   it('GIVEN no capacity for the first instance type WHEN launching THEN the next one is tried, each with its own ClientToken, IMDSv2 and no public IP', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({ Reservations: [] });
     h.ec2Mock
-      .on(RunInstancesCommand)
+      .on(EC2.RunInstancesCommand)
       .rejectsOnce(awsError('InsufficientInstanceCapacity', 500))
       .resolves({ Instances: [{ InstanceId: 'i-0bbbbbbbbbbbbbbb1' }] });
     const out = await activityEnv().run(
@@ -161,7 +157,7 @@ describe('launchBuildInstance', () => {
       created: true,
       skippedTypes: ['c7i.large (InsufficientInstanceCapacity)'],
     });
-    const [first, second] = h.ec2Mock.commandCalls(RunInstancesCommand).map((c) => c.args[0].input);
+    const [first, second] = h.ec2Mock.commandCalls(EC2.RunInstancesCommand).map((c) => c.args[0].input);
     assert.equal(first?.ClientToken, buildClientToken(owner, 'builder', 'c7i.large'));
     assert.equal(second?.ClientToken, buildClientToken(owner, 'builder', 'm7i.large'));
     assert.notEqual(first?.ClientToken, second?.ClientToken);
@@ -184,7 +180,7 @@ describe('launchBuildInstance', () => {
 
   it('GIVEN an earlier attempt launched the builder WHEN retried THEN it is found by its tags and nothing is launched', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({
       Reservations: [
         {
           Instances: [
@@ -195,8 +191,8 @@ describe('launchBuildInstance', () => {
     });
     const out = await activityEnv().run(h.activities.launchBuildInstance, launchInput(['t3.small']));
     assert.equal(out.created, false);
-    assert.equal(h.ec2Mock.commandCalls(RunInstancesCommand).length, 0);
-    const filters = h.ec2Mock.commandCalls(DescribeInstancesCommand)[0]?.args[0].input.Filters;
+    assert.equal(h.ec2Mock.commandCalls(EC2.RunInstancesCommand).length, 0);
+    const filters = h.ec2Mock.commandCalls(EC2.DescribeInstancesCommand)[0]?.args[0].input.Filters;
     assert.deepEqual(
       filters?.map((f) => f.Name),
       [`tag:${TAG.workflowId}`, `tag:${TAG.runId}`, `tag:${RECIPE_TAG.role}`],
@@ -205,8 +201,8 @@ describe('launchBuildInstance', () => {
 
   it('GIVEN no capacity for any instance type WHEN launching THEN a retryable NoInstanceCapacity names each', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
-    h.ec2Mock.on(RunInstancesCommand).rejects(awsError('InsufficientInstanceCapacity', 500));
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({ Reservations: [] });
+    h.ec2Mock.on(EC2.RunInstancesCommand).rejects(awsError('InsufficientInstanceCapacity', 500));
     const err = await errorOf(
       activityEnv().run(h.activities.launchBuildInstance, launchInput(['t3.small', 't3a.small'])),
     );
@@ -220,7 +216,7 @@ describe('launchBuildInstance', () => {
 describe('terminateBuildInstance', () => {
   it("GIVEN an instance without this run's build tags WHEN asked to terminate it THEN it is left alone", async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({
       Reservations: [
         {
           Instances: [
@@ -240,7 +236,7 @@ describe('terminateBuildInstance', () => {
       instanceId: 'i-0bbbbbbbbbbbbbbb1',
     });
     assert.equal(out.terminated, false);
-    assert.equal(h.ec2Mock.commandCalls(TerminateInstancesCommand).length, 0);
+    assert.equal(h.ec2Mock.commandCalls(EC2.TerminateInstancesCommand).length, 0);
   });
 
   it("GIVEN this run's builder WHEN terminated THEN TerminateInstances is sent", async () => {
@@ -250,12 +246,12 @@ describe('terminateBuildInstance', () => {
       { Key: TAG.runId, Value: RUN_ID },
       { Key: RECIPE_TAG.role, Value: 'builder' },
     ];
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({
       Reservations: [
         { Instances: [{ InstanceId: 'i-0bbbbbbbbbbbbbbb1', State: { Name: 'stopped' }, Tags: tags }] },
       ],
     });
-    h.ec2Mock.on(TerminateInstancesCommand).resolves({});
+    h.ec2Mock.on(EC2.TerminateInstancesCommand).resolves({});
     const out = await activityEnv().run(h.activities.terminateBuildInstance, {
       target: TARGET,
       owner,
@@ -263,7 +259,7 @@ describe('terminateBuildInstance', () => {
       instanceId: 'i-0bbbbbbbbbbbbbbb1',
     });
     assert.equal(out.terminated, true);
-    assert.deepEqual(h.ec2Mock.commandCalls(TerminateInstancesCommand)[0]?.args[0].input.InstanceIds, [
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.TerminateInstancesCommand)[0]?.args[0].input.InstanceIds, [
       'i-0bbbbbbbbbbbbbbb1',
     ]);
   });
@@ -285,8 +281,8 @@ describe('tagBuildResource and findUnchangedImage', () => {
       ...available('ami-0ddddddddddddddd1', '2026-02-01'),
       BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0eeeeeeeeeeeeeee1' } }],
     };
-    h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [img] });
-    h.ec2Mock.on(CreateTagsCommand).resolves({});
+    h.ec2Mock.on(EC2.DescribeImagesCommand).resolves({ Images: [img] });
+    h.ec2Mock.on(EC2.CreateTagsCommand).resolves({});
     const tagged = await activityEnv().run(h.activities.tagBuildResource, {
       target: TARGET,
       resourceId: 'ami-0ddddddddddddddd1',
@@ -300,7 +296,7 @@ describe('tagBuildResource and findUnchangedImage', () => {
     });
     assert.equal(found.contentHash, hash);
     assert.equal(found.existing?.imageId, 'ami-0ddddddddddddddd1');
-    const lookup = h.ec2Mock.commandCalls(DescribeImagesCommand).at(-1)?.args[0].input;
+    const lookup = h.ec2Mock.commandCalls(EC2.DescribeImagesCommand).at(-1)?.args[0].input;
     assert.deepEqual(lookup?.Owners, ['self']);
     assert.deepEqual(lookup?.Filters?.[0], { Name: `tag:${RECIPE_TAG.contentHash}`, Values: [hash] });
   });

@@ -22,6 +22,7 @@ import type { CopyImageActivityInput } from '../../activities/copying';
 import { DEFAULT_CONSISTENCY_WINDOW_MS, parseConsistencyWindow } from '../../activities/consistency';
 import type { DeleteImageInput } from '../../activities/images';
 import { FailureType, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
+import { awsError, errorOf } from './failures';
 import {
   IMAGE_ID,
   IMAGE_NAME,
@@ -31,14 +32,10 @@ import {
   T0,
   TARGET,
   WORKFLOW_ID,
-  activityEnv,
-  awsError,
-  commandNames,
-  errorOf,
-  harness,
   image,
   reservation,
-} from './harness';
+} from './fixtures';
+import { activityEnv, commandNames, harness } from './harness';
 
 const MINUTE = 60_000;
 /** The step was scheduled at T0: the virtual clock starts there, so it is inside the window. */

@@ -16,17 +16,9 @@ import {
   rethrowAws,
 } from '../../activities/errors';
 import { FailureType } from '../../workflows/contracts';
-import {
-  IMAGE_ID,
-  INSTANCE_ID,
-  TARGET,
-  activityEnv,
-  awsError,
-  errorOf,
-  harness,
-  image,
-  nonRetryableFailure,
-} from './harness';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
+import { IMAGE_ID, INSTANCE_ID, TARGET, image } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 interface Case {
   name: string;

@@ -11,6 +11,7 @@ import {
 import { ApplicationFailure } from '@temporalio/activity';
 import type { CreateImageInput, DeleteImageInput } from '../../activities/images';
 import { FailureType, TAG } from '../../workflows/contracts';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
 import {
   IMAGE_ID,
   IMAGE_NAME,
@@ -21,15 +22,10 @@ import {
   TARGET,
   USER_TAGS,
   WORKFLOW_ID,
-  activityEnv,
-  awsError,
-  commandNames,
-  errorOf,
-  harness,
   image,
-  nonRetryableFailure,
   ownerTags,
-} from './harness';
+} from './fixtures';
+import { activityEnv, commandNames, harness } from './harness';
 
 const nameRef = { target: TARGET, imageName: IMAGE_NAME, workflowId: WORKFLOW_ID, runId: RUN_ID };
 const imageTags = { ...USER_TAGS, [TAG.workflowId]: WORKFLOW_ID, [TAG.runId]: RUN_ID };

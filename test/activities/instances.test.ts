@@ -4,20 +4,9 @@ import { describe, it } from 'node:test';
 import type { InstanceStateName } from '@aws-sdk/client-ec2';
 import { DescribeInstancesCommand, StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { FailureType } from '../../workflows/contracts';
-import {
-  ACCOUNT,
-  INSTANCE_ID,
-  REGION,
-  T0,
-  TARGET,
-  activityEnv,
-  awsError,
-  commandNames,
-  harness,
-  instance,
-  nonRetryableFailure,
-  reservation,
-} from './harness';
+import { awsError, nonRetryableFailure } from './failures';
+import { ACCOUNT, INSTANCE_ID, REGION, T0, TARGET, instance, reservation } from './fixtures';
+import { activityEnv, commandNames, harness } from './harness';
 
 const MINUTE = 60_000;
 const ref = { target: TARGET, instanceId: INSTANCE_ID };

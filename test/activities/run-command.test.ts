@@ -16,7 +16,9 @@ import {
 import type { CommandInvocationStatus, GetCommandInvocationCommandOutput } from '@aws-sdk/client-ssm';
 import { commandComment, commandStatusOf, tail } from '../../activities/run-command';
 import { FailureType } from '../../workflows/contracts';
-import { INSTANCE_ID, T0, TARGET, activityEnv, errorOf, harness, nonRetryableFailure } from './harness';
+import { errorOf, nonRetryableFailure } from './failures';
+import { INSTANCE_ID, T0, TARGET } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 const COMMAND_ID = '11111111-2222-3333-4444-555555555555';
 const KEY = 'image-web-1/app-consistent/pre';

@@ -14,7 +14,9 @@ import {
 import type { ActivityDeps } from '../../activities';
 import { createActivities } from '../../activities';
 import { FailureType } from '../../workflows/contracts';
-import { T0, TARGET, activityEnv, harness, nonRetryableFailure } from './harness';
+import { nonRetryableFailure } from './failures';
+import { T0, TARGET } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 const NAME = '/golden/web/latest';
 const NEW = 'ami-0123456789abcdef0';

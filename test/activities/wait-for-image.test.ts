@@ -8,18 +8,9 @@ import type { ImageProgress, ImageWaitInput } from '../../activities/images';
 import type { WaitHeartbeat } from '../../activities/waiting';
 import { DEFAULT_POLL_POLICY, activityClock } from '../../activities/waiting';
 import { FailureType } from '../../workflows/contracts';
-import {
-  IMAGE_ID,
-  SNAPSHOTS,
-  T0,
-  TARGET,
-  activityEnv,
-  awsError,
-  errorOf,
-  harness,
-  image,
-  nonRetryableFailure,
-} from './harness';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
+import { IMAGE_ID, SNAPSHOTS, T0, TARGET, image } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 type Harness = ReturnType<typeof harness>;
 type Heartbeat = WaitHeartbeat<ImageProgress>;
