@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as EC2 from '@aws-sdk/client-ec2';
-import { GetParameterCommand, SSMServiceException } from '@aws-sdk/client-ssm';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LaunchBuildInstanceInput } from '../../activities/build';
 import { buildClientToken } from '../../activities/build';
@@ -15,12 +15,21 @@ import { recipeContentHash, stepCommand } from '../../activities/build-steps';
 import type { BuildImageInput } from '../../contracts/recipe';
 import { RECIPE_TAG } from '../../contracts/recipe';
 import { TAG } from '../../workflows/contracts';
-import { awsError, errorOf } from './failures';
+import { awsError, errorOf, ssmError } from './failures';
 import { RUN_ID, TARGET, WORKFLOW_ID } from './fixtures';
 import { activityEnv, harness } from './harness';
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 const owner = { workflowId: WORKFLOW_ID, runId: RUN_ID };
+/** A one-step recipe on PARENT: what the content hash is taken of. */
+const RECIPE: BuildImageInput = {
+  region: 'eu-west-1',
+  recipe: 'web',
+  parent: { imageId: PARENT },
+  builder: { instanceTypes: ['t3.small'] },
+  build: [{ kind: 'shell', name: 'x', commands: 'true' }],
+  output: { imageName: 'web-{{hash}}' },
+};
 const available = (ImageId: string, CreationDate: string) => ({
   ImageId,
   CreationDate,
@@ -66,14 +75,9 @@ describe('resolveParentImage', () => {
     });
     assert.equal(out.imageId, PARENT);
     assert.equal(out.source, `ssm:${name}`);
-    h.ssmMock.on(GetParameterCommand, { Name: '/nope' }).rejects(
-      new SSMServiceException({
-        name: 'ParameterNotFound',
-        $fault: 'client',
-        $metadata: { httpStatusCode: 400 },
-        message: 'not found',
-      }),
-    );
+    h.ssmMock
+      .on(GetParameterCommand, { Name: '/nope' })
+      .rejects(ssmError('ParameterNotFound', 400, 'not found'));
     await parentNotFound(
       activityEnv().run(h.activities.resolveParentImage, {
         target: TARGET,
@@ -268,15 +272,7 @@ describe('terminateBuildInstance', () => {
 describe('tagBuildResource and findUnchangedImage', () => {
   it('GIVEN an accepted image WHEN tagged THEN its snapshots carry the hash too; a later lookup by that hash finds it', async () => {
     const h = harness();
-    const recipe: BuildImageInput = {
-      region: 'eu-west-1',
-      recipe: 'web',
-      parent: { imageId: PARENT },
-      builder: { instanceTypes: ['t3.small'] },
-      build: [{ kind: 'shell', name: 'x', commands: 'true' }],
-      output: { imageName: 'web-{{hash}}' },
-    };
-    const hash = recipeContentHash(PARENT, recipe);
+    const hash = recipeContentHash(PARENT, RECIPE);
     const img = {
       ...available('ami-0ddddddddddddddd1', '2026-02-01'),
       BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0eeeeeeeeeeeeeee1' } }],
@@ -292,7 +288,7 @@ describe('tagBuildResource and findUnchangedImage', () => {
     const found = await activityEnv().run(h.activities.findUnchangedImage, {
       target: TARGET,
       parentImageId: PARENT,
-      recipe,
+      recipe: RECIPE,
     });
     assert.equal(found.contentHash, hash);
     assert.equal(found.existing?.imageId, 'ami-0ddddddddddddddd1');
@@ -302,26 +298,18 @@ describe('tagBuildResource and findUnchangedImage', () => {
   });
 
   it('GIVEN the same recipe WHEN hashed THEN the hash ignores instance types and timeouts but not steps or the parent', () => {
-    const base: BuildImageInput = {
-      region: 'eu-west-1',
-      recipe: 'web',
-      parent: { imageId: PARENT },
-      builder: { instanceTypes: ['t3.small'] },
-      build: [{ kind: 'shell', name: 'x', commands: 'true' }],
-      output: { imageName: 'web-{{hash}}' },
-    };
-    const h = recipeContentHash(PARENT, base);
+    const h = recipeContentHash(PARENT, RECIPE);
     assert.equal(
       recipeContentHash(PARENT, {
-        ...base,
+        ...RECIPE,
         builder: { instanceTypes: ['m7i.large'] },
         timeouts: { instanceReadySeconds: 600 },
       }),
       h,
     );
-    assert.notEqual(recipeContentHash('ami-0aaaaaaaaaaaaaaa9', base), h);
+    assert.notEqual(recipeContentHash('ami-0aaaaaaaaaaaaaaa9', RECIPE), h);
     assert.notEqual(
-      recipeContentHash(PARENT, { ...base, build: [{ kind: 'shell', name: 'x', commands: 'false' }] }),
+      recipeContentHash(PARENT, { ...RECIPE, build: [{ kind: 'shell', name: 'x', commands: 'false' }] }),
       h,
     );
   });

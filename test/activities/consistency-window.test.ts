@@ -44,6 +44,8 @@ const nameRef = { target: TARGET, imageName: IMAGE_NAME, workflowId: WORKFLOW_ID
 const byId: DeleteImageInput = { ...nameRef, imageId: IMAGE_ID };
 const NEW_ID = 'i-0bbbbbbbbbbbbbbb1';
 const owner = { workflowId: WORKFLOW_ID, runId: RUN_ID };
+/** The compensation of a launch: terminate NEW_ID if this run launched it. */
+const undoNewInstance = { target: TARGET, owner, instanceId: NEW_ID };
 
 async function notVisibleYet(p: Promise<unknown>, ...fragments: string[]): Promise<void> {
   const err = await errorOf(p);
@@ -279,11 +281,7 @@ void describe('terminateLaunchedInstance within the consistency window', () => {
     h.ec2Mock.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound', 400));
 
     await notVisibleYet(
-      activityEnv(fresh).run(h.activities.terminateLaunchedInstance, {
-        target: TARGET,
-        owner,
-        instanceId: NEW_ID,
-      }),
+      activityEnv(fresh).run(h.activities.terminateLaunchedInstance, undoNewInstance),
       NEW_ID,
     );
     assert.equal(h.ec2Mock.commandCalls(TerminateInstancesCommand).length, 0);
@@ -326,11 +324,7 @@ void describe('terminateLaunchedInstance within the consistency window', () => {
     const theirs = { ...ours, Tags: [{ Key: TAG.runId, Value: 'another-run' }] };
     h.ec2Mock.on(DescribeInstancesCommand).resolves(reservation(theirs));
 
-    const out = await activityEnv(fresh).run(h.activities.terminateLaunchedInstance, {
-      target: TARGET,
-      owner,
-      instanceId: NEW_ID,
-    });
+    const out = await activityEnv(fresh).run(h.activities.terminateLaunchedInstance, undoNewInstance);
 
     assert.deepEqual(out, {
       instanceId: NEW_ID,
@@ -347,11 +341,7 @@ void describe('terminateLaunchedInstance within the consistency window', () => {
     h.ec2Mock.on(TerminateInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound', 400));
 
     await notVisibleYet(
-      activityEnv(fresh).run(h.activities.terminateLaunchedInstance, {
-        target: TARGET,
-        owner,
-        instanceId: NEW_ID,
-      }),
+      activityEnv(fresh).run(h.activities.terminateLaunchedInstance, undoNewInstance),
       'to terminate',
     );
   });

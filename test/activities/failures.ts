@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { EC2ServiceException } from '@aws-sdk/client-ec2';
+import { SSMServiceException } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { FailureType } from '../../workflows/contracts';
 
@@ -45,6 +46,20 @@ export function awsError(
     name,
     $fault: httpStatusCode >= 500 ? 'server' : 'client',
     $metadata: { httpStatusCode, requestId: 'req-test' },
+    message,
+  });
+}
+
+/** The same for SSM (its own exception class, which the activities' SSM paths check for). */
+export function ssmError(
+  name: string,
+  httpStatusCode = 400,
+  message = `simulated ${name}`,
+): SSMServiceException {
+  return new SSMServiceException({
+    name,
+    $fault: httpStatusCode >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode },
     message,
   });
 }

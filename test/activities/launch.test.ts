@@ -24,6 +24,8 @@ const KEY_ROOT = 'arn:aws:kms:eu-west-1:111122223333:key/11111111-1111-1111-1111
 const KEY_DATA = 'arn:aws:kms:eu-west-1:111122223333:key/22222222-2222-2222-2222-222222222222';
 const USER_DATA = Buffer.from('#!/bin/sh\nsystemctl start web\n').toString('base64');
 const owner = { workflowId: WORKFLOW_ID, runId: RUN_ID };
+/** The compensation of a launch: terminate NEW_ID if this run launched it. */
+const undoNewInstance = { target: TARGET, owner, instanceId: NEW_ID };
 
 /** A source with every attribute the migration mirrors set to something other than its default. */
 function source(extra: Partial<Instance> = {}): Instance {
@@ -866,6 +868,8 @@ void describe('launchInstance', () => {
 });
 
 const HEARTBEAT_TIMEOUT = 120_000;
+/** An attempt of the status-check wait, with its heartbeat timeout. */
+const readyWaitEnv = () => activityEnv({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT });
 const waitInput = { target: TARGET, instanceId: NEW_ID, deadline: T0 + 30 * 60_000 };
 
 function statuses(
@@ -918,7 +922,7 @@ void describe('waitForInstanceReady', () => {
         PrivateIpAddress: '10.0.2.9',
       }),
     );
-    const run = activityEnv({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT });
+    const run = readyWaitEnv();
 
     const ready = await run.run(h.activities.waitForInstanceReady, waitInput);
 
@@ -961,10 +965,7 @@ void describe('waitForInstanceReady', () => {
       statuses(h, { state: 'pending' }, answer);
 
       await nonRetryableFailure(
-        activityEnv({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT }).run(
-          h.activities.waitForInstanceReady,
-          waitInput,
-        ),
+        readyWaitEnv().run(h.activities.waitForInstanceReady, waitInput),
         FailureType.InstanceChecksFailed,
         NEW_ID,
         fragment,
@@ -977,10 +978,7 @@ void describe('waitForInstanceReady', () => {
     statuses(h, { state: 'running' });
 
     await nonRetryableFailure(
-      activityEnv({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT }).run(
-        h.activities.waitForInstanceReady,
-        waitInput,
-      ),
+      readyWaitEnv().run(h.activities.waitForInstanceReady, waitInput),
       FailureType.WaitTimedOut,
       `instance ${NEW_ID} to run and pass its status checks`,
     );
@@ -1010,11 +1008,7 @@ void describe('terminateLaunchedInstance (compensation)', () => {
     h.ec2Mock.on(EC2.ModifyInstanceAttributeCommand).resolves({});
     h.ec2Mock.on(EC2.TerminateInstancesCommand).resolves({});
 
-    const out = await activityEnv().run(h.activities.terminateLaunchedInstance, {
-      target: TARGET,
-      owner,
-      instanceId: NEW_ID,
-    });
+    const out = await activityEnv().run(h.activities.terminateLaunchedInstance, undoNewInstance);
 
     assert.deepEqual(out, { instanceId: NEW_ID, terminated: true });
     assert.deepEqual(commandNames(h.ec2Mock), [
@@ -1060,11 +1054,7 @@ void describe('terminateLaunchedInstance (compensation)', () => {
       ),
     );
 
-    const out = await activityEnv().run(h.activities.terminateLaunchedInstance, {
-      target: TARGET,
-      owner,
-      instanceId: NEW_ID,
-    });
+    const out = await activityEnv().run(h.activities.terminateLaunchedInstance, undoNewInstance);
 
     assert.deepEqual(out, {
       instanceId: NEW_ID,
@@ -1082,14 +1072,10 @@ void describe('terminateLaunchedInstance (compensation)', () => {
     const never = harness();
     never.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({ Reservations: [] });
 
-    assert.deepEqual(
-      await activityEnv().run(gone.activities.terminateLaunchedInstance, {
-        target: TARGET,
-        owner,
-        instanceId: NEW_ID,
-      }),
-      { instanceId: NEW_ID, terminated: true },
-    );
+    assert.deepEqual(await activityEnv().run(gone.activities.terminateLaunchedInstance, undoNewInstance), {
+      instanceId: NEW_ID,
+      terminated: true,
+    });
     assert.deepEqual(
       await activityEnv().run(never.activities.terminateLaunchedInstance, { target: TARGET, owner }),
       {

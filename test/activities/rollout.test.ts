@@ -86,6 +86,15 @@ function asgError(name: string): ASG.AutoScalingServiceException {
 }
 
 describe('launch-template versioning', () => {
+  /** A new version of LT from version 3 with IMAGE, marked with this run's MARKER. */
+  const newVersionInput = {
+    target: TARGET,
+    launchTemplateId: LT,
+    sourceVersion: 3,
+    imageId: IMAGE,
+    marker: MARKER,
+  };
+
   it('GIVEN no version with the run marker WHEN adding one THEN CreateLaunchTemplateVersion copies the source version with the new image, the marker and a ClientToken', async () => {
     const r = rig();
     r.ec2Mock
@@ -95,13 +104,7 @@ describe('launch-template versioning', () => {
       .on(CreateLaunchTemplateVersionCommand)
       .resolves({ LaunchTemplateVersion: { VersionNumber: 5 } });
 
-    const out = await activityEnv().run(r.activities.createLaunchTemplateVersion, {
-      target: TARGET,
-      launchTemplateId: LT,
-      sourceVersion: 3,
-      imageId: IMAGE,
-      marker: MARKER,
-    });
+    const out = await activityEnv().run(r.activities.createLaunchTemplateVersion, newVersionInput);
 
     assert.deepEqual(out, { version: 5, created: true });
     assert.equal(
@@ -123,13 +126,7 @@ describe('launch-template versioning', () => {
       LaunchTemplateVersions: [{ VersionNumber: 4, VersionDescription: `${MARKER} image ${IMAGE}` }],
     });
 
-    const out = await activityEnv().run(r.activities.createLaunchTemplateVersion, {
-      target: TARGET,
-      launchTemplateId: LT,
-      sourceVersion: 3,
-      imageId: IMAGE,
-      marker: MARKER,
-    });
+    const out = await activityEnv().run(r.activities.createLaunchTemplateVersion, newVersionInput);
 
     assert.deepEqual(out, { version: 4, created: false });
     assert.equal(r.ec2Mock.commandCalls(CreateLaunchTemplateVersionCommand).length, 0);
