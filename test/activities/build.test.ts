@@ -218,6 +218,14 @@ describe('launchBuildInstance', () => {
 });
 
 describe('terminateBuildInstance', () => {
+  /** The compensation of a builder launch: terminate it if this run launched it. */
+  const terminateBuilder = {
+    target: TARGET,
+    owner,
+    role: 'builder',
+    instanceId: 'i-0bbbbbbbbbbbbbbb1',
+  } as const;
+
   it("GIVEN an instance without this run's build tags WHEN asked to terminate it THEN it is left alone", async () => {
     const h = harness();
     h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({
@@ -233,12 +241,7 @@ describe('terminateBuildInstance', () => {
         },
       ],
     });
-    const out = await activityEnv().run(h.activities.terminateBuildInstance, {
-      target: TARGET,
-      owner,
-      role: 'builder',
-      instanceId: 'i-0bbbbbbbbbbbbbbb1',
-    });
+    const out = await activityEnv().run(h.activities.terminateBuildInstance, terminateBuilder);
     assert.equal(out.terminated, false);
     assert.equal(h.ec2Mock.commandCalls(EC2.TerminateInstancesCommand).length, 0);
   });
@@ -256,12 +259,7 @@ describe('terminateBuildInstance', () => {
       ],
     });
     h.ec2Mock.on(EC2.TerminateInstancesCommand).resolves({});
-    const out = await activityEnv().run(h.activities.terminateBuildInstance, {
-      target: TARGET,
-      owner,
-      role: 'builder',
-      instanceId: 'i-0bbbbbbbbbbbbbbb1',
-    });
+    const out = await activityEnv().run(h.activities.terminateBuildInstance, terminateBuilder);
     assert.equal(out.terminated, true);
     assert.deepEqual(h.ec2Mock.commandCalls(EC2.TerminateInstancesCommand)[0]?.args[0].input.InstanceIds, [
       'i-0bbbbbbbbbbbbbbb1',

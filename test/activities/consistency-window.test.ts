@@ -35,6 +35,7 @@ import {
   image,
   reservation,
 } from './fixtures';
+import type { Harness } from './harness';
 import { activityEnv, commandNames, harness } from './harness';
 
 const MINUTE = 60_000;
@@ -46,6 +47,18 @@ const NEW_ID = 'i-0bbbbbbbbbbbbbbb1';
 const owner = { workflowId: WORKFLOW_ID, runId: RUN_ID };
 /** The compensation of a launch: terminate NEW_ID if this run launched it. */
 const undoNewInstance = { target: TARGET, owner, instanceId: NEW_ID };
+
+/** The undo fails its first attempt and, retried 5 s later, deregisters the image and deletes its snapshots. */
+async function undoneOnRetry(h: Harness, input: DeleteImageInput): Promise<void> {
+  h.ec2Mock.on(DeregisterImageCommand).resolves({});
+  h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
+
+  await errorOf(activityEnv(fresh).run(h.activities.deleteImage, input));
+  h.clock.advance(5_000);
+  const out = await activityEnv({ ...fresh, attempt: 2 }).run(h.activities.deleteImage, input);
+
+  assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+}
 
 async function notVisibleYet(p: Promise<unknown>, ...fragments: string[]): Promise<void> {
   const err = await errorOf(p);
@@ -86,14 +99,8 @@ void describe('deleteImage within the consistency window', () => {
       .on(DescribeImagesCommand, { ImageIds: [IMAGE_ID] })
       .rejectsOnce(awsError('InvalidAMIID.NotFound', 400))
       .resolves({ Images: [image('pending')] });
-    h.ec2Mock.on(DeregisterImageCommand).resolves({});
-    h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
 
-    await errorOf(activityEnv(fresh).run(h.activities.deleteImage, byId));
-    h.clock.advance(5_000);
-    const out = await activityEnv({ ...fresh, attempt: 2 }).run(h.activities.deleteImage, byId);
-
-    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+    await undoneOnRetry(h, byId);
     assert.deepEqual(h.ec2Mock.commandCalls(DeregisterImageCommand)[0]?.args[0].input, { ImageId: IMAGE_ID });
   });
 
@@ -146,14 +153,8 @@ void describe('deleteImage within the consistency window', () => {
       .on(DescribeImagesCommand)
       .resolvesOnce({ Images: [image('pending', { Tags: [] })] })
       .resolves({ Images: [image('available')] });
-    h.ec2Mock.on(DeregisterImageCommand).resolves({});
-    h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
 
-    await errorOf(activityEnv(fresh).run(h.activities.deleteImage, nameRef));
-    h.clock.advance(5_000);
-    const out = await activityEnv({ ...fresh, attempt: 2 }).run(h.activities.deleteImage, nameRef);
-
-    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+    await undoneOnRetry(h, nameRef);
   });
 
   void it('GIVEN the image found by name is still untagged once the window has passed WHEN undoing THEN it is left alone, in words', async () => {

@@ -19,6 +19,18 @@ function statesInTurn(h: ReturnType<typeof harness>, ...states: InstanceStateNam
   behaviour.resolves(reservation(instance(states[states.length - 1])));
 }
 
+/** An instance already in the state asked for: one DescribeInstances, no change sent, no waiting. */
+async function alreadyThere(activity: 'stopInstance' | 'startInstance', state: 'stopped' | 'running') {
+  const h = harness();
+  statesInTurn(h, state);
+
+  const out = await activityEnv().run(h.activities[activity], waitInput);
+
+  assert.deepEqual(commandNames(h.ec2Mock), ['DescribeInstances']);
+  assert.equal(out.state, state);
+  assert.equal(out.at, T0, 'no waiting');
+}
+
 void describe('describeInstance', () => {
   void it('GIVEN an EBS-backed running instance WHEN described THEN asks EC2 for that id in the target and maps its facts', async () => {
     const h = harness();
@@ -172,16 +184,8 @@ void describe('stopInstance', () => {
     assert.ok(h.clock.sleeps.filter((ms) => ms === 5_000).length >= 3, `sleeps ${h.clock.sleeps.join(', ')}`);
   });
 
-  void it('GIVEN a stopped instance WHEN stopped THEN no StopInstances is sent', async () => {
-    const h = harness();
-    statesInTurn(h, 'stopped');
-
-    const out = await activityEnv().run(h.activities.stopInstance, waitInput);
-
-    assert.deepEqual(commandNames(h.ec2Mock), ['DescribeInstances']);
-    assert.equal(out.state, 'stopped');
-    assert.equal(out.at, T0, 'no waiting');
-  });
+  void it('GIVEN a stopped instance WHEN stopped THEN no StopInstances is sent', () =>
+    alreadyThere('stopInstance', 'stopped'));
 
   void it('GIVEN a retry finding the instance already stopping WHEN stopped THEN it only waits', async () => {
     const h = harness();
@@ -299,15 +303,8 @@ void describe('startInstance', () => {
     ]);
   });
 
-  void it('GIVEN a running instance WHEN started THEN no StartInstances is sent', async () => {
-    const h = harness();
-    statesInTurn(h, 'running');
-
-    const out = await activityEnv().run(h.activities.startInstance, waitInput);
-
-    assert.deepEqual(commandNames(h.ec2Mock), ['DescribeInstances']);
-    assert.equal(out.state, 'running');
-  });
+  void it('GIVEN a running instance WHEN started THEN no StartInstances is sent (and nothing is waited for)', () =>
+    alreadyThere('startInstance', 'running'));
 
   void it('GIVEN a terminated instance WHEN started THEN InstanceStateUnsupported, non-retryable, and no StartInstances', async () => {
     const h = harness();

@@ -25,6 +25,11 @@ const PIPELINE_TAGS = [
 ];
 const OWNED = { [TAG.managedBy]: MANAGED_BY_VALUE, [TAG.pipeline]: 'web' };
 /** retireImage of IMAGE_ID, owned by the web pipeline, with `options`. */
+/** No account, organization or group may launch the image: nothing shared keeps it. */
+function notShared(h: Harness): void {
+  h.ec2Mock.on(EC2.DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+}
+
 function retire(h: Harness, options: Partial<RetireImageInput> = {}) {
   return activityEnv().run(h.activities.retireImage, {
     target: TARGET,
@@ -225,7 +230,7 @@ describe('retireImage', () => {
       ],
     });
     h.ec2Mock.on(EC2.DescribeImageReferencesCommand).resolves({ ImageReferences: [] });
-    h.ec2Mock.on(EC2.DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+    notShared(h);
     h.ec2Mock.on(EC2.DisableImageDeregistrationProtectionCommand).resolves({ Return: 'false' });
     h.ec2Mock.on(EC2.DeregisterImageCommand).resolves({});
     h.ec2Mock.on(EC2.DeleteSnapshotCommand).resolves({});
@@ -390,7 +395,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
   it('GIVEN protection enabled with cooldown WHEN retired THEN protection is turned off and the result says retire after 24 h; nothing deregistered', async () => {
     const h = harness();
     retirable(h, { DeregistrationProtection: 'enabled-with-cooldown' });
-    h.ec2Mock.on(EC2.DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+    notShared(h);
     h.ec2Mock.on(EC2.DisableImageDeregistrationProtectionCommand).resolves({ Return: 'disabled-until' });
 
     const out = await retire(h);
@@ -409,7 +414,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
   it('GIVEN protection still cooling down WHEN retired again before the time THEN nothing is called but reads, and the same time is reported', async () => {
     const h = harness();
     retirable(h, { DeregistrationProtection: 'disabled-until 2025-01-01T20:00:00.000Z' });
-    h.ec2Mock.on(EC2.DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+    notShared(h);
 
     const out = await retire(h);
 
@@ -424,7 +429,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
   it('GIVEN a cooldown that has ended WHEN a later run retires it THEN deregistered with its snapshots', async () => {
     const h = harness();
     retirable(h, { DeregistrationProtection: 'disabled-until-2024-12-31T20:00:00.000Z' });
-    h.ec2Mock.on(EC2.DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+    notShared(h);
 
     const out = await retire(h);
 
@@ -439,7 +444,7 @@ describe('retireImage: what EC2 does not show or does not allow at once', () => 
       return { Images: [image('disabled', { Tags: PIPELINE_TAGS })] };
     });
     h.ec2Mock.on(EC2.DescribeImageReferencesCommand).resolves({ ImageReferences: [] });
-    h.ec2Mock.on(EC2.DescribeImageAttributeCommand).resolves({ ImageId: IMAGE_ID, LaunchPermissions: [] });
+    notShared(h);
     h.ec2Mock.on(EC2.DeregisterImageCommand).resolves({});
     h.ec2Mock.on(EC2.DeleteSnapshotCommand).resolves({});
 

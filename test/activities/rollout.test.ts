@@ -31,6 +31,13 @@ const IMAGE = 'ami-0123456789abcdef0';
 const MARKER = 'amiflow-rollout-run-1-lt-0aaaaaaaaaaaaaaa1';
 const creds = { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' };
 
+/** DescribeInstanceRefreshes answering one refresh per call, in turn, then repeating the last. */
+function refreshesInTurn(r: ReturnType<typeof rig>, ...answers: InstanceRefresh[]): void {
+  let behaviour = r.asgMock.on(ASG.DescribeInstanceRefreshesCommand);
+  for (const a of answers.slice(0, -1)) behaviour = behaviour.resolvesOnce({ InstanceRefreshes: [a] });
+  behaviour.resolves({ InstanceRefreshes: answers.slice(-1) });
+}
+
 function rig() {
   const ec2 = new EC2Client({ region: REGION, credentials: creds });
   const asg = new ASG.AutoScalingClient({ region: REGION, credentials: creds });
@@ -213,10 +220,7 @@ describe('instance refresh states', () => {
 
   it('GIVEN no refresh toward the version WHEN starting THEN StartInstanceRefresh pins the version with the preferences and no auto rollback; GIVEN one (a lost answer) THEN it is reused', async () => {
     const r = rig();
-    r.asgMock
-      .on(ASG.DescribeInstanceRefreshesCommand)
-      .resolvesOnce({ InstanceRefreshes: [refresh('old', 'Successful', '3')] })
-      .resolves({ InstanceRefreshes: [refresh('r-1', 'Pending', '5')] });
+    refreshesInTurn(r, refresh('old', 'Successful', '3'), refresh('r-1', 'Pending', '5'));
     r.asgMock.on(ASG.StartInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-1' });
 
     const first = await activityEnv().run(r.activities.startInstanceRefresh, start);
@@ -263,24 +267,13 @@ describe('instance refresh states', () => {
 
   it('GIVEN Pending → InProgress 10% → InProgress 30% WHEN waited on THEN the wait returns at the status change, then at the next quarter, heartbeating percentage and instances to update', async () => {
     const r = rig();
-    r.asgMock
-      .on(ASG.DescribeInstanceRefreshesCommand)
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'Pending', '5')] })
-      .resolvesOnce({
-        InstanceRefreshes: [
-          refresh('r-1', 'InProgress', '5', { PercentageComplete: 10, InstancesToUpdate: 3 }),
-        ],
-      })
-      .resolvesOnce({
-        InstanceRefreshes: [
-          refresh('r-1', 'InProgress', '5', { PercentageComplete: 10, InstancesToUpdate: 3 }),
-        ],
-      })
-      .resolves({
-        InstanceRefreshes: [
-          refresh('r-1', 'InProgress', '5', { PercentageComplete: 30, InstancesToUpdate: 2 }),
-        ],
-      });
+    refreshesInTurn(
+      r,
+      refresh('r-1', 'Pending', '5'),
+      refresh('r-1', 'InProgress', '5', { PercentageComplete: 10, InstancesToUpdate: 3 }),
+      refresh('r-1', 'InProgress', '5', { PercentageComplete: 10, InstancesToUpdate: 3 }),
+      refresh('r-1', 'InProgress', '5', { PercentageComplete: 30, InstancesToUpdate: 2 }),
+    );
     const wait = {
       target: TARGET,
       autoScalingGroupName: 'web',
@@ -340,11 +333,12 @@ describe('instance refresh states', () => {
 
   it('GIVEN a refresh InProgress WHEN undone THEN RollbackInstanceRefresh, waited through RollbackInProgress to RollbackSuccessful', async () => {
     const r = rig();
-    r.asgMock
-      .on(ASG.DescribeInstanceRefreshesCommand)
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'InProgress', '5')] })
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'RollbackInProgress', '5')] })
-      .resolves({ InstanceRefreshes: [refresh('r-1', 'RollbackSuccessful', '5')] });
+    refreshesInTurn(
+      r,
+      refresh('r-1', 'InProgress', '5'),
+      refresh('r-1', 'RollbackInProgress', '5'),
+      refresh('r-1', 'RollbackSuccessful', '5'),
+    );
     r.asgMock.on(ASG.RollbackInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-1' });
 
     const out = await activityEnv().run(r.activities.undoInstanceRefresh, undo);
@@ -360,13 +354,14 @@ describe('instance refresh states', () => {
 
   it('GIVEN a refresh Auto Scaling cannot roll back WHEN undone THEN it is cancelled (Cancelling → Cancelled) and a refresh back to the previous version follows', async () => {
     const r = rig();
-    r.asgMock
-      .on(ASG.DescribeInstanceRefreshesCommand)
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'InProgress', '5')] })
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'Cancelling', '5')] })
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'Cancelled', '5')] })
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'Cancelled', '5')] })
-      .resolves({ InstanceRefreshes: [refresh('r-2', 'Successful', '3')] });
+    refreshesInTurn(
+      r,
+      refresh('r-1', 'InProgress', '5'),
+      refresh('r-1', 'Cancelling', '5'),
+      refresh('r-1', 'Cancelled', '5'),
+      refresh('r-1', 'Cancelled', '5'),
+      refresh('r-2', 'Successful', '3'),
+    );
     r.asgMock.on(ASG.RollbackInstanceRefreshCommand).rejects(asgError('IrreversibleInstanceRefresh'));
     r.asgMock.on(ASG.CancelInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-1' });
     r.asgMock.on(ASG.StartInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-2' });
