@@ -17,6 +17,7 @@ import { RECIPE_TAG } from '../../contracts/recipe';
 import { TAG } from '../../workflows/contracts';
 import { awsError, errorOf, ssmError } from './failures';
 import { RUN_ID, TARGET, WORKFLOW_ID } from './fixtures';
+import type { Harness } from './harness';
 import { activityEnv, harness } from './harness';
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
@@ -47,15 +48,18 @@ async function parentNotFound(p: Promise<unknown>, fragment: string) {
 }
 
 describe('resolveParentImage', () => {
-  it('GIVEN an AMI id WHEN resolved THEN it is described and returned with its root device', async () => {
-    const h = harness();
+  /** EC2 describes PARENT as an available image. */
+  const parentAvailable = (h: Harness) =>
     h.ec2Mock
       .on(EC2.DescribeImagesCommand, { ImageIds: [PARENT] })
       .resolves({ Images: [available(PARENT, '2026-01-01')] });
-    const out = await activityEnv().run(h.activities.resolveParentImage, {
-      target: TARGET,
-      parent: { imageId: PARENT },
-    });
+  const resolveParent = (h: Harness, parent: BuildImageInput['parent']) =>
+    activityEnv().run(h.activities.resolveParentImage, { target: TARGET, parent });
+
+  it('GIVEN an AMI id WHEN resolved THEN it is described and returned with its root device', async () => {
+    const h = harness();
+    parentAvailable(h);
+    const out = await resolveParent(h, { imageId: PARENT });
     assert.deepEqual(
       { id: out.imageId, source: out.source, root: out.rootDeviceName, platform: out.platform },
       { id: PARENT, source: 'imageId', root: '/dev/xvda', platform: 'linux' },
@@ -66,25 +70,14 @@ describe('resolveParentImage', () => {
     const h = harness();
     const name = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64';
     h.ssmMock.on(GetParameterCommand, { Name: name }).resolves({ Parameter: { Name: name, Value: PARENT } });
-    h.ec2Mock
-      .on(EC2.DescribeImagesCommand, { ImageIds: [PARENT] })
-      .resolves({ Images: [available(PARENT, '2026-01-01')] });
-    const out = await activityEnv().run(h.activities.resolveParentImage, {
-      target: TARGET,
-      parent: { ssmParameter: name },
-    });
+    parentAvailable(h);
+    const out = await resolveParent(h, { ssmParameter: name });
     assert.equal(out.imageId, PARENT);
     assert.equal(out.source, `ssm:${name}`);
     h.ssmMock
       .on(GetParameterCommand, { Name: '/nope' })
       .rejects(ssmError('ParameterNotFound', 400, 'not found'));
-    await parentNotFound(
-      activityEnv().run(h.activities.resolveParentImage, {
-        target: TARGET,
-        parent: { ssmParameter: '/nope' },
-      }),
-      'SSM parameter /nope does not exist',
-    );
+    await parentNotFound(resolveParent(h, { ssmParameter: '/nope' }), 'SSM parameter /nope does not exist');
   });
 
   it('GIVEN a filter WHEN several images match THEN the newest wins; WHEN none match THEN ParentImageNotFound names the filter', async () => {
@@ -100,10 +93,7 @@ describe('resolveParentImage', () => {
         ],
       })
       .resolves({ Images: [] });
-    const out = await activityEnv().run(h.activities.resolveParentImage, {
-      target: TARGET,
-      parent: { filter },
-    });
+    const out = await resolveParent(h, { filter });
     assert.equal(out.imageId, 'ami-0aaaaaaaaaaaaaaa3');
     const sent = h.ec2Mock.commandCalls(EC2.DescribeImagesCommand)[0]?.args[0].input;
     assert.deepEqual(sent?.Owners, ['amazon']);
@@ -113,7 +103,7 @@ describe('resolveParentImage', () => {
       { Name: 'architecture', Values: ['x86_64'] },
     ]);
     await parentNotFound(
-      activityEnv().run(h.activities.resolveParentImage, { target: TARGET, parent: { filter } }),
+      resolveParent(h, { filter }),
       'no available image matches the parent filter: owners amazon name al2023-ami-\\*',
     );
   });
@@ -121,10 +111,7 @@ describe('resolveParentImage', () => {
   it('GIVEN an AMI id that does not exist WHEN resolved THEN ParentImageNotFound', async () => {
     const h = harness();
     h.ec2Mock.on(EC2.DescribeImagesCommand).rejects(awsError('InvalidAMIID.NotFound', 400));
-    await parentNotFound(
-      activityEnv().run(h.activities.resolveParentImage, { target: TARGET, parent: { imageId: PARENT } }),
-      `parent image ${PARENT}`,
-    );
+    await parentNotFound(resolveParent(h, { imageId: PARENT }), `parent image ${PARENT}`);
   });
 });
 
