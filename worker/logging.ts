@@ -10,7 +10,7 @@ import { DefaultLogger } from '@temporalio/worker';
 export type LogFormat = 'json' | 'pretty';
 
 /** The fields a log search joins on, first in every JSON line, in this order. */
-const LEADING_FIELDS = [
+export const LEADING_FIELDS = [
   'workflowId',
   'runId',
   'workflowType',

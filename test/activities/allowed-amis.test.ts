@@ -15,7 +15,9 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { AllowedImagesSettings } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
-import { REGION, TARGET, activityEnv, awsError, commandNames, harness, nonRetryableFailure } from './harness';
+import { awsError, nonRetryableFailure } from './failures';
+import { REGION, TARGET } from './fixtures';
+import { activityEnv, commandNames, harness } from './harness';
 
 const TOOLING = '111100001111';
 const OURS = [{ ImageProviders: [TOOLING, 'amazon'] }];

@@ -17,7 +17,8 @@ import { activityClock } from '../../activities/waiting';
 import { signApproval } from '../../client/approval-proof';
 import { approverMatches, approverPatternIssues, principalOf } from '../../workflows/approvers';
 import { APPROVAL_BINDING_HEADER, FailureType, approvalBinding } from '../../workflows/contracts';
-import { activityEnv, errorOf, nonRetryableFailure } from './harness';
+import { errorOf, nonRetryableFailure } from './failures';
+import { activityEnv } from './harness';
 
 const CREDENTIALS = { accessKeyId: 'AKIAEXAMPLEAPPROVER', secretAccessKey: 'approver-secret' };
 const ALICE = 'arn:aws:sts::111122223333:assumed-role/image-approvers/alice';

@@ -21,7 +21,8 @@ import {
   stsRegionFor,
 } from '../../activities/aws';
 import { FailureType } from '../../workflows/contracts';
-import { ACCOUNT, REGION, T0, awsError, errorOf, nonRetryableFailure } from './harness';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
+import { ACCOUNT, REGION, T0 } from './fixtures';
 
 const OTHER_ACCOUNT = '444455556666';
 const WORKER_ACCOUNT = '999988887777';

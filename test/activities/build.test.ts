@@ -6,14 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  CreateTagsCommand,
-  DescribeImagesCommand,
-  DescribeInstancesCommand,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-} from '@aws-sdk/client-ec2';
-import { GetParameterCommand, SSMServiceException } from '@aws-sdk/client-ssm';
+import * as EC2 from '@aws-sdk/client-ec2';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LaunchBuildInstanceInput } from '../../activities/build';
 import { buildClientToken } from '../../activities/build';
@@ -21,10 +15,22 @@ import { recipeContentHash, stepCommand } from '../../activities/build-steps';
 import type { BuildImageInput } from '../../contracts/recipe';
 import { RECIPE_TAG } from '../../contracts/recipe';
 import { TAG } from '../../workflows/contracts';
-import { RUN_ID, TARGET, WORKFLOW_ID, activityEnv, awsError, errorOf, harness } from './harness';
+import { awsError, errorOf, ssmError } from './failures';
+import { RUN_ID, TARGET, WORKFLOW_ID } from './fixtures';
+import type { Harness } from './harness';
+import { activityEnv, harness } from './harness';
 
 const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 const owner = { workflowId: WORKFLOW_ID, runId: RUN_ID };
+/** A one-step recipe on PARENT: what the content hash is taken of. */
+const RECIPE: BuildImageInput = {
+  region: 'eu-west-1',
+  recipe: 'web',
+  parent: { imageId: PARENT },
+  builder: { instanceTypes: ['t3.small'] },
+  build: [{ kind: 'shell', name: 'x', commands: 'true' }],
+  output: { imageName: 'web-{{hash}}' },
+};
 const available = (ImageId: string, CreationDate: string) => ({
   ImageId,
   CreationDate,
@@ -42,15 +48,18 @@ async function parentNotFound(p: Promise<unknown>, fragment: string) {
 }
 
 describe('resolveParentImage', () => {
+  /** EC2 describes PARENT as an available image. */
+  const parentAvailable = (h: Harness) =>
+    h.ec2Mock
+      .on(EC2.DescribeImagesCommand, { ImageIds: [PARENT] })
+      .resolves({ Images: [available(PARENT, '2026-01-01')] });
+  const resolveParent = (h: Harness, parent: BuildImageInput['parent']) =>
+    activityEnv().run(h.activities.resolveParentImage, { target: TARGET, parent });
+
   it('GIVEN an AMI id WHEN resolved THEN it is described and returned with its root device', async () => {
     const h = harness();
-    h.ec2Mock
-      .on(DescribeImagesCommand, { ImageIds: [PARENT] })
-      .resolves({ Images: [available(PARENT, '2026-01-01')] });
-    const out = await activityEnv().run(h.activities.resolveParentImage, {
-      target: TARGET,
-      parent: { imageId: PARENT },
-    });
+    parentAvailable(h);
+    const out = await resolveParent(h, { imageId: PARENT });
     assert.deepEqual(
       { id: out.imageId, source: out.source, root: out.rootDeviceName, platform: out.platform },
       { id: PARENT, source: 'imageId', root: '/dev/xvda', platform: 'linux' },
@@ -61,37 +70,21 @@ describe('resolveParentImage', () => {
     const h = harness();
     const name = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64';
     h.ssmMock.on(GetParameterCommand, { Name: name }).resolves({ Parameter: { Name: name, Value: PARENT } });
-    h.ec2Mock
-      .on(DescribeImagesCommand, { ImageIds: [PARENT] })
-      .resolves({ Images: [available(PARENT, '2026-01-01')] });
-    const out = await activityEnv().run(h.activities.resolveParentImage, {
-      target: TARGET,
-      parent: { ssmParameter: name },
-    });
+    parentAvailable(h);
+    const out = await resolveParent(h, { ssmParameter: name });
     assert.equal(out.imageId, PARENT);
     assert.equal(out.source, `ssm:${name}`);
-    h.ssmMock.on(GetParameterCommand, { Name: '/nope' }).rejects(
-      new SSMServiceException({
-        name: 'ParameterNotFound',
-        $fault: 'client',
-        $metadata: { httpStatusCode: 400 },
-        message: 'not found',
-      }),
-    );
-    await parentNotFound(
-      activityEnv().run(h.activities.resolveParentImage, {
-        target: TARGET,
-        parent: { ssmParameter: '/nope' },
-      }),
-      'SSM parameter /nope does not exist',
-    );
+    h.ssmMock
+      .on(GetParameterCommand, { Name: '/nope' })
+      .rejects(ssmError('ParameterNotFound', 400, 'not found'));
+    await parentNotFound(resolveParent(h, { ssmParameter: '/nope' }), 'SSM parameter /nope does not exist');
   });
 
   it('GIVEN a filter WHEN several images match THEN the newest wins; WHEN none match THEN ParentImageNotFound names the filter', async () => {
     const h = harness();
     const filter = { owners: ['amazon'], name: 'al2023-ami-*', architecture: 'x86_64' as const };
     h.ec2Mock
-      .on(DescribeImagesCommand)
+      .on(EC2.DescribeImagesCommand)
       .resolvesOnce({
         Images: [
           available('ami-0aaaaaaaaaaaaaaa2', '2026-01-02'),
@@ -100,12 +93,9 @@ describe('resolveParentImage', () => {
         ],
       })
       .resolves({ Images: [] });
-    const out = await activityEnv().run(h.activities.resolveParentImage, {
-      target: TARGET,
-      parent: { filter },
-    });
+    const out = await resolveParent(h, { filter });
     assert.equal(out.imageId, 'ami-0aaaaaaaaaaaaaaa3');
-    const sent = h.ec2Mock.commandCalls(DescribeImagesCommand)[0]?.args[0].input;
+    const sent = h.ec2Mock.commandCalls(EC2.DescribeImagesCommand)[0]?.args[0].input;
     assert.deepEqual(sent?.Owners, ['amazon']);
     assert.deepEqual(sent?.Filters, [
       { Name: 'name', Values: ['al2023-ami-*'] },
@@ -113,18 +103,15 @@ describe('resolveParentImage', () => {
       { Name: 'architecture', Values: ['x86_64'] },
     ]);
     await parentNotFound(
-      activityEnv().run(h.activities.resolveParentImage, { target: TARGET, parent: { filter } }),
+      resolveParent(h, { filter }),
       'no available image matches the parent filter: owners amazon name al2023-ami-\\*',
     );
   });
 
   it('GIVEN an AMI id that does not exist WHEN resolved THEN ParentImageNotFound', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeImagesCommand).rejects(awsError('InvalidAMIID.NotFound', 400));
-    await parentNotFound(
-      activityEnv().run(h.activities.resolveParentImage, { target: TARGET, parent: { imageId: PARENT } }),
-      `parent image ${PARENT}`,
-    );
+    h.ec2Mock.on(EC2.DescribeImagesCommand).rejects(awsError('InvalidAMIID.NotFound', 400));
+    await parentNotFound(resolveParent(h, { imageId: PARENT }), `parent image ${PARENT}`);
   });
 });
 
@@ -146,9 +133,9 @@ const launchInput = (types: string[]): LaunchBuildInstanceInput => ({
 describe('launchBuildInstance', () => {
   it('GIVEN no capacity for the first instance type WHEN launching THEN the next one is tried, each with its own ClientToken, IMDSv2 and no public IP', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({ Reservations: [] });
     h.ec2Mock
-      .on(RunInstancesCommand)
+      .on(EC2.RunInstancesCommand)
       .rejectsOnce(awsError('InsufficientInstanceCapacity', 500))
       .resolves({ Instances: [{ InstanceId: 'i-0bbbbbbbbbbbbbbb1' }] });
     const out = await activityEnv().run(
@@ -161,7 +148,7 @@ describe('launchBuildInstance', () => {
       created: true,
       skippedTypes: ['c7i.large (InsufficientInstanceCapacity)'],
     });
-    const [first, second] = h.ec2Mock.commandCalls(RunInstancesCommand).map((c) => c.args[0].input);
+    const [first, second] = h.ec2Mock.commandCalls(EC2.RunInstancesCommand).map((c) => c.args[0].input);
     assert.equal(first?.ClientToken, buildClientToken(owner, 'builder', 'c7i.large'));
     assert.equal(second?.ClientToken, buildClientToken(owner, 'builder', 'm7i.large'));
     assert.notEqual(first?.ClientToken, second?.ClientToken);
@@ -184,7 +171,7 @@ describe('launchBuildInstance', () => {
 
   it('GIVEN an earlier attempt launched the builder WHEN retried THEN it is found by its tags and nothing is launched', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({
       Reservations: [
         {
           Instances: [
@@ -195,8 +182,8 @@ describe('launchBuildInstance', () => {
     });
     const out = await activityEnv().run(h.activities.launchBuildInstance, launchInput(['t3.small']));
     assert.equal(out.created, false);
-    assert.equal(h.ec2Mock.commandCalls(RunInstancesCommand).length, 0);
-    const filters = h.ec2Mock.commandCalls(DescribeInstancesCommand)[0]?.args[0].input.Filters;
+    assert.equal(h.ec2Mock.commandCalls(EC2.RunInstancesCommand).length, 0);
+    const filters = h.ec2Mock.commandCalls(EC2.DescribeInstancesCommand)[0]?.args[0].input.Filters;
     assert.deepEqual(
       filters?.map((f) => f.Name),
       [`tag:${TAG.workflowId}`, `tag:${TAG.runId}`, `tag:${RECIPE_TAG.role}`],
@@ -205,8 +192,8 @@ describe('launchBuildInstance', () => {
 
   it('GIVEN no capacity for any instance type WHEN launching THEN a retryable NoInstanceCapacity names each', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
-    h.ec2Mock.on(RunInstancesCommand).rejects(awsError('InsufficientInstanceCapacity', 500));
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({ Reservations: [] });
+    h.ec2Mock.on(EC2.RunInstancesCommand).rejects(awsError('InsufficientInstanceCapacity', 500));
     const err = await errorOf(
       activityEnv().run(h.activities.launchBuildInstance, launchInput(['t3.small', 't3a.small'])),
     );
@@ -218,9 +205,17 @@ describe('launchBuildInstance', () => {
 });
 
 describe('terminateBuildInstance', () => {
+  /** The compensation of a builder launch: terminate it if this run launched it. */
+  const terminateBuilder = {
+    target: TARGET,
+    owner,
+    role: 'builder',
+    instanceId: 'i-0bbbbbbbbbbbbbbb1',
+  } as const;
+
   it("GIVEN an instance without this run's build tags WHEN asked to terminate it THEN it is left alone", async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({
       Reservations: [
         {
           Instances: [
@@ -233,14 +228,9 @@ describe('terminateBuildInstance', () => {
         },
       ],
     });
-    const out = await activityEnv().run(h.activities.terminateBuildInstance, {
-      target: TARGET,
-      owner,
-      role: 'builder',
-      instanceId: 'i-0bbbbbbbbbbbbbbb1',
-    });
+    const out = await activityEnv().run(h.activities.terminateBuildInstance, terminateBuilder);
     assert.equal(out.terminated, false);
-    assert.equal(h.ec2Mock.commandCalls(TerminateInstancesCommand).length, 0);
+    assert.equal(h.ec2Mock.commandCalls(EC2.TerminateInstancesCommand).length, 0);
   });
 
   it("GIVEN this run's builder WHEN terminated THEN TerminateInstances is sent", async () => {
@@ -250,20 +240,15 @@ describe('terminateBuildInstance', () => {
       { Key: TAG.runId, Value: RUN_ID },
       { Key: RECIPE_TAG.role, Value: 'builder' },
     ];
-    h.ec2Mock.on(DescribeInstancesCommand).resolves({
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({
       Reservations: [
         { Instances: [{ InstanceId: 'i-0bbbbbbbbbbbbbbb1', State: { Name: 'stopped' }, Tags: tags }] },
       ],
     });
-    h.ec2Mock.on(TerminateInstancesCommand).resolves({});
-    const out = await activityEnv().run(h.activities.terminateBuildInstance, {
-      target: TARGET,
-      owner,
-      role: 'builder',
-      instanceId: 'i-0bbbbbbbbbbbbbbb1',
-    });
+    h.ec2Mock.on(EC2.TerminateInstancesCommand).resolves({});
+    const out = await activityEnv().run(h.activities.terminateBuildInstance, terminateBuilder);
     assert.equal(out.terminated, true);
-    assert.deepEqual(h.ec2Mock.commandCalls(TerminateInstancesCommand)[0]?.args[0].input.InstanceIds, [
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.TerminateInstancesCommand)[0]?.args[0].input.InstanceIds, [
       'i-0bbbbbbbbbbbbbbb1',
     ]);
   });
@@ -272,21 +257,13 @@ describe('terminateBuildInstance', () => {
 describe('tagBuildResource and findUnchangedImage', () => {
   it('GIVEN an accepted image WHEN tagged THEN its snapshots carry the hash too; a later lookup by that hash finds it', async () => {
     const h = harness();
-    const recipe: BuildImageInput = {
-      region: 'eu-west-1',
-      recipe: 'web',
-      parent: { imageId: PARENT },
-      builder: { instanceTypes: ['t3.small'] },
-      build: [{ kind: 'shell', name: 'x', commands: 'true' }],
-      output: { imageName: 'web-{{hash}}' },
-    };
-    const hash = recipeContentHash(PARENT, recipe);
+    const hash = recipeContentHash(PARENT, RECIPE);
     const img = {
       ...available('ami-0ddddddddddddddd1', '2026-02-01'),
       BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: 'snap-0eeeeeeeeeeeeeee1' } }],
     };
-    h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [img] });
-    h.ec2Mock.on(CreateTagsCommand).resolves({});
+    h.ec2Mock.on(EC2.DescribeImagesCommand).resolves({ Images: [img] });
+    h.ec2Mock.on(EC2.CreateTagsCommand).resolves({});
     const tagged = await activityEnv().run(h.activities.tagBuildResource, {
       target: TARGET,
       resourceId: 'ami-0ddddddddddddddd1',
@@ -296,36 +273,28 @@ describe('tagBuildResource and findUnchangedImage', () => {
     const found = await activityEnv().run(h.activities.findUnchangedImage, {
       target: TARGET,
       parentImageId: PARENT,
-      recipe,
+      recipe: RECIPE,
     });
     assert.equal(found.contentHash, hash);
     assert.equal(found.existing?.imageId, 'ami-0ddddddddddddddd1');
-    const lookup = h.ec2Mock.commandCalls(DescribeImagesCommand).at(-1)?.args[0].input;
+    const lookup = h.ec2Mock.commandCalls(EC2.DescribeImagesCommand).at(-1)?.args[0].input;
     assert.deepEqual(lookup?.Owners, ['self']);
     assert.deepEqual(lookup?.Filters?.[0], { Name: `tag:${RECIPE_TAG.contentHash}`, Values: [hash] });
   });
 
   it('GIVEN the same recipe WHEN hashed THEN the hash ignores instance types and timeouts but not steps or the parent', () => {
-    const base: BuildImageInput = {
-      region: 'eu-west-1',
-      recipe: 'web',
-      parent: { imageId: PARENT },
-      builder: { instanceTypes: ['t3.small'] },
-      build: [{ kind: 'shell', name: 'x', commands: 'true' }],
-      output: { imageName: 'web-{{hash}}' },
-    };
-    const h = recipeContentHash(PARENT, base);
+    const h = recipeContentHash(PARENT, RECIPE);
     assert.equal(
       recipeContentHash(PARENT, {
-        ...base,
+        ...RECIPE,
         builder: { instanceTypes: ['m7i.large'] },
         timeouts: { instanceReadySeconds: 600 },
       }),
       h,
     );
-    assert.notEqual(recipeContentHash('ami-0aaaaaaaaaaaaaaa9', base), h);
+    assert.notEqual(recipeContentHash('ami-0aaaaaaaaaaaaaaa9', RECIPE), h);
     assert.notEqual(
-      recipeContentHash(PARENT, { ...base, build: [{ kind: 'shell', name: 'x', commands: 'false' }] }),
+      recipeContentHash(PARENT, { ...RECIPE, build: [{ kind: 'shell', name: 'x', commands: 'false' }] }),
       h,
     );
   });

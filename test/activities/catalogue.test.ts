@@ -12,18 +12,9 @@ import { DescribeImagesCommand, EC2ServiceException } from '@aws-sdk/client-ec2'
 import { ApplicationFailure } from '@temporalio/activity';
 import { THROTTLE_BACKOFF } from '../../activities/throttled-reads';
 import { APPROVED_VALUE, FailureType, TAG } from '../../workflows/contracts';
-import {
-  ACCOUNT,
-  REGION,
-  T0,
-  TARGET,
-  activityEnv,
-  awsError,
-  commandNames,
-  errorOf,
-  harness,
-  nonRetryableFailure,
-} from './harness';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
+import { ACCOUNT, REGION, T0, TARGET } from './fixtures';
+import { activityEnv, commandNames, harness } from './harness';
 
 const DAY = 24 * 3600 * 1000;
 const KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;

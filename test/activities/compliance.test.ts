@@ -22,18 +22,9 @@ import { FLEET_SELF, FakeFleet } from '../support/fake-fleet';
 import type { ActivityDeps } from '../../activities';
 import { createActivities } from '../../activities';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
-import {
-  ACCOUNT,
-  REGION,
-  T0,
-  TARGET,
-  VirtualClock,
-  activityEnv,
-  awsError,
-  commandNames,
-  harness,
-  nonRetryableFailure,
-} from './harness';
+import { awsError, nonRetryableFailure } from './failures';
+import { ACCOUNT, REGION, T0, TARGET } from './fixtures';
+import { VirtualClock, activityEnv, commandNames, harness } from './harness';
 
 const DAY = 24 * 3600 * 1000;
 const TOOLING = '111100001111';

@@ -22,6 +22,7 @@ import type { CopyImageActivityInput } from '../../activities/copying';
 import { DEFAULT_CONSISTENCY_WINDOW_MS, parseConsistencyWindow } from '../../activities/consistency';
 import type { DeleteImageInput } from '../../activities/images';
 import { FailureType, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
+import { awsError, errorOf } from './failures';
 import {
   IMAGE_ID,
   IMAGE_NAME,
@@ -31,14 +32,11 @@ import {
   T0,
   TARGET,
   WORKFLOW_ID,
-  activityEnv,
-  awsError,
-  commandNames,
-  errorOf,
-  harness,
   image,
   reservation,
-} from './harness';
+} from './fixtures';
+import type { Harness } from './harness';
+import { activityEnv, commandNames, harness } from './harness';
 
 const MINUTE = 60_000;
 /** The step was scheduled at T0: the virtual clock starts there, so it is inside the window. */
@@ -47,6 +45,20 @@ const nameRef = { target: TARGET, imageName: IMAGE_NAME, workflowId: WORKFLOW_ID
 const byId: DeleteImageInput = { ...nameRef, imageId: IMAGE_ID };
 const NEW_ID = 'i-0bbbbbbbbbbbbbbb1';
 const owner = { workflowId: WORKFLOW_ID, runId: RUN_ID };
+/** The compensation of a launch: terminate NEW_ID if this run launched it. */
+const undoNewInstance = { target: TARGET, owner, instanceId: NEW_ID };
+
+/** The undo fails its first attempt and, retried 5 s later, deregisters the image and deletes its snapshots. */
+async function undoneOnRetry(h: Harness, input: DeleteImageInput): Promise<void> {
+  h.ec2Mock.on(DeregisterImageCommand).resolves({});
+  h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
+
+  await errorOf(activityEnv(fresh).run(h.activities.deleteImage, input));
+  h.clock.advance(5_000);
+  const out = await activityEnv({ ...fresh, attempt: 2 }).run(h.activities.deleteImage, input);
+
+  assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+}
 
 async function notVisibleYet(p: Promise<unknown>, ...fragments: string[]): Promise<void> {
   const err = await errorOf(p);
@@ -87,14 +99,8 @@ void describe('deleteImage within the consistency window', () => {
       .on(DescribeImagesCommand, { ImageIds: [IMAGE_ID] })
       .rejectsOnce(awsError('InvalidAMIID.NotFound', 400))
       .resolves({ Images: [image('pending')] });
-    h.ec2Mock.on(DeregisterImageCommand).resolves({});
-    h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
 
-    await errorOf(activityEnv(fresh).run(h.activities.deleteImage, byId));
-    h.clock.advance(5_000);
-    const out = await activityEnv({ ...fresh, attempt: 2 }).run(h.activities.deleteImage, byId);
-
-    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+    await undoneOnRetry(h, byId);
     assert.deepEqual(h.ec2Mock.commandCalls(DeregisterImageCommand)[0]?.args[0].input, { ImageId: IMAGE_ID });
   });
 
@@ -147,14 +153,8 @@ void describe('deleteImage within the consistency window', () => {
       .on(DescribeImagesCommand)
       .resolvesOnce({ Images: [image('pending', { Tags: [] })] })
       .resolves({ Images: [image('available')] });
-    h.ec2Mock.on(DeregisterImageCommand).resolves({});
-    h.ec2Mock.on(DeleteSnapshotCommand).resolves({});
 
-    await errorOf(activityEnv(fresh).run(h.activities.deleteImage, nameRef));
-    h.clock.advance(5_000);
-    const out = await activityEnv({ ...fresh, attempt: 2 }).run(h.activities.deleteImage, nameRef);
-
-    assert.deepEqual(out, { imageId: IMAGE_ID, deregistered: true, deletedSnapshotIds: [...SNAPSHOTS] });
+    await undoneOnRetry(h, nameRef);
   });
 
   void it('GIVEN the image found by name is still untagged once the window has passed WHEN undoing THEN it is left alone, in words', async () => {
@@ -282,11 +282,7 @@ void describe('terminateLaunchedInstance within the consistency window', () => {
     h.ec2Mock.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound', 400));
 
     await notVisibleYet(
-      activityEnv(fresh).run(h.activities.terminateLaunchedInstance, {
-        target: TARGET,
-        owner,
-        instanceId: NEW_ID,
-      }),
+      activityEnv(fresh).run(h.activities.terminateLaunchedInstance, undoNewInstance),
       NEW_ID,
     );
     assert.equal(h.ec2Mock.commandCalls(TerminateInstancesCommand).length, 0);
@@ -329,11 +325,7 @@ void describe('terminateLaunchedInstance within the consistency window', () => {
     const theirs = { ...ours, Tags: [{ Key: TAG.runId, Value: 'another-run' }] };
     h.ec2Mock.on(DescribeInstancesCommand).resolves(reservation(theirs));
 
-    const out = await activityEnv(fresh).run(h.activities.terminateLaunchedInstance, {
-      target: TARGET,
-      owner,
-      instanceId: NEW_ID,
-    });
+    const out = await activityEnv(fresh).run(h.activities.terminateLaunchedInstance, undoNewInstance);
 
     assert.deepEqual(out, {
       instanceId: NEW_ID,
@@ -350,11 +342,7 @@ void describe('terminateLaunchedInstance within the consistency window', () => {
     h.ec2Mock.on(TerminateInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound', 400));
 
     await notVisibleYet(
-      activityEnv(fresh).run(h.activities.terminateLaunchedInstance, {
-        target: TARGET,
-        owner,
-        instanceId: NEW_ID,
-      }),
+      activityEnv(fresh).run(h.activities.terminateLaunchedInstance, undoNewInstance),
       'to terminate',
     );
   });

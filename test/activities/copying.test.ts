@@ -28,24 +28,9 @@ import { createAwsClients, sharedProvider } from '../../activities/aws';
 import { classifyAwsError } from '../../activities/errors';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
-import {
-  ACCOUNT,
-  IMAGE_ID,
-  REGION,
-  RUN_ID,
-  T0,
-  USER_TAGS,
-  VirtualClock,
-  WORKFLOW_ID,
-  activityEnv,
-  awsError,
-  commandNames,
-  errorOf,
-  harness,
-  image,
-  nonRetryableFailure,
-  ownerTags,
-} from './harness';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
+import { ACCOUNT, IMAGE_ID, REGION, RUN_ID, T0, USER_TAGS, WORKFLOW_ID, image, ownerTags } from './fixtures';
+import { VirtualClock, activityEnv, commandNames, harness } from './harness';
 
 const DEST_REGION = 'eu-central-1';
 const COPY_ID = 'ami-0c0c0c0c0c0c0c0c1';

@@ -12,7 +12,9 @@ import { classifyAwsError } from '../../activities/errors';
 import { extraRegions, regionOfHost, regionProblem } from '../../activities/regions';
 import { AmiflowClient, InvalidInputError } from '../../client';
 import { FailureType } from '../../workflows/contracts';
-import { TARGET, activityEnv, harness, nonRetryableFailure } from './harness';
+import { nonRetryableFailure } from './failures';
+import { TARGET } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 /** What Node's resolver rejects with when a host does not exist. */
 function dnsNotFound(hostname: string): Error {

@@ -16,17 +16,9 @@ import {
   rethrowAws,
 } from '../../activities/errors';
 import { FailureType } from '../../workflows/contracts';
-import {
-  IMAGE_ID,
-  INSTANCE_ID,
-  TARGET,
-  activityEnv,
-  awsError,
-  errorOf,
-  harness,
-  image,
-  nonRetryableFailure,
-} from './harness';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
+import { IMAGE_ID, INSTANCE_ID, TARGET, image } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 interface Case {
   name: string;
@@ -320,35 +312,26 @@ void describe('AWS errors through an activity (describeInstance)', () => {
     });
   }
 
-  for (const [name, status, type] of [
-    ['UnauthorizedOperation', 403, FailureType.AwsUnauthorized],
-    ['AuthFailure', 401, FailureType.AwsUnauthorized],
-    ['InvalidParameterValue', 400, FailureType.AwsMalformedRequest],
+  /** A permanent error of DescribeInstances, the failure it becomes and what its message names. */
+  const refused = (name: string) => [
+    `reading instance ${INSTANCE_ID}`,
+    `AWS refused with ${name}`,
+    'refused (simulated)',
+  ];
+  const code = 'naming the action and the code';
+  for (const [name, status, type, names, why] of [
+    ['UnauthorizedOperation', 403, FailureType.AwsUnauthorized, refused('UnauthorizedOperation'), code],
+    ['AuthFailure', 401, FailureType.AwsUnauthorized, refused('AuthFailure'), code],
+    ['InvalidParameterValue', 400, FailureType.AwsMalformedRequest, refused('InvalidParameterValue'), code],
+    ['InvalidInstanceID.Malformed', 400, FailureType.InstanceNotFound, [INSTANCE_ID], 'the id is wrong'],
   ] as const) {
-    void it(`GIVEN DescribeInstances answers ${name} WHEN describing THEN ${type}, non-retryable, naming the action and the code`, async () => {
+    void it(`GIVEN DescribeInstances answers ${name} WHEN describing THEN ${type}, non-retryable, ${why}`, async () => {
       const h = harness();
       h.ec2Mock.on(DescribeInstancesCommand).rejects(awsError(name, status, 'refused (simulated)'));
 
-      await nonRetryableFailure(
-        activityEnv().run(h.activities.describeInstance, ref),
-        type,
-        `reading instance ${INSTANCE_ID}`,
-        `AWS refused with ${name}`,
-        'refused (simulated)',
-      );
+      await nonRetryableFailure(activityEnv().run(h.activities.describeInstance, ref), type, ...names);
     });
   }
-
-  void it('GIVEN InvalidInstanceID.Malformed WHEN describing THEN InstanceNotFound (the id is wrong), non-retryable', async () => {
-    const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.Malformed', 400));
-
-    await nonRetryableFailure(
-      activityEnv().run(h.activities.describeInstance, ref),
-      FailureType.InstanceNotFound,
-      INSTANCE_ID,
-    );
-  });
 });
 
 void describe('AWS errors through an activity (tagSnapshots reading the image)', () => {

@@ -13,7 +13,8 @@ import { describe, it } from 'node:test';
 import { ListCommandsCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { postCommand, preCommand, runTag } from '../../activities/freeze-scripts';
 import type { QuiesceSpec } from '../../workflows/contracts';
-import { INSTANCE_ID, TARGET, activityEnv, harness } from './harness';
+import { INSTANCE_ID, TARGET } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 const RUN_KEY = 'image-from-instance/eu-west-1/self/i-0123456789abcdef0/web-1/run-1';
 

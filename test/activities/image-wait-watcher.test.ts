@@ -19,7 +19,7 @@ import type { LeaseTurn, WaitLeaseInput } from '../../activities/wait-lease';
 import { WaitLeaseKeeper, releaseActivities, tierFor } from '../../activities/wait-lease';
 import type { AwsTarget } from '../../workflows/contracts';
 import { VirtualTimers } from '../support/virtual-timers';
-import { awsError } from './harness';
+import { awsError } from './failures';
 
 const EU: AwsTarget = { region: 'eu-west-1', accountId: '111122223333' };
 const US: AwsTarget = { region: 'us-east-1', accountId: '111122223333' };

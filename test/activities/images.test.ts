@@ -11,6 +11,7 @@ import {
 import { ApplicationFailure } from '@temporalio/activity';
 import type { CreateImageInput, DeleteImageInput } from '../../activities/images';
 import { FailureType, TAG } from '../../workflows/contracts';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
 import {
   IMAGE_ID,
   IMAGE_NAME,
@@ -21,18 +22,20 @@ import {
   TARGET,
   USER_TAGS,
   WORKFLOW_ID,
-  activityEnv,
-  awsError,
-  commandNames,
-  errorOf,
-  harness,
   image,
-  nonRetryableFailure,
   ownerTags,
-} from './harness';
+} from './fixtures';
+import { activityEnv, commandNames, harness } from './harness';
 
 const nameRef = { target: TARGET, imageName: IMAGE_NAME, workflowId: WORKFLOW_ID, runId: RUN_ID };
 const imageTags = { ...USER_TAGS, [TAG.workflowId]: WORKFLOW_ID, [TAG.runId]: RUN_ID };
+/** imageTags as EC2 takes them: the user's tags first, then the run's. */
+const IMAGE_TAG_LIST = [
+  { Key: 'team', Value: 'web' },
+  { Key: 'env', Value: 'prod' },
+  { Key: TAG.workflowId, Value: WORKFLOW_ID },
+  { Key: TAG.runId, Value: RUN_ID },
+];
 const createInput: CreateImageInput = {
   ...nameRef,
   instanceId: INSTANCE_ID,
@@ -97,12 +100,7 @@ void describe('createImage', () => {
       TagSpecifications: [
         {
           ResourceType: 'image',
-          Tags: [
-            { Key: 'team', Value: 'web' },
-            { Key: 'env', Value: 'prod' },
-            { Key: TAG.workflowId, Value: WORKFLOW_ID },
-            { Key: TAG.runId, Value: RUN_ID },
-          ],
+          Tags: IMAGE_TAG_LIST,
         },
       ],
     });
@@ -245,12 +243,7 @@ void describe('tagSnapshots', () => {
     assert.deepEqual(commandNames(h.ec2Mock), ['DescribeImages', 'CreateTags']);
     assert.deepEqual(h.ec2Mock.commandCalls(CreateTagsCommand)[0]?.args[0].input, {
       Resources: [...SNAPSHOTS],
-      Tags: [
-        { Key: 'team', Value: 'web' },
-        { Key: 'env', Value: 'prod' },
-        { Key: TAG.workflowId, Value: WORKFLOW_ID },
-        { Key: TAG.runId, Value: RUN_ID },
-      ],
+      Tags: IMAGE_TAG_LIST,
     });
   });
 

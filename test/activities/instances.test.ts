@@ -4,20 +4,9 @@ import { describe, it } from 'node:test';
 import type { InstanceStateName } from '@aws-sdk/client-ec2';
 import { DescribeInstancesCommand, StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
 import { FailureType } from '../../workflows/contracts';
-import {
-  ACCOUNT,
-  INSTANCE_ID,
-  REGION,
-  T0,
-  TARGET,
-  activityEnv,
-  awsError,
-  commandNames,
-  harness,
-  instance,
-  nonRetryableFailure,
-  reservation,
-} from './harness';
+import { awsError, nonRetryableFailure } from './failures';
+import { ACCOUNT, INSTANCE_ID, REGION, T0, TARGET, instance, reservation } from './fixtures';
+import { activityEnv, commandNames, harness } from './harness';
 
 const MINUTE = 60_000;
 const ref = { target: TARGET, instanceId: INSTANCE_ID };
@@ -28,6 +17,18 @@ function statesInTurn(h: ReturnType<typeof harness>, ...states: InstanceStateNam
   let behaviour = h.ec2Mock.on(DescribeInstancesCommand, { InstanceIds: [INSTANCE_ID] });
   for (const s of states.slice(0, -1)) behaviour = behaviour.resolvesOnce(reservation(instance(s)));
   behaviour.resolves(reservation(instance(states[states.length - 1])));
+}
+
+/** An instance already in the state asked for: one DescribeInstances, no change sent, no waiting. */
+async function alreadyThere(activity: 'stopInstance' | 'startInstance', state: 'stopped' | 'running') {
+  const h = harness();
+  statesInTurn(h, state);
+
+  const out = await activityEnv().run(h.activities[activity], waitInput);
+
+  assert.deepEqual(commandNames(h.ec2Mock), ['DescribeInstances']);
+  assert.equal(out.state, state);
+  assert.equal(out.at, T0, 'no waiting');
 }
 
 void describe('describeInstance', () => {
@@ -183,16 +184,8 @@ void describe('stopInstance', () => {
     assert.ok(h.clock.sleeps.filter((ms) => ms === 5_000).length >= 3, `sleeps ${h.clock.sleeps.join(', ')}`);
   });
 
-  void it('GIVEN a stopped instance WHEN stopped THEN no StopInstances is sent', async () => {
-    const h = harness();
-    statesInTurn(h, 'stopped');
-
-    const out = await activityEnv().run(h.activities.stopInstance, waitInput);
-
-    assert.deepEqual(commandNames(h.ec2Mock), ['DescribeInstances']);
-    assert.equal(out.state, 'stopped');
-    assert.equal(out.at, T0, 'no waiting');
-  });
+  void it('GIVEN a stopped instance WHEN stopped THEN no StopInstances is sent', () =>
+    alreadyThere('stopInstance', 'stopped'));
 
   void it('GIVEN a retry finding the instance already stopping WHEN stopped THEN it only waits', async () => {
     const h = harness();
@@ -310,15 +303,8 @@ void describe('startInstance', () => {
     ]);
   });
 
-  void it('GIVEN a running instance WHEN started THEN no StartInstances is sent', async () => {
-    const h = harness();
-    statesInTurn(h, 'running');
-
-    const out = await activityEnv().run(h.activities.startInstance, waitInput);
-
-    assert.deepEqual(commandNames(h.ec2Mock), ['DescribeInstances']);
-    assert.equal(out.state, 'running');
-  });
+  void it('GIVEN a running instance WHEN started THEN no StartInstances is sent (and nothing is waited for)', () =>
+    alreadyThere('startInstance', 'running'));
 
   void it('GIVEN a terminated instance WHEN started THEN InstanceStateUnsupported, non-retryable, and no StartInstances', async () => {
     const h = harness();

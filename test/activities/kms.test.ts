@@ -16,18 +16,10 @@ import {
 } from '@aws-sdk/client-kms';
 import type { KeyMetadata } from '@aws-sdk/client-kms';
 import { ApplicationFailure } from '@temporalio/activity';
-import { FailureType, shareGrantName } from '../../workflows/contracts';
-import {
-  ACCOUNT,
-  REGION,
-  RUN_ID,
-  T0,
-  TARGET,
-  activityEnv,
-  errorOf,
-  harness,
-  nonRetryableFailure,
-} from './harness';
+import { FailureType, KMS_GRANT_OPERATIONS, shareGrantName } from '../../workflows/contracts';
+import { errorOf, nonRetryableFailure } from './failures';
+import { ACCOUNT, REGION, RUN_ID, T0, TARGET } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 const KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
 const TARGETS = ['444455556666', '555566667777'];
@@ -44,7 +36,7 @@ function kmsError(name: string, httpStatusCode: number): KMSServiceException {
 const grantInput = { target: TARGET, keyArn: KEY_ARN, accountIds: TARGETS, runId: RUN_ID };
 
 void describe('grantKeyAccess', () => {
-  void it('GIVEN two target accounts and no grant yet WHEN access is granted THEN one CreateGrant each, with exactly the account root, the seven operations and a name from the run', async () => {
+  void it('GIVEN two target accounts and no grant yet WHEN access is granted THEN one CreateGrant each, with exactly the account root, the grant operations of the contract and a name from the run', async () => {
     const h = harness();
     h.kmsMock.on(ListGrantsCommand).resolves({ Grants: [], Truncated: false });
     let n = 0;
@@ -57,15 +49,8 @@ void describe('grantKeyAccess', () => {
       TARGETS.map((account) => ({
         KeyId: KEY_ARN,
         GranteePrincipal: `arn:aws:iam::${account}:root`,
-        Operations: [
-          'DescribeKey',
-          'CreateGrant',
-          'Decrypt',
-          'GenerateDataKey',
-          'GenerateDataKeyWithoutPlaintext',
-          'ReEncryptFrom',
-          'ReEncryptTo',
-        ],
+        // The one list the activity and the key-policy statement (workflows/key-access.ts) both use.
+        Operations: [...KMS_GRANT_OPERATIONS],
         Name: `amiflow/${RUN_ID}/${account}`,
       })),
     );

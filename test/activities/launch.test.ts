@@ -7,41 +7,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Address, Instance, Subnet, Volume } from '@aws-sdk/client-ec2';
-import {
-  AssociateAddressCommand,
-  CreateTagsCommand,
-  DescribeAddressesCommand,
-  DescribeAvailabilityZonesCommand,
-  DescribeInstanceAttributeCommand,
-  DescribeInstanceCreditSpecificationsCommand,
-  DescribeInstanceStatusCommand,
-  DescribeInstanceTypeOfferingsCommand,
-  DescribeInstancesCommand,
-  DescribePlacementGroupsCommand,
-  DescribeSubnetsCommand,
-  DescribeVolumesCommand,
-  ModifyInstanceAttributeCommand,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-} from '@aws-sdk/client-ec2';
+import * as EC2 from '@aws-sdk/client-ec2';
 import type { LaunchInput, MigrationPlan, MigrationPlanInput } from '../../activities/launch';
 import { launchClientToken, pickSubnet, runInstancesRequest, userTags } from '../../activities/launch';
 import { FailureType, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import type { Harness } from './harness';
-import {
-  INSTANCE_ID,
-  RUN_ID,
-  T0,
-  TARGET,
-  WORKFLOW_ID,
-  activityEnv,
-  awsError,
-  commandNames,
-  errorOf,
-  harness,
-  nonRetryableFailure,
-  reservation,
-} from './harness';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
+import { INSTANCE_ID, RUN_ID, T0, TARGET, WORKFLOW_ID, reservation } from './fixtures';
+import { activityEnv, commandNames, harness } from './harness';
 
 const VPC = 'vpc-0aaaaaaaaaaaaaaa0';
 const SOURCE_SUBNET = 'subnet-0aaaaaaaaaaaaaaa1';
@@ -51,6 +24,8 @@ const KEY_ROOT = 'arn:aws:kms:eu-west-1:111122223333:key/11111111-1111-1111-1111
 const KEY_DATA = 'arn:aws:kms:eu-west-1:111122223333:key/22222222-2222-2222-2222-222222222222';
 const USER_DATA = Buffer.from('#!/bin/sh\nsystemctl start web\n').toString('base64');
 const owner = { workflowId: WORKFLOW_ID, runId: RUN_ID };
+/** The compensation of a launch: terminate NEW_ID if this run launched it. */
+const undoNewInstance = { target: TARGET, owner, instanceId: NEW_ID };
 
 /** A source with every attribute the migration mirrors set to something other than its default. */
 function source(extra: Partial<Instance> = {}): Instance {
@@ -181,20 +156,20 @@ interface World {
 function mockSource(h: Harness, world: World = {}): void {
   const i = world.instance ?? source();
   const a = world.attributes ?? {};
-  h.ec2Mock.on(DescribeInstancesCommand, { InstanceIds: [INSTANCE_ID] }).resolves(reservation(i));
+  h.ec2Mock.on(EC2.DescribeInstancesCommand, { InstanceIds: [INSTANCE_ID] }).resolves(reservation(i));
   h.ec2Mock
-    .on(DescribeInstanceAttributeCommand, { Attribute: 'userData' })
+    .on(EC2.DescribeInstanceAttributeCommand, { Attribute: 'userData' })
     .resolves({ UserData: { Value: a.userData ?? USER_DATA } })
-    .on(DescribeInstanceAttributeCommand, { Attribute: 'disableApiTermination' })
+    .on(EC2.DescribeInstanceAttributeCommand, { Attribute: 'disableApiTermination' })
     .resolves({ DisableApiTermination: { Value: a.terminationProtected ?? true } })
-    .on(DescribeInstanceAttributeCommand, { Attribute: 'disableApiStop' })
+    .on(EC2.DescribeInstanceAttributeCommand, { Attribute: 'disableApiStop' })
     .resolves({ DisableApiStop: { Value: a.stopProtected ?? false } })
-    .on(DescribeInstanceAttributeCommand, { Attribute: 'instanceInitiatedShutdownBehavior' })
+    .on(EC2.DescribeInstanceAttributeCommand, { Attribute: 'instanceInitiatedShutdownBehavior' })
     .resolves({ InstanceInitiatedShutdownBehavior: { Value: a.shutdown ?? 'terminate' } });
   h.ec2Mock
-    .on(DescribeSubnetsCommand, { SubnetIds: [SOURCE_SUBNET] })
+    .on(EC2.DescribeSubnetsCommand, { SubnetIds: [SOURCE_SUBNET] })
     .resolves({ Subnets: [subnet(SOURCE_SUBNET, 'eu-west-1a', 10)] })
-    .on(DescribeSubnetsCommand, {
+    .on(EC2.DescribeSubnetsCommand, {
       Filters: [
         { Name: 'vpc-id', Values: [VPC] },
         { Name: 'availability-zone', Values: ['eu-west-1b'] },
@@ -202,24 +177,24 @@ function mockSource(h: Harness, world: World = {}): void {
     })
     .resolves({ Subnets: world.targetSubnets ?? TARGET_SUBNETS });
   for (const s of [...TARGET_SUBNETS, ...(world.targetSubnets ?? [])])
-    h.ec2Mock.on(DescribeSubnetsCommand, { SubnetIds: [s.SubnetId ?? ''] }).resolves({ Subnets: [s] });
+    h.ec2Mock.on(EC2.DescribeSubnetsCommand, { SubnetIds: [s.SubnetId ?? ''] }).resolves({ Subnets: [s] });
   const zone = world.zone ?? { state: 'available' };
   if (zone === 'error')
     h.ec2Mock
-      .on(DescribeAvailabilityZonesCommand)
+      .on(EC2.DescribeAvailabilityZonesCommand)
       .rejects(awsError('InvalidParameterValue', 400, "The zone 'x' does not exist"));
   else
-    h.ec2Mock.on(DescribeAvailabilityZonesCommand).resolves({
+    h.ec2Mock.on(EC2.DescribeAvailabilityZonesCommand).resolves({
       AvailabilityZones:
         zone === 'unknown' ? [] : [{ ZoneName: 'eu-west-1b', State: zone.state as 'available' }],
     });
-  h.ec2Mock.on(DescribeVolumesCommand).resolves({ Volumes: world.volumes ?? VOLUMES });
-  h.ec2Mock.on(DescribeAddressesCommand).resolves({ Addresses: world.addresses ?? [] });
+  h.ec2Mock.on(EC2.DescribeVolumesCommand).resolves({ Volumes: world.volumes ?? VOLUMES });
+  h.ec2Mock.on(EC2.DescribeAddressesCommand).resolves({ Addresses: world.addresses ?? [] });
   h.ec2Mock
-    .on(DescribeInstanceCreditSpecificationsCommand)
+    .on(EC2.DescribeInstanceCreditSpecificationsCommand)
     .resolves({ InstanceCreditSpecifications: [{ InstanceId: INSTANCE_ID, CpuCredits: 'unlimited' }] });
   h.ec2Mock
-    .on(DescribeInstanceTypeOfferingsCommand)
+    .on(EC2.DescribeInstanceTypeOfferingsCommand)
     .callsFake((input: { Filters?: { Values?: string[] }[] }) => ({
       InstanceTypeOfferings:
         world.offered === false
@@ -232,7 +207,7 @@ function mockSource(h: Harness, world: World = {}): void {
               },
             ],
     }));
-  h.ec2Mock.on(DescribePlacementGroupsCommand).resolves({
+  h.ec2Mock.on(EC2.DescribePlacementGroupsCommand).resolves({
     PlacementGroups: [
       { GroupName: 'web-spread', Strategy: (world.placementStrategy ?? 'spread') as 'spread' },
     ],
@@ -348,20 +323,20 @@ void describe('planMigration', () => {
       commandNames(h.ec2Mock).every((c) => c.startsWith('Describe')),
       `read-only: ${commandNames(h.ec2Mock).join(', ')}`,
     );
-    assert.deepEqual(h.ec2Mock.commandCalls(DescribeSubnetsCommand)[1]?.args[0].input, {
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.DescribeSubnetsCommand)[1]?.args[0].input, {
       Filters: [
         { Name: 'vpc-id', Values: [VPC] },
         { Name: 'availability-zone', Values: ['eu-west-1b'] },
       ],
     });
-    assert.deepEqual(h.ec2Mock.commandCalls(DescribeInstanceTypeOfferingsCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.DescribeInstanceTypeOfferingsCommand)[0]?.args[0].input, {
       LocationType: 'availability-zone',
       Filters: [
         { Name: 'location', Values: ['eu-west-1b'] },
         { Name: 'instance-type', Values: ['t3.large'] },
       ],
     });
-    assert.deepEqual(h.ec2Mock.commandCalls(DescribeAddressesCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.DescribeAddressesCommand)[0]?.args[0].input, {
       Filters: [{ Name: 'instance-id', Values: [INSTANCE_ID] }],
     });
   });
@@ -384,9 +359,9 @@ void describe('planMigration', () => {
     assert.equal(p.launch.availabilityZone, 'eu-west-1b');
     assert.deepEqual(p.launch.securityGroupIds, ['sg-0cccccccccccccccc']);
     assert.equal(p.launch.cpuCredits, undefined);
-    assert.equal(h.ec2Mock.commandCalls(DescribeInstanceCreditSpecificationsCommand).length, 0);
+    assert.equal(h.ec2Mock.commandCalls(EC2.DescribeInstanceCreditSpecificationsCommand).length, 0);
     assert.equal(
-      h.ec2Mock.commandCalls(DescribeAvailabilityZonesCommand).length,
+      h.ec2Mock.commandCalls(EC2.DescribeAvailabilityZonesCommand).length,
       0,
       'the subnet names the AZ',
     );
@@ -673,7 +648,7 @@ void describe('planMigration refuses what cannot move faithfully, before anythin
 
   void it('GIVEN the source does not exist WHEN planned THEN InstanceNotFound', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound', 400));
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).rejects(awsError('InvalidInstanceID.NotFound', 400));
 
     await nonRetryableFailure(
       plan(h),
@@ -757,7 +732,7 @@ const EXPECTED_REQUEST = {
 /** No instance of this run yet: the tag lookup finds nothing. */
 function nothingLaunched(h: Harness): void {
   h.ec2Mock
-    .on(DescribeInstancesCommand, {
+    .on(EC2.DescribeInstancesCommand, {
       Filters: [
         { Name: `tag:${TAG.workflowId}`, Values: [WORKFLOW_ID] },
         { Name: `tag:${TAG.runId}`, Values: [RUN_ID] },
@@ -770,13 +745,13 @@ void describe('launchInstance', () => {
   void it('GIVEN the plan of a fully configured source WHEN launched THEN RunInstances mirrors the source attribute by attribute, in the target AZ, tagged as the source plus amiflow', async () => {
     const h = harness();
     nothingLaunched(h);
-    h.ec2Mock.on(RunInstancesCommand).resolves({ Instances: [{ InstanceId: NEW_ID }] });
+    h.ec2Mock.on(EC2.RunInstancesCommand).resolves({ Instances: [{ InstanceId: NEW_ID }] });
 
     const out = await activityEnv().run(h.activities.launchInstance, launchInput());
 
     assert.deepEqual(out, { instanceId: NEW_ID, created: true, clientToken: launchClientToken(owner) });
     assert.deepEqual(commandNames(h.ec2Mock), ['DescribeInstances', 'RunInstances']);
-    assert.deepEqual(h.ec2Mock.commandCalls(RunInstancesCommand)[0]?.args[0].input, EXPECTED_REQUEST);
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.RunInstancesCommand)[0]?.args[0].input, EXPECTED_REQUEST);
   });
 
   void it('GIVEN the plan WHEN the request is built twice, or for another run of the same workflow THEN the ClientToken is the same for the run, different for the other, and at most 64 characters', () => {
@@ -796,7 +771,7 @@ void describe('launchInstance', () => {
     const h = harness();
     nothingLaunched(h);
     h.ec2Mock
-      .on(RunInstancesCommand)
+      .on(EC2.RunInstancesCommand)
       .rejectsOnce(Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }))
       .resolves({ Instances: [{ InstanceId: NEW_ID }] });
 
@@ -808,14 +783,14 @@ void describe('launchInstance', () => {
       'a transient error is rethrown as is (retried)',
     );
     assert.equal(second.instanceId, NEW_ID);
-    const [a, b] = h.ec2Mock.commandCalls(RunInstancesCommand).map((c) => c.args[0].input);
+    const [a, b] = h.ec2Mock.commandCalls(EC2.RunInstancesCommand).map((c) => c.args[0].input);
     assert.deepEqual(a, b);
     assert.equal(a?.ClientToken, launchClientToken(owner));
   });
 
   void it('GIVEN this run launched its instance already WHEN the activity runs again THEN it returns that instance and launches nothing', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves(
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves(
       reservation({
         InstanceId: NEW_ID,
         State: { Name: 'pending' },
@@ -859,11 +834,11 @@ void describe('launchInstance', () => {
     const unsupported = harness();
     nothingLaunched(unsupported);
     unsupported.ec2Mock
-      .on(RunInstancesCommand)
+      .on(EC2.RunInstancesCommand)
       .rejects(awsError('Unsupported', 400, 'Your requested instance type is not supported'));
     const noCapacity = harness();
     nothingLaunched(noCapacity);
-    noCapacity.ec2Mock.on(RunInstancesCommand).rejects(awsError('InsufficientInstanceCapacity', 500));
+    noCapacity.ec2Mock.on(EC2.RunInstancesCommand).rejects(awsError('InsufficientInstanceCapacity', 500));
 
     await nonRetryableFailure(
       activityEnv().run(unsupported.activities.launchInstance, launchInput()),
@@ -893,13 +868,18 @@ void describe('launchInstance', () => {
 });
 
 const HEARTBEAT_TIMEOUT = 120_000;
+/** An attempt of the status-check wait, with its heartbeat timeout. */
+const readyWaitEnv = () => activityEnv({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT });
 const waitInput = { target: TARGET, instanceId: NEW_ID, deadline: T0 + 30 * 60_000 };
 
 function statuses(
   h: Harness,
   ...answers: ({ state: string; system?: string; instance?: string } | 'not-found')[]
 ) {
-  let b = h.ec2Mock.on(DescribeInstanceStatusCommand, { InstanceIds: [NEW_ID], IncludeAllInstances: true });
+  let b = h.ec2Mock.on(EC2.DescribeInstanceStatusCommand, {
+    InstanceIds: [NEW_ID],
+    IncludeAllInstances: true,
+  });
   const answer = (a: (typeof answers)[number]) =>
     a === 'not-found'
       ? { rejects: awsError('InvalidInstanceID.NotFound', 400) }
@@ -935,14 +915,14 @@ void describe('waitForInstanceReady', () => {
       { state: 'running', system: 'ok', instance: 'initializing' },
       { state: 'running', system: 'ok', instance: 'ok' },
     );
-    h.ec2Mock.on(DescribeInstancesCommand, { InstanceIds: [NEW_ID] }).resolves(
+    h.ec2Mock.on(EC2.DescribeInstancesCommand, { InstanceIds: [NEW_ID] }).resolves(
       reservation({
         InstanceId: NEW_ID,
         Placement: { AvailabilityZone: 'eu-west-1b' },
         PrivateIpAddress: '10.0.2.9',
       }),
     );
-    const run = activityEnv({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT });
+    const run = readyWaitEnv();
 
     const ready = await run.run(h.activities.waitForInstanceReady, waitInput);
 
@@ -953,7 +933,7 @@ void describe('waitForInstanceReady', () => {
       at: h.clock.now(),
       awsCalls: 6,
     });
-    assert.equal(h.ec2Mock.commandCalls(DescribeInstanceStatusCommand).length, 5);
+    assert.equal(h.ec2Mock.commandCalls(EC2.DescribeInstanceStatusCommand).length, 5);
     assert.ok(run.heartbeats.length >= 1, 'progress is heartbeated');
     assert.deepEqual((run.heartbeats[0] as { progress: unknown }).progress, { state: 'not visible yet' });
   });
@@ -985,10 +965,7 @@ void describe('waitForInstanceReady', () => {
       statuses(h, { state: 'pending' }, answer);
 
       await nonRetryableFailure(
-        activityEnv({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT }).run(
-          h.activities.waitForInstanceReady,
-          waitInput,
-        ),
+        readyWaitEnv().run(h.activities.waitForInstanceReady, waitInput),
         FailureType.InstanceChecksFailed,
         NEW_ID,
         fragment,
@@ -1001,10 +978,7 @@ void describe('waitForInstanceReady', () => {
     statuses(h, { state: 'running' });
 
     await nonRetryableFailure(
-      activityEnv({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT }).run(
-        h.activities.waitForInstanceReady,
-        waitInput,
-      ),
+      readyWaitEnv().run(h.activities.waitForInstanceReady, waitInput),
       FailureType.WaitTimedOut,
       `instance ${NEW_ID} to run and pass its status checks`,
     );
@@ -1027,18 +1001,14 @@ function ours(extra: Partial<Instance> = {}): Instance {
 void describe('terminateLaunchedInstance (compensation)', () => {
   void it('GIVEN the new instance has termination protection (mirrored from the source) WHEN compensating THEN the protection is turned off, then it is terminated', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand, { InstanceIds: [NEW_ID] }).resolves(reservation(ours()));
+    h.ec2Mock.on(EC2.DescribeInstancesCommand, { InstanceIds: [NEW_ID] }).resolves(reservation(ours()));
     h.ec2Mock
-      .on(DescribeInstanceAttributeCommand, { InstanceId: NEW_ID, Attribute: 'disableApiTermination' })
+      .on(EC2.DescribeInstanceAttributeCommand, { InstanceId: NEW_ID, Attribute: 'disableApiTermination' })
       .resolves({ DisableApiTermination: { Value: true } });
-    h.ec2Mock.on(ModifyInstanceAttributeCommand).resolves({});
-    h.ec2Mock.on(TerminateInstancesCommand).resolves({});
+    h.ec2Mock.on(EC2.ModifyInstanceAttributeCommand).resolves({});
+    h.ec2Mock.on(EC2.TerminateInstancesCommand).resolves({});
 
-    const out = await activityEnv().run(h.activities.terminateLaunchedInstance, {
-      target: TARGET,
-      owner,
-      instanceId: NEW_ID,
-    });
+    const out = await activityEnv().run(h.activities.terminateLaunchedInstance, undoNewInstance);
 
     assert.deepEqual(out, { instanceId: NEW_ID, terminated: true });
     assert.deepEqual(commandNames(h.ec2Mock), [
@@ -1047,7 +1017,7 @@ void describe('terminateLaunchedInstance (compensation)', () => {
       'ModifyInstanceAttribute',
       'TerminateInstances',
     ]);
-    assert.deepEqual(h.ec2Mock.commandCalls(ModifyInstanceAttributeCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.ModifyInstanceAttributeCommand)[0]?.args[0].input, {
       InstanceId: NEW_ID,
       DisableApiTermination: { Value: false },
     });
@@ -1055,25 +1025,25 @@ void describe('terminateLaunchedInstance (compensation)', () => {
 
   void it('GIVEN RunInstances never answered WHEN compensating THEN the instance is found by this run’s tags and terminated', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves(reservation(ours({ State: { Name: 'pending' } })));
-    h.ec2Mock.on(DescribeInstanceAttributeCommand).resolves({ DisableApiTermination: { Value: false } });
-    h.ec2Mock.on(TerminateInstancesCommand).resolves({});
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves(reservation(ours({ State: { Name: 'pending' } })));
+    h.ec2Mock.on(EC2.DescribeInstanceAttributeCommand).resolves({ DisableApiTermination: { Value: false } });
+    h.ec2Mock.on(EC2.TerminateInstancesCommand).resolves({});
 
     const out = await activityEnv().run(h.activities.terminateLaunchedInstance, { target: TARGET, owner });
 
     assert.deepEqual(out, { instanceId: NEW_ID, terminated: true });
-    assert.deepEqual(h.ec2Mock.commandCalls(DescribeInstancesCommand)[0]?.args[0].input.Filters, [
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.DescribeInstancesCommand)[0]?.args[0].input.Filters, [
       { Name: `tag:${TAG.workflowId}`, Values: [WORKFLOW_ID] },
       { Name: `tag:${TAG.runId}`, Values: [RUN_ID] },
     ]);
-    assert.deepEqual(h.ec2Mock.commandCalls(TerminateInstancesCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.TerminateInstancesCommand)[0]?.args[0].input, {
       InstanceIds: [NEW_ID],
     });
   });
 
   void it('GIVEN an instance without this run’s tags WHEN compensating THEN it is left alone', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand).resolves(
+    h.ec2Mock.on(EC2.DescribeInstancesCommand).resolves(
       reservation(
         ours({
           Tags: [
@@ -1084,11 +1054,7 @@ void describe('terminateLaunchedInstance (compensation)', () => {
       ),
     );
 
-    const out = await activityEnv().run(h.activities.terminateLaunchedInstance, {
-      target: TARGET,
-      owner,
-      instanceId: NEW_ID,
-    });
+    const out = await activityEnv().run(h.activities.terminateLaunchedInstance, undoNewInstance);
 
     assert.deepEqual(out, {
       instanceId: NEW_ID,
@@ -1100,18 +1066,16 @@ void describe('terminateLaunchedInstance (compensation)', () => {
 
   void it('GIVEN the instance is terminated already, or none was launched and the consistency window has passed WHEN compensating again THEN nothing is sent', async () => {
     const gone = harness();
-    gone.ec2Mock.on(DescribeInstancesCommand).resolves(reservation(ours({ State: { Name: 'terminated' } })));
+    gone.ec2Mock
+      .on(EC2.DescribeInstancesCommand)
+      .resolves(reservation(ours({ State: { Name: 'terminated' } })));
     const never = harness();
-    never.ec2Mock.on(DescribeInstancesCommand).resolves({ Reservations: [] });
+    never.ec2Mock.on(EC2.DescribeInstancesCommand).resolves({ Reservations: [] });
 
-    assert.deepEqual(
-      await activityEnv().run(gone.activities.terminateLaunchedInstance, {
-        target: TARGET,
-        owner,
-        instanceId: NEW_ID,
-      }),
-      { instanceId: NEW_ID, terminated: true },
-    );
+    assert.deepEqual(await activityEnv().run(gone.activities.terminateLaunchedInstance, undoNewInstance), {
+      instanceId: NEW_ID,
+      terminated: true,
+    });
     assert.deepEqual(
       await activityEnv().run(never.activities.terminateLaunchedInstance, { target: TARGET, owner }),
       {
@@ -1128,11 +1092,11 @@ void describe('terminateSourceInstance, moveElasticIp, copyVolumeTags', () => {
   void it('GIVEN a stopped source WHEN terminated THEN TerminateInstances is sent once and the wait ends when it is terminated', async () => {
     const h = harness();
     h.ec2Mock
-      .on(DescribeInstancesCommand, { InstanceIds: [INSTANCE_ID] })
+      .on(EC2.DescribeInstancesCommand, { InstanceIds: [INSTANCE_ID] })
       .resolvesOnce(reservation(source({ State: { Name: 'stopped' } })))
       .resolvesOnce(reservation(source({ State: { Name: 'shutting-down' } })))
       .resolves(reservation(source({ State: { Name: 'terminated' } })));
-    h.ec2Mock.on(TerminateInstancesCommand).resolves({});
+    h.ec2Mock.on(EC2.TerminateInstancesCommand).resolves({});
 
     const out = await activityEnv({ heartbeatTimeoutMs: 60_000 }).run(h.activities.terminateSourceInstance, {
       target: TARGET,
@@ -1151,7 +1115,7 @@ void describe('terminateSourceInstance, moveElasticIp, copyVolumeTags', () => {
 
   void it('GIVEN an Elastic IP WHEN moved THEN it is associated with the instance, taking it from the source', async () => {
     const h = harness();
-    h.ec2Mock.on(AssociateAddressCommand).resolves({ AssociationId: 'eipassoc-0123456789abcdef0' });
+    h.ec2Mock.on(EC2.AssociateAddressCommand).resolves({ AssociationId: 'eipassoc-0123456789abcdef0' });
 
     const out = await activityEnv().run(h.activities.moveElasticIp, {
       target: TARGET,
@@ -1160,7 +1124,7 @@ void describe('terminateSourceInstance, moveElasticIp, copyVolumeTags', () => {
     });
 
     assert.deepEqual(out, { associationId: 'eipassoc-0123456789abcdef0' });
-    assert.deepEqual(h.ec2Mock.commandCalls(AssociateAddressCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.AssociateAddressCommand)[0]?.args[0].input, {
       AllocationId: 'eipalloc-0123456789abcdef0',
       InstanceId: NEW_ID,
       AllowReassociation: true,
@@ -1169,7 +1133,7 @@ void describe('terminateSourceInstance, moveElasticIp, copyVolumeTags', () => {
 
   void it('GIVEN source volume tags by device WHEN copied THEN each new volume gets its own source volume’s tags', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeInstancesCommand, { InstanceIds: [NEW_ID] }).resolves(
+    h.ec2Mock.on(EC2.DescribeInstancesCommand, { InstanceIds: [NEW_ID] }).resolves(
       reservation(
         ours({
           BlockDeviceMappings: [
@@ -1180,7 +1144,7 @@ void describe('terminateSourceInstance, moveElasticIp, copyVolumeTags', () => {
         }),
       ),
     );
-    h.ec2Mock.on(CreateTagsCommand).resolves({});
+    h.ec2Mock.on(EC2.CreateTagsCommand).resolves({});
 
     const out = await activityEnv().run(h.activities.copyVolumeTags, {
       target: TARGET,
@@ -1190,7 +1154,7 @@ void describe('terminateSourceInstance, moveElasticIp, copyVolumeTags', () => {
 
     assert.deepEqual(out, { volumeIds: ['vol-0new000000000001', 'vol-0new000000000003'] });
     assert.deepEqual(
-      h.ec2Mock.commandCalls(CreateTagsCommand).map((c) => c.args[0].input),
+      h.ec2Mock.commandCalls(EC2.CreateTagsCommand).map((c) => c.args[0].input),
       [
         { Resources: ['vol-0new000000000001'], Tags: [{ Key: 'backup', Value: 'daily' }] },
         { Resources: ['vol-0new000000000003'], Tags: [{ Key: 'purpose', Value: 'logs' }] },

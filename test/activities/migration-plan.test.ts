@@ -9,22 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Address, Instance, Subnet, Volume } from '@aws-sdk/client-ec2';
 import type { NetworkPlan } from '../../activities/migration-plan';
-import {
-  OWNER_TAG_COUNT,
-  carriesCpuCredits,
-  immediateRefusal,
-  instanceTypeRefusals,
-  launchSpec,
-  lifecycleRefusals,
-  namedSubnetRefusals,
-  noSubnetRefusal,
-  planNetwork,
-  planVolumes,
-  protectionRefusals,
-  refusalMessage,
-  tagRefusals,
-  zoneRefusal,
-} from '../../activities/migration-plan';
+import * as plan from '../../activities/migration-plan';
 import { FailureType } from '../../contracts';
 
 const ID = 'i-0abc1234def567890';
@@ -62,7 +47,7 @@ const SUBNET_B: Subnet = {
 
 describe('immediateRefusal: what stops a plan before anything else is read', () => {
   it('GIVEN an instance that is stopping WHEN planned THEN the state is refused alone, naming it', () => {
-    const r = immediateRefusal(ID, instance({ State: { Name: 'stopping' } }), 'eu-west-1b');
+    const r = plan.immediateRefusal(ID, instance({ State: { Name: 'stopping' } }), 'eu-west-1b');
     assert.deepEqual(r, {
       alone: true,
       type: FailureType.InstanceStateUnsupported,
@@ -71,13 +56,13 @@ describe('immediateRefusal: what stops a plan before anything else is read', () 
   });
 
   it('GIVEN an instance-store root WHEN planned THEN it is refused alone as InstanceStoreRoot', () => {
-    const r = immediateRefusal(ID, instance({ RootDeviceType: 'instance-store' }), 'eu-west-1b');
+    const r = plan.immediateRefusal(ID, instance({ RootDeviceType: 'instance-store' }), 'eu-west-1b');
     assert.equal(r?.type, FailureType.InstanceStoreRoot);
     assert.equal(r?.alone, true);
   });
 
   it('GIVEN the target AZ is the source AZ WHEN planned THEN AvailabilityZoneUnchanged names the AZ', () => {
-    const r = immediateRefusal(ID, instance(), 'eu-west-1a');
+    const r = plan.immediateRefusal(ID, instance(), 'eu-west-1a');
     assert.deepEqual(r, {
       alone: false,
       type: FailureType.AvailabilityZoneUnchanged,
@@ -86,20 +71,20 @@ describe('immediateRefusal: what stops a plan before anything else is read', () 
   });
 
   it('GIVEN an instance outside a VPC WHEN planned THEN it is refused as unsupported', () => {
-    const r = immediateRefusal(ID, instance({ SubnetId: undefined, VpcId: undefined }), 'eu-west-1b');
+    const r = plan.immediateRefusal(ID, instance({ SubnetId: undefined, VpcId: undefined }), 'eu-west-1b');
     assert.equal(r?.type, FailureType.MigrationUnsupported);
     assert.match(r?.message ?? '', /not in a VPC subnet/);
   });
 
   it('GIVEN a running or stopped EBS instance in a VPC WHEN planned for another AZ THEN nothing stops it', () => {
-    assert.equal(immediateRefusal(ID, instance(), 'eu-west-1b'), undefined);
-    assert.equal(immediateRefusal(ID, instance({ State: { Name: 'stopped' } }), undefined), undefined);
+    assert.equal(plan.immediateRefusal(ID, instance(), 'eu-west-1b'), undefined);
+    assert.equal(plan.immediateRefusal(ID, instance({ State: { Name: 'stopped' } }), undefined), undefined);
   });
 });
 
 describe('refusals that are reported together', () => {
   it('GIVEN a spot instance on a Dedicated Host WHEN planned THEN both are refused, in that order', () => {
-    const r = lifecycleRefusals(
+    const r = plan.lifecycleRefusals(
       instance({ InstanceLifecycle: 'spot', Placement: { Tenancy: 'host', HostId: 'h-0abc' } }),
     );
     assert.deepEqual(
@@ -113,19 +98,19 @@ describe('refusals that are reported together', () => {
 
   it('GIVEN termination protection WHEN the source action is terminate THEN refused; WHEN stop THEN not', () => {
     const base = { state: 'running' as const, terminationProtected: true, stopProtected: false };
-    assert.equal(protectionRefusals({ ...base, sourceAction: 'terminate' }).length, 1);
-    assert.deepEqual(protectionRefusals({ ...base, sourceAction: 'stop' }), []);
+    assert.equal(plan.protectionRefusals({ ...base, sourceAction: 'terminate' }).length, 1);
+    assert.deepEqual(plan.protectionRefusals({ ...base, sourceAction: 'stop' }), []);
   });
 
   it('GIVEN stop protection WHEN the source runs THEN refused; WHEN it is stopped already THEN not', () => {
     const base = { sourceAction: 'keep' as const, terminationProtected: false, stopProtected: true };
-    assert.match(protectionRefusals({ ...base, state: 'running' })[0]?.message ?? '', /disableApiStop/);
-    assert.deepEqual(protectionRefusals({ ...base, state: 'stopped' }), []);
+    assert.match(plan.protectionRefusals({ ...base, state: 'running' })[0]?.message ?? '', /disableApiStop/);
+    assert.deepEqual(plan.protectionRefusals({ ...base, state: 'stopped' }), []);
   });
 
   it('GIVEN a cluster placement group WHEN planned THEN refused naming the group; a spread group is not', () => {
     const base = { state: 'running' as const, sourceAction: 'keep' as const, terminationProtected: false };
-    const cluster = protectionRefusals({
+    const cluster = plan.protectionRefusals({
       ...base,
       stopProtected: false,
       placementGroupName: 'hpc',
@@ -137,25 +122,28 @@ describe('refusals that are reported together', () => {
         message: 'it is in cluster placement group hpc, whose instances all share one AZ',
       },
     ]);
-    assert.deepEqual(protectionRefusals({ ...base, stopProtected: false, placementStrategy: 'spread' }), []);
+    assert.deepEqual(
+      plan.protectionRefusals({ ...base, stopProtected: false, placementStrategy: 'spread' }),
+      [],
+    );
   });
 
   it('GIVEN an instance type the AZ does not offer WHEN planned THEN refused naming type and AZ', () => {
-    assert.deepEqual(instanceTypeRefusals(true, 'm7i.large', 'eu-west-1b'), []);
+    assert.deepEqual(plan.instanceTypeRefusals(true, 'm7i.large', 'eu-west-1b'), []);
     assert.equal(
-      instanceTypeRefusals(false, 'm7i.large', 'eu-west-1b')[0]?.message,
+      plan.instanceTypeRefusals(false, 'm7i.large', 'eu-west-1b')[0]?.message,
       'instance type m7i.large is not offered in eu-west-1b; choose another type (overrides.instanceType) or AZ',
     );
   });
 
-  it(`GIVEN source tags WHEN they leave room for amiflow's ${OWNER_TAG_COUNT} under 50 THEN accepted, else refused`, () => {
+  it(`GIVEN source tags WHEN they leave room for amiflow's ${plan.OWNER_TAG_COUNT} under 50 THEN accepted, else refused`, () => {
     const tags = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, k) => [`k${k}`, 'v']));
-    assert.deepEqual(tagRefusals(tags(50 - OWNER_TAG_COUNT)), []);
-    assert.match(tagRefusals(tags(51 - OWNER_TAG_COUNT))[0]?.message ?? '', /it has 46 tags/);
+    assert.deepEqual(plan.tagRefusals(tags(50 - plan.OWNER_TAG_COUNT)), []);
+    assert.match(plan.tagRefusals(tags(51 - plan.OWNER_TAG_COUNT))[0]?.message ?? '', /it has 46 tags/);
   });
 
   it('GIVEN several refusals WHEN reported THEN one sentence names every one, in order', () => {
-    const message = refusalMessage(ID, [
+    const message = plan.refusalMessage(ID, [
       { type: FailureType.MigrationUnsupported, message: 'first' },
       { type: FailureType.ElasticIpUnhandled, message: 'second' },
     ]);
@@ -174,7 +162,7 @@ describe('the target subnet and AZ', () => {
   };
 
   it('GIVEN a named subnet that does not exist WHEN planned THEN NoSubnetInZone stops the plan', () => {
-    const r = namedSubnetRefusals({ ...named, subnet: undefined });
+    const r = plan.namedSubnetRefusals({ ...named, subnet: undefined });
     assert.deepEqual(r.immediate, {
       type: FailureType.NoSubnetInZone,
       message: `subnet ${named.subnetId} (overrides.subnetId) was not found in region eu-west-1`,
@@ -182,44 +170,44 @@ describe('the target subnet and AZ', () => {
   });
 
   it('GIVEN a named subnet in another AZ than the target WHEN planned THEN NoSubnetInZone names both', () => {
-    const r = namedSubnetRefusals({ ...named, subnet: SUBNET_B, targetAvailabilityZone: 'eu-west-1c' });
+    const r = plan.namedSubnetRefusals({ ...named, subnet: SUBNET_B, targetAvailabilityZone: 'eu-west-1c' });
     assert.match(r.immediate?.message ?? '', /is in eu-west-1b, not in the target eu-west-1c/);
   });
 
   it('GIVEN a named subnet in the source AZ WHEN planned THEN AvailabilityZoneUnchanged', () => {
-    const r = namedSubnetRefusals({ ...named, subnet: { ...SUBNET_B, AvailabilityZone: 'eu-west-1a' } });
+    const r = plan.namedSubnetRefusals({ ...named, subnet: { ...SUBNET_B, AvailabilityZone: 'eu-west-1a' } });
     assert.equal(r.immediate?.type, FailureType.AvailabilityZoneUnchanged);
   });
 
   it('GIVEN a named subnet of another VPC WHEN no security groups are given THEN refused with the others; WHEN given THEN accepted', () => {
     const other = { ...SUBNET_B, VpcId: 'vpc-0ffffffffffffffff' };
-    const without = namedSubnetRefusals({ ...named, subnet: other });
+    const without = plan.namedSubnetRefusals({ ...named, subnet: other });
     assert.equal(without.immediate, undefined);
     assert.match(
       without.deferred[0]?.message ?? '',
       /give overrides.securityGroupIds of vpc-0ffffffffffffffff/,
     );
-    assert.deepEqual(namedSubnetRefusals({ ...named, subnet: other, securityGroupsGiven: true }), {
+    assert.deepEqual(plan.namedSubnetRefusals({ ...named, subnet: other, securityGroupsGiven: true }), {
       deferred: [],
     });
   });
 
   it('GIVEN a zone EC2 does not know, or one that is impaired WHEN planned THEN AvailabilityZoneUnknown says which', () => {
     assert.match(
-      zoneRefusal(TARGET, 'eu-west-1z', undefined)?.message ?? '',
+      plan.zoneRefusal(TARGET, 'eu-west-1z', undefined)?.message ?? '',
       /does not exist in region eu-west-1/,
     );
     assert.equal(
-      zoneRefusal(TARGET, 'eu-west-1b', 'impaired')?.message,
+      plan.zoneRefusal(TARGET, 'eu-west-1b', 'impaired')?.message,
       'Availability Zone eu-west-1b is impaired; choose another',
     );
-    assert.equal(zoneRefusal(TARGET, 'eu-west-1b', 'available'), undefined);
+    assert.equal(plan.zoneRefusal(TARGET, 'eu-west-1b', 'available'), undefined);
   });
 
   it('GIVEN no subnet of the VPC in the AZ, or only full ones WHEN planned THEN the message tells which', () => {
-    assert.match(noSubnetRefusal(VPC, 'eu-west-1b', []).message, /has no subnet in eu-west-1b/);
+    assert.match(plan.noSubnetRefusal(VPC, 'eu-west-1b', []).message, /has no subnet in eu-west-1b/);
     assert.match(
-      noSubnetRefusal(VPC, 'eu-west-1b', [SUBNET_B]).message,
+      plan.noSubnetRefusal(VPC, 'eu-west-1b', [SUBNET_B]).message,
       /\(subnet-0bbbbbbbbbbbbbbb1\) have no free address/,
     );
   });
@@ -240,9 +228,9 @@ describe('planNetwork: interfaces and addresses', () => {
         { NetworkInterfaceId: 'eni-0extra000000001', Attachment: { DeviceIndex: 1 } },
       ],
     });
-    const refused = planNetwork(i, {}, SUBNET_B, []);
+    const refused = plan.planNetwork(i, {}, SUBNET_B, []);
     assert.equal(refused.refusals[0]?.type, FailureType.NetworkInterfacesUnhandled);
-    const left = planNetwork(i, { extraNetworkInterfaces: 'leave' }, SUBNET_B, []);
+    const left = plan.planNetwork(i, { extraNetworkInterfaces: 'leave' }, SUBNET_B, []);
     assert.deepEqual(left.refusals, []);
     assert.ok(
       left.notCarriedOver.includes('network interfaces eni-0extra000000001 (they stay with the source)'),
@@ -251,10 +239,10 @@ describe('planNetwork: interfaces and addresses', () => {
 
   it('GIVEN an Elastic IP WHEN nothing is said THEN ElasticIpUnhandled; WHEN move THEN the plan moves it', () => {
     assert.equal(
-      planNetwork(instance(), {}, SUBNET_B, [eip]).refusals[0]?.type,
+      plan.planNetwork(instance(), {}, SUBNET_B, [eip]).refusals[0]?.type,
       FailureType.ElasticIpUnhandled,
     );
-    const moved = planNetwork(instance(), { elasticIp: 'move' }, SUBNET_B, [eip]);
+    const moved = plan.planNetwork(instance(), { elasticIp: 'move' }, SUBNET_B, [eip]);
     assert.deepEqual(moved.elasticIp, {
       allocationId: 'eipalloc-0abc',
       publicIp: '203.0.113.10',
@@ -265,7 +253,7 @@ describe('planNetwork: interfaces and addresses', () => {
 
   it('GIVEN two Elastic IPs WHEN move THEN refused: only one on the primary address can move', () => {
     const second = { ...eip, AllocationId: 'eipalloc-0def', PublicIp: '203.0.113.11' };
-    const r = planNetwork(instance(), { elasticIp: 'move' }, SUBNET_B, [eip, second]);
+    const r = plan.planNetwork(instance(), { elasticIp: 'move' }, SUBNET_B, [eip, second]);
     assert.match(
       r.refusals[0]?.message ?? '',
       /only one Elastic IP on the primary private address can be moved/,
@@ -273,7 +261,7 @@ describe('planNetwork: interfaces and addresses', () => {
   });
 
   it('GIVEN an Elastic IP WHEN leave THEN it stays, listed as not carried over', () => {
-    const r = planNetwork(instance(), { elasticIp: 'leave' }, SUBNET_B, [eip]);
+    const r = plan.planNetwork(instance(), { elasticIp: 'leave' }, SUBNET_B, [eip]);
     assert.equal(r.elasticIp?.action, 'leave');
     assert.ok(
       r.notCarriedOver.includes('Elastic IP 203.0.113.10 (eipalloc-0abc) (it stays with the source)'),
@@ -281,7 +269,7 @@ describe('planNetwork: interfaces and addresses', () => {
   });
 
   it('GIVEN an auto-assigned public IP and a private target subnet WHEN planned THEN a public address is asked for explicitly', () => {
-    const r = planNetwork(instance({ PublicIpAddress: '198.51.100.7' }), {}, SUBNET_B, []);
+    const r = plan.planNetwork(instance({ PublicIpAddress: '198.51.100.7' }), {}, SUBNET_B, []);
     assert.equal(r.associatePublicIpAddress, true);
     assert.deepEqual(r.notCarriedOver, [
       'public IP 198.51.100.7 (auto-assigned: the new instance gets another)',
@@ -299,7 +287,7 @@ describe('planNetwork: interfaces and addresses', () => {
         },
       ],
     });
-    const r = planNetwork(i, {}, SUBNET_B, []);
+    const r = plan.planNetwork(i, {}, SUBNET_B, []);
     assert.equal(r.secondaryPrivateIpAddressCount, 1);
     assert.equal(r.ipv6AddressCount, 1);
     assert.match(
@@ -334,7 +322,7 @@ describe('planVolumes and launchSpec: the mirror of the source', () => {
   });
 
   it('GIVEN gp3 and gp2 volumes WHEN planned THEN IOPS and throughput only where EC2 takes them, keys kept, user tags only', () => {
-    const r = planVolumes(i, volumes);
+    const r = plan.planVolumes(i, volumes);
     assert.deepEqual(r.blockDevices, [
       {
         deviceName: '/dev/xvda',
@@ -359,7 +347,7 @@ describe('planVolumes and launchSpec: the mirror of the source', () => {
 
   it('GIVEN a Multi-Attach volume WHEN planned THEN refused naming volume and device', () => {
     assert.deepEqual(
-      planVolumes(i, volumes).refusals.map((x) => x.message),
+      plan.planVolumes(i, volumes).refusals.map((x) => x.message),
       ['volume vol-0data (/dev/sdf) is Multi-Attach enabled and shared with other instances'],
     );
   });
@@ -371,7 +359,7 @@ describe('planVolumes and launchSpec: the mirror of the source', () => {
       secondaryPrivateIpAddressCount: 0,
       ipv6AddressCount: 0,
     };
-    const spec = launchSpec(
+    const spec = plan.launchSpec(
       instance({ SecurityGroups: [{ GroupId: 'sg-0source' }], PrivateDnsNameOptions: {} }),
       { instanceType: 't3.large', availabilityZone: 'eu-west-1b', subnetId: 'subnet-0bbbbbbbbbbbbbbb1' },
       { securityGroupIds: ['sg-0override'] },
@@ -386,8 +374,8 @@ describe('planVolumes and launchSpec: the mirror of the source', () => {
   });
 
   it('GIVEN burstable and other types WHEN moving THEN CPU credits carry over only between burstable ones', () => {
-    assert.equal(carriesCpuCredits('t3.large', 't4g.large'), true);
-    assert.equal(carriesCpuCredits('t3.large', 'm6i.large'), false);
-    assert.equal(carriesCpuCredits(undefined, 't3.large'), false);
+    assert.equal(plan.carriesCpuCredits('t3.large', 't4g.large'), true);
+    assert.equal(plan.carriesCpuCredits('t3.large', 'm6i.large'), false);
+    assert.equal(plan.carriesCpuCredits(undefined, 't3.large'), false);
   });
 });

@@ -7,15 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { InstanceRefresh } from '@aws-sdk/client-auto-scaling';
-import {
-  AutoScalingClient,
-  AutoScalingServiceException,
-  CancelInstanceRefreshCommand,
-  DescribeAutoScalingGroupsCommand,
-  DescribeInstanceRefreshesCommand,
-  RollbackInstanceRefreshCommand,
-  StartInstanceRefreshCommand,
-} from '@aws-sdk/client-auto-scaling';
+import * as ASG from '@aws-sdk/client-auto-scaling';
 import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import {
   CreateLaunchTemplateVersionCommand,
@@ -29,7 +21,9 @@ import type { ActivityDeps } from '../../activities';
 import { createActivities } from '../../activities';
 import { DEFAULT_POLL_POLICY } from '../../activities/waiting';
 import { FailureType } from '../../workflows/contracts';
-import { REGION, T0, VirtualClock, activityEnv, nonRetryableFailure } from './harness';
+import { nonRetryableFailure } from './failures';
+import { REGION, T0 } from './fixtures';
+import { VirtualClock, activityEnv } from './harness';
 
 const TARGET = { region: REGION };
 const LT = 'lt-0aaaaaaaaaaaaaaa1';
@@ -37,9 +31,16 @@ const IMAGE = 'ami-0123456789abcdef0';
 const MARKER = 'amiflow-rollout-run-1-lt-0aaaaaaaaaaaaaaa1';
 const creds = { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' };
 
+/** DescribeInstanceRefreshes answering one refresh per call, in turn, then repeating the last. */
+function refreshesInTurn(r: ReturnType<typeof rig>, ...answers: InstanceRefresh[]): void {
+  let behaviour = r.asgMock.on(ASG.DescribeInstanceRefreshesCommand);
+  for (const a of answers.slice(0, -1)) behaviour = behaviour.resolvesOnce({ InstanceRefreshes: [a] });
+  behaviour.resolves({ InstanceRefreshes: answers.slice(-1) });
+}
+
 function rig() {
   const ec2 = new EC2Client({ region: REGION, credentials: creds });
-  const asg = new AutoScalingClient({ region: REGION, credentials: creds });
+  const asg = new ASG.AutoScalingClient({ region: REGION, credentials: creds });
   const cw = new CloudWatchClient({ region: REGION, credentials: creds });
   const ec2Mock = mockClient(ec2);
   const asgMock = mockClient(asg);
@@ -82,8 +83,8 @@ function refresh(
   };
 }
 
-function asgError(name: string): AutoScalingServiceException {
-  return new AutoScalingServiceException({
+function asgError(name: string): ASG.AutoScalingServiceException {
+  return new ASG.AutoScalingServiceException({
     name,
     $fault: 'client',
     $metadata: { httpStatusCode: 400 },
@@ -92,6 +93,15 @@ function asgError(name: string): AutoScalingServiceException {
 }
 
 describe('launch-template versioning', () => {
+  /** A new version of LT from version 3 with IMAGE, marked with this run's MARKER. */
+  const newVersionInput = {
+    target: TARGET,
+    launchTemplateId: LT,
+    sourceVersion: 3,
+    imageId: IMAGE,
+    marker: MARKER,
+  };
+
   it('GIVEN no version with the run marker WHEN adding one THEN CreateLaunchTemplateVersion copies the source version with the new image, the marker and a ClientToken', async () => {
     const r = rig();
     r.ec2Mock
@@ -101,13 +111,7 @@ describe('launch-template versioning', () => {
       .on(CreateLaunchTemplateVersionCommand)
       .resolves({ LaunchTemplateVersion: { VersionNumber: 5 } });
 
-    const out = await activityEnv().run(r.activities.createLaunchTemplateVersion, {
-      target: TARGET,
-      launchTemplateId: LT,
-      sourceVersion: 3,
-      imageId: IMAGE,
-      marker: MARKER,
-    });
+    const out = await activityEnv().run(r.activities.createLaunchTemplateVersion, newVersionInput);
 
     assert.deepEqual(out, { version: 5, created: true });
     assert.equal(
@@ -129,13 +133,7 @@ describe('launch-template versioning', () => {
       LaunchTemplateVersions: [{ VersionNumber: 4, VersionDescription: `${MARKER} image ${IMAGE}` }],
     });
 
-    const out = await activityEnv().run(r.activities.createLaunchTemplateVersion, {
-      target: TARGET,
-      launchTemplateId: LT,
-      sourceVersion: 3,
-      imageId: IMAGE,
-      marker: MARKER,
-    });
+    const out = await activityEnv().run(r.activities.createLaunchTemplateVersion, newVersionInput);
 
     assert.deepEqual(out, { version: 4, created: false });
     assert.equal(r.ec2Mock.commandCalls(CreateLaunchTemplateVersionCommand).length, 0);
@@ -179,7 +177,7 @@ describe('launch-template versioning', () => {
 
   it('GIVEN a group on a mixed instances policy WHEN resolving THEN RolloutTargetUnsupported says why', async () => {
     const r = rig();
-    r.asgMock.on(DescribeAutoScalingGroupsCommand).resolves({
+    r.asgMock.on(ASG.DescribeAutoScalingGroupsCommand).resolves({
       AutoScalingGroups: [
         {
           AutoScalingGroupName: 'web',
@@ -222,11 +220,8 @@ describe('instance refresh states', () => {
 
   it('GIVEN no refresh toward the version WHEN starting THEN StartInstanceRefresh pins the version with the preferences and no auto rollback; GIVEN one (a lost answer) THEN it is reused', async () => {
     const r = rig();
-    r.asgMock
-      .on(DescribeInstanceRefreshesCommand)
-      .resolvesOnce({ InstanceRefreshes: [refresh('old', 'Successful', '3')] })
-      .resolves({ InstanceRefreshes: [refresh('r-1', 'Pending', '5')] });
-    r.asgMock.on(StartInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-1' });
+    refreshesInTurn(r, refresh('old', 'Successful', '3'), refresh('r-1', 'Pending', '5'));
+    r.asgMock.on(ASG.StartInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-1' });
 
     const first = await activityEnv().run(r.activities.startInstanceRefresh, start);
     const again = await activityEnv().run(r.activities.startInstanceRefresh, start);
@@ -241,7 +236,7 @@ describe('instance refresh states', () => {
       reused: true,
     });
     assert.deepEqual(
-      r.asgMock.commandCalls(StartInstanceRefreshCommand).map((c) => c.args[0].input),
+      r.asgMock.commandCalls(ASG.StartInstanceRefreshCommand).map((c) => c.args[0].input),
       [
         {
           AutoScalingGroupName: 'web',
@@ -261,8 +256,8 @@ describe('instance refresh states', () => {
 
   it('GIVEN another refresh in progress WHEN starting THEN RefreshConflict, non-retryable', async () => {
     const r = rig();
-    r.asgMock.on(DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
-    r.asgMock.on(StartInstanceRefreshCommand).rejects(asgError('InstanceRefreshInProgress'));
+    r.asgMock.on(ASG.DescribeInstanceRefreshesCommand).resolves({ InstanceRefreshes: [] });
+    r.asgMock.on(ASG.StartInstanceRefreshCommand).rejects(asgError('InstanceRefreshInProgress'));
     const failing = activityEnv().run(r.activities.startInstanceRefresh, start);
     assert.match(
       (await nonRetryableFailure(failing, FailureType.RefreshConflict)).message,
@@ -272,24 +267,13 @@ describe('instance refresh states', () => {
 
   it('GIVEN Pending → InProgress 10% → InProgress 30% WHEN waited on THEN the wait returns at the status change, then at the next quarter, heartbeating percentage and instances to update', async () => {
     const r = rig();
-    r.asgMock
-      .on(DescribeInstanceRefreshesCommand)
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'Pending', '5')] })
-      .resolvesOnce({
-        InstanceRefreshes: [
-          refresh('r-1', 'InProgress', '5', { PercentageComplete: 10, InstancesToUpdate: 3 }),
-        ],
-      })
-      .resolvesOnce({
-        InstanceRefreshes: [
-          refresh('r-1', 'InProgress', '5', { PercentageComplete: 10, InstancesToUpdate: 3 }),
-        ],
-      })
-      .resolves({
-        InstanceRefreshes: [
-          refresh('r-1', 'InProgress', '5', { PercentageComplete: 30, InstancesToUpdate: 2 }),
-        ],
-      });
+    refreshesInTurn(
+      r,
+      refresh('r-1', 'Pending', '5'),
+      refresh('r-1', 'InProgress', '5', { PercentageComplete: 10, InstancesToUpdate: 3 }),
+      refresh('r-1', 'InProgress', '5', { PercentageComplete: 10, InstancesToUpdate: 3 }),
+      refresh('r-1', 'InProgress', '5', { PercentageComplete: 30, InstancesToUpdate: 2 }),
+    );
     const wait = {
       target: TARGET,
       autoScalingGroupName: 'web',
@@ -324,7 +308,7 @@ describe('instance refresh states', () => {
   ] as const)
     it(`GIVEN a refresh at InProgress 75% WHEN it reports ${status} THEN the wait returns it${final ? ' (final)' : ' (a status change)'}`, async () => {
       const r = rig();
-      r.asgMock.on(DescribeInstanceRefreshesCommand).resolves({
+      r.asgMock.on(ASG.DescribeInstanceRefreshesCommand).resolves({
         InstanceRefreshes: [refresh('r-1', status, '5', { PercentageComplete: 100, StatusReason: 'reason' })],
       });
       const out = await activityEnv().run(r.activities.waitForInstanceRefresh, {
@@ -349,12 +333,13 @@ describe('instance refresh states', () => {
 
   it('GIVEN a refresh InProgress WHEN undone THEN RollbackInstanceRefresh, waited through RollbackInProgress to RollbackSuccessful', async () => {
     const r = rig();
-    r.asgMock
-      .on(DescribeInstanceRefreshesCommand)
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'InProgress', '5')] })
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'RollbackInProgress', '5')] })
-      .resolves({ InstanceRefreshes: [refresh('r-1', 'RollbackSuccessful', '5')] });
-    r.asgMock.on(RollbackInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-1' });
+    refreshesInTurn(
+      r,
+      refresh('r-1', 'InProgress', '5'),
+      refresh('r-1', 'RollbackInProgress', '5'),
+      refresh('r-1', 'RollbackSuccessful', '5'),
+    );
+    r.asgMock.on(ASG.RollbackInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-1' });
 
     const out = await activityEnv().run(r.activities.undoInstanceRefresh, undo);
 
@@ -363,29 +348,30 @@ describe('instance refresh states', () => {
       out.detail,
       /instance refresh r-1 rolled back to lt-0aaaaaaaaaaaaaaa1 version 3: RollbackSuccessful/,
     );
-    assert.equal(r.asgMock.commandCalls(RollbackInstanceRefreshCommand).length, 1);
-    assert.equal(r.asgMock.commandCalls(StartInstanceRefreshCommand).length, 0);
+    assert.equal(r.asgMock.commandCalls(ASG.RollbackInstanceRefreshCommand).length, 1);
+    assert.equal(r.asgMock.commandCalls(ASG.StartInstanceRefreshCommand).length, 0);
   });
 
   it('GIVEN a refresh Auto Scaling cannot roll back WHEN undone THEN it is cancelled (Cancelling → Cancelled) and a refresh back to the previous version follows', async () => {
     const r = rig();
-    r.asgMock
-      .on(DescribeInstanceRefreshesCommand)
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'InProgress', '5')] })
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'Cancelling', '5')] })
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'Cancelled', '5')] })
-      .resolvesOnce({ InstanceRefreshes: [refresh('r-1', 'Cancelled', '5')] })
-      .resolves({ InstanceRefreshes: [refresh('r-2', 'Successful', '3')] });
-    r.asgMock.on(RollbackInstanceRefreshCommand).rejects(asgError('IrreversibleInstanceRefresh'));
-    r.asgMock.on(CancelInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-1' });
-    r.asgMock.on(StartInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-2' });
+    refreshesInTurn(
+      r,
+      refresh('r-1', 'InProgress', '5'),
+      refresh('r-1', 'Cancelling', '5'),
+      refresh('r-1', 'Cancelled', '5'),
+      refresh('r-1', 'Cancelled', '5'),
+      refresh('r-2', 'Successful', '3'),
+    );
+    r.asgMock.on(ASG.RollbackInstanceRefreshCommand).rejects(asgError('IrreversibleInstanceRefresh'));
+    r.asgMock.on(ASG.CancelInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-1' });
+    r.asgMock.on(ASG.StartInstanceRefreshCommand).resolves({ InstanceRefreshId: 'r-2' });
 
     const out = await activityEnv().run(r.activities.undoInstanceRefresh, undo);
 
     assert.equal(out.kind, 'refresh-to-previous');
-    assert.equal(r.asgMock.commandCalls(CancelInstanceRefreshCommand).length, 1);
+    assert.equal(r.asgMock.commandCalls(ASG.CancelInstanceRefreshCommand).length, 1);
     assert.deepEqual(
-      r.asgMock.commandCalls(StartInstanceRefreshCommand)[0]?.args[0].input.DesiredConfiguration,
+      r.asgMock.commandCalls(ASG.StartInstanceRefreshCommand)[0]?.args[0].input.DesiredConfiguration,
       {
         LaunchTemplate: { LaunchTemplateId: LT, Version: '3' },
       },
@@ -395,7 +381,7 @@ describe('instance refresh states', () => {
   it('GIVEN a refresh that ended Successful (a baked canary) WHEN undone THEN a refresh back to the previous version; GIVEN it already ran (a retried undo) THEN it is waited on, not started again', async () => {
     const r = rig();
     const later = new Date(T0 + 60_000);
-    r.asgMock.on(DescribeInstanceRefreshesCommand).resolves({
+    r.asgMock.on(ASG.DescribeInstanceRefreshesCommand).resolves({
       InstanceRefreshes: [
         refresh('r-2', 'Successful', '3', { StartTime: later }),
         refresh('r-1', 'Successful', '5'),
@@ -406,12 +392,12 @@ describe('instance refresh states', () => {
 
     assert.equal(out.kind, 'refresh-to-previous');
     assert.match(out.detail, /instance refresh r-2 back to lt-0aaaaaaaaaaaaaaa1 version 3: Successful/);
-    assert.equal(r.asgMock.commandCalls(StartInstanceRefreshCommand).length, 0);
+    assert.equal(r.asgMock.commandCalls(ASG.StartInstanceRefreshCommand).length, 0);
   });
 
   it('GIVEN a rollback that ends RollbackFailed WHEN undone THEN RefreshFailed says the group may run both images', async () => {
     const r = rig();
-    r.asgMock.on(DescribeInstanceRefreshesCommand).resolves({
+    r.asgMock.on(ASG.DescribeInstanceRefreshesCommand).resolves({
       InstanceRefreshes: [refresh('r-1', 'RollbackFailed', '5', { StatusReason: 'health checks' })],
     });
     const failing = activityEnv().run(r.activities.undoInstanceRefresh, undo);

@@ -5,31 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  CancelCommandCommand,
-  DescribeInstanceInformationCommand,
-  GetCommandInvocationCommand,
-  ListCommandsCommand,
-  SendCommandCommand,
-  SSMServiceException,
-} from '@aws-sdk/client-ssm';
+import * as SSM from '@aws-sdk/client-ssm';
 import type { CommandInvocationStatus, GetCommandInvocationCommandOutput } from '@aws-sdk/client-ssm';
 import { commandComment, commandStatusOf, tail } from '../../activities/run-command';
 import { FailureType } from '../../workflows/contracts';
-import { INSTANCE_ID, T0, TARGET, activityEnv, errorOf, harness, nonRetryableFailure } from './harness';
+import { errorOf, nonRetryableFailure, ssmError } from './failures';
+import { INSTANCE_ID, T0, TARGET } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 const COMMAND_ID = '11111111-2222-3333-4444-555555555555';
 const KEY = 'image-web-1/app-consistent/pre';
 const fresh = { scheduledTimestampMs: T0 };
-
-function ssmError(name: string, status = 400): SSMServiceException {
-  return new SSMServiceException({
-    name,
-    $fault: status >= 500 ? 'server' : 'client',
-    $metadata: { httpStatusCode: status },
-    message: `simulated ${name}`,
-  });
-}
 
 function invocation(
   status: CommandInvocationStatus,
@@ -51,9 +37,9 @@ describe('sendCommand', () => {
   it('GIVEN no earlier send WHEN sending THEN SendCommand carries the key in its Comment, and the id is heartbeaten at once', async () => {
     const h = harness();
     h.ssmMock
-      .on(ListCommandsCommand)
+      .on(SSM.ListCommandsCommand)
       .resolves({ Commands: [{ CommandId: 'other', Comment: 'amiflow x/y' }] });
-    h.ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: COMMAND_ID } });
+    h.ssmMock.on(SSM.SendCommandCommand).resolves({ Command: { CommandId: COMMAND_ID } });
     const env = activityEnv();
 
     const out = await env.run(h.activities.sendCommand, {
@@ -62,11 +48,11 @@ describe('sendCommand', () => {
     });
 
     assert.deepEqual(out, { commandId: COMMAND_ID, reused: false });
-    assert.deepEqual(h.ssmMock.commandCalls(ListCommandsCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ssmMock.commandCalls(SSM.ListCommandsCommand)[0]?.args[0].input, {
       InstanceId: INSTANCE_ID,
       MaxResults: 50,
     });
-    assert.deepEqual(h.ssmMock.commandCalls(SendCommandCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ssmMock.commandCalls(SSM.SendCommandCommand)[0]?.args[0].input, {
       InstanceIds: [INSTANCE_ID],
       DocumentName: 'AWS-RunShellScript',
       Parameters: { commands: ['sync', 'echo done'] },
@@ -81,15 +67,15 @@ describe('sendCommand', () => {
   it('GIVEN an earlier attempt whose SendCommand was applied but answered 5xx WHEN retried THEN ListCommands finds it (second page) and nothing is sent again', async () => {
     const h = harness();
     h.ssmMock
-      .on(ListCommandsCommand)
+      .on(SSM.ListCommandsCommand)
       .resolvesOnce({ Commands: [{ CommandId: 'older', Comment: 'amiflow other' }], NextToken: 'p2' })
       .resolves({ Commands: [{ CommandId: COMMAND_ID, Comment: `amiflow ${KEY}` }] });
 
     const out = await activityEnv({ attempt: 2 }).run(h.activities.sendCommand, sendInput);
 
     assert.deepEqual(out, { commandId: COMMAND_ID, reused: true });
-    assert.equal(h.ssmMock.commandCalls(SendCommandCommand).length, 0);
-    assert.equal(h.ssmMock.commandCalls(ListCommandsCommand)[1]?.args[0].input.NextToken, 'p2');
+    assert.equal(h.ssmMock.commandCalls(SSM.SendCommandCommand).length, 0);
+    assert.equal(h.ssmMock.commandCalls(SSM.ListCommandsCommand)[1]?.args[0].input.NextToken, 'p2');
   });
 
   it('GIVEN an attempt lost after it heartbeat the command id WHEN retried THEN the id is reused without any SSM call', async () => {
@@ -104,8 +90,8 @@ describe('sendCommand', () => {
 
   it('GIVEN an instance SSM does not manage WHEN sending THEN a non-retryable refusal says why', async () => {
     const h = harness();
-    h.ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
-    h.ssmMock.on(SendCommandCommand).rejects(ssmError('InvalidInstanceId'));
+    h.ssmMock.on(SSM.ListCommandsCommand).resolves({ Commands: [] });
+    h.ssmMock.on(SSM.SendCommandCommand).rejects(ssmError('InvalidInstanceId'));
     await nonRetryableFailure(
       activityEnv().run(h.activities.sendCommand, sendInput),
       FailureType.AwsPolicyRefused,
@@ -116,8 +102,8 @@ describe('sendCommand', () => {
 
   it('GIVEN SSM throttles WHEN sending THEN the error is rethrown for Temporal to retry', async () => {
     const h = harness();
-    h.ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
-    h.ssmMock.on(SendCommandCommand).rejects(ssmError('ThrottlingException'));
+    h.ssmMock.on(SSM.ListCommandsCommand).resolves({ Commands: [] });
+    h.ssmMock.on(SSM.SendCommandCommand).rejects(ssmError('ThrottlingException'));
     const err = await errorOf(activityEnv().run(h.activities.sendCommand, sendInput));
     assert.equal((err as { name?: string }).name, 'ThrottlingException');
   });
@@ -143,7 +129,7 @@ describe('waitForCommand', () => {
     const h = harness();
     const stdout = Array.from({ length: 50 }, (_, i) => `line ${i + 1}`).join('\n') + '\n';
     h.ssmMock
-      .on(GetCommandInvocationCommand)
+      .on(SSM.GetCommandInvocationCommand)
       .rejectsOnce(ssmError('InvocationDoesNotExist'))
       .resolvesOnce(invocation('Pending', { ResponseCode: -1 }))
       .resolvesOnce(invocation('InProgress', { ResponseCode: -1 }))
@@ -169,7 +155,7 @@ describe('waitForCommand', () => {
     assert.equal(out.stderrTail, '');
     assert.equal(out.startedAt, '2025-01-01T00:00:01.000Z');
     assert.equal(out.endedAt, '2025-01-01T00:00:02.000Z');
-    assert.equal(h.ssmMock.commandCalls(GetCommandInvocationCommand).length, 4);
+    assert.equal(h.ssmMock.commandCalls(SSM.GetCommandInvocationCommand).length, 4);
   });
 
   const terminal: [CommandInvocationStatus, string, string][] = [
@@ -186,7 +172,7 @@ describe('waitForCommand', () => {
     it(`GIVEN an invocation ending ${status}/${details} WHEN waited on THEN ${expected} is returned, not thrown`, async () => {
       const h = harness();
       h.ssmMock
-        .on(GetCommandInvocationCommand)
+        .on(SSM.GetCommandInvocationCommand)
         .resolves(
           invocation(status, { StatusDetails: details, ResponseCode: 2, StandardErrorContent: 'boom\n' }),
         );
@@ -200,7 +186,7 @@ describe('waitForCommand', () => {
   it('GIVEN Cancelling WHEN waited on THEN it keeps waiting until Cancelled', async () => {
     const h = harness();
     h.ssmMock
-      .on(GetCommandInvocationCommand)
+      .on(SSM.GetCommandInvocationCommand)
       .resolvesOnce(invocation('Cancelling'))
       .resolves(invocation('Cancelled', { ResponseCode: -1 }));
     const out = await activityEnv(fresh).run(h.activities.waitForCommand, waitInput);
@@ -210,7 +196,7 @@ describe('waitForCommand', () => {
 
   it('GIVEN an invocation that never appears WHEN the consistency window has passed THEN it fails AwsNotFound', async () => {
     const h = harness();
-    h.ssmMock.on(GetCommandInvocationCommand).rejects(ssmError('InvocationDoesNotExist'));
+    h.ssmMock.on(SSM.GetCommandInvocationCommand).rejects(ssmError('InvocationDoesNotExist'));
     h.clock.advance(600_000);
     await nonRetryableFailure(
       activityEnv(fresh).run(h.activities.waitForCommand, { ...waitInput, deadline: T0 + 3_600_000 }),
@@ -222,7 +208,7 @@ describe('waitForCommand', () => {
 
   it('GIVEN a command still running at the deadline WHEN waited on THEN it fails WaitTimedOut', async () => {
     const h = harness();
-    h.ssmMock.on(GetCommandInvocationCommand).resolves(invocation('InProgress'));
+    h.ssmMock.on(SSM.GetCommandInvocationCommand).resolves(invocation('InProgress'));
     await nonRetryableFailure(
       activityEnv(fresh).run(h.activities.waitForCommand, { ...waitInput, deadline: T0 + 20_000 }),
       FailureType.WaitTimedOut,
@@ -236,10 +222,10 @@ describe('cancelCommand', () => {
 
   it('GIVEN a running command WHEN cancelled THEN CancelCommand names it and the instance', async () => {
     const h = harness();
-    h.ssmMock.on(GetCommandInvocationCommand).resolves(invocation('InProgress'));
-    h.ssmMock.on(CancelCommandCommand).resolves({});
+    h.ssmMock.on(SSM.GetCommandInvocationCommand).resolves(invocation('InProgress'));
+    h.ssmMock.on(SSM.CancelCommandCommand).resolves({});
     assert.deepEqual(await activityEnv(fresh).run(h.activities.cancelCommand, input), { cancelled: true });
-    assert.deepEqual(h.ssmMock.commandCalls(CancelCommandCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ssmMock.commandCalls(SSM.CancelCommandCommand)[0]?.args[0].input, {
       CommandId: COMMAND_ID,
       InstanceIds: [INSTANCE_ID],
     });
@@ -247,18 +233,18 @@ describe('cancelCommand', () => {
 
   it('GIVEN a command that already ended WHEN cancelled again THEN nothing is sent and the end is reported', async () => {
     const h = harness();
-    h.ssmMock.on(GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
+    h.ssmMock.on(SSM.GetCommandInvocationCommand).resolves(invocation('Success', { ResponseCode: 0 }));
     assert.deepEqual(await activityEnv(fresh).run(h.activities.cancelCommand, input), {
       cancelled: false,
       alreadyEnded: 'Success',
     });
-    assert.equal(h.ssmMock.commandCalls(CancelCommandCommand).length, 0);
+    assert.equal(h.ssmMock.commandCalls(SSM.CancelCommandCommand).length, 0);
   });
 
   it('GIVEN a command id SSM does not know yet WHEN cancelled inside the window THEN it retries; past the window THEN nothing to cancel', async () => {
     const h = harness();
-    h.ssmMock.on(GetCommandInvocationCommand).rejects(ssmError('InvocationDoesNotExist'));
-    h.ssmMock.on(CancelCommandCommand).rejects(ssmError('InvalidCommandId'));
+    h.ssmMock.on(SSM.GetCommandInvocationCommand).rejects(ssmError('InvocationDoesNotExist'));
+    h.ssmMock.on(SSM.CancelCommandCommand).rejects(ssmError('InvalidCommandId'));
     const err = await errorOf(activityEnv(fresh).run(h.activities.cancelCommand, input));
     assert.equal((err as { type?: string }).type, FailureType.NotVisibleYet);
     h.clock.advance(600_000);
@@ -270,7 +256,7 @@ describe('waitForAgentOnline', () => {
   it('GIVEN an agent not registered, then ConnectionLost, then Online WHEN waited on THEN it returns Online and the platform', async () => {
     const h = harness();
     h.ssmMock
-      .on(DescribeInstanceInformationCommand)
+      .on(SSM.DescribeInstanceInformationCommand)
       .resolvesOnce({ InstanceInformationList: [] })
       .resolvesOnce({ InstanceInformationList: [{ InstanceId: INSTANCE_ID, PingStatus: 'ConnectionLost' }] })
       .resolves({
@@ -282,14 +268,14 @@ describe('waitForAgentOnline', () => {
       deadline: T0 + 300_000,
     });
     assert.deepEqual(out, { pingStatus: 'Online', platform: 'Linux' });
-    assert.deepEqual(h.ssmMock.commandCalls(DescribeInstanceInformationCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ssmMock.commandCalls(SSM.DescribeInstanceInformationCommand)[0]?.args[0].input, {
       Filters: [{ Key: 'InstanceIds', Values: [INSTANCE_ID] }],
     });
   });
 
   it('GIVEN an agent that never comes online WHEN the deadline passes THEN it fails WaitTimedOut saying agent not online', async () => {
     const h = harness();
-    h.ssmMock.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
+    h.ssmMock.on(SSM.DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
     await nonRetryableFailure(
       activityEnv(fresh).run(h.activities.waitForAgentOnline, {
         target: TARGET,

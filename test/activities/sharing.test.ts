@@ -6,31 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  DescribeImageAttributeCommand,
-  DescribeImagesCommand,
-  DescribeSnapshotAttributeCommand,
-  DescribeSnapshotsCommand,
-  GetImageBlockPublicAccessStateCommand,
-  ModifyImageAttributeCommand,
-  ModifySnapshotAttributeCommand,
-} from '@aws-sdk/client-ec2';
+import * as EC2 from '@aws-sdk/client-ec2';
 import { DescribeKeyCommand } from '@aws-sdk/client-kms';
 import { FailureType } from '../../workflows/contracts';
-import {
-  ACCOUNT,
-  IMAGE_ID,
-  REGION,
-  SNAPSHOTS,
-  TARGET,
-  activityEnv,
-  awsError,
-  commandNames,
-  errorOf,
-  harness,
-  image,
-  nonRetryableFailure,
-} from './harness';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
+import { ACCOUNT, IMAGE_ID, REGION, SNAPSHOTS, TARGET, image } from './fixtures';
+import { activityEnv, commandNames, harness } from './harness';
 
 const ORG = 'arn:aws:organizations::111122223333:organization/o-a1b2c3d4e5';
 const OU = 'arn:aws:organizations::111122223333:ou/o-a1b2c3d4e5/ou-ab12-cdef3456';
@@ -49,9 +30,9 @@ function sharingReads(
   keyManager: 'AWS' | 'CUSTOMER' = 'CUSTOMER',
 ) {
   h.ec2Mock
-    .on(DescribeImagesCommand, { ImageIds: [IMAGE_ID], Owners: ['self'] })
+    .on(EC2.DescribeImagesCommand, { ImageIds: [IMAGE_ID], Owners: ['self'] })
     .resolves({ Images: [owned()] });
-  h.ec2Mock.on(DescribeSnapshotsCommand, { SnapshotIds: [...SNAPSHOTS] }).resolves({
+  h.ec2Mock.on(EC2.DescribeSnapshotsCommand, { SnapshotIds: [...SNAPSHOTS] }).resolves({
     Snapshots: SNAPSHOTS.map((id) => ({
       SnapshotId: id,
       Encrypted: keyArn !== undefined,
@@ -59,13 +40,13 @@ function sharingReads(
     })),
   });
   h.ec2Mock
-    .on(DescribeImageAttributeCommand, { ImageId: IMAGE_ID, Attribute: 'launchPermission' })
+    .on(EC2.DescribeImageAttributeCommand, { ImageId: IMAGE_ID, Attribute: 'launchPermission' })
     .resolves({ LaunchPermissions: [{ UserId: OTHER }, { OrganizationArn: ORG }] });
   h.ec2Mock
-    .on(DescribeSnapshotAttributeCommand, { SnapshotId: SNAPSHOTS[0] })
+    .on(EC2.DescribeSnapshotAttributeCommand, { SnapshotId: SNAPSHOTS[0] })
     .resolves({ CreateVolumePermissions: [{ UserId: OTHER }] });
   h.ec2Mock
-    .on(DescribeSnapshotAttributeCommand, { SnapshotId: SNAPSHOTS[1] })
+    .on(EC2.DescribeSnapshotAttributeCommand, { SnapshotId: SNAPSHOTS[1] })
     .resolves({ CreateVolumePermissions: [] });
   if (keyArn)
     h.kmsMock.on(DescribeKeyCommand, { KeyId: keyArn }).resolves({
@@ -145,7 +126,7 @@ void describe('describeImageForSharing', () => {
         'copy it with a customer managed key (reencryptWith / --reencrypt-with)',
     );
     assert.equal(
-      h.ec2Mock.commandCalls(DescribeImageAttributeCommand).length,
+      h.ec2Mock.commandCalls(EC2.DescribeImageAttributeCommand).length,
       0,
       'refused before reading permissions',
     );
@@ -166,7 +147,7 @@ void describe('describeImageForSharing', () => {
   void it('GIVEN an image another account owns WHEN described THEN ImageNotOwned naming the owner', async () => {
     const h = harness();
     // DescribeImages with Owners=self does not list it; without, it is visible (shared with us).
-    h.ec2Mock.on(DescribeImagesCommand).callsFake((input: { Owners?: string[] }) => ({
+    h.ec2Mock.on(EC2.DescribeImagesCommand).callsFake((input: { Owners?: string[] }) => ({
       Images: input.Owners ? [] : [owned({ OwnerId: OTHER })],
     }));
 
@@ -183,7 +164,7 @@ void describe('describeImageForSharing', () => {
 
   void it('GIVEN no such image WHEN described THEN ImageNotFound', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeImagesCommand).rejects(awsError('InvalidAMIID.NotFound', 400));
+    h.ec2Mock.on(EC2.DescribeImagesCommand).rejects(awsError('InvalidAMIID.NotFound', 400));
 
     await nonRetryableFailure(
       activityEnv().run(h.activities.describeImageForSharing, { target: TARGET, imageId: IMAGE_ID }),
@@ -194,7 +175,7 @@ void describe('describeImageForSharing', () => {
 
   void it('GIVEN a pending image WHEN described THEN ImageNotAvailable', async () => {
     const h = harness();
-    h.ec2Mock.on(DescribeImagesCommand).resolves({ Images: [image('pending', { OwnerId: ACCOUNT })] });
+    h.ec2Mock.on(EC2.DescribeImagesCommand).resolves({ Images: [image('pending', { OwnerId: ACCOUNT })] });
 
     await nonRetryableFailure(
       activityEnv().run(h.activities.describeImageForSharing, { target: TARGET, imageId: IMAGE_ID }),
@@ -207,7 +188,7 @@ void describe('describeImageForSharing', () => {
 void describe('launch permissions', () => {
   void it('GIVEN an account, an organization and an OU WHEN added THEN one ModifyImageAttribute with exactly those three launch permissions', async () => {
     const h = harness();
-    h.ec2Mock.on(ModifyImageAttributeCommand).resolves({});
+    h.ec2Mock.on(EC2.ModifyImageAttributeCommand).resolves({});
 
     await activityEnv().run(h.activities.addLaunchPermissions, {
       target: TARGET,
@@ -216,7 +197,7 @@ void describe('launch permissions', () => {
     });
 
     assert.deepEqual(
-      h.ec2Mock.commandCalls(ModifyImageAttributeCommand).map((c) => c.args[0].input),
+      h.ec2Mock.commandCalls(EC2.ModifyImageAttributeCommand).map((c) => c.args[0].input),
       [
         {
           ImageId: IMAGE_ID,
@@ -231,7 +212,7 @@ void describe('launch permissions', () => {
   void it('GIVEN block public access for AMIs is on WHEN the image is made public THEN AwsPolicyRefused with that reason, and nothing shared', async () => {
     const h = harness();
     h.ec2Mock
-      .on(GetImageBlockPublicAccessStateCommand)
+      .on(EC2.GetImageBlockPublicAccessStateCommand)
       .resolves({ ImageBlockPublicAccessState: 'block-new-sharing' });
 
     await nonRetryableFailure(
@@ -244,15 +225,15 @@ void describe('launch permissions', () => {
       'block public access for AMIs is on (block-new-sharing)',
       REGION,
     );
-    assert.equal(h.ec2Mock.commandCalls(ModifyImageAttributeCommand).length, 0);
+    assert.equal(h.ec2Mock.commandCalls(EC2.ModifyImageAttributeCommand).length, 0);
   });
 
   void it('GIVEN block public access is off WHEN the image is made public THEN its state is read, then the image shared', async () => {
     const h = harness();
     h.ec2Mock
-      .on(GetImageBlockPublicAccessStateCommand)
+      .on(EC2.GetImageBlockPublicAccessStateCommand)
       .resolves({ ImageBlockPublicAccessState: 'unblocked' });
-    h.ec2Mock.on(ModifyImageAttributeCommand).resolves({});
+    h.ec2Mock.on(EC2.ModifyImageAttributeCommand).resolves({});
 
     const out = await activityEnv().run(h.activities.addLaunchPermissions, {
       target: TARGET,
@@ -266,7 +247,7 @@ void describe('launch permissions', () => {
 
   void it('GIVEN the permissions a share added WHEN withdrawn THEN exactly those are removed', async () => {
     const h = harness();
-    h.ec2Mock.on(ModifyImageAttributeCommand).resolves({});
+    h.ec2Mock.on(EC2.ModifyImageAttributeCommand).resolves({});
 
     const out = await activityEnv().run(h.activities.removeLaunchPermissions, {
       target: TARGET,
@@ -275,7 +256,7 @@ void describe('launch permissions', () => {
     });
 
     assert.deepEqual(out, { calls: 1, gone: [] });
-    assert.deepEqual(h.ec2Mock.commandCalls(ModifyImageAttributeCommand)[0]?.args[0].input, {
+    assert.deepEqual(h.ec2Mock.commandCalls(EC2.ModifyImageAttributeCommand)[0]?.args[0].input, {
       ImageId: IMAGE_ID,
       LaunchPermission: { Remove: [{ OrganizationalUnitArn: OU }] },
     });
@@ -283,7 +264,7 @@ void describe('launch permissions', () => {
 
   void it('GIVEN the image was deregistered meanwhile WHEN withdrawn THEN nothing is left to withdraw: success, reported gone', async () => {
     const h = harness();
-    h.ec2Mock.on(ModifyImageAttributeCommand).rejects(awsError('InvalidAMIID.NotFound', 400));
+    h.ec2Mock.on(EC2.ModifyImageAttributeCommand).rejects(awsError('InvalidAMIID.NotFound', 400));
 
     const out = await activityEnv().run(h.activities.removeLaunchPermissions, {
       target: TARGET,
@@ -308,7 +289,7 @@ void describe('launch permissions', () => {
     const h = harness();
     const throttled = awsError('RequestLimitExceeded', 503);
     h.ec2Mock
-      .on(ModifyImageAttributeCommand)
+      .on(EC2.ModifyImageAttributeCommand)
       .rejectsOnce(throttled)
       .rejects(awsError('InvalidAMIAttributeItemValue', 400));
     const input = { target: TARGET, imageId: IMAGE_ID, permissions: [{ organizationArn: ORG }] };
@@ -325,7 +306,7 @@ void describe('launch permissions', () => {
 void describe('snapshot create-volume permissions', () => {
   void it('GIVEN accounts to let copy WHEN added THEN one ModifySnapshotAttribute add per snapshot with exactly those accounts', async () => {
     const h = harness();
-    h.ec2Mock.on(ModifySnapshotAttributeCommand).resolves({});
+    h.ec2Mock.on(EC2.ModifySnapshotAttributeCommand).resolves({});
 
     const out = await activityEnv().run(h.activities.addSnapshotPermissions, {
       target: TARGET,
@@ -337,7 +318,7 @@ void describe('snapshot create-volume permissions', () => {
 
     assert.equal(out.calls, 2);
     assert.deepEqual(
-      h.ec2Mock.commandCalls(ModifySnapshotAttributeCommand).map((c) => c.args[0].input),
+      h.ec2Mock.commandCalls(EC2.ModifySnapshotAttributeCommand).map((c) => c.args[0].input),
       [
         {
           SnapshotId: SNAPSHOTS[0],
@@ -358,9 +339,9 @@ void describe('snapshot create-volume permissions', () => {
   void it('GIVEN one snapshot deleted meanwhile WHEN withdrawn THEN the other is withdrawn and the gone one reported', async () => {
     const h = harness();
     h.ec2Mock
-      .on(ModifySnapshotAttributeCommand, { SnapshotId: SNAPSHOTS[0] })
+      .on(EC2.ModifySnapshotAttributeCommand, { SnapshotId: SNAPSHOTS[0] })
       .rejects(awsError('InvalidSnapshot.NotFound', 400));
-    h.ec2Mock.on(ModifySnapshotAttributeCommand, { SnapshotId: SNAPSHOTS[1] }).resolves({});
+    h.ec2Mock.on(EC2.ModifySnapshotAttributeCommand, { SnapshotId: SNAPSHOTS[1] }).resolves({});
 
     const out = await activityEnv().run(h.activities.removeSnapshotPermissions, {
       target: TARGET,
@@ -372,7 +353,7 @@ void describe('snapshot create-volume permissions', () => {
 
     assert.deepEqual(out, { calls: 2, gone: [SNAPSHOTS[0]] });
     assert.equal(
-      h.ec2Mock.commandCalls(ModifySnapshotAttributeCommand)[1]?.args[0].input.OperationType,
+      h.ec2Mock.commandCalls(EC2.ModifySnapshotAttributeCommand)[1]?.args[0].input.OperationType,
       'remove',
     );
   });

@@ -5,28 +5,27 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  DeleteParameterCommand,
-  GetParameterCommand,
-  PutParameterCommand,
-  SSMServiceException,
-} from '@aws-sdk/client-ssm';
+import type { SSMServiceException } from '@aws-sdk/client-ssm';
+import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import type { ActivityDeps } from '../../activities';
 import { createActivities } from '../../activities';
 import { FailureType } from '../../workflows/contracts';
-import { T0, TARGET, activityEnv, harness, nonRetryableFailure } from './harness';
+import { nonRetryableFailure, ssmError } from './failures';
+import { T0, TARGET } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 const NAME = '/golden/web/latest';
 const NEW = 'ami-0123456789abcdef0';
 const OLD = 'ami-0ffffffffffffffff';
+/** Publish NEW under NAME, with a minute for SSM to validate it. */
+const publishInput = { target: TARGET, name: NAME, imageId: NEW, deadline: T0 + 60_000 };
+/** The undo of a publish that created the parameter (nothing before it) ... */
+const firstPublished = { target: TARGET, name: NAME, publishedValue: NEW };
+/** ... and of one that replaced OLD. */
+const restoreInput = { ...firstPublished, previous: OLD };
 
 function notFound(): SSMServiceException {
-  return new SSMServiceException({
-    name: 'ParameterNotFound',
-    $fault: 'client',
-    $metadata: { httpStatusCode: 400 },
-    message: `Parameter ${NAME} not found.`,
-  });
+  return ssmError('ParameterNotFound', 400, `Parameter ${NAME} not found.`);
 }
 
 function parameter(value: string, version: number, dataType = 'aws:ec2:image') {
@@ -91,12 +90,7 @@ describe('publishImageParameter', () => {
     h.ssmMock.on(GetParameterCommand).resolves(parameter(OLD, 4));
     h.ssmMock.on(PutParameterCommand).resolves({ Version: 5 });
     await nonRetryableFailure(
-      activityEnv({ heartbeatTimeoutMs: 60_000 }).run(h.activities.publishImageParameter, {
-        target: TARGET,
-        name: NAME,
-        imageId: NEW,
-        deadline: T0 + 60_000,
-      }),
+      activityEnv({ heartbeatTimeoutMs: 60_000 }).run(h.activities.publishImageParameter, publishInput),
       FailureType.WaitTimedOut,
       'asynchronous aws:ec2:image validation',
     );
@@ -106,12 +100,7 @@ describe('publishImageParameter', () => {
     const h = harness();
     h.ssmMock.on(GetParameterCommand).resolves(parameter('hello', 1, 'text'));
     await nonRetryableFailure(
-      activityEnv().run(h.activities.publishImageParameter, {
-        target: TARGET,
-        name: NAME,
-        imageId: NEW,
-        deadline: T0 + 60_000,
-      }),
+      activityEnv().run(h.activities.publishImageParameter, publishInput),
       FailureType.AwsPolicyRefused,
       "data type 'text'",
     );
@@ -121,21 +110,9 @@ describe('publishImageParameter', () => {
   it('GIVEN too many parameter versions WHEN publishing THEN AwsLimitExceeded, non-retryable', async () => {
     const h = harness();
     h.ssmMock.on(GetParameterCommand).rejects(notFound());
-    h.ssmMock.on(PutParameterCommand).rejects(
-      new SSMServiceException({
-        name: 'ParameterLimitExceeded',
-        $fault: 'client',
-        $metadata: { httpStatusCode: 400 },
-        message: 'too many',
-      }),
-    );
+    h.ssmMock.on(PutParameterCommand).rejects(ssmError('ParameterLimitExceeded', 400, 'too many'));
     await nonRetryableFailure(
-      activityEnv().run(h.activities.publishImageParameter, {
-        target: TARGET,
-        name: NAME,
-        imageId: NEW,
-        deadline: T0 + 60_000,
-      }),
+      activityEnv().run(h.activities.publishImageParameter, publishInput),
       FailureType.AwsLimitExceeded,
     );
   });
@@ -146,12 +123,7 @@ describe('restoreImageParameter (the undo)', () => {
     const h = harness();
     h.ssmMock.on(GetParameterCommand).resolves(parameter(NEW, 5));
     h.ssmMock.on(PutParameterCommand).resolves({ Version: 6 });
-    const out = await activityEnv().run(h.activities.restoreImageParameter, {
-      target: TARGET,
-      name: NAME,
-      publishedValue: NEW,
-      previous: OLD,
-    });
+    const out = await activityEnv().run(h.activities.restoreImageParameter, restoreInput);
     assert.equal(out.outcome, 'restored');
     assert.equal(h.ssmMock.commandCalls(PutParameterCommand)[0]?.args[0].input.Value, OLD);
   });
@@ -163,17 +135,8 @@ describe('restoreImageParameter (the undo)', () => {
       .resolvesOnce(parameter(NEW, 1))
       .resolves(parameter('ami-0aaaaaaaaaaaaaaaa', 2));
     h.ssmMock.on(DeleteParameterCommand).resolves({});
-    const deleted = await activityEnv().run(h.activities.restoreImageParameter, {
-      target: TARGET,
-      name: NAME,
-      publishedValue: NEW,
-    });
-    const left = await activityEnv().run(h.activities.restoreImageParameter, {
-      target: TARGET,
-      name: NAME,
-      publishedValue: NEW,
-      previous: OLD,
-    });
+    const deleted = await activityEnv().run(h.activities.restoreImageParameter, firstPublished);
+    const left = await activityEnv().run(h.activities.restoreImageParameter, restoreInput);
     assert.equal(deleted.outcome, 'deleted');
     assert.equal(left.outcome, 'left: changed since');
     assert.equal(h.ssmMock.commandCalls(DeleteParameterCommand).length, 1);

@@ -8,18 +8,9 @@ import type { ImageProgress, ImageWaitInput } from '../../activities/images';
 import type { WaitHeartbeat } from '../../activities/waiting';
 import { DEFAULT_POLL_POLICY, activityClock } from '../../activities/waiting';
 import { FailureType } from '../../workflows/contracts';
-import {
-  IMAGE_ID,
-  SNAPSHOTS,
-  T0,
-  TARGET,
-  activityEnv,
-  awsError,
-  errorOf,
-  harness,
-  image,
-  nonRetryableFailure,
-} from './harness';
+import { awsError, errorOf, nonRetryableFailure } from './failures';
+import { IMAGE_ID, SNAPSHOTS, T0, TARGET, image } from './fixtures';
+import { activityEnv, harness } from './harness';
 
 type Harness = ReturnType<typeof harness>;
 type Heartbeat = WaitHeartbeat<ImageProgress>;
@@ -30,6 +21,16 @@ const HOUR = 60 * MINUTE;
 /** The image wait's heartbeat timeout (workflows/presets.ts `longImageWait`). */
 const IMAGE_HEARTBEAT_TIMEOUT = 6 * MINUTE;
 const input: ImageWaitInput = { target: TARGET, imageId: IMAGE_ID, deadline: T0 + 4 * HOUR };
+
+/** A first attempt of the image wait, with its production heartbeat timeout. */
+function imageWaitEnv() {
+  return activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT });
+}
+
+/** A retry (attempt 7) of a wait whose earlier attempts made `calls` AWS calls, against the 5,000 bound. */
+function retryAfterCalls(calls: number) {
+  return activityEnv({ attempt: 7, heartbeatDetails: { calls, polls: 4_600 } satisfies Heartbeat });
+}
 
 function describeImagesAnswers(h: Harness, ...answers: (Image | Error)[]): void {
   let behaviour = h.ec2Mock.on(DescribeImagesCommand, { ImageIds: [IMAGE_ID] });
@@ -71,10 +72,7 @@ void describe('waitForImageAvailable', () => {
     );
     h.ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
 
-    const out = await activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT }).run(
-      h.activities.waitForImageAvailable,
-      input,
-    );
+    const out = await imageWaitEnv().run(h.activities.waitForImageAvailable, input);
 
     assert.equal(describeImagesCalls(h), 5);
     for (const c of h.ec2Mock.commandCalls(DescribeImagesCommand))
@@ -98,10 +96,7 @@ void describe('waitForImageAvailable', () => {
       const h = harness({ random });
       availableAt(h, T0 + 4 * MINUTE);
 
-      await activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT }).run(
-        h.activities.waitForImageAvailable,
-        input,
-      );
+      await imageWaitEnv().run(h.activities.waitForImageAvailable, input);
 
       const expected = [2_000, 3_200, 5_120, 8_192, 11_500, 11_500, 11_500].map((ms) => ms * factor);
       h.clock.sleeps
@@ -117,7 +112,7 @@ void describe('waitForImageAvailable', () => {
   void it('GIVEN a pending image WHEN waiting THEN heartbeats carry the image state and each snapshot’s progress from DescribeSnapshots', async () => {
     const h = harness();
     availableAt(h, T0 + 20 * MINUTE);
-    const run = activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT });
+    const run = imageWaitEnv();
 
     const out = await run.run(h.activities.waitForImageAvailable, input);
 
@@ -148,7 +143,7 @@ void describe('waitForImageAvailable', () => {
     const h = harness({ random: () => 1 });
     const at = T0 + HOUR;
     availableAt(h, at);
-    const run = activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT });
+    const run = imageWaitEnv();
     const times: number[] = [];
     run.env.on('heartbeat', () => times.push(h.clock.now()));
 
@@ -194,10 +189,7 @@ void describe('waitForImageAvailable', () => {
     h.ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
 
     const failure = await nonRetryableFailure(
-      activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT }).run(
-        h.activities.waitForImageAvailable,
-        input,
-      ),
+      imageWaitEnv().run(h.activities.waitForImageAvailable, input),
       FailureType.ImageFailed,
       IMAGE_ID,
       "'failed'",
@@ -215,7 +207,7 @@ void describe('waitForImageAvailable', () => {
     const deadline = T0 + 30 * MINUTE;
 
     const failure = await nonRetryableFailure(
-      activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT }).run(h.activities.waitForImageAvailable, {
+      imageWaitEnv().run(h.activities.waitForImageAvailable, {
         ...input,
         deadline,
       }),
@@ -245,7 +237,7 @@ void describe('waitForImageAvailable', () => {
     const notYet = awsError('InvalidAMIID.NotFound', 400, `The image id '[${IMAGE_ID}]' does not exist`);
     describeImagesAnswers(h, notYet, notYet, image('pending'), image('available'));
     h.ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
-    const run = activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT });
+    const run = imageWaitEnv();
 
     const out = await run.run(h.activities.waitForImageAvailable, input);
 
@@ -259,10 +251,7 @@ void describe('waitForImageAvailable', () => {
     describeImagesAnswers(h, awsError('InvalidAMIID.NotFound', 400));
 
     await nonRetryableFailure(
-      activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT }).run(
-        h.activities.waitForImageAvailable,
-        input,
-      ),
+      imageWaitEnv().run(h.activities.waitForImageAvailable, input),
       FailureType.ImageNotFound,
       IMAGE_ID,
       'not visible for the whole consistency window (60s)',
@@ -280,10 +269,7 @@ void describe('waitForImageAvailable', () => {
     });
     h.ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
 
-    const out = await activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT }).run(
-      h.activities.waitForImageAvailable,
-      input,
-    );
+    const out = await imageWaitEnv().run(h.activities.waitForImageAvailable, input);
 
     assert.equal(out.imageId, IMAGE_ID);
     assert.ok(visibleFrom - T0 >= 2 * MINUTE);
@@ -307,10 +293,7 @@ void describe('waitForImageAvailable', () => {
     describeImagesAnswers(h, image('pending'));
 
     await nonRetryableFailure(
-      activityEnv({
-        attempt: 7,
-        heartbeatDetails: { calls: 5_000, polls: 4_600 } satisfies Heartbeat,
-      }).run(h.activities.waitForImageAvailable, input),
+      retryAfterCalls(5_000).run(h.activities.waitForImageAvailable, input),
       FailureType.WaitTimedOut,
       'after 5000 AWS calls (the bound)',
     );
@@ -323,10 +306,7 @@ void describe('waitForImageAvailable', () => {
     h.ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
 
     await nonRetryableFailure(
-      activityEnv({
-        attempt: 7,
-        heartbeatDetails: { calls: 4_999, polls: 4_600 } satisfies Heartbeat,
-      }).run(h.activities.waitForImageAvailable, input),
+      retryAfterCalls(4_999).run(h.activities.waitForImageAvailable, input),
       FailureType.WaitTimedOut,
     );
     assert.equal(describeImagesCalls(h), 1);
@@ -337,7 +317,7 @@ void describe('waitForImageAvailable', () => {
     const throttled = awsError('RequestLimitExceeded', 503, 'Request limit exceeded.');
     describeImagesAnswers(h, image('pending'), throttled);
     h.ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
-    const run = activityEnv({ heartbeatTimeoutMs: IMAGE_HEARTBEAT_TIMEOUT });
+    const run = imageWaitEnv();
 
     const err = await errorOf(run.run(h.activities.waitForImageAvailable, input));
 

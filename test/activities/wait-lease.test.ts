@@ -86,6 +86,17 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
 /** Lets the keeper's promise callbacks run (a refused start settles on a later tick). */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Two waits arrive together: the lease is started for the first alone (the second is told to it after). */
+async function twoWaitsArrive({ watcher, started, wait }: ReturnType<typeof setup>): Promise<void> {
+  watcher.add(wait(1));
+  watcher.add(wait(2));
+  await settle();
+  assert.deepEqual(
+    started[0]?.input.refs.map((r) => r.workflowId),
+    ['wf-1'],
+  );
+}
+
 void describe('wait lease keeper', () => {
   void it('GIVEN a lease start refused while the server was away WHEN nothing else changes and the keeper checks THEN it starts the lease', async () => {
     const { watcher, keeper, started, wait } = setup({ refuseStarts: 1 });
@@ -157,14 +168,9 @@ void describe('wait lease keeper', () => {
   });
 
   void it('GIVEN a lease started for one wait WHEN a second wait arrives before its hold runs THEN the lease is told both (a crash then releases both)', async () => {
-    const { watcher, keeper, started, told, wait } = setup();
-    watcher.add(wait(1));
-    watcher.add(wait(2));
-    await settle();
-    assert.deepEqual(
-      started[0]?.input.refs.map((r) => r.workflowId),
-      ['wf-1'],
-    );
+    const rig = setup();
+    const { keeper, started, told } = rig;
+    await twoWaitsArrive(rig);
     assert.deepEqual(told.at(-1), { id: started[0]?.id, refs: ['wf-1', 'wf-2'] });
     keeper.stop();
   });
@@ -172,14 +178,9 @@ void describe('wait lease keeper', () => {
   void it('GIVEN a lease whose start has not landed yet WHEN a second wait arrives THEN the lease is told both once its start lands (a signal sent before finds no workflow)', async () => {
     let land = () => undefined as void;
     const startLands = new Promise<void>((resolve) => (land = resolve));
-    const { watcher, keeper, started, told, wait } = setup({ startLands });
-    watcher.add(wait(1));
-    watcher.add(wait(2));
-    await settle();
-    assert.deepEqual(
-      started[0]?.input.refs.map((r) => r.workflowId),
-      ['wf-1'],
-    );
+    const rig = setup({ startLands });
+    const { keeper, started, told } = rig;
+    await twoWaitsArrive(rig);
     assert.deepEqual(told, [], 'nothing told before the lease exists');
     land();
     await settle();

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cachedCheck, startHealthServer } from '../../worker/health';
-import { createLogger } from '../../worker/logging';
+import { LEADING_FIELDS, createLogger } from '../../worker/logging';
 
 function capture(
   format: 'json' | 'pretty',
@@ -16,8 +16,8 @@ void describe('JSON logs', () => {
   void it('GIVEN activity metadata and an AWS error WHEN logged THEN one JSON object with the ids first', () => {
     const { lines, log } = capture('json');
     const cause = new Error('The instance ID does not exist');
-    log.warn('AWS ec2:DescribeInstances failed', {
-      sdkComponent: 'activity',
+    // The join fields, deliberately out of order: the line puts them first, in LEADING_FIELDS order.
+    const ids = {
       attempt: 2,
       activityType: 'describeInstance',
       runId: 'r-1',
@@ -27,6 +27,10 @@ void describe('JSON logs', () => {
       operation: 'DescribeInstances',
       code: 'InvalidInstanceID.NotFound',
       requestId: 'req-1',
+    };
+    log.warn('AWS ec2:DescribeInstances failed', {
+      sdkComponent: 'activity',
+      ...ids,
       error: new Error('multi\nline', { cause }),
       big: 10n,
     });
@@ -34,20 +38,13 @@ void describe('JSON logs', () => {
     const line = lines[0] ?? '';
     assert.doesNotMatch(line, /\n/);
     const record = JSON.parse(line) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(record).slice(0, 12), [
+    assert.deepEqual(Object.keys(record).slice(0, 3 + LEADING_FIELDS.length), [
       'level',
       'time',
       'message',
-      'workflowId',
-      'runId',
-      'workflowType',
-      'activityType',
-      'attempt',
-      'service',
-      'operation',
-      'code',
-      'requestId',
+      ...LEADING_FIELDS,
     ]);
+    assert.deepEqual([...LEADING_FIELDS].sort(), Object.keys(ids).sort(), 'every join field leads the line');
     assert.equal(record.level, 'warn');
     assert.ok(!Number.isNaN(Date.parse(String(record.time))));
     assert.equal(record.big, '10');
