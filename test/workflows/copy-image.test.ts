@@ -15,7 +15,6 @@ import { FailureType } from '../../workflows/contracts';
 import type { copyImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
-import type { RunOutcome } from './share-copy-stubs';
 import {
   ACCOUNT_A,
   ACCOUNT_B,
@@ -28,28 +27,24 @@ import {
   shareCopyActivities,
   start,
 } from './share-copy-stubs';
-import { ActivityLog, injectedFailure, recorded, startWorker } from './stub-activities';
-import { workflowEnv } from './harness';
+import {
+  ActivityLog,
+  injectedFailure,
+  recorded,
+  startWorker,
+  succeeded,
+  withWorker,
+  workflowEnv,
+} from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
-async function withCopyWorker<T>(
-  log: ActivityLog,
-  activities: Activities,
-  fn: (tq: string) => Promise<T>,
-): Promise<T> {
-  const taskQueue = uniqueTaskQueue('copy');
-  const worker = await startWorker(env, taskQueue, recorded(log, activities));
-  return worker.runUntil(fn(taskQueue));
-}
+/** Runs `fn` on a fresh worker and task queue serving `activities`, recorded in `log`. */
+const withCopyWorker = <T>(log: ActivityLog, activities: Activities, fn: (tq: string) => Promise<T>) =>
+  withWorker(env, recorded(log, activities), fn, 'copy');
 
 const run = (tq: string, overrides: Parameters<typeof copyInput>[0] = {}) =>
   start<typeof copyImage>(env, 'copyImage', tq, copyInput(overrides));
-
-function succeeded<R>(o: RunOutcome<R>): R {
-  if (!o.ok) assert.fail(`expected success, the run failed: ${String(o.error)}`);
-  return o.result;
-}
 
 /** The five destinations' copies, as the stubs name them. */
 const COPIES = copyInput().destinations.map((d) =>
