@@ -31,7 +31,7 @@ import {
   ActivityLog,
   injectedFailure,
   recorded,
-  startWorker,
+  handedOver,
   succeeded,
   withWorker,
   workflowEnv,
@@ -290,22 +290,14 @@ void describe('copyImage cancelled or resumed mid fan-out', () => {
       ],
     });
 
-    // Not caching the run keeps its workflow tasks off this worker's sticky queue, which the test
-    // server never falls back from once the worker is gone (a real server does after a timeout).
-    const firstWorker = await startWorker(
-      env,
+    const o = await handedOver(env, {
       taskQueue,
-      recorded(first, { ...happy, waitForImageAvailable: waits.fn }),
-      { maxCachedWorkflows: 0 },
-    );
-    const firstRun = firstWorker.run();
-    const handle = await start<typeof copyImage>(env, 'copyImage', taskQueue, input);
-    await waits.entered(4);
-    firstWorker.shutdown();
-    await firstRun;
-    await waits.cancelled(4);
-    const secondWorker = await startWorker(env, taskQueue, recorded(second, happy));
-    const o = await secondWorker.runUntil(outcome<CopyImageResult>(handle));
+      first: recorded(first, { ...happy, waitForImageAvailable: waits.fn }),
+      blocked: { entered: waits.entered(4), cancelled: waits.cancelled(4) },
+      start: (tq) => start<typeof copyImage>(env, 'copyImage', tq, input),
+      second: recorded(second, happy),
+      then: (handle) => outcome<CopyImageResult>(handle),
+    });
     await saveHistory(o, 'copy-image-resumed-on-another-worker');
 
     const r = succeeded(o);

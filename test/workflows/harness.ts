@@ -319,6 +319,51 @@ export function cancelledWhileBlocked<R>(
   return withWorker(env, activities, run, options.queuePrefix);
 }
 
+/** A run handed from one worker to another in the middle of an activity: see `handedOver`. */
+export interface HandOver<H extends WorkflowHandle, T> {
+  taskQueue: string;
+  /** What the first worker serves: `blocked` among them. */
+  first: Activities;
+  /** The activity the first worker is running when it shuts down (see `blockingUntilCancelled`). */
+  blocked: { entered: Promise<void>; cancelled: Promise<void> };
+  start: (taskQueue: string) => Promise<H>;
+  /** Anything else to wait for on the first worker before it shuts down. */
+  ready?: (handle: H) => Promise<unknown>;
+  /** What the second worker serves. */
+  second: Activities;
+  /** What to do with the run on the second worker, e.g. read its outcome. */
+  then: (handle: H) => Promise<T>;
+  /** The two workers' identities, as the history records them. */
+  identities?: [string, string];
+}
+
+/**
+ * Starts a run on a first worker, shuts that worker down while `blocked` runs, and lets a second
+ * worker take the run over once the blocked activity has seen its cancellation. The first worker
+ * keeps no workflow cache: the time-skipping test server never moves a task queued on a gone
+ * worker's sticky queue back to the shared queue (a real server does on shutdown or after a
+ * timeout), so with a cache the run's next workflow task would wait for the gone worker forever.
+ */
+export async function handedOver<H extends WorkflowHandle, T>(
+  env: TestWorkflowEnvironment,
+  run: HandOver<H, T>,
+): Promise<T> {
+  const identity = (i: 0 | 1) => (run.identities ? { identity: run.identities[i] } : {});
+  const firstWorker = await startWorker(env, run.taskQueue, run.first, {
+    maxCachedWorkflows: 0,
+    ...identity(0),
+  });
+  const firstRun = firstWorker.run();
+  const handle = await run.start(run.taskQueue);
+  await withinBound(run.blocked.entered, 'the first worker reaching the blocked activity');
+  await run.ready?.(handle);
+  firstWorker.shutdown();
+  await firstRun;
+  await run.blocked.cancelled;
+  const secondWorker = await startWorker(env, run.taskQueue, run.second, identity(1));
+  return secondWorker.runUntil(withinBound(run.then(handle), 'the run on the second worker'));
+}
+
 /** Polls `probe` until it returns something other than undefined; fails after `timeoutMs`. */
 export async function eventually<T>(
   what: string,
@@ -469,4 +514,9 @@ export function failureChain(err: unknown): string[] {
     out.push(`${e.name}${detail}`);
   }
   return out;
+}
+
+/** Each compensation of the run as `[name, state]`, in the order the run recorded them. */
+export function compensationStates(progress: WorkflowProgress): [string, string][] {
+  return progress.compensations.map((c) => [c.name, c.state]);
 }

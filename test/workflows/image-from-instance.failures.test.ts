@@ -26,6 +26,7 @@ import {
   recorded,
   runImageFromInstance,
   stepStates,
+  IMAGE_AS_IS,
 } from './stub-activities';
 import { workflowEnv } from './harness';
 
@@ -124,21 +125,14 @@ const NO_STOP_MODES: FailureCase[] = [
   {
     fail: 'waitForImageAvailable',
     type: 'WaitTimedOut',
-    calls: ['describeInstance', 'checkImageName', 'createImage', 'waitForImageAvailable', 'deleteImage'],
+    calls: [...IMAGE_AS_IS, 'deleteImage'],
     undone: [DELETE],
     deleteBy: 'id',
   },
   {
     fail: 'tagSnapshots',
     type: 'AwsLimitExceeded',
-    calls: [
-      'describeInstance',
-      'checkImageName',
-      'createImage',
-      'waitForImageAvailable',
-      'tagSnapshots',
-      'deleteImage',
-    ],
+    calls: [...IMAGE_AS_IS, 'tagSnapshots', 'deleteImage'],
     undone: [DELETE],
     deleteBy: 'id',
   },
@@ -223,13 +217,7 @@ describe('imageFromInstance compensations', () => {
         local: false,
         type: 'ImageFailed',
       });
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'createImage',
-        'waitForImageAvailable',
-        'deleteImage',
-      ]);
+      assertCalls(log, [...IMAGE_AS_IS, 'deleteImage']);
       assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
     },
   );

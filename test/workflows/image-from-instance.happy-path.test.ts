@@ -23,6 +23,8 @@ import {
   scheduledActivities,
   stepStates,
   succeeded,
+  IMAGE_AS_IS,
+  STOP_AND_IMAGE,
 } from './stub-activities';
 import { workflowEnv } from './harness';
 
@@ -43,14 +45,7 @@ describe('imageFromInstance happy path', () => {
       );
 
       const result = succeeded(outcome);
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'stopInstance',
-        'createImage',
-        { concurrently: ['startInstance', 'waitForImageAvailable'] },
-        'tagSnapshots',
-      ]);
+      assertCalls(log, [...STOP_AND_IMAGE, 'tagSnapshots']);
       const [create] = log.inputs('createImage');
       assert.equal(create?.noReboot, true, 'already stopped: CreateImage must not reboot');
       assert.equal(create?.imageName, input.imageName);
@@ -125,13 +120,7 @@ describe('imageFromInstance happy path', () => {
         );
 
         const result = succeeded(outcome);
-        assertCalls(log, [
-          'describeInstance',
-          'checkImageName',
-          'createImage',
-          'waitForImageAvailable',
-          'tagSnapshots',
-        ]);
+        assertCalls(log, [...IMAGE_AS_IS, 'tagSnapshots']);
         assert.equal(log.inputs('createImage')[0]?.noReboot, c.noReboot);
         assert.equal(log.inputs('createImage')[0]?.tags[TAG.consistency], c.consistency);
         assert.equal(result.mode, c.mode);
@@ -168,13 +157,7 @@ describe('imageFromInstance happy path', () => {
         );
 
         const result = succeeded(outcome);
-        assertCalls(log, [
-          'describeInstance',
-          'checkImageName',
-          'createImage',
-          'waitForImageAvailable',
-          'tagSnapshots',
-        ]);
+        assertCalls(log, [...IMAGE_AS_IS, 'tagSnapshots']);
         assert.equal(log.inputs('createImage')[0]?.noReboot, true);
         assert.equal(result.consistency, 'consistent');
         assert.equal(result.consistencyNote, 'consistent: the instance was already stopped');

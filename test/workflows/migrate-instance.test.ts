@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Activities } from '../../activities';
 import { OWNER_TAG_COUNT } from '../../activities/launch';
-import type { FailureType, MigrateInstanceResult } from '../../workflows/contracts';
+import type { FailureType } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName, ExpectedCall } from './stub-activities';
@@ -23,37 +23,32 @@ import {
   failing,
   recorded,
   scheduledActivities,
-  startWorker,
   stepStates,
+  IMAGE_AS_IS,
+  STOP_AND_IMAGE,
 } from './stub-activities';
 import {
   ALLOCATION_ID,
   NEW_ID,
   SOURCE_ID,
   SUBNET_B,
+  cancelledMigration,
   failureChain,
   migrated,
   migrateInput,
   migrationActivities,
   migrationFailed,
   migrationOutcome,
-  migrationStep,
   runMigration,
   startMigration,
   withMigrationWorker,
 } from './migrate-stub-activities';
-import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
+import { assertWorkflowCancelled, handedOver, workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
 /** The child imageFromInstance on a source the migration stopped first: no stop, no start. */
-const CHILD_ON_STOPPED: ExpectedCall[] = [
-  'describeInstance',
-  'checkImageName',
-  'createImage',
-  'waitForImageAvailable',
-  'tagSnapshots',
-];
+const CHILD_ON_STOPPED: ExpectedCall[] = [...IMAGE_AS_IS, 'tagSnapshots'];
 const BEFORE_CHILD: ExpectedCall[] = ['planMigration', 'checkImageName', 'stopInstance'];
 const UP_TO_LAUNCH: ExpectedCall[] = [...BEFORE_CHILD, ...CHILD_ON_STOPPED, 'launchInstance'];
 
@@ -174,11 +169,7 @@ describe('migrateInstance happy paths', () => {
     assertCalls(log, [
       'planMigration',
       'checkImageName',
-      'describeInstance',
-      'checkImageName',
-      'stopInstance',
-      'createImage',
-      { concurrently: ['startInstance', 'waitForImageAvailable'] },
+      ...STOP_AND_IMAGE,
       'tagSnapshots',
       'launchInstance',
       'waitForInstanceReady',
@@ -295,15 +286,7 @@ const FAILURES: FailureCase[] = [
   {
     fail: 'waitForImageAvailable',
     type: 'ImageFailed',
-    calls: [
-      ...BEFORE_CHILD,
-      'describeInstance',
-      'checkImageName',
-      'createImage',
-      'waitForImageAvailable',
-      'deleteImage',
-      'startInstance',
-    ],
+    calls: [...BEFORE_CHILD, ...IMAGE_AS_IS, 'deleteImage', 'startInstance'],
     undone: [RESTART],
     chain: [
       'WorkflowFailedError',
@@ -484,16 +467,7 @@ describe('migrateInstance cancelled', () => {
     const wait = blockingUntilCancelled();
     const activities: Activities = { ...migrationActivities(), waitForInstanceReady: wait.fn };
 
-    const outcome = await cancelledWhileBlocked<MigrateInstanceResult>(
-      env,
-      recorded(log, activities),
-      wait,
-      (taskQueue) => startMigration(env, taskQueue, migrateInput()),
-      {
-        queuePrefix: 'migrate-instance',
-        beforeCancel: (handle) => migrationStep(handle, 'launch instance', ['done']),
-      },
-    );
+    const outcome = await cancelledMigration(env, recorded(log, activities), wait, { afterLaunch: true });
     await saveHistory(outcome, 'migrate-instance-cancelled-during-checks');
 
     assertCancelled(migrationFailed(outcome));
@@ -522,25 +496,11 @@ describe('migrateInstance cancelled', () => {
     const wait = blockingUntilCancelled();
     const activities: Activities = { ...migrationActivities(), waitForImageAvailable: wait.fn };
 
-    const outcome = await cancelledWhileBlocked<MigrateInstanceResult>(
-      env,
-      recorded(log, activities),
-      wait,
-      (taskQueue) => startMigration(env, taskQueue, migrateInput()),
-      { queuePrefix: 'migrate-instance' },
-    );
+    const outcome = await cancelledMigration(env, recorded(log, activities), wait);
     await saveHistory(outcome, 'migrate-instance-cancelled-during-image');
 
     assertCancelled(migrationFailed(outcome));
-    assertCalls(log, [
-      ...BEFORE_CHILD,
-      'describeInstance',
-      'checkImageName',
-      'createImage',
-      'waitForImageAvailable',
-      'deleteImage',
-      'startInstance',
-    ]);
+    assertCalls(log, [...BEFORE_CHILD, ...IMAGE_AS_IS, 'deleteImage', 'startInstance']);
     assert.equal(log.count('launchInstance'), 0);
     assert.deepEqual(outcome.progress.compensations, [{ name: RESTART, state: 'done' }]);
   });
@@ -588,35 +548,21 @@ describe('migrateInstance resumed on another worker', () => {
     const wait = blockingUntilCancelled();
 
     // GIVEN: the first worker imaged the source and launched the new instance, and waits for its checks.
-    // It keeps no workflow cache: the time-skipping test server never hands a task queued for a gone
-    // worker's sticky queue back to the shared queue (a real server does, on shutdown or after 10 s),
-    // so with a cache the next workflow task would wait for the dead worker forever.
-    const firstWorker = await startWorker(
-      env,
-      taskQueue,
-      recorded(first, { ...migrationActivities(), waitForInstanceReady: wait.fn }),
-      { maxCachedWorkflows: 0 },
-    );
-    const firstRun = firstWorker.run();
-    const handle = await startMigration(env, taskQueue, migrateInput());
-    await wait.entered;
-
     // WHEN: it shuts down and a second worker takes over.
-    firstWorker.shutdown();
-    await firstRun;
-    await wait.cancelled;
-    const secondWorker = await startWorker(
-      env,
+    const outcome = await handedOver(env, {
       taskQueue,
-      recorded(second, migrationActivities({ sourceState: 'stopped' })),
-    );
-    const outcome = await secondWorker.runUntil(migrationOutcome(handle));
+      first: recorded(first, { ...migrationActivities(), waitForInstanceReady: wait.fn }),
+      blocked: wait,
+      start: (tq) => startMigration(env, tq, migrateInput()),
+      second: recorded(second, migrationActivities({ sourceState: 'stopped' })),
+      then: migrationOutcome,
+    });
     await saveHistory(outcome, 'migrate-instance-resumed-on-another-worker');
 
     // THEN
     const result = migrated(outcome);
     assert.equal(result.newInstanceId, NEW_ID);
-    // The first worker keeps no workflow cache (see above), so a read-only local activity can run
+    // The first worker keeps no workflow cache (see `handedOver`), so a read-only local activity can run
     // again when its task is replayed (local activities are at least once); collapse such repeats.
     // Whatever changes AWS must still run exactly once: checked below.
     assertCalls(collapseReadOnlyRepeats(first), [...UP_TO_LAUNCH, 'waitForInstanceReady']);

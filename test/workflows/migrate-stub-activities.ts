@@ -12,6 +12,7 @@ import type { InstanceState, MigrateInstanceInput, MigrateInstanceResult } from 
 import type { migrateInstance } from '../../workflows';
 import type { WorkflowOutcome } from './harness';
 import {
+  cancelledWhileBlocked,
   failed,
   failureChain,
   stepReached,
@@ -161,6 +162,28 @@ export function withMigrationWorker<T>(
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
   return withWorker(env, activities, fn, 'migrate-instance');
+}
+
+/**
+ * A migration of `migrateInput()` on a fresh worker serving `activities`, cancelled while `blocked`
+ * runs (with `afterLaunch`, once the new instance is launched too), to its end.
+ */
+export function cancelledMigration(
+  env: TestWorkflowEnvironment,
+  activities: Activities,
+  blocked: { entered: Promise<void>; cancelled: Promise<void> },
+  { afterLaunch = false }: { afterLaunch?: boolean } = {},
+): Promise<MigrationOutcome> {
+  return cancelledWhileBlocked<MigrateInstanceResult>(
+    env,
+    activities,
+    blocked,
+    (taskQueue) => startMigration(env, taskQueue, migrateInput()),
+    {
+      queuePrefix: 'migrate-instance',
+      ...(afterLaunch ? { beforeCancel: (h) => stepReached(h, 'launch instance', ['done']) } : {}),
+    },
+  );
 }
 
 export async function runMigration(

@@ -36,10 +36,10 @@ import {
   blockingUntilCancelled,
   recorded,
   scheduledActivities,
+  handedOver,
   startWorker,
   succeeded,
   withWorker,
-  withinBound,
   workflowEnv,
 } from './harness';
 
@@ -226,33 +226,20 @@ void describe('share ledger: a worker replaced in the middle of a request', () =
     const { activities, launch } = liveImage(env);
     const adding = blockingUntilCancelled();
     const tq = uniqueTaskQueue('ledger-handoff');
-    // No cache on the first worker: the test server never moves a gone worker's sticky queue on.
-    const firstWorker = await startWorker(
-      env,
-      tq,
-      recorded(first, { ...activities, addLaunchPermissions: adding.fn }),
-      { maxCachedWorkflows: 0 },
-    );
-    const firstRun = firstWorker.run();
-    const share = await start(env, 'shareImage', tq, shareInput(TO_B));
-    await withinBound(adding.entered, 'the ledger adding the launch permission');
-
     // WHEN: the worker running the ledger's add (and the share's request) goes away mid-request
-    firstWorker.shutdown();
-    await firstRun;
-    await adding.cancelled;
-    const secondWorker = await startWorker(env, tq, recorded(second, activities));
-    const o = await secondWorker.runUntil(
-      withinBound(
-        (async () => {
-          const shared = succeeded(await outcome<ShareImageResult>(share));
-          const accessWhileShared = [...launch];
-          const un = await unshare(env, tq, { shareWorkflowId: share.workflowId });
-          return { shared, accessWhileShared, un };
-        })(),
-        'the share and its withdrawal on the second worker',
-      ),
-    );
+    const o = await handedOver(env, {
+      taskQueue: tq,
+      first: recorded(first, { ...activities, addLaunchPermissions: adding.fn }),
+      blocked: adding,
+      start: () => start(env, 'shareImage', tq, shareInput(TO_B)),
+      second: recorded(second, activities),
+      then: async (share) => {
+        const shared = succeeded(await outcome<ShareImageResult>(share));
+        const accessWhileShared = [...launch];
+        const un = await unshare(env, tq, { shareWorkflowId: share.workflowId });
+        return { shared, accessWhileShared, un };
+      },
+    });
 
     // THEN: one add command in the ledger (its retry ran on the second worker), one removal
     assert.ok(o.un.ok, `the unshare failed: ${o.un.ok ? '' : String(o.un.error)}`);
