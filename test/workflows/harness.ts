@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
-import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
 import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
+import type { Workflow } from '@temporalio/common';
 import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
@@ -262,6 +263,31 @@ let workflowIds = 0;
 export function uniqueWorkflowId(what: string): string {
   workflowIds += 1;
   return `${what}-${process.pid}-${workflowIds}`;
+}
+
+/**
+ * Starts `workflowType` with `input` as it is: deliberately unchecked, since tests also send inputs
+ * the client library would refuse.
+ */
+export function startUnchecked<W extends Workflow>(
+  env: TestWorkflowEnvironment,
+  workflowType: string,
+  taskQueue: string,
+  input: unknown,
+  workflowId: string = uniqueWorkflowId(workflowType),
+): Promise<WorkflowHandle<W>> {
+  const options = { taskQueue, workflowId, args: [input] };
+  return env.client.workflow.start<W>(workflowType, options as unknown as WorkflowStartOptions<W>);
+}
+
+/** `startUnchecked` for one workflow type, its workflow ids made from `idPrefix` unless given. */
+export function starterOf<W extends Workflow>(workflowType: string, idPrefix: string) {
+  return (
+    env: TestWorkflowEnvironment,
+    taskQueue: string,
+    input: unknown,
+    workflowId: string = uniqueWorkflowId(idPrefix),
+  ): Promise<WorkflowHandle<W>> => startUnchecked<W>(env, workflowType, taskQueue, input, workflowId);
 }
 
 /** How a run ended, with its progress and history read after the end. */

@@ -10,37 +10,43 @@ import type { ConsistencyMode } from '../../workflows/contracts';
 import { DEFAULT_TIMEOUTS, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import { timeSkippingEnv } from '../support/temporal';
 import {
-  ActivityLog,
-  IMAGE_ID,
-  INSTANCE_ID,
-  SNAPSHOT_IDS,
-  assertCalls,
   happyActivities,
-  imageInput,
-  RUN_TIMEOUT,
-  recorded,
-  runImageFromInstance,
-  scheduledActivities,
-  stepStates,
-  succeeded,
   IMAGE_AS_IS,
+  IMAGE_ID,
+  imageInput,
+  INSTANCE_ID,
+  runLogged,
+  SNAPSHOT_IDS,
   STOP_AND_IMAGE,
 } from './stub-activities';
-import { workflowEnv } from './harness';
+import { assertCalls, RUN_TIMEOUT, scheduledActivities, stepStates, succeeded, workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
+
+/** The state of every step of a run that succeeded: done, but for the `skipped` ones. */
+function allDoneBut(...skipped: string[]): Record<string, string> {
+  const steps = [
+    'describe instance',
+    'check image name',
+    'stop instance',
+    'create image',
+    'start instance',
+    'wait for image available',
+    'tag snapshots',
+  ];
+  return Object.fromEntries(steps.map((s) => [s, skipped.includes(s) ? 'skipped' : 'done']));
+}
 
 describe('imageFromInstance happy path', () => {
   it(
     'GIVEN a running instance in stop mode WHEN imaged THEN it is stopped, imaged without reboot, started again, and left running',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
       const input = imageInput({ mode: 'stop' });
 
-      const outcome = await runImageFromInstance(
+      const { outcome, log } = await runLogged(
         env,
-        recorded(log, happyActivities({ state: 'running', downtimeSeconds: 75 })),
+        happyActivities({ state: 'running', downtimeSeconds: 75 }),
         input,
       );
 
@@ -88,15 +94,7 @@ describe('imageFromInstance happy path', () => {
       ]);
 
       assert.equal(outcome.progress.phase, 'succeeded');
-      assert.deepEqual(stepStates(outcome.progress), {
-        'describe instance': 'done',
-        'check image name': 'done',
-        'stop instance': 'done',
-        'create image': 'done',
-        'start instance': 'done',
-        'wait for image available': 'done',
-        'tag snapshots': 'done',
-      });
+      assert.deepEqual(stepStates(outcome.progress), allDoneBut());
       assert.deepEqual(outcome.progress.compensations, []);
       assert.deepEqual(outcome.progress.resources, { instanceId: INSTANCE_ID, imageId: IMAGE_ID });
     },
@@ -111,11 +109,9 @@ describe('imageFromInstance happy path', () => {
       `GIVEN a running instance in ${c.mode} mode WHEN imaged THEN it is never stopped or started, CreateImage has noReboot=${c.noReboot}, and the result says ${c.consistency}`,
       RUN_TIMEOUT,
       async () => {
-        const log = new ActivityLog();
-
-        const outcome = await runImageFromInstance(
+        const { outcome, log } = await runLogged(
           env,
-          recorded(log, happyActivities({ state: 'running' })),
+          happyActivities({ state: 'running' }),
           imageInput({ mode: c.mode }),
         );
 
@@ -130,15 +126,7 @@ describe('imageFromInstance happy path', () => {
         assert.equal(result.instanceFinalState, 'running');
         assert.equal(result.downtimeSeconds, 0);
         assert.equal(outcome.progress.phase, 'succeeded');
-        assert.deepEqual(stepStates(outcome.progress), {
-          'describe instance': 'done',
-          'check image name': 'done',
-          'stop instance': 'skipped',
-          'create image': 'done',
-          'start instance': 'skipped',
-          'wait for image available': 'done',
-          'tag snapshots': 'done',
-        });
+        assert.deepEqual(stepStates(outcome.progress), allDoneBut('stop instance', 'start instance'));
       },
     );
   }
@@ -148,11 +136,9 @@ describe('imageFromInstance happy path', () => {
       `GIVEN a stopped instance in ${mode} mode WHEN imaged THEN it is never started, CreateImage does not reboot, and it is left stopped`,
       RUN_TIMEOUT,
       async () => {
-        const log = new ActivityLog();
-
-        const outcome = await runImageFromInstance(
+        const { outcome, log } = await runLogged(
           env,
-          recorded(log, happyActivities({ state: 'stopped' })),
+          happyActivities({ state: 'stopped' }),
           imageInput({ mode }),
         );
 
@@ -180,7 +166,6 @@ describe('imageFromInstance happy path', () => {
     'GIVEN user tags and custom timeouts WHEN imaged THEN the image and snapshots carry the user tags plus tags naming this run, and deadlines follow the timeouts',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
       const input = imageInput({
         mode: 'stop',
         tags: { Owner: 'team-web', CostCentre: '42' },
@@ -188,9 +173,9 @@ describe('imageFromInstance happy path', () => {
         accountId: '123456789012',
       });
 
-      const outcome = await runImageFromInstance(
+      const { outcome, log } = await runLogged(
         env,
-        recorded(log, happyActivities({ state: 'running', instanceStateSeconds: 600, downtimeSeconds: 90 })),
+        happyActivities({ state: 'running', instanceStateSeconds: 600, downtimeSeconds: 90 }),
         input,
       );
 

@@ -15,9 +15,9 @@ import {
   cancelledWhileBlocked,
   failed,
   failureChain,
+  starterOf,
   stepReached,
   succeeded,
-  uniqueWorkflowId,
   withWorker,
   workflowOutcome,
 } from './harness';
@@ -134,19 +134,7 @@ export function migrationActivities(scenario: MigrationScenario = {}): Activitie
 
 export type MigrationOutcome = WorkflowOutcome<MigrateInstanceResult>;
 
-export function startMigration(
-  env: TestWorkflowEnvironment,
-  taskQueue: string,
-  input: unknown,
-  workflowId = uniqueWorkflowId('migrate'),
-): Promise<WorkflowHandle<typeof migrateInstance>> {
-  return env.client.workflow.start<typeof migrateInstance>('migrateInstance', {
-    taskQueue,
-    workflowId,
-    // Deliberately unchecked: tests also send inputs the client library would refuse.
-    args: [input as MigrateInstanceInput],
-  });
-}
+export const startMigration = starterOf<typeof migrateInstance>('migrateInstance', 'migrate');
 
 export function migrationOutcome(handle: WorkflowHandle<typeof migrateInstance>): Promise<MigrationOutcome> {
   return workflowOutcome<MigrateInstanceResult>(handle);

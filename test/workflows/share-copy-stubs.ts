@@ -2,7 +2,7 @@
  * Helpers for the shareImage / copyImage time-skipping tests: the fake activities (from
  * devkit/fake-share-copy.ts), waits that block until cancelled, and starting and following runs.
  */
-import type { WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { Client } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -11,7 +11,7 @@ import { shareRunActivities } from '../../activities/share-runs';
 import { shareCopyActivities } from '../../devkit/fake-share-copy';
 import type { AwsTarget, LaunchPermissionEntry, UnshareImageResult } from '../../workflows/contracts';
 import type { WorkflowOutcome } from './harness';
-import { deferred, heartbeatUntilCancelled, uniqueWorkflowId, workflowOutcome } from './harness';
+import { deferred, heartbeatUntilCancelled, startUnchecked, workflowOutcome } from './harness';
 
 // The fakes themselves live in devkit (the share/copy benchmark uses them too).
 export * from '../../devkit/fake-share-copy';
@@ -67,9 +67,7 @@ export function start<T extends Workflow>(
   taskQueue: string,
   input: unknown,
 ): Promise<WorkflowHandle<T>> {
-  // Deliberately unchecked: tests also send inputs the client library would refuse.
-  const options = { taskQueue, workflowId: uniqueWorkflowId(workflowType), args: [input] };
-  return env.client.workflow.start<T>(workflowType, options as unknown as WorkflowStartOptions<T>);
+  return startUnchecked<T>(env, workflowType, taskQueue, input);
 }
 
 /** An unshareImage run of `input` (a share run's id, and what else the test sends), to its end. */

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import type { ShareImageResult } from '../../workflows/contracts';
+import type { ShareImageInput, ShareImageResult } from '../../workflows/contracts';
 import { FailureType, setShareExpiryUpdate, shareGrantName } from '../../workflows/contracts';
 import type { shareImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
@@ -359,19 +359,30 @@ async function openEndedShare(tq: string, input = shareInput({ targets: { accoun
   return { workflowId: handle.workflowId, shared: succeeded(await outcome<ShareImageResult>(handle)) };
 }
 
+/**
+ * An open-ended share of `input` on a worker serving `activities` (with the real readShareRun),
+ * then `then` on the same worker: what `then` returned, and every call of the two in `log`.
+ */
+async function afterOpenShare<T>(
+  activities: Activities,
+  then: (tq: string, share: Awaited<ReturnType<typeof openEndedShare>>, log: ActivityLog) => Promise<T>,
+  input?: ShareImageInput,
+): Promise<{ o: T; log: ActivityLog }> {
+  const log = new ActivityLog();
+  const o = await withShareWorker(log, withReadShareRun(env, activities), async (tq) =>
+    then(tq, await openEndedShare(tq, input), log),
+  );
+  return { o, log };
+}
+
 void describe('unshareImage', () => {
   void it('GIVEN an open-ended share run WHEN unshared by its workflow id THEN exactly what the run added is withdrawn, read from its own result, and the re-encrypted copy kept unless asked', async () => {
-    const log = new ActivityLog();
-    const o = await withShareWorker(
-      log,
-      withReadShareRun(env, shareCopyActivities({ encryption: 'customer-managed-key' })),
-      async (tq) => {
-        const { workflowId, shared } = await openEndedShare(tq);
-        return {
-          shared,
-          un: await unshare(env, tq, { shareWorkflowId: workflowId }),
-        };
-      },
+    const { o, log } = await afterOpenShare(
+      shareCopyActivities({ encryption: 'customer-managed-key' }),
+      async (tq, { workflowId, shared }) => ({
+        shared,
+        un: await unshare(env, tq, { shareWorkflowId: workflowId }),
+      }),
     );
 
     await saveHistory(o.un, 'unshare-image');
@@ -388,12 +399,9 @@ void describe('unshareImage', () => {
   });
 
   void it("GIVEN a forged record naming another account's permission and a grant not made by amiflow WHEN unshared with a real share run THEN refused, nothing withdrawn", async () => {
-    const log = new ActivityLog();
-    const o = await withShareWorker(
-      log,
-      withReadShareRun(env, shareCopyActivities({ encryption: 'customer-managed-key' })),
-      async (tq) => {
-        const { workflowId, shared } = await openEndedShare(tq);
+    const { o, log } = await afterOpenShare(
+      shareCopyActivities({ encryption: 'customer-managed-key' }),
+      async (tq, { workflowId, shared }) => {
         const forged = {
           image: shared.image,
           sharedImageId: shared.sharedImageId,
@@ -416,10 +424,8 @@ void describe('unshareImage', () => {
   });
 
   void it('GIVEN only a hand-written record and no share run WHEN unshared THEN refused as invalid input before any activity', async () => {
-    const log = new ActivityLog();
-    const o = await withShareWorker(log, withReadShareRun(env, shareCopyActivities()), async (tq) => {
-      const { shared } = await openEndedShare(tq);
-      log.calls.length = 0;
+    const { o, log } = await afterOpenShare(shareCopyActivities(), (tq, { shared }, calls) => {
+      calls.calls.length = 0;
       return unshare(env, tq, { share: shared });
     });
 
@@ -428,12 +434,10 @@ void describe('unshareImage', () => {
   });
 
   void it('GIVEN the id of a run that is not a share WHEN unshared THEN refused, nothing withdrawn', async () => {
-    const log = new ActivityLog();
-    const o = await withShareWorker(log, withReadShareRun(env, shareCopyActivities()), async (tq) => {
-      const { workflowId } = await openEndedShare(tq);
+    const { o, log } = await afterOpenShare(shareCopyActivities(), async (tq, { workflowId }, calls) => {
       const first = await unshare(env, tq, { shareWorkflowId: workflowId });
       assert.ok(succeeded(first).withdrawn.launchPermissions.length > 0);
-      log.calls.length = 0;
+      calls.calls.length = 0;
       return unshare(env, tq, { shareWorkflowId: first.workflowId });
     });
 
@@ -442,9 +446,8 @@ void describe('unshareImage', () => {
   });
 
   void it("GIVEN a re-encrypted share whose copy an instance uses WHEN unshared with deleteReencryptedCopy THEN the copy goes through the retirement checks with the run's tags and is kept", async () => {
-    const log = new ActivityLog();
     const activities: Activities = {
-      ...withReadShareRun(env, shareCopyActivities({ encryption: 'aws-managed-key' })),
+      ...shareCopyActivities({ encryption: 'aws-managed-key' }),
       retireImage: (input) =>
         Promise.resolve({
           imageId: input.imageId,
@@ -453,16 +456,14 @@ void describe('unshareImage', () => {
           references: [`arn:aws:ec2:eu-west-1:${OWNER}:instance/i-0123456789abcdef0`],
         }),
     };
-    const o = await withShareWorker(log, activities, async (tq) => {
-      const { workflowId, shared } = await openEndedShare(
-        tq,
-        shareInput({ targets: { accountIds: [ACCOUNT_B] }, reencryptWith: REENCRYPT_KEY }),
-      );
-      return {
+    const { o, log } = await afterOpenShare(
+      activities,
+      async (tq, { workflowId, shared }) => ({
         shared,
         un: await unshare(env, tq, { shareWorkflowId: workflowId, deleteReencryptedCopy: true }),
-      };
-    });
+      }),
+      shareInput({ targets: { accountIds: [ACCOUNT_B] }, reencryptWith: REENCRYPT_KEY }),
+    );
 
     const r = succeeded(o.un);
     const copy = o.shared.reencryptedCopy;

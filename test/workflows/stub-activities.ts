@@ -17,7 +17,7 @@ import { DEFAULT_TIMEOUTS } from '../../workflows/contracts';
 import type { imageFromInstance } from '../../workflows';
 import { unplannedActivities } from '../../devkit/fake-share-copy';
 import type { ActivityName, ExpectedCall, WorkflowOutcome } from './harness';
-import { uniqueWorkflowId, withWorker, workflowOutcome } from './harness';
+import { ActivityLog, recorded, starterOf, withWorker, workflowOutcome } from './harness';
 
 export * from './harness';
 export { unplannedActivities };
@@ -135,25 +135,23 @@ export function happyActivities(scenario: InstanceScenario = {}): Activities {
   };
 }
 
-export function startImageFromInstance(
-  env: TestWorkflowEnvironment,
-  taskQueue: string,
-  input: unknown,
-  workflowId = uniqueWorkflowId('image'),
-): Promise<WorkflowHandle<typeof imageFromInstance>> {
-  return env.client.workflow.start<typeof imageFromInstance>('imageFromInstance', {
-    taskQueue,
-    workflowId,
-    // Deliberately unchecked: tests also send inputs the client library would refuse.
-    args: [input as ImageFromInstanceInput],
-  });
-}
+export const startImageFromInstance = starterOf<typeof imageFromInstance>('imageFromInstance', 'image');
 
 export type Outcome = WorkflowOutcome<ImageFromInstanceResult>;
 
 /** Awaits the run's end (time skipping while it waits), then reads its progress and history. */
 export function outcomeOf(handle: WorkflowHandle<typeof imageFromInstance>): Promise<Outcome> {
   return workflowOutcome<ImageFromInstanceResult>(handle);
+}
+
+/** `runImageFromInstance` with every activity call recorded: the outcome, and the calls in `log`. */
+export async function runLogged(
+  env: TestWorkflowEnvironment,
+  activities: Activities,
+  input: unknown,
+): Promise<{ outcome: Outcome; log: ActivityLog }> {
+  const log = new ActivityLog();
+  return { outcome: await runImageFromInstance(env, recorded(log, activities), input), log };
 }
 
 /** Starts a run on a fresh worker and task queue with `activities`, and awaits its outcome. */
