@@ -95,6 +95,16 @@ function beforeTheRun() {
 }
 type BeforeTheRun = ReturnType<typeof beforeTheRun>;
 
+/**
+ * A run of `input` to its end over the fleet of `beforeTheRun`, on activities `stubs(fleet)`
+ * recorded in its log: the outcome, and what was there before.
+ */
+async function runOverPrevious(stubs: (fleet: Fleet) => Activities, input?: unknown) {
+  const before = beforeTheRun();
+  const outcome = await runGolden(recorded(before.log, stubs(before.fleet)), input);
+  return { outcome, before };
+}
+
 const DISTRIBUTION: (keyof Activities)[] = [
   'describeCopySource',
   'copyImage',
@@ -280,8 +290,7 @@ describe('goldenImage: the approval gate', () => {
       });
       await saveHistory(outcome, 'golden-image-rejected');
 
-      assert.ok(!outcome.ok);
-      const failure = assertWorkflowFailure(outcome.error, FailureType.ApprovalRejected);
+      const failure = assertWorkflowFailure(failed(outcome), FailureType.ApprovalRejected);
       assert.match(failure.message, /user\/bob rejected .* nginx fails to start/);
       assertNothingDistributed(before);
       assert.deepEqual(compensationStates(outcome.progress), [['delete golden image', 'done']]);
@@ -292,17 +301,15 @@ describe('goldenImage: the approval gate', () => {
     'GIVEN a run waiting for approval WHEN no one decides within the timeout THEN it fails ApprovalTimedOut and cleans up, in seconds of wall time',
     RUN_TIMEOUT,
     async () => {
-      const before = beforeTheRun();
       const started = Date.now();
 
-      const outcome = await runGolden(
-        recorded(before.log, goldenActivities(before.fleet)),
+      const { outcome, before } = await runOverPrevious(
+        (fleet) => goldenActivities(fleet),
         goldenInput({ approval: { timeoutSeconds: 6 * 3600 } }),
       );
       await saveHistory(outcome, 'golden-image-approval-timed-out');
 
-      assert.ok(!outcome.ok);
-      assertWorkflowFailure(outcome.error, FailureType.ApprovalTimedOut);
+      assertWorkflowFailure(failed(outcome), FailureType.ApprovalTimedOut);
       assertNothingDistributed(before);
       assert.ok(Date.now() - started < 30_000, '6 hours of waiting took seconds');
     },
@@ -374,13 +381,10 @@ describe('goldenImage: failures clean up', () => {
       `GIVEN ${scenario.name} WHEN validating THEN the run fails, the test instance is terminated, the image deleted, nothing distributed and the previous image stays current`,
       RUN_TIMEOUT,
       async () => {
-        const before = beforeTheRun();
-
-        const outcome = await runGolden(recorded(before.log, goldenActivities(before.fleet, scenario.stub)));
+        const { outcome, before } = await runOverPrevious((fleet) => goldenActivities(fleet, scenario.stub));
         await saveHistory(outcome, `golden-image-validation-failed-${scenario.activity}`);
 
-        assert.ok(!outcome.ok);
-        assertActivityFailure(outcome.error, {
+        assertActivityFailure(failed(outcome), {
           activityType: scenario.activity,
           local: false,
           type:
@@ -401,19 +405,13 @@ describe('goldenImage: failures clean up', () => {
     'GIVEN RunInstances for the test instance is refused WHEN validating THEN the launch is a normal activity whose failure names it, the test instance is looked for by tag, the image deleted and nothing distributed',
     RUN_TIMEOUT,
     async () => {
-      const before = beforeTheRun();
-
-      const outcome = await runGolden(
-        recorded(
-          before.log,
-          failing(goldenActivities(before.fleet), 'launchInstance', FailureType.AwsUnauthorized),
-        ),
+      const { outcome, before } = await runOverPrevious((fleet) =>
+        failing(goldenActivities(fleet), 'launchInstance', FailureType.AwsUnauthorized),
       );
       await saveHistory(outcome, 'golden-image-validation-failed-launchInstance');
 
-      assert.ok(!outcome.ok);
       // A normal activity since 'golden-launch-test-instance-as-activity' (visible as pending in the Web UI).
-      assertActivityFailure(outcome.error, {
+      assertActivityFailure(failed(outcome), {
         activityType: 'launchInstance',
         local: false,
         type: FailureType.AwsUnauthorized,
@@ -451,8 +449,7 @@ describe('goldenImage: failures clean up', () => {
       const outcome = await runGolden(recorded(log, activities), goldenInput({ approval: undefined }));
       await saveHistory(outcome, 'golden-image-publish-failed');
 
-      assert.ok(!outcome.ok);
-      assertActivityFailure(outcome.error, {
+      assertActivityFailure(failed(outcome), {
         activityType: 'publishImageParameter',
         local: false,
         type: FailureType.AwsUnauthorized,
@@ -657,8 +654,7 @@ describe('goldenImage: versions and repeats', () => {
         distribution: { copies: [{ region: REGION }] },
       });
       await saveHistory(outcome, 'golden-image-bad-input');
-      assert.ok(!outcome.ok);
-      const failure = assertWorkflowFailure(outcome.error, FailureType.InvalidInput);
+      const failure = assertWorkflowFailure(failed(outcome), FailureType.InvalidInput);
       for (const field of ['pipeline', 'mode', 'retention.keep', 'distribution.copies[0]'])
         assert.ok(failure.message.includes(`${field}:`), `${field} not named in: ${failure.message}`);
       assert.deepEqual(log.names(), []);

@@ -52,6 +52,15 @@ export class ActivityLog {
   }
 }
 
+/** `run` on `activities` with every call recorded: what it returned, and the calls in `log`. */
+export async function withLog<T>(
+  activities: Activities,
+  run: (recordedActivities: Activities) => Promise<T>,
+): Promise<{ outcome: T; log: ActivityLog }> {
+  const log = new ActivityLog();
+  return { outcome: await run(recorded(log, activities)), log };
+}
+
 /** Wraps each activity so that its calls land in `log` before the activity body runs. */
 export function recorded(log: ActivityLog, impl: Activities): Activities {
   function wrap<K extends ActivityName>(name: K): Activities[K] {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ConsistencyMode } from '../../workflows/contracts';
 import { DEFAULT_TIMEOUTS, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
+import { IMAGE_FROM_INSTANCE_STEPS } from '../../workflows/image-from-instance';
 import { timeSkippingEnv } from '../support/temporal';
 import {
   happyActivities,
@@ -23,18 +24,14 @@ import { assertCalls, RUN_TIMEOUT, scheduledActivities, stepStates, succeeded, w
 
 const env = workflowEnv(timeSkippingEnv);
 
-/** The state of every step of a run that succeeded: done, but for the `skipped` ones. */
+/**
+ * The state of every step of a run that succeeded: done, but for the `skipped` ones. (The stop-mode
+ * test below names every step itself, so a renamed step fails there.)
+ */
 function allDoneBut(...skipped: string[]): Record<string, string> {
-  const steps = [
-    'describe instance',
-    'check image name',
-    'stop instance',
-    'create image',
-    'start instance',
-    'wait for image available',
-    'tag snapshots',
-  ];
-  return Object.fromEntries(steps.map((s) => [s, skipped.includes(s) ? 'skipped' : 'done']));
+  return Object.fromEntries(
+    IMAGE_FROM_INSTANCE_STEPS.map((s) => [s, skipped.includes(s) ? 'skipped' : 'done']),
+  );
 }
 
 describe('imageFromInstance happy path', () => {
@@ -94,7 +91,15 @@ describe('imageFromInstance happy path', () => {
       ]);
 
       assert.equal(outcome.progress.phase, 'succeeded');
-      assert.deepEqual(stepStates(outcome.progress), allDoneBut());
+      assert.deepEqual(stepStates(outcome.progress), {
+        'describe instance': 'done',
+        'check image name': 'done',
+        'stop instance': 'done',
+        'create image': 'done',
+        'start instance': 'done',
+        'wait for image available': 'done',
+        'tag snapshots': 'done',
+      });
       assert.deepEqual(outcome.progress.compensations, []);
       assert.deepEqual(outcome.progress.resources, { instanceId: INSTANCE_ID, imageId: IMAGE_ID });
     },

@@ -39,7 +39,7 @@ import {
   migrationActivities,
   migrationFailed,
   migrationOutcome,
-  runMigration,
+  runLoggedMigration,
   startMigration,
   withMigrationWorker,
 } from './migrate-stub-activities';
@@ -51,28 +51,24 @@ const env = workflowEnv(timeSkippingEnv);
 const CHILD_ON_STOPPED: ExpectedCall[] = [...IMAGE_AS_IS, 'tagSnapshots'];
 const BEFORE_CHILD: ExpectedCall[] = ['planMigration', 'checkImageName', 'stopInstance'];
 const UP_TO_LAUNCH: ExpectedCall[] = [...BEFORE_CHILD, ...CHILD_ON_STOPPED, 'launchInstance'];
+/** Launched, checked, and the source's volume tags copied: what a committed migration has done. */
+const READY_AND_TAGGED: ExpectedCall[] = [...UP_TO_LAUNCH, 'waitForInstanceReady', 'copyVolumeTags'];
 
 const RESTART = 'start source again';
 const DELETE = 'delete intermediate image';
 const TERMINATE = 'terminate new instance';
 const EIP_BACK = 'move Elastic IP back';
+/** Undoing a migration that launched its new instance: terminate it, delete the image, start the source. */
+const UNDO_ALL: ExpectedCall[] = ['terminateLaunchedInstance', 'deleteImage', 'startInstance'];
+const ALL_UNDONE = [TERMINATE, DELETE, RESTART];
 
 describe('migrateInstance happy paths', () => {
   it('GIVEN a running source with an Elastic IP and tagged volumes WHEN migrated with terminate and move THEN it is stopped, imaged, the new instance launched and checked, the EIP moved, the source terminated and the image deleted, in that order', async () => {
-    const log = new ActivityLog();
-
-    const outcome = await runMigration(env, recorded(log, migrationActivities()), migrateInput());
+    const { outcome, log } = await runLoggedMigration(env, migrationActivities(), migrateInput());
     await saveHistory(outcome, 'migrate-instance-terminate-source');
 
     const result = migrated(outcome);
-    assertCalls(log, [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'copyVolumeTags',
-      'moveElasticIp',
-      'terminateSourceInstance',
-      'deleteImage',
-    ]);
+    assertCalls(log, [...READY_AND_TAGGED, 'moveElasticIp', 'terminateSourceInstance', 'deleteImage']);
     // The source is stopped before the image, and terminated only after the new one passed its checks.
     assert.deepEqual(
       log.inputs('stopInstance').map((i) => i.instanceId),
@@ -156,11 +152,9 @@ describe('migrateInstance happy paths', () => {
   });
 
   it("GIVEN a running source and source action 'keep' WHEN migrated THEN the child stops and starts it, the source is left running and the image deleted", async () => {
-    const log = new ActivityLog();
-
-    const outcome = await runMigration(
+    const { outcome, log } = await runLoggedMigration(
       env,
-      recorded(log, migrationActivities({ elasticIp: false, volumeTags: false })),
+      migrationActivities({ elasticIp: false, volumeTags: false }),
       migrateInput({ sourceAction: 'keep', elasticIp: undefined }),
     );
     await saveHistory(outcome, 'migrate-instance-keep-source');
@@ -185,11 +179,9 @@ describe('migrateInstance happy paths', () => {
   });
 
   it("GIVEN a stopped source, source action 'stop' and keepImage WHEN migrated THEN nothing is started, the new instance is stopped after its checks and the image is kept", async () => {
-    const log = new ActivityLog();
-
-    const outcome = await runMigration(
+    const { outcome, log } = await runLoggedMigration(
       env,
-      recorded(log, migrationActivities({ sourceState: 'stopped' })),
+      migrationActivities({ sourceState: 'stopped' }),
       migrateInput({ sourceAction: 'stop', keepImage: true, elasticIp: 'leave' }),
     );
     await saveHistory(outcome, 'migrate-instance-stopped-source');
@@ -299,51 +291,29 @@ const FAILURES: FailureCase[] = [
     // RunInstances never answered: the undo looks the instance up by this run's tags.
     fail: 'launchInstance',
     type: 'AwsLimitExceeded',
-    calls: [...UP_TO_LAUNCH, 'terminateLaunchedInstance', 'deleteImage', 'startInstance'],
-    undone: [TERMINATE, DELETE, RESTART],
+    calls: [...UP_TO_LAUNCH, ...UNDO_ALL],
+    undone: ALL_UNDONE,
     // A normal activity since 'launch-instance-as-activity' (RunInstances may need minutes of retries).
     chain: remote('launchInstance', 'AwsLimitExceeded'),
   },
   {
     fail: 'waitForInstanceReady',
     type: 'InstanceChecksFailed',
-    calls: [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'terminateLaunchedInstance',
-      'deleteImage',
-      'startInstance',
-    ],
-    undone: [TERMINATE, DELETE, RESTART],
+    calls: [...UP_TO_LAUNCH, 'waitForInstanceReady', ...UNDO_ALL],
+    undone: ALL_UNDONE,
     chain: remote('waitForInstanceReady', 'InstanceChecksFailed'),
   },
   {
     fail: 'copyVolumeTags',
     type: 'AwsPolicyRefused',
-    calls: [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'copyVolumeTags',
-      'terminateLaunchedInstance',
-      'deleteImage',
-      'startInstance',
-    ],
-    undone: [TERMINATE, DELETE, RESTART],
+    calls: [...READY_AND_TAGGED, ...UNDO_ALL],
+    undone: ALL_UNDONE,
     chain: local('copyVolumeTags', 'AwsPolicyRefused'),
   },
   {
     fail: 'moveElasticIp',
     type: 'AwsUnauthorized',
-    calls: [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'copyVolumeTags',
-      'moveElasticIp',
-      'moveElasticIp',
-      'terminateLaunchedInstance',
-      'deleteImage',
-      'startInstance',
-    ],
+    calls: [...READY_AND_TAGGED, 'moveElasticIp', 'moveElasticIp', ...UNDO_ALL],
     undone: [EIP_BACK, TERMINATE, DELETE, RESTART],
     chain: local('moveElasticIp', 'AwsUnauthorized'),
   },
@@ -373,13 +343,7 @@ const FAILURES: FailureCase[] = [
     // Committed: the new instance passed its checks. Nothing is undone; the image stays for the retry.
     fail: 'terminateSourceInstance',
     type: 'AwsPolicyRefused',
-    calls: [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'copyVolumeTags',
-      'moveElasticIp',
-      'terminateSourceInstance',
-    ],
+    calls: [...READY_AND_TAGGED, 'moveElasticIp', 'terminateSourceInstance'],
     undone: [],
     chain: remote('terminateSourceInstance', 'AwsPolicyRefused'),
   },
@@ -389,10 +353,9 @@ describe('migrateInstance failing at each step', () => {
   for (const c of FAILURES) {
     const label = c.scenario?.sourceState === 'stopped' ? ' (stopped source: stopping the new instance)' : '';
     it(`GIVEN ${c.fail}${label} fails with ${c.type} WHEN the run reaches it THEN it undoes exactly [${c.undone.join(', ')}] and fails with ${c.type}`, async () => {
-      const log = new ActivityLog();
       const activities = failing(migrationActivities(c.scenario), c.fail, c.type);
 
-      const outcome = await runMigration(env, recorded(log, activities), migrateInput(c.input));
+      const { outcome, log } = await runLoggedMigration(env, activities, migrateInput(c.input));
       await saveHistory(outcome, `migrate-instance-failed-${c.fail}${label ? '-stopped-source' : ''}`);
 
       const error = migrationFailed(outcome);
@@ -425,10 +388,9 @@ describe('migrateInstance failing at each step', () => {
   }
 
   it('GIVEN the final image deletion fails WHEN the instance has moved THEN the migration succeeds and reports the image it left', async () => {
-    const log = new ActivityLog();
     const activities = failing(migrationActivities(), 'deleteImage', 'AwsUnauthorized');
 
-    const outcome = await runMigration(env, recorded(log, activities), migrateInput());
+    const { outcome, log } = await runLoggedMigration(env, activities, migrateInput());
     await saveHistory(outcome, 'migrate-instance-image-delete-failed');
 
     const result = migrated(outcome);
@@ -441,11 +403,9 @@ describe('migrateInstance failing at each step', () => {
   });
 
   it('GIVEN a bad input WHEN started THEN it fails with InvalidInput naming the fields and no activity runs', async () => {
-    const log = new ActivityLog();
-
-    const outcome = await runMigration(
+    const { outcome, log } = await runLoggedMigration(
       env,
-      recorded(log, migrationActivities()),
+      migrationActivities(),
       migrateInput({ targetAvailabilityZone: 'us-east-1b', sourceAction: 'delete' as never }),
     );
     await saveHistory(outcome, 'migrate-instance-bad-input');
@@ -471,13 +431,7 @@ describe('migrateInstance cancelled', () => {
     await saveHistory(outcome, 'migrate-instance-cancelled-during-checks');
 
     assertCancelled(migrationFailed(outcome));
-    assertCalls(log, [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'terminateLaunchedInstance',
-      'deleteImage',
-      'startInstance',
-    ]);
+    assertCalls(log, [...UP_TO_LAUNCH, 'waitForInstanceReady', ...UNDO_ALL]);
     assert.equal(log.inputs('terminateLaunchedInstance')[0]?.instanceId, NEW_ID);
     assert.equal(log.count('terminateSourceInstance'), 0);
     assert.equal(outcome.progress.phase, 'cancelled');

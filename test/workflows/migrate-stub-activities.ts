@@ -18,6 +18,7 @@ import {
   starterOf,
   stepReached,
   succeeded,
+  withLog,
   withWorker,
   workflowOutcome,
 } from './harness';
@@ -172,6 +173,11 @@ export function cancelledMigration(
       ...(afterLaunch ? { beforeCancel: (h) => stepReached(h, 'launch instance', ['done']) } : {}),
     },
   );
+}
+
+/** `runMigration` with every activity call recorded: the outcome, and the calls in `log`. */
+export function runLoggedMigration(env: TestWorkflowEnvironment, activities: Activities, input: unknown) {
+  return withLog(activities, (recordedActivities) => runMigration(env, recordedActivities, input));
 }
 
 export async function runMigration(

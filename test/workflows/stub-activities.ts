@@ -17,7 +17,7 @@ import { DEFAULT_TIMEOUTS } from '../../workflows/contracts';
 import type { imageFromInstance } from '../../workflows';
 import { unplannedActivities } from '../../devkit/fake-share-copy';
 import type { ActivityName, ExpectedCall, WorkflowOutcome } from './harness';
-import { ActivityLog, recorded, starterOf, withWorker, workflowOutcome } from './harness';
+import { starterOf, withLog, withWorker, workflowOutcome } from './harness';
 
 export * from './harness';
 export { unplannedActivities };
@@ -145,13 +145,8 @@ export function outcomeOf(handle: WorkflowHandle<typeof imageFromInstance>): Pro
 }
 
 /** `runImageFromInstance` with every activity call recorded: the outcome, and the calls in `log`. */
-export async function runLogged(
-  env: TestWorkflowEnvironment,
-  activities: Activities,
-  input: unknown,
-): Promise<{ outcome: Outcome; log: ActivityLog }> {
-  const log = new ActivityLog();
-  return { outcome: await runImageFromInstance(env, recorded(log, activities), input), log };
+export function runLogged(env: TestWorkflowEnvironment, activities: Activities, input: unknown) {
+  return withLog(activities, (recordedActivities) => runImageFromInstance(env, recordedActivities, input));
 }
 
 /** Starts a run on a fresh worker and task queue with `activities`, and awaits its outcome. */
