@@ -49,7 +49,9 @@ const env = workflowEnv(timeSkippingEnv);
 
 /** The child imageFromInstance on a source the migration stopped first: no stop, no start. */
 const CHILD_ON_STOPPED: ExpectedCall[] = [...IMAGE_AS_IS, 'tagSnapshots'];
-const BEFORE_CHILD: ExpectedCall[] = ['planMigration', 'checkImageName', 'stopInstance'];
+/** The plan read and the image name checked: what every migration does first. */
+const PLANNED: ExpectedCall[] = ['planMigration', 'checkImageName'];
+const BEFORE_CHILD: ExpectedCall[] = [...PLANNED, 'stopInstance'];
 const UP_TO_LAUNCH: ExpectedCall[] = [...BEFORE_CHILD, ...CHILD_ON_STOPPED, 'launchInstance'];
 /** Launched, checked, and the source's volume tags copied: what a committed migration has done. */
 const READY_AND_TAGGED: ExpectedCall[] = [...UP_TO_LAUNCH, 'waitForInstanceReady', 'copyVolumeTags'];
@@ -161,8 +163,7 @@ describe('migrateInstance happy paths', () => {
 
     const result = migrated(outcome);
     assertCalls(log, [
-      'planMigration',
-      'checkImageName',
+      ...PLANNED,
       ...STOP_AND_IMAGE,
       'tagSnapshots',
       'launchInstance',
@@ -188,8 +189,7 @@ describe('migrateInstance happy paths', () => {
 
     const result = migrated(outcome);
     assertCalls(log, [
-      'planMigration',
-      'checkImageName',
+      ...PLANNED,
       ...CHILD_ON_STOPPED,
       'launchInstance',
       'waitForInstanceReady',
@@ -324,8 +324,7 @@ const FAILURES: FailureCase[] = [
     scenario: { sourceState: 'stopped' },
     input: { sourceAction: 'stop' },
     calls: [
-      'planMigration',
-      'checkImageName',
+      ...PLANNED,
       ...CHILD_ON_STOPPED,
       'launchInstance',
       'waitForInstanceReady',
