@@ -12,7 +12,6 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import type { CommandOutcome } from '../../activities/run-command';
 import type { WorkflowProgress } from '../../contracts';
 import { progressQuery } from '../../contracts';
 import type { BuildImageInput, BuildImageResult } from '../../contracts/recipe';
@@ -29,17 +28,14 @@ import {
   happyActivities,
   injectedFailure,
   recorded,
-  startWorker,
   uniqueWorkflowId,
-  withinBound,
+  IMAGE_AS_IS,
 } from './stub-activities';
-import { workflowEnv } from './harness';
+import { handedOver, withWorker, workflowEnv } from './harness';
+import { BUILDER, PARENT, TESTER, buildStubs, commandOutcome } from './build-stubs';
 
 const env = workflowEnv(timeSkippingEnv);
 
-const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
-const BUILDER = 'i-0bbbbbbbbbbbbbbb1';
-const TESTER = 'i-0ccccccccccccccc1';
 const HASH = 'ab'.repeat(32);
 
 function recipe(overrides: Partial<BuildImageInput> = {}): BuildImageInput {
@@ -66,44 +62,9 @@ function recipe(overrides: Partial<BuildImageInput> = {}): BuildImageInput {
   };
 }
 
-function outcome(
-  commandId: string,
-  status: CommandOutcome['status'] = 'Success',
-  exitCode = 0,
-): CommandOutcome {
-  return {
-    commandId,
-    instanceId: BUILDER,
-    status,
-    exitCode,
-    stdoutTail: status === 'Success' ? 'ok' : 'building...\nnginx: [emerg] unknown directive',
-    stderrTail: '',
-  };
-}
-
 /** Every build activity succeeding; the imageFromInstance child finds the builder stopped. */
 function buildActivities(overrides: Partial<Activities> = {}): Activities {
-  return {
-    ...happyActivities({ state: 'stopped' }),
-    resolveParentImage: () =>
-      Promise.resolve({ imageId: PARENT, source: 'imageId', platform: 'linux', rootDeviceName: '/dev/xvda' }),
-    findUnchangedImage: () => Promise.resolve({ contentHash: HASH }),
-    launchBuildInstance: (i) =>
-      Promise.resolve({
-        instanceId: i.role === 'builder' ? BUILDER : TESTER,
-        instanceType: 't3.small',
-        created: true,
-        skippedTypes: [],
-      }),
-    waitForAgentOnline: () => Promise.resolve({ pingStatus: 'Online', platform: 'Linux' }),
-    sendBuildStep: (i) =>
-      Promise.resolve({ commandId: `cmd-${i.idempotencyKey.split('/').slice(-2).join('-')}`, reused: false }),
-    waitForCommand: (i) => Promise.resolve(outcome(i.commandId)),
-    cancelCommand: () => Promise.resolve({ cancelled: true }),
-    terminateBuildInstance: (i) => Promise.resolve({ instanceId: i.instanceId ?? BUILDER, terminated: true }),
-    tagBuildResource: (i) => Promise.resolve({ resourceIds: [i.resourceId] }),
-    ...overrides,
-  };
+  return { ...buildStubs(happyActivities({ state: 'stopped' }), HASH), ...overrides };
 }
 
 type Outcome = { result?: BuildImageResult; error?: unknown; progress: WorkflowProgress; history: History };
@@ -132,19 +93,28 @@ async function runBuild(
   record?: string,
 ): Promise<Outcome & { log: ActivityLog }> {
   const log = new ActivityLog();
-  const taskQueue = uniqueTaskQueue('build-image');
-  const worker = await startWorker(env, taskQueue, recorded(log, activities));
-  const out = await worker.runUntil(
-    withinBound(
-      start(taskQueue, input).then(async (h) => {
-        const o = await outcomeOf(h);
-        if (record) await saveHistory({ history: o.history, workflowId: h.workflowId }, record);
-        return o;
-      }),
-      'the build',
-    ),
-  );
+  const out = await withBuildWorker(recorded(log, activities), async (taskQueue) => {
+    const h = await start(taskQueue, input);
+    const o = await outcomeOf(h);
+    if (record) await saveHistory({ history: o.history, workflowId: h.workflowId }, record);
+    return o;
+  });
   return { ...out, log };
+}
+
+/** Runs `fn` on a fresh worker and task queue serving `activities`. */
+const withBuildWorker = <T>(activities: Activities, fn: (taskQueue: string) => Promise<T>) =>
+  withWorker(env, activities, fn, 'build-image');
+
+/** Build activities whose second SSM command wait is `blocking` (it runs until cancelled). */
+function secondCommandBlocks(blocking: ReturnType<typeof blockingUntilCancelled>): Activities {
+  let waits = 0;
+  return buildActivities({
+    waitForCommand: (i) => {
+      waits += 1;
+      return waits === 2 ? blocking.fn() : Promise.resolve(commandOutcome(i.commandId));
+    },
+  });
 }
 
 const compensations = (p: WorkflowProgress) => p.compensations.map((c) => `${c.name}: ${c.state}`);
@@ -158,10 +128,7 @@ const HAPPY_CALLS: ActivityName[] = [
   'waitForAgentOnline',
   ...STEP_CALLS(4),
   'stopInstance',
-  'describeInstance',
-  'checkImageName',
-  'createImage',
-  'waitForImageAvailable',
+  ...IMAGE_AS_IS,
   'tagSnapshots',
   'terminateBuildInstance',
   'launchBuildInstance',
@@ -234,7 +201,7 @@ describe('buildImage', () => {
         buildActivities({
           waitForCommand: (i) =>
             Promise.resolve(
-              outcome(
+              commandOutcome(
                 i.commandId,
                 i.commandId.endsWith('build-1') ? 'Failed' : 'Success',
                 i.commandId.endsWith('build-1') ? 1 : 0,
@@ -330,32 +297,18 @@ describe('buildImage', () => {
     RUN_TIMEOUT,
     async () => {
       const blocking = blockingUntilCancelled();
-      let waits = 0;
-      const activities = buildActivities({
-        waitForCommand: (i) => {
-          waits += 1;
-          return waits === 2 ? blocking.fn() : Promise.resolve(outcome(i.commandId));
-        },
-      });
       const log = new ActivityLog();
-      const taskQueue = uniqueTaskQueue('build-image');
-      const worker = await startWorker(env, taskQueue, recorded(log, activities));
-      const run = await worker.runUntil(
-        withinBound(
-          (async () => {
-            const handle = await start(taskQueue, recipe());
-            await blocking.entered;
-            await handle.cancel();
-            const o = await outcomeOf(handle);
-            await saveHistory(
-              { history: o.history, workflowId: handle.workflowId },
-              'build-image-cancelled-during-command',
-            );
-            return o;
-          })(),
-          'the cancelled build',
-        ),
-      );
+      const run = await withBuildWorker(recorded(log, secondCommandBlocks(blocking)), async (taskQueue) => {
+        const handle = await start(taskQueue, recipe());
+        await blocking.entered;
+        await handle.cancel();
+        const o = await outcomeOf(handle);
+        await saveHistory(
+          { history: o.history, workflowId: handle.workflowId },
+          'build-image-cancelled-during-command',
+        );
+        return o;
+      });
       await blocking.cancelled;
       assert.ok(run.error instanceof WorkflowFailedError);
       assert.equal(run.progress.phase, 'cancelled');
@@ -380,30 +333,15 @@ describe('buildImage', () => {
     async () => {
       const log = new ActivityLog();
       const blocking = blockingUntilCancelled();
-      let waits = 0;
-      const first = buildActivities({
-        waitForCommand: (i) => {
-          waits += 1;
-          return waits === 2 ? blocking.fn() : Promise.resolve(outcome(i.commandId));
-        },
-      });
-      const taskQueue = uniqueTaskQueue('build-image');
       const workflowId = uniqueWorkflowId('build-resume');
-      // No cache on the first worker: the test server never moves a dead worker's sticky queue on.
-      const worker1 = await startWorker(env, taskQueue, recorded(log, first), { maxCachedWorkflows: 0 });
-      const handle = await worker1.runUntil(
-        withinBound(
-          (async () => {
-            const h = await start(taskQueue, recipe(), env, workflowId);
-            await blocking.entered;
-            return h;
-          })(),
-          'the first worker reaching the second step',
-        ),
-      );
-      await blocking.cancelled; // the worker shut down: its running activity saw the cancellation
-      const worker2 = await startWorker(env, taskQueue, recorded(log, buildActivities()));
-      const run = await worker2.runUntil(withinBound(outcomeOf(handle), 'the resumed build'));
+      const run = await handedOver(env, {
+        taskQueue: uniqueTaskQueue('build-image'),
+        first: recorded(log, secondCommandBlocks(blocking)),
+        blocked: blocking,
+        start: (taskQueue) => start(taskQueue, recipe(), env, workflowId),
+        second: recorded(log, buildActivities()),
+        then: outcomeOf,
+      });
       await saveHistory({ history: run.history, workflowId }, 'build-image-resumed');
       assert.ok(run.result, String(run.error));
       const keys = log.inputs('sendBuildStep').map((i) => i.idempotencyKey.split('/').slice(-2).join('/'));
@@ -462,7 +400,7 @@ describe('buildImage', () => {
     RUN_TIMEOUT,
     async () => {
       const run = await runBuild(
-        buildActivities({ waitForCommand: (i) => Promise.resolve(outcome(i.commandId, 'Failed', 2)) }),
+        buildActivities({ waitForCommand: (i) => Promise.resolve(commandOutcome(i.commandId, 'Failed', 2)) }),
         recipe({
           builder: { instanceTypes: ['t3.small'], keepBuilderOnFailure: true, keepBuilderSeconds: 7200 },
         }),

@@ -144,19 +144,6 @@ function startScan(taskQueue: string, input: unknown) {
   });
 }
 
-function sum(list: ClassificationCounts[]): ClassificationCounts {
-  const out: ClassificationCounts = {
-    approved: 0,
-    'approved-deprecated': 0,
-    unknown: 0,
-    'not-allowed': 0,
-    missing: 0,
-    instances: 0,
-  };
-  for (const c of list) for (const k of Object.keys(out) as (keyof ClassificationCounts)[]) out[k] += c[k];
-  return out;
-}
-
 const EMPTY: ClassificationCounts = {
   approved: 0,
   'approved-deprecated': 0,
@@ -165,6 +152,12 @@ const EMPTY: ClassificationCounts = {
   missing: 0,
   instances: 0,
 };
+
+function sum(list: ClassificationCounts[]): ClassificationCounts {
+  const out: ClassificationCounts = { ...EMPTY };
+  for (const c of list) for (const k of Object.keys(out) as (keyof ClassificationCounts)[]) out[k] += c[k];
+  return out;
+}
 const planned = (a: number, r: number) =>
   ACCOUNTS[a] === FAILING.account && REGIONS[r] === FAILING.region ? EMPTY : plan(a, r);
 

@@ -10,21 +10,11 @@ import { describe, it } from 'node:test';
 import type { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import type {
-  DestinationOutcome,
-  ImageFromInstanceResult,
-  MigrateInstanceResult,
-} from '../../workflows/contracts';
+import type { DestinationOutcome, ImageFromInstanceResult } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
 import type { copyImage } from '../../workflows';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
-import {
-  NEW_ID,
-  migrateInput,
-  migrationActivities,
-  migrationStep,
-  startMigration,
-} from './migrate-stub-activities';
+import { NEW_ID, cancelledMigration, migrationActivities } from './migrate-stub-activities';
 import { OWNER, copyIdFor, copyInput, outcome, shareCopyActivities, start } from './share-copy-stubs';
 import {
   ActivityLog,
@@ -108,16 +98,7 @@ void describe('undo by id within the consistency window', () => {
         terminateLaunchedInstance: notVisibleFor(2, `instance ${NEW_ID}`, happy.terminateLaunchedInstance),
       };
 
-      const o = await cancelledWhileBlocked<MigrateInstanceResult>(
-        env,
-        recorded(log, activities),
-        wait,
-        (taskQueue) => startMigration(env, taskQueue, migrateInput()),
-        {
-          queuePrefix: 'migrate-instance',
-          beforeCancel: (handle) => migrationStep(handle, 'launch instance', ['done']),
-        },
-      );
+      const o = await cancelledMigration(env, recorded(log, activities), wait, { afterLaunch: true });
 
       assert.ok(!o.ok);
       assertCancelled(o.error);

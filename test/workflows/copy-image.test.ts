@@ -15,7 +15,6 @@ import { FailureType } from '../../workflows/contracts';
 import type { copyImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
-import type { RunOutcome } from './share-copy-stubs';
 import {
   ACCOUNT_A,
   ACCOUNT_B,
@@ -28,28 +27,24 @@ import {
   shareCopyActivities,
   start,
 } from './share-copy-stubs';
-import { ActivityLog, injectedFailure, recorded, startWorker } from './stub-activities';
-import { workflowEnv } from './harness';
+import {
+  ActivityLog,
+  injectedFailure,
+  recorded,
+  handedOver,
+  succeeded,
+  withWorker,
+  workflowEnv,
+} from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
-async function withCopyWorker<T>(
-  log: ActivityLog,
-  activities: Activities,
-  fn: (tq: string) => Promise<T>,
-): Promise<T> {
-  const taskQueue = uniqueTaskQueue('copy');
-  const worker = await startWorker(env, taskQueue, recorded(log, activities));
-  return worker.runUntil(fn(taskQueue));
-}
+/** Runs `fn` on a fresh worker and task queue serving `activities`, recorded in `log`. */
+const withCopyWorker = <T>(log: ActivityLog, activities: Activities, fn: (tq: string) => Promise<T>) =>
+  withWorker(env, recorded(log, activities), fn, 'copy');
 
 const run = (tq: string, overrides: Parameters<typeof copyInput>[0] = {}) =>
   start<typeof copyImage>(env, 'copyImage', tq, copyInput(overrides));
-
-function succeeded<R>(o: RunOutcome<R>): R {
-  if (!o.ok) assert.fail(`expected success, the run failed: ${String(o.error)}`);
-  return o.result;
-}
 
 /** The five destinations' copies, as the stubs name them. */
 const COPIES = copyInput().destinations.map((d) =>
@@ -295,22 +290,14 @@ void describe('copyImage cancelled or resumed mid fan-out', () => {
       ],
     });
 
-    // Not caching the run keeps its workflow tasks off this worker's sticky queue, which the test
-    // server never falls back from once the worker is gone (a real server does after a timeout).
-    const firstWorker = await startWorker(
-      env,
+    const o = await handedOver(env, {
       taskQueue,
-      recorded(first, { ...happy, waitForImageAvailable: waits.fn }),
-      { maxCachedWorkflows: 0 },
-    );
-    const firstRun = firstWorker.run();
-    const handle = await start<typeof copyImage>(env, 'copyImage', taskQueue, input);
-    await waits.entered(4);
-    firstWorker.shutdown();
-    await firstRun;
-    await waits.cancelled(4);
-    const secondWorker = await startWorker(env, taskQueue, recorded(second, happy));
-    const o = await secondWorker.runUntil(outcome<CopyImageResult>(handle));
+      first: recorded(first, { ...happy, waitForImageAvailable: waits.fn }),
+      blocked: { entered: waits.entered(4), cancelled: waits.cancelled(4) },
+      start: (tq) => start<typeof copyImage>(env, 'copyImage', tq, input),
+      second: recorded(second, happy),
+      then: (handle) => outcome<CopyImageResult>(handle),
+    });
     await saveHistory(o, 'copy-image-resumed-on-another-worker');
 
     const r = succeeded(o);

@@ -8,22 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowFailedError,
-  WorkflowUpdateFailedError,
-} from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
 import type { ApprovalDecision, GoldenImageResult, RetentionAction } from '../../workflows/contracts';
-import {
-  APPROVED_VALUE,
-  AUTO_APPROVER,
-  FailureType,
-  TAG,
-  approveUpdate,
-  rejectUpdate,
-} from '../../workflows/contracts';
+import { APPROVED_VALUE, AUTO_APPROVER, FailureType, TAG, approveUpdate } from '../../workflows/contracts';
 import { dateVersion, nextSemver } from '../../workflows/golden-image';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv } from '../support/temporal';
@@ -42,6 +31,8 @@ import {
   SCHEDULED,
   TEST_INSTANCE,
   type GoldenOutcome,
+  awaitingApproval,
+  decide,
   goldenActivities,
   goldenInput,
   outcomeOf,
@@ -53,13 +44,17 @@ import {
   ActivityLog,
   RUN_TIMEOUT,
   assertActivityFailure,
+  assertWorkflowCancelled,
   assertWorkflowFailure,
+  compensationStates,
+  failed,
   failing,
   recorded,
   stepStates,
   uniqueWorkflowId,
-} from './stub-activities';
-import { withWorker, workflowEnv } from './harness';
+  withWorker,
+  workflowEnv,
+} from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
@@ -93,6 +88,23 @@ function newImages(fleet: Fleet, ...seeded: string[]) {
   return [...fleet.images.values()].filter((i) => !seeded.includes(i.imageId));
 }
 
+/** The fleet of `fleetWithPreviousVersion`, the images it held before the run, and the run's log. */
+function beforeTheRun() {
+  const before = fleetWithPreviousVersion();
+  return { ...before, seeded: [...before.fleet.images.keys()], log: new ActivityLog() };
+}
+type BeforeTheRun = ReturnType<typeof beforeTheRun>;
+
+/**
+ * A run of `input` to its end over the fleet of `beforeTheRun`, on activities `stubs(fleet)`
+ * recorded in its log: the outcome, and what was there before.
+ */
+async function runOverPrevious(stubs: (fleet: Fleet) => Activities, input?: unknown) {
+  const before = beforeTheRun();
+  const outcome = await runGolden(recorded(before.log, stubs(before.fleet)), input);
+  return { outcome, before };
+}
+
 const DISTRIBUTION: (keyof Activities)[] = [
   'describeCopySource',
   'copyImage',
@@ -103,35 +115,33 @@ const DISTRIBUTION: (keyof Activities)[] = [
 ];
 
 /**
+ * THEN of a run undone before distribution: the new image and its snapshots deleted, the previous
+ * approved version still current, and nothing copied, shared or published.
+ */
+function assertNothingDistributed({ log, fleet, seeded, previous }: BeforeTheRun): void {
+  assert.deepEqual(newImages(fleet, ...seeded), [], 'the new image and its snapshots are deleted');
+  assert.equal(fleet.parameter(HERE, PARAMETER), previous, 'the previous approved image stays current');
+  for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+}
+
+/**
  * THEN of a run whose validation failed: the test instance terminated (`terminated`: by id, or
- * looked for by its tags when undefined), the new image deleted, nothing distributed and the
- * previous version still current.
+ * looked for by its tags when undefined), and nothing left or distributed.
  */
 function assertValidationUndone(
-  run: {
-    outcome: GoldenOutcome<GoldenImageResult>;
-    log: ActivityLog;
-    fleet: Fleet;
-    seeded: string[];
-    previous: string;
-  },
+  outcome: GoldenOutcome<GoldenImageResult>,
+  before: BeforeTheRun,
   terminated: string | undefined,
 ): void {
-  const { outcome, log, fleet, seeded, previous } = run;
+  assert.deepEqual(compensationStates(outcome.progress), [
+    ['terminate test instance', 'done'],
+    ['delete golden image', 'done'],
+  ]);
   assert.deepEqual(
-    outcome.progress.compensations.map((c) => [c.name, c.state]),
-    [
-      ['terminate test instance', 'done'],
-      ['delete golden image', 'done'],
-    ],
-  );
-  assert.deepEqual(
-    log.inputs('terminateLaunchedInstance').map((i) => i.instanceId),
+    before.log.inputs('terminateLaunchedInstance').map((i) => i.instanceId),
     [terminated],
   );
-  assert.deepEqual(newImages(fleet, ...seeded), []);
-  assert.equal(fleet.parameter(HERE, PARAMETER), previous);
-  for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+  assertNothingDistributed(before);
 }
 
 describe('goldenImage: a full run', () => {
@@ -247,13 +257,11 @@ describe('goldenImage: the approval gate', () => {
     'GIVEN a run waiting for approval WHEN someone claims a listed approver without proof, proves another identity, or replays a proof made for another run or decision THEN each is refused; WHEN bob rejects with proof THEN the run fails ApprovalRejected, the image is deleted and nothing was distributed',
     RUN_TIMEOUT,
     async () => {
-      const { fleet, previous } = fleetWithPreviousVersion();
-      const seeded = [...fleet.images.keys()];
-      const log = new ActivityLog();
+      const before = beforeTheRun();
+      const { fleet, log } = before;
 
       const outcome = await withGoldenWorker(recorded(log, goldenActivities(fleet)), async (taskQueue) => {
-        const handle = await startGolden(env, taskQueue, goldenInput());
-        await stepIs(handle, 'await approval', ['running']);
+        const handle = await awaitingApproval(env, taskQueue);
         const refused = (decision: ApprovalDecision, message: RegExp) =>
           assert.rejects(
             handle.executeUpdate(approveUpdate, { args: [decision] }),
@@ -277,23 +285,15 @@ describe('goldenImage: the approval gate', () => {
           /bound to 'approve another-run/,
         );
         assert.equal(log.count('verifyApprover'), 3, 'no proof, no call to STS');
-        await handle.executeUpdate(rejectUpdate, {
-          args: [{ comment: 'nginx fails to start', proof: proofFor(handle, 'reject', BOB) }],
-        });
+        await decide(handle, 'reject', BOB, 'nginx fails to start');
         return outcomeOf<GoldenImageResult>(handle);
       });
       await saveHistory(outcome, 'golden-image-rejected');
 
-      assert.ok(!outcome.ok);
-      const failure = assertWorkflowFailure(outcome.error, FailureType.ApprovalRejected);
+      const failure = assertWorkflowFailure(failed(outcome), FailureType.ApprovalRejected);
       assert.match(failure.message, /user\/bob rejected .* nginx fails to start/);
-      assert.deepEqual(newImages(fleet, ...seeded), [], 'the new image and its snapshots are deleted');
-      assert.equal(fleet.parameter(HERE, PARAMETER), previous, 'the previous approved image stays current');
-      for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
-      assert.deepEqual(
-        outcome.progress.compensations.map((c) => [c.name, c.state]),
-        [['delete golden image', 'done']],
-      );
+      assertNothingDistributed(before);
+      assert.deepEqual(compensationStates(outcome.progress), [['delete golden image', 'done']]);
     },
   );
 
@@ -301,22 +301,16 @@ describe('goldenImage: the approval gate', () => {
     'GIVEN a run waiting for approval WHEN no one decides within the timeout THEN it fails ApprovalTimedOut and cleans up, in seconds of wall time',
     RUN_TIMEOUT,
     async () => {
-      const { fleet, previous } = fleetWithPreviousVersion();
-      const seeded = [...fleet.images.keys()];
-      const log = new ActivityLog();
       const started = Date.now();
 
-      const outcome = await runGolden(
-        recorded(log, goldenActivities(fleet)),
+      const { outcome, before } = await runOverPrevious(
+        (fleet) => goldenActivities(fleet),
         goldenInput({ approval: { timeoutSeconds: 6 * 3600 } }),
       );
       await saveHistory(outcome, 'golden-image-approval-timed-out');
 
-      assert.ok(!outcome.ok);
-      assertWorkflowFailure(outcome.error, FailureType.ApprovalTimedOut);
-      assert.deepEqual(newImages(fleet, ...seeded), []);
-      assert.equal(fleet.parameter(HERE, PARAMETER), previous);
-      for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+      assertWorkflowFailure(failed(outcome), FailureType.ApprovalTimedOut);
+      assertNothingDistributed(before);
       assert.ok(Date.now() - started < 30_000, '6 hours of waiting took seconds');
     },
   );
@@ -350,31 +344,22 @@ describe('goldenImage: cancellation', () => {
     'GIVEN a run waiting for approval WHEN it is cancelled THEN it undoes itself (the image deleted) and ends cancelled, the previous version current',
     RUN_TIMEOUT,
     async () => {
-      const { fleet, previous } = fleetWithPreviousVersion();
-      const seeded = [...fleet.images.keys()];
-      const log = new ActivityLog();
+      const before = beforeTheRun();
 
-      const outcome = await withGoldenWorker(recorded(log, goldenActivities(fleet)), async (taskQueue) => {
-        const handle = await startGolden(env, taskQueue, goldenInput());
-        await stepIs(handle, 'await approval', ['running']);
-        await handle.cancel();
-        return outcomeOf<GoldenImageResult>(handle);
-      });
+      const outcome = await withGoldenWorker(
+        recorded(before.log, goldenActivities(before.fleet)),
+        async (taskQueue) => {
+          const handle = await awaitingApproval(env, taskQueue);
+          await handle.cancel();
+          return outcomeOf<GoldenImageResult>(handle);
+        },
+      );
       await saveHistory(outcome, 'golden-image-cancelled');
 
-      assert.ok(!outcome.ok);
-      assert.ok(
-        outcome.error instanceof WorkflowFailedError && outcome.error.cause instanceof CancelledFailure,
-        String(outcome.error),
-      );
+      assertWorkflowCancelled(failed(outcome));
       assert.equal(outcome.progress.phase, 'cancelled');
-      assert.deepEqual(
-        outcome.progress.compensations.map((c) => [c.name, c.state]),
-        [['delete golden image', 'done']],
-      );
-      assert.deepEqual(newImages(fleet, ...seeded), []);
-      assert.equal(fleet.parameter(HERE, PARAMETER), previous);
-      for (const name of DISTRIBUTION) assert.equal(log.count(name), 0, `${name} was called`);
+      assert.deepEqual(compensationStates(outcome.progress), [['delete golden image', 'done']]);
+      assertNothingDistributed(before);
     },
   );
 });
@@ -396,15 +381,10 @@ describe('goldenImage: failures clean up', () => {
       `GIVEN ${scenario.name} WHEN validating THEN the run fails, the test instance is terminated, the image deleted, nothing distributed and the previous image stays current`,
       RUN_TIMEOUT,
       async () => {
-        const { fleet, previous } = fleetWithPreviousVersion();
-        const seeded = [...fleet.images.keys()];
-        const log = new ActivityLog();
-
-        const outcome = await runGolden(recorded(log, goldenActivities(fleet, scenario.stub)));
+        const { outcome, before } = await runOverPrevious((fleet) => goldenActivities(fleet, scenario.stub));
         await saveHistory(outcome, `golden-image-validation-failed-${scenario.activity}`);
 
-        assert.ok(!outcome.ok);
-        assertActivityFailure(outcome.error, {
+        assertActivityFailure(failed(outcome), {
           activityType: scenario.activity,
           local: false,
           type:
@@ -412,7 +392,7 @@ describe('goldenImage: failures clean up', () => {
               ? FailureType.ValidationFailed
               : FailureType.InstanceChecksFailed,
         });
-        assertValidationUndone({ outcome, log, fleet, seeded, previous }, TEST_INSTANCE);
+        assertValidationUndone(outcome, before, TEST_INSTANCE);
         assert.equal(
           stepStates(outcome.progress)['await approval'],
           'pending',
@@ -425,24 +405,19 @@ describe('goldenImage: failures clean up', () => {
     'GIVEN RunInstances for the test instance is refused WHEN validating THEN the launch is a normal activity whose failure names it, the test instance is looked for by tag, the image deleted and nothing distributed',
     RUN_TIMEOUT,
     async () => {
-      const { fleet, previous } = fleetWithPreviousVersion();
-      const seeded = [...fleet.images.keys()];
-      const log = new ActivityLog();
-
-      const outcome = await runGolden(
-        recorded(log, failing(goldenActivities(fleet), 'launchInstance', FailureType.AwsUnauthorized)),
+      const { outcome, before } = await runOverPrevious((fleet) =>
+        failing(goldenActivities(fleet), 'launchInstance', FailureType.AwsUnauthorized),
       );
       await saveHistory(outcome, 'golden-image-validation-failed-launchInstance');
 
-      assert.ok(!outcome.ok);
       // A normal activity since 'golden-launch-test-instance-as-activity' (visible as pending in the Web UI).
-      assertActivityFailure(outcome.error, {
+      assertActivityFailure(failed(outcome), {
         activityType: 'launchInstance',
         local: false,
         type: FailureType.AwsUnauthorized,
       });
       // RunInstances never answered, so the undo looks for this run's instance by its tags.
-      assertValidationUndone({ outcome, log, fleet, seeded, previous }, undefined);
+      assertValidationUndone(outcome, before, undefined);
     },
   );
 
@@ -474,8 +449,7 @@ describe('goldenImage: failures clean up', () => {
       const outcome = await runGolden(recorded(log, activities), goldenInput({ approval: undefined }));
       await saveHistory(outcome, 'golden-image-publish-failed');
 
-      assert.ok(!outcome.ok);
-      assertActivityFailure(outcome.error, {
+      assertActivityFailure(failed(outcome), {
         activityType: 'publishImageParameter',
         local: false,
         type: FailureType.AwsUnauthorized,
@@ -609,16 +583,13 @@ describe('goldenImage: versions and repeats', () => {
         recorded(log, goldenActivities(fleet)),
         async (taskQueue) => {
           const workflowId = uniqueWorkflowId('golden/web');
-          const handle = await startGolden(env, taskQueue, input, workflowId);
-          await stepIs(handle, 'await approval', ['running']);
+          const handle = await awaitingApproval(env, taskQueue, input, workflowId);
           // Triggered again while it runs: the same workflow id is refused by Temporal.
           await assert.rejects(
             startGolden(env, taskQueue, input, workflowId),
             WorkflowExecutionAlreadyStartedError,
           );
-          await handle.executeUpdate(approveUpdate, {
-            args: [{ proof: proofFor(handle, 'approve', ALICE_SESSION) }],
-          });
+          await decide(handle, 'approve', ALICE_SESSION);
           const a = await outcomeOf<GoldenImageResult>(handle);
           // Triggered again once it is done (a backfill over the same time, a re-run): nothing new is made.
           const b = await outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, input, workflowId));
@@ -683,8 +654,7 @@ describe('goldenImage: versions and repeats', () => {
         distribution: { copies: [{ region: REGION }] },
       });
       await saveHistory(outcome, 'golden-image-bad-input');
-      assert.ok(!outcome.ok);
-      const failure = assertWorkflowFailure(outcome.error, FailureType.InvalidInput);
+      const failure = assertWorkflowFailure(failed(outcome), FailureType.InvalidInput);
       for (const field of ['pipeline', 'mode', 'retention.keep', 'distribution.copies[0]'])
         assert.ok(failure.message.includes(`${field}:`), `${field} not named in: ${failure.message}`);
       assert.deepEqual(log.names(), []);

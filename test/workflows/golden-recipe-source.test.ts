@@ -9,13 +9,12 @@ import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ChildWorkflowFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import type { CommandOutcome } from '../../activities/run-command';
 import type { BuildImageInput } from '../../contracts/recipe';
 import type { GoldenImageResult } from '../../workflows/contracts';
-import { APPROVED_VALUE, TAG, approveUpdate, rejectUpdate } from '../../workflows/contracts';
+import { APPROVED_VALUE, TAG } from '../../workflows/contracts';
 import { goldenChildIds } from '../../workflows/golden-image';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import {
   ACCOUNT,
   ALICE_SESSION,
@@ -24,21 +23,18 @@ import {
   CONSUMER,
   Fleet,
   REGION,
+  awaitingApproval,
+  decide,
   goldenActivities,
   goldenInput,
   outcomeOf,
-  proofFor,
   startGolden,
-  stepIs,
 } from './golden-stubs';
-import { ActivityLog, RUN_TIMEOUT, recorded, startWorker, withinBound } from './stub-activities';
-import { workflowEnv } from './harness';
+import { ActivityLog, RUN_TIMEOUT, recorded, withWorker, workflowEnv } from './harness';
+import { BUILDER, PARENT, buildStubs, commandOutcome } from './build-stubs';
 
 const env = workflowEnv(timeSkippingEnv);
 
-const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
-const BUILD_BUILDER = 'i-0bbbbbbbbbbbbbbb1';
-const BUILD_TESTER = 'i-0ccccccccccccccc1';
 const HASH = 'cd'.repeat(32);
 
 const RECIPE: BuildImageInput = {
@@ -57,47 +53,25 @@ const RECIPE: BuildImageInput = {
 
 /** The golden fleet, plus build activities that succeed unless the `install` command fails. */
 function activities(fleet: Fleet, installFails = false): Activities {
-  const outcome = (commandId: string, failed: boolean): CommandOutcome => ({
-    commandId,
-    instanceId: BUILD_BUILDER,
-    status: failed ? 'Failed' : 'Success',
-    exitCode: failed ? 1 : 0,
-    stdoutTail: failed ? 'No match for argument: nginx' : 'ok',
-    stderrTail: '',
-  });
+  // The build stops its builder before imaging it: the imageFromInstance child finds it stopped.
+  const stubs = buildStubs(goldenActivities(fleet, { builderState: 'stopped' }), HASH);
+  if (!installFails) return stubs;
   return {
-    // The build stops its builder before imaging it: the imageFromInstance child finds it stopped.
-    ...goldenActivities(fleet, { builderState: 'stopped' }),
-    resolveParentImage: () =>
-      Promise.resolve({ imageId: PARENT, source: 'imageId', platform: 'linux', rootDeviceName: '/dev/xvda' }),
-    findUnchangedImage: () => Promise.resolve({ contentHash: HASH }),
-    launchBuildInstance: (i) =>
-      Promise.resolve({
-        instanceId: i.role === 'builder' ? BUILD_BUILDER : BUILD_TESTER,
-        instanceType: 't3.small',
-        created: true,
-        skippedTypes: [],
-      }),
-    waitForAgentOnline: () => Promise.resolve({ pingStatus: 'Online', platform: 'Linux' }),
-    sendBuildStep: (i) =>
-      Promise.resolve({ commandId: `cmd-${i.idempotencyKey.split('/').slice(-2).join('-')}`, reused: false }),
+    ...stubs,
     waitForCommand: (i) =>
-      Promise.resolve(outcome(i.commandId, installFails && i.commandId.endsWith('build-0'))),
-    cancelCommand: () => Promise.resolve({ cancelled: true }),
-    terminateBuildInstance: (i) =>
-      Promise.resolve({ instanceId: i.instanceId ?? BUILD_BUILDER, terminated: true }),
-    tagBuildResource: (i) => Promise.resolve({ resourceIds: [i.resourceId] }),
+      i.commandId.endsWith('build-0')
+        ? Promise.resolve(commandOutcome(i.commandId, 'Failed', 1, 'No match for argument: nginx'))
+        : stubs.waitForCommand(i),
   };
 }
 
-async function run(
-  fleet: Fleet,
-  log: ActivityLog,
-  decision: 'approve' | 'reject' | undefined,
-  installFails = false,
-) {
-  const taskQueue = uniqueTaskQueue('golden-recipe');
-  const worker = await startWorker(env, taskQueue, recorded(log, activities(fleet, installFails)));
+/**
+ * A golden run from the recipe on an empty fleet, approved or rejected by alice (`decision`), or
+ * neither, to its end: its outcome, the fleet it acted on and its calls.
+ */
+async function run(decision: 'approve' | 'reject' | undefined, installFails = false) {
+  const fleet = new Fleet();
+  const log = new ActivityLog();
   const { builderInstanceId: _builder, mode: _mode, ...rest } = goldenInput();
   const input = {
     ...rest,
@@ -105,21 +79,18 @@ async function run(
     approval: { approvers: [APPROVERS_ROLE] },
     distribution: { copies: [{ region: COPY_REGION }], shareWith: { accountIds: [CONSUMER] } },
   };
-  return worker.runUntil(
-    withinBound(
-      (async () => {
-        const handle = await startGolden(env, taskQueue, input);
-        if (decision) {
-          await stepIs(handle, 'await approval', ['running']);
-          await handle.executeUpdate(decision === 'approve' ? approveUpdate : rejectUpdate, {
-            args: [{ proof: proofFor(handle, decision, ALICE_SESSION) }],
-          });
-        }
-        return outcomeOf<GoldenImageResult>(handle);
-      })(),
-      'the golden run from a recipe',
-    ),
+  const outcome = await withWorker(
+    env,
+    recorded(log, activities(fleet, installFails)),
+    async (taskQueue) => {
+      if (!decision) return outcomeOf<GoldenImageResult>(await startGolden(env, taskQueue, input));
+      const handle = await awaitingApproval(env, taskQueue, input);
+      await decide(handle, decision, ALICE_SESSION);
+      return outcomeOf<GoldenImageResult>(handle);
+    },
+    'golden-recipe',
   );
+  return { outcome, fleet, log };
 }
 
 describe('goldenImage: a recipe as the source', () => {
@@ -127,10 +98,7 @@ describe('goldenImage: a recipe as the source', () => {
     'GIVEN a pipeline with a recipe instead of a builder WHEN it runs and is approved THEN the child build makes the image, which is validated, approved, copied, shared and published',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      const log = new ActivityLog();
-
-      const outcome = await run(fleet, log, 'approve');
+      const { outcome, fleet, log } = await run('approve');
       await saveHistory(outcome, 'golden-image-recipe-source');
 
       assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
@@ -151,7 +119,7 @@ describe('goldenImage: a recipe as the source', () => {
         contentHash: HASH,
         parentImageId: PARENT,
       });
-      assert.equal(r.builderInstanceId, BUILD_BUILDER);
+      assert.equal(r.builderInstanceId, BUILDER);
       assert.equal(r.builderImageId, PARENT);
       assert.ok(r.validation, "golden's validation ran on the built image");
       assert.ok(r.images.some((i) => i.role === 'copy' && i.region === COPY_REGION));
@@ -170,10 +138,7 @@ describe('goldenImage: a recipe as the source', () => {
     'GIVEN a recipe-built image WHEN the approver rejects it THEN golden deletes the image the build made (found by the tags of the run that made it)',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      const log = new ActivityLog();
-
-      const outcome = await run(fleet, log, 'reject');
+      const { outcome, fleet, log } = await run('reject');
 
       assert.ok(!outcome.ok);
       const deletions = log.inputs('deleteImage');
@@ -187,10 +152,7 @@ describe('goldenImage: a recipe as the source', () => {
     "GIVEN a recipe whose install step fails WHEN the golden run builds it THEN the run fails with the build's failure, the build terminated its builder, and golden undoes nothing",
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      const log = new ActivityLog();
-
-      const outcome = await run(fleet, log, undefined, true);
+      const { outcome, fleet, log } = await run(undefined, true);
       await saveHistory(outcome, 'golden-image-recipe-build-failed');
 
       assert.ok(!outcome.ok);
@@ -202,7 +164,7 @@ describe('goldenImage: a recipe as the source', () => {
       );
       assert.deepEqual(
         log.inputs('terminateBuildInstance').map((i) => i.instanceId),
-        [BUILD_BUILDER],
+        [BUILDER],
       );
       assert.equal(fleet.images.size, 0, 'no image was made');
       for (const name of [

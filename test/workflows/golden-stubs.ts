@@ -13,6 +13,8 @@ import { proofProblem } from '../../activities/approvers';
 import type { ManagedImage } from '../../activities/retention';
 import { principalOf } from '../../workflows/approvers';
 import type {
+  ApprovalAck,
+  ApprovalDecision,
   ApproverProof,
   AwsTarget,
   BackupInput,
@@ -27,11 +29,13 @@ import {
   MANAGED_BY_VALUE,
   TAG,
   approvalBinding,
-  shareGrantName,
+  approveUpdate,
+  rejectUpdate,
 } from '../../workflows/contracts';
 import type { WorkflowOutcome } from './harness';
 import { happyActivities } from './stub-activities';
-import { uniqueWorkflowId } from './harness';
+import { shareCopyActivities } from '../../devkit/fake-share-copy';
+import { stepReached, uniqueWorkflowId } from './harness';
 
 export const REGION = 'eu-west-1';
 export const COPY_REGION = 'eu-central-1';
@@ -189,8 +193,16 @@ const verifyApprover: Activities['verifyApprover'] = (input) => {
 
 export function goldenActivities(fleet: Fleet, scenario: GoldenScenario = {}): Activities {
   const base = happyActivities({ state: scenario.builderState ?? 'running' });
+  // Snapshot permissions and KMS grants leave no trace in the fleet: the share/copy fakes' answers.
+  const { addSnapshotPermissions, removeSnapshotPermissions, grantKeyAccess, revokeKeyGrants } =
+    shareCopyActivities();
   const terminated: string[] = [];
   const findAny = (imageId: string) => fleet.images.get(imageId);
+  /** What every describe of a fleet image starts with. */
+  const described = (imageId: string) => {
+    const s = fleet.get(imageId);
+    return { s, basics: { imageId: s.imageId, imageName: s.name ?? '', ownerId: ACCOUNT } };
+  };
   return {
     ...base,
     verifyApprover,
@@ -308,11 +320,9 @@ export function goldenActivities(fleet: Fleet, scenario: GoldenScenario = {}): A
     },
     // copyImage, on the fleet
     describeCopySource: (input) => {
-      const s = fleet.get(input.imageId);
+      const { s, basics } = described(input.imageId);
       return Promise.resolve({
-        imageId: s.imageId,
-        imageName: s.name ?? '',
-        ownerId: ACCOUNT,
+        ...basics,
         encrypted: false,
         snapshotIds: s.snapshotIds,
         userTags: Object.fromEntries(Object.entries(s.tags).filter(([k]) => !k.startsWith('amiflow:'))),
@@ -342,11 +352,9 @@ export function goldenActivities(fleet: Fleet, scenario: GoldenScenario = {}): A
     },
     // shareImage, on the fleet
     describeImageForSharing: (input) => {
-      const s = fleet.get(input.imageId);
+      const { s, basics } = described(input.imageId);
       return Promise.resolve({
-        imageId: s.imageId,
-        imageName: s.name ?? '',
-        ownerId: ACCOUNT,
+        ...basics,
         snapshots: s.snapshotIds.map((snapshotId) => ({ snapshotId, encrypted: false })),
         keys: [],
         encryption: 'unencrypted',
@@ -368,18 +376,10 @@ export function goldenActivities(fleet: Fleet, scenario: GoldenScenario = {}): A
         );
       return Promise.resolve({ calls: 1, gone: s ? [] : [input.imageId] });
     },
-    addSnapshotPermissions: (input) => Promise.resolve({ calls: input.permissions.length, gone: [] }),
-    removeSnapshotPermissions: (input) => Promise.resolve({ calls: input.permissions.length, gone: [] }),
-    grantKeyAccess: (input) =>
-      Promise.resolve(
-        input.accountIds.map((a) => ({
-          keyArn: input.keyArn,
-          granteeAccountId: a,
-          grantId: `grant-${a}`,
-          grantName: shareGrantName(input.runId, a),
-        })),
-      ),
-    revokeKeyGrants: (input) => Promise.resolve({ revoked: input.grantNames, absent: [] }),
+    addSnapshotPermissions,
+    removeSnapshotPermissions,
+    grantKeyAccess,
+    revokeKeyGrants,
     // SSM
     readImageParameter: (input) => {
       const value = fleet.parameter(input.target, input.name);
@@ -494,6 +494,47 @@ export function startGolden(
 ): Promise<WorkflowHandleWithFirstExecutionRunId> {
   // Deliberately unchecked: tests also send inputs the client library would refuse.
   return env.client.workflow.start('goldenImage', { taskQueue, workflowId, args: [input] });
+}
+
+/** The fleet's activities, with AWS refusing to protect the new image (a retirement failure). */
+export function protectionRefused(fleet: Fleet): Activities {
+  return {
+    ...goldenActivities(fleet),
+    protectImage: () =>
+      Promise.reject(
+        ApplicationFailure.create({
+          type: FailureType.AwsUnauthorized,
+          nonRetryable: true,
+          message: 'protecting: AWS refused with UnauthorizedOperation: not allowed',
+        }),
+      ),
+  };
+}
+
+/** A goldenImage run of `input`, started and waiting at its approval gate. */
+export async function awaitingApproval(
+  env: TestWorkflowEnvironment,
+  taskQueue: string,
+  input: unknown = goldenInput(),
+  workflowId?: string,
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  const handle = await startGolden(env, taskQueue, input, workflowId);
+  await stepReached(handle, 'await approval', ['running']);
+  return handle;
+}
+
+/** `decision` on a waiting run, taken by `callerArn` with the proof their client makes for it. */
+export function decide(
+  handle: WorkflowHandleWithFirstExecutionRunId,
+  kind: 'approve' | 'reject',
+  callerArn: string,
+  comment?: string,
+): Promise<ApprovalAck> {
+  const decision: ApprovalDecision = {
+    proof: proofFor(handle, kind, callerArn),
+    ...(comment !== undefined ? { comment } : {}),
+  };
+  return handle.executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, { args: [decision] });
 }
 
 export type GoldenOutcome<R> = WorkflowOutcome<R>;

@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
-import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
 import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
+import type { Workflow } from '@temporalio/common';
 import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
@@ -49,6 +50,15 @@ export class ActivityLog {
       .filter((c): c is Extract<ActivityCall, { name: K }> => c.name === name)
       .map((c) => c.input);
   }
+}
+
+/** `run` on `activities` with every call recorded: what it returned, and the calls in `log`. */
+export async function withLog<T>(
+  activities: Activities,
+  run: (recordedActivities: Activities) => Promise<T>,
+): Promise<{ outcome: T; log: ActivityLog }> {
+  const log = new ActivityLog();
+  return { outcome: await run(recorded(log, activities)), log };
 }
 
 /** Wraps each activity so that its calls land in `log` before the activity body runs. */
@@ -264,6 +274,31 @@ export function uniqueWorkflowId(what: string): string {
   return `${what}-${process.pid}-${workflowIds}`;
 }
 
+/**
+ * Starts `workflowType` with `input` as it is: deliberately unchecked, since tests also send inputs
+ * the client library would refuse.
+ */
+export function startUnchecked<W extends Workflow>(
+  env: TestWorkflowEnvironment,
+  workflowType: string,
+  taskQueue: string,
+  input: unknown,
+  workflowId: string = uniqueWorkflowId(workflowType),
+): Promise<WorkflowHandle<W>> {
+  const options = { taskQueue, workflowId, args: [input] };
+  return env.client.workflow.start<W>(workflowType, options as unknown as WorkflowStartOptions<W>);
+}
+
+/** `startUnchecked` for one workflow type, its workflow ids made from `idPrefix` unless given. */
+export function starterOf<W extends Workflow>(workflowType: string, idPrefix: string) {
+  return (
+    env: TestWorkflowEnvironment,
+    taskQueue: string,
+    input: unknown,
+    workflowId: string = uniqueWorkflowId(idPrefix),
+  ): Promise<WorkflowHandle<W>> => startUnchecked<W>(env, workflowType, taskQueue, input, workflowId);
+}
+
 /** How a run ended, with its progress and history read after the end. */
 export type WorkflowOutcome<R> =
   | { ok: true; result: R; progress: WorkflowProgress; history: History; workflowId: string }
@@ -317,6 +352,51 @@ export function cancelledWhileBlocked<R>(
     return outcome;
   };
   return withWorker(env, activities, run, options.queuePrefix);
+}
+
+/** A run handed from one worker to another in the middle of an activity: see `handedOver`. */
+export interface HandOver<H extends WorkflowHandle, T> {
+  taskQueue: string;
+  /** What the first worker serves: `blocked` among them. */
+  first: Activities;
+  /** The activity the first worker is running when it shuts down (see `blockingUntilCancelled`). */
+  blocked: { entered: Promise<void>; cancelled: Promise<void> };
+  start: (taskQueue: string) => Promise<H>;
+  /** Anything else to wait for on the first worker before it shuts down. */
+  ready?: (handle: H) => Promise<unknown>;
+  /** What the second worker serves. */
+  second: Activities;
+  /** What to do with the run on the second worker, e.g. read its outcome. */
+  then: (handle: H) => Promise<T>;
+  /** The two workers' identities, as the history records them. */
+  identities?: [string, string];
+}
+
+/**
+ * Starts a run on a first worker, shuts that worker down while `blocked` runs, and lets a second
+ * worker take the run over once the blocked activity has seen its cancellation. The first worker
+ * keeps no workflow cache: the time-skipping test server never moves a task queued on a gone
+ * worker's sticky queue back to the shared queue (a real server does on shutdown or after a
+ * timeout), so with a cache the run's next workflow task would wait for the gone worker forever.
+ */
+export async function handedOver<H extends WorkflowHandle, T>(
+  env: TestWorkflowEnvironment,
+  run: HandOver<H, T>,
+): Promise<T> {
+  const identity = (i: 0 | 1) => (run.identities ? { identity: run.identities[i] } : {});
+  const firstWorker = await startWorker(env, run.taskQueue, run.first, {
+    maxCachedWorkflows: 0,
+    ...identity(0),
+  });
+  const firstRun = firstWorker.run();
+  const handle = await run.start(run.taskQueue);
+  await withinBound(run.blocked.entered, 'the first worker reaching the blocked activity');
+  await run.ready?.(handle);
+  firstWorker.shutdown();
+  await firstRun;
+  await run.blocked.cancelled;
+  const secondWorker = await startWorker(env, run.taskQueue, run.second, identity(1));
+  return secondWorker.runUntil(withinBound(run.then(handle), 'the run on the second worker'));
 }
 
 /** Polls `probe` until it returns something other than undefined; fails after `timeoutMs`. */
@@ -469,4 +549,9 @@ export function failureChain(err: unknown): string[] {
     out.push(`${e.name}${detail}`);
   }
   return out;
+}
+
+/** Each compensation of the run as `[name, state]`, in the order the run recorded them. */
+export function compensationStates(progress: WorkflowProgress): [string, string][] {
+  return progress.compensations.map((c) => [c.name, c.state]);
 }

@@ -6,20 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
 import type { CommandOutcome, CommandStatus } from '../../activities/run-command';
 import { FailureType, TAG } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
-import type { Outcome } from './stub-activities';
+import type { ActivityName, Outcome } from './stub-activities';
 import {
   ActivityLog,
   IMAGE_ID,
   INSTANCE_ID,
   RUN_TIMEOUT,
   assertCalls,
+  assertWorkflowCancelled,
   assertWorkflowFailure,
   blockingUntilCancelled,
   collapseReadOnlyRepeats,
@@ -28,16 +28,13 @@ import {
   imageInput,
   outcomeOf,
   recorded,
-  runImageFromInstance,
   startImageFromInstance,
-  startWorker,
   stepReached,
   stepStates,
   succeeded,
   withWorker,
-  withinBound,
 } from './stub-activities';
-import { workflowEnv } from './harness';
+import { handedOver, workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
@@ -85,38 +82,42 @@ function appActivities(pre: CommandOutcome = PRE_OK): Activities {
 const APP = { mode: 'app-consistent' as const };
 
 /**
- * Runs the workflow to its end on a fresh worker and, with AMIFLOW_RECORD_HISTORIES=1, saves its
- * history as `name` for the replay tier.
+ * Runs the workflow to its end on a fresh worker with `activities`, its calls recorded in `log`,
+ * and (with AMIFLOW_RECORD_HISTORIES=1) saves its history as `name` for the replay tier.
  */
-async function runAndRecord(activities: Activities, input: unknown, name: string): Promise<Outcome> {
-  return withWorker(env, activities, async (taskQueue) => {
-    const handle = await startImageFromInstance(env, taskQueue, input);
-    const o = await outcomeOf(handle);
-    await saveHistory({ history: o.history, workflowId: handle.workflowId }, name);
-    return o;
+async function runLogged(
+  activities: Activities,
+  input: unknown,
+  name?: string,
+): Promise<{ o: Outcome; log: ActivityLog }> {
+  const log = new ActivityLog();
+  const o = await withWorker(env, recorded(log, activities), async (taskQueue) => {
+    const out = await outcomeOf(await startImageFromInstance(env, taskQueue, input));
+    if (name) await saveHistory(out, name);
+    return out;
   });
+  return { o, log };
 }
+
+/** The run up to the freeze: the instance read, the name checked, the pre step sent and awaited. */
+const QUIESCED: ActivityName[] = [
+  'describeInstance',
+  'checkImageName',
+  'sendQuiesceCommand',
+  'waitForCommand',
+];
+/** The thaw: sent, and awaited. */
+const THAWED: ActivityName[] = ['sendThawCommand', 'waitForCommand'];
 
 describe('imageFromInstance app-consistent', () => {
   it(
     'GIVEN a running instance WHEN imaged app-consistent THEN quiesce, CreateImage (no reboot) and the thaw run in that order, and the result reports the freeze measured on the instance',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
-      const o = await runImageFromInstance(env, recorded(log, appActivities()), imageInput(APP));
+      const { o, log } = await runLogged(appActivities(), imageInput(APP));
 
       const result = succeeded(o);
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'sendQuiesceCommand',
-        'waitForCommand',
-        'createImage',
-        'sendThawCommand',
-        'waitForCommand',
-        'waitForImageAvailable',
-        'tagSnapshots',
-      ]);
+      assertCalls(log, [...QUIESCED, 'createImage', ...THAWED, 'waitForImageAvailable', 'tagSnapshots']);
       assert.equal(log.inputs('createImage')[0]?.noReboot, true);
       assert.equal(log.inputs('createImage')[0]?.tags[TAG.consistency], 'application-consistent');
       const quiesce = log.inputs('sendQuiesceCommand')[0];
@@ -148,9 +149,8 @@ describe('imageFromInstance app-consistent', () => {
     'GIVEN a pre step that fails on the instance WHEN the policy is fail (default) THEN it thaws, images nothing, and fails QuiesceFailed naming the pre step',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
-      const o = await runAndRecord(
-        recorded(log, appActivities(PRE_FAILED)),
+      const { o, log } = await runLogged(
+        appActivities(PRE_FAILED),
         imageInput(APP),
         'image-from-instance-app-consistent-pre-failed',
       );
@@ -161,14 +161,7 @@ describe('imageFromInstance app-consistent', () => {
         /pre step on i-0123456789abcdef0 did not succeed \(Failed: .*Device or resource busy/,
       );
       assert.match(err.message, /onPreFailure: crash-consistent/);
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'sendQuiesceCommand',
-        'waitForCommand',
-        'sendThawCommand',
-        'waitForCommand',
-      ]);
+      assertCalls(log, [...QUIESCED, ...THAWED]);
       assert.equal(log.count('createImage'), 0);
       assert.equal(log.count('deleteImage'), 0, 'no CreateImage, so no image to look for');
       assert.equal(stepStates(o.progress)['quiesce instance'], 'failed');
@@ -179,25 +172,14 @@ describe('imageFromInstance app-consistent', () => {
     'GIVEN a pre step that fails WHEN the policy is crash-consistent THEN it thaws first, images without quiescing, and says so in the result and the problems',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
-      const o = await runAndRecord(
-        recorded(log, appActivities(PRE_FAILED)),
+      const { o, log } = await runLogged(
+        appActivities(PRE_FAILED),
         imageInput({ ...APP, appConsistent: { onPreFailure: 'crash-consistent', maxFreezeSeconds: 20 } }),
         'image-from-instance-app-consistent-fell-back',
       );
 
       const result = succeeded(o);
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'sendQuiesceCommand',
-        'waitForCommand',
-        'sendThawCommand',
-        'waitForCommand',
-        'createImage',
-        'waitForImageAvailable',
-        'tagSnapshots',
-      ]);
+      assertCalls(log, [...QUIESCED, ...THAWED, 'createImage', 'waitForImageAvailable', 'tagSnapshots']);
       assert.equal(result.consistency, 'crash-consistent');
       assert.match(result.consistencyNote, /pre step did not succeed/);
       assert.equal(log.inputs('createImage')[0]?.tags[TAG.consistency], 'crash-consistent');
@@ -214,7 +196,6 @@ describe('imageFromInstance app-consistent', () => {
     'GIVEN an instance SSM does not manage (the send is refused) WHEN the policy is fail THEN the run fails QuiesceFailed with the refusal, having still sent the harmless thaw',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
       const activities: Activities = {
         ...appActivities(),
         sendQuiesceCommand: () =>
@@ -226,7 +207,7 @@ describe('imageFromInstance app-consistent', () => {
             }),
           ),
       };
-      const o = await runImageFromInstance(env, recorded(log, activities), imageInput(APP));
+      const { o, log } = await runLogged(activities, imageInput(APP));
       const err = assertWorkflowFailure(failed(o), FailureType.QuiesceFailed);
       assert.match(err.message, /not managed by SSM/);
       assert.equal(log.count('createImage'), 0);
@@ -242,41 +223,20 @@ describe('imageFromInstance app-consistent', () => {
       const first = new ActivityLog();
       const second = new ActivityLog();
       const thawing = blockingUntilCancelled();
-      const firstWorker = await startWorker(
-        env,
+      const o = await handedOver(env, {
         taskQueue,
-        recorded(first, { ...appActivities(), sendThawCommand: thawing.fn }),
-        { identity: 'first worker', maxCachedWorkflows: 0 },
-      );
-      const firstRun = firstWorker.run();
-      const handle = await startImageFromInstance(
-        env,
-        taskQueue,
-        imageInput({ ...APP, appConsistent: { maxFreezeSeconds: 45 } }),
-      );
-      await withinBound(thawing.entered, 'the first worker reaching the thaw');
-
-      firstWorker.shutdown();
-      await firstRun;
-      await thawing.cancelled;
-      const secondWorker = await startWorker(env, taskQueue, recorded(second, appActivities()), {
-        identity: 'second worker',
+        first: recorded(first, { ...appActivities(), sendThawCommand: thawing.fn }),
+        blocked: thawing,
+        start: (tq) =>
+          startImageFromInstance(env, tq, imageInput({ ...APP, appConsistent: { maxFreezeSeconds: 45 } })),
+        second: recorded(second, appActivities()),
+        then: outcomeOf,
+        identities: ['first worker', 'second worker'],
       });
-      const o = await secondWorker.runUntil(withinBound(outcomeOf(handle), 'the resumed run'));
-      await saveHistory(
-        { history: o.history, workflowId: handle.workflowId },
-        'image-from-instance-app-consistent-resumed-thaw',
-      );
+      await saveHistory(o, 'image-from-instance-app-consistent-resumed-thaw');
 
       const result = succeeded(o);
-      assertCalls(collapseReadOnlyRepeats(first), [
-        'describeInstance',
-        'checkImageName',
-        'sendQuiesceCommand',
-        'waitForCommand',
-        'createImage',
-        'sendThawCommand',
-      ]);
+      assertCalls(collapseReadOnlyRepeats(first), [...QUIESCED, 'createImage', 'sendThawCommand']);
       assertCalls(second, ['sendThawCommand', 'waitForCommand', 'waitForImageAvailable', 'tagSnapshots']);
       const total = (n: 'sendQuiesceCommand' | 'createImage') => first.count(n) + second.count(n);
       assert.equal(total('sendQuiesceCommand'), 1);
@@ -319,17 +279,8 @@ describe('imageFromInstance app-consistent', () => {
         return out;
       });
 
-      assert.ok(!o.ok && o.error instanceof WorkflowFailedError, 'the run should fail');
-      assert.ok(o.error.cause instanceof CancelledFailure, `not cancelled: ${String(o.error.cause)}`);
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'sendQuiesceCommand',
-        'waitForCommand',
-        'cancelCommand',
-        'sendThawCommand',
-        'waitForCommand',
-      ]);
+      assertWorkflowCancelled(failed(o));
+      assertCalls(log, [...QUIESCED, 'cancelCommand', ...THAWED]);
       assert.deepEqual(log.inputs('cancelCommand')[0], {
         target: { region: 'eu-west-1' },
         instanceId: INSTANCE_ID,
@@ -345,10 +296,8 @@ describe('imageFromInstance app-consistent', () => {
     'GIVEN a stopped instance WHEN imaged app-consistent THEN nothing is quiesced (it is consistent already)',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
-      const o = await runImageFromInstance(
-        env,
-        recorded(log, { ...appActivities(), ...happyActivities({ state: 'stopped' }) }),
+      const { o, log } = await runLogged(
+        { ...appActivities(), ...happyActivities({ state: 'stopped' }) },
         imageInput(APP),
       );
       const result = succeeded(o);

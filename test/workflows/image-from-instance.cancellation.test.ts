@@ -27,6 +27,8 @@ import {
   stepReached,
   stepStates,
   withWorker,
+  IMAGE_AS_IS,
+  STOP_AND_IMAGE,
 } from './stub-activities';
 import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
 
@@ -54,28 +56,21 @@ describe('imageFromInstance cancelled while waiting for the image', () => {
       mode: 'stop',
       state: 'running',
       startStep: 'done',
-      calls: [
-        'describeInstance',
-        'checkImageName',
-        'stopInstance',
-        'createImage',
-        { concurrently: ['startInstance', 'waitForImageAvailable'] },
-        'deleteImage',
-      ],
+      calls: [...STOP_AND_IMAGE, 'deleteImage'],
     },
     {
       given: 'a running instance in no-reboot mode (never stopped)',
       mode: 'no-reboot',
       state: 'running',
       startStep: 'skipped',
-      calls: ['describeInstance', 'checkImageName', 'createImage', 'waitForImageAvailable', 'deleteImage'],
+      calls: [...IMAGE_AS_IS, 'deleteImage'],
     },
     {
       given: 'a stopped instance in stop mode (left stopped throughout)',
       mode: 'stop',
       state: 'stopped',
       startStep: 'skipped',
-      calls: ['describeInstance', 'checkImageName', 'createImage', 'waitForImageAvailable', 'deleteImage'],
+      calls: [...IMAGE_AS_IS, 'deleteImage'],
     },
   ];
   for (const c of cases) {
@@ -144,15 +139,7 @@ describe('imageFromInstance cancelled while waiting for the image', () => {
       });
 
       assertCancelled(outcome);
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'stopInstance',
-        'createImage',
-        { concurrently: ['startInstance', 'waitForImageAvailable'] },
-        'deleteImage',
-        'startInstance',
-      ]);
+      assertCalls(log, [...STOP_AND_IMAGE, 'deleteImage', 'startInstance']);
       assert.deepEqual(outcome.progress.compensations, [
         { name: DELETE, state: 'done' },
         { name: 'start instance again', state: 'done' },
@@ -199,13 +186,7 @@ describe('imageFromInstance cancelled while waiting for the image', () => {
         failure.cause.cause instanceof CancelledFailure,
         `not cancelled: ${String(failure.cause.cause)}`,
       );
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'createImage',
-        'waitForImageAvailable',
-        'deleteImage',
-      ]);
+      assertCalls(log, [...IMAGE_AS_IS, 'deleteImage']);
       assert.equal(outcome.progress.phase, 'failed');
       assert.equal(outcome.progress.outcome, 'failed');
       assert.deepEqual(

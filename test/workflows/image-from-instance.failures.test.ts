@@ -9,25 +9,27 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { ConsistencyMode } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
 import { timeSkippingEnv } from '../support/temporal';
-import type { ActivityName, ExpectedCall } from './stub-activities';
 import {
-  ActivityLog,
+  happyActivities,
+  IMAGE_AS_IS,
   IMAGE_ID,
+  imageInput,
   INSTANCE_ID,
+  runLogged,
+} from './stub-activities';
+import {
+  type ActivityName,
   assertActivityCause,
   assertActivityFailure,
   assertCalls,
   assertWorkflowFailure,
+  type ExpectedCall,
   failed,
   failing,
-  happyActivities,
-  imageInput,
   RUN_TIMEOUT,
-  recorded,
-  runImageFromInstance,
   stepStates,
-} from './stub-activities';
-import { workflowEnv } from './harness';
+  workflowEnv,
+} from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
@@ -55,18 +57,23 @@ interface FailureCase {
   deleteBy?: 'name' | 'id';
 }
 
-const upToCreate: ExpectedCall[] = ['describeInstance', 'checkImageName', 'stopInstance', 'createImage'];
-const startAndWait: ExpectedCall = { concurrently: ['startInstance', 'waitForImageAvailable'] };
-
-/** A running instance in `stop` mode: stopped, imaged, started again while the image completes. */
-const STOP_MODE: FailureCase[] = [
-  { fail: 'describeInstance', type: 'InstanceNotFound', calls: ['describeInstance'], undone: [] },
+/** Failing before the run changed anything (reading the instance with `describeFails`, or the name check): nothing to undo. */
+const beforeAnyChange = (describeFails: FailureType): FailureCase[] => [
+  { fail: 'describeInstance', type: describeFails, calls: ['describeInstance'], undone: [] },
   {
     fail: 'checkImageName',
     type: 'ImageNameTaken',
     calls: ['describeInstance', 'checkImageName'],
     undone: [],
   },
+];
+
+const upToCreate: ExpectedCall[] = ['describeInstance', 'checkImageName', 'stopInstance', 'createImage'];
+const startAndWait: ExpectedCall = { concurrently: ['startInstance', 'waitForImageAvailable'] };
+
+/** A running instance in `stop` mode: stopped, imaged, started again while the image completes. */
+const STOP_MODE: FailureCase[] = [
+  ...beforeAnyChange('InstanceNotFound'),
   {
     fail: 'stopInstance',
     type: 'AwsUnauthorized',
@@ -107,13 +114,7 @@ const STOP_MODE: FailureCase[] = [
 
 /** `reboot` and `no-reboot` never stop the instance, so only the image is ever undone. */
 const NO_STOP_MODES: FailureCase[] = [
-  { fail: 'describeInstance', type: 'AwsUnauthorized', calls: ['describeInstance'], undone: [] },
-  {
-    fail: 'checkImageName',
-    type: 'ImageNameTaken',
-    calls: ['describeInstance', 'checkImageName'],
-    undone: [],
-  },
+  ...beforeAnyChange('AwsUnauthorized'),
   {
     fail: 'createImage',
     type: 'AwsMalformedRequest',
@@ -124,21 +125,14 @@ const NO_STOP_MODES: FailureCase[] = [
   {
     fail: 'waitForImageAvailable',
     type: 'WaitTimedOut',
-    calls: ['describeInstance', 'checkImageName', 'createImage', 'waitForImageAvailable', 'deleteImage'],
+    calls: [...IMAGE_AS_IS, 'deleteImage'],
     undone: [DELETE],
     deleteBy: 'id',
   },
   {
     fail: 'tagSnapshots',
     type: 'AwsLimitExceeded',
-    calls: [
-      'describeInstance',
-      'checkImageName',
-      'createImage',
-      'waitForImageAvailable',
-      'tagSnapshots',
-      'deleteImage',
-    ],
+    calls: [...IMAGE_AS_IS, 'tagSnapshots', 'deleteImage'],
     undone: [DELETE],
     deleteBy: 'id',
   },
@@ -157,11 +151,9 @@ for (const [mode, cases] of MODES) {
         `GIVEN ${c.fail} fails with ${c.type} WHEN the run reaches it THEN it undoes exactly [${c.undone.join(', ')}] and fails with ${c.type}`,
         RUN_TIMEOUT,
         async () => {
-          const log = new ActivityLog();
-
-          const outcome = await runImageFromInstance(
+          const { outcome, log } = await runLogged(
             env,
-            recorded(log, failing(happyActivities({ state: 'running' }), c.fail, c.type)),
+            failing(happyActivities({ state: 'running' }), c.fail, c.type),
             imageInput({ mode }),
           );
 
@@ -210,11 +202,9 @@ describe('imageFromInstance compensations', () => {
     'GIVEN a stopped instance in stop mode WHEN waiting for the image fails THEN only the image is undone and the instance is never started',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
-
-      const outcome = await runImageFromInstance(
+      const { outcome, log } = await runLogged(
         env,
-        recorded(log, failing(happyActivities({ state: 'stopped' }), 'waitForImageAvailable', 'ImageFailed')),
+        failing(happyActivities({ state: 'stopped' }), 'waitForImageAvailable', 'ImageFailed'),
         imageInput({ mode: 'stop' }),
       );
 
@@ -223,13 +213,7 @@ describe('imageFromInstance compensations', () => {
         local: false,
         type: 'ImageFailed',
       });
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'createImage',
-        'waitForImageAvailable',
-        'deleteImage',
-      ]);
+      assertCalls(log, [...IMAGE_AS_IS, 'deleteImage']);
       assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
     },
   );
@@ -238,7 +222,6 @@ describe('imageFromInstance compensations', () => {
     'GIVEN CreateImage fails and undoing the image fails too WHEN compensating THEN the instance is still started again and the run fails with CompensationFailed naming what was not undone',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
       const activities = failing(
         failing(happyActivities({ state: 'running' }), 'createImage', 'AwsLimitExceeded'),
         'deleteImage',
@@ -246,11 +229,7 @@ describe('imageFromInstance compensations', () => {
         'always',
       );
 
-      const outcome = await runImageFromInstance(
-        env,
-        recorded(log, activities),
-        imageInput({ mode: 'stop' }),
-      );
+      const { outcome, log } = await runLogged(env, activities, imageInput({ mode: 'stop' }));
 
       const failure = assertWorkflowFailure(failed(outcome), 'CompensationFailed');
       assert.match(
@@ -288,7 +267,6 @@ describe('imageFromInstance compensations', () => {
     'GIVEN waiting fails and the image undo fails WHEN compensating THEN CompensationFailed keeps the whole original chain as its cause',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
       const activities = failing(
         failing(happyActivities({ state: 'running' }), 'waitForImageAvailable', 'ImageFailed'),
         'deleteImage',
@@ -296,11 +274,7 @@ describe('imageFromInstance compensations', () => {
         'always',
       );
 
-      const outcome = await runImageFromInstance(
-        env,
-        recorded(log, activities),
-        imageInput({ mode: 'no-reboot' }),
-      );
+      const { outcome } = await runLogged(env, activities, imageInput({ mode: 'no-reboot' }));
 
       const failure = assertWorkflowFailure(failed(outcome), 'CompensationFailed');
       const original = assertActivityCause(failure.cause, {
@@ -320,7 +294,6 @@ describe('imageFromInstance compensations', () => {
     'GIVEN the image undo hits a transient error first WHEN compensating THEN it is retried and the run fails with the original failure, not CompensationFailed',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
       const base = failing(happyActivities({ state: 'running' }), 'tagSnapshots', 'AwsPolicyRefused');
       let deleteAttempts = 0;
       const activities = {
@@ -332,11 +305,7 @@ describe('imageFromInstance compensations', () => {
         },
       };
 
-      const outcome = await runImageFromInstance(
-        env,
-        recorded(log, activities),
-        imageInput({ mode: 'reboot' }),
-      );
+      const { outcome, log } = await runLogged(env, activities, imageInput({ mode: 'reboot' }));
 
       assertActivityFailure(failed(outcome), {
         activityType: 'tagSnapshots',
@@ -377,11 +346,9 @@ describe('imageFromInstance refusals before any change', () => {
       `GIVEN ${r.why} WHEN imaged in stop mode THEN the run fails with ${r.type} after describing it, and nothing is undone`,
       RUN_TIMEOUT,
       async () => {
-        const log = new ActivityLog();
-
-        const outcome = await runImageFromInstance(
+        const { outcome, log } = await runLogged(
           env,
-          recorded(log, happyActivities(r.describe)),
+          happyActivities(r.describe),
           imageInput({ mode: 'stop' }),
         );
 

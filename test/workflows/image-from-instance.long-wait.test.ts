@@ -28,6 +28,7 @@ import {
   startImageFromInstance,
   succeeded,
   withWorker,
+  STOP_AND_IMAGE,
 } from './stub-activities';
 import type { VirtualEc2, VirtualImageOptions } from './virtual-ec2';
 import { virtualEc2 } from './virtual-ec2';
@@ -131,14 +132,7 @@ describe('imageFromInstance waiting hours for the image', () => {
       assert.equal(result.imageId, IMAGE_ID);
       assert.deepEqual(result.snapshotIds, SNAPSHOT_IDS);
       assert.equal(result.instanceFinalState, 'running');
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'stopInstance',
-        'createImage',
-        { concurrently: ['startInstance', 'waitForImageAvailable'] },
-        'tagSnapshots',
-      ]);
+      assertCalls(log, [...STOP_AND_IMAGE, 'tagSnapshots']);
       assert.ok(wallMs < 15_000, `a 2-hour wait took ${wallMs} ms of wall time`);
       const startedAt = ec2.waitStartedAt() ?? NaN;
       const availableAt = ec2.availableAt() ?? NaN;
@@ -189,14 +183,7 @@ describe('imageFromInstance waiting hours for the image', () => {
       assert.ok(wallMs < 15_000, `a 1-hour timeout took ${wallMs} ms of wall time`);
       const waited = ec2.clock.now() - (ec2.waitStartedAt() ?? NaN);
       assert.ok(waited >= HOUR && waited < HOUR + MINUTE, `gave up after ${waited} virtual ms`);
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'stopInstance',
-        'createImage',
-        { concurrently: ['startInstance', 'waitForImageAvailable'] },
-        'deleteImage',
-      ]);
+      assertCalls(log, [...STOP_AND_IMAGE, 'deleteImage']);
       assert.deepEqual(outcome.progress.compensations, [
         { name: 'delete image and snapshots', state: 'done' },
       ]);

@@ -22,13 +22,12 @@ import {
   recorded,
   scheduledActivities,
   startImageFromInstance,
-  startWorker,
   stepReached,
   stepStates,
   succeeded,
-  withinBound,
+  STOP_AND_IMAGE,
 } from './stub-activities';
-import { workflowEnv } from './harness';
+import { handedOver, workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
@@ -47,30 +46,17 @@ describe('imageFromInstance resumed on another worker', () => {
       };
 
       // GIVEN: the first worker has run every step up to the wait, and the wait is in progress.
-      // Not caching the run keeps its workflow tasks off this worker's sticky queue: the test server
-      // never falls back from a dead worker's sticky queue (a real server does after its timeout).
-      const firstWorker = await startWorker(env, taskQueue, recorded(first, firstActivities), {
-        identity: 'first worker',
-        maxCachedWorkflows: 0,
-      });
-      const firstRun = firstWorker.run();
-      const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' }));
-      await withinBound(wait.entered, 'the first worker reaching the wait');
-      await stepReached(handle, 'start instance', ['done']);
-
       // WHEN: it shuts down (its waiting activity is interrupted) and a second worker takes over.
-      firstWorker.shutdown();
-      await firstRun;
-      await wait.cancelled;
-      const secondWorker = await startWorker(
-        env,
+      const outcome = await handedOver(env, {
         taskQueue,
-        recorded(second, happyActivities({ state: 'running' })),
-        {
-          identity: 'second worker',
-        },
-      );
-      const outcome = await secondWorker.runUntil(withinBound(outcomeOf(handle), 'the resumed run'));
+        first: recorded(first, firstActivities),
+        blocked: wait,
+        start: (tq) => startImageFromInstance(env, tq, imageInput({ mode: 'stop' })),
+        ready: (handle) => stepReached(handle, 'start instance', ['done']),
+        second: recorded(second, happyActivities({ state: 'running' })),
+        then: outcomeOf,
+        identities: ['first worker', 'second worker'],
+      });
 
       // THEN
       const result = succeeded(outcome);
@@ -78,13 +64,7 @@ describe('imageFromInstance resumed on another worker', () => {
       assert.equal(result.instanceFinalState, 'running');
       // The first worker keeps no workflow cache, so a read-only local activity (describe, name
       // check) can run again when its task is replayed: local activities are at least once.
-      assertCalls(collapseReadOnlyRepeats(first), [
-        'describeInstance',
-        'checkImageName',
-        'stopInstance',
-        'createImage',
-        { concurrently: ['startInstance', 'waitForImageAvailable'] },
-      ]);
+      assertCalls(collapseReadOnlyRepeats(first), [...STOP_AND_IMAGE]);
       assertCalls(second, ['waitForImageAvailable', 'tagSnapshots']);
       const total = (name: ActivityName) => first.count(name) + second.count(name);
       for (const readOnly of ['describeInstance', 'checkImageName'] as const) {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Activities } from '../../activities';
 import { OWNER_TAG_COUNT } from '../../activities/launch';
-import type { FailureType, MigrateInstanceResult } from '../../workflows/contracts';
+import type { FailureType } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import type { ActivityName, ExpectedCall } from './stub-activities';
@@ -23,61 +23,54 @@ import {
   failing,
   recorded,
   scheduledActivities,
-  startWorker,
   stepStates,
+  IMAGE_AS_IS,
+  STOP_AND_IMAGE,
 } from './stub-activities';
 import {
   ALLOCATION_ID,
   NEW_ID,
   SOURCE_ID,
   SUBNET_B,
+  cancelledMigration,
   failureChain,
   migrated,
   migrateInput,
   migrationActivities,
   migrationFailed,
   migrationOutcome,
-  migrationStep,
-  runMigration,
+  runLoggedMigration,
   startMigration,
   withMigrationWorker,
 } from './migrate-stub-activities';
-import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
+import { assertWorkflowCancelled, handedOver, workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
 /** The child imageFromInstance on a source the migration stopped first: no stop, no start. */
-const CHILD_ON_STOPPED: ExpectedCall[] = [
-  'describeInstance',
-  'checkImageName',
-  'createImage',
-  'waitForImageAvailable',
-  'tagSnapshots',
-];
-const BEFORE_CHILD: ExpectedCall[] = ['planMigration', 'checkImageName', 'stopInstance'];
+const CHILD_ON_STOPPED: ExpectedCall[] = [...IMAGE_AS_IS, 'tagSnapshots'];
+/** The plan read and the image name checked: what every migration does first. */
+const PLANNED: ExpectedCall[] = ['planMigration', 'checkImageName'];
+const BEFORE_CHILD: ExpectedCall[] = [...PLANNED, 'stopInstance'];
 const UP_TO_LAUNCH: ExpectedCall[] = [...BEFORE_CHILD, ...CHILD_ON_STOPPED, 'launchInstance'];
+/** Launched, checked, and the source's volume tags copied: what a committed migration has done. */
+const READY_AND_TAGGED: ExpectedCall[] = [...UP_TO_LAUNCH, 'waitForInstanceReady', 'copyVolumeTags'];
 
 const RESTART = 'start source again';
 const DELETE = 'delete intermediate image';
 const TERMINATE = 'terminate new instance';
 const EIP_BACK = 'move Elastic IP back';
+/** Undoing a migration that launched its new instance: terminate it, delete the image, start the source. */
+const UNDO_ALL: ExpectedCall[] = ['terminateLaunchedInstance', 'deleteImage', 'startInstance'];
+const ALL_UNDONE = [TERMINATE, DELETE, RESTART];
 
 describe('migrateInstance happy paths', () => {
   it('GIVEN a running source with an Elastic IP and tagged volumes WHEN migrated with terminate and move THEN it is stopped, imaged, the new instance launched and checked, the EIP moved, the source terminated and the image deleted, in that order', async () => {
-    const log = new ActivityLog();
-
-    const outcome = await runMigration(env, recorded(log, migrationActivities()), migrateInput());
+    const { outcome, log } = await runLoggedMigration(env, migrationActivities(), migrateInput());
     await saveHistory(outcome, 'migrate-instance-terminate-source');
 
     const result = migrated(outcome);
-    assertCalls(log, [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'copyVolumeTags',
-      'moveElasticIp',
-      'terminateSourceInstance',
-      'deleteImage',
-    ]);
+    assertCalls(log, [...READY_AND_TAGGED, 'moveElasticIp', 'terminateSourceInstance', 'deleteImage']);
     // The source is stopped before the image, and terminated only after the new one passed its checks.
     assert.deepEqual(
       log.inputs('stopInstance').map((i) => i.instanceId),
@@ -161,24 +154,17 @@ describe('migrateInstance happy paths', () => {
   });
 
   it("GIVEN a running source and source action 'keep' WHEN migrated THEN the child stops and starts it, the source is left running and the image deleted", async () => {
-    const log = new ActivityLog();
-
-    const outcome = await runMigration(
+    const { outcome, log } = await runLoggedMigration(
       env,
-      recorded(log, migrationActivities({ elasticIp: false, volumeTags: false })),
+      migrationActivities({ elasticIp: false, volumeTags: false }),
       migrateInput({ sourceAction: 'keep', elasticIp: undefined }),
     );
     await saveHistory(outcome, 'migrate-instance-keep-source');
 
     const result = migrated(outcome);
     assertCalls(log, [
-      'planMigration',
-      'checkImageName',
-      'describeInstance',
-      'checkImageName',
-      'stopInstance',
-      'createImage',
-      { concurrently: ['startInstance', 'waitForImageAvailable'] },
+      ...PLANNED,
+      ...STOP_AND_IMAGE,
       'tagSnapshots',
       'launchInstance',
       'waitForInstanceReady',
@@ -194,19 +180,16 @@ describe('migrateInstance happy paths', () => {
   });
 
   it("GIVEN a stopped source, source action 'stop' and keepImage WHEN migrated THEN nothing is started, the new instance is stopped after its checks and the image is kept", async () => {
-    const log = new ActivityLog();
-
-    const outcome = await runMigration(
+    const { outcome, log } = await runLoggedMigration(
       env,
-      recorded(log, migrationActivities({ sourceState: 'stopped' })),
+      migrationActivities({ sourceState: 'stopped' }),
       migrateInput({ sourceAction: 'stop', keepImage: true, elasticIp: 'leave' }),
     );
     await saveHistory(outcome, 'migrate-instance-stopped-source');
 
     const result = migrated(outcome);
     assertCalls(log, [
-      'planMigration',
-      'checkImageName',
+      ...PLANNED,
       ...CHILD_ON_STOPPED,
       'launchInstance',
       'waitForInstanceReady',
@@ -295,15 +278,7 @@ const FAILURES: FailureCase[] = [
   {
     fail: 'waitForImageAvailable',
     type: 'ImageFailed',
-    calls: [
-      ...BEFORE_CHILD,
-      'describeInstance',
-      'checkImageName',
-      'createImage',
-      'waitForImageAvailable',
-      'deleteImage',
-      'startInstance',
-    ],
+    calls: [...BEFORE_CHILD, ...IMAGE_AS_IS, 'deleteImage', 'startInstance'],
     undone: [RESTART],
     chain: [
       'WorkflowFailedError',
@@ -316,51 +291,29 @@ const FAILURES: FailureCase[] = [
     // RunInstances never answered: the undo looks the instance up by this run's tags.
     fail: 'launchInstance',
     type: 'AwsLimitExceeded',
-    calls: [...UP_TO_LAUNCH, 'terminateLaunchedInstance', 'deleteImage', 'startInstance'],
-    undone: [TERMINATE, DELETE, RESTART],
+    calls: [...UP_TO_LAUNCH, ...UNDO_ALL],
+    undone: ALL_UNDONE,
     // A normal activity since 'launch-instance-as-activity' (RunInstances may need minutes of retries).
     chain: remote('launchInstance', 'AwsLimitExceeded'),
   },
   {
     fail: 'waitForInstanceReady',
     type: 'InstanceChecksFailed',
-    calls: [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'terminateLaunchedInstance',
-      'deleteImage',
-      'startInstance',
-    ],
-    undone: [TERMINATE, DELETE, RESTART],
+    calls: [...UP_TO_LAUNCH, 'waitForInstanceReady', ...UNDO_ALL],
+    undone: ALL_UNDONE,
     chain: remote('waitForInstanceReady', 'InstanceChecksFailed'),
   },
   {
     fail: 'copyVolumeTags',
     type: 'AwsPolicyRefused',
-    calls: [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'copyVolumeTags',
-      'terminateLaunchedInstance',
-      'deleteImage',
-      'startInstance',
-    ],
-    undone: [TERMINATE, DELETE, RESTART],
+    calls: [...READY_AND_TAGGED, ...UNDO_ALL],
+    undone: ALL_UNDONE,
     chain: local('copyVolumeTags', 'AwsPolicyRefused'),
   },
   {
     fail: 'moveElasticIp',
     type: 'AwsUnauthorized',
-    calls: [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'copyVolumeTags',
-      'moveElasticIp',
-      'moveElasticIp',
-      'terminateLaunchedInstance',
-      'deleteImage',
-      'startInstance',
-    ],
+    calls: [...READY_AND_TAGGED, 'moveElasticIp', 'moveElasticIp', ...UNDO_ALL],
     undone: [EIP_BACK, TERMINATE, DELETE, RESTART],
     chain: local('moveElasticIp', 'AwsUnauthorized'),
   },
@@ -371,8 +324,7 @@ const FAILURES: FailureCase[] = [
     scenario: { sourceState: 'stopped' },
     input: { sourceAction: 'stop' },
     calls: [
-      'planMigration',
-      'checkImageName',
+      ...PLANNED,
       ...CHILD_ON_STOPPED,
       'launchInstance',
       'waitForInstanceReady',
@@ -390,13 +342,7 @@ const FAILURES: FailureCase[] = [
     // Committed: the new instance passed its checks. Nothing is undone; the image stays for the retry.
     fail: 'terminateSourceInstance',
     type: 'AwsPolicyRefused',
-    calls: [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'copyVolumeTags',
-      'moveElasticIp',
-      'terminateSourceInstance',
-    ],
+    calls: [...READY_AND_TAGGED, 'moveElasticIp', 'terminateSourceInstance'],
     undone: [],
     chain: remote('terminateSourceInstance', 'AwsPolicyRefused'),
   },
@@ -406,10 +352,9 @@ describe('migrateInstance failing at each step', () => {
   for (const c of FAILURES) {
     const label = c.scenario?.sourceState === 'stopped' ? ' (stopped source: stopping the new instance)' : '';
     it(`GIVEN ${c.fail}${label} fails with ${c.type} WHEN the run reaches it THEN it undoes exactly [${c.undone.join(', ')}] and fails with ${c.type}`, async () => {
-      const log = new ActivityLog();
       const activities = failing(migrationActivities(c.scenario), c.fail, c.type);
 
-      const outcome = await runMigration(env, recorded(log, activities), migrateInput(c.input));
+      const { outcome, log } = await runLoggedMigration(env, activities, migrateInput(c.input));
       await saveHistory(outcome, `migrate-instance-failed-${c.fail}${label ? '-stopped-source' : ''}`);
 
       const error = migrationFailed(outcome);
@@ -442,10 +387,9 @@ describe('migrateInstance failing at each step', () => {
   }
 
   it('GIVEN the final image deletion fails WHEN the instance has moved THEN the migration succeeds and reports the image it left', async () => {
-    const log = new ActivityLog();
     const activities = failing(migrationActivities(), 'deleteImage', 'AwsUnauthorized');
 
-    const outcome = await runMigration(env, recorded(log, activities), migrateInput());
+    const { outcome, log } = await runLoggedMigration(env, activities, migrateInput());
     await saveHistory(outcome, 'migrate-instance-image-delete-failed');
 
     const result = migrated(outcome);
@@ -458,11 +402,9 @@ describe('migrateInstance failing at each step', () => {
   });
 
   it('GIVEN a bad input WHEN started THEN it fails with InvalidInput naming the fields and no activity runs', async () => {
-    const log = new ActivityLog();
-
-    const outcome = await runMigration(
+    const { outcome, log } = await runLoggedMigration(
       env,
-      recorded(log, migrationActivities()),
+      migrationActivities(),
       migrateInput({ targetAvailabilityZone: 'us-east-1b', sourceAction: 'delete' as never }),
     );
     await saveHistory(outcome, 'migrate-instance-bad-input');
@@ -484,26 +426,11 @@ describe('migrateInstance cancelled', () => {
     const wait = blockingUntilCancelled();
     const activities: Activities = { ...migrationActivities(), waitForInstanceReady: wait.fn };
 
-    const outcome = await cancelledWhileBlocked<MigrateInstanceResult>(
-      env,
-      recorded(log, activities),
-      wait,
-      (taskQueue) => startMigration(env, taskQueue, migrateInput()),
-      {
-        queuePrefix: 'migrate-instance',
-        beforeCancel: (handle) => migrationStep(handle, 'launch instance', ['done']),
-      },
-    );
+    const outcome = await cancelledMigration(env, recorded(log, activities), wait, { afterLaunch: true });
     await saveHistory(outcome, 'migrate-instance-cancelled-during-checks');
 
     assertCancelled(migrationFailed(outcome));
-    assertCalls(log, [
-      ...UP_TO_LAUNCH,
-      'waitForInstanceReady',
-      'terminateLaunchedInstance',
-      'deleteImage',
-      'startInstance',
-    ]);
+    assertCalls(log, [...UP_TO_LAUNCH, 'waitForInstanceReady', ...UNDO_ALL]);
     assert.equal(log.inputs('terminateLaunchedInstance')[0]?.instanceId, NEW_ID);
     assert.equal(log.count('terminateSourceInstance'), 0);
     assert.equal(outcome.progress.phase, 'cancelled');
@@ -522,25 +449,11 @@ describe('migrateInstance cancelled', () => {
     const wait = blockingUntilCancelled();
     const activities: Activities = { ...migrationActivities(), waitForImageAvailable: wait.fn };
 
-    const outcome = await cancelledWhileBlocked<MigrateInstanceResult>(
-      env,
-      recorded(log, activities),
-      wait,
-      (taskQueue) => startMigration(env, taskQueue, migrateInput()),
-      { queuePrefix: 'migrate-instance' },
-    );
+    const outcome = await cancelledMigration(env, recorded(log, activities), wait);
     await saveHistory(outcome, 'migrate-instance-cancelled-during-image');
 
     assertCancelled(migrationFailed(outcome));
-    assertCalls(log, [
-      ...BEFORE_CHILD,
-      'describeInstance',
-      'checkImageName',
-      'createImage',
-      'waitForImageAvailable',
-      'deleteImage',
-      'startInstance',
-    ]);
+    assertCalls(log, [...BEFORE_CHILD, ...IMAGE_AS_IS, 'deleteImage', 'startInstance']);
     assert.equal(log.count('launchInstance'), 0);
     assert.deepEqual(outcome.progress.compensations, [{ name: RESTART, state: 'done' }]);
   });
@@ -588,35 +501,21 @@ describe('migrateInstance resumed on another worker', () => {
     const wait = blockingUntilCancelled();
 
     // GIVEN: the first worker imaged the source and launched the new instance, and waits for its checks.
-    // It keeps no workflow cache: the time-skipping test server never hands a task queued for a gone
-    // worker's sticky queue back to the shared queue (a real server does, on shutdown or after 10 s),
-    // so with a cache the next workflow task would wait for the dead worker forever.
-    const firstWorker = await startWorker(
-      env,
-      taskQueue,
-      recorded(first, { ...migrationActivities(), waitForInstanceReady: wait.fn }),
-      { maxCachedWorkflows: 0 },
-    );
-    const firstRun = firstWorker.run();
-    const handle = await startMigration(env, taskQueue, migrateInput());
-    await wait.entered;
-
     // WHEN: it shuts down and a second worker takes over.
-    firstWorker.shutdown();
-    await firstRun;
-    await wait.cancelled;
-    const secondWorker = await startWorker(
-      env,
+    const outcome = await handedOver(env, {
       taskQueue,
-      recorded(second, migrationActivities({ sourceState: 'stopped' })),
-    );
-    const outcome = await secondWorker.runUntil(migrationOutcome(handle));
+      first: recorded(first, { ...migrationActivities(), waitForInstanceReady: wait.fn }),
+      blocked: wait,
+      start: (tq) => startMigration(env, tq, migrateInput()),
+      second: recorded(second, migrationActivities({ sourceState: 'stopped' })),
+      then: migrationOutcome,
+    });
     await saveHistory(outcome, 'migrate-instance-resumed-on-another-worker');
 
     // THEN
     const result = migrated(outcome);
     assert.equal(result.newInstanceId, NEW_ID);
-    // The first worker keeps no workflow cache (see above), so a read-only local activity can run
+    // The first worker keeps no workflow cache (see `handedOver`), so a read-only local activity can run
     // again when its task is replayed (local activities are at least once); collapse such repeats.
     // Whatever changes AWS must still run exactly once: checked below.
     assertCalls(collapseReadOnlyRepeats(first), [...UP_TO_LAUNCH, 'waitForInstanceReady']);

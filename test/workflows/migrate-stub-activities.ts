@@ -12,11 +12,13 @@ import type { InstanceState, MigrateInstanceInput, MigrateInstanceResult } from 
 import type { migrateInstance } from '../../workflows';
 import type { WorkflowOutcome } from './harness';
 import {
+  cancelledWhileBlocked,
   failed,
   failureChain,
+  starterOf,
   stepReached,
   succeeded,
-  uniqueWorkflowId,
+  withLog,
   withWorker,
   workflowOutcome,
 } from './harness';
@@ -133,19 +135,7 @@ export function migrationActivities(scenario: MigrationScenario = {}): Activitie
 
 export type MigrationOutcome = WorkflowOutcome<MigrateInstanceResult>;
 
-export function startMigration(
-  env: TestWorkflowEnvironment,
-  taskQueue: string,
-  input: unknown,
-  workflowId = uniqueWorkflowId('migrate'),
-): Promise<WorkflowHandle<typeof migrateInstance>> {
-  return env.client.workflow.start<typeof migrateInstance>('migrateInstance', {
-    taskQueue,
-    workflowId,
-    // Deliberately unchecked: tests also send inputs the client library would refuse.
-    args: [input as MigrateInstanceInput],
-  });
-}
+export const startMigration = starterOf<typeof migrateInstance>('migrateInstance', 'migrate');
 
 export function migrationOutcome(handle: WorkflowHandle<typeof migrateInstance>): Promise<MigrationOutcome> {
   return workflowOutcome<MigrateInstanceResult>(handle);
@@ -161,6 +151,33 @@ export function withMigrationWorker<T>(
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
   return withWorker(env, activities, fn, 'migrate-instance');
+}
+
+/**
+ * A migration of `migrateInput()` on a fresh worker serving `activities`, cancelled while `blocked`
+ * runs (with `afterLaunch`, once the new instance is launched too), to its end.
+ */
+export function cancelledMigration(
+  env: TestWorkflowEnvironment,
+  activities: Activities,
+  blocked: { entered: Promise<void>; cancelled: Promise<void> },
+  { afterLaunch = false }: { afterLaunch?: boolean } = {},
+): Promise<MigrationOutcome> {
+  return cancelledWhileBlocked<MigrateInstanceResult>(
+    env,
+    activities,
+    blocked,
+    (taskQueue) => startMigration(env, taskQueue, migrateInput()),
+    {
+      queuePrefix: 'migrate-instance',
+      ...(afterLaunch ? { beforeCancel: (h) => stepReached(h, 'launch instance', ['done']) } : {}),
+    },
+  );
+}
+
+/** `runMigration` with every activity call recorded: the outcome, and the calls in `log`. */
+export function runLoggedMigration(env: TestWorkflowEnvironment, activities: Activities, input: unknown) {
+  return withLog(activities, (recordedActivities) => runMigration(env, recordedActivities, input));
 }
 
 export async function runMigration(

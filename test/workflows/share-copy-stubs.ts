@@ -2,15 +2,16 @@
  * Helpers for the shareImage / copyImage time-skipping tests: the fake activities (from
  * devkit/fake-share-copy.ts), waits that block until cancelled, and starting and following runs.
  */
-import { Context } from '@temporalio/activity';
-import type { WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import type { Workflow } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Activities } from '../../activities';
-import type { AwsTarget, WorkflowProgress } from '../../workflows/contracts';
-import { progressQuery } from '../../workflows/contracts';
-import type { History } from './stub-activities';
-import { deferred, eventually, uniqueWorkflowId } from './stub-activities';
+import type { Activities, ActivityDeps } from '../../activities';
+import { shareRunActivities } from '../../activities/share-runs';
+import { shareCopyActivities } from '../../devkit/fake-share-copy';
+import type { AwsTarget, LaunchPermissionEntry, UnshareImageResult } from '../../workflows/contracts';
+import type { WorkflowOutcome } from './harness';
+import { deferred, heartbeatUntilCancelled, startUnchecked, workflowOutcome } from './harness';
 
 // The fakes themselves live in devkit (the share/copy benchmark uses them too).
 export * from '../../devkit/fake-share-copy';
@@ -46,14 +47,10 @@ export function blockingWaits(
   return {
     fn: async (input) => {
       if (!blocks(input.target)) return otherwise(input);
-      const ctx = Context.current();
       entered += 1;
       notify();
       try {
-        for (;;) {
-          ctx.heartbeat();
-          await ctx.sleep(20); // the stub's heartbeat pace, not a wait for something in the test
-        }
+        return await heartbeatUntilCancelled();
       } finally {
         cancelled += 1;
         notify();
@@ -70,38 +67,69 @@ export function start<T extends Workflow>(
   taskQueue: string,
   input: unknown,
 ): Promise<WorkflowHandle<T>> {
-  // Deliberately unchecked: tests also send inputs the client library would refuse.
-  const options = { taskQueue, workflowId: uniqueWorkflowId(workflowType), args: [input] };
-  return env.client.workflow.start<T>(workflowType, options as unknown as WorkflowStartOptions<T>);
+  return startUnchecked<T>(env, workflowType, taskQueue, input);
 }
 
-export type RunOutcome<R> =
-  | { ok: true; result: R; progress: WorkflowProgress; history: History; workflowId: string }
-  | { ok: false; error: unknown; progress: WorkflowProgress; history: History; workflowId: string };
-
-export async function outcome<R>(handle: WorkflowHandle): Promise<RunOutcome<R>> {
-  let settled: { ok: true; result: R } | { ok: false; error: unknown };
-  try {
-    settled = { ok: true, result: (await handle.result()) as R };
-  } catch (error) {
-    settled = { ok: false, error };
-  }
-  return {
-    ...settled,
-    progress: await handle.query(progressQuery),
-    history: await handle.fetchHistory(),
-    workflowId: handle.workflowId,
-  };
+/** An unshareImage run of `input` (a share run's id, and what else the test sends), to its end. */
+export async function unshare(
+  env: TestWorkflowEnvironment,
+  taskQueue: string,
+  input: Record<string, unknown>,
+): Promise<WorkflowOutcome<UnshareImageResult>> {
+  return workflowOutcome<UnshareImageResult>(await start(env, 'unshareImage', taskQueue, input));
 }
 
-/** Resolves once the run's progress shows `step` in one of `states`. */
-export function stepIs(
-  handle: WorkflowHandle,
-  step: string,
-  states: readonly string[],
-): Promise<WorkflowProgress> {
-  return eventually(`step '${step}' to be ${states.join(' or ')}`, async () => {
-    const p = await handle.query(progressQuery);
-    return p.steps.find((s) => s.name === step && states.includes(s.state)) ? p : undefined;
+// The harness's run outcome and step wait, under the names these tests have always used.
+export {
+  type WorkflowOutcome as RunOutcome,
+  workflowOutcome as outcome,
+  stepReached as stepIs,
+} from './harness';
+
+/**
+ * The real `readShareRun`, reading the test server's own record of the share run (with a plain
+ * client: the test client's `result()` would unlock time skipping from inside an activity).
+ */
+export function withReadShareRun(env: TestWorkflowEnvironment, activities: Activities): Activities {
+  const workflow = new Client({ connection: env.connection, namespace: env.namespace }).workflow;
+  const { readShareRun } = shareRunActivities({
+    ...({} as ActivityDeps),
+    temporal: () => Promise.resolve({ workflow, close: () => Promise.resolve() }),
   });
+  return { ...activities, readShareRun };
+}
+
+/**
+ * Stubs over an image whose launch permissions change as AWS would (adds and removes land in
+ * `launch`, so the share ledger's own reads see them), with the real `readShareRun` for unshares.
+ * Image waits (a copy's) hold until `gate` resolves, when one is given.
+ */
+export function liveImage(
+  env: TestWorkflowEnvironment,
+  gate?: Promise<void>,
+): { activities: Activities; launch: LaunchPermissionEntry[] } {
+  const launch: LaunchPermissionEntry[] = [];
+  const base = shareCopyActivities({ launchPermissions: launch });
+  const same = (a: LaunchPermissionEntry, b: LaunchPermissionEntry) => a.userId === b.userId;
+  return {
+    launch,
+    activities: withReadShareRun(env, {
+      ...base,
+      addLaunchPermissions: (input) => {
+        for (const p of input.permissions) if (!launch.some((h) => same(h, p))) launch.push(p);
+        return base.addLaunchPermissions(input);
+      },
+      removeLaunchPermissions: (input) => {
+        for (const p of input.permissions) {
+          const i = launch.findIndex((h) => same(h, p));
+          if (i >= 0) launch.splice(i, 1);
+        }
+        return base.removeLaunchPermissions(input);
+      },
+      waitForImageAvailable: async (input) => {
+        await gate;
+        return base.waitForImageAvailable(input);
+      },
+    }),
+  };
 }

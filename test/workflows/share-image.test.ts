@@ -6,15 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Client, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { Activities, ActivityDeps } from '../../activities';
-import { shareRunActivities } from '../../activities/share-runs';
-import type { ShareImageResult, UnshareImageResult } from '../../workflows/contracts';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Activities } from '../../activities';
+import type { ShareImageInput, ShareImageResult } from '../../workflows/contracts';
 import { FailureType, setShareExpiryUpdate, shareGrantName } from '../../workflows/contracts';
 import type { shareImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import type { RunOutcome } from './share-copy-stubs';
 import {
   ACCOUNT_A,
@@ -31,43 +30,74 @@ import {
   shareInput,
   start,
   stepIs,
+  unshare,
+  withReadShareRun,
 } from './share-copy-stubs';
 import {
   ActivityLog,
+  type ActivityName,
   assertActivityFailure,
   assertCalls,
+  assertWorkflowCancelled,
+  failed,
   failing,
   recorded,
   scheduledActivities,
-  startWorker,
   stepStates,
-} from './stub-activities';
-import { workflowEnv } from './harness';
+  succeeded,
+  withWorker,
+  workflowEnv,
+} from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
-type ShareHandle = Awaited<ReturnType<typeof start<typeof shareImage>>>;
-
-/** Runs `fn` with a worker on its own task queue serving `activities`, recorded in `log`. */
-async function withShareWorker<T>(
+/** Runs `fn` on a fresh worker and task queue serving `activities`, recorded in `log`. */
+const withShareWorker = <T>(
   log: ActivityLog,
   activities: Activities,
   fn: (taskQueue: string) => Promise<T>,
-): Promise<T> {
-  const taskQueue = uniqueTaskQueue('share');
-  const worker = await startWorker(env, taskQueue, recorded(log, activities));
-  return worker.runUntil(fn(taskQueue));
+) => withWorker(env, recorded(log, activities), fn, 'share');
+
+/** A shareImage run of `input` to its end, on a fresh worker serving `activities`, recorded in `log`. */
+const runShare = (log: ActivityLog, activities: Activities, input: unknown) =>
+  withShareWorker(log, activities, async (tq) =>
+    outcome<ShareImageResult>(await start(env, 'shareImage', tq, input)),
+  );
+
+/** A share of `days` days, started and holding its permissions until it expires. */
+async function heldShare(tq: string, days: number) {
+  const handle = await start<typeof shareImage>(
+    env,
+    'shareImage',
+    tq,
+    shareInput({ durationSeconds: days * DAY }),
+  );
+  await stepIs(handle, 'shared until expiry', ['running']);
+  return handle;
 }
 
-function succeeded<R>(o: RunOutcome<R>): R {
-  if (!o.ok) assert.fail(`expected success, the run failed: ${String(o.error)}`);
-  return o.result;
+/** The workflow's own failure (not an activity's): its type, and a message matching `message`. */
+function assertRefused(o: RunOutcome<unknown>, type: FailureType, message?: RegExp): void {
+  const err = failed(o);
+  assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure, String(err));
+  assert.equal(err.cause.type, type);
+  if (message) assert.match(err.cause.message, message);
 }
 
-function failedWith(o: RunOutcome<unknown>): unknown {
-  if (o.ok) assert.fail(`expected a failure, the run succeeded: ${JSON.stringify(o.result)}`);
-  return o.error;
-}
+/**
+ * A CMK-encrypted share's calls: grants, then create-volume, then launch (by the image's share
+ * ledger, after its own read of the image); then the reverse, whether withdrawn or undone.
+ */
+const CMK_SHARE_THEN_UNDO: ActivityName[] = [
+  'describeImageForSharing',
+  'grantKeyAccess',
+  'describeImageForSharing',
+  'addSnapshotPermissions',
+  'addLaunchPermissions',
+  'removeLaunchPermissions',
+  'removeSnapshotPermissions',
+  'revokeKeyGrants',
+];
 
 const ms = (iso: string | undefined) => Date.parse(iso ?? 'invalid');
 
@@ -81,11 +111,7 @@ void describe('shareImage with an expiry', () => {
     });
     const wallStart = Date.now();
 
-    const o = await withShareWorker(log, activities, async (tq) =>
-      outcome<ShareImageResult>(
-        await start(env, 'shareImage', tq, shareInput({ durationSeconds: 30 * DAY })),
-      ),
-    );
+    const o = await runShare(log, activities, shareInput({ durationSeconds: 30 * DAY }));
     await saveHistory(o, 'share-image-expiry-withdrawn');
     const wall = Date.now() - wallStart;
 
@@ -114,16 +140,7 @@ void describe('shareImage with an expiry', () => {
     });
     // THEN: grants, then create-volume, then launch (by the image's share ledger, after its own
     // read of the image); at the end the reverse, with the same entries
-    assertCalls(log, [
-      'describeImageForSharing',
-      'grantKeyAccess',
-      'describeImageForSharing',
-      'addSnapshotPermissions',
-      'addLaunchPermissions',
-      'removeLaunchPermissions',
-      'removeSnapshotPermissions',
-      'revokeKeyGrants',
-    ]);
+    assertCalls(log, CMK_SHARE_THEN_UNDO);
     assert.deepEqual(log.inputs('removeLaunchPermissions')[0]?.permissions, [{ userId: ACCOUNT_B }]);
     assert.deepEqual(log.inputs('removeSnapshotPermissions')[0]?.permissions, r.added.snapshotPermissions);
     const runId = r.added.grants[0]?.grantName.split('/')[1] ?? '';
@@ -144,14 +161,7 @@ void describe('shareImage with an expiry', () => {
   void it('GIVEN a 30-day share in place WHEN an update extends it to 40 days and a bad update is sent THEN the bad one is refused, the run goes on, and it is withdrawn at 40 days', async () => {
     const log = new ActivityLog();
     const o = await withShareWorker(log, shareCopyActivities(), async (tq) => {
-      const handle: ShareHandle = await start(
-        env,
-        'shareImage',
-        tq,
-        shareInput({ durationSeconds: 30 * DAY }),
-      );
-      await stepIs(handle, 'shared until expiry', ['running']);
-
+      const handle = await heldShare(tq, 30);
       const refused = await handle
         .executeUpdate(setShareExpiryUpdate, { args: [{ expiresAt: '2001-01-01T00:00:00Z' }] })
         .then(
@@ -184,13 +194,7 @@ void describe('shareImage with an expiry', () => {
   void it('GIVEN a 30-day share in place WHEN an update brings the end to now THEN it is withdrawn at once', async () => {
     const log = new ActivityLog();
     const o = await withShareWorker(log, shareCopyActivities(), async (tq) => {
-      const handle: ShareHandle = await start(
-        env,
-        'shareImage',
-        tq,
-        shareInput({ durationSeconds: 30 * DAY }),
-      );
-      await stepIs(handle, 'shared until expiry', ['running']);
+      const handle = await heldShare(tq, 30);
       await handle.executeUpdate(setShareExpiryUpdate, { args: [{ expiresInSeconds: 0 }] });
       return outcome<ShareImageResult>(handle);
     });
@@ -214,21 +218,14 @@ void describe('shareImage with an expiry', () => {
       log,
       shareCopyActivities({ encryption: 'customer-managed-key' }),
       async (tq) => {
-        const handle: ShareHandle = await start(
-          env,
-          'shareImage',
-          tq,
-          shareInput({ durationSeconds: 7 * DAY }),
-        );
-        await stepIs(handle, 'shared until expiry', ['running']);
+        const handle = await heldShare(tq, 7);
         await handle.cancel();
         return outcome<ShareImageResult>(handle);
       },
     );
     await saveHistory(o, 'share-image-cancelled');
 
-    const err = failedWith(o);
-    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, String(err));
+    assertWorkflowCancelled(failed(o));
     assert.deepEqual(
       o.progress.compensations.map((c) => [c.name, c.state]),
       [
@@ -244,12 +241,10 @@ void describe('shareImage with an expiry', () => {
 void describe('shareImage failures and encryption', () => {
   void it('GIVEN an aws/ebs-encrypted image and no reencryptWith WHEN shared THEN AwsManagedKeyNotShareable with its message, and nothing is added', async () => {
     const log = new ActivityLog();
-    const o = await withShareWorker(log, shareCopyActivities({ encryption: 'aws-managed-key' }), async (tq) =>
-      outcome(await start(env, 'shareImage', tq, shareInput())),
-    );
+    const o = await runShare(log, shareCopyActivities({ encryption: 'aws-managed-key' }), shareInput());
     await saveHistory(o, 'share-image-aws-managed-key-refused');
 
-    const cause = assertActivityFailure(failedWith(o), {
+    const cause = assertActivityFailure(failed(o), {
       activityType: 'describeImageForSharing',
       local: true,
       type: FailureType.AwsManagedKeyNotShareable,
@@ -264,10 +259,10 @@ void describe('shareImage failures and encryption', () => {
 
   void it('GIVEN an aws/ebs-encrypted image and reencryptWith a CMK WHEN shared THEN it is copied under the CMK in its region and the copy is shared, with grants on the CMK', async () => {
     const log = new ActivityLog();
-    const o = await withShareWorker(log, shareCopyActivities({ encryption: 'aws-managed-key' }), async (tq) =>
-      outcome<ShareImageResult>(
-        await start(env, 'shareImage', tq, shareInput({ reencryptWith: REENCRYPT_KEY })),
-      ),
+    const o = await runShare(
+      log,
+      shareCopyActivities({ encryption: 'aws-managed-key' }),
+      shareInput({ reencryptWith: REENCRYPT_KEY }),
     );
     await saveHistory(o, 'share-image-reencrypted');
 
@@ -301,28 +296,15 @@ void describe('shareImage failures and encryption', () => {
       'addLaunchPermissions',
       FailureType.AwsPolicyRefused,
     );
-    const o = await withShareWorker(log, activities, async (tq) =>
-      outcome(await start(env, 'shareImage', tq, shareInput())),
-    );
+    const o = await runShare(log, activities, shareInput());
     // The first name holds the run from before 'share-permissions-as-activities' (local activities);
     // keep it when re-recording, so runs open from then still replay.
     await saveHistory(o, 'share-image-launch-permission-activity-failed');
 
     // The share ledger ran the step: it let go of what the failed request held, and the share
     // fails with AWS's refusal, then revokes its grants.
-    const err = failedWith(o);
-    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure, String(err));
-    assert.equal(err.cause.type, FailureType.AwsPolicyRefused);
-    assertCalls(log, [
-      'describeImageForSharing',
-      'grantKeyAccess',
-      'describeImageForSharing',
-      'addSnapshotPermissions',
-      'addLaunchPermissions',
-      'removeLaunchPermissions',
-      'removeSnapshotPermissions',
-      'revokeKeyGrants',
-    ]);
+    assertRefused(o, FailureType.AwsPolicyRefused);
+    assertCalls(log, CMK_SHARE_THEN_UNDO);
     assert.deepEqual(
       o.progress.compensations.map((c) => c.name),
       ['release permissions held through the share ledger', `revoke grants on ${CMK_ARN}`],
@@ -350,64 +332,57 @@ void describe('shareImage failures and encryption', () => {
         ),
     );
 
-    const err = failedWith(o);
-    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.type, FailureType.KmsGrantNeedsAccounts);
-    assert.match(err.cause.message, /kmsAccess 'key-policy'/);
+    assertRefused(o, FailureType.KmsGrantNeedsAccounts, /kmsAccess 'key-policy'/);
     assertCalls(log, ['describeImageForSharing']);
   });
 
   void it("GIVEN the image owner's own account among the targets (found only at run time) WHEN shared THEN InvalidInput naming the field", async () => {
     const log = new ActivityLog();
     const { accountId: _owner, ...noOwner } = shareInput();
-    const o = await withShareWorker(log, shareCopyActivities(), async (tq) =>
-      outcome(
-        await start(env, 'shareImage', tq, { ...noOwner, targets: { accountIds: [ACCOUNT_A, OWNER] } }),
-      ),
-    );
+    const o = await runShare(log, shareCopyActivities(), {
+      ...noOwner,
+      targets: { accountIds: [ACCOUNT_A, OWNER] },
+    });
     await saveHistory(o, 'share-image-own-account-refused');
 
-    const err = failedWith(o);
-    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.type, FailureType.InvalidInput);
-    assert.match(err.cause.message, /targets\.accountIds\[1\]: 111122223333 is the image's own account/);
+    assertRefused(
+      o,
+      FailureType.InvalidInput,
+      /targets\.accountIds\[1\]: 111122223333 is the image's own account/,
+    );
     assertCalls(log, ['describeImageForSharing']);
   });
 });
-
-/**
- * The real `readShareRun`, reading the test server's own record of the share run (with a plain
- * client: the test client's `result()` would unlock time skipping from inside an activity).
- */
-function readingRuns(activities: Activities): Activities {
-  const workflow = new Client({ connection: env.connection, namespace: env.namespace }).workflow;
-  const { readShareRun } = shareRunActivities({
-    ...({} as ActivityDeps),
-    temporal: () => Promise.resolve({ workflow, close: () => Promise.resolve() }),
-  });
-  return { ...activities, readShareRun };
-}
 
 async function openEndedShare(tq: string, input = shareInput({ targets: { accountIds: [ACCOUNT_B] } })) {
   const handle = await start(env, 'shareImage', tq, input);
   return { workflowId: handle.workflowId, shared: succeeded(await outcome<ShareImageResult>(handle)) };
 }
 
+/**
+ * An open-ended share of `input` on a worker serving `activities` (with the real readShareRun),
+ * then `then` on the same worker: what `then` returned, and every call of the two in `log`.
+ */
+async function afterOpenShare<T>(
+  activities: Activities,
+  then: (tq: string, share: Awaited<ReturnType<typeof openEndedShare>>, log: ActivityLog) => Promise<T>,
+  input?: ShareImageInput,
+): Promise<{ o: T; log: ActivityLog }> {
+  const log = new ActivityLog();
+  const o = await withShareWorker(log, withReadShareRun(env, activities), async (tq) =>
+    then(tq, await openEndedShare(tq, input), log),
+  );
+  return { o, log };
+}
+
 void describe('unshareImage', () => {
   void it('GIVEN an open-ended share run WHEN unshared by its workflow id THEN exactly what the run added is withdrawn, read from its own result, and the re-encrypted copy kept unless asked', async () => {
-    const log = new ActivityLog();
-    const o = await withShareWorker(
-      log,
-      readingRuns(shareCopyActivities({ encryption: 'customer-managed-key' })),
-      async (tq) => {
-        const { workflowId, shared } = await openEndedShare(tq);
-        return {
-          shared,
-          un: await outcome<UnshareImageResult>(
-            await start(env, 'unshareImage', tq, { shareWorkflowId: workflowId }),
-          ),
-        };
-      },
+    const { o, log } = await afterOpenShare(
+      shareCopyActivities({ encryption: 'customer-managed-key' }),
+      async (tq, { workflowId, shared }) => ({
+        shared,
+        un: await unshare(env, tq, { shareWorkflowId: workflowId }),
+      }),
     );
 
     await saveHistory(o.un, 'unshare-image');
@@ -424,12 +399,9 @@ void describe('unshareImage', () => {
   });
 
   void it("GIVEN a forged record naming another account's permission and a grant not made by amiflow WHEN unshared with a real share run THEN refused, nothing withdrawn", async () => {
-    const log = new ActivityLog();
-    const o = await withShareWorker(
-      log,
-      readingRuns(shareCopyActivities({ encryption: 'customer-managed-key' })),
-      async (tq) => {
-        const { workflowId, shared } = await openEndedShare(tq);
+    const { o, log } = await afterOpenShare(
+      shareCopyActivities({ encryption: 'customer-managed-key' }),
+      async (tq, { workflowId, shared }) => {
         const forged = {
           image: shared.image,
           sharedImageId: shared.sharedImageId,
@@ -441,59 +413,41 @@ void describe('unshareImage', () => {
             ],
           },
         };
-        return outcome<UnshareImageResult>(
-          await start(env, 'unshareImage', tq, { shareWorkflowId: workflowId, share: forged }),
-        );
+        return unshare(env, tq, { shareWorkflowId: workflowId, share: forged });
       },
     );
 
-    const err = failedWith(o);
-    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.type, FailureType.ShareRunRefused);
-    assert.match(err.cause.message, /differs from the run's own in added/);
+    assertRefused(o, FailureType.ShareRunRefused, /differs from the run's own in added/);
     assert.equal(log.count('removeLaunchPermissions'), 0);
     assert.equal(log.count('removeSnapshotPermissions'), 0);
     assert.equal(log.count('revokeKeyGrants'), 0);
   });
 
   void it('GIVEN only a hand-written record and no share run WHEN unshared THEN refused as invalid input before any activity', async () => {
-    const log = new ActivityLog();
-    const o = await withShareWorker(log, readingRuns(shareCopyActivities()), async (tq) => {
-      const { shared } = await openEndedShare(tq);
-      log.calls.length = 0;
-      return outcome<UnshareImageResult>(await start(env, 'unshareImage', tq, { share: shared }));
+    const { o, log } = await afterOpenShare(shareCopyActivities(), (tq, { shared }, calls) => {
+      calls.calls.length = 0;
+      return unshare(env, tq, { share: shared });
     });
 
-    const err = failedWith(o);
-    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.type, FailureType.InvalidInput);
-    assert.match(err.cause.message, /shareWorkflowId: is required/);
+    assertRefused(o, FailureType.InvalidInput, /shareWorkflowId: is required/);
     assertCalls(log, []);
   });
 
   void it('GIVEN the id of a run that is not a share WHEN unshared THEN refused, nothing withdrawn', async () => {
-    const log = new ActivityLog();
-    const o = await withShareWorker(log, readingRuns(shareCopyActivities()), async (tq) => {
-      const { workflowId } = await openEndedShare(tq);
-      const unshare = await start(env, 'unshareImage', tq, { shareWorkflowId: workflowId });
-      assert.ok(succeeded(await outcome<UnshareImageResult>(unshare)).withdrawn.launchPermissions.length > 0);
-      log.calls.length = 0;
-      return outcome<UnshareImageResult>(
-        await start(env, 'unshareImage', tq, { shareWorkflowId: unshare.workflowId }),
-      );
+    const { o, log } = await afterOpenShare(shareCopyActivities(), async (tq, { workflowId }, calls) => {
+      const first = await unshare(env, tq, { shareWorkflowId: workflowId });
+      assert.ok(succeeded(first).withdrawn.launchPermissions.length > 0);
+      calls.calls.length = 0;
+      return unshare(env, tq, { shareWorkflowId: first.workflowId });
     });
 
-    const err = failedWith(o);
-    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.type, FailureType.ShareRunRefused);
-    assert.match(err.cause.message, /is a unshareImage run, not a shareImage run/);
+    assertRefused(o, FailureType.ShareRunRefused, /is a unshareImage run, not a shareImage run/);
     assertCalls(log, ['readShareRun']);
   });
 
   void it("GIVEN a re-encrypted share whose copy an instance uses WHEN unshared with deleteReencryptedCopy THEN the copy goes through the retirement checks with the run's tags and is kept", async () => {
-    const log = new ActivityLog();
     const activities: Activities = {
-      ...readingRuns(shareCopyActivities({ encryption: 'aws-managed-key' })),
+      ...shareCopyActivities({ encryption: 'aws-managed-key' }),
       retireImage: (input) =>
         Promise.resolve({
           imageId: input.imageId,
@@ -502,18 +456,14 @@ void describe('unshareImage', () => {
           references: [`arn:aws:ec2:eu-west-1:${OWNER}:instance/i-0123456789abcdef0`],
         }),
     };
-    const o = await withShareWorker(log, activities, async (tq) => {
-      const { workflowId, shared } = await openEndedShare(
-        tq,
-        shareInput({ targets: { accountIds: [ACCOUNT_B] }, reencryptWith: REENCRYPT_KEY }),
-      );
-      return {
+    const { o, log } = await afterOpenShare(
+      activities,
+      async (tq, { workflowId, shared }) => ({
         shared,
-        un: await outcome<UnshareImageResult>(
-          await start(env, 'unshareImage', tq, { shareWorkflowId: workflowId, deleteReencryptedCopy: true }),
-        ),
-      };
-    });
+        un: await unshare(env, tq, { shareWorkflowId: workflowId, deleteReencryptedCopy: true }),
+      }),
+      shareInput({ targets: { accountIds: [ACCOUNT_B] }, reencryptWith: REENCRYPT_KEY }),
+    );
 
     const r = succeeded(o.un);
     const copy = o.shared.reencryptedCopy;

@@ -7,27 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Client } from '@temporalio/client';
-import type { Activities, ActivityDeps } from '../../activities';
-import { shareRunActivities } from '../../activities/share-runs';
-import type {
-  CopyImageResult,
-  LaunchPermissionEntry,
-  ShareImageResult,
-  UnshareImageResult,
-} from '../../workflows/contracts';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import type { Activities } from '../../activities';
+import type { CopyImageResult, ShareImageResult } from '../../workflows/contracts';
+import { timeSkippingEnv } from '../support/temporal';
 import {
   ACCOUNT_B,
   copyInput,
   outcome,
-  shareCopyActivities,
+  liveImage,
   shareInput,
   start,
   stepIs,
+  unshare,
 } from './share-copy-stubs';
-import { ActivityLog, deferred, recorded, startWorker } from './stub-activities';
-import { workflowEnv } from './harness';
+import { ActivityLog, deferred, recorded, succeeded, withWorker, workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
@@ -36,70 +29,21 @@ const TO_B = { targets: { accountIds: [ACCOUNT_B] }, allowCopy: true };
 /** One destination, in account B: copyImage shares the source with B through a child shareImage. */
 const COPY_TO_B = copyInput({ destinations: [{ region: 'eu-north-1', accountId: ACCOUNT_B }] });
 
-/** Stubs over an image whose launch permissions change as AWS would; copies wait for `gate`. */
-function liveImage(gate?: Promise<void>): { activities: Activities; launch: LaunchPermissionEntry[] } {
-  const launch: LaunchPermissionEntry[] = [];
-  const base = shareCopyActivities({ launchPermissions: launch });
-  const same = (a: LaunchPermissionEntry, b: LaunchPermissionEntry) => a.userId === b.userId;
-  const workflow = new Client({ connection: env.connection, namespace: env.namespace }).workflow;
-  const { readShareRun } = shareRunActivities({
-    ...({} as ActivityDeps),
-    temporal: () => Promise.resolve({ workflow, close: () => Promise.resolve() }),
-  });
-  return {
-    launch,
-    activities: {
-      ...base,
-      readShareRun,
-      addLaunchPermissions: (input) => {
-        for (const p of input.permissions) if (!launch.some((h) => same(h, p))) launch.push(p);
-        return base.addLaunchPermissions(input);
-      },
-      removeLaunchPermissions: (input) => {
-        for (const p of input.permissions) {
-          const i = launch.findIndex((h) => same(h, p));
-          if (i >= 0) launch.splice(i, 1);
-        }
-        return base.removeLaunchPermissions(input);
-      },
-      waitForImageAvailable: async (input) => {
-        await gate;
-        return base.waitForImageAvailable(input);
-      },
-    },
-  };
-}
-
-async function withWorker<T>(
-  log: ActivityLog,
-  activities: Activities,
-  fn: (tq: string) => Promise<T>,
-): Promise<T> {
-  const tq = uniqueTaskQueue('ledger-child');
-  const worker = await startWorker(env, tq, recorded(log, activities));
-  return worker.runUntil(fn(tq));
-}
-
-function ok<R>(o: Awaited<ReturnType<typeof outcome<R>>>): R {
-  if (!o.ok) assert.fail(`the run failed: ${String(o.error)}`);
-  return o.result;
-}
+/** Runs `fn` on a fresh worker and task queue serving `activities`, recorded in `log`. */
+const withLedgerWorker = <T>(log: ActivityLog, activities: Activities, fn: (tq: string) => Promise<T>) =>
+  withWorker(env, recorded(log, activities), fn, 'ledger-child');
 
 void describe('share ledger: child shares of copyImage hold through it too', () => {
   void it('GIVEN an open-ended share to B WHEN a copy to B shares the image (child) and withdraws it THEN B keeps access, and unsharing the open one removes it', async () => {
     const log = new ActivityLog();
-    const { activities, launch } = liveImage();
-    const o = await withWorker(log, activities, async (tq) => {
+    const { activities, launch } = liveImage(env);
+    const o = await withLedgerWorker(log, activities, async (tq) => {
       const open = await start(env, 'shareImage', tq, shareInput(TO_B));
-      const openDone = ok(await outcome<ShareImageResult>(open));
-      const copied = ok(await outcome<CopyImageResult>(await start(env, 'copyImage', tq, COPY_TO_B)));
+      const openDone = succeeded(await outcome<ShareImageResult>(open));
+      const copied = succeeded(await outcome<CopyImageResult>(await start(env, 'copyImage', tq, COPY_TO_B)));
       const accessAfterCopy = [...launch];
       const removesAfterCopy = log.count('removeLaunchPermissions');
-      const un = ok(
-        await outcome<UnshareImageResult>(
-          await start(env, 'unshareImage', tq, { shareWorkflowId: open.workflowId }),
-        ),
-      );
+      const un = succeeded(await unshare(env, tq, { shareWorkflowId: open.workflowId }));
       return { openDone, copied, accessAfterCopy, removesAfterCopy, un };
     });
     // THEN the copy's share was withdrawn, but B stayed: the open share holds it
@@ -115,20 +59,16 @@ void describe('share ledger: child shares of copyImage hold through it too', () 
   void it('GIVEN a copy to B mid-way (its child share holds B) WHEN a share to B is made and unshared THEN B stays for the copy, and the copy withdrawing its share removes it', async () => {
     const log = new ActivityLog();
     const gate = deferred();
-    const { activities, launch } = liveImage(gate.promise);
-    const o = await withWorker(log, activities, async (tq) => {
+    const { activities, launch } = liveImage(env, gate.promise);
+    const o = await withLedgerWorker(log, activities, async (tq) => {
       const copy = await start(env, 'copyImage', tq, COPY_TO_B);
       await stepIs(copy, 'share with destination accounts', ['done']);
       const share = await start(env, 'shareImage', tq, shareInput(TO_B));
-      const shared = ok(await outcome<ShareImageResult>(share));
-      const un = ok(
-        await outcome<UnshareImageResult>(
-          await start(env, 'unshareImage', tq, { shareWorkflowId: share.workflowId }),
-        ),
-      );
+      const shared = succeeded(await outcome<ShareImageResult>(share));
+      const un = succeeded(await unshare(env, tq, { shareWorkflowId: share.workflowId }));
       const accessAfterUnshare = [...launch];
       gate.resolve();
-      const copied = ok(await outcome<CopyImageResult>(copy));
+      const copied = succeeded(await outcome<CopyImageResult>(copy));
       return { shared, un, accessAfterUnshare, copied };
     });
     // THEN the share counted B as amiflow's (held by the copy), not as there before amiflow

@@ -6,16 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Client } from '@temporalio/client';
-import type { Activities, ActivityDeps } from '../../activities';
-import { shareRunActivities } from '../../activities/share-runs';
-import type {
-  LaunchPermissionEntry,
-  LedgerOutcome,
-  LedgerRequest,
-  ShareImageResult,
-  UnshareImageResult,
-} from '../../workflows/contracts';
+import type { Activities } from '../../activities';
+import type { LedgerOutcome, LedgerRequest, ShareImageResult } from '../../workflows/contracts';
 import {
   ledgerEntriesQuery,
   ledgerOutcomeUpdate,
@@ -33,85 +25,46 @@ import {
   REGION,
   SOURCE_IMAGE,
   outcome,
-  shareCopyActivities,
+  liveImage,
   shareInput,
   start,
   stepIs,
+  unshare,
 } from './share-copy-stubs';
-import { ActivityLog, blockingUntilCancelled, recorded, startWorker, withinBound } from './stub-activities';
-import { workflowEnv } from './harness';
+import {
+  ActivityLog,
+  blockingUntilCancelled,
+  recorded,
+  scheduledActivities,
+  handedOver,
+  startWorker,
+  succeeded,
+  withWorker,
+  workflowEnv,
+} from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
-/** Stubs over an image whose launch permissions change as AWS would: adds and removes land. */
-function liveImage(): { activities: Activities; launch: LaunchPermissionEntry[] } {
-  const launch: LaunchPermissionEntry[] = [];
-  const base = shareCopyActivities({ launchPermissions: launch });
-  const same = (a: LaunchPermissionEntry, b: LaunchPermissionEntry) => a.userId === b.userId;
-  return {
-    launch,
-    activities: {
-      ...base,
-      addLaunchPermissions: (input) => {
-        for (const p of input.permissions) if (!launch.some((h) => same(h, p))) launch.push(p);
-        return base.addLaunchPermissions(input);
-      },
-      removeLaunchPermissions: (input) => {
-        for (const p of input.permissions) {
-          const i = launch.findIndex((h) => same(h, p));
-          if (i >= 0) launch.splice(i, 1);
-        }
-        return base.removeLaunchPermissions(input);
-      },
-    },
-  };
-}
-
-/** The real readShareRun (unshare reads the share run from the test server). */
-function withReadShareRun(activities: Activities): Activities {
-  const workflow = new Client({ connection: env.connection, namespace: env.namespace }).workflow;
-  const { readShareRun } = shareRunActivities({
-    ...({} as ActivityDeps),
-    temporal: () => Promise.resolve({ workflow, close: () => Promise.resolve() }),
-  });
-  return { ...activities, readShareRun };
-}
-
-async function withWorker<T>(
-  log: ActivityLog,
-  activities: Activities,
-  fn: (tq: string) => Promise<T>,
-): Promise<T> {
-  const tq = uniqueTaskQueue('ledger');
-  const worker = await startWorker(env, tq, recorded(log, withReadShareRun(activities)));
-  return worker.runUntil(fn(tq));
-}
-
-function ok<R>(o: Awaited<ReturnType<typeof outcome<R>>>): R {
-  if (!o.ok) assert.fail(`the run failed: ${String(o.error)}`);
-  return o.result;
-}
+/** Runs `fn` on a fresh worker and task queue serving `activities`, recorded in `log`. */
+const withLedgerWorker = <T>(log: ActivityLog, activities: Activities, fn: (tq: string) => Promise<T>) =>
+  withWorker(env, recorded(log, activities), fn, 'ledger');
 
 const TO_B = { targets: { accountIds: [ACCOUNT_B] }, allowCopy: false };
 const B = [{ userId: ACCOUNT_B }];
 
-async function unshare(tq: string, shareWorkflowId: string) {
-  return outcome<UnshareImageResult>(await start(env, 'unshareImage', tq, { shareWorkflowId }));
-}
-
 void describe('share ledger: overlapping shares of one image', () => {
   void it('GIVEN an open-ended and a 30-day share to the same account WHEN the open-ended one is withdrawn THEN access stays while the 30-day share lives, and its end removes it', async () => {
     const log = new ActivityLog();
-    const { activities, launch } = liveImage();
-    const o = await withWorker(log, activities, async (tq) => {
+    const { activities, launch } = liveImage(env);
+    const o = await withLedgerWorker(log, activities, async (tq) => {
       const open = await start(env, 'shareImage', tq, shareInput(TO_B));
-      const openDone = ok(await outcome<ShareImageResult>(open));
+      const openDone = succeeded(await outcome<ShareImageResult>(open));
       const timed = await start(env, 'shareImage', tq, shareInput({ ...TO_B, durationSeconds: 30 * DAY }));
       await stepIs(timed, 'shared until expiry', ['running']);
-      const un = await unshare(tq, open.workflowId);
+      const un = await unshare(env, tq, { shareWorkflowId: open.workflowId });
       const accessAfterFirst = [...launch];
       await timed.executeUpdate(setShareExpiryUpdate, { args: [{ expiresInSeconds: 0 }] });
-      const timedDone = ok(await outcome<ShareImageResult>(timed));
+      const timedDone = succeeded(await outcome<ShareImageResult>(timed));
       return { openDone, timedDone, un, accessAfterFirst, timedId: timed.workflowId };
     });
     await saveHistory(o.un, 'unshare-image-ledger-kept');
@@ -122,7 +75,7 @@ void describe('share ledger: overlapping shares of one image', () => {
     assert.deepEqual(o.timedDone.alreadyPresent.launchPermissions, []);
     assert.ok(o.openDone.shareLedger?.endsWith(`${REGION}/${OWNER}/${SOURCE_IMAGE}`));
     // THEN withdrawing the first kept B, saying why; the 30-day share's end removed it
-    const un = ok(o.un);
+    const un = succeeded(o.un);
     assert.deepEqual(un.withdrawn.launchPermissions, []);
     assert.equal(un.kept?.[0]?.permission, `launch:user:${ACCOUNT_B}`);
     assert.match(un.kept?.[0]?.because ?? '', new RegExp(`still held by live share\\(s\\) ${o.timedId}/`));
@@ -134,31 +87,31 @@ void describe('share ledger: overlapping shares of one image', () => {
 
   void it('GIVEN the same two shares WHEN the 30-day one ends first THEN the open-ended share keeps access, and unsharing it removes it', async () => {
     const log = new ActivityLog();
-    const { activities, launch } = liveImage();
-    const o = await withWorker(log, activities, async (tq) => {
+    const { activities, launch } = liveImage(env);
+    const o = await withLedgerWorker(log, activities, async (tq) => {
       const open = await start(env, 'shareImage', tq, shareInput(TO_B));
-      ok(await outcome<ShareImageResult>(open));
+      succeeded(await outcome<ShareImageResult>(open));
       const timed = await start(env, 'shareImage', tq, shareInput({ ...TO_B, durationSeconds: 30 * DAY }));
       const timedDone = await outcome<ShareImageResult>(timed); // 30 days pass on the test clock
       const accessAfterExpiry = [...launch];
       const removesAfterExpiry = log.count('removeLaunchPermissions');
-      const un = await unshare(tq, open.workflowId);
+      const un = await unshare(env, tq, { shareWorkflowId: open.workflowId });
       return { timedDone, accessAfterExpiry, removesAfterExpiry, un };
     });
     await saveHistory(o.timedDone, 'share-image-ledger-expiry-kept');
     await saveHistory(o.un, 'unshare-image-ledger-last-removes');
 
-    assert.ok(ok(o.timedDone).withdrawnAt);
+    assert.ok(succeeded(o.timedDone).withdrawnAt);
     assert.deepEqual(o.accessAfterExpiry, B);
     assert.equal(o.removesAfterExpiry, 0);
-    assert.deepEqual(ok(o.un).withdrawn.launchPermissions, B);
+    assert.deepEqual(succeeded(o.un).withdrawn.launchPermissions, B);
     assert.deepEqual(launch, []);
   });
 
   void it('GIVEN three shares to the same account started at once WHEN all are withdrawn at once THEN exactly one removal, after the last', async () => {
     const log = new ActivityLog();
-    const { activities, launch } = liveImage();
-    const o = await withWorker(log, activities, async (tq) => {
+    const { activities, launch } = liveImage(env);
+    const o = await withLedgerWorker(log, activities, async (tq) => {
       const shares = await Promise.all([1, 2, 3].map(() => start(env, 'shareImage', tq, shareInput(TO_B))));
       const done = await Promise.all(shares.map((h) => outcome<ShareImageResult>(h)));
       const entries = await env.client.workflow
@@ -166,26 +119,26 @@ void describe('share ledger: overlapping shares of one image', () => {
           `${tq}/${shareLedgerWorkflowId({ region: REGION, accountId: OWNER, imageId: SOURCE_IMAGE })}`,
         )
         .query(ledgerEntriesQuery);
-      const uns = await Promise.all(shares.map((h) => unshare(tq, h.workflowId)));
+      const uns = await Promise.all(shares.map((h) => unshare(env, tq, { shareWorkflowId: h.workflowId })));
       return { done, entries, uns };
     });
-    for (const d of o.done) assert.deepEqual(ok(d).added.launchPermissions, B);
+    for (const d of o.done) assert.deepEqual(succeeded(d).added.launchPermissions, B);
     assert.equal(o.entries.find((e) => e.key === `launch:user:${ACCOUNT_B}`)?.holders.length, 3);
-    const removed = o.uns.filter((u) => ok(u).withdrawn.launchPermissions.length > 0);
+    const removed = o.uns.filter((u) => succeeded(u).withdrawn.launchPermissions.length > 0);
     assert.equal(removed.length, 1);
-    assert.equal(o.uns.filter((u) => (ok(u).kept ?? []).length > 0).length, 2);
+    assert.equal(o.uns.filter((u) => (succeeded(u).kept ?? []).length > 0).length, 2);
     assert.equal(log.count('removeLaunchPermissions'), 1);
     assert.deepEqual(launch, []);
   });
 
   void it('GIVEN a permission the account had before amiflow WHEN a share of it is withdrawn THEN it stays, recorded as already present', async () => {
     const log = new ActivityLog();
-    const { activities, launch } = liveImage();
+    const { activities, launch } = liveImage(env);
     launch.push({ userId: ACCOUNT_B });
-    const o = await withWorker(log, activities, async (tq) => {
+    const o = await withLedgerWorker(log, activities, async (tq) => {
       const h = await start(env, 'shareImage', tq, shareInput(TO_B));
-      const shared = ok(await outcome<ShareImageResult>(h));
-      return { shared, un: ok(await unshare(tq, h.workflowId)) };
+      const shared = succeeded(await outcome<ShareImageResult>(h));
+      return { shared, un: succeeded(await unshare(env, tq, { shareWorkflowId: h.workflowId })) };
     });
     assert.deepEqual(o.shared.added.launchPermissions, []);
     assert.deepEqual(o.shared.alreadyPresent.launchPermissions, B);
@@ -197,7 +150,7 @@ void describe('share ledger: overlapping shares of one image', () => {
 void describe('share ledger: its own life', () => {
   void it('GIVEN a ledger past its history limit WHEN requests keep coming THEN it continues as new, keeping who holds what and the answers given', async () => {
     const log = new ActivityLog();
-    const { activities } = liveImage();
+    const { activities } = liveImage(env);
     // The day this ledger idles is skipped on the test clock: on the test's own server (workflowEnv),
     // the ledgers earlier tests left waiting (their workers gone) cannot hold time skipping back.
     const tq = uniqueTaskQueue('ledger-life');
@@ -266,49 +219,27 @@ void describe('share ledger: its own life', () => {
   });
 });
 
-/** The activity types the workflow `workflowId` scheduled, in order. */
-async function scheduled(workflowId: string): Promise<string[]> {
-  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).flatMap((e) => {
-    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
-    return name ? [name] : [];
-  });
-}
-
 void describe('share ledger: a worker replaced in the middle of a request', () => {
   void it('GIVEN the ledger adding a launch permission for a share WHEN that worker shuts down and another takes over THEN the share completes there, the ledger added it once, and unsharing removes it once', async () => {
     const first = new ActivityLog();
     const second = new ActivityLog();
-    const { activities, launch } = liveImage();
+    const { activities, launch } = liveImage(env);
     const adding = blockingUntilCancelled();
     const tq = uniqueTaskQueue('ledger-handoff');
-    // No cache on the first worker: the test server never moves a gone worker's sticky queue on.
-    const firstWorker = await startWorker(
-      env,
-      tq,
-      recorded(first, withReadShareRun({ ...activities, addLaunchPermissions: adding.fn })),
-      { maxCachedWorkflows: 0 },
-    );
-    const firstRun = firstWorker.run();
-    const share = await start(env, 'shareImage', tq, shareInput(TO_B));
-    await withinBound(adding.entered, 'the ledger adding the launch permission');
-
     // WHEN: the worker running the ledger's add (and the share's request) goes away mid-request
-    firstWorker.shutdown();
-    await firstRun;
-    await adding.cancelled;
-    const secondWorker = await startWorker(env, tq, recorded(second, withReadShareRun(activities)));
-    const o = await secondWorker.runUntil(
-      withinBound(
-        (async () => {
-          const shared = ok(await outcome<ShareImageResult>(share));
-          const accessWhileShared = [...launch];
-          const un = await unshare(tq, share.workflowId);
-          return { shared, accessWhileShared, un };
-        })(),
-        'the share and its withdrawal on the second worker',
-      ),
-    );
+    const o = await handedOver(env, {
+      taskQueue: tq,
+      first: recorded(first, { ...activities, addLaunchPermissions: adding.fn }),
+      blocked: adding,
+      start: () => start(env, 'shareImage', tq, shareInput(TO_B)),
+      second: recorded(second, activities),
+      then: async (share) => {
+        const shared = succeeded(await outcome<ShareImageResult>(share));
+        const accessWhileShared = [...launch];
+        const un = await unshare(env, tq, { shareWorkflowId: share.workflowId });
+        return { shared, accessWhileShared, un };
+      },
+    });
 
     // THEN: one add command in the ledger (its retry ran on the second worker), one removal
     assert.ok(o.un.ok, `the unshare failed: ${o.un.ok ? '' : String(o.un.error)}`);
@@ -316,7 +247,7 @@ void describe('share ledger: a worker replaced in the middle of a request', () =
     assert.deepEqual(o.accessWhileShared, B);
     assert.deepEqual(launch, [], 'the unshare removed it');
     const ledgerId = `${tq}/${o.shared.shareLedger ?? assert.fail('the share names no ledger')}`;
-    const calls = await scheduled(ledgerId);
+    const calls = scheduledActivities(await env.client.workflow.getHandle(ledgerId).fetchHistory());
     assert.equal(calls.filter((n) => n === 'addLaunchPermissions').length, 1, calls.join(', '));
     assert.equal(calls.filter((n) => n === 'removeLaunchPermissions').length, 1, calls.join(', '));
     assert.equal(first.count('addLaunchPermissions'), 1, 'the first worker began the add');

@@ -16,8 +16,8 @@ import type {
 import { DEFAULT_TIMEOUTS } from '../../workflows/contracts';
 import type { imageFromInstance } from '../../workflows';
 import { unplannedActivities } from '../../devkit/fake-share-copy';
-import type { WorkflowOutcome } from './harness';
-import { uniqueWorkflowId, withWorker, workflowOutcome } from './harness';
+import type { ActivityName, ExpectedCall, WorkflowOutcome } from './harness';
+import { starterOf, withLog, withWorker, workflowOutcome } from './harness';
 
 export * from './harness';
 export { unplannedActivities };
@@ -25,6 +25,29 @@ export { unplannedActivities };
 export const INSTANCE_ID = 'i-0123456789abcdef0';
 export const IMAGE_ID = 'ami-0fedcba9876543210';
 export const SNAPSHOT_IDS = ['snap-0aaaaaaaaaaaaaaa1', 'snap-0aaaaaaaaaaaaaaa2'];
+
+/**
+ * An image of the instance as it is (already stopped, or imaged with or without a reboot): read,
+ * name checked, imaged, waited for.
+ */
+export const IMAGE_AS_IS: ActivityName[] = [
+  'describeInstance',
+  'checkImageName',
+  'createImage',
+  'waitForImageAvailable',
+];
+
+/**
+ * A stop-mode image of a running instance: stopped, imaged, then started again while the image
+ * completes (the two at once, in either order).
+ */
+export const STOP_AND_IMAGE: ExpectedCall[] = [
+  'describeInstance',
+  'checkImageName',
+  'stopInstance',
+  'createImage',
+  { concurrently: ['startInstance', 'waitForImageAvailable'] },
+];
 
 /** A valid input; each test overrides what it is about. */
 export function imageInput(overrides: Partial<ImageFromInstanceInput> = {}): ImageFromInstanceInput {
@@ -112,25 +135,18 @@ export function happyActivities(scenario: InstanceScenario = {}): Activities {
   };
 }
 
-export function startImageFromInstance(
-  env: TestWorkflowEnvironment,
-  taskQueue: string,
-  input: unknown,
-  workflowId = uniqueWorkflowId('image'),
-): Promise<WorkflowHandle<typeof imageFromInstance>> {
-  return env.client.workflow.start<typeof imageFromInstance>('imageFromInstance', {
-    taskQueue,
-    workflowId,
-    // Deliberately unchecked: tests also send inputs the client library would refuse.
-    args: [input as ImageFromInstanceInput],
-  });
-}
+export const startImageFromInstance = starterOf<typeof imageFromInstance>('imageFromInstance', 'image');
 
 export type Outcome = WorkflowOutcome<ImageFromInstanceResult>;
 
 /** Awaits the run's end (time skipping while it waits), then reads its progress and history. */
 export function outcomeOf(handle: WorkflowHandle<typeof imageFromInstance>): Promise<Outcome> {
   return workflowOutcome<ImageFromInstanceResult>(handle);
+}
+
+/** `runImageFromInstance` with every activity call recorded: the outcome, and the calls in `log`. */
+export function runLogged(env: TestWorkflowEnvironment, activities: Activities, input: unknown) {
+  return withLog(activities, (recordedActivities) => runImageFromInstance(env, recordedActivities, input));
 }
 
 /** Starts a run on a fresh worker and task queue with `activities`, and awaits its outcome. */

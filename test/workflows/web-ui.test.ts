@@ -8,14 +8,21 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { GoldenImageResult } from '../../workflows/contracts';
-import { FailureType, SearchAttr, WORKFLOW_TYPES, progressQuery } from '../../workflows/contracts';
+import { SearchAttr, WORKFLOW_TYPES, progressQuery } from '../../workflows/contracts';
 import { backupChildIds } from '../../workflows/backup';
-import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
-import { BUILDER, Fleet, REGION, backupInput, goldenActivities, goldenInput, stepIs } from './golden-stubs';
-import { RUN_TIMEOUT, eventually, startWorker, uniqueWorkflowId, withinBound } from './stub-activities';
-import { workflowEnv } from './harness';
+import { devServerEnv } from '../support/temporal';
+import {
+  BUILDER,
+  Fleet,
+  REGION,
+  backupInput,
+  goldenActivities,
+  goldenInput,
+  protectionRefused,
+  stepIs,
+} from './golden-stubs';
+import { RUN_TIMEOUT, eventually, uniqueWorkflowId, withWorker, workflowEnv } from './harness';
 
 const env = workflowEnv(devServerEnv, { per: 'file' });
 
@@ -49,29 +56,26 @@ void describe('Web UI: search attributes', () => {
     'GIVEN a backup of an instance WHEN searching by that instance id THEN the backup is found',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
       const input = backupInput({ instanceIds: ['i-0a0a0a0a0a0a0a0a0'] });
-      const taskQueue = uniqueTaskQueue('web-ui-backup');
-      const worker = await startWorker(env, taskQueue, goldenActivities(fleet));
-      await worker.runUntil(
-        withinBound(
-          (async () => {
-            // GIVEN: a backup run, started as its schedule starts it (region only)
-            const handle = await start(taskQueue, WORKFLOW_TYPES.backupInstances, input, { region: REGION });
-            await handle.result();
-            // WHEN: an operator searches by the instance
-            const query = `${SearchAttr.instanceId.name} = 'i-0a0a0a0a0a0a0a0a0'`;
-            const found = await eventually('the backup in a search by instance', async () => {
-              const ids: string[] = [];
-              for await (const w of env.client.workflow.list({ query })) ids.push(w.workflowId);
-              return ids.length > 0 ? ids : undefined;
-            });
-            // THEN: the backup's image of that instance, whose id names the backup run
-            assert.deepEqual(found, [backupChildIds(handle.workflowId, 'i-0a0a0a0a0a0a0a0a0').image]);
-            assert.deepEqual(await attributes(handle), { outcome: 'succeeded', step: 'done' });
-          })(),
-          'the backup run',
-        ),
+      await withWorker(
+        env,
+        goldenActivities(new Fleet()),
+        async (taskQueue) => {
+          // GIVEN: a backup run, started as its schedule starts it (region only)
+          const handle = await start(taskQueue, WORKFLOW_TYPES.backupInstances, input, { region: REGION });
+          await handle.result();
+          // WHEN: an operator searches by the instance
+          const query = `${SearchAttr.instanceId.name} = 'i-0a0a0a0a0a0a0a0a0'`;
+          const found = await eventually('the backup in a search by instance', async () => {
+            const ids: string[] = [];
+            for await (const w of env.client.workflow.list({ query })) ids.push(w.workflowId);
+            return ids.length > 0 ? ids : undefined;
+          });
+          // THEN: the backup's image of that instance, whose id names the backup run
+          assert.deepEqual(found, [backupChildIds(handle.workflowId, 'i-0a0a0a0a0a0a0a0a0').image]);
+          assert.deepEqual(await attributes(handle), { outcome: 'succeeded', step: 'done' });
+        },
+        'web-ui-backup',
       );
     },
   );
@@ -80,48 +84,34 @@ void describe('Web UI: search attributes', () => {
     'GIVEN a golden run whose retirement fails WHEN it completes THEN outcome succeeded-with-problems, in progress and details too',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      const activities = goldenActivities(fleet);
-      activities.protectImage = () =>
-        Promise.reject(
-          ApplicationFailure.create({
-            type: FailureType.AwsUnauthorized,
-            nonRetryable: true,
-            message: 'protecting: AWS refused with UnauthorizedOperation: not allowed',
-          }),
-        );
-      const taskQueue = uniqueTaskQueue('web-ui-golden');
-      const worker = await startWorker(env, taskQueue, activities);
-      await worker.runUntil(
-        withinBound(
-          (async () => {
-            const handle = await start(
-              taskQueue,
-              WORKFLOW_TYPES.goldenImage,
-              goldenInput({ approval: undefined }),
-              { region: REGION, instanceId: BUILDER },
-            );
-            const result = (await handle.result()) as GoldenImageResult;
-            assert.ok(result.retention.failures > 0, 'the stub made retirement fail');
-            assert.deepEqual(await attributes(handle), {
-              outcome: 'succeeded-with-problems',
-              step: 'succeeded-with-problems',
-            });
-            const progress = await handle.query(progressQuery);
-            assert.equal(progress.outcome, 'succeeded-with-problems');
-            assert.match(
-              progress.problems?.[0] ?? '',
-              new RegExp(
-                `^retire old versions: ${result.retention.failures} retirement action\\(s\\) failed`,
-              ),
-            );
-            // The run's main page shows the workflow's current details (the SDK's metadata query).
-            const meta = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
-            assert.match(meta.currentDetails ?? '', /^\*\*succeeded-with-problems\*\*/);
-            assert.match(meta.currentDetails ?? '', /⚠ 1 problem\(s\): retire old versions/);
-          })(),
-          'the golden run',
-        ),
+      await withWorker(
+        env,
+        protectionRefused(new Fleet()),
+        async (taskQueue) => {
+          const handle = await start(
+            taskQueue,
+            WORKFLOW_TYPES.goldenImage,
+            goldenInput({ approval: undefined }),
+            { region: REGION, instanceId: BUILDER },
+          );
+          const result = (await handle.result()) as GoldenImageResult;
+          assert.ok(result.retention.failures > 0, 'the stub made retirement fail');
+          assert.deepEqual(await attributes(handle), {
+            outcome: 'succeeded-with-problems',
+            step: 'succeeded-with-problems',
+          });
+          const progress = await handle.query(progressQuery);
+          assert.equal(progress.outcome, 'succeeded-with-problems');
+          assert.match(
+            progress.problems?.[0] ?? '',
+            new RegExp(`^retire old versions: ${result.retention.failures} retirement action\\(s\\) failed`),
+          );
+          // The run's main page shows the workflow's current details (the SDK's metadata query).
+          const meta = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+          assert.match(meta.currentDetails ?? '', /^\*\*succeeded-with-problems\*\*/);
+          assert.match(meta.currentDetails ?? '', /⚠ 1 problem\(s\): retire old versions/);
+        },
+        'web-ui-golden',
       );
     },
   );
@@ -130,32 +120,29 @@ void describe('Web UI: search attributes', () => {
     'GIVEN a golden run awaiting approval WHEN cancelled THEN the step attribute says cancelled at that step',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      const taskQueue = uniqueTaskQueue('web-ui-cancel');
-      const worker = await startWorker(env, taskQueue, goldenActivities(fleet));
-      await worker.runUntil(
-        withinBound(
-          (async () => {
-            const handle = await start(taskQueue, WORKFLOW_TYPES.goldenImage, goldenInput(), {
-              region: REGION,
-              instanceId: BUILDER,
-            });
-            await stepIs(handle, 'await approval', ['running']);
-            await eventually('the awaiting-approval attribute', async () =>
-              (await attributes(handle)).step === 'awaiting approval' ? true : undefined,
-            );
-            await handle.cancel();
-            await handle.result().then(
-              () => assert.fail('a cancelled run succeeded'),
-              () => undefined,
-            );
-            assert.deepEqual(await attributes(handle), {
-              outcome: 'cancelled',
-              step: 'cancelled at await approval',
-            });
-          })(),
-          'the cancelled golden run',
-        ),
+      await withWorker(
+        env,
+        goldenActivities(new Fleet()),
+        async (taskQueue) => {
+          const handle = await start(taskQueue, WORKFLOW_TYPES.goldenImage, goldenInput(), {
+            region: REGION,
+            instanceId: BUILDER,
+          });
+          await stepIs(handle, 'await approval', ['running']);
+          await eventually('the awaiting-approval attribute', async () =>
+            (await attributes(handle)).step === 'awaiting approval' ? true : undefined,
+          );
+          await handle.cancel();
+          await handle.result().then(
+            () => assert.fail('a cancelled run succeeded'),
+            () => undefined,
+          );
+          assert.deepEqual(await attributes(handle), {
+            outcome: 'cancelled',
+            step: 'cancelled at await approval',
+          });
+        },
+        'web-ui-cancel',
       );
     },
   );
