@@ -10,7 +10,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { AmiflowClient, RunOutcomeReport } from '../../client';
 import { AmiflowClient as Client } from '../../client';
-import { main } from '../../client/cli';
 import { FailureType, SearchAttr, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
 import { BUILDER, Fleet, REGION, goldenActivities, goldenInput } from '../workflows/golden-stubs';
@@ -21,25 +20,12 @@ import {
   uniqueWorkflowId,
   withinBound,
 } from '../workflows/stub-activities';
+import { IMAGE_CREATE_ARGV, captured } from './fixtures';
 
 quietWorkerLogs();
 
-/** What a command line printed on stdout, and its exit code (stderr kept apart, unasserted). */
-async function captured(argv: string[], client: AmiflowClient): Promise<{ code: number; out: string }> {
-  const out: string[] = [];
-  const { log, error } = console;
-  const write = process.stderr.write.bind(process.stderr);
-  console.log = (...a: unknown[]) => out.push(`${a.join(' ')}\n`);
-  console.error = () => undefined;
-  process.stderr.write = () => true;
-  try {
-    const code = await main(argv, () => Promise.resolve(client));
-    return { code, out: out.join('') };
-  } finally {
-    Object.assign(console, { log, error });
-    process.stderr.write = write;
-  }
-}
+/** What a command line printed (stdout, stderr) with `client` as its connection, and its exit code. */
+const shown = (argv: string[], client: AmiflowClient) => captured(argv, () => Promise.resolve(client));
 
 /** A client whose run completes with `result` and ends as `end` says (the start-and-wait path). */
 function completingClient(result: unknown, end: RunOutcomeReport): AmiflowClient {
@@ -51,31 +37,20 @@ function completingClient(result: unknown, end: RunOutcomeReport): AmiflowClient
   } as unknown as AmiflowClient;
 }
 
-const CREATE = [
-  'image',
-  'create',
-  '--region',
-  'eu-west-1',
-  '--instance',
-  'i-0123456789abcdef0',
-  '--name',
-  'web-1',
-];
-
 void describe('start and wait: a run that completed with problems', () => {
   const result = { imageId: 'ami-0123456789abcdef0' };
   const problem = 'retire old versions: 1 retirement action(s) failed';
 
   void it('GIVEN a run that ends with problems WHEN --json THEN outcome and problems are fields, exit 4', async () => {
     const client = completingClient(result, { outcome: 'succeeded-with-problems', problems: [problem] });
-    const { code, out } = await captured([...CREATE, '--json'], client);
+    const { code, out } = await shown([...IMAGE_CREATE_ARGV, '--json'], client);
     assert.equal(code, 4);
     assert.deepEqual(JSON.parse(out), { ...result, outcome: 'succeeded-with-problems', problems: [problem] });
   });
 
   void it('GIVEN a clean run WHEN --json THEN outcome succeeded, exit 0', async () => {
-    const { code, out } = await captured(
-      [...CREATE, '--json'],
+    const { code, out } = await shown(
+      [...IMAGE_CREATE_ARGV, '--json'],
       completingClient(result, { outcome: 'succeeded' }),
     );
     assert.equal(code, 0);
@@ -83,7 +58,7 @@ void describe('start and wait: a run that completed with problems', () => {
   });
 
   void it('GIVEN no outcome known (no worker, no attribute) WHEN --json THEN exactly the result, exit 0', async () => {
-    const { code, out } = await captured([...CREATE, '--json'], completingClient(result, {}));
+    const { code, out } = await shown([...IMAGE_CREATE_ARGV, '--json'], completingClient(result, {}));
     assert.equal(code, 0);
     assert.deepEqual(JSON.parse(out), result);
   });
@@ -129,7 +104,7 @@ void describe('watch, result and status of a golden run whose retirement failed'
             });
             const id = handle.workflowId;
             // WHEN: watched as text
-            const watched = await captured(['watch', id], client);
+            const watched = await shown(['watch', id], client);
             // THEN: never a plain success: the problem is named, exit 4
             assert.equal(watched.code, 4);
             assert.match(
@@ -137,7 +112,7 @@ void describe('watch, result and status of a golden run whose retirement failed'
               /⚠ succeeded with problems:\n {2}- retire old versions: \d+ retirement action\(s\) failed/,
             );
             // WHEN: its result is asked for (JSON)
-            const result = await captured(['result', id], client);
+            const result = await shown(['result', id], client);
             const parsed = JSON.parse(result.out) as {
               outcome: string;
               problems: string[];
@@ -148,12 +123,12 @@ void describe('watch, result and status of a golden run whose retirement failed'
             assert.match(parsed.problems[0] ?? '', /^retire old versions: /);
             assert.ok(parsed.pipeline !== undefined, 'the golden result itself is still there');
             // WHEN: its status is asked for: shown plainly, a report rather than a verdict (exit 0)
-            const status = await captured(['status', id], client);
+            const status = await shown(['status', id], client);
             assert.equal(status.code, 0);
             assert.match(status.out, new RegExp(`^${id}: COMPLETED \\(succeeded with problems\\)`));
             assert.match(status.out, /- retire old versions: /);
             const statusJson = JSON.parse(
-              (await captured(['status', id, '--json'], client)).out,
+              (await shown(['status', id, '--json'], client)).out,
             ) as RunOutcomeReport;
             assert.equal(statusJson.outcome, 'succeeded-with-problems');
           })(),
