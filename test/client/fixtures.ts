@@ -10,6 +10,16 @@ import type { Client } from '@temporalio/client';
 import { AmiflowClient, InvalidInputError } from '../../client';
 import { main, run } from '../../client/cli';
 
+/** The first lines of a plan file (lines 1-7): its header and the start of pipeline `web`. */
+export const PLAN_HEAD = `apiVersion: amiflow/v1
+plan: team-web
+defaults:
+  timeZone: UTC
+pipelines:
+  - name: web
+    region: eu-west-1
+`;
+
 /** `image create` with every required flag, good: a case adds what it changes. */
 export const IMAGE_CREATE_ARGV: readonly string[] = [
   'image',
