@@ -10,6 +10,7 @@ import type { ImageFromInstanceInput } from '../../workflows/contracts';
 import type { BadFlags, BadInput } from './fixtures';
 import {
   IMAGE_CREATE_ARGV,
+  INSTANCE,
   mustNotConnect,
   recordingClient,
   refusesBadFlags,
@@ -17,8 +18,7 @@ import {
 } from './fixtures';
 
 const GOOD: ImageFromInstanceInput = {
-  region: 'eu-west-1',
-  instanceId: 'i-0123456789abcdef0',
+  ...INSTANCE,
   imageName: 'web-2026-11-28',
   mode: 'stop',
 };

@@ -10,6 +10,9 @@ import type { Client } from '@temporalio/client';
 import { AmiflowClient, InvalidInputError } from '../../client';
 import { main, run } from '../../client/cli';
 
+/** The instance the tests image and move: a good region and instance id. */
+export const INSTANCE = { region: 'eu-west-1', instanceId: 'i-0123456789abcdef0' };
+
 /** The first lines of a plan file (lines 1-7): its header and the start of pipeline `web`. */
 export const PLAN_HEAD = `apiVersion: amiflow/v1
 plan: team-web

@@ -9,11 +9,17 @@ import type { MigrateInstanceInput } from '../../client';
 import { InvalidInputError } from '../../client';
 import { run } from '../../client/cli';
 import type { BadFlags, BadInput } from './fixtures';
-import { MIGRATE_ARGV, mustNotConnect, recordingClient, refusesBadFlags, refusesBadInput } from './fixtures';
+import {
+  INSTANCE,
+  MIGRATE_ARGV,
+  mustNotConnect,
+  recordingClient,
+  refusesBadFlags,
+  refusesBadInput,
+} from './fixtures';
 
 const GOOD: MigrateInstanceInput = {
-  region: 'eu-west-1',
-  instanceId: 'i-0123456789abcdef0',
+  ...INSTANCE,
   targetAvailabilityZone: 'eu-west-1b',
   sourceAction: 'stop',
 };
