@@ -6,21 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { AmiflowClient, RunOutcomeReport } from '../../client';
 import { AmiflowClient as Client } from '../../client';
-import { FailureType, SearchAttr, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
-import { BUILDER, Fleet, REGION, goldenActivities, goldenInput } from '../workflows/golden-stubs';
-import {
-  RUN_TIMEOUT,
-  quietWorkerLogs,
-  startWorker,
-  uniqueWorkflowId,
-  withinBound,
-} from '../workflows/stub-activities';
+import { RUN_TIMEOUT, quietWorkerLogs, startWorker, withinBound } from '../workflows/stub-activities';
 import { IMAGE_CREATE_ARGV, captured } from './fixtures';
+import { goldenActivitiesWhoseRetirementFails, startGoldenRun } from './golden-run';
 
 quietWorkerLogs();
 
@@ -78,30 +70,14 @@ void describe('watch, result and status of a golden run whose retirement failed'
     RUN_TIMEOUT,
     async () => {
       // GIVEN: a golden run whose protection of the new image (retirement) is refused by AWS
-      const activities = goldenActivities(new Fleet());
-      activities.protectImage = () =>
-        Promise.reject(
-          ApplicationFailure.create({
-            type: FailureType.AwsUnauthorized,
-            nonRetryable: true,
-            message: 'protecting: AWS refused with UnauthorizedOperation: not allowed',
-          }),
-        );
+      const activities = goldenActivitiesWhoseRetirementFails();
       const taskQueue = uniqueTaskQueue('cli-outcome');
       const worker = await startWorker(env, taskQueue, activities);
       const client = Client.fromClient(env.client, taskQueue);
       await worker.runUntil(
         withinBound(
           (async () => {
-            const handle = await env.client.workflow.start(WORKFLOW_TYPES.goldenImage, {
-              taskQueue,
-              workflowId: uniqueWorkflowId('cli-outcome'),
-              args: [goldenInput({ approval: undefined })],
-              typedSearchAttributes: [
-                { key: SearchAttr.region, value: REGION },
-                { key: SearchAttr.instanceId, value: BUILDER },
-              ],
-            });
+            const handle = await startGoldenRun(env.client, taskQueue, 'cli-outcome');
             const id = handle.workflowId;
             // WHEN: watched as text
             const watched = await shown(['watch', id], client);
