@@ -11,21 +11,14 @@
 import { defineSignal } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { CommandStatus } from './common';
+import { TAG } from './common';
 import { accountId, oneOf, region, seconds, userTags } from './fields';
 import { show, strictObject } from './issues';
 
 export const RECIPE_API_VERSION = 'amiflow/v1';
 
-/** Tags a built image carries (besides the usual run tags): the skip-unchanged lookup reads them. */
-export const RECIPE_TAG = {
-  recipe: 'amiflow:recipe',
-  contentHash: 'amiflow:recipe-hash',
-  parentImage: 'amiflow:parent-image',
-  /** On builder and test instances: which of the run's instances this is. */
-  role: 'amiflow:build-role',
-  /** On a builder kept for debugging: when any later sweep may terminate it (ISO time). */
-  keepUntil: 'amiflow:keep-until',
-} as const;
+/** Tags a built image carries (besides the usual run tags): kept with every other tag key, in TAG. */
+export const RECIPE_TAG = TAG.recipeBuild;
 
 export const BuildFailure = {
   ParentImageNotFound: 'ParentImageNotFound',
