@@ -13,7 +13,15 @@ import type { BuildImageInput, Phase, RecipeFile, RecipeFileStep, RecipeStep } f
 import { PHASES, buildImageInputSchema, recipeFileSchema } from '../contracts/recipe';
 import { show } from '../contracts/issues';
 import type { FileIssue, Path } from './yaml-file';
-import { FileIssuesError, pathText, placedIssues, positionIn, syntaxIssues, zodIssues } from './yaml-file';
+import {
+  FileIssuesError,
+  pathText,
+  placedIssues,
+  positionIn,
+  syntaxIssues,
+  unreadableFile,
+  zodIssues,
+} from './yaml-file';
 
 export { positionIn, zodIssues } from './yaml-file';
 
@@ -301,14 +309,7 @@ export function loadRecipeFile(file: string): LoadedRecipe {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new RecipeFileError(file, [
-      {
-        line: 1,
-        column: 1,
-        field: '(file)',
-        message: `cannot be read: ${err instanceof Error ? err.message : String(err)}`,
-      },
-    ]);
+    throw new RecipeFileError(file, unreadableFile(err));
   }
   const dir = path.dirname(path.resolve(file));
   return parseRecipe(text, file, (relative) => {
