@@ -26,15 +26,7 @@ import type { ScheduleBounds } from './bounds';
 import { scheduleIntervalProblem } from './bounds';
 import { RecipeFileError, loadRecipeFile } from './recipe';
 import type { FileIssue, Path } from './yaml-file';
-import {
-  FileIssuesError,
-  pathText,
-  placedIssues,
-  positionIn,
-  syntaxIssues,
-  unreadableFile,
-  zodIssues,
-} from './yaml-file';
+import { FileIssuesError, pathText, placedIssues, positionIn, syntaxIssues, zodIssues } from './yaml-file';
 
 export {
   OVERLAP_POLICIES,
@@ -443,7 +435,7 @@ export async function loadPlanFile(file: string, bounds?: ScheduleBounds): Promi
     if (size > MAX_PLAN_BYTES) throw new Error(`it has ${size} bytes; a plan has at most ${MAX_PLAN_BYTES}`);
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new PlanFileError(file, unreadableFile(err));
+    throw new PlanFileError(file, FileIssuesError.unreadable(err));
   }
   return parsePlan(text, file, bounds);
 }

@@ -13,15 +13,7 @@ import type { BuildImageInput, Phase, RecipeFile, RecipeFileStep, RecipeStep } f
 import { PHASES, buildImageInputSchema, recipeFileSchema } from '../contracts/recipe';
 import { show } from '../contracts/issues';
 import type { FileIssue, Path } from './yaml-file';
-import {
-  FileIssuesError,
-  pathText,
-  placedIssues,
-  positionIn,
-  syntaxIssues,
-  unreadableFile,
-  zodIssues,
-} from './yaml-file';
+import { FileIssuesError, pathText, placedIssues, positionIn, syntaxIssues, zodIssues } from './yaml-file';
 
 export { positionIn, zodIssues } from './yaml-file';
 
@@ -309,7 +301,7 @@ export function loadRecipeFile(file: string): LoadedRecipe {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new RecipeFileError(file, unreadableFile(err));
+    throw new RecipeFileError(file, FileIssuesError.unreadable(err));
   }
   const dir = path.dirname(path.resolve(file));
   return parseRecipe(text, file, (relative) => {
