@@ -3,9 +3,9 @@
  * CLI's outcome reporting and client-side tracing both watch one.
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { FailureType, SearchAttr, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { BUILDER, Fleet, REGION, goldenActivities, goldenInput } from '../workflows/golden-stubs';
+import { injectedFailure } from '../workflows/harness';
 import { uniqueWorkflowId } from '../workflows/stub-activities';
 
 /** Starts a golden run without approval, found by its region and builder instance like a real one. */
@@ -25,12 +25,6 @@ export function startGoldenRun(client: Client, taskQueue: string, idPrefix: stri
 export function goldenActivitiesWhoseRetirementFails(): ReturnType<typeof goldenActivities> {
   const activities = goldenActivities(new Fleet());
   activities.protectImage = () =>
-    Promise.reject(
-      ApplicationFailure.create({
-        type: FailureType.AwsUnauthorized,
-        nonRetryable: true,
-        message: 'protecting: AWS refused with UnauthorizedOperation: not allowed',
-      }),
-    );
+    Promise.reject(injectedFailure('protectImage', FailureType.AwsUnauthorized));
   return activities;
 }
