@@ -11,9 +11,9 @@
  * a worker to answer and would duplicate what Schedules already give: pause, trigger, backfill,
  * overlap policy.)
  */
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import { ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { ComplianceReport, ComplianceScanInput } from '../contracts';
 import { WORKFLOW_TYPES, complianceReportQuery } from '../contracts';
 import { checkName, parseComplianceScanInput } from '../workflows/guardrails-validation';
@@ -21,6 +21,7 @@ import type { InputIssue } from '../workflows/validation';
 import { InvalidInputError } from '../workflows/validation';
 import type { ScheduleBounds } from './bounds';
 import { checkScheduleInterval, readScheduleBounds } from './bounds';
+import { startRun } from './distribution';
 import { parseDuration } from './plan-file';
 
 /** The id of a scan started by hand, and of the schedule that runs it (runs add `-<time>`). */
@@ -40,22 +41,14 @@ export async function startComplianceScan(
 ): Promise<{ workflowId: string; runId: string }> {
   const valid = parseComplianceScanInput(input);
   const workflowId = complianceWorkflowId(valid.name);
-  try {
-    const handle = await temporal.workflow.start(WORKFLOW_TYPES.complianceScan, {
-      args: [valid],
-      taskQueue,
-      workflowId,
-      staticSummary: complianceSummary(valid),
-    });
-    return { workflowId, runId: handle.firstExecutionRunId };
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError)
-      throw new Error(
-        `scan '${valid.name}' is already running as '${workflowId}'; its report so far: 'amiflow compliance report --name ${valid.name} --running'`,
-        { cause: err },
-      );
-    throw err;
-  }
+  return startRun(temporal, {
+    workflowType: WORKFLOW_TYPES.complianceScan,
+    args: [valid],
+    workflowId,
+    taskQueue,
+    summary: complianceSummary(valid),
+    inProgress: `scan '${valid.name}' is already running as '${workflowId}'; its report so far: 'amiflow compliance report --name ${valid.name} --running'`,
+  });
 }
 
 export interface ScheduleSpec {
@@ -145,24 +138,27 @@ async function newestScan(
   return newest;
 }
 
-/** The last completed report of scan `name`, or undefined when none completed (within retention). */
-export async function lastComplianceReport(
+/** The report of scan `name`'s newest run in `status`, as `read` takes it from the run; undefined when none. */
+async function newestReport(
   temporal: Client,
   name: string,
+  status: 'Completed' | 'Running',
+  read: (run: WorkflowHandle) => Promise<ComplianceReport>,
 ): Promise<ComplianceReport | undefined> {
   validName(name);
-  const newest = await newestScan(temporal, name, 'Completed');
-  if (!newest) return undefined;
-  return (await temporal.workflow.getHandle(newest.workflowId, newest.runId).result()) as ComplianceReport;
+  const newest = await newestScan(temporal, name, status);
+  return newest ? read(temporal.workflow.getHandle(newest.workflowId, newest.runId)) : undefined;
+}
+
+/** The last completed report of scan `name`, or undefined when none completed (within retention). */
+export function lastComplianceReport(temporal: Client, name: string): Promise<ComplianceReport | undefined> {
+  return newestReport(temporal, name, 'Completed', async (run) => (await run.result()) as ComplianceReport);
 }
 
 /** The report so far of scan `name` running now (by hand or scheduled), by query; undefined if none runs. */
-export async function runningComplianceReport(
+export function runningComplianceReport(
   temporal: Client,
   name: string,
 ): Promise<ComplianceReport | undefined> {
-  validName(name);
-  const running = await newestScan(temporal, name, 'Running');
-  if (!running) return undefined;
-  return temporal.workflow.getHandle(running.workflowId, running.runId).query(complianceReportQuery);
+  return newestReport(temporal, name, 'Running', (run) => run.query(complianceReportQuery));
 }

@@ -1,7 +1,7 @@
 /**
  * Client side of sharing and copying: deterministic workflow ids (the same request started twice
- * runs once), static summaries for the Web UI, and the start call shared by the typed methods of
- * `AmiflowClient` (`startShareImage`, `startUnshareImage`, `startCopyImage`, `setShareExpiry`).
+ * runs once), static summaries for the Web UI, and the start call shared by every typed `start*`
+ * method of `AmiflowClient`.
  */
 import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
@@ -76,17 +76,50 @@ export function formatSeconds(seconds: number): string {
   return `${seconds} s`;
 }
 
+/** The Amiflow* search attributes a run is found by: its region and the image or instance it is about. */
+export interface RunAttributes {
+  region: string;
+  imageId?: string;
+  instanceId?: string;
+}
+
 export interface StartSpec {
   workflowType: string;
   args: unknown[];
   workflowId: string;
   taskQueue: string;
   summary: string;
-  /** AmiflowImageId / AmiflowRegion, unless the namespace lacks them (`searchAttributes: false`). */
-  searchAttributes?: { imageId: string; region: string };
+  /** Amiflow* search attributes, unless the namespace lacks them (`searchAttributes: false`). */
+  searchAttributes?: RunAttributes;
+  /** The refusal when a run with this id is in progress (default: the same request, and how to watch it). */
+  inProgress?: string;
 }
 
-/** Starts a run; a run with the same id still in progress is reported as such, with how to watch it. */
+/** `{ searchAttributes: attributes }` unless the caller opted out (`searchAttributes: false`). */
+export function runAttributes(
+  opts: { searchAttributes?: boolean },
+  attributes: RunAttributes,
+): { searchAttributes?: RunAttributes } {
+  return opts.searchAttributes === false ? {} : { searchAttributes: attributes };
+}
+
+/** How to follow a run already in progress. */
+export function watchIt(workflowId: string): string {
+  return `watch it with 'amiflow watch ${workflowId}'`;
+}
+
+function typedAttributes(a: RunAttributes): TypedSearchAttributes {
+  return new TypedSearchAttributes([
+    ...(a.imageId !== undefined ? [{ key: SearchAttr.imageId, value: a.imageId }] : []),
+    ...(a.instanceId !== undefined ? [{ key: SearchAttr.instanceId, value: a.instanceId }] : []),
+    { key: SearchAttr.region, value: a.region },
+  ]);
+}
+
+/**
+ * Starts a run: the one start call of every typed `start*` method of `AmiflowClient`. A run with
+ * the same id still in progress is reported as such, with how to watch it.
+ */
 export async function startRun(
   client: Client,
   spec: StartSpec,
@@ -97,20 +130,14 @@ export async function startRun(
       taskQueue: spec.taskQueue,
       workflowId: spec.workflowId,
       staticSummary: spec.summary,
-      ...(spec.searchAttributes
-        ? {
-            typedSearchAttributes: new TypedSearchAttributes([
-              { key: SearchAttr.imageId, value: spec.searchAttributes.imageId },
-              { key: SearchAttr.region, value: spec.searchAttributes.region },
-            ]),
-          }
-        : {}),
+      ...(spec.searchAttributes ? { typedSearchAttributes: typedAttributes(spec.searchAttributes) } : {}),
     });
     return { workflowId: spec.workflowId, runId: handle.firstExecutionRunId };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError)
       throw new Error(
-        `a run with id '${spec.workflowId}' is already in progress for the same request; watch it with 'amiflow watch ${spec.workflowId}'`,
+        spec.inProgress ??
+          `a run with id '${spec.workflowId}' is already in progress for the same request; ${watchIt(spec.workflowId)}`,
         { cause: err },
       );
     throw err;

@@ -3,14 +3,8 @@
  * workflows. Input is validated here before anything starts (and again by the workflow).
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import {
-  Client,
-  Connection,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowFailedError,
-  WorkflowUpdateFailedError,
-} from '@temporalio/client';
-import { ApplicationFailure, CancelledFailure, TypedSearchAttributes } from '@temporalio/common';
+import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TemporalSettings } from '../worker/config';
 import { readTemporalSettings } from '../worker/config';
 import { connectionOptions } from '../worker/connection';
@@ -42,8 +36,10 @@ import {
   copyWorkflowId,
   shareSummary,
   shareWorkflowId,
+  runAttributes,
   startRun,
   unshareWorkflowId,
+  watchIt,
 } from './distribution';
 import type {
   AllowedAmisMode,
@@ -248,24 +244,15 @@ export class AmiflowClient {
   async startImageFromInstance(input: ImageFromInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseImageFromInstanceInput(requirePlainInput(input));
     const workflowId = startId(opts) ?? imageWorkflowId(valid);
-    try {
-      const handle = await this.temporal.workflow.start(WORKFLOW_TYPES.imageFromInstance, {
-        args: [valid],
-        taskQueue: this.taskQueue,
-        workflowId,
-        staticSummary: `Image ${valid.instanceId} → '${valid.imageName}' (${valid.mode}, ${valid.region})`,
-        ...instanceSearchAttributes(opts, valid),
-      });
-      return { workflowId, runId: handle.firstExecutionRunId };
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new Error(
-          `a run with id '${workflowId}' is already in progress for this instance and image name; watch it with 'amiflow watch ${workflowId}'`,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
+    return startRun(this.temporal, {
+      workflowType: WORKFLOW_TYPES.imageFromInstance,
+      args: [valid],
+      workflowId,
+      taskQueue: this.taskQueue,
+      summary: `Image ${valid.instanceId} → '${valid.imageName}' (${valid.mode}, ${valid.region})`,
+      ...runAttributes(opts, { instanceId: valid.instanceId, region: valid.region }),
+      inProgress: `a run with id '${workflowId}' is already in progress for this instance and image name; ${watchIt(workflowId)}`,
+    });
   }
 
   /**
@@ -283,9 +270,7 @@ export class AmiflowClient {
       workflowId: startId(opts) ?? shareWorkflowId(valid),
       taskQueue: this.taskQueue,
       summary: shareSummary(valid),
-      ...(opts.searchAttributes !== false
-        ? { searchAttributes: { imageId: valid.imageId, region: valid.region } }
-        : {}),
+      ...runAttributes(opts, { imageId: valid.imageId, region: valid.region }),
     });
   }
 
@@ -341,9 +326,7 @@ export class AmiflowClient {
       workflowId: startId(opts) ?? copyWorkflowId(valid),
       taskQueue: this.taskQueue,
       summary: copySummary(valid),
-      ...(opts.searchAttributes !== false
-        ? { searchAttributes: { imageId: valid.imageId, region: valid.region } }
-        : {}),
+      ...runAttributes(opts, { imageId: valid.imageId, region: valid.region }),
     });
   }
 
@@ -377,24 +360,15 @@ export class AmiflowClient {
   async startMigrateInstance(input: MigrateInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseMigrateInstanceInput(requirePlainInput(input));
     const workflowId = startId(opts) ?? migrateWorkflowId(valid);
-    try {
-      const handle = await this.temporal.workflow.start(WORKFLOW_TYPES.migrateInstance, {
-        args: [valid],
-        taskQueue: this.taskQueue,
-        workflowId,
-        staticSummary: migrateSummary(valid),
-        ...instanceSearchAttributes(opts, valid),
-      });
-      return { workflowId, runId: handle.firstExecutionRunId };
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new Error(
-          `a migration of ${valid.instanceId} is already in progress as '${workflowId}'; watch it with 'amiflow watch ${workflowId}'`,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
+    return startRun(this.temporal, {
+      workflowType: WORKFLOW_TYPES.migrateInstance,
+      args: [valid],
+      workflowId,
+      taskQueue: this.taskQueue,
+      summary: migrateSummary(valid),
+      ...runAttributes(opts, { instanceId: valid.instanceId, region: valid.region }),
+      inProgress: `a migration of ${valid.instanceId} is already in progress as '${workflowId}'; ${watchIt(workflowId)}`,
+    });
   }
 
   // Guardrails: the approved-image catalogue, compliance scans, EC2 Allowed AMIs (see docs/guardrails.md).
@@ -492,9 +466,7 @@ export class AmiflowClient {
       workflowId: startId(opts) ?? goldenWorkflowId({ ...valid, scheduledTime }),
       taskQueue: this.taskQueue,
       summary: goldenSummary(valid),
-      ...(opts.searchAttributes !== false
-        ? { searchAttributes: { imageId: '(pending)', region: valid.region } }
-        : {}),
+      ...runAttributes(opts, { imageId: '(pending)', region: valid.region }),
     });
   }
 
@@ -517,13 +489,11 @@ export class AmiflowClient {
       workflowId: opts.workflowId ?? rolloutWorkflowId(valid),
       taskQueue: this.taskQueue,
       summary: rolloutSummary(valid),
-      ...(opts.searchAttributes !== false && first
-        ? {
-            searchAttributes: {
-              imageId: valid.imageId ?? valid.imageIds?.[first.region] ?? '',
-              region: first.region,
-            },
-          }
+      ...(first
+        ? runAttributes(opts, {
+            imageId: valid.imageId ?? valid.imageIds?.[first.region] ?? '',
+            region: first.region,
+          })
         : {}),
     });
   }
@@ -708,20 +678,6 @@ export class AmiflowClient {
 }
 
 /** The caller's own workflow id (`opts.workflowId`), checked; undefined when none was given. */
-/** A run about one instance is found by its instance and region (unless the caller opts out). */
-function instanceSearchAttributes(
-  opts: StartOptions,
-  on: { instanceId: string; region: string },
-): { typedSearchAttributes?: TypedSearchAttributes } {
-  if (opts.searchAttributes === false) return {};
-  return {
-    typedSearchAttributes: new TypedSearchAttributes([
-      { key: SearchAttr.instanceId, value: on.instanceId },
-      { key: SearchAttr.region, value: on.region },
-    ]),
-  };
-}
-
 function startId(opts: StartOptions | null | undefined): string | undefined {
   const id = opts?.workflowId;
   return id === undefined ? undefined : checkedId('workflowId', id);

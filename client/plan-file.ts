@@ -435,14 +435,7 @@ export async function loadPlanFile(file: string, bounds?: ScheduleBounds): Promi
     if (size > MAX_PLAN_BYTES) throw new Error(`it has ${size} bytes; a plan has at most ${MAX_PLAN_BYTES}`);
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new PlanFileError(file, [
-      {
-        line: 1,
-        column: 1,
-        field: '(file)',
-        message: `cannot be read: ${err instanceof Error ? err.message : String(err)}`,
-      },
-    ]);
+    throw new PlanFileError(file, FileIssuesError.unreadable(err));
   }
   return parsePlan(text, file, bounds);
 }

@@ -9,7 +9,7 @@ import { WORKFLOW_TYPES } from '../contracts';
 import { parseWith } from '../contracts/issues';
 import type { BuildImageInput, BuildImageResult } from '../contracts/recipe';
 import { buildImageInputSchema } from '../contracts/recipe';
-import { startRun } from './distribution';
+import { runAttributes, startRun } from './distribution';
 
 export interface BuildStartOptions {
   workflowId?: string;
@@ -39,9 +39,7 @@ export async function startBuildImageRun(
     workflowId: opts.workflowId ?? buildWorkflowId(valid),
     taskQueue,
     summary: `Build image from recipe ${valid.recipe} (${steps} steps, ${valid.region})${valid.force ? ', forced' : ''}`,
-    ...(opts.searchAttributes !== false
-      ? { searchAttributes: { imageId: '(pending)', region: valid.region } }
-      : {}),
+    ...runAttributes(opts, { imageId: '(pending)', region: valid.region }),
   });
 }
 

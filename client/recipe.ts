@@ -301,14 +301,7 @@ export function loadRecipeFile(file: string): LoadedRecipe {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new RecipeFileError(file, [
-      {
-        line: 1,
-        column: 1,
-        field: '(file)',
-        message: `cannot be read: ${err instanceof Error ? err.message : String(err)}`,
-      },
-    ]);
+    throw new RecipeFileError(file, FileIssuesError.unreadable(err));
   }
   const dir = path.dirname(path.resolve(file));
   return parseRecipe(text, file, (relative) => {

@@ -28,6 +28,18 @@ export class FileIssuesError extends Error {
         issues.map((i) => `  ${source}:${i.line}:${i.column}: ${i.field}: ${i.message}`).join('\n'),
     );
   }
+
+  /** The one issue of a file that could not be read at all (missing, a folder, too large…). */
+  static unreadable(err: unknown): FileIssue[] {
+    return [
+      {
+        line: 1,
+        column: 1,
+        field: '(file)',
+        message: `cannot be read: ${err instanceof Error ? err.message : String(err)}`,
+      },
+    ];
+  }
 }
 
 /** `build[2].script`, `pipelines[0].schedule.cron`: how a path reads in a message ('' for the whole file). */

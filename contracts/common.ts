@@ -36,6 +36,16 @@ export const TAG = {
   runCommands: 'amiflow:run-commands',
   /** On launch templates and Auto Scaling groups their owners let rollouts change (the IAM policy's condition). */
   rolloutTarget: 'amiflow:rollout-target',
+  /** Recipe builds: the built image's recipe, content hash and parent (the skip-unchanged lookup reads them). */
+  recipeBuild: {
+    recipe: 'amiflow:recipe',
+    contentHash: 'amiflow:recipe-hash',
+    parentImage: 'amiflow:parent-image',
+    /** On builder and test instances: which of the run's instances this is. */
+    role: 'amiflow:build-role',
+    /** On a builder kept for debugging: when any later sweep may terminate it (ISO time). */
+    keepUntil: 'amiflow:keep-until',
+  },
 } as const;
 export const MANAGED_BY_VALUE = 'amiflow';
 export const RUN_COMMANDS_ALLOWED = 'allowed';

@@ -12,9 +12,10 @@ import {
   region,
   userTags,
   whole,
+  oneOf,
 } from './fields';
 import type { Report } from './issues';
-import { show, strictObject, withRules } from './issues';
+import { strictObject, withRules } from './issues';
 import type { ImageRef } from './share';
 import { copyTimeoutsSchema } from './share';
 
@@ -38,12 +39,9 @@ export type CopyDestination = z.infer<typeof copyDestinationSchema>;
 
 export const PARTIAL_FAILURE_POLICIES = ['rollback', 'keep'] as const;
 export type PartialFailurePolicy = (typeof PARTIAL_FAILURE_POLICIES)[number];
-export const partialFailurePolicy = z
-  .enum(PARTIAL_FAILURE_POLICIES, {
-    error: (iss) =>
-      `${show(iss.input)} is not a partial-failure policy; use one of ${PARTIAL_FAILURE_POLICIES.join(', ')}`,
-  })
-  .describe('rollback: one failed destination deregisters every copy; keep: keep those that made it');
+export const partialFailurePolicy = oneOf(PARTIAL_FAILURE_POLICIES, 'a partial-failure policy').describe(
+  'rollback: one failed destination deregisters every copy; keep: keep those that made it',
+);
 
 export const copyDestinationsSchema = z
   .array(copyDestinationSchema, {

@@ -279,3 +279,10 @@ export const SUBNET_ID_RE = /^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/;
 export const SECURITY_GROUP_ID_RE = /^sg-([0-9a-f]{8}|[0-9a-f]{17})$/;
 /** `t3.micro`, `m7i-flex.large`, `u-6tb1.metal`: family, a dot, size. */
 export const INSTANCE_TYPE_RE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
+
+/** One of `values`; anything else is refused as not `what`, naming the choices. */
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T, what: string) {
+  return z.enum(values, {
+    error: (iss) => `${show(iss.input)} is not ${what}; use one of ${values.join(', ')}`,
+  });
+}

@@ -3,7 +3,7 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import { IMAGE_ID_RE, accountId, region } from './fields';
+import { IMAGE_ID_RE, accountId, oneOf, region } from './fields';
 import { show, strictObject } from './issues';
 
 /** In account lists: the worker's own account (no role assumed). */
@@ -408,9 +408,7 @@ export const catalogueSelectionSchema = strictObject({
 export type CatalogueSelection = z.infer<typeof catalogueSelectionSchema>;
 
 export const setAllowedAmisModeSchema = strictObject({
-  mode: z.enum(ALLOWED_AMIS_MODES, {
-    error: (iss) => `${show(iss.input)} is not a mode; use one of ${ALLOWED_AMIS_MODES.join(', ')}`,
-  }),
+  mode: oneOf(ALLOWED_AMIS_MODES, 'a mode'),
   /** The catalogue to enforce from now on; unset: the one the enforcement has. */
   selection: catalogueSelectionSchema.optional(),
 });

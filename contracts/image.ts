@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import type { CommandStatus, Consistency, ConsistencyMode } from './common';
 import { CONSISTENCY_MODES } from './common';
-import { accountId, imageName, instanceId, region, seconds, userTags } from './fields';
+import { accountId, imageName, instanceId, oneOf, region, seconds, userTags } from './fields';
 import type { Report } from './issues';
 import { show, strictObject } from './issues';
 
@@ -152,10 +152,7 @@ export const imageFromInstanceInputSchema = strictObject({
     .optional(),
   /** Tags for the image and its snapshots. */
   tags: userTags.optional(),
-  mode: z.enum(CONSISTENCY_MODES, {
-    error: (iss) =>
-      `${show(iss.input)} is not a consistency mode; use one of ${CONSISTENCY_MODES.join(', ')}`,
-  }),
+  mode: oneOf(CONSISTENCY_MODES, 'a consistency mode'),
   timeouts: imageFromInstanceTimeoutsSchema.optional(),
   /** Options of mode `app-consistent` (every one has a default); refused with any other mode. */
   appConsistent: appConsistentOptionsSchema.optional(),

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import { CONSISTENCY_MODES } from './common';
-import { PLAN_NAME_RE, accountId, imageName, instanceId, region, userTags } from './fields';
+import { PLAN_NAME_RE, accountId, imageName, instanceId, oneOf, region, userTags } from './fields';
 import type { Report } from './issues';
 import { show, withRules } from './issues';
 import { appConsistentOptionsSchema } from './image';
@@ -141,11 +141,9 @@ function strict<S extends z.ZodRawShape>(shape: S, notAMap = 'must be a map') {
     error: (iss) => (iss.code === 'unrecognized_keys' ? `is not a known field (known: ${known})` : notAMap),
   });
 }
-const overlap = z
-  .enum(OVERLAP_POLICIES, {
-    error: (iss) => `${show(iss.input)} is not an overlap policy; use one of ${OVERLAP_POLICIES.join(', ')}`,
-  })
-  .describe('a run due while the previous one still runs');
+const overlap = oneOf(OVERLAP_POLICIES, 'an overlap policy').describe(
+  'a run due while the previous one still runs',
+);
 const timeZone = z
   .string({ error: 'must be an IANA time zone name, e.g. UTC, Europe/Berlin' })
   .refine(isTimeZone, {

@@ -11,21 +11,14 @@
 import { defineSignal } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { CommandStatus } from './common';
-import { accountId, region, seconds, userTags } from './fields';
+import { TAG } from './common';
+import { accountId, oneOf, region, seconds, userTags } from './fields';
 import { show, strictObject } from './issues';
 
 export const RECIPE_API_VERSION = 'amiflow/v1';
 
-/** Tags a built image carries (besides the usual run tags): the skip-unchanged lookup reads them. */
-export const RECIPE_TAG = {
-  recipe: 'amiflow:recipe',
-  contentHash: 'amiflow:recipe-hash',
-  parentImage: 'amiflow:parent-image',
-  /** On builder and test instances: which of the run's instances this is. */
-  role: 'amiflow:build-role',
-  /** On a builder kept for debugging: when any later sweep may terminate it (ISO time). */
-  keepUntil: 'amiflow:keep-until',
-} as const;
+/** Tags a built image carries (besides the usual run tags): kept with every other tag key, in TAG. */
+export const RECIPE_TAG = TAG.recipeBuild;
 
 export const BuildFailure = {
   ParentImageNotFound: 'ParentImageNotFound',
@@ -125,13 +118,15 @@ const documentFields = {
   parameters: documentParameters.optional(),
 };
 
-const stepKindError = (iss: { input?: unknown }) => {
+/** The refusal of a step whose `kind` is missing or not one of `kinds`. */
+const kindError = (kinds: readonly string[]) => (iss: { input?: unknown }) => {
   const kind =
     typeof iss.input === 'object' && iss.input !== null ? (iss.input as { kind?: unknown }).kind : undefined;
   return kind === undefined
-    ? `needs a kind: one of ${STEP_KINDS.join(', ')}`
-    : `${show(kind)} is not a step kind; use one of ${STEP_KINDS.join(', ')}`;
+    ? `needs a kind: one of ${kinds.join(', ')}`
+    : `${show(kind)} is not a step kind; use one of ${kinds.join(', ')}`;
 };
+const stepKindError = kindError(STEP_KINDS);
 
 /** A resolved step, as the workflow runs it: every script and file is content. */
 export const recipeStepSchema = z.discriminatedUnion(
@@ -169,12 +164,7 @@ export const parentSchema = z
           .string({ error: "must be an image name pattern (e.g. 'al2023-ami-2023.*-x86_64')" })
           .min(1)
           .max(128),
-        architecture: z
-          .enum(ARCHITECTURES, {
-            error: (iss) =>
-              `${show(iss.input)} is not an architecture; use one of ${ARCHITECTURES.join(', ')}`,
-          })
-          .optional(),
+        architecture: oneOf(ARCHITECTURES, 'an architecture').optional(),
       }).optional(),
     },
     {
@@ -218,11 +208,7 @@ export const builderSchema = strictObject({
       .min(1)
       .max(16384)
       .optional(),
-    type: z
-      .enum(VOLUME_TYPES, {
-        error: (iss) => `${show(iss.input)} is not a volume type; use one of ${VOLUME_TYPES.join(', ')}`,
-      })
-      .optional(),
+    type: oneOf(VOLUME_TYPES, 'a volume type').optional(),
     encrypted: z.boolean({ error: 'must be true or false' }).optional(),
     kmsKeyId: z.string().min(1).max(2048).optional(),
   }).optional(),
@@ -329,13 +315,7 @@ export type BuildImageInput = z.infer<typeof buildImageInputSchema>;
 // The recipe file: what a team writes (scripts by path, components with parameters)
 // ---------------------------------------------------------------------------------------------
 
-const fileStepError = (iss: { input?: unknown }) => {
-  const kind =
-    typeof iss.input === 'object' && iss.input !== null ? (iss.input as { kind?: unknown }).kind : undefined;
-  return kind === undefined
-    ? `needs a kind: one of ${FILE_STEP_KINDS.join(', ')}`
-    : `${show(kind)} is not a step kind; use one of ${FILE_STEP_KINDS.join(', ')}`;
-};
+const fileStepError = kindError(FILE_STEP_KINDS);
 const scriptOrInline = {
   commands: content('commands').optional(),
   /** A script file, relative to the recipe file; sent as content. */

@@ -24,6 +24,7 @@ import {
   seconds,
   uniqueList,
   userTags,
+  oneOf,
 } from './fields';
 import type { InputIssue } from './issues';
 import { issuesFor, show, strictObject, withRules } from './issues';
@@ -74,11 +75,9 @@ export type ShareTargets = z.infer<typeof shareTargetsSchema>;
  */
 export const KMS_ACCESS_MODES = ['grant', 'key-policy'] as const;
 export type KmsAccessMode = (typeof KMS_ACCESS_MODES)[number];
-export const kmsAccessMode = z
-  .enum(KMS_ACCESS_MODES, {
-    error: (iss) => `${show(iss.input)} is not a KMS access mode; use one of ${KMS_ACCESS_MODES.join(', ')}`,
-  })
-  .describe('how targets get the CMK: a KMS grant per account, or your own key policy');
+export const kmsAccessMode = oneOf(KMS_ACCESS_MODES, 'a KMS access mode').describe(
+  'how targets get the CMK: a KMS grant per account, or your own key policy',
+);
 
 /** Exactly the operations a target account needs on the key to launch or copy the shared image. */
 export const KMS_GRANT_OPERATIONS = [

@@ -8,6 +8,7 @@ import type { AmiflowClient, RunOutcomeReport, StartedRun } from '../index';
 import { progressPrinter } from '../render';
 import { forTerminal } from '../trust-input';
 import type { FollowOptions } from './flags';
+import { followOptions } from './flags';
 
 export type OutputFormat = 'json' | 'text';
 
@@ -99,6 +100,34 @@ export async function followRun<R>(
     : await client.result<R>(started.workflowId);
   await emitCompleted(ctx, client, started.workflowId, output, result, () => format(result));
   return result;
+}
+
+/** How a command that starts a run starts it, prints its result, and (optionally) picks its exit code. */
+export interface RunStart<R> {
+  /** Starts the run; `options` carries `--id` when given. */
+  start: (client: AmiflowClient, options: { workflowId?: string }) => Promise<StartedRun>;
+  format: (result: R) => string;
+  /** The exit code for the result (undefined: not waited for); 0 when not given. */
+  exitCode?: (result: R | undefined) => number;
+}
+
+/**
+ * The tail every run-starting command shares, once its input is valid: connect, start (with `--id`),
+ * then follow as `--watch` / `--no-wait` say and print as `--output` says (followRun).
+ */
+export async function startAndFollow<R>(
+  ctx: CliContext,
+  cmd: Command,
+  opts: { id?: unknown; watch?: unknown; wait?: unknown },
+  run: RunStart<R>,
+): Promise<void> {
+  const follow = followOptions(opts);
+  const output = outputOf(cmd);
+  await withClient(ctx, async (client) => {
+    const started = await run.start(client, follow.id ? { workflowId: follow.id } : {});
+    const result = await followRun<R>(ctx, client, started, follow, output, run.format);
+    return run.exitCode?.(result) ?? 0;
+  });
 }
 
 /** Text for people under a completed run's result: nothing for a clean run, its problems otherwise. */

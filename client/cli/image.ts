@@ -30,7 +30,7 @@ import type { AmiflowClient } from '../index';
 import type { CliContext } from './context';
 import { registerRollout } from './rollout';
 import { forTerminal, ownAccountShareIssues } from '../trust-input';
-import { emit, emitCompleted, followRun, outputOf, withClient } from './context';
+import { emit, emitCompleted, outputOf, startAndFollow, withClient } from './context';
 import type { FlagSpec } from './flags';
 import {
   ACCOUNT,
@@ -233,10 +233,6 @@ export function parseDestination(raw: string, n: number): CopyDestination {
 
 type Opts = Record<string, unknown>;
 
-function startOptions(id: string | undefined): { workflowId?: string } {
-  return id ? { workflowId: id } : {};
-}
-
 function registerCreate(image: Command, ctx: CliContext): void {
   addFlags(
     image
@@ -246,12 +242,9 @@ function registerCreate(image: Command, ctx: CliContext): void {
   ).action(async (opts: Opts, cmd: Command) => {
     const input = withQuiesceKind(inputFrom(CREATE_FLAGS, opts)) as unknown as ImageFromInstanceInput;
     refuse(CREATE_FLAGS, [...imageFromInstanceIssues(input), ...followIssues(opts)]);
-    const follow = followOptions(opts);
-    const output = outputOf(cmd);
-    await withClient(ctx, async (client) => {
-      const started = await client.startImageFromInstance(input, startOptions(follow.id));
-      await followRun<ImageFromInstanceResult>(ctx, client, started, follow, output, formatImageResult);
-      return 0;
+    await startAndFollow<ImageFromInstanceResult>(ctx, cmd, opts, {
+      start: (client, options) => client.startImageFromInstance(input, options),
+      format: formatImageResult,
     });
   });
 }
@@ -270,16 +263,16 @@ function registerShare(image: Command, ctx: CliContext): void {
       [...shareImageIssues(input), ...ownAccountShareIssues(input), ...followIssues(opts)],
       SHARE_EXTRA,
     );
-    const follow = followOptions(opts);
-    const output = outputOf(cmd);
-    await withClient(ctx, async (client) => {
-      if (input.durationSeconds !== undefined && !follow.watch && follow.wait)
-        console.error(
-          'the share is withdrawn when it expires; this waits until then (--no-wait returns at once)',
-        );
-      const started = await client.startShareImage(input, startOptions(follow.id));
-      await followRun<ShareImageResult>(ctx, client, started, follow, output, formatShareResult);
-      return 0;
+    const { watch, wait } = followOptions(opts);
+    await startAndFollow<ShareImageResult>(ctx, cmd, opts, {
+      start: (client, options) => {
+        if (input.durationSeconds !== undefined && !watch && wait)
+          console.error(
+            'the share is withdrawn when it expires; this waits until then (--no-wait returns at once)',
+          );
+        return client.startShareImage(input, options);
+      },
+      format: formatShareResult,
     });
   });
 }
@@ -430,12 +423,10 @@ function registerCopy(image: Command, ctx: CliContext): void {
       destinations: to.map((d, i) => parseDestination(d, i + 1)),
     } as unknown as CopyImageInput;
     refuse(COPY_FLAGS, [...copyImageIssues(input), ...followIssues(opts)]);
-    const follow = followOptions(opts);
-    const output = outputOf(cmd);
-    await withClient(ctx, async (client) => {
-      const started = await client.startCopyImage(input, startOptions(follow.id));
-      const result = await followRun<CopyImageResult>(ctx, client, started, follow, output, formatCopyResult);
-      return result === undefined || result.outcome === 'complete' ? 0 : 1;
+    await startAndFollow<CopyImageResult>(ctx, cmd, opts, {
+      start: (client, options) => client.startCopyImage(input, options),
+      format: formatCopyResult,
+      exitCode: (result) => (result === undefined || result.outcome === 'complete' ? 0 : 1),
     });
   });
 }

@@ -9,7 +9,7 @@ import { ELASTIC_IP_ACTIONS } from '../../contracts';
 import { migrateInstanceIssues } from '../../workflows/migrate-validation';
 import { formatMigrateResult } from '../migration';
 import type { CliContext } from './context';
-import { followRun, outputOf, withClient } from './context';
+import { startAndFollow } from './context';
 import type { FlagSpec } from './flags';
 import {
   ACCOUNT,
@@ -17,7 +17,6 @@ import {
   REGION,
   addFlags,
   followIssues,
-  followOptions,
   inputFrom,
   parseDuration,
   refuse,
@@ -93,12 +92,9 @@ export function registerInstance(program: Command, ctx: CliContext): void {
   ).action(async (opts: Record<string, unknown>, cmd: Command) => {
     const input = inputFrom(MIGRATE_FLAGS, opts) as unknown as MigrateInstanceInput;
     refuse(MIGRATE_FLAGS, [...migrateInstanceIssues(input), ...followIssues(opts)]);
-    const follow = followOptions(opts);
-    const output = outputOf(cmd);
-    await withClient(ctx, async (client) => {
-      const started = await client.startMigrateInstance(input, follow.id ? { workflowId: follow.id } : {});
-      await followRun<MigrateInstanceResult>(ctx, client, started, follow, output, formatMigrateResult);
-      return 0;
+    await startAndFollow<MigrateInstanceResult>(ctx, cmd, opts, {
+      start: (client, options) => client.startMigrateInstance(input, options),
+      format: formatMigrateResult,
     });
   });
 }

@@ -16,14 +16,13 @@ import type { GoldenImageResult } from '../../contracts';
 import { PLAN_NAME_RE } from '../../workflows/golden-validation';
 import { InvalidInputError } from '../../contracts/issues';
 import type { CliContext } from './context';
-import { emit, followRun, outputOf, reportAction, withClient } from './context';
+import { emit, outputOf, reportAction, startAndFollow, withClient } from './context';
 import {
   FOLLOW_FLAGS,
   UsageError,
   addFlags,
   flagIssues,
   followIssues,
-  followOptions,
   parseIsoTime,
   refuse,
   schemaFlag,
@@ -310,19 +309,13 @@ function registerStart(parent: Command, kind: 'golden' | 'backup', ctx: CliConte
     FOLLOW_FLAGS.filter((f) => !f.flags.startsWith('--id')),
   ).action(async (file: string, name: string, opts: Record<string, unknown>, cmd: Command) => {
     refuse([], followIssues(opts));
-    const follow = followOptions(opts);
     const p = await loadPlanFile(file);
     const entry = findEntry(p, name, kind);
-    const output = outputOf(cmd);
-    await withClient(ctx, async (client) => {
-      const started =
-        entry.kind === 'golden'
-          ? await client.startGoldenImage(entry.input)
-          : await client.startBackup(entry.input);
-      await followRun<unknown>(ctx, client, started, follow, output, (r) =>
-        isBackupResult(r) ? formatBackupResult(r) : formatGoldenResult(r as GoldenImageResult),
-      );
-      return 0;
+    // No --id here: a plan run's id comes from its pipeline (or backup plan) and scheduled time.
+    await startAndFollow<unknown>(ctx, cmd, opts, {
+      start: (client) =>
+        entry.kind === 'golden' ? client.startGoldenImage(entry.input) : client.startBackup(entry.input),
+      format: (r) => (isBackupResult(r) ? formatBackupResult(r) : formatGoldenResult(r as GoldenImageResult)),
     });
   });
 }

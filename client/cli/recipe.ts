@@ -10,8 +10,8 @@ import type { BuildImageResult } from '../../contracts/recipe';
 import { loadRecipeFile } from '../recipe';
 import { formatBuildResult } from '../recipe-build';
 import type { CliContext } from './context';
-import { emit, followRun, outputOf, withClient } from './context';
-import { FOLLOW_FLAGS, addFlags, followIssues, followOptions, refuse } from './flags';
+import { emit, outputOf, startAndFollow } from './context';
+import { FOLLOW_FLAGS, addFlags, followIssues, refuse } from './flags';
 
 /** One line per resolved step: phase, kind, name and what it runs. */
 export function describeSteps(input: BuildImageInput): string[] {
@@ -53,12 +53,9 @@ function registerImageBuild(program: Command, ctx: CliContext): void {
       refuse(FOLLOW_FLAGS, followIssues(opts));
       for (const w of loaded.warnings) console.error(`warning: ${w}`);
       const input = { ...loaded.input, ...(opts.force ? { force: true } : {}) };
-      const follow = followOptions(opts);
-      const output = outputOf(cmd);
-      await withClient(ctx, async (client) => {
-        const started = await client.startBuildImage(input, follow.id ? { workflowId: follow.id } : {});
-        await followRun<BuildImageResult>(ctx, client, started, follow, output, formatBuildResult);
-        return 0;
+      await startAndFollow<BuildImageResult>(ctx, cmd, opts, {
+        start: (client, options) => client.startBuildImage(input, options),
+        format: formatBuildResult,
       });
     },
   );

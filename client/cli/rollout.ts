@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import type { RolloutImageInput, RolloutImageResult } from '../../contracts';
 import { rolloutImageIssues } from '../../workflows/rollout-plan';
 import type { CliContext } from './context';
-import { followRun, outputOf, withClient } from './context';
+import { startAndFollow } from './context';
 import type { FlagSpec } from './flags';
 import {
   ACCOUNT,
@@ -18,7 +18,6 @@ import {
   UsageError,
   addFlags,
   followIssues,
-  followOptions,
   parseDuration,
   parseWhole,
   refuse,
@@ -174,12 +173,9 @@ export function registerRollout(image: Command, ctx: CliContext): void {
   ).action(async (opts: Opts, cmd: Command) => {
     const input = rolloutInputFrom(opts);
     refuse(ROLLOUT_FLAGS, [...rolloutImageIssues(input), ...followIssues(opts)]);
-    const follow = followOptions(opts);
-    const output = outputOf(cmd);
-    await withClient(ctx, async (client) => {
-      const started = await client.startRolloutImage(input, follow.id ? { workflowId: follow.id } : {});
-      await followRun<RolloutImageResult>(ctx, client, started, follow, output, formatRollout);
-      return 0;
+    await startAndFollow<RolloutImageResult>(ctx, cmd, opts, {
+      start: (client, options) => client.startRolloutImage(input, options),
+      format: formatRollout,
     });
   });
 }

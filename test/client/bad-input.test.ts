@@ -5,34 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Client } from '@temporalio/client';
-import { AmiflowClient, InvalidInputError } from '../../client';
 import { UsageError, run } from '../../client/cli';
 import type { ImageFromInstanceInput } from '../../workflows/contracts';
+import type { BadFlags, BadInput } from './fixtures';
+import {
+  IMAGE_CREATE_ARGV,
+  INSTANCE,
+  mustNotConnect,
+  recordingClient,
+  refusesBadFlags,
+  refusesBadInput,
+} from './fixtures';
 
 const GOOD: ImageFromInstanceInput = {
-  region: 'eu-west-1',
-  instanceId: 'i-0123456789abcdef0',
+  ...INSTANCE,
   imageName: 'web-2026-11-28',
   mode: 'stop',
 };
 
-/** A Temporal client that records every call made through it. */
-function recordingClient(): { client: AmiflowClient; calls: string[] } {
-  const calls: string[] = [];
-  const workflow = new Proxy(
-    {},
-    {
-      get: (_t, prop) => () => {
-        calls.push(String(prop));
-        return Promise.resolve({ firstExecutionRunId: 'run-1' });
-      },
-    },
-  );
-  return { client: AmiflowClient.fromClient({ workflow } as unknown as Client, 'amiflow'), calls };
-}
-
-const BAD: [string, Record<string, unknown>, string][] = [
+const BAD: BadInput[] = [
   ['malformed instance id', { instanceId: 'i-xyz' }, 'instanceId'],
   ['instance id with capitals', { instanceId: 'i-0123456789ABCDEF0' }, 'instanceId'],
   ['missing instance id', { instanceId: undefined }, 'instanceId'],
@@ -68,7 +59,7 @@ const BAD: [string, Record<string, unknown>, string][] = [
 ];
 
 /** Mode app-consistent (issue 15): each one refused before anything starts, naming the field. */
-function appConsistentBadInputs(): [string, Record<string, unknown>, string][] {
+function appConsistentBadInputs(): BadInput[] {
   const app = (appConsistent: unknown): Record<string, unknown> => ({
     mode: 'app-consistent',
     appConsistent,
@@ -135,22 +126,7 @@ function appConsistentBadInputs(): [string, Record<string, unknown>, string][] {
 }
 
 describe('client library refuses bad input before starting anything', () => {
-  for (const [kind, change, field] of BAD) {
-    test(`${kind} → names ${field}`, async () => {
-      // GIVEN a client whose every Temporal call is recorded
-      const { client, calls } = recordingClient();
-      // WHEN a bad input is started
-      const err = await client.startImageFromInstance({ ...GOOD, ...change }).catch((e: unknown) => e);
-      // THEN it is refused, naming the field, and nothing reached Temporal
-      assert.ok(err instanceof InvalidInputError, `expected InvalidInputError, got ${String(err)}`);
-      assert.ok(
-        err.issues.some((i) => i.field === field),
-        `issues ${JSON.stringify(err.issues)} should name ${field}`,
-      );
-      assert.match(err.message, new RegExp(`${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
-      assert.deepEqual(calls, []);
-    });
-  }
+  refusesBadInput(GOOD, BAD, (client, input) => client.startImageFromInstance(input));
 
   test('a good input is started once, with a deterministic workflow id', async () => {
     const { client, calls } = recordingClient();
@@ -161,19 +137,7 @@ describe('client library refuses bad input before starting anything', () => {
 });
 
 describe('CLI refuses bad input before connecting', () => {
-  const base = [
-    'image',
-    'create',
-    '--region',
-    'eu-west-1',
-    '--instance',
-    'i-0123456789abcdef0',
-    '--name',
-    'web-1',
-    '--mode',
-    'stop',
-  ];
-  const cases: [string, string[], RegExp][] = [
+  const cases: BadFlags[] = [
     ['bad instance flag', ['--instance', 'i-1'], /--instance: 'i-1' is not an EC2 instance id/],
     ['bad mode', ['--mode', 'fast'], /--mode: 'fast' is not a consistency mode/],
     ['bad account', ['--account', 'abc'], /--account: 'abc' is not an AWS account id/],
@@ -189,21 +153,11 @@ describe('CLI refuses bad input before connecting', () => {
     ['unknown flag', ['--force'], /unknown option '--force'/],
     ['watch and no-wait', ['--watch', '--no-wait'], /exclude each other/],
   ];
-  for (const [kind, extra, message] of cases) {
-    test(kind, async () => {
-      let connected = false;
-      const connect = () => {
-        connected = true;
-        return Promise.reject(new Error('must not connect'));
-      };
-      await assert.rejects(run([...base, ...extra], connect), message);
-      assert.equal(connected, false);
-    });
-  }
+  refusesBadFlags([...IMAGE_CREATE_ARGV, '--mode', 'stop'], cases);
 
   test('unknown command is a usage error', async () => {
     await assert.rejects(
-      run(['image', 'delete'], () => Promise.reject(new Error('must not connect'))),
+      run(['image', 'delete'], mustNotConnect),
       (e: unknown) => e instanceof UsageError && /unknown command 'image delete'/.test(e.message),
     );
   });

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { AmiflowClient, DEFAULT_SCHEDULE_BOUNDS, RefusedError, parsePlan } from '../../client';
 import { cronMinIntervalSeconds, readScheduleBounds } from '../../client/bounds';
-import { main } from '../../client/cli';
+import { captured } from './fixtures';
 
 interface FakeRun {
   type: string;
@@ -208,30 +208,12 @@ describe("only amiflow's workflows and schedules", () => {
   });
 });
 
-/** What a command line printed (stdout, stderr) and its exit code. */
-async function cli(
-  argv: string[],
-  connect: () => Promise<AmiflowClient> = () => Promise.reject(new Error('must not connect')),
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(`${a.join(' ')}\n`);
-  console.error = (...a: unknown[]) => err.push(`${a.join(' ')}\n`);
-  try {
-    const code = await main(argv, connect);
-    return { code, out: out.join(''), err: err.join('') };
-  } finally {
-    Object.assign(console, { log, error });
-  }
-}
-
 const WINDOW = ['--from', '2026-11-01T00:00:00Z', '--to', '2026-11-02T00:00:00Z'];
 
 describe('the CLI reports refusals', () => {
   it("GIVEN another team's workflow WHEN cancelled from the CLI THEN exit 2 with the reason, as JSON too; nothing cancelled", async () => {
     const { client, calls } = fakeTemporal({ run: { type: 'nightlyJob', status: 'RUNNING' } });
-    const { code, out, err } = await cli(['cancel', 'other-team/job', '--json'], () =>
+    const { code, out, err } = await captured(['cancel', 'other-team/job', '--json'], () =>
       Promise.resolve(client),
     );
     assert.equal(code, 2);
@@ -244,8 +226,9 @@ describe('the CLI reports refusals', () => {
 
   it('GIVEN a backfill window beyond the bound WHEN run from the CLI THEN exit 2 naming the bound; nothing backfilled', async () => {
     const { client, calls } = fakeTemporal({ matchingTimes: 51 });
-    const { code, err } = await cli(['schedule', 'backfill', 'amiflow/team-web/golden/web', ...WINDOW], () =>
-      Promise.resolve(client),
+    const { code, err } = await captured(
+      ['schedule', 'backfill', 'amiflow/team-web/golden/web', ...WINDOW],
+      () => Promise.resolve(client),
     );
     assert.equal(code, 2);
     assert.match(err, /refused: backfill: .* would start 51 runs; at most 50 per backfill/);
@@ -254,11 +237,11 @@ describe('the CLI reports refusals', () => {
 
   it('GIVEN --overlap allow-all WHEN backfilled without --confirm-allow-all THEN refused before connecting; WHEN confirmed THEN it prints the run count', async () => {
     const id = 'amiflow/team-web/golden/web';
-    const refused = await cli(['schedule', 'backfill', id, ...WINDOW, '--overlap', 'allow-all']);
+    const refused = await captured(['schedule', 'backfill', id, ...WINDOW, '--overlap', 'allow-all']);
     assert.equal(refused.code, 2);
     assert.match(refused.err, /add --confirm-allow-all, or use --overlap buffer-all/);
     const { client, calls } = fakeTemporal({ matchingTimes: 24 });
-    const done = await cli(
+    const done = await captured(
       ['schedule', 'backfill', id, ...WINDOW, '--overlap', 'allow-all', '--confirm-allow-all'],
       () => Promise.resolve(client),
     );

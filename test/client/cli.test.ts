@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import type { Command } from 'commander';
 import type { AmiflowClient, StartedRun } from '../../client';
 import { RunFailedError } from '../../client';
-import { main, run } from '../../client/cli';
+import { run } from '../../client/cli';
 import { completionScript, completions } from '../../client/cli/completion';
 import { newContext } from '../../client/cli/context';
 import { buildProgram, commandPath } from '../../client/cli/program';
@@ -22,35 +22,12 @@ import { ConnectionFailedError, connectResolved, resolveConnection } from '../..
 import { listQuery } from '../../client/list-runs';
 import { freePort } from '../support/ports';
 import { ROOT } from '../support/tools';
+import { IMAGE_CREATE_ARGV, MIGRATE_ARGV, captured, mustNotConnect } from './fixtures';
 
 const run$ = promisify(execFile);
 
-/** What a command line printed, and its exit code. */
-async function captured(
-  argv: string[],
-  connect: () => Promise<AmiflowClient> = () => Promise.reject(new Error('must not connect')),
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  const write = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  console.log = (...a: unknown[]) => out.push(`${a.join(' ')}\n`);
-  console.error = (...a: unknown[]) => err.push(`${a.join(' ')}\n`);
-  process.stdout.write = (s: string) => out.push(s) > 0;
-  process.stderr.write = (s: string) => err.push(s) > 0;
-  try {
-    const code = await main(argv, connect);
-    return { code, out: out.join(''), err: err.join('') };
-  } finally {
-    Object.assign(console, { log, error });
-    process.stdout.write = write;
-    process.stderr.write = writeErr;
-  }
-}
-
 function tree(): Command {
-  return buildProgram(newContext(() => Promise.reject(new Error('must not connect'))));
+  return buildProgram(newContext(mustNotConnect));
 }
 
 function leafCommands(cmd: Command): Command[] {
@@ -78,17 +55,6 @@ function fakeClient(result: () => Promise<unknown>): { client: AmiflowClient; in
   } as unknown as AmiflowClient;
   return { client, inputs };
 }
-
-const CREATE = [
-  'image',
-  'create',
-  '--region',
-  'eu-west-1',
-  '--instance',
-  'i-0123456789abcdef0',
-  '--name',
-  'web-1',
-];
 
 describe('help and version', () => {
   const leaves = leafCommands(tree()).map(commandPath);
@@ -132,7 +98,13 @@ describe('help and version', () => {
 
 describe('--output json', () => {
   test('GIVEN bad input WHEN --output json THEN the error is a JSON object on stdout naming the flags, exit 2', async () => {
-    const { code, out, err } = await captured([...CREATE, '--instance', 'i-1', '--output', 'json']);
+    const { code, out, err } = await captured([
+      ...IMAGE_CREATE_ARGV,
+      '--instance',
+      'i-1',
+      '--output',
+      'json',
+    ]);
     assert.equal(code, 2);
     const parsed = JSON.parse(out) as {
       error: { kind: string; issues: { field: string }[] };
@@ -148,7 +120,7 @@ describe('--output json', () => {
   });
 
   test('GIVEN an unknown flag WHEN --json THEN a usage error as JSON, naming the flag and the help to read', async () => {
-    const { code, out } = await captured([...CREATE, '--force', '--json']);
+    const { code, out } = await captured([...IMAGE_CREATE_ARGV, '--force', '--json']);
     assert.equal(code, 2);
     const parsed = JSON.parse(out) as { error: { kind: string; message: string; help: string } };
     assert.equal(parsed.error.kind, 'usage');
@@ -162,7 +134,9 @@ describe('--output json', () => {
         new RunFailedError('instance i-0123456789abcdef0 is gone', 'wf-1', 'InstanceNotFound', false),
       ),
     );
-    const { code, out } = await captured([...CREATE, '--output', 'json'], () => Promise.resolve(client));
+    const { code, out } = await captured([...IMAGE_CREATE_ARGV, '--output', 'json'], () =>
+      Promise.resolve(client),
+    );
     assert.equal(code, 1);
     assert.deepEqual(JSON.parse(out), {
       error: {
@@ -178,14 +152,14 @@ describe('--output json', () => {
   test('GIVEN a run that succeeds WHEN --json THEN stdout is exactly its result as JSON', async () => {
     const result = { imageId: 'ami-0123456789abcdef0' };
     const { client } = fakeClient(() => Promise.resolve(result));
-    const { code, out } = await captured([...CREATE, '--json'], () => Promise.resolve(client));
+    const { code, out } = await captured([...IMAGE_CREATE_ARGV, '--json'], () => Promise.resolve(client));
     assert.equal(code, 0);
     assert.deepEqual(JSON.parse(out), result);
   });
 
   test('GIVEN --no-wait WHEN --output json THEN the started run is printed as JSON', async () => {
     const { client } = fakeClient(() => Promise.reject(new Error('must not wait')));
-    const { code, out } = await captured([...CREATE, '--no-wait', '--output=json'], () =>
+    const { code, out } = await captured([...IMAGE_CREATE_ARGV, '--no-wait', '--output=json'], () =>
       Promise.resolve(client),
     );
     assert.equal(code, 0);
@@ -197,7 +171,7 @@ describe('one duration syntax for every duration flag', () => {
   const cases: [string, string[], (input: Record<string, unknown>) => unknown, unknown][] = [
     [
       'image create --instance-timeout 15m --available-timeout 2h',
-      [...CREATE, '--instance-timeout', '15m', '--available-timeout', '2h'],
+      [...IMAGE_CREATE_ARGV, '--instance-timeout', '15m', '--available-timeout', '2h'],
       (i) => i.timeouts,
       { instanceStateSeconds: 900, imageAvailableSeconds: 7200 },
     ],
@@ -239,20 +213,7 @@ describe('one duration syntax for every duration flag', () => {
     ],
     [
       'instance migrate --ready-timeout 15m',
-      [
-        'instance',
-        'migrate',
-        '--region',
-        'eu-west-1',
-        '--instance',
-        'i-0123456789abcdef0',
-        '--to-az',
-        'eu-west-1b',
-        '--source',
-        'keep',
-        '--ready-timeout',
-        '15m',
-      ],
+      [...MIGRATE_ARGV, '--source', 'keep', '--ready-timeout', '15m'],
       (i) => i.timeouts,
       { instanceReadySeconds: 900 },
     ],

@@ -9,31 +9,18 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import type { Client } from '@temporalio/client';
-import { AmiflowClient, InvalidInputError } from '../../client';
+import type { AmiflowClient } from '../../client';
+import { InvalidInputError } from '../../client';
 import { compareVersions, currentApprovedImage } from '../../client/catalogue';
-import { main, run } from '../../client/cli';
+import { run } from '../../client/cli';
 import { readAllowList } from '../../client/cli/guardrails';
 import type { ApprovedImage, ComplianceScanInput } from '../../workflows/contracts';
+import type { BadInput } from './fixtures';
+import { captured, recordingClient, refusesBadInput } from './fixtures';
 
 const GOOD: ComplianceScanInput = { name: 'prod-daily', regions: ['eu-west-1'] };
 
-function recordingClient(): { client: AmiflowClient; calls: string[] } {
-  const calls: string[] = [];
-  const recorder = new Proxy(
-    {},
-    {
-      get: (_t, prop) => () => {
-        calls.push(String(prop));
-        return Promise.resolve({ firstExecutionRunId: 'run-1' });
-      },
-    },
-  );
-  const temporal = { workflow: recorder, schedule: recorder } as unknown as Client;
-  return { client: AmiflowClient.fromClient(temporal, 'amiflow'), calls };
-}
-
-const BAD: [string, Record<string, unknown>, string][] = [
+const BAD: BadInput[] = [
   ['a name with a slash', { name: 'prod/daily' }, 'name'],
   ['no name', { name: undefined }, 'name'],
   ['no regions', { regions: [] }, 'regions'],
@@ -66,18 +53,7 @@ const BAD: [string, Record<string, unknown>, string][] = [
 ];
 
 describe('client library refuses bad scan input before starting anything', () => {
-  for (const [kind, change, field] of BAD) {
-    test(`${kind} → names ${field}`, async () => {
-      const { client, calls } = recordingClient();
-      const err = await client.startComplianceScan({ ...GOOD, ...change }).catch((e: unknown) => e);
-      assert.ok(err instanceof InvalidInputError, `expected InvalidInputError, got ${String(err)}`);
-      assert.ok(
-        err.issues.some((i) => i.field === field),
-        `issues ${JSON.stringify(err.issues)} should name ${field}`,
-      );
-      assert.deepEqual(calls, []);
-    });
-  }
+  refusesBadInput(GOOD, BAD, (client, input) => client.startComplianceScan(input));
 
   test('a report name that would change the visibility query is refused before any call', async () => {
     const { client, calls } = recordingClient();
@@ -161,17 +137,9 @@ describe('amiflow guardrail commands refuse bad input before connecting', () => 
   ];
   for (const [kind, argv, message] of cases) {
     test(`${kind} → exit 2 naming the flag`, async () => {
-      const errors: string[] = [];
-      const error = console.error;
-      console.error = (...args: unknown[]) => errors.push(args.join(' '));
-      let code: number;
-      try {
-        code = await main(argv);
-      } finally {
-        console.error = error;
-      }
+      const { code, err } = await captured(argv);
       assert.equal(code, 2);
-      assert.match(errors.join('\n'), message);
+      assert.match(err, message);
     });
   }
 

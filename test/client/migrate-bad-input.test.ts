@@ -5,36 +5,26 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Client } from '@temporalio/client';
 import type { MigrateInstanceInput } from '../../client';
-import { AmiflowClient, InvalidInputError } from '../../client';
+import { InvalidInputError } from '../../client';
 import { run } from '../../client/cli';
+import type { BadFlags, BadInput } from './fixtures';
+import {
+  INSTANCE,
+  MIGRATE_ARGV,
+  mustNotConnect,
+  recordingClient,
+  refusesBadFlags,
+  refusesBadInput,
+} from './fixtures';
 
 const GOOD: MigrateInstanceInput = {
-  region: 'eu-west-1',
-  instanceId: 'i-0123456789abcdef0',
+  ...INSTANCE,
   targetAvailabilityZone: 'eu-west-1b',
   sourceAction: 'stop',
 };
 
-/** A Temporal client that records every call made through it. */
-function recordingClient(): { client: AmiflowClient; calls: { name: string; args: unknown[] }[] } {
-  const calls: { name: string; args: unknown[] }[] = [];
-  const workflow = new Proxy(
-    {},
-    {
-      get:
-        (_t, prop) =>
-        (...args: unknown[]) => {
-          calls.push({ name: String(prop), args });
-          return Promise.resolve({ firstExecutionRunId: 'run-1' });
-        },
-    },
-  );
-  return { client: AmiflowClient.fromClient({ workflow } as unknown as Client, 'amiflow'), calls };
-}
-
-const BAD: [string, Record<string, unknown>, string][] = [
+const BAD: BadInput[] = [
   ['malformed instance id', { instanceId: 'i-12' }, 'instanceId'],
   ['missing instance id', { instanceId: undefined }, 'instanceId'],
   ['bad region', { region: 'eu-westish-1' }, 'region'],
@@ -75,22 +65,7 @@ const BAD: [string, Record<string, unknown>, string][] = [
 ];
 
 describe('client library refuses bad migration input before starting anything', () => {
-  for (const [kind, change, field] of BAD) {
-    test(`${kind} → names ${field}`, async () => {
-      // GIVEN a client whose every Temporal call is recorded
-      const { client, calls } = recordingClient();
-      // WHEN a bad input is started
-      const err = await client.startMigrateInstance({ ...GOOD, ...change }).catch((e: unknown) => e);
-      // THEN it is refused, naming the field, and nothing reached Temporal
-      assert.ok(err instanceof InvalidInputError, `expected InvalidInputError, got ${String(err)}`);
-      assert.ok(
-        err.issues.some((i) => i.field === field),
-        `issues ${JSON.stringify(err.issues)} should name ${field}`,
-      );
-      assert.match(err.message, new RegExp(`${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
-      assert.deepEqual(calls, []);
-    });
-  }
+  refusesBadInput(GOOD, BAD, (client, input) => client.startMigrateInstance(input));
 
   test('a subnet alone names the target: no AZ needed', async () => {
     const { client, calls } = recordingClient();
@@ -99,18 +74,15 @@ describe('client library refuses bad migration input before starting anything', 
       targetAvailabilityZone: undefined,
       overrides: { subnetId: 'subnet-0123456789abcdef0' },
     });
-    assert.deepEqual(
-      calls.map((c) => c.name),
-      ['start'],
-    );
+    assert.deepEqual(calls, ['start']);
   });
 
   test('a good input is started once, as migrateInstance, with a deterministic id per instance', async () => {
-    const { client, calls } = recordingClient();
+    const { client, recorded } = recordingClient();
     const started = await client.startMigrateInstance({ ...GOOD, accountId: '111122223333' });
     assert.equal(started.workflowId, 'migrate-instance/eu-west-1/111122223333/i-0123456789abcdef0');
-    assert.equal(calls.length, 1);
-    const [type, options] = calls[0]?.args as [string, { staticSummary: string; workflowId: string }];
+    assert.equal(recorded.length, 1);
+    const [type, options] = recorded[0]?.args as [string, { staticSummary: string; workflowId: string }];
     assert.equal(type, 'migrateInstance');
     assert.equal(options.workflowId, started.workflowId);
     assert.equal(options.staticSummary, 'Migrate i-0123456789abcdef0 → eu-west-1b (source: stop, eu-west-1)');
@@ -118,19 +90,8 @@ describe('client library refuses bad migration input before starting anything', 
 });
 
 describe('amiflow instance migrate refuses bad input before connecting', () => {
-  const base = [
-    'instance',
-    'migrate',
-    '--region',
-    'eu-west-1',
-    '--instance',
-    'i-0123456789abcdef0',
-    '--to-az',
-    'eu-west-1b',
-    '--source',
-    'terminate',
-  ];
-  const cases: [string, string[], RegExp][] = [
+  const base = [...MIGRATE_ARGV, '--source', 'terminate'];
+  const cases: BadFlags[] = [
     ['bad instance', ['--instance', 'i-1'], /--instance: 'i-1' is not an EC2 instance id/],
     [
       'AZ of another region',
@@ -160,31 +121,18 @@ describe('amiflow instance migrate refuses bad input before connecting', () => {
     ['watch and no-wait', ['--watch', '--no-wait'], /--watch: excludes --no-wait/],
     ['unknown flag', ['--delete-source'], /unknown option '--delete-source'/],
   ];
-  for (const [kind, extra, message] of cases) {
-    test(kind, async () => {
-      let connected = false;
-      const connect = () => {
-        connected = true;
-        return Promise.reject(new Error('must not connect'));
-      };
-      await assert.rejects(run([...base, ...extra], connect), message);
-      assert.equal(connected, false);
-    });
-  }
+  refusesBadFlags(base, cases);
 
   test('a missing --source is refused, naming the choices', async () => {
-    const argv = base.filter((_, i) => i < 8);
     await assert.rejects(
-      run(argv, () => Promise.reject(new Error('must not connect'))),
+      run([...MIGRATE_ARGV], mustNotConnect),
       /--source: is required: say what happens to the source once the new instance passed its checks: keep, stop, terminate/,
     );
   });
 
   test('every problem is named at once, by its flag', async () => {
     await assert.rejects(
-      run(['instance', 'migrate', '--region', 'eu-west-1', '--instance', 'i-zz'], () =>
-        Promise.reject(new Error('must not connect')),
-      ),
+      run(['instance', 'migrate', '--region', 'eu-west-1', '--instance', 'i-zz'], mustNotConnect),
       (e: unknown) =>
         e instanceof InvalidInputError &&
         ['--instance', '--to-az', '--source'].every((f) => e.issues.some((i) => i.field === f)),

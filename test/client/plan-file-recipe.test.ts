@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import type { PlanIssue } from '../../client/plan-file';
 import { PlanFileError, loadPlanFile } from '../../client/plan-file';
 import type { BackupInput, GoldenImageInput } from '../../contracts';
+import { PLAN_HEAD } from './fixtures';
 
 const RECIPE = `apiVersion: amiflow/v1
 recipe: web
@@ -33,14 +34,7 @@ output:
 
 /** A plan with one pipeline (lines 6-…) and one backup; `pipeline` replaces the pipeline's settings. */
 function plan(pipeline: string, backup = '    instanceIds: [i-0abc1234def567891]'): string {
-  return `apiVersion: amiflow/v1
-plan: team-web
-defaults:
-  timeZone: UTC
-pipelines:
-  - name: web
-    region: eu-west-1
-${pipeline}
+  return `${PLAN_HEAD}${pipeline}
     schedule:
       cron: '0 3 * * MON'
 backups:

@@ -12,18 +12,12 @@ import { run } from '../../client/cli';
 import type { PlanIssue } from '../../client/plan-file';
 import { PlanFileError, cronProblem, loadPlanFile, parseDuration, parsePlan } from '../../client/plan-file';
 import { ROOT } from '../support/tools';
+import { PLAN_HEAD } from './fixtures';
 
 const EXAMPLE = path.join(ROOT, 'examples', 'plan.yaml');
 
 /** A valid plan, line by line, so each bad case can change one line and name it. */
-const GOOD = `apiVersion: amiflow/v1
-plan: team-web
-defaults:
-  timeZone: UTC
-pipelines:
-  - name: web
-    region: eu-west-1
-    accountId: '111122223333'
+const GOOD = `${PLAN_HEAD}    accountId: '111122223333'
     builderInstanceId: i-0abc1234def567890
     validation:
       subnetId: subnet-0123456789abcdef0

@@ -25,6 +25,16 @@ function target(account: string, region: string, extra: Partial<TargetReport> = 
   };
 }
 
+/** The one target's counts, which are also the account's and the report's totals. */
+const COUNTS = {
+  approved: 10,
+  'approved-deprecated': 1,
+  unknown: 1,
+  'not-allowed': 0,
+  missing: 0,
+  instances: 12,
+};
+
 const REPORT: ComplianceReport = {
   name: 'prod-daily',
   workflowId: 'compliance-scan/prod-daily',
@@ -34,29 +44,15 @@ const REPORT: ComplianceReport = {
   complete: true,
   accounts: ['222200002222'],
   regions: ['eu-west-1', 'us-east-1'],
-  totals: { approved: 10, 'approved-deprecated': 1, unknown: 1, 'not-allowed': 0, missing: 0, instances: 12 },
+  totals: COUNTS,
   compliant: false,
   byAccount: {
-    '222200002222': {
-      approved: 10,
-      'approved-deprecated': 1,
-      unknown: 1,
-      'not-allowed': 0,
-      missing: 0,
-      instances: 12,
-    },
+    '222200002222': COUNTS,
   },
   byRegion: {},
   targets: [
     target('222200002222', 'eu-west-1', {
-      counts: {
-        approved: 10,
-        'approved-deprecated': 1,
-        unknown: 1,
-        'not-allowed': 0,
-        missing: 0,
-        instances: 12,
-      },
+      counts: COUNTS,
       throttled: 2,
       images: [
         {

@@ -6,40 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { AmiflowClient, RunOutcomeReport } from '../../client';
 import { AmiflowClient as Client } from '../../client';
-import { main } from '../../client/cli';
-import { FailureType, SearchAttr, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
-import { BUILDER, Fleet, REGION, goldenActivities, goldenInput } from '../workflows/golden-stubs';
-import {
-  RUN_TIMEOUT,
-  quietWorkerLogs,
-  startWorker,
-  uniqueWorkflowId,
-  withinBound,
-} from '../workflows/stub-activities';
+import { RUN_TIMEOUT, quietWorkerLogs, startWorker, withinBound } from '../workflows/stub-activities';
+import { IMAGE_CREATE_ARGV, captured } from './fixtures';
+import { goldenActivitiesWhoseRetirementFails, startGoldenRun } from './golden-run';
 
 quietWorkerLogs();
 
-/** What a command line printed on stdout, and its exit code (stderr kept apart, unasserted). */
-async function captured(argv: string[], client: AmiflowClient): Promise<{ code: number; out: string }> {
-  const out: string[] = [];
-  const { log, error } = console;
-  const write = process.stderr.write.bind(process.stderr);
-  console.log = (...a: unknown[]) => out.push(`${a.join(' ')}\n`);
-  console.error = () => undefined;
-  process.stderr.write = () => true;
-  try {
-    const code = await main(argv, () => Promise.resolve(client));
-    return { code, out: out.join('') };
-  } finally {
-    Object.assign(console, { log, error });
-    process.stderr.write = write;
-  }
-}
+/** What a command line printed (stdout, stderr) with `client` as its connection, and its exit code. */
+const shown = (argv: string[], client: AmiflowClient) => captured(argv, () => Promise.resolve(client));
 
 /** A client whose run completes with `result` and ends as `end` says (the start-and-wait path). */
 function completingClient(result: unknown, end: RunOutcomeReport): AmiflowClient {
@@ -51,31 +29,20 @@ function completingClient(result: unknown, end: RunOutcomeReport): AmiflowClient
   } as unknown as AmiflowClient;
 }
 
-const CREATE = [
-  'image',
-  'create',
-  '--region',
-  'eu-west-1',
-  '--instance',
-  'i-0123456789abcdef0',
-  '--name',
-  'web-1',
-];
-
 void describe('start and wait: a run that completed with problems', () => {
   const result = { imageId: 'ami-0123456789abcdef0' };
   const problem = 'retire old versions: 1 retirement action(s) failed';
 
   void it('GIVEN a run that ends with problems WHEN --json THEN outcome and problems are fields, exit 4', async () => {
     const client = completingClient(result, { outcome: 'succeeded-with-problems', problems: [problem] });
-    const { code, out } = await captured([...CREATE, '--json'], client);
+    const { code, out } = await shown([...IMAGE_CREATE_ARGV, '--json'], client);
     assert.equal(code, 4);
     assert.deepEqual(JSON.parse(out), { ...result, outcome: 'succeeded-with-problems', problems: [problem] });
   });
 
   void it('GIVEN a clean run WHEN --json THEN outcome succeeded, exit 0', async () => {
-    const { code, out } = await captured(
-      [...CREATE, '--json'],
+    const { code, out } = await shown(
+      [...IMAGE_CREATE_ARGV, '--json'],
       completingClient(result, { outcome: 'succeeded' }),
     );
     assert.equal(code, 0);
@@ -83,7 +50,7 @@ void describe('start and wait: a run that completed with problems', () => {
   });
 
   void it('GIVEN no outcome known (no worker, no attribute) WHEN --json THEN exactly the result, exit 0', async () => {
-    const { code, out } = await captured([...CREATE, '--json'], completingClient(result, {}));
+    const { code, out } = await shown([...IMAGE_CREATE_ARGV, '--json'], completingClient(result, {}));
     assert.equal(code, 0);
     assert.deepEqual(JSON.parse(out), result);
   });
@@ -103,33 +70,17 @@ void describe('watch, result and status of a golden run whose retirement failed'
     RUN_TIMEOUT,
     async () => {
       // GIVEN: a golden run whose protection of the new image (retirement) is refused by AWS
-      const activities = goldenActivities(new Fleet());
-      activities.protectImage = () =>
-        Promise.reject(
-          ApplicationFailure.create({
-            type: FailureType.AwsUnauthorized,
-            nonRetryable: true,
-            message: 'protecting: AWS refused with UnauthorizedOperation: not allowed',
-          }),
-        );
+      const activities = goldenActivitiesWhoseRetirementFails();
       const taskQueue = uniqueTaskQueue('cli-outcome');
       const worker = await startWorker(env, taskQueue, activities);
       const client = Client.fromClient(env.client, taskQueue);
       await worker.runUntil(
         withinBound(
           (async () => {
-            const handle = await env.client.workflow.start(WORKFLOW_TYPES.goldenImage, {
-              taskQueue,
-              workflowId: uniqueWorkflowId('cli-outcome'),
-              args: [goldenInput({ approval: undefined })],
-              typedSearchAttributes: [
-                { key: SearchAttr.region, value: REGION },
-                { key: SearchAttr.instanceId, value: BUILDER },
-              ],
-            });
+            const handle = await startGoldenRun(env.client, taskQueue, 'cli-outcome');
             const id = handle.workflowId;
             // WHEN: watched as text
-            const watched = await captured(['watch', id], client);
+            const watched = await shown(['watch', id], client);
             // THEN: never a plain success: the problem is named, exit 4
             assert.equal(watched.code, 4);
             assert.match(
@@ -137,7 +88,7 @@ void describe('watch, result and status of a golden run whose retirement failed'
               /⚠ succeeded with problems:\n {2}- retire old versions: \d+ retirement action\(s\) failed/,
             );
             // WHEN: its result is asked for (JSON)
-            const result = await captured(['result', id], client);
+            const result = await shown(['result', id], client);
             const parsed = JSON.parse(result.out) as {
               outcome: string;
               problems: string[];
@@ -148,12 +99,12 @@ void describe('watch, result and status of a golden run whose retirement failed'
             assert.match(parsed.problems[0] ?? '', /^retire old versions: /);
             assert.ok(parsed.pipeline !== undefined, 'the golden result itself is still there');
             // WHEN: its status is asked for: shown plainly, a report rather than a verdict (exit 0)
-            const status = await captured(['status', id], client);
+            const status = await shown(['status', id], client);
             assert.equal(status.code, 0);
             assert.match(status.out, new RegExp(`^${id}: COMPLETED \\(succeeded with problems\\)`));
             assert.match(status.out, /- retire old versions: /);
             const statusJson = JSON.parse(
-              (await captured(['status', id, '--json'], client)).out,
+              (await shown(['status', id, '--json'], client)).out,
             ) as RunOutcomeReport;
             assert.equal(statusJson.outcome, 'succeeded-with-problems');
           })(),

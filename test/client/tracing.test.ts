@@ -11,19 +11,19 @@ import { connectResolved, resolveConnection } from '../../client/connection';
 import { clientTracing } from '../../client/tracing';
 import { startTracing } from '../../worker/tracing';
 import { workflowsPath } from '../../worker/worker';
-import { SearchAttr, WORKFLOW_TYPES } from '../../workflows/contracts';
+import { WORKFLOW_TYPES } from '../../workflows/contracts';
 import type { Collector } from '../support/otlp-collector';
 import { startCollector } from '../support/otlp-collector';
 import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
-import { BUILDER, Fleet, REGION, goldenActivities, goldenInput } from '../workflows/golden-stubs';
+import { Fleet, goldenActivities } from '../workflows/golden-stubs';
 import {
   RUN_TIMEOUT,
   eventually,
   quietWorkerLogs,
   startWorker,
-  uniqueWorkflowId,
   withinBound,
 } from '../workflows/stub-activities';
+import { startGoldenRun } from './golden-run';
 
 quietWorkerLogs();
 
@@ -75,20 +75,11 @@ void describe('client-side traces', () => {
       });
       // WHEN: a client connected as the CLI connects starts a golden run
       const client = await connectResolved(resolveConnection({ address: env.address }));
-      const workflowId = uniqueWorkflowId('client-tracing');
       try {
         await worker.runUntil(
           withinBound(
             (async () => {
-              const handle = await client.temporal.workflow.start(WORKFLOW_TYPES.goldenImage, {
-                taskQueue,
-                workflowId,
-                args: [goldenInput({ approval: undefined })],
-                typedSearchAttributes: [
-                  { key: SearchAttr.region, value: REGION },
-                  { key: SearchAttr.instanceId, value: BUILDER },
-                ],
-              });
+              const handle = await startGoldenRun(client.temporal, taskQueue, 'client-tracing');
               await handle.result();
             })(),
             'the golden run',

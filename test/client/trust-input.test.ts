@@ -6,42 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Client } from '@temporalio/client';
-import { AmiflowClient, InvalidInputError } from '../../client';
-import { main } from '../../client/cli';
+import type { AmiflowClient } from '../../client';
+import { InvalidInputError } from '../../client';
 import { parseTag } from '../../client/cli/flags';
 import { forTerminal, idIssues, plainInputIssues } from '../../client/trust-input';
 import type { Catalogue, ShareImageInput } from '../../contracts';
-
-function recordingClient(): { client: AmiflowClient; calls: string[] } {
-  const calls: string[] = [];
-  const recorder = new Proxy(
-    {},
-    {
-      get: (_t, prop) => () => {
-        calls.push(String(prop));
-        return Promise.resolve({ firstExecutionRunId: 'run-1' });
-      },
-    },
-  );
-  const temporal = { workflow: recorder, schedule: recorder } as unknown as Client;
-  return { client: AmiflowClient.fromClient(temporal, 'amiflow'), calls };
-}
-
-async function captured(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => void out.push(a.map(String).join(' '));
-  console.error = (...a: unknown[]) => void err.push(a.map(String).join(' '));
-  try {
-    const code = await fn();
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+import { IMAGE_CREATE_ARGV, captured, recordingClient } from './fixtures';
 
 describe('tag keys are own properties', () => {
   test('GIVEN --tag constructor=x and --tag toString=y WHEN parsed THEN both are tags', () => {
@@ -63,23 +33,8 @@ describe('tag keys are own properties', () => {
       },
       close: () => Promise.resolve(),
     });
-    const r = await captured(() =>
-      main(
-        [
-          'image',
-          'create',
-          '--region',
-          'eu-west-1',
-          '--instance',
-          'i-0123456789abcdef0',
-          '--name',
-          'web-1',
-          '--tag',
-          'constructor=x',
-          '--no-wait',
-        ],
-        () => Promise.resolve(spy),
-      ),
+    const r = await captured([...IMAGE_CREATE_ARGV, '--tag', 'constructor=x', '--no-wait'], () =>
+      Promise.resolve(spy),
     );
     assert.equal(r.code, 0, r.err);
     assert.deepEqual((started as { tags: Record<string, string> }).tags, { constructor: 'x' });
@@ -114,9 +69,7 @@ describe('terminal output carries no control characters of AWS or callers', () =
       listApprovedImages: () => Promise.resolve(catalogue),
       close: () => Promise.resolve(),
     } as unknown as AmiflowClient;
-    const r = await captured(() =>
-      main(['catalogue', 'list', '--region', 'eu-west-1'], () => Promise.resolve(fake)),
-    );
+    const r = await captured(['catalogue', 'list', '--region', 'eu-west-1'], () => Promise.resolve(fake));
     assert.equal(r.code, 0, r.err);
 
     assert.doesNotMatch(r.out, /[\u0000-\u0008\u000b-\u001f\u007f]/);
