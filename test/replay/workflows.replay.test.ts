@@ -41,9 +41,6 @@ interface Scenario {
 const UPDATE = 'WORKFLOW_EXECUTION_UPDATE_COMPLETED';
 const CANCEL = 'WORKFLOW_EXECUTION_CANCEL_REQUESTED';
 const TIMER = 'TIMER_FIRED';
-const CHILD_COMPLETED = 'CHILD_WORKFLOW_EXECUTION_COMPLETED';
-const CHILD_FAILED = 'CHILD_WORKFLOW_EXECUTION_FAILED';
-const CHILD_CANCELED = 'CHILD_WORKFLOW_EXECUTION_CANCELED';
 
 /** Event types are SCREAMING_SNAKE_CASE (the proto's enum names); activity types are camelCase. */
 const EVENT_TYPE = /^[A-Z_]+$/;
@@ -182,7 +179,11 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'migrate-instance-failed-moveElasticIp': failed(...UNDO_LAUNCH),
     'migrate-instance-failed-terminateSourceInstance': failed('terminateSourceInstance'),
     'migrate-instance-cancelled-during-checks': cancelled(...UNDO_LAUNCH, CANCEL),
-    'migrate-instance-cancelled-during-image': cancelled('startInstance', CANCEL, CHILD_CANCELED),
+    'migrate-instance-cancelled-during-image': cancelled(
+      'startInstance',
+      CANCEL,
+      'CHILD_WORKFLOW_EXECUTION_CANCELED',
+    ),
     'migrate-instance-cancel-after-commit': completed('terminateSourceInstance', CANCEL),
     'e2e-migrate-instance-terminate-move-eip': completed('moveElasticIp', 'terminateSourceInstance'),
     'e2e-migrate-instance-stop-keep-image': completed('launchInstance', 'stopInstance'),
@@ -190,8 +191,13 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
   },
   goldenImage: {
     'golden-image-rollout-stage': completed(),
-    'golden-image-recipe-source': completed('publishImageParameter', 'protectImage', UPDATE, CHILD_COMPLETED),
-    'golden-image-recipe-build-failed': failed(CHILD_FAILED),
+    'golden-image-recipe-source': completed(
+      'publishImageParameter',
+      'protectImage',
+      UPDATE,
+      'CHILD_WORKFLOW_EXECUTION_COMPLETED',
+    ),
+    'golden-image-recipe-build-failed': failed('CHILD_WORKFLOW_EXECUTION_FAILED'),
     'golden-image-approved': completed('publishImageParameter', 'protectImage', UPDATE),
     'golden-image-no-approval-gate': completed('publishImageParameter'),
     'golden-image-retention': completed('deprecateImage', 'retireImage'),
@@ -212,10 +218,10 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'e2e-golden-image-approved-retiring-first': completed('publishImageParameter', UPDATE),
   },
   backupInstances: {
-    'backup-instances-reboot-copy-retain': completed('retireImage', CHILD_COMPLETED),
-    'backup-instances-incomplete': failed(CHILD_FAILED),
+    'backup-instances-reboot-copy-retain': completed('retireImage', 'CHILD_WORKFLOW_EXECUTION_COMPLETED'),
+    'backup-instances-incomplete': failed('CHILD_WORKFLOW_EXECUTION_FAILED'),
     'backup-instances-outside-window': failed(),
-    'backup-instances-cancelled': cancelled(CANCEL, CHILD_CANCELED),
+    'backup-instances-cancelled': cancelled(CANCEL, 'CHILD_WORKFLOW_EXECUTION_CANCELED'),
   },
   approvedImages: {
     'approved-images-merged': completed('listApprovedImages'),
