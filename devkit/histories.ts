@@ -107,8 +107,9 @@ function isSplitProtobufError(err: unknown): boolean {
   return err instanceof TypeError && err.message === 'type must be a Type';
 }
 
-let fallback: { protojson: ProtoJson; historyType: unknown } | undefined;
-function protoOwnedJson(): { protojson: ProtoJson; historyType: unknown } {
+type ProtoOwned = { protojson: ProtoJson; historyType: unknown };
+let fallback: ProtoOwned | undefined;
+function protoOwnedJson(): ProtoOwned {
   if (!fallback) {
     const fromProto = createRequire(require.resolve('@temporalio/proto'));
     const protojson = fromProto('protobufjs/ext/protojson') as ProtoJson;
@@ -120,23 +121,30 @@ function protoOwnedJson(): { protojson: ProtoJson; historyType: unknown } {
   return fallback;
 }
 
-function toJson(history: History): string {
+/** `convert` with the SDK's helpers, or through the proto package's own protobufjs when they are split. */
+function withSplitFallback<T>(convert: () => T, viaProtoOwned: (owned: ProtoOwned) => T): T {
   try {
-    return historyToJSON(history);
+    return convert();
   } catch (err) {
     if (!isSplitProtobufError(err)) throw err;
-    const { protojson, historyType } = protoOwnedJson();
-    const message = proto.temporal.api.history.v1.History.fromObject(history);
-    return JSON.stringify(protojson.toJson(historyType, message), null, 2);
+    return viaProtoOwned(protoOwnedJson());
   }
 }
 
+function toJson(history: History): string {
+  return withSplitFallback(
+    () => historyToJSON(history),
+    ({ protojson, historyType }) => {
+      const message = proto.temporal.api.history.v1.History.fromObject(history);
+      return JSON.stringify(protojson.toJson(historyType, message), null, 2);
+    },
+  );
+}
+
 function fromJson(json: unknown): History {
-  try {
-    return historyFromJSON(json);
-  } catch (err) {
-    if (!isSplitProtobufError(err)) throw err;
-    const { protojson, historyType } = protoOwnedJson();
-    return protojson.fromJson(historyType, json, { ignoreUnknownFields: true }) as History;
-  }
+  return withSplitFallback(
+    () => historyFromJSON(json),
+    ({ protojson, historyType }) =>
+      protojson.fromJson(historyType, json, { ignoreUnknownFields: true }) as History,
+  );
 }

@@ -14,6 +14,7 @@ import type {
 } from '@aws-sdk/client-ec2';
 import {
   CreateImageCommand,
+  CreateTagsCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
@@ -121,6 +122,20 @@ export async function snapshotsByIds(ec2: EC2Client, ids: string[]): Promise<Sna
     }
   }
   return found;
+}
+
+/** Tags a resource from outside the worker (what another tool or run would have left). */
+export async function tagResource(
+  ec2: EC2Client,
+  resourceId: string,
+  tags: Record<string, string>,
+): Promise<void> {
+  await ec2.send(
+    new CreateTagsCommand({
+      Resources: [resourceId],
+      Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+    }),
+  );
 }
 
 export function tagMap(tags: Tag[] | undefined): Record<string, string> {

@@ -19,7 +19,7 @@ import {
   ModifyImageAttributeCommand,
 } from '@aws-sdk/client-ec2';
 import { REFERENCE_ID_LIMIT, limitError } from '../../devkit/faults/aws-rules';
-import { NO_FAULTS, faultOptionsFromEnv } from '../../devkit/faults/options';
+import { NO_FAULTS } from '../../devkit/faults/options';
 import { SANDBOX_ACCOUNT, SANDBOX_CREDENTIALS } from '../../devkit/moto';
 import { SANDBOX_REGION, createImageDirectly, launchInstance, ownImages } from '../../devkit/sandbox-ec2';
 import type { LayeredSandbox } from './layered-sandbox';
@@ -203,23 +203,5 @@ describe('AWS rules modelled by the fault layer', () => {
     );
     sandbox.proxy.configure(NO_FAULTS);
     assert.equal((await sandbox.layered.send(new GetAllowedImagesSettingsCommand({}))).State, 'disabled');
-  });
-
-  it('GIVEN AMIFLOW_FAULT_* variables for the rules WHEN read THEN each lands in its option, and a bad state is refused naming the variable', () => {
-    const o = faultOptionsFromEnv({
-      AMIFLOW_FAULT_LIMIT_ERROR_RATE: '0.25',
-      AMIFLOW_FAULT_NAME_HELD_MS: '5000',
-      AMIFLOW_FAULT_SHARE_VISIBILITY_MS: '7000',
-      AMIFLOW_FAULT_ALLOWED_AMIS_STATE: 'enabled',
-      AMIFLOW_FAULT_ALLOWED_IMAGE_PROVIDERS: 'amazon, 123456789012',
-    });
-    assert.deepEqual(
-      [o.limitErrorRate, o.nameHeldMs, o.shareVisibilityMs, o.allowedAmis],
-      [0.25, 5000, 7000, { state: 'enabled', imageProviders: ['amazon', '123456789012'] }],
-    );
-    assert.throws(
-      () => faultOptionsFromEnv({ AMIFLOW_FAULT_ALLOWED_AMIS_STATE: 'on' }),
-      /AMIFLOW_FAULT_ALLOWED_AMIS_STATE=on must be disabled, enabled or audit-mode/,
-    );
   });
 });

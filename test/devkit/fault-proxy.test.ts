@@ -17,6 +17,7 @@ import {
   StartInstancesCommand,
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import type { FaultOptions } from '../../devkit/faults/options';
 import { faultOptionsFromEnv } from '../../devkit/faults/options';
 import { unitDraw } from '../../devkit/faults/random';
 import {
@@ -41,6 +42,26 @@ async function imageOf(instanceId: string, name: string): Promise<string> {
   );
   assert.ok(out.ImageId);
   return out.ImageId;
+}
+
+/**
+ * The layer shows the instance `state` (mid-transition, where the sandbox has already finished)
+ * and refuses the opposite call with IncorrectInstanceState, as EC2 does.
+ */
+async function assertMidTransition(
+  instanceId: string,
+  state: 'stopping' | 'pending',
+  refused: 'StartInstances' | 'StopInstances',
+): Promise<void> {
+  const ids = { InstanceIds: [instanceId] };
+  const seen = await sandbox.layered.send(new DescribeInstancesCommand(ids));
+  assert.equal(seen.Reservations?.[0]?.Instances?.[0]?.State?.Name, state);
+  const err = await errorOf(
+    refused === 'StartInstances'
+      ? sandbox.layered.send(new StartInstancesCommand(ids))
+      : sandbox.layered.send(new StopInstancesCommand(ids)),
+  );
+  assert.equal(err.name, 'IncorrectInstanceState', `${refused} while ${state}`);
 }
 
 describe('fault layer in front of the sandbox', () => {
@@ -92,12 +113,7 @@ describe('fault layer in front of the sandbox', () => {
     sandbox.proxy.configure({ stoppingMs: 3_000, pendingMs: 2_000, statusChecksMs: 4_000 });
     const instanceId = await launchInstance(sandbox.direct, sandbox.stockAmi);
     await sandbox.layered.send(new StopInstancesCommand({ InstanceIds: [instanceId] }));
-    const seen = await sandbox.layered.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
-    assert.equal(seen.Reservations?.[0]?.Instances?.[0]?.State?.Name, 'stopping');
-    const early = await errorOf(
-      sandbox.layered.send(new StartInstancesCommand({ InstanceIds: [instanceId] })),
-    );
-    assert.equal(early.name, 'IncorrectInstanceState');
+    await assertMidTransition(instanceId, 'stopping', 'StartInstances');
     assert.equal(
       await instanceState(sandbox.direct, instanceId),
       'stopped',
@@ -106,12 +122,7 @@ describe('fault layer in front of the sandbox', () => {
 
     now += 3_000;
     await sandbox.layered.send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
-    const pending = await sandbox.layered.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
-    assert.equal(pending.Reservations?.[0]?.Instances?.[0]?.State?.Name, 'pending');
-    const stopEarly = await errorOf(
-      sandbox.layered.send(new StopInstancesCommand({ InstanceIds: [instanceId] })),
-    );
-    assert.equal(stopEarly.name, 'IncorrectInstanceState');
+    await assertMidTransition(instanceId, 'pending', 'StopInstances');
 
     now += 2_000;
     const checks = await sandbox.layered.send(
@@ -251,25 +262,67 @@ describe('fault layer in front of the sandbox', () => {
 });
 
 describe('fault layer options and draws', () => {
-  it('GIVEN AMIFLOW_FAULT_* variables WHEN read THEN they override the base, and a bad one is refused by name', () => {
-    const o = faultOptionsFromEnv({
-      AMIFLOW_FAULT_SEED: '42',
-      AMIFLOW_FAULT_CONSISTENCY_MS: '10000',
-      AMIFLOW_FAULT_MUTATING_NOT_FOUND: '1',
-      AMIFLOW_FAULT_THROTTLE_RATE: '0.2',
-      AMIFLOW_FAULT_LATENCY_MS: '5-40',
+  // Each row: the variables set, what lands in the options (the rest stay at their base), and one
+  // bad value refused naming its variable.
+  const fromEnv = [
+    {
+      what: 'the fault figures',
+      then: 'they override the base, and a bad one is refused by name',
+      env: {
+        AMIFLOW_FAULT_SEED: '42',
+        AMIFLOW_FAULT_CONSISTENCY_MS: '10000',
+        AMIFLOW_FAULT_MUTATING_NOT_FOUND: '1',
+        AMIFLOW_FAULT_THROTTLE_RATE: '0.2',
+        AMIFLOW_FAULT_LATENCY_MS: '5-40',
+      },
+      options: {
+        seed: 42,
+        consistencyMs: 10_000,
+        mutatingNotFound: true,
+        throttleRate: 0.2,
+        latencyMs: [5, 40],
+      },
+      unset: { stoppingMs: 0 },
+      bad: { AMIFLOW_FAULT_THROTTLE_RATE: '2' },
+      refused: /AMIFLOW_FAULT_THROTTLE_RATE=2/,
+    },
+    {
+      what: 'the AWS rules',
+      then: 'each lands in its option, and a bad state is refused naming the variable',
+      env: {
+        AMIFLOW_FAULT_LIMIT_ERROR_RATE: '0.25',
+        AMIFLOW_FAULT_NAME_HELD_MS: '5000',
+        AMIFLOW_FAULT_SHARE_VISIBILITY_MS: '7000',
+        AMIFLOW_FAULT_ALLOWED_AMIS_STATE: 'enabled',
+        AMIFLOW_FAULT_ALLOWED_IMAGE_PROVIDERS: 'amazon, 123456789012',
+      },
+      options: {
+        limitErrorRate: 0.25,
+        nameHeldMs: 5000,
+        shareVisibilityMs: 7000,
+        allowedAmis: { state: 'enabled', imageProviders: ['amazon', '123456789012'] },
+      },
+      unset: {},
+      bad: { AMIFLOW_FAULT_ALLOWED_AMIS_STATE: 'on' },
+      refused: /AMIFLOW_FAULT_ALLOWED_AMIS_STATE=on must be disabled, enabled or audit-mode/,
+    },
+  ] satisfies {
+    what: string;
+    then: string;
+    env: Record<string, string>;
+    options: Partial<FaultOptions>;
+    unset: Partial<FaultOptions>;
+    bad: Record<string, string>;
+    refused: RegExp;
+  }[];
+  for (const c of fromEnv)
+    it(`GIVEN AMIFLOW_FAULT_* variables for ${c.what} WHEN read THEN ${c.then}`, () => {
+      const o = faultOptionsFromEnv(c.env);
+      const expected = { ...c.options, ...c.unset };
+      const read = Object.fromEntries(Object.keys(expected).map((k) => [k, o[k as keyof FaultOptions]]));
+      assert.deepEqual(read, expected);
+      assert.throws(() => faultOptionsFromEnv(c.bad), c.refused);
     });
-    assert.equal(o.seed, 42);
-    assert.equal(o.consistencyMs, 10_000);
-    assert.equal(o.mutatingNotFound, true);
-    assert.equal(o.throttleRate, 0.2);
-    assert.deepEqual(o.latencyMs, [5, 40]);
-    assert.equal(o.stoppingMs, 0);
-    assert.throws(
-      () => faultOptionsFromEnv({ AMIFLOW_FAULT_THROTTLE_RATE: '2' }),
-      /AMIFLOW_FAULT_THROTTLE_RATE=2/,
-    );
-  });
 
   it('GIVEN many keys WHEN drawn THEN draws are uniform enough and stable per (seed, key)', () => {
     const draws = Array.from({ length: 10_000 }, (_, i) => unitDraw(3, `k|${i}`));

@@ -1,13 +1,11 @@
 /**
  * Tier 3: image waits completed asynchronously by the worker's watcher (issue 13), with the dev
- * server, moto and real workers built as production builds them (buildWorker with a client). moto
- * makes images available at once, so the worker's DescribeImages answers are held at `pending`
- * (hookWorkerAws) until the test lets the image become available.
+ * server and moto of the e2e stack and real workers built as production builds them (buildWorker
+ * with a client). moto makes images available at once, so the worker's DescribeImages answers are
+ * held at `pending` (hookWorkerAws) until the test lets the image become available.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { EC2Client } from '@aws-sdk/client-ec2';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import type { Worker } from '@temporalio/worker';
 import { NativeConnection } from '@temporalio/worker';
 import { createAwsClients } from '../../activities/aws';
@@ -16,27 +14,19 @@ import { AmiflowClient } from '../../client';
 import { readWorkerSettings } from '../../worker/config';
 import type { AsyncWaits } from '../../worker/async-waits';
 import { buildWorker } from '../../worker/worker';
-import type { Moto } from '../support/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
+import { SANDBOX_CREDENTIALS } from '../support/moto';
 import type { WorkerAwsHooks } from '../support/sandbox-ec2';
-import {
-  SANDBOX_REGION,
-  findImage,
-  hookWorkerAws,
-  launchInstance,
-  sandboxEc2,
-  stockEbsAmi,
-} from '../support/sandbox-ec2';
-import { installQuietRuntime } from '../support/runtime';
-import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { SANDBOX_REGION, findImage, hookWorkerAws, launchInstance } from '../support/sandbox-ec2';
+import { uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { eventually } from './fixtures';
+import { useE2eStack } from './stack';
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let ec2: EC2Client;
-let stockAmi: string;
+const stack = useE2eStack({ stockAmi: true });
 
 interface AsyncWorker {
   worker: Worker;
+  /** The client library on the worker's task queue. */
+  client: AmiflowClient;
   waits: AsyncWaits;
   hooks: WorkerAwsHooks;
   running: Promise<void>;
@@ -45,15 +35,18 @@ interface AsyncWorker {
 
 /** A real worker with async waits on `taskQueue`, running until `stop()`. */
 async function startAsyncWorker(taskQueue: string, identity: string): Promise<AsyncWorker> {
-  const settings = readWorkerSettings({ AMIFLOW_AWS_ENDPOINT: moto.endpoint, AMIFLOW_TASK_QUEUE: taskQueue });
+  const settings = readWorkerSettings({
+    AMIFLOW_AWS_ENDPOINT: stack.moto.endpoint,
+    AMIFLOW_TASK_QUEUE: taskQueue,
+  });
   settings.aws.credentials = SANDBOX_CREDENTIALS;
   const hooks = hookWorkerAws(createAwsClients(settings.aws));
   // A connection of its own: one process may not run two workers of one task queue on one connection.
-  const connection = await NativeConnection.connect({ address: env.address });
+  const connection = await NativeConnection.connect({ address: stack.env.address });
   const built = await buildWorker({
     connection,
     settings,
-    asyncWaitsClient: env.client,
+    asyncWaitsClient: stack.env.client,
     deps: { aws: hooks.clients, consistencyWindowMs: 2_000 },
     worker: { taskQueue, identity, workflowBundle: await workflowBundle() },
   });
@@ -62,6 +55,7 @@ async function startAsyncWorker(taskQueue: string, identity: string): Promise<As
   const running = waits.run(built.worker);
   return {
     worker: built.worker,
+    client: AmiflowClient.fromClient(stack.env.client, taskQueue),
     waits,
     hooks,
     running,
@@ -74,50 +68,28 @@ async function startAsyncWorker(taskQueue: string, identity: string): Promise<As
   };
 }
 
-async function eventually<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 30_000,
-) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function input(instanceId: string, imageName: string): ImageFromInstanceInput {
   return { region: SANDBOX_REGION, instanceId, imageName, mode: 'no-reboot' };
 }
 
+/** Starts a run whose image `w` sees `pending`, and returns once `w`'s watcher holds its wait. */
+async function runWaitingForImage(w: AsyncWorker, imageName: string): Promise<{ workflowId: string }> {
+  w.hooks.setImageState({ imageName, state: 'pending' });
+  const run = await w.client.startImageFromInstance(
+    input(await launchInstance(stack.ec2, stack.stockAmi), imageName),
+  );
+  await eventually('the watcher to hold the wait', async () =>
+    w.waits.watcher.size() === 1 ? true : undefined,
+  );
+  return run;
+}
+
 void describe('async image waits end to end', () => {
-  before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    ec2 = sandboxEc2(moto.endpoint);
-    stockAmi = await stockEbsAmi(ec2);
-  });
-
-  after(async () => {
-    ec2?.destroy();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
-  });
-
   void it('GIVEN a run waiting for a pending image WHEN it becomes available THEN the watcher completes the wait (one attempt, no activity slot held), and the worker lease that covered it ends releasing nothing', async () => {
-    const taskQueue = uniqueTaskQueue('async-wait');
-    const w = await startAsyncWorker(taskQueue, 'worker-a');
-    const client = AmiflowClient.fromClient(env.client, taskQueue);
-    const imageName = `async-${Date.now()}`;
-    w.hooks.setImageState({ imageName, state: 'pending' });
+    const w = await startAsyncWorker(uniqueTaskQueue('async-wait'), 'worker-a');
+    const { client } = w;
     try {
-      const run = await client.startImageFromInstance(input(await launchInstance(ec2, stockAmi), imageName));
-      await eventually('the watcher to hold the wait', () =>
-        w.waits.watcher.size() === 1 ? true : undefined,
-      );
+      const run = await runWaitingForImage(w, `async-${Date.now()}`);
       assert.equal(
         w.worker.getStatus().numInFlightNonLocalActivities,
         0,
@@ -125,20 +97,20 @@ void describe('async image waits end to end', () => {
       );
       const leases = await eventually('a lease to start', async () => {
         const found: string[] = [];
-        for await (const e of env.client.workflow.list({ query: `WorkflowType = 'waitLease'` }))
+        for await (const e of stack.env.client.workflow.list({ query: `WorkflowType = 'waitLease'` }))
           found.push(e.workflowId);
         return found.length > 0 ? found : undefined;
       });
 
       w.hooks.setImageState(undefined);
       const result = await client.result(run.workflowId);
-      assert.equal(result.imageId, (await findImage(ec2, result.imageId))?.ImageId);
+      assert.equal(result.imageId, (await findImage(stack.ec2, result.imageId))?.ImageId);
       const attempts = ((await client.handle(run.workflowId).fetchHistory()).events ?? []).filter(
         (e) => e.activityTaskStartedEventAttributes?.attempt !== undefined,
       );
       assert.ok(attempts.every((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) === 1));
       assert.ok(w.waits.watcher.stats.completed >= 1);
-      const lease = env.client.workflow.getHandle(leases[0] ?? '');
+      const lease = stack.env.client.workflow.getHandle(leases[0] ?? '');
       assert.deepEqual(await lease.result(), { released: 0 });
     } finally {
       await w.stop();
@@ -148,11 +120,8 @@ void describe('async image waits end to end', () => {
   void it('GIVEN a worker holding a wait WHEN it shuts down (a rolling deploy) THEN the wait resumes on another worker at once (not after the 30 s shutdown grace) and the run completes there', async () => {
     const taskQueue = uniqueTaskQueue('async-handoff');
     const a = await startAsyncWorker(taskQueue, 'worker-a');
-    const client = AmiflowClient.fromClient(env.client, taskQueue);
-    const imageName = `handoff-${Date.now()}`;
-    a.hooks.setImageState({ imageName, state: 'pending' });
-    const run = await client.startImageFromInstance(input(await launchInstance(ec2, stockAmi), imageName));
-    await eventually('worker a to hold the wait', () => (a.waits.watcher.size() === 1 ? true : undefined));
+    const { client } = a;
+    const run = await runWaitingForImage(a, `handoff-${Date.now()}`);
     const b = await startAsyncWorker(taskQueue, 'worker-b');
     try {
       const began = Date.now();
@@ -172,23 +141,15 @@ void describe('async image waits end to end', () => {
   });
 
   void it('GIVEN a run waiting for its image WHEN it is cancelled THEN its compensation starts at once and the watcher stops polling for it within one round', async () => {
-    const taskQueue = uniqueTaskQueue('async-cancel');
-    const w = await startAsyncWorker(taskQueue, 'worker-a');
-    const client = AmiflowClient.fromClient(env.client, taskQueue);
-    const imageName = `cancel-${Date.now()}`;
-    w.hooks.setImageState({ imageName, state: 'pending' });
+    const w = await startAsyncWorker(uniqueTaskQueue('async-cancel'), 'worker-a');
+    const { client } = w;
     try {
-      const run = await client.startImageFromInstance(input(await launchInstance(ec2, stockAmi), imageName));
-      await eventually('the watcher to hold the wait', () =>
-        w.waits.watcher.size() === 1 ? true : undefined,
-      );
+      const run = await runWaitingForImage(w, `cancel-${Date.now()}`);
       const roundsBefore = w.waits.watcher.stats.rounds;
       await client.handle(run.workflowId).cancel();
       await assert.rejects(client.result(run.workflowId));
-      await eventually(
-        'the watcher to drop the wait',
-        () => (w.waits.watcher.size() === 0 ? true : undefined),
-        30_000,
+      await eventually('the watcher to drop the wait', async () =>
+        w.waits.watcher.size() === 0 ? true : undefined,
       );
       assert.ok(w.waits.watcher.stats.rounds - roundsBefore <= 2, 'within one poll round');
       const events = (await client.handle(run.workflowId).fetchHistory()).events ?? [];

@@ -10,11 +10,10 @@
  */
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import type { AmiflowClient } from '../../client';
 import { RunFailedError } from '../../client';
 import type { BackupResult, ComplianceReport, ImageFromInstanceResult } from '../../workflows/contracts';
-import { APPROVED_VALUE, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
+import { MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import { REFERENCE_ID_LIMIT } from '../../devkit/faults/aws-rules';
 import { NO_FAULTS } from '../../devkit/faults/options';
 import { unitDraw } from '../../devkit/faults/random';
@@ -27,8 +26,10 @@ import {
   launchInstance,
   sandboxEc2,
   stockEbsAmi,
+  tagResource,
 } from '../../devkit/sandbox-ec2';
 import { withSandboxWorker } from '../../devkit/sandbox-worker';
+import { tagApproved } from './fixtures';
 import { useE2eStack } from './stack';
 
 const stack = useE2eStack({ faultLayer: true, stockAmi: true });
@@ -64,18 +65,13 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
     const older: string[] = [];
     for (let i = 0; i < 12; i++) {
       const imageId = await createImageDirectly(stack.ec2, instanceId, `${plan}-old-${i}`);
-      await stack.ec2.send(
-        new CreateTagsCommand({
-          Resources: [imageId],
-          Tags: [
-            { Key: TAG.managedBy, Value: MANAGED_BY_VALUE },
-            { Key: TAG.backupPlan, Value: plan },
-            { Key: TAG.sourceInstance, Value: instanceId },
-            // Retention ranks by this time before the creation date: these are older than the new backup.
-            { Key: TAG.approvedAt, Value: `2026-01-01T00:${String(i).padStart(2, '0')}:00Z` },
-          ],
-        }),
-      );
+      await tagResource(stack.ec2, imageId, {
+        [TAG.managedBy]: MANAGED_BY_VALUE,
+        [TAG.backupPlan]: plan,
+        [TAG.sourceInstance]: instanceId,
+        // Retention ranks by this time before the creation date: these are older than the new backup.
+        [TAG.approvedAt]: `2026-01-01T00:${String(i).padStart(2, '0')}:00Z`,
+      });
       older.push(imageId);
     }
     // The oldest is ranked last: it falls in the second batch of DescribeImageReferences.
@@ -193,18 +189,8 @@ describe('AWS rules through the fault layer (dev server, real worker)', () => {
     stack.proxy.configure({ allowedAmis: { state: 'enabled', imageProviders: [SANDBOX_ACCOUNT] } });
     const builder = await launchInstance(stack.ec2, stack.stockAmi);
     const approved = await createImageDirectly(stack.ec2, builder, `rules-web-${Date.now()}`);
-    await stack.ec2.send(
-      new CreateTagsCommand({
-        Resources: [approved],
-        Tags: [
-          { Key: TAG.approved, Value: APPROVED_VALUE },
-          { Key: TAG.pipeline, Value: 'rules-web' },
-          { Key: TAG.version, Value: '1.0.0' },
-          { Key: TAG.approvedBy, Value: 'alice@example.com' },
-          { Key: TAG.approvedAt, Value: '2026-01-01T10:00:00Z' },
-        ],
-      }),
-    );
+    const approval = { pipeline: 'rules-web', version: '1.0.0', approvedAt: '2026-01-01T10:00:00Z' };
+    await tagApproved(stack.ec2, approved, approval);
     const onApproved = await launchInstance(stack.ec2, approved);
 
     const report = await withWorker('rules-allowed', async (client) => {

@@ -14,18 +14,17 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CreateTagsCommand, DeregisterImageCommand } from '@aws-sdk/client-ec2';
+import { DeregisterImageCommand } from '@aws-sdk/client-ec2';
 import type { AmiflowClient } from '../../client';
 import { NoApprovedImageError } from '../../client';
 import { run } from '../../client/cli';
 import { complianceWorkflowId } from '../../client/compliance';
 import type { ComplianceReport } from '../../workflows/contracts';
-import { APPROVED_VALUE, TAG } from '../../workflows/contracts';
 import { recordHistory } from '../support/histories';
 import { SANDBOX_ACCOUNT } from '../support/moto';
 import { SANDBOX_REGION, createImageDirectly, launchInstance, stockEbsAmi } from '../support/sandbox-ec2';
 import { withSandboxWorker } from '../support/sandbox-worker';
-import { eventually } from '../workflows/stub-activities';
+import { eventually, tagApproved } from './fixtures';
 import { useE2eStack } from './stack';
 
 const stack = useE2eStack();
@@ -36,18 +35,8 @@ async function withWorker<T>(name: string, fn: (client: AmiflowClient) => Promis
 
 /** Tags an image as a golden-image run marks an approved version. */
 async function approve(imageId: string, pipeline: string, version: string): Promise<void> {
-  await stack.ec2.send(
-    new CreateTagsCommand({
-      Resources: [imageId],
-      Tags: [
-        { Key: TAG.approved, Value: APPROVED_VALUE },
-        { Key: TAG.pipeline, Value: pipeline },
-        { Key: TAG.version, Value: version },
-        { Key: TAG.approvedBy, Value: 'alice@example.com' },
-        { Key: TAG.approvedAt, Value: `2026-01-0${version.endsWith('0') ? 1 : 2}T10:00:00Z` },
-      ],
-    }),
-  );
+  const approvedAt = `2026-01-0${version.endsWith('0') ? 1 : 2}T10:00:00Z`;
+  await tagApproved(stack.ec2, imageId, { pipeline, version, approvedAt });
 }
 
 /** Captures what the CLI prints while `fn` runs. */

@@ -28,7 +28,6 @@ import type {
 } from '@aws-sdk/client-ec2';
 import { DescribeInstancesCommand, DescribeSubnetsCommand, EC2ServiceException } from '@aws-sdk/client-ec2';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { InitializeMiddleware } from '@smithy/types';
 import type { AwsClients } from '../../activities/aws';
 import { createAwsClients } from '../../activities/aws';
@@ -38,9 +37,7 @@ import { readWorkerSettings } from '../../worker/config';
 import { buildWorker } from '../../worker/worker';
 import { APPROVED_VALUE, TAG } from '../../workflows/contracts';
 import { recordHistory } from '../support/histories';
-import type { Moto } from '../support/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
-import { installQuietRuntime } from '../support/runtime';
+import { SANDBOX_CREDENTIALS } from '../support/moto';
 import {
   SANDBOX_REGION,
   findImage,
@@ -50,10 +47,9 @@ import {
   stockEbsAmi,
   tagMap,
 } from '../support/sandbox-ec2';
-import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { uniqueTaskQueue, workflowBundle } from '../support/temporal';
 import { eventually } from '../workflows/stub-activities';
-
-installQuietRuntime();
+import { useE2eStack } from './stack';
 
 const OTHER_REGION = 'us-west-2';
 const PARAMETER = '/golden/web/latest';
@@ -132,25 +128,12 @@ class RetirementModel {
   }
 }
 
-let env: TestWorkflowEnvironment;
+const stack = useE2eStack();
 /** What moto's STS answers for the sandbox credentials: the approver the plan names. */
 const SANDBOX_APPROVER = 'arn:aws:iam::123456789012:user/moto';
-let moto: Moto;
-let ec2: EC2Client;
 let ec2Other: EC2Client;
 const ssm = (region: string) =>
-  new SSMClient({ region, endpoint: moto.endpoint, credentials: SANDBOX_CREDENTIALS, maxAttempts: 2 });
-
-before(async () => {
-  [env, moto] = await Promise.all([devServerEnv(), startMoto()]);
-  ec2 = sandboxEc2(moto.endpoint);
-  ec2Other = sandboxEc2(moto.endpoint, OTHER_REGION);
-});
-after(async () => {
-  ec2?.destroy();
-  ec2Other?.destroy();
-  await Promise.all([env?.teardown(), moto?.stop()]);
-});
+  new SSMClient({ region, endpoint: stack.moto.endpoint, credentials: SANDBOX_CREDENTIALS, maxAttempts: 2 });
 
 async function parameter(region: string): Promise<string | undefined> {
   const client = ssm(region);
@@ -184,7 +167,7 @@ async function triggerAndApprove(
   const ack = await amiflow.approveGoldenImage(
     run.workflowId,
     { comment: 'e2e' },
-    { credentials: SANDBOX_CREDENTIALS, endpoint: moto.endpoint, region: SANDBOX_REGION },
+    { credentials: SANDBOX_CREDENTIALS, endpoint: stack.moto.endpoint, region: SANDBOX_REGION },
   );
   assert.equal(ack.decision, 'approved');
   const result = await amiflow.result<GoldenImageResult>(run.workflowId);
@@ -194,10 +177,18 @@ async function triggerAndApprove(
 }
 
 describe('goldenImage end to end (dev server + sandbox)', () => {
+  // Inside the suite, so they run after the stack's hooks (./stack.ts).
+  before(() => {
+    ec2Other = sandboxEc2(stack.moto.endpoint, OTHER_REGION);
+  });
+  after(() => {
+    ec2Other?.destroy();
+  });
+
   it('GIVEN a pipeline in a plan file, applied as a schedule WHEN triggered twice and approved THEN each run makes an approved image in two regions, published in both, and the second retires the first', async () => {
-    const stock = await stockEbsAmi(ec2);
-    const builder = await launchInstance(ec2, stock);
-    const subnets = await ec2.send(
+    const stock = await stockEbsAmi(stack.ec2);
+    const builder = await launchInstance(stack.ec2, stock);
+    const subnets = await stack.ec2.send(
       new DescribeSubnetsCommand({
         Filters: [{ Name: 'availability-zone', Values: [`${SANDBOX_REGION}a`] }],
       }),
@@ -231,7 +222,7 @@ pipelines:
     );
     const taskQueue = uniqueTaskQueue('golden-e2e');
     const settings = readWorkerSettings({
-      AMIFLOW_AWS_ENDPOINT: moto.endpoint,
+      AMIFLOW_AWS_ENDPOINT: stack.moto.endpoint,
       AMIFLOW_TASK_QUEUE: taskQueue,
       AMIFLOW_SHUTDOWN_GRACE_MS: '500',
     });
@@ -239,12 +230,12 @@ pipelines:
     const model = new RetirementModel();
     const aws = model.wrap(createAwsClients(settings.aws));
     const { worker } = await buildWorker({
-      connection: env.nativeConnection,
+      connection: stack.env.nativeConnection,
       settings,
       deps: { aws },
       worker: { taskQueue, workflowBundle: await workflowBundle() },
     });
-    const amiflow = AmiflowClient.fromClient(env.client, taskQueue);
+    const amiflow = AmiflowClient.fromClient(stack.env.client, taskQueue);
     /** Run 1, checked in the sandbox before run 2 retires it. */
     const checkFirst = async (r1: GoldenImageResult) => {
       // Run 1: an approved image in each region, published in each, the test instance terminated.
@@ -252,7 +243,7 @@ pipelines:
       const [orig1, copy1] = r1.images;
       assert.equal(copy1?.region, OTHER_REGION);
       for (const [client, img] of [
-        [ec2, orig1],
+        [stack.ec2, orig1],
         [ec2Other, copy1],
       ] as const) {
         const tags = tagMap((await findImage(client, img?.imageId ?? ''))?.Tags);
@@ -262,14 +253,14 @@ pipelines:
         assert.equal(tags[TAG.version], r1.version);
         assert.equal(tags.team, 'platform');
       }
-      assert.equal(tagMap((await findImage(ec2, orig1?.imageId ?? ''))?.Tags)[TAG.sourceImage], stock);
+      assert.equal(tagMap((await findImage(stack.ec2, orig1?.imageId ?? ''))?.Tags)[TAG.sourceImage], stock);
       assert.equal(
         tagMap((await findImage(ec2Other, copy1?.imageId ?? ''))?.Tags)[TAG.sourceImage],
         orig1?.imageId,
       );
       assert.equal(r1.validation?.statusChecks, 'ok');
       assert.match(r1.validation?.healthCheck?.marker ?? '', /Linux version/);
-      const testInstance = await ec2.send(
+      const testInstance = await stack.ec2.send(
         new DescribeInstancesCommand({ InstanceIds: [r1.validation?.testInstanceId ?? ''] }),
       );
       assert.equal(testInstance.Reservations?.[0]?.Instances?.[0]?.State?.Name, 'terminated');
@@ -306,16 +297,16 @@ pipelines:
         ['deregister', 'done'],
       ]);
     }
-    assert.equal(await findImage(ec2, orig1?.imageId ?? ''), undefined);
+    assert.equal(await findImage(stack.ec2, orig1?.imageId ?? ''), undefined);
     assert.equal(await findImage(ec2Other, copy1?.imageId ?? ''), undefined);
     const retiredSnapshots = r2.retention.actions.flatMap((a) => a.deletedSnapshotIds ?? []);
     assert.ok(retiredSnapshots.length >= 2);
-    assert.deepEqual(await snapshotsByIds(ec2, retiredSnapshots), []);
+    assert.deepEqual(await snapshotsByIds(stack.ec2, retiredSnapshots), []);
     assert.ok(
       model.protectedImages.has(orig2?.imageId ?? '') && model.protectedImages.has(copy2?.imageId ?? ''),
     );
     // Run 1's newest-protection was turned off before its images were deregistered.
     assert.ok(model.calls.includes(`unprotect ${orig1?.imageId ?? ''}`));
-    assert.ok((await findImage(ec2, orig2?.imageId ?? '')) !== undefined);
+    assert.ok((await findImage(stack.ec2, orig2?.imageId ?? '')) !== undefined);
   });
 });

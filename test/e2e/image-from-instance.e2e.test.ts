@@ -13,10 +13,10 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import type { ImageFromInstanceInput, WorkflowProgress, AmiflowClient } from '../../client';
-import { RunFailedError, imageWorkflowId } from '../../client';
+import { imageWorkflowId } from '../../client';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { recordHistory } from '../support/histories';
-import type { WorkerAwsHooks } from '../support/sandbox-ec2';
+import type { HeldCall, WorkerAwsHooks } from '../support/sandbox-ec2';
 import {
   SANDBOX_REGION,
   createImageDirectly,
@@ -33,6 +33,7 @@ import {
   tagMap,
 } from '../support/sandbox-ec2';
 import { withSandboxWorker } from '../support/sandbox-worker';
+import { eventually, recordedFailure, recordedResult, stepRunning } from './fixtures';
 import { useE2eStack } from './stack';
 
 const USER_TAGS = { Team: 'platform', 'cost-center': '4711' };
@@ -79,24 +80,18 @@ function input(instanceId: string, mode: ImageFromInstanceInput['mode'], imageNa
   } satisfies ImageFromInstanceInput;
 }
 
-/** Polls `probe` until it returns a value (a condition, not a fixed sleep); fails after `timeoutMs`. */
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function runFailure(client: AmiflowClient, workflowId: string): Promise<RunFailedError> {
-  const err = await client.result(workflowId).then(
-    () => assert.fail(`run ${workflowId} succeeded; a failure was expected`),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof RunFailedError, `expected RunFailedError, got ${String(err)}`);
-  return err;
+/**
+ * Cancels a run once `held` keeps one of its EC2 calls in flight, lets the call go as late as the
+ * workflow allows (see the two tests below), and returns the run's failure and the activities it
+ * scheduled in response to the cancellation.
+ */
+async function cancelWhileHeld(client: AmiflowClient, workflowId: string, held: HeldCall, history: string) {
+  await held.entered;
+  await client.cancel(workflowId);
+  const scheduledOnCancel = await cancellationHandled(client, workflowId);
+  if (scheduledOnCancel.length > 0) await client.result(workflowId).catch(() => undefined);
+  held.release();
+  return { failure: await recordedFailure(client, workflowId, history), scheduledOnCancel };
 }
 
 /** The image carries the user's tags and every amiflow tag naming this run. */
@@ -235,8 +230,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
     const { value, changes } = await withWorker('e2e-stopped', (client) =>
       observeInstanceState(stack.ec2, instanceId, async () => {
         const run = await client.startImageFromInstance(input(instanceId, 'stop', imageName));
-        const result = await client.result(run.workflowId);
-        await recordHistory(client.handle(run.workflowId), 'image-from-instance-stopped-instance');
+        const result = await recordedResult(client, run.workflowId, 'image-from-instance-stopped-instance');
         return { result, run };
       }),
     );
@@ -273,8 +267,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
     const { value, changes } = await withWorker('e2e-name-taken', (client) =>
       observeInstanceState(stack.ec2, instanceId, async () => {
         const { workflowId } = await client.startImageFromInstance(input(instanceId, 'stop', imageName));
-        const failure = await runFailure(client, workflowId);
-        await recordHistory(client.handle(workflowId), 'image-from-instance-name-taken');
+        const failure = await recordedFailure(client, workflowId, 'image-from-instance-name-taken');
         return { failure, workflowId, progress: await client.progress(workflowId) };
       }),
     );
@@ -312,8 +305,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
         reason: { Code: 'Client.InternalError', Message: 'snapshot copy failed (injected by the test)' },
       });
       const { workflowId } = await client.startImageFromInstance(input(instanceId, 'stop', imageName));
-      const failure = await runFailure(client, workflowId);
-      await recordHistory(client.handle(workflowId), 'image-from-instance-image-failed');
+      const failure = await recordedFailure(client, workflowId, 'image-from-instance-image-failed');
       return { failure, workflowId, progress: await client.progress(workflowId) };
     });
 
@@ -340,11 +332,8 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
         // GIVEN the image stays `pending`, so the run is waiting for it
         hooks.setImageState({ imageName, state: 'pending' });
         const { workflowId } = await client.startImageFromInstance(input(instanceId, 'stop', imageName));
-        const imageId = await eventually('the run to wait for its image', async () => {
-          const p = await client.progress(workflowId).catch(() => undefined);
-          const waiting = p?.steps.find((s) => s.name === 'wait for image available')?.state === 'running';
-          return waiting ? p?.resources.imageId : undefined;
-        });
+        const { imageId } = (await stepRunning(client, workflowId, 'wait for image available')).resources;
+        assert.ok(imageId, 'the run waits for the image it made');
         const image = await findImage(stack.ec2, imageId);
         assert.ok(image, 'the image exists before the cancellation');
         const madeSnapshotIds = snapshotIdsOfImage(image);
@@ -352,8 +341,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
 
         // WHEN the run is cancelled
         await client.cancel(workflowId);
-        const failure = await runFailure(client, workflowId);
-        await recordHistory(client.handle(workflowId), 'image-from-instance-cancelled');
+        const failure = await recordedFailure(client, workflowId, 'image-from-instance-cancelled');
         const progress = await client.progress(workflowId);
         const status = (await client.handle(workflowId).describe()).status.name;
         return { failure, workflowId, progress, imageId, madeSnapshotIds, status };
@@ -387,15 +375,7 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
     const { failure, scheduledOnCancel } = await withWorker('e2e-cancel-stop', async (client, hooks) => {
       const stop = hooks.hold('StopInstancesCommand');
       const { workflowId } = await client.startImageFromInstance(input(instanceId, 'stop', imageName));
-      await stop.entered;
-
-      await client.cancel(workflowId);
-      const scheduledOnCancel = await cancellationHandled(client, workflowId);
-      if (scheduledOnCancel.length > 0) await client.result(workflowId).catch(() => undefined);
-      stop.release();
-      const failure = await runFailure(client, workflowId);
-      await recordHistory(client.handle(workflowId), 'image-from-instance-cancelled-during-stop');
-      return { failure, scheduledOnCancel };
+      return cancelWhileHeld(client, workflowId, stop, 'image-from-instance-cancelled-during-stop');
     });
 
     assert.equal(failure.cancelled, true);
@@ -424,15 +404,8 @@ void describe('imageFromInstance end to end (dev server + moto + real worker + c
           workflowId,
           workflowTaskTimeout: '2s',
         });
-        await create.entered;
-
-        await client.cancel(workflowId);
-        const scheduledOnCancel = await cancellationHandled(client, workflowId);
-        if (scheduledOnCancel.length > 0) await client.result(workflowId).catch(() => undefined);
-        create.release();
-        const failure = await runFailure(client, workflowId);
-        await recordHistory(client.handle(workflowId), 'image-from-instance-cancelled-during-create');
-        return { failure, workflowId, scheduledOnCancel };
+        const history = 'image-from-instance-cancelled-during-create';
+        return { workflowId, ...(await cancelWhileHeld(client, workflowId, create, history)) };
       },
     );
 

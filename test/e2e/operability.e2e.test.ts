@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { AmiflowClient, RunFailedError } from '../../client';
+import { AmiflowClient } from '../../client';
 import { FailureType, SearchAttr } from '../../workflows/contracts';
 import type { Moto } from '../support/moto';
 import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
@@ -20,6 +20,7 @@ import { freePort } from '../support/ports';
 import { installQuietRuntime } from '../support/runtime';
 import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../support/sandbox-ec2';
 import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
+import { eventually, runFailure } from './fixtures';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -27,19 +28,8 @@ let env: TestWorkflowEnvironment;
 let moto: Moto;
 let temporalPort: number;
 
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 90_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** The worker process builds its own workflow bundle before it is ready: each wait here allows 90 s. */
+const WAIT_MS = 90_000;
 
 async function status(url: string): Promise<number | undefined> {
   try {
@@ -138,12 +128,16 @@ void describe('the worker process, as operators see it', () => {
     let okRunId = '';
     try {
       // GIVEN: alive at once, not ready until it polls
-      await eventually('/healthz to answer', async () =>
-        (await status(`${worker.healthUrl}/healthz`)) === 200 ? true : undefined,
+      await eventually(
+        '/healthz to answer',
+        async () => ((await status(`${worker.healthUrl}/healthz`)) === 200 ? true : undefined),
+        WAIT_MS,
       );
       assert.equal(await status(`${worker.healthUrl}/readyz`), 503, 'not ready before polling');
-      await eventually('/readyz 200', async () =>
-        (await status(`${worker.healthUrl}/readyz`)) === 200 ? true : undefined,
+      await eventually(
+        '/readyz 200',
+        async () => ((await status(`${worker.healthUrl}/readyz`)) === 200 ? true : undefined),
+        WAIT_MS,
       );
 
       // WHEN: one image in stop mode, one run on an instance that does not exist
@@ -165,11 +159,7 @@ void describe('the worker process, as operators see it', () => {
         imageName: 'operability-missing',
         mode: 'no-reboot',
       });
-      const failure = await client.result(bad.workflowId).then(
-        () => assert.fail('the run on a missing instance succeeded'),
-        (e: unknown) => e,
-      );
-      assert.ok(failure instanceof RunFailedError);
+      const failure = await runFailure(client, bad.workflowId);
       assert.equal(failure.failureType, FailureType.InstanceNotFound);
       assert.match(failure.message, /InvalidInstanceID\.NotFound/, 'the failure names the AWS error code');
 
@@ -181,10 +171,14 @@ void describe('the worker process, as operators see it', () => {
       assert.equal(badDesc.typedSearchAttributes.get(SearchAttr.step), 'failed at describe instance');
 
       // THEN: the SDK's metrics and amiflow's, with the values of these two runs
-      const metrics = await eventually('metrics of both runs', async () => {
-        const text = await (await fetch(worker.metricsUrl)).text();
-        return sample(text, 'amiflow_images_made_total', { outcome: 'failed' }) === 1 ? text : undefined;
-      });
+      const metrics = await eventually(
+        'metrics of both runs',
+        async () => {
+          const text = await (await fetch(worker.metricsUrl)).text();
+          return sample(text, 'amiflow_images_made_total', { outcome: 'failed' }) === 1 ? text : undefined;
+        },
+        WAIT_MS,
+      );
       for (const sdkMetric of [
         'temporal_worker_task_slots_available',
         'temporal_worker_task_slots_used',

@@ -1,7 +1,7 @@
 /**
  * Tier 3: shareImage, unshareImage and copyImage end to end. The Temporal dev server and moto_server
- * are started here; the real worker talks to moto; the test drives it with the client library and
- * checks the sandbox from outside, region by region, with its own EC2 clients.
+ * are started by the e2e stack; the real worker talks to moto; the test drives it with the client
+ * library and checks the sandbox from outside, region by region, with its own EC2 clients.
  *
  * What moto cannot do is covered at the SDK level (test/activities) and said in docs/testing.md
  * ("What the sandbox does not model"): it has one account (no cross-account visibility, so no cross-account copy), makes unencrypted
@@ -10,24 +10,18 @@
  * copies `available` at once (a `failed` copy is injected with `hookWorkerAws`).
  */
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { after, beforeEach, describe, it } from 'node:test';
 import type { EC2Client, Image } from '@aws-sdk/client-ec2';
 import {
-  CreateTagsCommand,
   DescribeImageAttributeCommand,
   DescribeImagesCommand,
   DescribeSnapshotAttributeCommand,
   ModifyImageAttributeCommand,
 } from '@aws-sdk/client-ec2';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { CopyImageResult, ShareImageResult, UnshareImageResult, AmiflowClient } from '../../client';
-import { RunFailedError } from '../../client';
 import type { DestinationOutcome } from '../../workflows/contracts';
 import { FailureType, MANAGED_BY_VALUE, TAG, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { recordHistory } from '../support/histories';
-import type { Moto } from '../support/moto';
-import { startMoto } from '../support/moto';
-import { installQuietRuntime } from '../support/runtime';
 import type { WorkerAwsHooks } from '../support/sandbox-ec2';
 import {
   SANDBOX_REGION,
@@ -40,9 +34,11 @@ import {
   snapshotsByIds,
   stockEbsAmi,
   tagMap,
+  tagResource,
 } from '../support/sandbox-ec2';
-import { devServerEnv, workflowBundle } from '../support/temporal';
 import { withSandboxWorker } from '../support/sandbox-worker';
+import { recordedFailure, recordedResult, stepRunning } from './fixtures';
+import { useE2eStack } from './stack';
 
 const TARGET_ACCOUNT = '444455556666';
 const OTHER_ACCOUNT = '555566667777';
@@ -50,13 +46,14 @@ const OU = 'arn:aws:organizations::111122223333:ou/o-a1b2c3d4e5/ou-ab12-cdef3456
 const COPY_REGIONS = ['us-west-2', 'eu-west-1'] as const;
 const SOURCE_TAGS = { team: 'platform', app: 'web' };
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
+const stack = useE2eStack();
+/** The sandbox's EC2 in the copy regions (the stack's client is the source region's). */
 const ec2: Record<string, EC2Client> = {};
 let stockAmi: string;
 
 function ec2In(region: string): EC2Client {
-  ec2[region] ??= sandboxEc2(moto.endpoint, region);
+  if (region === SANDBOX_REGION) return stack.ec2;
+  ec2[region] ??= sandboxEc2(stack.moto.endpoint, region);
   return ec2[region];
 }
 
@@ -64,19 +61,14 @@ async function withWorker<T>(
   name: string,
   fn: (client: AmiflowClient, hooks: WorkerAwsHooks) => Promise<T>,
 ): Promise<T> {
-  return withSandboxWorker(env, moto.endpoint, name, fn);
+  return withSandboxWorker(stack.env, stack.moto.endpoint, name, fn);
 }
 
 /** An AMI of the sandbox account in the source region, with user tags. */
 async function sourceImage(name: string): Promise<{ imageId: string; snapshotIds: string[] }> {
   const source = ec2In(SANDBOX_REGION);
   const imageId = await createImageDirectly(source, await launchInstance(source, stockAmi), name);
-  await source.send(
-    new CreateTagsCommand({
-      Resources: [imageId],
-      Tags: Object.entries(SOURCE_TAGS).map(([Key, Value]) => ({ Key, Value })),
-    }),
-  );
+  await tagResource(source, imageId, SOURCE_TAGS);
   const image = await findImage(source, imageId);
   return { imageId, snapshotIds: image ? snapshotIdsOfImage(image) : [] };
 }
@@ -109,45 +101,13 @@ async function snapshotIdsIn(region: string): Promise<string[]> {
   return (await ownSnapshots(ec2In(region))).map((s) => s.SnapshotId ?? '').sort();
 }
 
-async function failureOf(client: AmiflowClient, workflowId: string): Promise<RunFailedError> {
-  const err = await client.result(workflowId).then(
-    () => assert.fail(`run ${workflowId} succeeded; a failure was expected`),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof RunFailedError, `expected RunFailedError, got ${String(err)}`);
-  return err;
-}
-
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 void describe('shareImage and copyImage end to end (dev server + moto + real worker + client)', () => {
-  before(async () => {
-    installQuietRuntime();
-    const [startedEnv, startedMoto] = await Promise.all([devServerEnv(), startMoto(), workflowBundle()]);
-    env = startedEnv;
-    moto = startedMoto;
-    stockAmi = await stockEbsAmi(ec2In(SANDBOX_REGION));
-  });
-
-  after(async () => {
+  after(() => {
     for (const c of Object.values(ec2)) c.destroy();
-    await Promise.allSettled([env?.teardown(), moto?.stop()]);
   });
 
   beforeEach(async () => {
-    await moto.reset();
+    await stack.moto.reset();
     stockAmi = await stockEbsAmi(ec2In(SANDBOX_REGION));
   });
 
@@ -217,14 +177,14 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
         targets: { accountIds: [TARGET_ACCOUNT] },
         durationSeconds: 7 * 24 * 3600,
       });
-      await eventually('the share to be in place', async () => {
-        const p = await client.progress(run.workflowId).catch(() => undefined);
-        return p?.steps.find((s) => s.name === 'shared until expiry')?.state === 'running' ? p : undefined;
-      });
+      await stepRunning(client, run.workflowId, 'shared until expiry');
       const seen = await launchPermissions(imageId);
       await client.setShareExpiry(run.workflowId, { expiresInSeconds: 0 });
-      const result = await client.result<ShareImageResult>(run.workflowId);
-      await recordHistory(client.handle(run.workflowId), 'e2e-share-image-ended-by-update');
+      const result = await recordedResult<ShareImageResult>(
+        client,
+        run.workflowId,
+        'e2e-share-image-ended-by-update',
+      );
       return { result, seen };
     });
 
@@ -244,8 +204,11 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
         destinations: COPY_REGIONS.map((region) => ({ region })),
         tags: { purpose: 'dr' },
       });
-      const result = await client.result<CopyImageResult>(run.workflowId);
-      await recordHistory(client.handle(run.workflowId), 'e2e-copy-image-two-regions');
+      const result = await recordedResult<CopyImageResult>(
+        client,
+        run.workflowId,
+        'e2e-copy-image-two-regions',
+      );
       return { result, workflowId: run.workflowId };
     });
 
@@ -304,8 +267,7 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
           { region: 'eu-west-1', name: 'amiflow-e2e-rollback eu' },
         ],
       });
-      const failure = await failureOf(client, run.workflowId);
-      await recordHistory(client.handle(run.workflowId), 'e2e-copy-image-rollback');
+      const failure = await recordedFailure(client, run.workflowId, 'e2e-copy-image-rollback');
       return { failure, workflowId: run.workflowId, progress: await client.progress(run.workflowId) };
     });
 

@@ -8,58 +8,37 @@
  * production keeps 6 min / 1 min.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import { describe, it } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WaitRef } from '../../activities/image-wait-watcher';
 import type { LeaseHeartbeat } from '../../activities/wait-lease';
 import { AmiflowClient } from '../../client';
-import type { FaultProxy } from '../../devkit/faults';
-import { startFaultProxy } from '../../devkit/faults';
 import type { WorkerProcess } from '../../devkit/worker-process';
 import { startWorkerProcess } from '../../devkit/worker-process';
-import type { Moto } from '../support/moto';
-import { startMoto } from '../support/moto';
-import { SANDBOX_REGION, findImage, launchInstance, sandboxEc2, stockEbsAmi } from '../support/sandbox-ec2';
-import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { SANDBOX_REGION, findImage, launchInstance } from '../support/sandbox-ec2';
+import { uniqueTaskQueue } from '../support/temporal';
+import { eventually } from './fixtures';
+import { useE2eStack } from './stack';
 
 const WAITS = 6;
 const LEASE_TIMEOUT_MS = 10_000;
 
-let env: TestWorkflowEnvironment;
-let moto: Moto;
-let proxy: FaultProxy;
-let ec2: EC2Client;
-let stockAmi: string;
-let dir: string;
-let bundlePath: string;
 /** The fault layer's clock runs this far ahead of the wall clock (moving it on makes images available). */
 let skewMs = 0;
 
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const stack = useE2eStack({
+  // Images stay pending for an hour of the layer's clock: only the test's skew makes them available.
+  faultLayer: { options: { imagePendingMs: 3_600_000 }, clock: () => Date.now() + skewMs },
+  stockAmi: true,
+  bundleFile: true,
+});
 
 /** The waits the running lease of `taskQueue`'s worker last heartbeated. */
 async function leasedRefs(): Promise<{ leaseId: string; refs: WaitRef[] } | undefined> {
-  for await (const e of env.client.workflow.list({
+  for await (const e of stack.env.client.workflow.list({
     query: `WorkflowType = 'waitLease' AND ExecutionStatus = 'Running'`,
   })) {
-    const d = await env.client.workflow.getHandle(e.workflowId).describe();
+    const d = await stack.env.client.workflow.getHandle(e.workflowId).describe();
     const payload = d.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
     const beat = defaultPayloadConverter.fromPayload<LeaseHeartbeat>(payload);
@@ -70,39 +49,12 @@ async function leasedRefs(): Promise<{ leaseId: string; refs: WaitRef[] } | unde
 
 async function rawLeases(): Promise<unknown[]> {
   const out: unknown[] = [];
-  for await (const e of env.client.workflow.list({ query: `WorkflowType = 'waitLease'` }))
-    out.push((await env.client.workflow.getHandle(e.workflowId).describe()).raw.pendingActivities);
+  for await (const e of stack.env.client.workflow.list({ query: `WorkflowType = 'waitLease'` }))
+    out.push((await stack.env.client.workflow.getHandle(e.workflowId).describe()).raw.pendingActivities);
   return out;
 }
 
 void describe('a worker SIGKILLed with image waits in flight', () => {
-  before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-wait-sigkill-'));
-    bundlePath = path.join(dir, 'workflow-bundle.js');
-    const [startedEnv, startedMoto, bundle] = await Promise.all([
-      devServerEnv(),
-      startMoto(),
-      workflowBundle(),
-    ]);
-    env = startedEnv;
-    moto = startedMoto;
-    await writeFile(bundlePath, bundle.code);
-    // Images stay pending for an hour of the layer's clock: only the test's skew makes them available.
-    proxy = await startFaultProxy({
-      target: moto.endpoint,
-      options: { imagePendingMs: 3_600_000 },
-      clock: () => Date.now() + skewMs,
-    });
-    ec2 = sandboxEc2(moto.endpoint);
-    stockAmi = await stockEbsAmi(ec2);
-  });
-
-  after(async () => {
-    ec2?.destroy();
-    await Promise.allSettled([env?.teardown(), proxy?.stop().then(() => moto?.stop())]);
-    await rm(dir, { recursive: true, force: true });
-  });
-
   void it(`GIVEN ${WAITS} image waits held by one worker WHEN it is SIGKILLed THEN its lease times out, a second worker takes every wait over and all runs complete, each image made and waited for to completion exactly once`, async () => {
     const taskQueue = uniqueTaskQueue('wait-sigkill');
     const workerEnv = {
@@ -113,10 +65,10 @@ void describe('a worker SIGKILLed with image waits in flight', () => {
     };
     const start = () =>
       startWorkerProcess({
-        temporalAddress: env.address,
+        temporalAddress: stack.env.address,
         taskQueue,
-        awsEndpoint: proxy.endpoint,
-        bundlePath,
+        awsEndpoint: stack.proxy.endpoint,
+        bundlePath: stack.bundlePath,
         env: workerEnv,
       });
     const workers: WorkerProcess[] = [];
@@ -124,8 +76,10 @@ void describe('a worker SIGKILLed with image waits in flight', () => {
       const a = await start();
       workers.push(a);
       assert.ok(await a.ready(45_000), `worker a never got ready: ${a.output()}`);
-      const client = AmiflowClient.fromClient(env.client, taskQueue);
-      const instances = await Promise.all(Array.from({ length: WAITS }, () => launchInstance(ec2, stockAmi)));
+      const client = AmiflowClient.fromClient(stack.env.client, taskQueue);
+      const instances = await Promise.all(
+        Array.from({ length: WAITS }, () => launchInstance(stack.ec2, stack.stockAmi)),
+      );
       const prefix = `sigkill-${Date.now()}`;
       const runs = await Promise.all(
         instances.map((instanceId, i) =>
@@ -173,13 +127,15 @@ void describe('a worker SIGKILLed with image waits in flight', () => {
         resumeSeconds <= LEASE_TIMEOUT_MS / 1000 + 25,
         `all ${WAITS} runs done ${resumeSeconds.toFixed(1)} s after the kill`,
       );
-      assert.deepEqual(await env.client.workflow.getHandle(lease.leaseId).result(), { released: WAITS });
+      assert.deepEqual(await stack.env.client.workflow.getHandle(lease.leaseId).result(), {
+        released: WAITS,
+      });
 
       // Each run made one image, distinct from the others, and it exists in the sandbox.
       const imageIds = results.map((r) => r.imageId);
       assert.equal(new Set(imageIds).size, WAITS);
-      for (const id of imageIds) assert.ok(await findImage(ec2, id), `${id} exists`);
-      assert.equal(proxy.stats().calls.CreateImage, WAITS, 'one CreateImage per run, none repeated');
+      for (const id of imageIds) assert.ok(await findImage(stack.ec2, id), `${id} exists`);
+      assert.equal(stack.proxy.stats().calls.CreateImage, WAITS, 'one CreateImage per run, none repeated');
       // Each run's wait: the attempt worker a held was released by the lease, the next completed once.
       for (const r of runs) {
         const events = (await client.handle(r.workflowId).fetchHistory()).events ?? [];

@@ -33,329 +33,222 @@ interface Scenario {
    * Activities (regular or local) the history must hold: the undo steps of a compensation, or the
    * step that makes the path what its name says. Proves the file records the path it claims.
    */
-  ran?: string[];
+  ran: string[];
   /** Event types the path must hold, e.g. an update or a cancellation request. */
-  events?: string[];
+  events: string[];
 }
 
 const UPDATE = 'WORKFLOW_EXECUTION_UPDATE_COMPLETED';
 const CANCEL = 'WORKFLOW_EXECUTION_CANCEL_REQUESTED';
 const TIMER = 'TIMER_FIRED';
 
+/** Event types are SCREAMING_SNAKE_CASE (the proto's enum names); activity types are camelCase. */
+const EVENT_TYPE = /^[A-Z_]+$/;
+
+/**
+ * A scenario that closed `how`, holding each of `holds`: an activity it ran or an event type
+ * (told apart by their case), so each row of the table below reads as one line.
+ */
+function closed(how: Closed): (...holds: string[]) => Scenario {
+  return (...holds) => ({
+    closed: how,
+    ran: holds.filter((h) => !EVENT_TYPE.test(h)),
+    events: holds.filter((h) => EVENT_TYPE.test(h)),
+  });
+}
+const completed = closed('COMPLETED');
+const failed = closed('FAILED');
+const cancelled = closed('CANCELED');
+const continuedAsNew = closed('CONTINUED_AS_NEW');
+
+// The undo lists several paths share: each is one compensation, named once.
+/** A migration's undo once its new instance was launched: the instance, the image, the source restarted. */
+const UNDO_LAUNCH = ['terminateLaunchedInstance', 'deleteImage', 'startInstance'];
+/** A share's undo: every permission it added, then the key grants. */
+const UNDO_SHARE = ['removeLaunchPermissions', 'removeSnapshotPermissions', 'revokeKeyGrants'];
+/** A rollout's undo: the refreshes, then the launch templates' previous default versions. */
+const UNDO_ROLLOUT = ['undoInstanceRefresh', 'restoreLaunchTemplateDefault'];
+
 /** Every scenario recorded, by workflow type; the file is `<scenario>.json`. */
 const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
   buildImage: {
-    'build-image-e2e': {
-      closed: 'COMPLETED',
-      ran: ['launchBuildInstance', 'waitForCommand', 'tagBuildResource'],
-    },
-    'build-image-happy': {
-      closed: 'COMPLETED',
-      ran: ['sendBuildStep', 'waitForCommand', 'tagBuildResource'],
-    },
-    'build-image-ten-steps': { closed: 'COMPLETED', ran: ['sendBuildStep'] },
-    'build-image-unchanged': { closed: 'COMPLETED', ran: ['findUnchangedImage'] },
-    'build-image-resumed': { closed: 'COMPLETED', ran: ['waitForCommand'] },
-    'build-image-step-failed': { closed: 'FAILED', ran: ['terminateBuildInstance'] },
-    'build-image-builder-kept': {
-      closed: 'FAILED',
-      ran: ['tagBuildResource', 'terminateBuildInstance'],
-      events: [TIMER],
-    },
-    'build-image-cancelled-during-command': {
-      closed: 'CANCELED',
-      ran: ['cancelCommand', 'terminateBuildInstance'],
-      events: [CANCEL],
-    },
+    'build-image-e2e': completed('launchBuildInstance', 'waitForCommand', 'tagBuildResource'),
+    'build-image-happy': completed('sendBuildStep', 'waitForCommand', 'tagBuildResource'),
+    'build-image-ten-steps': completed('sendBuildStep'),
+    'build-image-unchanged': completed('findUnchangedImage'),
+    'build-image-resumed': completed('waitForCommand'),
+    'build-image-step-failed': failed('terminateBuildInstance'),
+    'build-image-builder-kept': failed('tagBuildResource', 'terminateBuildInstance', TIMER),
+    'build-image-cancelled-during-command': cancelled('cancelCommand', 'terminateBuildInstance', CANCEL),
   },
   waitLease: {
-    'wait-lease-ended': { closed: 'COMPLETED' },
-    'wait-lease-lost': { closed: 'COMPLETED', ran: ['releaseWaits'] },
+    'wait-lease-ended': completed(),
+    'wait-lease-lost': completed('releaseWaits'),
   },
   imageFromInstance: {
-    'image-from-instance-stop': { closed: 'COMPLETED', ran: ['stopInstance', 'startInstance'] },
+    'image-from-instance-stop': completed('stopInstance', 'startInstance'),
     // Since 'amiflow-async-image-wait': the wait handed off once, retried without an attempt limit.
-    'image-from-instance-async-wait': { closed: 'COMPLETED', ran: ['waitForImageAvailable'] },
-    'image-from-instance-reboot': { closed: 'COMPLETED' },
-    'image-from-instance-no-reboot': { closed: 'COMPLETED' },
-    'image-from-instance-stopped-instance': { closed: 'COMPLETED' },
-    'image-from-instance-name-taken': { closed: 'FAILED' },
-    'image-from-instance-image-failed': { closed: 'FAILED', ran: ['deleteImage', 'startInstance'] },
-    'image-from-instance-cancelled': { closed: 'CANCELED', ran: ['deleteImage'], events: [CANCEL] },
-    'image-from-instance-cancelled-undo-failed': {
-      closed: 'FAILED',
-      ran: ['deleteImage'],
-      events: [CANCEL],
-    },
-    'image-from-instance-cancelled-during-stop': {
-      closed: 'CANCELED',
-      ran: ['startInstance'],
-      events: [CANCEL],
-    },
-    'image-from-instance-cancelled-during-create': {
-      closed: 'CANCELED',
-      ran: ['deleteImage'],
-      events: [CANCEL],
-    },
+    'image-from-instance-async-wait': completed('waitForImageAvailable'),
+    'image-from-instance-reboot': completed(),
+    'image-from-instance-no-reboot': completed(),
+    'image-from-instance-stopped-instance': completed(),
+    'image-from-instance-name-taken': failed(),
+    'image-from-instance-image-failed': failed('deleteImage', 'startInstance'),
+    'image-from-instance-cancelled': cancelled('deleteImage', CANCEL),
+    'image-from-instance-cancelled-undo-failed': failed('deleteImage', CANCEL),
+    'image-from-instance-cancelled-during-stop': cancelled('startInstance', CANCEL),
+    'image-from-instance-cancelled-during-create': cancelled('deleteImage', CANCEL),
     // Mode app-consistent (issue 15): quiesce over SSM, CreateImage, thaw; and the thaw on every other path.
-    'image-from-instance-app-consistent': {
-      closed: 'COMPLETED',
-      ran: ['sendQuiesceCommand', 'waitForCommand', 'sendThawCommand'],
-    },
-    'image-from-instance-app-consistent-pre-failed': { closed: 'FAILED', ran: ['sendThawCommand'] },
-    'image-from-instance-app-consistent-fell-back': {
-      closed: 'COMPLETED',
-      ran: ['sendQuiesceCommand', 'sendThawCommand'],
-    },
-    'image-from-instance-app-consistent-cancelled-frozen': {
-      closed: 'CANCELED',
-      ran: ['cancelCommand', 'sendThawCommand'],
-      events: [CANCEL],
-    },
-    'image-from-instance-app-consistent-resumed-thaw': { closed: 'COMPLETED', ran: ['sendThawCommand'] },
+    'image-from-instance-app-consistent': completed(
+      'sendQuiesceCommand',
+      'waitForCommand',
+      'sendThawCommand',
+    ),
+    'image-from-instance-app-consistent-pre-failed': failed('sendThawCommand'),
+    'image-from-instance-app-consistent-fell-back': completed('sendQuiesceCommand', 'sendThawCommand'),
+    'image-from-instance-app-consistent-cancelled-frozen': cancelled(
+      'cancelCommand',
+      'sendThawCommand',
+      CANCEL,
+    ),
+    'image-from-instance-app-consistent-resumed-thaw': completed('sendThawCommand'),
   },
   shareImage: {
-    'share-image-expiry-withdrawn': {
-      closed: 'COMPLETED',
-      ran: ['removeLaunchPermissions', 'revokeKeyGrants'],
-      events: [TIMER],
-    },
-    'share-image-expiry-extended-by-update': { closed: 'COMPLETED', events: [UPDATE, TIMER] },
-    'share-image-expiry-ended-by-update': {
-      closed: 'COMPLETED',
-      ran: ['removeLaunchPermissions'],
-      events: [UPDATE],
-    },
-    'share-image-reencrypted': { closed: 'COMPLETED', ran: ['copyImage', 'addLaunchPermissions'] },
+    'share-image-expiry-withdrawn': completed('removeLaunchPermissions', 'revokeKeyGrants', TIMER),
+    'share-image-expiry-extended-by-update': completed(UPDATE, TIMER),
+    'share-image-expiry-ended-by-update': completed('removeLaunchPermissions', UPDATE),
+    'share-image-reencrypted': completed('copyImage', 'addLaunchPermissions'),
     // Through the image's share ledger (patched('share-ledger')): held, then released at expiry.
-    'share-image-ledger-expiry-kept': { closed: 'COMPLETED', ran: ['requestShareLedger'], events: [TIMER] },
-    'share-image-launch-permissions-failed': {
-      closed: 'FAILED',
-      ran: ['removeLaunchPermissions', 'removeSnapshotPermissions', 'revokeKeyGrants'],
-    },
-    'share-image-launch-permission-activity-failed': {
-      closed: 'FAILED',
-      ran: [
-        'addLaunchPermissions',
-        'removeLaunchPermissions',
-        'removeSnapshotPermissions',
-        'revokeKeyGrants',
-      ],
-    },
-    'share-image-aws-managed-key-refused': { closed: 'FAILED' },
-    'share-image-own-account-refused': { closed: 'FAILED' },
-    'share-image-cancelled': {
-      closed: 'CANCELED',
-      ran: ['removeLaunchPermissions', 'revokeKeyGrants'],
-      events: [CANCEL],
-    },
+    'share-image-ledger-expiry-kept': completed('requestShareLedger', TIMER),
+    'share-image-launch-permissions-failed': failed(...UNDO_SHARE),
+    'share-image-launch-permission-activity-failed': failed('addLaunchPermissions', ...UNDO_SHARE),
+    'share-image-aws-managed-key-refused': failed(),
+    'share-image-own-account-refused': failed(),
+    'share-image-cancelled': cancelled('removeLaunchPermissions', 'revokeKeyGrants', CANCEL),
     // e2e-*: recorded from the e2e tier (dev server + moto + the real worker and activities).
-    'e2e-share-image-open-ended': { closed: 'COMPLETED', ran: ['addLaunchPermissions'] },
-    'e2e-share-image-ended-by-update': {
-      closed: 'COMPLETED',
-      ran: ['removeLaunchPermissions'],
-      events: [UPDATE],
-    },
+    'e2e-share-image-open-ended': completed('addLaunchPermissions'),
+    'e2e-share-image-ended-by-update': completed('removeLaunchPermissions', UPDATE),
   },
   unshareImage: {
-    'unshare-image-ledger-kept': { closed: 'COMPLETED', ran: ['readShareRun', 'requestShareLedger'] },
-    'unshare-image-ledger-last-removes': { closed: 'COMPLETED', ran: ['readShareRun', 'requestShareLedger'] },
-    'unshare-image': {
-      closed: 'COMPLETED',
-      ran: ['removeLaunchPermissions', 'removeSnapshotPermissions', 'revokeKeyGrants'],
-    },
-    'e2e-unshare-image': {
-      closed: 'COMPLETED',
-      ran: ['removeLaunchPermissions', 'removeSnapshotPermissions'],
-    },
+    'unshare-image-ledger-kept': completed('readShareRun', 'requestShareLedger'),
+    'unshare-image-ledger-last-removes': completed('readShareRun', 'requestShareLedger'),
+    'unshare-image': completed(...UNDO_SHARE),
+    'e2e-unshare-image': completed('removeLaunchPermissions', 'removeSnapshotPermissions'),
   },
   // An entity workflow: open while shares hold permissions, continued as new past its history limit,
   // ended after a day with no holder and no request.
   shareLedger: {
-    'share-ledger-overlapping-holds-continued': {
-      closed: 'CONTINUED_AS_NEW',
-      ran: ['describeImageForSharing', 'addLaunchPermissions'],
-    },
+    'share-ledger-overlapping-holds-continued': continuedAsNew(
+      'describeImageForSharing',
+      'addLaunchPermissions',
+    ),
     // The last run after continuing as new: its day idle with no holder is the timer
-    'share-ledger-released-idle-end': { closed: 'COMPLETED', events: [TIMER] },
+    'share-ledger-released-idle-end': completed(TIMER),
   },
   copyImage: {
-    'copy-image-five-destinations': { closed: 'COMPLETED', ran: ['copyImage', 'removeLaunchPermissions'] },
-    'copy-image-one-per-region': { closed: 'COMPLETED', ran: ['copyImage'] },
-    'copy-image-resumed-on-another-worker': { closed: 'COMPLETED', ran: ['copyImage'] },
-    'copy-image-keep-partial': { closed: 'COMPLETED', ran: ['deleteImage'] },
-    'copy-image-key-missing': { closed: 'FAILED', ran: ['checkKmsKey'] },
-    'copy-image-rollback': {
-      closed: 'FAILED',
-      ran: ['deleteImage', 'removeLaunchPermissions'],
-      events: ['ACTIVITY_TASK_CANCEL_REQUESTED'],
-    },
-    'copy-image-cancelled': {
-      closed: 'CANCELED',
-      ran: ['deleteImage', 'removeLaunchPermissions'],
-      events: [CANCEL],
-    },
-    'e2e-copy-image-two-regions': { closed: 'COMPLETED', ran: ['copyImage', 'tagSnapshots'] },
-    'e2e-copy-image-rollback': { closed: 'FAILED', ran: ['deleteImage'] },
+    'copy-image-five-destinations': completed('copyImage', 'removeLaunchPermissions'),
+    'copy-image-one-per-region': completed('copyImage'),
+    'copy-image-resumed-on-another-worker': completed('copyImage'),
+    'copy-image-keep-partial': completed('deleteImage'),
+    'copy-image-key-missing': failed('checkKmsKey'),
+    'copy-image-rollback': failed('deleteImage', 'removeLaunchPermissions', 'ACTIVITY_TASK_CANCEL_REQUESTED'),
+    'copy-image-cancelled': cancelled('deleteImage', 'removeLaunchPermissions', CANCEL),
+    'e2e-copy-image-two-regions': completed('copyImage', 'tagSnapshots'),
+    'e2e-copy-image-rollback': failed('deleteImage'),
   },
   migrateInstance: {
-    'migrate-instance-terminate-source': {
-      closed: 'COMPLETED',
-      ran: ['launchInstance', 'moveElasticIp', 'terminateSourceInstance'],
-    },
-    'migrate-instance-keep-source': { closed: 'COMPLETED', ran: ['launchInstance', 'deleteImage'] },
-    'migrate-instance-stopped-source': { closed: 'COMPLETED', ran: ['launchInstance', 'stopInstance'] },
-    'migrate-instance-resumed-on-another-worker': { closed: 'COMPLETED', ran: ['terminateSourceInstance'] },
-    'migrate-instance-image-delete-failed': { closed: 'COMPLETED', ran: ['deleteImage'] },
-    'migrate-instance-bad-input': { closed: 'FAILED' },
-    'migrate-instance-failed-planMigration': { closed: 'FAILED' },
-    'migrate-instance-failed-checkImageName': { closed: 'FAILED' },
-    'migrate-instance-failed-stopInstance': { closed: 'FAILED', ran: ['startInstance'] },
-    'migrate-instance-failed-stopInstance-stopped-source': {
-      closed: 'FAILED',
-      ran: ['terminateLaunchedInstance', 'deleteImage'],
-    },
-    'migrate-instance-failed-createImage': { closed: 'FAILED', ran: ['startInstance'] },
-    'migrate-instance-failed-waitForImageAvailable': { closed: 'FAILED', ran: ['startInstance'] },
-    'migrate-instance-failed-launchInstance': {
-      closed: 'FAILED',
-      ran: ['terminateLaunchedInstance', 'deleteImage', 'startInstance'],
-    },
-    'migrate-instance-failed-waitForInstanceReady': {
-      closed: 'FAILED',
-      ran: ['terminateLaunchedInstance', 'deleteImage', 'startInstance'],
-    },
-    'migrate-instance-failed-copyVolumeTags': {
-      closed: 'FAILED',
-      ran: ['terminateLaunchedInstance', 'deleteImage', 'startInstance'],
-    },
-    'migrate-instance-failed-moveElasticIp': {
-      closed: 'FAILED',
-      ran: ['terminateLaunchedInstance', 'deleteImage', 'startInstance'],
-    },
-    'migrate-instance-failed-terminateSourceInstance': { closed: 'FAILED', ran: ['terminateSourceInstance'] },
-    'migrate-instance-cancelled-during-checks': {
-      closed: 'CANCELED',
-      ran: ['terminateLaunchedInstance', 'deleteImage', 'startInstance'],
-      events: [CANCEL],
-    },
-    'migrate-instance-cancelled-during-image': {
-      closed: 'CANCELED',
-      ran: ['startInstance'],
-      events: [CANCEL, 'CHILD_WORKFLOW_EXECUTION_CANCELED'],
-    },
-    'migrate-instance-cancel-after-commit': {
-      closed: 'COMPLETED',
-      ran: ['terminateSourceInstance'],
-      events: [CANCEL],
-    },
-    'e2e-migrate-instance-terminate-move-eip': {
-      closed: 'COMPLETED',
-      ran: ['moveElasticIp', 'terminateSourceInstance'],
-    },
-    'e2e-migrate-instance-stop-keep-image': { closed: 'COMPLETED', ran: ['launchInstance', 'stopInstance'] },
-    'e2e-migrate-instance-elastic-ip-unhandled': { closed: 'FAILED', ran: ['planMigration'] },
+    'migrate-instance-terminate-source': completed(
+      'launchInstance',
+      'moveElasticIp',
+      'terminateSourceInstance',
+    ),
+    'migrate-instance-keep-source': completed('launchInstance', 'deleteImage'),
+    'migrate-instance-stopped-source': completed('launchInstance', 'stopInstance'),
+    'migrate-instance-resumed-on-another-worker': completed('terminateSourceInstance'),
+    'migrate-instance-image-delete-failed': completed('deleteImage'),
+    'migrate-instance-bad-input': failed(),
+    'migrate-instance-failed-planMigration': failed(),
+    'migrate-instance-failed-checkImageName': failed(),
+    'migrate-instance-failed-stopInstance': failed('startInstance'),
+    'migrate-instance-failed-stopInstance-stopped-source': failed('terminateLaunchedInstance', 'deleteImage'),
+    'migrate-instance-failed-createImage': failed('startInstance'),
+    'migrate-instance-failed-waitForImageAvailable': failed('startInstance'),
+    'migrate-instance-failed-launchInstance': failed(...UNDO_LAUNCH),
+    'migrate-instance-failed-waitForInstanceReady': failed(...UNDO_LAUNCH),
+    'migrate-instance-failed-copyVolumeTags': failed(...UNDO_LAUNCH),
+    'migrate-instance-failed-moveElasticIp': failed(...UNDO_LAUNCH),
+    'migrate-instance-failed-terminateSourceInstance': failed('terminateSourceInstance'),
+    'migrate-instance-cancelled-during-checks': cancelled(...UNDO_LAUNCH, CANCEL),
+    'migrate-instance-cancelled-during-image': cancelled(
+      'startInstance',
+      CANCEL,
+      'CHILD_WORKFLOW_EXECUTION_CANCELED',
+    ),
+    'migrate-instance-cancel-after-commit': completed('terminateSourceInstance', CANCEL),
+    'e2e-migrate-instance-terminate-move-eip': completed('moveElasticIp', 'terminateSourceInstance'),
+    'e2e-migrate-instance-stop-keep-image': completed('launchInstance', 'stopInstance'),
+    'e2e-migrate-instance-elastic-ip-unhandled': failed('planMigration'),
   },
   goldenImage: {
-    'golden-image-rollout-stage': { closed: 'COMPLETED' },
-    'golden-image-recipe-source': {
-      closed: 'COMPLETED',
-      ran: ['publishImageParameter', 'protectImage'],
-      events: [UPDATE, 'CHILD_WORKFLOW_EXECUTION_COMPLETED'],
-    },
-    'golden-image-recipe-build-failed': { closed: 'FAILED', events: ['CHILD_WORKFLOW_EXECUTION_FAILED'] },
-    'golden-image-approved': {
-      closed: 'COMPLETED',
-      ran: ['publishImageParameter', 'protectImage'],
-      events: [UPDATE],
-    },
-    'golden-image-no-approval-gate': { closed: 'COMPLETED', ran: ['publishImageParameter'] },
-    'golden-image-retention': { closed: 'COMPLETED', ran: ['deprecateImage', 'retireImage'] },
-    'golden-image-semver': { closed: 'COMPLETED', ran: ['deprecateImage'] },
-    'golden-image-rejected': { closed: 'FAILED', ran: ['deleteImage'], events: [UPDATE] },
-    'golden-image-approval-timed-out': { closed: 'FAILED', ran: ['deleteImage'], events: [TIMER] },
-    'golden-image-validation-failed-checkConsoleHealth': {
-      closed: 'FAILED',
-      ran: ['terminateLaunchedInstance', 'deleteImage'],
-    },
-    'golden-image-validation-failed-waitForInstanceReady': {
-      closed: 'FAILED',
-      ran: ['terminateLaunchedInstance', 'deleteImage'],
-    },
-    'golden-image-validation-failed-launchInstance': {
-      closed: 'FAILED',
-      ran: ['launchInstance', 'terminateLaunchedInstance', 'deleteImage'],
-    },
-    'golden-image-publish-failed': {
-      closed: 'FAILED',
-      ran: ['restoreImageParameter', 'removeLaunchPermissions', 'deleteImage'],
-    },
-    'golden-image-bad-input': { closed: 'FAILED' },
-    'golden-image-cancelled': { closed: 'CANCELED', ran: ['deleteImage'], events: [CANCEL] },
-    'e2e-golden-image-approved': { closed: 'COMPLETED', ran: ['publishImageParameter'], events: [UPDATE] },
-    'e2e-golden-image-approved-retiring-first': {
-      closed: 'COMPLETED',
-      ran: ['publishImageParameter'],
-      events: [UPDATE],
-    },
+    'golden-image-rollout-stage': completed(),
+    'golden-image-recipe-source': completed(
+      'publishImageParameter',
+      'protectImage',
+      UPDATE,
+      'CHILD_WORKFLOW_EXECUTION_COMPLETED',
+    ),
+    'golden-image-recipe-build-failed': failed('CHILD_WORKFLOW_EXECUTION_FAILED'),
+    'golden-image-approved': completed('publishImageParameter', 'protectImage', UPDATE),
+    'golden-image-no-approval-gate': completed('publishImageParameter'),
+    'golden-image-retention': completed('deprecateImage', 'retireImage'),
+    'golden-image-semver': completed('deprecateImage'),
+    'golden-image-rejected': failed('deleteImage', UPDATE),
+    'golden-image-approval-timed-out': failed('deleteImage', TIMER),
+    'golden-image-validation-failed-checkConsoleHealth': failed('terminateLaunchedInstance', 'deleteImage'),
+    'golden-image-validation-failed-waitForInstanceReady': failed('terminateLaunchedInstance', 'deleteImage'),
+    'golden-image-validation-failed-launchInstance': failed(
+      'launchInstance',
+      'terminateLaunchedInstance',
+      'deleteImage',
+    ),
+    'golden-image-publish-failed': failed('restoreImageParameter', 'removeLaunchPermissions', 'deleteImage'),
+    'golden-image-bad-input': failed(),
+    'golden-image-cancelled': cancelled('deleteImage', CANCEL),
+    'e2e-golden-image-approved': completed('publishImageParameter', UPDATE),
+    'e2e-golden-image-approved-retiring-first': completed('publishImageParameter', UPDATE),
   },
   backupInstances: {
-    'backup-instances-reboot-copy-retain': {
-      closed: 'COMPLETED',
-      ran: ['retireImage'],
-      events: ['CHILD_WORKFLOW_EXECUTION_COMPLETED'],
-    },
-    'backup-instances-incomplete': { closed: 'FAILED', events: ['CHILD_WORKFLOW_EXECUTION_FAILED'] },
-    'backup-instances-outside-window': { closed: 'FAILED' },
-    'backup-instances-cancelled': {
-      closed: 'CANCELED',
-      events: [CANCEL, 'CHILD_WORKFLOW_EXECUTION_CANCELED'],
-    },
+    'backup-instances-reboot-copy-retain': completed('retireImage', 'CHILD_WORKFLOW_EXECUTION_COMPLETED'),
+    'backup-instances-incomplete': failed('CHILD_WORKFLOW_EXECUTION_FAILED'),
+    'backup-instances-outside-window': failed(),
+    'backup-instances-cancelled': cancelled(CANCEL, 'CHILD_WORKFLOW_EXECUTION_CANCELED'),
   },
   approvedImages: {
-    'approved-images-merged': { closed: 'COMPLETED', ran: ['listApprovedImages'] },
+    'approved-images-merged': completed('listApprovedImages'),
   },
   complianceScan: {
-    'compliance-scan-region-failed': { closed: 'COMPLETED', ran: ['scanInstances'] },
-    'compliance-scan-queried-midway': { closed: 'COMPLETED', ran: ['scanInstances'] },
-    'compliance-scan-catalogue-unreadable': { closed: 'COMPLETED', ran: ['listApprovedImages'] },
-    'compliance-scan-bad-input': { closed: 'FAILED' },
-    'compliance-scan-cancelled': { closed: 'CANCELED', ran: ['scanInstances'], events: [CANCEL] },
-    'e2e-compliance-scan': { closed: 'COMPLETED', ran: ['scanInstances'] },
+    'compliance-scan-region-failed': completed('scanInstances'),
+    'compliance-scan-queried-midway': completed('scanInstances'),
+    'compliance-scan-catalogue-unreadable': completed('listApprovedImages'),
+    'compliance-scan-bad-input': failed(),
+    'compliance-scan-cancelled': cancelled('scanInstances', CANCEL),
+    'e2e-compliance-scan': completed('scanInstances'),
   },
   rolloutImage: {
-    'rollout-image-two-waves': {
-      closed: 'COMPLETED',
-      ran: ['startInstanceRefresh', 'waitForInstanceRefresh', 'watchRolloutAlarms'],
-      events: [TIMER],
-    },
-    'rollout-image-alarm-rollback': {
-      closed: 'FAILED',
-      ran: ['undoInstanceRefresh', 'restoreLaunchTemplateDefault'],
-    },
-    'rollout-image-cancelled': {
-      closed: 'CANCELED',
-      ran: ['undoInstanceRefresh', 'restoreLaunchTemplateDefault'],
-      events: [CANCEL],
-    },
+    'rollout-image-two-waves': completed(
+      'startInstanceRefresh',
+      'waitForInstanceRefresh',
+      'watchRolloutAlarms',
+      TIMER,
+    ),
+    'rollout-image-alarm-rollback': failed(...UNDO_ROLLOUT),
+    'rollout-image-cancelled': cancelled(...UNDO_ROLLOUT, CANCEL),
   },
   enforceAllowedAmis: {
-    'enforce-allowed-amis-audit-enable-off': {
-      closed: 'COMPLETED',
-      ran: ['setAllowedImagesSettings'],
-      events: [UPDATE],
-    },
-    'enforce-allowed-amis-audit-first-refused': { closed: 'COMPLETED', events: [UPDATE] },
-    'enforce-allowed-amis-declarative-policy': {
-      closed: 'COMPLETED',
-      ran: ['setAllowedImagesSettings'],
-      events: [UPDATE],
-    },
-    'enforce-allowed-amis-changed-outside': {
-      closed: 'COMPLETED',
-      ran: ['setAllowedImagesSettings'],
-      events: [UPDATE],
-    },
+    'enforce-allowed-amis-audit-enable-off': completed('setAllowedImagesSettings', UPDATE),
+    'enforce-allowed-amis-audit-first-refused': completed(UPDATE),
+    'enforce-allowed-amis-declarative-policy': completed('setAllowedImagesSettings', UPDATE),
+    'enforce-allowed-amis-changed-outside': completed('setAllowedImagesSettings', UPDATE),
   },
 };
 
@@ -423,7 +316,7 @@ void describe('replay of the recorded histories of every workflow type', () => {
   });
 
   for (const s of SCENARIOS)
-    void it(`GIVEN ${s.name} THEN it is a ${s.type} run that closed ${s.closed}, holding ${[...(s.ran ?? []), ...(s.events ?? [])].join(', ') || 'its start'}`, () => {
+    void it(`GIVEN ${s.name} THEN it is a ${s.type} run that closed ${s.closed}, holding ${[...s.ran, ...s.events].join(', ') || 'its start'}`, () => {
       const history = byName(s.name);
       assert.ok(history, `${s.name}.json is missing`);
       const events = eventTypes(history);
@@ -432,10 +325,8 @@ void describe('replay of the recorded histories of every workflow type', () => {
       assert.equal(started?.workflowType?.name, s.type);
       assert.equal(events.at(-1), `WORKFLOW_EXECUTION_${s.closed}`);
       const ran = activitiesRun(history);
-      for (const activity of s.ran ?? [])
-        assert.ok(ran.includes(activity), `${activity} in: ${ran.join(', ')}`);
-      for (const event of s.events ?? [])
-        assert.ok(events.includes(event), `${event} in: ${events.join(', ')}`);
+      for (const activity of s.ran) assert.ok(ran.includes(activity), `${activity} in: ${ran.join(', ')}`);
+      for (const event of s.events) assert.ok(events.includes(event), `${event} in: ${events.join(', ')}`);
     });
 
   void it('WHEN every history is replayed against the current workflow code THEN none hits non-determinism', async () => {
