@@ -305,6 +305,31 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
     );
   });
 
+  void it('GIVEN log level DEBUG WHEN the worker starts and stops THEN the SDK core’s own lines arrive in the same JSON stream', async () => {
+    const worker = await spawnWorker({
+      AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
+      AMIFLOW_LOG_LEVEL: 'DEBUG',
+    });
+    try {
+      await eventually('the worker to be ready', async () =>
+        (await fetch(`${worker.healthUrl}/readyz`)).status === 200 ? true : undefined,
+      );
+    } finally {
+      assert.equal(await stop(worker), 0);
+    }
+    const records = worker.lines.map((line) => {
+      assert.doesNotMatch(line, /\x1b\[/, 'no ANSI codes');
+      return JSON.parse(line) as Record<string, unknown>;
+    });
+    const core = records.filter((r) => r.sdkComponent === 'core');
+    assert.ok(
+      core.length > 0,
+      `core lines forwarded (components: ${[...new Set(records.map((r) => String(r.sdkComponent)))].join(', ')})`,
+    );
+    for (const r of core) assert.equal(typeof r.level, 'string');
+  });
+
   void it('GIVEN no AWS credentials the default chain can resolve WHEN the worker polls THEN /healthz 200 and /readyz 503 naming the credentials', async () => {
     const empty = path.join(ROOT, 'test', 'e2e', 'no-such-aws-file');
     const worker = await spawnWorker({
