@@ -111,8 +111,15 @@ async function findCopy(ec2: EC2Client, input: CopyImageActivityInput): Promise<
 }
 
 async function findByName(ec2: EC2Client, name: string): Promise<Image | undefined> {
+  // A disabled image keeps its name but is described only when asked for (IncludeDisabled).
   const out = await aws(`looking up image name '${name}'`, () =>
-    ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [name] }] })),
+    ec2.send(
+      new DescribeImagesCommand({
+        Owners: ['self'],
+        IncludeDisabled: true,
+        Filters: [{ Name: 'name', Values: [name] }],
+      }),
+    ),
   );
   return out.Images?.find((i) => i.Name === name);
 }

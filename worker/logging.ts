@@ -44,7 +44,13 @@ function plain(value: unknown, depth = 0): unknown {
 
 /** One JSON object, no newline inside: level, time, message, the ids, then everything else. */
 export function jsonLine(entry: LogEntry): string {
-  const meta: LogMetadata = entry.meta ?? {};
+  // The SDK names the run `runId` on workflow lines but `workflowRunId` on activity lines: one
+  // name, so a search by run id finds the activities' lines (AWS errors among them) too.
+  const { workflowRunId, ...rest } = entry.meta ?? {};
+  const meta: LogMetadata =
+    rest.runId === undefined && workflowRunId !== undefined
+      ? { ...rest, runId: workflowRunId as unknown }
+      : (entry.meta ?? {});
   const record: Record<string, unknown> = {
     level: entry.level.toLowerCase(),
     time: new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString(),

@@ -448,23 +448,27 @@ async function reencryptIfAsked(
         workflowType: WORKFLOW_TYPES.shareImage,
         source: { region: input.region, imageId: input.imageId },
       });
-      const copy = await la.copyImage.executeWithOptions(
-        local(`copy ${input.imageId} as '${imageName}' under ${reencryptWith}`),
-        [
-          {
-            source: { region: input.region, imageId: input.imageId },
-            destination: target,
-            imageName,
-            description: `${input.imageId} re-encrypted under ${reencryptWith} to share it (amiflow)`,
-            kmsKeyId: reencryptWith,
-            tags: input.tags ?? {},
-            workflowId,
-            runId,
-            workflowType: WORKFLOW_TYPES.shareImage,
-            purpose: 'reencrypt',
-          },
-        ],
-      );
+      const copySummary = `copy ${input.imageId} as '${imageName}' under ${reencryptWith}`;
+      // Since 'share-reencrypt-copy-as-activity' a normal activity, as in copyImage: CopyImage may
+      // wait out a concurrency limit or a name EC2 still holds for minutes, past a local
+      // activity's 40-second budget (which would end the share "Local Activity timed out").
+      const copyArgs: Parameters<Activities['copyImage']> = [
+        {
+          source: { region: input.region, imageId: input.imageId },
+          destination: target,
+          imageName,
+          description: `${input.imageId} re-encrypted under ${reencryptWith} to share it (amiflow)`,
+          kmsKeyId: reencryptWith,
+          tags: input.tags ?? {},
+          workflowId,
+          runId,
+          workflowType: WORKFLOW_TYPES.shareImage,
+          purpose: 'reencrypt',
+        },
+      ];
+      const copy = patched('share-reencrypt-copy-as-activity')
+        ? await act.copyImage.executeWithOptions(remote(copySummary, settledAwsActivity), copyArgs)
+        : await la.copyImage.executeWithOptions(local(copySummary), copyArgs);
       made.imageId = copy.imageId;
       progress.resource('reencryptedImageId', copy.imageId);
       await act.waitForImageAvailable.executeWithOptions(

@@ -16,6 +16,7 @@
  * Admin (JSON): GET /__faults/stats, POST /__faults/options (a partial FaultOptions), POST
  * /__faults/reset. POST /moto-api/reset resets the sandbox and the layer together.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -331,7 +332,9 @@ export async function startFaultProxy(opts: {
       if (scope) bump(calls, `${scope[2]}:${action ?? '?'}`);
       out = await forward(req, raw);
     }
-    res.writeHead(out.status, { 'content-type': out.contentType });
+    // AWS names every answer with a request id header, which the SDK reads into `$metadata.requestId`
+    // (the EC2 body's <RequestID> it drops): the id amiflow logs for AWS support.
+    res.writeHead(out.status, { 'content-type': out.contentType, 'x-amzn-requestid': randomUUID() });
     res.end(out.body);
   }
 

@@ -2,7 +2,7 @@
  * 5. Distribution: copies by a child `copyImage` (each undone by deleting it), then a child
  * `shareImage` per image in this account (each undone by withdrawing its share).
  */
-import { startChild } from '@temporalio/workflow';
+import { patched, startChild } from '@temporalio/workflow';
 import type {
   CopyImageInput,
   CopyImageResult,
@@ -10,11 +10,30 @@ import type {
   ShareImageInput,
   ShareImageResult,
 } from '../../contracts';
+import { SearchAttr } from '../../contracts';
 import { act, remote } from '../bootstrap';
 import { copyImage } from '../copy-image';
 import { shareImage, withdrawShare } from '../share-image';
 import type { GoldenRun } from './run';
 import { targetOfImage, where } from './run';
+
+/** Copy and share children started before this carry no search attributes; the start commands differ. */
+export const GOLDEN_CHILD_SEARCH_ATTRIBUTES_PATCH = 'amiflow-golden-child-search-attributes';
+
+/**
+ * The image and region for a child run, so it sets its own outcome and step when it ends and a
+ * search by the golden image finds it. Only where the parent's own attributes show they are registered.
+ */
+function childAttributes(run: GoldenRun, imageId: string, region: string) {
+  return run.withSearchAttributes && patched(GOLDEN_CHILD_SEARCH_ATTRIBUTES_PATCH)
+    ? {
+        typedSearchAttributes: [
+          { key: SearchAttr.imageId, value: imageId },
+          { key: SearchAttr.region, value: region },
+        ],
+      }
+    : {};
+}
 
 /** Copies the image to the configured destinations; returns the original and every copy made. */
 export async function copyStage(
@@ -66,6 +85,7 @@ export async function copyStage(
       const child = await startChild(copyImage, {
         workflowId: ids.copy,
         args: [copyInput],
+        ...childAttributes(run, imageId, target.region),
         staticSummary: `Copy golden image ${imageName} to ${copies.map((c) => where(targetOfImage(c))).join(', ')}`,
       });
       copied.runId = child.firstExecutionRunId;
@@ -119,6 +139,7 @@ export async function shareStage(run: GoldenRun, images: GoldenImageOut[]): Prom
         const child = await startChild(shareImage, {
           workflowId: shareId,
           args: [shareInput],
+          ...childAttributes(run, img.imageId, t.region),
           staticSummary: `Share golden image ${img.imageId} (${where(t)})`,
         });
         shared.record = await child.result();

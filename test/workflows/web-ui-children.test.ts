@@ -1,0 +1,63 @@
+/**
+ * Issue 11.6, child runs: a golden pipeline's copy and share children carry the search attributes
+ * that apply (image, region), so they set their own outcome and step when they end, and a search
+ * by the golden image's id finds them. On the dev server (visibility queries) with stub activities.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { GoldenImageResult } from '../../workflows/contracts';
+import { SearchAttr, WORKFLOW_TYPES } from '../../workflows/contracts';
+import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
+import { BUILDER, Fleet, REGION, goldenActivities, goldenInput } from './golden-stubs';
+import { RUN_TIMEOUT, eventually, startWorker, uniqueWorkflowId, withinBound } from './stub-activities';
+import { workflowEnv } from './harness';
+
+const env = workflowEnv(devServerEnv, { per: 'file' });
+
+void describe("Web UI: a golden run's children", () => {
+  void it(
+    'GIVEN a golden run started with its attributes WHEN it copies and shares THEN the copy and share runs are found by the image id, each with its outcome and step',
+    RUN_TIMEOUT,
+    async () => {
+      const fleet = new Fleet();
+      const taskQueue = uniqueTaskQueue('web-ui-children');
+      const worker = await startWorker(env, taskQueue, goldenActivities(fleet));
+      await worker.runUntil(
+        withinBound(
+          (async () => {
+            // GIVEN: a golden run as the client and its schedule start it (region, builder instance)
+            const handle = await env.client.workflow.start(WORKFLOW_TYPES.goldenImage, {
+              taskQueue,
+              workflowId: uniqueWorkflowId('golden'),
+              args: [goldenInput({ approval: undefined })],
+              typedSearchAttributes: [
+                { key: SearchAttr.region, value: REGION },
+                { key: SearchAttr.instanceId, value: BUILDER },
+              ],
+            });
+            const result = (await handle.result()) as GoldenImageResult;
+            const original = result.images.find((i) => i.role === 'original')?.imageId;
+            assert.ok(original, 'the golden image');
+            // WHEN: an operator searches by that image
+            const query = `${SearchAttr.imageId.name} = '${original}'`;
+            const found = await eventually('the children in a search by image', async () => {
+              const types = new Map<string, string>();
+              for await (const w of env.client.workflow.list({ query })) types.set(w.type, w.workflowId);
+              return types.has(WORKFLOW_TYPES.copyImage) && types.has(WORKFLOW_TYPES.shareImage)
+                ? types
+                : undefined;
+            });
+            // THEN: each child ended with its own outcome and step attributes
+            for (const type of [WORKFLOW_TYPES.copyImage, WORKFLOW_TYPES.shareImage]) {
+              const d = await env.client.workflow.getHandle(found.get(type) ?? '').describe();
+              assert.equal(d.typedSearchAttributes.get(SearchAttr.outcome), 'succeeded', `${type} outcome`);
+              assert.equal(d.typedSearchAttributes.get(SearchAttr.step), 'done', `${type} step`);
+              assert.equal(d.typedSearchAttributes.get(SearchAttr.region), REGION, `${type} region`);
+            }
+          })(),
+          'the golden run',
+        ),
+      );
+    },
+  );
+});
