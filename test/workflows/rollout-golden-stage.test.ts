@@ -5,33 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Activities } from '../../activities';
 import type { GoldenImageResult } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
-import { ACCOUNT, Fleet, goldenActivities, goldenInput, outcomeOf, startGolden } from './golden-stubs';
-import { LT_ID, RolloutFleet, rolloutActivities } from './rollout-stubs';
+import { ACCOUNT, Fleet, goldenInput, outcomeOf, startGolden } from './golden-stubs';
+import { LT_ID, RolloutFleet, goldenWithRolloutActivities as activities } from './rollout-stubs';
 import { RUN_TIMEOUT, startWorker, withinBound } from './stub-activities';
 import { workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
-
-const ROLLOUT_ACTIVITIES = [
-  'resolveRolloutTarget',
-  'readRolloutAlarms',
-  'watchRolloutAlarms',
-  'createLaunchTemplateVersion',
-  'setDefaultLaunchTemplateVersion',
-  'restoreLaunchTemplateDefault',
-  'startInstanceRefresh',
-  'waitForInstanceRefresh',
-  'undoInstanceRefresh',
-] as const satisfies readonly (keyof Activities)[];
-
-function activities(golden: Fleet, rollout: RolloutFleet): Activities {
-  const r = rolloutActivities(rollout);
-  return { ...goldenActivities(golden), ...Object.fromEntries(ROLLOUT_ACTIVITIES.map((n) => [n, r[n]])) };
-}
 
 const STAGE = {
   targets: [

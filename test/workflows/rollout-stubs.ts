@@ -12,6 +12,8 @@ import type { RefreshState, RolloutImageInput, RolloutImageResult } from '../../
 import type { WorkflowOutcome } from './harness';
 import { uniqueWorkflowId, workflowOutcome } from './harness';
 import { unplannedActivities } from './stub-activities';
+import type { Fleet } from './golden-stubs';
+import { goldenActivities } from './golden-stubs';
 
 export const REGION = 'eu-west-1';
 export const NEW_AMI = 'ami-0aaaa1111bbbb2222';
@@ -230,4 +232,22 @@ export type RolloutOutcome = WorkflowOutcome<RolloutImageResult>;
 
 export function rolloutOutcome(handle: WorkflowHandle): Promise<RolloutOutcome> {
   return workflowOutcome<RolloutImageResult>(handle);
+}
+
+const ROLLOUT_ACTIVITIES = [
+  'resolveRolloutTarget',
+  'readRolloutAlarms',
+  'watchRolloutAlarms',
+  'createLaunchTemplateVersion',
+  'setDefaultLaunchTemplateVersion',
+  'restoreLaunchTemplateDefault',
+  'startInstanceRefresh',
+  'waitForInstanceRefresh',
+  'undoInstanceRefresh',
+] as const satisfies readonly (keyof Activities)[];
+
+/** A golden pipeline's stub activities with the rollout model's for its `rollout` stage. */
+export function goldenWithRolloutActivities(golden: Fleet, rollout: RolloutFleet): Activities {
+  const r = rolloutActivities(rollout);
+  return { ...goldenActivities(golden), ...Object.fromEntries(ROLLOUT_ACTIVITIES.map((n) => [n, r[n]])) };
 }

@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import type { GoldenImageResult } from '../../workflows/contracts';
 import { SearchAttr, WORKFLOW_TYPES } from '../../workflows/contracts';
 import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
-import { BUILDER, Fleet, REGION, goldenActivities, goldenInput } from './golden-stubs';
+import { ACCOUNT, BUILDER, Fleet, REGION, goldenActivities, goldenInput } from './golden-stubs';
+import { LT_ID, RolloutFleet, goldenWithRolloutActivities } from './rollout-stubs';
 import { RUN_TIMEOUT, eventually, startWorker, uniqueWorkflowId, withinBound } from './stub-activities';
 import { workflowEnv } from './harness';
 
@@ -56,6 +57,67 @@ void describe("Web UI: a golden run's children", () => {
             }
           })(),
           'the golden run',
+        ),
+      );
+    },
+  );
+
+  void it(
+    'GIVEN a golden run with a rollout stage (a 0 s bake) WHEN it rolls out THEN the rollout run is found by the image id, with its outcome, step and region',
+    RUN_TIMEOUT,
+    async () => {
+      const taskQueue = uniqueTaskQueue('web-ui-rollout-child');
+      const rollout = new RolloutFleet(['web-a', 'web-b']);
+      const worker = await startWorker(env, taskQueue, goldenWithRolloutActivities(new Fleet(), rollout));
+      await worker.runUntil(
+        withinBound(
+          (async () => {
+            // GIVEN: a golden run ending in a rollout to one launch template and two groups
+            const stage = {
+              targets: [
+                {
+                  region: REGION,
+                  accountId: ACCOUNT,
+                  launchTemplates: [{ id: LT_ID }],
+                  autoScalingGroups: [{ tag: { key: 'app' } }],
+                },
+              ],
+              waves: { canary: { group: 'web-a' } },
+              bake: { seconds: 0 }, // a dev-server run keeps wall time: no bake timer
+            };
+            const handle = await env.client.workflow.start(WORKFLOW_TYPES.goldenImage, {
+              taskQueue,
+              workflowId: uniqueWorkflowId('golden-rollout'),
+              args: [
+                goldenInput({
+                  approval: undefined,
+                  validation: undefined,
+                  distribution: undefined,
+                  publish: undefined,
+                  rollout: stage,
+                }),
+              ],
+              typedSearchAttributes: [
+                { key: SearchAttr.region, value: REGION },
+                { key: SearchAttr.instanceId, value: BUILDER },
+              ],
+            });
+            const result = (await handle.result()) as GoldenImageResult;
+            const original = result.images.find((i) => i.role === 'original')?.imageId;
+            assert.ok(result.rollout, 'the run rolled out');
+            // WHEN: an operator searches by the golden image
+            const query = `${SearchAttr.imageId.name} = '${original}' AND WorkflowType = '${WORKFLOW_TYPES.rolloutImage}'`;
+            const id = await eventually('the rollout child in a search by image', async () => {
+              for await (const w of env.client.workflow.list({ query })) return w.workflowId;
+              return undefined;
+            });
+            // THEN: the rollout run ended with its own outcome and step attributes
+            const d = await env.client.workflow.getHandle(id).describe();
+            assert.equal(d.typedSearchAttributes.get(SearchAttr.outcome), 'succeeded', 'rollout outcome');
+            assert.equal(d.typedSearchAttributes.get(SearchAttr.step), 'done', 'rollout step');
+            assert.equal(d.typedSearchAttributes.get(SearchAttr.region), REGION, 'rollout region');
+          })(),
+          'the golden run with a rollout',
         ),
       );
     },

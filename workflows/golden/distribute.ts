@@ -24,8 +24,13 @@ export const GOLDEN_CHILD_SEARCH_ATTRIBUTES_PATCH = 'amiflow-golden-child-search
  * The image and region for a child run, so it sets its own outcome and step when it ends and a
  * search by the golden image finds it. Only where the parent's own attributes show they are registered.
  */
-function childAttributes(run: GoldenRun, imageId: string, region: string) {
-  return run.withSearchAttributes && patched(GOLDEN_CHILD_SEARCH_ATTRIBUTES_PATCH)
+export function childAttributes(
+  run: GoldenRun,
+  imageId: string,
+  region: string,
+  patchId: string = GOLDEN_CHILD_SEARCH_ATTRIBUTES_PATCH,
+) {
+  return run.withSearchAttributes && patched(patchId)
     ? {
         typedSearchAttributes: [
           { key: SearchAttr.imageId, value: imageId },

@@ -13,6 +13,7 @@ import { APPROVED_VALUE, MANAGED_BY_VALUE, TAG } from '../../contracts';
 import { errorMessage } from '../progress';
 import { applyRetention } from '../retention';
 import { rolloutImage } from '../rollout-image';
+import { childAttributes } from './distribute';
 import type { GoldenRun } from './run';
 import { targetOfImage } from './run';
 
@@ -41,6 +42,9 @@ export async function retireOldVersions(run: GoldenRun, images: GoldenImageOut[]
   return report;
 }
 
+/** Rollout children started before this carry no search attributes. */
+export const GOLDEN_ROLLOUT_SEARCH_ATTRIBUTES_PATCH = 'amiflow-golden-rollout-search-attributes';
+
 /**
  * The committed image rolled out (child `rolloutImage`, the image per region as this account
  * holds it). A rollout that fails has rolled itself back: the image stays approved and the run
@@ -57,6 +61,14 @@ export async function rolloutStage(
   for (const img of images)
     if ((img.accountId ?? '') === (input.accountId ?? '') && !imageIds[img.region])
       imageIds[img.region] = img.imageId;
+  // The rollout child names the image of the pipeline's own region (or its first), so it sets its
+  // outcome and step and a search by the golden image finds it; rollouts started before this patch
+  // carried no attributes.
+  const [region, imageId] = Object.entries(imageIds).find(([r]) => r === run.target.region) ??
+    Object.entries(imageIds)[0] ?? ['', ''];
+  const attributes = imageId
+    ? childAttributes(run, imageId, region, GOLDEN_ROLLOUT_SEARCH_ATTRIBUTES_PATCH)
+    : {};
   try {
     return await progress.run(
       'rollout',
@@ -64,6 +76,7 @@ export async function rolloutStage(
         executeChild(rolloutImage, {
           workflowId: childId,
           args: [{ ...stage, imageIds }],
+          ...attributes,
           staticSummary: `Roll out ${input.pipeline} ${Object.values(imageIds).join(', ')}`,
         }),
       `child workflow ${childId}`,
