@@ -8,8 +8,6 @@
  * must stay unready naming them.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { EC2Client } from '@aws-sdk/client-ec2';
@@ -29,8 +27,10 @@ import {
   sandboxEc2,
   stockEbsAmi,
 } from '../../devkit/sandbox-ec2';
-import { devServerEnv, uniqueTaskQueue } from '../../devkit/temporal';
+import { devServerEnv } from '../../devkit/temporal';
 import { ROOT } from '../../devkit/tools';
+import { eventually } from './fixtures';
+import { metricTotal, startWorkerProcess, status, stopWorkerProcess } from './worker-process';
 
 let env: TestWorkflowEnvironment;
 let moto: Moto;
@@ -38,91 +38,8 @@ let proxy: FaultProxy;
 let ec2: EC2Client;
 let temporalPort: number;
 
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 90_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-interface WorkerUnderTest {
-  child: ChildProcess;
-  lines: string[];
-  metricsUrl: string;
-  healthUrl: string;
-  taskQueue: string;
-  exited: Promise<number | null>;
-}
-
-/** `worker/main.ts` as its own process, configured only through its environment, stdout a pipe. */
-async function spawnWorker(extraEnv: Record<string, string>): Promise<WorkerUnderTest> {
-  const [metricsPort, healthPort] = [await freePort(), await freePort()];
-  const taskQueue = uniqueTaskQueue('operability-more');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker/main.ts')], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
-      AMIFLOW_TASK_QUEUE: taskQueue,
-      AMIFLOW_AWS_ENDPOINT: proxy.endpoint,
-      AWS_REGION: SANDBOX_REGION,
-      AMIFLOW_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
-      AMIFLOW_HEALTH_ADDRESS: `127.0.0.1:${healthPort}`,
-      AMIFLOW_SHUTDOWN_GRACE_MS: '500',
-      ...extraEnv,
-    },
-  });
-  const lines: string[] = [];
-  let partial = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    const parts = (partial + d.toString()).split('\n');
-    partial = parts.pop() ?? '';
-    lines.push(...parts.filter((l) => l !== ''));
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      if (partial) lines.push(partial);
-      if (code !== 0 && code !== null) console.error(`worker exited ${code}: ${stderr}`);
-      resolve(code);
-    }),
-  );
-  return {
-    child,
-    lines,
-    taskQueue,
-    exited,
-    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
-    healthUrl: `http://127.0.0.1:${healthPort}`,
-  };
-}
-
-async function stop(worker: WorkerUnderTest): Promise<number | null> {
-  if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
-  return worker.exited;
-}
-
-/** The sum of `name`'s samples whose labels include every `labels` pair (undefined when none). */
-function total(metrics: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  let sum: number | undefined;
-  for (const line of metrics.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum = (sum ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
+/** The worker process builds its own workflow bundle before it is ready: each wait here allows 90 s. */
+const WAIT_MS = 90_000;
 
 before(async () => {
   installQuietRuntime();
@@ -142,7 +59,7 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
   void it('GIVEN a worker behind a throttling EC2 WHEN it copies, shares, undoes a cancelled image and skips a late backup THEN /metrics counts each and every run line carries its run ids', async () => {
     // Every throttle reaches amiflow's middleware (no SDK retry hides it), so /metrics must count
     // exactly the throttles the layer answered.
-    const worker = await spawnWorker({
+    const worker = await startWorkerProcess(temporalPort, proxy.endpoint, {
       AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
       AMIFLOW_AWS_MAX_ATTEMPTS: '1',
@@ -150,8 +67,10 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
     const runs = new Map<string, string>(); // workflowId → runId
     let cancelledWorkflowId = '';
     try {
-      await eventually('the worker to be ready', async () =>
-        (await fetch(`${worker.healthUrl}/readyz`)).status === 200 ? true : undefined,
+      await eventually(
+        'the worker to be ready',
+        async () => ((await status(`${worker.healthUrl}/readyz`)) === 200 ? true : undefined),
+        WAIT_MS,
       );
       const client = AmiflowClient.fromClient(env.client, worker.taskQueue);
       const instanceId = await launchInstance(ec2, await stockEbsAmi(ec2));
@@ -190,12 +109,16 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
       });
       runs.set(cancelled.workflowId, cancelled.runId);
       cancelledWorkflowId = cancelled.workflowId;
-      await eventually('the image wait', async () => {
-        const p = await client.progress(cancelled.workflowId);
-        return p.steps.find((s) => s.name === 'wait for image available')?.state === 'running'
-          ? p
-          : undefined;
-      });
+      await eventually(
+        'the image wait',
+        async () => {
+          const p = await client.progress(cancelled.workflowId);
+          return p.steps.find((s) => s.name === 'wait for image available')?.state === 'running'
+            ? p
+            : undefined;
+        },
+        WAIT_MS,
+      );
       await client.cancel(cancelled.workflowId);
       await client.result(cancelled.workflowId).then(
         () => assert.fail('the cancelled run succeeded'),
@@ -218,47 +141,58 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
       );
 
       // THEN: each of them counted, with the values these runs imply
-      const metrics = await eventually('the metrics of the four runs', async () => {
-        const text = await (await fetch(worker.metricsUrl)).text();
-        return total(text, 'amiflow_schedule_runs_skipped_total') === 1 &&
-          total(text, 'amiflow_runs_total', { workflowType: 'imageFromInstance' }) === 1
-          ? text
-          : undefined;
-      });
-      assert.equal(total(metrics, 'amiflow_copies_total', { outcome: 'succeeded' }), 1, 'one copy succeeded');
-      assert.equal(total(metrics, 'amiflow_copies_total'), 1, 'and no other copy outcome');
+      const metrics = await eventually(
+        'the metrics of the four runs',
+        async () => {
+          const text = await (await fetch(worker.metricsUrl)).text();
+          return metricTotal(text, 'amiflow_schedule_runs_skipped_total') === 1 &&
+            metricTotal(text, 'amiflow_runs_total', { workflowType: 'imageFromInstance' }) === 1
+            ? text
+            : undefined;
+        },
+        WAIT_MS,
+      );
       assert.equal(
-        total(metrics, 'amiflow_shares_total', { outcome: 'succeeded' }),
+        metricTotal(metrics, 'amiflow_copies_total', { outcome: 'succeeded' }),
+        1,
+        'one copy succeeded',
+      );
+      assert.equal(metricTotal(metrics, 'amiflow_copies_total'), 1, 'and no other copy outcome');
+      assert.equal(
+        metricTotal(metrics, 'amiflow_shares_total', { outcome: 'succeeded' }),
         1,
         'one share succeeded',
       );
-      assert.equal(total(metrics, 'amiflow_shares_total'), 1);
+      assert.equal(metricTotal(metrics, 'amiflow_shares_total'), 1);
       assert.equal(
-        total(metrics, 'amiflow_images_made_total', { mode: 'stop', outcome: 'cancelled' }),
+        metricTotal(metrics, 'amiflow_images_made_total', { mode: 'stop', outcome: 'cancelled' }),
         1,
         'the cancelled image run',
       );
       assert.equal(
-        total(metrics, 'amiflow_runs_total', { workflowType: 'imageFromInstance', outcome: 'cancelled' }),
+        metricTotal(metrics, 'amiflow_runs_total', {
+          workflowType: 'imageFromInstance',
+          outcome: 'cancelled',
+        }),
         1,
       );
       assert.ok(
-        (total(metrics, 'amiflow_compensations_total', { outcome: 'done' }) ?? 0) >= 1,
+        (metricTotal(metrics, 'amiflow_compensations_total', { outcome: 'done' }) ?? 0) >= 1,
         'the cancelled run undid its image',
       );
-      assert.equal(total(metrics, 'amiflow_compensations_total', { outcome: 'failed' }), undefined);
+      assert.equal(metricTotal(metrics, 'amiflow_compensations_total', { outcome: 'failed' }), undefined);
       assert.equal(
-        total(metrics, 'amiflow_schedule_runs_skipped_total', { reason: 'outside-window' }),
+        metricTotal(metrics, 'amiflow_schedule_runs_skipped_total', { reason: 'outside-window' }),
         1,
         'the late backup counted as skipped',
       );
       assert.equal(
-        total(metrics, 'amiflow_aws_throttles_total'),
+        metricTotal(metrics, 'amiflow_aws_throttles_total'),
         throttled,
         'every throttle the layer answered, counted apart',
       );
       assert.equal(
-        total(metrics, 'amiflow_aws_errors_total', { service: 'ec2', code: 'RequestLimitExceeded' }),
+        metricTotal(metrics, 'amiflow_aws_errors_total', { service: 'ec2', code: 'RequestLimitExceeded' }),
         throttled,
         'and among the AWS errors by code',
       );
@@ -268,7 +202,7 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
         'no ids as labels',
       );
     } finally {
-      assert.equal(await stop(worker), 0, 'SIGTERM shuts the worker down cleanly');
+      assert.equal(await stopWorkerProcess(worker), 0, 'SIGTERM shuts the worker down cleanly');
     }
 
     // THEN: every line is JSON; every line naming one of these runs carries that run's id
@@ -306,17 +240,19 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
   });
 
   void it('GIVEN log level DEBUG WHEN the worker starts and stops THEN the SDK core’s own lines arrive in the same JSON stream', async () => {
-    const worker = await spawnWorker({
+    const worker = await startWorkerProcess(temporalPort, proxy.endpoint, {
       AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
       AMIFLOW_LOG_LEVEL: 'DEBUG',
     });
     try {
-      await eventually('the worker to be ready', async () =>
-        (await fetch(`${worker.healthUrl}/readyz`)).status === 200 ? true : undefined,
+      await eventually(
+        'the worker to be ready',
+        async () => ((await status(`${worker.healthUrl}/readyz`)) === 200 ? true : undefined),
+        WAIT_MS,
       );
     } finally {
-      assert.equal(await stop(worker), 0);
+      assert.equal(await stopWorkerProcess(worker), 0);
     }
     const records = worker.lines.map((line) => {
       assert.doesNotMatch(line, /\x1b\[/, 'no ANSI codes');
@@ -332,24 +268,29 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
 
   void it('GIVEN no AWS credentials the default chain can resolve WHEN the worker polls THEN /healthz 200 and /readyz 503 naming the credentials', async () => {
     const empty = path.join(ROOT, 'test', 'e2e', 'no-such-aws-file');
-    const worker = await spawnWorker({
+    const worker = await startWorkerProcess(temporalPort, proxy.endpoint, {
       AWS_SHARED_CREDENTIALS_FILE: empty,
       AWS_CONFIG_FILE: empty,
       AWS_EC2_METADATA_DISABLED: 'true',
     });
     try {
       // Polling (so only the credentials are missing), yet not ready.
-      const body = await eventually('/readyz to name only the credentials', async () => {
-        const res = await fetch(`${worker.healthUrl}/readyz`);
-        const text = await res.text();
-        return res.status === 503 && /aws credentials/.test(text) && !/task queue/.test(text)
-          ? text
-          : undefined;
-      });
+      const body = await eventually(
+        '/readyz to name only the credentials',
+        async () => {
+          const res = await fetch(`${worker.healthUrl}/readyz`).catch(() => undefined); // not listening yet
+          if (!res) return undefined;
+          const text = await res.text();
+          return res.status === 503 && /aws credentials/.test(text) && !/task queue/.test(text)
+            ? text
+            : undefined;
+        },
+        WAIT_MS,
+      );
       assert.match(body, /^not ready: aws credentials: /);
       assert.equal((await fetch(`${worker.healthUrl}/healthz`)).status, 200, 'alive all the same');
     } finally {
-      await stop(worker);
+      await stopWorkerProcess(worker);
     }
   });
 });

@@ -6,9 +6,6 @@
  * `/metrics` and every stdout line.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AmiflowClient } from '../../client';
@@ -19,10 +16,9 @@ import { startCollector } from '../support/otlp-collector';
 import { freePort } from '../support/ports';
 import { installQuietRuntime } from '../support/runtime';
 import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../support/sandbox-ec2';
-import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
+import { devServerEnv } from '../support/temporal';
 import { eventually, runFailure } from './fixtures';
-
-const ROOT = path.resolve(__dirname, '../..');
+import { startWorkerProcess, status } from './worker-process';
 
 let env: TestWorkflowEnvironment;
 let moto: Moto;
@@ -30,72 +26,6 @@ let temporalPort: number;
 
 /** The worker process builds its own workflow bundle before it is ready: each wait here allows 90 s. */
 const WAIT_MS = 90_000;
-
-async function status(url: string): Promise<number | undefined> {
-  try {
-    return (await fetch(url)).status;
-  } catch {
-    return undefined; // not listening yet
-  }
-}
-
-interface RunningWorker {
-  child: ChildProcess;
-  lines: string[];
-  metricsUrl: string;
-  healthUrl: string;
-  taskQueue: string;
-  exited: Promise<number | null>;
-}
-
-async function startWorkerProcess(extraEnv: Record<string, string> = {}): Promise<RunningWorker> {
-  const [metricsPort, healthPort] = [await freePort(), await freePort()];
-  const taskQueue = uniqueTaskQueue('operability');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'worker/main.ts')], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
-      AMIFLOW_TASK_QUEUE: taskQueue,
-      AMIFLOW_AWS_ENDPOINT: moto.endpoint,
-      AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
-      AWS_REGION: SANDBOX_REGION,
-      AMIFLOW_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
-      AMIFLOW_HEALTH_ADDRESS: `127.0.0.1:${healthPort}`,
-      AMIFLOW_SHUTDOWN_GRACE_MS: '500',
-      ...extraEnv,
-    },
-  });
-  const lines: string[] = [];
-  let partial = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    const text = partial + d.toString();
-    const parts = text.split('\n');
-    partial = parts.pop() ?? '';
-    lines.push(...parts.filter((l) => l !== ''));
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      if (partial) lines.push(partial);
-      if (code !== 0 && code !== null) console.error(`worker exited ${code}: ${stderr}`);
-      resolve(code);
-    }),
-  );
-  return {
-    child,
-    lines,
-    taskQueue,
-    exited,
-    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
-    healthUrl: `http://127.0.0.1:${healthPort}`,
-  };
-}
 
 /** The value of the first sample of `name` whose labels include every `labels` pair. */
 function sample(metrics: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -120,7 +50,9 @@ after(async () => {
 void describe('the worker process, as operators see it', () => {
   void it('GIVEN a started worker WHEN it images one instance and fails one run THEN health, metrics and JSON logs tell the story', async () => {
     const collector = await startCollector();
-    const worker = await startWorkerProcess({
+    const worker = await startWorkerProcess(temporalPort, moto.endpoint, {
+      AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '200',
