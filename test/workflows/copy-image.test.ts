@@ -14,7 +14,7 @@ import type { CopyImageResult, DestinationOutcome } from '../../workflows/contra
 import { FailureType } from '../../workflows/contracts';
 import type { copyImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue } from '../support/temporal';
 import {
   ACCOUNT_A,
   ACCOUNT_B,
@@ -26,22 +26,11 @@ import {
   outcome,
   shareCopyActivities,
   start,
+  shareCopyEnv,
 } from './share-copy-stubs';
-import {
-  ActivityLog,
-  injectedFailure,
-  recorded,
-  handedOver,
-  succeeded,
-  withWorker,
-  workflowEnv,
-} from './harness';
+import { ActivityLog, injectedFailure, recorded, handedOver, succeeded } from './harness';
 
-const env = workflowEnv(timeSkippingEnv);
-
-/** Runs `fn` on a fresh worker and task queue serving `activities`, recorded in `log`. */
-const withCopyWorker = <T>(log: ActivityLog, activities: Activities, fn: (tq: string) => Promise<T>) =>
-  withWorker(env, recorded(log, activities), fn, 'copy');
+const { env, withLoggedWorker: withCopyWorker } = shareCopyEnv('copy');
 
 const run = (tq: string, overrides: Parameters<typeof copyInput>[0] = {}) =>
   start<typeof copyImage>(env, 'copyImage', tq, copyInput(overrides));

@@ -9,9 +9,18 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities, ActivityDeps } from '../../activities';
 import { shareRunActivities } from '../../activities/share-runs';
 import { shareCopyActivities } from '../../devkit/fake-share-copy';
+import { timeSkippingEnv } from '../support/temporal';
 import type { AwsTarget, LaunchPermissionEntry, UnshareImageResult } from '../../workflows/contracts';
-import type { WorkflowOutcome } from './harness';
-import { deferred, heartbeatUntilCancelled, startUnchecked, workflowOutcome } from './harness';
+import type { ActivityLog, WorkflowOutcome } from './harness';
+import {
+  deferred,
+  heartbeatUntilCancelled,
+  recorded,
+  startUnchecked,
+  withWorker,
+  workflowEnv,
+  workflowOutcome,
+} from './harness';
 
 // The fakes themselves live in devkit (the share/copy benchmark uses them too).
 export * from '../../devkit/fake-share-copy';
@@ -59,6 +68,21 @@ export function blockingWaits(
     entered: (n) => until('entered', n),
     cancelled: (n) => until('cancelled', n),
   };
+}
+
+/**
+ * A test file's time-skipping environment (`workflowEnv`) and its `withLoggedWorker`: `fn` runs
+ * while a fresh worker serves a fresh task queue (named from `queuePrefix`) with `activities`, each
+ * call recorded in `log`.
+ */
+export function shareCopyEnv(queuePrefix: string) {
+  const env = workflowEnv(timeSkippingEnv);
+  const withLoggedWorker = <T>(
+    log: ActivityLog,
+    activities: Activities,
+    fn: (taskQueue: string) => Promise<T>,
+  ): Promise<T> => withWorker(env, recorded(log, activities), fn, queuePrefix);
+  return { env, withLoggedWorker };
 }
 
 export function start<T extends Workflow>(

@@ -13,7 +13,6 @@ import type { ShareImageInput, ShareImageResult } from '../../workflows/contract
 import { FailureType, setShareExpiryUpdate, shareGrantName } from '../../workflows/contracts';
 import type { shareImage } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv } from '../support/temporal';
 import type { RunOutcome } from './share-copy-stubs';
 import {
   ACCOUNT_A,
@@ -32,6 +31,7 @@ import {
   stepIs,
   unshare,
   withReadShareRun,
+  shareCopyEnv,
 } from './share-copy-stubs';
 import {
   ActivityLog,
@@ -41,22 +41,12 @@ import {
   assertWorkflowCancelled,
   failed,
   failing,
-  recorded,
   scheduledActivities,
   stepStates,
   succeeded,
-  withWorker,
-  workflowEnv,
 } from './harness';
 
-const env = workflowEnv(timeSkippingEnv);
-
-/** Runs `fn` on a fresh worker and task queue serving `activities`, recorded in `log`. */
-const withShareWorker = <T>(
-  log: ActivityLog,
-  activities: Activities,
-  fn: (taskQueue: string) => Promise<T>,
-) => withWorker(env, recorded(log, activities), fn, 'share');
+const { env, withLoggedWorker: withShareWorker } = shareCopyEnv('share');
 
 /** A shareImage run of `input` to its end, on a fresh worker serving `activities`, recorded in `log`. */
 const runShare = (log: ActivityLog, activities: Activities, input: unknown) =>

@@ -3,11 +3,20 @@
  * its launch and create-volume permissions through the image's share ledger, which removes one only
  * when no other live share holds it. On the time-skipping server with an image whose permissions
  * the stubs keep (so the ledger's own reads see what was added and removed).
+ *
+ * Child shares hold through the ledger too (issue 10): copyImage's (and goldenImage's) child
+ * shareImage runs hold their permissions in the same ledger as top-level shares, so a permission a
+ * child added is not taken by a later share for one that was there before amiflow, and the parent's
+ * withdrawal of its child share never removes what a top-level share still holds.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Activities } from '../../activities';
-import type { LedgerOutcome, LedgerRequest, ShareImageResult } from '../../workflows/contracts';
+import type {
+  CopyImageResult,
+  LedgerOutcome,
+  LedgerRequest,
+  ShareImageResult,
+} from '../../workflows/contracts';
 import {
   ledgerEntriesQuery,
   ledgerOutcomeUpdate,
@@ -17,51 +26,67 @@ import {
 } from '../../workflows/contracts';
 import type { shareLedger } from '../../workflows';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { uniqueTaskQueue } from '../support/temporal';
 import {
   ACCOUNT_B,
   DAY,
   OWNER,
   REGION,
   SOURCE_IMAGE,
+  copyInput,
   outcome,
   liveImage,
   shareInput,
   start,
   stepIs,
   unshare,
+  shareCopyEnv,
 } from './share-copy-stubs';
 import {
   ActivityLog,
   blockingUntilCancelled,
+  deferred,
   recorded,
   scheduledActivities,
   handedOver,
   startWorker,
   succeeded,
-  withWorker,
-  workflowEnv,
 } from './harness';
 
-const env = workflowEnv(timeSkippingEnv);
-
-/** Runs `fn` on a fresh worker and task queue serving `activities`, recorded in `log`. */
-const withLedgerWorker = <T>(log: ActivityLog, activities: Activities, fn: (tq: string) => Promise<T>) =>
-  withWorker(env, recorded(log, activities), fn, 'ledger');
+const { env, withLoggedWorker: withLedgerWorker } = shareCopyEnv('ledger');
 
 const TO_B = { targets: { accountIds: [ACCOUNT_B] }, allowCopy: false };
 const B = [{ userId: ACCOUNT_B }];
+const TO_B_WITH_COPY = { ...TO_B, allowCopy: true };
+/** One destination, in account B: copyImage shares the source with B through a child shareImage. */
+const COPY_TO_B = copyInput({ destinations: [{ region: 'eu-north-1', accountId: ACCOUNT_B }] });
+
+/**
+ * An image whose launch permissions the stubs keep (`liveImage`: image waits hold until `gate`
+ * resolves, when one is given), and `run`: a scenario on a fresh worker serving its activities,
+ * each call recorded in `log`.
+ */
+function ledgerImage(gate?: Promise<void>) {
+  const log = new ActivityLog();
+  const { activities, launch } = liveImage(env, gate);
+  const run = <T>(scenario: (tq: string) => Promise<T>) => withLedgerWorker(log, activities, scenario);
+  return { log, launch, run };
+}
+
+/** An open-ended share of `targets` started on `tq` and run to its end: its workflow id and result. */
+async function openShare(tq: string, targets: Parameters<typeof shareInput>[0] = TO_B) {
+  const handle = await start(env, 'shareImage', tq, shareInput(targets));
+  return { id: handle.workflowId, done: succeeded(await outcome<ShareImageResult>(handle)) };
+}
 
 void describe('share ledger: overlapping shares of one image', () => {
   void it('GIVEN an open-ended and a 30-day share to the same account WHEN the open-ended one is withdrawn THEN access stays while the 30-day share lives, and its end removes it', async () => {
-    const log = new ActivityLog();
-    const { activities, launch } = liveImage(env);
-    const o = await withLedgerWorker(log, activities, async (tq) => {
-      const open = await start(env, 'shareImage', tq, shareInput(TO_B));
-      const openDone = succeeded(await outcome<ShareImageResult>(open));
+    const { log, launch, run } = ledgerImage();
+    const o = await run(async (tq) => {
+      const { id: openId, done: openDone } = await openShare(tq);
       const timed = await start(env, 'shareImage', tq, shareInput({ ...TO_B, durationSeconds: 30 * DAY }));
       await stepIs(timed, 'shared until expiry', ['running']);
-      const un = await unshare(env, tq, { shareWorkflowId: open.workflowId });
+      const un = await unshare(env, tq, { shareWorkflowId: openId });
       const accessAfterFirst = [...launch];
       await timed.executeUpdate(setShareExpiryUpdate, { args: [{ expiresInSeconds: 0 }] });
       const timedDone = succeeded(await outcome<ShareImageResult>(timed));
@@ -86,16 +111,14 @@ void describe('share ledger: overlapping shares of one image', () => {
   });
 
   void it('GIVEN the same two shares WHEN the 30-day one ends first THEN the open-ended share keeps access, and unsharing it removes it', async () => {
-    const log = new ActivityLog();
-    const { activities, launch } = liveImage(env);
-    const o = await withLedgerWorker(log, activities, async (tq) => {
-      const open = await start(env, 'shareImage', tq, shareInput(TO_B));
-      succeeded(await outcome<ShareImageResult>(open));
+    const { log, launch, run } = ledgerImage();
+    const o = await run(async (tq) => {
+      const { id: openId } = await openShare(tq);
       const timed = await start(env, 'shareImage', tq, shareInput({ ...TO_B, durationSeconds: 30 * DAY }));
       const timedDone = await outcome<ShareImageResult>(timed); // 30 days pass on the test clock
       const accessAfterExpiry = [...launch];
       const removesAfterExpiry = log.count('removeLaunchPermissions');
-      const un = await unshare(env, tq, { shareWorkflowId: open.workflowId });
+      const un = await unshare(env, tq, { shareWorkflowId: openId });
       return { timedDone, accessAfterExpiry, removesAfterExpiry, un };
     });
     await saveHistory(o.timedDone, 'share-image-ledger-expiry-kept');
@@ -109,9 +132,8 @@ void describe('share ledger: overlapping shares of one image', () => {
   });
 
   void it('GIVEN three shares to the same account started at once WHEN all are withdrawn at once THEN exactly one removal, after the last', async () => {
-    const log = new ActivityLog();
-    const { activities, launch } = liveImage(env);
-    const o = await withLedgerWorker(log, activities, async (tq) => {
+    const { log, launch, run } = ledgerImage();
+    const o = await run(async (tq) => {
       const shares = await Promise.all([1, 2, 3].map(() => start(env, 'shareImage', tq, shareInput(TO_B))));
       const done = await Promise.all(shares.map((h) => outcome<ShareImageResult>(h)));
       const entries = await env.client.workflow
@@ -132,13 +154,11 @@ void describe('share ledger: overlapping shares of one image', () => {
   });
 
   void it('GIVEN a permission the account had before amiflow WHEN a share of it is withdrawn THEN it stays, recorded as already present', async () => {
-    const log = new ActivityLog();
-    const { activities, launch } = liveImage(env);
+    const { log, launch, run } = ledgerImage();
     launch.push({ userId: ACCOUNT_B });
-    const o = await withLedgerWorker(log, activities, async (tq) => {
-      const h = await start(env, 'shareImage', tq, shareInput(TO_B));
-      const shared = succeeded(await outcome<ShareImageResult>(h));
-      return { shared, un: succeeded(await unshare(env, tq, { shareWorkflowId: h.workflowId })) };
+    const o = await run(async (tq) => {
+      const { id, done: shared } = await openShare(tq);
+      return { shared, un: succeeded(await unshare(env, tq, { shareWorkflowId: id })) };
     });
     assert.deepEqual(o.shared.added.launchPermissions, []);
     assert.deepEqual(o.shared.alreadyPresent.launchPermissions, B);
@@ -253,5 +273,54 @@ void describe('share ledger: a worker replaced in the middle of a request', () =
     assert.equal(first.count('addLaunchPermissions'), 1, 'the first worker began the add');
     assert.equal(second.count('addLaunchPermissions'), 1, 'the second finished that same add');
     assert.equal(second.count('removeLaunchPermissions'), 1);
+  });
+});
+
+void describe('share ledger: child shares of copyImage hold through it too', () => {
+  void it('GIVEN an open-ended share to B WHEN a copy to B shares the image (child) and withdraws it THEN B keeps access, and unsharing the open one removes it', async () => {
+    const { log, launch, run } = ledgerImage();
+    const o = await run(async (tq) => {
+      const { id: openId, done: openDone } = await openShare(tq, TO_B_WITH_COPY);
+      const copied = succeeded(await outcome<CopyImageResult>(await start(env, 'copyImage', tq, COPY_TO_B)));
+      const accessAfterCopy = [...launch];
+      const removesAfterCopy = log.count('removeLaunchPermissions');
+      const un = succeeded(await unshare(env, tq, { shareWorkflowId: openId }));
+      return { openDone, copied, accessAfterCopy, removesAfterCopy, un };
+    });
+    // THEN the copy's share was withdrawn, but B stayed: the open share holds it
+    assert.equal(o.copied.share?.withdrawn, true);
+    assert.deepEqual(o.accessAfterCopy, B);
+    assert.equal(o.removesAfterCopy, 0);
+    // THEN the open share's withdrawal, the last hold, removed B once
+    assert.deepEqual(o.un.withdrawn.launchPermissions, B);
+    assert.equal(log.count('removeLaunchPermissions'), 1);
+    assert.deepEqual(launch, []);
+  });
+
+  void it('GIVEN a copy to B mid-way (its child share holds B) WHEN a share to B is made and unshared THEN B stays for the copy, and the copy withdrawing its share removes it', async () => {
+    const gate = deferred();
+    const { log, launch, run } = ledgerImage(gate.promise);
+    const o = await run(async (tq) => {
+      const copy = await start(env, 'copyImage', tq, COPY_TO_B);
+      await stepIs(copy, 'share with destination accounts', ['done']);
+      const share = await start(env, 'shareImage', tq, shareInput(TO_B_WITH_COPY));
+      const shared = succeeded(await outcome<ShareImageResult>(share));
+      const un = succeeded(await unshare(env, tq, { shareWorkflowId: share.workflowId }));
+      const accessAfterUnshare = [...launch];
+      gate.resolve();
+      const copied = succeeded(await outcome<CopyImageResult>(copy));
+      return { shared, un, accessAfterUnshare, copied };
+    });
+    // THEN the share counted B as amiflow's (held by the copy), not as there before amiflow
+    assert.deepEqual(o.shared.added.launchPermissions, B);
+    assert.deepEqual(o.shared.alreadyPresent.launchPermissions, []);
+    // THEN unsharing it kept B, naming the copy's child share as the holder
+    assert.deepEqual(o.un.withdrawn.launchPermissions, []);
+    assert.match(o.un.kept?.[0]?.because ?? '', /still held by live share\(s\) .*copyImage.*\/share\//);
+    assert.deepEqual(o.accessAfterUnshare, B);
+    // THEN the copy's withdrawal, the last hold, removed B once
+    assert.equal(o.copied.share?.withdrawn, true);
+    assert.equal(log.count('removeLaunchPermissions'), 1);
+    assert.deepEqual(launch, []);
   });
 });
