@@ -20,6 +20,7 @@ import { FailureType, rolloutProgressQuery } from '../../workflows/contracts';
 import { SANDBOX_CREDENTIALS } from '../support/moto';
 import { SANDBOX_REGION } from '../support/sandbox-ec2';
 import { withSandboxWorker } from '../support/sandbox-worker';
+import { rowsOf } from '../workflows/run-helpers';
 import { eventually } from '../workflows/stub-activities';
 import { useE2eStack } from './stack';
 
@@ -97,11 +98,11 @@ describe('rolloutImage against the sandbox', () => {
     // THEN B is the default, in a new version that copies A's
     assert.deepEqual(await defaultImage(ltId), { version: 2, imageId: b });
     assert.deepEqual(
-      first.launchTemplates.map((t) => [
-        t.launchTemplateId,
-        t.previousDefaultVersion,
-        t.newVersion,
-        t.madeDefault,
+      rowsOf(first.launchTemplates, [
+        'launchTemplateId',
+        'previousDefaultVersion',
+        'newVersion',
+        'madeDefault',
       ]),
       [[ltId, 1, 2, true]],
     );

@@ -5,7 +5,7 @@
  * would. Typed against the real activity signatures, built on `unplannedActivities()` (anything not
  * planned fails loudly). Tests seed older versions, read the fleet afterwards and inject failures.
  */
-import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Activities } from '../../activities';
@@ -19,6 +19,7 @@ import type {
   AwsTarget,
   BackupInput,
   GoldenImageInput,
+  GoldenImageResult,
   InstanceState,
   Tags,
 } from '../../workflows/contracts';
@@ -35,7 +36,8 @@ import {
 import type { WorkflowOutcome } from './harness';
 import { happyActivities } from './stub-activities';
 import { shareCopyActivities } from '../../devkit/fake-share-copy';
-import { stepReached, uniqueWorkflowId } from './harness';
+import { stepReached, uniqueWorkflowId, workflowOutcome } from './harness';
+import type { RunOf } from './run-helpers';
 
 export const REGION = 'eu-west-1';
 export const COPY_REGION = 'eu-central-1';
@@ -538,4 +540,11 @@ export function decide(
 }
 
 export type GoldenOutcome<R> = WorkflowOutcome<R>;
+
+/** How the tests run a golden pipeline to its end (see `runTo` and `runLogged`). */
+export const GOLDEN: RunOf<WorkflowHandle, GoldenOutcome<GoldenImageResult>> = {
+  queuePrefix: 'golden',
+  start: startGolden,
+  outcome: (handle) => workflowOutcome<GoldenImageResult>(handle),
+};
 export { workflowOutcome as outcomeOf, stepReached as stepIs } from './harness';

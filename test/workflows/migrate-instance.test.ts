@@ -10,7 +10,7 @@ import type { Activities } from '../../activities';
 import { OWNER_TAG_COUNT } from '../../activities/launch';
 import type { FailureType } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import type { ActivityName, ExpectedCall } from './stub-activities';
 import {
   ActivityLog,
@@ -43,7 +43,8 @@ import {
   startMigration,
   withMigrationWorker,
 } from './migrate-stub-activities';
-import { assertWorkflowCancelled, handedOver, workflowEnv } from './harness';
+import { assertWorkflowCancelled, workflowEnv } from './harness';
+import { handedOverLogged } from './run-helpers';
 
 const env = workflowEnv(timeSkippingEnv);
 
@@ -53,6 +54,8 @@ const CHILD_ON_STOPPED: ExpectedCall[] = [...IMAGE_AS_IS, 'tagSnapshots'];
 const PLANNED: ExpectedCall[] = ['planMigration', 'checkImageName'];
 const BEFORE_CHILD: ExpectedCall[] = [...PLANNED, 'stopInstance'];
 const UP_TO_LAUNCH: ExpectedCall[] = [...BEFORE_CHILD, ...CHILD_ON_STOPPED, 'launchInstance'];
+/** The new instance launched and waited for until its checks pass. */
+const LAUNCHED_AND_CHECKED: ExpectedCall[] = ['launchInstance', 'waitForInstanceReady'];
 /** Launched, checked, and the source's volume tags copied: what a committed migration has done. */
 const READY_AND_TAGGED: ExpectedCall[] = [...UP_TO_LAUNCH, 'waitForInstanceReady', 'copyVolumeTags'];
 
@@ -162,14 +165,7 @@ describe('migrateInstance happy paths', () => {
     await saveHistory(outcome, 'migrate-instance-keep-source');
 
     const result = migrated(outcome);
-    assertCalls(log, [
-      ...PLANNED,
-      ...STOP_AND_IMAGE,
-      'tagSnapshots',
-      'launchInstance',
-      'waitForInstanceReady',
-      'deleteImage',
-    ]);
+    assertCalls(log, [...PLANNED, ...STOP_AND_IMAGE, 'tagSnapshots', ...LAUNCHED_AND_CHECKED, 'deleteImage']);
     assert.equal(result.sourceFinalState, 'running');
     assert.equal(result.downtimeSeconds, 75, "the child's stop → start");
     const steps = stepStates(outcome.progress);
@@ -191,8 +187,7 @@ describe('migrateInstance happy paths', () => {
     assertCalls(log, [
       ...PLANNED,
       ...CHILD_ON_STOPPED,
-      'launchInstance',
-      'waitForInstanceReady',
+      ...LAUNCHED_AND_CHECKED,
       'copyVolumeTags',
       'stopInstance',
     ]);
@@ -495,19 +490,14 @@ describe('migrateInstance cancelled', () => {
 
 describe('migrateInstance resumed on another worker', () => {
   it('GIVEN a run waiting for the new instance checks WHEN its worker shuts down and another takes over THEN the run completes there with the same new instance, and no finished step runs again', async () => {
-    const taskQueue = uniqueTaskQueue('migrate-resume');
-    const first = new ActivityLog();
-    const second = new ActivityLog();
-    const wait = blockingUntilCancelled();
-
     // GIVEN: the first worker imaged the source and launched the new instance, and waits for its checks.
     // WHEN: it shuts down and a second worker takes over.
-    const outcome = await handedOver(env, {
-      taskQueue,
-      first: recorded(first, { ...migrationActivities(), waitForInstanceReady: wait.fn }),
-      blocked: wait,
+    const { outcome, first, second } = await handedOverLogged(env, {
+      queuePrefix: 'migrate-resume',
+      activities: migrationActivities(),
+      blocked: 'waitForInstanceReady',
       start: (tq) => startMigration(env, tq, migrateInput()),
-      second: recorded(second, migrationActivities({ sourceState: 'stopped' })),
+      second: migrationActivities({ sourceState: 'stopped' }),
       then: migrationOutcome,
     });
     await saveHistory(outcome, 'migrate-instance-resumed-on-another-worker');

@@ -18,21 +18,24 @@ import {
   starterOf,
   stepReached,
   succeeded,
-  withLog,
   withWorker,
   workflowOutcome,
 } from './harness';
-import { INSTANCE_ID, happyActivities } from './stub-activities';
+import { INSTANCE_ID, happyActivities, imageInput } from './stub-activities';
+import type { RunOf } from './run-helpers';
+import { runLogged } from './run-helpers';
 
 export const SOURCE_ID = INSTANCE_ID;
 export const NEW_ID = 'i-0abcdefabcdefabcd';
 export const SUBNET_B = 'subnet-0bbbbbbbbbbbbbbbb';
 export const ALLOCATION_ID = 'eipalloc-0123456789abcdef0';
 
+/** A valid input, on the source the imageFromInstance stubs describe; each test overrides what it is about. */
 export function migrateInput(overrides: Partial<MigrateInstanceInput> = {}): MigrateInstanceInput {
+  const { region, instanceId } = imageInput();
   return {
-    region: 'eu-west-1',
-    instanceId: SOURCE_ID,
+    region,
+    instanceId,
     targetAvailabilityZone: 'eu-west-1b',
     sourceAction: 'terminate',
     elasticIp: 'move',
@@ -141,16 +144,19 @@ export function migrationOutcome(handle: WorkflowHandle<typeof migrateInstance>)
   return workflowOutcome<MigrateInstanceResult>(handle);
 }
 
-/**
- * Runs `fn` while a fresh worker serves a fresh task queue, then shuts the worker down (failing the
- * test instead of hanging it if `fn` does not settle within the harness's bound).
- */
+const MIGRATION: RunOf<WorkflowHandle<typeof migrateInstance>, MigrationOutcome> = {
+  queuePrefix: 'migrate-instance',
+  start: startMigration,
+  outcome: migrationOutcome,
+};
+
+/** Runs `fn` while a fresh worker serves a fresh task queue, then shuts the worker down. */
 export function withMigrationWorker<T>(
   env: TestWorkflowEnvironment,
   activities: Activities,
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
-  return withWorker(env, activities, fn, 'migrate-instance');
+  return withWorker(env, activities, fn, MIGRATION.queuePrefix);
 }
 
 /**
@@ -169,25 +175,15 @@ export function cancelledMigration(
     blocked,
     (taskQueue) => startMigration(env, taskQueue, migrateInput()),
     {
-      queuePrefix: 'migrate-instance',
+      queuePrefix: MIGRATION.queuePrefix,
       ...(afterLaunch ? { beforeCancel: (h) => stepReached(h, 'launch instance', ['done']) } : {}),
     },
   );
 }
 
-/** `runMigration` with every activity call recorded: the outcome, and the calls in `log`. */
+/** A migration of `input` on a fresh worker serving `activities`: the outcome, and the calls in `log`. */
 export function runLoggedMigration(env: TestWorkflowEnvironment, activities: Activities, input: unknown) {
-  return withLog(activities, (recordedActivities) => runMigration(env, recordedActivities, input));
-}
-
-export async function runMigration(
-  env: TestWorkflowEnvironment,
-  activities: Activities,
-  input: unknown,
-): Promise<MigrationOutcome> {
-  return withMigrationWorker(env, activities, async (taskQueue) =>
-    migrationOutcome(await startMigration(env, taskQueue, input)),
-  );
+  return runLogged(env, MIGRATION, activities, input);
 }
 
 export { succeeded as migrated, failed as migrationFailed, stepReached as migrationStep, failureChain };

@@ -5,13 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { GoldenImageResult } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
-import { ACCOUNT, Fleet, goldenInput, outcomeOf, startGolden } from './golden-stubs';
+import { timeSkippingEnv } from '../support/temporal';
+import { ACCOUNT, Fleet, GOLDEN, goldenInput } from './golden-stubs';
 import { LT_ID, RolloutFleet, goldenWithRolloutActivities as activities } from './rollout-stubs';
-import { RUN_TIMEOUT, startWorker, withinBound } from './stub-activities';
-import { workflowEnv } from './harness';
+import { RUN_TIMEOUT, workflowEnv } from './harness';
+import { runTo } from './run-helpers';
 
 const env = workflowEnv(timeSkippingEnv);
 
@@ -28,9 +27,13 @@ const STAGE = {
   bake: { seconds: 300, alarms: ['web-5xx'] },
 };
 
-async function runGolden(golden: Fleet, rollout: RolloutFleet) {
-  const taskQueue = uniqueTaskQueue('golden-rollout');
-  const worker = await startWorker(env, taskQueue, activities(golden, rollout));
+/**
+ * A pipeline whose last stage rolls the image out over the two-group rollout model (`prepare` makes
+ * the model misbehave): the outcome, and the model afterwards.
+ */
+async function runGolden(prepare: (rollout: RolloutFleet) => void = () => {}) {
+  const rollout = new RolloutFleet(['web-a', 'web-b']);
+  prepare(rollout);
   const input = goldenInput({
     approval: undefined,
     validation: undefined,
@@ -38,12 +41,7 @@ async function runGolden(golden: Fleet, rollout: RolloutFleet) {
     publish: undefined,
     rollout: STAGE,
   });
-  return worker.runUntil(
-    withinBound(
-      startGolden(env, taskQueue, input).then((h) => outcomeOf<GoldenImageResult>(h)),
-      'the golden run with a rollout stage',
-    ),
-  );
+  return { outcome: await runTo(env, GOLDEN, activities(new Fleet(), rollout), input), rollout };
 }
 
 describe('goldenImage: rollout stage', () => {
@@ -51,10 +49,7 @@ describe('goldenImage: rollout stage', () => {
     'GIVEN a pipeline with a rollout stage WHEN the image is approved THEN it is rolled out in two waves to the launch template and both groups, and the result has the rollout',
     RUN_TIMEOUT,
     async () => {
-      const golden = new Fleet();
-      const rollout = new RolloutFleet(['web-a', 'web-b']);
-
-      const outcome = await runGolden(golden, rollout);
+      const { outcome, rollout } = await runGolden();
       await saveHistory(outcome, 'golden-image-rollout-stage');
 
       assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
@@ -72,11 +67,9 @@ describe('goldenImage: rollout stage', () => {
     'GIVEN a rollout stage WHEN an alarm fires in the canary bake THEN the rollout is rolled back, the image stays approved and the run completes with the rollout as its problem',
     RUN_TIMEOUT,
     async () => {
-      const golden = new Fleet();
-      const rollout = new RolloutFleet(['web-a', 'web-b']);
-      rollout.alarmInBake = { bake: 1, alarm: 'web-5xx' };
-
-      const outcome = await runGolden(golden, rollout);
+      const { outcome, rollout } = await runGolden((r) => {
+        r.alarmInBake = { bake: 1, alarm: 'web-5xx' };
+      });
 
       assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
       assert.equal(outcome.result.rollout, undefined);

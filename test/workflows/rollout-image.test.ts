@@ -9,13 +9,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
+import type { RolloutImageResult } from '../../workflows/contracts';
 import { FailureType, rolloutProgressQuery } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
+import { timeSkippingEnv } from '../support/temporal';
 import {
   LT_ID,
   NEW_AMI,
   OLD_AMI,
+  ROLLOUT,
   RolloutFleet,
   rolloutActivities,
   rolloutInput,
@@ -27,22 +29,35 @@ import {
   RUN_TIMEOUT,
   assertWorkflowFailure,
   blockingUntilCancelled,
+  cancelledWhileBlocked,
   eventually,
   recorded,
-  startWorker,
-  withinBound,
-} from './stub-activities';
-import { workflowEnv } from './harness';
+  workflowEnv,
+} from './harness';
+import { handedOverLogged, rowsOf, runLogged } from './run-helpers';
 
 const env = workflowEnv(timeSkippingEnv);
 
-async function run(fleet: RolloutFleet, log: ActivityLog, input: unknown) {
-  const taskQueue = uniqueTaskQueue('rollout');
-  const worker = await startWorker(env, taskQueue, recorded(log, rolloutActivities(fleet)));
-  return worker.runUntil(
-    withinBound(startRollout(env, taskQueue, input).then(rolloutOutcome), 'the rollout'),
-  );
+/**
+ * A rollout of `input` over the two-group model (`prepare` makes it misbehave): the outcome, the
+ * model afterwards, and the calls.
+ */
+async function rollOut(input: unknown = rolloutInput(), prepare: (fleet: RolloutFleet) => void = () => {}) {
+  const fleet = new RolloutFleet(['web-a', 'web-b']);
+  prepare(fleet);
+  return { ...(await runLogged(env, ROLLOUT, rolloutActivities(fleet), input)), fleet };
 }
+
+/** What the tests compare of each refresh in a result. */
+const REFRESH_ROW = [
+  'autoScalingGroupName',
+  'status',
+  'percentageComplete',
+  'previousVersion',
+  'newVersion',
+] as const;
+/** One wave's refresh and bake, as the log records them. */
+const WAVE = ['startInstanceRefresh', 'watchRolloutAlarms'];
 
 /** The undo calls, in order, as `<activity> <resource>`. */
 function undos(log: ActivityLog): string[] {
@@ -60,10 +75,7 @@ describe('rolloutImage', () => {
     'GIVEN a launch template and two groups with a canary WHEN the rollout runs with clean bakes THEN the canary is refreshed and baked before the second wave, the template default is the new version and both groups run the new image',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new RolloutFleet(['web-a', 'web-b']);
-      const log = new ActivityLog();
-
-      const outcome = await run(fleet, log, rolloutInput());
+      const { outcome, log, fleet } = await rollOut();
       await saveHistory(outcome, 'rollout-image-two-waves');
 
       assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
@@ -90,27 +102,13 @@ describe('rolloutImage', () => {
       ]);
       assert.equal(fleet.imageOf('web-a'), NEW_AMI);
       assert.equal(fleet.imageOf('web-b'), NEW_AMI);
-      assert.deepEqual(
-        r.refreshes.map((x) => [
-          x.autoScalingGroupName,
-          x.status,
-          x.percentageComplete,
-          x.previousVersion,
-          x.newVersion,
-        ]),
-        [
-          ['web-a', 'Successful', 100, '$Default', 2],
-          ['web-b', 'Successful', 100, '$Default', 2],
-        ],
-      );
+      assert.deepEqual(rowsOf(r.refreshes, REFRESH_ROW), [
+        ['web-a', 'Successful', 100, '$Default', 2],
+        ['web-b', 'Successful', 100, '$Default', 2],
+      ]);
       // The canary's refresh and bake come before anything of the second wave.
       const order = log.names().filter((n) => n === 'startInstanceRefresh' || n === 'watchRolloutAlarms');
-      assert.deepEqual(order, [
-        'startInstanceRefresh',
-        'watchRolloutAlarms',
-        'startInstanceRefresh',
-        'watchRolloutAlarms',
-      ]);
+      assert.deepEqual(order, [...WAVE, ...WAVE]);
       assert.deepEqual(
         log.inputs('startInstanceRefresh').map((i) => i.autoScalingGroupName),
         ['web-a', 'web-b'],
@@ -127,11 +125,9 @@ describe('rolloutImage', () => {
     'GIVEN a rollout in its second wave WHEN an alarm fires during that bake THEN every target is rolled back newest first (web-b, web-a, then the template default) and the failure names what was restored',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new RolloutFleet(['web-a', 'web-b']);
-      fleet.alarmInBake = { bake: 2, alarm: 'web-5xx' };
-      const log = new ActivityLog();
-
-      const outcome = await run(fleet, log, rolloutInput());
+      const { outcome, log, fleet } = await rollOut(rolloutInput(), (f) => {
+        f.alarmInBake = { bake: 2, alarm: 'web-5xx' };
+      });
       await saveHistory(outcome, 'rollout-image-alarm-rollback');
 
       assert.ok(!outcome.ok);
@@ -164,11 +160,9 @@ describe('rolloutImage', () => {
     'GIVEN the second wave WHEN its refresh ends Failed THEN the run fails RefreshFailed and both groups and the template are restored',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new RolloutFleet(['web-a', 'web-b']);
-      fleet.failGroup = 'web-b';
-      const log = new ActivityLog();
-
-      const outcome = await run(fleet, log, rolloutInput());
+      const { outcome, log, fleet } = await rollOut(rolloutInput(), (f) => {
+        f.failGroup = 'web-b';
+      });
 
       assert.ok(!outcome.ok);
       const failure = assertWorkflowFailure(outcome.error, FailureType.RefreshFailed);
@@ -190,28 +184,24 @@ describe('rolloutImage', () => {
       const fleet = new RolloutFleet(['web-a', 'web-b']);
       const log = new ActivityLog();
       const wait = blockingUntilCancelled();
-      const taskQueue = uniqueTaskQueue('rollout-cancel');
-      const worker = await startWorker(
-        env,
-        taskQueue,
-        recorded(log, { ...rolloutActivities(fleet), waitForInstanceRefresh: wait.fn }),
-      );
+      const activities = recorded(log, { ...rolloutActivities(fleet), waitForInstanceRefresh: wait.fn });
 
-      const outcome = await worker.runUntil(
-        withinBound(
-          (async () => {
-            const handle = await startRollout(env, taskQueue, rolloutInput());
-            await wait.entered;
+      // Cancelled once the refresh shows in the progress query (and the blocked wait has seen it).
+      const outcome = await cancelledWhileBlocked<RolloutImageResult>(
+        env,
+        activities,
+        wait,
+        (taskQueue) => startRollout(env, taskQueue, rolloutInput()),
+        {
+          queuePrefix: 'rollout-cancel',
+          beforeCancel: async (handle) => {
             const live = await eventually('the refresh in the progress query', async () => {
               const p = await handle.query(rolloutProgressQuery);
               return p.refreshes[0]?.instanceRefreshId ? p : undefined;
             });
             assert.equal(live.phase, 'rolling');
-            await handle.cancel();
-            return rolloutOutcome(handle);
-          })(),
-          'the cancelled rollout',
-        ),
+          },
+        },
       );
       await saveHistory(outcome, 'rollout-image-cancelled');
 
@@ -219,7 +209,6 @@ describe('rolloutImage', () => {
       assert.ok(
         outcome.error instanceof WorkflowFailedError && outcome.error.cause instanceof CancelledFailure,
       );
-      await wait.cancelled;
       assert.deepEqual(undos(log), ['undoInstanceRefresh web-a', `restoreLaunchTemplateDefault ${LT_ID}`]);
       assert.equal(log.inputs('undoInstanceRefresh')[0]?.instanceRefreshId, 'refresh-1');
       assert.equal(fleet.group('web-a').refreshes[0]?.status, 'RollbackSuccessful');
@@ -233,30 +222,15 @@ describe('rolloutImage', () => {
     RUN_TIMEOUT,
     async () => {
       const fleet = new RolloutFleet(['web-a', 'web-b']);
-      const first = new ActivityLog();
-      const second = new ActivityLog();
-      const wait = blockingUntilCancelled();
-      const taskQueue = uniqueTaskQueue('rollout-resume');
-      const firstWorker = await startWorker(
-        env,
-        taskQueue,
-        recorded(first, { ...rolloutActivities(fleet), waitForInstanceRefresh: wait.fn }),
-        {
-          identity: 'first worker',
-          maxCachedWorkflows: 0,
-        },
-      );
-      const firstRun = firstWorker.run();
-      const handle = await startRollout(env, taskQueue, rolloutInput());
-      await withinBound(wait.entered, 'the first worker waiting on the canary refresh');
-
-      firstWorker.shutdown();
-      await firstRun;
-      await wait.cancelled;
-      const secondWorker = await startWorker(env, taskQueue, recorded(second, rolloutActivities(fleet)), {
-        identity: 'second worker',
+      // The first worker shuts down while it waits on the canary refresh; a second takes over.
+      const { outcome, second } = await handedOverLogged(env, {
+        queuePrefix: 'rollout-resume',
+        activities: rolloutActivities(fleet),
+        blocked: 'waitForInstanceRefresh',
+        start: (tq) => startRollout(env, tq, rolloutInput()),
+        then: rolloutOutcome,
+        identities: ['first worker', 'second worker'],
       });
-      const outcome = await secondWorker.runUntil(withinBound(rolloutOutcome(handle), 'the resumed rollout'));
 
       assert.ok(outcome.ok, `the run failed: ${outcome.ok ? '' : String(outcome.error)}`);
       assert.equal(fleet.group('web-a').refreshes.length, 1, 'one refresh of the canary');
@@ -275,10 +249,7 @@ describe('rolloutImage', () => {
     'GIVEN a canary naming a group the targets do not select WHEN the rollout starts THEN it fails InvalidInput naming waves.canary.group and changes nothing',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new RolloutFleet(['web-a', 'web-b']);
-      const log = new ActivityLog();
-
-      const outcome = await run(fleet, log, rolloutInput({ waves: { canary: { group: 'web-z' } } }));
+      const { outcome, log } = await rollOut(rolloutInput({ waves: { canary: { group: 'web-z' } } }));
 
       const failure = assertWorkflowFailure(outcome.ok ? undefined : outcome.error, FailureType.InvalidInput);
       assert.match(

@@ -12,6 +12,7 @@ import type { RefreshState, RolloutImageInput, RolloutImageResult } from '../../
 import type { WorkflowOutcome } from './harness';
 import { uniqueWorkflowId, workflowOutcome } from './harness';
 import { unplannedActivities } from './stub-activities';
+import type { RunOf } from './run-helpers';
 import type { Fleet } from './golden-stubs';
 import { goldenActivities } from './golden-stubs';
 
@@ -233,6 +234,13 @@ export type RolloutOutcome = WorkflowOutcome<RolloutImageResult>;
 export function rolloutOutcome(handle: WorkflowHandle): Promise<RolloutOutcome> {
   return workflowOutcome<RolloutImageResult>(handle);
 }
+
+/** How the tests run a rollout to its end (see `runTo` and `runLogged`). */
+export const ROLLOUT: RunOf<WorkflowHandle, RolloutOutcome> = {
+  queuePrefix: 'rollout',
+  start: startRollout,
+  outcome: rolloutOutcome,
+};
 
 const ROLLOUT_ACTIVITIES = [
   'resolveRolloutTarget',
