@@ -12,51 +12,28 @@ import type { Activities } from '../../activities';
 import type { BackupResult } from '../../workflows/contracts';
 import { FailureType, MANAGED_BY_VALUE, TAG } from '../../workflows/contracts';
 import { saveHistory } from '../support/histories';
-import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
-import {
-  ACCOUNT,
-  COPY_REGION,
-  Fleet,
-  REGION,
-  backupInput,
-  goldenActivities,
-  outcomeOf,
-} from './golden-stubs';
+import { timeSkippingEnv } from '../support/temporal';
+import { BACKUP, COPY_REGION, Fleet, HERE, REGION, backupInput, goldenActivities } from './golden-stubs';
 import {
   ActivityLog,
   RUN_TIMEOUT,
   assertWorkflowFailure,
   blockingUntilCancelled,
+  cancelledWhileBlocked,
   injectedFailure,
   recorded,
-  startWorker,
-  uniqueWorkflowId,
-  withinBound,
-} from './stub-activities';
-import { workflowEnv } from './harness';
+  workflowEnv,
+} from './harness';
+import { runLogged, runTo } from './run-helpers';
 
 const env = workflowEnv(timeSkippingEnv);
 
-const HERE = { region: REGION, accountId: ACCOUNT };
 const A = 'i-0a0a0a0a0a0a0a0a0';
 const B = 'i-0c0c0c0c0c0c0c0c0'; // what the stub's findInstancesByTags answers
 
-async function runBackup(activities: Activities, input: unknown) {
-  const taskQueue = uniqueTaskQueue('backup');
-  const worker = await startWorker(env, taskQueue, activities);
-  return worker.runUntil(
-    withinBound(
-      (async () =>
-        outcomeOf<BackupResult>(
-          await env.client.workflow.start('backupInstances', {
-            taskQueue,
-            workflowId: uniqueWorkflowId('backup/db-nightly'),
-            args: [input],
-          }),
-        ))(),
-      'the backup run',
-    ),
-  );
+/** A backup run of `input` on a fresh worker serving `activities`, to its end. */
+function runBackup(activities: Activities, input: unknown) {
+  return runTo(env, BACKUP, activities, input);
 }
 
 function seedBackups(fleet: Fleet, instanceId: string, n: number): string[] {
@@ -75,13 +52,21 @@ function seedBackups(fleet: Fleet, instanceId: string, n: number): string[] {
   );
 }
 
+/** A fleet holding `n` old backups of `instanceId`, oldest first. */
+function fleetWithBackups(instanceId: string, n: number): { fleet: Fleet; backups: string[] } {
+  const fleet = new Fleet();
+  return { fleet, backups: seedBackups(fleet, instanceId, n) };
+}
+
 describe('backupInstances', () => {
   it(
     'GIVEN one instance by id, one by tag, three older backups of the first WHEN backed up in reboot mode with a copy and keep 2 THEN both are imaged (rebooting), copied, tagged, and the two oldest backups retired',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      const [oldest, older, old] = seedBackups(fleet, A, 3);
+      const {
+        fleet,
+        backups: [oldest, older, old],
+      } = fleetWithBackups(A, 3);
       const log = new ActivityLog();
 
       const outcome = await runBackup(
@@ -124,8 +109,7 @@ describe('backupInstances', () => {
     'GIVEN the second instance fails to image WHEN backed up THEN the first is backed up and retired as usual, the second keeps its old backups, and the run fails BackupIncomplete naming it',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      const bOld = seedBackups(fleet, B, 3);
+      const { fleet, backups: bOld } = fleetWithBackups(B, 3);
       const base = goldenActivities(fleet);
       const activities: Activities = {
         ...base,
@@ -162,30 +146,17 @@ describe('backupInstances', () => {
     'GIVEN an instance being imaged WHEN the backup run is cancelled THEN its child deletes the new image, no old backup is retired, and the run ends cancelled',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      const seeded = seedBackups(fleet, A, 3);
+      const { fleet, backups: seeded } = fleetWithBackups(A, 3);
       const log = new ActivityLog();
       const wait = blockingUntilCancelled();
       const activities: Activities = { ...goldenActivities(fleet), waitForImageAvailable: wait.fn };
-      const taskQueue = uniqueTaskQueue('backup');
-      const worker = await startWorker(env, taskQueue, recorded(log, activities));
 
-      const outcome = await worker.runUntil(
-        withinBound(
-          (async () => {
-            const handle = await env.client.workflow.start('backupInstances', {
-              taskQueue,
-              workflowId: uniqueWorkflowId('backup/db-nightly'),
-              args: [backupInput()],
-            });
-            await wait.entered;
-            await handle.cancel();
-            const o = await outcomeOf<BackupResult>(handle);
-            await wait.cancelled;
-            return o;
-          })(),
-          'the cancelled backup run',
-        ),
+      const outcome = await cancelledWhileBlocked<BackupResult>(
+        env,
+        recorded(log, activities),
+        wait,
+        (taskQueue) => BACKUP.start(env, taskQueue, backupInput()),
+        { queuePrefix: BACKUP.queuePrefix },
       );
       await saveHistory(outcome, 'backup-instances-cancelled');
 
@@ -209,9 +180,10 @@ describe('backupInstances', () => {
     'GIVEN a run starting after its maintenance window WHEN it runs THEN no instance is imaged and the run says why',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
-      const outcome = await runBackup(
-        recorded(log, goldenActivities(new Fleet())),
+      const { outcome, log } = await runLogged(
+        env,
+        BACKUP,
+        goldenActivities(new Fleet()),
         backupInput({ scheduledTime: '2026-01-01T01:00:00.000Z', windowSeconds: 3600, mode: 'stop' }),
       );
       await saveHistory(outcome, 'backup-instances-outside-window');
@@ -229,8 +201,10 @@ describe('backupInstances: retirement EC2 holds back', () => {
     'GIVEN an old backup shared with another account and one under a deregistration-protection cooldown WHEN retired THEN the first is kept naming the account, the second reported "retire after", and a later run retires it',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      const [oldest, older] = seedBackups(fleet, A, 3);
+      const {
+        fleet,
+        backups: [oldest, older],
+      } = fleetWithBackups(A, 3);
       const retireAfter = '2026-01-16T03:00:00.000Z';
       let cooling = true;
       const base = goldenActivities(fleet);

@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
@@ -25,6 +26,8 @@ import {
   CONSUMER,
   COPY_REGION,
   Fleet,
+  GOLDEN,
+  HERE,
   MALLORY,
   PARAMETER,
   REGION,
@@ -35,6 +38,7 @@ import {
   decide,
   goldenActivities,
   goldenInput,
+  imageOnlyInput,
   outcomeOf,
   proofFor,
   startGolden,
@@ -55,10 +59,10 @@ import {
   withWorker,
   workflowEnv,
 } from './harness';
+import { runLogged } from './run-helpers';
 
 const env = workflowEnv(timeSkippingEnv);
 
-const HERE = { region: REGION, accountId: ACCOUNT };
 const THERE = { region: COPY_REGION, accountId: ACCOUNT };
 const DAY = 24 * 3600 * 1000;
 
@@ -84,6 +88,13 @@ function fleetWithPreviousVersion(): { fleet: Fleet; previous: string; previousC
   return { fleet, previous, previousCopy };
 }
 
+/** A fleet holding approved versions of the web pipeline here, each as `[version, creation time]`. */
+function fleetWithVersions(...versions: [string, string][]): Fleet {
+  const fleet = new Fleet();
+  for (const [version, at] of versions) fleet.seedVersion(HERE, 'web', version, at);
+  return fleet;
+}
+
 function newImages(fleet: Fleet, ...seeded: string[]) {
   return [...fleet.images.values()].filter((i) => !seeded.includes(i.imageId));
 }
@@ -102,6 +113,25 @@ type BeforeTheRun = ReturnType<typeof beforeTheRun>;
 async function runOverPrevious(stubs: (fleet: Fleet) => Activities, input?: unknown) {
   const before = beforeTheRun();
   const outcome = await runGolden(recorded(before.log, stubs(before.fleet)), input);
+  return { outcome, before };
+}
+
+/**
+ * A run over the fleet of `beforeTheRun` that waits for approval, where `act` then ends it (given
+ * the run's handle and the calls so far): its outcome, and what was there before.
+ */
+async function awaitingApprovalOverPrevious(
+  act: (handle: WorkflowHandleWithFirstExecutionRunId, log: ActivityLog) => Promise<unknown>,
+) {
+  const before = beforeTheRun();
+  const outcome = await withGoldenWorker(
+    recorded(before.log, goldenActivities(before.fleet)),
+    async (taskQueue) => {
+      const handle = await awaitingApproval(env, taskQueue);
+      await act(handle, before.log);
+      return outcomeOf<GoldenImageResult>(handle);
+    },
+  );
   return { outcome, before };
 }
 
@@ -257,11 +287,7 @@ describe('goldenImage: the approval gate', () => {
     'GIVEN a run waiting for approval WHEN someone claims a listed approver without proof, proves another identity, or replays a proof made for another run or decision THEN each is refused; WHEN bob rejects with proof THEN the run fails ApprovalRejected, the image is deleted and nothing was distributed',
     RUN_TIMEOUT,
     async () => {
-      const before = beforeTheRun();
-      const { fleet, log } = before;
-
-      const outcome = await withGoldenWorker(recorded(log, goldenActivities(fleet)), async (taskQueue) => {
-        const handle = await awaitingApproval(env, taskQueue);
+      const { outcome, before } = await awaitingApprovalOverPrevious(async (handle, log) => {
         const refused = (decision: ApprovalDecision, message: RegExp) =>
           assert.rejects(
             handle.executeUpdate(approveUpdate, { args: [decision] }),
@@ -286,7 +312,6 @@ describe('goldenImage: the approval gate', () => {
         );
         assert.equal(log.count('verifyApprover'), 3, 'no proof, no call to STS');
         await decide(handle, 'reject', BOB, 'nginx fails to start');
-        return outcomeOf<GoldenImageResult>(handle);
       });
       await saveHistory(outcome, 'golden-image-rejected');
 
@@ -344,16 +369,7 @@ describe('goldenImage: cancellation', () => {
     'GIVEN a run waiting for approval WHEN it is cancelled THEN it undoes itself (the image deleted) and ends cancelled, the previous version current',
     RUN_TIMEOUT,
     async () => {
-      const before = beforeTheRun();
-
-      const outcome = await withGoldenWorker(
-        recorded(before.log, goldenActivities(before.fleet)),
-        async (taskQueue) => {
-          const handle = await awaitingApproval(env, taskQueue);
-          await handle.cancel();
-          return outcomeOf<GoldenImageResult>(handle);
-        },
-      );
+      const { outcome, before } = await awaitingApprovalOverPrevious((handle) => handle.cancel());
       await saveHistory(outcome, 'golden-image-cancelled');
 
       assertWorkflowCancelled(failed(outcome));
@@ -485,11 +501,7 @@ describe('goldenImage: retention', () => {
 
         const outcome = await runGolden(
           goldenActivities(fleet),
-          goldenInput({
-            approval: undefined,
-            validation: undefined,
-            publish: undefined,
-            distribution: undefined,
+          imageOnlyInput({
             retention: { keep: 1, deregisterAfterSeconds: 0, ...(retireShared ? { retireShared } : {}) },
           }),
         );
@@ -530,10 +542,7 @@ describe('goldenImage: retention', () => {
 
       const outcome = await runGolden(
         goldenActivities(fleet),
-        goldenInput({
-          approval: undefined,
-          validation: undefined,
-          publish: undefined,
+        imageOnlyInput({
           distribution: { copies: [{ region: COPY_REGION }] },
           retention: { keep: 2, deprecateAfterSeconds: 0, deregisterAfterSeconds: 30 * 24 * 3600 },
         }),
@@ -608,23 +617,26 @@ describe('goldenImage: versions and repeats', () => {
     },
   );
 
+  it('GIVEN version helpers THEN dates are UTC and sortable, and semver counts from 0', () => {
+    assert.equal(dateVersion(Date.parse('2026-03-04T05:06:07Z')), '2026.03.04-050607');
+    assert.equal(nextSemver('2.0', []), '2.0.0');
+    assert.equal(nextSemver('2.0', ['2.0.9', '2.0.10', '2.1.40', undefined, '2.0.x']), '2.0.11');
+  });
+
   it(
     'GIVEN semver versioning in series 1.4 with 1.4.0 and 1.4.1 approved WHEN a run completes THEN it is 1.4.2',
     RUN_TIMEOUT,
     async () => {
-      const fleet = new Fleet();
-      fleet.seedVersion(HERE, 'web', '1.4.0', '2026-01-01T03:00:00.000Z');
-      fleet.seedVersion(HERE, 'web', '1.4.1', '2026-02-01T03:00:00.000Z');
-      fleet.seedVersion(HERE, 'web', '1.3.9', '2025-12-01T03:00:00.000Z');
+      const fleet = fleetWithVersions(
+        ['1.4.0', '2026-01-01T03:00:00.000Z'],
+        ['1.4.1', '2026-02-01T03:00:00.000Z'],
+        ['1.3.9', '2025-12-01T03:00:00.000Z'],
+      );
 
       const outcome = await runGolden(
         goldenActivities(fleet),
-        goldenInput({
+        imageOnlyInput({
           versioning: { scheme: 'semver', series: '1.4' },
-          approval: undefined,
-          validation: undefined,
-          distribution: undefined,
-          publish: undefined,
         }),
       );
       await saveHistory(outcome, 'golden-image-semver');
@@ -635,18 +647,11 @@ describe('goldenImage: versions and repeats', () => {
     },
   );
 
-  it('GIVEN version helpers THEN dates are UTC and sortable, and semver counts from 0', () => {
-    assert.equal(dateVersion(Date.parse('2026-03-04T05:06:07Z')), '2026.03.04-050607');
-    assert.equal(nextSemver('2.0', []), '2.0.0');
-    assert.equal(nextSemver('2.0', ['2.0.9', '2.0.10', '2.1.40', undefined, '2.0.x']), '2.0.11');
-  });
-
   it(
     'GIVEN a bad input WHEN started THEN it fails InvalidInput naming every field, with no activity run',
     RUN_TIMEOUT,
     async () => {
-      const log = new ActivityLog();
-      const outcome = await runGolden(recorded(log, goldenActivities(new Fleet())), {
+      const { outcome, log } = await runLogged(env, GOLDEN, goldenActivities(new Fleet()), {
         ...goldenInput(),
         pipeline: 'Web Pipeline',
         mode: 'no-reboot',

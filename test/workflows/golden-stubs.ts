@@ -18,6 +18,7 @@ import type {
   ApproverProof,
   AwsTarget,
   BackupInput,
+  BackupResult,
   GoldenImageInput,
   GoldenImageResult,
   InstanceState,
@@ -49,6 +50,8 @@ export const SUBNET = 'subnet-0123456789abcdef0';
 export const TEST_INSTANCE = 'i-0eeeeeeeeeeeeeee1';
 export const PARAMETER = '/golden/web/latest';
 export const SCHEDULED = '2026-01-15T03:00:00.000Z';
+/** The pipeline's own account and region, where images are made. */
+export const HERE = { region: REGION, accountId: ACCOUNT };
 
 export interface FleetImage extends ManagedImage {
   region: string;
@@ -475,6 +478,15 @@ export function goldenInput(overrides: Partial<GoldenImageInput> = {}): GoldenIm
   };
 }
 
+/**
+ * A pipeline with only its image stages: made, approved by its own checks (no validation, approval
+ * gate, distribution or publishing) and retired; `overrides` add the stage a test is about.
+ */
+export function imageOnlyInput(overrides: Partial<GoldenImageInput> = {}): GoldenImageInput {
+  const { approval: _a, validation: _v, distribution: _d, publish: _p, ...imageStages } = goldenInput();
+  return { ...imageStages, ...overrides };
+}
+
 export function backupInput(overrides: Partial<BackupInput> = {}): BackupInput {
   return {
     region: REGION,
@@ -540,6 +552,18 @@ export function decide(
 }
 
 export type GoldenOutcome<R> = WorkflowOutcome<R>;
+
+/** How the tests run a backup plan to its end (see `runTo`). */
+export const BACKUP: RunOf<WorkflowHandle, WorkflowOutcome<BackupResult>> = {
+  queuePrefix: 'backup',
+  start: (env, taskQueue, input) =>
+    env.client.workflow.start('backupInstances', {
+      taskQueue,
+      workflowId: uniqueWorkflowId('backup/db-nightly'),
+      args: [input],
+    }),
+  outcome: (handle) => workflowOutcome<BackupResult>(handle),
+};
 
 /** How the tests run a golden pipeline to its end (see `runTo` and `runLogged`). */
 export const GOLDEN: RunOf<WorkflowHandle, GoldenOutcome<GoldenImageResult>> = {

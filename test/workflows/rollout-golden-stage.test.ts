@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv } from '../support/temporal';
-import { ACCOUNT, Fleet, GOLDEN, goldenInput } from './golden-stubs';
+import { ACCOUNT, Fleet, GOLDEN, imageOnlyInput } from './golden-stubs';
 import { LT_ID, RolloutFleet, goldenWithRolloutActivities as activities } from './rollout-stubs';
 import { RUN_TIMEOUT, workflowEnv } from './harness';
 import { runTo } from './run-helpers';
@@ -34,14 +34,13 @@ const STAGE = {
 async function runGolden(prepare: (rollout: RolloutFleet) => void = () => {}) {
   const rollout = new RolloutFleet(['web-a', 'web-b']);
   prepare(rollout);
-  const input = goldenInput({
-    approval: undefined,
-    validation: undefined,
-    distribution: undefined,
-    publish: undefined,
-    rollout: STAGE,
-  });
-  return { outcome: await runTo(env, GOLDEN, activities(new Fleet(), rollout), input), rollout };
+  const outcome = await runTo(
+    env,
+    GOLDEN,
+    activities(new Fleet(), rollout),
+    imageOnlyInput({ rollout: STAGE }),
+  );
+  return { outcome, rollout };
 }
 
 describe('goldenImage: rollout stage', () => {
