@@ -130,6 +130,21 @@ function scanInput(overrides: Partial<ComplianceScanInput> = {}): ComplianceScan
   };
 }
 
+/**
+ * The fleet's activities, with the scan of the last region (account C, ap-southeast-2) held until
+ * `hold` settles (and failing as it fails).
+ */
+function lastRegionHeld(hold: () => Promise<unknown>): Activities {
+  const real = activitiesOn(fleet());
+  return {
+    ...real,
+    scanInstances: async (input) => {
+      if (input.target.accountId === C && input.target.region === 'ap-southeast-2') await hold();
+      return real.scanInstances(input);
+    },
+  };
+}
+
 async function withScanWorker<T>(activities: Activities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = uniqueTaskQueue('compliance');
   const worker = await startWorker(env, taskQueue, activities);
@@ -286,16 +301,8 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
   });
 
   void it('GIVEN a scan waiting on its last region WHEN the report is queried THEN it shows the eleven finished, not complete; once released the final report is complete', async () => {
-    const f = fleet();
-    const real = activitiesOn(f);
     const gate = deferred();
-    const activities: Activities = {
-      ...real,
-      scanInstances: async (input) => {
-        if (input.target.accountId === C && input.target.region === 'ap-southeast-2') await gate.promise;
-        return real.scanInstances(input);
-      },
-    };
+    const activities = lastRegionHeld(() => gate.promise);
 
     const { partial, final } = await withScanWorker(activities, async (tq) => {
       const handle = await startScan(tq, scanInput());
@@ -318,16 +325,8 @@ void describe('complianceScan across 3 accounts × 4 regions', () => {
   });
 
   void it('GIVEN a scan waiting on its last region WHEN it is cancelled THEN its scan is cancelled and the run ends cancelled', async () => {
-    const f = fleet();
-    const real = activitiesOn(f);
     const wait = blockingUntilCancelled();
-    const activities: Activities = {
-      ...real,
-      scanInstances: (input) =>
-        input.target.accountId === C && input.target.region === 'ap-southeast-2'
-          ? wait.fn()
-          : real.scanInstances(input),
-    };
+    const activities = lastRegionHeld(wait.fn);
 
     const err = await withScanWorker(activities, async (tq) => {
       const handle = await startScan(tq, scanInput());

@@ -64,6 +64,18 @@ function fleet(): FakeFleet {
   return f;
 }
 
+/**
+ * `scenario` on a fresh worker over `f` (a fresh fleet unless given), for the default enforcement
+ * scope.
+ */
+function onFleet(
+  scenario: (taskQueue: string, scope: EnforceAllowedAmisInput, f: FakeFleet) => Promise<void>,
+  f: FakeFleet = fleet(),
+): Promise<void> {
+  const scope = input();
+  return withEnforceWorker(f, (tq) => scenario(tq, scope, f));
+}
+
 async function withEnforceWorker<T>(f: FakeFleet, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const deps: ActivityDeps = {
     aws: f.clients(),
@@ -104,9 +116,7 @@ async function refusal(p: Promise<unknown>): Promise<ApplicationFailure> {
 
 void describe('enforceAllowedAmis', () => {
   void it('GIVEN one region disabled and one in audit mode with other criteria WHEN audit, then enabled, then off THEN the catalogue’s owners are set, then enforced, then each region gets back exactly what it had, and the run ends', async () => {
-    const f = fleet();
-    const scope = input();
-    await withEnforceWorker(f, async (tq) => {
+    await onFleet(async (tq, scope, f) => {
       const audited = await setAllowedAmisMode(env.client, tq, scope, 'audit');
       assert.equal(audited.mode, 'audit');
       assert.ok(audited.auditSince);
@@ -167,9 +177,7 @@ void describe('enforceAllowedAmis', () => {
   });
 
   void it('GIVEN an owner added to the allow list after the audit WHEN enabled with the new list THEN the criteria include it', async () => {
-    const f = fleet();
-    const scope = input();
-    await withEnforceWorker(f, async (tq) => {
+    await onFleet(async (tq, scope, f) => {
       await setAllowedAmisMode(env.client, tq, scope, 'audit');
       const wider = {
         ...scope,
@@ -185,9 +193,7 @@ void describe('enforceAllowedAmis', () => {
   });
 
   void it('GIVEN an enforcement never audited WHEN enabled THEN it is refused (AllowedAmisAuditFirst) and nothing is changed', async () => {
-    const f = fleet();
-    const scope = input();
-    await withEnforceWorker(f, async (tq) => {
+    await onFleet(async (tq, scope, f) => {
       await assert.rejects(setAllowedAmisMode(env.client, tq, scope, 'enabled'), /run --mode audit first/);
       // Started, but not audited yet (as when an audit failed everywhere): the workflow refuses too.
       await env.client.workflow.start('enforceAllowedAmis', {
@@ -210,8 +216,7 @@ void describe('enforceAllowedAmis', () => {
       criteria: THEIRS,
       managedBy: 'declarative-policy',
     });
-    const scope = input();
-    await withEnforceWorker(f, async (tq) => {
+    await onFleet(async (tq, scope) => {
       const audited = await setAllowedAmisMode(env.client, tq, scope, 'audit');
       assert.match(byRegion(audited)['us-east-1']?.error ?? '', /declarative policy/);
       assert.equal(byRegion(audited)['us-east-1']?.applied, undefined);
@@ -228,13 +233,11 @@ void describe('enforceAllowedAmis', () => {
       assert.deepEqual(f.allowedSettings(ACCOUNT, 'us-east-1').criteria, THEIRS);
       assert.equal(f.count(ACCOUNT, 'us-east-1', 'ReplaceImageCriteriaInAllowedImagesSettingsCommand'), 0);
       await recordEnded(scope.name, 'enforce-allowed-amis-declarative-policy');
-    });
+    }, f);
   });
 
   void it('GIVEN someone changed the settings after amiflow enabled them WHEN off THEN that region is left as it is, with a warning saying so, and the other restored', async () => {
-    const f = fleet();
-    const scope = input();
-    await withEnforceWorker(f, async (tq) => {
+    await onFleet(async (tq, scope, f) => {
       await setAllowedAmisMode(env.client, tq, scope, 'audit');
       await setAllowedAmisMode(env.client, tq, scope, 'enabled');
       const theirs = {
