@@ -6,26 +6,25 @@
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
 import { timeSkippingEnv } from '../support/temporal';
-import type { ActivityName } from './stub-activities';
+// stub-activities re-exports the harness: one import for the image fakes and the run helpers.
 import {
+  type ActivityName,
   IMAGE_ID,
   STOP_AND_IMAGE,
-  happyActivities,
-  imageInput,
-  startImageFromInstance,
-} from './stub-activities';
-import {
   assertCalls,
   collapseReadOnlyRepeats,
+  happyActivities,
+  imageInput,
   localActivityMarkers,
   resumedRun,
   scheduledActivities,
+  startImageFromInstance,
   stepReached,
   stepStates,
   succeeded,
   test,
   workflowEnv,
-} from './harness';
+} from './stub-activities';
 
 const env = workflowEnv(timeSkippingEnv);
 
