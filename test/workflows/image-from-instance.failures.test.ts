@@ -185,6 +185,10 @@ for (const [mode, cases] of MODES) {
   });
 }
 
+/** A running instance whose `fail` fails once with `type`, and whose image undo always fails with `undoFails`. */
+const undoFailing = (fail: ActivityName, type: FailureType, undoFails: FailureType) =>
+  failing(failing(happyActivities({ state: 'running' }), fail, type), 'deleteImage', undoFails, 'always');
+
 describe('imageFromInstance compensations', () => {
   test('GIVEN a stopped instance in stop mode WHEN waiting for the image fails THEN only the image is undone and the instance is never started', async () => {
     const { outcome, log } = await runLogged(
@@ -203,12 +207,7 @@ describe('imageFromInstance compensations', () => {
   });
 
   test('GIVEN CreateImage fails and undoing the image fails too WHEN compensating THEN the instance is still started again and the run fails with CompensationFailed naming what was not undone', async () => {
-    const activities = failing(
-      failing(happyActivities({ state: 'running' }), 'createImage', 'AwsLimitExceeded'),
-      'deleteImage',
-      'AwsUnauthorized',
-      'always',
-    );
+    const activities = undoFailing('createImage', 'AwsLimitExceeded', 'AwsUnauthorized');
 
     const { outcome, log } = await runLogged(env, activities, imageInput({ mode: 'stop' }));
 
@@ -244,12 +243,7 @@ describe('imageFromInstance compensations', () => {
   });
 
   test('GIVEN waiting fails and the image undo fails WHEN compensating THEN CompensationFailed keeps the whole original chain as its cause', async () => {
-    const activities = failing(
-      failing(happyActivities({ state: 'running' }), 'waitForImageAvailable', 'ImageFailed'),
-      'deleteImage',
-      'AwsPolicyRefused',
-      'always',
-    );
+    const activities = undoFailing('waitForImageAvailable', 'ImageFailed', 'AwsPolicyRefused');
 
     const { outcome } = await runLogged(env, activities, imageInput({ mode: 'no-reboot' }));
 
