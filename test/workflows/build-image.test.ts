@@ -32,11 +32,9 @@ import {
   IMAGE_AS_IS,
 } from './stub-activities';
 import { handedOver, withWorker, workflowEnv } from './harness';
-import { BUILDER, PARENT, TESTER, buildStubs, commandOutcome } from './build-stubs';
+import { BUILDER, CONTENT_HASH as HASH, PARENT, TESTER, buildStubs, commandOutcome } from './build-stubs';
 
 const env = workflowEnv(timeSkippingEnv);
-
-const HASH = 'ab'.repeat(32);
 
 function recipe(overrides: Partial<BuildImageInput> = {}): BuildImageInput {
   return {
@@ -64,7 +62,7 @@ function recipe(overrides: Partial<BuildImageInput> = {}): BuildImageInput {
 
 /** Every build activity succeeding; the imageFromInstance child finds the builder stopped. */
 function buildActivities(overrides: Partial<Activities> = {}): Activities {
-  return { ...buildStubs(happyActivities({ state: 'stopped' }), HASH), ...overrides };
+  return { ...buildStubs(happyActivities({ state: 'stopped' })), ...overrides };
 }
 
 type Outcome = { result?: BuildImageResult; error?: unknown; progress: WorkflowProgress; history: History };

@@ -9,6 +9,8 @@ import type { CommandOutcome } from '../../activities/run-command';
 export const PARENT = 'ami-0aaaaaaaaaaaaaaa1';
 export const BUILDER = 'i-0bbbbbbbbbbbbbbb1';
 export const TESTER = 'i-0ccccccccccccccc1';
+/** The recipe content hash the stubs answer with (its first 12 characters end the image name). */
+export const CONTENT_HASH = 'ab'.repeat(32);
 
 /** How an SSM command on the builder ended: success, or `status` with `exitCode` and `stdoutTail`. */
 export function commandOutcome(
@@ -24,7 +26,7 @@ export function commandOutcome(
  * `base` with every build activity succeeding: the parent resolved, nothing unchanged under
  * `contentHash`, the builder and tester launched and online, each step's command a success.
  */
-export function buildStubs(base: Activities, contentHash: string): Activities {
+export function buildStubs(base: Activities, contentHash = CONTENT_HASH): Activities {
   return {
     ...base,
     resolveParentImage: () =>

@@ -10,81 +10,50 @@
  * e2e/chaos tier kills real workers.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
-import { WorkflowFailedError } from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
-import type { Activities } from '../../activities';
 import { timeSkippingEnv } from '../support/temporal';
-import {
-  ActivityLog,
-  RUN_TIMEOUT,
-  deferred,
-  happyActivities,
-  imageInput,
-  outcomeOf,
-  recorded,
-  startImageFromInstance,
-  stepReached,
-  stepStates,
-  withWorker,
-} from './stub-activities';
-import { heartbeatUntilCancelled, workflowEnv } from './harness';
+import { happyActivities, imageInput, startImageFromInstance } from './stub-activities';
+import { assertWorkflowCancelled, cancelledRun, stepReached, stepStates, test, workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
 void describe('imageFromInstance cancelled while the stop runs on a worker that died', () => {
-  it(
-    'GIVEN stopInstance is in flight WHEN the run is cancelled and the activity then ends timed out (its worker died) THEN the run ends CANCELLED, the instance is started again, and the undo is reported',
-    RUN_TIMEOUT,
-    async () => {
-      const log = new ActivityLog();
-      const entered = deferred();
-      const happy = happyActivities({ state: 'running' });
-      const activities: Activities = {
-        ...happy,
-        // Stops, hears of the cancellation, and ends as a dead worker's activity does: timed out.
-        stopInstance: async () => {
-          entered.resolve();
-          try {
-            return await heartbeatUntilCancelled();
-          } catch {
+  test('GIVEN stopInstance is in flight WHEN the run is cancelled and the activity then ends timed out (its worker died) THEN the run ends CANCELLED, the instance is started again, and the undo is reported', async (log) => {
+    const outcome = await cancelledRun(env, {
+      log,
+      activities: happyActivities({ state: 'running' }),
+      // Stops, hears of the cancellation, and ends as a dead worker's activity does: timed out.
+      block: [
+        {
+          name: 'stopInstance',
+          endsAs: () => {
             throw ApplicationFailure.nonRetryable(
               'activity heartbeat timeout (worker lost)',
               'ActivityTimedOut',
             );
-          }
+          },
         },
-      };
+      ],
+      start: (taskQueue) => startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' })),
+      beforeCancel: (handle) => stepReached(handle, 'stop instance', ['running']),
+    });
 
-      const outcome = await withWorker(env, recorded(log, activities), async (taskQueue) => {
-        const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' }));
-        await entered.promise;
-        await stepReached(handle, 'stop instance', ['running']);
-
-        await handle.cancel();
-
-        return outcomeOf(handle);
-      });
-
-      assert.ok(!outcome.ok, 'the run should not succeed');
-      assert.ok(outcome.error instanceof WorkflowFailedError, String(outcome.error));
-      const cancelled = outcome.error.cause;
-      assert.ok(cancelled instanceof CancelledFailure, `not cancelled: ${String(cancelled)}`);
-      assert.match(outcome.progress.error ?? '', /heartbeat timeout \(worker lost\)/);
-      assert.equal(outcome.progress.phase, 'cancelled');
-      assert.deepEqual(outcome.progress.compensations, [{ name: 'start instance again', state: 'done' }]);
-      assert.equal(
-        log.count('startInstance'),
-        1,
-        'the instance this run stopped (or may have) is started again',
-      );
-      assert.equal(log.count('createImage'), 0);
-      assert.equal(
-        stepStates(outcome.progress)['stop instance'],
-        'failed',
-        'a step that failed is never shown as done',
-      );
-    },
-  );
+    assert.ok(!outcome.ok, 'the run should not succeed');
+    assertWorkflowCancelled(outcome.error);
+    assert.match(outcome.progress.error ?? '', /heartbeat timeout \(worker lost\)/);
+    assert.equal(outcome.progress.phase, 'cancelled');
+    assert.deepEqual(outcome.progress.compensations, [{ name: 'start instance again', state: 'done' }]);
+    assert.equal(
+      log.count('startInstance'),
+      1,
+      'the instance this run stopped (or may have) is started again',
+    );
+    assert.equal(log.count('createImage'), 0);
+    assert.equal(
+      stepStates(outcome.progress)['stop instance'],
+      'failed',
+      'a step that failed is never shown as done',
+    );
+  });
 });

@@ -31,11 +31,9 @@ import {
   startGolden,
 } from './golden-stubs';
 import { ActivityLog, RUN_TIMEOUT, recorded, withWorker, workflowEnv } from './harness';
-import { BUILDER, PARENT, buildStubs, commandOutcome } from './build-stubs';
+import { BUILDER, CONTENT_HASH as HASH, PARENT, buildStubs, commandOutcome } from './build-stubs';
 
 const env = workflowEnv(timeSkippingEnv);
-
-const HASH = 'cd'.repeat(32);
 
 const RECIPE: BuildImageInput = {
   region: REGION,
@@ -54,7 +52,7 @@ const RECIPE: BuildImageInput = {
 /** The golden fleet, plus build activities that succeed unless the `install` command fails. */
 function activities(fleet: Fleet, installFails = false): Activities {
   // The build stops its builder before imaging it: the imageFromInstance child finds it stopped.
-  const stubs = buildStubs(goldenActivities(fleet, { builderState: 'stopped' }), HASH);
+  const stubs = buildStubs(goldenActivities(fleet, { builderState: 'stopped' }));
   if (!installFails) return stubs;
   return {
     ...stubs,
@@ -107,7 +105,7 @@ describe('goldenImage: a recipe as the source', () => {
       assert.ok(original);
       const image = fleet.get(original.imageId);
       // Named by the recipe's template, tagged by both the recipe and the pipeline.
-      assert.match(r.imageName, /^web-\d{8}-cdcdcdcdcdcd$/);
+      assert.match(r.imageName, /^web-\d{8}-abababababab$/);
       assert.equal(image.name, r.imageName);
       assert.equal(image.tags[TAG.pipeline], 'web');
       assert.equal(image.tags[TAG.approved], APPROVED_VALUE);

@@ -6,19 +6,20 @@
  * their own stub files and build on this one.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, before, beforeEach } from 'node:test';
+import { after, afterEach, before, beforeEach, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type { WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
 import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import type { Workflow } from '@temporalio/common';
+import type { Workflow, WorkflowResultType } from '@temporalio/common';
 import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
 import type { ActivityDeps, Activities } from '../../activities';
 import { shareRunActivities } from '../../activities/share-runs';
+import { saveHistory } from '../../devkit/histories';
 import { installQuietRuntime } from '../../devkit/runtime';
 import type { FailureType, WorkflowProgress } from '../../workflows/contracts';
 import { progressQuery } from '../../workflows/contracts';
@@ -133,9 +134,7 @@ export async function heartbeatUntilCancelled(): Promise<never> {
  * activity only through heartbeats, hence the loop; the worker in `startWorker` lets them through.
  * `entered` resolves once the activity runs; `cancelled` once it has seen its cancellation.
  */
-export function blockingUntilCancelled(): {
-  entered: Promise<void>;
-  cancelled: Promise<void>;
+export function blockingUntilCancelled(endsAs?: (cancellation: unknown) => never): Blocked & {
   fn: () => Promise<never>;
 } {
   const entered = deferred();
@@ -147,11 +146,50 @@ export function blockingUntilCancelled(): {
       entered.resolve();
       try {
         return await heartbeatUntilCancelled();
+      } catch (cancellation) {
+        if (endsAs) endsAs(cancellation);
+        throw cancellation;
       } finally {
         cancelled.resolve();
       }
     },
   };
+}
+
+/** Activities blocked by `blockedAt`: `entered` once all of them run, `cancelled` once all saw their cancellation. */
+export interface Blocked {
+  entered: Promise<void>;
+  cancelled: Promise<void>;
+}
+
+/**
+ * Where a run blocks (see `blockedAt`): the `nth` call (default the first) of activity `name`, which
+ * then ends as `endsAs` says once cancelled (default: with the cancellation itself).
+ */
+export type BlockAt =
+  ActivityName | { name: ActivityName; nth?: number; endsAs?: (cancellation: unknown) => never };
+
+/**
+ * `impl` with the calls named in `at` blocking until cancelled (`blockingUntilCancelled`), as a long
+ * AWS wait does; every other call of the same activity still runs `impl`'s (so the one a
+ * compensation makes succeeds).
+ */
+export function blockedAt(impl: Activities, ...at: BlockAt[]): { activities: Activities; blocked: Blocked } {
+  const activities = { ...impl };
+  const blocks = at.map((spec) => {
+    const { name, nth = 1, endsAs } = typeof spec === 'string' ? { name: spec } : spec;
+    const block = blockingUntilCancelled(endsAs);
+    const original = activities[name] as unknown as (input: unknown) => Promise<unknown>;
+    let calls = 0;
+    const replaced = (input: unknown) => {
+      calls += 1;
+      return calls === nth ? block.fn() : original(input);
+    };
+    Object.assign(activities, { [name]: replaced });
+    return block;
+  });
+  const all = (pick: (b: Blocked) => Promise<void>) => Promise.all(blocks.map(pick)).then(() => undefined);
+  return { activities, blocked: { entered: all((b) => b.entered), cancelled: all((b) => b.cancelled) } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,6 +275,15 @@ export async function startWorker(
 export const RUN_TIMEOUT = { timeout: 120_000 };
 /** Wall time a test's runs may take before the test fails (a stuck workflow task retries forever). */
 export const RUN_BOUND_MS = 60_000;
+
+/**
+ * A test that runs workflows: node:test's `it` with `RUN_TIMEOUT`, handed a fresh activity log (for
+ * `recorded` and the run helpers below), so the test states only its activities, what it does to
+ * the run, and what it asserts.
+ */
+export function test(name: string, body: (log: ActivityLog) => Promise<void>): void {
+  void it(name, RUN_TIMEOUT, () => body(new ActivityLog()));
+}
 
 /** `work`, or a failure naming `what` once `ms` of wall time have passed without it settling. */
 export async function withinBound<T>(work: Promise<T>, what: string, ms = RUN_BOUND_MS): Promise<T> {
@@ -354,6 +401,47 @@ export function cancelledWhileBlocked<R>(
   return withWorker(env, activities, run, options.queuePrefix);
 }
 
+/** A run cancelled while it blocks: see `cancelledRun`. */
+export interface CancelledRun<W extends Workflow> {
+  /** What the worker serves, but for the calls in `block`. */
+  activities: Activities;
+  /** The calls that block until cancelled (see `blockedAt`): the run is cancelled once all have started. */
+  block: BlockAt[];
+  start: (taskQueue: string) => Promise<WorkflowHandle<W>>;
+  /** Anything else to wait for before the cancel, e.g. a step reaching a state. */
+  beforeCancel?: (handle: WorkflowHandle<W>) => Promise<unknown>;
+  /** Where the worker's calls are recorded. */
+  log?: ActivityLog;
+  queuePrefix?: string;
+  /** The name the run's history is saved under for the replay tier (with AMIFLOW_RECORD_HISTORIES=1). */
+  history?: string;
+}
+
+/**
+ * `cancelledWhileBlocked` with the blocking calls made by `blockedAt`: the run started on a fresh
+ * worker, cancelled while `block` runs, and its outcome once the blocked calls saw the cancellation.
+ */
+export async function cancelledRun<W extends Workflow>(
+  env: TestWorkflowEnvironment,
+  run: CancelledRun<W>,
+): Promise<WorkflowOutcome<WorkflowResultType<W>>> {
+  const { activities, blocked } = blockedAt(run.activities, ...run.block);
+  const outcome = await cancelledWhileBlocked<WorkflowResultType<W>>(
+    env,
+    run.log ? recorded(run.log, activities) : activities,
+    blocked,
+    run.start,
+    {
+      ...(run.queuePrefix ? { queuePrefix: run.queuePrefix } : {}),
+      ...(run.beforeCancel
+        ? { beforeCancel: run.beforeCancel as (h: WorkflowHandle) => Promise<unknown> }
+        : {}),
+    },
+  );
+  if (run.history) await saveHistory(outcome, run.history);
+  return outcome;
+}
+
 /** A run handed from one worker to another in the middle of an activity: see `handedOver`. */
 export interface HandOver<H extends WorkflowHandle, T> {
   taskQueue: string;
@@ -397,6 +485,54 @@ export async function handedOver<H extends WorkflowHandle, T>(
   await run.blocked.cancelled;
   const secondWorker = await startWorker(env, run.taskQueue, run.second, identity(1));
   return secondWorker.runUntil(withinBound(run.then(handle), 'the run on the second worker'));
+}
+
+/** A run resumed on a second worker: see `resumedRun`. */
+export interface ResumedRun<W extends Workflow> {
+  /** What the first worker serves, but for the calls in `block`. */
+  first: Activities;
+  /** The calls the first worker is running when it shuts down (see `blockedAt`). */
+  block: BlockAt[];
+  /** What the second worker serves. */
+  second: Activities;
+  start: (taskQueue: string) => Promise<WorkflowHandle<W>>;
+  /** Anything else to wait for on the first worker before it shuts down. */
+  ready?: (handle: WorkflowHandle<W>) => Promise<unknown>;
+  queuePrefix: string;
+  /** The name the run's history is saved under for the replay tier (with AMIFLOW_RECORD_HISTORIES=1). */
+  history?: string;
+}
+
+/** How a resumed run ended, and the calls each worker made (`both`: all of them, in order). */
+export interface Resumed<R> {
+  outcome: WorkflowOutcome<R>;
+  first: ActivityLog;
+  second: ActivityLog;
+  both: ActivityLog;
+}
+
+/**
+ * `handedOver` on a fresh task queue with each worker's calls recorded: the first worker (identity
+ * `first worker`) shuts down while `block` runs, the second (`second worker`) takes the run to its end.
+ */
+export async function resumedRun<W extends Workflow>(
+  env: TestWorkflowEnvironment,
+  run: ResumedRun<W>,
+): Promise<Resumed<WorkflowResultType<W>>> {
+  const logs = { first: new ActivityLog(), second: new ActivityLog(), both: new ActivityLog() };
+  const { activities, blocked } = blockedAt(run.first, ...run.block);
+  const outcome = await handedOver(env, {
+    taskQueue: uniqueTaskQueue(run.queuePrefix),
+    first: recorded(logs.both, recorded(logs.first, activities)),
+    blocked,
+    start: run.start,
+    ...(run.ready ? { ready: run.ready } : {}),
+    second: recorded(logs.both, recorded(logs.second, run.second)),
+    then: (handle) => workflowOutcome<WorkflowResultType<W>>(handle),
+    identities: ['first worker', 'second worker'],
+  });
+  if (run.history) await saveHistory(outcome, run.history);
+  return { outcome, ...logs };
 }
 
 /** Polls `probe` until it returns something other than undefined; fails after `timeoutMs`. */

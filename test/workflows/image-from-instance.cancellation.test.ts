@@ -3,34 +3,32 @@
  * made is deleted, the instance ends in the state it started in, and the run ends cancelled.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe } from 'node:test';
 import { ActivityFailure, CancelledFailure } from '@temporalio/common';
-import type { Activities } from '../../activities';
-import type { ConsistencyMode, ImageFromInstanceResult, InstanceState } from '../../workflows/contracts';
+import type { ConsistencyMode, InstanceState } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
-import { saveHistory } from '../support/histories';
 import { timeSkippingEnv } from '../support/temporal';
 import type { ExpectedCall, Outcome } from './stub-activities';
 import {
-  ActivityLog,
   IMAGE_ID,
-  assertCalls,
-  assertWorkflowFailure,
-  blockingUntilCancelled,
-  failing,
-  happyActivities,
-  imageInput,
-  outcomeOf,
-  RUN_TIMEOUT,
-  recorded,
-  startImageFromInstance,
-  stepReached,
-  stepStates,
-  withWorker,
   IMAGE_AS_IS,
   STOP_AND_IMAGE,
+  happyActivities,
+  imageInput,
+  startImageFromInstance,
 } from './stub-activities';
-import { cancelledWhileBlocked, assertWorkflowCancelled, workflowEnv } from './harness';
+import {
+  assertCalls,
+  assertWorkflowCancelled,
+  assertWorkflowFailure,
+  cancelledRun,
+  compensationStates,
+  failing,
+  stepReached,
+  stepStates,
+  workflowEnv,
+  test,
+} from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
@@ -74,125 +72,73 @@ describe('imageFromInstance cancelled while waiting for the image', () => {
     },
   ];
   for (const c of cases) {
-    it(
-      `GIVEN ${c.given} WHEN cancelled while waiting for the image THEN the image is deleted, the instance is left ${c.state}, and the run ends cancelled`,
-      RUN_TIMEOUT,
-      async () => {
-        const log = new ActivityLog();
-        const wait = blockingUntilCancelled();
-        const activities: Activities = {
-          ...happyActivities({ state: c.state }),
-          waitForImageAvailable: wait.fn,
-        };
-
-        // the waiting activity itself was stopped, not left polling
-        const outcome = await cancelledWhileBlocked<ImageFromInstanceResult>(
-          env,
-          recorded(log, activities),
-          wait,
-          (taskQueue) => startImageFromInstance(env, taskQueue, imageInput({ mode: c.mode })),
-          { beforeCancel: (handle) => stepReached(handle, 'start instance', [c.startStep]) },
-        );
-
-        assertCancelled(outcome);
-        assertCalls(log, c.calls);
-        assert.equal(log.inputs('deleteImage')[0]?.imageId, IMAGE_ID);
-        // Instance state: every stop this run made is followed by a start that succeeded.
-        const stops = log.count('stopInstance');
-        assert.equal(log.count('startInstance'), stops);
-        if (c.state === 'stopped' || c.mode !== 'stop') assert.equal(stops, 0);
-        assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
-        assert.equal(stepStates(outcome.progress)['create image'], 'compensated');
-      },
-    );
-  }
-
-  it(
-    'GIVEN a running instance in stop mode that is still starting again WHEN cancelled while waiting THEN the image is deleted and the instance is started by the compensation',
-    RUN_TIMEOUT,
-    async () => {
-      const log = new ActivityLog();
-      const wait = blockingUntilCancelled();
-      const forwardStart = blockingUntilCancelled();
-      const happy = happyActivities({ state: 'running' });
-      let starts = 0;
-      const activities: Activities = {
-        ...happy,
-        waitForImageAvailable: wait.fn,
-        // The start after CreateImage hangs; the compensation's start (a second call) succeeds.
-        startInstance: (input) => {
-          starts += 1;
-          return starts === 1 ? forwardStart.fn() : happy.startInstance(input);
-        },
-      };
-
-      const outcome = await withWorker(env, recorded(log, activities), async (taskQueue) => {
-        const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' }));
-        await Promise.all([wait.entered, forwardStart.entered]);
-        await stepReached(handle, 'start instance', ['running']);
-
-        await handle.cancel();
-
-        const o = await outcomeOf(handle);
-        await Promise.all([wait.cancelled, forwardStart.cancelled]);
-        return o;
+    test(`GIVEN ${c.given} WHEN cancelled while waiting for the image THEN the image is deleted, the instance is left ${c.state}, and the run ends cancelled`, async (log) => {
+      // the waiting activity itself was stopped, not left polling
+      const outcome = await cancelledRun(env, {
+        log,
+        activities: happyActivities({ state: c.state }),
+        block: ['waitForImageAvailable'],
+        start: (taskQueue) => startImageFromInstance(env, taskQueue, imageInput({ mode: c.mode })),
+        beforeCancel: (handle) => stepReached(handle, 'start instance', [c.startStep]),
       });
 
       assertCancelled(outcome);
-      assertCalls(log, [...STOP_AND_IMAGE, 'deleteImage', 'startInstance']);
-      assert.deepEqual(outcome.progress.compensations, [
-        { name: DELETE, state: 'done' },
-        { name: 'start instance again', state: 'done' },
-      ]);
-      assert.equal(stepStates(outcome.progress)['stop instance'], 'compensated');
-    },
-  );
+      assertCalls(log, c.calls);
+      assert.equal(log.inputs('deleteImage')[0]?.imageId, IMAGE_ID);
+      // Instance state: every stop this run made is followed by a start that succeeded.
+      const stops = log.count('stopInstance');
+      assert.equal(log.count('startInstance'), stops);
+      if (c.state === 'stopped' || c.mode !== 'stop') assert.equal(stops, 0);
+      assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
+      assert.equal(stepStates(outcome.progress)['create image'], 'compensated');
+    });
+  }
 
-  it(
-    'GIVEN the undo of a cancelled run fails WHEN cancelled while waiting for the image THEN the run fails CompensationFailed naming the image it left, not a clean CANCELLED',
-    RUN_TIMEOUT,
-    async () => {
-      const log = new ActivityLog();
-      const wait = blockingUntilCancelled();
-      const activities: Activities = {
-        ...failing(happyActivities({ state: 'stopped' }), 'deleteImage', FailureType.AwsUnauthorized),
-        waitForImageAvailable: wait.fn,
-      };
+  test('GIVEN a running instance in stop mode that is still starting again WHEN cancelled while waiting THEN the image is deleted and the instance is started by the compensation', async (log) => {
+    const outcome = await cancelledRun(env, {
+      log,
+      activities: happyActivities({ state: 'running' }),
+      // The start after CreateImage hangs; the compensation's start (a second call) succeeds.
+      block: ['waitForImageAvailable', 'startInstance'],
+      start: (taskQueue) => startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' })),
+      beforeCancel: (handle) => stepReached(handle, 'start instance', ['running']),
+    });
 
-      const { outcome, workflowId } = await withWorker(env, recorded(log, activities), async (taskQueue) => {
-        const handle = await startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' }));
-        await wait.entered;
+    assertCancelled(outcome);
+    assertCalls(log, [...STOP_AND_IMAGE, 'deleteImage', 'startInstance']);
+    assert.deepEqual(outcome.progress.compensations, [
+      { name: DELETE, state: 'done' },
+      { name: 'start instance again', state: 'done' },
+    ]);
+    assert.equal(stepStates(outcome.progress)['stop instance'], 'compensated');
+  });
 
-        await handle.cancel();
+  test('GIVEN the undo of a cancelled run fails WHEN cancelled while waiting for the image THEN the run fails CompensationFailed naming the image it left, not a clean CANCELLED', async (log) => {
+    const outcome = await cancelledRun(env, {
+      log,
+      activities: failing(happyActivities({ state: 'stopped' }), 'deleteImage', FailureType.AwsUnauthorized),
+      block: ['waitForImageAvailable'],
+      start: (taskQueue) => startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' })),
+      history: 'image-from-instance-cancelled-undo-failed',
+    });
 
-        return { outcome: await outcomeOf(handle), workflowId: handle.workflowId };
-      });
-      await saveHistory(
-        { history: outcome.history, workflowId },
-        'image-from-instance-cancelled-undo-failed',
-      );
-
-      assert.ok(!outcome.ok, 'the run should not succeed');
-      const failure = assertWorkflowFailure(outcome.error, FailureType.CompensationFailed);
-      assert.match(
-        failure.message,
-        /^cancelled as requested; but undoing failed for: delete image and snapshots \(/,
-      );
-      assert.match(failure.message, /injected AwsUnauthorized in deleteImage/);
-      assert.match(failure.message, /Resources may be left behind/);
-      // The cause is the cancellation that met the waiting step.
-      assert.ok(failure.cause instanceof ActivityFailure, `cause: ${String(failure.cause)}`);
-      assert.ok(
-        failure.cause.cause instanceof CancelledFailure,
-        `not cancelled: ${String(failure.cause.cause)}`,
-      );
-      assertCalls(log, [...IMAGE_AS_IS, 'deleteImage']);
-      assert.equal(outcome.progress.phase, 'failed');
-      assert.equal(outcome.progress.outcome, 'failed');
-      assert.deepEqual(
-        outcome.progress.compensations.map((c) => [c.name, c.state]),
-        [[DELETE, 'failed']],
-      );
-    },
-  );
+    assert.ok(!outcome.ok, 'the run should not succeed');
+    const failure = assertWorkflowFailure(outcome.error, FailureType.CompensationFailed);
+    assert.match(
+      failure.message,
+      /^cancelled as requested; but undoing failed for: delete image and snapshots \(/,
+    );
+    assert.match(failure.message, /injected AwsUnauthorized in deleteImage/);
+    assert.match(failure.message, /Resources may be left behind/);
+    // The cause is the cancellation that met the waiting step.
+    assert.ok(failure.cause instanceof ActivityFailure, `cause: ${String(failure.cause)}`);
+    assert.ok(
+      failure.cause.cause instanceof CancelledFailure,
+      `not cancelled: ${String(failure.cause.cause)}`,
+    );
+    assertCalls(log, [...IMAGE_AS_IS, 'deleteImage']);
+    assert.equal(outcome.progress.phase, 'failed');
+    assert.equal(outcome.progress.outcome, 'failed');
+    assert.deepEqual(compensationStates(outcome.progress), [[DELETE, 'failed']]);
+  });
 });

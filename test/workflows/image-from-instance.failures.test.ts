@@ -4,7 +4,7 @@
  * that fail themselves; refusals before anything is changed.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe } from 'node:test';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { ConsistencyMode } from '../../workflows/contracts';
 import { FailureType } from '../../workflows/contracts';
@@ -26,7 +26,7 @@ import {
   type ExpectedCall,
   failed,
   failing,
-  RUN_TIMEOUT,
+  test,
   stepStates,
   workflowEnv,
 } from './harness';
@@ -57,15 +57,19 @@ interface FailureCase {
   deleteBy?: 'name' | 'id';
 }
 
+/** A row of the tables below: `fail` fails with `type`; the calls made; what was undone; how the image was found. */
+const failAt = (
+  fail: ActivityName,
+  type: FailureType,
+  calls: ExpectedCall[],
+  undone: string[] = [],
+  deleteBy?: 'name' | 'id',
+): FailureCase => ({ fail, type, calls, undone, ...(deleteBy ? { deleteBy } : {}) });
+
 /** Failing before the run changed anything (reading the instance with `describeFails`, or the name check): nothing to undo. */
 const beforeAnyChange = (describeFails: FailureType): FailureCase[] => [
-  { fail: 'describeInstance', type: describeFails, calls: ['describeInstance'], undone: [] },
-  {
-    fail: 'checkImageName',
-    type: 'ImageNameTaken',
-    calls: ['describeInstance', 'checkImageName'],
-    undone: [],
-  },
+  failAt('describeInstance', describeFails, ['describeInstance']),
+  failAt('checkImageName', 'ImageNameTaken', ['describeInstance', 'checkImageName']),
 ];
 
 const upToCreate: ExpectedCall[] = ['describeInstance', 'checkImageName', 'stopInstance', 'createImage'];
@@ -74,68 +78,56 @@ const startAndWait: ExpectedCall = { concurrently: ['startInstance', 'waitForIma
 /** A running instance in `stop` mode: stopped, imaged, started again while the image completes. */
 const STOP_MODE: FailureCase[] = [
   ...beforeAnyChange('InstanceNotFound'),
-  {
-    fail: 'stopInstance',
-    type: 'AwsUnauthorized',
-    calls: ['describeInstance', 'checkImageName', 'stopInstance', 'startInstance'],
-    undone: [RESTART],
-  },
-  {
-    fail: 'createImage',
-    type: 'AwsLimitExceeded',
-    calls: [...upToCreate, 'deleteImage', 'startInstance'],
-    undone: [DELETE, RESTART],
-    deleteBy: 'name',
-  },
-  {
-    // The start again failed, so the instance is still stopped: its compensation tries once more.
-    fail: 'startInstance',
-    type: 'InstanceStateUnsupported',
-    calls: [...upToCreate, startAndWait, 'deleteImage', 'startInstance'],
-    undone: [DELETE, RESTART],
-    deleteBy: 'id',
-  },
-  {
-    // The instance was already running again: only the image is undone.
-    fail: 'waitForImageAvailable',
-    type: 'ImageFailed',
-    calls: [...upToCreate, startAndWait, 'deleteImage'],
-    undone: [DELETE],
-    deleteBy: 'id',
-  },
-  {
-    fail: 'tagSnapshots',
-    type: 'AwsPolicyRefused',
-    calls: [...upToCreate, startAndWait, 'tagSnapshots', 'deleteImage'],
-    undone: [DELETE],
-    deleteBy: 'id',
-  },
+  failAt(
+    'stopInstance',
+    'AwsUnauthorized',
+    ['describeInstance', 'checkImageName', 'stopInstance', 'startInstance'],
+    [RESTART],
+  ),
+  failAt(
+    'createImage',
+    'AwsLimitExceeded',
+    [...upToCreate, 'deleteImage', 'startInstance'],
+    [DELETE, RESTART],
+    'name',
+  ),
+  // The start again failed, so the instance is still stopped: its compensation tries once more.
+  failAt(
+    'startInstance',
+    'InstanceStateUnsupported',
+    [...upToCreate, startAndWait, 'deleteImage', 'startInstance'],
+    [DELETE, RESTART],
+    'id',
+  ),
+  // The instance was already running again: only the image is undone.
+  failAt(
+    'waitForImageAvailable',
+    'ImageFailed',
+    [...upToCreate, startAndWait, 'deleteImage'],
+    [DELETE],
+    'id',
+  ),
+  failAt(
+    'tagSnapshots',
+    'AwsPolicyRefused',
+    [...upToCreate, startAndWait, 'tagSnapshots', 'deleteImage'],
+    [DELETE],
+    'id',
+  ),
 ];
 
 /** `reboot` and `no-reboot` never stop the instance, so only the image is ever undone. */
 const NO_STOP_MODES: FailureCase[] = [
   ...beforeAnyChange('AwsUnauthorized'),
-  {
-    fail: 'createImage',
-    type: 'AwsMalformedRequest',
-    calls: ['describeInstance', 'checkImageName', 'createImage', 'deleteImage'],
-    undone: [DELETE],
-    deleteBy: 'name',
-  },
-  {
-    fail: 'waitForImageAvailable',
-    type: 'WaitTimedOut',
-    calls: [...IMAGE_AS_IS, 'deleteImage'],
-    undone: [DELETE],
-    deleteBy: 'id',
-  },
-  {
-    fail: 'tagSnapshots',
-    type: 'AwsLimitExceeded',
-    calls: [...IMAGE_AS_IS, 'tagSnapshots', 'deleteImage'],
-    undone: [DELETE],
-    deleteBy: 'id',
-  },
+  failAt(
+    'createImage',
+    'AwsMalformedRequest',
+    ['describeInstance', 'checkImageName', 'createImage', 'deleteImage'],
+    [DELETE],
+    'name',
+  ),
+  failAt('waitForImageAvailable', 'WaitTimedOut', [...IMAGE_AS_IS, 'deleteImage'], [DELETE], 'id'),
+  failAt('tagSnapshots', 'AwsLimitExceeded', [...IMAGE_AS_IS, 'tagSnapshots', 'deleteImage'], [DELETE], 'id'),
 ];
 
 const MODES: [ConsistencyMode, FailureCase[]][] = [
@@ -147,175 +139,149 @@ const MODES: [ConsistencyMode, FailureCase[]][] = [
 for (const [mode, cases] of MODES) {
   describe(`imageFromInstance in ${mode} mode on a running instance, failing at each step`, () => {
     for (const c of cases) {
-      it(
-        `GIVEN ${c.fail} fails with ${c.type} WHEN the run reaches it THEN it undoes exactly [${c.undone.join(', ')}] and fails with ${c.type}`,
-        RUN_TIMEOUT,
-        async () => {
-          const { outcome, log } = await runLogged(
-            env,
-            failing(happyActivities({ state: 'running' }), c.fail, c.type),
-            imageInput({ mode }),
-          );
+      test(`GIVEN ${c.fail} fails with ${c.type} WHEN the run reaches it THEN it undoes exactly [${c.undone.join(', ')}] and fails with ${c.type}`, async () => {
+        const { outcome, log } = await runLogged(
+          env,
+          failing(happyActivities({ state: 'running' }), c.fail, c.type),
+          imageInput({ mode }),
+        );
 
-          const cause = assertActivityFailure(failed(outcome), {
-            activityType: c.fail,
-            local: LOCAL.has(c.fail),
-            type: c.type,
-          });
-          assert.equal(cause.message, `injected ${c.type} in ${c.fail}`);
-          assertCalls(log, c.calls);
-          assert.equal(outcome.progress.phase, 'failed');
-          assert.match(outcome.progress.error ?? '', new RegExp(`injected ${c.type}`));
-          assert.deepEqual(
-            outcome.progress.compensations,
-            c.undone.map((name) => ({ name, state: 'done' })),
-          );
-          const steps = stepStates(outcome.progress);
-          assert.equal(steps[STEP_OF[c.fail] ?? '?'], 'failed');
-          if (c.undone.includes(DELETE) && c.fail !== 'createImage')
-            assert.equal(steps['create image'], 'compensated');
-          if (c.undone.includes(RESTART) && c.fail !== 'stopInstance')
-            assert.equal(steps['stop instance'], 'compensated');
+        const cause = assertActivityFailure(failed(outcome), {
+          activityType: c.fail,
+          local: LOCAL.has(c.fail),
+          type: c.type,
+        });
+        assert.equal(cause.message, `injected ${c.type} in ${c.fail}`);
+        assertCalls(log, c.calls);
+        assert.equal(outcome.progress.phase, 'failed');
+        assert.match(outcome.progress.error ?? '', new RegExp(`injected ${c.type}`));
+        assert.deepEqual(
+          outcome.progress.compensations,
+          c.undone.map((name) => ({ name, state: 'done' })),
+        );
+        const steps = stepStates(outcome.progress);
+        assert.equal(steps[STEP_OF[c.fail] ?? '?'], 'failed');
+        if (c.undone.includes(DELETE) && c.fail !== 'createImage')
+          assert.equal(steps['create image'], 'compensated');
+        if (c.undone.includes(RESTART) && c.fail !== 'stopInstance')
+          assert.equal(steps['stop instance'], 'compensated');
 
-          // The image undo only ever touches the image this run made: by id once CreateImage answered,
-          // otherwise by its deterministic name and this run's tags.
-          const deletes = log.inputs('deleteImage');
-          assert.equal(deletes.length, c.deleteBy ? 1 : 0);
-          if (c.deleteBy) {
-            const [owner] = log.inputs('checkImageName');
-            assert.ok(owner);
-            assert.deepEqual(deletes[0], c.deleteBy === 'name' ? owner : { ...owner, imageId: IMAGE_ID });
-          }
-          if (c.undone.includes(RESTART)) {
-            const restart = log.inputs('startInstance').at(-1);
-            assert.equal(restart?.instanceId, INSTANCE_ID);
-            assert.deepEqual(restart?.target, { region: 'eu-west-1' });
-          }
-        },
-      );
+        // The image undo only ever touches the image this run made: by id once CreateImage answered,
+        // otherwise by its deterministic name and this run's tags.
+        const deletes = log.inputs('deleteImage');
+        assert.equal(deletes.length, c.deleteBy ? 1 : 0);
+        if (c.deleteBy) {
+          const [owner] = log.inputs('checkImageName');
+          assert.ok(owner);
+          assert.deepEqual(deletes[0], c.deleteBy === 'name' ? owner : { ...owner, imageId: IMAGE_ID });
+        }
+        if (c.undone.includes(RESTART)) {
+          const restart = log.inputs('startInstance').at(-1);
+          assert.equal(restart?.instanceId, INSTANCE_ID);
+          assert.deepEqual(restart?.target, { region: 'eu-west-1' });
+        }
+      });
     }
   });
 }
 
+/** A running instance whose `fail` fails once with `type`, and whose image undo always fails with `undoFails`. */
+const undoFailing = (fail: ActivityName, type: FailureType, undoFails: FailureType) =>
+  failing(failing(happyActivities({ state: 'running' }), fail, type), 'deleteImage', undoFails, 'always');
+
 describe('imageFromInstance compensations', () => {
-  it(
-    'GIVEN a stopped instance in stop mode WHEN waiting for the image fails THEN only the image is undone and the instance is never started',
-    RUN_TIMEOUT,
-    async () => {
-      const { outcome, log } = await runLogged(
-        env,
-        failing(happyActivities({ state: 'stopped' }), 'waitForImageAvailable', 'ImageFailed'),
-        imageInput({ mode: 'stop' }),
-      );
+  test('GIVEN a stopped instance in stop mode WHEN waiting for the image fails THEN only the image is undone and the instance is never started', async () => {
+    const { outcome, log } = await runLogged(
+      env,
+      failing(happyActivities({ state: 'stopped' }), 'waitForImageAvailable', 'ImageFailed'),
+      imageInput({ mode: 'stop' }),
+    );
 
-      assertActivityFailure(failed(outcome), {
-        activityType: 'waitForImageAvailable',
-        local: false,
-        type: 'ImageFailed',
-      });
-      assertCalls(log, [...IMAGE_AS_IS, 'deleteImage']);
-      assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
-    },
-  );
+    assertActivityFailure(failed(outcome), {
+      activityType: 'waitForImageAvailable',
+      local: false,
+      type: 'ImageFailed',
+    });
+    assertCalls(log, [...IMAGE_AS_IS, 'deleteImage']);
+    assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
+  });
 
-  it(
-    'GIVEN CreateImage fails and undoing the image fails too WHEN compensating THEN the instance is still started again and the run fails with CompensationFailed naming what was not undone',
-    RUN_TIMEOUT,
-    async () => {
-      const activities = failing(
-        failing(happyActivities({ state: 'running' }), 'createImage', 'AwsLimitExceeded'),
-        'deleteImage',
-        'AwsUnauthorized',
-        'always',
-      );
+  test('GIVEN CreateImage fails and undoing the image fails too WHEN compensating THEN the instance is still started again and the run fails with CompensationFailed naming what was not undone', async () => {
+    const activities = undoFailing('createImage', 'AwsLimitExceeded', 'AwsUnauthorized');
 
-      const { outcome, log } = await runLogged(env, activities, imageInput({ mode: 'stop' }));
+    const { outcome, log } = await runLogged(env, activities, imageInput({ mode: 'stop' }));
 
-      const failure = assertWorkflowFailure(failed(outcome), 'CompensationFailed');
-      assert.match(
-        failure.message,
-        /^Activity task failed: injected AwsLimitExceeded in createImage; and undoing failed for: /,
-      );
-      assert.match(failure.message, new RegExp(`${DELETE} \\(.*injected AwsUnauthorized in deleteImage`));
-      assert.doesNotMatch(failure.message, new RegExp(RESTART));
-      assert.match(failure.message, /amiflow:workflow-id/);
-      // The original failure is kept as the cause (createImage's, a normal activity's since 'create-image-as-activity').
-      assert.ok(failure.cause instanceof ActivityFailure, `cause: ${String(failure.cause)}`);
-      assert.ok(failure.cause.cause instanceof ApplicationFailure);
-      assert.equal(failure.cause.cause.type, 'AwsLimitExceeded');
-      assertCalls(log, [
-        'describeInstance',
-        'checkImageName',
-        'stopInstance',
-        'createImage',
-        'deleteImage',
-        'startInstance',
-      ]);
-      assert.deepEqual(
-        outcome.progress.compensations.map((c) => [c.name, c.state]),
-        [
-          [DELETE, 'failed'],
-          [RESTART, 'done'],
-        ],
-      );
-      assert.match(outcome.progress.compensations[0]?.error ?? '', /injected AwsUnauthorized/);
-      assert.equal(stepStates(outcome.progress)['stop instance'], 'compensated');
-    },
-  );
+    const failure = assertWorkflowFailure(failed(outcome), 'CompensationFailed');
+    assert.match(
+      failure.message,
+      /^Activity task failed: injected AwsLimitExceeded in createImage; and undoing failed for: /,
+    );
+    assert.match(failure.message, new RegExp(`${DELETE} \\(.*injected AwsUnauthorized in deleteImage`));
+    assert.doesNotMatch(failure.message, new RegExp(RESTART));
+    assert.match(failure.message, /amiflow:workflow-id/);
+    // The original failure is kept as the cause (createImage's, a normal activity's since 'create-image-as-activity').
+    assert.ok(failure.cause instanceof ActivityFailure, `cause: ${String(failure.cause)}`);
+    assert.ok(failure.cause.cause instanceof ApplicationFailure);
+    assert.equal(failure.cause.cause.type, 'AwsLimitExceeded');
+    assertCalls(log, [
+      'describeInstance',
+      'checkImageName',
+      'stopInstance',
+      'createImage',
+      'deleteImage',
+      'startInstance',
+    ]);
+    assert.deepEqual(
+      outcome.progress.compensations.map((c) => [c.name, c.state]),
+      [
+        [DELETE, 'failed'],
+        [RESTART, 'done'],
+      ],
+    );
+    assert.match(outcome.progress.compensations[0]?.error ?? '', /injected AwsUnauthorized/);
+    assert.equal(stepStates(outcome.progress)['stop instance'], 'compensated');
+  });
 
-  it(
-    'GIVEN waiting fails and the image undo fails WHEN compensating THEN CompensationFailed keeps the whole original chain as its cause',
-    RUN_TIMEOUT,
-    async () => {
-      const activities = failing(
-        failing(happyActivities({ state: 'running' }), 'waitForImageAvailable', 'ImageFailed'),
-        'deleteImage',
-        'AwsPolicyRefused',
-        'always',
-      );
+  test('GIVEN waiting fails and the image undo fails WHEN compensating THEN CompensationFailed keeps the whole original chain as its cause', async () => {
+    const activities = undoFailing('waitForImageAvailable', 'ImageFailed', 'AwsPolicyRefused');
 
-      const { outcome } = await runLogged(env, activities, imageInput({ mode: 'no-reboot' }));
+    const { outcome } = await runLogged(env, activities, imageInput({ mode: 'no-reboot' }));
 
-      const failure = assertWorkflowFailure(failed(outcome), 'CompensationFailed');
-      const original = assertActivityCause(failure.cause, {
-        activityType: 'waitForImageAvailable',
-        local: false,
-        type: 'ImageFailed',
-      });
-      assert.equal(original.message, 'injected ImageFailed in waitForImageAvailable');
-      assert.deepEqual(
-        outcome.progress.compensations.map((c) => c.state),
-        ['failed'],
-      );
-    },
-  );
+    const failure = assertWorkflowFailure(failed(outcome), 'CompensationFailed');
+    const original = assertActivityCause(failure.cause, {
+      activityType: 'waitForImageAvailable',
+      local: false,
+      type: 'ImageFailed',
+    });
+    assert.equal(original.message, 'injected ImageFailed in waitForImageAvailable');
+    assert.deepEqual(
+      outcome.progress.compensations.map((c) => c.state),
+      ['failed'],
+    );
+  });
 
-  it(
-    'GIVEN the image undo hits a transient error first WHEN compensating THEN it is retried and the run fails with the original failure, not CompensationFailed',
-    RUN_TIMEOUT,
-    async () => {
-      const base = failing(happyActivities({ state: 'running' }), 'tagSnapshots', 'AwsPolicyRefused');
-      let deleteAttempts = 0;
-      const activities = {
-        ...base,
-        deleteImage: (input: Parameters<typeof base.deleteImage>[0]) => {
-          deleteAttempts += 1;
-          if (deleteAttempts === 1) throw new Error('socket hang up (transient)');
-          return base.deleteImage(input);
-        },
-      };
+  test('GIVEN the image undo hits a transient error first WHEN compensating THEN it is retried and the run fails with the original failure, not CompensationFailed', async () => {
+    const base = failing(happyActivities({ state: 'running' }), 'tagSnapshots', 'AwsPolicyRefused');
+    let deleteAttempts = 0;
+    const activities = {
+      ...base,
+      deleteImage: (input: Parameters<typeof base.deleteImage>[0]) => {
+        deleteAttempts += 1;
+        if (deleteAttempts === 1) throw new Error('socket hang up (transient)');
+        return base.deleteImage(input);
+      },
+    };
 
-      const { outcome, log } = await runLogged(env, activities, imageInput({ mode: 'reboot' }));
+    const { outcome, log } = await runLogged(env, activities, imageInput({ mode: 'reboot' }));
 
-      assertActivityFailure(failed(outcome), {
-        activityType: 'tagSnapshots',
-        local: true,
-        type: 'AwsPolicyRefused',
-      });
-      assert.equal(log.count('deleteImage'), 2);
-      assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
-    },
-  );
+    assertActivityFailure(failed(outcome), {
+      activityType: 'tagSnapshots',
+      local: true,
+      type: 'AwsPolicyRefused',
+    });
+    assert.equal(log.count('deleteImage'), 2);
+    assert.deepEqual(outcome.progress.compensations, [{ name: DELETE, state: 'done' }]);
+  });
 });
 
 describe('imageFromInstance refusals before any change', () => {
@@ -342,22 +308,18 @@ describe('imageFromInstance refusals before any change', () => {
     },
   ];
   for (const r of refusals) {
-    it(
-      `GIVEN ${r.why} WHEN imaged in stop mode THEN the run fails with ${r.type} after describing it, and nothing is undone`,
-      RUN_TIMEOUT,
-      async () => {
-        const { outcome, log } = await runLogged(
-          env,
-          happyActivities(r.describe),
-          imageInput({ mode: 'stop' }),
-        );
+    test(`GIVEN ${r.why} WHEN imaged in stop mode THEN the run fails with ${r.type} after describing it, and nothing is undone`, async () => {
+      const { outcome, log } = await runLogged(
+        env,
+        happyActivities(r.describe),
+        imageInput({ mode: 'stop' }),
+      );
 
-        const failure = assertWorkflowFailure(failed(outcome), r.type);
-        assert.match(failure.message, new RegExp(INSTANCE_ID));
-        assertCalls(log, ['describeInstance']);
-        assert.deepEqual(outcome.progress.compensations, []);
-        assert.equal(outcome.progress.phase, 'failed');
-      },
-    );
+      const failure = assertWorkflowFailure(failed(outcome), r.type);
+      assert.match(failure.message, new RegExp(INSTANCE_ID));
+      assertCalls(log, ['describeInstance']);
+      assert.deepEqual(outcome.progress.compensations, []);
+      assert.equal(outcome.progress.phase, 'failed');
+    });
   }
 });
