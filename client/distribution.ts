@@ -83,9 +83,17 @@ export interface RunAttributes {
   instanceId?: string;
 }
 
-export interface StartSpec {
-  workflowType: string;
-  args: unknown[];
+/** An amiflow workflow: one input, one result. */
+export type AmiflowWorkflow<I, R> = (input: I) => Promise<R>;
+
+/**
+ * A start of `workflow`, the workflow function itself (imported from workflows/): the SDK takes its
+ * type name from the function, and `input` must be its parameter's type, so an input of the wrong
+ * type for that workflow does not compile (test/client/typed-starts.test.ts).
+ */
+export interface StartSpec<I, R> {
+  workflow: AmiflowWorkflow<I, R>;
+  input: I;
   workflowId: string;
   taskQueue: string;
   summary: string;
@@ -120,13 +128,13 @@ function typedAttributes(a: RunAttributes): TypedSearchAttributes {
  * Starts a run: the one start call of every typed `start*` method of `AmiflowClient`. A run with
  * the same id still in progress is reported as such, with how to watch it.
  */
-export async function startRun(
+export async function startRun<I, R>(
   client: Client,
-  spec: StartSpec,
+  spec: StartSpec<I, R>,
 ): Promise<{ workflowId: string; runId: string }> {
   try {
-    const handle = await client.workflow.start(spec.workflowType, {
-      args: spec.args,
+    const handle = await client.workflow.start(spec.workflow, {
+      args: [spec.input],
       taskQueue: spec.taskQueue,
       workflowId: spec.workflowId,
       staticSummary: spec.summary,

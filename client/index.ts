@@ -31,6 +31,7 @@ import {
   parseShareImageInput,
   parseUnshareImageInput,
 } from '../workflows/share-validation';
+import type { AmiflowWorkflow, RunAttributes } from './distribution';
 import {
   copySummary,
   copyWorkflowId,
@@ -41,6 +42,17 @@ import {
   unshareWorkflowId,
   watchIt,
 } from './distribution';
+// The workflow functions themselves, so each start's input type is its workflow's (no type names).
+import {
+  backupInstances,
+  copyImage,
+  goldenImage,
+  imageFromInstance,
+  migrateInstance,
+  rolloutImage,
+  shareImage,
+  unshareImage,
+} from '../workflows';
 import type {
   AllowedAmisMode,
   AllowedAmisState,
@@ -243,15 +255,34 @@ export class AmiflowClient {
   /** Validates, then starts `imageFromInstance`. Throws `InvalidInputError` naming each bad field. */
   async startImageFromInstance(input: ImageFromInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseImageFromInstanceInput(requirePlainInput(input));
-    const workflowId = startId(opts) ?? imageWorkflowId(valid);
+    return this.startValid(imageFromInstance, valid, opts, {
+      workflowId: imageWorkflowId(valid),
+      summary: `Image ${valid.instanceId} → '${valid.imageName}' (${valid.mode}, ${valid.region})`,
+      attributes: { instanceId: valid.instanceId, region: valid.region },
+      inProgress: (id) =>
+        `a run with id '${id}' is already in progress for this instance and image name; ${watchIt(id)}`,
+    });
+  }
+
+  /**
+   * The start every typed `start*` method ends in, once its input is valid: the caller's workflow id
+   * (checked) or the run's deterministic one, the summary, and the search attributes unless opted out.
+   */
+  private async startValid<I, R>(
+    workflow: AmiflowWorkflow<I, R>,
+    input: I,
+    opts: StartOptions,
+    run: RunPlan,
+  ): Promise<StartedRun> {
+    const workflowId = startId(opts) ?? run.workflowId;
     return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.imageFromInstance,
-      args: [valid],
+      workflow,
+      input,
       workflowId,
       taskQueue: this.taskQueue,
-      summary: `Image ${valid.instanceId} → '${valid.imageName}' (${valid.mode}, ${valid.region})`,
-      ...runAttributes(opts, { instanceId: valid.instanceId, region: valid.region }),
-      inProgress: `a run with id '${workflowId}' is already in progress for this instance and image name; ${watchIt(workflowId)}`,
+      summary: run.summary,
+      ...(run.attributes ? runAttributes(opts, run.attributes) : {}),
+      ...(run.inProgress ? { inProgress: run.inProgress(workflowId) } : {}),
     });
   }
 
@@ -264,13 +295,10 @@ export class AmiflowClient {
     const valid = parseShareImageInput(requirePlainInput(input));
     const ownAccount = ownAccountShareIssues(valid);
     if (ownAccount.length > 0) throw new InvalidInputError(ownAccount);
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.shareImage,
-      args: [valid],
-      workflowId: startId(opts) ?? shareWorkflowId(valid),
-      taskQueue: this.taskQueue,
+    return this.startValid(shareImage, valid, opts, {
+      workflowId: shareWorkflowId(valid),
       summary: shareSummary(valid),
-      ...runAttributes(opts, { imageId: valid.imageId, region: valid.region }),
+      attributes: { imageId: valid.imageId, region: valid.region },
     });
   }
 
@@ -308,11 +336,8 @@ export class AmiflowClient {
         ? { deleteReencryptedCopy: opts.deleteReencryptedCopy }
         : {}),
     });
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.unshareImage,
-      args: [valid],
-      workflowId: startId(opts) ?? unshareWorkflowId(valid),
-      taskQueue: this.taskQueue,
+    return this.startValid(unshareImage, valid, opts, {
+      workflowId: unshareWorkflowId(valid),
       summary: `Unshare what ${shareWorkflowId} added`,
     });
   }
@@ -320,13 +345,10 @@ export class AmiflowClient {
   /** Validates, then starts `copyImage`. */
   async startCopyImage(input: CopyImageInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseCopyImageInput(requirePlainInput(input));
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.copyImage,
-      args: [valid],
-      workflowId: startId(opts) ?? copyWorkflowId(valid),
-      taskQueue: this.taskQueue,
+    return this.startValid(copyImage, valid, opts, {
+      workflowId: copyWorkflowId(valid),
       summary: copySummary(valid),
-      ...runAttributes(opts, { imageId: valid.imageId, region: valid.region }),
+      attributes: { imageId: valid.imageId, region: valid.region },
     });
   }
 
@@ -359,15 +381,12 @@ export class AmiflowClient {
    */
   async startMigrateInstance(input: MigrateInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseMigrateInstanceInput(requirePlainInput(input));
-    const workflowId = startId(opts) ?? migrateWorkflowId(valid);
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.migrateInstance,
-      args: [valid],
-      workflowId,
-      taskQueue: this.taskQueue,
+    return this.startValid(migrateInstance, valid, opts, {
+      workflowId: migrateWorkflowId(valid),
       summary: migrateSummary(valid),
-      ...runAttributes(opts, { instanceId: valid.instanceId, region: valid.region }),
-      inProgress: `a migration of ${valid.instanceId} is already in progress as '${workflowId}'; ${watchIt(workflowId)}`,
+      attributes: { instanceId: valid.instanceId, region: valid.region },
+      inProgress: (id) =>
+        `a migration of ${valid.instanceId} is already in progress as '${id}'; ${watchIt(id)}`,
     });
   }
 
@@ -460,13 +479,10 @@ export class AmiflowClient {
       scheduledTime: input.scheduledTime ?? manualScheduledTime(),
     });
     const scheduledTime = valid.scheduledTime ?? manualScheduledTime();
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.goldenImage,
-      args: [valid],
-      workflowId: startId(opts) ?? goldenWorkflowId({ ...valid, scheduledTime }),
-      taskQueue: this.taskQueue,
+    return this.startValid(goldenImage, valid, opts, {
+      workflowId: goldenWorkflowId({ ...valid, scheduledTime }),
       summary: goldenSummary(valid),
-      ...runAttributes(opts, { imageId: '(pending)', region: valid.region }),
+      attributes: { imageId: '(pending)', region: valid.region },
     });
   }
 
@@ -483,17 +499,16 @@ export class AmiflowClient {
   async startRolloutImage(input: RolloutImageInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseRolloutImageInput(input);
     const first = valid.targets[0];
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.rolloutImage,
-      args: [valid],
-      workflowId: opts.workflowId ?? rolloutWorkflowId(valid),
-      taskQueue: this.taskQueue,
+    return this.startValid(rolloutImage, valid, opts, {
+      workflowId: rolloutWorkflowId(valid),
       summary: rolloutSummary(valid),
       ...(first
-        ? runAttributes(opts, {
-            imageId: valid.imageId ?? valid.imageIds?.[first.region] ?? '',
-            region: first.region,
-          })
+        ? {
+            attributes: {
+              imageId: valid.imageId ?? valid.imageIds?.[first.region] ?? '',
+              region: first.region,
+            },
+          }
         : {}),
     });
   }
@@ -503,11 +518,8 @@ export class AmiflowClient {
     requirePlainInput(input);
     const valid = parseBackupInput({ ...input, scheduledTime: input.scheduledTime ?? manualScheduledTime() });
     const scheduledTime = valid.scheduledTime ?? manualScheduledTime();
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.backupInstances,
-      args: [valid],
-      workflowId: startId(opts) ?? backupWorkflowId({ ...valid, scheduledTime }),
-      taskQueue: this.taskQueue,
+    return this.startValid(backupInstances, valid, opts, {
+      workflowId: backupWorkflowId({ ...valid, scheduledTime }),
       summary: backupSummary(valid),
     });
   }
@@ -675,6 +687,16 @@ export class AmiflowClient {
   handle(workflowId: string): WorkflowHandle {
     return this.temporal.workflow.getHandle(checkedId('workflowId', workflowId));
   }
+}
+
+/** What a typed start says about its run besides the workflow and its input. */
+interface RunPlan {
+  /** The deterministic id, used unless the caller gave one (`StartOptions.workflowId`). */
+  workflowId: string;
+  summary: string;
+  attributes?: RunAttributes;
+  /** The refusal when a run with the id is in progress (default: startRun's). */
+  inProgress?: (workflowId: string) => string;
 }
 
 /** The caller's own workflow id (`opts.workflowId`), checked; undefined when none was given. */
