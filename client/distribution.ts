@@ -47,6 +47,20 @@ export function copyWorkflowId(input: CopyImageInput): string {
   return `copy-image/${input.region}/${input.accountId ?? 'self'}/${input.imageId}/${digest(dests)}`;
 }
 
+/** A share run: its deterministic id, summary, and the image it is found by. */
+export function shareRun(input: ShareImageInput): RunPlan {
+  return { workflowId: shareWorkflowId(input), summary: shareSummary(input), attributes: imageOf(input) };
+}
+
+/** A copy run: its deterministic id, summary, and the image it is found by. */
+export function copyRun(input: CopyImageInput): RunPlan {
+  return { workflowId: copyWorkflowId(input), summary: copySummary(input), attributes: imageOf(input) };
+}
+
+function imageOf(input: { imageId: string; region: string }): RunAttributes {
+  return { imageId: input.imageId, region: input.region };
+}
+
 export function shareSummary(input: ShareImageInput): string {
   const t = input.targets;
   const who = [
@@ -91,6 +105,16 @@ export type AmiflowWorkflow<I, R> = (input: I) => Promise<R>;
  * type name from the function, and `input` must be its parameter's type, so an input of the wrong
  * type for that workflow does not compile (test/client/typed-starts.test.ts).
  */
+/** What a typed start says about its run besides the workflow and its input. */
+export interface RunPlan {
+  /** The deterministic id, used unless the caller gave one (`StartOptions.workflowId`). */
+  workflowId: string;
+  summary: string;
+  attributes?: RunAttributes;
+  /** The refusal when a run with the id is in progress (default: startRun's). */
+  inProgress?: (workflowId: string) => string;
+}
+
 export interface StartSpec<I, R> {
   workflow: AmiflowWorkflow<I, R>;
   input: I;

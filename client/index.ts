@@ -16,7 +16,7 @@ import { regionProblem } from '../shared/regions';
 import { InvalidInputError, parseImageFromInstanceInput, useRegionCheck } from '../workflows/validation';
 import type { MigrateInstanceInput } from '../contracts';
 import { parseMigrateInstanceInput } from '../workflows/migrate-validation';
-import { migrateSummary, migrateWorkflowId } from './migration';
+import { migrateRun } from './migration';
 import type {
   CopyImageInput,
   ShareExpiryResult,
@@ -31,17 +31,8 @@ import {
   parseShareImageInput,
   parseUnshareImageInput,
 } from '../workflows/share-validation';
-import type { AmiflowWorkflow, RunAttributes } from './distribution';
-import {
-  copySummary,
-  copyWorkflowId,
-  shareSummary,
-  shareWorkflowId,
-  runAttributes,
-  startRun,
-  unshareWorkflowId,
-  watchIt,
-} from './distribution';
+import type { AmiflowWorkflow, RunPlan } from './distribution';
+import { copyRun, runAttributes, shareRun, startRun, unshareWorkflowId, watchIt } from './distribution';
 // The workflow functions themselves, so each start's input type is its workflow's (no type names).
 import {
   backupInstances,
@@ -295,11 +286,7 @@ export class AmiflowClient {
     const valid = parseShareImageInput(requirePlainInput(input));
     const ownAccount = ownAccountShareIssues(valid);
     if (ownAccount.length > 0) throw new InvalidInputError(ownAccount);
-    return this.startValid(shareImage, valid, opts, {
-      workflowId: shareWorkflowId(valid),
-      summary: shareSummary(valid),
-      attributes: { imageId: valid.imageId, region: valid.region },
-    });
+    return this.startValid(shareImage, valid, opts, shareRun(valid));
   }
 
   /**
@@ -345,11 +332,7 @@ export class AmiflowClient {
   /** Validates, then starts `copyImage`. */
   async startCopyImage(input: CopyImageInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseCopyImageInput(requirePlainInput(input));
-    return this.startValid(copyImage, valid, opts, {
-      workflowId: copyWorkflowId(valid),
-      summary: copySummary(valid),
-      attributes: { imageId: valid.imageId, region: valid.region },
-    });
+    return this.startValid(copyImage, valid, opts, copyRun(valid));
   }
 
   /**
@@ -363,14 +346,7 @@ export class AmiflowClient {
     try {
       return await this.handle(workflowId).executeUpdate(setShareExpiryUpdate, { args: [valid] });
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError)
-        throw new RunFailedError(
-          `share ${workflowId} refused the new expiry: ${err.cause?.message ?? err.message}`,
-          workflowId,
-          err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
-          false,
-        );
-      throw err;
+      throw updateRefused(err, `share ${workflowId} refused the new expiry`, workflowId);
     }
   }
 
@@ -381,13 +357,7 @@ export class AmiflowClient {
    */
   async startMigrateInstance(input: MigrateInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseMigrateInstanceInput(requirePlainInput(input));
-    return this.startValid(migrateInstance, valid, opts, {
-      workflowId: migrateWorkflowId(valid),
-      summary: migrateSummary(valid),
-      attributes: { instanceId: valid.instanceId, region: valid.region },
-      inProgress: (id) =>
-        `a migration of ${valid.instanceId} is already in progress as '${id}'; ${watchIt(id)}`,
-    });
+    return this.startValid(migrateInstance, valid, opts, migrateRun(valid));
   }
 
   // Guardrails: the approved-image catalogue, compliance scans, EC2 Allowed AMIs (see docs/guardrails.md).
@@ -441,14 +411,11 @@ export class AmiflowClient {
     try {
       return await setAllowedAmisMode(this.temporal, this.taskQueue, input, mode);
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError)
-        throw new RunFailedError(
-          `Allowed AMIs '${input.name}' refused ${mode}: ${err.cause?.message ?? err.message}`,
-          `enforce-allowed-amis/${input.name}`,
-          err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
-          false,
-        );
-      throw err;
+      throw updateRefused(
+        err,
+        `Allowed AMIs '${input.name}' refused ${mode}`,
+        `enforce-allowed-amis/${input.name}`,
+      );
     }
   }
 
@@ -566,14 +533,7 @@ export class AmiflowClient {
         .getHandle(workflowId, runId)
         .executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, { args: [valid] });
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError)
-        throw new RunFailedError(
-          `${workflowId} refused to ${kind}: ${err.cause?.message ?? err.message}`,
-          workflowId,
-          err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
-          false,
-        );
-      throw err;
+      throw updateRefused(err, `${workflowId} refused to ${kind}`, workflowId);
     }
   }
 
@@ -689,20 +649,20 @@ export class AmiflowClient {
   }
 }
 
-/** What a typed start says about its run besides the workflow and its input. */
-interface RunPlan {
-  /** The deterministic id, used unless the caller gave one (`StartOptions.workflowId`). */
-  workflowId: string;
-  summary: string;
-  attributes?: RunAttributes;
-  /** The refusal when a run with the id is in progress (default: startRun's). */
-  inProgress?: (workflowId: string) => string;
-}
-
 /** The caller's own workflow id (`opts.workflowId`), checked; undefined when none was given. */
 function startId(opts: StartOptions | null | undefined): string | undefined {
   const id = opts?.workflowId;
   return id === undefined ? undefined : checkedId('workflowId', id);
+}
+
+/**
+ * A workflow's refusal of an update becomes `RunFailedError` (`refused`, then its reason, with
+ * amiflow's failure type); any other error is returned as it is.
+ */
+function updateRefused(err: unknown, refused: string, workflowId: string): unknown {
+  if (!(err instanceof WorkflowUpdateFailedError)) return err;
+  const type = err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
+  return new RunFailedError(`${refused}: ${err.cause?.message ?? err.message}`, workflowId, type, false);
 }
 
 /** Runs `fn`; a failed run becomes `RunFailedError` (named by `what`) with amiflow's failure type. */
