@@ -186,6 +186,13 @@ function isRunOutcome(value: unknown): value is NonNullable<WorkflowProgress['ou
   return typeof value === 'string' && RUN_OUTCOMES.has(value);
 }
 
+/** Approving or rejecting the image a golden run waits on, as whoever signs the proof. */
+export type GoldenDecision = (
+  workflowId: string,
+  decision?: ApprovalDecision,
+  signing?: ApprovalSigning,
+) => Promise<ApprovalAck>;
+
 export class AmiflowClient {
   private constructor(
     readonly temporal: Client,
@@ -497,22 +504,12 @@ export class AmiflowClient {
    * them and bound to the run, which the worker verifies; the run records the verified principal
    * ARN. Refused (RunFailedError) when it is not waiting or that principal may not approve.
    */
-  async approveGoldenImage(
-    workflowId: string,
-    decision: ApprovalDecision = {},
-    signing: ApprovalSigning = {},
-  ): Promise<ApprovalAck> {
-    return this.decide(workflowId, 'approve', decision, signing);
-  }
+  readonly approveGoldenImage: GoldenDecision = (workflowId, decision = {}, signing = {}) =>
+    this.decide(workflowId, 'approve', decision, signing);
 
   /** Rejects it (same proof of identity): the run fails `ApprovalRejected` and undoes itself. */
-  async rejectGoldenImage(
-    workflowId: string,
-    decision: ApprovalDecision = {},
-    signing: ApprovalSigning = {},
-  ): Promise<ApprovalAck> {
-    return this.decide(workflowId, 'reject', decision, signing);
-  }
+  readonly rejectGoldenImage: GoldenDecision = (workflowId, decision = {}, signing = {}) =>
+    this.decide(workflowId, 'reject', decision, signing);
 
   private async decide(
     workflowId: string,
