@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { ApprovedImage, Catalogue, CatalogueInput } from '../contracts';
-import { FailureType, SELF_ACCOUNT, WORKFLOW_TYPES } from '../contracts';
+import { FailureType, SELF_ACCOUNT } from '../contracts';
+import { approvedImages } from '../workflows';
 import { parseCatalogueInput } from '../workflows/guardrails-validation';
 
 /** `approved-images/<digest of the selection>`: identical reads at the same time share one run. */
@@ -33,14 +34,14 @@ export async function readCatalogue(
   input: CatalogueInput,
 ): Promise<Catalogue> {
   const valid = parseCatalogueInput(input);
-  return temporal.workflow.execute(WORKFLOW_TYPES.approvedImages, {
+  return temporal.workflow.execute(approvedImages, {
     args: [valid],
     taskQueue,
     workflowId: catalogueWorkflowId(valid),
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
     staticSummary: `Approved images in ${valid.regions.join(', ')}${valid.pipelines ? ` (${valid.pipelines.join(', ')})` : ''}`,
-  }) as Promise<Catalogue>;
+  });
 }
 
 /**

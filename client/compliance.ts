@@ -22,6 +22,7 @@ import { InvalidInputError } from '../workflows/validation';
 import type { ScheduleBounds } from './bounds';
 import { checkScheduleInterval, readScheduleBounds } from './bounds';
 import { startRun } from './distribution';
+import { complianceScan } from '../workflows';
 import { parseDuration } from './plan-file';
 
 /** The id of a scan started by hand, and of the schedule that runs it (runs add `-<time>`). */
@@ -42,8 +43,8 @@ export async function startComplianceScan(
   const valid = parseComplianceScanInput(input);
   const workflowId = complianceWorkflowId(valid.name);
   return startRun(temporal, {
-    workflowType: WORKFLOW_TYPES.complianceScan,
-    args: [valid],
+    workflow: complianceScan,
+    input: valid,
     workflowId,
     taskQueue,
     summary: complianceSummary(valid),
@@ -91,7 +92,7 @@ export async function scheduleComplianceScan(
     },
     action: {
       type: 'startWorkflow',
-      workflowType: WORKFLOW_TYPES.complianceScan,
+      workflowType: complianceScan,
       args: [valid],
       taskQueue,
       workflowId: scheduleId,

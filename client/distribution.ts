@@ -47,6 +47,20 @@ export function copyWorkflowId(input: CopyImageInput): string {
   return `copy-image/${input.region}/${input.accountId ?? 'self'}/${input.imageId}/${digest(dests)}`;
 }
 
+/** A share run: its deterministic id, summary, and the image it is found by. */
+export function shareRun(input: ShareImageInput): RunPlan {
+  return { workflowId: shareWorkflowId(input), summary: shareSummary(input), attributes: imageOf(input) };
+}
+
+/** A copy run: its deterministic id, summary, and the image it is found by. */
+export function copyRun(input: CopyImageInput): RunPlan {
+  return { workflowId: copyWorkflowId(input), summary: copySummary(input), attributes: imageOf(input) };
+}
+
+function imageOf(input: { imageId: string; region: string }): RunAttributes {
+  return { imageId: input.imageId, region: input.region };
+}
+
 export function shareSummary(input: ShareImageInput): string {
   const t = input.targets;
   const who = [
@@ -83,9 +97,27 @@ export interface RunAttributes {
   instanceId?: string;
 }
 
-export interface StartSpec {
-  workflowType: string;
-  args: unknown[];
+/** An amiflow workflow: one input, one result. */
+export type AmiflowWorkflow<I, R> = (input: I) => Promise<R>;
+
+/**
+ * A start of `workflow`, the workflow function itself (imported from workflows/): the SDK takes its
+ * type name from the function, and `input` must be its parameter's type, so an input of the wrong
+ * type for that workflow does not compile (test/client/typed-starts.test.ts).
+ */
+/** What a typed start says about its run besides the workflow and its input. */
+export interface RunPlan {
+  /** The deterministic id, used unless the caller gave one (`StartOptions.workflowId`). */
+  workflowId: string;
+  summary: string;
+  attributes?: RunAttributes;
+  /** The refusal when a run with the id is in progress (default: startRun's). */
+  inProgress?: (workflowId: string) => string;
+}
+
+export interface StartSpec<I, R> {
+  workflow: AmiflowWorkflow<I, R>;
+  input: I;
   workflowId: string;
   taskQueue: string;
   summary: string;
@@ -120,13 +152,13 @@ function typedAttributes(a: RunAttributes): TypedSearchAttributes {
  * Starts a run: the one start call of every typed `start*` method of `AmiflowClient`. A run with
  * the same id still in progress is reported as such, with how to watch it.
  */
-export async function startRun(
+export async function startRun<I, R>(
   client: Client,
-  spec: StartSpec,
+  spec: StartSpec<I, R>,
 ): Promise<{ workflowId: string; runId: string }> {
   try {
-    const handle = await client.workflow.start(spec.workflowType, {
-      args: spec.args,
+    const handle = await client.workflow.start(spec.workflow, {
+      args: [spec.input],
       taskQueue: spec.taskQueue,
       workflowId: spec.workflowId,
       staticSummary: spec.summary,

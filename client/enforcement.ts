@@ -5,7 +5,8 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { AllowedAmisMode, AllowedAmisState, EnforceAllowedAmisInput } from '../contracts';
-import { WORKFLOW_TYPES, allowedAmisStateQuery, setAllowedAmisModeUpdate } from '../contracts';
+import { allowedAmisStateQuery, setAllowedAmisModeUpdate } from '../contracts';
+import { enforceAllowedAmis } from '../workflows';
 import { parseEnforceAllowedAmisInput, parseSetAllowedAmisMode } from '../workflows/guardrails-validation';
 
 export function enforcementWorkflowId(name: string): string {
@@ -60,7 +61,7 @@ export async function setAllowedAmisMode(
     if (mode === 'enabled')
       throw new Error(`enforcement '${valid.name}' has not been in audit mode: run --mode audit first`);
     try {
-      await temporal.workflow.start(WORKFLOW_TYPES.enforceAllowedAmis, {
+      await temporal.workflow.start(enforceAllowedAmis, {
         args: [valid],
         taskQueue,
         workflowId,

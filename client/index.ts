@@ -16,7 +16,7 @@ import { regionProblem } from '../shared/regions';
 import { InvalidInputError, parseImageFromInstanceInput, useRegionCheck } from '../workflows/validation';
 import type { MigrateInstanceInput } from '../contracts';
 import { parseMigrateInstanceInput } from '../workflows/migrate-validation';
-import { migrateSummary, migrateWorkflowId } from './migration';
+import { migrateRun } from './migration';
 import type {
   CopyImageInput,
   ShareExpiryResult,
@@ -31,16 +31,19 @@ import {
   parseShareImageInput,
   parseUnshareImageInput,
 } from '../workflows/share-validation';
+import type { AmiflowWorkflow, RunPlan } from './distribution';
+import { copyRun, runAttributes, shareRun, startRun, unshareWorkflowId, watchIt } from './distribution';
+// The workflow functions themselves, so each start's input type is its workflow's (no type names).
 import {
-  copySummary,
-  copyWorkflowId,
-  shareSummary,
-  shareWorkflowId,
-  runAttributes,
-  startRun,
-  unshareWorkflowId,
-  watchIt,
-} from './distribution';
+  backupInstances,
+  copyImage,
+  goldenImage,
+  imageFromInstance,
+  migrateInstance,
+  rolloutImage,
+  shareImage,
+  unshareImage,
+} from '../workflows';
 import type {
   AllowedAmisMode,
   AllowedAmisState,
@@ -183,6 +186,13 @@ function isRunOutcome(value: unknown): value is NonNullable<WorkflowProgress['ou
   return typeof value === 'string' && RUN_OUTCOMES.has(value);
 }
 
+/** Approving or rejecting the image a golden run waits on, as whoever signs the proof. */
+export type GoldenDecision = (
+  workflowId: string,
+  decision?: ApprovalDecision,
+  signing?: ApprovalSigning,
+) => Promise<ApprovalAck>;
+
 export class AmiflowClient {
   private constructor(
     readonly temporal: Client,
@@ -243,15 +253,34 @@ export class AmiflowClient {
   /** Validates, then starts `imageFromInstance`. Throws `InvalidInputError` naming each bad field. */
   async startImageFromInstance(input: ImageFromInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseImageFromInstanceInput(requirePlainInput(input));
-    const workflowId = startId(opts) ?? imageWorkflowId(valid);
+    return this.startValid(imageFromInstance, valid, opts, {
+      workflowId: imageWorkflowId(valid),
+      summary: `Image ${valid.instanceId} → '${valid.imageName}' (${valid.mode}, ${valid.region})`,
+      attributes: { instanceId: valid.instanceId, region: valid.region },
+      inProgress: (id) =>
+        `a run with id '${id}' is already in progress for this instance and image name; ${watchIt(id)}`,
+    });
+  }
+
+  /**
+   * The start every typed `start*` method ends in, once its input is valid: the caller's workflow id
+   * (checked) or the run's deterministic one, the summary, and the search attributes unless opted out.
+   */
+  private async startValid<I, R>(
+    workflow: AmiflowWorkflow<I, R>,
+    input: I,
+    opts: StartOptions,
+    run: RunPlan,
+  ): Promise<StartedRun> {
+    const workflowId = startId(opts) ?? run.workflowId;
     return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.imageFromInstance,
-      args: [valid],
+      workflow,
+      input,
       workflowId,
       taskQueue: this.taskQueue,
-      summary: `Image ${valid.instanceId} → '${valid.imageName}' (${valid.mode}, ${valid.region})`,
-      ...runAttributes(opts, { instanceId: valid.instanceId, region: valid.region }),
-      inProgress: `a run with id '${workflowId}' is already in progress for this instance and image name; ${watchIt(workflowId)}`,
+      summary: run.summary,
+      ...(run.attributes ? runAttributes(opts, run.attributes) : {}),
+      ...(run.inProgress ? { inProgress: run.inProgress(workflowId) } : {}),
     });
   }
 
@@ -264,14 +293,7 @@ export class AmiflowClient {
     const valid = parseShareImageInput(requirePlainInput(input));
     const ownAccount = ownAccountShareIssues(valid);
     if (ownAccount.length > 0) throw new InvalidInputError(ownAccount);
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.shareImage,
-      args: [valid],
-      workflowId: startId(opts) ?? shareWorkflowId(valid),
-      taskQueue: this.taskQueue,
-      summary: shareSummary(valid),
-      ...runAttributes(opts, { imageId: valid.imageId, region: valid.region }),
-    });
+    return this.startValid(shareImage, valid, opts, shareRun(valid));
   }
 
   /**
@@ -308,11 +330,8 @@ export class AmiflowClient {
         ? { deleteReencryptedCopy: opts.deleteReencryptedCopy }
         : {}),
     });
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.unshareImage,
-      args: [valid],
-      workflowId: startId(opts) ?? unshareWorkflowId(valid),
-      taskQueue: this.taskQueue,
+    return this.startValid(unshareImage, valid, opts, {
+      workflowId: unshareWorkflowId(valid),
       summary: `Unshare what ${shareWorkflowId} added`,
     });
   }
@@ -320,14 +339,7 @@ export class AmiflowClient {
   /** Validates, then starts `copyImage`. */
   async startCopyImage(input: CopyImageInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseCopyImageInput(requirePlainInput(input));
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.copyImage,
-      args: [valid],
-      workflowId: startId(opts) ?? copyWorkflowId(valid),
-      taskQueue: this.taskQueue,
-      summary: copySummary(valid),
-      ...runAttributes(opts, { imageId: valid.imageId, region: valid.region }),
-    });
+    return this.startValid(copyImage, valid, opts, copyRun(valid));
   }
 
   /**
@@ -341,14 +353,7 @@ export class AmiflowClient {
     try {
       return await this.handle(workflowId).executeUpdate(setShareExpiryUpdate, { args: [valid] });
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError)
-        throw new RunFailedError(
-          `share ${workflowId} refused the new expiry: ${err.cause?.message ?? err.message}`,
-          workflowId,
-          err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
-          false,
-        );
-      throw err;
+      throw updateRefused(err, `share ${workflowId} refused the new expiry`, workflowId);
     }
   }
 
@@ -359,16 +364,7 @@ export class AmiflowClient {
    */
   async startMigrateInstance(input: MigrateInstanceInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseMigrateInstanceInput(requirePlainInput(input));
-    const workflowId = startId(opts) ?? migrateWorkflowId(valid);
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.migrateInstance,
-      args: [valid],
-      workflowId,
-      taskQueue: this.taskQueue,
-      summary: migrateSummary(valid),
-      ...runAttributes(opts, { instanceId: valid.instanceId, region: valid.region }),
-      inProgress: `a migration of ${valid.instanceId} is already in progress as '${workflowId}'; ${watchIt(workflowId)}`,
-    });
+    return this.startValid(migrateInstance, valid, opts, migrateRun(valid));
   }
 
   // Guardrails: the approved-image catalogue, compliance scans, EC2 Allowed AMIs (see docs/guardrails.md).
@@ -422,14 +418,11 @@ export class AmiflowClient {
     try {
       return await setAllowedAmisMode(this.temporal, this.taskQueue, input, mode);
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError)
-        throw new RunFailedError(
-          `Allowed AMIs '${input.name}' refused ${mode}: ${err.cause?.message ?? err.message}`,
-          `enforce-allowed-amis/${input.name}`,
-          err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
-          false,
-        );
-      throw err;
+      throw updateRefused(
+        err,
+        `Allowed AMIs '${input.name}' refused ${mode}`,
+        `enforce-allowed-amis/${input.name}`,
+      );
     }
   }
 
@@ -460,13 +453,10 @@ export class AmiflowClient {
       scheduledTime: input.scheduledTime ?? manualScheduledTime(),
     });
     const scheduledTime = valid.scheduledTime ?? manualScheduledTime();
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.goldenImage,
-      args: [valid],
-      workflowId: startId(opts) ?? goldenWorkflowId({ ...valid, scheduledTime }),
-      taskQueue: this.taskQueue,
+    return this.startValid(goldenImage, valid, opts, {
+      workflowId: goldenWorkflowId({ ...valid, scheduledTime }),
       summary: goldenSummary(valid),
-      ...runAttributes(opts, { imageId: '(pending)', region: valid.region }),
+      attributes: { imageId: '(pending)', region: valid.region },
     });
   }
 
@@ -483,17 +473,16 @@ export class AmiflowClient {
   async startRolloutImage(input: RolloutImageInput, opts: StartOptions = {}): Promise<StartedRun> {
     const valid = parseRolloutImageInput(input);
     const first = valid.targets[0];
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.rolloutImage,
-      args: [valid],
-      workflowId: opts.workflowId ?? rolloutWorkflowId(valid),
-      taskQueue: this.taskQueue,
+    return this.startValid(rolloutImage, valid, opts, {
+      workflowId: rolloutWorkflowId(valid),
       summary: rolloutSummary(valid),
       ...(first
-        ? runAttributes(opts, {
-            imageId: valid.imageId ?? valid.imageIds?.[first.region] ?? '',
-            region: first.region,
-          })
+        ? {
+            attributes: {
+              imageId: valid.imageId ?? valid.imageIds?.[first.region] ?? '',
+              region: first.region,
+            },
+          }
         : {}),
     });
   }
@@ -503,11 +492,8 @@ export class AmiflowClient {
     requirePlainInput(input);
     const valid = parseBackupInput({ ...input, scheduledTime: input.scheduledTime ?? manualScheduledTime() });
     const scheduledTime = valid.scheduledTime ?? manualScheduledTime();
-    return startRun(this.temporal, {
-      workflowType: WORKFLOW_TYPES.backupInstances,
-      args: [valid],
-      workflowId: startId(opts) ?? backupWorkflowId({ ...valid, scheduledTime }),
-      taskQueue: this.taskQueue,
+    return this.startValid(backupInstances, valid, opts, {
+      workflowId: backupWorkflowId({ ...valid, scheduledTime }),
       summary: backupSummary(valid),
     });
   }
@@ -518,22 +504,12 @@ export class AmiflowClient {
    * them and bound to the run, which the worker verifies; the run records the verified principal
    * ARN. Refused (RunFailedError) when it is not waiting or that principal may not approve.
    */
-  async approveGoldenImage(
-    workflowId: string,
-    decision: ApprovalDecision = {},
-    signing: ApprovalSigning = {},
-  ): Promise<ApprovalAck> {
-    return this.decide(workflowId, 'approve', decision, signing);
-  }
+  readonly approveGoldenImage: GoldenDecision = (workflowId, decision = {}, signing = {}) =>
+    this.decide(workflowId, 'approve', decision, signing);
 
   /** Rejects it (same proof of identity): the run fails `ApprovalRejected` and undoes itself. */
-  async rejectGoldenImage(
-    workflowId: string,
-    decision: ApprovalDecision = {},
-    signing: ApprovalSigning = {},
-  ): Promise<ApprovalAck> {
-    return this.decide(workflowId, 'reject', decision, signing);
-  }
+  readonly rejectGoldenImage: GoldenDecision = (workflowId, decision = {}, signing = {}) =>
+    this.decide(workflowId, 'reject', decision, signing);
 
   private async decide(
     workflowId: string,
@@ -554,14 +530,7 @@ export class AmiflowClient {
         .getHandle(workflowId, runId)
         .executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, { args: [valid] });
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError)
-        throw new RunFailedError(
-          `${workflowId} refused to ${kind}: ${err.cause?.message ?? err.message}`,
-          workflowId,
-          err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
-          false,
-        );
-      throw err;
+      throw updateRefused(err, `${workflowId} refused to ${kind}`, workflowId);
     }
   }
 
@@ -681,6 +650,16 @@ export class AmiflowClient {
 function startId(opts: StartOptions | null | undefined): string | undefined {
   const id = opts?.workflowId;
   return id === undefined ? undefined : checkedId('workflowId', id);
+}
+
+/**
+ * A workflow's refusal of an update becomes `RunFailedError` (`refused`, then its reason, with
+ * amiflow's failure type); any other error is returned as it is.
+ */
+function updateRefused(err: unknown, refused: string, workflowId: string): unknown {
+  if (!(err instanceof WorkflowUpdateFailedError)) return err;
+  const type = err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
+  return new RunFailedError(`${refused}: ${err.cause?.message ?? err.message}`, workflowId, type, false);
 }
 
 /** Runs `fn`; a failed run becomes `RunFailedError` (named by `what`) with amiflow's failure type. */

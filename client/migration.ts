@@ -3,6 +3,8 @@
  * command-line result text.
  */
 import type { MigrateInstanceInput, MigrateInstanceResult } from '../contracts';
+import type { RunPlan } from './distribution';
+import { watchIt } from './distribution';
 
 /**
  * `migrate-instance/<region>/<account|self>/<instance>`: one migration of an instance at a time,
@@ -15,6 +17,17 @@ export function migrateWorkflowId(input: MigrateInstanceInput): string {
 export function migrateSummary(input: MigrateInstanceInput): string {
   const to = input.targetAvailabilityZone ?? input.overrides?.subnetId ?? '?';
   return `Migrate ${input.instanceId} → ${to} (source: ${input.sourceAction}, ${input.region})`;
+}
+
+/** A migration run: its id, summary, the instance it is found by, and the refusal of a second one. */
+export function migrateRun(input: MigrateInstanceInput): RunPlan {
+  return {
+    workflowId: migrateWorkflowId(input),
+    summary: migrateSummary(input),
+    attributes: { instanceId: input.instanceId, region: input.region },
+    inProgress: (id) =>
+      `a migration of ${input.instanceId} is already in progress as '${id}'; ${watchIt(id)}`,
+  };
 }
 
 export function formatMigrateResult(r: MigrateInstanceResult): string {

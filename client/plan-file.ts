@@ -381,20 +381,26 @@ export function parsePlan(text: string, source = '(plan)', bounds?: ScheduleBoun
   const plan = parsed.data;
   const defaults = plan.defaults ?? {};
   const lineOf = (path: Path) => position(path).line;
+  // What a pipeline's and a backup plan's entry have alike: name, resolved schedule, line in the file.
+  const placed = (
+    section: 'pipelines' | 'backups',
+    e: { name: string; schedule: PlanFileSchedule },
+    i: number,
+  ) => ({
+    name: e.name,
+    schedule: scheduleOf(e.schedule, defaults),
+    line: lineOf([section, i]),
+  });
   const entries: PlanEntry[] = [
     ...(plan.pipelines ?? []).map((p, i): PlanEntry => ({
       kind: 'golden',
-      name: p.name,
+      ...placed('pipelines', p, i),
       input: inputs[0]?.[i]?.input as unknown as GoldenImageInput,
-      schedule: scheduleOf(p.schedule, defaults),
-      line: lineOf(['pipelines', i]),
     })),
     ...(plan.backups ?? []).map((b, i): PlanEntry => ({
       kind: 'backup',
-      name: b.name,
+      ...placed('backups', b, i),
       input: inputs[1]?.[i]?.input as unknown as BackupInput,
-      schedule: scheduleOf(b.schedule, defaults),
-      line: lineOf(['backups', i]),
     })),
   ];
   if (bounds) {

@@ -41,6 +41,16 @@ export interface PolicyStatement {
   Condition?: Record<string, Record<string, string | string[] | boolean>>;
 }
 
+/** An Allow of `Action` on `Resource`, under `Condition` when given: most statements here are one. */
+export function allowStatement(
+  Sid: string,
+  Action: PolicyStatement['Action'],
+  Resource: PolicyStatement['Resource'],
+  Condition?: PolicyStatement['Condition'],
+): PolicyStatement {
+  return { Sid, Effect: 'Allow', Action, Resource, ...(Condition ? { Condition } : {}) };
+}
+
 export interface PolicyDocument {
   Version: '2012-10-17';
   Statement: PolicyStatement[];
@@ -90,13 +100,11 @@ export function launchPolicies(catalogue: Catalogue, opts: LaunchPolicyOptions =
 
   const allow: PolicyStatement[] = [];
   if (ids.length)
-    allow.push({
-      Sid: 'AllowRunInstancesFromApprovedImageIds',
-      Effect: 'Allow',
-      Action: 'ec2:RunInstances',
-      Resource: images,
-      Condition: { StringEquals: { 'ec2:ImageID': ids } },
-    });
+    allow.push(
+      allowStatement('AllowRunInstancesFromApprovedImageIds', 'ec2:RunInstances', images, {
+        StringEquals: { 'ec2:ImageID': ids },
+      }),
+    );
   allow.push({
     Sid: 'AllowRunInstancesFromImagesTaggedApproved',
     Effect: 'Allow',

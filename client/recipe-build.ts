@@ -5,10 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { WORKFLOW_TYPES } from '../contracts';
 import { parseWith } from '../contracts/issues';
 import type { BuildImageInput, BuildImageResult } from '../contracts/recipe';
 import { buildImageInputSchema } from '../contracts/recipe';
+import { buildImage } from '../workflows';
 import { runAttributes, startRun } from './distribution';
 
 export interface BuildStartOptions {
@@ -34,8 +34,8 @@ export async function startBuildImageRun(
   const valid = parseWith(buildImageInputSchema, input);
   const steps = valid.build.length + (valid.validate?.length ?? 0) + (valid.test?.length ?? 0);
   return startRun(temporal, {
-    workflowType: WORKFLOW_TYPES.buildImage,
-    args: [valid],
+    workflow: buildImage,
+    input: valid,
     workflowId: opts.workflowId ?? buildWorkflowId(valid),
     taskQueue,
     summary: `Build image from recipe ${valid.recipe} (${steps} steps, ${valid.region})${valid.force ? ', forced' : ''}`,

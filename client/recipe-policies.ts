@@ -14,6 +14,7 @@
  * logs:CreateLogStream/PutLogEvents on its log group (`builderProfilePolicy`).
  */
 import type { PolicyDocument, PolicyStatement } from './policies';
+import { allowStatement } from './policies';
 
 /** The builder role's default name (the instance profile of the same name is what recipes name). */
 export const DEFAULT_BUILDER_ROLE = 'amiflow-builder';
@@ -69,19 +70,21 @@ export function builderProfilePolicy(opts: BuilderProfileOptions = {}): {
   const p = opts.partition ?? 'aws';
   const statements: PolicyStatement[] = [];
   if (opts.s3Bucket)
-    statements.push({
-      Sid: 'WriteStepOutput',
-      Effect: 'Allow',
-      Action: 's3:PutObject',
-      Resource: `arn:${p}:s3:::${opts.s3Bucket}/${opts.s3KeyPrefix ?? ''}*`,
-    });
+    statements.push(
+      allowStatement(
+        'WriteStepOutput',
+        's3:PutObject',
+        `arn:${p}:s3:::${opts.s3Bucket}/${opts.s3KeyPrefix ?? ''}*`,
+      ),
+    );
   if (opts.cloudWatchLogGroup)
-    statements.push({
-      Sid: 'WriteStepLogs',
-      Effect: 'Allow',
-      Action: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
-      Resource: `arn:${p}:logs:*:*:log-group:${opts.cloudWatchLogGroup}:*`,
-    });
+    statements.push(
+      allowStatement(
+        'WriteStepLogs',
+        ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+        `arn:${p}:logs:*:*:log-group:${opts.cloudWatchLogGroup}:*`,
+      ),
+    );
   return {
     managedPolicyArns: [`arn:${p}:iam::aws:policy/AmazonSSMManagedInstanceCore`],
     policy: { Version: '2012-10-17', Statement: statements },

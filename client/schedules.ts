@@ -19,7 +19,9 @@ import type {
 } from '@temporalio/client';
 import { ScheduleNotFoundError, WorkflowFailedError } from '@temporalio/client';
 import Long from 'long';
-import { SearchAttr, WORKFLOW_TYPES } from '../contracts';
+import { SearchAttr } from '../contracts';
+import { backupInstances, goldenImage } from '../workflows';
+import type { AmiflowWorkflow } from './distribution';
 import type { OverlapPolicy, Plan, PlanEntry } from './plan-file';
 import { entryKey } from './plan-file';
 import type { ScheduleBounds } from './bounds';
@@ -67,7 +69,10 @@ export interface CompileOptions {
 export function compileSchedule(plan: Plan, entry: PlanEntry, opts: CompileOptions): CompiledSchedule {
   const scheduleId = scheduleIdOf(plan.name, entry);
   const s = entry.schedule;
-  const workflowType = entry.kind === 'golden' ? WORKFLOW_TYPES.goldenImage : WORKFLOW_TYPES.backupInstances;
+  const start =
+    entry.kind === 'golden'
+      ? scheduleStartAction(goldenImage, entry.input)
+      : scheduleStartAction(backupInstances, entry.input);
   const declared = {
     spec: {
       ...(s.cron ? { cronExpressions: s.cron } : {}),
@@ -77,8 +82,9 @@ export function compileSchedule(plan: Plan, entry: PlanEntry, opts: CompileOptio
       timezone: s.timeZone,
       ...(s.jitterSeconds !== undefined ? { jitter: s.jitterSeconds * 1000 } : {}),
     },
-    workflowType,
-    args: [entry.input],
+    // The type's name, as before the action named the function: an unchanged entry keeps its digest.
+    workflowType: start.workflowType.name,
+    args: start.args,
     taskQueue: opts.taskQueue,
     workflowId: scheduledWorkflowIdOf(plan.name, entry),
     policies: {
@@ -97,9 +103,7 @@ export function compileSchedule(plan: Plan, entry: PlanEntry, opts: CompileOptio
     scheduleId,
     spec: declared.spec,
     action: {
-      type: 'startWorkflow',
-      workflowType,
-      args: declared.args,
+      ...start,
       taskQueue: declared.taskQueue,
       workflowId: declared.workflowId,
       staticSummary: summary,
@@ -121,6 +125,11 @@ export function compileSchedule(plan: Plan, entry: PlanEntry, opts: CompileOptio
     },
   };
   return { scheduleId, entry, options, digest };
+}
+
+/** A schedule's start of `workflow`, typed by it: the input must be that workflow's. */
+export function scheduleStartAction<I, R>(workflow: AmiflowWorkflow<I, R>, input: I) {
+  return { type: 'startWorkflow' as const, workflowType: workflow, args: [input] as [I] };
 }
 
 export interface ApplyReport {

@@ -3,14 +3,15 @@
  * CLI's outcome reporting and client-side tracing both watch one.
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { FailureType, SearchAttr, WORKFLOW_TYPES } from '../../workflows/contracts';
+import { FailureType, SearchAttr } from '../../workflows/contracts';
+import { goldenImage } from '../../workflows';
 import { BUILDER, Fleet, REGION, goldenActivities, goldenInput } from '../workflows/golden-stubs';
 import { injectedFailure } from '../workflows/harness';
 import { uniqueWorkflowId } from '../workflows/stub-activities';
 
 /** Starts a golden run without approval, found by its region and builder instance like a real one. */
 export function startGoldenRun(client: Client, taskQueue: string, idPrefix: string): Promise<WorkflowHandle> {
-  return client.workflow.start(WORKFLOW_TYPES.goldenImage, {
+  return client.workflow.start(goldenImage, {
     taskQueue,
     workflowId: uniqueWorkflowId(idPrefix),
     args: [goldenInput({ approval: undefined })],

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import type { MigrateInstanceInput } from '../../client';
 import { InvalidInputError } from '../../client';
 import { run } from '../../client/cli';
+import { migrateInstance } from '../../workflows';
 import type { BadFlags, BadInput } from './fixtures';
 import {
   INSTANCE,
@@ -82,8 +83,8 @@ describe('client library refuses bad migration input before starting anything', 
     const started = await client.startMigrateInstance({ ...GOOD, accountId: '111122223333' });
     assert.equal(started.workflowId, 'migrate-instance/eu-west-1/111122223333/i-0123456789abcdef0');
     assert.equal(recorded.length, 1);
-    const [type, options] = recorded[0]?.args as [string, { staticSummary: string; workflowId: string }];
-    assert.equal(type, 'migrateInstance');
+    const [workflow, options] = recorded[0]?.args as [unknown, { staticSummary: string; workflowId: string }];
+    assert.equal(workflow, migrateInstance);
     assert.equal(options.workflowId, started.workflowId);
     assert.equal(options.staticSummary, 'Migrate i-0123456789abcdef0 → eu-west-1b (source: stop, eu-west-1)');
   });

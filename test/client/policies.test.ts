@@ -67,7 +67,10 @@ const CATALOGUE: Catalogue = {
   readAt: '2026-01-01T00:00:00.000Z',
 };
 
-/** Runs `amiflow guardrails policy …` against a client that answers the catalogue; returns what it printed. */
+/**
+ * Runs `amiflow guardrails policy … --json` against a client that answers the catalogue; returns
+ * what it printed, parsed.
+ */
 async function printed(argv: string[], catalogue: Catalogue = CATALOGUE): Promise<unknown> {
   const client = {
     listApprovedImages: () => Promise.resolve(catalogue),
@@ -77,7 +80,7 @@ async function printed(argv: string[], catalogue: Catalogue = CATALOGUE): Promis
   const log = console.log;
   console.log = (...args: unknown[]) => lines.push(args.join(' '));
   try {
-    assert.equal(await run(['guardrails', 'policy', ...argv], () => Promise.resolve(client)), 0);
+    assert.equal(await run(['guardrails', 'policy', ...argv, '--json'], () => Promise.resolve(client)), 0);
   } finally {
     console.log = log;
   }
@@ -166,14 +169,8 @@ const launch = (imageId: string, owner: string, tagged?: boolean): Context => ({
 
 void describe('guardrails policy --iam', () => {
   void it('GIVEN the catalogue WHEN printed as JSON THEN the allow policy has exactly three statements, each on images with its condition, and nothing that widens the principal', async () => {
-    const out = (await printed([
-      '--iam',
-      '--region',
-      'eu-west-1',
-      '--region',
-      'us-east-1',
-      '--json',
-    ])) as LaunchPolicies;
+    const regions = ['eu-west-1', 'us-east-1'].flatMap((r) => ['--region', r]);
+    const out = (await printed(['--iam', ...regions])) as LaunchPolicies;
 
     assert.equal(out.allow.Version, '2012-10-17');
     const [ids, tagged, owners, ...rest] = out.allow.Statement;
@@ -207,7 +204,7 @@ void describe('guardrails policy --iam', () => {
   });
 
   void it('GIVEN the catalogue WHEN printed as JSON THEN the deny policy is one statement denying images that match none of id, owner and approval tag', async () => {
-    const out = (await printed(['--iam', '--region', 'eu-west-1', '--json'])) as LaunchPolicies;
+    const out = (await printed(['--iam', '--region', 'eu-west-1'])) as LaunchPolicies;
 
     assert.deepEqual(out.deny, {
       Version: '2012-10-17',
@@ -344,14 +341,7 @@ void describe('guardrails policy --iam --amiflow-role', () => {
   const ROLE = `arn:aws:iam::${TOOLING}:role/amiflow-worker`;
 
   void it('GIVEN the worker’s role WHEN printed as JSON THEN the deny policy also reserves the approval tags to it, whatever their case', async () => {
-    const out = (await printed([
-      '--iam',
-      '--region',
-      'eu-west-1',
-      '--amiflow-role',
-      ROLE,
-      '--json',
-    ])) as LaunchPolicies;
+    const out = (await printed(['--iam', '--region', 'eu-west-1', '--amiflow-role', ROLE])) as LaunchPolicies;
 
     assert.deepEqual(out.deny.Statement[1], {
       Sid: 'DenyApprovalTagsExceptByAmiflow',
@@ -417,16 +407,8 @@ void describe('guardrails policy --iam --amiflow-role', () => {
 
 void describe('guardrails policy --kms', () => {
   void it('GIVEN approved images under two keys (and a retired one under a third) WHEN printed as JSON THEN each current key gets two key-policy statements for the target accounts and the IAM policy their principals need', async () => {
-    const out = (await printed([
-      '--kms',
-      '--region',
-      'eu-west-1',
-      '--account',
-      TARGETS[0] as string,
-      '--account',
-      TARGETS[1] as string,
-      '--json',
-    ])) as KeyPolicies;
+    const accounts = TARGETS.flatMap((t) => ['--account', t]);
+    const out = (await printed(['--kms', '--region', 'eu-west-1', ...accounts])) as KeyPolicies;
 
     assert.deepEqual(
       out.keys.map((k) => [k.keyArn, k.imageIds]),
@@ -436,32 +418,34 @@ void describe('guardrails policy --kms', () => {
       ],
     );
     const principals = ['arn:aws:iam::222200002222:root', 'arn:aws:iam::333300003333:root'];
+    // Both key-policy statements allow the target accounts' principals on the key itself ('*').
+    const toTargets = (Sid: string, Action: string | string[], Condition: PolicyStatement['Condition']) => ({
+      Sid,
+      Effect: 'Allow',
+      Principal: { AWS: principals },
+      Action,
+      Resource: '*',
+      Condition,
+    });
+    const useActions = ['DescribeKey', 'Decrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext'];
     for (const k of out.keys) {
       const [use, grant, ...rest] = k.keyPolicyStatements;
       assert.equal(rest.length, 0);
-      assert.deepEqual(use, {
-        Sid: 'AllowApprovedImageAccountsUseOfTheKey',
-        Effect: 'Allow',
-        Principal: { AWS: principals },
-        Action: [
-          'kms:DescribeKey',
-          'kms:Decrypt',
-          'kms:GenerateDataKey',
-          'kms:GenerateDataKeyWithoutPlaintext',
-          'kms:ReEncryptFrom',
-          'kms:ReEncryptTo',
-        ],
-        Resource: '*',
-        Condition: THROUGH_EC2_BY_TARGETS,
-      });
-      assert.deepEqual(grant, {
-        Sid: 'AllowApprovedImageAccountsGrantsForEc2',
-        Effect: 'Allow',
-        Principal: { AWS: principals },
-        Action: 'kms:CreateGrant',
-        Resource: '*',
-        Condition: { ...THROUGH_EC2_BY_TARGETS, Bool: { 'kms:GrantIsForAWSResource': true } },
-      });
+      assert.deepEqual(
+        use,
+        toTargets(
+          'AllowApprovedImageAccountsUseOfTheKey',
+          [...useActions, 'ReEncryptFrom', 'ReEncryptTo'].map((a) => `kms:${a}`),
+          THROUGH_EC2_BY_TARGETS,
+        ),
+      );
+      assert.deepEqual(
+        grant,
+        toTargets('AllowApprovedImageAccountsGrantsForEc2', 'kms:CreateGrant', {
+          ...THROUGH_EC2_BY_TARGETS,
+          Bool: { 'kms:GrantIsForAWSResource': true },
+        }),
+      );
       assert.deepEqual(policyFindings({ Version: '2012-10-17', Statement: k.keyPolicyStatements }), []);
       const [useIam, grantIam, ...more] = k.targetAccountIamPolicy.Statement;
       assert.equal(more.length, 0);

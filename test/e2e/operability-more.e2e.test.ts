@@ -17,7 +17,7 @@ import type { FaultProxy } from '../../devkit/faults/fault-proxy';
 import { startFaultProxy } from '../../devkit/faults/fault-proxy';
 import { NO_FAULTS } from '../../devkit/faults/options';
 import type { Moto } from '../../devkit/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../../devkit/moto';
+import { startMoto } from '../../devkit/moto';
 import { freePort } from '../../devkit/ports';
 import { installQuietRuntime } from '../../devkit/runtime';
 import {
@@ -30,7 +30,13 @@ import {
 import { devServerEnv } from '../../devkit/temporal';
 import { ROOT } from '../../devkit/tools';
 import { eventually } from './fixtures';
-import { metricTotal, startWorkerProcess, status, stopWorkerProcess } from './worker-process';
+import {
+  SANDBOX_AWS_ENV,
+  metricTotal,
+  startWorkerProcess,
+  stopWorkerProcess,
+  untilHealth,
+} from './worker-process';
 
 let env: TestWorkflowEnvironment;
 let moto: Moto;
@@ -60,18 +66,13 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
     // Every throttle reaches amiflow's middleware (no SDK retry hides it), so /metrics must count
     // exactly the throttles the layer answered.
     const worker = await startWorkerProcess(temporalPort, proxy.endpoint, {
-      AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
+      ...SANDBOX_AWS_ENV,
       AMIFLOW_AWS_MAX_ATTEMPTS: '1',
     });
     const runs = new Map<string, string>(); // workflowId → runId
     let cancelledWorkflowId = '';
     try {
-      await eventually(
-        'the worker to be ready',
-        async () => ((await status(`${worker.healthUrl}/readyz`)) === 200 ? true : undefined),
-        WAIT_MS,
-      );
+      await untilHealth(worker, '/readyz', WAIT_MS);
       const client = AmiflowClient.fromClient(env.client, worker.taskQueue);
       const instanceId = await launchInstance(ec2, await stockEbsAmi(ec2));
       const sourceImage = await createImageDirectly(ec2, instanceId, `ops-more-source-${instanceId}`);
@@ -241,16 +242,11 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
 
   void it('GIVEN log level DEBUG WHEN the worker starts and stops THEN the SDK core’s own lines arrive in the same JSON stream', async () => {
     const worker = await startWorkerProcess(temporalPort, proxy.endpoint, {
-      AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
+      ...SANDBOX_AWS_ENV,
       AMIFLOW_LOG_LEVEL: 'DEBUG',
     });
     try {
-      await eventually(
-        'the worker to be ready',
-        async () => ((await status(`${worker.healthUrl}/readyz`)) === 200 ? true : undefined),
-        WAIT_MS,
-      );
+      await untilHealth(worker, '/readyz', WAIT_MS);
     } finally {
       assert.equal(await stopWorkerProcess(worker), 0);
     }

@@ -11,14 +11,14 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AmiflowClient } from '../../client';
 import { FailureType, SearchAttr } from '../../workflows/contracts';
 import type { Moto } from '../support/moto';
-import { SANDBOX_CREDENTIALS, startMoto } from '../support/moto';
+import { startMoto } from '../support/moto';
 import { startCollector } from '../support/otlp-collector';
 import { freePort } from '../support/ports';
 import { installQuietRuntime } from '../support/runtime';
 import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../support/sandbox-ec2';
 import { devServerEnv } from '../support/temporal';
 import { eventually, runFailure } from './fixtures';
-import { startWorkerProcess, status } from './worker-process';
+import { SANDBOX_AWS_ENV, startWorkerProcess, status, untilHealth } from './worker-process';
 
 let env: TestWorkflowEnvironment;
 let moto: Moto;
@@ -51,8 +51,7 @@ void describe('the worker process, as operators see it', () => {
   void it('GIVEN a started worker WHEN it images one instance and fails one run THEN health, metrics and JSON logs tell the story', async () => {
     const collector = await startCollector();
     const worker = await startWorkerProcess(temporalPort, moto.endpoint, {
-      AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
+      ...SANDBOX_AWS_ENV,
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_BSP_SCHEDULE_DELAY: '200',
@@ -60,17 +59,9 @@ void describe('the worker process, as operators see it', () => {
     let okRunId = '';
     try {
       // GIVEN: alive at once, not ready until it polls
-      await eventually(
-        '/healthz to answer',
-        async () => ((await status(`${worker.healthUrl}/healthz`)) === 200 ? true : undefined),
-        WAIT_MS,
-      );
+      await untilHealth(worker, '/healthz', WAIT_MS);
       assert.equal(await status(`${worker.healthUrl}/readyz`), 503, 'not ready before polling');
-      await eventually(
-        '/readyz 200',
-        async () => ((await status(`${worker.healthUrl}/readyz`)) === 200 ? true : undefined),
-        WAIT_MS,
-      );
+      await untilHealth(worker, '/readyz', WAIT_MS);
 
       // WHEN: one image in stop mode, one run on an instance that does not exist
       const ec2 = sandboxEc2(moto.endpoint);

@@ -64,13 +64,22 @@ async function withWorker<T>(
   return withSandboxWorker(stack.env, stack.moto.endpoint, name, fn);
 }
 
-/** An AMI of the sandbox account in the source region, with user tags. */
-async function sourceImage(name: string): Promise<{ imageId: string; snapshotIds: string[] }> {
+/**
+ * An AMI of the sandbox account in the source region, with user tags; `image` is where a run finds
+ * it (region and id, as every share and copy input names its source).
+ */
+async function sourceImage(
+  name: string,
+): Promise<{ imageId: string; snapshotIds: string[]; image: { region: string; imageId: string } }> {
   const source = ec2In(SANDBOX_REGION);
   const imageId = await createImageDirectly(source, await launchInstance(source, stockAmi), name);
   await tagResource(source, imageId, SOURCE_TAGS);
   const image = await findImage(source, imageId);
-  return { imageId, snapshotIds: image ? snapshotIdsOfImage(image) : [] };
+  return {
+    imageId,
+    snapshotIds: image ? snapshotIdsOfImage(image) : [],
+    image: { region: SANDBOX_REGION, imageId },
+  };
 }
 
 async function launchPermissions(imageId: string): Promise<unknown[]> {
@@ -112,7 +121,7 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
   });
 
   void it('GIVEN an image another account can launch already WHEN it is shared with an account and an OU (copy allowed), then unshared THEN the permissions are visible in EC2, and unsharing removes exactly those it added', async () => {
-    const { imageId, snapshotIds } = await sourceImage('amiflow-e2e-share');
+    const { imageId, snapshotIds, image } = await sourceImage('amiflow-e2e-share');
     await ec2In(SANDBOX_REGION).send(
       new ModifyImageAttributeCommand({
         ImageId: imageId,
@@ -122,8 +131,7 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
 
     const { shared, during, unshared } = await withWorker('e2e-share', async (client) => {
       const run = await client.startShareImage({
-        region: SANDBOX_REGION,
-        imageId,
+        ...image,
         targets: { accountIds: [TARGET_ACCOUNT, OTHER_ACCOUNT], organizationalUnitArns: [OU] },
         allowCopy: true,
       });
@@ -168,12 +176,11 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
   });
 
   void it('GIVEN a time-limited share on the dev server WHEN the end is brought to now by an update THEN it is withdrawn at once', async () => {
-    const { imageId } = await sourceImage('amiflow-e2e-share-expiry');
+    const { imageId, image } = await sourceImage('amiflow-e2e-share-expiry');
 
     const { result, seen } = await withWorker('e2e-share-expiry', async (client) => {
       const run = await client.startShareImage({
-        region: SANDBOX_REGION,
-        imageId,
+        ...image,
         targets: { accountIds: [TARGET_ACCOUNT] },
         durationSeconds: 7 * 24 * 3600,
       });
@@ -195,12 +202,11 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
   });
 
   void it('GIVEN an image WHEN it is copied to two more regions THEN each region has an available copy with the source tags, the run tags and tagged snapshots', async () => {
-    const { imageId } = await sourceImage('amiflow-e2e-copy');
+    const { imageId, image } = await sourceImage('amiflow-e2e-copy');
 
     const { result, workflowId } = await withWorker('e2e-copy', async (client) => {
       const run = await client.startCopyImage({
-        region: SANDBOX_REGION,
-        imageId,
+        ...image,
         destinations: COPY_REGIONS.map((region) => ({ region })),
         tags: { purpose: 'dr' },
       });
@@ -246,7 +252,7 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
   });
 
   void it("GIVEN one of two destinations whose copy ends 'failed' WHEN copied under 'rollback' THEN the run fails with CopyFailed and no copy, snapshot or tag of the run is left in any region", async () => {
-    const { imageId } = await sourceImage('amiflow-e2e-rollback');
+    const { imageId, image } = await sourceImage('amiflow-e2e-rollback');
     const before = Object.fromEntries(
       await Promise.all(
         [SANDBOX_REGION, ...COPY_REGIONS].map(async (r) => [r, await snapshotIdsIn(r)] as const),
@@ -260,8 +266,7 @@ void describe('shareImage and copyImage end to end (dev server + moto + real wor
         reason: { Code: 'Client.InternalError', Message: 'copy failed (injected by the test)' },
       });
       const run = await client.startCopyImage({
-        region: SANDBOX_REGION,
-        imageId,
+        ...image,
         destinations: [
           { region: 'us-west-2', name: 'amiflow-e2e-rollback us' },
           { region: 'eu-west-1', name: 'amiflow-e2e-rollback eu' },

@@ -6,10 +6,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { SANDBOX_CREDENTIALS } from '../../devkit/moto';
 import { freePort } from '../../devkit/ports';
 import { SANDBOX_REGION } from '../../devkit/sandbox-ec2';
 import { uniqueTaskQueue } from '../../devkit/temporal';
 import { ROOT } from '../../devkit/tools';
+import { eventually } from './fixtures';
 
 export interface WorkerProcess {
   child: ChildProcess;
@@ -82,6 +84,25 @@ export async function status(url: string): Promise<number | undefined> {
   } catch {
     return undefined; // not listening yet
   }
+}
+
+/** The sandbox's credentials as a worker's environment (it inherits none): `startWorkerProcess`'s `env`. */
+export const SANDBOX_AWS_ENV: Record<string, string> = {
+  AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
+};
+
+/** Waits up to `ms` until the worker's `/healthz` (alive) or `/readyz` (polling, with credentials) is 200. */
+export async function untilHealth(
+  worker: WorkerProcess,
+  probe: '/healthz' | '/readyz',
+  ms: number,
+): Promise<void> {
+  await eventually(
+    `${probe} 200`,
+    async () => ((await status(`${worker.healthUrl}${probe}`)) === 200 ? true : undefined),
+    ms,
+  );
 }
 
 /** SIGTERM (unless it already ended) and its exit code. */
