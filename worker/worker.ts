@@ -14,6 +14,7 @@ import { connectionOptions } from './connection';
 import { createLogger } from './logging';
 import type { AsyncWaits } from './async-waits';
 import { createAsyncWaits } from './async-waits';
+import { workflowBundleOptions } from './bundle-options';
 
 /**
  * Workflows cached per worker unless AMIFLOW_MAX_CACHED_WORKFLOWS says otherwise: enough for the
@@ -91,17 +92,8 @@ export function temporalReaderFor(t: TemporalSettings): OpenTemporalReader {
   };
 }
 
-export const workflowsPath = require.resolve('../workflows');
-
-/**
- * The workflow bundle's source map without the sources' text (webpack `inline-nosources-source-map`):
- * stack traces still map to file and line, while every worker stops holding ~2 MB of embedded
- * sources in its main thread and its workflow thread (issue 13's idle RSS). Used by
- * `npm run build`'s prebuilt bundle, the test kit's, and a worker that bundles at start.
- */
-export function leanSourceMaps<C extends { devtool?: unknown }>(config: C): C {
-  return { ...config, devtool: 'inline-nosources-source-map' };
-}
+// Where the bundle's options live now; re-exported for the importers that predate the move.
+export { leanSourceMaps, workflowsPath } from './bundle-options';
 
 export async function buildWorker(
   opts: BuildWorkerOptions,
@@ -145,7 +137,13 @@ export async function buildWorker(
       ? {}
       : opts.settings.workflowBundlePath
         ? { workflowBundle: { codePath: opts.settings.workflowBundlePath } }
-        : { workflowsPath, bundlerOptions: { webpackConfigHook: leanSourceMaps } }),
+        : {
+            workflowsPath: workflowBundleOptions.workflowsPath,
+            bundlerOptions: {
+              webpackConfigHook: workflowBundleOptions.webpackConfigHook,
+              preloadModules: workflowBundleOptions.preloadModules,
+            },
+          }),
     maxCachedWorkflows: opts.settings.maxCachedWorkflows ?? DEFAULT_CACHED_WORKFLOWS,
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: opts.settings.maxConcurrentActivities,
