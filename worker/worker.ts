@@ -17,11 +17,13 @@ import { createAsyncWaits } from './async-waits';
 import { workflowBundleOptions } from './bundle-options';
 
 /**
- * Workflows cached per worker unless AMIFLOW_MAX_CACHED_WORKFLOWS says otherwise: enough for the
- * runs that are busy now; a waiting run is evicted and replays its short history when its wait ends
- * (323 KB each cached, issue 13).
+ * Workflows cached per worker unless AMIFLOW_MAX_CACHED_WORKFLOWS says otherwise. With the shared
+ * workflow modules (bundle-options.ts) a cached workflow costs ~0.5 MB instead of ~2.7 MB, so a
+ * cache that holds a 300-run burst no longer costs memory that matters, and it spares the replays a
+ * smaller one pays: at 1,000 waits, cache 10 / 100 / 300 measured 320 / 359 / 347 MB RSS and 106 /
+ * 59 / 43 ms worker CPU per run (docs/fleet-waits.md, issue 13).
  */
-export const DEFAULT_CACHED_WORKFLOWS = 100;
+export const DEFAULT_CACHED_WORKFLOWS = 300;
 
 export interface BuildWorkerOptions {
   connection: NativeConnection;
