@@ -56,7 +56,7 @@ function row(f: MemoryFigures): Record<string, string | number> {
     'idle RSS MB': Math.round(f.idle.rssAfterGcMB),
     'waiting RSS MB': Math.round(f.waiting.rssAfterGcMB),
     'KB/run (RSS)': perRun(f.waiting.rssAfterGcMB, f.idle.rssAfterGcMB),
-    'KB/run (heap)': perRun(f.waiting.heapUsedAfterGcMB, f.idle.heapUsedAfterGcMB),
+    'KB/run (main-thread heap)': perRun(f.waiting.heapUsedAfterGcMB, f.idle.heapUsedAfterGcMB),
     'CPU ms/run to waiting': Number(f.cpuMsPerRunToWaiting.toFixed(1)),
     'CPU ms/run to done': Number((f.cpuMsPerRunToDone ?? NaN).toFixed(1)),
     'peak RSS MB': Math.round(f.peakRssMB),
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
       const kb = (f: MemoryFigures) =>
         ((f.waiting.heapUsedAfterGcMB - f.idle.heapUsedAfterGcMB) * 1000) / runs;
       console.log(
-        `heap per cached workflow: ${kb(before).toFixed(0)} KB → ${kb(after).toFixed(0)} KB ` +
+        `RSS per cached workflow: ${kb(before).toFixed(0)} KB → ${kb(after).toFixed(0)} KB ` +
           `(${(kb(before) / kb(after)).toFixed(1)}×); CPU per run to waiting: ` +
           `${before.cpuMsPerRunToWaiting.toFixed(1)} → ${after.cpuMsPerRunToWaiting.toFixed(1)} ms`,
       );
