@@ -18,7 +18,9 @@ import { startFaultProxy } from '../devkit/faults';
 import type { Moto } from '../devkit/moto';
 import { startMoto } from '../devkit/moto';
 import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../devkit/sandbox-ec2';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { devServerEnv, workflowBundle } from '../devkit/temporal';
+import { leanSourceMaps, workflowsPath } from '../worker/bundle-options';
 import type { WorkerProcess } from '../devkit/worker-process';
 import { startWorkerProcess } from '../devkit/worker-process';
 import { METRIC } from '../workflows/metric-names';
@@ -57,6 +59,9 @@ interface Stack {
 
 const OVERRIDE = 'AMIFLOW_BENCH_WORKER_';
 
+const noop = (): void => undefined;
+const quietBundler = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
+
 function workerOverrides(): Record<string, string> {
   return Object.fromEntries(
     Object.entries(process.env).flatMap(([k, v]) =>
@@ -72,7 +77,10 @@ async function startStack(): Promise<Stack> {
   const [env, moto, bundle, entry] = await Promise.all([
     devServerEnv(),
     startMoto(),
-    workflowBundle(),
+    // AMIFLOW_BENCH_SHARED_MODULES=0: the bundle as before issue 13's shared modules, to compare.
+    process.env.AMIFLOW_BENCH_SHARED_MODULES === '0'
+      ? bundleWorkflowCode({ workflowsPath, webpackConfigHook: leanSourceMaps, logger: quietBundler })
+      : workflowBundle(),
     compileForBench('worker/main.ts'),
   ]);
   await writeFile(bundlePath, bundle.code);

@@ -23,6 +23,8 @@ export interface WorkerReport {
   waiting: number;
   images: number;
   memory: NodeJS.MemoryUsage;
+  /** The process's CPU time so far (user + system, both threads), in microseconds. */
+  cpuMicros: number;
   cachedWorkflows: number;
   inFlightActivities: number;
   heartbeatingActivities: number;
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
         waiting: ec2.polledCount,
         images: ec2.imageCount,
         memory: process.memoryUsage(),
+        cpuMicros: cpuMicros(),
         cachedWorkflows: status.numCachedWorkflows,
         inFlightActivities: status.numInFlightNonLocalActivities,
         heartbeatingActivities: status.numHeartbeatingActivities,
@@ -88,6 +91,11 @@ async function main(): Promise<void> {
   } finally {
     await connection.close();
   }
+}
+
+function cpuMicros(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
 }
 
 main().then(

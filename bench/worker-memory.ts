@@ -35,6 +35,10 @@ export interface MemoryFigures {
   /** Undefined when the runs were left waiting (the dev server is discarded with them). */
   secondsToAllDone?: number;
   completed: number;
+  /** Worker CPU time (user + system) per run from the first start until all were waiting. */
+  cpuMsPerRunToWaiting: number;
+  /** Worker CPU time per run from the release until all were done (undefined when not released). */
+  cpuMsPerRunToDone?: number;
 }
 
 const MB = 1e6;
@@ -93,9 +97,11 @@ export async function measureWorkerMemory(opts: {
         secondsToAllWaiting: 0,
         secondsToAllDone: 0,
         completed: 0,
+        cpuMsPerRunToWaiting: 0,
       };
     }
 
+    const cpuAtStart = (await worker.status()).cpuMicros;
     const t0 = performance.now();
     const ids: string[] = [];
     for (let i = 0; i < opts.runs; i += 100) {
@@ -132,12 +138,15 @@ export async function measureWorkerMemory(opts: {
     const peakRssMB = (await rssOf(worker)).peak / MB;
     let completed = 0;
     let secondsToAllDone: number | undefined;
+    let cpuMsPerRunToDone: number | undefined;
     if (opts.release !== false) {
       const t1 = performance.now();
+      const cpuAtRelease = (await worker.status()).cpuMicros;
       worker.send({ type: 'release' });
       const results = await Promise.allSettled(ids.map((id) => amiflow.result(id)));
       completed = results.filter((r) => r.status === 'fulfilled').length;
       secondsToAllDone = (performance.now() - t1) / 1000;
+      cpuMsPerRunToDone = ((await worker.status()).cpuMicros - cpuAtRelease) / 1000 / opts.runs;
     }
     return {
       runs: opts.runs,
@@ -150,6 +159,8 @@ export async function measureWorkerMemory(opts: {
       secondsToAllWaiting,
       ...(secondsToAllDone !== undefined ? { secondsToAllDone } : {}),
       completed,
+      cpuMsPerRunToWaiting: (atWaiting.cpuMicros - cpuAtStart) / 1000 / opts.runs,
+      ...(cpuMsPerRunToDone !== undefined ? { cpuMsPerRunToDone } : {}),
     };
   } finally {
     await worker.stop();

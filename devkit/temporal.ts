@@ -7,7 +7,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { SearchAttr } from '../contracts';
-import { leanSourceMaps, workflowsPath } from '../worker/worker';
+import { workflowBundleOptions } from '../worker/bundle-options';
 import { temporalCli, temporalTestServer } from './tools';
 
 export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
@@ -34,7 +34,7 @@ export async function devServerEnv(
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** The workflow bundle, built once per test process (webpack takes seconds). */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietLogger, webpackConfigHook: leanSourceMaps });
+  bundle ??= bundleWorkflowCode({ ...workflowBundleOptions, logger: quietLogger });
   return bundle;
 }
 

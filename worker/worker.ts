@@ -14,13 +14,16 @@ import { connectionOptions } from './connection';
 import { createLogger } from './logging';
 import type { AsyncWaits } from './async-waits';
 import { createAsyncWaits } from './async-waits';
+import { workflowBundleOptions } from './bundle-options';
 
 /**
- * Workflows cached per worker unless AMIFLOW_MAX_CACHED_WORKFLOWS says otherwise: enough for the
- * runs that are busy now; a waiting run is evicted and replays its short history when its wait ends
- * (323 KB each cached, issue 13).
+ * Workflows cached per worker unless AMIFLOW_MAX_CACHED_WORKFLOWS says otherwise. With the shared
+ * workflow modules (bundle-options.ts) a cached workflow costs ~0.5 MB instead of ~2.7 MB, so a
+ * cache that holds a 300-run burst no longer costs memory that matters, and it spares the replays a
+ * smaller one pays: at 1,000 waits, cache 10 / 100 / 300 measured 320 / 359 / 347 MB RSS and 106 /
+ * 59 / 43 ms worker CPU per run (docs/fleet-waits.md, issue 13).
  */
-export const DEFAULT_CACHED_WORKFLOWS = 100;
+export const DEFAULT_CACHED_WORKFLOWS = 300;
 
 export interface BuildWorkerOptions {
   connection: NativeConnection;
@@ -91,17 +94,8 @@ export function temporalReaderFor(t: TemporalSettings): OpenTemporalReader {
   };
 }
 
-export const workflowsPath = require.resolve('../workflows');
-
-/**
- * The workflow bundle's source map without the sources' text (webpack `inline-nosources-source-map`):
- * stack traces still map to file and line, while every worker stops holding ~2 MB of embedded
- * sources in its main thread and its workflow thread (issue 13's idle RSS). Used by
- * `npm run build`'s prebuilt bundle, the test kit's, and a worker that bundles at start.
- */
-export function leanSourceMaps<C extends { devtool?: unknown }>(config: C): C {
-  return { ...config, devtool: 'inline-nosources-source-map' };
-}
+// Where the bundle's options live now; re-exported for the importers that predate the move.
+export { leanSourceMaps, workflowsPath } from './bundle-options';
 
 export async function buildWorker(
   opts: BuildWorkerOptions,
@@ -145,7 +139,13 @@ export async function buildWorker(
       ? {}
       : opts.settings.workflowBundlePath
         ? { workflowBundle: { codePath: opts.settings.workflowBundlePath } }
-        : { workflowsPath, bundlerOptions: { webpackConfigHook: leanSourceMaps } }),
+        : {
+            workflowsPath: workflowBundleOptions.workflowsPath,
+            bundlerOptions: {
+              webpackConfigHook: workflowBundleOptions.webpackConfigHook,
+              preloadModules: workflowBundleOptions.preloadModules,
+            },
+          }),
     maxCachedWorkflows: opts.settings.maxCachedWorkflows ?? DEFAULT_CACHED_WORKFLOWS,
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: opts.settings.maxConcurrentActivities,

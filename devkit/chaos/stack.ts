@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { workflowsPath } from '../../worker/worker';
+import { workflowBundleOptions } from '../../worker/bundle-options';
 import type { FaultProxy } from '../faults/fault-proxy';
 import { startFaultProxy } from '../faults/fault-proxy';
 import type { FaultOptions } from '../faults/options';
@@ -59,7 +59,7 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
   // Bundled once: each restarted worker loads it (AMIFLOW_WORKFLOW_BUNDLE) instead of running webpack.
   const [moto, { code }, port] = await Promise.all([
     startMoto(),
-    bundleWorkflowCode({ workflowsPath, logger: quiet }),
+    bundleWorkflowCode({ ...workflowBundleOptions, logger: quiet }),
     freePort(),
   ]);
   await writeFile(bundlePath, code);

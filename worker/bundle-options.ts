@@ -1,0 +1,32 @@
+/**
+ * The one set of options every workflow bundle is built with: the worker that bundles at start,
+ * `npm run build`'s prebuilt bundle (scripts/bundle-workflows.ts), the test kit's
+ * (devkit/temporal.ts) and the chaos stack's (devkit/chaos/stack.ts). One constant, so what the
+ * tests prove is what ships.
+ */
+import type { BundleOptions } from '@temporalio/worker';
+
+export const workflowsPath = require.resolve('../workflows');
+
+/**
+ * Modules evaluated once per worker V8 context and shared (deep-frozen) by every workflow in it,
+ * instead of once per cached workflow and per replay (issue 13): zod, every contract schema and
+ * the workflow code itself. See workflows/shared-modules.ts for why that is safe.
+ */
+export const sharedWorkflowModules: readonly string[] = [require.resolve('../workflows/shared-modules')];
+
+/**
+ * The workflow bundle's source map without the sources' text (webpack `inline-nosources-source-map`):
+ * stack traces still map to file and line, while every worker stops holding ~2 MB of embedded
+ * sources in its main thread and its workflow thread (issue 13's idle RSS).
+ */
+export function leanSourceMaps<C extends { devtool?: unknown }>(config: C): C {
+  return { ...config, devtool: 'inline-nosources-source-map' };
+}
+
+/** `bundleWorkflowCode`'s options (add a `logger` where wanted); `bundlerOptions` takes the same minus the path. */
+export const workflowBundleOptions = {
+  workflowsPath,
+  webpackConfigHook: leanSourceMaps,
+  preloadModules: [...sharedWorkflowModules],
+} satisfies BundleOptions;
