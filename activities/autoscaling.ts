@@ -22,7 +22,7 @@ import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { optionalClient } from './aws';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
-import { allPages, tagFilters } from './paging';
+import { allPages, findEachRef, tagFilters } from './paging';
 import { waitUntil } from './waiting';
 
 export interface GroupInfo {
@@ -131,26 +131,22 @@ export async function findAutoScalingGroups(
   where: string,
   refs: readonly AutoScalingGroupRef[],
 ): Promise<GroupInfo[]> {
-  const found = new Map<string, GroupInfo>();
-  for (const ref of refs) {
-    const groups = await aws(`describing ${describeRef(ref)} in ${where}`, () => groupsFor(asg, ref));
-    if (groups.length === 0)
-      throw failure(
-        FailureType.RolloutTargetNotFound,
-        `${describeRef(ref)} not found in ${where}; check the name or tag (and the account and region)`,
-      );
-    for (const g of groups) {
+  return findEachRef(refs, where, {
+    describe: (ref) => aws(`describing ${describeRef(ref)} in ${where}`, () => groupsFor(asg, ref)),
+    describeRef,
+    namedBy: 'the name or tag',
+    key: (g) => g.AutoScalingGroupName ?? '',
+    info: (g) => {
       const lt = launchTemplateOf(g, where);
-      found.set(g.AutoScalingGroupName ?? '', {
+      return {
         autoScalingGroupName: g.AutoScalingGroupName ?? '',
         launchTemplateId: lt.LaunchTemplateId ?? '',
         launchTemplateName: lt.LaunchTemplateName ?? '',
         launchTemplateVersion: lt.Version ?? '$Default',
         desiredCapacity: g.DesiredCapacity ?? 0,
-      });
-    }
-  }
-  return [...found.values()];
+      };
+    },
+  });
 }
 
 export async function autoScalingOf(deps: ActivityDeps, target: AwsTarget): Promise<AutoScalingClient> {

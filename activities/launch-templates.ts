@@ -15,7 +15,7 @@ import type { AwsTarget, LaunchTemplateRef, RolloutRestore } from '../contracts'
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
-import { allPages, tagFilters } from './paging';
+import { allPages, findEachRef, tagFilters } from './paging';
 
 export interface LaunchTemplateInfo {
   launchTemplateId: string;
@@ -81,24 +81,24 @@ export async function findLaunchTemplates(
   where: string,
   refs: readonly LaunchTemplateRef[],
 ): Promise<LaunchTemplateInfo[]> {
-  const found = new Map<string, LaunchTemplateInfo>();
-  for (const ref of refs) {
-    let templates: LaunchTemplate[] = [];
-    try {
-      templates = await describeAll(ec2, ref);
-    } catch (err) {
-      // EC2 answers an unknown id or name with an error rather than an empty list.
-      if (!isAwsCode(err, 'InvalidLaunchTemplateId.NotFound', 'InvalidLaunchTemplateName.NotFoundException'))
-        rethrowAws(err, `describing ${describeRef(ref)} in ${where}`);
-    }
-    if (templates.length === 0)
-      throw failure(
-        FailureType.RolloutTargetNotFound,
-        `${describeRef(ref)} not found in ${where}; check the id, name or tag (and the account and region)`,
-      );
-    for (const t of templates) found.set(t.LaunchTemplateId ?? '', infoOf(t));
-  }
-  return [...found.values()];
+  return findEachRef(refs, where, {
+    describe: async (ref) => {
+      try {
+        return await describeAll(ec2, ref);
+      } catch (err) {
+        // EC2 answers an unknown id or name with an error rather than an empty list.
+        if (
+          !isAwsCode(err, 'InvalidLaunchTemplateId.NotFound', 'InvalidLaunchTemplateName.NotFoundException')
+        )
+          rethrowAws(err, `describing ${describeRef(ref)} in ${where}`);
+        return [];
+      }
+    },
+    describeRef,
+    namedBy: 'the id, name or tag',
+    key: (t) => t.LaunchTemplateId ?? '',
+    info: infoOf,
+  });
 }
 
 function describeAll(ec2: EC2Client, ref: LaunchTemplateRef): Promise<LaunchTemplate[]> {

@@ -1,7 +1,10 @@
 /**
- * The two shapes every paged Describe call of the rollout targets repeats: following NextToken to
- * the last page, and the filter for a target named by tag (by key and value, or by key alone).
+ * The shapes every Describe call of the rollout targets repeats: following NextToken to the last
+ * page, the filter for a target named by tag (by key and value, or by key alone), and resolving a
+ * list of references to the targets they name.
  */
+import { FailureType } from '../contracts';
+import { failure } from './errors';
 
 /**
  * Every item of a paged Describe call. `send` sends one page's request; `token` is the spread that
@@ -33,4 +36,40 @@ export function tagFilters(tag: { key: string; value?: string } | undefined): {
         : { Name: 'tag-key', Values: [tag.key] },
     ],
   };
+}
+
+/** How `findEachRef` resolves one kind of rollout target. */
+export interface RefLookup<R, T, I> {
+  /** Every target one reference names (none when it names nothing). */
+  describe: (ref: R) => Promise<T[]>;
+  /** The reference in words, as in "launch template 'web'". */
+  describeRef: (ref: R) => string;
+  /** What a reference can name a target by, for the not-found message ("the name or tag"). */
+  namedBy: string;
+  /** The target's id: a target that several references name is listed once. */
+  key: (target: T) => string;
+  info: (target: T) => I;
+}
+
+/**
+ * Every target `refs` name, once each, in the order first named. A reference that finds nothing
+ * fails non-retryably, naming it: a rollout that silently skipped a mistyped target would report
+ * success for a fleet it never touched.
+ */
+export async function findEachRef<R, T, I>(
+  refs: readonly R[],
+  where: string,
+  lookup: RefLookup<R, T, I>,
+): Promise<I[]> {
+  const found = new Map<string, I>();
+  for (const ref of refs) {
+    const targets = await lookup.describe(ref);
+    if (targets.length === 0)
+      throw failure(
+        FailureType.RolloutTargetNotFound,
+        `${lookup.describeRef(ref)} not found in ${where}; check ${lookup.namedBy} (and the account and region)`,
+      );
+    for (const t of targets) found.set(lookup.key(t), lookup.info(t));
+  }
+  return [...found.values()];
 }
