@@ -113,14 +113,8 @@ function launchTemplateOf(g: AutoScalingGroup, where: string): LaunchTemplateSpe
 
 function groupsFor(asg: AutoScalingClient, ref: AutoScalingGroupRef): Promise<AutoScalingGroup[]> {
   return allPages(
-    (token) =>
-      asg.send(
-        new DescribeAutoScalingGroupsCommand({
-          ...(ref.name ? { AutoScalingGroupNames: [ref.name] } : {}),
-          ...tagFilters(ref.tag),
-          ...token,
-        }),
-      ),
+    { ...(ref.name ? { AutoScalingGroupNames: [ref.name] } : {}), ...tagFilters(ref.tag) },
+    (request) => asg.send(new DescribeAutoScalingGroupsCommand(request)),
     (page) => page.AutoScalingGroups,
   );
 }

@@ -103,15 +103,12 @@ export async function findLaunchTemplates(
 
 function describeAll(ec2: EC2Client, ref: LaunchTemplateRef): Promise<LaunchTemplate[]> {
   return allPages(
-    (token) =>
-      ec2.send(
-        new DescribeLaunchTemplatesCommand({
-          ...(ref.id ? { LaunchTemplateIds: [ref.id] } : {}),
-          ...(ref.name ? { LaunchTemplateNames: [ref.name] } : {}),
-          ...tagFilters(ref.tag),
-          ...token,
-        }),
-      ),
+    {
+      ...(ref.id ? { LaunchTemplateIds: [ref.id] } : {}),
+      ...(ref.name ? { LaunchTemplateNames: [ref.name] } : {}),
+      ...tagFilters(ref.tag),
+    },
+    (request) => ec2.send(new DescribeLaunchTemplatesCommand(request)),
     (page) => page.LaunchTemplates,
   );
 }
@@ -122,14 +119,8 @@ function versionsAfter(
   min: number,
 ): Promise<LaunchTemplateVersion[]> {
   return allPages(
-    (token) =>
-      ec2.send(
-        new DescribeLaunchTemplateVersionsCommand({
-          LaunchTemplateId: launchTemplateId,
-          MinVersion: String(min),
-          ...token,
-        }),
-      ),
+    { LaunchTemplateId: launchTemplateId, MinVersion: String(min) },
+    (request) => ec2.send(new DescribeLaunchTemplateVersionsCommand(request)),
     (page) => page.LaunchTemplateVersions,
   );
 }

@@ -7,17 +7,18 @@ import { FailureType } from '../contracts';
 import { failure } from './errors';
 
 /**
- * Every item of a paged Describe call. `send` sends one page's request; `token` is the spread that
- * adds `NextToken` after the first page (the first request carries none, as AWS expects).
+ * Every item of a paged Describe call. `send` sends one page's request: `request` as given for the
+ * first page (no `NextToken`, as AWS expects), with the previous page's `NextToken` after it.
  */
-export async function allPages<P extends { NextToken?: string }, T>(
-  send: (token: { NextToken?: string }) => Promise<P>,
+export async function allPages<Q extends object, P extends { NextToken?: string }, T>(
+  request: Q,
+  send: (page: Q & { NextToken?: string }) => Promise<P>,
   items: (page: P) => T[] | undefined,
 ): Promise<T[]> {
   const out: T[] = [];
   let token: string | undefined;
   do {
-    const page = await send(token ? { NextToken: token } : {});
+    const page = await send(token ? { ...request, NextToken: token } : request);
     out.push(...(items(page) ?? []));
     token = page.NextToken;
   } while (token);
