@@ -22,7 +22,7 @@ import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { optionalClient } from './aws';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
-import { allPages, findEachRef, tagFilters } from './paging';
+import { allPages, tagFilters } from './paging';
 import { waitUntil } from './waiting';
 
 export interface GroupInfo {
@@ -92,7 +92,7 @@ const ROLLBACKABLE: readonly RefreshState[] = ['Pending', 'InProgress', 'Baking'
 /** Waits return at each quarter of progress: history grows with progress, never with time. */
 const MILESTONE = 25;
 
-function describeRef(ref: AutoScalingGroupRef): string {
+export function describeGroupRef(ref: AutoScalingGroupRef): string {
   if (ref.name) return `Auto Scaling group '${ref.name}'`;
   return `Auto Scaling groups tagged ${ref.tag?.key}${ref.tag?.value !== undefined ? `=${ref.tag.value}` : ''}`;
 }
@@ -119,27 +119,22 @@ function groupsFor(asg: AutoScalingClient, ref: AutoScalingGroupRef): Promise<Au
   );
 }
 
-/** Every group `refs` name, once each; a ref that finds nothing fails, naming it. */
-export async function findAutoScalingGroups(
+/** The groups one reference names, as a rollout needs them (each launched from a launch template). */
+export async function groupsNamed(
   asg: AutoScalingClient,
+  ref: AutoScalingGroupRef,
   where: string,
-  refs: readonly AutoScalingGroupRef[],
 ): Promise<GroupInfo[]> {
-  return findEachRef(refs, where, {
-    describe: (ref) => aws(`describing ${describeRef(ref)} in ${where}`, () => groupsFor(asg, ref)),
-    describeRef,
-    namedBy: 'the name or tag',
-    key: (g) => g.AutoScalingGroupName ?? '',
-    info: (g) => {
-      const lt = launchTemplateOf(g, where);
-      return {
-        autoScalingGroupName: g.AutoScalingGroupName ?? '',
-        launchTemplateId: lt.LaunchTemplateId ?? '',
-        launchTemplateName: lt.LaunchTemplateName ?? '',
-        launchTemplateVersion: lt.Version ?? '$Default',
-        desiredCapacity: g.DesiredCapacity ?? 0,
-      };
-    },
+  const groups = await aws(`describing ${describeGroupRef(ref)} in ${where}`, () => groupsFor(asg, ref));
+  return groups.map((g) => {
+    const lt = launchTemplateOf(g, where);
+    return {
+      autoScalingGroupName: g.AutoScalingGroupName ?? '',
+      launchTemplateId: lt.LaunchTemplateId ?? '',
+      launchTemplateName: lt.LaunchTemplateName ?? '',
+      launchTemplateVersion: lt.Version ?? '$Default',
+      desiredCapacity: g.DesiredCapacity ?? 0,
+    };
   });
 }
 

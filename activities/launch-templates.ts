@@ -15,7 +15,7 @@ import type { AwsTarget, LaunchTemplateRef, RolloutRestore } from '../contracts'
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
-import { allPages, findEachRef, tagFilters } from './paging';
+import { allPages, tagFilters } from './paging';
 
 export interface LaunchTemplateInfo {
   launchTemplateId: string;
@@ -69,36 +69,26 @@ function infoOf(t: LaunchTemplate): LaunchTemplateInfo {
   };
 }
 
-function describeRef(ref: LaunchTemplateRef): string {
+export function describeTemplateRef(ref: LaunchTemplateRef): string {
   if (ref.id) return `launch template ${ref.id}`;
   if (ref.name) return `launch template '${ref.name}'`;
   return `launch templates tagged ${ref.tag?.key}${ref.tag?.value !== undefined ? `=${ref.tag.value}` : ''}`;
 }
 
-/** Every launch template `refs` name, once each; a ref that finds nothing fails, naming it. */
-export async function findLaunchTemplates(
+/** The launch templates one reference names (none when EC2 knows no such id or name). */
+export async function templatesNamed(
   ec2: EC2Client,
+  ref: LaunchTemplateRef,
   where: string,
-  refs: readonly LaunchTemplateRef[],
 ): Promise<LaunchTemplateInfo[]> {
-  return findEachRef(refs, where, {
-    describe: async (ref) => {
-      try {
-        return await describeAll(ec2, ref);
-      } catch (err) {
-        // EC2 answers an unknown id or name with an error rather than an empty list.
-        if (
-          !isAwsCode(err, 'InvalidLaunchTemplateId.NotFound', 'InvalidLaunchTemplateName.NotFoundException')
-        )
-          rethrowAws(err, `describing ${describeRef(ref)} in ${where}`);
-        return [];
-      }
-    },
-    describeRef,
-    namedBy: 'the id, name or tag',
-    key: (t) => t.LaunchTemplateId ?? '',
-    info: infoOf,
-  });
+  try {
+    return (await describeAll(ec2, ref)).map(infoOf);
+  } catch (err) {
+    // EC2 answers an unknown id or name with an error rather than an empty list.
+    if (!isAwsCode(err, 'InvalidLaunchTemplateId.NotFound', 'InvalidLaunchTemplateName.NotFoundException'))
+      rethrowAws(err, `describing ${describeTemplateRef(ref)} in ${where}`);
+    return [];
+  }
 }
 
 function describeAll(ec2: EC2Client, ref: LaunchTemplateRef): Promise<LaunchTemplate[]> {

@@ -39,38 +39,36 @@ export function tagFilters(tag: { key: string; value?: string } | undefined): {
   };
 }
 
-/** How `findEachRef` resolves one kind of rollout target. */
-export interface RefLookup<R, T, I> {
-  /** Every target one reference names (none when it names nothing). */
-  describe: (ref: R) => Promise<T[]>;
+/** One kind of rollout target, as `findEachRef` names and counts it. */
+export interface RefKind<R, I> {
   /** The reference in words, as in "launch template 'web'". */
   describeRef: (ref: R) => string;
   /** What a reference can name a target by, for the not-found message ("the name or tag"). */
   namedBy: string;
   /** The target's id: a target that several references name is listed once. */
-  key: (target: T) => string;
-  info: (target: T) => I;
+  key: (target: I) => string;
 }
 
 /**
- * Every target `refs` name, once each, in the order first named. A reference that finds nothing
- * fails non-retryably, naming it: a rollout that silently skipped a mistyped target would report
- * success for a fleet it never touched.
+ * Every target `refs` name (`describe` answers for one reference), once each, in the order first
+ * named. A reference that finds nothing fails non-retryably, naming it: a rollout that silently
+ * skipped a mistyped target would report success for a fleet it never touched.
  */
-export async function findEachRef<R, T, I>(
+export async function findEachRef<R, I>(
   refs: readonly R[],
   where: string,
-  lookup: RefLookup<R, T, I>,
+  kind: RefKind<R, I>,
+  describe: (ref: R) => Promise<I[]>,
 ): Promise<I[]> {
   const found = new Map<string, I>();
   for (const ref of refs) {
-    const targets = await lookup.describe(ref);
+    const targets = await describe(ref);
     if (targets.length === 0)
       throw failure(
         FailureType.RolloutTargetNotFound,
-        `${lookup.describeRef(ref)} not found in ${where}; check ${lookup.namedBy} (and the account and region)`,
+        `${kind.describeRef(ref)} not found in ${where}; check ${kind.namedBy} (and the account and region)`,
       );
-    for (const t of targets) found.set(lookup.key(t), lookup.info(t));
+    for (const t of targets) found.set(kind.key(t), t);
   }
   return [...found.values()];
 }
