@@ -92,7 +92,7 @@ const ROLLBACKABLE: readonly RefreshState[] = ['Pending', 'InProgress', 'Baking'
 /** Waits return at each quarter of progress: history grows with progress, never with time. */
 const MILESTONE = 25;
 
-function describeRef(ref: AutoScalingGroupRef): string {
+export function describeGroupRef(ref: AutoScalingGroupRef): string {
   if (ref.name) return `Auto Scaling group '${ref.name}'`;
   return `Auto Scaling groups tagged ${ref.tag?.key}${ref.tag?.value !== undefined ? `=${ref.tag.value}` : ''}`;
 }
@@ -113,44 +113,29 @@ function launchTemplateOf(g: AutoScalingGroup, where: string): LaunchTemplateSpe
 
 function groupsFor(asg: AutoScalingClient, ref: AutoScalingGroupRef): Promise<AutoScalingGroup[]> {
   return allPages(
-    (token) =>
-      asg.send(
-        new DescribeAutoScalingGroupsCommand({
-          ...(ref.name ? { AutoScalingGroupNames: [ref.name] } : {}),
-          ...tagFilters(ref.tag),
-          ...token,
-        }),
-      ),
+    { ...(ref.name ? { AutoScalingGroupNames: [ref.name] } : {}), ...tagFilters(ref.tag) },
+    (request) => asg.send(new DescribeAutoScalingGroupsCommand(request)),
     (page) => page.AutoScalingGroups,
   );
 }
 
-/** Every group `refs` name, once each; a ref that finds nothing fails, naming it. */
-export async function findAutoScalingGroups(
+/** The groups one reference names, as a rollout needs them (each launched from a launch template). */
+export async function groupsNamed(
   asg: AutoScalingClient,
+  ref: AutoScalingGroupRef,
   where: string,
-  refs: readonly AutoScalingGroupRef[],
 ): Promise<GroupInfo[]> {
-  const found = new Map<string, GroupInfo>();
-  for (const ref of refs) {
-    const groups = await aws(`describing ${describeRef(ref)} in ${where}`, () => groupsFor(asg, ref));
-    if (groups.length === 0)
-      throw failure(
-        FailureType.RolloutTargetNotFound,
-        `${describeRef(ref)} not found in ${where}; check the name or tag (and the account and region)`,
-      );
-    for (const g of groups) {
-      const lt = launchTemplateOf(g, where);
-      found.set(g.AutoScalingGroupName ?? '', {
-        autoScalingGroupName: g.AutoScalingGroupName ?? '',
-        launchTemplateId: lt.LaunchTemplateId ?? '',
-        launchTemplateName: lt.LaunchTemplateName ?? '',
-        launchTemplateVersion: lt.Version ?? '$Default',
-        desiredCapacity: g.DesiredCapacity ?? 0,
-      });
-    }
-  }
-  return [...found.values()];
+  const groups = await aws(`describing ${describeGroupRef(ref)} in ${where}`, () => groupsFor(asg, ref));
+  return groups.map((g) => {
+    const lt = launchTemplateOf(g, where);
+    return {
+      autoScalingGroupName: g.AutoScalingGroupName ?? '',
+      launchTemplateId: lt.LaunchTemplateId ?? '',
+      launchTemplateName: lt.LaunchTemplateName ?? '',
+      launchTemplateVersion: lt.Version ?? '$Default',
+      desiredCapacity: g.DesiredCapacity ?? 0,
+    };
+  });
 }
 
 export async function autoScalingOf(deps: ActivityDeps, target: AwsTarget): Promise<AutoScalingClient> {

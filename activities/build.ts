@@ -19,7 +19,6 @@ import {
   DescribeImagesCommand,
   DescribeInstancesCommand,
   RunInstancesCommand,
-  TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/activity';
@@ -32,7 +31,7 @@ import { isNotFound, notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
 import { snapshotIdsOf, toAwsTags } from './images';
-import { findInstance } from './instances';
+import { findInstanceToTerminate, terminateOwnInstance } from './instances';
 
 export type BuildRole = 'builder' | 'test';
 
@@ -380,27 +379,14 @@ export function buildActivities(deps: ActivityDeps) {
      */
     async terminateBuildInstance(input: TerminateBuildInstanceInput): Promise<TerminatedBuildInstance> {
       const ec2 = await deps.aws.ec2(input.target);
-      const found = input.instanceId
-        ? await findInstance(ec2, input.instanceId)
-        : await findBuildInstance(ec2, input.owner, input.role);
-      if (!found?.InstanceId) {
-        // RunInstances answered (or may have): its instance can be invisible for a while.
-        if (withinWindow(deps))
-          throw notVisibleYet(
-            deps,
-            input.instanceId
-              ? `instance ${input.instanceId}`
-              : `the ${input.role} instance of ${input.owner.runId}`,
-          );
-        return {
-          ...(input.instanceId ? { instanceId: input.instanceId } : {}),
-          terminated: false,
-          note: input.instanceId
-            ? `instance ${input.instanceId} was not found after the consistency window: already gone`
-            : `no ${input.role} instance of this run was found after the consistency window: none was launched`,
-        };
-      }
-      const instanceId = found.InstanceId;
+      const lookup = await findInstanceToTerminate(deps, ec2, {
+        ...(input.instanceId ? { instanceId: input.instanceId } : {}),
+        byTags: () => findBuildInstance(ec2, input.owner, input.role),
+        byTagsName: `the ${input.role} instance of ${input.owner.runId}`,
+        noneByTags: `no ${input.role} instance of this run was found after the consistency window: none was launched`,
+      });
+      if ('none' in lookup) return lookup.none;
+      const { instance: found, instanceId } = lookup;
       if (!ownedBy(found, input.owner, input.role)) {
         if ((found.Tags ?? []).length === 0 && withinWindow(deps))
           throw notVisibleYet(deps, `the tags of instance ${instanceId}`);
@@ -409,13 +395,7 @@ export function buildActivities(deps: ActivityDeps) {
       const state = found.State?.Name;
       if (state === 'terminated' || state === 'shutting-down')
         return { instanceId, terminated: true, note: `already ${state}` };
-      try {
-        await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
-      } catch (err) {
-        if (isNotFound(err, 'instance') && withinWindow(deps))
-          throw notVisibleYet(deps, `instance ${instanceId} (to terminate)`, err);
-        rethrowAws(err, `terminating ${input.role} instance ${instanceId}`);
-      }
+      await terminateOwnInstance(deps, ec2, instanceId, `${input.role} instance ${instanceId}`);
       return { instanceId, terminated: true };
     },
 

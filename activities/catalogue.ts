@@ -10,7 +10,7 @@ import { APPROVED_VALUE, TAG } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { ownImagesPage } from './images';
 import type { ReadCounters } from './throttled-reads';
-import { describeImagesByIds, throttledRead } from './throttled-reads';
+import { describeImagesByIds, eachThrottledPage } from './throttled-reads';
 
 export interface ListApprovedImagesInput {
   target: AwsTarget;
@@ -87,19 +87,14 @@ export function catalogueActivities(deps: ActivityDeps) {
         ...(input.pipelines ? [{ Name: `tag:${TAG.pipeline}`, Values: input.pipelines }] : []),
       ];
       const tagged: Image[] = [];
-      let nextToken: string | undefined;
-      do {
-        const token = nextToken;
-        const out = await throttledRead(
-          deps,
-          counters,
-          `listing approved images in ${where}`,
-          () => ec2.send(ownImagesPage(filters, token, 1000)),
-          heartbeat,
-        );
-        tagged.push(...(out.Images ?? []));
-        nextToken = out.NextToken;
-      } while (nextToken);
+      await eachThrottledPage(
+        deps,
+        counters,
+        `listing approved images in ${where}`,
+        (token) => ec2.send(ownImagesPage(filters, token, 1000)),
+        (page) => tagged.push(...(page.Images ?? [])),
+        heartbeat,
+      );
       const now = deps.clock.now();
       const images = tagged
         // EC2 filtered by tag already; the check guards against endpoints that ignore filters.

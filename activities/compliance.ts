@@ -20,7 +20,7 @@ import { approvedByOwnTags, isRetired, tagsOf } from './catalogue';
 import type { ActivityDeps } from './deps';
 import { awsErrorCode } from './errors';
 import type { ReadCounters } from './throttled-reads';
-import { describeImagesByIds, throttledRead } from './throttled-reads';
+import { describeImagesByIds, eachThrottledPage, throttledRead } from './throttled-reads';
 
 /** What the scan needs to know of an approved image in this region. */
 export interface ApprovedRef {
@@ -168,28 +168,25 @@ export function complianceActivities(deps: ActivityDeps) {
       const allowed = await allowedAmisState(deps, ec2, counters, where);
       let pages = 0;
       const heartbeat = () => ctx.heartbeat({ pages, instances: instances.length });
-      let nextToken: string | undefined;
-      do {
-        const token = nextToken;
-        const out = await throttledRead(
-          deps,
-          counters,
-          `listing instances in ${where}`,
-          () =>
-            ec2.send(
-              new DescribeInstancesCommand({
-                Filters: [{ Name: 'instance-state-name', Values: [...SCANNED_STATES] }],
-                MaxResults: INSTANCE_PAGE,
-                ...(token ? { NextToken: token } : {}),
-              }),
-            ),
-          heartbeat,
-        );
-        pages += 1;
-        for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) instances.push(seen(i));
-        nextToken = out.NextToken;
-        heartbeat();
-      } while (nextToken);
+      await eachThrottledPage(
+        deps,
+        counters,
+        `listing instances in ${where}`,
+        (token) =>
+          ec2.send(
+            new DescribeInstancesCommand({
+              Filters: [{ Name: 'instance-state-name', Values: [...SCANNED_STATES] }],
+              MaxResults: INSTANCE_PAGE,
+              ...(token ? { NextToken: token } : {}),
+            }),
+          ),
+        (page) => {
+          pages += 1;
+          for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) instances.push(seen(i));
+          heartbeat();
+        },
+        heartbeat,
+      );
 
       const imageIds = [...new Set(instances.map((i) => i.imageId).filter((id) => id !== ''))];
       const images = await describeImagesByIds(deps, ec2, imageIds, counters, heartbeat);

@@ -19,7 +19,7 @@ import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG, copyTagsOf } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { NOT_SETTLED_FAILURE, aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
-import { snapshotIdsOf, toAwsTags } from './images';
+import { findImageByName, snapshotIdsOf, toAwsTags } from './images';
 import type { ImageLookup } from './sharing';
 import { ownedImage, userTagsOf } from './sharing';
 
@@ -108,20 +108,6 @@ async function findCopy(ec2: EC2Client, input: CopyImageActivityInput): Promise<
     ),
   );
   return out.Images?.find((i) => i.ImageId !== undefined);
-}
-
-async function findByName(ec2: EC2Client, name: string): Promise<Image | undefined> {
-  // A disabled image keeps its name but is described only when asked for (IncludeDisabled).
-  const out = await aws(`looking up image name '${name}'`, () =>
-    ec2.send(
-      new DescribeImagesCommand({
-        Owners: ['self'],
-        IncludeDisabled: true,
-        Filters: [{ Name: 'name', Values: [name] }],
-      }),
-    ),
-  );
-  return out.Images?.find((i) => i.Name === name);
 }
 
 /**
@@ -286,7 +272,7 @@ export function copyingActivities(deps: ActivityDeps) {
           );
         if (isAwsCode(err, 'InvalidAMIName.Duplicate')) {
           awsCalls += 1;
-          const taken = await findByName(ec2, input.imageName);
+          const taken = await findImageByName(ec2, input.imageName);
           const tagged: Record<string, string | undefined> = Object.fromEntries(
             (taken?.Tags ?? []).map((t) => [t.Key ?? '', t.Value]),
           );

@@ -135,7 +135,9 @@ export function snapshotIdsOf(image: Image): string[] {
   return (image.BlockDeviceMappings ?? []).flatMap((m) => (m.Ebs?.SnapshotId ? [m.Ebs.SnapshotId] : []));
 }
 
-async function findByName(ec2: EC2Client, name: string): Promise<Image | undefined> {
+/** The image this account owns under a name (names are unique per account and region), if any. */
+export async function findImageByName(ec2: EC2Client, name: string): Promise<Image | undefined> {
+  // A disabled image keeps its name but is described only when asked for (IncludeDisabled).
   const out = await aws(`looking up image name '${name}'`, () =>
     ec2.send(
       new DescribeImagesCommand({
@@ -210,12 +212,12 @@ export function imageActivities(deps: ActivityDeps) {
     /** Before anything is touched: is the name free, or already this workflow's? */
     async checkImageName(ref: ImageNameRef): Promise<ImageNameStatus> {
       const ec2 = await deps.aws.ec2(ref.target);
-      return nameStatus(await findByName(ec2, ref.imageName), ref);
+      return nameStatus(await findImageByName(ec2, ref.imageName), ref);
     },
 
     async createImage(input: CreateImageInput): Promise<CreatedImage> {
       const ec2 = await deps.aws.ec2(input.target);
-      const existing = nameStatus(await findByName(ec2, input.imageName), input);
+      const existing = nameStatus(await findImageByName(ec2, input.imageName), input);
       if (existing.status === 'ours') return { imageId: existing.imageId, created: false };
       try {
         const out = await ec2.send(
@@ -232,7 +234,7 @@ export function imageActivities(deps: ActivityDeps) {
       } catch (err) {
         // An earlier attempt whose answer was lost made it: find it by name and our tag.
         if (isAwsCode(err, 'InvalidAMIName.Duplicate')) {
-          const again = nameStatus(await findByName(ec2, input.imageName), input);
+          const again = nameStatus(await findImageByName(ec2, input.imageName), input);
           if (again.status === 'ours') return { imageId: again.imageId, created: false };
           // Taken, yet not visible to DescribeImages: EC2's read-after-write lag. Retry to find it.
           throw err;
@@ -388,7 +390,7 @@ export function imageActivities(deps: ActivityDeps) {
   ): Promise<{ image?: Image; imageId: string } | { note: DeletedImage }> {
     const handedId = input.imageId ?? remembered?.imageId;
     const seenBefore = handedId !== undefined && remembered?.imageId === handedId;
-    const image = handedId ? await findById(ec2, handedId) : await findByName(ec2, input.imageName);
+    const image = handedId ? await findById(ec2, handedId) : await findImageByName(ec2, input.imageName);
     if (!image?.ImageId) {
       if (!seenBefore && withinWindow(deps))
         throw notVisibleYet(

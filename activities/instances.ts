@@ -1,8 +1,14 @@
 /** EC2 instances: read the source, stop it and start it again, each waiting inside the activity. */
 import type { EC2Client, Instance } from '@aws-sdk/client-ec2';
-import { DescribeInstancesCommand, StartInstancesCommand, StopInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import type { AwsTarget, InstanceState } from '../contracts';
 import { FailureType } from '../contracts';
+import { isNotFound, notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
 import type { PollPolicy, WaitSpec } from './waiting';
@@ -68,6 +74,71 @@ export async function findInstance(ec2: EC2Client, instanceId: string): Promise<
   } catch (err) {
     if (isAwsCode(err, 'InvalidInstanceID.NotFound')) return undefined;
     rethrowAws(err, `reading instance ${instanceId}`);
+  }
+}
+
+/** A terminate compensation's answer when no instance was there to terminate. */
+export interface NoInstanceToTerminate {
+  instanceId?: string;
+  terminated: false;
+  note: string;
+}
+
+/** What a run's terminate compensation looks for, and how it names it in its answers. */
+export interface InstanceToTerminate {
+  /** The id the run recorded, when RunInstances answered. */
+  instanceId?: string;
+  /** The run's instance by its tags, for when RunInstances may have launched one without answering. */
+  byTags: () => Promise<Instance | undefined>;
+  /** Names the instance looked up by tags, as in "the builder instance of run r1". */
+  byTagsName: string;
+  /** The note when nothing carries the run's tags after the window, as in "no builder ... was found". */
+  noneByTags: string;
+}
+
+/**
+ * Finds the instance a terminate compensation acts on: by its recorded id, else by the run's tags.
+ * RunInstances answered (or may have): within the consistency window its instance can be invisible
+ * to DescribeInstances, by id and even more so by tag filter, so that is retried (NotVisibleYet),
+ * never taken as "none launched". After the window, `none` is the answer to give.
+ */
+export async function findInstanceToTerminate(
+  deps: Pick<ActivityDeps, 'clock' | 'consistencyWindowMs'>,
+  ec2: EC2Client,
+  wanted: InstanceToTerminate,
+): Promise<{ instance: Instance; instanceId: string } | { none: NoInstanceToTerminate }> {
+  const { instanceId } = wanted;
+  const found = instanceId ? await findInstance(ec2, instanceId) : await wanted.byTags();
+  if (found?.InstanceId) return { instance: found, instanceId: found.InstanceId };
+  if (withinWindow(deps))
+    throw notVisibleYet(deps, instanceId ? `instance ${instanceId}` : wanted.byTagsName);
+  return {
+    none: instanceId
+      ? {
+          instanceId,
+          terminated: false,
+          note: `instance ${instanceId} was not found after the consistency window: already gone`,
+        }
+      : { terminated: false, note: wanted.noneByTags },
+  };
+}
+
+/**
+ * Terminates one instance the caller has proven to be its own. Seen a moment ago but unknown to
+ * TerminateInstances now is another endpoint's lag within the window: retried, not taken as gone.
+ */
+export async function terminateOwnInstance(
+  deps: Pick<ActivityDeps, 'clock' | 'consistencyWindowMs'>,
+  ec2: EC2Client,
+  instanceId: string,
+  what: string,
+): Promise<void> {
+  try {
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+  } catch (err) {
+    if (isNotFound(err, 'instance') && withinWindow(deps))
+      throw notVisibleYet(deps, `instance ${instanceId} (to terminate)`, err);
+    rethrowAws(err, `terminating ${what}`);
   }
 }
 

@@ -4,7 +4,15 @@
  * Pure, so the request is tested field by field without EC2 (test/activities/launch.test.ts).
  */
 import { createHash } from 'node:crypto';
-import type { _InstanceType, RunInstancesCommandInput } from '@aws-sdk/client-ec2';
+import type {
+  _InstanceType,
+  HostnameType,
+  HttpTokensState,
+  InstanceMetadataEndpointState,
+  InstanceMetadataProtocolState,
+  InstanceMetadataTagsState,
+  RunInstancesCommandInput,
+} from '@aws-sdk/client-ec2';
 import type { AwsTarget, Tags } from '../contracts';
 import { toAwsTags } from './images';
 import type { LaunchSpec } from './migration-plan';
@@ -32,6 +40,17 @@ export interface LaunchInput {
 export function launchClientToken(owner: LaunchOwner): string {
   const digest = createHash('sha256').update(`${owner.workflowId}\n${owner.runId}`).digest('hex');
   return `amiflow-${digest.slice(0, 56)}`; // 64 characters, EC2's limit
+}
+
+/**
+ * An option block with only the fields the source stated: an unset one (undefined, or the empty
+ * string a describe can answer) is left out of the request rather than sent empty, so EC2 applies
+ * its own default, as it did for the source. `false` and `0` are stated values and are kept.
+ */
+function stated<T extends object>(fields: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined && v !== '')) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
 }
 
 /** The RunInstances request for a plan: one line per attribute of the source it mirrors. */
@@ -94,15 +113,13 @@ export function runInstancesRequest(input: LaunchInput): RunInstancesCommandInpu
     ...(s.userData ? { UserData: s.userData } : {}),
     ...(m
       ? {
-          MetadataOptions: {
-            ...(m.httpTokens ? { HttpTokens: m.httpTokens as 'required' } : {}),
-            ...(m.httpPutResponseHopLimit !== undefined
-              ? { HttpPutResponseHopLimit: m.httpPutResponseHopLimit }
-              : {}),
-            ...(m.httpEndpoint ? { HttpEndpoint: m.httpEndpoint as 'enabled' } : {}),
-            ...(m.httpProtocolIpv6 ? { HttpProtocolIpv6: m.httpProtocolIpv6 as 'enabled' } : {}),
-            ...(m.instanceMetadataTags ? { InstanceMetadataTags: m.instanceMetadataTags as 'enabled' } : {}),
-          },
+          MetadataOptions: stated({
+            HttpTokens: m.httpTokens as HttpTokensState | undefined,
+            HttpPutResponseHopLimit: m.httpPutResponseHopLimit,
+            HttpEndpoint: m.httpEndpoint as InstanceMetadataEndpointState | undefined,
+            HttpProtocolIpv6: m.httpProtocolIpv6 as InstanceMetadataProtocolState | undefined,
+            InstanceMetadataTags: m.instanceMetadataTags as InstanceMetadataTagsState | undefined,
+          }),
         }
       : {}),
     DisableApiTermination: s.disableApiTermination,
@@ -114,15 +131,11 @@ export function runInstancesRequest(input: LaunchInput): RunInstancesCommandInpu
     ...(s.enclave ? { EnclaveOptions: { Enabled: true } } : {}),
     ...(dns
       ? {
-          PrivateDnsNameOptions: {
-            ...(dns.hostnameType ? { HostnameType: dns.hostnameType as 'ip-name' } : {}),
-            ...(dns.enableResourceNameDnsARecord !== undefined
-              ? { EnableResourceNameDnsARecord: dns.enableResourceNameDnsARecord }
-              : {}),
-            ...(dns.enableResourceNameDnsAAAARecord !== undefined
-              ? { EnableResourceNameDnsAAAARecord: dns.enableResourceNameDnsAAAARecord }
-              : {}),
-          },
+          PrivateDnsNameOptions: stated({
+            HostnameType: dns.hostnameType as HostnameType | undefined,
+            EnableResourceNameDnsARecord: dns.enableResourceNameDnsARecord,
+            EnableResourceNameDnsAAAARecord: dns.enableResourceNameDnsAAAARecord,
+          }),
         }
       : {}),
     TagSpecifications: [

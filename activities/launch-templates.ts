@@ -69,49 +69,36 @@ function infoOf(t: LaunchTemplate): LaunchTemplateInfo {
   };
 }
 
-function describeRef(ref: LaunchTemplateRef): string {
+export function describeTemplateRef(ref: LaunchTemplateRef): string {
   if (ref.id) return `launch template ${ref.id}`;
   if (ref.name) return `launch template '${ref.name}'`;
   return `launch templates tagged ${ref.tag?.key}${ref.tag?.value !== undefined ? `=${ref.tag.value}` : ''}`;
 }
 
-/** Every launch template `refs` name, once each; a ref that finds nothing fails, naming it. */
-export async function findLaunchTemplates(
+/** The launch templates one reference names (none when EC2 knows no such id or name). */
+export async function templatesNamed(
   ec2: EC2Client,
+  ref: LaunchTemplateRef,
   where: string,
-  refs: readonly LaunchTemplateRef[],
 ): Promise<LaunchTemplateInfo[]> {
-  const found = new Map<string, LaunchTemplateInfo>();
-  for (const ref of refs) {
-    let templates: LaunchTemplate[] = [];
-    try {
-      templates = await describeAll(ec2, ref);
-    } catch (err) {
-      // EC2 answers an unknown id or name with an error rather than an empty list.
-      if (!isAwsCode(err, 'InvalidLaunchTemplateId.NotFound', 'InvalidLaunchTemplateName.NotFoundException'))
-        rethrowAws(err, `describing ${describeRef(ref)} in ${where}`);
-    }
-    if (templates.length === 0)
-      throw failure(
-        FailureType.RolloutTargetNotFound,
-        `${describeRef(ref)} not found in ${where}; check the id, name or tag (and the account and region)`,
-      );
-    for (const t of templates) found.set(t.LaunchTemplateId ?? '', infoOf(t));
+  try {
+    return (await describeAll(ec2, ref)).map(infoOf);
+  } catch (err) {
+    // EC2 answers an unknown id or name with an error rather than an empty list.
+    if (!isAwsCode(err, 'InvalidLaunchTemplateId.NotFound', 'InvalidLaunchTemplateName.NotFoundException'))
+      rethrowAws(err, `describing ${describeTemplateRef(ref)} in ${where}`);
+    return [];
   }
-  return [...found.values()];
 }
 
 function describeAll(ec2: EC2Client, ref: LaunchTemplateRef): Promise<LaunchTemplate[]> {
   return allPages(
-    (token) =>
-      ec2.send(
-        new DescribeLaunchTemplatesCommand({
-          ...(ref.id ? { LaunchTemplateIds: [ref.id] } : {}),
-          ...(ref.name ? { LaunchTemplateNames: [ref.name] } : {}),
-          ...tagFilters(ref.tag),
-          ...token,
-        }),
-      ),
+    {
+      ...(ref.id ? { LaunchTemplateIds: [ref.id] } : {}),
+      ...(ref.name ? { LaunchTemplateNames: [ref.name] } : {}),
+      ...tagFilters(ref.tag),
+    },
+    (request) => ec2.send(new DescribeLaunchTemplatesCommand(request)),
     (page) => page.LaunchTemplates,
   );
 }
@@ -122,14 +109,8 @@ function versionsAfter(
   min: number,
 ): Promise<LaunchTemplateVersion[]> {
   return allPages(
-    (token) =>
-      ec2.send(
-        new DescribeLaunchTemplateVersionsCommand({
-          LaunchTemplateId: launchTemplateId,
-          MinVersion: String(min),
-          ...token,
-        }),
-      ),
+    { LaunchTemplateId: launchTemplateId, MinVersion: String(min) },
+    (request) => ec2.send(new DescribeLaunchTemplateVersionsCommand(request)),
     (page) => page.LaunchTemplateVersions,
   );
 }

@@ -30,12 +30,12 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG } from '../contracts';
-import { isNotFound, notVisibleYet, withinWindow } from './consistency';
+import { notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { toAwsTags } from './images';
 import type { InstanceWaitInput } from './instances';
-import { findInstance, readInstance } from './instances';
+import { findInstance, findInstanceToTerminate, readInstance, terminateOwnInstance } from './instances';
 import type { LaunchInput, LaunchOwner } from './launch-request';
 import { launchClientToken, runInstancesRequest } from './launch-request';
 import type { MigrationPlan, MigrationPlanInput, Refusal } from './migration-plan';
@@ -556,28 +556,15 @@ export function launchActivities(deps: ActivityDeps) {
      */
     async terminateLaunchedInstance(input: TerminateLaunchedInput): Promise<TerminatedInstance> {
       const ec2 = await deps.aws.ec2(input.target);
-      const found = input.instanceId
-        ? await findInstance(ec2, input.instanceId)
-        : await findLaunched(ec2, input.owner);
-      if (!found?.InstanceId) {
-        // RunInstances answered (or may have): within the window its instance can be invisible
-        // to DescribeInstances, by id and even more so by tag filter. Not "none launched" yet.
-        if (withinWindow(deps))
-          throw notVisibleYet(
-            deps,
-            input.instanceId
-              ? `instance ${input.instanceId}`
-              : `the instance launched by ${input.owner.runId}`,
-          );
-        return {
-          ...(input.instanceId ? { instanceId: input.instanceId } : {}),
-          terminated: false,
-          note: input.instanceId
-            ? `instance ${input.instanceId} was not found after the consistency window: already gone`
-            : 'no instance launched by this run was found after the consistency window: none was launched',
-        };
-      }
-      const instanceId = found.InstanceId;
+      const lookup = await findInstanceToTerminate(deps, ec2, {
+        ...(input.instanceId ? { instanceId: input.instanceId } : {}),
+        byTags: () => findLaunched(ec2, input.owner),
+        byTagsName: `the instance launched by ${input.owner.runId}`,
+        noneByTags:
+          'no instance launched by this run was found after the consistency window: none was launched',
+      });
+      if ('none' in lookup) return lookup.none;
+      const { instance: found, instanceId } = lookup;
       if (!launchedBy(found, input.owner)) {
         // Launched with its tags (TagSpecifications), which an endpoint may show a moment later.
         if (input.instanceId && (found.Tags ?? []).length === 0 && withinWindow(deps))
@@ -596,14 +583,7 @@ export function launchActivities(deps: ActivityDeps) {
           ),
         );
       }
-      try {
-        await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
-      } catch (err) {
-        // Seen a moment ago, unknown to TerminateInstances now: another endpoint's lag.
-        if (isNotFound(err, 'instance') && withinWindow(deps))
-          throw notVisibleYet(deps, `instance ${instanceId} (to terminate)`, err);
-        rethrowAws(err, `terminating instance ${instanceId}`);
-      }
+      await terminateOwnInstance(deps, ec2, instanceId, `instance ${instanceId}`);
       return { instanceId, terminated: true };
     },
   };

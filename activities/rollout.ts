@@ -8,12 +8,14 @@ import { DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import type { AutoScalingGroupRef, AwsTarget, LaunchTemplateRef } from '../contracts';
 import { ALARM_ARN_RE, FailureType } from '../contracts';
 import type { GroupInfo } from './autoscaling';
-import { autoScalingActivities, autoScalingOf, findAutoScalingGroups } from './autoscaling';
+import { autoScalingActivities, autoScalingOf, describeGroupRef, groupsNamed } from './autoscaling';
 import type { ActivityDeps } from './deps';
 import { optionalClient } from './aws';
 import { aws, failure } from './errors';
 import type { LaunchTemplateInfo } from './launch-templates';
-import { findLaunchTemplates, launchTemplateActivities } from './launch-templates';
+import { describeTemplateRef, launchTemplateActivities, templatesNamed } from './launch-templates';
+import type { RefKind } from './paging';
+import { findEachRef } from './paging';
 import { waitUntil } from './waiting';
 
 export interface ResolveTargetInput {
@@ -129,6 +131,18 @@ function firingOf(readings: readonly AlarmReading[], failOnInsufficientData: boo
   );
 }
 
+/** The two kinds of target a rollout names, as findEachRef words and counts them. */
+const GROUP_REFS: RefKind<AutoScalingGroupRef, GroupInfo> = {
+  describeRef: describeGroupRef,
+  namedBy: 'the name or tag',
+  key: (g) => g.autoScalingGroupName,
+};
+const TEMPLATE_REFS: RefKind<LaunchTemplateRef, LaunchTemplateInfo> = {
+  describeRef: describeTemplateRef,
+  namedBy: 'the id, name or tag',
+  key: (t) => t.launchTemplateId,
+};
+
 export function rolloutActivities(deps: ActivityDeps) {
   return {
     ...launchTemplateActivities(deps),
@@ -137,19 +151,21 @@ export function rolloutActivities(deps: ActivityDeps) {
     /** What one target names, with the launch templates behind its groups. */
     async resolveRolloutTarget(input: ResolveTargetInput): Promise<ResolvedTarget> {
       const at = where(input.target);
-      const groups =
-        input.autoScalingGroups.length > 0
-          ? await findAutoScalingGroups(await autoScalingOf(deps, input.target), at, input.autoScalingGroups)
-          : [];
+      const asg = input.autoScalingGroups.length > 0 ? await autoScalingOf(deps, input.target) : undefined;
+      const groups = asg
+        ? await findEachRef(input.autoScalingGroups, at, GROUP_REFS, (ref) => groupsNamed(asg, ref, at))
+        : [];
       const ec2 = await deps.aws.ec2(input.target);
-      const named = await findLaunchTemplates(ec2, at, input.launchTemplates);
+      const templatesOf = (refs: readonly LaunchTemplateRef[]) =>
+        findEachRef(refs, at, TEMPLATE_REFS, (ref) => templatesNamed(ec2, ref, at));
+      const named = await templatesOf(input.launchTemplates);
       const namedIds = new Set(named.map((t) => t.launchTemplateId));
       const behind = groups
         .filter((g) => !namedIds.has(g.launchTemplateId))
         .map((g): LaunchTemplateRef =>
           g.launchTemplateId ? { id: g.launchTemplateId } : { name: g.launchTemplateName },
         );
-      const extra = behind.length > 0 ? await findLaunchTemplates(ec2, at, behind) : [];
+      const extra = behind.length > 0 ? await templatesOf(behind) : [];
       const byId = new Map<string, LaunchTemplateInfo & { named: boolean }>();
       for (const t of named) byId.set(t.launchTemplateId, { ...t, named: true });
       for (const t of extra)

@@ -48,6 +48,28 @@ export async function throttledRead<T>(
   }
 }
 
+/**
+ * Follows NextToken through a paged read, each page a `throttledRead`: a throttled page is asked
+ * for again rather than the listing started over. `onPage` takes each page as it comes, so a large
+ * listing need not be kept whole; `send` gets the token of the page to ask for (none for the first).
+ */
+export async function eachThrottledPage<P extends { NextToken?: string }>(
+  deps: Pick<ActivityDeps, 'clock' | 'random'>,
+  counters: ReadCounters,
+  action: string,
+  send: (token: string | undefined) => Promise<P>,
+  onPage: (page: P) => void,
+  onWait?: () => void,
+): Promise<void> {
+  let nextToken: string | undefined;
+  do {
+    const token = nextToken;
+    const page = await throttledRead(deps, counters, action, () => send(token), onWait);
+    onPage(page);
+    nextToken = page.NextToken;
+  } while (nextToken);
+}
+
 /** Image ids per DescribeImages call. */
 export const IMAGE_BATCH = 100;
 

@@ -290,30 +290,26 @@ export async function withdrawShare(
     if (opts.progress)
       opts.progress.skip('withdraw snapshot permissions', 'released through the share ledger');
   }
-  if (!ledger)
-    await step(
-      'withdraw launch permissions',
-      added.launchPermissions.length > 0,
-      () =>
-        act.removeLaunchPermissions.executeWithOptions(
-          remote(
-            `withdraw launch permissions on ${record.sharedImageId}: ${added.launchPermissions.map(describeEntry).join(', ')}`,
-          ),
-          [{ target, imageId: record.sharedImageId, permissions: added.launchPermissions }],
+  if (!ledger) {
+    // Without a ledger the share held its permissions alone: it removes each kind it added.
+    const withdrawAdded = (name: string, what: readonly unknown[], remove: () => Promise<unknown>) =>
+      step(name, what.length > 0, remove, 'the share added none');
+    const { launchPermissions, snapshotPermissions } = added;
+    await withdrawAdded('withdraw launch permissions', launchPermissions, () =>
+      act.removeLaunchPermissions.executeWithOptions(
+        remote(
+          `withdraw launch permissions on ${record.sharedImageId}: ${launchPermissions.map(describeEntry).join(', ')}`,
         ),
-      'the share added none',
+        [{ target, imageId: record.sharedImageId, permissions: launchPermissions }],
+      ),
     );
-  if (!ledger)
-    await step(
-      'withdraw snapshot permissions',
-      added.snapshotPermissions.length > 0,
-      () =>
-        act.removeSnapshotPermissions.executeWithOptions(
-          remote(`withdraw create-volume permissions on ${added.snapshotPermissions.length} snapshot(s)`),
-          [{ target, permissions: added.snapshotPermissions }],
-        ),
-      'the share added none',
+    await withdrawAdded('withdraw snapshot permissions', snapshotPermissions, () =>
+      act.removeSnapshotPermissions.executeWithOptions(
+        remote(`withdraw create-volume permissions on ${snapshotPermissions.length} snapshot(s)`),
+        [{ target, permissions: snapshotPermissions }],
+      ),
     );
+  }
   const byKey = new Map<string, KeyGrantRecord[]>();
   for (const g of added.grants) byKey.set(g.keyArn, [...(byKey.get(g.keyArn) ?? []), g]);
   await step(

@@ -15,9 +15,8 @@ import type { Harness } from './harness';
 import { awsError, errorOf, nonRetryableFailure } from './failures';
 import { INSTANCE_ID, RUN_ID, T0, TARGET, WORKFLOW_ID, reservation } from './fixtures';
 import { activityEnv, commandNames, harness } from './harness';
+import { SOURCE_SUBNET, VPC, subnet, vpcInstance } from './migration-fixtures';
 
-const VPC = 'vpc-0aaaaaaaaaaaaaaa0';
-const SOURCE_SUBNET = 'subnet-0aaaaaaaaaaaaaaa1';
 const NEW_ID = 'i-0bbbbbbbbbbbbbbb1';
 const AMI = 'ami-0cccccccccccccccc';
 const KEY_ROOT = 'arn:aws:kms:eu-west-1:111122223333:key/11111111-1111-1111-1111-111111111111';
@@ -29,16 +28,9 @@ const undoNewInstance = { target: TARGET, owner, instanceId: NEW_ID };
 
 /** A source with every attribute the migration mirrors set to something other than its default. */
 function source(extra: Partial<Instance> = {}): Instance {
-  return {
-    InstanceId: INSTANCE_ID,
-    State: { Name: 'running' },
-    RootDeviceType: 'ebs',
+  return vpcInstance({
     RootDeviceName: '/dev/xvda',
-    InstanceType: 't3.large',
     Placement: { AvailabilityZone: 'eu-west-1a', Tenancy: 'dedicated', GroupName: 'web-spread' },
-    SubnetId: SOURCE_SUBNET,
-    VpcId: VPC,
-    PrivateIpAddress: '10.0.1.17',
     SecurityGroups: [
       { GroupId: 'sg-0aaaaaaaaaaaaaaa1', GroupName: 'web' },
       { GroupId: 'sg-0aaaaaaaaaaaaaaa2', GroupName: 'ssh' },
@@ -83,7 +75,7 @@ function source(extra: Partial<Instance> = {}): Instance {
       },
     ],
     ...extra,
-  };
+  });
 }
 
 const VOLUMES: Volume[] = [
@@ -117,17 +109,6 @@ const VOLUMES: Volume[] = [
     Tags: [{ Key: 'purpose', Value: 'logs' }],
   },
 ];
-
-function subnet(id: string, zone: string, free: number, isPublic = false): Subnet {
-  return {
-    SubnetId: id,
-    VpcId: VPC,
-    AvailabilityZone: zone,
-    AvailableIpAddressCount: free,
-    MapPublicIpOnLaunch: isPublic,
-    State: 'available',
-  };
-}
 
 const TARGET_SUBNETS = [
   subnet('subnet-0bbbbbbbbbbbbbbb1', 'eu-west-1b', 100),

@@ -7,25 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Address, Instance, Subnet, Volume } from '@aws-sdk/client-ec2';
+import type { Address, Instance, Volume } from '@aws-sdk/client-ec2';
 import type { NetworkPlan } from '../../activities/migration-plan';
 import * as plan from '../../activities/migration-plan';
 import { FailureType } from '../../contracts';
+import { INSTANCE_ID as ID } from './fixtures';
+import { VPC, subnet, vpcInstance } from './migration-fixtures';
 
-const ID = 'i-0abc1234def567890';
-const VPC = 'vpc-0aaaaaaaaaaaaaaa0';
 const TARGET = { region: 'eu-west-1' };
 
 function instance(extra: Partial<Instance> = {}): Instance {
-  return {
-    InstanceId: ID,
-    State: { Name: 'running' },
-    RootDeviceType: 'ebs',
-    InstanceType: 't3.large',
-    Placement: { AvailabilityZone: 'eu-west-1a' },
-    SubnetId: 'subnet-0aaaaaaaaaaaaaaa1',
-    VpcId: VPC,
-    PrivateIpAddress: '10.0.1.17',
+  return vpcInstance({
     NetworkInterfaces: [
       {
         NetworkInterfaceId: 'eni-0primary00000001',
@@ -34,16 +26,10 @@ function instance(extra: Partial<Instance> = {}): Instance {
       },
     ],
     ...extra,
-  };
+  });
 }
 
-const SUBNET_B: Subnet = {
-  SubnetId: 'subnet-0bbbbbbbbbbbbbbb1',
-  VpcId: VPC,
-  AvailabilityZone: 'eu-west-1b',
-  AvailableIpAddressCount: 200,
-  MapPublicIpOnLaunch: false,
-};
+const SUBNET_B = subnet('subnet-0bbbbbbbbbbbbbbb1', 'eu-west-1b', 200);
 
 describe('immediateRefusal: what stops a plan before anything else is read', () => {
   it('GIVEN an instance that is stopping WHEN planned THEN the state is refused alone, naming it', () => {

@@ -4,24 +4,29 @@ import { describe, it } from 'node:test';
 import { allPages, tagFilters } from '../../activities/paging';
 
 void describe('allPages', () => {
-  void it('GIVEN three pages WHEN read THEN every item comes back in order, the first request has no NextToken and each later one the previous page token', async () => {
+  void it('GIVEN three pages WHEN read THEN every item comes back in order, the first request is the one given (no NextToken) and each later one adds the previous page token', async () => {
     const pages: Record<string, { Items?: number[]; NextToken?: string }> = {
       first: { Items: [1, 2], NextToken: 'b' },
       b: { NextToken: 'c' }, // AWS may answer a page with no items and a token
       c: { Items: [3] },
     };
-    const requests: { NextToken?: string }[] = [];
+    const requests: { Kind: string; NextToken?: string }[] = [];
 
     const items = await allPages(
-      (token) => {
-        requests.push(token);
-        return Promise.resolve(pages[token.NextToken ?? 'first'] ?? {});
+      { Kind: 'widgets' },
+      (request) => {
+        requests.push(request);
+        return Promise.resolve(pages[request.NextToken ?? 'first'] ?? {});
       },
       (page) => page.Items,
     );
 
     assert.deepEqual(items, [1, 2, 3]);
-    assert.deepEqual(requests, [{}, { NextToken: 'b' }, { NextToken: 'c' }]);
+    assert.deepEqual(requests, [
+      { Kind: 'widgets' },
+      { Kind: 'widgets', NextToken: 'b' },
+      { Kind: 'widgets', NextToken: 'c' },
+    ]);
   });
 });
 

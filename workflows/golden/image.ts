@@ -3,6 +3,7 @@
  * already), make the image (child `imageFromInstance` of the builder, or child `buildImage` of a
  * recipe), and tag it with the pipeline's version.
  */
+import type { ChildWorkflowOptions } from '@temporalio/workflow';
 import { startChild, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ManagedImage } from '../../activities/retention';
 import type { GoldenImageResult, ImageFromInstanceInput, Tags } from '../../contracts';
@@ -97,7 +98,7 @@ export async function makeImage(run: GoldenRun, version: string): Promise<Golden
 
 /** The builder imaged by a child `imageFromInstance`. */
 async function imageBuilder(run: GoldenRun, imageName: string, version: string): Promise<GoldenBuiltImage> {
-  const { input, progress, target, ids, builderInstanceId } = run;
+  const { input, target, ids, builderInstanceId } = run;
   const imageInput: ImageFromInstanceInput = {
     ...target,
     instanceId: builderInstanceId,
@@ -113,31 +114,53 @@ async function imageBuilder(run: GoldenRun, imageName: string, version: string):
       imageAvailableSeconds: run.timeouts.imageAvailableSeconds,
     },
   };
-  return await progress.run(
+  return await runImageBuilder(
+    run,
+    {
+      workflow: imageFromInstance,
+      workflowId: ids.image,
+      input: imageInput,
+      summary: `Golden image ${imageName} from ${builderInstanceId}`,
+      attributes: [
+        { key: SearchAttr.instanceId, value: builderInstanceId },
+        { key: SearchAttr.region, value: input.region },
+      ],
+    },
+    (result, childRunId) => ({ imageId: result.imageId, imageName, ownerWorkflowId: ids.image, childRunId }),
+  );
+}
+
+/** The child run that makes golden's image, and the search attributes it carries where registered. */
+interface ImageBuilderChild<I, R> {
+  workflow: (input: I) => Promise<R>;
+  workflowId: string;
+  input: I;
+  summary: string;
+  attributes: NonNullable<ChildWorkflowOptions['typedSearchAttributes']>;
+}
+
+/**
+ * The 'image builder' step: starts the child that makes the image (imaging a builder instance, or
+ * building a recipe) and turns its result into golden's image. `toImage` gets the child's first
+ * run id, which owns the image when the child made it itself.
+ */
+async function runImageBuilder<I, R>(
+  run: GoldenRun,
+  child: ImageBuilderChild<I, R>,
+  toImage: (result: R, firstExecutionRunId: string) => GoldenBuiltImage,
+): Promise<GoldenBuiltImage> {
+  return await run.progress.run(
     'image builder',
     async () => {
-      const child = await startChild(imageFromInstance, {
-        workflowId: ids.image,
-        args: [imageInput],
-        staticSummary: `Golden image ${imageName} from ${builderInstanceId}`,
-        ...(run.withSearchAttributes
-          ? {
-              typedSearchAttributes: [
-                { key: SearchAttr.instanceId, value: builderInstanceId },
-                { key: SearchAttr.region, value: input.region },
-              ],
-            }
-          : {}),
+      const handle = await startChild(child.workflow, {
+        workflowId: child.workflowId,
+        args: [child.input],
+        staticSummary: child.summary,
+        ...(run.withSearchAttributes ? { typedSearchAttributes: child.attributes } : {}),
       });
-      const result = await child.result();
-      return {
-        imageId: result.imageId,
-        imageName,
-        ownerWorkflowId: ids.image,
-        childRunId: child.firstExecutionRunId,
-      };
+      return toImage(await handle.result(), handle.firstExecutionRunId);
     },
-    `child workflow ${ids.image}`,
+    `child workflow ${child.workflowId}`,
   );
 }
 
@@ -153,7 +176,7 @@ async function buildFromRecipe(
   r: BuildImageInput,
   version: string,
 ): Promise<GoldenBuiltImage> {
-  const { input, progress, ids } = run;
+  const { input, ids } = run;
   const child: BuildImageInput = {
     ...r,
     force: true,
@@ -167,20 +190,18 @@ async function buildFromRecipe(
       ).slice(0, 255),
     },
   };
-  return await progress.run(
-    'image builder',
-    async () => {
-      const handle = await startChild(buildImage, {
-        workflowId: ids.build,
-        args: [child],
-        staticSummary: `Golden image of pipeline ${input.pipeline} ${version}: build recipe ${r.recipe}`,
-        ...(run.withSearchAttributes
-          ? { typedSearchAttributes: [{ key: SearchAttr.region, value: input.region }] }
-          : {}),
-      });
-      const result = await handle.result();
+  return await runImageBuilder(
+    run,
+    {
+      workflow: buildImage,
+      workflowId: ids.build,
+      input: child,
+      summary: `Golden image of pipeline ${input.pipeline} ${version}: build recipe ${r.recipe}`,
+      attributes: [{ key: SearchAttr.region, value: input.region }],
+    },
+    (result, firstExecutionRunId) => {
       // Forced, so never skipped: the image is this build's, tagged by its imageFromInstance run.
-      const imageRun = result.imageRun ?? { workflowId: ids.build, runId: handle.firstExecutionRunId };
+      const imageRun = result.imageRun ?? { workflowId: ids.build, runId: firstExecutionRunId };
       return {
         imageId: result.imageId,
         imageName: result.imageName,
@@ -197,7 +218,6 @@ async function buildFromRecipe(
         },
       };
     },
-    `child workflow ${ids.build}`,
   );
 }
 
