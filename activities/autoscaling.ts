@@ -10,19 +10,13 @@ import type {
   InstanceRefresh,
   LaunchTemplateSpecification,
 } from '@aws-sdk/client-auto-scaling';
-import {
-  CancelInstanceRefreshCommand,
-  DescribeAutoScalingGroupsCommand,
-  DescribeInstanceRefreshesCommand,
-  RollbackInstanceRefreshCommand,
-  StartInstanceRefreshCommand,
-} from '@aws-sdk/client-auto-scaling';
 import type { AutoScalingGroupRef, AwsTarget, RefreshState, RolloutRestore } from '../contracts';
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { optionalClient } from './aws';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { allPages, tagFilters } from './paging';
+import { sdk } from './sdk-modules';
 import { waitUntil } from './waiting';
 
 export interface GroupInfo {
@@ -111,7 +105,8 @@ function launchTemplateOf(g: AutoScalingGroup, where: string): LaunchTemplateSpe
   );
 }
 
-function groupsFor(asg: AutoScalingClient, ref: AutoScalingGroupRef): Promise<AutoScalingGroup[]> {
+async function groupsFor(asg: AutoScalingClient, ref: AutoScalingGroupRef): Promise<AutoScalingGroup[]> {
+  const { DescribeAutoScalingGroupsCommand } = await sdk.autoScaling();
   return allPages(
     { ...(ref.name ? { AutoScalingGroupNames: [ref.name] } : {}), ...tagFilters(ref.tag) },
     (request) => asg.send(new DescribeAutoScalingGroupsCommand(request)),
@@ -158,6 +153,7 @@ async function refreshesOf(
   group: string,
   ids?: string[],
 ): Promise<InstanceRefresh[]> {
+  const { DescribeInstanceRefreshesCommand } = await sdk.autoScaling();
   const out = await asg.send(
     new DescribeInstanceRefreshesCommand({
       AutoScalingGroupName: group,
@@ -192,6 +188,7 @@ export function autoScalingActivities(deps: ActivityDeps) {
       toward(r, input.launchTemplateId, input.version),
     );
     if (mine) return { ...statusOf(mine), reused: true };
+    const { StartInstanceRefreshCommand } = await sdk.autoScaling();
     const p = input.preferences;
     try {
       const out = await asg.send(
@@ -270,6 +267,7 @@ export function autoScalingActivities(deps: ActivityDeps) {
      */
     async undoInstanceRefresh(input: UndoRefreshInput): Promise<RolloutRestore & { note: string }> {
       const asg = await autoScalingOf(deps, input.target);
+      const { CancelInstanceRefreshCommand, RollbackInstanceRefreshCommand } = await sdk.autoScaling();
       const group = input.autoScalingGroupName;
       const action = `undoing the rollout on '${group}'`;
       const base = {

@@ -4,12 +4,12 @@
  * the role configured for it, with credentials that refresh themselves before they expire, so a
  * copy or a wait longer than one hour of credentials keeps working.
  */
-import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import type { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { KMSClient } from '@aws-sdk/client-kms';
-import { SSMClient } from '@aws-sdk/client-ssm';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { KMSClient } from '@aws-sdk/client-kms';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import type { STSClient } from '@aws-sdk/client-sts';
 import { fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { MetricMeter } from '@temporalio/common';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
@@ -17,6 +17,7 @@ import type { AwsTarget } from '../contracts';
 import { FailureType } from '../contracts';
 import { aws, failure } from './errors';
 import { AMIFLOW_USER_AGENT, awsTelemetry } from './aws-telemetry';
+import { sdk } from './sdk-modules';
 
 export interface AwsSettings {
   /** Endpoint for every service, e.g. the local sandbox; unset for real AWS. */
@@ -206,23 +207,24 @@ export function createAwsClients(settings: AwsSettings, telemetry: AwsTelemetry 
     client.middlewareStack.use(instrumentation);
     return client;
   };
-  const clients = new Map<string, Promise<EC2Client>>();
-  const kmsClients = new Map<string, Promise<KMSClient>>();
-  const ssmClients = new Map<string, Promise<SSMClient>>();
-  // Auto Scaling and CloudWatch clients (rollouts), one per (account, region) like the others.
-  const otherClients = new Map<string, Promise<{ destroy(): void }>>();
-  function cached<C extends { destroy(): void }>(
+  // Every client, one per (service, account, region); the promise is cached so concurrent first
+  // calls share one client, and dropped when making it failed so the next call tries again.
+  const made = new Map<string, Promise<{ destroy(): void }>>();
+  function cached<C extends { destroy(): void; middlewareStack: { use(p: typeof instrumentation): void } }>(
     service: string,
     target: AwsTarget,
-    make: (config: Record<string, unknown>) => C,
+    make: (config: Record<string, unknown>) => C | Promise<C>,
   ): Promise<C> {
     const key = `${target.accountId ?? 'self'}/${target.region}`;
     const cacheKey = `${service}:${key}`;
-    let client = otherClients.get(cacheKey) as Promise<C> | undefined;
+    // Stored under its own service's key only, so the entry is the C it was made as.
+    let client = made.get(cacheKey) as Promise<C> | undefined;
     if (!client) {
-      client = sharedCredentials(target, key).then((creds) => make({ ...base(target.region), ...creds }));
-      client.catch(() => otherClients.delete(cacheKey));
-      otherClients.set(cacheKey, client);
+      client = sharedCredentials(target, key)
+        .then((creds) => make({ ...base(target.region), ...creds }))
+        .then(instrumented);
+      client.catch(() => made.delete(cacheKey));
+      made.set(cacheKey, client);
     }
     return client;
   }
@@ -251,11 +253,16 @@ export function createAwsClients(settings: AwsSettings, telemetry: AwsTelemetry 
   async function callerAccount(region: string): Promise<string> {
     let pending = ownAccount.get(region);
     if (!pending) {
-      const sts = instrumented(new STSClient(base(stsRegionFor(settings, region))));
-      stsClients.push(sts);
-      pending = aws('reading the worker identity (sts:GetCallerIdentity)', () =>
-        sts.send(new GetCallerIdentityCommand({})),
-      ).then((r) => r.Account ?? '');
+      pending = sdk
+        .sts()
+        .then(({ STSClient, GetCallerIdentityCommand }) => {
+          const sts = instrumented(new STSClient(base(stsRegionFor(settings, region))));
+          stsClients.push(sts);
+          return aws('reading the worker identity (sts:GetCallerIdentity)', () =>
+            sts.send(new GetCallerIdentityCommand({})),
+          );
+        })
+        .then((r) => r.Account ?? '');
       pending.catch(() => ownAccount.delete(region));
       ownAccount.set(region, pending);
     }
@@ -304,76 +311,27 @@ export function createAwsClients(settings: AwsSettings, telemetry: AwsTelemetry 
     return creds;
   }
 
+  // SDK modules other than EC2 load with their first client (activities/sdk-modules.ts).
   return {
-    ec2(target) {
-      const key = `${target.accountId ?? 'self'}/${target.region}`;
-      let client = clients.get(key);
-      if (!client) {
-        // Cache the promise: concurrent first calls share one client.
-        client = sharedCredentials(target, key).then((creds) =>
-          instrumented(new EC2Client({ ...base(target.region), ...creds })),
-        );
-        client.catch(() => clients.delete(key));
-        clients.set(key, client);
-      }
-      return client;
-    },
-    ssm(target) {
-      const key = `${target.accountId ?? 'self'}/${target.region}`;
-      let client = ssmClients.get(key);
-      if (!client) {
-        client = sharedCredentials(target, key).then((creds) =>
-          instrumented(new SSMClient({ ...base(target.region), ...creds })),
-        );
-        client.catch(() => ssmClients.delete(key));
-        ssmClients.set(key, client);
-      }
-      return client;
-    },
-    kms(target) {
-      const key = `${target.accountId ?? 'self'}/${target.region}`;
-      let client = kmsClients.get(key);
-      if (!client) {
-        client = sharedCredentials(target, key).then((creds) =>
-          instrumented(new KMSClient({ ...base(target.region), ...creds })),
-        );
-        client.catch(() => kmsClients.delete(key));
-        kmsClients.set(key, client);
-      }
-      return client;
-    },
-    autoScaling(target) {
-      return cached('autoscaling', target, (config) => instrumented(new AutoScalingClient(config)));
-    },
-    cloudWatch(target) {
-      return cached('cloudwatch', target, (config) => instrumented(new CloudWatchClient(config)));
-    },
+    ec2: (target) => cached('ec2', target, (config) => new EC2Client(config)),
+    ssm: (target) => cached('ssm', target, async (config) => new (await sdk.ssm()).SSMClient(config)),
+    kms: (target) => cached('kms', target, async (config) => new (await sdk.kms()).KMSClient(config)),
+    autoScaling: (target) =>
+      cached(
+        'autoscaling',
+        target,
+        async (config) => new (await sdk.autoScaling()).AutoScalingClient(config),
+      ),
+    cloudWatch: (target) =>
+      cached('cloudwatch', target, async (config) => new (await sdk.cloudWatch()).CloudWatchClient(config)),
     destroy() {
-      for (const c of otherClients.values())
-        void c.then(
-          (client) => client.destroy(),
-          () => undefined,
-        );
-      otherClients.clear();
-      for (const c of clients.values())
-        void c.then(
-          (client) => client.destroy(),
-          () => undefined,
-        );
-      for (const c of ssmClients.values())
-        void c.then(
-          (client) => client.destroy(),
-          () => undefined,
-        );
-      for (const c of kmsClients.values())
+      for (const c of made.values())
         void c.then(
           (client) => client.destroy(),
           () => undefined,
         );
       for (const c of stsClients) c.destroy();
-      clients.clear();
-      kmsClients.clear();
-      ssmClients.clear();
+      made.clear();
       credentials.clear();
     },
   };

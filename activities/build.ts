@@ -20,7 +20,6 @@ import {
   DescribeInstancesCommand,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG } from '../contracts';
@@ -32,6 +31,7 @@ import type { ActivityDeps } from './deps';
 import { aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
 import { snapshotIdsOf, toAwsTags } from './images';
 import { findInstanceToTerminate, terminateOwnInstance } from './instances';
+import { sdk } from './sdk-modules';
 
 export type BuildRole = 'builder' | 'test';
 
@@ -257,6 +257,7 @@ export function buildActivities(deps: ActivityDeps) {
             'this worker has no SSM client; an SSM parent needs one',
           );
         const ssm = await deps.aws.ssm(input.target);
+        const { GetParameterCommand } = await sdk.ssm();
         let value: string | undefined;
         try {
           const out = await ssm.send(new GetParameterCommand({ Name: p.ssmParameter }));

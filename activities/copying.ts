@@ -13,13 +13,13 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
 } from '@aws-sdk/client-ec2';
-import { DescribeKeyCommand } from '@aws-sdk/client-kms';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG, copyTagsOf } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { NOT_SETTLED_FAILURE, aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
 import { findImageByName, snapshotIdsOf, toAwsTags } from './images';
+import { sdk } from './sdk-modules';
 import type { ImageLookup } from './sharing';
 import { ownedImage, userTagsOf } from './sharing';
 
@@ -190,6 +190,7 @@ async function awaitSourceUsable(deps: ActivityDeps, input: CopyImageActivityInp
   const kms = keys.length > 0 ? await deps.aws.kms(asDestination) : undefined;
   for (const key of keys) {
     calls += 1;
+    const { DescribeKeyCommand } = await sdk.kms();
     try {
       await kms?.send(new DescribeKeyCommand({ KeyId: key }));
     } catch (err) {

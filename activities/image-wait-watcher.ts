@@ -23,6 +23,7 @@ import type { AwsClients } from './aws';
 import { failure } from './errors';
 import { describeImageIds } from './image-watch';
 import type { AvailableImage } from './images';
+import { imageFailure } from './images';
 
 /** Names one attempt of one activity without its (large) task token: what a lease carries. */
 export interface WaitRef {
@@ -416,14 +417,9 @@ export class ImageWaitWatcher {
   }
 
   private terminal(h: Held, image: Image | undefined, now: number): ApplicationFailure | undefined {
-    if (image?.State === 'failed' || image?.State === 'error' || image?.State === 'invalid') {
-      const reason = image.StateReason;
-      return failure(
-        FailureType.ImageFailed,
-        `image ${h.imageId} ended in state '${image.State}': ${reason?.Code ?? 'no code'}: ${reason?.Message ?? 'no reason given'}`,
-        { stateReason: reason },
-      );
-    }
+    // The same failure as the polling wait's, so a run's outcome does not depend on which waited.
+    const failed = imageFailure(h.imageId, image);
+    if (failed) return failed;
     // Read-after-write: a new image can be invisible for a while; only after the window is it gone.
     if (!image && now - h.addedAt > this.opts.consistencyWindowMs)
       return failure(

@@ -5,12 +5,6 @@
  * accounts the use of a key through named grants that a retry finds instead of duplicating.
  */
 import type { GrantListEntry, KeyMetadata, KMSClient } from '@aws-sdk/client-kms';
-import {
-  CreateGrantCommand,
-  DescribeKeyCommand,
-  ListGrantsCommand,
-  RevokeGrantCommand,
-} from '@aws-sdk/client-kms';
 import { Context } from '@temporalio/activity';
 import type { AwsTarget, KeyGrantRecord } from '../contracts';
 import { FailureType, KMS_GRANT_OPERATIONS, shareGrantName } from '../contracts';
@@ -18,6 +12,7 @@ import { partitionOf } from './aws';
 import { notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { sdk } from './sdk-modules';
 
 export interface KeyInfo {
   keyArn: string;
@@ -85,6 +80,7 @@ function keyInfo(meta: KeyMetadata | undefined, keyId: string): KeyInfo {
 }
 
 export async function describeKey(kms: KMSClient, keyId: string, purpose: string): Promise<KeyInfo> {
+  const { DescribeKeyCommand } = await sdk.kms();
   const out = await aws(`reading KMS key ${keyId} (${purpose})`, () =>
     kms.send(new DescribeKeyCommand({ KeyId: keyId })),
   );
@@ -93,6 +89,7 @@ export async function describeKey(kms: KMSClient, keyId: string, purpose: string
 
 /** Every grant on the key, following ListGrants' pages. */
 async function listGrants(kms: KMSClient, keyArn: string): Promise<GrantListEntry[]> {
+  const { ListGrantsCommand } = await sdk.kms();
   const grants: GrantListEntry[] = [];
   let marker: string | undefined;
   do {
@@ -114,6 +111,7 @@ export function granteeRoot(accountId: string, region: string): string {
  * with it, so a bad key fails at once with a message instead of hours later as a failed copy.
  */
 export async function checkKey(kms: KMSClient, input: CheckKeyInput): Promise<KeyInfo> {
+  const { DescribeKeyCommand } = await sdk.kms();
   let key: KeyInfo;
   try {
     key = keyInfo((await kms.send(new DescribeKeyCommand({ KeyId: input.keyId }))).KeyMetadata, input.keyId);
@@ -170,6 +168,7 @@ export function kmsActivities(deps: ActivityDeps) {
      */
     async grantKeyAccess(input: GrantKeyAccessInput): Promise<KeyGrantRecord[]> {
       const kms = await deps.aws.kms(input.target);
+      const { CreateGrantCommand } = await sdk.kms();
       const existing = new Map(
         (await listGrants(kms, input.keyArn)).flatMap((g) => (g.Name && g.GrantId ? [[g.Name, g]] : [])),
       );
@@ -215,6 +214,7 @@ export function kmsActivities(deps: ActivityDeps) {
     async revokeKeyGrants(input: RevokeKeyGrantsInput): Promise<RevokedGrants> {
       if (input.grantNames.length === 0) return { revoked: [], absent: [] };
       const kms = await deps.aws.kms(input.target);
+      const { RevokeGrantCommand } = await sdk.kms();
       const ctx = Context.current();
       const earlier = ctx.info.heartbeatDetails as RevokeProgress | undefined;
       const done: RevokeProgress = {

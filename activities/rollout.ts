@@ -4,7 +4,6 @@
  * once (before anything starts) or periodically for the length of a bake, heartbeating.
  */
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import { DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
 import type { AutoScalingGroupRef, AwsTarget, LaunchTemplateRef } from '../contracts';
 import { ALARM_ARN_RE, FailureType } from '../contracts';
 import type { GroupInfo } from './autoscaling';
@@ -16,6 +15,7 @@ import type { LaunchTemplateInfo } from './launch-templates';
 import { describeTemplateRef, launchTemplateActivities, templatesNamed } from './launch-templates';
 import type { RefKind } from './paging';
 import { findEachRef } from './paging';
+import { sdk } from './sdk-modules';
 import { waitUntil } from './waiting';
 
 export interface ResolveTargetInput {
@@ -101,6 +101,7 @@ export async function readAlarms(deps: ActivityDeps, input: ReadAlarmsInput): Pr
   const readings: AlarmReading[] = [];
   for (const { target, names } of byScope.values()) {
     const cw = await cloudWatchOf(deps, target);
+    const { DescribeAlarmsCommand } = await sdk.cloudWatch();
     const out = await aws(`reading CloudWatch alarms in ${where(target)}`, () =>
       cw.send(
         new DescribeAlarmsCommand({

@@ -11,13 +11,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { Command, GetCommandInvocationCommandOutput, SSMClient } from '@aws-sdk/client-ssm';
-import {
-  CancelCommandCommand,
-  DescribeInstanceInformationCommand,
-  GetCommandInvocationCommand,
-  ListCommandsCommand,
-  SendCommandCommand,
-} from '@aws-sdk/client-ssm';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AwsTarget } from '../contracts';
 import type { CommandStatus } from '../contracts/common';
@@ -26,6 +19,7 @@ import { notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { optionalClient } from './aws';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { sdk } from './sdk-modules';
 import { waitUntil } from './waiting';
 
 export interface SendCommandInput {
@@ -177,6 +171,7 @@ async function findEarlierSend(
   instanceId: string,
   comment: string,
 ): Promise<Command | undefined> {
+  const { ListCommandsCommand } = await sdk.ssm();
   let nextToken: string | undefined;
   for (let page = 0; page < LIST_PAGES; page += 1) {
     const out = await aws(`listing SSM commands sent to ${instanceId}`, () =>
@@ -208,6 +203,7 @@ function earlierHeartbeat(comment: string): string | undefined {
 }
 
 async function send(ssm: SSMClient, input: SendCommandInput, comment: string): Promise<string> {
+  const { SendCommandCommand } = await sdk.ssm();
   try {
     const out = await ssm.send(
       new SendCommandCommand({
@@ -257,6 +253,7 @@ async function readInvocation(
   ssm: SSMClient,
   input: WaitForCommandInput,
 ): Promise<GetCommandInvocationCommandOutput | undefined> {
+  const { GetCommandInvocationCommand } = await sdk.ssm();
   try {
     return await ssm.send(
       new GetCommandInvocationCommand({ CommandId: input.commandId, InstanceId: input.instanceId }),
@@ -323,6 +320,7 @@ export function runCommandActivities(deps: ActivityDeps) {
      */
     async cancelCommand(input: CancelCommandInput): Promise<CancelledCommand> {
       const ssm = await ssmOf(deps, input.target);
+      const { CancelCommandCommand, GetCommandInvocationCommand } = await sdk.ssm();
       let now: GetCommandInvocationCommandOutput | undefined;
       try {
         now = await ssm.send(
@@ -352,6 +350,7 @@ export function runCommandActivities(deps: ActivityDeps) {
     /** Waits until the instance's SSM agent pings Online (a fresh instance needs a minute or two). */
     async waitForAgentOnline(input: AgentOnlineInput): Promise<{ pingStatus: string; platform?: string }> {
       const ssm = await ssmOf(deps, input.target);
+      const { DescribeInstanceInformationCommand } = await sdk.ssm();
       const read = async () => {
         const out = await aws(`reading SSM agent status of ${input.instanceId}`, () =>
           ssm.send(

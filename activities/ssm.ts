@@ -6,12 +6,12 @@
  * the new id (or the wait fails, saying so).
  */
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import type { AwsTarget } from '../contracts';
 import { FailureType } from '../contracts';
 import type { ActivityDeps } from './deps';
 import { optionalClient } from './aws';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
+import { sdk } from './sdk-modules';
 import { waitUntil } from './waiting';
 
 export const IMAGE_DATA_TYPE = 'aws:ec2:image';
@@ -59,6 +59,7 @@ async function ssmOf(deps: ActivityDeps, target: AwsTarget): Promise<SSMClient> 
 }
 
 async function read(ssm: SSMClient, name: string): Promise<ParameterState> {
+  const { GetParameterCommand } = await sdk.ssm();
   try {
     const out = await ssm.send(new GetParameterCommand({ Name: name }));
     const p = out.Parameter;
@@ -88,6 +89,7 @@ export function ssmActivities(deps: ActivityDeps) {
      */
     async publishImageParameter(input: PublishImageInput): Promise<PublishedParameter> {
       const ssm = await ssmOf(deps, input.target);
+      const { PutParameterCommand } = await sdk.ssm();
       const before = await read(ssm, input.name);
       if (before.exists && before.dataType !== undefined && before.dataType !== IMAGE_DATA_TYPE)
         throw failure(
@@ -131,6 +133,7 @@ export function ssmActivities(deps: ActivityDeps) {
      */
     async restoreImageParameter(input: RestoreParameterInput): Promise<RestoredParameter> {
       const ssm = await ssmOf(deps, input.target);
+      const { DeleteParameterCommand, PutParameterCommand } = await sdk.ssm();
       const now = await read(ssm, input.name);
       if (!now.exists) return { name: input.name, outcome: input.previous ? 'left: gone' : 'deleted' };
       if (now.value !== input.publishedValue) {

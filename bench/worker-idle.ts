@@ -1,20 +1,76 @@
 /**
- * The idle worker's resident set, quickly (issue 13's ≤ 160 MB target): the compiled production
- * entry in a child process with the lean settings, against a dev server, nothing to do. Prints VmRSS
- * a few seconds after /readyz answers, and the same with extra NODE_OPTIONS to compare (`--variant`).
+ * The idle worker's resident set (issue 13's ≤ 160 MB target): the compiled production entry in a
+ * child process with the lean settings, against a dev server, nothing to do. Samples VmRSS every
+ * second after /readyz answers and prints three figures per start:
  *
- *   node --import tsx bench/worker-idle.ts [--repeat 3]
+ * - `5 s`: five seconds after ready, still holding start-up garbage: the SDK keeps a copy of the
+ *   workflow bundle evaluated in a vm context of the main thread for 10 s (for debuggers), and V8
+ *   shrinks the heaps only once the process has been idle for a while;
+ * - `settled`: `--settle` seconds after ready (default 30), what an idle worker keeps;
+ * - `peak`: VmHWM, the start-up high-water mark a memory limit must allow.
+ *
+ *   node --import tsx bench/worker-idle.ts [--repeat 3] [--settle 30] [--variant '--some-v8-flag']
+ *
+ * `--variant` adds NODE_OPTIONS to a second series of starts, printed beside the first.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { devServerEnv, workflowBundle } from '../devkit/temporal';
-import { startWorkerProcess } from '../devkit/worker-process';
+import { LEAN_ENV, startWorkerProcess } from '../devkit/worker-process';
 import { compileForBench } from './compile';
 
+interface IdleFigures {
+  at5sMb: number;
+  settledMb: number;
+  peakMb: number;
+}
+
+function arg(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? process.argv[at + 1] : undefined;
+}
+
+async function measureOnce(
+  env: { address: string },
+  run: { bundlePath: string; entry: string; taskQueue: string; nodeOptions: string; settleSeconds: number },
+): Promise<IdleFigures> {
+  const w = await startWorkerProcess({
+    temporalAddress: env.address,
+    taskQueue: run.taskQueue,
+    // No AWS call is made while idle: the endpoint is never dialled.
+    awsEndpoint: 'http://127.0.0.1:9',
+    bundlePath: run.bundlePath,
+    entry: run.entry,
+    env: { AMIFLOW_LOG_LEVEL: 'ERROR', NODE_OPTIONS: run.nodeOptions },
+  });
+  try {
+    if (!(await w.ready(120_000))) throw new Error(`the worker never got ready: ${w.output()}`);
+    const readyAt = Date.now();
+    const at = async (seconds: number) => {
+      await new Promise((r) => setTimeout(r, Math.max(0, readyAt + seconds * 1000 - Date.now())));
+      return w.memory();
+    };
+    const at5sMb = (await at(5)).rssMb;
+    const settled = await at(run.settleSeconds);
+    return { at5sMb, settledMb: settled.rssMb, peakMb: settled.peakMb };
+  } finally {
+    await w.kill('SIGKILL');
+  }
+}
+
+function line(label: string, figures: IdleFigures[]): string {
+  const mb = (pick: (f: IdleFigures) => number) => figures.map((f) => pick(f).toFixed(0)).join(', ');
+  return (
+    `${label}: settled ${mb((f) => f.settledMb)} MB; 5 s after ready ${mb((f) => f.at5sMb)} MB; ` +
+    `peak ${mb((f) => f.peakMb)} MB`
+  );
+}
+
 async function main(): Promise<void> {
-  const at = process.argv.indexOf('--repeat');
-  const repeat = at >= 0 ? Number(process.argv[at + 1]) : 3;
+  const repeat = Number(arg('--repeat') ?? 3);
+  const settleSeconds = Number(arg('--settle') ?? 30);
+  const variant = arg('--variant');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-idle-'));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   const [env, bundle, entry] = await Promise.all([
@@ -24,32 +80,29 @@ async function main(): Promise<void> {
   ]);
   await writeFile(bundlePath, bundle.code);
   try {
-    const figures: number[] = [];
-    for (let i = 0; i < repeat; i++) {
-      const w = await startWorkerProcess({
-        temporalAddress: env.address,
-        taskQueue: `idle-${process.pid}-${i}`,
-        // No AWS call is made while idle: the endpoint is never dialled.
-        awsEndpoint: 'http://127.0.0.1:9',
-        bundlePath,
-        entry,
-        env: { AMIFLOW_LOG_LEVEL: 'ERROR' },
-      });
-      try {
-        if (!(await w.ready(120_000))) throw new Error(`the worker never got ready: ${w.output()}`);
-        await new Promise((r) => setTimeout(r, 5_000));
-        figures.push((await w.memory()).rssMb);
-      } finally {
-        await w.kill('SIGKILL');
-      }
+    const series = [{ label: 'lean settings', nodeOptions: LEAN_ENV.NODE_OPTIONS }];
+    if (variant) series.push({ label: `+ ${variant}`, nodeOptions: `${LEAN_ENV.NODE_OPTIONS} ${variant}` });
+    const lines: string[] = [];
+    for (const [s, { label, nodeOptions }] of series.entries()) {
+      const figures: IdleFigures[] = [];
+      for (let i = 0; i < repeat; i++)
+        figures.push(
+          await measureOnce(env, {
+            bundlePath,
+            entry,
+            taskQueue: `idle-${process.pid}-${s}-${i}`,
+            nodeOptions,
+            settleSeconds,
+          }),
+        );
+      lines.push(line(`idle worker RSS (compiled entry, ${label})`, figures));
     }
     const load = os
       .loadavg()
       .map((l) => l.toFixed(2))
       .join(' ');
-    console.log(
-      `idle worker RSS (compiled entry, lean settings): ${figures.map((f) => f.toFixed(0)).join(', ')} MB; load ${load}`,
-    );
+    for (const l of lines) console.log(l);
+    console.log(`settled = ${settleSeconds} s after ready; load ${load}`);
   } finally {
     await env.teardown();
     await rm(dir, { recursive: true, force: true });
