@@ -71,6 +71,15 @@ export const DEFAULT_WATCHER_OPTIONS: WatcherOptions = {
   consistencyWindowMs: 180_000,
 };
 
+/**
+ * How long after its `polls`-th poll a wait is due again. One place for the schedule: the lanes
+ * use it, and the benchmark's direct script polls on it so the two sides compare fairly.
+ */
+export function imagePollIntervalMs(opts: Pick<WatcherOptions, 'pollIntervalMs'>, polls: number): number {
+  void polls;
+  return opts.pollIntervalMs;
+}
+
 export interface ImageWaitRequest {
   token: Uint8Array;
   ref: WaitRef;

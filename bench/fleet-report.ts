@@ -35,6 +35,7 @@ export interface TodaysFigures {
   idleRssMb?: number;
   waitingRssMb?: { runs: number; rssMb: number };
   overheadRatioModelled?: number;
+  overheadRatioSandbox?: number;
 }
 
 export async function fleetSection(args: FleetArgs, rows: Row[], today: TodaysFigures): Promise<void> {
@@ -118,7 +119,10 @@ export async function fleetSection(args: FleetArgs, rows: Row[], today: TodaysFi
       mean: lag.meanLagSeconds,
       describeImagesPerSecond: lag.callsPerSecond,
     },
-    overheadRatio: { modelled: today.overheadRatioModelled ?? null },
+    overheadRatio: {
+      modelled: today.overheadRatioModelled ?? null,
+      sandbox: today.overheadRatioSandbox ?? null,
+    },
     throughputPerMinute: f.throughput.perMinute,
     cpuMsPerRun: f.throughput.cpuMsPerRun,
     loadAverage: { atStart: loadNow(), atEnd: f.load },
