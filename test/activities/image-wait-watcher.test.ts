@@ -13,7 +13,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { AwsClients } from '../../activities/aws';
 import type { ImageWaitRequest, WaitCompletion, WaitRef } from '../../activities/image-wait-watcher';
-import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
+import {
+  DEFAULT_WATCHER_OPTIONS,
+  ImageWaitWatcher,
+  imagePollIntervalMs,
+} from '../../activities/image-wait-watcher';
 import type { AvailableImage } from '../../activities/images';
 import type { LeaseTurn, WaitLeaseInput } from '../../activities/wait-lease';
 import { WaitLeaseKeeper, releaseActivities, tierFor } from '../../activities/wait-lease';
@@ -330,7 +334,7 @@ function runningWatcher(waits: number, opts: Partial<typeof DEFAULT_WATCHER_OPTI
     { aws, completion: new Completions(), now: timers.now, sleep: timers.sleep },
     { ...DEFAULT_WATCHER_OPTIONS, ...opts },
   );
-  for (let n = 1; n <= waits; n++)
+  const addWait = (n: number) =>
     watcher.add({
       token: Buffer.from(`wf-${n}`),
       ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
@@ -338,7 +342,8 @@ function runningWatcher(waits: number, opts: Partial<typeof DEFAULT_WATCHER_OPTI
       imageId: ami(n),
       deadline: T0 + 24 * 3600_000,
     });
-  return { timers, watcher, calls, askedAt };
+  for (let n = 1; n <= waits; n++) addWait(n);
+  return { timers, watcher, calls, askedAt, addWait };
 }
 
 void describe('image wait watcher: call budget', () => {
@@ -370,18 +375,80 @@ void describe('image wait watcher: call budget', () => {
     assert.equal(await stopped, 3_000);
   });
 
-  void it('GIVEN 500 waits and a 10 s poll interval WHEN the watcher runs THEN it asks about each image every 10 s and no more: 5 calls per 10 s, not 15/s', async () => {
+  void it('GIVEN 500 waits and a 10 s poll interval WHEN the watcher runs THEN it asks about each image at once, after 1, 2, 4 and 8 s, then every 10 s and no more: 5 calls a poll, 45 in a minute, not 15/s', async () => {
     const { timers, watcher, calls, askedAt } = runningWatcher(500, { callsPerSecond: 15 });
     await timers.runUntil(T0 + 60_000);
 
-    assert.ok(calls.length >= 25 && calls.length <= 35, `${calls.length} calls in a minute`);
-    for (const [id, at] of askedAt)
+    // Polls at 0, 1, 3, 7, 15, 25, 35, 45 and 55 s, each of 5 calls (100 ids each).
+    assert.equal(calls.length, 45, `${calls.length} calls in a minute`);
+    const expected = [1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000, 10_000];
+    assert.deepEqual(
+      expected.map((_, k) => imagePollIntervalMs(DEFAULT_WATCHER_OPTIONS, k + 1)),
+      expected,
+    );
+    for (const [id, at] of askedAt) {
+      assert.equal(at.length, 9, `${id} asked ${at.length} times`);
       for (let i = 1; i < at.length; i++) {
         const gap = (at[i] ?? 0) - (at[i - 1] ?? 0);
-        assert.ok(gap >= 10_000 - 1e-6 && gap <= 10_500, `${id} asked again after ${gap} ms`);
+        const want = expected[i - 1] ?? 10_000;
+        assert.ok(gap >= want - 1e-6 && gap <= want + 500, `${id} asked again after ${gap} ms, not ${want}`);
       }
+    }
     const stopped = watcher.handOff();
     await timers.runUntil(T0 + 120_000);
+    await stopped;
+  });
+
+  void it('GIVEN 80 waits polled every 10 s under a budget with little to spare WHEN 10 new waits arrive THEN their early polls take only spare calls: no older wait goes more than an interval plus one call unasked', async () => {
+    // 1 call/s of 10 ids: 100 ids per 10 s, 90 of them needed at the interval once the new ones came.
+    const { timers, watcher, askedAt, addWait } = runningWatcher(80, {
+      callsPerSecond: 1,
+      maxIdsPerCall: 10,
+    });
+    await timers.runUntil(T0 + 120_000); // long past the older waits' early polls
+
+    for (let n = 81; n <= 90; n++) addWait(n);
+    await timers.runUntil(T0 + 180_000);
+
+    for (let n = 1; n <= 80; n++) {
+      const at = (askedAt.get(ami(n)) ?? []).filter((t) => t >= T0 + 110_000);
+      for (let i = 1; i < at.length; i++) {
+        const gap = (at[i] ?? 0) - (at[i - 1] ?? 0);
+        assert.ok(gap <= 11_000, `wait ${n} went ${gap} ms unasked after the new waits came`);
+      }
+    }
+    assert.ok((askedAt.get(ami(90))?.length ?? 0) >= 6, 'the new waits are polled too');
+    const stopped = watcher.handOff();
+    await timers.runUntil(T0 + 240_000);
+    await stopped;
+  });
+});
+
+void describe('image wait watcher: first polls', () => {
+  void it('GIVEN a new wait WHEN the watcher takes it THEN DescribeImages asks about it at once, with no timer first', async () => {
+    const { timers, watcher, askedAt } = runningWatcher(1, {});
+    await timers.runUntil(T0);
+
+    assert.deepEqual(askedAt.get(ami(1)), [T0]);
+    const stopped = watcher.handOff();
+    await timers.runUntil(T0 + 60_000);
+    await stopped;
+  });
+
+  void it("GIVEN a wait polled every 10 s (its lane asleep until the next poll) WHEN a second wait arrives in the same region THEN the second is asked about at once, not at the first one's next poll", async () => {
+    const { timers, watcher, askedAt, addWait } = runningWatcher(1, {});
+    await timers.runUntil(T0 + 21_000); // wait 1 polled at 0, 1, 3, 7 and 15 s; next at 25 s
+
+    addWait(2);
+    await timers.runUntil(T0 + 21_000);
+
+    assert.deepEqual(askedAt.get(ami(2)), [T0 + 21_000]);
+    assert.deepEqual(
+      askedAt.get(ami(1))?.map((t) => t - T0),
+      [0, 1_000, 3_000, 7_000, 15_000],
+    );
+    const stopped = watcher.handOff();
+    await timers.runUntil(T0 + 60_000);
     await stopped;
   });
 });
