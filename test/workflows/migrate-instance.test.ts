@@ -505,9 +505,10 @@ describe('migrateInstance resumed on another worker', () => {
     // THEN
     const result = migrated(outcome);
     assert.equal(result.newInstanceId, NEW_ID);
-    // The first worker keeps no workflow cache (see `handedOver`), so a read-only local activity can run
-    // again when its task is replayed (local activities are at least once); collapse such repeats.
-    // Whatever changes AWS must still run exactly once: checked below.
+    // The first worker keeps no workflow cache (see `handedOver`): a workflow task of the child can be
+    // lost there and redelivered, and its local activities (describe, check name; tag snapshots) run
+    // again (local activities are at least once); collapse such repeats (collapseReadOnlyRepeats).
+    // Whatever changes AWS through a normal activity must still run exactly once: checked below.
     assertCalls(collapseReadOnlyRepeats(first), [...UP_TO_LAUNCH, 'waitForInstanceReady']);
     assertCalls(second, [
       'waitForInstanceReady',
