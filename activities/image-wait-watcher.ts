@@ -12,7 +12,7 @@
  * plus an interval. A new wait is asked about at once, then again after 1, 2, 4 and 8 s before it
  * settles to the interval (imagePollIntervalMs): an image that is quick to make is seen about as
  * soon as a script polling it alone would see it. Those early polls only use what the budget leaves
- * over (they never delay a wait due at the interval), and a whole fan-out's share one call.
+ * over (they never delay a wait due at the interval), and the waits of a fan-out share their calls.
  *
  * What a token costs in Temporal Actions is what the watcher sends for it: a progress heartbeat
  * every `progressEveryMs` (none when the run gave the wait no heartbeat timeout), plus its share of
