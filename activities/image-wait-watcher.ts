@@ -170,6 +170,7 @@ export class ImageWaitWatcher {
   private cancelCursor = 0;
   /** Where the next Visibility list of cancelled runs starts (epoch ms); unset before the first. */
   private listedSince: number | undefined;
+  private listFailures = 0;
   /** Answers the server did not take, to send again: held (the lease lists them), polled no more. */
   private readonly unsent = new Map<string, { h: Held; send: () => Promise<boolean>; counter: Counter }>();
   private resending: Promise<void> | undefined;
@@ -508,7 +509,10 @@ export class ImageWaitWatcher {
     try {
       runs = await list(since);
     } catch (err) {
-      this.deps.log?.('listing cancelled runs failed; the per-wait reads go on', { error: String(err) });
+      // Logged the first time and then once an hour (at 10 s): a namespace without amiflow's search
+      // attributes refuses every list, and the per-wait reads cover it.
+      if (this.listFailures++ % 360 === 0)
+        this.deps.log?.('listing cancelled runs failed; the per-wait reads go on', { error: String(err) });
       return;
     }
     this.listedSince = now;
