@@ -11,6 +11,7 @@ import { describe } from 'node:test';
 import { Context } from '@temporalio/activity';
 import type { Activities } from '../../activities';
 import { CANCELLING_STEP } from '../../contracts/wait-lease';
+import { recordHistory } from '../../devkit/histories';
 import { listCancelledRuns } from '../../worker/async-waits';
 import { SearchAttr } from '../../workflows/contracts';
 import { devServerEnv } from '../support/temporal';
@@ -73,6 +74,8 @@ void describe('a cancelled run whose image wait is held by a watcher', () => {
         await eventually('the watcher list to name the ended run', async () =>
           (await listCancelledRuns(env.client, since)).has(key) ? true : undefined,
         );
+        // The replay tier keeps the marker's path (amiflow-cancelling-step) replaying.
+        await recordHistory(handle, 'image-from-instance-cancelling-step');
       },
       'cancelling-step',
     );
