@@ -45,6 +45,11 @@ export interface WaitCompletion {
   reportCancellation(token: Uint8Array): Promise<void>;
   /** Whether the run has asked to cancel this wait (or no longer waits for it): a read, not an Action. */
   cancelRequested(ref: WaitRef): Promise<boolean>;
+  /**
+   * The runs (`workflowId/runId`) that are cancelling now or ended since `sinceMs`: one Visibility
+   * list for every held wait (not an Action). Absent: only the per-wait reads find cancellations.
+   */
+  cancelledRuns?(sinceMs: number): Promise<Set<string>>;
 }
 
 export interface WatcherOptions {
@@ -142,8 +147,17 @@ export interface WatcherDeps {
 /** Tries of a hand-off failure the server refused, and the pause after the first (doubling). */
 const HAND_OFF_TRIES = 3;
 const HAND_OFF_RETRY_MS = 250;
+/** How far back before the previous list of cancelled runs the next one looks for ended runs. */
+const CLOSED_LOOKBACK_MS = 30_000;
 /** After a throttled or failed call, the lane pauses this long on top of its budget. */
 const BACKOFF_MS = 1_000;
+/**
+ * An answer the server did not take (it was away) is sent again this often, on its own, not at the
+ * image's next poll: a 30 s outage cost waits 12-17 s after the server was back when the answer
+ * waited for the next 10 s poll (bench/fleet-outage.ts). One call per unsent answer per second
+ * while the server is away; nothing is asked of EC2 again, the answer is known.
+ */
+export const RESEND_EVERY_MS = 1_000;
 
 /** One account-region: its waits in poll order and its call budget. */
 interface Group {
@@ -162,6 +176,8 @@ interface Group {
   lane?: Promise<void>;
 }
 
+type Counter = 'completed' | 'failed';
+
 const refKey = (ref: WaitRef): string => `${ref.workflowId}/${ref.runId}/${ref.activityId}`;
 const groupKey = (target: AwsTarget): string => `${target.accountId ?? 'self'}/${target.region}`;
 
@@ -178,6 +194,12 @@ export class ImageWaitWatcher {
   private wakeStopped: () => void = () => undefined;
   private readonly stopped = new Promise<void>((resolve) => (this.wakeStopped = resolve));
   private cancelCursor = 0;
+  /** Where the next Visibility list of cancelled runs starts (epoch ms); unset before the first. */
+  private listedSince: number | undefined;
+  private listFailures = 0;
+  /** Answers the server did not take, to send again: held (the lease lists them), polled no more. */
+  private readonly unsent = new Map<string, { h: Held; send: () => Promise<boolean>; counter: Counter }>();
+  private resending: Promise<void> | undefined;
   readonly stats: WatcherStats = {
     waits: 0,
     calls: 0,
@@ -262,7 +284,7 @@ export class ImageWaitWatcher {
     this.stopping = true;
     this.wakeStopped();
     const all = [...this.held.values()];
-    const running = [...[...this.groups.values()].map((g) => g.lane), this.cancelLoop].filter(
+    const running = [...[...this.groups.values()].map((g) => g.lane), this.cancelLoop, this.resending].filter(
       (p): p is Promise<void> => p !== undefined,
     );
     for (const h of all) {
@@ -300,6 +322,7 @@ export class ImageWaitWatcher {
    */
   async pollRound(): Promise<void> {
     this.stats.rounds += 1;
+    await this.resendUnsent();
     await Promise.all(
       [...this.groups.values()].map(async (g) => {
         const all = [...g.fresh.values(), ...g.polled.values()];
@@ -501,10 +524,15 @@ export class ImageWaitWatcher {
   }
 
   /**
-   * Cancellation costs no Action: a read of the run per held wait, round-robin under
+   * Cancellation costs no Action. First one Visibility list of the runs cancelling or ended lately
+   * (their workflows mark `AmiflowStep = cancelling` before their undo): every held wait of those
+   * runs stops at once, however many the worker holds. Then, as a fallback for runs that mark
+   * nothing (started before the marker or without amiflow's attributes, terminated, or not visible
+   * yet: Visibility is eventually consistent), a read of the run per held wait, round-robin under
    * `cancelChecksPerSecond` (every wait each round while the worker holds few enough).
    */
   private async checkCancellations(): Promise<void> {
+    await this.listCancelledRuns();
     const all = [...this.held.values()];
     if (all.length === 0) return;
     const budget = Math.max(
@@ -523,28 +551,75 @@ export class ImageWaitWatcher {
     });
   }
 
+  private async listCancelledRuns(): Promise<void> {
+    const list = this.deps.completion.cancelledRuns?.bind(this.deps.completion);
+    if (!list || this.held.size === 0) return;
+    const now = this.deps.now();
+    // Ended runs are listed back to the last list plus a margin for Visibility's lag, so a run that
+    // ended (its undo done) between two lists is not missed; the first list looks back as far.
+    const since = (this.listedSince ?? now) - CLOSED_LOOKBACK_MS;
+    let runs: Set<string>;
+    try {
+      runs = await list(since);
+    } catch (err) {
+      // Logged the first time and then once an hour (at 10 s): a namespace without amiflow's search
+      // attributes refuses every list, and the per-wait reads cover it.
+      if (this.listFailures++ % 360 === 0)
+        this.deps.log?.('listing cancelled runs failed; the per-wait reads go on', { error: String(err) });
+      return;
+    }
+    this.listedSince = now;
+    if (runs.size === 0) return;
+    const hit = [...this.held.values()].filter((h) => runs.has(`${h.ref.workflowId}/${h.ref.runId}`));
+    await inBatches(hit, 50, (h) => (this.held.get(h.key) === h ? this.cancelled(h) : Promise.resolve()));
+  }
+
   private async cancelled(h: Held): Promise<void> {
     this.drop(h);
     this.stats.cancelled += 1;
     await this.deps.completion.reportCancellation(h.token).catch(() => undefined);
   }
 
-  private async finish(
-    h: Held,
-    send: () => Promise<boolean>,
-    counter: 'completed' | 'failed' = 'failed',
-  ): Promise<void> {
+  private async finish(h: Held, send: () => Promise<boolean>, counter: Counter = 'failed'): Promise<void> {
     if (this.held.get(h.key) !== h) return;
     try {
       await send();
       this.stats[counter] += 1;
       this.drop(h);
     } catch (err) {
-      // The server did not take the answer (an outage): keep the wait; the next round answers again.
-      this.deps.log?.('could not report an image wait; retrying next round', {
+      // The server did not take the answer (an outage): keep the wait (its lease still lists it) and
+      // send the same answer again every RESEND_EVERY_MS until it lands, with no more polls of EC2.
+      this.deps.log?.('could not report an image wait; sending it again shortly', {
         imageId: h.imageId,
         error: String(err),
       });
+      this.unqueue(h);
+      this.unsent.set(h.key, { h, send, counter });
+      if (this.deps.autoPoll !== false)
+        this.resending ??= this.resendLoop().finally(() => (this.resending = undefined));
+    }
+  }
+
+  /** Sends every unsent answer again (tests drive it; a running worker's loop calls it each second). */
+  async resendUnsent(): Promise<void> {
+    const pending = [...this.unsent.values()];
+    await inBatches(pending, 50, async ({ h, send, counter }) => {
+      if (this.held.get(h.key) !== h || this.unsent.get(h.key)?.h !== h) return;
+      try {
+        await send();
+        this.unsent.delete(h.key);
+        this.stats[counter] += 1;
+        this.drop(h);
+      } catch {
+        // Still away: the next turn sends it again.
+      }
+    });
+  }
+
+  private async resendLoop(): Promise<void> {
+    while (!this.stopping && this.unsent.size > 0) {
+      await this.nap(RESEND_EVERY_MS);
+      if (!this.stopping) await this.resendUnsent();
     }
   }
 
@@ -556,6 +631,12 @@ export class ImageWaitWatcher {
 
   private unlink(h: Held): void {
     this.held.delete(h.key);
+    if (this.unsent.get(h.key)?.h === h) this.unsent.delete(h.key);
+    this.unqueue(h);
+  }
+
+  /** Out of its account-region's poll order (still held). */
+  private unqueue(h: Held): void {
     const key = groupKey(h.target);
     const g = this.groups.get(key);
     if (!g) return;

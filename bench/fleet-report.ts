@@ -6,6 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { DEFAULT_WATCHER_OPTIONS } from '../activities/image-wait-watcher';
+import { measureOutagePhase, reportOutage } from './fleet-outage';
 import { actionsPerRunHour, lagAt, todaysActionsPerRunHour } from './fleet-waits';
 import type { FleetWorkerFigures } from './fleet-worker';
 import { measureFleetWorker } from './fleet-worker';
@@ -49,6 +50,7 @@ export async function fleetSection(args: FleetArgs, rows: Row[], today: TodaysFi
   const at100 = actionsPerRunHour(100);
   const todayActions = todaysActionsPerRunHour();
   printFleet(f, lag.lagSeconds);
+  const outage = reportOutage(await measureOutagePhase(), rows);
   const at = (n: number) => f.waiting.find((w) => w.runs === n);
   const w1000 = at(1000);
   const w10000 = at(10_000);
@@ -107,6 +109,7 @@ export async function fleetSection(args: FleetArgs, rows: Row[], today: TodaysFi
       sigkill: f.resumeSeconds.sigkill,
       waits: f.resumeSeconds.waits,
       sigtermWorkerExit: f.sigtermExitSeconds,
+      ...outage,
     },
     actionsPerRunHour: {
       single: single.total,

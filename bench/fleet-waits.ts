@@ -164,6 +164,81 @@ export async function lagAt(
   };
 }
 
+/** How long after a cancel Visibility lists the run in the model (Elasticsearch refreshes each ~1 s). */
+const VISIBILITY_LAG_MS = 1_000;
+
+/**
+ * Cancellation lag of a running watcher (virtual time): `n` held waits in one account-region, then
+ * `cancels` runs spread over the set cancel at once; the lag is from the cancel until the watcher
+ * reports the wait cancelled (its image is asked about no more from then). With `visibility`, the
+ * runs mark themselves cancelling and the watcher lists them once per poll interval (Visibility,
+ * modelled with VISIBILITY_LAG_MS); without, only its per-wait reads (10/s, round-robin) find them.
+ */
+export async function cancelLagAt(
+  n: number,
+  visibility: boolean,
+  cancels = 20,
+): Promise<{ lagSeconds: number; meanLagSeconds: number; pollsAfterReport: number }> {
+  const timers = new VirtualTimers(0);
+  const ec2 = new FakeEc2({ now: timers.now });
+  const cancelledAt = new Map<string, number>();
+  const reportedAt = new Map<string, number>();
+  const isCancelled = (workflowId: string, lagMs = 0) => {
+    const at = cancelledAt.get(workflowId);
+    return at !== undefined && at + lagMs <= timers.now();
+  };
+  const completion: WaitCompletion = {
+    ...quietCompletion(),
+    reportCancellation(token) {
+      reportedAt.set(Buffer.from(token).toString().trimEnd(), timers.now());
+      return Promise.resolve();
+    },
+    cancelRequested: (ref) => Promise.resolve(isCancelled(ref.workflowId)),
+    ...(visibility
+      ? {
+          cancelledRuns: () =>
+            Promise.resolve(
+              new Set(
+                [...cancelledAt.keys()]
+                  .filter((id) => isCancelled(id, VISIBILITY_LAG_MS))
+                  .map((id) => `${id}/0b7a4c1e-0000-4000-8000-000000000001`),
+              ),
+            ),
+        }
+      : {}),
+  };
+  const watcher = new ImageWaitWatcher({
+    aws: ec2.clients(),
+    completion,
+    now: timers.now,
+    sleep: timers.sleep,
+  });
+  addWaits(ec2, watcher, n);
+  await timers.runUntil(60_000); // steady state
+  for (let k = 0; k < cancels; k++)
+    cancelledAt.set(`image-${Math.floor(((k + 0.5) * n) / cancels)}`, timers.now());
+  const from = timers.now();
+  await timers.runUntil(from + 3_600_000, () => reportedAt.size === cancels);
+  if (reportedAt.size !== cancels)
+    throw new Error(`only ${reportedAt.size} of ${cancels} cancellations seen`);
+  const lags = [...reportedAt.values()].map((at) => at - from);
+  // Polls of a cancelled run's image after its wait was reported cancelled: must be none.
+  let pollsAfterReport = 0;
+  for (const workflowId of cancelledAt.keys()) {
+    const i = Number(workflowId.slice('image-'.length));
+    const reported = reportedAt.get(`token-${i}`) ?? Infinity;
+    if ((ec2.image(imageIdOf(i))?.lastAskedAt ?? -Infinity) > reported) pollsAfterReport += 1;
+  }
+  const stopped = watcher.handOff();
+  await timers.runUntil(timers.now() + 60_000);
+  await stopped;
+  return {
+    lagSeconds: Math.max(...lags) / 1000,
+    meanLagSeconds: lags.reduce((a, b) => a + b, 0) / lags.length / 1000,
+    pollsAfterReport,
+  };
+}
+
 /** Temporal Cloud counts: activity start/retry, each heartbeat that reaches the server, workflow start. */
 export function actionsPerRunHour(waits: number) {
   const tier = waits >= SHARED_FROM ? 'shared' : 'solo';
@@ -200,6 +275,11 @@ async function main(): Promise<void> {
   const w1000 = await watcherMemory(1_000);
   const w10000 = await watcherMemory(10_000);
   const lag = await lagAt(waits, budget);
+  const cancel = {
+    at1000: await cancelLagAt(1_000, true),
+    at10000: await cancelLagAt(10_000, true),
+    perWaitReadsOnly: { at1000: await cancelLagAt(1_000, false), at10000: await cancelLagAt(10_000, false) },
+  };
   const single = actionsPerRunHour(1);
   const at100 = actionsPerRunHour(100);
   const today = todaysActionsPerRunHour();
@@ -225,6 +305,11 @@ async function main(): Promise<void> {
       `${lag.callsPerSecond.toFixed(1)} / ${lag.maxCallsInOneSecond}`,
       `budget ${budget}/s`,
     ],
+    [
+      'cancellation lag, 1,000 | 10,000 held waits, max (s)',
+      `${cancel.at1000.lagSeconds.toFixed(1)} | ${cancel.at10000.lagSeconds.toFixed(1)}`,
+      `${cancel.perWaitReadsOnly.at1000.lagSeconds.toFixed(1)} | ${cancel.perWaitReadsOnly.at10000.lagSeconds.toFixed(1)} (per-wait reads only; target ≤ ${DEFAULT_WATCHER_OPTIONS.pollIntervalMs / 1000})`,
+    ],
     ['Actions per run-hour, one wait', single.total.toFixed(2), today.toFixed(2)],
     ['Actions per run-hour, 100 concurrent waits', at100.total.toFixed(2), today.toFixed(2)],
   ];
@@ -242,7 +327,16 @@ async function main(): Promise<void> {
       watcherMb: { waiting1000: w1000, waiting10000: w10000 },
       resumeSeconds: { sigterm: null, sigkill: null },
       actionsPerRunHour: { single: single.total, at100: at100.total, today, breakdown: { single, at100 } },
-      lagSeconds: { max: lag.lagSeconds, mean: lag.meanLagSeconds, waits, budgetPerSecond: budget },
+      lagSeconds: {
+        max: lag.lagSeconds,
+        mean: lag.meanLagSeconds,
+        waits,
+        budgetPerSecond: budget,
+        // From a run's cancel until its wait is reported cancelled and its image polled no more.
+        cancel: cancel.at10000.lagSeconds,
+        cancelBySize: { at1000: cancel.at1000, at10000: cancel.at10000 },
+        cancelPerWaitReadsOnly: cancel.perWaitReadsOnly,
+      },
       describeImagesPerSecond: { mean: lag.callsPerSecond, maxInOneSecond: lag.maxCallsInOneSecond },
       overheadRatio: { modelled: null },
       throughputPerMinute: null,

@@ -10,6 +10,8 @@ import { ActivityCancelledError, ActivityNotFoundError, WorkflowNotFoundError } 
 import type { temporal } from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
 import { Runtime, Worker } from '@temporalio/worker';
+import { SearchAttr } from '../contracts';
+import { CANCELLING_STEP } from '../contracts/wait-lease';
 import { METRIC } from '../workflows/metric-names';
 import type { AwsClients } from '../activities/aws';
 import type { WaitCompletion, WatcherOptions } from '../activities/image-wait-watcher';
@@ -61,7 +63,34 @@ export function clientCompletion(client: Client): WaitCompletion {
         throw err;
       }
     },
+    cancelledRuns: (sinceMs) => listCancelledRuns(client, sinceMs),
   };
+}
+
+/**
+ * Runs cancelling now (`AmiflowStep = cancelling`, marked by the run before its undo) or ended since
+ * `sinceMs`: one Visibility list (not an Action) for every wait the watcher holds, raw, so no
+ * execution's memo or attributes are decoded.
+ */
+export async function listCancelledRuns(client: Client, sinceMs: number): Promise<Set<string>> {
+  const query =
+    `(${SearchAttr.step.name} = '${CANCELLING_STEP}' AND ExecutionStatus = 'Running') OR ` +
+    `(ExecutionStatus != 'Running' AND CloseTime >= '${new Date(sinceMs).toISOString()}')`;
+  const runs = new Set<string>();
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await client.workflowService.listWorkflowExecutions({
+      namespace: client.options.namespace,
+      query,
+      pageSize: 1000,
+      ...(nextPageToken ? { nextPageToken } : {}),
+    });
+    for (const e of page.executions ?? [])
+      if (e.execution?.workflowId && e.execution.runId)
+        runs.add(`${e.execution.workflowId}/${e.execution.runId}`);
+    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+  } while (nextPageToken);
+  return runs;
 }
 
 export function clientRelease(client: Client): ReleaseWait {

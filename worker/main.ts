@@ -7,7 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { WorkerSettings } from './config';
 import { readWorkerSettings } from './config';
 import type { HealthServer, ReadinessCheck } from './health';
-import { connectionOptions } from './connection';
+import { WATCHER_CHANNEL_ARGS, connectionOptions } from './connection';
 import { cachedCheck, startHealthServer } from './health';
 import { connectWorker, workerConnectionPlan } from './temporal-profile';
 import { tracingWanted } from './otlp-wanted';
@@ -72,7 +72,10 @@ async function main(): Promise<void> {
     state.connection = await connectWorker(plan);
     // The image-wait watcher's client: async completion, cancellation reads, lease starts.
     const clientConnection = settings.asyncWaits
-      ? await Connection.connect(await connectionOptions(settings.temporal))
+      ? await Connection.connect({
+          ...(await connectionOptions(settings.temporal)),
+          channelArgs: WATCHER_CHANNEL_ARGS,
+        })
       : undefined;
     state.clientConnection = clientConnection;
     const { worker, deps, waits } = await buildWorker({

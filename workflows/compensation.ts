@@ -91,6 +91,8 @@ export class Compensations {
         CancellationScope.current().consideredCancelled &&
         patched('cancel-requested-ends-cancelled');
       const cancelled = isCancellation(err) || cancelRequested;
+      // Before the first undo, in the same workflow task: the watcher stops this run's waits at once.
+      if (cancelled) this.progress.cancelling();
       this.progress.setPhase('compensating', err);
       const failures = await this.runAll();
       // A cancelled run whose undo failed left something behind: it must not read as a clean

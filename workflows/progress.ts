@@ -5,6 +5,7 @@
 import { log, patched, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { StepProgress, WorkflowProgress } from '../contracts';
 import { SearchAttr } from '../contracts';
+import { CANCELLING_STEP } from '../contracts/wait-lease';
 import type { RunOutcome } from './metric-names';
 import { countRun } from './metrics';
 
@@ -13,6 +14,8 @@ import { countRun } from './metrics';
  * histories replaying (the upsert is a new command).
  */
 export const OUTCOME_SEARCH_ATTRIBUTES_PATCH = 'amiflow-outcome-search-attributes';
+/** Runs from this marker on mark their cancellation in `AmiflowStep` before their undo (`cancelling`). */
+export const CANCELLING_STEP_PATCH = 'amiflow-cancelling-step';
 
 /**
  * Whether this run may upsert amiflow's search attributes: the client (or the parent, or the
@@ -133,6 +136,17 @@ export class Progress {
       { key: SearchAttr.outcome, value: outcome },
       { key: SearchAttr.step, value: step },
     ]);
+  }
+
+  /**
+   * A cancelled run, before its undo: `AmiflowStep = cancelling` (one Action per cancelled run), so
+   * the image-wait watcher sees the cancellation in its one Visibility list per poll interval instead
+   * of reading each held wait's run in turn (up to ~1,000 s at 10,000 held waits). Runs from before
+   * the marker, or started without amiflow's attributes, are found by those per-wait reads.
+   */
+  cancelling(): void {
+    if (!amiflowAttributesRegistered() || !patched(CANCELLING_STEP_PATCH)) return;
+    upsertSearchAttributes([{ key: SearchAttr.step, value: CANCELLING_STEP }]);
   }
 
   /** One line for the Web UI's "current details" panel (Markdown). */

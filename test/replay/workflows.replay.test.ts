@@ -96,6 +96,12 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'image-from-instance-image-failed': failed('deleteImage', 'startInstance'),
     'image-from-instance-cancelled': cancelled('deleteImage', CANCEL),
     'image-from-instance-cancelled-undo-failed': failed('deleteImage', CANCEL),
+    // Since 'amiflow-cancelling-step': the run marks AmiflowStep=cancelling before its undo (issue 13).
+    'image-from-instance-cancelling-step': cancelled(
+      'deleteImage',
+      CANCEL,
+      'UPSERT_WORKFLOW_SEARCH_ATTRIBUTES',
+    ),
     'image-from-instance-cancelled-during-stop': cancelled('startInstance', CANCEL),
     'image-from-instance-cancelled-during-create': cancelled('deleteImage', CANCEL),
     // Mode app-consistent (issue 15): quiesce over SSM, CreateImage, thaw; and the thaw on every other path.
