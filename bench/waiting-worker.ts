@@ -57,11 +57,6 @@ async function main(): Promise<void> {
       : undefined;
   const ec2 = new FakeEc2({ now: () => Date.now() });
   try {
-    const activities = benchActivities({
-      ec2,
-      imageReadyAfterMs: Infinity,
-      deps: { clock: activityClock, random: Math.random, policy: POLICY },
-    });
     const { worker, waits } = await buildWorker({
       connection,
       settings,
@@ -73,9 +68,11 @@ async function main(): Promise<void> {
             }),
           }
         : {}),
-      deps: { aws: ec2.clients(), policy: POLICY },
+      deps: { aws: ec2.clients(), clock: activityClock, random: Math.random, policy: POLICY },
+      // Built from buildWorker's own deps: with async waits they carry the watcher (deps.waits), so
+      // the real waitForImageAvailable hands its token over instead of polling in its slot.
+      activitiesFor: (deps) => benchActivities({ ec2, imageReadyAfterMs: Infinity, deps }),
       worker: {
-        activities,
         ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
         ...(codePath ? { workflowBundle: { codePath } } : {}),
       },
