@@ -26,11 +26,29 @@ import { startWorkerProcess } from '../devkit/worker-process';
 import { METRIC } from '../workflows/metric-names';
 import { compileForBench } from './compile';
 
+/** When the idle worker's RSS is read: 30 s after /readyz, as bench/worker-idle.ts reads `settled`. */
+export const IDLE_SETTLE_SECONDS = 30;
+
+/** When the RSS with N runs waiting is read: this long after the last of them was waiting. */
+export const WAITING_SETTLE_SECONDS = 30;
+
 export interface FleetWorkerFigures {
+  /**
+   * Idle RSS once settled (IDLE_SETTLE_SECONDS after ready): what an idle worker keeps. Until
+   * ~15 s after ready the SDK still holds a second evaluation of the workflow bundle and V8 has not
+   * shrunk the heaps grown by start-up (docs/sizing.md).
+   */
   idleRssMb: number;
+  /** Idle RSS 5 s after ready: the figure this bench reported before, start-up garbage included. */
+  idleAt5sRssMb: number;
+  /** VmHWM when idle: the start-up high-water mark. */
+  idlePeakMb: number;
   waiting: {
     runs: number;
+    /** WAITING_SETTLE_SECONDS after the last run was waiting. */
     rssMb: number;
+    /** 3 s after the last run was waiting (the figure this bench reported before). */
+    rssAt3sMb: number;
     peakMb: number;
     secondsToAllWaiting: number;
     secondsToAllDone: number;
@@ -44,14 +62,15 @@ export interface FleetWorkerFigures {
 
 const HOUR = 3_600_000;
 
-interface Stack {
+export interface Stack {
   env: TestWorkflowEnvironment;
   moto: Moto;
   proxy: FaultProxy;
   client: AmiflowClient;
   instanceId: string;
   taskQueue: string;
-  startWorker(): Promise<WorkerProcess>;
+  /** A worker process; `env` adds to (or replaces) its environment, NODE_OPTIONS included. */
+  startWorker(env?: Record<string, string>): Promise<WorkerProcess>;
   /** Every image made so far (and pending) becomes available. */
   release(): void;
   stop(): Promise<void>;
@@ -70,7 +89,7 @@ function workerOverrides(): Record<string, string> {
   );
 }
 
-async function startStack(): Promise<Stack> {
+export async function startStack(): Promise<Stack> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-fleet-bench-'));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   // Plain JavaScript, as `node dist/worker/main.js` runs in production: no TypeScript loader in the RSS.
@@ -103,7 +122,7 @@ async function startStack(): Promise<Stack> {
     client: AmiflowClient.fromClient(env.client, taskQueue),
     instanceId,
     taskQueue,
-    async startWorker() {
+    async startWorker(extra = {}) {
       const w = await startWorkerProcess({
         temporalAddress: env.address,
         taskQueue,
@@ -112,7 +131,12 @@ async function startStack(): Promise<Stack> {
         entry,
         // AMIFLOW_BENCH_WORKER_* of the bench's own environment reach the worker without the prefix,
         // to compare settings (AMIFLOW_BENCH_WORKER_AMIFLOW_MAX_CACHED_WORKFLOWS=10).
-        env: { AMIFLOW_LOG_LEVEL: 'ERROR', AMIFLOW_SHUTDOWN_GRACE_MS: '5000', ...workerOverrides() },
+        env: {
+          AMIFLOW_LOG_LEVEL: 'ERROR',
+          AMIFLOW_SHUTDOWN_GRACE_MS: '5000',
+          ...workerOverrides(),
+          ...extra,
+        },
       });
       workers.push(w);
       if (!(await w.ready(120_000))) throw new Error(`the worker never got ready: ${w.output()}`);
@@ -130,7 +154,7 @@ async function startStack(): Promise<Stack> {
   };
 }
 
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number, everyMs = 500) {
+export async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number, everyMs = 500) {
   const end = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
@@ -140,7 +164,7 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs: num
 
 let named = 0;
 /** Starts `n` image runs, 50 at a time; returns their workflow ids. */
-async function startRuns(s: Stack, n: number): Promise<string[]> {
+export async function startRuns(s: Stack, n: number): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i += 50) {
     const batch = Array.from({ length: Math.min(50, n - i) }, () => `fleet-${process.pid}-${(named += 1)}`);
@@ -157,7 +181,7 @@ async function startRuns(s: Stack, n: number): Promise<string[]> {
   return ids;
 }
 
-async function running(s: Stack): Promise<number> {
+export async function running(s: Stack): Promise<number> {
   const c = await s.env.client.workflow.count(
     `WorkflowType = 'imageFromInstance' AND ExecutionStatus = 'Running' AND TaskQueue = '${s.taskQueue}'`,
   );
@@ -181,12 +205,23 @@ async function waitingPhase(s: Stack, w: WorkerProcess, runs: number) {
     1_000,
   );
   const secondsToAllWaiting = (Date.now() - began) / 1000;
-  await new Promise((r) => setTimeout(r, 3_000)); // let the last workflow tasks and GC settle
+  await new Promise((r) => setTimeout(r, 3_000)); // the last workflow tasks in flight
+  const atAllWaiting = await w.memory();
+  // V8 shrinks the heaps a burst grew only once the worker has been quiet for a while (its memory
+  // reducer): 3 s after the last wait arrived the workflow thread's heap still held ~20 MB of the
+  // burst's garbage (bench/fleet-memory.ts). The settled reading is the one against the target.
+  await new Promise((r) => setTimeout(r, WAITING_SETTLE_SECONDS * 1000 - 3_000));
   const mem = await w.memory();
   const released = Date.now();
   s.release();
   await until('every run done', async () => (await running(s)) === 0, 600_000, 1_000);
-  return { runs, ...mem, secondsToAllWaiting, secondsToAllDone: (Date.now() - released) / 1000 };
+  return {
+    runs,
+    ...mem,
+    rssAt3sMb: atAllWaiting.rssMb,
+    secondsToAllWaiting,
+    secondsToAllDone: (Date.now() - released) / 1000,
+  };
 }
 
 /** Resume after a signal: `held` runs waiting on `from`, `to` already up; images available at the signal. */
@@ -214,8 +249,13 @@ export async function measureFleetWorker(opts: {
   const s = await startStack();
   try {
     let w = await s.startWorker();
-    await new Promise((r) => setTimeout(r, 5_000)); // started, connected, idle
-    const idleRssMb = (await w.memory()).rssMb;
+    const ready = Date.now();
+    const idleAt = async (seconds: number) => {
+      await new Promise((r) => setTimeout(r, Math.max(0, ready + seconds * 1000 - Date.now())));
+      return w.memory();
+    };
+    const idleAt5sRssMb = (await idleAt(5)).rssMb;
+    const idle = await idleAt(IDLE_SETTLE_SECONDS);
     const waiting = [];
     for (const n of opts.sizes) waiting.push(await waitingPhase(s, w, n));
 
@@ -236,7 +276,9 @@ export async function measureFleetWorker(opts: {
     w = sigterm.next;
     const sigkill = await resumePhase(s, w, opts.resumeWaits, 'SIGKILL');
     return {
-      idleRssMb,
+      idleRssMb: idle.rssMb,
+      idleAt5sRssMb,
+      idlePeakMb: idle.peakMb,
       waiting,
       throughput,
       resumeSeconds: { sigterm: sigterm.seconds, sigkill: sigkill.seconds, waits: opts.resumeWaits },

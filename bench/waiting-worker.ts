@@ -3,8 +3,13 @@
  * channel. It is the real worker (buildWorker, settings from the environment) with stub activities
  * around the real `waitForImageAvailable`, whose fake EC2 keeps every image `pending` until the
  * parent sends `release`. Answers `status` with its memory and the worker's own counters.
+ *
+ * BENCH_ASYNC_WAITS=1 runs the waits as worker/main.ts does (issue 13): a client of its own hands
+ * them to the image-wait watcher with its lease, which polls the same fake EC2 in batches. Without
+ * it the waits poll inside their activities (the design before the watcher).
  */
 import { getHeapStatistics } from 'node:v8';
+import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { PollPolicy } from '../activities/waiting';
 import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
@@ -46,19 +51,28 @@ async function main(): Promise<void> {
   const maxCachedWorkflows = cacheSetting ? Number(cacheSetting) : undefined;
   const codePath = process.env.BENCH_WORKFLOW_BUNDLE;
   const connection = await NativeConnection.connect(await connectionOptions(settings.temporal));
+  const clientConnection =
+    process.env.BENCH_ASYNC_WAITS === '1'
+      ? await Connection.connect(await connectionOptions(settings.temporal))
+      : undefined;
   const ec2 = new FakeEc2({ now: () => Date.now() });
   try {
-    const activities = benchActivities({
-      ec2,
-      imageReadyAfterMs: Infinity,
-      deps: { clock: activityClock, random: Math.random, policy: POLICY },
-    });
-    const { worker } = await buildWorker({
+    const { worker, waits } = await buildWorker({
       connection,
       settings,
-      deps: { aws: ec2.clients(), policy: POLICY },
+      ...(clientConnection
+        ? {
+            asyncWaitsClient: new Client({
+              connection: clientConnection,
+              namespace: settings.temporal.namespace,
+            }),
+          }
+        : {}),
+      deps: { aws: ec2.clients(), clock: activityClock, random: Math.random, policy: POLICY },
+      // Built from buildWorker's own deps: with async waits they carry the watcher (deps.waits), so
+      // the real waitForImageAvailable hands its token over instead of polling in its slot.
+      activitiesFor: (deps) => benchActivities({ ec2, imageReadyAfterMs: Infinity, deps }),
       worker: {
-        activities,
         ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
         ...(codePath ? { workflowBundle: { codePath } } : {}),
       },
@@ -85,11 +99,12 @@ async function main(): Promise<void> {
       };
       process.send?.(report);
     });
-    const running = worker.run();
+    const running = waits ? waits.run(worker) : worker.run();
     process.send?.({ type: 'ready' });
     await running;
   } finally {
     await connection.close();
+    await clientConnection?.close();
   }
 }
 

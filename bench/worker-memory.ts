@@ -59,6 +59,10 @@ export async function measureWorkerMemory(opts: {
   extraEnv?: Record<string, string>;
   /** A prebuilt workflow bundle; without it the worker bundles at start, as worker/main.ts does. */
   bundlePath?: string;
+  /** Image waits completed asynchronously by the watcher (as worker/main.ts runs them). */
+  asyncWaits?: boolean;
+  /** How long after the last run was waiting the RSS is read (default 2 s). */
+  settleMs?: number;
 }): Promise<MemoryFigures> {
   const taskQueue = `bench-memory-${opts.label}-${process.pid}`;
   const child = fork(opts.workerScript, [], {
@@ -68,8 +72,11 @@ export async function measureWorkerMemory(opts: {
       ...process.env,
       TEMPORAL_ADDRESS: opts.env.address,
       AMIFLOW_TASK_QUEUE: taskQueue,
-      // Every waiting run holds an activity slot: the default (500) would queue the rest.
-      AMIFLOW_MAX_CONCURRENT_ACTIVITIES: String(opts.runs + 100),
+      // Every waiting run holds an activity slot in the old design: the default (500) would queue
+      // the rest. An async wait returns its slot at once: the worker's default then.
+      ...(opts.asyncWaits
+        ? { BENCH_ASYNC_WAITS: '1' }
+        : { AMIFLOW_MAX_CONCURRENT_ACTIVITIES: String(Math.min(10_000, opts.runs + 100)) }),
       AMIFLOW_SHUTDOWN_GRACE_MS: '5000',
       ...(opts.maxCachedWorkflows !== undefined
         ? { BENCH_MAX_CACHED_WORKFLOWS: String(opts.maxCachedWorkflows) }
@@ -122,16 +129,18 @@ export async function measureWorkerMemory(opts: {
       ids.push(...started.map((s) => s.workflowId));
     }
     let report = await worker.status();
-    const until = Date.now() + 180_000;
+    // 10,000 runs take minutes to start on a small machine: the limit scales with the runs.
+    const limitMs = Math.max(180_000, opts.runs * 100);
+    const until = Date.now() + limitMs;
     while (report.waiting < opts.runs) {
       if (Date.now() > until)
-        throw new Error(`only ${report.waiting} of ${opts.runs} runs were waiting after 180 s`);
+        throw new Error(`only ${report.waiting} of ${opts.runs} runs were waiting after ${limitMs / 1000} s`);
       await delay(250);
       report = await worker.status();
     }
     const secondsToAllWaiting = (performance.now() - t0) / 1000;
     // Let the first heartbeats and the workflow tasks in flight settle, then read.
-    await delay(2000);
+    await delay(opts.settleMs ?? 2000);
     const atWaiting = await worker.status();
     const waiting = await memoryOf(worker);
 
@@ -143,8 +152,22 @@ export async function measureWorkerMemory(opts: {
       const t1 = performance.now();
       const cpuAtRelease = (await worker.status()).cpuMicros;
       worker.send({ type: 'release' });
-      const results = await Promise.allSettled(ids.map((id) => amiflow.result(id)));
-      completed = results.filter((r) => r.status === 'fulfilled').length;
+      // Counted through visibility, not one result long-poll per run: 10,000 of those would load
+      // the dev server (and the figure) more than the runs do.
+      const count = async (status: string) =>
+        (
+          await opts.env.client.workflow.count(
+            `WorkflowType = 'imageFromInstance' AND ExecutionStatus = '${status}' AND TaskQueue = '${taskQueue}'`,
+          )
+        ).count;
+      const doneLimitMs = Math.max(600_000, opts.runs * 100);
+      const doneBy = Date.now() + doneLimitMs;
+      while ((await count('Running')) > 0) {
+        if (Date.now() > doneBy) throw new Error(`runs still running ${doneLimitMs / 1000} s after release`);
+        await delay(500);
+      }
+      completed = await count('Completed');
+      if (completed < ids.length) console.error(`${ids.length - completed} runs did not complete`);
       secondsToAllDone = (performance.now() - t1) / 1000;
       cpuMsPerRunToDone = ((await worker.status()).cpuMicros - cpuAtRelease) / 1000 / opts.runs;
     }

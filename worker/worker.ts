@@ -33,6 +33,11 @@ export interface BuildWorkerOptions {
   /** Extra worker options (tests: a prebuilt bundle, a different identity). */
   worker?: Partial<WorkerOptions>;
   /**
+   * The activities from the finished dependencies, instead of createActivities (benchmarks: stub
+   * steps around the real image wait, which needs the watcher built here in `deps.waits`).
+   */
+  activitiesFor?: (deps: ActivityDeps) => WorkerOptions['activities'];
+  /**
    * A client for async completion: image waits go to one watcher with a lease (settings.asyncWaits).
    * Run the result with `waits.run(worker)`, not `worker.run()`, or the lease is never held.
    */
@@ -147,7 +152,7 @@ export async function buildWorker(
             },
           }),
     maxCachedWorkflows: opts.settings.maxCachedWorkflows ?? DEFAULT_CACHED_WORKFLOWS,
-    activities: createActivities(deps),
+    activities: opts.activitiesFor ? opts.activitiesFor(deps) : createActivities(deps),
     maxConcurrentActivityTaskExecutions: opts.settings.maxConcurrentActivities,
     maxConcurrentLocalActivityExecutions: opts.settings.maxConcurrentLocalActivities,
     shutdownGraceTime: opts.settings.shutdownGraceMs,
