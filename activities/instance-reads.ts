@@ -7,14 +7,15 @@
  * DescribeInstances (up to 200 ids) or DescribeInstanceStatus (up to 100 ids, EC2's maximum) call.
  *
  * Why: each wait polling its own instance makes 1,000 concurrent stops in one account-region (a
- * `stop`-mode backup of a fleet) ~87 DescribeInstances calls a second, four times EC2's 20/s refill
- * there, and the throttling slows every other amiflow call in that account-region. Through the
- * reader they cost at most `callsPerSecond` calls a second (default 1), however many wait.
+ * `stop`-mode backup of a fleet) ~200 DescribeInstances calls a second (instance waits poll every
+ * 5 s at most), ten times EC2's 20/s refill there, and the throttling slows every other amiflow call
+ * in that account-region. Through the reader they cost at most `callsPerSecond` calls a second
+ * (default 2), however many wait.
  *
  * The budget is a token bucket per account-region: a quiet lane answers at once (a lone wait's
  * first poll, and its look right after asking EC2 for the change, are not held back), a busy one
- * spends `callsPerSecond`. When the lane cannot keep up (beyond ~callsPerSecond × 200 × 11.5 s ≈
- * 2,300 waits), a request is never held more than `maxQueueMs`: the lane overdraws the budget
+ * spends `callsPerSecond`. When the lane cannot keep up (beyond ~callsPerSecond × 200 ids × 5 s ≈
+ * 2,000 stop waits), a request is never held more than `maxQueueMs`: the lane overdraws the budget
  * rather than let a wait's poll outlast the gap its heartbeats allow (48 s of a 1-minute timeout).
  *
  * EC2 semantics kept per caller: DescribeInstances/DescribeInstanceStatus with a list of ids fails
@@ -48,9 +49,9 @@ export interface InstanceReadsOptions {
 }
 
 export const DEFAULT_INSTANCE_READS: InstanceReadsOptions = {
-  // One call a second, a twentieth of EC2's 20/s refill: 1,000 waits polled every 11.5 s are ~87
-  // ids a second, one call's worth; the image watcher's 10/s and everything else share the rest.
-  callsPerSecond: 1,
+  // A tenth of EC2's 20/s refill: 1,000 stop waits polled every 5 s are ~200 ids a second, one
+  // call's worth, twice; the image watcher's 10/s and everything else share the rest.
+  callsPerSecond: 2,
   // A run's stop, its look right after, and its start's two (imageFromInstance) fit in one burst.
   burst: 5,
   // DescribeInstanceStatus accepts at most 100 ids; DescribeInstances documents no limit, and 200
@@ -259,7 +260,8 @@ class InstanceReader implements InstanceReads {
         this.counts.overdrafts += 1;
         return;
       }
-      await this.deps.sleep(Math.min((1 - lane.tokens) / perMs, overdueIn));
+      // Whole milliseconds: a sliver of a token would be a sleep too short to move the clock on.
+      await this.deps.sleep(Math.max(1, Math.ceil(Math.min((1 - lane.tokens) / perMs, overdueIn))));
     }
   }
 

@@ -44,8 +44,8 @@ export interface WorkerSettings {
   imageWaitCallsPerSecond: number;
   /**
    * DescribeInstances/DescribeInstanceStatus calls per second per account and region for the
-   * instance waits' merged reads (activities/instance-reads.ts): 1,000 waits in one account-region
-   * fit in one call a second.
+   * instance waits' merged reads (activities/instance-reads.ts): 1,000 stop waits in one
+   * account-region (~200 ids a second) fit in two calls a second.
    */
   instanceWaitCallsPerSecond: number;
   /** A workflow bundle built ahead (`npm run build` writes dist/workflow-bundle.js): faster start, ~45 MB less memory. */
@@ -220,7 +220,7 @@ export function readWorkerSettings(
     asyncWaits: onOff(env, 'AMIFLOW_ASYNC_WAITS', true),
     waitLeaseTimeoutsMs: waitLeaseTimeouts(env),
     imageWaitCallsPerSecond: int(env, 'AMIFLOW_IMAGE_WAIT_CALLS_PER_SECOND', 10, 1, 20),
-    instanceWaitCallsPerSecond: int(env, 'AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND', 1, 1, 20),
+    instanceWaitCallsPerSecond: int(env, 'AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND', 2, 1, 20),
     ...(env.AMIFLOW_WORKFLOW_BUNDLE ? { workflowBundlePath: env.AMIFLOW_WORKFLOW_BUNDLE } : {}),
   };
 }

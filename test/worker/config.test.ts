@@ -40,7 +40,7 @@ void describe('readWorkerSettings', () => {
       asyncWaits: true,
       waitLeaseTimeoutsMs: { solo: 360_000, shared: 60_000 },
       imageWaitCallsPerSecond: 10,
-      instanceWaitCallsPerSecond: 1,
+      instanceWaitCallsPerSecond: 2,
     });
   });
 
@@ -119,7 +119,7 @@ void describe('readWorkerSettings', () => {
       asyncWaits: true,
       waitLeaseTimeoutsMs: { solo: 120_000, shared: 30_000 },
       imageWaitCallsPerSecond: 10,
-      instanceWaitCallsPerSecond: 1,
+      instanceWaitCallsPerSecond: 2,
       workflowBundlePath: '/app/dist/workflow-bundle.js',
       logFormat: 'pretty',
       metricsAddress: '127.0.0.1:9000',
