@@ -259,6 +259,28 @@ void describe('instance waits through the merged reader', () => {
     assert.equal(w.ec2.calls.length, 3);
   });
 
+  void it('GIVEN more reads than the budget carries WHEN they wait THEN past maxQueueMs the lane calls back to back, over its budget, rather than let heartbeats lapse', async () => {
+    const w = world({ reads: { burst: 1, callsPerSecond: 1, maxIdsPerCall: { instances: 2, status: 2 } } });
+    for (let n = 0; n < 20; n++) w.ec2.add(idOf(n), 'running');
+    const answeredAt: number[] = [];
+
+    await settleAll(
+      w.timers,
+      Array.from({ length: 20 }, (_, n) =>
+        w.reads.describe(EU, idOf(n)).then(() => answeredAt.push(w.timers.now())),
+      ),
+    );
+
+    // 10 calls of 2 ids: at 1 a second the last would answer after 9 s. Five went on budget (0-4 s);
+    // at 5 s the other five go back to back, ~102 ms each.
+    assert.ok(
+      Math.max(...answeredAt) <= T0 + 5_000 + 5 * 110,
+      `last answered at +${Math.max(...answeredAt) - T0} ms`,
+    );
+    assert.ok(w.reads.stats().overdrafts > 0);
+    assert.equal(w.ec2.count('DescribeInstances'), 10);
+  });
+
   void it('GIVEN a waiter cancelled while its read waits for the lane WHEN the lane calls THEN it has left the batch, failing Cancelled, and the others are answered', async () => {
     // Budget spent: the lane holds the reads for its next call.
     const w = world({ reads: { burst: 1, callsPerSecond: 1 } });

@@ -60,6 +60,17 @@ void describe('readWorkerSettings', () => {
     assert.throws(() => read({ AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: '1000' }), ConfigError);
   });
 
+  void it('GIVEN the instance waits’ call budget set WHEN read THEN taken; outside 1-20 calls a second refused naming it', () => {
+    const read = (raw: string) =>
+      readWorkerSettings({ AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND: raw }, false).instanceWaitCallsPerSecond;
+    assert.equal(read('5'), 5);
+    assert.throws(
+      () => read('0'),
+      /AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND=0 must be a whole number from 1 to 20/,
+    );
+    assert.throws(() => read('21'), ConfigError);
+  });
+
   void it('GIVEN every variable set WHEN read THEN each lands in its typed setting', () => {
     const settings = readWorkerSettings({
       TEMPORAL_ADDRESS: 'temporal.internal:7233',
