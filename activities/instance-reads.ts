@@ -12,9 +12,9 @@
  * in that account-region. Through the reader they cost at most `callsPerSecond` calls a second
  * (default 2), however many wait.
  *
- * The budget is a token bucket per account-region: a quiet lane answers at once (a lone wait's
- * first poll, and its look right after asking EC2 for the change, are not held back), a busy one
- * spends `callsPerSecond`. When the lane cannot keep up (beyond ~callsPerSecond × 200 ids × 5 s ≈
+ * The budget is a token bucket per account-region: a read that finds its lane idle goes at once
+ * (a lone wait's polls, and its look right after asking EC2 for the change, are never held back),
+ * reads that find it busy wait for the bucket, so a busy lane spends `callsPerSecond`. When the lane cannot keep up (beyond ~callsPerSecond × 200 ids × 5 s ≈
  * 2,000 stop waits), a request is never held more than `maxQueueMs`: the lane overdraws the budget
  * rather than let a wait's poll outlast the gap its heartbeats allow (48 s of a 1-minute timeout).
  *
@@ -203,8 +203,14 @@ class InstanceReader implements InstanceReads {
     try {
       // Requests made in the same turn (a fan-out's activities starting together) share the first call.
       await Promise.resolve();
+      // A lone read on an idle lane goes at once, budget or not (the bucket takes it as debt): a
+      // single wait gains nothing by waiting, and waits one after another (a run's stop, then its
+      // start) must not queue behind the budget. Reads that find the lane busy are paced.
+      let alone = lane.pending.length === 1;
       while (lane.pending.length > 0) {
-        await this.takeCall(lane, lane.pending[0]?.at ?? this.deps.now());
+        if (alone) this.spend(lane);
+        else await this.takeCall(lane, lane.pending[0]?.at ?? this.deps.now());
+        alone = false;
         const batch = this.nextBatch(lane);
         if (batch.length > 0) await this.serve(lane, batch);
       }
@@ -247,8 +253,7 @@ class InstanceReader implements InstanceReads {
     const perMs = this.opts.callsPerSecond / 1000;
     for (;;) {
       const now = this.deps.now();
-      lane.tokens = Math.min(this.opts.burst, lane.tokens + (now - lane.refilledAt) * perMs);
-      lane.refilledAt = now;
+      this.refill(lane, now);
       if (lane.tokens >= 1) {
         lane.tokens -= 1;
         return;
@@ -263,6 +268,20 @@ class InstanceReader implements InstanceReads {
       // Whole milliseconds: a sliver of a token would be a sleep too short to move the clock on.
       await this.deps.sleep(Math.max(1, Math.ceil(Math.min((1 - lane.tokens) / perMs, overdueIn))));
     }
+  }
+
+  private refill(lane: Lane, now: number): void {
+    lane.tokens = Math.min(
+      this.opts.burst,
+      lane.tokens + ((now - lane.refilledAt) * this.opts.callsPerSecond) / 1000,
+    );
+    lane.refilledAt = now;
+  }
+
+  /** A call taken without waiting: the bucket may go into debt, bounded by one burst. */
+  private spend(lane: Lane): void {
+    this.refill(lane, this.deps.now());
+    lane.tokens = Math.max(lane.tokens - 1, -this.opts.burst);
   }
 
   /** Asks EC2 about the batch's ids, retrying throttling and transient failures, and settles every request. */

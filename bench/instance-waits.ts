@@ -20,8 +20,10 @@ import type { AwsClients } from '../activities/aws';
 import { isAwsCode } from '../activities/errors';
 import type { InstanceRead, InstanceReads } from '../activities/instance-reads';
 import { DEFAULT_INSTANCE_READS, createInstanceReads } from '../activities/instance-reads';
-import { DEFAULT_POLL_POLICY } from '../activities/waiting';
+import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
 import { FakeInstanceEc2 } from '../devkit/fake-instance-ec2';
+import { startMoto } from '../devkit/moto';
+import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../devkit/sandbox-ec2';
 import { VirtualTimers } from '../devkit/virtual-timers';
 import type { AwsTarget } from '../contracts';
 
@@ -152,6 +154,50 @@ async function scenario(
   };
 }
 
+/**
+ * `--sandbox N`: N stop waits and N start waits, one after another, against moto (which changes state
+ * at once) on the wall clock: what a wait costs when there is nothing to wait for. Until issue 13 each
+ * slept its first 500 ms interval before seeing the new state; now it looks again at once.
+ */
+async function sandbox(runs: number): Promise<{ stopMedianMs: number; startMedianMs: number }> {
+  const moto = await startMoto();
+  const ec2 = sandboxEc2(moto.endpoint);
+  try {
+    const target: AwsTarget = { region: SANDBOX_REGION };
+    const aws: AwsClients = {
+      ec2: () => Promise.resolve(ec2),
+      kms: () => Promise.reject(new Error('EC2 only')),
+      destroy: () => undefined,
+    };
+    const activities = createActivities({
+      aws,
+      clock: activityClock,
+      random: Math.random,
+      policy: DEFAULT_POLL_POLICY,
+    });
+    const instanceId = await launchInstance(ec2, await stockEbsAmi(ec2));
+    const stops: number[] = [];
+    const starts: number[] = [];
+    for (let n = 0; n < runs; n++) {
+      for (const [fn, into] of [
+        [activities.stopInstance, stops],
+        [activities.startInstance, starts],
+      ] as const) {
+        const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 60_000 }, { logger: quiet });
+        const t = performance.now();
+        await env.run(fn, { target, instanceId, deadline: Date.now() + 60_000 });
+        into.push(performance.now() - t);
+      }
+    }
+    const median = (xs: number[]) =>
+      Math.round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0);
+    return { stopMedianMs: median(stops), startMedianMs: median(starts) };
+  } finally {
+    ec2.destroy();
+    await moto.stop();
+  }
+}
+
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 async function main(): Promise<void> {
@@ -185,6 +231,12 @@ async function main(): Promise<void> {
         `  ${label.padEnd(28)}${`${before[key]}${unit}`.padStart(19)}   ${`${after[key]}${unit}`.padStart(8)}`,
       );
   }
+  const sandboxRuns = arg('--sandbox');
+  const lone = sandboxRuns ? await sandbox(Number(sandboxRuns)) : undefined;
+  if (lone)
+    console.log(
+      `\nsandbox (moto, state changes at once), ${sandboxRuns} lone waits each: stopInstance median ${lone.stopMedianMs} ms, startInstance median ${lone.startMedianMs} ms (wall clock)`,
+    );
   const json = arg('--json');
   if (json) {
     const out = {
@@ -201,6 +253,7 @@ async function main(): Promise<void> {
           after: results.ready?.after.callsPerSecond,
         },
         detail: results,
+        ...(lone ? { sandboxLoneWaitMs: lone } : {}),
         loadAverage: load,
       },
     };
