@@ -1,5 +1,6 @@
 import type { AwsClients } from './aws';
 import type { ImageWaitWatcher } from './image-wait-watcher';
+import type { InstanceReads } from './instance-reads';
 import type { OpenTemporalReader } from './share-runs';
 import type { Clock, PollPolicy } from './waiting';
 import type { ReleaseWait } from './wait-lease';
@@ -26,4 +27,9 @@ export interface ActivityDeps {
    * `waitForImageAvailable` completes asynchronously; without (tests), it polls in the activity.
    */
   waits?: { watcher: ImageWaitWatcher; release: ReleaseWait };
+  /**
+   * The worker's merged reader of instance states, shared by every instance wait (instance-reads.ts):
+   * its budget is AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND. Absent (tests), one is made per deps.
+   */
+  instanceReads?: InstanceReads;
 }

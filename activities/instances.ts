@@ -6,11 +6,13 @@ import {
   StopInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import { Context } from '@temporalio/activity';
 import type { AwsTarget, InstanceState } from '../contracts';
 import { FailureType } from '../contracts';
 import { isNotFound, notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
+import { instanceReadsOf } from './instance-reads';
 import type { PollPolicy, WaitSpec } from './waiting';
 import { waitUntil } from './waiting';
 
@@ -166,13 +168,46 @@ function refuseGone(ref: InstanceRef, state: InstanceState): void {
 /**
  * Instances change state in seconds to a minute, and the instance is down while we wait: poll
  * sooner and cap lower than for images (never slower than the worker's policy), so downtime is
- * not stretched by a poll interval.
+ * not stretched by a poll interval. The first look after asking for the change is at once
+ * (`lookAgainAtOnce`), then this schedule.
  */
 export function instancePolicy(deps: ActivityDeps): Partial<PollPolicy> {
   return {
     firstIntervalMs: Math.min(deps.policy.firstIntervalMs, 500),
     maxIntervalMs: Math.min(deps.policy.maxIntervalMs, 5_000),
   };
+}
+
+/**
+ * A wait's poll of its instance's state, through the worker's merged reader (instance-reads.ts):
+ * one DescribeInstances for many waits in the account-region. An id EC2 does not know fails as
+ * `readInstance` does (the waits act on an instance the caller named or saw), and the wait's
+ * cancellation takes it out of the batch at once.
+ */
+export async function pollInstanceState(deps: ActivityDeps, ref: InstanceRef): Promise<InstanceState> {
+  let read;
+  try {
+    read = await instanceReadsOf(deps).describe(
+      ref.target,
+      ref.instanceId,
+      Context.current().cancellationSignal,
+    );
+  } catch (err) {
+    rethrowAws(err, `reading instance ${ref.instanceId}`);
+  }
+  if ('absent' in read) throw notFound(ref, read.aws);
+  return stateOf(read.found);
+}
+
+/**
+ * The state right after asking EC2 for a change: the first poll of the wait is at once, not one
+ * interval later, since the change can land at once (a sandbox, an instance already on its way).
+ * EC2 may still show the old state for a moment: the wait's `done` only ever takes the target state.
+ */
+export async function lookAgainAtOnce(deps: ActivityDeps, ref: InstanceRef): Promise<InstanceState> {
+  const state = await pollInstanceState(deps, ref);
+  refuseGone(ref, state);
+  return state;
 }
 
 /** The rest of a stop's or start's wait: until the instance is in `target`, by the input's deadline. */
@@ -212,10 +247,12 @@ export function instanceActivities(deps: ActivityDeps) {
       const ec2 = await deps.aws.ec2(input.target);
       let stopSent = false;
       let actedAt: number | undefined;
+      // DescribeInstances asked besides the polls: the look at once after StopInstances.
+      let looks = 0;
       const out = await waitUntil(deps, {
         what: `instance ${input.instanceId} to stop`,
         poll: async () => {
-          const state = stateOf(await readInstance(ec2, input));
+          const state = await pollInstanceState(deps, input);
           refuseGone(input, state);
           if (state === 'stopping') actedAt ??= deps.clock.now();
           if ((state === 'running' || state === 'pending') && !stopSent) {
@@ -224,7 +261,9 @@ export function instanceActivities(deps: ActivityDeps) {
               ec2.send(new StopInstancesCommand({ InstanceIds: [input.instanceId] })),
             );
             stopSent = true;
-            return out.StoppingInstances?.[0]?.CurrentState?.Name ?? 'stopping';
+            if (out.StoppingInstances?.[0]?.CurrentState?.Name === 'stopped') return 'stopped';
+            looks += 1;
+            return lookAgainAtOnce(deps, input);
           }
           return state;
         },
@@ -235,7 +274,7 @@ export function instanceActivities(deps: ActivityDeps) {
         state: 'stopped',
         at: deps.clock.now(),
         ...(actedAt !== undefined ? { actedAt } : {}),
-        awsCalls: out.calls,
+        awsCalls: out.calls + looks,
       };
     },
 
@@ -245,22 +284,30 @@ export function instanceActivities(deps: ActivityDeps) {
      */
     async startInstance(input: InstanceWaitInput): Promise<InstanceStateReached> {
       const ec2 = await deps.aws.ec2(input.target);
+      let looks = 0;
       const out = await waitUntil(deps, {
         what: `instance ${input.instanceId} to run`,
         poll: async () => {
-          const state = stateOf(await readInstance(ec2, input));
+          const state = await pollInstanceState(deps, input);
           refuseGone(input, state);
           if (state === 'stopped') {
             const out = await aws(`starting instance ${input.instanceId}`, () =>
               ec2.send(new StartInstancesCommand({ InstanceIds: [input.instanceId] })),
             );
-            return out.StartingInstances?.[0]?.CurrentState?.Name ?? 'pending';
+            if (out.StartingInstances?.[0]?.CurrentState?.Name === 'running') return 'running';
+            looks += 1;
+            return lookAgainAtOnce(deps, input);
           }
           return state;
         },
         ...untilState(deps, input, 'running'),
       });
-      return { instanceId: input.instanceId, state: 'running', at: deps.clock.now(), awsCalls: out.calls };
+      return {
+        instanceId: input.instanceId,
+        state: 'running',
+        at: deps.clock.now(),
+        awsCalls: out.calls + looks,
+      };
     },
   };
 }

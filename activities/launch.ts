@@ -18,7 +18,6 @@ import {
   DescribeAvailabilityZonesCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstanceCreditSpecificationsCommand,
-  DescribeInstanceStatusCommand,
   DescribeInstanceTypeOfferingsCommand,
   DescribeInstancesCommand,
   DescribePlacementGroupsCommand,
@@ -28,6 +27,7 @@ import {
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import { Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG } from '../contracts';
 import { notVisibleYet, withinWindow } from './consistency';
@@ -35,7 +35,8 @@ import type { ActivityDeps } from './deps';
 import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { toAwsTags } from './images';
 import type { InstanceWaitInput } from './instances';
-import { findInstance, findInstanceToTerminate, readInstance, terminateOwnInstance } from './instances';
+import { instanceReadsOf } from './instance-reads';
+import { findInstanceToTerminate, pollInstanceState, readInstance, terminateOwnInstance } from './instances';
 import type { LaunchInput, LaunchOwner } from './launch-request';
 import { launchClientToken, runInstancesRequest } from './launch-request';
 import type { MigrationPlan, MigrationPlanInput, Refusal } from './migration-plan';
@@ -190,6 +191,21 @@ async function findLaunched(ec2: EC2Client, owner: LaunchOwner): Promise<Instanc
     .filter((i) => launchedBy(i, owner));
   // Prefer one that is not on its way out; there is only ever one unless someone copied our tags.
   return found.find((i) => !['shutting-down', 'terminated'].includes(stateOf(i))) ?? found[0];
+}
+
+/** The instance as the merged reader sees it now (undefined: not shown), for a wait's answer. */
+async function describedNow(deps: ActivityDeps, ref: InstanceWaitInput): Promise<Instance | undefined> {
+  let read;
+  try {
+    read = await instanceReadsOf(deps).describe(
+      ref.target,
+      ref.instanceId,
+      Context.current().cancellationSignal,
+    );
+  } catch (err) {
+    rethrowAws(err, `reading instance ${ref.instanceId}`);
+  }
+  return 'found' in read ? read.found : undefined;
 }
 
 function refuse(instanceId: string, refusals: Refusal[]): never {
@@ -430,24 +446,22 @@ export function launchActivities(deps: ActivityDeps) {
      * with EC2's reason.
      */
     async waitForInstanceReady(input: InstanceWaitInput): Promise<InstanceReady> {
-      const ec2 = await deps.aws.ec2(input.target);
       const out = await waitUntil(deps, {
         what: `instance ${input.instanceId} to run and pass its status checks`,
         poll: async () => {
-          let statuses;
+          let read;
           try {
-            statuses = await ec2.send(
-              new DescribeInstanceStatusCommand({
-                InstanceIds: [input.instanceId],
-                IncludeAllInstances: true,
-              }),
+            read = await instanceReadsOf(deps).status(
+              input.target,
+              input.instanceId,
+              Context.current().cancellationSignal,
             );
           } catch (err) {
-            // Read-after-write: a new instance can be invisible for a few seconds.
-            if (isAwsCode(err, 'InvalidInstanceID.NotFound')) return { state: 'not visible yet' };
             rethrowAws(err, `reading the status of ${input.instanceId}`);
           }
-          const s = statuses.InstanceStatuses?.find((x) => x.InstanceId === input.instanceId);
+          // Read-after-write: a new instance can be invisible for a few seconds (EC2 refused its id).
+          if ('absent' in read && read.aws) return { state: 'not visible yet' };
+          const s = 'found' in read ? read.found : undefined;
           return {
             state: s?.InstanceState?.Name ?? 'not visible yet',
             system: s?.SystemStatus?.Status ?? 'not-applicable',
@@ -474,7 +488,7 @@ export function launchActivities(deps: ActivityDeps) {
         deadline: input.deadline,
         maxCalls: 500,
       });
-      const described = await findInstance(ec2, input.instanceId);
+      const described = await describedNow(deps, input);
       return {
         instanceId: input.instanceId,
         ...(described?.Placement?.AvailabilityZone
@@ -531,12 +545,14 @@ export function launchActivities(deps: ActivityDeps) {
       await waitUntil(deps, {
         what: `instance ${input.instanceId} to terminate`,
         poll: async () => {
-          const state = stateOf(await readInstance(ec2, input));
+          const state = await pollInstanceState(deps, input);
           if (state !== 'terminated' && state !== 'shutting-down' && !sent) {
             await aws(`terminating instance ${input.instanceId}`, () =>
               ec2.send(new TerminateInstancesCommand({ InstanceIds: [input.instanceId] })),
             );
             sent = true;
+            // The first poll at once, then the schedule: the termination may have landed already.
+            return pollInstanceState(deps, input);
           }
           return state;
         },

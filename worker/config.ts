@@ -42,6 +42,12 @@ export interface WorkerSettings {
   waitLeaseTimeoutsMs: { solo: number; shared: number };
   /** DescribeImages calls per second per account and region for the image-wait watcher (EC2 refills 20/s). */
   imageWaitCallsPerSecond: number;
+  /**
+   * DescribeInstances/DescribeInstanceStatus calls per second per account and region for the
+   * instance waits' merged reads (activities/instance-reads.ts): 1,000 stop waits in one
+   * account-region (~200 ids a second) fit in two calls a second.
+   */
+  instanceWaitCallsPerSecond: number;
   /** A workflow bundle built ahead (`npm run build` writes dist/workflow-bundle.js): faster start, ~45 MB less memory. */
   workflowBundlePath?: string;
   /** `json` (one object per line) or `pretty`; json unless stdout is a terminal. */
@@ -214,6 +220,7 @@ export function readWorkerSettings(
     asyncWaits: onOff(env, 'AMIFLOW_ASYNC_WAITS', true),
     waitLeaseTimeoutsMs: waitLeaseTimeouts(env),
     imageWaitCallsPerSecond: int(env, 'AMIFLOW_IMAGE_WAIT_CALLS_PER_SECOND', 10, 1, 20),
+    instanceWaitCallsPerSecond: int(env, 'AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND', 2, 1, 20),
     ...(env.AMIFLOW_WORKFLOW_BUNDLE ? { workflowBundlePath: env.AMIFLOW_WORKFLOW_BUNDLE } : {}),
   };
 }

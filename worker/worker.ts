@@ -6,6 +6,7 @@ import type { ActivityDeps } from '../activities';
 import { createActivities } from '../activities';
 import { parseConsistencyWindow } from '../activities/consistency';
 import { createAwsClients } from '../activities/aws';
+import { createInstanceReads, timerSleep } from '../activities/instance-reads';
 import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
 import type { OpenTemporalReader } from '../activities/share-runs';
 import { METRIC } from '../workflows/metric-names';
@@ -117,6 +118,13 @@ export async function buildWorker(
     consistencyWindowMs:
       opts.deps?.consistencyWindowMs ?? parseConsistencyWindow(process.env.AMIFLOW_CONSISTENCY_WINDOW),
   };
+  // One merged reader of instance states for every instance wait on this worker (issue 13).
+  deps.instanceReads =
+    opts.deps?.instanceReads ??
+    createInstanceReads(
+      { aws: deps.aws, now: () => Date.now(), sleep: timerSleep, random: deps.random },
+      { callsPerSecond: opts.settings.instanceWaitCallsPerSecond },
+    );
   const waits =
     opts.asyncWaitsClient && opts.settings.asyncWaits
       ? await createAsyncWaits({

@@ -157,7 +157,11 @@ void describe('stopInstance', () => {
       actedAt: T0,
       awsCalls: 4,
     });
-    assert.deepEqual(h.clock.sleeps, [500, 800, 1_280], 'polls sooner than image waits, then backs off');
+    assert.deepEqual(
+      h.clock.sleeps,
+      [500, 800],
+      'looks again at once after StopInstances, then polls sooner than image waits and backs off',
+    );
   });
 
   void it('GIVEN StopInstances answers that the instance is already stopped WHEN stopped THEN no further poll', async () => {

@@ -40,6 +40,7 @@ void describe('readWorkerSettings', () => {
       asyncWaits: true,
       waitLeaseTimeoutsMs: { solo: 360_000, shared: 60_000 },
       imageWaitCallsPerSecond: 10,
+      instanceWaitCallsPerSecond: 2,
     });
   });
 
@@ -57,6 +58,17 @@ void describe('readWorkerSettings', () => {
       /AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS=60000 must not exceed/,
     );
     assert.throws(() => read({ AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: '1000' }), ConfigError);
+  });
+
+  void it('GIVEN the instance waits’ call budget set WHEN read THEN taken; outside 1-20 calls a second refused naming it', () => {
+    const read = (raw: string) =>
+      readWorkerSettings({ AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND: raw }, false).instanceWaitCallsPerSecond;
+    assert.equal(read('5'), 5);
+    assert.throws(
+      () => read('0'),
+      /AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND=0 must be a whole number from 1 to 20/,
+    );
+    assert.throws(() => read('21'), ConfigError);
   });
 
   void it('GIVEN every variable set WHEN read THEN each lands in its typed setting', () => {
@@ -118,6 +130,7 @@ void describe('readWorkerSettings', () => {
       asyncWaits: true,
       waitLeaseTimeoutsMs: { solo: 120_000, shared: 30_000 },
       imageWaitCallsPerSecond: 10,
+      instanceWaitCallsPerSecond: 2,
       workflowBundlePath: '/app/dist/workflow-bundle.js',
       logFormat: 'pretty',
       metricsAddress: '127.0.0.1:9000',
