@@ -12,6 +12,7 @@ import { FailureType } from '../contracts';
 import { isNotFound, notVisibleYet, withinWindow } from './consistency';
 import type { ActivityDeps } from './deps';
 import { aws, awsErrorCode, failure, isAwsCode, rethrowAws } from './errors';
+import type { InstanceRead } from './instance-reads';
 import { instanceReadsOf } from './instance-reads';
 import type { PollPolicy, WaitSpec } from './waiting';
 import { waitUntil } from './waiting';
@@ -179,22 +180,31 @@ export function instancePolicy(deps: ActivityDeps): Partial<PollPolicy> {
 }
 
 /**
+ * One read through the worker's merged reader (instance-reads.ts), given up when the activity is
+ * cancelled (its read leaves the batch at once); an AWS error is rethrown as this activity's failure.
+ */
+export async function mergedRead<T>(
+  ask: (signal: AbortSignal) => Promise<InstanceRead<T>>,
+  doing: string,
+): Promise<InstanceRead<T>> {
+  try {
+    return await ask(Context.current().cancellationSignal);
+  } catch (err) {
+    rethrowAws(err, doing);
+  }
+}
+
+/**
  * A wait's poll of its instance's state, through the worker's merged reader (instance-reads.ts):
  * one DescribeInstances for many waits in the account-region. An id EC2 does not know fails as
  * `readInstance` does (the waits act on an instance the caller named or saw), and the wait's
  * cancellation takes it out of the batch at once.
  */
 export async function pollInstanceState(deps: ActivityDeps, ref: InstanceRef): Promise<InstanceState> {
-  let read;
-  try {
-    read = await instanceReadsOf(deps).describe(
-      ref.target,
-      ref.instanceId,
-      Context.current().cancellationSignal,
-    );
-  } catch (err) {
-    rethrowAws(err, `reading instance ${ref.instanceId}`);
-  }
+  const read = await mergedRead(
+    (signal) => instanceReadsOf(deps).describe(ref.target, ref.instanceId, signal),
+    `reading instance ${ref.instanceId}`,
+  );
   if ('absent' in read) throw notFound(ref, read.aws);
   return stateOf(read.found);
 }

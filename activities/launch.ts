@@ -27,7 +27,6 @@ import {
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { Context } from '@temporalio/activity';
 import type { AwsTarget, Tags } from '../contracts';
 import { FailureType, TAG } from '../contracts';
 import { notVisibleYet, withinWindow } from './consistency';
@@ -36,7 +35,13 @@ import { aws, failure, isAwsCode, rethrowAws } from './errors';
 import { toAwsTags } from './images';
 import type { InstanceWaitInput } from './instances';
 import { instanceReadsOf } from './instance-reads';
-import { findInstanceToTerminate, pollInstanceState, readInstance, terminateOwnInstance } from './instances';
+import {
+  findInstanceToTerminate,
+  mergedRead,
+  pollInstanceState,
+  readInstance,
+  terminateOwnInstance,
+} from './instances';
 import type { LaunchInput, LaunchOwner } from './launch-request';
 import { launchClientToken, runInstancesRequest } from './launch-request';
 import type { MigrationPlan, MigrationPlanInput, Refusal } from './migration-plan';
@@ -195,16 +200,10 @@ async function findLaunched(ec2: EC2Client, owner: LaunchOwner): Promise<Instanc
 
 /** The instance as the merged reader sees it now (undefined: not shown), for a wait's answer. */
 async function describedNow(deps: ActivityDeps, ref: InstanceWaitInput): Promise<Instance | undefined> {
-  let read;
-  try {
-    read = await instanceReadsOf(deps).describe(
-      ref.target,
-      ref.instanceId,
-      Context.current().cancellationSignal,
-    );
-  } catch (err) {
-    rethrowAws(err, `reading instance ${ref.instanceId}`);
-  }
+  const read = await mergedRead(
+    (signal) => instanceReadsOf(deps).describe(ref.target, ref.instanceId, signal),
+    `reading instance ${ref.instanceId}`,
+  );
   return 'found' in read ? read.found : undefined;
 }
 
@@ -449,16 +448,10 @@ export function launchActivities(deps: ActivityDeps) {
       const out = await waitUntil(deps, {
         what: `instance ${input.instanceId} to run and pass its status checks`,
         poll: async () => {
-          let read;
-          try {
-            read = await instanceReadsOf(deps).status(
-              input.target,
-              input.instanceId,
-              Context.current().cancellationSignal,
-            );
-          } catch (err) {
-            rethrowAws(err, `reading the status of ${input.instanceId}`);
-          }
+          const read = await mergedRead(
+            (signal) => instanceReadsOf(deps).status(input.target, input.instanceId, signal),
+            `reading the status of ${input.instanceId}`,
+          );
           // Read-after-write: a new instance can be invisible for a few seconds (EC2 refused its id).
           if ('absent' in read && read.aws) return { state: 'not visible yet' };
           const s = 'found' in read ? read.found : undefined;
