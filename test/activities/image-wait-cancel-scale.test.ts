@@ -7,36 +7,17 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { mockClient } from 'aws-sdk-client-mock';
-import type { AwsClients } from '../../activities/aws';
 import type { WaitCompletion, WaitRef } from '../../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
-import type { AwsTarget } from '../../workflows/contracts';
 import { VirtualTimers } from '../support/virtual-timers';
+import { T0, addWait, ami, stampedImagesEc2 } from './watcher-fixture';
 
-const EU: AwsTarget = { region: 'eu-west-1', accountId: '111122223333' };
-const T0 = Date.UTC(2026, 0, 1);
 const INTERVAL = DEFAULT_WATCHER_OPTIONS.pollIntervalMs;
-const ami = (n: number) => `ami-${n.toString(16).padStart(17, '0')}`;
 const run = (n: number) => `wf-${n}/run`;
 
 function fleet(waits: number, opts: { visibility: boolean }) {
   const timers = new VirtualTimers(T0);
-  const ec2 = new EC2Client({ region: 'eu-west-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
-  const askedAt = new Map<string, number[]>();
-  mockClient(ec2)
-    .on(DescribeImagesCommand)
-    .callsFake((input: { ImageIds?: string[] }) => {
-      const ids = input.ImageIds ?? [];
-      for (const id of ids) askedAt.set(id, [...(askedAt.get(id) ?? []), timers.now()]);
-      return { Images: ids.map((id) => ({ ImageId: id, State: 'pending' as const })) };
-    });
-  const aws: AwsClients = {
-    ec2: () => Promise.resolve(ec2),
-    kms: () => Promise.reject(new Error('no KMS here')),
-    destroy: () => ec2.destroy(),
-  };
+  const { aws, askedAt } = stampedImagesEc2(timers);
   const cancelling = new Set<string>();
   const reportedAt = new Map<string, number>();
   let reads = 0;
@@ -66,14 +47,7 @@ function fleet(waits: number, opts: { visibility: boolean }) {
     { aws, completion, now: timers.now, sleep: timers.sleep },
     DEFAULT_WATCHER_OPTIONS,
   );
-  for (let n = 1; n <= waits; n++)
-    watcher.add({
-      token: Buffer.from(`wf-${n}`),
-      ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
-      target: EU,
-      imageId: ami(n),
-      deadline: T0 + 24 * 3600_000,
-    });
+  for (let n = 1; n <= waits; n++) addWait(watcher, n);
   return {
     timers,
     watcher,

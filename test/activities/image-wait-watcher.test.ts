@@ -24,11 +24,9 @@ import { WaitLeaseKeeper, releaseActivities, tierFor } from '../../activities/wa
 import type { AwsTarget } from '../../workflows/contracts';
 import { VirtualTimers } from '../support/virtual-timers';
 import { awsError } from './failures';
+import { EU, T0, addWait, ami, stampedImagesEc2 } from './watcher-fixture';
 
-const EU: AwsTarget = { region: 'eu-west-1', accountId: '111122223333' };
 const US: AwsTarget = { region: 'us-east-1', accountId: '111122223333' };
-const T0 = Date.UTC(2026, 0, 1);
-const ami = (n: number) => `ami-${n.toString(16).padStart(17, '0')}`;
 
 /** Records what the watcher tells Temporal; `cancelled` runs answer that their wait was cancelled. */
 class Completions implements WaitCompletion {
@@ -315,35 +313,13 @@ void describe('image wait watcher', () => {
 /** A running watcher (its own lanes, autoPoll) on virtual time; every DescribeImages call is stamped. */
 function runningWatcher(waits: number, opts: Partial<typeof DEFAULT_WATCHER_OPTIONS>) {
   const timers = new VirtualTimers(T0);
-  const ec2 = new EC2Client({ region: 'eu-west-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
-  const mock = mockClient(ec2);
-  const calls: number[] = [];
-  const askedAt = new Map<string, number[]>();
-  mock.on(DescribeImagesCommand).callsFake((input: { ImageIds?: string[] }) => {
-    const ids = input.ImageIds ?? [];
-    calls.push(timers.now());
-    for (const id of ids) askedAt.set(id, [...(askedAt.get(id) ?? []), timers.now()]);
-    return { Images: ids.map((id) => ({ ImageId: id, State: 'pending' as const })) };
-  });
-  const aws: AwsClients = {
-    ec2: () => Promise.resolve(ec2),
-    kms: () => Promise.reject(new Error('no KMS here')),
-    destroy: () => ec2.destroy(),
-  };
+  const { aws, calls, askedAt } = stampedImagesEc2(timers);
   const watcher = new ImageWaitWatcher(
     { aws, completion: new Completions(), now: timers.now, sleep: timers.sleep },
     { ...DEFAULT_WATCHER_OPTIONS, ...opts },
   );
-  const addWait = (n: number) =>
-    watcher.add({
-      token: Buffer.from(`wf-${n}`),
-      ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
-      target: EU,
-      imageId: ami(n),
-      deadline: T0 + 24 * 3600_000,
-    });
-  for (let n = 1; n <= waits; n++) addWait(n);
-  return { timers, watcher, calls, askedAt, addWait };
+  for (let n = 1; n <= waits; n++) addWait(watcher, n);
+  return { timers, watcher, calls, askedAt, addWait: (n: number) => addWait(watcher, n) };
 }
 
 void describe('image wait watcher: call budget', () => {

@@ -1,0 +1,48 @@
+/**
+ * What the image-wait watcher's tests share: one account-region, a virtual clock's start, image ids,
+ * an EC2 client mocked at the SDK level whose DescribeImages stamps every call and every image it was
+ * asked about, and the held waits `wf-1` … `wf-N` on a watcher.
+ */
+import type { ImageState } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import type { AwsClients } from '../../activities/aws';
+import type { ImageWaitWatcher } from '../../activities/image-wait-watcher';
+import type { AwsTarget } from '../../workflows/contracts';
+import type { VirtualTimers } from '../support/virtual-timers';
+
+export const EU: AwsTarget = { region: 'eu-west-1', accountId: '111122223333' };
+export const T0 = Date.UTC(2026, 0, 1);
+export const ami = (n: number): string => `ami-${n.toString(16).padStart(17, '0')}`;
+
+/** EC2 answering each image with `state()` at the time of the call; `calls` and `askedAt` record them. */
+export function stampedImagesEc2(timers: VirtualTimers, state: () => ImageState = () => 'pending') {
+  const ec2 = new EC2Client({ region: 'eu-west-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  const calls: number[] = [];
+  const askedAt = new Map<string, number[]>();
+  mockClient(ec2)
+    .on(DescribeImagesCommand)
+    .callsFake((input: { ImageIds?: string[] }) => {
+      const ids = input.ImageIds ?? [];
+      calls.push(timers.now());
+      for (const id of ids) askedAt.set(id, [...(askedAt.get(id) ?? []), timers.now()]);
+      return { Images: ids.map((id) => ({ ImageId: id, State: state() })) };
+    });
+  const aws: AwsClients = {
+    ec2: () => Promise.resolve(ec2),
+    kms: () => Promise.reject(new Error('no KMS here')),
+    destroy: () => ec2.destroy(),
+  };
+  return { aws, calls, askedAt };
+}
+
+/** The wait of run `wf-<n>` on image `ami(n)` in EU, a day from T0. */
+export function addWait(watcher: ImageWaitWatcher, n: number): void {
+  watcher.add({
+    token: Buffer.from(`wf-${n}`),
+    ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
+    target: EU,
+    imageId: ami(n),
+    deadline: T0 + 24 * 3600_000,
+  });
+}
