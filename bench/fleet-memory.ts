@@ -21,10 +21,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { WorkerProcess } from '../devkit/worker-process';
 import { LEAN_ENV } from '../devkit/worker-process';
-import { METRIC } from '../workflows/metric-names';
 import { compileForBench } from './compile';
 import type { Stack } from './fleet-worker';
-import { running, startRuns, startStack, until } from './fleet-worker';
+import { running, startAndHold, startStack, until } from './fleet-worker';
 import type { DiagReport, ThreadMemory } from './memory-diag';
 
 const execFileAsync = promisify(execFile);
@@ -180,13 +179,7 @@ async function measureVariant(
         await new Promise((r) => setTimeout(r, 1_000));
       }
     })();
-    await startRuns(s, runs);
-    await until(
-      `${runs} waits held`,
-      async () => (await w.metric(METRIC.waitsInFlight)) >= runs,
-      900_000,
-      1_000,
-    );
+    await startAndHold(s, w, runs);
     const toWaiting = (Date.now() - began) / 1000;
     await new Promise((r) => setTimeout(r, 3_000));
     sampling = false;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AmiflowClient } from '../client';
 import type { FaultProxy } from '../devkit/faults';
-import { startFaultProxy } from '../devkit/faults';
+import { startHeldImagesProxy } from '../devkit/faults';
 import type { Moto } from '../devkit/moto';
 import { startMoto } from '../devkit/moto';
 import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../devkit/sandbox-ec2';
@@ -103,12 +103,7 @@ export async function startStack(): Promise<Stack> {
     compileForBench('worker/main.ts'),
   ]);
   await writeFile(bundlePath, bundle.code);
-  let skew = 0;
-  const proxy = await startFaultProxy({
-    target: moto.endpoint,
-    options: { imagePendingMs: 1000 * HOUR },
-    clock: () => Date.now() + skew,
-  });
+  const { proxy, release } = await startHeldImagesProxy(moto.endpoint);
   const ec2 = sandboxEc2(moto.endpoint);
   // One instance imaged by every run (no-reboot, a distinct name each): the runs' own EC2 calls stay few.
   const instanceId = await launchInstance(ec2, await stockEbsAmi(ec2));
@@ -142,9 +137,7 @@ export async function startStack(): Promise<Stack> {
       if (!(await w.ready(120_000))) throw new Error(`the worker never got ready: ${w.output()}`);
       return w;
     },
-    release() {
-      skew += 2000 * HOUR;
-    },
+    release,
     async stop() {
       await Promise.all(workers.map((w) => w.kill('SIGKILL')));
       await proxy.stop();
@@ -195,8 +188,8 @@ async function cpuMs(pid: number): Promise<number> {
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
-async function waitingPhase(s: Stack, w: WorkerProcess, runs: number) {
-  const began = Date.now();
+/** Starts `runs` runs and resolves once the worker holds all their waits (its waits-in-flight gauge). */
+export async function startAndHold(s: Stack, w: WorkerProcess, runs: number): Promise<void> {
   await startRuns(s, runs);
   await until(
     `${runs} waits held`,
@@ -204,6 +197,11 @@ async function waitingPhase(s: Stack, w: WorkerProcess, runs: number) {
     900_000,
     1_000,
   );
+}
+
+async function waitingPhase(s: Stack, w: WorkerProcess, runs: number) {
+  const began = Date.now();
+  await startAndHold(s, w, runs);
   const secondsToAllWaiting = (Date.now() - began) / 1000;
   await new Promise((r) => setTimeout(r, 3_000)); // the last workflow tasks in flight
   const atAllWaiting = await w.memory();

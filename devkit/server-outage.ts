@@ -17,7 +17,7 @@ import { Client, Connection } from '@temporalio/client';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { AmiflowClient } from '../client';
 import { METRIC } from '../workflows/metric-names';
-import { startFaultProxy } from './faults';
+import { startHeldImagesProxy } from './faults';
 import type { DevServer } from './local-stack';
 import { startDevServer, stopChild } from './local-stack';
 import { startMoto } from './moto';
@@ -26,8 +26,6 @@ import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from './sandb
 import { workflowBundle } from './temporal';
 import type { WorkerProcess } from './worker-process';
 import { startWorkerProcess } from './worker-process';
-
-const HOUR = 3_600_000;
 
 /** A dev server on a fixed port and database file that can be killed and started again. */
 export interface RestartableServer {
@@ -192,12 +190,7 @@ export async function measureServerOutage(opts: OutageOptions): Promise<OutageFi
       () => server.stop(),
     );
     await writeFile(bundlePath, bundle.code);
-    let skew = 0;
-    const proxy = await startFaultProxy({
-      target: moto.endpoint,
-      options: { imagePendingMs: 1000 * HOUR },
-      clock: () => Date.now() + skew,
-    });
+    const { proxy, release } = await startHeldImagesProxy(moto.endpoint);
     cleanups.unshift(() => proxy.stop());
     const ec2 = sandboxEc2(moto.endpoint);
     const instanceId = await launchInstance(ec2, await stockEbsAmi(ec2));
@@ -222,7 +215,7 @@ export async function measureServerOutage(opts: OutageOptions): Promise<OutageFi
       raw,
       worker,
       server,
-      release: () => (skew += 2000 * HOUR),
+      release,
       async startRuns(n, prefix) {
         const started = await Promise.all(
           Array.from({ length: n }, (_, i) =>

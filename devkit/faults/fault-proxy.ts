@@ -365,3 +365,19 @@ export async function startFaultProxy(opts: {
       }),
   };
 }
+
+/**
+ * The fault layer with no faults whose images stay `pending` until `release()`: its clock jumps
+ * past every image made so far (and still pending), as the fleet bench and the outage phase hold
+ * runs in their image wait and then let them all go at once.
+ */
+export async function startHeldImagesProxy(target: string): Promise<{ proxy: FaultProxy; release(): void }> {
+  const hour = 3_600_000;
+  let skew = 0;
+  const proxy = await startFaultProxy({
+    target,
+    options: { imagePendingMs: 1000 * hour },
+    clock: () => Date.now() + skew,
+  });
+  return { proxy, release: () => void (skew += 2000 * hour) };
+}
