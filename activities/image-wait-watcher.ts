@@ -157,7 +157,7 @@ const BACKOFF_MS = 1_000;
  * waited for the next 10 s poll (bench/fleet-outage.ts). One call per unsent answer per second
  * while the server is away; nothing is asked of EC2 again, the answer is known.
  */
-export const RESEND_EVERY_MS = 1_000;
+export const RESEND_EVERY_MS = 500;
 
 /** One account-region: its waits in poll order and its call budget. */
 interface Group {
@@ -600,7 +600,7 @@ export class ImageWaitWatcher {
     }
   }
 
-  /** Sends every unsent answer again (tests drive it; a running worker's loop calls it each second). */
+  /** Sends every unsent answer again (tests drive it; a running worker's loop calls it every RESEND_EVERY_MS). */
   async resendUnsent(): Promise<void> {
     const pending = [...this.unsent.values()];
     await inBatches(pending, 50, async ({ h, send, counter }) => {
