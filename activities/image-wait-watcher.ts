@@ -571,7 +571,13 @@ export class ImageWaitWatcher {
     this.listedSince = now;
     if (runs.size === 0) return;
     const hit = [...this.held.values()].filter((h) => runs.has(`${h.ref.workflowId}/${h.ref.runId}`));
-    await inBatches(hit, 50, (h) => (this.held.get(h.key) === h ? this.cancelled(h) : Promise.resolve()));
+    // The list names runs, not waits: a cancelling run may still need a wait (one its undo awaits in
+    // a non-cancellable scope). Each wait of a listed run is confirmed by its own read (its activity
+    // asked to cancel, or no longer pending) before it is stopped: reads only for the few listed.
+    await inBatches(hit, 20, async (h) => {
+      const asked = await this.deps.completion.cancelRequested(h.ref).catch(() => false);
+      if (asked && this.held.get(h.key) === h) await this.cancelled(h);
+    });
   }
 
   private async cancelled(h: Held): Promise<void> {

@@ -19,6 +19,8 @@ function fleet(waits: number, opts: { visibility: boolean }) {
   const timers = new VirtualTimers(T0);
   const { aws, askedAt } = stampedImagesEc2(timers);
   const cancelling = new Set<string>();
+  /** Runs listed as cancelling whose wait's activity was not asked to cancel (their undo awaits it). */
+  const listedOnly = new Set<string>();
   const reportedAt = new Map<string, number>();
   let reads = 0;
   let lists = 0;
@@ -38,7 +40,7 @@ function fleet(waits: number, opts: { visibility: boolean }) {
       ? {
           cancelledRuns() {
             lists += 1;
-            return Promise.resolve(new Set(cancelling));
+            return Promise.resolve(new Set([...cancelling, ...listedOnly]));
           },
         }
       : {}),
@@ -54,6 +56,7 @@ function fleet(waits: number, opts: { visibility: boolean }) {
     askedAt,
     reportedAt,
     cancel: (n: number) => cancelling.add(run(n)),
+    listOnly: (n: number) => listedOnly.add(run(n)),
     counts: () => ({ reads, lists }),
   };
 }
@@ -77,6 +80,21 @@ void describe('image wait watcher: cancellation at 1,000 held waits', () => {
     assert.equal(f.reportedAt.size, 1, 'no other wait was reported cancelled');
     const { lists } = f.counts();
     assert.ok(lists >= 8 && lists <= 10, `${lists} Visibility lists in 90 s: one per interval`);
+    const handing = f.watcher.handOff();
+    await f.timers.runUntil(f.timers.now() + 60_000);
+    await handing;
+  });
+
+  void it('GIVEN a run listed as cancelling whose wait was not asked to cancel (its undo still needs it) WHEN the list names it THEN its wait is read and kept, not stopped', async () => {
+    const f = fleet(1_000, { visibility: true });
+    await f.timers.runUntil(T0 + 60_000);
+    f.listOnly(321);
+    const readsBefore = f.counts().reads;
+    await f.timers.runUntil(f.timers.now() + 3 * INTERVAL);
+    assert.equal(f.reportedAt.size, 0, 'no wait reported cancelled');
+    assert.equal(f.watcher.size(), 1_000, 'every wait still held');
+    // Three lists, each confirmed by one read of that wait, beside the round-robin's 100 per interval.
+    assert.ok(f.counts().reads - readsBefore >= 3, 'the listed wait was read');
     const handing = f.watcher.handOff();
     await f.timers.runUntil(f.timers.now() + 60_000);
     await handing;
