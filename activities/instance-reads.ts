@@ -27,6 +27,7 @@
  * retried in the lane with backoff, so one error does not fail every wait in the batch; a permanent
  * error (AccessDenied) is every waiter's answer at once.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { EC2Client, Instance, InstanceStatus } from '@aws-sdk/client-ec2';
 import { DescribeInstanceStatusCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import { CancelledFailure } from '@temporalio/common';
@@ -77,6 +78,9 @@ export interface InstanceReadsStats {
   overdrafts: number;
   cancelled: number;
 }
+
+/** Plain timers: a lane outlives any one activity, so never an activity's own (cancellable) sleep. */
+export const WALL_CLOCK = { now: () => Date.now(), sleep: (ms: number) => delay(ms) };
 
 export interface InstanceReadsDeps {
   aws: Pick<AwsClients, 'ec2'>;
@@ -400,11 +404,6 @@ export async function askSplitting<T>(
   return answers;
 }
 
-/** A plain timer: the sleep of the reader the worker builds. */
-export function timerSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 const perDeps = new WeakMap<object, InstanceReads>();
 
 /**
@@ -418,7 +417,7 @@ export function instanceReadsOf(
   if (deps.instanceReads) return deps.instanceReads;
   let reads = perDeps.get(deps);
   if (!reads) {
-    const clock = deps.clock === activityClock ? { now: () => Date.now(), sleep: timerSleep } : deps.clock;
+    const clock = deps.clock === activityClock ? WALL_CLOCK : deps.clock;
     reads = createInstanceReads({
       aws: deps.aws,
       now: () => clock.now(),

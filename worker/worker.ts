@@ -6,7 +6,7 @@ import type { ActivityDeps } from '../activities';
 import { createActivities } from '../activities';
 import { parseConsistencyWindow } from '../activities/consistency';
 import { createAwsClients } from '../activities/aws';
-import { createInstanceReads, timerSleep } from '../activities/instance-reads';
+import { WALL_CLOCK, createInstanceReads } from '../activities/instance-reads';
 import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
 import type { OpenTemporalReader } from '../activities/share-runs';
 import { METRIC } from '../workflows/metric-names';
@@ -122,7 +122,7 @@ export async function buildWorker(
   deps.instanceReads =
     opts.deps?.instanceReads ??
     createInstanceReads(
-      { aws: deps.aws, now: () => Date.now(), sleep: timerSleep, random: deps.random },
+      { aws: deps.aws, ...WALL_CLOCK, random: deps.random },
       { callsPerSecond: opts.settings.instanceWaitCallsPerSecond },
     );
   const waits =
