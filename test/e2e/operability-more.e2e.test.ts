@@ -277,7 +277,8 @@ void describe('the worker process: what a copy, a share, an undo, throttling and
           const res = await fetch(`${worker.healthUrl}/readyz`).catch(() => undefined); // not listening yet
           if (!res) return undefined;
           const text = await res.text();
-          return res.status === 503 && /aws credentials/.test(text) && !/task queue/.test(text)
+          // Only the credentials: not while Temporal is still connecting (named first then).
+          return res.status === 503 && /^not ready: aws credentials: /.test(text) && !/task queue/.test(text)
             ? text
             : undefined;
         },
