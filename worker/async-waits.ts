@@ -33,7 +33,7 @@ async function answered(call: Promise<void>): Promise<boolean> {
 }
 
 /** The watcher's view of Temporal, through a client of the worker's own. */
-export function clientCompletion(client: Client): WaitCompletion {
+export function clientCompletion(client: Client, taskQueue: string): WaitCompletion {
   const activity = client.activity;
   return {
     complete: (token, result) => answered(activity.complete(token, result)),
@@ -63,19 +63,26 @@ export function clientCompletion(client: Client): WaitCompletion {
         throw err;
       }
     },
-    cancelledRuns: (sinceMs) => listCancelledRuns(client, sinceMs),
+    cancelledRuns: (sinceMs) => listCancelledRuns(client, sinceMs, taskQueue),
   };
 }
 
 /**
- * Runs cancelling now (`AmiflowStep = cancelling`, marked by the run before its undo) or ended since
- * `sinceMs`: one Visibility list (not an Action) for every wait the watcher holds, raw, so no
- * execution's memo or attributes are decoded.
+ * Runs of `taskQueue` (the worker's: its waits belong to runs there) cancelling now (`AmiflowStep =
+ * cancelling`, marked by the run before its undo) or ended since `sinceMs`: one Visibility list (not
+ * an Action) for every wait the watcher holds, raw, so no execution's memo or attributes are
+ * decoded. Scoped to the queue, the list grows with this fleet's churn, not the namespace's; a run
+ * it misses keeps the per-wait read as its fallback.
  */
-export async function listCancelledRuns(client: Client, sinceMs: number): Promise<Set<string>> {
+export async function listCancelledRuns(
+  client: Client,
+  sinceMs: number,
+  taskQueue: string,
+): Promise<Set<string>> {
   const query =
+    `TaskQueue = ${visibilityString(taskQueue)} AND (` +
     `(${SearchAttr.step.name} = '${CANCELLING_STEP}' AND ExecutionStatus = 'Running') OR ` +
-    `(ExecutionStatus != 'Running' AND CloseTime >= '${new Date(sinceMs).toISOString()}')`;
+    `(ExecutionStatus != 'Running' AND CloseTime >= '${new Date(sinceMs).toISOString()}'))`;
   const runs = new Set<string>();
   let nextPageToken: Uint8Array | undefined;
   do {
@@ -91,6 +98,11 @@ export async function listCancelledRuns(client: Client, sinceMs: number): Promis
     nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
   } while (nextPageToken);
   return runs;
+}
+
+/** A string literal for a Visibility query (a task queue name may hold a quote or a backslash). */
+export function visibilityString(value: string): string {
+  return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
 }
 
 export function clientRelease(client: Client): ReleaseWait {
@@ -125,7 +137,7 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
   const watcher = new ImageWaitWatcher(
     {
       aws: opts.aws,
-      completion: clientCompletion(opts.client),
+      completion: clientCompletion(opts.client, opts.taskQueue),
       now: () => Date.now(),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
       ...(opts.log ? { log: opts.log } : {}),

@@ -54,7 +54,10 @@ void describe('a cancelled run whose image wait is held by a watcher', () => {
         });
         await waitEntered.promise;
         const key = `${handle.workflowId}/${(await handle.describe()).runId}`;
-        assert.ok(!(await listCancelledRuns(env.client, since)).has(key), 'not listed before its cancel');
+        assert.ok(
+          !(await listCancelledRuns(env.client, since, taskQueue)).has(key),
+          'not listed before its cancel',
+        );
 
         // WHEN: it is cancelled
         await handle.cancel();
@@ -64,7 +67,7 @@ void describe('a cancelled run whose image wait is held by a watcher', () => {
         const step = (await handle.describe()).typedSearchAttributes.get(SearchAttr.step);
         assert.equal(step, CANCELLING_STEP);
         await eventually('the watcher list to name the cancelling run', async () =>
-          (await listCancelledRuns(env.client, Date.now())).has(key) ? true : undefined,
+          (await listCancelledRuns(env.client, Date.now(), taskQueue)).has(key) ? true : undefined,
         );
         undoMayEnd.resolve();
         await assert.rejects(handle.result());
@@ -72,8 +75,12 @@ void describe('a cancelled run whose image wait is held by a watcher', () => {
         assert.equal(d.status.name, 'CANCELLED');
         assert.equal(d.typedSearchAttributes.get(SearchAttr.step), 'cancelled at wait for image available');
         await eventually('the watcher list to name the ended run', async () =>
-          (await listCancelledRuns(env.client, since)).has(key) ? true : undefined,
+          (await listCancelledRuns(env.client, since, taskQueue)).has(key) ? true : undefined,
         );
+        // The list is the worker's task queue's: another queue's watcher is not handed this run, and
+        // a queue name with a quote or a backslash still makes a query the server accepts.
+        assert.ok(!(await listCancelledRuns(env.client, since, `${taskQueue}-other`)).has(key));
+        assert.equal((await listCancelledRuns(env.client, since, `q'uote\\${taskQueue}`)).size, 0);
         // The replay tier keeps the marker's path (amiflow-cancelling-step) replaying.
         await recordHistory(handle, 'image-from-instance-cancelling-step');
       },
