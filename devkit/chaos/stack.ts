@@ -14,11 +14,11 @@ import { workflowBundleOptions } from '../../worker/bundle-options';
 import type { FaultProxy } from '../faults/fault-proxy';
 import { startFaultProxy } from '../faults/fault-proxy';
 import type { FaultOptions } from '../faults/options';
-import type { DevServer } from '../local-stack';
-import { startDevServer, stopChild } from '../local-stack';
+import { stopChild } from '../local-stack';
 import type { Moto } from '../moto';
 import { SANDBOX_CREDENTIALS, startMoto } from '../moto';
 import { freePort } from '../ports';
+import { startRestartableServer } from '../server-outage';
 import { ROOT } from '../tools';
 
 export interface ChaosStack {
@@ -57,15 +57,13 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
   const dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-chaos-'));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   // Bundled once: each restarted worker loads it (AMIFLOW_WORKFLOW_BUNDLE) instead of running webpack.
-  const [moto, { code }, port] = await Promise.all([
+  const [moto, { code }] = await Promise.all([
     startMoto(),
     bundleWorkflowCode({ ...workflowBundleOptions, logger: quiet }),
-    freePort(),
   ]);
   await writeFile(bundlePath, code);
   const proxy = await startFaultProxy({ target: moto.endpoint, options: faults });
-  const dbFilename = path.join(dir, 'temporal.db');
-  let server: DevServer = await startDevServer({ port, dbFilename });
+  const server = await startRestartableServer(path.join(dir, 'temporal.db'));
   const taskQueue = `chaos-${process.pid}`;
   const healthAddress = `127.0.0.1:${await freePort()}`;
   const env = {
@@ -154,26 +152,16 @@ export async function startChaosStack(faults: FaultOptions): Promise<ChaosStack>
       return false;
     },
     async restartServer(downMs) {
-      const gone = new Promise((r) => server.child.once('exit', r));
-      server.child.kill('SIGKILL');
-      await gone;
+      await server.kill();
       await new Promise((r) => setTimeout(r, downMs));
-      // A server that fails to come back (its port not released yet, its database still locked on a
-      // loaded machine) is started again, as a supervisor would, rather than failing the session.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          server = await startDevServer({ port, dbFilename });
-          return;
-        } catch (err) {
-          if (attempt >= 5) throw err;
-          await new Promise((r) => setTimeout(r, 1000 * attempt));
-        }
-      }
+      // Started again until it comes back (port not released yet, database still locked), as a
+      // supervisor would, rather than failing the session.
+      await server.start();
     },
     async stop() {
       stopping = true;
       if (worker) await stopChild(worker);
-      await stopChild(server.child);
+      await server.stop();
       await proxy.stop();
       await moto.stop();
       if (logFd !== undefined) closeSync(logFd);
