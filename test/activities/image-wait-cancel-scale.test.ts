@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WaitCompletion, WaitRef } from '../../activities/image-wait-watcher';
-import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
+import { DEFAULT_WATCHER_OPTIONS } from '../../activities/image-wait-watcher';
 import { VirtualTimers } from '../support/virtual-timers';
-import { T0, addWait, ami, stampedImagesEc2 } from './watcher-fixture';
+import { T0, ami, stampedImagesEc2, watcherHolding } from './watcher-fixture';
 
 const INTERVAL = DEFAULT_WATCHER_OPTIONS.pollIntervalMs;
 const run = (n: number) => `wf-${n}/run`;
@@ -45,11 +45,7 @@ function fleet(waits: number, opts: { visibility: boolean }) {
         }
       : {}),
   };
-  const watcher = new ImageWaitWatcher(
-    { aws, completion, now: timers.now, sleep: timers.sleep },
-    DEFAULT_WATCHER_OPTIONS,
-  );
-  for (let n = 1; n <= waits; n++) addWait(watcher, n);
+  const watcher = watcherHolding(waits, { aws, completion, timers });
   return {
     timers,
     watcher,

@@ -8,13 +8,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WaitCompletion } from '../../activities/image-wait-watcher';
-import {
-  DEFAULT_WATCHER_OPTIONS,
-  ImageWaitWatcher,
-  RESEND_EVERY_MS,
-} from '../../activities/image-wait-watcher';
+import { RESEND_EVERY_MS } from '../../activities/image-wait-watcher';
 import { VirtualTimers } from '../support/virtual-timers';
-import { T0, addWait, stampedImagesEc2 } from './watcher-fixture';
+import { T0, stampedImagesEc2, watcherHolding } from './watcher-fixture';
 
 function outageHarness(waits: number) {
   const timers = new VirtualTimers(T0);
@@ -41,11 +37,7 @@ function outageHarness(waits: number) {
     reportCancellation: () => Promise.resolve(),
     cancelRequested: () => (up() ? Promise.resolve(false) : unavailable()),
   };
-  const watcher = new ImageWaitWatcher(
-    { aws, completion, now: timers.now, sleep: timers.sleep },
-    DEFAULT_WATCHER_OPTIONS,
-  );
-  for (let n = 1; n <= waits; n++) addWait(watcher, n);
+  const watcher = watcherHolding(waits, { aws, completion, timers });
   return {
     timers,
     watcher,

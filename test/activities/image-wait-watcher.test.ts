@@ -24,7 +24,7 @@ import { WaitLeaseKeeper, releaseActivities, tierFor } from '../../activities/wa
 import type { AwsTarget } from '../../workflows/contracts';
 import { VirtualTimers } from '../support/virtual-timers';
 import { awsError } from './failures';
-import { EU, T0, addWait, ami, stampedImagesEc2 } from './watcher-fixture';
+import { EU, T0, addWait, ami, stampedImagesEc2, watcherHolding } from './watcher-fixture';
 
 const US: AwsTarget = { region: 'us-east-1', accountId: '111122223333' };
 
@@ -314,11 +314,7 @@ void describe('image wait watcher', () => {
 function runningWatcher(waits: number, opts: Partial<typeof DEFAULT_WATCHER_OPTIONS>) {
   const timers = new VirtualTimers(T0);
   const { aws, calls, askedAt } = stampedImagesEc2(timers);
-  const watcher = new ImageWaitWatcher(
-    { aws, completion: new Completions(), now: timers.now, sleep: timers.sleep },
-    { ...DEFAULT_WATCHER_OPTIONS, ...opts },
-  );
-  for (let n = 1; n <= waits; n++) addWait(watcher, n);
+  const watcher = watcherHolding(waits, { aws, completion: new Completions(), timers }, opts);
   return { timers, watcher, calls, askedAt, addWait: (n: number) => addWait(watcher, n) };
 }
 

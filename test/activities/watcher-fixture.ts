@@ -7,7 +7,8 @@ import type { ImageState } from '@aws-sdk/client-ec2';
 import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { AwsClients } from '../../activities/aws';
-import type { ImageWaitWatcher } from '../../activities/image-wait-watcher';
+import type { WaitCompletion, WatcherOptions } from '../../activities/image-wait-watcher';
+import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
 import type { AwsTarget } from '../../workflows/contracts';
 import type { VirtualTimers } from '../support/virtual-timers';
 
@@ -45,4 +46,18 @@ export function addWait(watcher: ImageWaitWatcher, n: number): void {
     imageId: ami(n),
     deadline: T0 + 24 * 3600_000,
   });
+}
+
+/** A watcher on virtual time holding the waits `wf-1` … `wf-<waits>`. */
+export function watcherHolding(
+  waits: number,
+  deps: { aws: AwsClients; completion: WaitCompletion; timers: VirtualTimers },
+  opts: Partial<WatcherOptions> = {},
+): ImageWaitWatcher {
+  const watcher = new ImageWaitWatcher(
+    { aws: deps.aws, completion: deps.completion, now: deps.timers.now, sleep: deps.timers.sleep },
+    { ...DEFAULT_WATCHER_OPTIONS, ...opts },
+  );
+  for (let n = 1; n <= waits; n++) addWait(watcher, n);
+  return watcher;
 }
