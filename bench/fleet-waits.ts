@@ -153,12 +153,8 @@ export async function lagAt(
     while ((calls[i] ?? 0) - (calls[j] ?? 0) >= 1000 - 1e-6) j++; // float spacing
     maxInOneSecond = Math.max(maxInOneSecond, i - j + 1);
   }
-  const stopped = watcher.handOff();
-  await timers.runUntil(timers.now() + 60_000);
-  await stopped;
   return {
-    lagSeconds: Math.max(...lags) / 1000,
-    meanLagSeconds: lags.reduce((a, b) => a + b, 0) / lags.length / 1000,
+    ...(await handOffAndLag(watcher, timers, lags)),
     callsPerSecond: window.length / 30,
     maxCallsInOneSecond: maxInOneSecond,
   };
@@ -229,12 +225,8 @@ export async function cancelLagAt(
     const reported = reportedAt.get(`token-${i}`) ?? Infinity;
     if ((ec2.image(imageIdOf(i))?.lastAskedAt ?? -Infinity) > reported) pollsAfterReport += 1;
   }
-  const stopped = watcher.handOff();
-  await timers.runUntil(timers.now() + 60_000);
-  await stopped;
   return {
-    lagSeconds: Math.max(...lags) / 1000,
-    meanLagSeconds: lags.reduce((a, b) => a + b, 0) / lags.length / 1000,
+    ...(await handOffAndLag(watcher, timers, lags)),
     pollsAfterReport,
   };
 }
@@ -358,3 +350,18 @@ if (require.main === module)
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);
   });
+
+/** Hands the watcher's waits off (as at shutdown), then the lags' maximum and mean in seconds. */
+async function handOffAndLag(
+  watcher: ImageWaitWatcher,
+  timers: VirtualTimers,
+  lagsMs: number[],
+): Promise<{ lagSeconds: number; meanLagSeconds: number }> {
+  const stopped = watcher.handOff();
+  await timers.runUntil(timers.now() + 60_000);
+  await stopped;
+  return {
+    lagSeconds: Math.max(...lagsMs) / 1000,
+    meanLagSeconds: lagsMs.reduce((a, b) => a + b, 0) / lagsMs.length / 1000,
+  };
+}
