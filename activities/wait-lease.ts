@@ -60,6 +60,11 @@ export interface ReleaseWaitsInput {
   lease: string;
 }
 
+/** The least time between two takes of a list of `waits` waits: none below 100, 1 s at 10,000. */
+export function listGapMs(waits: number): number {
+  return Math.min(1000, Math.floor(waits / 100) * 10);
+}
+
 const refKey = (r: WaitRef) => `${r.workflowId}/${r.runId}/${r.activityId}`;
 
 export function tierFor(waits: number, current: LeaseTier): LeaseTier {
@@ -293,6 +298,29 @@ export class WaitLeaseKeeper {
     };
   }
 
+  /** Resolves at the watcher's next change. */
+  private woken(): Promise<void> {
+    return new Promise<void>((resolve) => (this.wake = resolve));
+  }
+
+  /**
+   * The watcher changes once per wait added or gone, and each time the hold rebuilt, compared and
+   * encoded the whole list (heartbeat details, and the immediate record): 10,000 runs reaching their
+   * waits one after the other cost O(N²), a third of the worker's CPU at 2,000 (bench/fleet-light.ts
+   * `--cpu-prof`). A list of N waits is taken at most once per `listGapMs(N)`: the cost per second
+   * stays bounded, and a wait joins the recorded list within that gap (≤ 1 s at 10,000). Shutdown
+   * does not wait for the gap.
+   */
+  private async untilListGapEnds(ctx: Context, listedAt: number): Promise<void> {
+    const endsAt = listedAt + listGapMs(this.watcher.size());
+    if (!this.dirty || Date.now() >= endsAt) return;
+    let over = false;
+    const gap = ctx.sleep(endsAt - Date.now()).then(() => {
+      over = true;
+    });
+    while (!over && !this.watcher.isStopping()) await Promise.race([gap, this.woken()]);
+  }
+
   private async hold(input: HoldLeaseInput): Promise<LeaseTurn> {
     const ctx = Context.current();
     const timeoutMs = ctx.info.heartbeatTimeoutMs ?? LEASE_HEARTBEAT_TIMEOUT_MS[input.tier];
@@ -303,6 +331,7 @@ export class WaitLeaseKeeper {
     // The list as of now, not empty: a later turn of the lease starts with no change pending, and an
     // empty first heartbeat would make a crash release nothing.
     let refs: WaitRef[] = this.watcher.refs();
+    let listedAt = Date.now();
     this.dirty = false;
     this.holding += 1;
     try {
@@ -316,6 +345,7 @@ export class WaitLeaseKeeper {
         if (this.dirty) {
           const before = new Set(refs.map(refKey));
           refs = this.watcher.refs();
+          listedAt = Date.now();
           this.dirty = false;
           if (refs.some((r) => !before.has(refKey(r)))) this.record(ctx.info.taskToken, refs);
         }
@@ -323,7 +353,8 @@ export class WaitLeaseKeeper {
         if (want !== input.tier || Date.now() - began >= LEASE_TURN_MS) return { next: want, refs };
         const beat: LeaseHeartbeat = { refs };
         ctx.heartbeat(beat);
-        await Promise.race([ctx.sleep(checkEveryMs), new Promise<void>((resolve) => (this.wake = resolve))]);
+        await Promise.race([ctx.sleep(checkEveryMs), this.woken()]);
+        await this.untilListGapEnds(ctx, listedAt);
       }
     } catch (err) {
       // Cancelled (the lease workflow was cancelled or timed out): a new lease starts on the next change.

@@ -7,11 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { WaitCompletion } from '../../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
 import type { WaitLeaseInput } from '../../activities/wait-lease';
-import { LEASE_UNHELD_CHECK_MS, WaitLeaseKeeper } from '../../activities/wait-lease';
+import { LEASE_UNHELD_CHECK_MS, WaitLeaseKeeper, listGapMs } from '../../activities/wait-lease';
 import type { AwsClients } from '../../activities/aws';
 import { leaseHold } from '../../workflows/presets';
 
@@ -205,6 +206,34 @@ void describe('wait lease keeper', () => {
     env.cancel();
     await held.catch(() => undefined);
     keeper.stop();
+  });
+
+  void it('GIVEN a hold over 5,000 waits WHEN 100 more arrive one after the other THEN the list is taken once per gap (0.5 s at 5,000), not once per wait, and the last record lists them all', async () => {
+    const { watcher, keeper, recorded, wait } = setup();
+    for (let n = 1; n <= 5_000; n++) watcher.add(wait(n));
+    assert.equal(listGapMs(5_000), 500);
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 10_000 });
+    const held = env.run(keeper.activities().holdWaitLease, { tier: 'shared' as const });
+    try {
+      await settle();
+      for (let n = 5_001; n <= 5_100; n++) {
+        watcher.add(wait(n));
+        await settle();
+      }
+      const deadline = Date.now() + 5_000;
+      while (recorded.at(-1)?.length !== 5_100 && Date.now() < deadline) await delay(20);
+      assert.equal(recorded.at(-1)?.length, 5_100, 'the last record lists every wait');
+      // One record per wait before (100); the adds take far less than a few gaps even on a loaded machine.
+      assert.ok(recorded.length < 10, `${recorded.length} records for 100 waits added`);
+    } finally {
+      env.cancel();
+      await held.catch(() => undefined);
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN fewer than 100 waits THEN there is no gap; it grows to 1 s at 10,000 and stays there', () => {
+    assert.deepEqual([0, 99, 100, 1_000, 10_000, 50_000].map(listGapMs), [0, 0, 10, 100, 1000, 1000]);
   });
 
   void it('GIVEN a later turn of the lease with no change pending WHEN it starts THEN its first heartbeat lists the waits, not nothing', async () => {
