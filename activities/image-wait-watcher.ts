@@ -223,6 +223,10 @@ export class ImageWaitWatcher {
     const now = this.deps.now();
     const h: Held = {
       ...request,
+      // The SDK's task token is a view into the whole activity task it was decoded from (protobufjs
+      // `subarray`): held as is, every wait kept that task's buffer alive for as long as it waited.
+      // A copy of the token's own bytes lets the task go with the activity.
+      token: new Uint8Array(request.token),
       key,
       addedAt: now,
       polls: 0,

@@ -23,7 +23,7 @@ import type { WorkerProcess } from '../devkit/worker-process';
 import { LEAN_ENV } from '../devkit/worker-process';
 import { compileForBench } from './compile';
 import type { Stack } from './fleet-worker';
-import { running, startAndHold, startStack, until } from './fleet-worker';
+import { cpuMs, running, startAndHold, startStack, until } from './fleet-worker';
 import type { DiagReport, ThreadMemory } from './memory-diag';
 
 const execFileAsync = promisify(execFile);
@@ -126,6 +126,8 @@ interface VariantResult {
   variant: string;
   runs: number;
   toWaiting: number;
+  /** Worker CPU (user + system) per run from the first start until all were waiting. */
+  cpuMsPerRun: number;
   peakMb: number;
   load: string;
   samples: { t: number; rssMb: number }[];
@@ -172,6 +174,7 @@ async function measureVariant(
     await probe.read('idle, ready + 30 s', 'gc');
 
     const began = Date.now();
+    const cpuBefore = await cpuMs(w.pid);
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
@@ -181,6 +184,7 @@ async function measureVariant(
     })();
     await startAndHold(s, w, runs);
     const toWaiting = (Date.now() - began) / 1000;
+    const cpuMsPerRun = ((await cpuMs(w.pid)) - cpuBefore) / runs;
     await new Promise((r) => setTimeout(r, 3_000));
     sampling = false;
     await sampler;
@@ -202,7 +206,7 @@ async function measureVariant(
       .loadavg()
       .map((l) => l.toFixed(2))
       .join(' ');
-    return { variant: v.name, runs, toWaiting, peakMb, load, samples, points: probe.points };
+    return { variant: v.name, runs, toWaiting, cpuMsPerRun, peakMb, load, samples, points: probe.points };
   } finally {
     await w.kill('SIGKILL');
   }

@@ -182,7 +182,7 @@ export async function running(s: Stack): Promise<number> {
 }
 
 /** Worker CPU (user + system) in ms, from /proc/<pid>/stat. */
-async function cpuMs(pid: number): Promise<number> {
+export async function cpuMs(pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
   const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of the line)
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux

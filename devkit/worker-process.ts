@@ -41,11 +41,17 @@ export interface WorkerProcess {
   output(): string;
 }
 
-/** Same as the Dockerfile's ENV: a 1 MB young generation and fewer, trimmed malloc arenas. */
+/**
+ * Same as the Dockerfile's ENV: a 1 MB young generation and fewer, trimmed malloc arenas. The mmap
+ * threshold of 32 KB sends V8's compiler-zone segments (exactly 32 KB each, freed after every compile)
+ * to their own mappings, unmapped on free: left in the arenas they were holes glibc never returned,
+ * ~25 MB of an idle worker on Node 24 (docs/fleet-waits.md, "Node 24 and V8's compiler zones").
+ */
 export const LEAN_ENV = {
   NODE_OPTIONS: '--max-semi-space-size=1',
   MALLOC_ARENA_MAX: '2',
   MALLOC_TRIM_THRESHOLD_: '131072',
+  MALLOC_MMAP_THRESHOLD_: '32768',
 };
 
 export async function startWorkerProcess(opts: WorkerProcessOptions): Promise<WorkerProcess> {

@@ -124,6 +124,28 @@ function setup(opts: Partial<typeof DEFAULT_WATCHER_OPTIONS> = {}) {
 }
 
 void describe('image wait watcher', () => {
+  void it('GIVEN a task token that is a view into a larger buffer (as the SDK decodes it) WHEN the wait is held and completed THEN the watcher keeps and answers a copy of the token alone, not the buffer', async () => {
+    const { watcher, completion, wait, set } = setup();
+    // The SDK's activity task: the token is a protobufjs subarray of the whole task's bytes.
+    const task = new Uint8Array(4096);
+    const token = task.subarray(100, 100 + 'wf-1'.length);
+    token.set(Buffer.from('wf-1'));
+    const answered: Uint8Array[] = [];
+    const complete = completion.complete.bind(completion);
+    completion.complete = (t, result) => {
+      answered.push(t);
+      return complete(t, result);
+    };
+    set(1, 'available');
+    watcher.add(wait(1, EU, { token }));
+    await watcher.pollRound();
+    assert.equal(completion.completed.size, 1);
+    const [held] = answered;
+    assert.ok(held);
+    assert.equal(Buffer.from(held).toString(), 'wf-1');
+    assert.equal(held.buffer.byteLength, held.byteLength, 'the token holds only its own bytes');
+  });
+
   void it('GIVEN 250 waits in one region and 1 in another WHEN a round polls THEN 3 DescribeImages calls answer the first region (100 ids each) and 1 the other, and available images are completed with their snapshots', async () => {
     const { watcher, completion, asked, sleeps, wait, set } = setup();
     for (let n = 1; n <= 250; n++)
