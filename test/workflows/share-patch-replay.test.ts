@@ -14,11 +14,12 @@ import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import { withTaskEndAfterFirstLocalActivity } from '../../devkit/histories';
 import type { ShareImageResult } from '../../workflows/contracts';
+import { progressQuery } from '../../workflows/contracts';
 import { SHARE_PATCHES_AT_START } from '../../workflows/share-image';
 import { eventTypes, saveHistory } from '../support/histories';
-import { workflowBundle } from '../support/temporal';
+import { uniqueTaskQueue, workflowBundle } from '../support/temporal';
 import type { History, WorkflowOutcome } from './harness';
-import { ActivityLog, succeeded } from './harness';
+import { ActivityLog, recorded, startWorker, succeeded, withinBound } from './harness';
 import {
   ACCOUNT_A,
   DAY,
@@ -62,6 +63,27 @@ const runShare = (activities: Activities, input: unknown) =>
   );
 
 void describe('share patch decisions on replay', () => {
+  void it('GIVEN queries sent before any worker took the run (its first task carries them) WHEN the run ends THEN the progress query of the finished run (a full replay) answers, and its history replays', async () => {
+    const tq = uniqueTaskQueue('share-split');
+    const handle = await start(env, 'shareImage', tq, shareInput({ durationSeconds: 30 * DAY }));
+    // Answered while the describe runs, they end the first task with its marker (a loaded CI run's
+    // first progress queries did the same): the workflow's reaction goes to the next task.
+    const early = Promise.all([1, 2, 3].map(() => handle.query(progressQuery)));
+    const worker = await startWorker(env, tq, recorded(new ActivityLog(), shareCopyActivities()));
+    const o = await worker.runUntil(
+      withinBound(
+        early.then(() => outcome<ShareImageResult>(handle)),
+        'the run',
+      ),
+    );
+    // outcome() queried the finished run: the worker replayed it from its history. Before
+    // 'share-patches-at-start' that failed "Non-deprecated patch marker encountered for change
+    // share-ledger" (as QueryNotRegisteredError) whenever the first task ended after the describe.
+    succeeded(o);
+    assert.equal(o.progress.phase, 'succeeded');
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, o.history, o.workflowId);
+  });
+
   void it('GIVEN a share run whose first task ended right after its describe (a query answered meanwhile) WHEN replayed THEN it takes the ledger branch it ran, without non-determinism', async () => {
     const o = await runShare(shareCopyActivities(), shareInput({ durationSeconds: 30 * DAY }));
     succeeded(o);
