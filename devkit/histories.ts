@@ -193,7 +193,8 @@ export function withTaskEndAfterFirstLocalActivity(history: History): History | 
   if (firstTaskEnd < 0 || at < 0 || next === undefined || next.eventType.includes('WORKFLOW_TASK')) return;
   // A task of its own between the marker and what follows: copies of the first task's events.
   const copy = (i: number) => JSON.parse(JSON.stringify(events[i])) as JsonEvent;
-  const taskEvents = [copy(firstTaskEnd - 2), copy(firstTaskEnd - 1), copy(firstTaskEnd)];
+  const first = (type: string) => events.findIndex((e) => e.eventType === `EVENT_TYPE_WORKFLOW_TASK_${type}`);
+  const taskEvents = [copy(first('SCHEDULED')), copy(first('STARTED')), copy(firstTaskEnd)];
   const ids = new Map<string, string>();
   const out: JsonEvent[] = [];
   for (const [i, e] of events.entries()) {
