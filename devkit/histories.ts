@@ -148,3 +148,71 @@ function fromJson(json: unknown): History {
       protojson.fromJson(historyType, json, { ignoreUnknownFields: true }) as History,
   );
 }
+
+interface JsonEvent {
+  eventId: string;
+  eventType: string;
+  eventTime?: string;
+  markerRecordedEventAttributes?: { markerName?: string };
+  [attributes: string]: unknown;
+}
+
+/** Every `...EventId` field under `value` renumbered by `ids` (old id → new id). */
+function renumberReferences(value: unknown, ids: Map<string, string>): void {
+  if (Array.isArray(value)) {
+    for (const v of value) renumberReferences(v, ids);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  const obj = value as Record<string, unknown>;
+  for (const [k, v] of Object.entries(obj)) {
+    if (k !== 'eventId' && k.endsWith('EventId') && typeof v === 'string' && ids.has(v)) obj[k] = ids.get(v);
+    else renumberReferences(v, ids);
+  }
+}
+
+/**
+ * The run's history as it reads when its first task was completed right after its first local
+ * activity's marker, and the workflow's reaction to that result went to a task of its own: the shape
+ * Core writes when it answers a query while a local activity's result is waiting for the workflow
+ * (sdk-core `prepare_complete_resp`: query responses with a pending local-activity resolution send
+ * the commands so far, that marker among them, and force a new task). Under load it happens at
+ * random; this writes it on purpose, so a test can replay it. Undefined when the first task holds no
+ * local-activity marker followed by more commands.
+ */
+export function withTaskEndAfterFirstLocalActivity(history: History): History | undefined {
+  const events = (JSON.parse(toJson(history)) as { events: JsonEvent[] }).events;
+  const firstTaskEnd = events.findIndex((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_TASK_COMPLETED');
+  const at = events.findIndex(
+    (e, i) =>
+      i > firstTaskEnd &&
+      e.eventType === 'EVENT_TYPE_MARKER_RECORDED' &&
+      e.markerRecordedEventAttributes?.markerName === 'core_local_activity',
+  );
+  const next = events[at + 1];
+  if (firstTaskEnd < 0 || at < 0 || next === undefined || next.eventType.includes('WORKFLOW_TASK')) return;
+  // A task of its own between the marker and what follows: copies of the first task's events.
+  const copy = (i: number) => JSON.parse(JSON.stringify(events[i])) as JsonEvent;
+  const first = (type: string) => events.findIndex((e) => e.eventType === `EVENT_TYPE_WORKFLOW_TASK_${type}`);
+  const taskEvents = [copy(first('SCHEDULED')), copy(first('STARTED')), copy(firstTaskEnd)];
+  const ids = new Map<string, string>();
+  const out: JsonEvent[] = [];
+  for (const [i, e] of events.entries()) {
+    const id = String(out.length + 1);
+    ids.set(e.eventId, id);
+    out.push({ ...e, eventId: id });
+    if (i !== at) continue;
+    for (const t of taskEvents) out.push({ ...t, eventId: String(out.length + 1), eventTime: e.eventTime });
+  }
+  renumberReferences(out, ids);
+  // The inserted task's own references, which the renumbering took for those of the first task.
+  const scheduled = String(at + 2);
+  const started = String(at + 3);
+  const attrs = (e: JsonEvent | undefined, key: string) => (e?.[key] ?? {}) as Record<string, string>;
+  attrs(out[at + 2], 'workflowTaskStartedEventAttributes').scheduledEventId = scheduled;
+  Object.assign(attrs(out[at + 3], 'workflowTaskCompletedEventAttributes'), {
+    scheduledEventId: scheduled,
+    startedEventId: started,
+  });
+  return fromJson({ events: out });
+}

@@ -396,6 +396,33 @@ interface ShareRun {
   workflowId: string;
   runId: string;
   accounts: string[];
+  /** `patched(id)`, or true for a run started since SHARE_PATCHES_AT_START: see `sincePatch`. */
+  since: (patchId: string) => boolean;
+}
+
+/**
+ * One marker, set in the run's first activation, that stands for every patch of the share
+ * workflows before it. A `patched()` call made later, right after a local activity, could come out
+ * differently on replay: when a query was answered while the local activity ran, Core completes the
+ * workflow task with the activity's marker but before the workflow has seen its result (sdk-core
+ * `prepare_complete_resp`: query responses with a pending LA resolution force a new task), so the
+ * workflow's next commands and patch markers land in the following task. Replay resolves the local
+ * activity from the first task's lookahead, reaches the `patched()` call there, does not see the
+ * marker yet (patch markers are announced one task at a time) and takes the old branch:
+ * "Non-deprecated patch marker encountered for change share-ledger, but there is no corresponding
+ * change command", on a query of an uncached run, after an eviction or a worker restart. A marker
+ * made in the first activation is in the first task whatever happens after it, so it is always seen.
+ */
+export const SHARE_PATCHES_AT_START = 'share-patches-at-start';
+
+/**
+ * Whether the run takes the patched branch of `patchId`: always since SHARE_PATCHES_AT_START
+ * (decided when the run started), else as `patched(patchId)` decided it where the run called it.
+ * Call in the first activation, before anything awaits.
+ */
+function sincePatch(): (patchId: string) => boolean {
+  const current = patched(SHARE_PATCHES_AT_START);
+  return (patchId) => current || patched(patchId);
 }
 
 /**
@@ -406,7 +433,7 @@ async function reencryptIfAsked(
   run: ShareRun,
   image: ShareableImage,
 ): Promise<{ shared: ShareableImage; reencrypted?: ReencryptedCopy }> {
-  const { input, target, progress, comp, undos, workflowId, runId } = run;
+  const { input, target, progress, comp, undos, workflowId, runId, since } = run;
   if (!input.reencryptWith) {
     progress.skip('re-encrypt with customer managed key', 'not asked (reencryptWith)');
     return { shared: image };
@@ -462,7 +489,7 @@ async function reencryptIfAsked(
           purpose: 'reencrypt',
         },
       ];
-      const copy = patched('share-reencrypt-copy-as-activity')
+      const copy = since('share-reencrypt-copy-as-activity')
         ? await act.copyImage.executeWithOptions(remote(copySummary, settledAwsActivity), copyArgs)
         : await la.copyImage.executeWithOptions(local(copySummary), copyArgs);
       made.imageId = copy.imageId;
@@ -495,7 +522,7 @@ async function grantKeyAccessStep(
   customerKeys: ShareableImage['keys'],
   kmsAccess: 'grant' | 'key-policy',
 ): Promise<KeyGrantRecord[]> {
-  const { target, progress, comp, undos, runId, accounts } = run;
+  const { target, progress, comp, undos, runId, accounts, since } = run;
   if (customerKeys.length > 0 && kmsAccess === 'grant' && accounts.length > 0) {
     const grantNames = accounts.map((a) => shareGrantName(runId, a));
     for (const key of customerKeys)
@@ -525,7 +552,7 @@ async function grantKeyAccessStep(
             // activity reuses a listed one, and KMS returns the existing grant for a CreateGrant
             // with the same name and parameters. The undo above revokes by name, not by id, so it
             // finds the grant even when CreateGrant's answer never arrived.
-            return patched('share-grants-as-activities')
+            return since('share-grants-as-activities')
               ? act.grantKeyAccess.executeWithOptions(remote(summary, settledAwsActivity), args)
               : la.grantKeyAccess.executeWithOptions(local(summary), args);
           }),
@@ -550,7 +577,7 @@ async function grantKeyAccessStep(
  * ledger): each undo is registered before its step.
  */
 async function addPermissions(run: ShareRun, plan: SharePlan, sharedImageId: string): Promise<void> {
-  const { input, target, progress, comp, undos, accounts } = run;
+  const { input, target, progress, comp, undos, accounts, since } = run;
   if (plan.snapshotToAdd.length > 0) {
     undos.push(
       comp.add(
@@ -569,7 +596,7 @@ async function addPermissions(run: ShareRun, plan: SharePlan, sharedImageId: str
     ];
     await progress.run('add snapshot permissions', () =>
       // See 'share-permissions-as-activities' below.
-      patched('share-permissions-as-activities')
+      since('share-permissions-as-activities')
         ? act.addSnapshotPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
         : la.addSnapshotPermissions.executeWithOptions(local(summary), args),
     );
@@ -602,7 +629,7 @@ async function addPermissions(run: ShareRun, plan: SharePlan, sharedImageId: str
       // workflow task completes; a worker SIGKILLed (or a server down) before that lost the record
       // of a permission EC2 had added, the re-run then took it for one that was there before, and
       // neither the result nor a cancellation's undo withdrew it.
-      patched('share-permissions-as-activities')
+      since('share-permissions-as-activities')
         ? act.addLaunchPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
         : la.addLaunchPermissions.executeWithOptions(local(summary), args),
     );
@@ -614,6 +641,7 @@ async function addPermissions(run: ShareRun, plan: SharePlan, sharedImageId: str
 export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageResult> {
   const progress = new Progress(WORKFLOW_TYPES.shareImage, SHARE_IMAGE_STEPS);
   setHandler(progressQuery, () => progress.record);
+  const since = sincePatch();
   const startedAt = Date.now();
 
   // A time-limited share's end can be moved (or brought to now) by an update, until it is withdrawn.
@@ -662,7 +690,7 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
   const accounts = input.targets.accountIds ?? [];
   const comp = new Compensations(progress);
   const undos: UndoHandle[] = [];
-  const run: ShareRun = { input, target, progress, comp, undos, workflowId, runId, accounts };
+  const run: ShareRun = { input, target, progress, comp, undos, workflowId, runId, accounts, since };
   progress.resource('imageId', input.imageId);
 
   const result = await comp.guard(async () => {
@@ -722,8 +750,7 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
     // a permission a ledger share still needed. Its parent releases the child's hold (named in the
     // result) when it withdraws the share; see `withdrawShare`.
     const viaLedger =
-      (workflowInfo().parent === undefined || patched('child-shares-through-ledger')) &&
-      patched('share-ledger');
+      (workflowInfo().parent === undefined || since('child-shares-through-ledger')) && since('share-ledger');
     const ledger = viaLedger
       ? { image: { ...target, imageId: sharedImageId }, holder: ledgerHolder(workflowId, runId) }
       : undefined;
@@ -791,10 +818,11 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
 export async function unshareImage(rawInput: UnshareImageInput): Promise<UnshareImageResult> {
   const progress = new Progress(WORKFLOW_TYPES.unshareImage, UNSHARE_IMAGE_STEPS);
   setHandler(progressQuery, () => progress.record);
+  const since = sincePatch();
   const input = parsedOrFail(parseUnshareImageInput, rawInput, progress);
   try {
     // Runs started before the share run was read from Temporal replay as they ran (caller's record).
-    const fromRun = patched('unshare-reads-share-run');
+    const fromRun = since('unshare-reads-share-run');
     const read = fromRun ? await shareRunRecord(input, progress) : { record: legacyRecord(input, progress) };
     // Only a record's own fields: a hold in the ledger is released by the run Temporal names (below),
     // never by one a caller's record names.
@@ -808,7 +836,7 @@ export async function unshareImage(rawInput: UnshareImageInput): Promise<Unshare
     progress.resource('imageId', record.sharedImageId);
     // A share that held its permissions through the image's ledger is released there, so what
     // another live share still needs stays (runs before the ledger replay as they ran).
-    const ledger = read.ledger && patched('share-ledger') ? read.ledger : undefined;
+    const ledger = read.ledger && since('share-ledger') ? read.ledger : undefined;
     const out = await withdrawShare(record, {
       deleteReencryptedCopy: input.deleteReencryptedCopy === true,
       progress,
