@@ -18,9 +18,19 @@ import { connectionOptions } from '../worker/connection';
 import { buildWorker } from '../worker/worker';
 import { benchActivities } from './activities';
 import { FakeEc2 } from './fake-ec2';
+import { benchWorkerOptions } from './run-rates';
 
-/** `status` with `gc`: collect garbage first (the process runs with --expose-gc), to see live memory. */
-export type ToWorker = { type: 'status'; gc?: boolean } | { type: 'release' };
+/**
+ * `status` with `gc`: collect garbage first (the process runs with --expose-gc), to see live memory.
+ * `waitingSince`: when each run's image was first polled (its run reached its wait), by workflow id.
+ */
+export type ToWorker = { type: 'status'; gc?: boolean } | { type: 'release' } | { type: 'waitingSince' };
+
+/** The answer to `waitingSince`: [workflow id, epoch ms of its image's first DescribeImages]. */
+export interface WaitingSinceReport {
+  type: 'waitingSince';
+  runs: [string, number][];
+}
 
 export interface WorkerReport {
   type: 'status';
@@ -56,6 +66,8 @@ async function main(): Promise<void> {
       ? await Connection.connect(await connectionOptions(settings.temporal))
       : undefined;
   const ec2 = new FakeEc2({ now: () => Date.now() });
+  // Image id → the run that made it, so each run's own start → waiting can be measured.
+  const owners = new Map<string, string>();
   try {
     const { worker, waits } = await buildWorker({
       connection,
@@ -71,8 +83,20 @@ async function main(): Promise<void> {
       deps: { aws: ec2.clients(), clock: activityClock, random: Math.random, policy: POLICY },
       // Built from buildWorker's own deps: with async waits they carry the watcher (deps.waits), so
       // the real waitForImageAvailable hands its token over instead of polling in its slot.
-      activitiesFor: (deps) => benchActivities({ ec2, imageReadyAfterMs: Infinity, deps }),
+      activitiesFor: (deps) => {
+        const activities = benchActivities({ ec2, imageReadyAfterMs: Infinity, deps });
+        const createImage = activities.createImage;
+        return {
+          ...activities,
+          createImage: async (input) => {
+            const created = await createImage(input);
+            owners.set(created.imageId, input.workflowId);
+            return created;
+          },
+        } satisfies typeof activities;
+      },
       worker: {
+        ...benchWorkerOptions(process.env),
         ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
         ...(codePath ? { workflowBundle: { codePath } } : {}),
       },
@@ -80,6 +104,15 @@ async function main(): Promise<void> {
     process.on('message', (message: ToWorker) => {
       if (message.type === 'release') {
         ec2.releaseAll();
+        return;
+      }
+      if (message.type === 'waitingSince') {
+        const runs: [string, number][] = [];
+        for (const [imageId, at] of ec2.firstAsks()) {
+          const owner = owners.get(imageId);
+          if (owner !== undefined) runs.push([owner, at]);
+        }
+        process.send?.({ type: 'waitingSince', runs } satisfies WaitingSinceReport);
         return;
       }
       if (message.gc) global.gc?.();
