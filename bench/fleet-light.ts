@@ -56,6 +56,8 @@ export interface LightFigures {
   /** Server + worker + client CPU per run (start to waiting) against 2 cores × 120 s; and the worker alone. */
   budget: { all: CpuBudget; workerOnly: CpuBudget };
   oneRun: MemoryFigures['oneRun'] | null;
+  /** Lease heartbeats (each the whole list of held waits) sent until the RSS was read at all waiting. */
+  leaseHeartbeatsToWaiting: { calls: number; mb: number };
   timeline: Sample[];
   idleRssMb: number;
   rssMb: number;
@@ -99,6 +101,10 @@ function figures(m: MemoryFigures, opts: LightOptions, workerEnv: Record<string,
       workerOnly: cpuBudget(toWaiting.worker, 10_000, 1, TARGET_SECONDS),
     },
     oneRun: m.oneRun ?? null,
+    leaseHeartbeatsToWaiting: {
+      calls: m.atWaiting.leaseHeartbeats.calls,
+      mb: m.atWaiting.leaseHeartbeats.bytes / 1e6,
+    },
     timeline: m.timeline,
     idleRssMb: m.idle.rssMB,
     rssMb: m.waiting.rssMB,

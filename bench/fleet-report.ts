@@ -258,12 +258,19 @@ function printLight(l: LightFigures): void {
       '  one run before its wait',
       `${l.oneRun.workflowTasksBeforeWait} workflow tasks, ${l.oneRun.activitiesBeforeWait} activities, ${l.oneRun.eventsBeforeWait} events (${l.oneRun.events} in all)`,
     );
-  note('  t (s) | started | waiting | done | RSS MB | CPU s worker | server | client | load');
+  line(
+    '  lease heartbeats until all waiting',
+    `${l.leaseHeartbeatsToWaiting.calls} carrying ${l.leaseHeartbeatsToWaiting.mb.toFixed(1)} MB of wait lists`,
+  );
+  note(
+    '  t (s) | started | waiting | done | RSS MB | CPU s worker | server | client | lease beats (MB) | load',
+  );
   for (const s of l.timeline)
     note(
       `  ${s.t.toFixed(0).padStart(5)} | ${String(s.started).padStart(6)} | ${String(s.waiting).padStart(6)} | ` +
         `${String(s.done ?? '').padStart(6)} | ${s.rssMb.toFixed(0).padStart(4)} | ${s.cpuS.worker.toFixed(1)} | ` +
-        `${s.cpuS.server.toFixed(1)} | ${s.cpuS.client.toFixed(1)} | ${s.load1}`,
+        `${s.cpuS.server.toFixed(1)} | ${s.cpuS.client.toFixed(1)} | ` +
+        `${s.leaseHeartbeats ? `${s.leaseHeartbeats.calls} (${s.leaseHeartbeats.mb.toFixed(1)})` : ''} | ${s.load1}`,
     );
 }
 
@@ -286,6 +293,7 @@ function waits10000Json(light: LightFigures[]) {
     cpuMsPerRun: l.cpuMsPerRun,
     budget: l.budget,
     oneRun: l.oneRun,
+    leaseHeartbeatsToWaiting: l.leaseHeartbeatsToWaiting,
     load: l.load,
   };
 }

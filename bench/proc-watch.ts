@@ -19,6 +19,8 @@ export interface Sample {
   started: number;
   waiting: number;
   done?: number;
+  /** Lease heartbeats sent so far and their size (the list of held waits each time). */
+  leaseHeartbeats?: { calls: number; mb: number };
   rssMb: number;
   /** CPU seconds used so far by each process (cumulative, from /proc/<pid>/stat). */
   cpuS: CpuSplit;

@@ -46,6 +46,8 @@ export interface WorkerReport {
   maxCachedWorkflows: number;
   maxConcurrentActivities: number;
   heapLimitMB: number;
+  /** Heartbeats sent through the async-waits client (the wait lease recording its list) and their JSON size. */
+  leaseHeartbeats: { calls: number; bytes: number };
 }
 
 /** Short polls, so released runs finish within seconds; heartbeats still follow the 6-minute timeout. */
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
       ? await Connection.connect(await connectionOptions(settings.temporal))
       : undefined;
   const ec2 = new FakeEc2({ now: () => Date.now() });
+  const leaseBeats = { calls: 0, bytes: 0 };
   // Image id → the run that made it, so each run's own start → waiting can be measured.
   const owners = new Map<string, string>();
   try {
@@ -74,10 +77,10 @@ async function main(): Promise<void> {
       settings,
       ...(clientConnection
         ? {
-            asyncWaitsClient: new Client({
-              connection: clientConnection,
-              namespace: settings.temporal.namespace,
-            }),
+            asyncWaitsClient: countingHeartbeats(
+              new Client({ connection: clientConnection, namespace: settings.temporal.namespace }),
+              leaseBeats,
+            ),
           }
         : {}),
       deps: { aws: ec2.clients(), clock: activityClock, random: Math.random, policy: POLICY },
@@ -129,6 +132,7 @@ async function main(): Promise<void> {
         maxCachedWorkflows: worker.options.maxCachedWorkflows,
         maxConcurrentActivities: settings.maxConcurrentActivities,
         heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / 1e6),
+        leaseHeartbeats: { ...leaseBeats },
       };
       process.send?.(report);
     });
@@ -139,6 +143,25 @@ async function main(): Promise<void> {
     await connection.close();
     await clientConnection?.close();
   }
+}
+
+/**
+ * Counts the heartbeats the async-waits client sends (the lease records its whole list of held
+ * waits each time it changes) and their JSON size: a cost that grows with the waits held.
+ */
+function countingHeartbeats(client: Client, counts: { calls: number; bytes: number }): Client {
+  // The lease heartbeats by task token only (worker/async-waits.ts), the first overload.
+  const heartbeat = client.activity.heartbeat.bind(client.activity) as (
+    token: Uint8Array,
+    details?: unknown,
+  ) => Promise<void>;
+  const counted = (token: Uint8Array, details?: unknown): Promise<void> => {
+    counts.calls += 1;
+    counts.bytes += JSON.stringify(details ?? null).length;
+    return heartbeat(token, details);
+  };
+  client.activity.heartbeat = counted as typeof client.activity.heartbeat;
+  return client;
 }
 
 function cpuMicros(): number {

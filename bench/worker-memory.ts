@@ -151,15 +151,19 @@ export async function measureWorkerMemory(opts: {
     const startedAt = new Map<string, number>();
     let started = 0;
     let done: number | undefined;
-    timeline = new Timeline(async () => ({
-      t: (performance.now() - t0) / 1000,
-      started,
-      waiting: (await worker.status()).waiting,
-      ...(done !== undefined ? { done } : {}),
-      rssMb: (await rssOf(worker)).rss / MB,
-      cpuS: await cpuSplitOf(pids),
-      load1: load1(),
-    }));
+    timeline = new Timeline(async () => {
+      const status = await worker.status();
+      return {
+        t: (performance.now() - t0) / 1000,
+        started,
+        waiting: status.waiting,
+        ...(done !== undefined ? { done } : {}),
+        leaseHeartbeats: { calls: status.leaseHeartbeats.calls, mb: status.leaseHeartbeats.bytes / MB },
+        rssMb: (await rssOf(worker)).rss / MB,
+        cpuS: await cpuSplitOf(pids),
+        load1: load1(),
+      };
+    });
     const startOne = async (n: number): Promise<string> => {
       const workflowId = `bench-memory-${opts.label}-${process.pid}-${n}`;
       startedAt.set(workflowId, Date.now());
