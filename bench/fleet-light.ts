@@ -147,7 +147,11 @@ export async function measureLightWaits(opts: LightOptions): Promise<LightFigure
             asyncWaits: true,
             // As the whole worker's figure: read once V8 has shrunk the heaps the burst grew.
             settleMs: WAITING_SETTLE_SECONDS * 1000,
-            nodeFlags: NODE_OPTIONS.split(' '),
+            // AMIFLOW_BENCH_LIGHT_NODE_FLAGS adds worker flags, e.g. `--cpu-prof --cpu-prof-dir=DIR`.
+            nodeFlags: [
+              ...NODE_OPTIONS.split(' '),
+              ...(process.env.AMIFLOW_BENCH_LIGHT_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+            ],
             extraEnv: { ...mallocEnv, AMIFLOW_LOG_LEVEL: 'ERROR', ...workerEnv },
             ...(opts.startsPerSecond !== undefined ? { startsPerSecond: opts.startsPerSecond } : {}),
           }),
