@@ -22,6 +22,8 @@ interface FakeImage {
   seenAvailableAt?: number;
   /** Clock time of the last DescribeImages call that asked about it. */
   lastAskedAt?: number;
+  /** Clock time of the first DescribeImages call that asked about it: when its run was waiting. */
+  firstAskedAt?: number;
   polled: boolean;
 }
 
@@ -80,6 +82,14 @@ export class FakeEc2 {
     return this.images.size;
   }
 
+  /** Image id → clock time of the first DescribeImages call that asked about it. */
+  firstAsks(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const image of this.images.values())
+      if (image.firstAskedAt !== undefined) out.set(image.imageId, image.firstAskedAt);
+    return out;
+  }
+
   /** Images some waiter has asked about at least once. */
   get polledCount(): number {
     let n = 0;
@@ -100,6 +110,7 @@ export class FakeEc2 {
       return {
         Images: found.map((image): Image => {
           image.polled = true;
+          image.firstAskedAt ??= now;
           image.lastAskedAt = now;
           const available = now >= image.availableAt;
           if (available) image.seenAvailableAt ??= now;

@@ -18,9 +18,19 @@ import { connectionOptions } from '../worker/connection';
 import { buildWorker } from '../worker/worker';
 import { benchActivities } from './activities';
 import { FakeEc2 } from './fake-ec2';
+import { benchWorkerOptions } from './run-rates';
 
-/** `status` with `gc`: collect garbage first (the process runs with --expose-gc), to see live memory. */
-export type ToWorker = { type: 'status'; gc?: boolean } | { type: 'release' };
+/**
+ * `status` with `gc`: collect garbage first (the process runs with --expose-gc), to see live memory.
+ * `waitingSince`: when each run's image was first polled (its run reached its wait), by workflow id.
+ */
+export type ToWorker = { type: 'status'; gc?: boolean } | { type: 'release' } | { type: 'waitingSince' };
+
+/** The answer to `waitingSince`: [workflow id, epoch ms of its image's first DescribeImages]. */
+export interface WaitingSinceReport {
+  type: 'waitingSince';
+  runs: [string, number][];
+}
 
 export interface WorkerReport {
   type: 'status';
@@ -36,6 +46,8 @@ export interface WorkerReport {
   maxCachedWorkflows: number;
   maxConcurrentActivities: number;
   heapLimitMB: number;
+  /** Heartbeats sent through the async-waits client (the wait lease recording its list) and their JSON size. */
+  leaseHeartbeats: { calls: number; bytes: number };
 }
 
 /** Short polls, so released runs finish within seconds; heartbeats still follow the 6-minute timeout. */
@@ -56,23 +68,38 @@ async function main(): Promise<void> {
       ? await Connection.connect(await connectionOptions(settings.temporal))
       : undefined;
   const ec2 = new FakeEc2({ now: () => Date.now() });
+  const leaseBeats = { calls: 0, bytes: 0 };
+  // Image id → the run that made it, so each run's own start → waiting can be measured.
+  const owners = new Map<string, string>();
   try {
     const { worker, waits } = await buildWorker({
       connection,
       settings,
       ...(clientConnection
         ? {
-            asyncWaitsClient: new Client({
-              connection: clientConnection,
-              namespace: settings.temporal.namespace,
-            }),
+            asyncWaitsClient: countingHeartbeats(
+              new Client({ connection: clientConnection, namespace: settings.temporal.namespace }),
+              leaseBeats,
+            ),
           }
         : {}),
       deps: { aws: ec2.clients(), clock: activityClock, random: Math.random, policy: POLICY },
       // Built from buildWorker's own deps: with async waits they carry the watcher (deps.waits), so
       // the real waitForImageAvailable hands its token over instead of polling in its slot.
-      activitiesFor: (deps) => benchActivities({ ec2, imageReadyAfterMs: Infinity, deps }),
+      activitiesFor: (deps) => {
+        const activities = benchActivities({ ec2, imageReadyAfterMs: Infinity, deps });
+        const createImage = activities.createImage;
+        return {
+          ...activities,
+          createImage: async (input) => {
+            const created = await createImage(input);
+            owners.set(created.imageId, input.workflowId);
+            return created;
+          },
+        } satisfies typeof activities;
+      },
       worker: {
+        ...benchWorkerOptions(process.env),
         ...(maxCachedWorkflows !== undefined ? { maxCachedWorkflows } : {}),
         ...(codePath ? { workflowBundle: { codePath } } : {}),
       },
@@ -80,6 +107,15 @@ async function main(): Promise<void> {
     process.on('message', (message: ToWorker) => {
       if (message.type === 'release') {
         ec2.releaseAll();
+        return;
+      }
+      if (message.type === 'waitingSince') {
+        const runs: [string, number][] = [];
+        for (const [imageId, at] of ec2.firstAsks()) {
+          const owner = owners.get(imageId);
+          if (owner !== undefined) runs.push([owner, at]);
+        }
+        process.send?.({ type: 'waitingSince', runs } satisfies WaitingSinceReport);
         return;
       }
       if (message.gc) global.gc?.();
@@ -96,6 +132,7 @@ async function main(): Promise<void> {
         maxCachedWorkflows: worker.options.maxCachedWorkflows,
         maxConcurrentActivities: settings.maxConcurrentActivities,
         heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / 1e6),
+        leaseHeartbeats: { ...leaseBeats },
       };
       process.send?.(report);
     });
@@ -106,6 +143,25 @@ async function main(): Promise<void> {
     await connection.close();
     await clientConnection?.close();
   }
+}
+
+/**
+ * Counts the heartbeats the async-waits client sends (the lease records its whole list of held
+ * waits each time it changes) and their JSON size: a cost that grows with the waits held.
+ */
+function countingHeartbeats(client: Client, counts: { calls: number; bytes: number }): Client {
+  // The lease heartbeats by task token only (worker/async-waits.ts), the first overload.
+  const heartbeat = client.activity.heartbeat.bind(client.activity) as (
+    token: Uint8Array,
+    details?: unknown,
+  ) => Promise<void>;
+  const counted = (token: Uint8Array, details?: unknown): Promise<void> => {
+    counts.calls += 1;
+    counts.bytes += JSON.stringify(details ?? null).length;
+    return heartbeat(token, details);
+  };
+  client.activity.heartbeat = counted as typeof client.activity.heartbeat;
+  return client;
 }
 
 function cpuMicros(): number {

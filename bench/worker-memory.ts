@@ -12,7 +12,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AmiflowClient } from '../client';
-import type { ToWorker, WorkerReport } from './waiting-worker';
+import { eventTypes } from '../devkit/histories';
+import type { CpuSplit, Sample } from './proc-watch';
+import { cpuDelta, cpuSplitOf, devServerPid, load1 } from './proc-watch';
+import type { LatencySummary } from './run-rates';
+import { costBeforeActivity, latenciesBetween, pacedOffsetMs, summariseLatencies } from './run-rates';
+import type { ToWorker, WaitingSinceReport, WorkerReport } from './waiting-worker';
 
 export interface Memory {
   rssMB: number;
@@ -39,7 +44,30 @@ export interface MemoryFigures {
   cpuMsPerRunToWaiting: number;
   /** Worker CPU time per run from the release until all were done (undefined when not released). */
   cpuMsPerRunToDone?: number;
+  /** How the runs were started: `batches of 100` (closed loop) or `paced N/s` (open loop). */
+  startMode: string;
+  /** Seconds from the first start request until the last start call returned. */
+  secondsToAllStarted: number;
+  /** Every 10 s from the first start: started, waiting, RSS, CPU seconds per process, load. */
+  timeline: Sample[];
+  /** Each run's own latency: start request → its image first polled; release → run closed. */
+  latency: {
+    toWaiting: LatencySummary & { missing: number };
+    toDone?: LatencySummary & { missing: number };
+  };
+  /** CPU seconds of the worker, dev server and bench (client) process in each phase. */
+  cpuSeconds: { toWaiting: CpuSplit; toDone?: CpuSplit };
+  /** One run's history up to its image wait (the first run started). */
+  oneRun?: {
+    workflowTasksBeforeWait: number;
+    activitiesBeforeWait: number;
+    eventsBeforeWait: number;
+    events: number;
+  };
 }
+
+/** How often the timeline is sampled. */
+export const SAMPLE_EVERY_MS = 10_000;
 
 const MB = 1e6;
 const execFileAsync = promisify(execFile);
@@ -63,6 +91,8 @@ export async function measureWorkerMemory(opts: {
   asyncWaits?: boolean;
   /** How long after the last run was waiting the RSS is read (default 2 s). */
   settleMs?: number;
+  /** Open loop: start the runs at this rate, each on its own schedule (default: batches of 100). */
+  startsPerSecond?: number;
 }): Promise<MemoryFigures> {
   const taskQueue = `bench-memory-${opts.label}-${process.pid}`;
   const child = fork(opts.workerScript, [], {
@@ -87,6 +117,7 @@ export async function measureWorkerMemory(opts: {
   });
   const worker = new WorkerChannel(child);
   const amiflow = AmiflowClient.fromClient(opts.env.client, taskQueue);
+  let timeline: Timeline | undefined;
   try {
     await worker.ready;
     await delay(1000);
@@ -105,32 +136,54 @@ export async function measureWorkerMemory(opts: {
         secondsToAllDone: 0,
         completed: 0,
         cpuMsPerRunToWaiting: 0,
+        startMode: 'none',
+        secondsToAllStarted: 0,
+        timeline: [],
+        latency: { toWaiting: { ...summariseLatencies([]), missing: 0 } },
+        cpuSeconds: { toWaiting: { worker: 0, server: 0, client: 0 } },
       };
     }
 
     const cpuAtStart = (await worker.status()).cpuMicros;
+    const pids = { worker: worker.pid, server: await devServerPid() };
+    const split0 = await cpuSplitOf(pids);
     const t0 = performance.now();
-    const ids: string[] = [];
-    for (let i = 0; i < opts.runs; i += 100) {
-      const batch = Array.from({ length: Math.min(100, opts.runs - i) }, (_, k) => i + k);
-      const started = await Promise.all(
-        batch.map((n) =>
-          amiflow.startImageFromInstance(
-            {
-              region: 'us-east-1',
-              instanceId: `i-${n.toString(16).padStart(17, '0')}`,
-              imageName: `bench-memory-${opts.label}-${n}`,
-              mode: 'stop',
-            },
-            { workflowId: `bench-memory-${opts.label}-${process.pid}-${n}` },
-          ),
-        ),
+    const startedAt = new Map<string, number>();
+    let started = 0;
+    let done: number | undefined;
+    timeline = new Timeline(async () => {
+      const status = await worker.status();
+      return {
+        t: (performance.now() - t0) / 1000,
+        started,
+        waiting: status.waiting,
+        ...(done !== undefined ? { done } : {}),
+        leaseHeartbeats: { calls: status.leaseHeartbeats.calls, mb: status.leaseHeartbeats.bytes / MB },
+        rssMb: (await rssOf(worker)).rss / MB,
+        cpuS: await cpuSplitOf(pids),
+        load1: load1(),
+      };
+    });
+    const startOne = async (n: number): Promise<string> => {
+      const workflowId = `bench-memory-${opts.label}-${process.pid}-${n}`;
+      startedAt.set(workflowId, Date.now());
+      await amiflow.startImageFromInstance(
+        {
+          region: 'us-east-1',
+          instanceId: `i-${n.toString(16).padStart(17, '0')}`,
+          imageName: `bench-memory-${opts.label}-${n}`,
+          mode: 'stop',
+        },
+        { workflowId },
       );
-      ids.push(...started.map((s) => s.workflowId));
-    }
+      started += 1;
+      return workflowId;
+    };
+    const ids = await startRuns(opts.runs, opts.startsPerSecond, startOne);
+    const secondsToAllStarted = (performance.now() - t0) / 1000;
     let report = await worker.status();
-    // 10,000 runs take minutes to start on a small machine: the limit scales with the runs.
-    const limitMs = Math.max(180_000, opts.runs * 100);
+    // 10,000 runs take many minutes to start on a loaded small machine: the limit scales with the runs.
+    const limitMs = Math.max(180_000, opts.runs * 200);
     const until = Date.now() + limitMs;
     while (report.waiting < opts.runs) {
       if (Date.now() > until)
@@ -139,6 +192,8 @@ export async function measureWorkerMemory(opts: {
       report = await worker.status();
     }
     const secondsToAllWaiting = (performance.now() - t0) / 1000;
+    const splitAtWaiting = await cpuSplitOf(pids);
+    const toWaiting = latenciesBetween(startedAt, await worker.waitingSince());
     // Let the first heartbeats and the workflow tasks in flight settle, then read.
     await delay(opts.settleMs ?? 2000);
     const atWaiting = await worker.status();
@@ -148,9 +203,13 @@ export async function measureWorkerMemory(opts: {
     let completed = 0;
     let secondsToAllDone: number | undefined;
     let cpuMsPerRunToDone: number | undefined;
+    let toDone: (LatencySummary & { missing: number }) | undefined;
+    let cpuToDone: CpuSplit | undefined;
     if (opts.release !== false) {
       const t1 = performance.now();
+      const releasedAt = Date.now();
       const cpuAtRelease = (await worker.status()).cpuMicros;
+      const splitAtRelease = await cpuSplitOf(pids);
       worker.send({ type: 'release' });
       // Counted through visibility, not one result long-poll per run: 10,000 of those would load
       // the dev server (and the figure) more than the runs do.
@@ -162,15 +221,25 @@ export async function measureWorkerMemory(opts: {
         ).count;
       const doneLimitMs = Math.max(600_000, opts.runs * 100);
       const doneBy = Date.now() + doneLimitMs;
-      while ((await count('Running')) > 0) {
+      let running = await count('Running');
+      while (running > 0) {
         if (Date.now() > doneBy) throw new Error(`runs still running ${doneLimitMs / 1000} s after release`);
+        done = opts.runs - running;
         await delay(500);
+        running = await count('Running');
       }
+      done = opts.runs - running;
+      secondsToAllDone = (performance.now() - t1) / 1000;
+      cpuToDone = cpuDelta(splitAtRelease, await cpuSplitOf(pids));
+      cpuMsPerRunToDone = ((await worker.status()).cpuMicros - cpuAtRelease) / 1000 / opts.runs;
       completed = await count('Completed');
       if (completed < ids.length) console.error(`${ids.length - completed} runs did not complete`);
-      secondsToAllDone = (performance.now() - t1) / 1000;
-      cpuMsPerRunToDone = ((await worker.status()).cpuMicros - cpuAtRelease) / 1000 / opts.runs;
+      const closed = await closeTimes(opts.env, taskQueue);
+      const fromRelease = new Map([...startedAt.keys()].map((id) => [id, releasedAt]));
+      const l = latenciesBetween(fromRelease, closed);
+      toDone = { ...summariseLatencies(l.ms), missing: l.missing };
     }
+    await timeline.stop();
     return {
       runs: opts.runs,
       label: opts.label,
@@ -184,10 +253,110 @@ export async function measureWorkerMemory(opts: {
       completed,
       cpuMsPerRunToWaiting: (atWaiting.cpuMicros - cpuAtStart) / 1000 / opts.runs,
       ...(cpuMsPerRunToDone !== undefined ? { cpuMsPerRunToDone } : {}),
+      startMode: opts.startsPerSecond ? `paced ${opts.startsPerSecond}/s` : 'batches of 100',
+      secondsToAllStarted,
+      timeline: timeline.samples,
+      latency: {
+        toWaiting: { ...summariseLatencies(toWaiting.ms), missing: toWaiting.missing },
+        ...(toDone ? { toDone } : {}),
+      },
+      cpuSeconds: {
+        toWaiting: cpuDelta(split0, splitAtWaiting),
+        ...(cpuToDone ? { toDone: cpuToDone } : {}),
+      },
+      ...(ids[0] !== undefined ? { oneRun: await oneRunCost(opts.env, ids[0]) } : {}),
     };
   } finally {
+    await timeline?.stop();
     await worker.stop();
   }
+}
+
+/**
+ * Starts the runs: in batches of 100, each awaited before the next (closed loop, the default), or
+ * open loop at `perSecond`, each start sent on its own schedule whatever the earlier ones did.
+ */
+async function startRuns(
+  runs: number,
+  perSecond: number | undefined,
+  startOne: (n: number) => Promise<string>,
+): Promise<string[]> {
+  const ids: string[] = [];
+  if (perSecond === undefined) {
+    for (let i = 0; i < runs; i += 100) {
+      const batch = Array.from({ length: Math.min(100, runs - i) }, (_, k) => i + k);
+      ids.push(...(await Promise.all(batch.map(startOne))));
+    }
+    return ids;
+  }
+  const t0 = performance.now();
+  const pending: Promise<string>[] = [];
+  for (let i = 0; i < runs; i += 1) {
+    const wait = t0 + pacedOffsetMs(i, perSecond) - performance.now();
+    if (wait > 0) await delay(wait);
+    pending.push(startOne(i));
+  }
+  return Promise.all(pending);
+}
+
+/** Samples every SAMPLE_EVERY_MS until stopped; a failed sample is skipped, not fatal. */
+class Timeline {
+  readonly samples: Sample[] = [];
+  private stopped = false;
+  private readonly loop: Promise<void>;
+
+  constructor(sample: () => Promise<Sample>) {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        try {
+          this.samples.push(await sample());
+        } catch {
+          // The worker may be busy past the IPC answer or gone at the end: the next sample tells.
+        }
+        const next = SAMPLE_EVERY_MS - (performance.now() % SAMPLE_EVERY_MS);
+        for (let waited = 0; waited < next && !this.stopped; waited += 250)
+          await delay(Math.min(250, next - waited));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+}
+
+/** Each closed run's close time (epoch ms) by workflow id, from visibility. */
+async function closeTimes(env: TestWorkflowEnvironment, taskQueue: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for await (const w of env.client.workflow.list({
+    query: `WorkflowType = 'imageFromInstance' AND TaskQueue = '${taskQueue}' AND ExecutionStatus != 'Running'`,
+  }))
+    if (w.closeTime) out.set(w.workflowId, w.closeTime.getTime());
+  return out;
+}
+
+/** What one run did before its image wait, from its history. */
+async function oneRunCost(
+  env: TestWorkflowEnvironment,
+  workflowId: string,
+): Promise<MemoryFigures['oneRun']> {
+  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  const types = eventTypes(history);
+  const events = (history.events ?? []).map((e, i) => ({
+    eventType: types[i] ?? '?',
+    ...(e.activityTaskScheduledEventAttributes?.activityType?.name
+      ? { activityType: e.activityTaskScheduledEventAttributes.activityType.name }
+      : {}),
+  }));
+  const cost = costBeforeActivity(events, 'waitForImageAvailable');
+  if (!cost) return undefined;
+  return {
+    workflowTasksBeforeWait: cost.workflowTasks,
+    activitiesBeforeWait: cost.activitiesBefore,
+    eventsBeforeWait: cost.events,
+    events: events.length,
+  };
 }
 
 /** RSS as it is, then live memory after a full collection. */
@@ -220,13 +389,15 @@ class WorkerChannel {
   readonly ready: Promise<void>;
   private readonly exited: Promise<number | null>;
   private waiters: ((r: WorkerReport) => void)[] = [];
+  private sinceWaiters: ((r: WaitingSinceReport) => void)[] = [];
 
   constructor(private readonly child: ChildProcess) {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     this.ready = new Promise((resolve, reject) => {
-      child.on('message', (m: WorkerReport | { type: 'ready' }) => {
+      child.on('message', (m: WorkerReport | WaitingSinceReport | { type: 'ready' }) => {
         if (m.type === 'ready') resolve();
         if (m.type === 'status') for (const w of this.waiters.splice(0)) w(m);
+        if (m.type === 'waitingSince') for (const w of this.sinceWaiters.splice(0)) w(m);
       });
       void this.exited.then((code) =>
         reject(new Error(`the benchmark worker exited (${code}) before it was ready`)),
@@ -252,6 +423,15 @@ class WorkerChannel {
         throw new Error(`the benchmark worker exited (${code})`);
       }),
     ]);
+  }
+
+  /** When each run reached its wait (its image first polled), by workflow id. */
+  async waitingSince(): Promise<Map<string, number>> {
+    const report = await new Promise<WaitingSinceReport>((resolve) => {
+      this.sinceWaiters.push(resolve);
+      this.send({ type: 'waitingSince' });
+    });
+    return new Map(report.runs);
   }
 
   /** Graceful shutdown (SIGTERM, as an orchestrator sends), then SIGKILL after 15 s. */

@@ -17,7 +17,8 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
 }
 
 export async function devServerEnv(
-  opts: { ui?: boolean; uiPort?: number; port?: number } = {},
+  /** `extraArgs`: more `temporal server start-dev` flags, e.g. `--dynamic-config-value K=V`. */
+  opts: { ui?: boolean; uiPort?: number; port?: number; extraArgs?: string[] } = {},
 ): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({
     server: {
@@ -26,7 +27,7 @@ export async function devServerEnv(
       ...(opts.ui ? { ui: true } : {}),
       ...(opts.uiPort !== undefined ? { uiPort: opts.uiPort } : {}),
       ...(opts.port !== undefined ? { port: opts.port } : {}),
-      extraArgs: ['--log-level', 'error'],
+      extraArgs: ['--log-level', 'error', ...(opts.extraArgs ?? [])],
     },
   });
 }
