@@ -89,6 +89,17 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'image-from-instance-stop': completed('stopInstance', 'startInstance'),
     // Since 'amiflow-async-image-wait': the wait handed off once, retried without an attempt limit.
     'image-from-instance-async-wait': completed('waitForImageAvailable'),
+    // Since 'amiflow-patches-at-start' (workflows/patches.ts): a task ended after the image name's
+    // check (before create-image-as-activity), and one after the last local activity (before the outcome upsert
+    // of Progress's end), as a query answered meanwhile ends it (test/workflows/share-patch-replay.test.ts).
+    'image-from-instance-task-ended-before-create': completed(
+      'createImage',
+      'UPSERT_WORKFLOW_SEARCH_ATTRIBUTES',
+    ),
+    'image-from-instance-task-ended-before-end': completed(
+      'createImage',
+      'UPSERT_WORKFLOW_SEARCH_ATTRIBUTES',
+    ),
     'image-from-instance-reboot': completed(),
     'image-from-instance-no-reboot': completed(),
     'image-from-instance-stopped-instance': completed(),
