@@ -211,6 +211,12 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
   },
   goldenImage: {
     'golden-image-rollout-stage': completed(),
+    // Since 'amiflow-patches-at-start': a task ended after the last local activity, before the
+    // rollout stage's decision (test/workflows/share-patch-replay.test.ts).
+    'golden-image-task-ended-before-rollout': completed(
+      'launchInstance',
+      'START_CHILD_WORKFLOW_EXECUTION_INITIATED',
+    ),
     'golden-image-recipe-source': completed(
       'publishImageParameter',
       'protectImage',

@@ -37,6 +37,9 @@ import {
   workflowEnv,
   workflowOutcome,
 } from './harness';
+import { ACCOUNT, Fleet, GOLDEN, goldenInput } from './golden-stubs';
+import { LT_ID, RolloutFleet, goldenWithRolloutActivities } from './rollout-stubs';
+import { runTo } from './run-helpers';
 import { happyActivities, imageInput } from './stub-activities';
 import {
   ACCOUNT_A,
@@ -217,6 +220,44 @@ void describe('imageFromInstance and Progress.end since amiflow-patches-at-start
     await saveHistory(
       { history: beforeEnd.history, workflowId: o.workflowId },
       'image-from-instance-task-ended-before-end',
+    );
+  });
+});
+
+void describe('goldenImage since amiflow-patches-at-start', () => {
+  void it('GIVEN a golden pipeline with validation (its test instance launched as an activity), a copy, a share and a rollout stage WHEN replayed with a task ended after each of its local activities THEN every split replays', async () => {
+    const rollout = {
+      targets: [
+        {
+          region: 'eu-west-1',
+          accountId: ACCOUNT,
+          launchTemplates: [{ id: LT_ID }],
+          autoScalingGroups: [{ tag: { key: 'app' } }],
+        },
+      ],
+      waves: { canary: { group: 'web-a' } },
+      bake: { seconds: 300, alarms: ['web-5xx'] },
+    };
+    const o = await runTo(
+      env,
+      GOLDEN,
+      goldenWithRolloutActivities(new Fleet(), new RolloutFleet(['web-a', 'web-b'])),
+      goldenInput({ approval: undefined, rollout }),
+    );
+    const r = succeeded(o);
+    assert.ok(r.rollout, 'the rollout stage ran');
+    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
+    const types = eventTypes(o.history);
+    assert.ok(
+      types.includes('ACTIVITY_TASK_SCHEDULED') && types.includes('START_CHILD_WORKFLOW_EXECUTION_INITIATED'),
+    );
+    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
+    // Saved: the split after the last local activity, before the rollout stage's decision and the end.
+    const last = withTaskEndAfterEachLocalActivity(o.history).at(-1);
+    assert.ok(last);
+    await saveHistory(
+      { history: last.history, workflowId: o.workflowId },
+      'golden-image-task-ended-before-rollout',
     );
   });
 });
