@@ -177,6 +177,12 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'e2e-copy-image-rollback': failed('deleteImage'),
   },
   migrateInstance: {
+    // Since 'amiflow-patches-at-start': a task ended after the last local activity, before the run's
+    // end (test/workflows/share-patch-replay.test.ts).
+    'migrate-instance-task-ended-before-end': completed(
+      'launchInstance',
+      'START_CHILD_WORKFLOW_EXECUTION_INITIATED',
+    ),
     'migrate-instance-terminate-source': completed(
       'launchInstance',
       'moveElasticIp',

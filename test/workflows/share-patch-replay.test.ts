@@ -38,6 +38,7 @@ import {
   workflowOutcome,
 } from './harness';
 import { ACCOUNT, Fleet, GOLDEN, goldenInput } from './golden-stubs';
+import { migrateInput, migrationActivities, runLoggedMigration } from './migrate-stub-activities';
 import { LT_ID, RolloutFleet, goldenWithRolloutActivities } from './rollout-stubs';
 import { runTo } from './run-helpers';
 import { happyActivities, imageInput } from './stub-activities';
@@ -258,6 +259,21 @@ void describe('goldenImage since amiflow-patches-at-start', () => {
     await saveHistory(
       { history: last.history, workflowId: o.workflowId },
       'golden-image-task-ended-before-rollout',
+    );
+  });
+});
+
+void describe('migrateInstance since amiflow-patches-at-start', () => {
+  void it('GIVEN a migration (a child image, its new instance launched as an activity, the compensations armed) WHEN replayed with a task ended after each of its local activities THEN every split replays', async () => {
+    const { outcome: o } = await runLoggedMigration(env, migrationActivities(), migrateInput());
+    succeeded(o);
+    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
+    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
+    const last = withTaskEndAfterEachLocalActivity(o.history).at(-1);
+    assert.ok(last);
+    await saveHistory(
+      { history: last.history, workflowId: o.workflowId },
+      'migrate-instance-task-ended-before-end',
     );
   });
 });
