@@ -20,7 +20,7 @@ import {
   withTaskEndAfterEachLocalActivity,
   withTaskEndAfterFirstLocalActivity,
 } from '../../devkit/histories';
-import type { ShareImageResult } from '../../workflows/contracts';
+import type { CopyImageResult, ShareImageResult } from '../../workflows/contracts';
 import { SearchAttr, progressQuery } from '../../workflows/contracts';
 import { PATCHES_AT_START } from '../../workflows/patches';
 import { eventTypes, saveHistory } from '../support/histories';
@@ -45,6 +45,7 @@ import { happyActivities, imageInput } from './stub-activities';
 import {
   ACCOUNT_A,
   DAY,
+  copyInput,
   outcome,
   shareCopyActivities,
   shareCopyEnv,
@@ -275,5 +276,16 @@ void describe('migrateInstance since amiflow-patches-at-start', () => {
       { history: last.history, workflowId: o.workflowId },
       'migrate-instance-task-ended-before-end',
     );
+  });
+});
+
+void describe('copyImage since amiflow-patches-at-start', () => {
+  void it('GIVEN a copy to several destinations (copies as activities, async image waits) WHEN replayed with a task ended after each of its local activities THEN every split replays', async () => {
+    const o = await withLoggedWorker(new ActivityLog(), shareCopyActivities(), async (tq) =>
+      outcome<CopyImageResult>(await start(env, 'copyImage', tq, copyInput())),
+    );
+    succeeded(o);
+    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
+    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
   });
 });
