@@ -181,17 +181,50 @@ function renumberReferences(value: unknown, ids: Map<string, string>): void {
  * local-activity marker followed by more commands.
  */
 export function withTaskEndAfterFirstLocalActivity(history: History): History | undefined {
-  const events = (JSON.parse(toJson(history)) as { events: JsonEvent[] }).events;
+  const events = jsonEvents(history);
   const firstTaskEnd = events.findIndex((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_TASK_COMPLETED');
-  const at = events.findIndex(
-    (e, i) =>
-      i > firstTaskEnd &&
-      e.eventType === 'EVENT_TYPE_MARKER_RECORDED' &&
-      e.markerRecordedEventAttributes?.markerName === 'core_local_activity',
-  );
+  const at = events.findIndex((e, i) => i > firstTaskEnd && isLocalActivityMarker(e));
   const next = events[at + 1];
   if (firstTaskEnd < 0 || at < 0 || next === undefined || next.eventType.includes('WORKFLOW_TASK')) return;
-  // A task of its own between the marker and what follows: copies of the first task's events.
+  return withTaskEndAt(events, at);
+}
+
+/**
+ * The run's history with a task ended after one local-activity marker, once for each marker that a
+ * command of the same task follows (the run's completion aside): the same shape as
+ * `withTaskEndAfterFirstLocalActivity`, wherever in the run the query lands, e.g. before the last
+ * step's reaction and the run's end (Progress's outcome upsert). Each entry names the marker's
+ * event id in the original history.
+ */
+export function withTaskEndAfterEachLocalActivity(
+  history: History,
+): { markerEventId: string; history: History }[] {
+  const events = jsonEvents(history);
+  const firstTaskEnd = events.findIndex((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_TASK_COMPLETED');
+  return events.flatMap((e, at) => {
+    const next = events[at + 1]?.eventType;
+    if (firstTaskEnd < 0 || at < firstTaskEnd || !isLocalActivityMarker(e) || next === undefined) return [];
+    if (next.includes('WORKFLOW_TASK') || next === 'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED') return [];
+    return [{ markerEventId: e.eventId, history: withTaskEndAt(events, at) }];
+  });
+}
+
+function jsonEvents(history: History): JsonEvent[] {
+  return (JSON.parse(toJson(history)) as { events: JsonEvent[] }).events;
+}
+
+function isLocalActivityMarker(e: JsonEvent): boolean {
+  return (
+    e.eventType === 'EVENT_TYPE_MARKER_RECORDED' &&
+    e.markerRecordedEventAttributes?.markerName === 'core_local_activity'
+  );
+}
+
+/** `events` with a task of its own inserted right after `events[at]` (copies of the first task's events). */
+function withTaskEndAt(original: readonly JsonEvent[], at: number): History {
+  // A copy: the renumbering below edits the events' attributes in place, and callers split one list many times.
+  const events = JSON.parse(JSON.stringify(original)) as JsonEvent[];
+  const firstTaskEnd = events.findIndex((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_TASK_COMPLETED');
   const copy = (i: number) => JSON.parse(JSON.stringify(events[i])) as JsonEvent;
   const first = (type: string) => events.findIndex((e) => e.eventType === `EVENT_TYPE_WORKFLOW_TASK_${type}`);
   const taskEvents = [copy(first('SCHEDULED')), copy(first('STARTED')), copy(firstTaskEnd)];

@@ -11,13 +11,7 @@
  *   `BackupIncomplete`, naming each instance's outcome. A failed backup retires nothing of its
  *   instance: the old backups are all it has.
  */
-import {
-  ApplicationFailure,
-  CancellationScope,
-  CancelledFailure,
-  patched,
-  startChild,
-} from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, startChild } from '@temporalio/workflow';
 import type { SearchAttributePair } from '@temporalio/common';
 import type {
   AwsTarget,
@@ -45,6 +39,7 @@ import { dateVersion, scheduledTimeOf } from './golden/run';
 import { parseBackupInput } from './golden-validation';
 import { imageFromInstance } from './image-from-instance';
 import { amiflowAttributesRegistered, errorMessage } from './progress';
+import type { Since } from './patches';
 import type { RetentionScope } from './retention';
 import { applyRetention } from './retention';
 import { Semaphore } from './semaphore';
@@ -72,8 +67,11 @@ export const BACKUP_CHILD_SEARCH_ATTRIBUTES_PATCH = 'amiflow-backup-child-search
  * Search attributes for a child run, so a search by instance finds the backups made of it (each
  * child's id names the backup run). Only where the parent's own attributes show they are registered.
  */
-function childAttributes(pairs: SearchAttributePair[]): { typedSearchAttributes?: SearchAttributePair[] } {
-  return amiflowAttributesRegistered() && patched(BACKUP_CHILD_SEARCH_ATTRIBUTES_PATCH)
+function childAttributes(
+  since: Since,
+  pairs: SearchAttributePair[],
+): { typedSearchAttributes?: SearchAttributePair[] } {
+  return amiflowAttributesRegistered() && since(BACKUP_CHILD_SEARCH_ATTRIBUTES_PATCH)
     ? { typedSearchAttributes: pairs }
     : {};
 }
@@ -184,7 +182,7 @@ function backUpInstance(b: Backup, outcome: BackupOutcome): Promise<void> {
     const child = await startChild(imageFromInstance, {
       workflowId: ids.image,
       args: [backupImageInput(b, instanceId, imageName)],
-      ...childAttributes([
+      ...childAttributes(progress.since, [
         { key: SearchAttr.instanceId, value: instanceId },
         { key: SearchAttr.region, value: input.region },
       ]),
@@ -208,7 +206,7 @@ function backUpInstance(b: Backup, outcome: BackupOutcome): Promise<void> {
       const copied = await startChild(copyImage, {
         workflowId: ids.copy,
         args: [backupCopyInput(b, image.imageId, copyTo)],
-        ...childAttributes([
+        ...childAttributes(progress.since, [
           { key: SearchAttr.instanceId, value: instanceId },
           { key: SearchAttr.imageId, value: image.imageId },
           { key: SearchAttr.region, value: copyTo.region },

@@ -9,7 +9,6 @@ import {
   CancelledFailure,
   isCancellation,
   log,
-  patched,
 } from '@temporalio/workflow';
 import { FailureType } from '../contracts';
 import { countCompensation } from './metrics';
@@ -89,7 +88,7 @@ export class Compensations {
       const cancelRequested =
         !isCancellation(err) &&
         CancellationScope.current().consideredCancelled &&
-        patched('cancel-requested-ends-cancelled');
+        this.progress.since('cancel-requested-ends-cancelled');
       const cancelled = isCancellation(err) || cancelRequested;
       // Before the first undo, in the same workflow task: the watcher stops this run's waits at once.
       if (cancelled) this.progress.cancelling();
@@ -97,7 +96,8 @@ export class Compensations {
       const failures = await this.runAll();
       // A cancelled run whose undo failed left something behind: it must not read as a clean
       // CANCELLED (operators alert on FAILED, and a cancellation looks like nothing to chase).
-      const leftBehind = failures.length > 0 && cancelled && patched('cancelled-undo-failed-fails');
+      const leftBehind =
+        failures.length > 0 && cancelled && this.progress.since('cancelled-undo-failed-fails');
       this.progress.setPhase(cancelled && !leftBehind ? 'cancelled' : 'failed', err);
       if (leftBehind) throw this.cancelledButLeftBehind(err, failures, cancelRequested);
       if (failures.length > 0 && !cancelled) {

@@ -11,7 +11,6 @@ import {
   CancelledFailure,
   executeChild,
   isCancellation,
-  patched,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CopyImageActivityInput } from '../activities/copying';
@@ -368,7 +367,7 @@ async function copyToDestination(c: CopyRun, f: FanOut, d: CopyDestination, i: n
         const copyArgs: [CopyImageActivityInput] = [copyActivityInput(c, f, d, outcome.imageName, target)];
         // Since 'copy-image-as-activity': a normal activity (CopyImage refills at 1/s per region,
         // which can outlast a local activity's budget), visible as pending while it retries.
-        const copy = patched('copy-image-as-activity')
+        const copy = progress.since('copy-image-as-activity')
           ? await act.copyImage.executeWithOptions(
               remote(`copy ${f.copyFrom} to ${label}`, settledAwsActivity),
               copyArgs,
@@ -385,7 +384,7 @@ async function copyToDestination(c: CopyRun, f: FanOut, d: CopyDestination, i: n
         await act.waitForImageAvailable.executeWithOptions(
           remote(
             `wait for the copy ${copy.imageId} in ${label}`,
-            imageWait(timeouts.copyAvailableSeconds, copyWait),
+            imageWait(timeouts.copyAvailableSeconds, copyWait, progress.since),
           ),
           [{ target, imageId: copy.imageId, deadline: Date.now() + timeouts.copyAvailableSeconds * 1000 }],
         );

@@ -15,7 +15,6 @@
  *   The previous approved image stays the current one throughout.
  * - Retirement runs once the new version is committed; its failures are reported, not undone.
  */
-import { patched } from '@temporalio/workflow';
 import type { GoldenImageInput, GoldenImageResult } from '../contracts';
 import { WORKFLOW_TYPES } from '../contracts';
 import { guarded, startRun } from './bootstrap';
@@ -70,7 +69,7 @@ export async function goldenImage(rawInput: GoldenImageInput): Promise<GoldenIma
     const retention = await retireOldVersions(run, images);
     // Rollout (optional): runs before it was added replay without it.
     const rollout =
-      input.rollout && patched(GOLDEN_ROLLOUT_STAGE_PATCH)
+      input.rollout && run.progress.since(GOLDEN_ROLLOUT_STAGE_PATCH)
         ? await rolloutStage(run, input.rollout, images)
         : undefined;
     return {

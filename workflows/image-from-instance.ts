@@ -6,7 +6,6 @@ import {
   ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
-  patched,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -219,7 +218,9 @@ async function stopIfAsked(run: ImageRun, source: Source): Promise<Stopped> {
 function quiescerFor(run: ImageRun, source: Source): AppConsistentSteps | undefined {
   const { input } = run;
   const app =
-    input.mode === 'app-consistent' && source.initialState === 'running' && patched(APP_CONSISTENT_PATCH)
+    input.mode === 'app-consistent' &&
+    source.initialState === 'running' &&
+    run.progress.since(APP_CONSISTENT_PATCH)
       ? new AppConsistentSteps(
           {
             target: run.target,
@@ -320,7 +321,7 @@ function createImage(
     // CreateImage is sent. A local activity's result is recorded only when its workflow task
     // completes; a worker SIGKILLed (or a server down) before that lost the record of an image
     // EC2 had made, and a cancel arriving before the re-run reached this step left it behind.
-    patched('create-image-as-activity')
+    run.progress.since('create-image-as-activity')
       ? act.createImage.executeWithOptions(remote(createSummary, settledAwsActivity), createArgs)
       : la.createImage.executeWithOptions(
           local(createSummary, { ...fastAwsCall, ...settleBeforeUndo }),
@@ -364,7 +365,7 @@ async function restartAndWaitAvailable(
     act.waitForImageAvailable.executeWithOptions(
       remote(
         `wait for ${created.imageId} to be available`,
-        imageWait(timeouts.imageAvailableSeconds, longImageWait),
+        imageWait(timeouts.imageAvailableSeconds, longImageWait, run.progress.since),
       ),
       [
         {

@@ -18,7 +18,6 @@
 import {
   CancellationScope,
   log,
-  patched,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
@@ -283,7 +282,7 @@ async function launchStep(
   const newInstance = await m.progress.run('launch instance', () =>
     // Since 'launch-instance-as-activity': a normal activity, as RunInstances may meet
     // InsufficientInstanceCapacity for minutes, longer than a local activity's budget.
-    patched('launch-instance-as-activity')
+    m.progress.since('launch-instance-as-activity')
       ? act.launchInstance.executeWithOptions(remote(launchSummary, settledAwsActivity), launchArgs)
       : la.launchInstance.executeWithOptions(local(launchSummary, settledAwsCall), launchArgs),
   );

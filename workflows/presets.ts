@@ -6,7 +6,8 @@
  */
 import type { Duration } from '@temporalio/common';
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
-import { ActivityCancellationType, patched } from '@temporalio/workflow';
+import { ActivityCancellationType } from '@temporalio/workflow';
+import type { Since } from './patches';
 
 const awsRetry = {
   initialInterval: '1s',
@@ -174,12 +175,13 @@ export function asyncImageWait(waitSeconds: number): ActivityOptions {
  */
 export const ASYNC_IMAGE_WAIT_PATCH = 'amiflow-async-image-wait';
 
-/** The options of an image wait: `asyncImageWait`, or `before` for runs started before it. */
+/** The options of an image wait: `asyncImageWait`, or `before` for runs started before it (`since`: the run's `progress.since`). */
 export function imageWait(
   waitSeconds: number,
   before: (waitSeconds: number) => ActivityOptions,
+  since: Since,
 ): ActivityOptions {
-  return patched(ASYNC_IMAGE_WAIT_PATCH) ? asyncImageWait(waitSeconds) : before(waitSeconds);
+  return since(ASYNC_IMAGE_WAIT_PATCH) ? asyncImageWait(waitSeconds) : before(waitSeconds);
 }
 
 /**

@@ -2,12 +2,14 @@
  * The progress record a workflow keeps for the `progress` query and the Web UI's "current details".
  * Deterministic: timestamps come from the workflow clock.
  */
-import { log, patched, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { log, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { StepProgress, WorkflowProgress } from '../contracts';
 import { SearchAttr } from '../contracts';
 import { CANCELLING_STEP } from '../contracts/wait-lease';
 import type { RunOutcome } from './metric-names';
 import { countRun } from './metrics';
+import type { Since } from './patches';
+import { patchesAtStart } from './patches';
 
 /**
  * Runs started before this change set no outcome attribute when they end; the marker keeps their
@@ -30,8 +32,14 @@ export function amiflowAttributesRegistered(): boolean {
 export class Progress {
   readonly record: WorkflowProgress;
   private readonly endHooks: ((outcome: RunOutcome) => void)[] = [];
+  /**
+   * The run's patch decisions (`patchesAtStart`): every workflow constructs its Progress first, in
+   * its first activation, so this is where the run's one marker is set and its decision kept.
+   */
+  readonly since: Since;
 
   constructor(workflowType: string, stepNames: readonly string[]) {
+    this.since = patchesAtStart();
     this.record = {
       workflowType,
       phase: 'running',
@@ -129,7 +137,7 @@ export class Progress {
       ...(this.record.error !== undefined ? { error: this.record.error } : {}),
       ...(this.record.problems?.length ? { problems: this.record.problems } : {}),
     });
-    if (!amiflowAttributesRegistered() || !patched(OUTCOME_SEARCH_ATTRIBUTES_PATCH)) return;
+    if (!amiflowAttributesRegistered() || !this.since(OUTCOME_SEARCH_ATTRIBUTES_PATCH)) return;
     // The step attribute follows the end too: a cancelled run never stays "awaiting approval".
     const step = outcome === 'succeeded' ? 'done' : at ? `${outcome} at ${at}` : outcome;
     upsertSearchAttributes([
@@ -145,7 +153,7 @@ export class Progress {
    * the marker, or started without amiflow's attributes, are found by those per-wait reads.
    */
   cancelling(): void {
-    if (!amiflowAttributesRegistered() || !patched(CANCELLING_STEP_PATCH)) return;
+    if (!amiflowAttributesRegistered() || !this.since(CANCELLING_STEP_PATCH)) return;
     upsertSearchAttributes([{ key: SearchAttr.step, value: CANCELLING_STEP }]);
   }
 

@@ -8,7 +8,7 @@
  * the checks retirement applies (tags of that run, nothing using it, not protected, not approved).
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
-import { ApplicationFailure, condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ShareRunTruth } from '../activities/share-runs';
 import type { ShareableImage } from '../activities/sharing';
@@ -396,34 +396,12 @@ interface ShareRun {
   workflowId: string;
   runId: string;
   accounts: string[];
-  /** `patched(id)`, or true for a run started since SHARE_PATCHES_AT_START: see `sincePatch`. */
+  /** The run's patch decisions: `progress.since` (patches.ts). */
   since: (patchId: string) => boolean;
 }
 
-/**
- * One marker, set in the run's first activation, that stands for every patch of the share
- * workflows before it. A `patched()` call made later, right after a local activity, could come out
- * differently on replay: when a query was answered while the local activity ran, Core completes the
- * workflow task with the activity's marker but before the workflow has seen its result (sdk-core
- * `prepare_complete_resp`: query responses with a pending LA resolution force a new task), so the
- * workflow's next commands and patch markers land in the following task. Replay resolves the local
- * activity from the first task's lookahead, reaches the `patched()` call there, does not see the
- * marker yet (patch markers are announced one task at a time) and takes the old branch:
- * "Non-deprecated patch marker encountered for change share-ledger, but there is no corresponding
- * change command", on a query of an uncached run, after an eviction or a worker restart. A marker
- * made in the first activation is in the first task whatever happens after it, so it is always seen.
- */
-export const SHARE_PATCHES_AT_START = 'share-patches-at-start';
-
-/**
- * Whether the run takes the patched branch of `patchId`: always since SHARE_PATCHES_AT_START
- * (decided when the run started), else as `patched(patchId)` decided it where the run called it.
- * Call in the first activation, before anything awaits.
- */
-function sincePatch(): (patchId: string) => boolean {
-  const current = patched(SHARE_PATCHES_AT_START);
-  return (patchId) => current || patched(patchId);
-}
+/** The share workflows' first-activation marker, before PATCHES_AT_START took its place (patches.ts). */
+export { SHARE_PATCHES_AT_START } from './patches';
 
 /**
  * Re-encryption, if asked: a copy of the image under the customer managed key (its undo, registered
@@ -641,7 +619,7 @@ async function addPermissions(run: ShareRun, plan: SharePlan, sharedImageId: str
 export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageResult> {
   const progress = new Progress(WORKFLOW_TYPES.shareImage, SHARE_IMAGE_STEPS);
   setHandler(progressQuery, () => progress.record);
-  const since = sincePatch();
+  const since = progress.since;
   const startedAt = Date.now();
 
   // A time-limited share's end can be moved (or brought to now) by an update, until it is withdrawn.
@@ -818,7 +796,7 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
 export async function unshareImage(rawInput: UnshareImageInput): Promise<UnshareImageResult> {
   const progress = new Progress(WORKFLOW_TYPES.unshareImage, UNSHARE_IMAGE_STEPS);
   setHandler(progressQuery, () => progress.record);
-  const since = sincePatch();
+  const since = progress.since;
   const input = parsedOrFail(parseUnshareImageInput, rawInput, progress);
   try {
     // Runs started before the share run was read from Temporal replay as they ran (caller's record).

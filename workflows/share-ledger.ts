@@ -15,7 +15,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -33,6 +32,7 @@ import type {
 import { ledgerEntriesQuery, ledgerOutcomeUpdate, ledgerRequestSignal } from '../contracts';
 import { act, la } from './bootstrap';
 import { compensationCall, fastAwsCall } from './presets';
+import { patchesAtStart } from './patches';
 
 /** A ledger with nobody holding anything ends after this long without a request. */
 const IDLE_MS = 24 * 3600 * 1000;
@@ -200,6 +200,8 @@ export async function shareLedger(input: ShareLedgerInput): Promise<void> {
     region: input.image.region,
     ...(input.image.accountId ? { accountId: input.image.accountId } : {}),
   };
+  // Decided now, in the first activation (patches.ts): the ledger keeps no Progress.
+  const since = patchesAtStart();
   const ledger = new Ledger(input, target);
   const pending: LedgerRequest[] = [...(input.pending ?? [])];
   const answered = new Map((input.answered ?? []).map((o) => [o.requestId, o]));
@@ -210,7 +212,7 @@ export async function shareLedger(input: ShareLedgerInput): Promise<void> {
     pending.some((p) => p.requestId === id) ||
     // Asked again while being carried out (its activity retried on another worker after the first
     // went away): it used to be queued and carried out a second time.
-    (id === carrying && patched('share-ledger-dedupe-in-flight'));
+    (id === carrying && since('share-ledger-dedupe-in-flight'));
 
   setHandler(ledgerEntriesQuery, () => [...ledger.entries.values()]);
   setHandler(ledgerRequestSignal, (req) => {

@@ -89,6 +89,17 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'image-from-instance-stop': completed('stopInstance', 'startInstance'),
     // Since 'amiflow-async-image-wait': the wait handed off once, retried without an attempt limit.
     'image-from-instance-async-wait': completed('waitForImageAvailable'),
+    // Since 'amiflow-patches-at-start' (workflows/patches.ts): a task ended after the image name's
+    // check (before create-image-as-activity), and one after the last local activity (before the outcome upsert
+    // of Progress's end), as a query answered meanwhile ends it (test/workflows/share-patch-replay.test.ts).
+    'image-from-instance-task-ended-before-create': completed(
+      'createImage',
+      'UPSERT_WORKFLOW_SEARCH_ATTRIBUTES',
+    ),
+    'image-from-instance-task-ended-before-end': completed(
+      'createImage',
+      'UPSERT_WORKFLOW_SEARCH_ATTRIBUTES',
+    ),
     'image-from-instance-reboot': completed(),
     'image-from-instance-no-reboot': completed(),
     'image-from-instance-stopped-instance': completed(),
@@ -166,6 +177,12 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'e2e-copy-image-rollback': failed('deleteImage'),
   },
   migrateInstance: {
+    // Since 'amiflow-patches-at-start': a task ended after the last local activity, before the run's
+    // end (test/workflows/share-patch-replay.test.ts).
+    'migrate-instance-task-ended-before-end': completed(
+      'launchInstance',
+      'START_CHILD_WORKFLOW_EXECUTION_INITIATED',
+    ),
     'migrate-instance-terminate-source': completed(
       'launchInstance',
       'moveElasticIp',
@@ -200,6 +217,12 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
   },
   goldenImage: {
     'golden-image-rollout-stage': completed(),
+    // Since 'amiflow-patches-at-start': a task ended after the last local activity, before the
+    // rollout stage's decision (test/workflows/share-patch-replay.test.ts).
+    'golden-image-task-ended-before-rollout': completed(
+      'launchInstance',
+      'START_CHILD_WORKFLOW_EXECUTION_INITIATED',
+    ),
     'golden-image-recipe-source': completed(
       'publishImageParameter',
       'protectImage',

@@ -1,28 +1,51 @@
 /**
- * The share workflows' patch decisions replay whatever the task boundaries of the run were. A query
+ * The workflows' patch decisions replay whatever the task boundaries of the run were (first found in
+ * the share workflows, then in imageFromInstance, goldenImage and Progress's end of every run). A query
  * answered while a local activity runs can end a workflow task between that activity's marker and
  * the workflow's reaction to its result; replay then resolves the activity one task earlier than the
  * run saw it. A `patched()` call right after the activity then came out false on replay (its marker
  * is announced with the next task) and the run failed "Non-deprecated patch marker encountered for
  * change share-ledger, but there is no corresponding change command" on a query of the finished run
  * (a CI flake under load), as it would after any eviction or worker restart. These tests write that
- * shape on purpose (`withTaskEndAfterFirstLocalActivity`) and replay it.
+ * shape on purpose (`withTaskEndAfterFirstLocalActivity`, `withTaskEndAfterEachLocalActivity`) and
+ * replay it: runs since 'amiflow-patches-at-start' (workflows/patches.ts) replay every such split;
+ * recorded runs from before it fail as the CI did, which shows the splits reach the hazard.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import { withTaskEndAfterFirstLocalActivity } from '../../devkit/histories';
-import type { ShareImageResult } from '../../workflows/contracts';
-import { progressQuery } from '../../workflows/contracts';
-import { SHARE_PATCHES_AT_START } from '../../workflows/share-image';
+import {
+  loadHistories,
+  withTaskEndAfterEachLocalActivity,
+  withTaskEndAfterFirstLocalActivity,
+} from '../../devkit/histories';
+import type { CopyImageResult, ShareImageResult } from '../../workflows/contracts';
+import { SearchAttr, progressQuery } from '../../workflows/contracts';
+import { PATCHES_AT_START } from '../../workflows/patches';
 import { eventTypes, saveHistory } from '../support/histories';
-import { uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
 import type { History, WorkflowOutcome } from './harness';
-import { ActivityLog, recorded, startWorker, succeeded, withinBound } from './harness';
+import {
+  ActivityLog,
+  recorded,
+  startWorker,
+  succeeded,
+  uniqueWorkflowId,
+  withinBound,
+  withWorker,
+  workflowEnv,
+  workflowOutcome,
+} from './harness';
+import { ACCOUNT, Fleet, GOLDEN, goldenInput } from './golden-stubs';
+import { migrateInput, migrationActivities, runLoggedMigration } from './migrate-stub-activities';
+import { LT_ID, RolloutFleet, goldenWithRolloutActivities } from './rollout-stubs';
+import { runTo } from './run-helpers';
+import { happyActivities, imageInput } from './stub-activities';
 import {
   ACCOUNT_A,
   DAY,
+  copyInput,
   outcome,
   shareCopyActivities,
   shareCopyEnv,
@@ -88,7 +111,7 @@ void describe('share patch decisions on replay', () => {
     const o = await runShare(shareCopyActivities(), shareInput({ durationSeconds: 30 * DAY }));
     succeeded(o);
     // The decision is made by one marker in the first activation, before the describe's marker.
-    assert.deepEqual(patchMarkers(o.history), [SHARE_PATCHES_AT_START]);
+    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
     const split = await replaySplit(o);
     assert.ok(eventTypes(split).includes('ACTIVITY_TASK_SCHEDULED'));
     await saveHistory({ history: split, workflowId: o.workflowId }, 'share-image-task-ended-after-describe');
@@ -112,7 +135,157 @@ void describe('share patch decisions on replay', () => {
     });
     const r = succeeded(o);
     assert.deepEqual(r.kept, []);
-    assert.deepEqual(patchMarkers(o.history), [SHARE_PATCHES_AT_START]);
+    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
     await replaySplit(o);
+  });
+});
+
+/** Recorded histories from before amiflow-patches-at-start, and the changes their splits fail on. */
+const EXPECTED_BEFORE_FIX: Record<string, string[]> = {
+  'image-from-instance-app-consistent': [
+    'image-from-instance-app-consistent',
+    'amiflow-outcome-search-attributes',
+  ],
+  'image-from-instance-cancelling-step': ['create-image-as-activity'],
+  'image-from-instance-async-wait': ['amiflow-async-image-wait'],
+  'golden-image-recipe-source': ['golden-launch-test-instance-as-activity'],
+  'golden-image-rollout-stage': ['golden-image-rollout-stage'],
+  'build-image-e2e': ['amiflow-outcome-search-attributes'],
+};
+
+/**
+ * Replays `history` once per local activity, a task ended right after it (`withTaskEndAfterEachLocalActivity`):
+ * the changes whose patch markers replay did not see where the run had set them, by marker event id.
+ */
+async function nondeterministicSplits(history: History, workflowId: string): Promise<Map<string, string>> {
+  const bundle = await workflowBundle();
+  const splits = withTaskEndAfterEachLocalActivity(history);
+  assert.ok(splits.length > 0, 'no local activity followed by a command of its task');
+  const failed = new Map<string, string>();
+  for (const split of splits) {
+    try {
+      await Worker.runReplayHistory({ workflowBundle: bundle }, split.history, workflowId);
+    } catch (err) {
+      const change = /Non-deprecated patch marker encountered for change ([\w-]+)/.exec(String(err))?.[1];
+      if (change === undefined) throw err; // any other failure is the test's own
+      failed.set(split.markerEventId, change);
+    }
+  }
+  return failed;
+}
+
+void describe('patch decisions of every workflow on replay, a task ended after each local activity', () => {
+  void it('GIVEN recorded runs from before amiflow-patches-at-start WHEN replayed so THEN the patches decided right after a local activity fail as the CI flake did (the splits reach the hazard)', async () => {
+    const byName = new Map((await loadHistories()).map((r) => [r.name, r]));
+    const changes = async (name: string) => {
+      const r = byName.get(name);
+      assert.ok(r, `no recorded history ${name}`);
+      return new Set((await nondeterministicSplits(r.history, r.workflowId)).values());
+    };
+    const expected: Record<string, string[]> = EXPECTED_BEFORE_FIX;
+    for (const [name, patches] of Object.entries(expected))
+      assert.deepEqual([...(await changes(name))].sort(), [...patches].sort(), name);
+  });
+});
+
+const devEnv = workflowEnv(devServerEnv, { per: 'file' });
+
+void describe('imageFromInstance and Progress.end since amiflow-patches-at-start', () => {
+  void it("GIVEN an imageFromInstance run started with amiflow's search attributes (its end upserts its outcome) WHEN replayed with a task ended after each of its local activities THEN every split replays", async () => {
+    const o = await withWorker(devEnv, happyActivities({ state: 'running' }), async (tq) => {
+      const handle = await devEnv.client.workflow.start('imageFromInstance', {
+        taskQueue: tq,
+        workflowId: uniqueWorkflowId('image-split'),
+        args: [imageInput({ mode: 'no-reboot' })],
+        typedSearchAttributes: [{ key: SearchAttr.region, value: 'eu-west-1' }],
+      });
+      return workflowOutcome<unknown>(handle);
+    });
+    succeeded(o);
+    // One marker in the first activation stands for create-image-as-activity, the async wait and the outcome.
+    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
+    assert.ok(
+      eventTypes(o.history).includes('UPSERT_WORKFLOW_SEARCH_ATTRIBUTES'),
+      'the end upserts the outcome',
+    );
+    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
+    // Saved: the split after the image name's check (create-image-as-activity was decided right
+    // after it), and the one after the last local activity (Progress's end upserts the outcome next).
+    const splits = withTaskEndAfterEachLocalActivity(o.history);
+    const beforeCreate = splits[1];
+    const beforeEnd = splits.at(-1);
+    assert.ok(beforeCreate && beforeEnd && splits.length >= 3, `${splits.length} splits`);
+    await saveHistory(
+      { history: beforeCreate.history, workflowId: o.workflowId },
+      'image-from-instance-task-ended-before-create',
+    );
+    await saveHistory(
+      { history: beforeEnd.history, workflowId: o.workflowId },
+      'image-from-instance-task-ended-before-end',
+    );
+  });
+});
+
+void describe('goldenImage since amiflow-patches-at-start', () => {
+  void it('GIVEN a golden pipeline with validation (its test instance launched as an activity), a copy, a share and a rollout stage WHEN replayed with a task ended after each of its local activities THEN every split replays', async () => {
+    const rollout = {
+      targets: [
+        {
+          region: 'eu-west-1',
+          accountId: ACCOUNT,
+          launchTemplates: [{ id: LT_ID }],
+          autoScalingGroups: [{ tag: { key: 'app' } }],
+        },
+      ],
+      waves: { canary: { group: 'web-a' } },
+      bake: { seconds: 300, alarms: ['web-5xx'] },
+    };
+    const o = await runTo(
+      env,
+      GOLDEN,
+      goldenWithRolloutActivities(new Fleet(), new RolloutFleet(['web-a', 'web-b'])),
+      goldenInput({ approval: undefined, rollout }),
+    );
+    const r = succeeded(o);
+    assert.ok(r.rollout, 'the rollout stage ran');
+    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
+    const types = eventTypes(o.history);
+    assert.ok(
+      types.includes('ACTIVITY_TASK_SCHEDULED') && types.includes('START_CHILD_WORKFLOW_EXECUTION_INITIATED'),
+    );
+    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
+    // Saved: the split after the last local activity, before the rollout stage's decision and the end.
+    const last = withTaskEndAfterEachLocalActivity(o.history).at(-1);
+    assert.ok(last);
+    await saveHistory(
+      { history: last.history, workflowId: o.workflowId },
+      'golden-image-task-ended-before-rollout',
+    );
+  });
+});
+
+void describe('migrateInstance since amiflow-patches-at-start', () => {
+  void it('GIVEN a migration (a child image, its new instance launched as an activity, the compensations armed) WHEN replayed with a task ended after each of its local activities THEN every split replays', async () => {
+    const { outcome: o } = await runLoggedMigration(env, migrationActivities(), migrateInput());
+    succeeded(o);
+    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
+    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
+    const last = withTaskEndAfterEachLocalActivity(o.history).at(-1);
+    assert.ok(last);
+    await saveHistory(
+      { history: last.history, workflowId: o.workflowId },
+      'migrate-instance-task-ended-before-end',
+    );
+  });
+});
+
+void describe('copyImage since amiflow-patches-at-start', () => {
+  void it('GIVEN a copy to several destinations (copies as activities, async image waits) WHEN replayed with a task ended after each of its local activities THEN every split replays', async () => {
+    const o = await withLoggedWorker(new ActivityLog(), shareCopyActivities(), async (tq) =>
+      outcome<CopyImageResult>(await start(env, 'copyImage', tq, copyInput())),
+    );
+    succeeded(o);
+    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
+    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
   });
 });

@@ -6,7 +6,6 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
-  patched,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -30,6 +29,7 @@ import {
 import { la } from '../bootstrap';
 import { approverMatches } from '../approvers';
 import { approvalDecisionIssues } from '../golden-validation';
+import { patchesAtStart } from '../patches';
 import { fastAwsCall } from '../presets';
 import { formatIssues } from '../validation';
 import type { GoldenRun } from './run';
@@ -95,6 +95,9 @@ export function approvalGate(rawInput: GoldenImageInput): ApprovalGate {
   let decision: Decision | undefined;
   const gate = (rawInput as Partial<GoldenImageInput> | undefined)?.approval;
   const approvers = gate?.approvers;
+  // Registered before the run's Progress (a bad input must still answer), so the gate takes the
+  // run's patch decisions itself, in the same first activation: the same marker, the same answer.
+  const since = patchesAtStart();
   const notWaiting = () =>
     ApplicationFailure.create({
       type: FailureType.InvalidInput,
@@ -109,7 +112,7 @@ export function approvalGate(rawInput: GoldenImageInput): ApprovalGate {
       let by = d.by ?? '';
       let verifiedArn: string | undefined;
       // Runs that took decisions before approvers were verified replay them as they were taken.
-      if (patched('verified-approvers')) {
+      if (since('verified-approvers')) {
         const who = await verifiedApprover(kind === 'approved' ? 'approve' : 'reject', d, approvers);
         if (!awaiting || decision) throw notWaiting(); // decided while STS answered
         by = who.principalArn;

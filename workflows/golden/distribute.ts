@@ -2,7 +2,7 @@
  * 5. Distribution: copies by a child `copyImage` (each undone by deleting it), then a child
  * `shareImage` per image in this account (each undone by withdrawing its share).
  */
-import { patched, startChild } from '@temporalio/workflow';
+import { startChild } from '@temporalio/workflow';
 import type {
   CopyImageInput,
   CopyImageResult,
@@ -30,7 +30,7 @@ export function childAttributes(
   region: string,
   patchId: string = GOLDEN_CHILD_SEARCH_ATTRIBUTES_PATCH,
 ) {
-  return run.withSearchAttributes && patched(patchId)
+  return run.withSearchAttributes && run.progress.since(patchId)
     ? {
         typedSearchAttributes: [
           { key: SearchAttr.imageId, value: imageId },

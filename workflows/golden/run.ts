@@ -4,7 +4,7 @@
  * timeouts, retention). Also the pure helpers that name versions and child runs, so tests and other
  * workflows (backup) use the same ones.
  */
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import type { AwsTarget, GoldenImageInput, RetentionPolicy } from '../../contracts';
 import { DEFAULT_GOLDEN_RETENTION, DEFAULT_TIMEOUTS, ScheduleAttr, SearchAttr } from '../../contracts';
 import type { BuildImageInput } from '../../contracts/recipe';
@@ -130,7 +130,8 @@ export function goldenRunOf(run: Run<GoldenImageInput>): GoldenRun {
   progress.resource('pipeline', input.pipeline);
   progress.resource('scheduledTime', scheduledTime);
   // The schema lets exactly one source through; `patched` only where a recipe run takes the branch.
-  const recipe = input.recipe !== undefined && patched(GOLDEN_RECIPE_SOURCE_PATCH) ? input.recipe : undefined;
+  const recipe =
+    input.recipe !== undefined && progress.since(GOLDEN_RECIPE_SOURCE_PATCH) ? input.recipe : undefined;
   return {
     ...run,
     target: targetOf(input),

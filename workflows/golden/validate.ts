@@ -2,7 +2,6 @@
  * 3. Validation: a test instance from the image must run, pass both status checks and (optionally)
  * report healthy on its console; it is terminated after, and by the undo on any failure.
  */
-import { patched } from '@temporalio/workflow';
 import type { LaunchInput } from '../../activities/launch';
 import type { GoldenImageInput, GoldenImageResult } from '../../contracts';
 import { DEFAULT_VALIDATION, TAG, WORKFLOW_TYPES } from '../../contracts';
@@ -110,7 +109,7 @@ async function launchTestInstance(
     // Settled: on cancel the undo waits until the launch call has ended, so it cannot run first.
     // Since 'golden-launch-test-instance-as-activity' a normal activity, as in migrateInstance:
     // RunInstances may meet InsufficientInstanceCapacity for minutes, past a local activity's budget.
-    const made = await (patched('golden-launch-test-instance-as-activity')
+    const made = await (run.progress.since('golden-launch-test-instance-as-activity')
       ? act.launchInstance.executeWithOptions(remote(launchSummary, settledAwsActivity), launchArgs)
       : la.launchInstance.executeWithOptions(local(launchSummary, settledAwsCall), launchArgs));
     return { spec: planned, testInstance: made };
