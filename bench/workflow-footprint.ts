@@ -14,6 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { devServerEnv } from '../devkit/temporal';
+import { LEAN_ENV } from '../devkit/worker-process';
 import { leanSourceMaps, workflowBundleOptions, workflowsPath } from '../worker/bundle-options';
 import { OUT_DIR, compileForBench } from './compile';
 import type { MemoryFigures } from './worker-memory';
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
     buildBundles(),
     compileForBench('bench/waiting-worker.ts'),
   ]);
+  const { NODE_OPTIONS: _flags, ...leanMalloc } = LEAN_ENV;
   try {
     const figures: MemoryFigures[] = [];
     for (const v of variants) {
@@ -84,8 +86,8 @@ async function main(): Promise<void> {
           maxCachedWorkflows: cache,
           bundlePath: v.bundlePath,
           // The production worker's lean settings (Dockerfile), so the figures are the shipped ones.
-          nodeFlags: ['--max-semi-space-size=1'],
-          extraEnv: { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' },
+          nodeFlags: LEAN_ENV.NODE_OPTIONS.split(' '),
+          extraEnv: leanMalloc,
         }),
       );
     }
