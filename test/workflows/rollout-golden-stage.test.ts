@@ -7,25 +7,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv } from '../support/temporal';
-import { ACCOUNT, Fleet, GOLDEN, imageOnlyInput } from './golden-stubs';
-import { LT_ID, RolloutFleet, goldenWithRolloutActivities as activities } from './rollout-stubs';
+import { Fleet, GOLDEN, imageOnlyInput } from './golden-stubs';
+import {
+  GOLDEN_ROLLOUT_STAGE,
+  RolloutFleet,
+  goldenWithRolloutActivities as activities,
+} from './rollout-stubs';
 import { RUN_TIMEOUT, workflowEnv } from './harness';
 import { runTo } from './run-helpers';
 
 const env = workflowEnv(timeSkippingEnv);
 
-const STAGE = {
-  targets: [
-    {
-      region: 'eu-west-1',
-      accountId: ACCOUNT,
-      launchTemplates: [{ id: LT_ID }],
-      autoScalingGroups: [{ tag: { key: 'app' } }],
-    },
-  ],
-  waves: { canary: { group: 'web-a' } },
-  bake: { seconds: 300, alarms: ['web-5xx'] },
-};
+const STAGE = GOLDEN_ROLLOUT_STAGE;
 
 /**
  * A pipeline whose last stage rolls the image out over the two-group rollout model (`prepare` makes

@@ -14,13 +14,27 @@ import { uniqueWorkflowId, workflowOutcome } from './harness';
 import { unplannedActivities } from './stub-activities';
 import type { RunOf } from './run-helpers';
 import type { Fleet } from './golden-stubs';
-import { goldenActivities } from './golden-stubs';
+import { ACCOUNT as GOLDEN_ACCOUNT, goldenActivities } from './golden-stubs';
 
 export const REGION = 'eu-west-1';
 export const NEW_AMI = 'ami-0aaaa1111bbbb2222';
 export const OLD_AMI = 'ami-0cccc3333dddd4444';
 export const LT_ID = 'lt-0aaaaaaaaaaaaaaa1';
 export const LT_NAME = 'web';
+
+/** A golden pipeline's rollout stage: one launch template and the tagged groups, a canary wave, a 5-minute bake. */
+export const GOLDEN_ROLLOUT_STAGE = {
+  targets: [
+    {
+      region: 'eu-west-1',
+      accountId: GOLDEN_ACCOUNT,
+      launchTemplates: [{ id: LT_ID }],
+      autoScalingGroups: [{ tag: { key: 'app' } }],
+    },
+  ],
+  waves: { canary: { group: 'web-a' } },
+  bake: { seconds: 300, alarms: ['web-5xx'] },
+};
 
 interface Refresh {
   id: string;

@@ -37,9 +37,9 @@ import {
   workflowEnv,
   workflowOutcome,
 } from './harness';
-import { ACCOUNT, Fleet, GOLDEN, goldenInput } from './golden-stubs';
+import { Fleet, GOLDEN, goldenInput } from './golden-stubs';
 import { migrateInput, migrationActivities, runLoggedMigration } from './migrate-stub-activities';
-import { LT_ID, RolloutFleet, goldenWithRolloutActivities } from './rollout-stubs';
+import { GOLDEN_ROLLOUT_STAGE, RolloutFleet, goldenWithRolloutActivities } from './rollout-stubs';
 import { runTo } from './run-helpers';
 import { happyActivities, imageInput } from './stub-activities';
 import {
@@ -228,18 +228,7 @@ void describe('imageFromInstance and Progress.end since amiflow-patches-at-start
 
 void describe('goldenImage since amiflow-patches-at-start', () => {
   void it('GIVEN a golden pipeline with validation (its test instance launched as an activity), a copy, a share and a rollout stage WHEN replayed with a task ended after each of its local activities THEN every split replays', async () => {
-    const rollout = {
-      targets: [
-        {
-          region: 'eu-west-1',
-          accountId: ACCOUNT,
-          launchTemplates: [{ id: LT_ID }],
-          autoScalingGroups: [{ tag: { key: 'app' } }],
-        },
-      ],
-      waves: { canary: { group: 'web-a' } },
-      bake: { seconds: 300, alarms: ['web-5xx'] },
-    };
+    const rollout = GOLDEN_ROLLOUT_STAGE;
     const o = await runTo(
       env,
       GOLDEN,
