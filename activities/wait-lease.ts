@@ -153,6 +153,7 @@ export class WaitLeaseKeeper {
   /** The current lease's start: true once it has landed, false when it was refused. */
   private starting: Promise<boolean> = Promise.resolve(true);
   private telling: Promise<void> | undefined;
+  private lastToldAt = -Infinity;
   private tellAgain = false;
 
   /**
@@ -173,6 +174,11 @@ export class WaitLeaseKeeper {
       // wait that way: the lease released only the waits it started with). Wait for the start.
       if (!(await this.starting)) return;
       for (let failures = 0; stillUnheld() && failures < TELL_ATTEMPTS;) {
+        // Each signal carries the whole list and lands in the lease's history: one per listGapMs at
+        // most, as the hold's records (waits arriving meanwhile go in the next one).
+        const gap = this.lastToldAt + listGapMs(this.watcher.size()) - Date.now();
+        if (gap > 0) await delay(gap, undefined, { ref: false });
+        if (!stillUnheld()) return;
         this.tellAgain = false;
         const told = await send(workflowId, this.watcher.refs()).then(
           () => true,
@@ -181,6 +187,7 @@ export class WaitLeaseKeeper {
             return false;
           },
         );
+        if (told) this.lastToldAt = Date.now();
         if (told && !this.tellAgain) return;
         // A refused signal (the server away) is sent again shortly; `check` tells it again later.
         if (!told) {

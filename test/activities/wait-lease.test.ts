@@ -232,6 +232,29 @@ void describe('wait lease keeper', () => {
     }
   });
 
+  void it('GIVEN a lease over 5,000 waits whose hold has not run WHEN 100 more arrive one after the other THEN it is told by signal once per gap, not once per wait, and the last signal lists them all', async () => {
+    const { watcher, keeper, told, wait } = setup();
+    try {
+      for (let n = 1; n <= 5_000; n++) watcher.add(wait(n));
+      const deadline = Date.now() + 5_000;
+      const toldAll = async (size: number) => {
+        while (told.at(-1)?.refs.length !== size && Date.now() < deadline) await delay(20);
+        assert.equal(told.at(-1)?.refs.length, size, 'the last signal lists every wait');
+      };
+      await toldAll(5_000);
+      const before = told.length;
+      for (let n = 5_001; n <= 5_100; n++) {
+        watcher.add(wait(n));
+        await settle();
+      }
+      await toldAll(5_100);
+      // One signal per wait before (100); the adds take far less than a few gaps even on a loaded machine.
+      assert.ok(told.length - before < 10, `${told.length - before} signals for 100 waits added`);
+    } finally {
+      keeper.stop();
+    }
+  });
+
   void it('GIVEN fewer than 100 waits THEN there is no gap; it grows to 1 s at 10,000 and stays there', () => {
     assert.deepEqual([0, 99, 100, 1_000, 10_000, 50_000].map(listGapMs), [0, 0, 10, 100, 1000, 1000]);
   });
