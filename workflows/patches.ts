@@ -16,24 +16,17 @@ import { patched } from '@temporalio/workflow';
 /** The one marker that stands, in runs started since it, for every patch of every workflow before it. */
 export const PATCHES_AT_START = 'amiflow-patches-at-start';
 
-/**
- * Its forerunner in the share workflows (shareImage, unshareImage), set by runs of those before
- * PATCHES_AT_START: it stands for all their patches, Progress's included, as PATCHES_AT_START does.
- */
-export const SHARE_PATCHES_AT_START = 'share-patches-at-start';
-
 /** Whether the run takes the patched branch of a patch id: see `patchesAtStart`. */
 export type Since = (patchId: string) => boolean;
 
 /**
  * Whether the run takes the patched branch of `patchId`: always in a run started since
- * PATCHES_AT_START (or the share workflows' SHARE_PATCHES_AT_START), decided when the run started;
+ * PATCHES_AT_START, decided when the run started;
  * else as `patched(patchId)` decides it where the run calls it, as those runs did. Call in the run's
  * first activation, before anything awaits, and keep the result in the run's own objects (Progress
  * does): workflow modules are shared by every run of a worker (worker/bundle-options.ts).
  */
 export function patchesAtStart(): Since {
-  // On replay of a run older than both, neither call issues a command; a new run sets only the first.
-  const current = patched(PATCHES_AT_START) || patched(SHARE_PATCHES_AT_START);
+  const current = patched(PATCHES_AT_START);
   return (patchId) => current || patched(patchId);
 }

@@ -396,12 +396,7 @@ interface ShareRun {
   workflowId: string;
   runId: string;
   accounts: string[];
-  /** The run's patch decisions: `progress.since` (patches.ts). */
-  since: (patchId: string) => boolean;
 }
-
-/** The share workflows' first-activation marker, before PATCHES_AT_START took its place (patches.ts). */
-export { SHARE_PATCHES_AT_START } from './patches';
 
 /**
  * Re-encryption, if asked: a copy of the image under the customer managed key (its undo, registered
@@ -411,7 +406,7 @@ async function reencryptIfAsked(
   run: ShareRun,
   image: ShareableImage,
 ): Promise<{ shared: ShareableImage; reencrypted?: ReencryptedCopy }> {
-  const { input, target, progress, comp, undos, workflowId, runId, since } = run;
+  const { input, target, progress, comp, undos, workflowId, runId } = run;
   if (!input.reencryptWith) {
     progress.skip('re-encrypt with customer managed key', 'not asked (reencryptWith)');
     return { shared: image };
@@ -467,7 +462,7 @@ async function reencryptIfAsked(
           purpose: 'reencrypt',
         },
       ];
-      const copy = since('share-reencrypt-copy-as-activity')
+      const copy = progress.since('share-reencrypt-copy-as-activity')
         ? await act.copyImage.executeWithOptions(remote(copySummary, settledAwsActivity), copyArgs)
         : await la.copyImage.executeWithOptions(local(copySummary), copyArgs);
       made.imageId = copy.imageId;
@@ -500,7 +495,7 @@ async function grantKeyAccessStep(
   customerKeys: ShareableImage['keys'],
   kmsAccess: 'grant' | 'key-policy',
 ): Promise<KeyGrantRecord[]> {
-  const { target, progress, comp, undos, runId, accounts, since } = run;
+  const { target, progress, comp, undos, runId, accounts } = run;
   if (customerKeys.length > 0 && kmsAccess === 'grant' && accounts.length > 0) {
     const grantNames = accounts.map((a) => shareGrantName(runId, a));
     for (const key of customerKeys)
@@ -530,7 +525,7 @@ async function grantKeyAccessStep(
             // activity reuses a listed one, and KMS returns the existing grant for a CreateGrant
             // with the same name and parameters. The undo above revokes by name, not by id, so it
             // finds the grant even when CreateGrant's answer never arrived.
-            return since('share-grants-as-activities')
+            return progress.since('share-grants-as-activities')
               ? act.grantKeyAccess.executeWithOptions(remote(summary, settledAwsActivity), args)
               : la.grantKeyAccess.executeWithOptions(local(summary), args);
           }),
@@ -555,7 +550,7 @@ async function grantKeyAccessStep(
  * ledger): each undo is registered before its step.
  */
 async function addPermissions(run: ShareRun, plan: SharePlan, sharedImageId: string): Promise<void> {
-  const { input, target, progress, comp, undos, accounts, since } = run;
+  const { input, target, progress, comp, undos, accounts } = run;
   if (plan.snapshotToAdd.length > 0) {
     undos.push(
       comp.add(
@@ -574,7 +569,7 @@ async function addPermissions(run: ShareRun, plan: SharePlan, sharedImageId: str
     ];
     await progress.run('add snapshot permissions', () =>
       // See 'share-permissions-as-activities' below.
-      since('share-permissions-as-activities')
+      progress.since('share-permissions-as-activities')
         ? act.addSnapshotPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
         : la.addSnapshotPermissions.executeWithOptions(local(summary), args),
     );
@@ -607,7 +602,7 @@ async function addPermissions(run: ShareRun, plan: SharePlan, sharedImageId: str
       // workflow task completes; a worker SIGKILLed (or a server down) before that lost the record
       // of a permission EC2 had added, the re-run then took it for one that was there before, and
       // neither the result nor a cancellation's undo withdrew it.
-      since('share-permissions-as-activities')
+      progress.since('share-permissions-as-activities')
         ? act.addLaunchPermissions.executeWithOptions(remote(summary, settledAwsActivity), args)
         : la.addLaunchPermissions.executeWithOptions(local(summary), args),
     );
@@ -668,7 +663,7 @@ export async function shareImage(rawInput: ShareImageInput): Promise<ShareImageR
   const accounts = input.targets.accountIds ?? [];
   const comp = new Compensations(progress);
   const undos: UndoHandle[] = [];
-  const run: ShareRun = { input, target, progress, comp, undos, workflowId, runId, accounts, since };
+  const run: ShareRun = { input, target, progress, comp, undos, workflowId, runId, accounts };
   progress.resource('imageId', input.imageId);
 
   const result = await comp.guard(async () => {

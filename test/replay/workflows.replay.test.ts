@@ -137,7 +137,7 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'share-image-reencrypted': completed('copyImage', 'addLaunchPermissions'),
     // Through the image's share ledger (patched('share-ledger')): held, then released at expiry.
     'share-image-ledger-expiry-kept': completed('requestShareLedger', TIMER),
-    // Since 'share-patches-at-start': its first task ended after the describe's marker (a query answered
+    // Since 'amiflow-patches-at-start': its first task ended after the describe's marker (a query answered
     // while it ran), the workflow's reaction in the next task (test/workflows/share-patch-replay.test.ts).
     'share-image-task-ended-after-describe': completed('requestShareLedger', TIMER),
     'share-image-launch-permissions-failed': failed(...UNDO_SHARE),

@@ -100,7 +100,7 @@ void describe('share patch decisions on replay', () => {
       ),
     );
     // outcome() queried the finished run: the worker replayed it from its history. Before
-    // 'share-patches-at-start' that failed "Non-deprecated patch marker encountered for change
+    // 'amiflow-patches-at-start' that failed "Non-deprecated patch marker encountered for change
     // share-ledger" (as QueryNotRegisteredError) whenever the first task ended after the describe.
     succeeded(o);
     assert.equal(o.progress.phase, 'succeeded');
