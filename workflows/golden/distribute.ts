@@ -12,6 +12,7 @@ import type {
 } from '../../contracts';
 import { SearchAttr } from '../../contracts';
 import { act, remote } from '../bootstrap';
+import type { PatchId } from '../patches';
 import { copyImage } from '../copy-image';
 import { shareImage, withdrawShare } from '../share-image';
 import type { GoldenRun } from './run';
@@ -28,7 +29,7 @@ export function childAttributes(
   run: GoldenRun,
   imageId: string,
   region: string,
-  patchId: string = GOLDEN_CHILD_SEARCH_ATTRIBUTES_PATCH,
+  patchId: PatchId = GOLDEN_CHILD_SEARCH_ATTRIBUTES_PATCH,
 ) {
   return run.withSearchAttributes && run.progress.since(patchId)
     ? {
