@@ -73,6 +73,9 @@ const UNDO_ROLLOUT = ['undoInstanceRefresh', 'restoreLaunchTemplateDefault'];
 const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
   buildImage: {
     'build-image-e2e': completed('launchBuildInstance', 'waitForCommand', 'tagBuildResource'),
+    // Since 'amiflow-patches-at-start': a task ended after the last local activity, before the outcome
+    // upsert of Progress's end (test/workflows/share-patch-replay.test.ts).
+    'build-image-task-ended-before-end': completed('tagBuildResource', 'UPSERT_WORKFLOW_SEARCH_ATTRIBUTES'),
     'build-image-happy': completed('sendBuildStep', 'waitForCommand', 'tagBuildResource'),
     'build-image-ten-steps': completed('sendBuildStep'),
     'build-image-unchanged': completed('findUnchangedImage'),
@@ -107,6 +110,19 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'image-from-instance-image-failed': failed('deleteImage', 'startInstance'),
     'image-from-instance-cancelled': cancelled('deleteImage', CANCEL),
     'image-from-instance-cancelled-undo-failed': failed('deleteImage', CANCEL),
+    // Since 'amiflow-patches-at-start': the compensations' cancel patches (cancel-requested-ends-cancelled,
+    // cancelled-undo-failed-fails) decided by the first activation's marker; a task ended after the
+    // name's check (test/workflows/share-patch-replay.test.ts).
+    'image-from-instance-cancel-requested-task-ended-before-stop': cancelled(
+      'startInstance',
+      CANCEL,
+      'ACTIVITY_TASK_FAILED',
+    ),
+    'image-from-instance-cancelled-undo-failed-task-ended-before-create': failed(
+      'deleteImage',
+      CANCEL,
+      'UPSERT_WORKFLOW_SEARCH_ATTRIBUTES',
+    ),
     // Since 'amiflow-cancelling-step': the run marks AmiflowStep=cancelling before its undo (issue 13).
     'image-from-instance-cancelling-step': cancelled(
       'deleteImage',
@@ -164,6 +180,14 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     ),
     // The last run after continuing as new: its day idle with no holder is the timer
     'share-ledger-released-idle-end': completed(TIMER),
+    // Since 'amiflow-patches-at-start' (share-ledger-dedupe-in-flight): a share's hold and its release,
+    // a task ended after the permission read (test/workflows/share-patch-replay.test.ts).
+    'share-ledger-task-ended-after-read': completed(
+      'describeImageForSharing',
+      'addLaunchPermissions',
+      'removeLaunchPermissions',
+      TIMER,
+    ),
   },
   copyImage: {
     'copy-image-five-destinations': completed('copyImage', 'removeLaunchPermissions'),
@@ -254,6 +278,13 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'backup-instances-incomplete': failed('CHILD_WORKFLOW_EXECUTION_FAILED'),
     'backup-instances-outside-window': failed(),
     'backup-instances-cancelled': cancelled(CANCEL, 'CHILD_WORKFLOW_EXECUTION_CANCELED'),
+    // Since 'amiflow-patches-at-start': started with amiflow's attributes, a task ended after the
+    // instances' lookup, before the children (with their attributes) start (share-patch-replay.test.ts).
+    'backup-instances-task-ended-before-children': completed(
+      'findInstancesByTags',
+      'START_CHILD_WORKFLOW_EXECUTION_INITIATED',
+      'UPSERT_WORKFLOW_SEARCH_ATTRIBUTES',
+    ),
   },
   approvedImages: {
     'approved-images-merged': completed('listApprovedImages'),

@@ -11,9 +11,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
-import { ApplicationFailure } from '@temporalio/activity';
 import { timeSkippingEnv } from '../support/temporal';
-import { happyActivities, imageInput, startImageFromInstance } from './stub-activities';
+import {
+  STOP_TIMED_OUT_WHEN_CANCELLED,
+  happyActivities,
+  imageInput,
+  startImageFromInstance,
+} from './stub-activities';
 import { assertWorkflowCancelled, cancelledRun, stepReached, stepStates, test, workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
@@ -24,17 +28,7 @@ void describe('imageFromInstance cancelled while the stop runs on a worker that 
       log,
       activities: happyActivities({ state: 'running' }),
       // Stops, hears of the cancellation, and ends as a dead worker's activity does: timed out.
-      block: [
-        {
-          name: 'stopInstance',
-          endsAs: () => {
-            throw ApplicationFailure.nonRetryable(
-              'activity heartbeat timeout (worker lost)',
-              'ActivityTimedOut',
-            );
-          },
-        },
-      ],
+      block: [STOP_TIMED_OUT_WHEN_CANCELLED],
       start: (taskQueue) => startImageFromInstance(env, taskQueue, imageInput({ mode: 'stop' })),
       beforeCancel: (handle) => stepReached(handle, 'stop instance', ['running']),
     });

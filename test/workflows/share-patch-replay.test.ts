@@ -15,21 +15,29 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
+import type { BuildImageInput, BuildImageResult } from '../../contracts/recipe';
 import {
   loadHistories,
   withTaskEndAfterEachLocalActivity,
   withTaskEndAfterFirstLocalActivity,
 } from '../../devkit/histories';
-import type { CopyImageResult, ShareImageResult } from '../../workflows/contracts';
-import { SearchAttr, progressQuery } from '../../workflows/contracts';
+import type { imageFromInstance } from '../../workflows';
+import type { BackupResult, CopyImageResult, ShareImageResult } from '../../workflows/contracts';
+import { FailureType, SearchAttr, progressQuery, shareLedgerWorkflowId } from '../../workflows/contracts';
 import { PATCHES_AT_START } from '../../workflows/patches';
 import { eventTypes, saveHistory } from '../support/histories';
 import { devServerEnv, uniqueTaskQueue, workflowBundle } from '../support/temporal';
+import { PARENT, buildStubs } from './build-stubs';
 import type { History, WorkflowOutcome } from './harness';
 import {
   ActivityLog,
+  assertWorkflowCancelled,
+  assertWorkflowFailure,
+  cancelledRun,
+  failing,
   recorded,
   startWorker,
+  stepReached,
   succeeded,
   uniqueWorkflowId,
   withinBound,
@@ -37,14 +45,18 @@ import {
   workflowEnv,
   workflowOutcome,
 } from './harness';
-import { Fleet, GOLDEN, goldenInput } from './golden-stubs';
+import { COPY_REGION, Fleet, GOLDEN, backupInput, goldenActivities, goldenInput } from './golden-stubs';
 import { migrateInput, migrationActivities, runLoggedMigration } from './migrate-stub-activities';
+import { nondeterministicSplits, patchMarkers } from './patch-replay';
 import { GOLDEN_ROLLOUT_STAGE, RolloutFleet, goldenWithRolloutActivities } from './rollout-stubs';
 import { runTo } from './run-helpers';
-import { happyActivities, imageInput } from './stub-activities';
+import { STOP_TIMED_OUT_WHEN_CANCELLED, happyActivities, imageInput } from './stub-activities';
 import {
   ACCOUNT_A,
   DAY,
+  OWNER,
+  REGION,
+  SOURCE_IMAGE,
   copyInput,
   outcome,
   shareCopyActivities,
@@ -56,15 +68,6 @@ import {
 } from './share-copy-stubs';
 
 const { env, withLoggedWorker } = shareCopyEnv('share-split');
-
-function patchMarkers(history: History): string[] {
-  return (history.events ?? []).flatMap((e) => {
-    const a = e.markerRecordedEventAttributes;
-    if (a?.markerName !== 'core_patch') return [];
-    const data = a.details?.['patch-data']?.payloads?.[0]?.data;
-    return data ? [(JSON.parse(Buffer.from(data).toString()) as { id: string }).id] : [];
-  });
-}
 
 /** The run's history, its first task ended after its first local activity, replayed on the current code. */
 async function replaySplit(o: WorkflowOutcome<unknown>): Promise<History> {
@@ -147,32 +150,15 @@ const EXPECTED_BEFORE_FIX: Record<string, string[]> = {
     'amiflow-outcome-search-attributes',
   ],
   'image-from-instance-cancelling-step': ['create-image-as-activity'],
+  // Cancelled runs: their cancel patches were decided after activities, not local ones; these fail on
+  // the patches decided before.
+  'image-from-instance-cancelled-undo-failed': ['create-image-as-activity'],
+  'image-from-instance-app-consistent-cancelled-frozen': ['image-from-instance-app-consistent'],
   'image-from-instance-async-wait': ['amiflow-async-image-wait'],
   'golden-image-recipe-source': ['golden-launch-test-instance-as-activity'],
   'golden-image-rollout-stage': ['golden-image-rollout-stage'],
   'build-image-e2e': ['amiflow-outcome-search-attributes'],
 };
-
-/**
- * Replays `history` once per local activity, a task ended right after it (`withTaskEndAfterEachLocalActivity`):
- * the changes whose patch markers replay did not see where the run had set them, by marker event id.
- */
-async function nondeterministicSplits(history: History, workflowId: string): Promise<Map<string, string>> {
-  const bundle = await workflowBundle();
-  const splits = withTaskEndAfterEachLocalActivity(history);
-  assert.ok(splits.length > 0, 'no local activity followed by a command of its task');
-  const failed = new Map<string, string>();
-  for (const split of splits) {
-    try {
-      await Worker.runReplayHistory({ workflowBundle: bundle }, split.history, workflowId);
-    } catch (err) {
-      const change = /Non-deprecated patch marker encountered for change ([\w-]+)/.exec(String(err))?.[1];
-      if (change === undefined) throw err; // any other failure is the test's own
-      failed.set(split.markerEventId, change);
-    }
-  }
-  return failed;
-}
 
 void describe('patch decisions of every workflow on replay, a task ended after each local activity', () => {
   void it('GIVEN recorded runs from before amiflow-patches-at-start WHEN replayed so THEN the patches decided right after a local activity fail as the CI flake did (the splits reach the hazard)', async () => {
@@ -190,6 +176,50 @@ void describe('patch decisions of every workflow on replay, a task ended after e
 
 const devEnv = workflowEnv(devServerEnv, { per: 'file' });
 
+type Run = { history: History; workflowId: string };
+type Split = ReturnType<typeof withTaskEndAfterEachLocalActivity>[number];
+
+/**
+ * Asserts the run decided its patches by the one first-activation marker and that its history
+ * replays with a task ended after each of its local activities: its splits, to save some of them.
+ */
+async function everySplitReplays(o: Run): Promise<Split[]> {
+  assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
+  assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
+  return withTaskEndAfterEachLocalActivity(o.history);
+}
+
+/** Saves `split` of the run for the replay tier (with AMIFLOW_RECORD_HISTORIES=1) as `name`. */
+async function saveSplit(o: Run, split: Split | undefined, name: string): Promise<void> {
+  assert.ok(split, `no split to save as ${name}`);
+  await saveHistory({ history: split.history, workflowId: o.workflowId }, name);
+}
+
+/** The run's child starts that carry search attributes (the patched branch gives them some). */
+function childrenWithAttributes(history: History): number {
+  return (history.events ?? []).filter(
+    (e) =>
+      Object.keys(
+        e.startChildWorkflowExecutionInitiatedEventAttributes?.searchAttributes?.indexedFields ?? {},
+      ).length > 0,
+  ).length;
+}
+
+/** A one-step recipe: the build's patch decisions do not depend on its steps. */
+function buildRecipe(): BuildImageInput {
+  return {
+    region: REGION,
+    recipe: 'web',
+    parent: { imageId: PARENT },
+    builder: { instanceTypes: ['t3.small'] },
+    build: [{ kind: 'shell', name: 'install', commands: 'dnf install -y nginx' }],
+    output: { imageName: 'web-{{date}}-{{hash}}' },
+  };
+}
+
+/** amiflow's search attributes on a start: Progress's end, the children's and the cancelling step are patched on them. */
+const ATTRIBUTES = { typedSearchAttributes: [{ key: SearchAttr.region, value: REGION }] };
+
 void describe('imageFromInstance and Progress.end since amiflow-patches-at-start', () => {
   void it("GIVEN an imageFromInstance run started with amiflow's search attributes (its end upserts its outcome) WHEN replayed with a task ended after each of its local activities THEN every split replays", async () => {
     const o = await withWorker(devEnv, happyActivities({ state: 'running' }), async (tq) => {
@@ -197,32 +227,22 @@ void describe('imageFromInstance and Progress.end since amiflow-patches-at-start
         taskQueue: tq,
         workflowId: uniqueWorkflowId('image-split'),
         args: [imageInput({ mode: 'no-reboot' })],
-        typedSearchAttributes: [{ key: SearchAttr.region, value: 'eu-west-1' }],
+        ...ATTRIBUTES,
       });
       return workflowOutcome<unknown>(handle);
     });
     succeeded(o);
-    // One marker in the first activation stands for create-image-as-activity, the async wait and the outcome.
-    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
     assert.ok(
       eventTypes(o.history).includes('UPSERT_WORKFLOW_SEARCH_ATTRIBUTES'),
       'the end upserts the outcome',
     );
-    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
+    // One marker in the first activation stands for create-image-as-activity, the async wait and the outcome.
+    const splits = await everySplitReplays(o);
     // Saved: the split after the image name's check (create-image-as-activity was decided right
     // after it), and the one after the last local activity (Progress's end upserts the outcome next).
-    const splits = withTaskEndAfterEachLocalActivity(o.history);
-    const beforeCreate = splits[1];
-    const beforeEnd = splits.at(-1);
-    assert.ok(beforeCreate && beforeEnd && splits.length >= 3, `${splits.length} splits`);
-    await saveHistory(
-      { history: beforeCreate.history, workflowId: o.workflowId },
-      'image-from-instance-task-ended-before-create',
-    );
-    await saveHistory(
-      { history: beforeEnd.history, workflowId: o.workflowId },
-      'image-from-instance-task-ended-before-end',
-    );
+    assert.ok(splits.length >= 3, `${splits.length} splits`);
+    await saveSplit(o, splits[1], 'image-from-instance-task-ended-before-create');
+    await saveSplit(o, splits.at(-1), 'image-from-instance-task-ended-before-end');
   });
 });
 
@@ -237,19 +257,12 @@ void describe('goldenImage since amiflow-patches-at-start', () => {
     );
     const r = succeeded(o);
     assert.ok(r.rollout, 'the rollout stage ran');
-    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
     const types = eventTypes(o.history);
     assert.ok(
       types.includes('ACTIVITY_TASK_SCHEDULED') && types.includes('START_CHILD_WORKFLOW_EXECUTION_INITIATED'),
     );
-    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
     // Saved: the split after the last local activity, before the rollout stage's decision and the end.
-    const last = withTaskEndAfterEachLocalActivity(o.history).at(-1);
-    assert.ok(last);
-    await saveHistory(
-      { history: last.history, workflowId: o.workflowId },
-      'golden-image-task-ended-before-rollout',
-    );
+    await saveSplit(o, (await everySplitReplays(o)).at(-1), 'golden-image-task-ended-before-rollout');
   });
 });
 
@@ -257,14 +270,7 @@ void describe('migrateInstance since amiflow-patches-at-start', () => {
   void it('GIVEN a migration (a child image, its new instance launched as an activity, the compensations armed) WHEN replayed with a task ended after each of its local activities THEN every split replays', async () => {
     const { outcome: o } = await runLoggedMigration(env, migrationActivities(), migrateInput());
     succeeded(o);
-    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
-    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
-    const last = withTaskEndAfterEachLocalActivity(o.history).at(-1);
-    assert.ok(last);
-    await saveHistory(
-      { history: last.history, workflowId: o.workflowId },
-      'migrate-instance-task-ended-before-end',
-    );
+    await saveSplit(o, (await everySplitReplays(o)).at(-1), 'migrate-instance-task-ended-before-end');
   });
 });
 
@@ -274,7 +280,113 @@ void describe('copyImage since amiflow-patches-at-start', () => {
       outcome<CopyImageResult>(await start(env, 'copyImage', tq, copyInput())),
     );
     succeeded(o);
-    assert.deepEqual(patchMarkers(o.history), [PATCHES_AT_START]);
-    assert.deepEqual([...(await nondeterministicSplits(o.history, o.workflowId))], []);
+    await everySplitReplays(o);
+  });
+});
+
+void describe('backupInstances since amiflow-patches-at-start', () => {
+  void it("GIVEN a backup started with amiflow's search attributes (its children's attributes decided right after the instances' lookup) WHEN replayed with a task ended after each of its local activities THEN every split replays", async () => {
+    const o = await withWorker(
+      devEnv,
+      goldenActivities(new Fleet()),
+      async (tq) =>
+        workflowOutcome<BackupResult>(
+          await devEnv.client.workflow.start('backupInstances', {
+            taskQueue: tq,
+            workflowId: uniqueWorkflowId('backup/db-nightly'),
+            args: [
+              backupInput({ selector: { tags: { backup: 'nightly' } }, copyTo: { region: COPY_REGION } }),
+            ],
+            ...ATTRIBUTES,
+          }),
+        ),
+      'backup-split',
+    );
+    succeeded(o);
+    assert.ok(childrenWithAttributes(o.history) >= 2, 'children with attributes');
+    const splits = await everySplitReplays(o);
+    // Saved: the split right after the instances' lookup, where the children's attributes are decided.
+    await saveSplit(o, splits[0], 'backup-instances-task-ended-before-children');
+  });
+});
+
+void describe('buildImage since amiflow-patches-at-start', () => {
+  void it("GIVEN a build started with amiflow's search attributes (its end upserts its outcome) WHEN replayed with a task ended after each of its local activities THEN every split replays", async () => {
+    const o = await withWorker(
+      devEnv,
+      buildStubs(happyActivities({ state: 'stopped' })),
+      async (tq) =>
+        workflowOutcome<BuildImageResult>(
+          await devEnv.client.workflow.start('buildImage', {
+            taskQueue: tq,
+            workflowId: uniqueWorkflowId('build'),
+            args: [buildRecipe()],
+            ...ATTRIBUTES,
+          }),
+        ),
+      'build-split',
+    );
+    succeeded(o);
+    assert.ok(
+      eventTypes(o.history).includes('UPSERT_WORKFLOW_SEARCH_ATTRIBUTES'),
+      'the end upserts the outcome',
+    );
+    await saveSplit(o, (await everySplitReplays(o)).at(-1), 'build-image-task-ended-before-end');
+  });
+});
+
+void describe('shareLedger since amiflow-patches-at-start', () => {
+  void it('GIVEN the ledger of a share and its unshare, ended after its idle day WHEN replayed with a task ended after each of its local activities (its permission reads) THEN every split replays', async () => {
+    const activities = withReadShareRun(env, shareCopyActivities());
+    const o = await withLoggedWorker(new ActivityLog(), activities, async (tq) => {
+      const shared = await outcome<ShareImageResult>(await start(env, 'shareImage', tq, shareInput({})));
+      succeeded(shared);
+      succeeded(await unshare(env, tq, { shareWorkflowId: shared.workflowId }));
+      const image = { region: REGION, accountId: OWNER, imageId: SOURCE_IMAGE };
+      const handle = env.client.workflow.getHandle(`${tq}/${shareLedgerWorkflowId(image)}`);
+      await handle.result(); // a day with no holder ends it (skipped on the test clock)
+      return { history: await handle.fetchHistory(), workflowId: handle.workflowId };
+    });
+    assert.equal(eventTypes(o.history).at(-1), 'WORKFLOW_EXECUTION_COMPLETED');
+    await saveSplit(o, (await everySplitReplays(o)).at(-1), 'share-ledger-task-ended-after-read');
+  });
+});
+
+void describe("the compensations' cancel patches since amiflow-patches-at-start", () => {
+  const startImage = (tq: string) =>
+    devEnv.client.workflow.start<typeof imageFromInstance>('imageFromInstance', {
+      taskQueue: tq,
+      workflowId: uniqueWorkflowId('image-cancel-split'),
+      args: [imageInput({ mode: 'stop' })],
+      ...ATTRIBUTES,
+    });
+
+  void it('GIVEN a run cancelled while its stop runs, the stop then timing out (cancel-requested-ends-cancelled) WHEN replayed with a task ended after each of its local activities THEN it ends CANCELLED and every split replays', async () => {
+    const o = await cancelledRun(devEnv, {
+      activities: happyActivities({ state: 'running' }),
+      block: [STOP_TIMED_OUT_WHEN_CANCELLED],
+      start: startImage,
+      beforeCancel: (handle) => stepReached(handle, 'stop instance', ['running']),
+    });
+    assertWorkflowCancelled(o.ok ? undefined : o.error);
+    await saveSplit(
+      o,
+      (await everySplitReplays(o)).at(-1),
+      'image-from-instance-cancel-requested-task-ended-before-stop',
+    );
+  });
+
+  void it('GIVEN a run cancelled while it waits for its image, its undo failing (cancelled-undo-failed-fails) WHEN replayed with a task ended after each of its local activities THEN it ends FAILED CompensationFailed and every split replays', async () => {
+    const o = await cancelledRun(devEnv, {
+      activities: failing(happyActivities({ state: 'stopped' }), 'deleteImage', FailureType.AwsUnauthorized),
+      block: ['waitForImageAvailable'],
+      start: startImage,
+    });
+    assertWorkflowFailure(o.ok ? undefined : o.error, FailureType.CompensationFailed);
+    await saveSplit(
+      o,
+      (await everySplitReplays(o)).at(-1),
+      'image-from-instance-cancelled-undo-failed-task-ended-before-create',
+    );
   });
 });

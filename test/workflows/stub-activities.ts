@@ -7,6 +7,7 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Activities } from '../../activities';
 import type {
   ImageFromInstanceInput,
@@ -16,7 +17,7 @@ import type {
 import { DEFAULT_TIMEOUTS } from '../../workflows/contracts';
 import type { imageFromInstance } from '../../workflows';
 import { unplannedActivities } from '../../devkit/fake-share-copy';
-import type { ActivityName, ExpectedCall, WorkflowOutcome } from './harness';
+import type { ActivityName, BlockAt, ExpectedCall, WorkflowOutcome } from './harness';
 import { starterOf, withLog, withWorker, workflowOutcome } from './harness';
 
 export * from './harness';
@@ -134,6 +135,17 @@ export function happyActivities(scenario: InstanceScenario = {}): Activities {
       }),
   };
 }
+
+/**
+ * A stop that blocks until cancelled, then ends as a dead worker's activity does: timed out, a
+ * failure other than a cancellation (the time-skipping server cannot reach a real heartbeat timeout).
+ */
+export const STOP_TIMED_OUT_WHEN_CANCELLED: BlockAt = {
+  name: 'stopInstance',
+  endsAs: () => {
+    throw ApplicationFailure.nonRetryable('activity heartbeat timeout (worker lost)', 'ActivityTimedOut');
+  },
+};
 
 export const startImageFromInstance = starterOf<typeof imageFromInstance>('imageFromInstance', 'image');
 
