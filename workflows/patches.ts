@@ -25,7 +25,8 @@
  * PATCH_GENERATIONS (n one more than the last; several ids of one release may share it) and call
  * `progress.since('<id>')`. Never add an id to a generation that has shipped, and never call a bare
  * `patched()` in a workflow: test/workflows/patch-generations.test.ts fails on both, and on any
- * `since(id)` whose id is in no generation.
+ * `since(id)` whose id is in no generation. As with any patch, a run that set a generation's marker
+ * replays only on code that lists that generation: roll back past a release only once its runs closed.
  */
 import { patched } from '@temporalio/workflow';
 
