@@ -263,7 +263,7 @@ export class WaitLeaseKeeper {
         if (landed) this.lastToldAt = Date.now();
         if (landed && !this.tellAgain) return;
         // A refused signal (the server away) is sent again shortly; `check` tells it again later.
-        if (!told) {
+        if (!landed) {
           failures += 1;
           await delay(TELL_RETRY_MS);
         }

@@ -43,6 +43,7 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
   const signals: (WaitRef[] | WaitRefsChange<WaitRef>)[] = [];
   const leaseKnows = new Map<string, WaitRef[]>();
   let refuseSignals = 0;
+  const refusedSignals = { count: 0 };
   const recorded: string[][] = [];
   const recordedBytes: number[] = [];
   let now = T0;
@@ -90,6 +91,7 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
         if (!open.has(id)) return Promise.reject(new Error(`workflow not found: ${id}`));
         if (refuseSignals > 0) {
           refuseSignals -= 1;
+          refusedSignals.count += 1;
           return Promise.reject(new Error('14 UNAVAILABLE: connection refused'));
         }
         signals.push(signal);
@@ -125,6 +127,7 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
     recorded,
     recordedBytes,
     refuseNextSignals: (n: number) => (refuseSignals = n),
+    refusedSignals,
     /** The runs' waits go (their runs were cancelled), as the watcher's next round finds. */
     cancel: async (...ns: number[]) => {
       for (const n of ns) cancelled.add(`wf-${n}`);
@@ -378,6 +381,21 @@ void describe('wait lease keeper', () => {
       watcher.add(wait(3));
       while (told.at(-1)?.refs.length !== 3 && Date.now() < deadline) await delay(20);
       assert.deepEqual(signals.at(-1), { added: [wait(3).ref], gone: [] }, 'changes again once one landed');
+    } finally {
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN a server refusing every signal WHEN a wait arrives before the hold runs THEN the keeper sends it again a second later, not at once in a loop', async () => {
+    const { watcher, keeper, wait, refuseNextSignals, refusedSignals } = setup();
+    try {
+      watcher.add(wait(1));
+      await settle();
+      refuseNextSignals(1_000);
+      watcher.add(wait(2));
+      await delay(200);
+      // TELL_RETRY_MS (1 s) between tries: one refusal within 200 ms (a loop without it: hundreds).
+      assert.equal(refusedSignals.count, 1);
     } finally {
       keeper.stop();
     }
