@@ -61,8 +61,8 @@ export interface LeaseTurn {
  * A list of waits, packed: `data` is the base64 of the raw DEFLATE of the JSON array of
  * [workflowId, runId, activityId] triples. A heartbeat's list goes through the server into the
  * lease's state each time the hold records it (once a second while waits arrive at 10,000): as
- * plain `refs` ~117 bytes a wait, ~1.2 MB at 10,000, packed ~32 bytes (the run ids are random and
- * do not compress further). Only activities pack and unpack (zlib is not in the workflow sandbox);
+ * plain `refs` ~117 bytes a wait, ~1.2 MB at 10,000, packed ~28 bytes (Temporal's run ids are
+ * UUIDv7: their time prefix compresses, their random part does not). Only activities pack and unpack (zlib is not in the workflow sandbox);
  * the lease workflow hands it on to `releaseWaits` as it is.
  */
 export interface PackedRefs {
