@@ -126,10 +126,11 @@ export type LeaseOpen = (workflowId: string) => Promise<boolean>;
 
 /**
  * How long a lease may go without a `holdWaitLease` of this worker running before the keeper asks
- * whether it still exists: past the lease activity's 30 s schedule-to-start timeout, after which
- * the lease workflow releases the waits and ends without the worker ever hearing of it.
+ * whether it still exists: past the lease activity's schedule-to-start timeout (at most 2 min,
+ * workflows/presets.ts leaseScheduleToStartMs), after which the lease workflow releases the waits
+ * and ends without the worker ever hearing of it.
  */
-export const LEASE_UNHELD_CHECK_MS = 45_000;
+export const LEASE_UNHELD_CHECK_MS = 135_000;
 
 export interface LeaseKeeperOptions {
   leaseQueue: string;

@@ -218,6 +218,11 @@ void describe('wait lease keeper', () => {
     // Leases started before the setting existed keep the 6 min / 1 min they ran with.
     assert.equal(leaseHold('q', 'solo').heartbeatTimeout, '6m');
     assert.equal(leaseHold('q', 'shared').heartbeatTimeout, '1m');
+    // A hold not picked up is lost after twice its heartbeat timeout, 30 s to 2 min (it was 30 s for
+    // all, and a saturated worker at 10,000 runs lost its lease so).
+    assert.equal(leaseHold('q', 'solo').scheduleToStartTimeout, 120_000);
+    assert.equal(leaseHold('q', 'shared').scheduleToStartTimeout, 120_000);
+    assert.equal(leaseHold('q', 'solo', input?.heartbeatTimeoutMs).scheduleToStartTimeout, 30_000);
     keeper.stop();
   });
 

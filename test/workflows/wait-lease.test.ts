@@ -37,6 +37,9 @@ import { workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
+/** Heartbeat timeouts as the chaos stack sets them: a hold not picked up is lost after 30 s (leaseScheduleToStartMs). */
+const FAST = { solo: 10_000, shared: 10_000 };
+
 const ref = (i: number): WaitRef => ({ workflowId: `wf-${i}`, runId: 'run', activityId: '9' });
 const refs = (n: number): WaitRef[] => Array.from({ length: n }, (_, i) => ref(i));
 
@@ -134,7 +137,7 @@ void describe('wait lease workflow', () => {
   });
 
   void it(
-    'GIVEN a lease its worker never picks up WHEN the worker signals a whole list (the first form) and then changes (added, gone) THEN after 30 s the waits released are exactly those the signals add up to',
+    'GIVEN a lease its worker never picks up WHEN the worker signals a whole list (the first form) and then changes (added, gone) THEN once its hold is not picked up within 30 s the waits released are exactly those the signals add up to',
     RUN_TIMEOUT,
     async () => {
       const taskQueue = uniqueTaskQueue('lease-told');
@@ -149,7 +152,9 @@ void describe('wait lease workflow', () => {
       const handle = await env.client.workflow.start(waitLease, {
         taskQueue,
         workflowId: uniqueWorkflowId('lease-told'),
-        args: [{ leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: refs(1) }],
+        args: [
+          { leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: refs(1), heartbeatTimeoutMs: FAST },
+        ],
       });
       await handle.signal(waitLeaseRefsSignal, refs(3));
       await handle.signal(waitLeaseRefsSignal, { added: [ref(3), ref(4), ref(5)], gone: [ref(0)] });
@@ -187,7 +192,7 @@ void describe('wait lease workflow', () => {
   );
 
   void it(
-    'GIVEN a lease its worker never picks up WHEN 30 s pass THEN the waits it started with are released',
+    'GIVEN a lease with 10 s heartbeat timeouts its worker never picks up WHEN 30 s pass THEN the waits it started with are released',
     RUN_TIMEOUT,
     async () => {
       const taskQueue = uniqueTaskQueue('lease-unheld');
@@ -202,7 +207,9 @@ void describe('wait lease workflow', () => {
       const handle = await env.client.workflow.start(waitLease, {
         taskQueue,
         workflowId: uniqueWorkflowId('lease-unheld'),
-        args: [{ leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: refs(2) }],
+        args: [
+          { leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: refs(2), heartbeatTimeoutMs: FAST },
+        ],
       });
       const result = await withinBound(shared.runUntil(handle.result()), 'the unheld lease');
       assert.deepEqual(result, { released: 2 });
