@@ -190,7 +190,7 @@ export function imageWait(
  * stack's 10 s: 30 s). It was 30 s for all: at 10,000 runs the lease (started with task priority,
  * so during the runs' start burst) saw its first hold start 35 s after it was scheduled and its
  * second not within 30 s, on a worker and server at full CPU; the lease was lost and released 430
- * waits of a live worker (docs/evidence/fleet-light-10000-s9.txt). Only the server checks it, so
+ * waits of a live worker (docs/evidence/fleet-light-10000-s9-lost-lease.txt). Only the server checks it, so
  * histories with 30 s replay.
  */
 export function leaseScheduleToStartMs(heartbeatTimeoutMs: number): number {
