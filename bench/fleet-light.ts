@@ -58,6 +58,13 @@ export interface LightFigures {
   oneRun: MemoryFigures['oneRun'] | null;
   /** Lease heartbeats (each the whole list of held waits) sent until the RSS was read at all waiting. */
   leaseHeartbeatsToWaiting: { calls: number; mb: number };
+  /** Signals telling the lease of its waits before its hold ran (each in the lease's history), until all waiting. */
+  leaseSignalsToWaiting: { calls: number; mb: number };
+  /**
+   * Seconds from the first run reaching its wait to the lease's first recorded heartbeat (its hold
+   * running): until then a crash is only noticed after the hold's schedule-to-start timeout.
+   */
+  leaseFirstBeatAfterFirstWaitS: number | null;
   timeline: Sample[];
   idleRssMb: number;
   rssMb: number;
@@ -105,6 +112,14 @@ function figures(m: MemoryFigures, opts: LightOptions, workerEnv: Record<string,
       calls: m.atWaiting.leaseHeartbeats.calls,
       mb: m.atWaiting.leaseHeartbeats.bytes / 1e6,
     },
+    leaseSignalsToWaiting: {
+      calls: m.atWaiting.leaseSignals.calls,
+      mb: m.atWaiting.leaseSignals.bytes / 1e6,
+    },
+    leaseFirstBeatAfterFirstWaitS:
+      m.atWaiting.firstLeaseBeatAt !== null && m.atWaiting.firstWaitAt !== null
+        ? (m.atWaiting.firstLeaseBeatAt - m.atWaiting.firstWaitAt) / 1000
+        : null,
     timeline: m.timeline,
     idleRssMb: m.idle.rssMB,
     rssMb: m.waiting.rssMB,

@@ -262,6 +262,13 @@ function printLight(l: LightFigures): void {
     '  lease heartbeats until all waiting',
     `${l.leaseHeartbeatsToWaiting.calls} carrying ${l.leaseHeartbeatsToWaiting.mb.toFixed(1)} MB of wait lists`,
   );
+  line(
+    '  lease signals until all waiting; first wait → first lease heartbeat',
+    `${l.leaseSignalsToWaiting.calls} carrying ${l.leaseSignalsToWaiting.mb.toFixed(2)} MB; ` +
+      (l.leaseFirstBeatAfterFirstWaitS === null
+        ? 'no heartbeat'
+        : seconds(l.leaseFirstBeatAfterFirstWaitS * 1000)),
+  );
   note(
     '  t (s) | started | waiting | done | RSS MB | CPU s worker | server | client | lease beats (MB) | load',
   );
@@ -294,6 +301,8 @@ function waits10000Json(light: LightFigures[]) {
     budget: l.budget,
     oneRun: l.oneRun,
     leaseHeartbeatsToWaiting: l.leaseHeartbeatsToWaiting,
+    leaseSignalsToWaiting: l.leaseSignalsToWaiting,
+    leaseFirstBeatAfterFirstWaitS: l.leaseFirstBeatAfterFirstWaitS,
     load: l.load,
   };
 }

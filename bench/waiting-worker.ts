@@ -9,6 +9,7 @@
  * it the waits poll inside their activities (the design before the watcher).
  */
 import { getHeapStatistics } from 'node:v8';
+import type { WorkflowClientInterceptor } from '@temporalio/client';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { PollPolicy } from '../activities/waiting';
@@ -48,6 +49,11 @@ export interface WorkerReport {
   heapLimitMB: number;
   /** Heartbeats sent through the async-waits client (the wait lease recording its list) and their JSON size. */
   leaseHeartbeats: { calls: number; bytes: number };
+  /** Signals sent through the async-waits client (the lease told of its waits before its hold runs), payload bytes. */
+  leaseSignals: { calls: number; bytes: number };
+  /** Epoch ms of the first image wait (its first DescribeImages) and of the lease's first recorded heartbeat. */
+  firstWaitAt: number | null;
+  firstLeaseBeatAt: number | null;
 }
 
 /** Short polls, so released runs finish within seconds; heartbeats still follow the 6-minute timeout. */
@@ -68,7 +74,8 @@ async function main(): Promise<void> {
       ? await Connection.connect(await connectionOptions(settings.temporal))
       : undefined;
   const ec2 = new FakeEc2({ now: () => Date.now() });
-  const leaseBeats = { calls: 0, bytes: 0 };
+  const leaseBeats: LeaseCounts = { calls: 0, bytes: 0, firstAt: null };
+  const leaseSignals = { calls: 0, bytes: 0 };
   // Image id → the run that made it, so each run's own start → waiting can be measured.
   const owners = new Map<string, string>();
   try {
@@ -78,7 +85,11 @@ async function main(): Promise<void> {
       ...(clientConnection
         ? {
             asyncWaitsClient: countingHeartbeats(
-              new Client({ connection: clientConnection, namespace: settings.temporal.namespace }),
+              new Client({
+                connection: clientConnection,
+                namespace: settings.temporal.namespace,
+                interceptors: { workflow: [countingSignals(leaseSignals)] },
+              }),
               leaseBeats,
             ),
           }
@@ -132,7 +143,10 @@ async function main(): Promise<void> {
         maxCachedWorkflows: worker.options.maxCachedWorkflows,
         maxConcurrentActivities: settings.maxConcurrentActivities,
         heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / 1e6),
-        leaseHeartbeats: { ...leaseBeats },
+        leaseHeartbeats: { calls: leaseBeats.calls, bytes: leaseBeats.bytes },
+        leaseSignals: { ...leaseSignals },
+        firstWaitAt: firstOf(ec2.firstAsks().values()),
+        firstLeaseBeatAt: leaseBeats.firstAt,
       };
       process.send?.(report);
     });
@@ -145,11 +159,38 @@ async function main(): Promise<void> {
   }
 }
 
+interface LeaseCounts {
+  calls: number;
+  bytes: number;
+  /** Epoch ms of the first one: the lease's hold is running from then on. */
+  firstAt: number | null;
+}
+
+function firstOf(times: Iterable<number>): number | null {
+  let first: number | null = null;
+  for (const t of times) if (first === null || t < first) first = t;
+  return first;
+}
+
+/**
+ * Counts the signals the async-waits client sends (the keeper telling a lease whose hold has not
+ * started of its waits) and their JSON size, as they land in the lease's history.
+ */
+function countingSignals(counts: { calls: number; bytes: number }): WorkflowClientInterceptor {
+  return {
+    async signal(input, next) {
+      counts.calls += 1;
+      counts.bytes += JSON.stringify(input.args).length;
+      return next(input);
+    },
+  };
+}
+
 /**
  * Counts the heartbeats the async-waits client sends (the lease records its whole list of held
  * waits each time it changes) and their JSON size: a cost that grows with the waits held.
  */
-function countingHeartbeats(client: Client, counts: { calls: number; bytes: number }): Client {
+function countingHeartbeats(client: Client, counts: LeaseCounts): Client {
   // The lease heartbeats by task token only (worker/async-waits.ts), the first overload.
   const heartbeat = client.activity.heartbeat.bind(client.activity) as (
     token: Uint8Array,
@@ -157,6 +198,7 @@ function countingHeartbeats(client: Client, counts: { calls: number; bytes: numb
   ) => Promise<void>;
   const counted = (token: Uint8Array, details?: unknown): Promise<void> => {
     counts.calls += 1;
+    counts.firstAt ??= Date.now();
     counts.bytes += JSON.stringify(details ?? null).length;
     return heartbeat(token, details);
   };

@@ -11,3 +11,46 @@ export const WAIT_HAND_OFF_INCOMPLETE = 'WaitHandOffIncomplete';
  * Visibility read, not an Action) to stop their waits' polls at once, however many waits it holds.
  */
 export const CANCELLING_STEP = 'cancelling';
+
+/**
+ * The wait lease's task priority (1, the highest; runs start with the default, 3): its workflow tasks
+ * and its `releaseWaits` go ahead of the runs' backlog in the shared task queue. Without it the
+ * lease's first workflow task waited ~400 s behind 10,000 runs' tasks, and until it scheduled its
+ * hold a crashed worker went unnoticed. Temporal Server 1.32's matching honours it with default
+ * config (bench/lease-priority.ts); a server without task priority ignores the field.
+ */
+export const WAIT_LEASE_PRIORITY_KEY = 1;
+
+/** A held wait as the lease lists it (the shape of activities/image-wait-watcher.ts's WaitRef). */
+interface LeaseRef {
+  workflowId: string;
+  runId: string;
+  activityId: string;
+}
+
+/**
+ * What a `waitLeaseRefs` signal says since the worker's last signal that landed: the waits added
+ * and those gone. A signal used to carry the whole list each time, and at 10,000 waits each one put
+ * ~1 MB into the lease's history; a change of a few waits is now a few hundred bytes.
+ */
+export interface WaitRefsChange<R extends LeaseRef = LeaseRef> {
+  added: R[];
+  gone: R[];
+}
+
+export const leaseRefKey = (r: LeaseRef): string => `${r.workflowId}/${r.runId}/${r.activityId}`;
+
+/**
+ * The waits a lease knows after a `waitLeaseRefs` signal: a whole list (the signal's first form,
+ * still sent by workers of earlier releases and after a refused signal) replaces them; a change
+ * adds and removes. Anything else leaves them as they were.
+ */
+export function applyTold<R extends LeaseRef>(known: R[], told: R[] | WaitRefsChange<R> | undefined): R[] {
+  if (Array.isArray(told)) return told;
+  if (!told || !Array.isArray(told.added) || !Array.isArray(told.gone)) return known;
+  const gone = new Set(told.gone.map(leaseRefKey));
+  const kept = gone.size ? known.filter((r) => !gone.has(leaseRefKey(r))) : known;
+  const have = new Set(kept.map(leaseRefKey));
+  const added = told.added.filter((r) => !have.has(leaseRefKey(r)));
+  return added.length || kept !== known ? [...kept, ...added] : known;
+}

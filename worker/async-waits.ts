@@ -11,12 +11,12 @@ import type { temporal } from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
 import { Runtime, Worker } from '@temporalio/worker';
 import { SearchAttr } from '../contracts';
-import { CANCELLING_STEP } from '../contracts/wait-lease';
+import { CANCELLING_STEP, WAIT_LEASE_PRIORITY_KEY } from '../contracts/wait-lease';
 import { METRIC } from '../workflows/metric-names';
 import type { AwsClients } from '../activities/aws';
 import type { WaitCompletion, WatcherOptions } from '../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../activities/image-wait-watcher';
-import type { LeaseTier, ReleaseWait, WaitLeaseInput } from '../activities/wait-lease';
+import type { LeaseTier, ReleaseWait, StartLease } from '../activities/wait-lease';
 import { WaitLeaseKeeper } from '../activities/wait-lease';
 
 /** PENDING_ACTIVITY_STATE_CANCEL_REQUESTED in temporal.api.enums.v1.PendingActivityState. */
@@ -105,6 +105,19 @@ export function visibilityString(value: string): string {
   return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`;
 }
 
+/** Starts a worker's lease workflow on the shared task queue, ahead of the runs' tasks (WAIT_LEASE_PRIORITY_KEY). */
+export function leaseStarter(client: Client, taskQueue: string, workerId: string): StartLease {
+  return async (workflowId, input) => {
+    await client.workflow.start('waitLease', {
+      taskQueue,
+      workflowId,
+      args: [input],
+      staticSummary: `wait lease of worker ${workerId}`,
+      priority: { priorityKey: WAIT_LEASE_PRIORITY_KEY },
+    });
+  };
+}
+
 export function clientRelease(client: Client): ReleaseWait {
   return (ref, err) => answered(client.activity.fail(ref, err));
 }
@@ -161,37 +174,26 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
   };
   inFlight.set(0, gaugeTags);
   watcher.onChange(() => inFlight.set(watcher.size(), gaugeTags));
-  const keeper = new WaitLeaseKeeper(
-    watcher,
-    async (workflowId, input: WaitLeaseInput) => {
-      await opts.client.workflow.start('waitLease', {
-        taskQueue: opts.taskQueue,
-        workflowId,
-        args: [input],
-        staticSummary: `wait lease of worker ${workerId}`,
-      });
+  const keeper = new WaitLeaseKeeper(watcher, leaseStarter(opts.client, opts.taskQueue, workerId), {
+    leaseQueue,
+    workerId,
+    ...(opts.leaseTimeoutsMs ? { heartbeatTimeoutMs: opts.leaseTimeoutsMs } : {}),
+    recordNow: async (token, beat) => {
+      await opts.client.activity.heartbeat(token, beat);
     },
-    {
-      leaseQueue,
-      workerId,
-      ...(opts.leaseTimeoutsMs ? { heartbeatTimeoutMs: opts.leaseTimeoutsMs } : {}),
-      recordNow: async (token, beat) => {
-        await opts.client.activity.heartbeat(token, beat);
-      },
-      tellLease: async (workflowId, refs) => {
-        await opts.client.workflow.getHandle(workflowId).signal('waitLeaseRefs', refs);
-      },
-      leaseOpen: async (workflowId) => {
-        try {
-          return (await opts.client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
-        } catch (err) {
-          if (err instanceof WorkflowNotFoundError) return false;
-          throw err;
-        }
-      },
-      ...(opts.log ? { log: opts.log } : {}),
+    tellLease: async (workflowId, refs) => {
+      await opts.client.workflow.getHandle(workflowId).signal('waitLeaseRefs', refs);
     },
-  );
+    leaseOpen: async (workflowId) => {
+      try {
+        return (await opts.client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      }
+    },
+    ...(opts.log ? { log: opts.log } : {}),
+  });
   const leaseWorker = await Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,

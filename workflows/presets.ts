@@ -185,9 +185,19 @@ export function imageWait(
 }
 
 /**
- * A worker's wait lease (activities/wait-lease.ts) on its own queue: one attempt, since a lost
- * lease is what it exists to report; a worker that never picks it up loses it within 30 s.
+ * How long a lease's hold may wait to be picked up before the lease counts its worker lost: twice
+ * the hold's heartbeat timeout, at least 30 s and at most 2 min (default settings: 2 min; the chaos
+ * stack's 10 s: 30 s). It was 30 s for all: at 10,000 runs the lease (started with task priority,
+ * so during the runs' start burst) saw its first hold start 35 s after it was scheduled and its
+ * second not within 30 s, on a worker and server at full CPU; the lease was lost and released 430
+ * waits of a live worker (docs/evidence/fleet-light-10000-s9-lost-lease.txt). Only the server checks it, so
+ * histories with 30 s replay.
  */
+export function leaseScheduleToStartMs(heartbeatTimeoutMs: number): number {
+  return Math.min(120_000, Math.max(30_000, 2 * heartbeatTimeoutMs));
+}
+
+/** A worker's wait lease (activities/wait-lease.ts) on its own queue: one attempt, since a lost lease is what it exists to report. */
 export function leaseHold(
   leaseQueue: string,
   tier: 'solo' | 'shared',
@@ -195,10 +205,11 @@ export function leaseHold(
 ): ActivityOptions {
   // The timeouts come in the lease's input (the worker's setting), so they are the same on replay.
   const fallback = tier === 'shared' ? '1m' : '6m';
+  const timeoutMs = heartbeatTimeoutMs ? heartbeatTimeoutMs[tier] : tier === 'shared' ? 60_000 : 360_000;
   return {
     taskQueue: leaseQueue,
     heartbeatTimeout: heartbeatTimeoutMs ? heartbeatTimeoutMs[tier] : fallback,
-    scheduleToStartTimeout: '30s',
+    scheduleToStartTimeout: leaseScheduleToStartMs(timeoutMs),
     startToCloseTimeout: '7h',
     retry: { maximumAttempts: 1 },
   };

@@ -18,8 +18,15 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { WaitRef } from '../activities/image-wait-watcher';
-import type { LeaseHeartbeat, LeaseTier, WaitLeaseInput, WaitLeaseKeeper } from '../activities/wait-lease';
-import { WAIT_HAND_OFF_INCOMPLETE } from '../contracts/wait-lease';
+import type {
+  LeaseTier,
+  PackedRefs,
+  ReleaseWaitsInput,
+  WaitLeaseInput,
+  WaitLeaseKeeper,
+} from '../activities/wait-lease';
+import type { WaitRefsChange } from '../contracts/wait-lease';
+import { WAIT_HAND_OFF_INCOMPLETE, applyTold } from '../contracts/wait-lease';
 import { compensationCall, leaseHold } from './presets';
 
 type LeaseActivities = ReturnType<WaitLeaseKeeper['activities']>;
@@ -31,9 +38,22 @@ const release = proxyActivities<Activities>(compensationCall);
 
 /**
  * The waits the worker holds now, sent while the lease's hold has not started (activities/wait-lease.ts):
- * released with the others if the hold never starts. A handler adds no command, so it is replay-safe.
+ * released with the others if the hold never starts. What changed since the worker's last signal, or
+ * (its first form, and after a refused signal) the whole list. A handler adds no command, so it is
+ * replay-safe.
  */
-export const waitLeaseRefsSignal = defineSignal<[WaitRef[]]>('waitLeaseRefs');
+export const waitLeaseRefsSignal = defineSignal<[WaitRef[] | WaitRefsChange<WaitRef>]>('waitLeaseRefs');
+
+/** The waits a lost lease releases: a plain list, or the packed list of its hold's last heartbeat. */
+export type Listed = Pick<ReleaseWaitsInput, 'refs' | 'packed'>;
+
+/** The list of a heartbeat (LeaseHeartbeat) or hand-off report, in either form; undefined when it holds none. */
+function listedIn(details: unknown): Listed | undefined {
+  const d = details as { refs?: unknown; packed?: { data?: unknown } } | null | undefined;
+  if (Array.isArray(d?.refs)) return { refs: d.refs as WaitRef[] };
+  if (typeof d?.packed?.data === 'string') return { refs: [], packed: d.packed as PackedRefs };
+  return undefined;
+}
 
 export interface WaitLeaseResult {
   /** Waits failed as retryable because the lease was lost. */
@@ -41,31 +61,32 @@ export interface WaitLeaseResult {
 }
 
 /**
- * The list the lease last recorded: its heartbeat when it timed out after starting; the waits a
- * stopping worker could not hand off when its hold says so (WAIT_HAND_OFF_INCOMPLETE); else `known`.
- * Either way the same releaseWaits call follows, so histories from before either case replay.
+ * The list the lease last recorded: its heartbeat when it timed out after starting (plain `refs`, or
+ * `packed`, which only `releaseWaits` unpacks); the waits a stopping worker could not hand off when
+ * its hold says so (WAIT_HAND_OFF_INCOMPLETE); else `known`. Either way the same releaseWaits call
+ * follows, so histories from before either case replay.
  */
-export function lastListed(err: unknown, known: WaitRef[]): WaitRef[] {
+export function lastListed(err: unknown, known: WaitRef[]): Listed {
   if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
-    const beat = err.cause.lastHeartbeatDetails as LeaseHeartbeat | undefined;
-    if (beat && Array.isArray(beat.refs)) return beat.refs;
+    const beat = listedIn(err.cause.lastHeartbeatDetails);
+    if (beat) return beat;
   }
   if (
     err instanceof ActivityFailure &&
     err.cause instanceof ApplicationFailure &&
     err.cause.type === WAIT_HAND_OFF_INCOMPLETE
   ) {
-    const left = err.cause.details?.[0] as LeaseHeartbeat | undefined;
-    if (left && Array.isArray(left.refs)) return left.refs;
+    const left = listedIn(err.cause.details?.[0]);
+    if (left) return left;
   }
-  return known;
+  return { refs: known };
 }
 
 export async function waitLease(input: WaitLeaseInput): Promise<WaitLeaseResult> {
   let tier: LeaseTier = input.tier;
   let refs = input.refs;
-  setHandler(waitLeaseRefsSignal, (now) => {
-    if (Array.isArray(now)) refs = now;
+  setHandler(waitLeaseRefsSignal, (told) => {
+    refs = applyTold(refs, told);
   });
   for (let turn = 0; turn < TURNS_PER_RUN; turn++) {
     const options = leaseHold(input.leaseQueue, tier, input.heartbeatTimeoutMs);
@@ -73,7 +94,7 @@ export async function waitLease(input: WaitLeaseInput): Promise<WaitLeaseResult>
     try {
       const out = await hold.holdWaitLease.executeWithOptions(
         { ...options, summary: `hold ${refs.length} waits (${tier})` },
-        [{ tier }],
+        [{ tier, packed: true }],
       );
       if (out.next === undefined) return { released: 0 };
       tier = out.next;
@@ -81,9 +102,10 @@ export async function waitLease(input: WaitLeaseInput): Promise<WaitLeaseResult>
     } catch (err) {
       if (isCancellation(err)) throw err;
       const lost = lastListed(err, refs);
+      const count = lost.refs.length + (lost.packed?.count ?? 0);
       const done = await release.releaseWaits.executeWithOptions(
-        { ...compensationCall, summary: `hand ${lost.length} waits to a live worker` },
-        [{ refs: lost, lease: workflowInfo().workflowId }],
+        { ...compensationCall, summary: `hand ${count} waits to a live worker` },
+        [{ ...lost, lease: workflowInfo().workflowId }],
       );
       return { released: done.released };
     }

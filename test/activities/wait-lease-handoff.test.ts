@@ -13,7 +13,7 @@ import type { AwsClients } from '../../activities/aws';
 import type { WaitCompletion } from '../../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
 import type { LeaseHeartbeat } from '../../activities/wait-lease';
-import { WaitLeaseKeeper } from '../../activities/wait-lease';
+import { WaitLeaseKeeper, heartbeatRefs } from '../../activities/wait-lease';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -108,7 +108,7 @@ void describe('wait lease of a stopping worker', () => {
     assert.equal(err.nonRetryable, true);
     const left = err.details?.[0] as LeaseHeartbeat;
     assert.deepEqual(
-      left.refs.map((r) => r.workflowId),
+      heartbeatRefs(left).map((r) => r.workflowId),
       ['wf-2'],
     );
     assert.equal(refusals.length, 3, 'the refused failure was sent 3 times');

@@ -7,12 +7,23 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { WaitCompletion } from '../../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
-import type { WaitLeaseInput } from '../../activities/wait-lease';
-import { LEASE_UNHELD_CHECK_MS, WaitLeaseKeeper, listGapMs } from '../../activities/wait-lease';
+import type { WaitRef } from '../../activities/image-wait-watcher';
+import type { LeaseHeartbeat, PackedRefs, WaitLeaseInput } from '../../activities/wait-lease';
+import {
+  LEASE_UNHELD_CHECK_MS,
+  WaitLeaseKeeper,
+  heartbeatRefs,
+  listGapMs,
+  packRefs,
+  releaseActivities,
+} from '../../activities/wait-lease';
+import type { WaitRefsChange } from '../../contracts/wait-lease';
+import { applyTold } from '../../contracts/wait-lease';
 import type { AwsClients } from '../../activities/aws';
 import { leaseHold } from '../../workflows/presets';
 
@@ -27,16 +38,29 @@ const idle: WaitCompletion = {
 };
 
 function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {}) {
+  /** What the lease knows after each signal (its handler's merge), and the signals as sent. */
   const told: { id: string; refs: string[] }[] = [];
+  const signals: (WaitRef[] | WaitRefsChange<WaitRef>)[] = [];
+  const leaseKnows = new Map<string, WaitRef[]>();
+  let refuseSignals = 0;
+  const refusedSignals = { count: 0 };
   const recorded: string[][] = [];
+  const recordedBytes: number[] = [];
   let now = T0;
   const aws: AwsClients = {
     ec2: () => Promise.reject(new Error('no EC2 here')),
     kms: () => Promise.reject(new Error('no KMS here')),
     destroy: () => undefined,
   };
+  // Runs cancelled by the test (`cancel`): the watcher's next round drops their waits.
+  const cancelled = new Set<string>();
+  const completion: WaitCompletion = {
+    ...idle,
+    cancelRequested: (ref) => Promise.resolve(cancelled.has(ref.workflowId)),
+    cancelledRuns: () => Promise.resolve(new Set([...cancelled].map((id) => `${id}/run`))),
+  };
   const watcher = new ImageWaitWatcher(
-    { aws, completion: idle, now: () => now, sleep: () => Promise.resolve(), autoPoll: false },
+    { aws, completion, now: () => now, sleep: () => Promise.resolve(), autoPoll: false },
     DEFAULT_WATCHER_OPTIONS,
   );
   const started: { id: string; input: WaitLeaseInput }[] = [];
@@ -62,14 +86,25 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
       leaseOpen: (id) => Promise.resolve(open.has(id)),
       checkEveryMs: 3_600_000,
       now: () => now,
-      tellLease: (id, refs) => {
+      tellLease: (id, signal) => {
         // As Temporal answers a signal to a workflow whose start has not landed: not found.
         if (!open.has(id)) return Promise.reject(new Error(`workflow not found: ${id}`));
-        told.push({ id, refs: refs.map((r) => r.workflowId) });
+        if (refuseSignals > 0) {
+          refuseSignals -= 1;
+          refusedSignals.count += 1;
+          return Promise.reject(new Error('14 UNAVAILABLE: connection refused'));
+        }
+        signals.push(signal);
+        // What the lease knows after it, as its workflow's handler merges it.
+        const before = leaseKnows.get(id) ?? started.find((s) => s.id === id)?.input.refs ?? [];
+        const after = applyTold(before, signal);
+        leaseKnows.set(id, after);
+        told.push({ id, refs: after.map((r) => r.workflowId) });
         return Promise.resolve();
       },
       recordNow: (_token, beat) => {
-        recorded.push(beat.refs.map((r) => r.workflowId));
+        recorded.push(heartbeatRefs(beat).map((r) => r.workflowId));
+        recordedBytes.push(JSON.stringify(beat).length);
         return Promise.resolve();
       },
     },
@@ -81,7 +116,25 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
     imageId: `ami-${n.toString(16).padStart(17, '0')}`,
     deadline: T0 + 3600_000,
   });
-  return { watcher, keeper, started, open, wait, told, recorded, advance: (ms: number) => (now += ms) };
+  return {
+    watcher,
+    keeper,
+    started,
+    open,
+    wait,
+    told,
+    signals,
+    recorded,
+    recordedBytes,
+    refuseNextSignals: (n: number) => (refuseSignals = n),
+    refusedSignals,
+    /** The runs' waits go (their runs were cancelled), as the watcher's next round finds. */
+    cancel: async (...ns: number[]) => {
+      for (const n of ns) cancelled.add(`wf-${n}`);
+      await watcher.pollRound();
+    },
+    advance: (ms: number) => (now += ms),
+  };
 }
 
 /** Lets the keeper's promise callbacks run (a refused start settles on a later tick). */
@@ -165,6 +218,11 @@ void describe('wait lease keeper', () => {
     // Leases started before the setting existed keep the 6 min / 1 min they ran with.
     assert.equal(leaseHold('q', 'solo').heartbeatTimeout, '6m');
     assert.equal(leaseHold('q', 'shared').heartbeatTimeout, '1m');
+    // A hold not picked up is lost after twice its heartbeat timeout, 30 s to 2 min (it was 30 s for
+    // all, and a saturated worker at 10,000 runs lost its lease so).
+    assert.equal(leaseHold('q', 'solo').scheduleToStartTimeout, 120_000);
+    assert.equal(leaseHold('q', 'shared').scheduleToStartTimeout, 120_000);
+    assert.equal(leaseHold('q', 'solo', input?.heartbeatTimeoutMs).scheduleToStartTimeout, 30_000);
     keeper.stop();
   });
 
@@ -277,5 +335,144 @@ void describe('wait lease keeper', () => {
       await held.catch(() => undefined);
     }
     keeper.stop();
+  });
+  void it('GIVEN a lease over 5,000 waits whose hold has not run WHEN 100 more arrive and 10 go THEN each signal carries only what changed (not the whole list), and the lease knows exactly the waits held', async () => {
+    const { watcher, keeper, told, signals, wait, cancel } = setup();
+    try {
+      for (let n = 1; n <= 5_000; n++) watcher.add(wait(n));
+      const deadline = Date.now() + 5_000;
+      const knows = async (size: number) => {
+        while (told.at(-1)?.refs.length !== size && Date.now() < deadline) await delay(20);
+        assert.equal(told.at(-1)?.refs.length, size);
+      };
+      await knows(5_000);
+      const before = signals.length;
+      for (let n = 5_001; n <= 5_100; n++) {
+        watcher.add(wait(n));
+        await settle();
+      }
+      await cancel(...Array.from({ length: 10 }, (_, i) => i + 1));
+      assert.equal(watcher.size(), 5_090);
+      await knows(5_090);
+      const sent = signals.slice(before);
+      assert.ok(sent.length > 0);
+      for (const signal of sent) assert.ok(!Array.isArray(signal), 'a change, not a whole list');
+      const listed = sent.reduce(
+        (n, x) => n + (Array.isArray(x) ? x.length : x.added.length + x.gone.length),
+        0,
+      );
+      // Whole lists: ≥ 5,000 refs per signal. Changes: each added and gone wait once.
+      assert.equal(listed, 110, `${listed} refs in ${sent.length} signals for 100 added and 10 gone`);
+      assert.deepEqual(new Set(told.at(-1)?.refs), new Set(watcher.refs().map((r) => r.workflowId)));
+    } finally {
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN a signal the server refused (it may still have landed) WHEN the keeper tells the lease again THEN that signal carries the whole list, which the lease takes as it is', async () => {
+    const { watcher, keeper, told, signals, wait, refuseNextSignals } = setup();
+    try {
+      watcher.add(wait(1));
+      await settle();
+      refuseNextSignals(1);
+      watcher.add(wait(2));
+      const deadline = Date.now() + 5_000;
+      while (told.length === 0 && Date.now() < deadline) await delay(20);
+      assert.deepEqual(
+        (signals.at(-1) as WaitRef[]).map((r) => r.workflowId),
+        ['wf-1', 'wf-2'],
+        'the whole list after the refusal',
+      );
+      watcher.add(wait(3));
+      while (told.at(-1)?.refs.length !== 3 && Date.now() < deadline) await delay(20);
+      assert.deepEqual(signals.at(-1), { added: [wait(3).ref], gone: [] }, 'changes again once one landed');
+    } finally {
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN a server refusing every signal WHEN a wait arrives before the hold runs THEN the keeper sends it again a second later, not at once in a loop', async () => {
+    const { watcher, keeper, wait, refuseNextSignals, refusedSignals } = setup();
+    try {
+      watcher.add(wait(1));
+      await settle();
+      refuseNextSignals(1_000);
+      watcher.add(wait(2));
+      await delay(200);
+      // TELL_RETRY_MS (1 s) between tries: one refusal within 200 ms (a loop without it: hundreds).
+      assert.equal(refusedSignals.count, 1);
+    } finally {
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN a hold over 5,000 waits scheduled by a lease workflow that reads packed lists WHEN a wait is added THEN the record is packed, under half the plain list (a third with real ids), and lists every wait', async () => {
+    const { watcher, keeper, recorded, recordedBytes, wait } = setup();
+    for (let n = 1; n <= 5_000; n++)
+      watcher.add({ ...wait(n), ref: { ...wait(n).ref, runId: randomUUID() } });
+    const plainBytes = JSON.stringify({ refs: watcher.refs() }).length;
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 10_000 });
+    const beats: LeaseHeartbeat[] = [];
+    env.on('heartbeat', (d: LeaseHeartbeat) => beats.push(d));
+    const held = env.run(keeper.activities().holdWaitLease, { tier: 'shared' as const, packed: true });
+    try {
+      await settle();
+      watcher.add(wait(5_001));
+      const deadline = Date.now() + 5_000;
+      while (recorded.length === 0 && Date.now() < deadline) await delay(20);
+      assert.equal(recorded.at(-1)?.length, 5_001, 'the record lists every wait');
+      assert.ok(beats[0] && 'packed' in beats[0], 'the heartbeat is packed too');
+      const bytes = recordedBytes.at(-1) ?? Infinity;
+      assert.ok(bytes < plainBytes / 2, `${bytes} bytes packed against ${plainBytes} plain`);
+    } finally {
+      env.cancel();
+      await held.catch(() => undefined);
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN a hold scheduled by a lease workflow of before packed lists (no `packed`) THEN it records plain refs, which that workflow reads', async () => {
+    const { watcher, keeper, wait } = setup();
+    watcher.add(wait(1));
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 10_000 });
+    const beats: LeaseHeartbeat[] = [];
+    env.on('heartbeat', (d: LeaseHeartbeat) => beats.push(d));
+    const held = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const });
+    await settle();
+    assert.deepEqual(beats[0], { refs: [wait(1).ref] });
+    env.cancel();
+    await held.catch(() => undefined);
+    keeper.stop();
+  });
+});
+
+void describe('releaseWaits', () => {
+  void it('GIVEN a lost lease whose last heartbeat was packed WHEN releaseWaits runs THEN every packed wait is failed retryable by id, with the plain ones', async () => {
+    const released: WaitRef[] = [];
+    const { releaseWaits } = releaseActivities((ref) => {
+      released.push(ref);
+      return Promise.resolve(true);
+    });
+    const refs = Array.from({ length: 120 }, (_, n) => ({
+      workflowId: `wf-${n}`,
+      runId: randomUUID(),
+      activityId: '7',
+    }));
+    const out = await new MockActivityEnvironment().run(releaseWaits, {
+      refs: refs.slice(0, 1),
+      packed: packRefs(refs.slice(1)),
+      lease: 'lease-1',
+    });
+    assert.deepEqual(out, { released: 120, gone: 0 });
+    assert.deepEqual(released, refs);
+  });
+
+  void it('GIVEN a packed list of an unknown version THEN releaseWaits fails naming it, without retrying', async () => {
+    const { releaseWaits } = releaseActivities(() => Promise.resolve(true));
+    const packed = { ...packRefs([]), v: 3 } as unknown as PackedRefs;
+    await assert.rejects(new MockActivityEnvironment().run(releaseWaits, { refs: [], packed, lease: 'l' }), {
+      type: 'UnknownWaitListEncoding',
+      nonRetryable: true,
+    });
   });
 });

@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { WaitRef } from '../../activities/image-wait-watcher';
 import type { LeaseHeartbeat } from '../../activities/wait-lease';
+import { heartbeatRefs } from '../../activities/wait-lease';
 import { AmiflowClient } from '../../client';
 import type { WorkerProcess } from '../../devkit/worker-process';
 import { startWorkerProcess } from '../../devkit/worker-process';
@@ -42,7 +43,7 @@ async function leasedRefs(): Promise<{ leaseId: string; refs: WaitRef[] } | unde
     const payload = d.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
     const beat = defaultPayloadConverter.fromPayload<LeaseHeartbeat>(payload);
-    return { leaseId: e.workflowId, refs: beat.refs };
+    return { leaseId: e.workflowId, refs: heartbeatRefs(beat) };
   }
   return undefined;
 }

@@ -87,6 +87,8 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
   waitLease: {
     'wait-lease-ended': completed(),
     'wait-lease-lost': completed('releaseWaits'),
+    // Told by signal of both forms (a whole list, then changes) before its hold ever ran.
+    'wait-lease-told': completed('releaseWaits', 'WORKFLOW_EXECUTION_SIGNALED'),
   },
   imageFromInstance: {
     'image-from-instance-stop': completed('stopInstance', 'startInstance'),

@@ -24,11 +24,11 @@ void describe('wait lease of a stopping worker', () => {
       message: '1 waits could not be handed off',
       details: [{ refs: refs(2) }],
     });
-    assert.deepEqual(lastListed(holdFailed(incomplete), refs(1, 2, 3)), refs(2));
+    assert.deepEqual(lastListed(holdFailed(incomplete), refs(1, 2, 3)), { refs: refs(2) });
   });
 
   void it('GIVEN a hold that failed for another reason THEN the lease releases every wait it knew', () => {
     const other = ApplicationFailure.create({ type: 'Other', message: 'x', details: [{ refs: refs(2) }] });
-    assert.deepEqual(lastListed(holdFailed(other), refs(1, 2, 3)), refs(1, 2, 3));
+    assert.deepEqual(lastListed(holdFailed(other), refs(1, 2, 3)), { refs: refs(1, 2, 3) });
   });
 });

@@ -17,8 +17,9 @@ import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import type { WaitRef } from '../../activities/image-wait-watcher';
 import type { HoldLeaseInput, LeaseTurn, ReleaseWaitsInput } from '../../activities/wait-lease';
+import { packRefs, unpackRefs } from '../../activities/wait-lease';
 import { ASYNC_IMAGE_WAIT_PATCH } from '../../workflows/presets';
-import { lastListed, waitLease } from '../../workflows/wait-lease';
+import { lastListed, waitLease, waitLeaseRefsSignal } from '../../workflows/wait-lease';
 import { saveHistory } from '../support/histories';
 import { timeSkippingEnv, uniqueTaskQueue } from '../support/temporal';
 import {
@@ -36,8 +37,11 @@ import { workflowEnv } from './harness';
 
 const env = workflowEnv(timeSkippingEnv);
 
-const refs = (n: number): WaitRef[] =>
-  Array.from({ length: n }, (_, i) => ({ workflowId: `wf-${i}`, runId: 'run', activityId: '9' }));
+/** Heartbeat timeouts as the chaos stack sets them: a hold not picked up is lost after 30 s (leaseScheduleToStartMs). */
+const FAST = { solo: 10_000, shared: 10_000 };
+
+const ref = (i: number): WaitRef => ({ workflowId: `wf-${i}`, runId: 'run', activityId: '9' });
+const refs = (n: number): WaitRef[] => Array.from({ length: n }, (_, i) => ref(i));
 
 /** The shared queue's worker (the lease workflow, releaseWaits) and the holder's own lease queue. */
 async function runLease(
@@ -114,9 +118,59 @@ void describe('wait lease workflow', () => {
       'worker',
       new TimeoutFailure('heartbeat', { refs: refs(8) }, TimeoutType.HEARTBEAT),
     );
-    assert.deepEqual(lastListed(timedOut, refs(1)), refs(8));
-    assert.deepEqual(lastListed(new Error('other'), refs(1)), refs(1));
+    assert.deepEqual(lastListed(timedOut, refs(1)), { refs: refs(8) });
+    assert.deepEqual(lastListed(new Error('other'), refs(1)), { refs: refs(1) });
   });
+
+  void it('GIVEN a lease whose hold heartbeated a packed list WHEN it times out THEN that packed list goes to releaseWaits as it is (unpacked there, outside the sandbox)', () => {
+    const packed = packRefs(refs(8));
+    const timedOut = new ActivityFailure(
+      'activity timed out',
+      'holdWaitLease',
+      '1',
+      RetryState.NON_RETRYABLE_FAILURE,
+      'worker',
+      new TimeoutFailure('heartbeat', { packed }, TimeoutType.HEARTBEAT),
+    );
+    assert.deepEqual(lastListed(timedOut, refs(1)), { refs: [], packed });
+    assert.deepEqual(unpackRefs(packed), refs(8));
+  });
+
+  void it(
+    'GIVEN a lease its worker never picks up WHEN the worker signals a whole list (the first form) and then changes (added, gone) THEN once its hold is not picked up within 30 s the waits released are exactly those the signals add up to',
+    RUN_TIMEOUT,
+    async () => {
+      const taskQueue = uniqueTaskQueue('lease-told');
+      const released: ReleaseWaitsInput[] = [];
+      const shared = await startWorker(env, taskQueue, {
+        ...happyActivities(),
+        releaseWaits: (r) => {
+          released.push(r);
+          return Promise.resolve({ released: r.refs.length, gone: 0 });
+        },
+      });
+      const handle = await env.client.workflow.start(waitLease, {
+        taskQueue,
+        workflowId: uniqueWorkflowId('lease-told'),
+        args: [
+          { leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: refs(1), heartbeatTimeoutMs: FAST },
+        ],
+      });
+      await handle.signal(waitLeaseRefsSignal, refs(3));
+      await handle.signal(waitLeaseRefsSignal, { added: [ref(3), ref(4), ref(5)], gone: [ref(0)] });
+      await handle.signal(waitLeaseRefsSignal, { added: [], gone: [ref(4)] });
+      const result = await withinBound(shared.runUntil(handle.result()), 'the told lease');
+      assert.deepEqual(result, { released: 4 });
+      assert.deepEqual(
+        released[0]?.refs.map((r) => r.workflowId),
+        ['wf-1', 'wf-2', 'wf-3', 'wf-5'],
+      );
+      await saveHistory(
+        { history: await handle.fetchHistory(), workflowId: handle.workflowId },
+        'wait-lease-told',
+      );
+    },
+  );
 
   void it(
     'GIVEN a lease that turns shared and then sees its last wait go WHEN it ends THEN nothing is released',
@@ -138,7 +192,7 @@ void describe('wait lease workflow', () => {
   );
 
   void it(
-    'GIVEN a lease its worker never picks up WHEN 30 s pass THEN the waits it started with are released',
+    'GIVEN a lease with 10 s heartbeat timeouts its worker never picks up WHEN 30 s pass THEN the waits it started with are released',
     RUN_TIMEOUT,
     async () => {
       const taskQueue = uniqueTaskQueue('lease-unheld');
@@ -153,7 +207,9 @@ void describe('wait lease workflow', () => {
       const handle = await env.client.workflow.start(waitLease, {
         taskQueue,
         workflowId: uniqueWorkflowId('lease-unheld'),
-        args: [{ leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: refs(2) }],
+        args: [
+          { leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: refs(2), heartbeatTimeoutMs: FAST },
+        ],
       });
       const result = await withinBound(shared.runUntil(handle.result()), 'the unheld lease');
       assert.deepEqual(result, { released: 2 });
