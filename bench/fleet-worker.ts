@@ -124,6 +124,9 @@ export async function startStack(): Promise<Stack> {
         awsEndpoint: proxy.endpoint,
         bundlePath,
         entry,
+        // AMIFLOW_BENCH_NODE_FLAGS: flags on the worker's command line, as a container's CMD would
+        // pass them (`--single-threaded-gc`: V8 flags Node 24 refuses in NODE_OPTIONS).
+        nodeArgs: (process.env.AMIFLOW_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
         // AMIFLOW_BENCH_WORKER_* of the bench's own environment reach the worker without the prefix,
         // to compare settings (AMIFLOW_BENCH_WORKER_AMIFLOW_MAX_CACHED_WORKFLOWS=10).
         env: {

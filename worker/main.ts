@@ -1,4 +1,6 @@
 /** The worker process: `npm start`. Scale out by running more copies on the same task queue. */
+// First: V8 flags from the environment (AMIFLOW_V8_MEMORY_SAVER) before any other module loads.
+import { appliedV8Flags } from './v8-settings';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { Worker } from '@temporalio/worker';
 import type { NativeConnection } from '@temporalio/worker';
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
       ...(settings.metricsAddress ? { metrics: `http://${settings.metricsAddress}/metrics` } : {}),
       ...(health ? { health: `http://${health.address}/readyz` } : {}),
       tracing: tracing ? 'otlp' : 'off',
+      ...(appliedV8Flags.length > 0 ? { v8Flags: appliedV8Flags.join(' ') } : {}),
     });
     // Worker.run() shuts down gracefully on SIGINT/SIGTERM: in-flight activities get the grace time.
     try {
