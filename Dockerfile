@@ -16,7 +16,7 @@ COPY activities ./activities
 COPY worker ./worker
 COPY client ./client
 COPY shared ./shared
-COPY scripts/bundle-workflows.ts ./scripts/
+COPY scripts/bundle-workflows.ts scripts/ec2-client-subset.ts ./scripts/
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS production-deps

@@ -43,6 +43,7 @@ void describe('readWorkerSettings', () => {
       imageWaitCallsPerSecond: 10,
       instanceWaitCallsPerSecond: 2,
       v8MemorySaver: false,
+      ec2ClientSubset: true,
     });
   });
 
@@ -56,6 +57,14 @@ void describe('readWorkerSettings', () => {
       () => readWorkerSettings({ AMIFLOW_V8_MEMORY_SAVER: '1' }, false),
       'AMIFLOW_V8_MEMORY_SAVER=1',
       'on or off',
+    );
+  });
+
+  void it('GIVEN AMIFLOW_EC2_CLIENT_SUBSET WHEN read THEN on unless off; anything else is refused', () => {
+    assert.equal(readWorkerSettings({ AMIFLOW_EC2_CLIENT_SUBSET: 'off' }, false).ec2ClientSubset, false);
+    refused(
+      () => readWorkerSettings({ AMIFLOW_EC2_CLIENT_SUBSET: 'no' }, false),
+      'AMIFLOW_EC2_CLIENT_SUBSET=no',
     );
   });
 
@@ -150,6 +159,7 @@ void describe('readWorkerSettings', () => {
       logFormat: 'pretty',
       metricsAddress: '127.0.0.1:9000',
       v8MemorySaver: false,
+      ec2ClientSubset: true,
     });
   });
 
