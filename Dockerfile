@@ -16,7 +16,7 @@ COPY activities ./activities
 COPY worker ./worker
 COPY client ./client
 COPY shared ./shared
-COPY scripts/bundle-workflows.ts ./scripts/
+COPY scripts/bundle-workflows.ts scripts/ec2-client-subset.ts ./scripts/
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS production-deps
@@ -33,6 +33,8 @@ ENV AMIFLOW_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 # --lite-mode: the workflow sandbox needs WebAssembly. MALLOC_MMAP_THRESHOLD_=32768: V8's compiler
 # zones take 32 KB segments from malloc and free them after each compile; in the arenas they left
 # holes glibc never returned (~25 MB on Node 24), mmapped they are unmapped on free.
+# Where memory is scarcer than CPU: AMIFLOW_V8_MEMORY_SAVER=on (V8's memory saver; ~230 MB instead of
+# 330-425 MB with 1,000 waits, ~70 ms instead of 41-50 ms worker CPU per run; docs/sizing.md).
 ENV NODE_OPTIONS=--max-semi-space-size=1 MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=32768
 # Metrics (Prometheus) and health probes; logs are JSON lines (stdout is not a terminal here).
 ENV AMIFLOW_METRICS_ADDRESS=0.0.0.0:9464 AMIFLOW_HEALTH_ADDRESS=0.0.0.0:8080

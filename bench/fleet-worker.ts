@@ -24,7 +24,8 @@ import { leanSourceMaps, workflowsPath } from '../worker/bundle-options';
 import type { WorkerProcess } from '../devkit/worker-process';
 import { startWorkerProcess } from '../devkit/worker-process';
 import { METRIC } from '../workflows/metric-names';
-import { compileForBench } from './compile';
+import { buildEc2ClientSubset } from '../scripts/ec2-client-subset';
+import { OUT_DIR, compileForBench } from './compile';
 
 /** When the idle worker's RSS is read: 30 s after /readyz, as bench/worker-idle.ts reads `settled`. */
 export const IDLE_SETTLE_SECONDS = 30;
@@ -100,7 +101,12 @@ export async function startStack(): Promise<Stack> {
     process.env.AMIFLOW_BENCH_SHARED_MODULES === '0'
       ? bundleWorkflowCode({ workflowsPath, webpackConfigHook: leanSourceMaps, logger: quietBundler })
       : workflowBundle(),
-    compileForBench('worker/main.ts'),
+    // As `npm run build` lays out dist/: the compiled worker and, next to it, the EC2 client subset
+    // it loads (AMIFLOW_BENCH_WORKER_AMIFLOW_EC2_CLIENT_SUBSET=off: the whole package, to compare).
+    compileForBench('worker/main.ts').then(async (main) => {
+      await buildEc2ClientSubset(path.join(OUT_DIR, 'vendor', 'client-ec2.js'));
+      return main;
+    }),
   ]);
   await writeFile(bundlePath, bundle.code);
   const { proxy, release } = await startHeldImagesProxy(moto.endpoint);
@@ -124,6 +130,9 @@ export async function startStack(): Promise<Stack> {
         awsEndpoint: proxy.endpoint,
         bundlePath,
         entry,
+        // AMIFLOW_BENCH_NODE_FLAGS: flags on the worker's command line, as a container's CMD would
+        // pass them (`--single-threaded-gc`: V8 flags Node 24 refuses in NODE_OPTIONS).
+        nodeArgs: (process.env.AMIFLOW_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
         // AMIFLOW_BENCH_WORKER_* of the bench's own environment reach the worker without the prefix,
         // to compare settings (AMIFLOW_BENCH_WORKER_AMIFLOW_MAX_CACHED_WORKFLOWS=10).
         env: {

@@ -24,6 +24,8 @@ export interface WorkerProcessOptions {
   env?: Record<string, string>;
   /** The lean runtime settings of the Dockerfile and Kubernetes manifests (default true). */
   lean?: boolean;
+  /** Node or V8 flags on the command line, before the entry (V8 flags Node refuses in NODE_OPTIONS). */
+  nodeArgs?: string[];
 }
 
 export interface WorkerProcess {
@@ -56,7 +58,10 @@ export const LEAN_ENV = {
 
 export async function startWorkerProcess(opts: WorkerProcessOptions): Promise<WorkerProcess> {
   const [metricsPort, healthPort] = [await freePort(), await freePort()];
-  const args = opts.entry ? [opts.entry] : ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')];
+  const args = [
+    ...(opts.nodeArgs ?? []),
+    ...(opts.entry ? [opts.entry] : ['--import', 'tsx', path.join(ROOT, 'worker', 'main.ts')]),
+  ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,6 +4,8 @@
  */
 import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../contracts';
 import type { AwsSettings } from '../activities/aws';
+import { V8_MEMORY_SAVER_ENV } from './v8-settings';
+import { EC2_CLIENT_SUBSET_ENV } from './ec2-client-subset';
 
 export interface TemporalSettings {
   address: string;
@@ -56,6 +58,16 @@ export interface WorkerSettings {
   metricsAddress?: string;
   /** host:port of `/healthz` and `/readyz`; undefined when turned off. */
   healthAddress?: string;
+  /**
+   * V8's memory saver mode (AMIFLOW_V8_MEMORY_SAVER=on, default off): less memory for more CPU per
+   * run. Applied by `v8-settings.ts` before the worker's modules load; read here to validate it.
+   */
+  v8MemorySaver: boolean;
+  /**
+   * The build's EC2 client subset (AMIFLOW_EC2_CLIENT_SUBSET, default on; `ec2-client-subset.ts`
+   * applies it before the activities load; read here to validate it).
+   */
+  ec2ClientSubset: boolean;
 }
 
 export class ConfigError extends Error {
@@ -222,5 +234,7 @@ export function readWorkerSettings(
     imageWaitCallsPerSecond: int(env, 'AMIFLOW_IMAGE_WAIT_CALLS_PER_SECOND', 10, 1, 20),
     instanceWaitCallsPerSecond: int(env, 'AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND', 2, 1, 20),
     ...(env.AMIFLOW_WORKFLOW_BUNDLE ? { workflowBundlePath: env.AMIFLOW_WORKFLOW_BUNDLE } : {}),
+    v8MemorySaver: onOff(env, V8_MEMORY_SAVER_ENV, false),
+    ec2ClientSubset: onOff(env, EC2_CLIENT_SUBSET_ENV, true),
   };
 }

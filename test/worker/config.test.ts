@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseRoleArns, readWorkerSettings } from '../../worker/config';
+import { v8FlagsFor } from '../../worker/v8-settings';
 
 const A = '111122223333';
 const B = '444455556666';
@@ -41,7 +42,30 @@ void describe('readWorkerSettings', () => {
       waitLeaseTimeoutsMs: { solo: 360_000, shared: 60_000 },
       imageWaitCallsPerSecond: 10,
       instanceWaitCallsPerSecond: 2,
+      v8MemorySaver: false,
+      ec2ClientSubset: true,
     });
+  });
+
+  void it('GIVEN AMIFLOW_V8_MEMORY_SAVER WHEN read THEN on sets V8 memory saver mode, off or unset none, anything else is refused', () => {
+    assert.equal(readWorkerSettings({ AMIFLOW_V8_MEMORY_SAVER: 'on' }, false).v8MemorySaver, true);
+    assert.deepEqual(v8FlagsFor({ AMIFLOW_V8_MEMORY_SAVER: 'on' }), ['--memory-saver-mode']);
+    assert.equal(readWorkerSettings({ AMIFLOW_V8_MEMORY_SAVER: 'off' }, false).v8MemorySaver, false);
+    assert.deepEqual(v8FlagsFor({ AMIFLOW_V8_MEMORY_SAVER: 'off' }), []);
+    assert.deepEqual(v8FlagsFor({}), []);
+    refused(
+      () => readWorkerSettings({ AMIFLOW_V8_MEMORY_SAVER: '1' }, false),
+      'AMIFLOW_V8_MEMORY_SAVER=1',
+      'on or off',
+    );
+  });
+
+  void it('GIVEN AMIFLOW_EC2_CLIENT_SUBSET WHEN read THEN on unless off; anything else is refused', () => {
+    assert.equal(readWorkerSettings({ AMIFLOW_EC2_CLIENT_SUBSET: 'off' }, false).ec2ClientSubset, false);
+    refused(
+      () => readWorkerSettings({ AMIFLOW_EC2_CLIENT_SUBSET: 'no' }, false),
+      'AMIFLOW_EC2_CLIENT_SUBSET=no',
+    );
   });
 
   void it('GIVEN the wait lease timeouts set WHEN read THEN both tiers take them; a shared tier slower than solo, or under 5 s, is refused', () => {
@@ -134,6 +158,8 @@ void describe('readWorkerSettings', () => {
       workflowBundlePath: '/app/dist/workflow-bundle.js',
       logFormat: 'pretty',
       metricsAddress: '127.0.0.1:9000',
+      v8MemorySaver: false,
+      ec2ClientSubset: true,
     });
   });
 
