@@ -21,8 +21,18 @@ import ts from 'typescript';
 export const EC2_CLIENT = '@aws-sdk/client-ec2';
 
 const ROOT = path.resolve(__dirname, '..');
-/** The folders whose code the worker process loads (workflows run in the sandbox, without the SDK). */
-const RUNTIME_SOURCES = ['activities', 'worker', 'shared', 'contracts'];
+/**
+ * The folders `npm run build` compiles (tsconfig.build.json's `include`): everything the built worker
+ * process can load, so a command imported anywhere in it is in the subset.
+ */
+async function runtimeSources(root: string): Promise<string[]> {
+  const config = JSON.parse(await readFile(path.join(root, 'tsconfig.build.json'), 'utf8')) as {
+    include?: unknown;
+  };
+  if (!Array.isArray(config.include) || !config.include.every((d) => typeof d === 'string'))
+    throw new Error('tsconfig.build.json: expected an include list of folders');
+  return config.include;
+}
 
 async function tsFiles(dir: string): Promise<string[]> {
   const files: string[] = [];
@@ -64,7 +74,9 @@ export function ec2ValueImports(source: string, fileName = 'source.ts'): string[
 
 /** Every EC2 client export the worker's runtime code imports, sorted. */
 export async function ec2ExportsUsed(root = ROOT): Promise<string[]> {
-  const files = (await Promise.all(RUNTIME_SOURCES.map((d) => tsFiles(path.join(root, d))))).flat();
+  const files = (
+    await Promise.all((await runtimeSources(root)).map((d) => tsFiles(path.join(root, d))))
+  ).flat();
   const names = new Set<string>();
   for (const file of files)
     for (const name of ec2ValueImports(await readFile(file, 'utf8'), file)) names.add(name);
