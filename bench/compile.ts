@@ -3,23 +3,14 @@
  * by git), so that process runs plain JavaScript with `node`, as `node dist/worker/main.js` does in
  * production, without the TypeScript loader's own memory in the figure.
  */
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import ts from 'typescript';
+import { tsFiles } from '../scripts/ec2-client-subset';
 
 const ROOT = path.resolve(__dirname, '..');
 export const OUT_DIR = path.join(ROOT, '.amiflow', 'bench');
 const SOURCES = ['activities', 'worker', 'workflows', 'bench', 'contracts', 'client', 'devkit', 'shared'];
-
-async function tsFiles(dir: string): Promise<string[]> {
-  const files: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) files.push(...(await tsFiles(p)));
-    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) files.push(p);
-  }
-  return files;
-}
 
 /** Returns the path of `relative` (a .ts file under the repository) once transpiled. */
 export async function compileForBench(relative: string): Promise<string> {

@@ -34,7 +34,8 @@ async function runtimeSources(root: string): Promise<string[]> {
   return config.include;
 }
 
-async function tsFiles(dir: string): Promise<string[]> {
+/** Every TypeScript source under `dir` (not declaration files); the bench's transpile step walks them too. */
+export async function tsFiles(dir: string): Promise<string[]> {
   const files: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);

@@ -86,6 +86,25 @@ async function runLease(
   return { result, released, history: await handle.fetchHistory(), workflowId: handle.workflowId };
 }
 
+/** A lease started with `held` on a lease queue no worker polls, and a worker for its own tasks that records what it releases. */
+async function unheldLease(name: string, held: WaitRef[]) {
+  const taskQueue = uniqueTaskQueue(name);
+  const released: ReleaseWaitsInput[] = [];
+  const shared = await startWorker(env, taskQueue, {
+    ...happyActivities(),
+    releaseWaits: (r) => {
+      released.push(r);
+      return Promise.resolve({ released: r.refs.length, gone: 0 });
+    },
+  });
+  const handle = await env.client.workflow.start(waitLease, {
+    taskQueue,
+    workflowId: uniqueWorkflowId(name),
+    args: [{ leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: held, heartbeatTimeoutMs: FAST }],
+  });
+  return { shared, handle, released };
+}
+
 void describe('wait lease workflow', () => {
   void it(
     'GIVEN a worker holding 8 waits WHEN its lease ends in failure (what a heartbeat timeout is) THEN the waits it last listed are released to live workers',
@@ -140,22 +159,7 @@ void describe('wait lease workflow', () => {
     'GIVEN a lease its worker never picks up WHEN the worker signals a whole list (the first form) and then changes (added, gone) THEN once its hold is not picked up within 30 s the waits released are exactly those the signals add up to',
     RUN_TIMEOUT,
     async () => {
-      const taskQueue = uniqueTaskQueue('lease-told');
-      const released: ReleaseWaitsInput[] = [];
-      const shared = await startWorker(env, taskQueue, {
-        ...happyActivities(),
-        releaseWaits: (r) => {
-          released.push(r);
-          return Promise.resolve({ released: r.refs.length, gone: 0 });
-        },
-      });
-      const handle = await env.client.workflow.start(waitLease, {
-        taskQueue,
-        workflowId: uniqueWorkflowId('lease-told'),
-        args: [
-          { leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: refs(1), heartbeatTimeoutMs: FAST },
-        ],
-      });
+      const { shared, handle, released } = await unheldLease('lease-told', refs(1));
       await handle.signal(waitLeaseRefsSignal, refs(3));
       await handle.signal(waitLeaseRefsSignal, { added: [ref(3), ref(4), ref(5)], gone: [ref(0)] });
       await handle.signal(waitLeaseRefsSignal, { added: [], gone: [ref(4)] });
@@ -195,22 +199,7 @@ void describe('wait lease workflow', () => {
     'GIVEN a lease with 10 s heartbeat timeouts its worker never picks up WHEN 30 s pass THEN the waits it started with are released',
     RUN_TIMEOUT,
     async () => {
-      const taskQueue = uniqueTaskQueue('lease-unheld');
-      const released: ReleaseWaitsInput[] = [];
-      const shared = await startWorker(env, taskQueue, {
-        ...happyActivities(),
-        releaseWaits: (r) => {
-          released.push(r);
-          return Promise.resolve({ released: r.refs.length, gone: 0 });
-        },
-      });
-      const handle = await env.client.workflow.start(waitLease, {
-        taskQueue,
-        workflowId: uniqueWorkflowId('lease-unheld'),
-        args: [
-          { leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: refs(2), heartbeatTimeoutMs: FAST },
-        ],
-      });
+      const { shared, handle, released } = await unheldLease('lease-unheld', refs(2));
       const result = await withinBound(shared.runUntil(handle.result()), 'the unheld lease');
       assert.deepEqual(result, { released: 2 });
       assert.deepEqual(released[0]?.refs, refs(2));
