@@ -22,18 +22,15 @@ import type { Image } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AwsTarget } from '../contracts';
 import { FailureType } from '../contracts';
+import type { WaitRef } from '../contracts/wait-lease';
+import { leaseRefKey } from '../contracts/wait-lease';
 import type { AwsClients } from './aws';
 import { failure } from './errors';
 import { describeImageIds } from './image-watch';
 import type { AvailableImage } from './images';
 import { imageFailure } from './images';
 
-/** Names one attempt of one activity without its (large) task token: what a lease carries. */
-export interface WaitRef {
-  workflowId: string;
-  runId: string;
-  activityId: string;
-}
+export type { WaitRef } from '../contracts/wait-lease';
 
 /** What the watcher needs of Temporal (the worker's async completion client; a fake in tests). */
 export interface WaitCompletion {
@@ -178,7 +175,6 @@ interface Group {
 
 type Counter = 'completed' | 'failed';
 
-const refKey = (ref: WaitRef): string => `${ref.workflowId}/${ref.runId}/${ref.activityId}`;
 const groupKey = (target: AwsTarget): string => `${target.accountId ?? 'self'}/${target.region}`;
 
 export class ImageWaitWatcher {
@@ -219,7 +215,7 @@ export class ImageWaitWatcher {
   /** Takes a wait; throws a retryable failure (another worker takes it) once shutting down. */
   add(request: ImageWaitRequest): void {
     if (this.stopping) throw this.handOffFailure();
-    const key = refKey(request.ref);
+    const key = leaseRefKey(request.ref);
     const now = this.deps.now();
     const h: Held = {
       ...request,

@@ -21,8 +21,8 @@ export const CANCELLING_STEP = 'cancelling';
  */
 export const WAIT_LEASE_PRIORITY_KEY = 1;
 
-/** A held wait as the lease lists it (the shape of activities/image-wait-watcher.ts's WaitRef). */
-interface LeaseRef {
+/** Names one attempt of one activity without its (large) task token: what a lease carries. */
+export interface WaitRef {
   workflowId: string;
   runId: string;
   activityId: string;
@@ -33,19 +33,19 @@ interface LeaseRef {
  * and those gone. A signal used to carry the whole list each time, and at 10,000 waits each one put
  * ~1 MB into the lease's history; a change of a few waits is now a few hundred bytes.
  */
-export interface WaitRefsChange<R extends LeaseRef = LeaseRef> {
+export interface WaitRefsChange<R extends WaitRef = WaitRef> {
   added: R[];
   gone: R[];
 }
 
-export const leaseRefKey = (r: LeaseRef): string => `${r.workflowId}/${r.runId}/${r.activityId}`;
+export const leaseRefKey = (r: WaitRef): string => `${r.workflowId}/${r.runId}/${r.activityId}`;
 
 /**
  * The waits a lease knows after a `waitLeaseRefs` signal: a whole list (the signal's first form,
  * still sent by workers of earlier releases and after a refused signal) replaces them; a change
  * adds and removes. Anything else leaves them as they were.
  */
-export function applyTold<R extends LeaseRef>(known: R[], told: R[] | WaitRefsChange<R> | undefined): R[] {
+export function applyTold<R extends WaitRef>(known: R[], told: R[] | WaitRefsChange<R> | undefined): R[] {
   if (Array.isArray(told)) return told;
   if (!told || !Array.isArray(told.added) || !Array.isArray(told.gone)) return known;
   const gone = new Set(told.gone.map(leaseRefKey));

@@ -86,6 +86,17 @@ async function runLease(
   return { result, released, history: await handle.fetchHistory(), workflowId: handle.workflowId };
 }
 
+/** The lease's hold as its workflow sees it after a heartbeat timeout, with these last details. */
+const holdTimedOut = (lastDetails: unknown) =>
+  new ActivityFailure(
+    'activity timed out',
+    'holdWaitLease',
+    '1',
+    RetryState.NON_RETRYABLE_FAILURE,
+    'worker',
+    new TimeoutFailure('heartbeat', lastDetails, TimeoutType.HEARTBEAT),
+  );
+
 /** A lease started with `held` on a lease queue no worker polls, and a worker for its own tasks that records what it releases. */
 async function unheldLease(name: string, held: WaitRef[]) {
   const taskQueue = uniqueTaskQueue(name);
@@ -129,28 +140,14 @@ void describe('wait lease workflow', () => {
   );
 
   void it('GIVEN a lease that timed out on heartbeats THEN the waits released are those of its last heartbeat, not the ones it started with', () => {
-    const timedOut = new ActivityFailure(
-      'activity timed out',
-      'holdWaitLease',
-      '1',
-      RetryState.NON_RETRYABLE_FAILURE,
-      'worker',
-      new TimeoutFailure('heartbeat', { refs: refs(8) }, TimeoutType.HEARTBEAT),
-    );
+    const timedOut = holdTimedOut({ refs: refs(8) });
     assert.deepEqual(lastListed(timedOut, refs(1)), { refs: refs(8) });
     assert.deepEqual(lastListed(new Error('other'), refs(1)), { refs: refs(1) });
   });
 
   void it('GIVEN a lease whose hold heartbeated a packed list WHEN it times out THEN that packed list goes to releaseWaits as it is (unpacked there, outside the sandbox)', () => {
     const packed = packRefs(refs(8));
-    const timedOut = new ActivityFailure(
-      'activity timed out',
-      'holdWaitLease',
-      '1',
-      RetryState.NON_RETRYABLE_FAILURE,
-      'worker',
-      new TimeoutFailure('heartbeat', { packed }, TimeoutType.HEARTBEAT),
-    );
+    const timedOut = holdTimedOut({ packed });
     assert.deepEqual(lastListed(timedOut, refs(1)), { refs: [], packed });
     assert.deepEqual(unpackRefs(packed), refs(8));
   });
