@@ -29,6 +29,23 @@ export const SOLO_AT = 2;
 /** A lease activity ends and is scheduled again after this long, so no attempt runs unbounded. */
 export const LEASE_TURN_MS = 6 * 3600_000;
 
+/**
+ * The hold's list reaches the server by one path, the SDK's heartbeat (Core sends one report at a
+ * time for an activity, then the newest details it was given), paced by the hold: a keep-alive once
+ * per `KEEP_ALIVE_OF_TIMEOUT` × its heartbeat timeout (what Core's throttle sent before), and one as
+ * soon as waits were added, at most one per `LEASE_BEAT_GAP_MS`. The lease worker's
+ * `maxHeartbeatThrottleInterval` is that gap, so Core holds back nothing the hold sends.
+ *
+ * It used to go two ways: Core's throttled heartbeat (0.8 × timeout) and, for added waits, the
+ * worker's client at once. They were not ordered: a Core report of an older list (retried by Core
+ * for up to 10 s while the server was away) could land after the client's newer one, and the server
+ * kept the older list until Core's next window (48 s at 1 min); a SIGKILL then stranded the added
+ * waits until their backstop. Client heartbeats alone cannot replace Core's either: Core cancels an
+ * activity locally when no report of its own completed within the heartbeat timeout (+ 5 s).
+ */
+export const LEASE_BEAT_GAP_MS = 1_000;
+export const KEEP_ALIVE_OF_TIMEOUT = 0.8;
+
 export interface WaitLeaseInput {
   /** The task queue only the holding worker polls. */
   leaseQueue: string;
@@ -60,7 +77,7 @@ export interface LeaseTurn {
 /**
  * A list of waits, packed: `data` is the base64 of the raw DEFLATE of the JSON array of
  * [workflowId, runId, activityId] triples. A heartbeat's list goes through the server into the
- * lease's state each time the hold records it (once a second while waits arrive at 10,000): as
+ * lease's state each time the hold heartbeats it (once a second while waits arrive): as
  * plain `refs` ~117 bytes a wait, ~1.2 MB at 10,000, packed ~28 bytes (Temporal's run ids are
  * UUIDv7: their time prefix compresses, their random part does not). Only activities pack and unpack (zlib is not in the workflow sandbox);
  * the lease workflow hands it on to `releaseWaits` as it is.
@@ -143,11 +160,8 @@ export interface LeaseKeeperOptions {
    */
   leaseOpen?: LeaseOpen;
   checkEveryMs?: number;
-  /**
-   * Records the hold's heartbeat at once, past the SDK's throttle (0.8 × timeout, up to 5 min): a
-   * wait added since the last flush is otherwise missing from what the lease releases on a crash.
-   */
-  recordNow?: (taskToken: Uint8Array, beat: LeaseHeartbeat) => Promise<void>;
+  /** Sees each heartbeat the hold hands to the SDK (benches count them and their bytes). */
+  onBeat?: (beat: LeaseHeartbeat) => void;
   /**
    * Tells a lease whose hold has not started yet of the waits it covers now (signal `waitLeaseRefs`):
    * what changed since the last signal that landed, or the whole list after one was refused.
@@ -241,7 +255,7 @@ export class WaitLeaseKeeper {
       // wait that way: the lease released only the waits it started with). Wait for the start.
       if (!(await this.starting)) return;
       for (let failures = 0; stillUnheld() && failures < TELL_ATTEMPTS;) {
-        // Each signal lands in the lease's history: one per listGapMs at most, as the hold's records
+        // Each signal lands in the lease's history: one per listGapMs at most, as the hold's heartbeats
         // (waits arriving meanwhile go in the next one).
         const gap = this.lastToldAt + listGapMs(this.watcher.size()) - Date.now();
         if (gap > 0) await delay(gap, undefined, { ref: false });
@@ -270,25 +284,6 @@ export class WaitLeaseKeeper {
         }
       }
     })().finally(() => (this.telling = undefined));
-  }
-
-  private recording: Promise<void> | undefined;
-  private recordBeat: LeaseHeartbeat | undefined;
-
-  /** Sends the newest list past the SDK's heartbeat throttle, one call at a time. */
-  private record(token: Uint8Array, beat: LeaseHeartbeat): void {
-    const send = this.opts.recordNow;
-    if (!send) return;
-    this.recordBeat = beat;
-    if (this.recording) return;
-    this.recording = (async () => {
-      for (let next = this.recordBeat; next; next = this.recordBeat) {
-        this.recordBeat = undefined;
-        await send(token, next).catch((err: unknown) =>
-          this.opts.log?.('could not record the wait lease heartbeat', { error: String(err) }),
-        );
-      }
-    })().finally(() => (this.recording = undefined));
   }
 
   /** Stops the periodic check (the worker is shutting down). */
@@ -388,10 +383,10 @@ export class WaitLeaseKeeper {
 
   /**
    * The watcher changes once per wait added or gone, and each time the hold rebuilt, compared and
-   * encoded the whole list (heartbeat details, and the immediate record): 10,000 runs reaching their
+   * encoded the whole list (its heartbeat details): 10,000 runs reaching their
    * waits one after the other cost O(N²), a third of the worker's CPU at 2,000 (bench/fleet-light.ts
    * `--cpu-prof`). A list of N waits is taken at most once per `listGapMs(N)`: the cost per second
-   * stays bounded, and a wait joins the recorded list within that gap (≤ 1 s at 10,000). Shutdown
+   * stays bounded, and a wait joins the heartbeated list within that gap (≤ 1 s at 10,000). Shutdown
    * does not wait for the gap.
    */
   private async untilListGapEnds(ctx: Context, listedAt: number): Promise<void> {
@@ -407,8 +402,8 @@ export class WaitLeaseKeeper {
   private async hold(input: HoldLeaseInput): Promise<LeaseTurn> {
     const ctx = Context.current();
     const timeoutMs = ctx.info.heartbeatTimeoutMs ?? LEASE_HEARTBEAT_TIMEOUT_MS[input.tier];
-    // The SDK sends at most one heartbeat per 0.8 × timeout and flushes the latest details at the
-    // end of that window, so calling more often costs nothing and keeps the list recent.
+    const keepAliveMs = KEEP_ALIVE_OF_TIMEOUT * timeoutMs;
+    // Tier and turn are checked this often, between heartbeats.
     const checkEveryMs = Math.min(10_000, timeoutMs / 6);
     const began = Date.now();
     // The list as of now, not empty: a later turn of the lease starts with no change pending, and an
@@ -418,6 +413,9 @@ export class WaitLeaseKeeper {
       input.packed === true ? { packed: packRefs(list) } : { refs: list };
     let beat = listed(refs);
     let listedAt = Date.now();
+    let sentAt = -Infinity;
+    // Waits were added since the last heartbeat: the next one goes at once, not at the keep-alive.
+    let added = true;
     this.dirty = false;
     this.holding += 1;
     try {
@@ -434,12 +432,20 @@ export class WaitLeaseKeeper {
           beat = listed(refs);
           listedAt = Date.now();
           this.dirty = false;
-          if (refs.some((r) => !before.has(leaseRefKey(r)))) this.record(ctx.info.taskToken, beat);
+          // Waits gone only wait for the keep-alive: a list naming a finished wait releases nothing.
+          if (refs.some((r) => !before.has(leaseRefKey(r)))) added = true;
         }
         const want = tierFor(n, input.tier);
         if (want !== input.tier || Date.now() - began >= LEASE_TURN_MS) return { next: want, refs };
-        ctx.heartbeat(beat);
-        await Promise.race([ctx.sleep(checkEveryMs), this.woken()]);
+        const dueAt = sentAt + (added ? LEASE_BEAT_GAP_MS : keepAliveMs);
+        if (Date.now() >= dueAt) {
+          ctx.heartbeat(beat);
+          this.opts.onBeat?.(beat);
+          sentAt = Date.now();
+          added = false;
+          continue;
+        }
+        await Promise.race([ctx.sleep(Math.min(checkEveryMs, dueAt - Date.now())), this.woken()]);
         await this.untilListGapEnds(ctx, listedAt);
       }
     } catch (err) {

@@ -12,6 +12,7 @@ import { getHeapStatistics } from 'node:v8';
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import type { LeaseHeartbeat } from '../activities/wait-lease';
 import type { PollPolicy } from '../activities/waiting';
 import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
 import { readWorkerSettings } from '../worker/config';
@@ -84,14 +85,12 @@ async function main(): Promise<void> {
       settings,
       ...(clientConnection
         ? {
-            asyncWaitsClient: countingHeartbeats(
-              new Client({
-                connection: clientConnection,
-                namespace: settings.temporal.namespace,
-                interceptors: { workflow: [countingSignals(leaseSignals)] },
-              }),
-              leaseBeats,
-            ),
+            asyncWaitsClient: new Client({
+              connection: clientConnection,
+              namespace: settings.temporal.namespace,
+              interceptors: { workflow: [countingSignals(leaseSignals)] },
+            }),
+            onLeaseBeat: countingBeats(leaseBeats),
           }
         : {}),
       deps: { aws: ec2.clients(), clock: activityClock, random: Math.random, policy: POLICY },
@@ -187,23 +186,16 @@ function countingSignals(counts: { calls: number; bytes: number }): WorkflowClie
 }
 
 /**
- * Counts the heartbeats the async-waits client sends (the lease records its whole list of held
- * waits each time it changes) and their JSON size: a cost that grows with the waits held.
+ * Counts the heartbeats the lease's hold sends (its whole list of held waits, one path: the SDK's
+ * heartbeat) and their JSON size: a cost that grows with the waits held. Before session 10 this
+ * counted the client's immediate records alone, not Core's throttled heartbeats beside them.
  */
-function countingHeartbeats(client: Client, counts: LeaseCounts): Client {
-  // The lease heartbeats by task token only (worker/async-waits.ts), the first overload.
-  const heartbeat = client.activity.heartbeat.bind(client.activity) as (
-    token: Uint8Array,
-    details?: unknown,
-  ) => Promise<void>;
-  const counted = (token: Uint8Array, details?: unknown): Promise<void> => {
+function countingBeats(counts: LeaseCounts): (beat: LeaseHeartbeat) => void {
+  return (beat) => {
     counts.calls += 1;
     counts.firstAt ??= Date.now();
-    counts.bytes += JSON.stringify(details ?? null).length;
-    return heartbeat(token, details);
+    counts.bytes += JSON.stringify(beat).length;
   };
-  client.activity.heartbeat = counted as typeof client.activity.heartbeat;
-  return client;
 }
 
 function cpuMicros(): number {

@@ -16,8 +16,8 @@ import { METRIC } from '../workflows/metric-names';
 import type { AwsClients } from '../activities/aws';
 import type { WaitCompletion, WatcherOptions } from '../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../activities/image-wait-watcher';
-import type { LeaseTier, ReleaseWait, StartLease } from '../activities/wait-lease';
-import { WaitLeaseKeeper } from '../activities/wait-lease';
+import type { LeaseHeartbeat, LeaseTier, ReleaseWait, StartLease } from '../activities/wait-lease';
+import { LEASE_BEAT_GAP_MS, WaitLeaseKeeper } from '../activities/wait-lease';
 
 /** PENDING_ACTIVITY_STATE_CANCEL_REQUESTED in temporal.api.enums.v1.PendingActivityState. */
 const CANCEL_REQUESTED: temporal.api.enums.v1.PendingActivityState = 3;
@@ -141,6 +141,8 @@ export interface AsyncWaitsOptions {
   watcher?: Partial<WatcherOptions>;
   /** The lease's heartbeat timeouts (WorkerSettings.waitLeaseTimeoutsMs); default LEASE_HEARTBEAT_TIMEOUT_MS. */
   leaseTimeoutsMs?: Record<LeaseTier, number>;
+  /** Sees each heartbeat of the lease's hold (benches count them). */
+  onLeaseBeat?: (beat: LeaseHeartbeat) => void;
   log?: (message: string, meta: Record<string, unknown>) => void;
 }
 
@@ -178,9 +180,7 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
     leaseQueue,
     workerId,
     ...(opts.leaseTimeoutsMs ? { heartbeatTimeoutMs: opts.leaseTimeoutsMs } : {}),
-    recordNow: async (token, beat) => {
-      await opts.client.activity.heartbeat(token, beat);
-    },
+    ...(opts.onLeaseBeat ? { onBeat: opts.onLeaseBeat } : {}),
     tellLease: async (workflowId, refs) => {
       await opts.client.workflow.getHandle(workflowId).signal('waitLeaseRefs', refs);
     },
@@ -200,8 +200,9 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
     taskQueue: leaseQueue,
     activities: keeper.activities(),
     maxConcurrentActivityTaskExecutions: 4,
-    // The lease paces itself to its heartbeat timeout (6 min solo): let its heartbeats through.
-    maxHeartbeatThrottleInterval: '5m',
+    // The hold paces its own heartbeats, the one path of its list (LEASE_BEAT_GAP_MS apart at least):
+    // Core's throttle must hold none of them back, or an added wait waits for Core's window.
+    maxHeartbeatThrottleInterval: LEASE_BEAT_GAP_MS,
     shutdownGraceTime: '5s',
   });
   return {

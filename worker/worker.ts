@@ -8,6 +8,7 @@ import { parseConsistencyWindow } from '../activities/consistency';
 import { createAwsClients } from '../activities/aws';
 import { WALL_CLOCK, createInstanceReads } from '../activities/instance-reads';
 import { DEFAULT_POLL_POLICY, activityClock } from '../activities/waiting';
+import type { LeaseHeartbeat } from '../activities/wait-lease';
 import type { OpenTemporalReader } from '../activities/share-runs';
 import { METRIC } from '../workflows/metric-names';
 import type { TemporalSettings, WorkerSettings } from './config';
@@ -43,6 +44,8 @@ export interface BuildWorkerOptions {
    * Run the result with `waits.run(worker)`, not `worker.run()`, or the lease is never held.
    */
   asyncWaitsClient?: Client;
+  /** Sees each heartbeat of the wait lease's hold (benchmarks count them). */
+  onLeaseBeat?: (beat: LeaseHeartbeat) => void;
 }
 
 export type TelemetrySettings = Pick<WorkerSettings, 'logLevel'> &
@@ -134,6 +137,7 @@ export async function buildWorker(
           taskQueue: opts.worker?.taskQueue ?? opts.settings.temporal.taskQueue,
           aws: deps.aws,
           leaseTimeoutsMs: opts.settings.waitLeaseTimeoutsMs,
+          ...(opts.onLeaseBeat ? { onLeaseBeat: opts.onLeaseBeat } : {}),
           watcher: {
             consistencyWindowMs: deps.consistencyWindowMs ?? 180_000,
             callsPerSecond: opts.settings.imageWaitCallsPerSecond,

@@ -102,10 +102,10 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
         told.push({ id, refs: after.map((r) => r.workflowId) });
         return Promise.resolve();
       },
-      recordNow: (_token, beat) => {
+      // Every heartbeat the hold hands to the SDK: the one path of its list.
+      onBeat: (beat) => {
         recorded.push(heartbeatRefs(beat).map((r) => r.workflowId));
         recordedBytes.push(JSON.stringify(beat).length);
-        return Promise.resolve();
       },
     },
   );
@@ -247,23 +247,25 @@ void describe('wait lease keeper', () => {
     keeper.stop();
   });
 
-  void it('GIVEN a hold running WHEN a wait is added THEN the new list is recorded at once, past the heartbeat throttle', async () => {
+  void it('GIVEN a hold running WHEN a wait is added THEN its next heartbeat lists it, without waiting for the keep-alive, and the lease hears no signal', async () => {
     const { watcher, keeper, recorded, told, wait } = setup();
     watcher.add(wait(1));
-    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 10_000 });
-    const beats: unknown[] = [];
-    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 60_000 });
     const held = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const });
-    await settle();
-    const toldBefore = told.length;
-    watcher.add(wait(2));
-    await settle();
-    await settle();
-    assert.deepEqual(recorded, [['wf-1', 'wf-2']]);
-    assert.equal(told.length, toldBefore, 'a held lease hears by heartbeat, not by signal');
-    env.cancel();
-    await held.catch(() => undefined);
-    keeper.stop();
+    try {
+      await settle();
+      const toldBefore = told.length;
+      watcher.add(wait(2));
+      // The keep-alive is 48 s away; the added wait goes after the 1 s gap between heartbeats.
+      const deadline = Date.now() + 20_000;
+      while (recorded.length < 2 && Date.now() < deadline) await delay(20);
+      assert.deepEqual(recorded, [['wf-1'], ['wf-1', 'wf-2']]);
+      assert.equal(told.length, toldBefore, 'a held lease hears by heartbeat, not by signal');
+    } finally {
+      env.cancel();
+      await held.catch(() => undefined);
+      keeper.stop();
+    }
   });
 
   void it('GIVEN a hold over 5,000 waits WHEN 100 more arrive one after the other THEN the list is taken once per gap (0.5 s at 5,000), not once per wait, and the last record lists them all', async () => {
@@ -419,7 +421,7 @@ void describe('wait lease keeper', () => {
       await settle();
       watcher.add(wait(5_001));
       const deadline = Date.now() + 5_000;
-      while (recorded.length === 0 && Date.now() < deadline) await delay(20);
+      while (recorded.at(-1)?.length !== 5_001 && Date.now() < deadline) await delay(20);
       assert.equal(recorded.at(-1)?.length, 5_001, 'the record lists every wait');
       assert.ok(beats[0] && 'packed' in beats[0], 'the heartbeat is packed too');
       const bytes = recordedBytes.at(-1) ?? Infinity;
