@@ -22,6 +22,9 @@ import { eventually } from './fixtures';
 import { useE2eStack } from './stack';
 
 const WAITS = 6;
+/** Waits that arrive in one burst while the lease's hold runs, just before the kill. */
+const BURST = 4;
+const ALL = WAITS + BURST;
 const LEASE_TIMEOUT_MS = 10_000;
 
 /** The fault layer's clock runs this far ahead of the wall clock (moving it on makes images available). */
@@ -56,7 +59,7 @@ async function rawLeases(): Promise<unknown[]> {
 }
 
 void describe('a worker SIGKILLed with image waits in flight', () => {
-  void it(`GIVEN ${WAITS} image waits held by one worker WHEN it is SIGKILLed THEN its lease times out, a second worker takes every wait over and all runs complete, each image made and waited for to completion exactly once`, async () => {
+  void it(`GIVEN ${WAITS} image waits held by one worker, then a burst of ${BURST} more while its lease's hold runs, WHEN it is SIGKILLed THEN its lease times out, a second worker takes every wait over and all runs complete, each image made and waited for to completion exactly once`, async () => {
     const taskQueue = uniqueTaskQueue('wait-sigkill');
     const workerEnv = {
       AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: String(LEASE_TIMEOUT_MS),
@@ -78,20 +81,23 @@ void describe('a worker SIGKILLed with image waits in flight', () => {
       workers.push(a);
       assert.ok(await a.ready(45_000), `worker a never got ready: ${a.output()}`);
       const client = AmiflowClient.fromClient(stack.env.client, taskQueue);
-      const instances = await Promise.all(
-        Array.from({ length: WAITS }, () => launchInstance(stack.ec2, stack.stockAmi)),
-      );
       const prefix = `sigkill-${Date.now()}`;
-      const runs = await Promise.all(
-        instances.map((instanceId, i) =>
-          client.startImageFromInstance({
-            region: SANDBOX_REGION,
-            instanceId,
-            imageName: `${prefix}-${i}`,
-            mode: 'no-reboot',
-          }),
-        ),
-      );
+      const startRuns = async (n: number, from: number) => {
+        const instances = await Promise.all(
+          Array.from({ length: n }, () => launchInstance(stack.ec2, stack.stockAmi)),
+        );
+        return Promise.all(
+          instances.map((instanceId, i) =>
+            client.startImageFromInstance({
+              region: SANDBOX_REGION,
+              instanceId,
+              imageName: `${prefix}-${from + i}`,
+              mode: 'no-reboot',
+            }),
+          ),
+        );
+      };
+      const runs = await startRuns(WAITS, 0);
       const runIds = new Set(runs.map((r) => r.workflowId));
 
       // Worker a holds every wait, and its lease has recorded all of them.
@@ -112,6 +118,29 @@ void describe('a worker SIGKILLed with image waits in flight', () => {
         );
       });
       assert.equal(await a.metric('amiflow_waits_in_flight'), WAITS, 'worker a holds the waits');
+      // A burst of new waits while the hold runs: each reaches the server only through the hold's
+      // heartbeat. Before session 10 a report of an older list could land after the one listing them
+      // (two unordered paths) and stay until the next window: the release would then miss the burst.
+      // (Before worker b starts, so worker a takes the burst.)
+      const burst = await startRuns(BURST, WAITS);
+      for (const r of burst) runIds.add(r.workflowId);
+      runs.push(...burst);
+      await eventually(
+        `worker a's lease to list all ${ALL} waits after the burst`,
+        async () => {
+          const l = await leasedRefs();
+          return l?.leaseId === lease.leaseId && l.refs.filter((r) => runIds.has(r.workflowId)).length === ALL
+            ? l
+            : undefined;
+        },
+        45_000,
+      ).catch(async (err: unknown) => {
+        throw new Error(
+          `${String(err)}; lease: ${JSON.stringify(await leasedRefs())}; worker a: ${a.output()}`,
+        );
+      });
+      assert.equal(await a.metric('amiflow_waits_in_flight'), ALL, 'worker a holds the burst too');
+
       // The second worker is up before the kill, so the figure is the hand-off, not a start.
       const b = await start();
       workers.push(b);
@@ -126,17 +155,17 @@ void describe('a worker SIGKILLed with image waits in flight', () => {
       const resumeSeconds = (Date.now() - killedAt) / 1000;
       assert.ok(
         resumeSeconds <= LEASE_TIMEOUT_MS / 1000 + 25,
-        `all ${WAITS} runs done ${resumeSeconds.toFixed(1)} s after the kill`,
+        `all ${ALL} runs done ${resumeSeconds.toFixed(1)} s after the kill`,
       );
       assert.deepEqual(await stack.env.client.workflow.getHandle(lease.leaseId).result(), {
-        released: WAITS,
+        released: ALL,
       });
 
       // Each run made one image, distinct from the others, and it exists in the sandbox.
       const imageIds = results.map((r) => r.imageId);
-      assert.equal(new Set(imageIds).size, WAITS);
+      assert.equal(new Set(imageIds).size, ALL);
       for (const id of imageIds) assert.ok(await findImage(stack.ec2, id), `${id} exists`);
-      assert.equal(stack.proxy.stats().calls.CreateImage, WAITS, 'one CreateImage per run, none repeated');
+      assert.equal(stack.proxy.stats().calls.CreateImage, ALL, 'one CreateImage per run, none repeated');
       // Each run's wait: the attempt worker a held was released by the lease, the next completed once.
       for (const r of runs) {
         const events = (await client.handle(r.workflowId).fetchHistory()).events ?? [];
@@ -162,7 +191,7 @@ void describe('a worker SIGKILLed with image waits in flight', () => {
       }
       assert.equal(await b.metric('amiflow_waits_in_flight'), 0, 'worker b holds nothing afterwards');
       console.log(
-        `resume after SIGKILL with ${WAITS} waits: ${resumeSeconds.toFixed(1)} s (lease timeout 10 s)`,
+        `resume after SIGKILL with ${ALL} waits: ${resumeSeconds.toFixed(1)} s (lease timeout 10 s)`,
       );
     } finally {
       await Promise.all(workers.map((w) => w.kill('SIGTERM')));
