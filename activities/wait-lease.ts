@@ -32,7 +32,7 @@ export const LEASE_TURN_MS = 6 * 3600_000;
 /**
  * The hold's list reaches the server by one path, the SDK's heartbeat (Core sends one report at a
  * time for an activity, then the newest details it was given), paced by the hold: a keep-alive once
- * per `KEEP_ALIVE_OF_TIMEOUT` × its heartbeat timeout (what Core's throttle sent before), and one as
+ * per `keepAliveMs(timeout)`, 0.8 × timeout up to 5 min (what Core's throttle sent before), and one as
  * soon as waits were added, at most one per `LEASE_BEAT_GAP_MS`. The lease worker's
  * `maxHeartbeatThrottleInterval` is that gap, so Core holds back nothing the hold sends.
  *
@@ -45,6 +45,12 @@ export const LEASE_TURN_MS = 6 * 3600_000;
  */
 export const LEASE_BEAT_GAP_MS = 1_000;
 export const KEEP_ALIVE_OF_TIMEOUT = 0.8;
+const KEEP_ALIVE_MAX_MS = 300_000;
+
+/** How long the hold goes between heartbeats when no wait was added: Core's throttle before (Actions model: bench/fleet-waits.ts). */
+export function keepAliveMs(heartbeatTimeoutMs: number): number {
+  return Math.min(KEEP_ALIVE_OF_TIMEOUT * heartbeatTimeoutMs, KEEP_ALIVE_MAX_MS);
+}
 
 export interface WaitLeaseInput {
   /** The task queue only the holding worker polls. */
@@ -402,7 +408,7 @@ export class WaitLeaseKeeper {
   private async hold(input: HoldLeaseInput): Promise<LeaseTurn> {
     const ctx = Context.current();
     const timeoutMs = ctx.info.heartbeatTimeoutMs ?? LEASE_HEARTBEAT_TIMEOUT_MS[input.tier];
-    const keepAliveMs = KEEP_ALIVE_OF_TIMEOUT * timeoutMs;
+    const keepAliveEveryMs = keepAliveMs(timeoutMs);
     // Tier and turn are checked this often, between heartbeats.
     const checkEveryMs = Math.min(10_000, timeoutMs / 6);
     const began = Date.now();
@@ -437,7 +443,7 @@ export class WaitLeaseKeeper {
         }
         const want = tierFor(n, input.tier);
         if (want !== input.tier || Date.now() - began >= LEASE_TURN_MS) return { next: want, refs };
-        const dueAt = sentAt + (added ? LEASE_BEAT_GAP_MS : keepAliveMs);
+        const dueAt = sentAt + (added ? LEASE_BEAT_GAP_MS : keepAliveEveryMs);
         if (Date.now() >= dueAt) {
           ctx.heartbeat(beat);
           this.opts.onBeat?.(beat);

@@ -19,7 +19,7 @@ import { runInNewContext } from 'node:vm';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { WaitCompletion } from '../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../activities/image-wait-watcher';
-import { LEASE_HEARTBEAT_TIMEOUT_MS, SHARED_FROM } from '../activities/wait-lease';
+import { LEASE_HEARTBEAT_TIMEOUT_MS, SHARED_FROM, keepAliveMs } from '../activities/wait-lease';
 import { VirtualTimers } from '../devkit/virtual-timers';
 import { FakeEc2 } from './fake-ec2';
 
@@ -234,7 +234,8 @@ export async function cancelLagAt(
 /** Temporal Cloud counts: activity start/retry, each heartbeat that reaches the server, workflow start. */
 export function actionsPerRunHour(waits: number) {
   const tier = waits >= SHARED_FROM ? 'shared' : 'solo';
-  const leaseEvery = Math.min(LEASE_HEARTBEAT_TIMEOUT_MS[tier] * 0.8, 300_000);
+  // The hold's keep-alive; a burst of added waits adds one heartbeat (at most one a second).
+  const leaseEvery = keepAliveMs(LEASE_HEARTBEAT_TIMEOUT_MS[tier]);
   const leaseHeartbeatsPerHour = 3_600_000 / leaseEvery;
   const breakdown = {
     activityStart: 1,

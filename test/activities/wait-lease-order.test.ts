@@ -19,10 +19,11 @@ import type { WaitCompletion } from '../../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
 import type { LeaseHeartbeat } from '../../activities/wait-lease';
 import {
-  KEEP_ALIVE_OF_TIMEOUT,
   LEASE_BEAT_GAP_MS,
+  LEASE_HEARTBEAT_TIMEOUT_MS,
   WaitLeaseKeeper,
   heartbeatRefs,
+  keepAliveMs,
 } from '../../activities/wait-lease';
 import type { AwsClients } from '../../activities/aws';
 
@@ -175,8 +176,8 @@ void describe('wait lease: the hold list reaches the server in order', () => {
       const gaps = h.beats.slice(1).map((b, i) => b.at - (h.beats[i]?.at ?? 0));
       for (const gap of gaps)
         assert.ok(
-          gap >= KEEP_ALIVE_OF_TIMEOUT * timeoutMs - TIMER_SLACK_MS,
-          `heartbeats ${JSON.stringify(gaps)} ms apart; the keep-alive is ${KEEP_ALIVE_OF_TIMEOUT * timeoutMs} ms`,
+          gap >= keepAliveMs(timeoutMs) - TIMER_SLACK_MS,
+          `heartbeats ${JSON.stringify(gaps)} ms apart; the keep-alive is ${keepAliveMs(timeoutMs)} ms`,
         );
     } finally {
       await h.end();
@@ -207,6 +208,13 @@ void describe('wait lease: the hold list reaches the server in order', () => {
     }
   });
 
+  void it('GIVEN the default timeouts THEN the keep-alive is what Core throttled the lease to before: 48 s shared, 288 s solo, never past 5 min', () => {
+    assert.deepEqual(
+      [LEASE_HEARTBEAT_TIMEOUT_MS.shared, LEASE_HEARTBEAT_TIMEOUT_MS.solo, 600_000].map(keepAliveMs),
+      [48_000, 288_000, 300_000],
+    );
+  });
+
   void it('GIVEN waits that only went (none added) THEN the hold sends no heartbeat before the keep-alive, and the keep-alive lists the waits left', async () => {
     const { watcher, wait, hold, cancel } = setup();
     for (let n = 1; n <= 3; n++) watcher.add(wait(n));
@@ -220,7 +228,7 @@ void describe('wait lease: the hold list reaches the server in order', () => {
       const [first, second] = h.beats;
       assert.ok(first && second);
       assert.ok(
-        second.at - first.at >= KEEP_ALIVE_OF_TIMEOUT * timeoutMs - TIMER_SLACK_MS,
+        second.at - first.at >= keepAliveMs(timeoutMs) - TIMER_SLACK_MS,
         `the keep-alive came ${second.at - first.at} ms after the first heartbeat`,
       );
       assert.deepEqual(second.refs, ['wf-1', 'wf-3']);
