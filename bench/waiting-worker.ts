@@ -8,6 +8,7 @@
  * them to the image-wait watcher with its lease, which polls the same fake EC2 in batches. Without
  * it the waits poll inside their activities (the design before the watcher).
  */
+import { writeFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 import { Client, Connection } from '@temporalio/client';
@@ -118,6 +119,10 @@ async function main(): Promise<void> {
     process.on('message', (message: ToWorker) => {
       if (message.type === 'release') {
         ec2.releaseAll();
+        // The release's instant on the clock V8's CPU profiles use (monotonic, µs), so
+        // bench/cpu-profile-phase.ts can keep the release phase only.
+        if (process.env.BENCH_RELEASE_MARK_FILE)
+          writeFileSync(process.env.BENCH_RELEASE_MARK_FILE, String(process.hrtime.bigint() / 1000n));
         return;
       }
       if (message.type === 'waitingSince') {
