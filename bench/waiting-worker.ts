@@ -63,7 +63,14 @@ const POLICY: PollPolicy = { ...DEFAULT_POLL_POLICY, firstIntervalMs: 1_000, max
 async function main(): Promise<void> {
   Runtime.install({
     logger: new DefaultLogger('ERROR'),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }) } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }) },
+      // BENCH_METRICS_ADDRESS (AMIFLOW_BENCH_WORKER_BENCH_METRICS_ADDRESS=127.0.0.1:PORT): the core's
+      // Prometheus metrics, e.g. its sticky cache hits and misses while released runs close.
+      ...(process.env.BENCH_METRICS_ADDRESS
+        ? { metrics: { prometheus: { bindAddress: process.env.BENCH_METRICS_ADDRESS } } }
+        : {}),
+    },
   });
   const settings = readWorkerSettings(process.env);
   const cacheSetting = process.env.BENCH_MAX_CACHED_WORKFLOWS;
