@@ -219,10 +219,11 @@ function waitLeaseTimeouts(env: Env): WorkerSettings['waitLeaseTimeoutsMs'] {
  * The sticky queue's schedule-to-start timeout: default, and bounds. The server sends a task to a
  * worker's sticky queue only while that worker polled it in the last 10 s (otherwise to the shared
  * queue at once), and a graceful shutdown tells the server the queue is gone; so the timeout is
- * what a task pays only when its worker stopped polling in that window (SIGKILL, a lost node) or
- * is too busy to take its tasks. Above 1 min a dead worker's last tasks would wait longer than the
- * lease takes to release its waits (1 min shared tier), so a run's resume would be set by this
- * setting, not the lease.
+ * what a task pays only when its worker stopped polling in that window (SIGKILL, a lost node), and
+ * what hands a too-busy worker's tasks to other workers. The SDK's 10 s stays the default: 60 s
+ * removed the timeouts of 2,000 released runs but not their replays (they came back as cache
+ * misses) and saved no CPU this bench can see (docs/fleet-waits.md, "Sticky queue"). Above 1 min
+ * a dead worker's last tasks would wait longer than the lease's shared tier takes to release its waits.
  */
 export const STICKY_SCHEDULE_TO_START_MS = { default: 10_000, min: 1_000, max: 60_000 } as const;
 
