@@ -19,6 +19,7 @@ import type { CpuBudget, LatencySummary } from './run-rates';
 import { cpuBudget, prefixedOverrides } from './run-rates';
 import type { MemoryFigures } from './worker-memory';
 import { measureWorkerMemory } from './worker-memory';
+import type { ReleaseHistories } from './release-histories';
 
 /** How the light figures were made, for the JSON (`rssMb.sources`). */
 export const LIGHT_DESIGN =
@@ -56,6 +57,8 @@ export interface LightFigures {
   /** Server + worker + client CPU per run (start to waiting) against 2 cores × 120 s; and the worker alone. */
   budget: { all: CpuBudget; workerOnly: CpuBudget };
   oneRun: MemoryFigures['oneRun'] | null;
+  /** Workflow-task timeouts (sticky queue) and failures in a sample of the released runs' histories. */
+  releaseHistories: ReleaseHistories | null;
   /** Lease heartbeats (each the whole list of held waits) sent until the RSS was read at all waiting. */
   leaseHeartbeatsToWaiting: { calls: number; mb: number };
   /** Signals telling the lease of its waits before its hold ran (each in the lease's history), until all waiting. */
@@ -108,6 +111,7 @@ function figures(m: MemoryFigures, opts: LightOptions, workerEnv: Record<string,
       workerOnly: cpuBudget(toWaiting.worker, 10_000, 1, TARGET_SECONDS),
     },
     oneRun: m.oneRun ?? null,
+    releaseHistories: m.releaseHistories ?? null,
     leaseHeartbeatsToWaiting: {
       calls: m.atWaiting.leaseHeartbeats.calls,
       mb: m.atWaiting.leaseHeartbeats.bytes / 1e6,

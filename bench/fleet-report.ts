@@ -258,6 +258,13 @@ function printLight(l: LightFigures): void {
       '  one run before its wait',
       `${l.oneRun.workflowTasksBeforeWait} workflow tasks, ${l.oneRun.activitiesBeforeWait} activities, ${l.oneRun.eventsBeforeWait} events (${l.oneRun.events} in all)`,
     );
+  const h = l.releaseHistories;
+  if (h)
+    line(
+      '  sampled histories after the release',
+      `${h.sampled}: ${h.withTimeout} with a workflow task timed out (${h.workflowTaskTimedOut} in all), ` +
+        `${h.workflowTaskFailed} workflow tasks failed, ${h.closingTasksCompleted} completed after the wait`,
+    );
   line(
     '  lease heartbeats until all waiting',
     `${l.leaseHeartbeatsToWaiting.calls} carrying ${l.leaseHeartbeatsToWaiting.mb.toFixed(1)} MB of wait lists`,
@@ -300,6 +307,7 @@ function waits10000Json(light: LightFigures[]) {
     cpuMsPerRun: l.cpuMsPerRun,
     budget: l.budget,
     oneRun: l.oneRun,
+    releaseHistories: l.releaseHistories,
     leaseHeartbeatsToWaiting: l.leaseHeartbeatsToWaiting,
     leaseSignalsToWaiting: l.leaseSignalsToWaiting,
     leaseFirstBeatAfterFirstWaitS: l.leaseFirstBeatAfterFirstWaitS,

@@ -8,6 +8,7 @@
  * them to the image-wait watcher with its lease, which polls the same fake EC2 in batches. Without
  * it the waits poll inside their activities (the design before the watcher).
  */
+import { writeFileSync } from 'node:fs';
 import { getHeapStatistics } from 'node:v8';
 import type { WorkflowClientInterceptor } from '@temporalio/client';
 import { Client, Connection } from '@temporalio/client';
@@ -63,7 +64,14 @@ const POLICY: PollPolicy = { ...DEFAULT_POLL_POLICY, firstIntervalMs: 1_000, max
 async function main(): Promise<void> {
   Runtime.install({
     logger: new DefaultLogger('ERROR'),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }) } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }) },
+      // BENCH_METRICS_ADDRESS (AMIFLOW_BENCH_WORKER_BENCH_METRICS_ADDRESS=127.0.0.1:PORT): the core's
+      // Prometheus metrics, e.g. its sticky cache hits and misses while released runs close.
+      ...(process.env.BENCH_METRICS_ADDRESS
+        ? { metrics: { prometheus: { bindAddress: process.env.BENCH_METRICS_ADDRESS } } }
+        : {}),
+    },
   });
   const settings = readWorkerSettings(process.env);
   const cacheSetting = process.env.BENCH_MAX_CACHED_WORKFLOWS;
@@ -117,6 +125,10 @@ async function main(): Promise<void> {
     process.on('message', (message: ToWorker) => {
       if (message.type === 'release') {
         ec2.releaseAll();
+        // The release's instant on the clock V8's CPU profiles use (monotonic, µs), so
+        // bench/cpu-profile-phase.ts can keep the release phase only.
+        if (process.env.BENCH_RELEASE_MARK_FILE)
+          writeFileSync(process.env.BENCH_RELEASE_MARK_FILE, String(process.hrtime.bigint() / 1000n));
         return;
       }
       if (message.type === 'waitingSince') {

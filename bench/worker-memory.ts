@@ -15,6 +15,8 @@ import { AmiflowClient } from '../client';
 import { eventTypes } from '../devkit/histories';
 import type { CpuSplit, Sample } from './proc-watch';
 import { cpuDelta, cpuSplitOf, devServerPid, load1 } from './proc-watch';
+import type { ReleaseHistories } from './release-histories';
+import { sampleReleaseHistories } from './release-histories';
 import type { LatencySummary } from './run-rates';
 import { costBeforeActivity, latenciesBetween, pacedOffsetMs, summariseLatencies } from './run-rates';
 import type { ToWorker, WaitingSinceReport, WorkerReport } from './waiting-worker';
@@ -57,6 +59,8 @@ export interface MemoryFigures {
   };
   /** CPU seconds of the worker, dev server and bench (client) process in each phase. */
   cpuSeconds: { toWaiting: CpuSplit; toDone?: CpuSplit };
+  /** Workflow-task timeouts and failures in a sample of the released runs' histories. */
+  releaseHistories?: ReleaseHistories;
   /** One run's history up to its image wait (the first run started). */
   oneRun?: {
     workflowTasksBeforeWait: number;
@@ -205,6 +209,7 @@ export async function measureWorkerMemory(opts: {
     let cpuMsPerRunToDone: number | undefined;
     let toDone: (LatencySummary & { missing: number }) | undefined;
     let cpuToDone: CpuSplit | undefined;
+    let releaseHistories: ReleaseHistories | undefined;
     if (opts.release !== false) {
       const t1 = performance.now();
       const releasedAt = Date.now();
@@ -238,6 +243,7 @@ export async function measureWorkerMemory(opts: {
       const fromRelease = new Map([...startedAt.keys()].map((id) => [id, releasedAt]));
       const l = latenciesBetween(fromRelease, closed);
       toDone = { ...summariseLatencies(l.ms), missing: l.missing };
+      releaseHistories = await sampleReleaseHistories(opts.env, ids);
     }
     await timeline.stop();
     return {
@@ -264,6 +270,7 @@ export async function measureWorkerMemory(opts: {
         toWaiting: cpuDelta(split0, splitAtWaiting),
         ...(cpuToDone ? { toDone: cpuToDone } : {}),
       },
+      ...(releaseHistories ? { releaseHistories } : {}),
       ...(ids[0] !== undefined ? { oneRun: await oneRunCost(opts.env, ids[0]) } : {}),
     };
   } finally {

@@ -42,6 +42,12 @@ export interface WorkerSettings {
    * heartbeats: one per 0.8 × timeout per worker, not per wait.
    */
   waitLeaseTimeoutsMs: { solo: number; shared: number };
+  /**
+   * How long a workflow task may wait on this worker's sticky queue before the server moves it to
+   * the shared queue, where the run replays from its whole history (AMIFLOW_STICKY_SCHEDULE_TO_START_MS;
+   * the SDK's 10 s by default). See STICKY_SCHEDULE_TO_START_MS for why and its bounds.
+   */
+  stickyScheduleToStartMs: number;
   /** DescribeImages calls per second per account and region for the image-wait watcher (EC2 refills 20/s). */
   imageWaitCallsPerSecond: number;
   /**
@@ -209,6 +215,18 @@ function waitLeaseTimeouts(env: Env): WorkerSettings['waitLeaseTimeoutsMs'] {
   return { solo, shared };
 }
 
+/**
+ * The sticky queue's schedule-to-start timeout: default, and bounds. The server sends a task to a
+ * worker's sticky queue only while that worker polled it in the last 10 s (otherwise to the shared
+ * queue at once), and a graceful shutdown tells the server the queue is gone; so the timeout is
+ * what a task pays only when its worker stopped polling in that window (SIGKILL, a lost node), and
+ * what hands a too-busy worker's tasks to other workers. The SDK's 10 s stays the default: 60 s
+ * removed the timeouts of 2,000 released runs but not their replays (they came back as cache
+ * misses) and saved no CPU this bench can see (docs/fleet-waits.md, "Sticky queue"). Above 1 min
+ * a dead worker's last tasks would wait longer than the lease's shared tier takes to release its waits.
+ */
+export const STICKY_SCHEDULE_TO_START_MS = { default: 10_000, min: 1_000, max: 60_000 } as const;
+
 export function readWorkerSettings(
   env: Env = process.env,
   stdoutIsTTY: boolean = process.stdout.isTTY === true,
@@ -231,6 +249,13 @@ export function readWorkerSettings(
       : {}),
     asyncWaits: onOff(env, 'AMIFLOW_ASYNC_WAITS', true),
     waitLeaseTimeoutsMs: waitLeaseTimeouts(env),
+    stickyScheduleToStartMs: int(
+      env,
+      'AMIFLOW_STICKY_SCHEDULE_TO_START_MS',
+      STICKY_SCHEDULE_TO_START_MS.default,
+      STICKY_SCHEDULE_TO_START_MS.min,
+      STICKY_SCHEDULE_TO_START_MS.max,
+    ),
     imageWaitCallsPerSecond: int(env, 'AMIFLOW_IMAGE_WAIT_CALLS_PER_SECOND', 10, 1, 20),
     instanceWaitCallsPerSecond: int(env, 'AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND', 2, 1, 20),
     ...(env.AMIFLOW_WORKFLOW_BUNDLE ? { workflowBundlePath: env.AMIFLOW_WORKFLOW_BUNDLE } : {}),

@@ -168,6 +168,7 @@ export async function buildWorker(
     maxConcurrentActivityTaskExecutions: opts.settings.maxConcurrentActivities,
     maxConcurrentLocalActivityExecutions: opts.settings.maxConcurrentLocalActivities,
     shutdownGraceTime: opts.settings.shutdownGraceMs,
+    stickyQueueScheduleToStartTimeout: opts.settings.stickyScheduleToStartMs,
     // Waiting activities pace their own heartbeats to their heartbeat timeout; let them through.
     maxHeartbeatThrottleInterval: '5m',
     ...opts.worker,

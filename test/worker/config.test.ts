@@ -1,7 +1,12 @@
 /** worker/config.ts: typed settings from the environment; bad values refused with a message naming the variable. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, parseRoleArns, readWorkerSettings } from '../../worker/config';
+import {
+  ConfigError,
+  STICKY_SCHEDULE_TO_START_MS,
+  parseRoleArns,
+  readWorkerSettings,
+} from '../../worker/config';
 import { v8FlagsFor } from '../../worker/v8-settings';
 
 const A = '111122223333';
@@ -40,6 +45,7 @@ void describe('readWorkerSettings', () => {
       logLevel: 'INFO',
       asyncWaits: true,
       waitLeaseTimeoutsMs: { solo: 360_000, shared: 60_000 },
+      stickyScheduleToStartMs: 10_000,
       imageWaitCallsPerSecond: 10,
       instanceWaitCallsPerSecond: 2,
       v8MemorySaver: false,
@@ -95,6 +101,22 @@ void describe('readWorkerSettings', () => {
     assert.throws(() => read('21'), ConfigError);
   });
 
+  void it('GIVEN the sticky queue’s schedule-to-start timeout set WHEN read THEN taken within its bounds; outside them, or not whole, refused naming it', () => {
+    const read = (raw: string) =>
+      readWorkerSettings({ AMIFLOW_STICKY_SCHEDULE_TO_START_MS: raw }, false).stickyScheduleToStartMs;
+    const { min, max } = STICKY_SCHEDULE_TO_START_MS;
+    assert.equal(read(''), STICKY_SCHEDULE_TO_START_MS.default);
+    assert.equal(read(String(min)), min);
+    assert.equal(read(String(max)), max);
+    refused(
+      () => read(String(min - 1)),
+      `AMIFLOW_STICKY_SCHEDULE_TO_START_MS=${min - 1}`,
+      `from ${min} to ${max}`,
+    );
+    refused(() => read(String(max + 1)), `AMIFLOW_STICKY_SCHEDULE_TO_START_MS=${max + 1}`);
+    refused(() => read('10s'), 'AMIFLOW_STICKY_SCHEDULE_TO_START_MS=10s', 'whole number');
+  });
+
   void it('GIVEN every variable set WHEN read THEN each lands in its typed setting', () => {
     const settings = readWorkerSettings({
       TEMPORAL_ADDRESS: 'temporal.internal:7233',
@@ -122,6 +144,7 @@ void describe('readWorkerSettings', () => {
       AMIFLOW_HEALTH_ADDRESS: 'off',
       AMIFLOW_WAIT_LEASE_SOLO_TIMEOUT_MS: '120000',
       AMIFLOW_WAIT_LEASE_SHARED_TIMEOUT_MS: '30000',
+      AMIFLOW_STICKY_SCHEDULE_TO_START_MS: '30000',
     });
 
     assert.deepEqual(settings, {
@@ -153,6 +176,7 @@ void describe('readWorkerSettings', () => {
       maxCachedWorkflows: 100,
       asyncWaits: true,
       waitLeaseTimeoutsMs: { solo: 120_000, shared: 30_000 },
+      stickyScheduleToStartMs: 30_000,
       imageWaitCallsPerSecond: 10,
       instanceWaitCallsPerSecond: 2,
       workflowBundlePath: '/app/dist/workflow-bundle.js',
