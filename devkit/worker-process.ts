@@ -60,8 +60,9 @@ export const LEAN_ENV = {
  * The lean settings that must go on the node command line, before the entry (the Dockerfile's CMD,
  * the Deployment's command, `npm start`): Node 24 refuses these V8 flags in NODE_OPTIONS. A heap
  * grows by at most 1.2× after a full collection instead of up to 4×, so the burst of 1,000 runs
- * reaching their waits leaves ~250 MB resident instead of 330–450 MB, at no CPU cost the fleet bench
- * can see (docs/sizing.md, "Lean runtime settings, final").
+ * reaching their waits leaves 250–270 MB resident instead of 330–450 MB, and 10,000 ~285 MB instead
+ * of ~430; its CPU cost is inside the bench's noise at 1,000 (docs/sizing.md, "Lean runtime
+ * settings, final").
  */
 export const LEAN_NODE_FLAGS: readonly string[] = ['--heap-growing-percent=20'];
 
