@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { devServerEnv, workflowBundle } from '../devkit/temporal';
-import { LEAN_ENV } from '../devkit/worker-process';
+import { LEAN_ENV, LEAN_NODE_FLAGS } from '../devkit/worker-process';
 import { compileForBench } from './compile';
 import { WAITING_SETTLE_SECONDS } from './fleet-worker';
 import type { CpuSplit, Sample } from './proc-watch';
@@ -167,8 +167,10 @@ export async function measureLightWaits(opts: LightOptions): Promise<LightFigure
             // As the whole worker's figure: read once V8 has shrunk the heaps the burst grew.
             settleMs: WAITING_SETTLE_SECONDS * 1000,
             // AMIFLOW_BENCH_LIGHT_NODE_FLAGS adds worker flags, e.g. `--cpu-prof --cpu-prof-dir=DIR`.
+            // The whole worker's lean settings: NODE_OPTIONS's flags and the command line's.
             nodeFlags: [
               ...NODE_OPTIONS.split(' '),
+              ...LEAN_NODE_FLAGS,
               ...(process.env.AMIFLOW_BENCH_LIGHT_NODE_FLAGS ?? '').split(' ').filter(Boolean),
             ],
             extraEnv: { ...mallocEnv, AMIFLOW_LOG_LEVEL: 'ERROR', ...workerEnv },

@@ -7,9 +7,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFile, fork } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { tsToMs } from '@temporalio/common/lib/time';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AmiflowClient } from '../client';
 import { eventTypes } from '../devkit/histories';
@@ -246,6 +247,13 @@ export async function measureWorkerMemory(opts: {
       releaseHistories = await sampleReleaseHistories(opts.env, ids);
     }
     await timeline.stop();
+    // AMIFLOW_BENCH_LEASE_HISTORIES=FILE: the wait leases' histories in brief, to see when each hold
+    // was scheduled and started (the dev server and its histories go when the bench ends).
+    const leaseFile = process.env.AMIFLOW_BENCH_LEASE_HISTORIES;
+    if (leaseFile)
+      await leaseTimelines(opts.env)
+        .then((t) => writeFile(leaseFile, JSON.stringify(t, null, 1)))
+        .catch((err: unknown) => console.error(`lease histories not saved: ${String(err)}`));
     return {
       runs: opts.runs,
       label: opts.label,
@@ -340,6 +348,32 @@ async function closeTimes(env: TestWorkflowEnvironment, taskQueue: string): Prom
     query: `WorkflowType = 'imageFromInstance' AND TaskQueue = '${taskQueue}' AND ExecutionStatus != 'Running'`,
   }))
     if (w.closeTime) out.set(w.workflowId, w.closeTime.getTime());
+  return out;
+}
+
+/** Each wait lease's events: ms since its start, type, activity type and attempt where they apply. */
+async function leaseTimelines(env: TestWorkflowEnvironment): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for await (const w of env.client.workflow.list({ query: `WorkflowType = 'waitLease'` })) {
+    const history = await env.client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+    const types = eventTypes(history);
+    const events = history.events ?? [];
+    const t0 = tsToMs(events[0]?.eventTime);
+    out[`${w.workflowId}/${w.runId}`] = events.map((e, i) => ({
+      id: Number(e.eventId),
+      ms: tsToMs(e.eventTime) - t0,
+      type: types[i] ?? '?',
+      ...(e.activityTaskScheduledEventAttributes?.activityType?.name
+        ? { activity: e.activityTaskScheduledEventAttributes.activityType.name }
+        : {}),
+      ...(e.activityTaskStartedEventAttributes
+        ? {
+            scheduled: Number(e.activityTaskStartedEventAttributes.scheduledEventId),
+            attempt: e.activityTaskStartedEventAttributes.attempt,
+          }
+        : {}),
+    }));
+  }
   return out;
 }
 

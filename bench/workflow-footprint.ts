@@ -14,7 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { devServerEnv } from '../devkit/temporal';
-import { LEAN_ENV } from '../devkit/worker-process';
+import { LEAN_ENV, LEAN_NODE_FLAGS } from '../devkit/worker-process';
 import { leanSourceMaps, workflowBundleOptions, workflowsPath } from '../worker/bundle-options';
 import { OUT_DIR, compileForBench } from './compile';
 import type { MemoryFigures } from './worker-memory';
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
           maxCachedWorkflows: cache,
           bundlePath: v.bundlePath,
           // The production worker's lean settings (Dockerfile), so the figures are the shipped ones.
-          nodeFlags: LEAN_ENV.NODE_OPTIONS.split(' '),
+          nodeFlags: [...LEAN_ENV.NODE_OPTIONS.split(' '), ...LEAN_NODE_FLAGS],
           extraEnv: leanMalloc,
         }),
       );
