@@ -9,13 +9,10 @@ import { describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { WAIT_HAND_OFF_INCOMPLETE } from '../../contracts/wait-lease';
-import type { AwsClients } from '../../activities/aws';
 import type { WaitCompletion } from '../../activities/image-wait-watcher';
-import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
 import type { LeaseHeartbeat } from '../../activities/wait-lease';
 import { WaitLeaseKeeper, heartbeatRefs } from '../../activities/wait-lease';
-
-const T0 = Date.UTC(2026, 0, 1);
+import { T0, leaseTestWatcher } from './watcher-fixture';
 
 /** A server that takes each hand-off failure when `go` is called, or refuses some every time. */
 function setup(opts: { refuse?: Set<string> } = {}) {
@@ -41,15 +38,7 @@ function setup(opts: { refuse?: Set<string> } = {}) {
     reportCancellation: () => Promise.resolve(),
     cancelRequested: () => Promise.resolve(false),
   };
-  const aws: AwsClients = {
-    ec2: () => Promise.reject(new Error('no EC2 here')),
-    kms: () => Promise.reject(new Error('no KMS here')),
-    destroy: () => undefined,
-  };
-  const watcher = new ImageWaitWatcher(
-    { aws, completion, now: () => T0, sleep: () => Promise.resolve(), autoPoll: false },
-    DEFAULT_WATCHER_OPTIONS,
-  );
+  const watcher = leaseTestWatcher(completion);
   const keeper = new WaitLeaseKeeper(watcher, () => Promise.resolve(), {
     leaseQueue: 'q-lease-w1',
     workerId: 'w1',

@@ -16,7 +16,6 @@ import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { WaitCompletion } from '../../activities/image-wait-watcher';
-import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
 import type { LeaseHeartbeat } from '../../activities/wait-lease';
 import {
   LEASE_BEAT_GAP_MS,
@@ -25,9 +24,8 @@ import {
   heartbeatRefs,
   keepAliveMs,
 } from '../../activities/wait-lease';
-import type { AwsClients } from '../../activities/aws';
+import { T0, leaseTestWatcher, waitOf } from './watcher-fixture';
 
-const T0 = Date.UTC(2026, 0, 1);
 /** setTimeout may fire up to a millisecond before Date.now() says the delay has passed. */
 const TIMER_SLACK_MS = 2;
 
@@ -73,11 +71,6 @@ class FakeCore {
 }
 
 function setup() {
-  const aws: AwsClients = {
-    ec2: () => Promise.reject(new Error('no EC2 here')),
-    kms: () => Promise.reject(new Error('no KMS here')),
-    destroy: () => undefined,
-  };
   const cancelled = new Set<string>();
   const completion: WaitCompletion = {
     complete: () => Promise.resolve(true),
@@ -87,10 +80,7 @@ function setup() {
     cancelRequested: (ref) => Promise.resolve(cancelled.has(ref.workflowId)),
     cancelledRuns: () => Promise.resolve(new Set([...cancelled].map((id) => `${id}/run`))),
   };
-  const watcher = new ImageWaitWatcher(
-    { aws, completion, now: () => T0, sleep: () => Promise.resolve(), autoPoll: false },
-    DEFAULT_WATCHER_OPTIONS,
-  );
+  const watcher = leaseTestWatcher(completion);
   const keeper = new WaitLeaseKeeper(watcher, () => Promise.resolve(), {
     leaseQueue: 'q-lease-w1',
     workerId: 'w1',
@@ -98,13 +88,7 @@ function setup() {
     checkEveryMs: 3_600_000,
     tellLease: () => Promise.resolve(),
   });
-  const wait = (n: number) => ({
-    token: Buffer.from(`wf-${n}`),
-    ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
-    target: { region: 'eu-west-1', accountId: '111122223333' },
-    imageId: `ami-${n.toString(16).padStart(17, '0')}`,
-    deadline: T0 + 3600_000,
-  });
+  const wait = (n: number) => waitOf(n, T0 + 3600_000);
   /** Runs the hold with this heartbeat timeout; each heartbeat goes to `core` and is stamped. */
   const hold = (heartbeatTimeoutMs: number, core?: FakeCore) => {
     const env = new MockActivityEnvironment({ heartbeatTimeoutMs });

@@ -11,7 +11,6 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { WaitCompletion } from '../../activities/image-wait-watcher';
-import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../../activities/image-wait-watcher';
 import type { WaitRef } from '../../activities/image-wait-watcher';
 import type { LeaseHeartbeat, PackedRefs, WaitLeaseInput } from '../../activities/wait-lease';
 import {
@@ -24,10 +23,8 @@ import {
 } from '../../activities/wait-lease';
 import type { WaitRefsChange } from '../../contracts/wait-lease';
 import { applyTold } from '../../contracts/wait-lease';
-import type { AwsClients } from '../../activities/aws';
 import { leaseHold } from '../../workflows/presets';
-
-const T0 = Date.UTC(2026, 0, 1);
+import { T0, leaseTestWatcher, waitOf } from './watcher-fixture';
 
 const idle: WaitCompletion = {
   complete: () => Promise.resolve(true),
@@ -47,11 +44,6 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
   const recorded: string[][] = [];
   const recordedBytes: number[] = [];
   let now = T0;
-  const aws: AwsClients = {
-    ec2: () => Promise.reject(new Error('no EC2 here')),
-    kms: () => Promise.reject(new Error('no KMS here')),
-    destroy: () => undefined,
-  };
   // Runs cancelled by the test (`cancel`): the watcher's next round drops their waits.
   const cancelled = new Set<string>();
   const completion: WaitCompletion = {
@@ -59,10 +51,7 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
     cancelRequested: (ref) => Promise.resolve(cancelled.has(ref.workflowId)),
     cancelledRuns: () => Promise.resolve(new Set([...cancelled].map((id) => `${id}/run`))),
   };
-  const watcher = new ImageWaitWatcher(
-    { aws, completion, now: () => now, sleep: () => Promise.resolve(), autoPoll: false },
-    DEFAULT_WATCHER_OPTIONS,
-  );
+  const watcher = leaseTestWatcher(completion, () => now);
   const started: { id: string; input: WaitLeaseInput }[] = [];
   const open = new Set<string>();
   let refuse = opts.refuseStarts ?? 0;
@@ -109,13 +98,7 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
       },
     },
   );
-  const wait = (n: number) => ({
-    token: Buffer.from(`wf-${n}`),
-    ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
-    target: { region: 'eu-west-1', accountId: '111122223333' },
-    imageId: `ami-${n.toString(16).padStart(17, '0')}`,
-    deadline: T0 + 3600_000,
-  });
+  const wait = (n: number) => waitOf(n, T0 + 3600_000);
   return {
     watcher,
     keeper,

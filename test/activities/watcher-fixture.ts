@@ -37,15 +37,20 @@ export function stampedImagesEc2(timers: VirtualTimers, state: () => ImageState 
   return { aws, calls, askedAt };
 }
 
-/** The wait of run `wf-<n>` on image `ami(n)` in EU, a day from T0. */
-export function addWait(watcher: ImageWaitWatcher, n: number): void {
-  watcher.add({
+/** The wait of run `wf-<n>` on image `ami(n)` in EU, with its deadline (a day from T0 unless given). */
+export function waitOf(n: number, deadline = T0 + 24 * 3600_000) {
+  return {
     token: Buffer.from(`wf-${n}`),
     ref: { workflowId: `wf-${n}`, runId: 'run', activityId: '7' },
     target: EU,
     imageId: ami(n),
-    deadline: T0 + 24 * 3600_000,
-  });
+    deadline,
+  };
+}
+
+/** Adds `waitOf(n)` to the watcher. */
+export function addWait(watcher: ImageWaitWatcher, n: number): void {
+  watcher.add(waitOf(n));
 }
 
 /** A watcher on virtual time holding the waits `wf-1` … `wf-<waits>`. */
@@ -60,4 +65,20 @@ export function watcherHolding(
   );
   for (let n = 1; n <= waits; n++) addWait(watcher, n);
   return watcher;
+}
+
+/**
+ * A watcher for the wait lease's tests: no AWS (a poll would fail loudly), no polling of its own,
+ * `completion` as the test fakes it, and the clock `now` (T0 unless the test moves it).
+ */
+export function leaseTestWatcher(completion: WaitCompletion, now: () => number = () => T0): ImageWaitWatcher {
+  const aws: AwsClients = {
+    ec2: () => Promise.reject(new Error('no EC2 here')),
+    kms: () => Promise.reject(new Error('no KMS here')),
+    destroy: () => undefined,
+  };
+  return new ImageWaitWatcher(
+    { aws, completion, now, sleep: () => Promise.resolve(), autoPoll: false },
+    DEFAULT_WATCHER_OPTIONS,
+  );
 }
