@@ -328,7 +328,13 @@ export class WaitLeaseKeeper {
           await this.tellSleep(TELL_RETRY_MS);
         }
       }
-    })().finally(() => (this.telling = undefined));
+    })().finally(() => {
+      this.telling = undefined;
+      // A lease begun while this one slept through its gap (up to 5 s now) was asked to be told meanwhile
+      // (`tellAgain`) and nobody else would tell it until the next change or check (15 s).
+      const next = this.leaseId;
+      if (this.tellAgain && next !== undefined && next !== workflowId && this.holding === 0) this.tell(next);
+    });
   }
 
   /** Stops the periodic check (the worker is shutting down). */

@@ -333,6 +333,34 @@ void describe('wait lease keeper', () => {
     }
   });
 
+  void it('GIVEN a lease in its backed-off gap that ended unheld WHEN the keeper starts another and a wait arrives THEN the new lease is told it within its own gap, not at the next check', async () => {
+    const timers = new VirtualTimers(T0);
+    const { watcher, keeper, told, started, open, wait, advance } = setup({ timers });
+    try {
+      for (let n = 1; n <= 200; n++) {
+        watcher.add(wait(n));
+        await timers.runUntil(timers.now() + 100);
+      }
+      // Past the eager signals: the keeper now sleeps through a gap of seconds.
+      watcher.add(wait(201));
+      await timers.runUntil(timers.now() + 10);
+      const first = started[0]?.id ?? '';
+      open.delete(first);
+      advance(LEASE_UNHELD_CHECK_MS);
+      await keeper.check();
+      const second = started[1]?.id;
+      assert.ok(second !== undefined && second !== first, 'a new lease');
+      watcher.add(wait(202));
+      await timers.runUntil(timers.now() + 5_500);
+      assert.ok(
+        told.some((t) => t.id === second && t.refs.includes('wf-202')),
+        'the new lease heard of wf-202',
+      );
+    } finally {
+      keeper.stop();
+    }
+  });
+
   void it('GIVEN a lease under 100 waits whose hold has not started WHEN waits keep arriving past the eager signals THEN each is told at once, as before (a kill strands nothing already told)', async () => {
     const timers = new VirtualTimers(T0);
     const { watcher, keeper, told, wait } = setup({ timers });
