@@ -144,12 +144,14 @@ export function listGapMs(waits: number): number {
  * that dispatches the scheduled hold takes the workflow's lock at low priority, behind them. It fed
  * itself: the keeper signals because the hold has not started. So after `TELL_EAGER_SIGNALS` signals
  * at `listGapMs` (a hold normally starts within them) the gap doubles from 250 ms per signal up to
- * `TELL_GAP_MAX_MS`: ~15 signals a minute instead of ~140, the lease idle ≥ 4 s in 5.
+ * `TELL_GAP_MAX_MS`: at most 12 signals a minute once backed off instead of ~140, so the lease is
+ * idle most of each 5 s.
  *
  * The price: a worker killed before its hold starts strands the waits added since the last signal
  * that landed until their backstop, up to 5 s of arrivals instead of ≤ 1 s. Only from
  * `TELL_BACKOFF_FROM` waits: below that (the chaos tier, the SIGKILL e2e test) the gap stays
- * `listGapMs`, none, as before; so few waits cannot keep the lease busy enough to matter.
+ * `listGapMs`, none, as before: their waits arrive a few a second at most, too few signals to
+ * keep the lease busy (the storm was seen with hundreds of waits arriving).
  */
 export const TELL_EAGER_SIGNALS = 10;
 export const TELL_BACKOFF_FROM = 100;
