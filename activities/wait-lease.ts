@@ -135,6 +135,36 @@ export function listGapMs(waits: number): number {
   return Math.min(1000, Math.floor(waits / 100) * 10);
 }
 
+/**
+ * The least time between two signals to a lease whose hold has not started, the `told`-th since the
+ * lease began or its hold last ran. At 10,000 runs (session 10, docs/fleet-waits.md "The hold's
+ * pickup delay") the lease's second hold started 75.7 s after it was scheduled: the lease took 178
+ * signals in those 75.7 s (one per round trip, ~0.4 s apart under load, the gap then being
+ * `listGapMs` of a few hundred waits) and a workflow task for each, and the server's background task
+ * that dispatches the scheduled hold takes the workflow's lock at low priority, behind them. It fed
+ * itself: the keeper signals because the hold has not started. So after `TELL_EAGER_SIGNALS` signals
+ * at `listGapMs` (a hold normally starts within them) the gap doubles from 250 ms per signal up to
+ * `TELL_GAP_MAX_MS`: at most 12 signals a minute once backed off instead of ~140, so the lease is
+ * idle most of each 5 s.
+ *
+ * The price: a worker killed before its hold starts strands the waits added since the last signal
+ * that landed until their backstop, up to 5 s of arrivals instead of ≤ 1 s. Only from
+ * `TELL_BACKOFF_FROM` waits: below that (the chaos tier, the SIGKILL e2e test) the gap stays
+ * `listGapMs`, none, as before: their waits arrive a few a second at most, too few signals to
+ * keep the lease busy (the storm was seen with hundreds of waits arriving).
+ */
+export const TELL_EAGER_SIGNALS = 10;
+export const TELL_BACKOFF_FROM = 100;
+export const TELL_GAP_FIRST_MS = 250;
+export const TELL_GAP_MAX_MS = 5_000;
+
+export function tellGapMs(waits: number, told: number): number {
+  const list = listGapMs(waits);
+  if (waits < TELL_BACKOFF_FROM || told < TELL_EAGER_SIGNALS) return list;
+  const backoff = TELL_GAP_FIRST_MS * 2 ** Math.min(told - TELL_EAGER_SIGNALS, 10);
+  return Math.max(list, Math.min(TELL_GAP_MAX_MS, backoff));
+}
+
 export function tierFor(waits: number, current: LeaseTier): LeaseTier {
   if (waits >= SHARED_FROM) return 'shared';
   if (waits <= SOLO_AT) return 'solo';
@@ -174,6 +204,8 @@ export interface LeaseKeeperOptions {
    */
   tellLease?: (workflowId: string, told: WaitRef[] | WaitRefsChange<WaitRef>) => Promise<void>;
   now?: () => number;
+  /** The clock and sleep that pace the signals (tests: virtual time); default the real ones. */
+  tellTimers?: { now: () => number; sleep: (ms: number) => Promise<void> };
   log?: (m: string, meta: Record<string, unknown>) => void;
 }
 
@@ -200,6 +232,8 @@ export class WaitLeaseKeeper {
   private checking = false;
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  private readonly tellNow: () => number;
+  private readonly tellSleep: (ms: number) => Promise<void>;
 
   constructor(
     private readonly watcher: ImageWaitWatcher,
@@ -207,6 +241,8 @@ export class WaitLeaseKeeper {
     private readonly opts: LeaseKeeperOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.tellNow = opts.tellTimers?.now ?? Date.now;
+    this.tellSleep = opts.tellTimers?.sleep ?? ((ms) => delay(ms, undefined, { ref: false }));
     watcher.onChange(() => {
       this.dirty = true;
       this.wake?.();
@@ -224,6 +260,8 @@ export class WaitLeaseKeeper {
   private telling: Promise<void> | undefined;
   private lastToldAt = -Infinity;
   private tellAgain = false;
+  /** Signals landed on the current lease since it began or its hold last ran (tellGapMs). */
+  private toldUnheld = 0;
   /** The waits the current lease knows of: its input, then each signal that landed. */
   private leaseKnows = new Map<string, WaitRef>();
   /**
@@ -262,9 +300,9 @@ export class WaitLeaseKeeper {
       if (!(await this.starting)) return;
       for (let failures = 0; stillUnheld() && failures < TELL_ATTEMPTS;) {
         // Each signal lands in the lease's history: one per listGapMs at most, as the hold's heartbeats
-        // (waits arriving meanwhile go in the next one).
-        const gap = this.lastToldAt + listGapMs(this.watcher.size()) - Date.now();
-        if (gap > 0) await delay(gap, undefined, { ref: false });
+        // (waits arriving meanwhile go in the next one), backing off while the hold has not started.
+        const gap = this.lastToldAt + tellGapMs(this.watcher.size(), this.toldUnheld) - this.tellNow();
+        if (gap > 0) await this.tellSleep(gap);
         if (!stillUnheld()) return;
         this.tellAgain = false;
         const now = this.watcher.refs();
@@ -281,15 +319,24 @@ export class WaitLeaseKeeper {
           this.leaseKnows = new Map(now.map((r) => [leaseRefKey(r), r]));
           this.resync = false;
         } else if (!landed) this.resync = true;
-        if (landed) this.lastToldAt = Date.now();
+        if (landed) {
+          this.lastToldAt = this.tellNow();
+          this.toldUnheld += 1;
+        }
         if (landed && !this.tellAgain) return;
         // A refused signal (the server away) is sent again shortly; `check` tells it again later.
         if (!landed) {
           failures += 1;
-          await delay(TELL_RETRY_MS);
+          await this.tellSleep(TELL_RETRY_MS);
         }
       }
-    })().finally(() => (this.telling = undefined));
+    })().finally(() => {
+      this.telling = undefined;
+      // A lease begun while this one slept through its gap (up to 5 s now) was asked to be told meanwhile
+      // (`tellAgain`) and nobody else would tell it until the next change or check (15 s).
+      const next = this.leaseId;
+      if (this.tellAgain && next !== undefined && next !== workflowId && this.holding === 0) this.tell(next);
+    });
   }
 
   /** Stops the periodic check (the worker is shutting down). */
@@ -311,6 +358,7 @@ export class WaitLeaseKeeper {
     };
     this.leaseKnows = new Map(input.refs.map((r) => [leaseRefKey(r), r]));
     this.resync = false;
+    this.toldUnheld = 0;
     this.starting = this.startLease(workflowId, input).then(
       () => true,
       (err: unknown) => {
@@ -424,6 +472,8 @@ export class WaitLeaseKeeper {
     let added = true;
     this.dirty = false;
     this.holding += 1;
+    // The next unheld spell (a later turn scheduled) starts eager again: its hold normally starts at once.
+    this.toldUnheld = 0;
     try {
       for (;;) {
         const n = this.watcher.size();

@@ -19,11 +19,13 @@ import {
   heartbeatRefs,
   listGapMs,
   packRefs,
+  tellGapMs,
   releaseActivities,
 } from '../../activities/wait-lease';
 import type { WaitRefsChange } from '../../contracts/wait-lease';
 import { applyTold } from '../../contracts/wait-lease';
 import { leaseHold } from '../../workflows/presets';
+import { VirtualTimers } from '../support/virtual-timers';
 import { T0, leaseTestWatcher, waitOf } from './watcher-fixture';
 
 const idle: WaitCompletion = {
@@ -34,7 +36,7 @@ const idle: WaitCompletion = {
   cancelRequested: () => Promise.resolve(false),
 };
 
-function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {}) {
+function setup(opts: { refuseStarts?: number; startLands?: Promise<void>; timers?: VirtualTimers } = {}) {
   /** What the lease knows after each signal (its handler's merge), and the signals as sent. */
   const told: { id: string; refs: string[] }[] = [];
   const signals: (WaitRef[] | WaitRefsChange<WaitRef>)[] = [];
@@ -75,6 +77,7 @@ function setup(opts: { refuseStarts?: number; startLands?: Promise<void> } = {})
       leaseOpen: (id) => Promise.resolve(open.has(id)),
       checkEveryMs: 3_600_000,
       now: () => now,
+      ...(opts.timers ? { tellTimers: opts.timers } : {}),
       tellLease: (id, signal) => {
         // As Temporal answers a signal to a workflow whose start has not landed: not found.
         if (!open.has(id)) return Promise.reject(new Error(`workflow not found: ${id}`));
@@ -296,6 +299,93 @@ void describe('wait lease keeper', () => {
     } finally {
       keeper.stop();
     }
+  });
+
+  void it('GIVEN a lease over 200 waits whose hold has not started WHEN 20 waits a second arrive for 60 s THEN the signals back off to one per 5 s (≤ 30, not one per list gap) and, once arrivals stop, the lease knows exactly the waits held, also after a refused signal', async () => {
+    const timers = new VirtualTimers(T0);
+    const { watcher, keeper, told, signals, wait, refuseNextSignals, refusedSignals } = setup({ timers });
+    try {
+      for (let n = 1; n <= 200; n++) watcher.add(wait(n));
+      await timers.runUntil(T0);
+      const before = signals.length;
+      // Steady arrivals, one every 50 ms: today's signal storm (session 10's 10,000 run: 178 signals in
+      // the 75.7 s its hold waited) came from a gap of listGapMs (≤ 140 ms here) per signal.
+      for (let i = 1; i <= 1_200; i++) {
+        await timers.runUntil(T0 + i * 50);
+        if (i === 600) refuseNextSignals(1);
+        watcher.add(wait(200 + i));
+      }
+      const sent = signals.length - before;
+      // 10 eager, 5 ramping (0.25 → 4 s), then one per 5 s over the rest of the 60 s: 27.
+      assert.ok(sent <= 30, `${sent} signals over 60 s of arrivals`);
+      assert.ok(sent >= 15, `${sent} signals: the lease still hears of the arrivals`);
+      assert.equal(refusedSignals.count, 1);
+      assert.ok(
+        signals.slice(before).some((x) => Array.isArray(x)),
+        'after the refused signal, the whole list',
+      );
+      // Arrivals stop: within one backed-off gap the lease knows every wait held.
+      await timers.runUntil(T0 + 60_000 + 6_000);
+      assert.equal(watcher.size(), 1_400);
+      assert.deepEqual(new Set(told.at(-1)?.refs), new Set(watcher.refs().map((r) => r.workflowId)));
+    } finally {
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN a lease in its backed-off gap that ended unheld WHEN the keeper starts another and a wait arrives THEN the new lease is told it within its own gap, not at the next check', async () => {
+    const timers = new VirtualTimers(T0);
+    const { watcher, keeper, told, started, open, wait, advance } = setup({ timers });
+    try {
+      for (let n = 1; n <= 200; n++) {
+        watcher.add(wait(n));
+        await timers.runUntil(timers.now() + 100);
+      }
+      // Past the eager signals: the keeper now sleeps through a gap of seconds.
+      watcher.add(wait(201));
+      await timers.runUntil(timers.now() + 10);
+      const first = started[0]?.id ?? '';
+      open.delete(first);
+      advance(LEASE_UNHELD_CHECK_MS);
+      await keeper.check();
+      const second = started[1]?.id;
+      assert.ok(second !== undefined && second !== first, 'a new lease');
+      watcher.add(wait(202));
+      await timers.runUntil(timers.now() + 5_500);
+      assert.ok(
+        told.some((t) => t.id === second && t.refs.includes('wf-202')),
+        'the new lease heard of wf-202',
+      );
+    } finally {
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN a lease under 100 waits whose hold has not started WHEN waits keep arriving past the eager signals THEN each is told at once, as before (a kill strands nothing already told)', async () => {
+    const timers = new VirtualTimers(T0);
+    const { watcher, keeper, told, wait } = setup({ timers });
+    try {
+      for (let n = 1; n <= 60; n++) {
+        await timers.runUntil(T0 + n * 1_000);
+        watcher.add(wait(n));
+        await timers.runUntil(T0 + n * 1_000);
+        if (n > 1) assert.equal(told.at(-1)?.refs.length, n, `wait ${n} told with no gap`);
+      }
+    } finally {
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN the signal gap THEN it is listGapMs for the first 10 signals and below 100 waits, then doubles from 250 ms to 5 s', () => {
+    assert.deepEqual(
+      [0, 9, 10, 11, 12, 13, 14, 15, 40].map((told) => tellGapMs(2_000, told)),
+      [200, 200, 250, 500, 1_000, 2_000, 4_000, 5_000, 5_000],
+    );
+    assert.deepEqual(
+      [99, 50].map((n) => tellGapMs(n, 100)),
+      [0, 0],
+    );
+    assert.equal(tellGapMs(10_000, 10), 1_000, 'never below listGapMs');
   });
 
   void it('GIVEN fewer than 100 waits THEN there is no gap; it grows to 1 s at 10,000 and stays there', () => {
