@@ -50,10 +50,11 @@ void describe('the wait lease in a busy task queue', () => {
     const input: WaitLeaseInput = { leaseQueue: `${taskQueue}-lease-w1`, tier: 'solo', refs: [] };
     await leaseStarter(env.client, taskQueue, 'w1')('lease-w1', input);
     const order = await handedOut(taskQueue, 'lease-w1');
-    // Without a priority it came ~170th of 301 (bench/lease-priority.ts --no-priority); with it, 3rd-4th
-    // (the matcher hands out the few tasks it had already loaded first).
+    // Without a priority it came ~170th-182nd of 301 (bench/lease-priority.ts --no-priority); with it,
+    // 3rd-11th: the matcher first hands out the tasks it had already loaded when the lease's arrived,
+    // how many depends on timing (a CI run saw 11). A sixth of the backlog still tells the two apart.
     assert.ok(
-      order.length <= 10,
+      order.length <= BACKLOG / 6,
       `the lease's task came as number ${order.length}: ${order.slice(0, 5).join(', ')}…`,
     );
   });
