@@ -33,8 +33,9 @@ export const LEASE_TURN_MS = 6 * 3600_000;
  * The hold's list reaches the server by one path, the SDK's heartbeat (Core sends one report at a
  * time for an activity, then the newest details it was given), paced by the hold: a keep-alive once
  * per `keepAliveMs(timeout)`, 0.8 × timeout up to 5 min (what Core's throttle sent before), and one as
- * soon as waits were added, at most one per `LEASE_BEAT_GAP_MS`. The lease worker's
- * `maxHeartbeatThrottleInterval` is that gap, so Core holds back nothing the hold sends.
+ * soon as waits were added, at most one per `beatGapMs(waits)`. The lease worker's
+ * `maxHeartbeatThrottleInterval` is `LEASE_BEAT_GAP_MS`, the least gap, so Core holds back nothing the
+ * hold sends.
  *
  * It used to go two ways: Core's throttled heartbeat (0.8 × timeout) and, for added waits, the
  * worker's client at once. They were not ordered: a Core report of an older list (retried by Core
@@ -42,8 +43,20 @@ export const LEASE_TURN_MS = 6 * 3600_000;
  * kept the older list until Core's next window (48 s at 1 min); a SIGKILL then stranded the added
  * waits until their backstop. Client heartbeats alone cannot replace Core's either: Core cancels an
  * activity locally when no report of its own completed within the heartbeat timeout (+ 5 s).
+ *
+ * The gap after a heartbeat is a window in which an added wait is known to nobody but this worker.
+ * It was 1 s at any size (session 10), and the bounded chaos tier, whose SIGKILL lands within a
+ * second or two of the first image being created, stranded a wait there in 2 of 3 runs on a loaded
+ * CI machine: so it is 100 ms below 1,000 waits, growing with the list as its cost does
+ * (`listGapMs`, 1 s at 10,000). A burst of waits still costs a few heartbeats, not one per wait.
  */
-export const LEASE_BEAT_GAP_MS = 1_000;
+export const LEASE_BEAT_GAP_MS = 100;
+
+/** The least time between two heartbeats listing added waits, for a list of `waits` waits. */
+export function beatGapMs(waits: number): number {
+  return Math.max(LEASE_BEAT_GAP_MS, listGapMs(waits));
+}
+
 export const KEEP_ALIVE_OF_TIMEOUT = 0.8;
 const KEEP_ALIVE_MAX_MS = 300_000;
 
@@ -493,7 +506,7 @@ export class WaitLeaseKeeper {
         }
         const want = tierFor(n, input.tier);
         if (want !== input.tier || Date.now() - began >= LEASE_TURN_MS) return { next: want, refs };
-        const dueAt = sentAt + (added ? LEASE_BEAT_GAP_MS : keepAliveEveryMs);
+        const dueAt = sentAt + (added ? beatGapMs(n) : keepAliveEveryMs);
         if (Date.now() >= dueAt) {
           ctx.heartbeat(beat);
           this.opts.onBeat?.(beat);

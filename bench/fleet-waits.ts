@@ -234,7 +234,8 @@ export async function cancelLagAt(
 /** Temporal Cloud counts: activity start/retry, each heartbeat that reaches the server, workflow start. */
 export function actionsPerRunHour(waits: number) {
   const tier = waits >= SHARED_FROM ? 'shared' : 'solo';
-  // The hold's keep-alive; a burst of added waits adds one heartbeat (at most one a second).
+  // The hold's keep-alive. A wait's arrival adds at most one heartbeat, once in the run's life (fewer
+  // in a burst: beatGapMs apart, 100 ms below 1,000 waits, 1 s at 10,000): not counted per hour here.
   const leaseEvery = keepAliveMs(LEASE_HEARTBEAT_TIMEOUT_MS[tier]);
   const leaseHeartbeatsPerHour = 3_600_000 / leaseEvery;
   const breakdown = {

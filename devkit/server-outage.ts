@@ -151,7 +151,7 @@ async function round(b: Bench, runs: number, prefix: string, outageMs?: number) 
     async () => (await b.worker.metric(METRIC.waitsInFlight)) >= runs,
     180_000,
   );
-  // The lease's hold heartbeats added waits within LEASE_BEAT_GAP_MS (1 s); give the last arrivals'
+  // The lease's hold heartbeats added waits within beatGapMs (at most 1 s); give the last arrivals'
   // heartbeat a moment, so the outage meets a worker in its steady state.
   await new Promise((r) => setTimeout(r, 2_000));
   let back = Date.now();

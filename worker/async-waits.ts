@@ -200,7 +200,7 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
     taskQueue: leaseQueue,
     activities: keeper.activities(),
     maxConcurrentActivityTaskExecutions: 4,
-    // The hold paces its own heartbeats, the one path of its list (LEASE_BEAT_GAP_MS apart at least):
+    // The hold paces its own heartbeats, the one path of its list (beatGapMs apart, LEASE_BEAT_GAP_MS at least):
     // Core's throttle must hold none of them back, or an added wait waits for Core's window.
     maxHeartbeatThrottleInterval: LEASE_BEAT_GAP_MS,
     shutdownGraceTime: '5s',

@@ -8,7 +8,7 @@
  * The "SDK" here is a fake of Core's heartbeat manager as it is in @temporalio/core-bridge 1.24
  * (activity_heartbeat_manager.rs): one report in flight per activity, the newest details given
  * meanwhile sent after it, once its throttle window has passed. The lease worker's throttle is
- * LEASE_BEAT_GAP_MS (worker/async-waits.ts). Gaps between heartbeats are asserted as lower bounds
+ * LEASE_BEAT_GAP_MS (worker/async-waits.ts), the least of the hold's gaps (beatGapMs). Gaps between heartbeats are asserted as lower bounds
  * only (a loaded machine makes them longer, never shorter).
  */
 import assert from 'node:assert/strict';
@@ -16,11 +16,12 @@ import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { WaitCompletion } from '../../activities/image-wait-watcher';
-import type { LeaseHeartbeat } from '../../activities/wait-lease';
+import type { LeaseHeartbeat, LeaseTier } from '../../activities/wait-lease';
 import {
   LEASE_BEAT_GAP_MS,
   LEASE_HEARTBEAT_TIMEOUT_MS,
   WaitLeaseKeeper,
+  beatGapMs,
   heartbeatRefs,
   keepAliveMs,
 } from '../../activities/wait-lease';
@@ -90,14 +91,14 @@ function setup() {
   });
   const wait = (n: number) => waitOf(n, T0 + 3600_000);
   /** Runs the hold with this heartbeat timeout; each heartbeat goes to `core` and is stamped. */
-  const hold = (heartbeatTimeoutMs: number, core?: FakeCore) => {
+  const hold = (heartbeatTimeoutMs: number, core?: FakeCore, tier: LeaseTier = 'solo') => {
     const env = new MockActivityEnvironment({ heartbeatTimeoutMs });
     const beats: { at: number; refs: string[] }[] = [];
     env.on('heartbeat', (d: LeaseHeartbeat) => {
       beats.push({ at: Date.now(), refs: heartbeatRefs(d).map((r) => r.workflowId) });
       core?.heartbeat(d);
     });
-    const held = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const, packed: true });
+    const held = env.run(keeper.activities().holdWaitLease, { tier, packed: true });
     return {
       beats,
       async end() {
@@ -168,28 +169,53 @@ void describe('wait lease: the hold list reaches the server in order', () => {
     }
   });
 
-  void it('GIVEN waits added one after another while the hold runs THEN heartbeats are at least LEASE_BEAT_GAP_MS apart (not one per wait) and the last lists every wait', async () => {
+  void it('GIVEN a hold that has just heartbeated WHEN a wait is added THEN a heartbeat lists it at once, not a second later (a SIGKILL in that second stranded it: the bounded chaos tier, CI of 8cd6654)', async () => {
     const { watcher, wait, hold } = setup();
     watcher.add(wait(1));
     const h = hold(60_000);
     try {
       await until('the first heartbeat', () => h.beats.length === 1);
-      // Up to 5: from 6 the hold ends its turn to go to the shared tier.
-      for (let n = 2; n <= 5; n++) {
+      await delay(LEASE_BEAT_GAP_MS + 50);
+      const addedAt = Date.now();
+      watcher.add(wait(2));
+      await until('a heartbeat listing the added wait', () => h.beats.at(-1)?.refs.length === 2);
+      const after = (h.beats.at(-1)?.at ?? Infinity) - addedAt;
+      // Session 10's hold sent it 1 s after the first heartbeat, ~850 ms after the add.
+      assert.ok(after < 500, `the heartbeat listing the added wait went ${after} ms after it was added`);
+    } finally {
+      await h.end();
+    }
+  });
+
+  void it('GIVEN waits added every 20 ms while the hold runs THEN heartbeats are at least LEASE_BEAT_GAP_MS apart (not one per wait) and the last lists every wait', async () => {
+    const { watcher, wait, hold } = setup();
+    for (let n = 1; n <= 3; n++) watcher.add(wait(n));
+    // The shared tier from the start: a solo hold ends its turn at 6 waits.
+    const h = hold(60_000, undefined, 'shared');
+    try {
+      await until('the first heartbeat', () => h.beats.length === 1);
+      for (let n = 4; n <= 40; n++) {
         watcher.add(wait(n));
-        await delay(300);
+        await delay(20);
       }
       await until(
-        () => `a heartbeat listing all 5 (${JSON.stringify(h.beats)})`,
-        () => h.beats.at(-1)?.refs.length === 5,
+        () => `a heartbeat listing all 40 (${JSON.stringify(h.beats.map((b) => b.refs.length))})`,
+        () => h.beats.at(-1)?.refs.length === 40,
       );
       const gaps = h.beats.slice(1).map((b, i) => b.at - (h.beats[i]?.at ?? 0));
-      assert.ok(h.beats.length < 5, `${h.beats.length} heartbeats for 5 waits arriving 300 ms apart`);
+      assert.ok(h.beats.length <= 12, `${h.beats.length} heartbeats for 37 waits arriving 20 ms apart`);
       for (const gap of gaps)
         assert.ok(gap >= LEASE_BEAT_GAP_MS - TIMER_SLACK_MS, `heartbeats ${JSON.stringify(gaps)} ms apart`);
     } finally {
       await h.end();
     }
+  });
+
+  void it('GIVEN the list size THEN the gap between heartbeats of added waits is 100 ms up to 1,000 waits and grows with the list to 1 s at 10,000', () => {
+    assert.deepEqual(
+      [1, 99, 1_000, 5_000, 10_000, 50_000].map(beatGapMs),
+      [100, 100, 100, 500, 1_000, 1_000],
+    );
   });
 
   void it('GIVEN the default timeouts THEN the keep-alive is what Core throttled the lease to before: 48 s shared, 288 s solo, never past 5 min', () => {
