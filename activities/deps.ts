@@ -3,7 +3,7 @@ import type { ImageWaitWatcher } from './image-wait-watcher';
 import type { InstanceReads } from './instance-reads';
 import type { OpenTemporalReader } from './share-runs';
 import type { Clock, PollPolicy } from './waiting';
-import type { ReleaseWait } from './wait-lease';
+import type { FindStartedWaits, ReleaseWait } from './wait-lease';
 
 /** Everything activities need from outside, injected by the worker (or a test). */
 export interface ActivityDeps {
@@ -26,7 +26,7 @@ export interface ActivityDeps {
    * The worker's image-wait watcher and the release of a lost lease's waits (issue 13): with them,
    * `waitForImageAvailable` completes asynchronously; without (tests), it polls in the activity.
    */
-  waits?: { watcher: ImageWaitWatcher; release: ReleaseWait };
+  waits?: { watcher: ImageWaitWatcher; release: ReleaseWait; findStarted?: FindStartedWaits };
   /**
    * The worker's merged reader of instance states, shared by every instance wait (instance-reads.ts):
    * its budget is AMIFLOW_INSTANCE_WAIT_CALLS_PER_SECOND. Absent (tests), one is made per deps.

@@ -44,7 +44,7 @@ export function createActivities(deps: ActivityDeps) {
     ...buildActivities(deps),
     ...buildStepActivities(deps),
     ...rolloutActivities(deps),
-    ...releaseActivities(deps.waits?.release),
+    ...releaseActivities(deps.waits?.release, deps.waits?.findStarted),
   };
 }
 

@@ -76,6 +76,12 @@ export interface WaitLeaseInput {
    * absent in leases started before it was a setting: LEASE_HEARTBEAT_TIMEOUT_MS.
    */
   heartbeatTimeoutMs?: Record<LeaseTier, number>;
+  /**
+   * The holding worker's identity on the shared task queue; given, a lost lease also releases the
+   * waits still started on that worker that its list lacked (StrandedSweep). Absent in leases
+   * started before the sweep.
+   */
+  workerIdentity?: string;
 }
 
 export interface HoldLeaseInput {
@@ -115,6 +121,8 @@ export interface ReleaseWaitsInput {
   /** Waits listed packed (the hold's heartbeat since PackedRefs), released with `refs`. */
   packed?: PackedRefs;
   lease: string;
+  /** Also release the waits still started on the lease's worker that no list named (leases since the sweep). */
+  sweep?: StrandedSweep;
 }
 
 export function packRefs(refs: WaitRef[]): PackedRefs {
@@ -201,6 +209,8 @@ export const LEASE_UNHELD_CHECK_MS = 135_000;
 export interface LeaseKeeperOptions {
   leaseQueue: string;
   workerId: string;
+  /** The worker's identity on the shared task queue, handed to the lease for its sweep (WaitLeaseInput). */
+  workerIdentity?: string;
   /** The lease's heartbeat timeout per tier (WorkerSettings.waitLeaseTimeoutsMs); default LEASE_HEARTBEAT_TIMEOUT_MS. */
   heartbeatTimeoutMs?: Record<LeaseTier, number>;
   /**
@@ -368,6 +378,7 @@ export class WaitLeaseKeeper {
       tier: tierFor(this.watcher.size(), 'solo'),
       refs: this.watcher.refs(),
       ...(this.opts.heartbeatTimeoutMs ? { heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs } : {}),
+      ...(this.opts.workerIdentity ? { workerIdentity: this.opts.workerIdentity } : {}),
     };
     this.leaseKnows = new Map(input.refs.map((r) => [leaseRefKey(r), r]));
     this.resync = false;
@@ -532,10 +543,34 @@ export class WaitLeaseKeeper {
 /** Fails a wait by id as retryable, so Temporal retries it on a live worker; false when it no longer waits. */
 export type ReleaseWait = (ref: WaitRef, err: ApplicationFailure) => Promise<boolean>;
 
+/**
+ * Where a lost lease's worker may have left waits its list lacks: the image waits a worker takes
+ * are known to its lease only once the lease's start, a signal or a heartbeat naming them landed. A
+ * SIGKILL between the server handing the worker a wait and that landing (the bounded chaos tier
+ * met it: tens of milliseconds, up to a second before beatGapMs) left the wait started on a dead
+ * worker with no heartbeat timeout and no lease listing it: stranded until its backstop (deadline +
+ * 10 minutes). The release therefore also asks the server which waits are still started on that
+ * worker.
+ */
+export interface StrandedSweep {
+  /** The shared task queue the worker polled: its runs are there. */
+  taskQueue: string;
+  /** The worker's identity, as the server records it on each activity attempt it started. */
+  workerIdentity: string;
+}
+
+/**
+ * The image waits of running workflows on `taskQueue` whose current attempt was started by
+ * `workerIdentity` before `startedBefore` (ms) and is still running (the worker's Temporal client:
+ * one Visibility list and a describe per running workflow; no Action). Undefined when the worker has
+ * no client: the listed waits are released, the rest keep their backstop.
+ */
+export type FindStartedWaits = (sweep: StrandedSweep, startedBefore: number) => Promise<WaitRef[]>;
+
 /** `releaseWaits`, run on the shared task queue by the lease workflow when a lease times out. */
-export function releaseActivities(release: ReleaseWait | undefined) {
+export function releaseActivities(release: ReleaseWait | undefined, findStarted?: FindStartedWaits) {
   return {
-    async releaseWaits(input: ReleaseWaitsInput): Promise<{ released: number; gone: number }> {
+    async releaseWaits(input: ReleaseWaitsInput): Promise<{ released: number; gone: number; swept?: number }> {
       if (!release)
         throw ApplicationFailure.create({
           type: 'NoAsyncCompletion',
@@ -543,7 +578,12 @@ export function releaseActivities(release: ReleaseWait | undefined) {
             'this worker has no Temporal client for async completion; another worker releases the waits',
         });
       const ctx = Context.current();
-      const refs = input.packed ? [...input.refs, ...unpackRefs(input.packed)] : input.refs;
+      const listed = input.packed ? [...input.refs, ...unpackRefs(input.packed)] : input.refs;
+      // Attempts started before this release began: one started later is not the lost worker's.
+      const found = input.sweep && findStarted ? await findStarted(input.sweep, Date.now()) : [];
+      const known = new Set(listed.map(leaseRefKey));
+      const unlisted = found.filter((r) => !known.has(leaseRefKey(r)));
+      const refs = [...listed, ...unlisted];
       let released = 0;
       let gone = 0;
       const failure = ApplicationFailure.create({
@@ -560,7 +600,7 @@ export function releaseActivities(release: ReleaseWait | undefined) {
           else gone += 1;
         ctx.heartbeat({ done: i + batch.length });
       }
-      return { released, gone };
+      return { released, gone, swept: unlisted.length };
     },
   };
 }

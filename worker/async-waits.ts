@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
+import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { ActivityCancelledError, ActivityNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
@@ -16,11 +17,29 @@ import { METRIC } from '../workflows/metric-names';
 import type { AwsClients } from '../activities/aws';
 import type { WaitCompletion, WatcherOptions } from '../activities/image-wait-watcher';
 import { DEFAULT_WATCHER_OPTIONS, ImageWaitWatcher } from '../activities/image-wait-watcher';
-import type { LeaseHeartbeat, LeaseTier, ReleaseWait, StartLease } from '../activities/wait-lease';
+import type { WaitRef } from '../contracts/wait-lease';
+import type {
+  FindStartedWaits,
+  LeaseHeartbeat,
+  LeaseTier,
+  ReleaseWait,
+  StartLease,
+} from '../activities/wait-lease';
 import { LEASE_BEAT_GAP_MS, WaitLeaseKeeper } from '../activities/wait-lease';
 
-/** PENDING_ACTIVITY_STATE_CANCEL_REQUESTED in temporal.api.enums.v1.PendingActivityState. */
+/** PENDING_ACTIVITY_STATE_STARTED / _CANCEL_REQUESTED in temporal.api.enums.v1.PendingActivityState. */
+const STARTED: temporal.api.enums.v1.PendingActivityState = 2;
 const CANCEL_REQUESTED: temporal.api.enums.v1.PendingActivityState = 3;
+
+/** The activity that completes asynchronously (activities/images.ts), the only one a lease covers. */
+const ASYNC_WAIT_ACTIVITY = 'waitForImageAvailable';
+/** Describes in flight at once while sweeping a lost worker's waits. */
+const SWEEP_CONCURRENCY = 16;
+
+/** The identity the SDK gives a worker by default (`pid@host`): the main worker's and its lease's. */
+export function defaultWorkerIdentity(): string {
+  return `${process.pid}@${hostname()}`;
+}
 
 async function answered(call: Promise<void>): Promise<boolean> {
   try {
@@ -122,9 +141,62 @@ export function clientRelease(client: Client): ReleaseWait {
   return (ref, err) => answered(client.activity.fail(ref, err));
 }
 
+/**
+ * FindStartedWaits through the worker's client: the running workflows of the queue (one Visibility
+ * page per 1,000, lease workflows left out), each described (16 at a time) for an image wait whose
+ * current attempt that worker started. Not an Action; at 10,000 runs waiting it is 10,000 reads of
+ * the server's cached state, paid once per lost worker, never while workers live.
+ */
+export function clientFindStarted(client: Client): FindStartedWaits {
+  const namespace = client.options.namespace;
+  return async ({ taskQueue, workerIdentity }, startedBefore) => {
+    const query = `TaskQueue = ${visibilityString(taskQueue)} AND ExecutionStatus = 'Running' AND WorkflowType != 'waitLease'`;
+    const runs: { workflowId: string; runId: string }[] = [];
+    let nextPageToken: Uint8Array | undefined;
+    do {
+      const page = await client.workflowService.listWorkflowExecutions({
+        namespace,
+        query,
+        pageSize: 1000,
+        ...(nextPageToken ? { nextPageToken } : {}),
+      });
+      for (const e of page.executions ?? [])
+        if (e.execution?.workflowId && e.execution.runId)
+          runs.push({ workflowId: e.execution.workflowId, runId: e.execution.runId });
+      nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+    } while (nextPageToken);
+    const found: WaitRef[] = [];
+    const describeOne = async (run: { workflowId: string; runId: string }) => {
+      const d = await client.workflow
+        .getHandle(run.workflowId, run.runId)
+        .describe()
+        .catch((err: unknown) => {
+          // Closed and gone since the list: nothing of it waits.
+          if (err instanceof WorkflowNotFoundError) return undefined;
+          throw err;
+        });
+      for (const a of d?.raw.pendingActivities ?? []) {
+        const started = a.lastStartedTime ? Number(optionalTsToMs(a.lastStartedTime)) : Infinity;
+        if (
+          a.activityType?.name === ASYNC_WAIT_ACTIVITY &&
+          a.state === STARTED &&
+          a.lastWorkerIdentity === workerIdentity &&
+          a.activityId &&
+          started < startedBefore
+        )
+          found.push({ ...run, activityId: a.activityId });
+      }
+    };
+    for (let i = 0; i < runs.length; i += SWEEP_CONCURRENCY)
+      await Promise.all(runs.slice(i, i + SWEEP_CONCURRENCY).map(describeOne));
+    return found;
+  };
+}
+
 export interface AsyncWaits {
   watcher: ImageWaitWatcher;
   release: ReleaseWait;
+  findStarted: FindStartedWaits;
   leaseWorker: Worker;
   /** Runs `worker` and the lease worker; on shutdown hands every held wait to another worker first. */
   run(worker: Worker): Promise<void>;
@@ -137,6 +209,8 @@ export interface AsyncWaitsOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
+  /** The main worker's identity (its `identity` option): what the server records on the waits it starts. */
+  workerIdentity: string;
   aws: AwsClients;
   watcher?: Partial<WatcherOptions>;
   /** The lease's heartbeat timeouts (WorkerSettings.waitLeaseTimeoutsMs); default LEASE_HEARTBEAT_TIMEOUT_MS. */
@@ -179,6 +253,7 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
   const keeper = new WaitLeaseKeeper(watcher, leaseStarter(opts.client, opts.taskQueue, workerId), {
     leaseQueue,
     workerId,
+    workerIdentity: opts.workerIdentity,
     ...(opts.leaseTimeoutsMs ? { heartbeatTimeoutMs: opts.leaseTimeoutsMs } : {}),
     ...(opts.onLeaseBeat ? { onBeat: opts.onLeaseBeat } : {}),
     tellLease: async (workflowId, refs) => {
@@ -208,6 +283,7 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
   return {
     watcher,
     release: clientRelease(opts.client),
+    findStarted: clientFindStarted(opts.client),
     leaseWorker,
     shutdown(worker) {
       if (worker.getState() === 'RUNNING') worker.shutdown();

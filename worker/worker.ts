@@ -15,7 +15,7 @@ import type { TemporalSettings, WorkerSettings } from './config';
 import { connectionOptions } from './connection';
 import { createLogger } from './logging';
 import type { AsyncWaits } from './async-waits';
-import { createAsyncWaits } from './async-waits';
+import { createAsyncWaits, defaultWorkerIdentity } from './async-waits';
 import { workflowBundleOptions } from './bundle-options';
 
 /**
@@ -128,6 +128,8 @@ export async function buildWorker(
       { aws: deps.aws, ...WALL_CLOCK, random: deps.random },
       { callsPerSecond: opts.settings.instanceWaitCallsPerSecond },
     );
+  // Given to the worker explicitly, so its lease names the identity the server records on its waits.
+  const identity = opts.worker?.identity ?? defaultWorkerIdentity();
   const waits =
     opts.asyncWaitsClient && opts.settings.asyncWaits
       ? await createAsyncWaits({
@@ -135,6 +137,7 @@ export async function buildWorker(
           connection: opts.connection,
           namespace: opts.settings.temporal.namespace,
           taskQueue: opts.worker?.taskQueue ?? opts.settings.temporal.taskQueue,
+          workerIdentity: identity,
           aws: deps.aws,
           leaseTimeoutsMs: opts.settings.waitLeaseTimeoutsMs,
           ...(opts.onLeaseBeat ? { onLeaseBeat: opts.onLeaseBeat } : {}),
@@ -147,7 +150,7 @@ export async function buildWorker(
           },
         })
       : undefined;
-  if (waits) deps.waits = { watcher: waits.watcher, release: waits.release };
+  if (waits) deps.waits = { watcher: waits.watcher, release: waits.release, findStarted: waits.findStarted };
   const worker = await Worker.create({
     connection: opts.connection,
     namespace: opts.settings.temporal.namespace,
@@ -171,6 +174,7 @@ export async function buildWorker(
     stickyQueueScheduleToStartTimeout: opts.settings.stickyScheduleToStartMs,
     // Waiting activities pace their own heartbeats to their heartbeat timeout; let them through.
     maxHeartbeatThrottleInterval: '5m',
+    identity,
     ...opts.worker,
   });
   return { worker, deps, ...(waits ? { waits } : {}) };

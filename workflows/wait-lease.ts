@@ -3,7 +3,7 @@
  * Runs the worker's `holdWaitLease` on the queue only that worker polls; when that activity times
  * out (the worker died, or never picked it up), fails every wait the worker last listed as
  * retryable, so Temporal resumes them on a live worker within about a minute instead of after their
- * backstop timeout. Ends when the worker holds no more waits or handed them off itself.
+ * backstop timeout, and with them the waits still started on that worker that its list lacked. Ends when the worker holds no more waits or handed them off itself.
  */
 import {
   ActivityFailure,
@@ -105,7 +105,16 @@ export async function waitLease(input: WaitLeaseInput): Promise<WaitLeaseResult>
       const count = lost.refs.length + (lost.packed?.count ?? 0);
       const done = await release.releaseWaits.executeWithOptions(
         { ...compensationCall, summary: `hand ${count} waits to a live worker` },
-        [{ ...lost, lease: workflowInfo().workflowId }],
+        [
+          {
+            ...lost,
+            lease: workflowInfo().workflowId,
+            // Waits the worker took but no list named yet (a SIGKILL right after the server handed them over).
+            ...(input.workerIdentity
+              ? { sweep: { taskQueue: workflowInfo().taskQueue, workerIdentity: input.workerIdentity } }
+              : {}),
+          },
+        ],
       );
       return { released: done.released };
     }

@@ -538,8 +538,53 @@ void describe('releaseWaits', () => {
       packed: packRefs(refs.slice(1)),
       lease: 'lease-1',
     });
-    assert.deepEqual(out, { released: 120, gone: 0 });
+    assert.deepEqual(out, { released: 120, gone: 0, swept: 0 });
     assert.deepEqual(released, refs);
+  });
+
+  void it('GIVEN a lost lease that names its worker WHEN releaseWaits runs THEN the waits still started on that worker are released too, each once, and only those started before the release', async () => {
+    const released: string[] = [];
+    const asked: { sweep: unknown; before: number }[] = [];
+    const ref = (n: number) => ({ workflowId: `wf-${n}`, runId: 'r', activityId: '7' });
+    const { releaseWaits } = releaseActivities(
+      (r) => {
+        released.push(r.workflowId);
+        return Promise.resolve(true);
+      },
+      (sweep, before) => {
+        asked.push({ sweep, before });
+        // wf-2 is listed too; wf-3 was handed to the worker after its last list landed.
+        return Promise.resolve([ref(2), ref(3)]);
+      },
+    );
+    const sweep = { taskQueue: 'q', workerIdentity: '4242@host-a' };
+    const startedAt = Date.now();
+    const out = await new MockActivityEnvironment().run(releaseWaits, {
+      refs: [ref(1), ref(2)],
+      lease: 'lease-1',
+      sweep,
+    });
+    assert.deepEqual(out, { released: 3, gone: 0, swept: 1 });
+    assert.deepEqual(released, ['wf-1', 'wf-2', 'wf-3']);
+    assert.deepEqual(asked.map((a) => a.sweep), [sweep]);
+    assert.ok((asked[0]?.before ?? 0) >= startedAt, 'attempts started before the release began');
+  });
+
+  void it('GIVEN a lease of before the sweep (no worker named) WHEN releaseWaits runs THEN only its list is released and the server is not asked', async () => {
+    let asked = 0;
+    const { releaseWaits } = releaseActivities(
+      () => Promise.resolve(true),
+      () => {
+        asked += 1;
+        return Promise.resolve([]);
+      },
+    );
+    const out = await new MockActivityEnvironment().run(releaseWaits, {
+      refs: [{ workflowId: 'wf-1', runId: 'r', activityId: '7' }],
+      lease: 'lease-1',
+    });
+    assert.deepEqual(out, { released: 1, gone: 0, swept: 0 });
+    assert.equal(asked, 0);
   });
 
   void it('GIVEN a packed list of an unknown version THEN releaseWaits fails naming it, without retrying', async () => {

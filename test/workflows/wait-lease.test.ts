@@ -16,7 +16,7 @@ import {
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import type { WaitRef } from '../../activities/image-wait-watcher';
-import type { HoldLeaseInput, LeaseTurn, ReleaseWaitsInput } from '../../activities/wait-lease';
+import type { HoldLeaseInput, LeaseTurn, ReleaseWaitsInput, WaitLeaseInput } from '../../activities/wait-lease';
 import { packRefs, unpackRefs } from '../../activities/wait-lease';
 import { ASYNC_IMAGE_WAIT_PATCH } from '../../workflows/presets';
 import { lastListed, waitLease, waitLeaseRefsSignal } from '../../workflows/wait-lease';
@@ -98,7 +98,7 @@ const holdTimedOut = (lastDetails: unknown) =>
   );
 
 /** A lease started with `held` on a lease queue no worker polls, and a worker for its own tasks that records what it releases. */
-async function unheldLease(name: string, held: WaitRef[]) {
+async function unheldLease(name: string, held: WaitRef[], more: Partial<WaitLeaseInput> = {}) {
   const taskQueue = uniqueTaskQueue(name);
   const released: ReleaseWaitsInput[] = [];
   const shared = await startWorker(env, taskQueue, {
@@ -111,9 +111,9 @@ async function unheldLease(name: string, held: WaitRef[]) {
   const handle = await env.client.workflow.start(waitLease, {
     taskQueue,
     workflowId: uniqueWorkflowId(name),
-    args: [{ leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: held, heartbeatTimeoutMs: FAST }],
+    args: [{ leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: held, heartbeatTimeoutMs: FAST, ...more }],
   });
-  return { shared, handle, released };
+  return { shared, handle, released, taskQueue };
 }
 
 void describe('wait lease workflow', () => {
@@ -200,6 +200,20 @@ void describe('wait lease workflow', () => {
       const result = await withinBound(shared.runUntil(handle.result()), 'the unheld lease');
       assert.deepEqual(result, { released: 2 });
       assert.deepEqual(released[0]?.refs, refs(2));
+      assert.equal(released[0]?.sweep, undefined, 'a lease of before the sweep names no worker');
+    },
+  );
+
+  void it(
+    'GIVEN a lease that names its worker WHEN it is lost THEN releaseWaits is asked to sweep that worker on the shared queue too (waits it took that no list named)',
+    RUN_TIMEOUT,
+    async () => {
+      const { shared, handle, released, taskQueue } = await unheldLease('lease-sweep', refs(1), {
+        workerIdentity: '4242@host-a',
+      });
+      await withinBound(shared.runUntil(handle.result()), 'the unheld lease');
+      assert.deepEqual(released[0]?.sweep, { taskQueue, workerIdentity: '4242@host-a' });
+      assert.deepEqual(released[0]?.refs, refs(1));
     },
   );
 });
