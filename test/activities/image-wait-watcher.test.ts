@@ -509,7 +509,7 @@ void describe('wait lease', () => {
     });
     const refs = [1, 2, 3].map((n) => ({ workflowId: `wf-${n}`, runId: 'run', activityId: '7' }));
     const out = await new MockActivityEnvironment().run(releaseWaits, { refs, lease: 'lease-1' });
-    assert.deepEqual(out, { released: 2, gone: 1 });
+    assert.deepEqual(out, { released: 2, gone: 1, swept: 0 });
     assert.deepEqual(released, refs);
   });
 });
