@@ -10,6 +10,13 @@
  * ~75 heartbeats an hour for the worker, not for each wait. With fewer than `SHARED_FROM` waits
  * the lease heartbeats every ~5 minutes instead (the `solo` tier), so a lone wait costs no more
  * Actions than today's heartbeating wait did, and resumes within 6 minutes as before.
+ *
+ * The lease is open from the worker's start until it stops, waits or none (an idle worker's costs
+ * ~12.5 heartbeats an hour). It used to begin with a worker's first wait and end with its last, and
+ * a SIGKILL between the server handing a worker its first wait and that lease's start landing left
+ * the wait with no lease at all: nothing released it before its backstop. Now every wait is taken
+ * while a lease is open, and a lost lease releases its list and sweeps its worker for waits the list
+ * lacked (StrandedSweep).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
@@ -46,8 +53,8 @@ export const LEASE_TURN_MS = 6 * 3600_000;
  *
  * The gap after a heartbeat is a window in which an added wait is known to nobody but this worker.
  * It was 1 s at any size (session 10), and the bounded chaos tier, whose SIGKILL lands within a
- * second or two of the first image being created, stranded a wait there in 2 of 3 runs on a loaded
- * CI machine: so it is 100 ms below 1,000 waits, growing with the list as its cost does
+ * second or two of the first image being created, stranded a wait there in both CI runs of 8cd6654 (a loaded
+ * machine): so it is 100 ms below 1,000 waits, growing with the list as its cost does
  * (`listGapMs`, 1 s at 10,000). A burst of waits still costs a few heartbeats, not one per wait.
  */
 export const LEASE_BEAT_GAP_MS = 100;
@@ -240,8 +247,9 @@ const TELL_ATTEMPTS = 5;
 const TELL_RETRY_MS = 1_000;
 
 /**
- * Keeps exactly one lease running while the worker holds waits: starts one when the first wait
- * arrives, and lets it end when the last one goes.
+ * Keeps exactly one lease running while the worker runs: `open` starts it before the worker takes
+ * any wait, and it ends only when the worker stops (its hand-off); one lost or never started is
+ * started again at the next change or check.
  */
 export class WaitLeaseKeeper {
   private leased = false;
@@ -269,7 +277,7 @@ export class WaitLeaseKeeper {
     watcher.onChange(() => {
       this.dirty = true;
       this.wake?.();
-      if (!this.leased && watcher.size() > 0 && !watcher.isStopping()) this.begin();
+      if (!this.leased && !watcher.isStopping()) this.begin();
       else if (this.leased && this.holding === 0 && this.leaseId) this.tell(this.leaseId);
     });
     if (opts.leaseOpen) {
@@ -367,6 +375,16 @@ export class WaitLeaseKeeper {
     if (this.timer) clearInterval(this.timer);
   }
 
+  /**
+   * Starts the worker's lease (before its worker polls for work: a wait taken before the lease's
+   * start landed would have no lease to release it). Resolves once the start landed (true) or was
+   * refused (false: the keeper's check starts it again).
+   */
+  open(): Promise<boolean> {
+    if (!this.leased && !this.watcher.isStopping()) this.begin();
+    return this.starting;
+  }
+
   private begin(): void {
     this.leased = true;
     this.seq += 1;
@@ -406,7 +424,7 @@ export class WaitLeaseKeeper {
     this.checking = true;
     try {
       if (!this.leased) {
-        if (this.watcher.size() > 0) this.begin();
+        this.begin();
         return;
       }
       const id = this.leaseId;
@@ -418,7 +436,7 @@ export class WaitLeaseKeeper {
       if (open || this.leaseId !== id || this.holding > 0) return;
       this.opts.log?.('the wait lease ended unheld; starting another', { workflowId: id });
       this.leased = false;
-      if (this.watcher.size() > 0) this.begin();
+      this.begin();
     } finally {
       this.checking = false;
     }
@@ -502,10 +520,6 @@ export class WaitLeaseKeeper {
       for (;;) {
         const n = this.watcher.size();
         if (this.watcher.isStopping()) return await this.handedOff();
-        if (n === 0) {
-          this.leased = false;
-          return { refs: [] };
-        }
         if (this.dirty) {
           const before = new Set(refs.map(leaseRefKey));
           refs = this.watcher.refs();
@@ -570,7 +584,9 @@ export type FindStartedWaits = (sweep: StrandedSweep, startedBefore: number) => 
 /** `releaseWaits`, run on the shared task queue by the lease workflow when a lease times out. */
 export function releaseActivities(release: ReleaseWait | undefined, findStarted?: FindStartedWaits) {
   return {
-    async releaseWaits(input: ReleaseWaitsInput): Promise<{ released: number; gone: number; swept?: number }> {
+    async releaseWaits(
+      input: ReleaseWaitsInput,
+    ): Promise<{ released: number; gone: number; swept?: number }> {
       if (!release)
         throw ApplicationFailure.create({
           type: 'NoAsyncCompletion',

@@ -4,6 +4,7 @@
  * lease queue, and the hand-off on shutdown.
  */
 import { hostname } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
@@ -33,6 +34,9 @@ const CANCEL_REQUESTED: temporal.api.enums.v1.PendingActivityState = 3;
 
 /** The activity that completes asynchronously (activities/images.ts), the only one a lease covers. */
 const ASYNC_WAIT_ACTIVITY = 'waitForImageAvailable';
+/** How long a starting worker waits for its lease's start to land before it polls anyway. */
+const LEASE_OPEN_WAIT_MS = 10_000;
+
 /** Describes in flight at once while sweeping a lost worker's waits. */
 const SWEEP_CONCURRENCY = 16;
 
@@ -298,6 +302,9 @@ export async function createAsyncWaits(opts: AsyncWaitsOptions): Promise<AsyncWa
       process.once('SIGTERM', handOff);
       process.once('SIGINT', handOff);
       try {
+        // The lease is open before the worker takes its first wait (a server slower than this to
+        // answer: the worker polls anyway, and the keeper's check starts the lease if it was refused).
+        await Promise.race([keeper.open(), delay(LEASE_OPEN_WAIT_MS, undefined, { ref: false })]);
         await Promise.all([
           worker.run().finally(() => {
             if (leaseWorker.getState() === 'RUNNING') leaseWorker.shutdown();

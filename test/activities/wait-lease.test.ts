@@ -242,11 +242,58 @@ void describe('wait lease keeper', () => {
       await settle();
       const toldBefore = told.length;
       watcher.add(wait(2));
-      // The keep-alive is 48 s away; the added wait goes after the 1 s gap between heartbeats.
+      // The keep-alive is 48 s away; the added wait goes within beatGapMs (100 ms at this size).
       const deadline = Date.now() + 20_000;
       while (recorded.length < 2 && Date.now() < deadline) await delay(20);
       assert.deepEqual(recorded, [['wf-1'], ['wf-1', 'wf-2']]);
       assert.equal(told.length, toldBefore, 'a held lease hears by heartbeat, not by signal');
+    } finally {
+      env.cancel();
+      await held.catch(() => undefined);
+      keeper.stop();
+    }
+  });
+
+  void it('GIVEN a worker that has taken no wait WHEN its keeper opens (before the worker polls) THEN its lease is started, listing none, so a wait taken next is never without a lease', async () => {
+    const { keeper, started, watcher, wait } = setup();
+    assert.equal(await keeper.open(), true, 'the start landed');
+    assert.deepEqual(
+      started.map((s) => ({ tier: s.input.tier, refs: s.input.refs })),
+      [{ tier: 'solo', refs: [] }],
+    );
+    watcher.add(wait(1));
+    await keeper.open();
+    await settle();
+    assert.equal(started.length, 1, 'one lease for the worker, not one per first wait');
+    keeper.stop();
+  });
+
+  void it('GIVEN a hold whose last wait went WHEN time passes THEN it keeps holding (keep-alives list none) and a later wait joins the same lease, no new start', async () => {
+    const { watcher, keeper, recorded, started, wait, cancel } = setup();
+    await keeper.open();
+    watcher.add(wait(1));
+    const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 1_000 });
+    let ended = false;
+    const held = env.run(keeper.activities().holdWaitLease, { tier: 'solo' as const }).finally(() => {
+      ended = true;
+    });
+    try {
+      const until = async (ok: () => boolean, what: string) => {
+        const deadline = Date.now() + 20_000;
+        while (!ok() && Date.now() < deadline) await delay(20);
+        assert.ok(ok(), `${what}: ${JSON.stringify(recorded)}`);
+      };
+      await until(() => recorded.length >= 1, 'the first heartbeat');
+      await cancel(1);
+      assert.equal(watcher.size(), 0);
+      const afterGone = recorded.length;
+      // Two keep-alives (0.8 s apart at a 1 s timeout) with no wait held.
+      await until(() => recorded.length >= afterGone + 2, 'two keep-alives listing none');
+      assert.equal(ended, false, 'the hold still runs with no wait');
+      assert.deepEqual(recorded.at(-1), []);
+      watcher.add(wait(2));
+      await until(() => recorded.at(-1)?.[0] === 'wf-2', 'a heartbeat listing the later wait');
+      assert.equal(started.length, 1, 'the same lease');
     } finally {
       env.cancel();
       await held.catch(() => undefined);
@@ -566,7 +613,10 @@ void describe('releaseWaits', () => {
     });
     assert.deepEqual(out, { released: 3, gone: 0, swept: 1 });
     assert.deepEqual(released, ['wf-1', 'wf-2', 'wf-3']);
-    assert.deepEqual(asked.map((a) => a.sweep), [sweep]);
+    assert.deepEqual(
+      asked.map((a) => a.sweep),
+      [sweep],
+    );
     assert.ok((asked[0]?.before ?? 0) >= startedAt, 'attempts started before the release began');
   });
 

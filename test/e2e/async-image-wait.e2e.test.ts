@@ -25,6 +25,7 @@ const stack = useE2eStack({ stockAmi: true });
 
 interface AsyncWorker {
   worker: Worker;
+  taskQueue: string;
   /** The client library on the worker's task queue. */
   client: AmiflowClient;
   waits: AsyncWaits;
@@ -53,17 +54,22 @@ async function startAsyncWorker(taskQueue: string, identity: string): Promise<As
   const waits = built.waits;
   assert.ok(waits, 'the worker completes image waits asynchronously');
   const running = waits.run(built.worker);
+  let stopped: Promise<void> | undefined;
   return {
     worker: built.worker,
+    taskQueue,
     client: AmiflowClient.fromClient(stack.env.client, taskQueue),
     waits,
     hooks,
     running,
-    async stop() {
-      waits.shutdown(built.worker);
-      await running;
-      hooks.clients.destroy();
-      await connection.close();
+    stop() {
+      stopped ??= (async () => {
+        waits.shutdown(built.worker);
+        await running;
+        hooks.clients.destroy();
+        await connection.close();
+      })();
+      return stopped;
     },
   };
 }
@@ -85,7 +91,7 @@ async function runWaitingForImage(w: AsyncWorker, imageName: string): Promise<{ 
 }
 
 void describe('async image waits end to end', () => {
-  void it('GIVEN a run waiting for a pending image WHEN it becomes available THEN the watcher completes the wait (one attempt, no activity slot held), and the worker lease that covered it ends releasing nothing', async () => {
+  void it('GIVEN a run waiting for a pending image WHEN it becomes available THEN the watcher completes the wait (one attempt, no activity slot held); the worker lease that covered it stays open while the worker runs and ends releasing nothing when it stops', async () => {
     const w = await startAsyncWorker(uniqueTaskQueue('async-wait'), 'worker-a');
     const { client } = w;
     try {
@@ -97,7 +103,9 @@ void describe('async image waits end to end', () => {
       );
       const leases = await eventually('a lease to start', async () => {
         const found: string[] = [];
-        for await (const e of stack.env.client.workflow.list({ query: `WorkflowType = 'waitLease'` }))
+        for await (const e of stack.env.client.workflow.list({
+          query: `WorkflowType = 'waitLease' AND ExecutionStatus = 'Running'`,
+        }))
           found.push(e.workflowId);
         return found.length > 0 ? found : undefined;
       });
@@ -111,7 +119,19 @@ void describe('async image waits end to end', () => {
       assert.ok(attempts.every((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) === 1));
       assert.ok(w.waits.watcher.stats.completed >= 1);
       const lease = stack.env.client.workflow.getHandle(leases[0] ?? '');
-      assert.deepEqual(await lease.result(), { released: 0 });
+      assert.equal(
+        (await lease.describe()).status.name,
+        'RUNNING',
+        'open while the worker runs, with no wait',
+      );
+      await w.stop();
+      // Its hold ended with the worker; the lease's own next task goes to a live worker of the queue.
+      const b = await startAsyncWorker(w.taskQueue, 'worker-b');
+      try {
+        assert.deepEqual(await lease.result(), { released: 0 });
+      } finally {
+        await b.stop();
+      }
     } finally {
       await w.stop();
     }

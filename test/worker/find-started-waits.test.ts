@@ -55,7 +55,11 @@ void describe('the sweep of a lost worker', () => {
         waitForImageAvailable: () => {
           const { workflowExecution, activityId } = Context.current().info;
           assert.ok(workflowExecution, 'a workflow activity');
-          taken.push({ workflowId: workflowExecution.workflowId, runId: workflowExecution.runId, activityId });
+          taken.push({
+            workflowId: workflowExecution.workflowId,
+            runId: workflowExecution.runId,
+            activityId,
+          });
           throw new CompleteAsyncError();
         },
       },
@@ -79,7 +83,11 @@ void describe('the sweep of a lost worker', () => {
     );
     const found = await find({ taskQueue, workerIdentity: DEAD }, now);
     assert.deepEqual(found.sort(byId), [...taken].sort(byId));
-    assert.deepEqual(await find({ taskQueue, workerIdentity: '1@live-host' }, now), [], 'another worker: none');
+    assert.deepEqual(
+      await find({ taskQueue, workerIdentity: '1@live-host' }, now),
+      [],
+      'another worker: none',
+    );
     assert.deepEqual(
       await find({ taskQueue, workerIdentity: DEAD }, beforeRuns),
       [],

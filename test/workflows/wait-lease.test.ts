@@ -16,7 +16,12 @@ import {
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import type { WaitRef } from '../../activities/image-wait-watcher';
-import type { HoldLeaseInput, LeaseTurn, ReleaseWaitsInput, WaitLeaseInput } from '../../activities/wait-lease';
+import type {
+  HoldLeaseInput,
+  LeaseTurn,
+  ReleaseWaitsInput,
+  WaitLeaseInput,
+} from '../../activities/wait-lease';
 import { packRefs, unpackRefs } from '../../activities/wait-lease';
 import { ASYNC_IMAGE_WAIT_PATCH } from '../../workflows/presets';
 import { lastListed, waitLease, waitLeaseRefsSignal } from '../../workflows/wait-lease';
@@ -111,7 +116,9 @@ async function unheldLease(name: string, held: WaitRef[], more: Partial<WaitLeas
   const handle = await env.client.workflow.start(waitLease, {
     taskQueue,
     workflowId: uniqueWorkflowId(name),
-    args: [{ leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: held, heartbeatTimeoutMs: FAST, ...more }],
+    args: [
+      { leaseQueue: `${taskQueue}-lease-dead`, tier: 'solo', refs: held, heartbeatTimeoutMs: FAST, ...more },
+    ],
   });
   return { shared, handle, released, taskQueue };
 }
