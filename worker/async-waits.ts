@@ -107,6 +107,13 @@ export async function listCancelledRuns(
     `(${SearchAttr.step.name} = '${CANCELLING_STEP}' AND ExecutionStatus = 'Running') OR ` +
     `(ExecutionStatus != 'Running' AND CloseTime >= '${new Date(sinceMs).toISOString()}'))`;
   const runs = new Set<string>();
+  for (const r of await runsMatching(client, query)) runs.add(`${r.workflowId}/${r.runId}`);
+  return runs;
+}
+
+/** The executions a Visibility query matches, raw (no memo or attributes decoded), 1,000 a page. */
+async function runsMatching(client: Client, query: string): Promise<{ workflowId: string; runId: string }[]> {
+  const runs: { workflowId: string; runId: string }[] = [];
   let nextPageToken: Uint8Array | undefined;
   do {
     const page = await client.workflowService.listWorkflowExecutions({
@@ -117,7 +124,7 @@ export async function listCancelledRuns(
     });
     for (const e of page.executions ?? [])
       if (e.execution?.workflowId && e.execution.runId)
-        runs.add(`${e.execution.workflowId}/${e.execution.runId}`);
+        runs.push({ workflowId: e.execution.workflowId, runId: e.execution.runId });
     nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
   } while (nextPageToken);
   return runs;
@@ -152,23 +159,9 @@ export function clientRelease(client: Client): ReleaseWait {
  * the server's cached state, paid once per lost worker, never while workers live.
  */
 export function clientFindStarted(client: Client): FindStartedWaits {
-  const namespace = client.options.namespace;
   return async ({ taskQueue, workerIdentity }, startedBefore) => {
     const query = `TaskQueue = ${visibilityString(taskQueue)} AND ExecutionStatus = 'Running' AND WorkflowType != 'waitLease'`;
-    const runs: { workflowId: string; runId: string }[] = [];
-    let nextPageToken: Uint8Array | undefined;
-    do {
-      const page = await client.workflowService.listWorkflowExecutions({
-        namespace,
-        query,
-        pageSize: 1000,
-        ...(nextPageToken ? { nextPageToken } : {}),
-      });
-      for (const e of page.executions ?? [])
-        if (e.execution?.workflowId && e.execution.runId)
-          runs.push({ workflowId: e.execution.workflowId, runId: e.execution.runId });
-      nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
-    } while (nextPageToken);
+    const runs = await runsMatching(client, query);
     const found: WaitRef[] = [];
     const describeOne = async (run: { workflowId: string; runId: string }) => {
       const d = await client.workflow
