@@ -589,9 +589,9 @@ void describe('releaseWaits', () => {
     assert.deepEqual(released, refs);
   });
 
-  void it('GIVEN a lost lease that names its worker WHEN releaseWaits runs THEN the waits still started on that worker are released too, each once, and only those started before the release', async () => {
+  void it('GIVEN a lost lease that names its worker WHEN releaseWaits runs THEN its list is released first, then the waits still started on that worker, each once, and only those started before the release', async () => {
     const released: string[] = [];
-    const asked: { sweep: unknown; before: number }[] = [];
+    const asked: { sweep: unknown; before: number; releasedBefore: number }[] = [];
     const ref = (n: number) => ({ workflowId: `wf-${n}`, runId: 'r', activityId: '7' });
     const { releaseWaits } = releaseActivities(
       (r) => {
@@ -599,7 +599,7 @@ void describe('releaseWaits', () => {
         return Promise.resolve(true);
       },
       (sweep, before) => {
-        asked.push({ sweep, before });
+        asked.push({ sweep, before, releasedBefore: released.length });
         // wf-2 is listed too; wf-3 was handed to the worker after its last list landed.
         return Promise.resolve([ref(2), ref(3)]);
       },
@@ -618,6 +618,7 @@ void describe('releaseWaits', () => {
       [sweep],
     );
     assert.ok((asked[0]?.before ?? 0) >= startedAt, 'attempts started before the release began');
+    assert.equal(asked[0]?.releasedBefore, 2, 'the listed waits do not wait for the sweep');
   });
 
   void it('GIVEN a lease of before the sweep (no worker named) WHEN releaseWaits runs THEN only its list is released and the server is not asked', async () => {
