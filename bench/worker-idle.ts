@@ -9,13 +9,16 @@
  * - `settled`: `--settle` seconds after ready (default 30), what an idle worker keeps;
  * - `peak`: VmHWM, the start-up high-water mark a memory limit must allow.
  *
- *   node --import tsx bench/worker-idle.ts [--repeat 3] [--settle 30] [--variant '--some-v8-flag']
+ *   node --import tsx bench/worker-idle.ts [--repeat 3] [--settle 30] [--variant '--some-v8-flag'] [--after-one-run]
  *
  * `--variant` adds NODE_OPTIONS to a second series of starts, printed beside the first.
+ * `--after-one-run` has each worker run one workflow first (an `imageFromInstance` refused for its
+ * input, no AWS call): what any worker keeps once it has worked, against a worker that never has.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { devServerEnv, workflowBundle } from '../devkit/temporal';
 import { LEAN_ENV, startWorkerProcess } from '../devkit/worker-process';
 import { compileForBench } from './compile';
@@ -32,8 +35,15 @@ function arg(name: string): string | undefined {
 }
 
 async function measureOnce(
-  env: { address: string },
-  run: { bundlePath: string; entry: string; taskQueue: string; nodeOptions: string; settleSeconds: number },
+  env: TestWorkflowEnvironment,
+  run: {
+    bundlePath: string;
+    entry: string;
+    taskQueue: string;
+    nodeOptions: string;
+    settleSeconds: number;
+    afterOneRun: boolean;
+  },
 ): Promise<IdleFigures> {
   const w = await startWorkerProcess({
     temporalAddress: env.address,
@@ -46,6 +56,14 @@ async function measureOnce(
   });
   try {
     if (!(await w.ready(120_000))) throw new Error(`the worker never got ready: ${w.output()}`);
+    if (run.afterOneRun) {
+      const one = await env.client.workflow.start('imageFromInstance', {
+        taskQueue: run.taskQueue,
+        workflowId: `one-run-${run.taskQueue}`,
+        args: [{}],
+      });
+      await one.result().catch(() => undefined);
+    }
     const readyAt = Date.now();
     const at = async (seconds: number) => {
       await new Promise((r) => setTimeout(r, Math.max(0, readyAt + seconds * 1000 - Date.now())));
@@ -71,6 +89,7 @@ async function main(): Promise<void> {
   const repeat = Number(arg('--repeat') ?? 3);
   const settleSeconds = Number(arg('--settle') ?? 30);
   const variant = arg('--variant');
+  const afterOneRun = process.argv.includes('--after-one-run');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-idle-'));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   const [env, bundle, entry] = await Promise.all([
@@ -93,9 +112,11 @@ async function main(): Promise<void> {
             taskQueue: `idle-${process.pid}-${s}-${i}`,
             nodeOptions,
             settleSeconds,
+            afterOneRun,
           }),
         );
-      lines.push(line(`idle worker RSS (compiled entry, ${label})`, figures));
+      const what = afterOneRun ? 'after one run' : 'idle';
+      lines.push(line(`${what} worker RSS (compiled entry, ${label})`, figures));
     }
     const load = os
       .loadavg()
