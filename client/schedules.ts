@@ -18,6 +18,7 @@ import type {
   ScheduleOverlapPolicy,
 } from '@temporalio/client';
 import { ScheduleNotFoundError, WorkflowFailedError } from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
 import Long from 'long';
 import { SearchAttr } from '../contracts';
 import { backupInstances, goldenImage } from '../workflows';
@@ -256,7 +257,7 @@ export class AmiflowSchedules {
   /** Creates the schedule of one plan entry (refused when it exists: use `update` or `apply`). */
   async create(plan: Plan, entry: PlanEntry, opts: { searchAttributes?: boolean } = {}): Promise<string> {
     const compiled = this.compile(plan, entry, opts);
-    await this.client.schedule.create(compiled.options);
+    await this.client.schedule.create<Workflow>(compiled.options);
     return compiled.scheduleId;
   }
 
@@ -267,7 +268,7 @@ export class AmiflowSchedules {
   async update(plan: Plan, entry: PlanEntry, opts: { searchAttributes?: boolean } = {}): Promise<string> {
     const compiled = this.compile(plan, entry, opts);
     const o = compiled.options;
-    await this.handle(compiled.scheduleId).update((previous) => ({
+    await this.handle(compiled.scheduleId).update<Workflow>((previous) => ({
       spec: o.spec,
       action: o.action,
       ...(o.policies ? { policies: o.policies } : {}),
@@ -303,7 +304,7 @@ export class AmiflowSchedules {
       declared.add(compiled.scheduleId);
       const existing = await this.find(compiled.scheduleId);
       if (!existing) {
-        if (!opts.dryRun) await this.client.schedule.create(compiled.options);
+        if (!opts.dryRun) await this.client.schedule.create<Workflow>(compiled.options);
         report.created.push(compiled.scheduleId);
       } else if (memoString(existing.action.memo, 'amiflowDigest') === compiled.digest) {
         report.unchanged.push(compiled.scheduleId);
