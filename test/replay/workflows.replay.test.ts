@@ -89,6 +89,8 @@ const RECORDED: Record<WorkflowType, Record<string, Scenario>> = {
     'wait-lease-lost': completed('releaseWaits'),
     // Told by signal of both forms (a whole list, then changes) before its hold ever ran.
     'wait-lease-told': completed('releaseWaits', 'WORKFLOW_EXECUTION_SIGNALED'),
+    // Since the sweep: a lease naming its worker, lost unheld; releaseWaits asked to sweep that worker.
+    'wait-lease-swept': completed('releaseWaits'),
   },
   imageFromInstance: {
     'image-from-instance-stop': completed('stopInstance', 'startInstance'),

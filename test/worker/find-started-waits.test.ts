@@ -15,7 +15,7 @@ import type { WaitRef } from '../../contracts/wait-lease';
 import { releaseActivities } from '../../activities/wait-lease';
 import { clientFindStarted, clientRelease } from '../../worker/async-waits';
 import { devServerEnv, uniqueTaskQueue } from '../support/temporal';
-import { startWorker } from '../workflows/harness';
+import { eventually, startWorker } from '../workflows/harness';
 import {
   happyActivities,
   imageInput,
@@ -33,12 +33,6 @@ after(async () => {
 
 const DEAD = '9999@dead-host';
 const byId = (a: WaitRef, b: WaitRef) => a.workflowId.localeCompare(b.workflowId);
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, withinMs = 30_000): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await ok()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(await ok(), `${what} within ${withinMs} ms`);
-}
 
 void describe('the sweep of a lost worker', () => {
   void it('GIVEN two runs whose image waits a worker took and never answered (it died before its lease heard of them) WHEN its lease is lost THEN the sweep finds exactly those waits by its identity, releases them, and a live worker completes both runs', async () => {
@@ -71,17 +65,16 @@ void describe('the sweep of a lost worker', () => {
           startImageFromInstance(env, taskQueue, imageInput({ mode: 'no-reboot', imageName: `sweep-${n}` })),
         ),
       );
-      await until('both waits taken', () => taken.length === 2);
+      await eventually('both waits taken', () => Promise.resolve(taken.length === 2 || undefined));
       return started;
     });
 
     const find = clientFindStarted(env.client);
     const now = Date.now() + 1;
-    await until(
-      'both runs listed as running',
-      async () => (await find({ taskQueue, workerIdentity: DEAD }, now)).length === 2,
-    );
-    const found = await find({ taskQueue, workerIdentity: DEAD }, now);
+    const found = await eventually('both waits found', async () => {
+      const f = await find({ taskQueue, workerIdentity: DEAD }, now);
+      return f.length === 2 ? f : undefined;
+    });
     assert.deepEqual(found.sort(byId), [...taken].sort(byId));
     assert.deepEqual(
       await find({ taskQueue, workerIdentity: '1@live-host' }, now),

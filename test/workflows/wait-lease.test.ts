@@ -221,6 +221,10 @@ void describe('wait lease workflow', () => {
       await withinBound(shared.runUntil(handle.result()), 'the unheld lease');
       assert.deepEqual(released[0]?.sweep, { taskQueue, workerIdentity: '4242@host-a' });
       assert.deepEqual(released[0]?.refs, refs(1));
+      await saveHistory(
+        { history: await handle.fetchHistory(), workflowId: handle.workflowId },
+        'wait-lease-swept',
+      );
     },
   );
 });
