@@ -9,19 +9,26 @@
  * - `settled`: `--settle` seconds after ready (default 30), what an idle worker keeps;
  * - `peak`: VmHWM, the start-up high-water mark a memory limit must allow.
  *
- *   node --import tsx bench/worker-idle.ts [--repeat 3] [--settle 30] [--variant '--some-v8-flag'] [--after-one-run]
+ *   node --import tsx bench/worker-idle.ts [--repeat 3] [--settle 30] [--variant '--some-v8-flag']
+ *     [--after-one-run | --after-one-image]
  *
  * `--variant` adds NODE_OPTIONS to a second series of starts, printed beside the first.
  * `--after-one-run` has each worker run one workflow first (an `imageFromInstance` refused for its
  * input, no AWS call): what any worker keeps once it has worked, against a worker that never has.
+ * `--after-one-image` has each worker image one instance in the sandbox (moto) first, to the end:
+ * what a worker keeps once it has made EC2 calls (the EC2 client loads at the first one).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { AmiflowClient } from '../client';
+import { startMoto } from '../devkit/moto';
+import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../devkit/sandbox-ec2';
 import { devServerEnv, workflowBundle } from '../devkit/temporal';
 import { LEAN_ENV, startWorkerProcess } from '../devkit/worker-process';
-import { compileForBench } from './compile';
+import { buildEc2ClientSubset } from '../scripts/ec2-client-subset';
+import { OUT_DIR, compileForBench } from './compile';
 
 interface IdleFigures {
   at5sMb: number;
@@ -43,13 +50,15 @@ async function measureOnce(
     nodeOptions: string;
     settleSeconds: number;
     afterOneRun: boolean;
+    /** With `--after-one-image`: the sandbox and the instance each worker images first. */
+    image?: { endpoint: string; instanceId: string };
   },
 ): Promise<IdleFigures> {
   const w = await startWorkerProcess({
     temporalAddress: env.address,
     taskQueue: run.taskQueue,
     // No AWS call is made while idle: the endpoint is never dialled.
-    awsEndpoint: 'http://127.0.0.1:9',
+    awsEndpoint: run.image?.endpoint ?? 'http://127.0.0.1:9',
     bundlePath: run.bundlePath,
     entry: run.entry,
     env: { AMIFLOW_LOG_LEVEL: 'ERROR', NODE_OPTIONS: run.nodeOptions },
@@ -63,6 +72,19 @@ async function measureOnce(
         args: [{}],
       });
       await one.result().catch(() => undefined);
+    }
+    if (run.image) {
+      const client = AmiflowClient.fromClient(env.client, run.taskQueue);
+      const started = await client.startImageFromInstance(
+        {
+          region: SANDBOX_REGION,
+          instanceId: run.image.instanceId,
+          imageName: run.taskQueue,
+          mode: 'no-reboot',
+        },
+        { searchAttributes: false },
+      );
+      await env.client.workflow.getHandle(started.workflowId).result();
     }
     const readyAt = Date.now();
     const at = async (seconds: number) => {
@@ -90,15 +112,27 @@ async function main(): Promise<void> {
   const settleSeconds = Number(arg('--settle') ?? 30);
   const variant = arg('--variant');
   const afterOneRun = process.argv.includes('--after-one-run');
+  const afterOneImage = process.argv.includes('--after-one-image');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'amiflow-idle-'));
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   const [env, bundle, entry] = await Promise.all([
     devServerEnv(),
     workflowBundle(),
-    compileForBench('worker/main.ts'),
+    // As `npm run build` lays out dist/: the compiled worker and, next to it, the EC2 client subset.
+    compileForBench('worker/main.ts').then(async (main) => {
+      await buildEc2ClientSubset(path.join(OUT_DIR, 'vendor', 'client-ec2.js'));
+      return main;
+    }),
   ]);
   await writeFile(bundlePath, bundle.code);
+  const moto = afterOneImage ? await startMoto() : undefined;
   try {
+    let image: { endpoint: string; instanceId: string } | undefined;
+    if (moto) {
+      const ec2 = sandboxEc2(moto.endpoint);
+      image = { endpoint: moto.endpoint, instanceId: await launchInstance(ec2, await stockEbsAmi(ec2)) };
+      ec2.destroy();
+    }
     const series = [{ label: 'lean settings', nodeOptions: LEAN_ENV.NODE_OPTIONS }];
     if (variant) series.push({ label: `+ ${variant}`, nodeOptions: `${LEAN_ENV.NODE_OPTIONS} ${variant}` });
     const lines: string[] = [];
@@ -113,9 +147,10 @@ async function main(): Promise<void> {
             nodeOptions,
             settleSeconds,
             afterOneRun,
+            ...(image ? { image } : {}),
           }),
         );
-      const what = afterOneRun ? 'after one run' : 'idle';
+      const what = image ? 'after one image' : afterOneRun ? 'after one run' : 'idle';
       lines.push(line(`${what} worker RSS (compiled entry, ${label})`, figures));
     }
     const load = os
@@ -126,6 +161,7 @@ async function main(): Promise<void> {
     console.log(`settled = ${settleSeconds} s after ready; load ${load}`);
   } finally {
     await env.teardown();
+    await moto?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
