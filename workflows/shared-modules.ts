@@ -116,13 +116,55 @@ function settleFirstParses(schema: object): void {
   }
 }
 
-/** Reads every accessor `target` inherits (below Object.prototype), so each lazy member becomes its own data. */
+/** The prototypes whose bound-method accessors are already plain methods. */
+const plainMethods = new WeakSet<object>();
+
+/**
+ * Zod 4 installs a schema's methods (`optional`, `refine`, `safeParse`, … ~55 of them) on its class's
+ * prototype as accessors that, on first read, bind the method to the schema and store the bound copy
+ * on it, so that a detached `const { parse } = schema` works. Reading them all on every schema before
+ * the freeze (below) would leave each of the bundle's ~900 schemas with ~55 bound functions of its own:
+ * ~48,000 functions and their property storage, ~5 MB of every worker's workflow thread (issue 13's
+ * idle RSS, docs/sizing.md). Instead each such accessor becomes the plain method, once per prototype:
+ * `schema.safeParse(x)` reads it from the prototype with `this` the schema, as every call in amiflow
+ * does, and nothing is written on a frozen schema. Zod's accessor answers a read with no receiver
+ * with the raw method (its own rule, for test spies), which is how a bound-method accessor is told
+ * from a real getter (`description`, `~standard`): those stay and are read per schema below.
+ */
+function plainPrototypeMethods(proto: object): void {
+  if (plainMethods.has(proto)) return;
+  plainMethods.add(proto);
+  for (const key of Reflect.ownKeys(proto)) {
+    const descriptor = Object.getOwnPropertyDescriptor(proto, key);
+    if (!descriptor || typeof descriptor.get !== 'function' || !descriptor.set || !descriptor.configurable)
+      continue;
+    let method: unknown;
+    try {
+      method = Reflect.apply(Reflect.get(descriptor, 'get') as () => unknown, undefined, []);
+    } catch {
+      continue;
+    }
+    if (typeof method !== 'function') continue;
+    Object.defineProperty(proto, key, {
+      value: method,
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
+  }
+}
+
+/**
+ * Reads every accessor `target` inherits (below Object.prototype), so each lazy member becomes its own
+ * data; bound-method accessors first become plain methods of their prototype (above).
+ */
 function readInheritedAccessors(target: object): void {
   for (
     let proto: object | null = Object.getPrototypeOf(target) as object | null;
     proto !== null && proto !== Object.prototype;
     proto = Object.getPrototypeOf(proto) as object | null
   ) {
+    plainPrototypeMethods(proto);
     for (const key of Reflect.ownKeys(proto)) {
       if (typeof Object.getOwnPropertyDescriptor(proto, key)?.get !== 'function') continue;
       try {

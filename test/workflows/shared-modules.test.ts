@@ -99,6 +99,18 @@ describe('the workflow bundle’s shared modules', () => {
     assert.deepEqual(validation.parseImageFromInstanceInput(imageInput()), imageInput());
   });
 
+  it('GIVEN every contract schema prepared by the shared module WHEN its own properties are read THEN it holds no copy of its class’s methods, but for the few its definition called before the module ran', () => {
+    for (const [name, schema] of exported) {
+      const own = Object.getOwnPropertyNames(schema).filter(
+        (key) => typeof Object.getOwnPropertyDescriptor(schema, key)?.value === 'function',
+      );
+      // Without the shared module's plain methods, each schema held ~55 (every member it read).
+      assert.ok(own.length <= 5, `${name} holds its own ${own.join(', ')}`);
+      assert.ok(!own.includes('safeParse') && !own.includes('parse'), `${name} holds its own parse`);
+      assert.equal(schema.safeParse, (Object.getPrototypeOf(schema) as { safeParse: unknown }).safeParse);
+    }
+  });
+
   it('GIVEN a schema the shared module did not prepare WHEN frozen the same way THEN parsing it throws (the freeze modelled here is the real hazard)', () => {
     const unprepared = z.strictObject({ id: z.string().regex(/^i-[0-9a-f]{8}$/), n: z.number().optional() });
     freezeLikeTheSdk({ exports: { unprepared } });
