@@ -20,7 +20,7 @@ import { startMoto } from '../devkit/moto';
 import { SANDBOX_REGION, launchInstance, sandboxEc2, stockEbsAmi } from '../devkit/sandbox-ec2';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { devServerEnv, workflowBundle } from '../devkit/temporal';
-import { leanSourceMaps, workflowsPath } from '../worker/bundle-options';
+import { leanWorkflowBundle, workflowsPath } from '../worker/bundle-options';
 import type { WorkerProcess } from '../devkit/worker-process';
 import { startWorkerProcess } from '../devkit/worker-process';
 import { METRIC } from '../workflows/metric-names';
@@ -99,7 +99,7 @@ export async function startStack(): Promise<Stack> {
     startMoto(),
     // AMIFLOW_BENCH_SHARED_MODULES=0: the bundle as before issue 13's shared modules, to compare.
     process.env.AMIFLOW_BENCH_SHARED_MODULES === '0'
-      ? bundleWorkflowCode({ workflowsPath, webpackConfigHook: leanSourceMaps, logger: quietBundler })
+      ? bundleWorkflowCode({ workflowsPath, webpackConfigHook: leanWorkflowBundle, logger: quietBundler })
       : workflowBundle(),
     // As `npm run build` lays out dist/: the compiled worker and, next to it, the EC2 client subset
     // it loads (AMIFLOW_BENCH_WORKER_AMIFLOW_EC2_CLIENT_SUBSET=off: the whole package, to compare).

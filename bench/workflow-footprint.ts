@@ -15,7 +15,7 @@ import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { devServerEnv } from '../devkit/temporal';
 import { LEAN_ENV, LEAN_NODE_FLAGS } from '../devkit/worker-process';
-import { leanSourceMaps, workflowBundleOptions, workflowsPath } from '../worker/bundle-options';
+import { leanWorkflowBundle, workflowBundleOptions, workflowsPath } from '../worker/bundle-options';
 import { OUT_DIR, compileForBench } from './compile';
 import type { MemoryFigures } from './worker-memory';
 import { measureWorkerMemory } from './worker-memory';
@@ -36,7 +36,7 @@ interface Variant {
 async function buildBundles(): Promise<Variant[]> {
   await mkdir(OUT_DIR, { recursive: true });
   const variants = [
-    { label: 'per-workflow', options: { workflowsPath, webpackConfigHook: leanSourceMaps } },
+    { label: 'per-workflow', options: { workflowsPath, webpackConfigHook: leanWorkflowBundle } },
     { label: 'shared', options: workflowBundleOptions },
   ];
   return Promise.all(

@@ -104,7 +104,7 @@ export function temporalReaderFor(t: TemporalSettings): OpenTemporalReader {
 }
 
 // Where the bundle's options live now; re-exported for the importers that predate the move.
-export { leanSourceMaps, workflowsPath } from './bundle-options';
+export { leanWorkflowBundle, workflowsPath } from './bundle-options';
 
 export async function buildWorker(
   opts: BuildWorkerOptions,

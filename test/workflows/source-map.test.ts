@@ -1,5 +1,5 @@
 /**
- * The workflow bundle's source map (worker/bundle-options.ts `leanSourceMaps`) is lines only and
+ * The workflow bundle's source map (worker/bundle-options.ts `leanWorkflowBundle`) is lines only and
  * without the sources' text, to keep both of a worker's threads small. What it must still give: a
  * failure raised in workflow code carries a stack whose frames name the TypeScript file and line
  * they came from (the SDK maps every workflow stack through it), not the bundle's.
