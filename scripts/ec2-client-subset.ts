@@ -11,9 +11,16 @@
  * Everything else the package requires (`@smithy/*`, `@aws-sdk/core`, …) stays a plain `require`,
  * shared with the other AWS clients. `worker/ec2-client-subset.ts` points the worker at the result.
  *
+ * Loaded on first use: the file the worker resolves the package to (`client-ec2.js`) only names the
+ * exports, each a getter that loads the subset itself (`client-ec2.subset.js`) on first read, as
+ * activities/sdk-modules.ts does for the other AWS clients. Compiled activities read an import at
+ * the call (`client_ec2_1.DescribeImagesCommand`), so a worker that has made no EC2 call yet (idle,
+ * or holding only its wait lease) never loads it: ~6 MB less RSS (docs/sizing.md, "Idle worker").
+ * The first EC2 call pays for the load once (~50 ms here).
+ *
  *   node --import tsx scripts/ec2-client-subset.ts dist/vendor/client-ec2.js
  */
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from 'esbuild';
 import ts from 'typescript';
@@ -84,9 +91,32 @@ export async function ec2ExportsUsed(root = ROOT): Promise<string[]> {
   return [...names].sort();
 }
 
-/** Writes the subset to `outFile` (CommonJS); returns the exports it carries. */
+/** Where the subset's code goes, next to the file that loads it on first use. */
+export function subsetCodeFile(outFile: string): string {
+  return outFile.replace(/\.js$/, '') + '.subset.js';
+}
+
+/** The module the worker loads for the package: `names`, each loading `codeFile` on its first read. */
+export function onFirstUseModule(names: readonly string[], codeFile: string): string {
+  return [
+    '"use strict";',
+    '// The EC2 client subset, loaded on first use (scripts/ec2-client-subset.ts).',
+    'Object.defineProperty(exports, "__esModule", { value: true });',
+    'let loaded;',
+    `const load = () => (loaded ??= require(${JSON.stringify(`./${path.basename(codeFile)}`)}));`,
+    `for (const name of ${JSON.stringify(names)})`,
+    '  Object.defineProperty(exports, name, { enumerable: true, get: () => load()[name] });',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Writes the subset (CommonJS) to {@link subsetCodeFile} and the module that loads it on first use to
+ * `outFile`; returns the exports it carries.
+ */
 export async function buildEc2ClientSubset(outFile: string): Promise<string[]> {
   const names = await ec2ExportsUsed();
+  const codeFile = subsetCodeFile(outFile);
   await build({
     stdin: { contents: `export { ${names.join(', ')} } from '${EC2_CLIENT}';`, resolveDir: ROOT },
     bundle: true,
@@ -98,7 +128,7 @@ export async function buildEc2ClientSubset(outFile: string): Promise<string[]> {
     // Class names stay as the package has them (error names, logs).
     keepNames: true,
     logLevel: 'warning',
-    outfile: outFile,
+    outfile: codeFile,
     plugins: [
       {
         name: 'only-the-ec2-client',
@@ -113,6 +143,7 @@ export async function buildEc2ClientSubset(outFile: string): Promise<string[]> {
       },
     ],
   });
+  await writeFile(outFile, onFirstUseModule(names, codeFile));
   return names;
 }
 

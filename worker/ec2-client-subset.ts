@@ -1,8 +1,9 @@
 /**
  * Points the worker process's `@aws-sdk/client-ec2` at the subset `npm run build` writes next to the
  * compiled worker (`dist/vendor/client-ec2.js`, scripts/ec2-client-subset.ts): the EC2 client with
- * only the commands amiflow imports, ~16 MB less RSS for every worker, idle or not (docs/sizing.md,
- * "Idle worker"). Imported by `worker/main.ts` before any module that loads the client.
+ * only the commands amiflow imports, ~16 MB less RSS for every worker, idle or not, and loaded at the
+ * first read of one of its exports, so a worker that has made no EC2 call yet does not hold it at all
+ * (docs/sizing.md, "Idle worker"). Imported by `worker/main.ts` before any module that loads the client.
  *
  * Where there is no subset (running the TypeScript sources, `npm start`) or Node has no
  * `module.registerHooks` (before 22.15), the package loads as it is: same code, all of it.

@@ -16,6 +16,7 @@ import {
   buildEc2ClientSubset,
   ec2ExportsUsed,
   ec2ValueImports,
+  subsetCodeFile,
 } from '../../scripts/ec2-client-subset';
 import { ROOT } from '../support/tools';
 
@@ -80,13 +81,35 @@ void describe('the EC2 client subset', () => {
     for (const name of aws) assert.ok(used.includes(name), name);
   });
 
+  void it('GIVEN the module the worker resolves the package to WHEN required THEN the subset loads only at the first read of an export, once', () => {
+    const probe = `const before = Object.keys(require.cache).length;
+      const ec2 = require(${JSON.stringify(file)});
+      const code = ${JSON.stringify(subsetCodeFile(file))};
+      const atRequire = code in require.cache;
+      const names = Object.keys(ec2);
+      const afterKeys = code in require.cache;
+      const Describe = ec2.DescribeImagesCommand;
+      console.log(JSON.stringify({ atRequire, afterKeys, loaded: code in require.cache,
+        same: Describe === require(code).DescribeImagesCommand && ec2.DescribeImagesCommand === Describe,
+        names: names.length, grew: Object.keys(require.cache).length - before }));`;
+    const res = spawnSync(process.execPath, ['-e', probe], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(res.status, 0, res.stderr);
+    const seen = JSON.parse(res.stdout) as Record<string, unknown>;
+    assert.deepEqual(
+      { ...seen, grew: undefined },
+      { atRequire: false, afterKeys: false, loaded: true, same: true, names: names.length, grew: undefined },
+    );
+    assert.ok((seen.grew as number) > 2, `the first read loaded ${String(seen.grew)} modules`);
+  });
+
   void it('GIVEN the requires the subset makes WHEN resolved THEN each is the file the package itself would load', () => {
     const packageDir = path.dirname(require.resolve(`${EC2_CLIENT}/package.json`));
-    const required = [...readFileSync(file, 'utf8').matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1] ?? '');
+    const code = subsetCodeFile(file);
+    const required = [...readFileSync(code, 'utf8').matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1] ?? '');
     assert.ok(required.length > 0);
     for (const spec of new Set(required))
       assert.equal(
-        require.resolve(spec, { paths: [path.dirname(file)] }),
+        require.resolve(spec, { paths: [path.dirname(code)] }),
         require.resolve(spec, { paths: [packageDir] }),
         spec,
       );
