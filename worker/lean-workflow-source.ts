@@ -7,8 +7,9 @@
  *
  * So, after webpack has rendered the bundle and before its source map is written:
  * - each comment goes, but for the line breaks it held (line numbers, the source map's only
- *   coordinate, stay as they were; a block comment on one line becomes a space, so that `a/**\/b`
- *   cannot join two tokens). Comments marked for keeping (`/*!`, `@license`, `@preserve`) stay.
+ *   coordinate, stay as they were; a block comment on one line between two tokens becomes a space,
+ *   so that `a/**\/b` cannot join them). Comments marked for keeping (`/*!`, `@license`,
+ *   `@preserve`) stay.
  * - the indentation at the start of each line goes (never inside a string or template);
  * - every character outside ASCII is written as its `\uXXXX` escape, which is the same string, the
  *   same identifier or the same pattern to the parser; only a tagged template's raw text could tell
@@ -88,7 +89,13 @@ export function leanSourceEdits(code: string): SourceEdit[] {
     const text = code.slice(c.start, c.end);
     if (KEEP_COMMENT.test(text) || OTHER_LINE_TERMINATOR.test(text)) continue;
     const breaks = text.replace(/[^\n]/g, '');
-    edits.push({ start: c.start, end: c.end, text: c.type === 'Block' && breaks === '' ? ' ' : breaks });
+    // A one-line block comment between two tokens becomes a space; beside whitespace, nothing.
+    const spaced = /\s/.test(code[c.start - 1] ?? ' ') || /\s/.test(code[c.end] ?? ' ');
+    edits.push({
+      start: c.start,
+      end: c.end,
+      text: c.type === 'Block' && breaks === '' && !spaced ? ' ' : breaks,
+    });
   }
   // Gaps between tokens and comments: only there is leading whitespace not part of a value.
   const spans = [...tokens, ...comments].sort((a, b) => a.start - b.start);
