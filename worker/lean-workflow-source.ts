@@ -67,7 +67,7 @@ function escapeNonAscii(text: string, pattern: boolean): string {
   });
 }
 
-/** The edits that make `code` lean (above); empty when it does not parse as a script. */
+/** The edits that make `code` lean (above), in order; empty when it does not parse as a script. */
 export function leanSourceEdits(code: string): SourceEdit[] {
   const comments: Comment[] = [];
   const tokens: { start: number; end: number; label: string }[] = [];
@@ -87,15 +87,16 @@ export function leanSourceEdits(code: string): SourceEdit[] {
   const edits: SourceEdit[] = [];
   for (const c of comments) {
     const text = code.slice(c.start, c.end);
-    if (KEEP_COMMENT.test(text) || OTHER_LINE_TERMINATOR.test(text)) continue;
+    if (OTHER_LINE_TERMINATOR.test(text)) continue;
+    if (KEEP_COMMENT.test(text)) {
+      // Kept, but one-byte: a `©` in a licence would make the whole text two-byte again.
+      if (/[^\x00-\x7f]/.test(text)) edits.push({ ...c, text: escapeNonAscii(text, true) });
+      continue;
+    }
     const breaks = text.replace(/[^\n]/g, '');
     // A one-line block comment between two tokens becomes a space; beside whitespace, nothing.
     const spaced = /\s/.test(code[c.start - 1] ?? ' ') || /\s/.test(code[c.end] ?? ' ');
-    edits.push({
-      start: c.start,
-      end: c.end,
-      text: c.type === 'Block' && breaks === '' && !spaced ? ' ' : breaks,
-    });
+    edits.push({ ...c, text: c.type === 'Block' && breaks === '' && !spaced ? ' ' : breaks });
   }
   // Gaps between tokens and comments: only there is leading whitespace not part of a value.
   const spans = [...tokens, ...comments].sort((a, b) => a.start - b.start);
@@ -119,32 +120,41 @@ export function leanSourceEdits(code: string): SourceEdit[] {
   return edits.sort((a, b) => a.start - b.start);
 }
 
-/** `code` with `edits` applied (what the webpack plugin below does through webpack's own sources). */
-export function applySourceEdits(code: string, edits: readonly SourceEdit[]): string {
-  let out = '';
-  let at = 0;
-  for (const e of edits) {
-    out += code.slice(at, e.start) + e.text;
-    at = e.end;
-  }
-  return out + code.slice(at);
-}
-
 /** The parts of webpack's API the plugin uses, typed here: webpack is the SDK's dependency, not ours. */
-interface ReplaceSourceLike {
+interface SourceLike {
+  source(): string | Buffer;
+}
+interface ReplaceSourceLike extends SourceLike {
   replace(start: number, end: number, text: string): void;
 }
 interface WebpackLike {
   Compilation: { PROCESS_ASSETS_STAGE_OPTIMIZE_SIZE: number };
-  sources: { ReplaceSource: new (source: unknown) => ReplaceSourceLike };
+  sources: { ReplaceSource: new (source: SourceLike) => ReplaceSourceLike };
 }
+
+/**
+ * `source` made lean through webpack's `ReplaceSource` (which carries its source map along), or
+ * undefined when there is nothing to change: what the plugin below does to each asset.
+ */
+export function leanSource<S extends SourceLike>(
+  source: S,
+  ReplaceSource: new (source: S) => ReplaceSourceLike,
+): SourceLike | undefined {
+  const edits = leanSourceEdits(source.source().toString());
+  if (edits.length === 0) return undefined;
+  const edited = new ReplaceSource(source);
+  // ReplaceSource's end is inclusive.
+  for (const e of edits) edited.replace(e.start, e.end - 1, e.text);
+  return edited;
+}
+
 interface CompilationLike {
   hooks: {
     processAssets: {
       tap(opts: { name: string; stage: number }, fn: (assets: Record<string, unknown>) => void): void;
     };
   };
-  getAsset(name: string): { source: { source(): string | Buffer } } | undefined;
+  getAsset(name: string): { source: SourceLike } | undefined;
   updateAsset(name: string, source: unknown): void;
 }
 export interface CompilerLike {
@@ -155,8 +165,7 @@ export interface CompilerLike {
 const PLUGIN = 'amiflow-lean-workflow-source';
 
 /**
- * The webpack plugin: applies {@link leanSourceEdits} to each JavaScript asset through a
- * `ReplaceSource`, at the size-optimising stage, so the devtool plugin that runs after it writes a
+ * The webpack plugin: {@link leanSource} on each JavaScript asset, at the size-optimising stage, so the devtool plugin that runs after it writes a
  * source map of the edited text (line for line the same as before).
  */
 export class LeanWorkflowSource {
@@ -170,13 +179,8 @@ export class LeanWorkflowSource {
             if (!name.endsWith('.js')) continue;
             const asset = compilation.getAsset(name);
             if (!asset) continue;
-            const code = asset.source.source().toString();
-            const edits = leanSourceEdits(code);
-            if (edits.length === 0) continue;
-            const edited = new sources.ReplaceSource(asset.source);
-            // ReplaceSource's end is inclusive.
-            for (const e of edits) edited.replace(e.start, e.end - 1, e.text);
-            compilation.updateAsset(name, edited);
+            const edited = leanSource(asset.source, sources.ReplaceSource);
+            if (edited) compilation.updateAsset(name, edited);
           }
         },
       );
