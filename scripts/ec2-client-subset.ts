@@ -15,7 +15,7 @@
  * exports, each a getter that loads the subset itself (`client-ec2.subset.js`) on first read, as
  * activities/sdk-modules.ts does for the other AWS clients. Compiled activities read an import at
  * the call (`client_ec2_1.DescribeImagesCommand`), so a worker that has made no EC2 call yet (idle,
- * or holding only its wait lease) never loads it: ~6 MB less RSS (docs/sizing.md, "Idle worker").
+ * or holding only its wait lease) never loads it: ~7 MB less RSS (docs/sizing.md, "Idle worker").
  * The first EC2 call pays for the load once (81–92 ms here).
  *
  *   node --import tsx scripts/ec2-client-subset.ts dist/vendor/client-ec2.js

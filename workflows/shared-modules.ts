@@ -124,7 +124,7 @@ const plainMethods = new WeakSet<object>();
  * prototype as accessors that, on first read, bind the method to the schema and store the bound copy
  * on it, so that a detached `const { parse } = schema` works. Reading them all on every schema before
  * the freeze (below) would leave each of the bundle's ~900 schemas with ~55 bound functions of its own:
- * ~48,000 functions and their property storage, ~5 MB of every worker's workflow thread (issue 13's
+ * ~48,000 functions and their property storage, ~3 MB of every worker's workflow thread (issue 13's
  * idle RSS, docs/sizing.md). Instead each such accessor becomes the plain method, once per prototype:
  * `schema.safeParse(x)` reads it from the prototype with `this` the schema, as every call in amiflow
  * does, and nothing is written on a frozen schema. Zod's accessor answers a read with no receiver
