@@ -24,6 +24,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build } from 'esbuild';
 import ts from 'typescript';
+import { subsetCodeFile } from '../worker/ec2-client-files';
 
 export const EC2_CLIENT = '@aws-sdk/client-ec2';
 
@@ -89,11 +90,6 @@ export async function ec2ExportsUsed(root = ROOT): Promise<string[]> {
   for (const file of files)
     for (const name of ec2ValueImports(await readFile(file, 'utf8'), file)) names.add(name);
   return [...names].sort();
-}
-
-/** Where the subset's code goes, next to the file that loads it on first use. */
-export function subsetCodeFile(outFile: string): string {
-  return outFile.replace(/\.js$/, '') + '.subset.js';
 }
 
 /** The module the worker loads for the package: `names`, each loading `codeFile` on its first read. */

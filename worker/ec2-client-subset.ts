@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import module from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { subsetCodeFile } from './ec2-client-files';
 
 const EC2_CLIENT = '@aws-sdk/client-ec2';
 export const EC2_CLIENT_SUBSET_ENV = 'AMIFLOW_EC2_CLIENT_SUBSET';
@@ -34,7 +35,10 @@ export function useEc2ClientSubset(
   env: Record<string, string | undefined> = process.env,
 ): boolean {
   const registerHooks = (module as unknown as { registerHooks?: RegisterHooks }).registerHooks;
-  if (env[EC2_CLIENT_SUBSET_ENV] === 'off' || !registerHooks || !existsSync(file)) return false;
+  // Both files or neither: the subset's code loads only at the first EC2 call, and a build that
+  // lacks it must show at start (the whole package, as without a subset), not at that call.
+  if (env[EC2_CLIENT_SUBSET_ENV] === 'off' || !registerHooks) return false;
+  if (!existsSync(file) || !existsSync(subsetCodeFile(file))) return false;
   const url = pathToFileURL(file).href;
   registerHooks({
     resolve: (specifier, context, next) =>

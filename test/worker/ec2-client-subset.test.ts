@@ -16,8 +16,8 @@ import {
   buildEc2ClientSubset,
   ec2ExportsUsed,
   ec2ValueImports,
-  subsetCodeFile,
 } from '../../scripts/ec2-client-subset';
+import { subsetCodeFile } from '../../worker/ec2-client-files';
 import { ROOT } from '../support/tools';
 
 /** A Node 24 (module.registerHooks), as scripts/node24.sh finds it; undefined without one. */
@@ -117,24 +117,32 @@ void describe('the EC2 client subset', () => {
 
   const node = node24();
   void it(
-    'GIVEN a worker process on Node 24 WHEN the hook is installed THEN the package name loads the subset, and not when turned off',
+    'GIVEN a worker process on Node 24 WHEN the hook is installed THEN the package name loads the subset, and not when turned off or when the subset’s code is missing',
     { skip: node ? false : 'no Node 24 (npm run setup installs one)' },
     () => {
-      // The hook module compiled next to the subset, as dist/worker/ is next to dist/vendor/.
+      // The hook module (and what it imports) compiled next to the subset, as dist/worker/ is next
+      // to dist/vendor/.
       const hook = path.join(dir, 'worker', 'ec2-client-subset.js');
-      const source = readFileSync(path.join(ROOT, 'worker', 'ec2-client-subset.ts'), 'utf8');
-      const js = ts.transpileModule(source, {
-        compilerOptions: {
-          module: ts.ModuleKind.CommonJS,
-          target: ts.ScriptTarget.ES2022,
-          esModuleInterop: true,
-        },
-      }).outputText;
       mkdirSync(path.dirname(hook), { recursive: true });
-      writeFileSync(hook, js);
-      const probe = `const { ec2ClientSubset } = require(${JSON.stringify(hook)});
+      for (const name of ['ec2-client-subset', 'ec2-client-files']) {
+        const source = readFileSync(path.join(ROOT, 'worker', `${name}.ts`), 'utf8');
+        const js = ts.transpileModule(source, {
+          compilerOptions: {
+            module: ts.ModuleKind.CommonJS,
+            target: ts.ScriptTarget.ES2022,
+            esModuleInterop: true,
+          },
+        }).outputText;
+        writeFileSync(path.join(dir, 'worker', `${name}.js`), js);
+      }
+      // A module without the subset's code beside it (a partial copy of dist/): not used.
+      const lonely = path.join(dir, 'lonely', 'client-ec2.js');
+      mkdirSync(path.dirname(lonely), { recursive: true });
+      writeFileSync(lonely, readFileSync(file));
+      const probe = `const { ec2ClientSubset, useEc2ClientSubset } = require(${JSON.stringify(hook)});
+        const lonely = useEc2ClientSubset(${JSON.stringify(lonely)});
         const ec2 = require('${EC2_CLIENT}');
-        console.log(JSON.stringify({ ec2ClientSubset, resolved: require.resolve('${EC2_CLIENT}'),
+        console.log(JSON.stringify({ ec2ClientSubset, lonely, resolved: require.resolve('${EC2_CLIENT}'),
           describeVpcs: typeof ec2.DescribeVpcsCommand, describeImages: typeof ec2.DescribeImagesCommand }));`;
       const run = (env: Record<string, string>) => {
         const res = spawnSync(node ?? 'node', ['-e', probe], {
@@ -147,6 +155,7 @@ void describe('the EC2 client subset', () => {
       };
       assert.deepEqual(run({}), {
         ec2ClientSubset: true,
+        lonely: false,
         resolved: file,
         describeVpcs: 'undefined',
         describeImages: 'function',
